@@ -1,0 +1,146 @@
+/* Internal types and small helpers shared by osmem's files (hidden from the library's users).
+ *
+ * Layers, one way down: API (osmem.c) -> core (heap.c, index.c, check.c) -> os (os.c).
+ * The core owns the heap of blocks; only os.c talks to the kernel. */
+#ifndef OSMEM_INTERNAL_H
+#define OSMEM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "block_meta.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+
+// ------------------------------------------------------------------
+// Policy constants (SPEC.md Part 1)
+// ------------------------------------------------------------------
+
+#define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
+#define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
+#define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
+#define MAX_HEAP_SPAN   ((size_t)1 << 35)    /* 32-bit index links in 8-byte units reach 32 GiB */
+
+// ------------------------------------------------------------------
+// os layer (os.c): the only code that calls the kernel
+// ------------------------------------------------------------------
+
+/* Current program break, without moving it. */
+HIDDEN void *os_brk_current(void);
+/* Moves the break up by len; returns the old break, or NULL (errno ENOMEM) when it cannot. */
+HIDDEN void *os_brk_grow(size_t len);
+/* A private anonymous read/write mapping of exactly len bytes, or NULL. */
+HIDDEN void *os_map(size_t len);
+HIDDEN void os_unmap(void *addr, size_t len);
+HIDDEN size_t os_page_size(void);
+/* A per-process random value (from the kernel's AT_RANDOM bytes: no system call). */
+HIDDEN uint32_t os_random32(void);
+/* Writes "osmem: <api>(): <what> 0x<ptr>\n" to standard error and aborts. */
+HIDDEN _Noreturn void os_fatal_pointer(const char *api, const char *what, const void *ptr);
+/* Writes a message to standard error with write(2). */
+HIDDEN void os_write_err(const char *msg);
+
+// ------------------------------------------------------------------
+// Block helpers
+// ------------------------------------------------------------------
+
+/* The header's 4 padding bytes after `status` carry a tag: a cookie derived from the block's address for
+ * allocated and mapped blocks (so a free of a foreign pointer is caught before anything changes), and the
+ * free block's place (index tree or pending list) for free blocks. The ABI fields are untouched. */
+#define AUX_OFFSET (offsetof(struct block_meta, status) + sizeof(int))
+#define TAG_TREE    0x54524545u /* "TREE": free, coalesced, in the best-fit index */
+#define TAG_PENDING 0x50454e44u /* "PEND": free, not yet coalesced */
+
+static inline uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, sizeof v); return v; }
+static inline void st32(void *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+
+static inline uint32_t block_tag(const struct block_meta *b) { return ld32((const char *)b + AUX_OFFSET); }
+static inline void set_block_tag(struct block_meta *b, uint32_t t) { st32((char *)b + AUX_OFFSET, t); }
+
+static inline void *payload(struct block_meta *b) { return (char *)b + META_SIZE; }
+static inline struct block_meta *block_of(const void *p) { return (struct block_meta *)((char *)p - META_SIZE); }
+static inline char *block_end(const struct block_meta *b) { return (char *)b + META_SIZE + b->size; }
+/* Blocks of one list can sit in different break segments (someone else moved the break between them):
+ * only blocks that touch are neighbours. */
+static inline bool adjacent(const struct block_meta *a, const struct block_meta *b)
+{
+	return b && block_end(a) == (const char *)b;
+}
+static inline bool is_free_neighbour(const struct block_meta *a, const struct block_meta *b)
+{
+	return adjacent(a, b) && b->status == STATUS_FREE;
+}
+
+// ------------------------------------------------------------------
+// The heap (core)
+// ------------------------------------------------------------------
+
+enum bestfit_mode { BESTFIT_INDEX, BESTFIT_WALK, BESTFIT_VERIFY };
+
+struct heap {
+	struct block_meta *head, *tail; /* heap blocks in address order */
+	char *base;                     /* start of the first segment: index links are offsets from here */
+	char *end;                      /* end of the last block: where the break is when nobody else moved it */
+	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree) */
+	uint32_t pending;               /* free blocks not yet coalesced, doubly linked */
+	struct block_meta *mapped;      /* mapped blocks, linked through prev/next */
+	size_t align;                   /* payload granule: 8 for the classic API */
+	size_t calloc_threshold;        /* the page size (SPEC.md) */
+	uint32_t secret;
+	enum bestfit_mode bestfit;
+};
+
+HIDDEN extern struct heap osm_heap;
+
+static inline size_t align_up(size_t n) { return (n + osm_heap.align - 1) & ~(osm_heap.align - 1); }
+
+static inline uint32_t block_cookie(const struct block_meta *b)
+{
+	return ((uint32_t)((uintptr_t)b >> 3) * 0x9E3779B1u) ^ osm_heap.secret;
+}
+
+/* Index links are 32-bit offsets from the heap base in 8-byte units, plus one (0 is "none"). */
+static inline uint32_t block_ref(const struct block_meta *b)
+{
+	return (uint32_t)(((const char *)b - osm_heap.base) >> 3) + 1;
+}
+static inline struct block_meta *ref_block(uint32_t r)
+{
+	return (struct block_meta *)(osm_heap.base + ((size_t)(r - 1) << 3));
+}
+
+/* heap.c: the classic algorithm */
+HIDDEN void osm_init(size_t align);
+HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
+HIDDEN void osm_free(struct block_meta *b);
+HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
+/* The header of a pointer handed to free/realloc, checked in O(1) before anything changes; aborts with a report
+ * on a pointer osmem never returned, and on a double free unless allow_free (realloc's rule 3). */
+HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);
+HIDDEN bool osm_in_heap(const void *p);
+
+/* The seed's helpers, with their names and roles */
+HIDDEN struct block_meta *find_best_block(size_t size);   /* reference best fit: walks the whole list */
+HIDDEN void split_blocks(struct block_meta *b, size_t size, bool to_index);
+HIDDEN void coalesce_blocks(void);
+HIDDEN struct block_meta *find_last_block(void);
+HIDDEN int heap_preallocation(void);
+
+/* index.c: the free-block index (exact best fit, lowest address among equal sizes) */
+HIDDEN void index_insert(struct block_meta *b);
+HIDDEN void index_remove(struct block_meta *b);
+HIDDEN struct block_meta *index_best_fit(size_t size);
+/* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback
+ * that returns false. */
+HIDDEN size_t index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
+
+/* Test and benchmark hooks (reachable by linking libosmem.a). */
+HIDDEN void osm_set_bestfit_mode(enum bestfit_mode mode);
+
+/* lock (osmem.c) */
+HIDDEN void osm_lock(void);
+HIDDEN void osm_unlock(void);
+
+#endif

@@ -1,0 +1,127 @@
+/* os: the only file that talks to the kernel (brk, mmap, munmap, the auxiliary vector, standard error).
+ *
+ * Every primitive states its contract once so that callers never re-check: a failed call returns NULL and
+ * leaves errno = ENOMEM. Nothing here allocates, uses stdio or moves the break on its own. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+// ------------------------------------------------------------------
+// The program break
+// ------------------------------------------------------------------
+
+void *os_brk_current(void)
+{
+	return sbrk(0);
+}
+
+void *os_brk_grow(size_t len)
+{
+	if (len > (size_t)INTPTR_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *old = sbrk((intptr_t)len);
+	if (old == (void *)-1) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return old;
+}
+
+// ------------------------------------------------------------------
+// Mappings
+// ------------------------------------------------------------------
+
+void *os_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void os_unmap(void *addr, size_t len)
+{
+	int saved = errno; /* free() must keep errno */
+	munmap(addr, len);
+	errno = saved;
+}
+
+size_t os_page_size(void)
+{
+	static size_t page;
+	if (!page)
+		page = (size_t)sysconf(_SC_PAGESIZE);
+	return page;
+}
+
+uint32_t os_random32(void)
+{
+	/* The kernel puts 16 random bytes on every process's stack at exec (AT_RANDOM): no syscall needed. */
+	const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+	uint32_t v = 0x6f736d65u; /* "osme" when the vector has none */
+	if (r)
+		memcpy(&v, r + 8, sizeof v); /* bytes 0..7 are glibc's stack guard; use the others */
+	return v;
+}
+
+// ------------------------------------------------------------------
+// Reporting: write(2) only, since stdio may allocate
+// ------------------------------------------------------------------
+
+void os_write_err(const char *msg)
+{
+	size_t len = strlen(msg);
+	while (len) {
+		ssize_t w = write(STDERR_FILENO, msg, len);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			return;
+		}
+		msg += w;
+		len -= (size_t)w;
+	}
+}
+
+static char *append(char *dst, const char *src)
+{
+	while (*src)
+		*dst++ = *src++;
+	return dst;
+}
+
+void os_fatal_pointer(const char *api, const char *what, const void *ptr)
+{
+	char buf[160], hex[2 + 16 + 1], *p = buf;
+	uintptr_t v = (uintptr_t)ptr;
+	int n = 0;
+	char digits[16];
+	do {
+		digits[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	hex[0] = '0';
+	hex[1] = 'x';
+	for (int i = 0; i < n; i++)
+		hex[2 + i] = digits[n - 1 - i];
+	hex[2 + n] = 0;
+	p = append(p, "osmem: ");
+	p = append(p, api);
+	p = append(p, "(): ");
+	p = append(p, what);
+	p = append(p, " ");
+	p = append(p, hex);
+	p = append(p, "\n");
+	*p = 0;
+	os_write_err(buf);
+	abort();
+}
