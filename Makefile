@@ -17,7 +17,7 @@ TEST_C    := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test test-asan test-tsan bench demo install clean
+.PHONY: all check setup test test-asan test-tsan bench demo install clean
 all: $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
@@ -46,6 +46,13 @@ $(BUILD)/demo: examples/demo.c $(BUILD)/libosmem.so
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
+# Every test: the plain build, then AddressSanitizer+UBSan, then ThreadSanitizer on the threaded test.
+check: setup
+	@MAKE="$(MAKE)" sh tests/check.sh
+
+setup:
+	@sh tests/setup.sh
+
 test: all
 	python3 tests/run_tests.py --build $(BUILD)
 
@@ -53,7 +60,7 @@ test-asan:
 	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 test-tsan:
-	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" $(BUILD:build=build-tsan)/tests/test_threads
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" build-tsan/tests/test_threads
 	python3 tests/run_tests.py --build build-tsan --only test_threads
 
 bench: $(BENCH_BIN)

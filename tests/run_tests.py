@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Runs every osmem test in BUILD and ends with one line: 'N passed, N failed'.
+
+Each test program prints 'PASS name' / 'FAIL name: why' lines; a program that crashes, times out or prints
+no result counts as a failure. The spec tests (test_spec.py) follow the same protocol."""
+import argparse, os, re, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(cmd, timeout):
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, text=True)
+        out, rc = p.stdout, p.returncode
+    except subprocess.TimeoutExpired as e:
+        out, rc = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""), "timeout"
+    return out, rc, time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--only", help="run only this test program")
+    ap.add_argument("--timeout", type=int, default=600)
+    a = ap.parse_args()
+
+    progs = []
+    if not a.only or a.only == "test_spec":
+        progs.append(("test_spec", [sys.executable, os.path.join(HERE, "test_spec.py"), "--build", a.build]))
+    tdir = os.path.join(a.build, "tests")
+    for name in sorted(os.listdir(tdir)):
+        if name.startswith("test_") and os.access(os.path.join(tdir, name), os.X_OK):
+            if not a.only or a.only == name:
+                progs.append((name, [os.path.join(tdir, name)]))
+
+    passed = failed = 0
+    for name, cmd in progs:
+        out, rc, secs = run(cmd, a.timeout)
+        p = len(re.findall(r"^PASS ", out, re.M))
+        f = len(re.findall(r"^FAIL ", out, re.M))
+        for line in out.splitlines():
+            if line.startswith(("PASS ", "FAIL ")) or "heap check failed" in line:
+                print(f"  {name}: {line}")
+        if rc != 0 and f == 0:
+            f = 1
+            print(f"  {name}: FAIL exit status {rc}\n" + "\n".join("    " + l for l in out.splitlines()[-20:]))
+        if p + f == 0:
+            f = 1
+            print(f"  {name}: FAIL printed no result")
+        print(f"{name}: {p} passed, {f} failed ({secs:.1f}s)")
+        passed += p
+        failed += f
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,470 @@
+/* spec_prog: a tiny script interpreter over the classic osmem API, for the byte-exact specification tests
+ * (tests/test_spec.py runs it under strace and compares its trace with SPEC.md Part 1).
+ *
+ * Usage: spec_prog 'a=m 1986; d; b=m 100; f a; c=r b 300; e=c 10 4; k'
+ *
+ * Statements, separated by ';' (variables are the letters a-z and hold pointers):
+ *   X=m N        os_malloc(N)
+ *   X=c N M      os_calloc(N, M)
+ *   X=r P N      os_realloc(P, N)
+ *   X=s          X = the address of a buffer on this program's stack (for invalid-free tests)
+ *   f P / F P    os_free(P)
+ *   d            dump the heap: one line "blk 0x<addr> <size> <status>" per block, walking `next` from the
+ *                heap start, then "end 0x<end of the last block>"
+ *   k            os_heap_check(): "check 0" / "check -1"
+ *   z P N        the first N bytes at P are zero: "zero ok" / "zero BAD"
+ *   w P N B      memset(P, B, N)
+ *   v P N B      the first N bytes at P equal B: "pat ok" / "pat BAD"
+ *   L N          RLIMIT_DATA soft limit = N bytes
+ *   U            RLIMIT_DATA soft limit = hard limit
+ * An operand P is '-' (NULL), a variable with an optional byte offset (a, a+64, a-8), or an address (0x...).
+ * Numbers are decimal or 0x-hex and may be as large as SIZE_MAX.
+ *
+ * Output (fd 1): "@ <statement>" before each statement; after a statement that returns a pointer,
+ * "= 0x<hex> size=<dec> status=<dec>" or "= NULL errno=<name>".
+ *
+ * This program must not disturb the trace: no stdio, no malloc, nothing in libc that may allocate or move the
+ * break. Every output line is a single write(2). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "block_meta.h"
+#include "osmem.h"
+
+// ------------------------------------------------------------------
+// Output: one write per line, no stdio
+// ------------------------------------------------------------------
+
+static char out[4096];
+static size_t out_len;
+
+static void put_str(const char *s)
+{
+	while (*s && out_len < sizeof out - 1)
+		out[out_len++] = *s++;
+}
+
+static void put_mem(const char *s, size_t n)
+{
+	while (n-- && out_len < sizeof out - 1)
+		out[out_len++] = *s++;
+}
+
+static void put_dec(uint64_t v)
+{
+	char d[24];
+	int n = 0;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		put_mem(&d[--n], 1);
+}
+
+static void put_sdec(int64_t v)
+{
+	if (v < 0) {
+		put_str("-");
+		put_dec((uint64_t)0 - (uint64_t)v);
+	} else {
+		put_dec((uint64_t)v);
+	}
+}
+
+static void put_hex(uintptr_t v)
+{
+	char d[20];
+	int n = 0;
+	do {
+		d[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	put_str("0x");
+	while (n)
+		put_mem(&d[--n], 1);
+}
+
+static void flush_line(void)
+{
+	out[out_len++] = '\n';
+	const char *p = out;
+	size_t len = out_len;
+	while (len) {
+		ssize_t w = write(1, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		p += w;
+		len -= (size_t)w;
+	}
+	out_len = 0;
+}
+
+static const char *errno_name(int e)
+{
+	switch (e) {
+	case 0: return "0";
+	case ENOMEM: return "ENOMEM";
+	case EINVAL: return "EINVAL";
+	case EAGAIN: return "EAGAIN";
+	case ENOSPC: return "ENOSPC";
+	case EFAULT: return "EFAULT";
+	case EBADF: return "EBADF";
+	case EOVERFLOW: return "EOVERFLOW";
+	case ERANGE: return "ERANGE";
+	case EPERM: return "EPERM";
+	default: return NULL;
+	}
+}
+
+static _Noreturn void die(const char *what, const char *stmt, size_t len)
+{
+	put_str("error: ");
+	put_str(what);
+	put_str(": ");
+	put_mem(stmt, len);
+	flush_line();
+	_exit(2);
+}
+
+// ------------------------------------------------------------------
+// State
+// ------------------------------------------------------------------
+
+static void *vars[26];
+static uintptr_t heap_start; /* lowest heap block header seen (0: none yet) */
+
+static void report(void *p, int err)
+{
+	put_str("= ");
+	if (!p) {
+		const char *name = errno_name(err);
+		put_str("NULL errno=");
+		if (name)
+			put_str(name);
+		else
+			put_sdec(err);
+		flush_line();
+		return;
+	}
+	struct block_meta *b = (struct block_meta *)((char *)p - META_SIZE);
+	put_hex((uintptr_t)p);
+	put_str(" size=");
+	put_dec(b->size);
+	put_str(" status=");
+	put_sdec(b->status);
+	flush_line();
+	if (b->status == STATUS_ALLOC && (!heap_start || (uintptr_t)b < heap_start))
+		heap_start = (uintptr_t)b;
+}
+
+// ------------------------------------------------------------------
+// Parsing
+// ------------------------------------------------------------------
+
+struct cursor {
+	const char *s, *end;  /* the statement */
+	const char *stmt;
+	size_t stmt_len;
+};
+
+static void skip_ws(struct cursor *c)
+{
+	while (c->s < c->end && (*c->s == ' ' || *c->s == '\t' || *c->s == '\n'))
+		c->s++;
+}
+
+static bool at_end(struct cursor *c)
+{
+	skip_ws(c);
+	return c->s == c->end;
+}
+
+static uint64_t parse_num(struct cursor *c)
+{
+	skip_ws(c);
+	uint64_t v = 0;
+	int base = 10, digits = 0;
+	if (c->end - c->s > 2 && c->s[0] == '0' && (c->s[1] == 'x' || c->s[1] == 'X')) {
+		base = 16;
+		c->s += 2;
+	}
+	while (c->s < c->end) {
+		char ch = *c->s;
+		unsigned d;
+		if (ch >= '0' && ch <= '9')
+			d = (unsigned)(ch - '0');
+		else if (base == 16 && ch >= 'a' && ch <= 'f')
+			d = (unsigned)(ch - 'a' + 10);
+		else if (base == 16 && ch >= 'A' && ch <= 'F')
+			d = (unsigned)(ch - 'A' + 10);
+		else
+			break;
+		if (v > (UINT64_MAX - d) / (uint64_t)base)
+			die("number too large", c->stmt, c->stmt_len);
+		v = v * (uint64_t)base + d;
+		digits++;
+		c->s++;
+	}
+	if (!digits)
+		die("number expected", c->stmt, c->stmt_len);
+	return v;
+}
+
+static int parse_var(struct cursor *c)
+{
+	skip_ws(c);
+	if (c->s < c->end && *c->s >= 'a' && *c->s <= 'z')
+		return *c->s++ - 'a';
+	die("variable expected", c->stmt, c->stmt_len);
+}
+
+/* '-' | var [(+|-) num] | num */
+static void *parse_ptr(struct cursor *c)
+{
+	skip_ws(c);
+	if (c->s < c->end && *c->s == '-') {
+		c->s++;
+		return NULL;
+	}
+	if (c->s < c->end && *c->s >= 'a' && *c->s <= 'z') {
+		uintptr_t base = (uintptr_t)vars[parse_var(c)];
+		skip_ws(c);
+		if (c->s < c->end && (*c->s == '+' || *c->s == '-')) {
+			char sign = *c->s++;
+			uint64_t off = parse_num(c);
+			return (void *)(sign == '+' ? base + (uintptr_t)off : base - (uintptr_t)off);
+		}
+		return (void *)base;
+	}
+	return (void *)(uintptr_t)parse_num(c);
+}
+
+static void expect_end(struct cursor *c)
+{
+	if (!at_end(c))
+		die("trailing text", c->stmt, c->stmt_len);
+}
+
+// ------------------------------------------------------------------
+// Statements
+// ------------------------------------------------------------------
+
+static void dump(void)
+{
+	if (!heap_start) {
+		put_str("heap none");
+		flush_line();
+		return;
+	}
+	struct block_meta *b = (struct block_meta *)heap_start, *prev = NULL;
+	uintptr_t end = heap_start;
+	unsigned long n = 0;
+	while (b) {
+		put_str("blk ");
+		put_hex((uintptr_t)b);
+		put_str(" ");
+		put_dec(b->size);
+		put_str(" ");
+		put_sdec(b->status);
+		if (b->prev != prev) {
+			put_str(" BADPREV ");
+			put_hex((uintptr_t)b->prev);
+		}
+		flush_line();
+		end = (uintptr_t)b + META_SIZE + b->size;
+		prev = b;
+		b = b->next;
+		if (++n > 1000000) {
+			put_str("LOOP");
+			flush_line();
+			return;
+		}
+	}
+	put_str("end ");
+	put_hex(end);
+	flush_line();
+}
+
+static void set_data_limit(bool restore, uint64_t n)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_DATA, &rl) == 0) {
+		rl.rlim_cur = restore ? rl.rlim_max : (rlim_t)n;
+		if (setrlimit(RLIMIT_DATA, &rl) == 0)
+			return;
+	}
+	put_str("rlimit failed errno=");
+	put_sdec(errno);
+	flush_line();
+}
+
+static void run(const char *stmt, size_t len, char *stack_buf)
+{
+	struct cursor c = {stmt, stmt + len, stmt, len};
+
+	put_str("@ ");
+	put_mem(stmt, len);
+	flush_line();
+
+	skip_ws(&c);
+	char op = *c.s;
+	/* an assignment: X=... */
+	if (len >= 2 && op >= 'a' && op <= 'z' && c.s + 1 < c.end && c.s[1] == '=') {
+		int x = op - 'a';
+		c.s += 2;
+		skip_ws(&c);
+		if (c.s == c.end)
+			die("operation expected", stmt, len);
+		char what = *c.s++;
+		void *p;
+		int err;
+		switch (what) {
+		case 'm': {
+			uint64_t n = parse_num(&c);
+			expect_end(&c);
+			errno = 0;
+			p = os_malloc((size_t)n);
+			err = errno;
+			break;
+		}
+		case 'c': {
+			uint64_t n = parse_num(&c);
+			uint64_t m = parse_num(&c);
+			expect_end(&c);
+			errno = 0;
+			p = os_calloc((size_t)n, (size_t)m);
+			err = errno;
+			break;
+		}
+		case 'r': {
+			void *old = parse_ptr(&c);
+			uint64_t n = parse_num(&c);
+			expect_end(&c);
+			errno = 0;
+			p = os_realloc(old, (size_t)n);
+			err = errno;
+			break;
+		}
+		case 's':
+			expect_end(&c);
+			vars[x] = stack_buf;
+			put_str("= ");
+			put_hex((uintptr_t)stack_buf);
+			put_str(" stack");
+			flush_line();
+			return;
+		default:
+			die("unknown operation", stmt, len);
+		}
+		vars[x] = p;
+		report(p, err);
+		return;
+	}
+
+	c.s++;
+	switch (op) {
+	case 'f':
+	case 'F': {
+		void *p = parse_ptr(&c);
+		expect_end(&c);
+		os_free(p);
+		return;
+	}
+	case 'd':
+		expect_end(&c);
+		dump();
+		return;
+	case 'k': {
+		expect_end(&c);
+		int r = os_heap_check();
+		put_str("check ");
+		put_sdec(r);
+		flush_line();
+		return;
+	}
+	case 'z':
+	case 'v': {
+		const unsigned char *p = parse_ptr(&c);
+		uint64_t n = parse_num(&c);
+		unsigned char want = 0;
+		if (op == 'v')
+			want = (unsigned char)parse_num(&c);
+		expect_end(&c);
+		bool ok = true;
+		for (uint64_t i = 0; i < n; i++) {
+			if (p[i] != want) {
+				ok = false;
+				break;
+			}
+		}
+		put_str(op == 'z' ? "zero " : "pat ");
+		put_str(ok ? "ok" : "BAD");
+		flush_line();
+		return;
+	}
+	case 'w': {
+		void *p = parse_ptr(&c);
+		uint64_t n = parse_num(&c);
+		uint64_t b = parse_num(&c);
+		expect_end(&c);
+		memset(p, (int)(unsigned char)b, (size_t)n);
+		return;
+	}
+	case 'L': {
+		uint64_t n = parse_num(&c);
+		expect_end(&c);
+		set_data_limit(false, n);
+		return;
+	}
+	case 'U':
+		expect_end(&c);
+		set_data_limit(true, 0);
+		return;
+	default:
+		die("unknown statement", stmt, len);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	/* A pretend block on the stack for invalid-free tests: zeroed, with room for a header below the pointer. */
+	_Alignas(16) char stack_area[256];
+	memset(stack_area, 0, sizeof stack_area);
+
+	if (argc != 2) {
+		put_str("usage: spec_prog 'statement; statement; ...'");
+		flush_line();
+		return 2;
+	}
+
+	/* glibc's sbrk() reads the break from the kernel (brk(NULL)) on its first call in a process. Do that here,
+	 * before the first statement, so that the trace after it shows only the break moves osmem asks for. */
+	(void)sbrk(0);
+
+	const char *s = argv[1];
+	while (*s) {
+		const char *e = s;
+		while (*e && *e != ';')
+			e++;
+		const char *a = s, *b = e;
+		while (a < b && (*a == ' ' || *a == '\t' || *a == '\n'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n'))
+			b--;
+		if (b > a)
+			run(a, (size_t)(b - a), stack_area + 128);
+		s = *e ? e + 1 : e;
+	}
+	return 0;
+}
