@@ -9,8 +9,10 @@ WARN     := -std=c11 -Wall -Wextra -Werror
 LIBFLAGS := $(WARN) -fPIC -fvisibility=hidden -Iinclude $(SAN)
 TESTFLAGS:= $(WARN) -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 
-CORE_SRC := src/os.c src/index.c src/heap.c src/check.c src/osmem.c
+CORE_SRC := src/os.c src/index.c src/heap.c src/check.c src/osmem.c src/stats.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+# libosmem-malloc: the same core built with OSMEM_DROPIN (16-byte granule, profiles), plus the malloc family
+MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o
 HDRS     := $(wildcard include/*.h src/*.h)
 
 TEST_C    := $(wildcard tests/test_*.c)
@@ -18,10 +20,26 @@ TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all check setup test test-asan test-tsan bench demo install clean
-all: $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
+LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
+MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c))
+
+all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c $< -o $@
+
+$(BUILD)/obj-malloc/%.o: src/%.c $(HDRS) | $(BUILD)/obj-malloc
+	$(CC) $(CFLAGS) $(LIBFLAGS) -DOSMEM_DROPIN -c $< -o $@
+
+$(BUILD)/libosmem-malloc.so: $(MALLOC_OBJ)
+	$(CC) $(CFLAGS) $(SAN) -shared -Wl,-soname,libosmem-malloc.so -o $@ $^ -lpthread
+
+$(BUILD)/libosmem-malloc.a: $(MALLOC_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# Drop-in tests link libosmem-malloc.so: malloc itself is osmem's.
+$(BUILD)/tests/malloc_%: tests/malloc_%.c $(BUILD)/libosmem-malloc.so | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ -L$(BUILD) -losmem-malloc -Wl,-rpath,'$$ORIGIN/..' -lpthread
 
 $(BUILD)/libosmem.so: $(CORE_OBJ)
 	$(CC) $(CFLAGS) $(SAN) -shared -Wl,-soname,libosmem.so -o $@ $^ -lpthread
@@ -43,7 +61,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libosmem.a | $(BUILD)/bench
 $(BUILD)/demo: examples/demo.c $(BUILD)/libosmem.so
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ -L$(BUILD) -losmem -Wl,-rpath,'$$ORIGIN'
 
-$(BUILD)/obj $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
 # Every test: the plain build, then AddressSanitizer+UBSan, then ThreadSanitizer on the threaded test.
@@ -69,10 +87,11 @@ bench: $(BENCH_BIN)
 demo: all
 	$(BUILD)/demo
 
-install: $(BUILD)/libosmem.so $(BUILD)/libosmem.a
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 $(BUILD)/libosmem.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(BUILD)/libosmem.a $(DESTDIR)$(PREFIX)/lib/
+install: $(LIBS)
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/libosmem.so $(BUILD)/libosmem-malloc.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 tools/osmem-run $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 include/osmem.h include/block_meta.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem.pc
 

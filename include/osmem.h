@@ -20,6 +20,25 @@ OSMEM_API void *os_calloc(size_t nmemb, size_t size);
 /* The nine cases of SPEC.md, in order; realloc of a block already free returns NULL and changes nothing. */
 OSMEM_API void *os_realloc(void *ptr, size_t size);
 
+/* What the allocator has done and holds, read under the lock (os_stats). Byte counts are payload bytes
+ * unless named otherwise. */
+struct os_stats {
+	size_t bytes_requested;   /* asked for by the program, over all calls */
+	size_t bytes_in_use;      /* in allocated blocks now, heap and mapped */
+	size_t peak_in_use;
+	size_t heap_size;         /* bytes between the heap start and its end (the break, when nobody else moved it) */
+	size_t mapped_bytes, mapped_count;
+	size_t free_bytes, free_blocks, largest_free;
+	double fragmentation;     /* 1 - largest_free / free_bytes (0 with no free bytes) */
+	size_t allocations, frees;
+	size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls;
+	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
+	size_t cache_hits, cache_misses; /* the drop-in's per-thread caches (0 without them) */
+};
+OSMEM_API void os_stats(struct os_stats *st);
+/* Writes the statistics as text to fd (write(2), no stdio). */
+OSMEM_API void os_stats_print(int fd);
+
 /* Walks the heap, the free index and the mappings and verifies every invariant.
  * Returns 0 when all hold; otherwise writes what broke to standard error and returns -1. */
 OSMEM_API int os_heap_check(void);

@@ -45,7 +45,7 @@ static int check_list(size_t *in_tree, size_t *pending)
 			return fail("a block's prev link is wrong");
 		if (prev && (char *)b < block_end(prev))
 			return fail("blocks overlap or are out of address order");
-		if (b->size < h->align || b->size % h->align || ((char *)b - h->base) % 8)
+		if (b->size < h->policy.align || b->size % h->policy.align || ((char *)b - h->base) % 8)
 			return fail("a block's size or address is not aligned");
 		switch (b->status) {
 		case STATUS_ALLOC:

@@ -8,19 +8,36 @@
  *    allocation, and realloc's rules see the unmerged neighbours in between, so merging earlier would place
  *    blocks differently. coalesce_blocks() merges only the runs that pending blocks belong to: each free is
  *    paid for once, O(1) amortised, and the result is exactly the full pass of the seed.
+ * The drop-in's default profile (heap_policy) adds what a long-running program needs: merging at free, growing
+ * the break in chunks, trimming the top, mremap for large reallocs.
  * Callers hold the lock (osmem.c). The core never calls the kernel except through os.c. */
 #include <errno.h>
 
 #include "internal.h"
 
-HIDDEN struct heap osm_heap = { .align = 8, .calloc_threshold = 4096 };
+HIDDEN struct heap osm_heap = {
+	.policy = { .align = 8, .mmap_threshold = MMAP_THRESHOLD, .calloc_threshold = 4096 },
+	.classic = true,
+};
 
-void osm_init(size_t align)
+void osm_init(bool dropin)
 {
 	if (osm_heap.secret)
 		return;
-	osm_heap.align = align;
-	osm_heap.calloc_threshold = os_page_size();
+	struct heap_policy *p = &osm_heap.policy;
+	p->align = dropin ? 16 : 8; /* malloc promises alignof(max_align_t) */
+	p->mmap_threshold = MMAP_THRESHOLD;
+	p->calloc_threshold = os_page_size();
+	const char *profile = dropin ? os_getenv("OSMEM_PROFILE") : "classic";
+	osm_heap.classic = profile && strcmp(profile, "classic") == 0;
+	if (!osm_heap.classic) {
+		p->calloc_threshold = MMAP_THRESHOLD; /* a fresh mapping per 4 KiB calloc is the textbook's, not ours */
+		p->eager_coalesce = true;
+		p->use_mremap = true;
+		p->grow_min = 256 * 1024;
+		p->trim_threshold = 1024 * 1024;
+		p->trim_keep = 256 * 1024;
+	}
 	osm_heap.secret = os_random32() | 1;
 }
 
@@ -32,6 +49,18 @@ void osm_set_bestfit_mode(enum bestfit_mode mode)
 bool osm_in_heap(const void *p)
 {
 	return osm_heap.head && (const char *)p >= osm_heap.base && (const char *)p < osm_heap.end;
+}
+
+static inline size_t page_size(void) { return os_page_size(); }
+static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
+static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
+static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+static void count_in_use(void)
+{
+	size_t now = osm_heap.count.heap_in_use + osm_heap.count.mapped_bytes;
+	if (now > osm_heap.count.peak_in_use)
+		osm_heap.count.peak_in_use = now;
 }
 
 // ------------------------------------------------------------------
@@ -104,6 +133,7 @@ static void list_insert_after(struct block_meta *at, struct block_meta *b)
 		at->next = b;
 	else
 		osm_heap.head = b;
+	osm_heap.count.heap_blocks++;
 }
 
 static void list_remove(struct block_meta *b)
@@ -116,6 +146,7 @@ static void list_remove(struct block_meta *b)
 		b->next->prev = b->prev;
 	else
 		osm_heap.tail = b->prev;
+	osm_heap.count.heap_blocks--;
 }
 
 /* b swallows the block after it (which must be free and adjacent), header included. */
@@ -125,6 +156,7 @@ static void absorb_next(struct block_meta *b)
 	free_detach(n);
 	list_remove(n);
 	b->size += META_SIZE + n->size;
+	osm_heap.count.coalesces++;
 }
 
 struct block_meta *find_last_block(void)
@@ -133,7 +165,7 @@ struct block_meta *find_last_block(void)
 }
 
 // ------------------------------------------------------------------
-// Growing the heap
+// Growing and trimming the heap
 // ------------------------------------------------------------------
 
 static struct block_meta *new_block(char *at, size_t size)
@@ -148,7 +180,7 @@ static struct block_meta *new_block(char *at, size_t size)
  * a new segment, aligned to the granule. Returns the usable start, or NULL when it is unusable. */
 static char *adopt_segment(char *p, size_t *len)
 {
-	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.align - 1);
+	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
 	if (pad) {
 		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
 		if (os_brk_grow(pad) != p + *len)
@@ -178,6 +210,16 @@ int heap_preallocation(void)
 	return 0;
 }
 
+/* How far to move the break for `need` bytes: exactly that in the classic profile, else whole chunks, so a
+ * growing program makes few brk calls. */
+static size_t grow_size(size_t need)
+{
+	size_t min = osm_heap.policy.grow_min;
+	if (!min)
+		return need;
+	return round_up(need > min ? need : min, page_size());
+}
+
 enum grow { GROW_OK, GROW_ENOMEM, GROW_ELSEWHERE };
 
 /* Moves the break by len right after our last block. GROW_ELSEWHERE: the break is no longer ours (another
@@ -196,7 +238,7 @@ static enum grow extend_in_place(size_t len)
 	if (p != osm_heap.end) {
 		/* lost a race with a foreign sbrk: keep what we got as a free block of its own segment */
 		char *start = adopt_segment(p, &len);
-		if (start && len >= META_SIZE + osm_heap.align) {
+		if (start && len >= META_SIZE + osm_heap.policy.align) {
 			free_attach(new_block(start, len - META_SIZE), false);
 			osm_heap.end = start + len;
 		}
@@ -206,10 +248,10 @@ static enum grow extend_in_place(size_t len)
 	return GROW_OK;
 }
 
-/* A new block of size s at the break (SPEC step 5). */
+/* A new block of at least s bytes at the break (SPEC step 5). */
 static struct block_meta *heap_append(size_t s)
 {
-	size_t len = s + META_SIZE;
+	size_t len = grow_size(s + META_SIZE);
 	if ((size_t)(osm_heap.end - osm_heap.base) + len > MAX_HEAP_SPAN) {
 		errno = ENOMEM;
 		return NULL;
@@ -225,9 +267,48 @@ static struct block_meta *heap_append(size_t s)
 		}
 	}
 	osm_heap.end = p + len;
-	struct block_meta *b = new_block(p, s);
-	mark_alloc(b, STATUS_ALLOC);
-	return b;
+	return new_block(p, len - META_SIZE);
+}
+
+/* Gives the free top of the heap back to the kernel, keeping `keep` bytes of it. */
+static bool trim_top(size_t keep)
+{
+	struct block_meta *t = osm_heap.tail;
+	if (!t || t->status != STATUS_FREE || block_tag(t) != TAG_TREE || t->size <= keep)
+		return false;
+	size_t cut = round_down(t->size - keep, page_size());
+	if (!cut || os_brk_current() != osm_heap.end)
+		return false;
+	if (!os_brk_shrink(cut))
+		return false;
+	index_remove(t);
+	t->size -= cut;
+	osm_heap.end -= cut;
+	index_insert(t);
+	osm_heap.count.trims++;
+	return true;
+}
+
+static bool discard_free_pages(struct block_meta *b, void *released)
+{
+	/* keep the header and the index links; the kernel may drop whole pages after them */
+	uintptr_t from = round_up((uintptr_t)payload(b) + 8, page_size());
+	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
+	if (to > from) {
+		os_discard((void *)from, to - from);
+		*(bool *)released = true;
+	}
+	return true;
+}
+
+bool osm_trim(size_t pad)
+{
+	if (!osm_heap.head)
+		return false;
+	coalesce_blocks();
+	bool released = trim_top(round_up(pad, osm_heap.policy.align));
+	index_walk(discard_free_pages, &released);
+	return released;
 }
 
 // ------------------------------------------------------------------
@@ -267,13 +348,14 @@ static struct block_meta *pick_best_block(size_t size)
  * the rest becomes a free block right after it. */
 void split_blocks(struct block_meta *b, size_t size, bool to_index)
 {
-	if (b->size - size < META_SIZE + osm_heap.align)
+	if (b->size - size < META_SIZE + osm_heap.policy.align)
 		return;
 	struct block_meta *r = (struct block_meta *)((char *)b + META_SIZE + size);
 	r->size = b->size - size - META_SIZE;
 	b->size = size;
 	list_insert_after(b, r);
 	free_attach(r, to_index);
+	osm_heap.count.splits++;
 }
 
 /* Merges every run of adjacent free blocks. Runs can only have formed around pending blocks, so only their
@@ -291,26 +373,37 @@ void coalesce_blocks(void)
 	}
 }
 
+/* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,
+ * which may then give the top of the heap back. */
+static void release_block(struct block_meta *b)
+{
+	free_attach(b, false);
+	if (osm_heap.policy.eager_coalesce) {
+		coalesce_blocks();
+		if (osm_heap.policy.trim_threshold && osm_heap.tail->status == STATUS_FREE &&
+		    osm_heap.tail->size > osm_heap.policy.trim_threshold)
+			trim_top(osm_heap.policy.trim_keep);
+	}
+}
+
 // ------------------------------------------------------------------
-// Allocation
+// Mapped blocks
 // ------------------------------------------------------------------
 
-static struct block_meta *map_block(size_t s)
+static void mapped_link(struct block_meta *b)
 {
-	struct block_meta *b = os_map(s + META_SIZE);
-	if (!b)
-		return NULL;
-	b->size = s;
 	b->prev = NULL;
 	b->next = osm_heap.mapped;
 	if (b->next)
 		b->next->prev = b;
 	osm_heap.mapped = b;
 	mark_alloc(b, STATUS_MAPPED);
-	return b;
+	osm_heap.count.mapped_bytes += b->size;
+	osm_heap.count.mapped_count++;
+	count_in_use();
 }
 
-static void unmap_block(struct block_meta *b)
+static void mapped_unlink(struct block_meta *b)
 {
 	if (b->prev)
 		b->prev->next = b->next;
@@ -318,7 +411,42 @@ static void unmap_block(struct block_meta *b)
 		osm_heap.mapped = b->next;
 	if (b->next)
 		b->next->prev = b->prev;
-	os_unmap(b, b->size + META_SIZE);
+	osm_heap.count.mapped_bytes -= b->size;
+	osm_heap.count.mapped_count--;
+}
+
+static struct block_meta *map_block(size_t s)
+{
+	struct block_meta *b = os_map(s + META_SIZE);
+	if (!b)
+		return NULL;
+	b->size = s;
+	mapped_link(b);
+	osm_heap.count.allocations++;
+	return b;
+}
+
+/* A mapping starts at the page that holds its header (aligned blocks put the header inside that page). */
+static void unmap_block(struct block_meta *b)
+{
+	char *start = (char *)round_down((uintptr_t)b, page_size());
+	mapped_unlink(b);
+	os_unmap(start, (size_t)(block_end(b) - start));
+}
+
+// ------------------------------------------------------------------
+// Allocation
+// ------------------------------------------------------------------
+
+/* b, free and out of every structure, serves s bytes. */
+static struct block_meta *take_block(struct block_meta *b, size_t s)
+{
+	split_blocks(b, s, true); /* b has no free neighbour here: the rest goes straight to the index */
+	mark_alloc(b, STATUS_ALLOC);
+	osm_heap.count.heap_in_use += b->size;
+	osm_heap.count.allocations++;
+	count_in_use();
+	return b;
 }
 
 /* SPEC's order of a heap allocation of s (aligned) bytes. */
@@ -330,25 +458,24 @@ static struct block_meta *heap_alloc(size_t s)
 	struct block_meta *b = pick_best_block(s);
 	if (b) {
 		index_remove(b);
-		split_blocks(b, s, true); /* after a coalesce b has no free neighbour: the rest goes to the index */
-		mark_alloc(b, STATUS_ALLOC);
-		return b;
+		return take_block(b, s);
 	}
 	struct block_meta *last = find_last_block();
 	if (last->status == STATUS_FREE) {
-		switch (extend_in_place(s - last->size)) {
+		size_t grow = grow_size(s - last->size);
+		switch (extend_in_place(grow)) {
 		case GROW_OK:
 			index_remove(last);
-			last->size = s;
-			mark_alloc(last, STATUS_ALLOC);
-			return last;
+			last->size += grow;
+			return take_block(last, s);
 		case GROW_ENOMEM:
 			return NULL;
 		case GROW_ELSEWHERE:
 			break;
 		}
 	}
-	return heap_append(s);
+	b = heap_append(s);
+	return b ? take_block(b, s) : NULL;
 }
 
 struct block_meta *osm_malloc(size_t n, size_t threshold)
@@ -361,14 +488,68 @@ struct block_meta *osm_malloc(size_t n, size_t threshold)
 
 void osm_free(struct block_meta *b)
 {
+	osm_heap.count.frees++;
 	if (b->status == STATUS_MAPPED) {
 		unmap_block(b);
 		return;
 	}
-	free_attach(b, false); /* merged at the next heap allocation, as SPEC.md says */
+	osm_heap.count.heap_in_use -= b->size;
+	release_block(b);
 }
 
-static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+/* Carves a block whose payload is aligned to a (a power of two above the granule) out of a larger one. */
+struct block_meta *osm_memalign(size_t a, size_t n)
+{
+	size_t s = align_up(n);
+	if (a <= osm_heap.policy.align)
+		return osm_malloc(n, osm_heap.policy.mmap_threshold);
+	if (s + META_SIZE >= osm_heap.policy.mmap_threshold) {
+		/* map enough to find an aligned payload, then give back the whole pages on either side */
+		size_t len = s + META_SIZE + a;
+		char *m = os_map(len);
+		if (!m)
+			return NULL;
+		char *p = (char *)round_up((uintptr_t)m + META_SIZE, a);
+		char *start = (char *)round_down((uintptr_t)(p - META_SIZE), page_size());
+		char *end = (char *)round_up((uintptr_t)(p + s), page_size());
+		if (start > m)
+			os_unmap(m, (size_t)(start - m));
+		if (m + len > end)
+			os_unmap(end, (size_t)(m + len - end));
+		struct block_meta *b = block_of(p);
+		b->size = (size_t)(end - p);
+		mapped_link(b);
+		osm_heap.count.allocations++;
+		return b;
+	}
+	/* On the heap: a block with room for the payload at the first aligned address that leaves either nothing
+	 * or a whole free block (a header and a granule) in front of it. */
+	size_t min_front = META_SIZE + osm_heap.policy.align;
+	struct block_meta *b = heap_alloc(s + a + META_SIZE);
+	if (!b)
+		return NULL;
+	char *p0 = payload(b), *p = (char *)round_up((uintptr_t)p0, a);
+	if (p != p0 && (size_t)(p - p0) < min_front)
+		p += a;
+	if (p != p0) {
+		struct block_meta *nb = block_of(p);
+		size_t gap = (size_t)(p - p0);
+		osm_heap.count.heap_in_use -= b->size;
+		nb->size = b->size - gap;
+		b->size = gap - META_SIZE;
+		list_insert_after(b, nb);
+		mark_alloc(nb, STATUS_ALLOC);
+		release_block(b); /* the front goes back to the free blocks */
+		b = nb;
+		osm_heap.count.heap_in_use += b->size;
+	}
+	size_t before = b->size;
+	split_blocks(b, s, false);
+	osm_heap.count.heap_in_use -= before - b->size;
+	if (osm_heap.policy.eager_coalesce)
+		coalesce_blocks();
+	return b;
+}
 
 /* Moves b's contents to a new block and frees b. */
 static struct block_meta *move_block(struct block_meta *b, struct block_meta *nb, size_t keep)
@@ -377,28 +558,42 @@ static struct block_meta *move_block(struct block_meta *b, struct block_meta *nb
 		return NULL;
 	memcpy(payload(nb), payload(b), min_size(b->size, keep));
 	osm_free(b);
+	osm_heap.count.moved_reallocs++;
 	return nb;
 }
 
-/* SPEC.md's cases 4 to 9 (the API handles 1 to 3): b is allocated or mapped, n > 0. */
-struct block_meta *osm_realloc(struct block_meta *b, size_t n)
+/* mapped -> mapped: the kernel moves the pages (default profile). */
+static struct block_meta *remap_block(struct block_meta *b, size_t s)
 {
-	size_t s = align_up(n);
-	if (b->status == STATUS_MAPPED)                           /* 4 */
-		return move_block(b, osm_malloc(n, MMAP_THRESHOLD), s);
-	if (s + META_SIZE >= MMAP_THRESHOLD)                       /* 5 */
-		return move_block(b, map_block(s), s);
+	if ((uintptr_t)b & (page_size() - 1))
+		return NULL; /* an aligned block: its mapping does not start at its header */
+	mapped_unlink(b);
+	struct block_meta *nb = os_remap(b, b->size + META_SIZE, s + META_SIZE);
+	if (!nb) {
+		mapped_link(b);
+		return NULL;
+	}
+	nb->size = s;
+	mapped_link(nb);
+	osm_heap.count.inplace_reallocs++;
+	return nb;
+}
+
+/* In place on the heap: shrink or grow b (allocated) to s; rules 6 to 8. */
+static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
+{
 	if (b->size >= s) {                                        /* 6 */
 		split_blocks(b, s, false);
-		return b;
+		return true;
 	}
 	if (b == find_last_block()) {                              /* 7 */
 		switch (extend_in_place(s - b->size)) {
 		case GROW_OK:
 			b->size = s;
-			return b;
+			return true;
 		case GROW_ENOMEM:
-			return NULL;
+			*enomem = true;
+			return false;
 		case GROW_ELSEWHERE:
 			break;
 		}
@@ -407,9 +602,67 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		absorb_next(b);
 	if (b->size >= s) {
 		split_blocks(b, s, false);
+		return true;
+	}
+	return false;
+}
+
+/* SPEC.md's cases 4 to 9 (the API handles 1 to 3): b is allocated or mapped, n > 0. */
+struct block_meta *osm_realloc(struct block_meta *b, size_t n)
+{
+	size_t s = align_up(n), threshold = osm_heap.policy.mmap_threshold;
+	if (b->status == STATUS_MAPPED) {                          /* 4 */
+		if (osm_heap.policy.use_mremap && s + META_SIZE >= threshold) {
+			struct block_meta *nb = remap_block(b, s);
+			if (nb)
+				return nb;
+		}
+		return move_block(b, osm_malloc(n, threshold), s);
+	}
+	if (s + META_SIZE >= threshold) {                          /* 5 */
+		return move_block(b, map_block(s), s);
+	}
+	size_t before = b->size;
+	bool enomem = false;
+	if (resize_in_place(b, s, &enomem)) {
+		osm_heap.count.heap_in_use += b->size - before;
+		osm_heap.count.inplace_reallocs++;
+		if (osm_heap.policy.eager_coalesce)
+			coalesce_blocks(); /* a split-off rest meets its free neighbour now, not at the next malloc */
+		count_in_use();
 		return b;
 	}
+	osm_heap.count.heap_in_use += b->size - before; /* what rule 8 absorbed stays absorbed */
+	if (enomem)
+		return NULL;
 	return move_block(b, heap_alloc(s), s);                    /* 9 */
+}
+
+// ------------------------------------------------------------------
+// Summaries
+// ------------------------------------------------------------------
+
+struct free_sum { size_t largest, count, bytes; };
+
+static bool sum_free(struct block_meta *b, void *arg)
+{
+	struct free_sum *f = arg;
+	f->count++;
+	f->bytes += b->size;
+	if (b->size > f->largest)
+		f->largest = b->size;
+	return true;
+}
+
+void osm_free_summary(size_t *largest, size_t *count, size_t *bytes)
+{
+	struct free_sum f = { 0, 0, 0 };
+	index_walk(sum_free, &f);
+	for (uint32_t r = osm_heap.pending; r; r = ld32(pnext_slot(ref_block(r))))
+		sum_free(ref_block(r), &f);
+	*largest = f.largest;
+	*count = f.count;
+	*bytes = f.bytes;
 }
 
 // ------------------------------------------------------------------
@@ -419,7 +672,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 {
 	struct block_meta *b = block_of(ptr);
-	if ((uintptr_t)ptr & (osm_heap.align - 1))
+	if ((uintptr_t)ptr & (osm_heap.policy.align - 1))
 		os_fatal_pointer(api, "invalid pointer", ptr);
 	if (osm_in_heap(b)) {
 		if ((size_t)((char *)b - osm_heap.base) & 7)
@@ -434,9 +687,7 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 		}
 		os_fatal_pointer(api, "invalid pointer", ptr);
 	}
-	/* A mapping starts on a page: anything else is not ours, and is rejected without being read. */
-	if ((uintptr_t)b & (os_page_size() - 1))
-		os_fatal_pointer(api, "invalid pointer", ptr);
+	/* A mapping's header is in its first page, at a 16-byte boundary less the header; not in the heap. */
 	if (b->status == STATUS_MAPPED && block_tag(b) == block_cookie(b) &&
 	    (b->prev ? b->prev->next == b : osm_heap.mapped == b))
 		return b;

@@ -35,12 +35,27 @@ HIDDEN void *os_brk_grow(size_t len);
 HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *addr, size_t len);
 HIDDEN size_t os_page_size(void);
+/* Gives len bytes at the top of the heap back: the break moves down. Returns false when it cannot. */
+HIDDEN bool os_brk_shrink(size_t len);
+/* Moves a mapping to a new length (the kernel may move it); NULL when it cannot. */
+HIDDEN void *os_remap(void *addr, size_t old_len, size_t new_len);
+/* Tells the kernel the pages of [addr, addr + len) hold nothing worth keeping (page-aligned range). */
+HIDDEN void os_discard(void *addr, size_t len);
+/* The value of environment variable `name` (read without allocating, also before libc has set environ). */
+HIDDEN const char *os_getenv(const char *name);
+/* System calls made so far, counted where they are made. */
+struct os_calls { size_t brk, mmap, munmap, mremap, madvise; };
+HIDDEN extern struct os_calls os_calls;
 /* A per-process random value (from the kernel's AT_RANDOM bytes: no system call). */
 HIDDEN uint32_t os_random32(void);
 /* Writes "osmem: <api>(): <what> 0x<ptr>\n" to standard error and aborts. */
 HIDDEN _Noreturn void os_fatal_pointer(const char *api, const char *what, const void *ptr);
 /* Writes a message to standard error with write(2). */
 HIDDEN void os_write_err(const char *msg);
+/* The descriptor statistics go to: a private copy of standard error for "1", else the file `spec` (appended). */
+HIDDEN int os_stats_fd(const char *spec);
+/* Writes all of buf to fd (write(2), retried on short writes). */
+HIDDEN void os_write_fd(int fd, const char *buf, size_t len);
 
 // ------------------------------------------------------------------
 // Block helpers
@@ -79,6 +94,30 @@ static inline bool is_free_neighbour(const struct block_meta *a, const struct bl
 
 enum bestfit_mode { BESTFIT_INDEX, BESTFIT_WALK, BESTFIT_VERIFY };
 
+/* What the heap does beyond SPEC.md Part 1. The classic API, and the drop-in with OSMEM_PROFILE=classic, set
+ * none of it; the drop-in's default profile sets all of it. */
+struct heap_policy {
+	size_t align;            /* payload granule: 8 for the classic API, 16 for malloc */
+	size_t mmap_threshold;   /* ALIGN(n) + META >= this: own mapping */
+	size_t calloc_threshold; /* the same for calloc: the page size in SPEC.md */
+	bool eager_coalesce;     /* merge at free (no pending list), so the top can be trimmed at once */
+	bool use_mremap;         /* mapped -> mapped realloc moves pages, not bytes */
+	size_t grow_min;         /* 0: grow the break by exactly what is needed; else by at least this */
+	size_t trim_threshold;   /* 0: the break never shrinks; else trim a free top larger than this */
+	size_t trim_keep;        /* what a trim leaves at the top */
+};
+
+/* Counters behind os_stats, mallinfo2 and malloc_stats; updated under the lock. */
+struct heap_counters {
+	size_t requested;        /* bytes asked for, over all allocations */
+	size_t allocations, frees;
+	size_t heap_in_use;      /* payload bytes of allocated heap blocks */
+	size_t heap_blocks;      /* blocks on the heap, free or not */
+	size_t mapped_bytes, mapped_count;
+	size_t peak_in_use;
+	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
+};
+
 struct heap {
 	struct block_meta *head, *tail; /* heap blocks in address order */
 	char *base;                     /* start of the first segment: index links are offsets from here */
@@ -86,15 +125,16 @@ struct heap {
 	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree) */
 	uint32_t pending;               /* free blocks not yet coalesced, doubly linked */
 	struct block_meta *mapped;      /* mapped blocks, linked through prev/next */
-	size_t align;                   /* payload granule: 8 for the classic API */
-	size_t calloc_threshold;        /* the page size (SPEC.md) */
+	struct heap_policy policy;
+	struct heap_counters count;
 	uint32_t secret;
+	bool classic;                   /* SPEC.md Part 1 to the letter */
 	enum bestfit_mode bestfit;
 };
 
 HIDDEN extern struct heap osm_heap;
 
-static inline size_t align_up(size_t n) { return (n + osm_heap.align - 1) & ~(osm_heap.align - 1); }
+static inline size_t align_up(size_t n) { return (n + osm_heap.policy.align - 1) & ~(osm_heap.policy.align - 1); }
 
 static inline uint32_t block_cookie(const struct block_meta *b)
 {
@@ -112,7 +152,15 @@ static inline struct block_meta *ref_block(uint32_t r)
 }
 
 /* heap.c: the classic algorithm */
-HIDDEN void osm_init(size_t align);
+/* Sets the policy once, before the first allocation: dropin selects malloc's profile (OSMEM_PROFILE). */
+HIDDEN void osm_init(bool dropin);
+/* A block whose payload is aligned to `alignment` (a power of two above the granule). */
+HIDDEN struct block_meta *osm_memalign(size_t alignment, size_t n);
+/* Gives free memory back: the top of the heap beyond pad, and the pages inside large free blocks.
+ * Returns true when anything went back. */
+HIDDEN bool osm_trim(size_t pad);
+/* The largest free block on the heap, and the number and bytes of free blocks. */
+HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);

@@ -4,12 +4,15 @@
  * leaves errno = ENOMEM. Nothing here allocates, uses stdio or moves the break on its own. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+HIDDEN struct os_calls os_calls;
 
 // ------------------------------------------------------------------
 // The program break
@@ -27,6 +30,7 @@ void *os_brk_grow(size_t len)
 		return NULL;
 	}
 	void *old = sbrk((intptr_t)len);
+	os_calls.brk++;
 	if (old == (void *)-1) {
 		errno = ENOMEM;
 		return NULL;
@@ -41,6 +45,7 @@ void *os_brk_grow(size_t len)
 void *os_map(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	os_calls.mmap++;
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return NULL;
@@ -52,6 +57,7 @@ void os_unmap(void *addr, size_t len)
 {
 	int saved = errno; /* free() must keep errno */
 	munmap(addr, len);
+	os_calls.munmap++;
 	errno = saved;
 }
 
@@ -79,17 +85,34 @@ uint32_t os_random32(void)
 
 void os_write_err(const char *msg)
 {
-	size_t len = strlen(msg);
+	os_write_fd(STDERR_FILENO, msg, strlen(msg));
+}
+
+void os_write_fd(int fd, const char *msg, size_t len)
+{
+	int saved = errno;
 	while (len) {
-		ssize_t w = write(STDERR_FILENO, msg, len);
+		ssize_t w = write(fd, msg, len);
 		if (w <= 0) {
 			if (w < 0 && errno == EINTR)
 				continue;
-			return;
+			break;
 		}
 		msg += w;
 		len -= (size_t)w;
 	}
+	errno = saved;
+}
+
+int os_stats_fd(const char *spec)
+{
+	int saved = errno, fd;
+	if (strcmp(spec, "1") == 0)
+		fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+	else
+		fd = open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	errno = saved;
+	return fd;
 }
 
 static char *append(char *dst, const char *src)
@@ -124,4 +147,66 @@ void os_fatal_pointer(const char *api, const char *what, const void *ptr)
 	*p = 0;
 	os_write_err(buf);
 	abort();
+}
+
+// ------------------------------------------------------------------
+// More of the break and of mappings (the drop-in's default profile)
+// ------------------------------------------------------------------
+
+bool os_brk_shrink(size_t len)
+{
+	int saved = errno;
+	bool ok = len <= (size_t)INTPTR_MAX && sbrk(-(intptr_t)len) != (void *)-1;
+	os_calls.brk++;
+	errno = saved;
+	return ok;
+}
+
+void *os_remap(void *addr, size_t old_len, size_t new_len)
+{
+	os_calls.mremap++;
+	void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void os_discard(void *addr, size_t len)
+{
+	int saved = errno;
+	os_calls.madvise++;
+	madvise(addr, len, MADV_DONTNEED);
+	errno = saved;
+}
+
+// ------------------------------------------------------------------
+// The environment
+// ------------------------------------------------------------------
+
+extern char **environ;
+extern void *__libc_stack_end;
+
+/* environ is set by libc's initialisation; a preloaded allocator can be called before that (by ld.so), so
+ * fall back to the initial stack: argc, argv[], NULL, envp[], NULL. */
+static char **initial_environ(void)
+{
+	if (environ)
+		return environ;
+	if (!__libc_stack_end)
+		return NULL;
+	long *sp = __libc_stack_end;
+	long argc = sp[0];
+	return (char **)(sp + 1 + argc + 1);
+}
+
+const char *os_getenv(const char *name)
+{
+	char **env = initial_environ();
+	size_t n = strlen(name);
+	for (; env && *env; env++)
+		if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+			return *env + n + 1;
+	return NULL;
 }

@@ -1,25 +1,74 @@
-/* osmem: the classic API (os_malloc, os_calloc, os_realloc, os_free).
+/* osmem: the classic API (os_malloc, os_calloc, os_realloc, os_free) and the lock around the core.
  *
  * Arguments are checked here (zero sizes, overflow, bad pointers) and the core runs under one lock.
- * Nothing here calls the kernel; errno is ENOMEM whenever NULL stands for a failure. */
+ * Nothing here calls the kernel; errno is ENOMEM whenever NULL stands for a failure. libosmem.so follows
+ * SPEC.md Part 1 to the letter; in libosmem-malloc.so (OSMEM_DROPIN) these share malloc's heap and profile. */
 #include <errno.h>
 #include <pthread.h>
 
 #include "internal.h"
 #include "osmem.h"
 
+#ifdef OSMEM_DROPIN
+#define DROPIN true
+#else
+#define DROPIN false
+#endif
+
+// ------------------------------------------------------------------
+// The lock, and fork
+// ------------------------------------------------------------------
+
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t lock_owner;
+static bool fork_locked;
 
 void osm_lock(void)
 {
 	pthread_mutex_lock(&heap_lock);
-	osm_init(8);
+	__atomic_store_n(&lock_owner, pthread_self(), __ATOMIC_RELAXED);
+	osm_init(DROPIN);
 }
 
 void osm_unlock(void)
 {
+	__atomic_store_n(&lock_owner, (pthread_t)0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&heap_lock);
 }
+
+/* fork() copies the heap as it is: take the lock first so no other thread is half-way through a change.
+ * A fork from a signal handler that interrupted this very thread inside the allocator cannot wait for
+ * itself: then the lock is left alone (as glibc does for a single thread). */
+static void fork_prepare(void)
+{
+	pthread_t owner = __atomic_load_n(&lock_owner, __ATOMIC_RELAXED);
+	fork_locked = !owner || !pthread_equal(owner, pthread_self());
+	if (fork_locked)
+		osm_lock();
+}
+
+static void fork_parent(void)
+{
+	if (fork_locked)
+		osm_unlock();
+}
+
+static void fork_child(void)
+{
+	/* the child has one thread: a fresh lock, whatever state the parent's other threads left it in */
+	pthread_mutex_init(&heap_lock, NULL);
+	lock_owner = 0;
+}
+
+__attribute__((constructor)) static void osmem_register_fork(void)
+{
+	/* registers handlers only: no allocation, and the break is not touched */
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+// ------------------------------------------------------------------
+// The classic API
+// ------------------------------------------------------------------
 
 static void *fail_enomem(void)
 {
@@ -34,7 +83,8 @@ void *os_malloc(size_t size)
 	if (size > MAX_REQUEST)
 		return fail_enomem();
 	osm_lock();
-	struct block_meta *b = osm_malloc(size, MMAP_THRESHOLD);
+	osm_heap.count.requested += size;
+	struct block_meta *b = osm_malloc(size, osm_heap.policy.mmap_threshold);
 	osm_unlock();
 	return b ? payload(b) : fail_enomem();
 }
@@ -55,7 +105,8 @@ void *os_calloc(size_t nmemb, size_t size)
 	if (nmemb > MAX_REQUEST / size)
 		return fail_enomem();
 	osm_lock();
-	struct block_meta *b = osm_malloc(nmemb * size, osm_heap.calloc_threshold);
+	osm_heap.count.requested += nmemb * size;
+	struct block_meta *b = osm_malloc(nmemb * size, osm_heap.policy.calloc_threshold);
 	if (b && b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size); /* a reused block is dirty; fresh mappings are already zero */
 	osm_unlock();
@@ -81,6 +132,7 @@ void *os_realloc(void *ptr, size_t size)
 		osm_unlock();
 		return fail_enomem();
 	}
+	osm_heap.count.requested += size;
 	struct block_meta *nb = osm_realloc(b, size);
 	osm_unlock();
 	return nb ? payload(nb) : fail_enomem();

@@ -1,0 +1,210 @@
+/* override: the malloc family, exported by libosmem-malloc.so only (libosmem.so must not replace malloc).
+ *
+ * glibc's contract as a program sees it: 16-byte alignment, malloc(0) is a unique pointer, free keeps errno,
+ * overflow is ENOMEM, bad alignments are EINVAL, realloc(p, 0) frees. Everything runs on the one heap that the
+ * os_* functions use, under its lock. A bad pointer is reported with the pointer and aborts. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "osmem.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static inline void *fail(int err)
+{
+	errno = err;
+	return NULL;
+}
+
+static inline bool is_pow2(size_t a) { return a && !(a & (a - 1)); }
+
+// ------------------------------------------------------------------
+// malloc, free, calloc, realloc
+// ------------------------------------------------------------------
+
+EXPORT void *malloc(size_t n)
+{
+	if (n > MAX_REQUEST)
+		return fail(ENOMEM);
+	osm_lock();
+	osm_heap.count.requested += n;
+	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
+	osm_unlock();
+	return b ? payload(b) : fail(ENOMEM);
+}
+
+EXPORT void free(void *p)
+{
+	if (!p)
+		return;
+	int saved = errno;
+	osm_lock();
+	osm_free(osm_user_block(p, "free", false));
+	osm_unlock();
+	errno = saved;
+}
+
+EXPORT void *calloc(size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n) || n > MAX_REQUEST)
+		return fail(ENOMEM);
+	osm_lock();
+	osm_heap.count.requested += n;
+	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.calloc_threshold);
+	if (b && b->status != STATUS_MAPPED)
+		memset(payload(b), 0, b->size); /* reused blocks are dirty; fresh mappings are zero */
+	osm_unlock();
+	return b ? payload(b) : fail(ENOMEM);
+}
+
+EXPORT void *realloc(void *p, size_t n)
+{
+	if (!p)
+		return malloc(n);
+	if (!n) { /* glibc frees and returns NULL */
+		free(p);
+		return NULL;
+	}
+	if (n > MAX_REQUEST)
+		return fail(ENOMEM);
+	osm_lock();
+	struct block_meta *b = osm_user_block(p, "realloc", false);
+	osm_heap.count.requested += n;
+	struct block_meta *nb = osm_realloc(b, n);
+	osm_unlock();
+	return nb ? payload(nb) : fail(ENOMEM);
+}
+
+EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n))
+		return fail(ENOMEM);
+	return realloc(p, n);
+}
+
+// ------------------------------------------------------------------
+// The aligned family
+// ------------------------------------------------------------------
+
+static void *aligned(size_t alignment, size_t n)
+{
+	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
+		return fail(ENOMEM);
+	osm_lock();
+	osm_heap.count.requested += n;
+	struct block_meta *b = osm_memalign(alignment, n ? n : 1);
+	osm_unlock();
+	return b ? payload(b) : fail(ENOMEM);
+}
+
+/* glibc 2.36: an alignment that is not a power of two is rounded up to one; one too large is EINVAL. */
+EXPORT void *memalign(size_t alignment, size_t n)
+{
+	if (alignment > SIZE_MAX / 2 + 1)
+		return fail(EINVAL);
+	size_t a = 16;
+	while (a < alignment)
+		a <<= 1;
+	return aligned(a, n);
+}
+
+EXPORT void *aligned_alloc(size_t alignment, size_t n)
+{
+	if (!is_pow2(alignment))
+		return fail(EINVAL); /* C11: a valid alignment is a power of two */
+	return memalign(alignment, n);
+}
+
+EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
+{
+	if (!is_pow2(alignment) || alignment % sizeof(void *))
+		return EINVAL;
+	int saved = errno;
+	void *p = memalign(alignment, n);
+	int err = errno;
+	errno = saved; /* posix_memalign reports through its result, not errno */
+	if (!p)
+		return err;
+	*out = p;
+	return 0;
+}
+
+EXPORT void *valloc(size_t n)
+{
+	return memalign(os_page_size(), n);
+}
+
+EXPORT void *pvalloc(size_t n)
+{
+	size_t page = os_page_size();
+	if (n > SIZE_MAX - page)
+		return fail(ENOMEM);
+	return memalign(page, n ? (n + page - 1) & ~(page - 1) : page);
+}
+
+// ------------------------------------------------------------------
+// Introspection
+// ------------------------------------------------------------------
+
+/* Exact: the payload the block really has. */
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	osm_lock();
+	size_t n = osm_user_block(p, "malloc_usable_size", false)->size;
+	osm_unlock();
+	return n;
+}
+
+EXPORT int malloc_trim(size_t pad)
+{
+	osm_lock();
+	bool released = osm_trim(pad);
+	osm_unlock();
+	return released;
+}
+
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+	struct os_stats st;
+	struct mallinfo2 mi;
+	os_stats(&st);
+	memset(&mi, 0, sizeof mi);
+	mi.arena = st.heap_size;
+	mi.ordblks = st.free_blocks;
+	mi.hblks = st.mapped_count;
+	mi.hblkhd = st.mapped_bytes;
+	mi.usmblks = st.peak_in_use;
+	mi.uordblks = st.bytes_in_use - st.mapped_bytes;
+	mi.fordblks = st.free_bytes;
+	mi.keepcost = st.largest_free;
+	return mi;
+}
+
+EXPORT struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo mi;
+	mi.arena = (int)m2.arena;
+	mi.ordblks = (int)m2.ordblks;
+	mi.smblks = 0;
+	mi.hblks = (int)m2.hblks;
+	mi.hblkhd = (int)m2.hblkhd;
+	mi.usmblks = (int)m2.usmblks;
+	mi.fsmblks = 0;
+	mi.uordblks = (int)m2.uordblks;
+	mi.fordblks = (int)m2.fordblks;
+	mi.keepcost = (int)m2.keepcost;
+	return mi;
+}
+
+EXPORT void malloc_stats(void)
+{
+	os_stats_print(STDERR_FILENO);
+}

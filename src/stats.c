@@ -1,0 +1,117 @@
+/* stats: os_stats(), its text form, and the summary at exit (OSMEM_STATS=1).
+ *
+ * Tools layer: reads the core's counters under the lock and formats them without stdio or allocation. */
+#include "internal.h"
+#include "osmem.h"
+
+void os_stats(struct os_stats *st)
+{
+	osm_lock();
+	const struct heap_counters *c = &osm_heap.count;
+	memset(st, 0, sizeof *st);
+	st->bytes_requested = c->requested;
+	st->bytes_in_use = c->heap_in_use + c->mapped_bytes;
+	st->peak_in_use = c->peak_in_use;
+	st->heap_size = osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) : 0;
+	st->mapped_bytes = c->mapped_bytes;
+	st->mapped_count = c->mapped_count;
+	osm_free_summary(&st->largest_free, &st->free_blocks, &st->free_bytes);
+	st->fragmentation = st->free_bytes ? 1.0 - (double)st->largest_free / (double)st->free_bytes : 0.0;
+	st->allocations = c->allocations;
+	st->frees = c->frees;
+	st->brk_calls = os_calls.brk;
+	st->mmap_calls = os_calls.mmap;
+	st->munmap_calls = os_calls.munmap;
+	st->mremap_calls = os_calls.mremap;
+	st->madvise_calls = os_calls.madvise;
+	st->splits = c->splits;
+	st->coalesces = c->coalesces;
+	st->inplace_reallocs = c->inplace_reallocs;
+	st->moved_reallocs = c->moved_reallocs;
+	st->trims = c->trims;
+	osm_unlock();
+}
+
+// ------------------------------------------------------------------
+// Text without stdio
+// ------------------------------------------------------------------
+
+struct text { char buf[2048]; size_t len; };
+
+static void put(struct text *t, const char *s)
+{
+	while (*s && t->len < sizeof t->buf - 1)
+		t->buf[t->len++] = *s++;
+}
+
+static void put_num(struct text *t, size_t v)
+{
+	char d[24];
+	int n = 0;
+	do {
+		d[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n && t->len < sizeof t->buf - 1)
+		t->buf[t->len++] = d[--n];
+}
+
+static void line(struct text *t, const char *name, size_t v)
+{
+	put(t, "osmem:   ");
+	put(t, name);
+	for (size_t pad = strlen(name); pad < 22; pad++)
+		put(t, " ");
+	put_num(t, v);
+	put(t, "\n");
+}
+
+void os_stats_print(int fd)
+{
+	struct os_stats st;
+	struct text t = { .len = 0 };
+	os_stats(&st);
+	put(&t, osm_heap.classic ? "osmem: statistics (classic profile)\n" : "osmem: statistics (default profile)\n");
+	line(&t, "bytes requested", st.bytes_requested);
+	line(&t, "bytes in use", st.bytes_in_use);
+	line(&t, "peak bytes in use", st.peak_in_use);
+	line(&t, "heap bytes", st.heap_size);
+	line(&t, "mapped bytes", st.mapped_bytes);
+	line(&t, "mapped blocks", st.mapped_count);
+	line(&t, "free bytes", st.free_bytes);
+	line(&t, "free blocks", st.free_blocks);
+	line(&t, "largest free block", st.largest_free);
+	put(&t, "osmem:   fragmentation         ");
+	put_num(&t, (size_t)(st.fragmentation * 100.0 + 0.5));
+	put(&t, "%\n");
+	line(&t, "allocations", st.allocations);
+	line(&t, "frees", st.frees);
+	line(&t, "brk calls", st.brk_calls);
+	line(&t, "mmap calls", st.mmap_calls);
+	line(&t, "munmap calls", st.munmap_calls);
+	line(&t, "mremap calls", st.mremap_calls);
+	line(&t, "madvise calls", st.madvise_calls);
+	line(&t, "splits", st.splits);
+	line(&t, "coalesces", st.coalesces);
+	line(&t, "in-place reallocs", st.inplace_reallocs);
+	line(&t, "moved reallocs", st.moved_reallocs);
+	line(&t, "trims", st.trims);
+	os_write_fd(fd, t.buf, t.len);
+}
+
+/* OSMEM_STATS=1 prints to standard error at exit, OSMEM_STATS=PATH appends to a file. Standard error is
+ * duplicated at start, since some programs (coreutils) close theirs before the end. */
+static int stats_fd = -1;
+
+__attribute__((constructor)) static void osmem_stats_open(void)
+{
+	const char *v = os_getenv("OSMEM_STATS");
+	if (v && *v && strcmp(v, "0") != 0)
+		stats_fd = os_stats_fd(v);
+}
+
+__attribute__((destructor)) static void osmem_stats_at_exit(void)
+{
+	if (stats_fd >= 0)
+		os_stats_print(stats_fd);
+}
