@@ -72,10 +72,11 @@ setup:
 	@sh tests/setup.sh
 
 test: all
-	python3 tests/run_tests.py --build $(BUILD)
+	python3 tests/run_tests.py --build $(BUILD) $(TEST_ARGS)
 
+# ASan brings its own malloc, so the sanitizer build runs the tests of the os_* API and the core.
 test-asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" TEST_ARGS=--core-only test
 
 test-tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" build-tsan/tests/test_threads

@@ -687,8 +687,9 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 		}
 		os_fatal_pointer(api, "invalid pointer", ptr);
 	}
-	/* A mapping's header is in its first page, at a 16-byte boundary less the header; not in the heap. */
-	if (b->status == STATUS_MAPPED && block_tag(b) == block_cookie(b) &&
+	/* Not on the heap: a mapping's header, or not ours. Memory that is not mapped (a block already
+	 * unmapped, a wild pointer) is rejected before it is read. */
+	if (os_is_mapped(b, META_SIZE) && b->status == STATUS_MAPPED && block_tag(b) == block_cookie(b) &&
 	    (b->prev ? b->prev->next == b : osm_heap.mapped == b))
 		return b;
 	os_fatal_pointer(api, "invalid pointer", ptr);

@@ -35,6 +35,8 @@ HIDDEN void *os_brk_grow(size_t len);
 HIDDEN void *os_map(size_t len);
 HIDDEN void os_unmap(void *addr, size_t len);
 HIDDEN size_t os_page_size(void);
+/* Whether [addr, addr + len) (at most two pages) is mapped, so that reading it cannot fault. */
+HIDDEN bool os_is_mapped(const void *addr, size_t len);
 /* Gives len bytes at the top of the heap back: the break moves down. Returns false when it cannot. */
 HIDDEN bool os_brk_shrink(size_t len);
 /* Moves a mapping to a new length (the kernel may move it); NULL when it cannot. */

@@ -61,6 +61,17 @@ void os_unmap(void *addr, size_t len)
 	errno = saved;
 }
 
+bool os_is_mapped(const void *addr, size_t len)
+{
+	int saved = errno;
+	uintptr_t page = os_page_size(), from = (uintptr_t)addr & ~(page - 1);
+	unsigned char vec[2];
+	bool ok = (uintptr_t)addr + len - from <= 2 * page &&
+		  mincore((void *)from, (uintptr_t)addr + len - from, vec) == 0;
+	errno = saved;
+	return ok;
+}
+
 size_t os_page_size(void)
 {
 	static size_t page;

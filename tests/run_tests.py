@@ -22,15 +22,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--only", help="run only this test program")
-    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--core-only", action="store_true",
+                    help="only the tests of the os_* API (sanitizer builds: ASan owns malloc there)")
     a = ap.parse_args()
 
+    # test_*: the classic API and the core; malloc_* and the scripts below them: the drop-in malloc
     progs = []
-    if not a.only or a.only == "test_spec":
-        progs.append(("test_spec", [sys.executable, os.path.join(HERE, "test_spec.py"), "--build", a.build]))
+    scripts = sorted(f for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py"))
+    scripts.sort(key=lambda f: f != "test_spec.py")
+    for f in scripts:
+        name = f[:-3]
+        if a.core_only and name != "test_spec":
+            continue
+        if not a.only or a.only == name:
+            progs.append((name, [sys.executable, os.path.join(HERE, f), "--build", a.build]))
     tdir = os.path.join(a.build, "tests")
     for name in sorted(os.listdir(tdir)):
-        if name.startswith("test_") and os.access(os.path.join(tdir, name), os.X_OK):
+        if name.startswith(("test_", "malloc_")) and os.access(os.path.join(tdir, name), os.X_OK):
+            if a.core_only and not name.startswith("test_"):
+                continue
             if not a.only or a.only == name:
                 progs.append((name, [os.path.join(tdir, name)]))
 
