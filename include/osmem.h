@@ -39,6 +39,12 @@ OSMEM_API void os_stats(struct os_stats *st);
 /* Writes the statistics as text to fd (write(2), no stdio). */
 OSMEM_API void os_stats_print(int fd);
 
+/* Writes every block in address order (offset, size, status, heap or mapped) to fd: as text lines, or as one
+ * JSON object. Returns 0, or -1 when the format is unknown. */
+#define OS_DUMP_TEXT 0
+#define OS_DUMP_JSON 1
+OSMEM_API int os_heap_dump(int fd, int format);
+
 /* Walks the heap, the free index and the mappings and verifies every invariant.
  * Returns 0 when all hold; otherwise writes what broke to standard error and returns -1. */
 OSMEM_API int os_heap_check(void);

@@ -39,6 +39,12 @@ void osm_init(bool dropin)
 		p->trim_keep = 256 * 1024;
 	}
 	osm_heap.secret = os_random32() | 1;
+	const char *trace = os_getenv("OSMEM_TRACE");
+	if (trace && *trace)
+		trace_start(trace, (const char *const *)&osm_heap.base, (const char *const *)&osm_heap.end,
+			    osm_heap.classic ? (dropin ? "osmem-trace 1 profile=classic align=16"
+						       : "osmem-trace 1 profile=classic align=8")
+					     : "osmem-trace 1 profile=default align=16");
 }
 
 void osm_set_bestfit_mode(enum bestfit_mode mode)
@@ -157,6 +163,8 @@ static void absorb_next(struct block_meta *b)
 	list_remove(n);
 	b->size += META_SIZE + n->size;
 	osm_heap.count.coalesces++;
+	if (TRACING)
+		trace_event("  coalesce %p %p %z", b, n, b->size);
 }
 
 struct block_meta *find_last_block(void)
@@ -207,6 +215,10 @@ int heap_preallocation(void)
 	osm_heap.end = p + len;
 	struct block_meta *b = new_block(p, len - META_SIZE);
 	free_attach(b, true);
+	if (TRACING) {
+		trace_event("  brk +%z", len);
+		trace_event("  prealloc %p %z", b, b->size);
+	}
 	return 0;
 }
 
@@ -245,6 +257,8 @@ static enum grow extend_in_place(size_t len)
 		return GROW_ELSEWHERE;
 	}
 	osm_heap.end += len;
+	if (TRACING)
+		trace_event("  brk +%z", len);
 	return GROW_OK;
 }
 
@@ -267,7 +281,12 @@ static struct block_meta *heap_append(size_t s)
 		}
 	}
 	osm_heap.end = p + len;
-	return new_block(p, len - META_SIZE);
+	struct block_meta *b = new_block(p, len - META_SIZE);
+	if (TRACING) {
+		trace_event("  brk +%z", len);
+		trace_event("  append %p %z", b, b->size);
+	}
+	return b;
 }
 
 /* Gives the free top of the heap back to the kernel, keeping `keep` bytes of it. */
@@ -286,6 +305,10 @@ static bool trim_top(size_t keep)
 	osm_heap.end -= cut;
 	index_insert(t);
 	osm_heap.count.trims++;
+	if (TRACING) {
+		trace_event("  brk -%z", cut);
+		trace_event("  trim %p %z", t, t->size);
+	}
 	return true;
 }
 
@@ -296,6 +319,8 @@ static bool discard_free_pages(struct block_meta *b, void *released)
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
 	if (to > from) {
 		os_discard((void *)from, to - from);
+		if (TRACING)
+			trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
 		*(bool *)released = true;
 	}
 	return true;
@@ -356,6 +381,8 @@ void split_blocks(struct block_meta *b, size_t size, bool to_index)
 	list_insert_after(b, r);
 	free_attach(r, to_index);
 	osm_heap.count.splits++;
+	if (TRACING)
+		trace_event("  split %p %z %p %z", b, b->size, r, r->size);
 }
 
 /* Merges every run of adjacent free blocks. Runs can only have formed around pending blocks, so only their
@@ -378,6 +405,8 @@ void coalesce_blocks(void)
 static void release_block(struct block_meta *b)
 {
 	free_attach(b, false);
+	if (TRACING)
+		trace_event("  free %p %z", b, b->size);
 	if (osm_heap.policy.eager_coalesce) {
 		coalesce_blocks();
 		if (osm_heap.policy.trim_threshold && osm_heap.tail->status == STATUS_FREE &&
@@ -423,6 +452,8 @@ static struct block_meta *map_block(size_t s)
 	b->size = s;
 	mapped_link(b);
 	osm_heap.count.allocations++;
+	if (TRACING)
+		trace_event("  mmap %z %p", s + META_SIZE, b);
 	return b;
 }
 
@@ -430,8 +461,11 @@ static struct block_meta *map_block(size_t s)
 static void unmap_block(struct block_meta *b)
 {
 	char *start = (char *)round_down((uintptr_t)b, page_size());
+	size_t len = (size_t)(block_end(b) - start);
 	mapped_unlink(b);
-	os_unmap(start, (size_t)(block_end(b) - start));
+	os_unmap(start, len);
+	if (TRACING)
+		trace_event("  munmap %p %z", b, len);
 }
 
 // ------------------------------------------------------------------
@@ -456,6 +490,8 @@ static struct block_meta *heap_alloc(size_t s)
 		return NULL;
 	coalesce_blocks();
 	struct block_meta *b = pick_best_block(s);
+	if (TRACING)
+		trace_event(b ? "  fit %p %z" : "  nofit", b, b ? b->size : 0);
 	if (b) {
 		index_remove(b);
 		return take_block(b, s);
@@ -467,6 +503,8 @@ static struct block_meta *heap_alloc(size_t s)
 		case GROW_OK:
 			index_remove(last);
 			last->size += grow;
+			if (TRACING)
+				trace_event("  grow %p %z", last, last->size);
 			return take_block(last, s);
 		case GROW_ENOMEM:
 			return NULL;
@@ -520,6 +558,8 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 		b->size = (size_t)(end - p);
 		mapped_link(b);
 		osm_heap.count.allocations++;
+		if (TRACING)
+			trace_event("  mmap %z %p", len, b);
 		return b;
 	}
 	/* On the heap: a block with room for the payload at the first aligned address that leaves either nothing
@@ -539,6 +579,8 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 		b->size = gap - META_SIZE;
 		list_insert_after(b, nb);
 		mark_alloc(nb, STATUS_ALLOC);
+		if (TRACING)
+			trace_event("  carve %p %z %p %z", b, b->size, nb, nb->size);
 		release_block(b); /* the front goes back to the free blocks */
 		b = nb;
 		osm_heap.count.heap_in_use += b->size;
@@ -576,6 +618,8 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 	nb->size = s;
 	mapped_link(nb);
 	osm_heap.count.inplace_reallocs++;
+	if (TRACING)
+		trace_event("  mremap %p %z %p", b, s + META_SIZE, nb);
 	return nb;
 }
 
@@ -583,13 +627,19 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 {
 	if (b->size >= s) {                                        /* 6 */
+		if (TRACING)
+			trace_event("  case 6");
 		split_blocks(b, s, false);
 		return true;
 	}
 	if (b == find_last_block()) {                              /* 7 */
+		if (TRACING)
+			trace_event("  case 7");
 		switch (extend_in_place(s - b->size)) {
 		case GROW_OK:
 			b->size = s;
+			if (TRACING)
+				trace_event("  grow %p %z", b, b->size);
 			return true;
 		case GROW_ENOMEM:
 			*enomem = true;
@@ -598,6 +648,8 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 			break;
 		}
 	}
+	if (TRACING && is_free_neighbour(b, b->next))
+		trace_event("  case 8");
 	while (b->size < s && is_free_neighbour(b, b->next))       /* 8 */
 		absorb_next(b);
 	if (b->size >= s) {
@@ -612,6 +664,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 {
 	size_t s = align_up(n), threshold = osm_heap.policy.mmap_threshold;
 	if (b->status == STATUS_MAPPED) {                          /* 4 */
+		if (TRACING)
+			trace_event("  case 4");
 		if (osm_heap.policy.use_mremap && s + META_SIZE >= threshold) {
 			struct block_meta *nb = remap_block(b, s);
 			if (nb)
@@ -620,6 +674,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		return move_block(b, osm_malloc(n, threshold), s);
 	}
 	if (s + META_SIZE >= threshold) {                          /* 5 */
+		if (TRACING)
+			trace_event("  case 5");
 		return move_block(b, map_block(s), s);
 	}
 	size_t before = b->size;
@@ -635,6 +691,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 	osm_heap.count.heap_in_use += b->size - before; /* what rule 8 absorbed stays absorbed */
 	if (enomem)
 		return NULL;
+	if (TRACING)
+		trace_event("  case 9");
 	return move_block(b, heap_alloc(s), s);                    /* 9 */
 }
 

@@ -54,6 +54,8 @@ HIDDEN uint32_t os_random32(void);
 HIDDEN _Noreturn void os_fatal_pointer(const char *api, const char *what, const void *ptr);
 /* Writes a message to standard error with write(2). */
 HIDDEN void os_write_err(const char *msg);
+/* Opens the trace file: `path`, or `path.PID` for any process but the one OSMEM_TRACE_PID names (children). */
+HIDDEN int os_open_trace(const char *path);
 /* The descriptor statistics go to: a private copy of standard error for "1", else the file `spec` (appended). */
 HIDDEN int os_stats_fd(const char *spec);
 /* Writes all of buf to fd (write(2), retried on short writes). */
@@ -185,6 +187,19 @@ HIDDEN struct block_meta *index_best_fit(size_t size);
 /* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback
  * that returns false. */
 HIDDEN size_t index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
+
+/* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md */
+HIDDEN extern int osm_trace_fd;
+#ifdef OSMEM_NO_TRACE
+#define TRACING 0
+#else
+#define TRACING __builtin_expect(osm_trace_fd >= 0, 0)
+#endif
+HIDDEN void trace_start(const char *path, const char *const *base, const char *const *end, const char *header);
+HIDDEN void trace_event(const char *fmt, ...);
+HIDDEN void trace_flush(void);
+HIDDEN void trace_fork_child(void);
+HIDDEN unsigned trace_thread(void);
 
 /* Test and benchmark hooks (reachable by linking libosmem.a). */
 HIDDEN void osm_set_bestfit_mode(enum bestfit_mode mode);

@@ -115,6 +115,33 @@ void os_write_fd(int fd, const char *msg, size_t len)
 	errno = saved;
 }
 
+int os_open_trace(const char *path)
+{
+	int saved = errno;
+	char name[4096];
+	size_t n = strlen(path);
+	const char *owner = os_getenv("OSMEM_TRACE_PID");
+	long pid = (long)getpid();
+	if (n + 24 > sizeof name)
+		return -1;
+	memcpy(name, path, n + 1);
+	if (owner && strtol(owner, NULL, 10) != pid) { /* strtol does not allocate */
+		char digits[24];
+		int k = 0;
+		do {
+			digits[k++] = (char)('0' + pid % 10);
+			pid /= 10;
+		} while (pid);
+		name[n++] = '.';
+		while (k)
+			name[n++] = digits[--k];
+		name[n] = 0;
+	}
+	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	errno = saved;
+	return fd;
+}
+
 int os_stats_fd(const char *spec)
 {
 	int saved = errno, fd;

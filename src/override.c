@@ -30,8 +30,12 @@ EXPORT void *malloc(size_t n)
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
 	osm_lock();
+	if (TRACING)
+		trace_event("malloc %z t=%t", n);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
+	if (TRACING)
+		trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail(ENOMEM);
 }
@@ -42,6 +46,8 @@ EXPORT void free(void *p)
 		return;
 	int saved = errno;
 	osm_lock();
+	if (TRACING)
+		trace_event("free %p t=%t", p);
 	osm_free(osm_user_block(p, "free", false));
 	osm_unlock();
 	errno = saved;
@@ -53,10 +59,14 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (__builtin_mul_overflow(nmemb, size, &n) || n > MAX_REQUEST)
 		return fail(ENOMEM);
 	osm_lock();
+	if (TRACING)
+		trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.calloc_threshold);
 	if (b && b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size); /* reused blocks are dirty; fresh mappings are zero */
+	if (TRACING)
+		trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail(ENOMEM);
 }
@@ -72,9 +82,13 @@ EXPORT void *realloc(void *p, size_t n)
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
 	osm_lock();
+	if (TRACING)
+		trace_event("realloc %p %z t=%t", p, n);
 	struct block_meta *b = osm_user_block(p, "realloc", false);
 	osm_heap.count.requested += n;
 	struct block_meta *nb = osm_realloc(b, n);
+	if (TRACING)
+		trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
 	return nb ? payload(nb) : fail(ENOMEM);
 }
@@ -96,8 +110,12 @@ static void *aligned(size_t alignment, size_t n)
 	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
 		return fail(ENOMEM);
 	osm_lock();
+	if (TRACING)
+		trace_event("memalign %z %z t=%t", alignment, n);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_memalign(alignment, n ? n : 1);
+	if (TRACING)
+		trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail(ENOMEM);
 }
