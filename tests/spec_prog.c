@@ -12,6 +12,7 @@
  *   d            dump the heap: one line "blk 0x<addr> <size> <status>" per block, walking `next` from the
  *                heap start, then "end 0x<end of the last block>"
  *   k            os_heap_check(): "check 0" / "check -1"
+ *   S            os_stats(): one line "stats name=value ..." (fragmentation in parts per million)
  *   z P N        the first N bytes at P are zero: "zero ok" / "zero BAD"
  *   w P N B      memset(P, B, N)
  *   v P N B      the first N bytes at P equal B: "pat ok" / "pat BAD"
@@ -385,6 +386,29 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 		expect_end(&c);
 		dump();
 		return;
+	case 'S': {
+		expect_end(&c);
+		struct os_stats st;
+		os_stats(&st);
+		const struct { const char *name; size_t v; } f[] = {
+			{ "requested", st.bytes_requested }, { "in_use", st.bytes_in_use }, { "peak", st.peak_in_use },
+			{ "heap", st.heap_size }, { "mapped", st.mapped_bytes }, { "mapped_count", st.mapped_count },
+			{ "free", st.free_bytes }, { "free_blocks", st.free_blocks }, { "largest_free", st.largest_free },
+			{ "frag_ppm", (size_t)(st.fragmentation * 1e6 + 0.5) }, { "allocs", st.allocations },
+			{ "frees", st.frees }, { "brk", st.brk_calls }, { "mmap", st.mmap_calls },
+			{ "munmap", st.munmap_calls }, { "splits", st.splits }, { "coalesces", st.coalesces },
+			{ "inplace", st.inplace_reallocs }, { "moved", st.moved_reallocs },
+		};
+		put_str("stats");
+		for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+			put_str(" ");
+			put_str(f[i].name);
+			put_str("=");
+			put_dec(f[i].v);
+		}
+		flush_line();
+		return;
+	}
 	case 'k': {
 		expect_end(&c);
 		int r = os_heap_check();

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Statistics and the decision trace agree with what was done.
+
+- os_stats after a known classic sequence gives the numbers worked out by hand from SPEC.md;
+- the system-call counts in os_stats equal what strace saw (an outside witness);
+- the trace of a known classic sequence is exactly as expected, line for line (docs/TRACE.md).
+Prints PASS/FAIL lines and 'N passed, N failed'."""
+import argparse, os, random, re, subprocess, sys, tempfile
+
+results = []
+
+
+def check(name, ok, why=""):
+    results.append(ok)
+    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
+
+
+def stats_line(out):
+    lines = [l for l in out.splitlines() if l.startswith("stats ")]
+    return [dict(kv.split("=") for kv in l.split()[1:]) for l in lines]
+
+
+# a=m 1986: preallocation (brk 1), fit + split: a 1992, rest 129016            splits 1
+# b=m 100:  fit rest, split: b 104 at H+0x7e8, rest 128880                      splits 2
+# f b:      b is marked free only (pending)                                      frees 1
+# c=m 200000: mmap of 200032; a mapped allocation does not coalesce             mmap 1
+# in use = 1992 + 200000; free = 104 + 128880 in 2 blocks, the largest 128880;
+# fragmentation = 1 - 128880/128984 = 0.000806 (806 ppm); requested 1986+100+200000
+# d=m 50:   coalesce b with the rest: 104 + 32 + 128880 = 129016 (coalesces 1), fit, split 56 + 128928
+# f c:      munmap 200032; in use 1992 + 56
+STATS_SCRIPT = "a=m 1986; b=m 100; f b; c=m 200000; S; d=m 50; S; f c; S"
+STATS_EXPECTED = [
+    dict(requested=202086, in_use=201992, peak=201992, heap=131072, mapped=200000, mapped_count=1, free=128984,
+         free_blocks=2, largest_free=128880, frag_ppm=806, allocs=3, frees=1, brk=1, mmap=1, munmap=0, splits=2,
+         coalesces=0, inplace=0, moved=0),
+    dict(requested=202136, in_use=202048, peak=202048, heap=131072, mapped=200000, mapped_count=1, free=128928,
+         free_blocks=1, largest_free=128928, frag_ppm=0, allocs=4, frees=1, brk=1, mmap=1, munmap=0, splits=3,
+         coalesces=1, inplace=0, moved=0),
+    dict(requested=202136, in_use=2048, peak=202048, heap=131072, mapped=0, mapped_count=0, free=128928,
+         free_blocks=1, largest_free=128928, frag_ppm=0, allocs=4, frees=2, brk=1, mmap=1, munmap=1, splits=3,
+         coalesces=1, inplace=0, moved=0),
+]
+
+# The trace of a known sequence (offsets from SPEC.md's worked example):
+# a=m 1986 -> H+0x20 (block H+0x0 1992, rest H+0x7e8 129016); b=m 100 -> block H+0x7e8 104, rest H+0x870 128880;
+# c=m 300 -> block H+0x870 304, rest H+0x9c0 128544; f b; f a (both only marked free);
+# c=r c 5000: case 8, absorbs H+0x9c0 (304 + 32 + 128544 = 128880), splits 5000 + (128880-5000-32 = 123848) at
+#   H+0x870 + 32 + 5000 = H+0x1c18; stays at H+0x890;
+# m=m 200000: mmap 200032; f m: munmap;
+# e=m 3000: coalesce a (H+0x0) with b (H+0x7e8): 1992 + 32 + 104 = 2128 < 3000, so the best fit is the rest
+#   H+0x1c18 (123848), split 3000 + 120816 at H+0x1c18 + 32 + 3000 = H+0x27f0; e = H+0x1c38.
+# x=r e 0: case 2 frees e; y=r e 10: case 3 (a free block): NULL, nothing changes.
+TRACE_SCRIPT = "a=m 1986; b=m 100; c=m 300; f b; f a; c=r c 5000; m=m 200000; f m; e=m 3000; x=r e 0; y=r e 10"
+TRACE_EXPECTED = """\
+osmem-trace 1 profile=classic align=8
+os_malloc 1986 t=1
+  brk +131072
+  prealloc H+0x0 131040
+  fit H+0x0 131040
+  split H+0x0 1992 H+0x7e8 129016
+= H+0x20
+os_malloc 100 t=1
+  fit H+0x7e8 129016
+  split H+0x7e8 104 H+0x870 128880
+= H+0x808
+os_malloc 300 t=1
+  fit H+0x870 128880
+  split H+0x870 304 H+0x9c0 128544
+= H+0x890
+os_free H+0x808 t=1
+  free H+0x7e8 104
+os_free H+0x20 t=1
+  free H+0x0 1992
+os_realloc H+0x890 5000 t=1
+  case 8
+  coalesce H+0x870 H+0x9c0 128880
+  split H+0x870 5000 H+0x1c18 123848
+= H+0x890
+os_malloc 200000 t=1
+  mmap 200032 M
+= M+0x20
+os_free M+0x20 t=1
+  munmap M 200032
+os_malloc 3000 t=1
+  coalesce H+0x0 H+0x7e8 2128
+  fit H+0x1c18 123848
+  split H+0x1c18 3000 H+0x27f0 120816
+= H+0x1c38
+os_realloc H+0x1c38 0 t=1
+  case 2
+  free H+0x1c18 3000
+= NULL
+os_realloc H+0x1c38 10 t=1
+  case 3
+= NULL
+"""
+
+
+def normalise_mapped(text):
+    """Mapped blocks have kernel-chosen addresses: name them M (the header) and M+0x20 (the payload)."""
+    maps = {}
+    for m in re.finditer(r"  mmap \d+ (0x[0-9a-f]+)", text):
+        maps[int(m.group(1), 16)] = True
+
+    def sub(m):
+        v = int(m.group(0), 16)
+        if v in maps:
+            return "M"
+        if v - 0x20 in maps:
+            return "M+0x20"
+        return m.group(0)
+    return re.sub(r"0x[0-9a-f]{9,}", sub, text)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    a = ap.parse_args()
+    prog = os.path.join(a.build, "tests", "spec_prog")
+
+    # 1. stats of a known sequence
+    out = subprocess.run([prog, STATS_SCRIPT], capture_output=True, text=True, timeout=60).stdout
+    got = [{k: int(v) for k, v in d.items()} for d in stats_line(out)]
+    for i, (g, e) in enumerate(zip(got, STATS_EXPECTED)):
+        diff = {k: (g.get(k), v) for k, v in e.items() if g.get(k) != v}
+        check(f"stats/known_sequence_{i + 1}", not diff, f"(got, expected) {diff}")
+    check("stats/known_sequence_count", len(got) == len(STATS_EXPECTED), f"{len(got)} stats lines")
+
+    # 2. system-call counts against strace, over a random workload across all thresholds
+    rng = random.Random(7)
+    stmts, live = [], []
+    for i in range(3000):
+        v = "abcdefghijklmnopqrstuvwxyz"[i % 26]
+        if v in live and rng.random() < 0.5:
+            stmts.append(f"f {v}")
+            live.remove(v)
+        elif v in live:
+            stmts.append(f"{v}=r {v} {rng.choice([rng.randint(1, 5000), rng.randint(100000, 300000)])}")
+        else:
+            size = rng.choice([rng.randint(1, 4000), rng.randint(4000, 140000), rng.randint(130000, 400000)])
+            stmts.append(f"{v}=m {size}" if rng.random() < 0.5 else f"{v}=c {size} 1")
+            live.append(v)
+    stmts.append("S")
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "strace.log")
+        r = subprocess.run(["strace", "-qq", "-e", "signal=none", "-e", "trace=brk,mmap,munmap,write", "-o", log,
+                            prog, "; ".join(stmts)], capture_output=True, text=True, timeout=300)
+        counts = {"brk": 0, "mmap": 0, "munmap": 0}
+        seen_marker = False
+        for line in open(log):
+            if line.startswith("write(1, \"@"):
+                seen_marker = True
+                continue
+            m = re.match(r"(brk|mmap|munmap)\((.*?)[,)]", line)
+            if seen_marker and m and not (m.group(1) == "brk" and m.group(2) == "NULL"):
+                counts[m.group(1)] += 1
+        st = {k: int(v) for k, v in stats_line(r.stdout)[-1].items()}
+        for k in counts:
+            check(f"stats/{k}_calls_match_strace", st[k] == counts[k] and counts[k] > 0,
+                  f"os_stats {st[k]}, strace {counts[k]}")
+
+        # 3. the trace of a known sequence, line for line
+        path = os.path.join(tmp, "t.trace")
+        subprocess.run([prog, TRACE_SCRIPT], capture_output=True, env=dict(os.environ, OSMEM_TRACE=path),
+                       timeout=60)
+        got = normalise_mapped(open(path).read())
+        ok = got == TRACE_EXPECTED
+        if not ok:
+            import difflib
+            sys.stdout.writelines(difflib.unified_diff(TRACE_EXPECTED.splitlines(True), got.splitlines(True),
+                                                       "expected", "trace"))
+        check("trace/known_classic_sequence", ok, "the trace differs (diff above)")
+
+    print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
