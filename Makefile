@@ -19,7 +19,7 @@ TEST_C    := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all check setup test test-asan test-tsan bench demo install clean
+.PHONY: all check setup test test-asan test-tsan bench demo demo-classic install clean
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
 MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c))
 
@@ -85,7 +85,12 @@ test-tsan:
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
+# The main job: sqlite3 on osmem with statistics, a decision trace and a heap map (tools/demo.sh).
 demo: all
+	sh tools/demo.sh
+
+# The classic allocator step by step, with its system calls and a text map of the heap.
+demo-classic: all
 	$(BUILD)/demo
 
 install: $(LIBS)
