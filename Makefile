@@ -61,7 +61,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libosmem.a | $(BUILD)/bench
 $(BUILD)/demo: examples/demo.c $(BUILD)/libosmem.so
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ -L$(BUILD) -losmem -Wl,-rpath,'$$ORIGIN'
 
-$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/tests $(BUILD)/bench:
+$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
 
 # Every test: the plain build, then AddressSanitizer+UBSan, then ThreadSanitizer on the threaded test.
@@ -82,8 +82,21 @@ test-tsan:
 	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" build-tsan/tests/test_threads
 	python3 tests/run_tests.py --build build-tsan --only test_threads
 
-bench: $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+# The same drop-in with tracing compiled out: the baseline for the cost of tracing when it is off.
+NOTRACE_OBJ := $(MALLOC_OBJ:$(BUILD)/obj-malloc/%=$(BUILD)/obj-notrace/%)
+$(BUILD)/obj-notrace/%.o: src/%.c $(HDRS) | $(BUILD)/obj-notrace
+	$(CC) $(CFLAGS) $(LIBFLAGS) -DOSMEM_DROPIN -DOSMEM_NO_TRACE -c $< -o $@
+$(BUILD)/libosmem-malloc-notrace.so: $(NOTRACE_OBJ)
+	$(CC) $(CFLAGS) -shared -o $@ $^ -lpthread
+
+# fastpath runs on plain malloc: it is linked with nothing of osmem's and preloaded with each allocator.
+$(BUILD)/bench/fastpath: bench/fastpath.c | $(BUILD)/bench
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@
+
+bench: $(BENCH_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so
+	@sh bench/setup.sh
+	$(BUILD)/bench/bestfit
+	python3 bench/run_fastpath.py --build $(BUILD)
 
 # The main job: sqlite3 on osmem with statistics, a decision trace and a heap map (tools/demo.sh).
 demo: all
