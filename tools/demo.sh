@@ -2,7 +2,7 @@
 # The main job: a real program (sqlite3) on osmem, with its statistics, its decision trace and a heap map.
 set -e
 cd "$(dirname "$0")/.."
-out=build/demo
+out=build/main-job
 mkdir -p "$out"
 need=""
 command -v sqlite3 >/dev/null 2>&1 || need="$need sqlite3"
