@@ -21,7 +21,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 .PHONY: all check setup test test-asan test-tsan bench demo demo-classic install clean
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
-MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c))
+MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c)) $(BUILD)/tests/test_stress_os
 
 all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
 
@@ -51,6 +51,10 @@ $(BUILD)/libosmem.a: $(CORE_OBJ)
 $(BUILD)/tests/spec_prog: tests/spec_prog.c $(BUILD)/libosmem.so | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ -L$(BUILD) -losmem -Wl,-rpath,'$$ORIGIN/..'
 
+# The drop-in stress test on the os_* API, against the static core (also the ThreadSanitizer build).
+$(BUILD)/tests/test_stress_os: tests/malloc_stress.c $(BUILD)/libosmem.a | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(TESTFLAGS) -DUSE_OS_API $< -o $@ $(BUILD)/libosmem.a -lpthread
+
 # Unit and stress tests link the static library, so they can reach the core's hidden test hooks.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libosmem.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ $(BUILD)/libosmem.a -lpthread
@@ -78,9 +82,11 @@ test: all
 test-asan:
 	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" TEST_ARGS=--core-only test
 
+# TSan owns malloc too: the threaded tests run on the os_* API (malloc_stress.c built with -DUSE_OS_API).
 test-tsan:
-	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" build-tsan/tests/test_threads
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" build-tsan/tests/test_threads build-tsan/tests/test_stress_os
 	python3 tests/run_tests.py --build build-tsan --only test_threads
+	python3 tests/run_tests.py --build build-tsan --only test_stress_os
 
 # The same drop-in with tracing compiled out: the baseline for the cost of tracing when it is off.
 NOTRACE_OBJ := $(MALLOC_OBJ:$(BUILD)/obj-malloc/%=$(BUILD)/obj-notrace/%)

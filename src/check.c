@@ -97,8 +97,11 @@ static int check_mapped(void)
 	for (struct block_meta *b = osm_heap.mapped; b; prev = b, b = b->next) {
 		if (b->status != STATUS_MAPPED || block_tag(b) != block_cookie(b))
 			return fail("a mapped block's header is wrong");
-		if (b->prev != prev || ((uintptr_t)b & (os_page_size() - 1)))
+		if (b->prev != prev)
 			return fail("the list of mappings is broken");
+		/* a mapping starts at its header, or (aligned blocks) in the page that holds it */
+		if ((uintptr_t)payload(b) & (osm_heap.policy.align - 1) || !os_is_mapped(b, META_SIZE))
+			return fail("a mapped block is misplaced");
 	}
 	return 0;
 }
