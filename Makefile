@@ -23,7 +23,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
 MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c)) $(BUILD)/tests/test_stress_os
 
-all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
+all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/osmem-replay $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c $< -o $@
@@ -64,6 +64,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libosmem.a | $(BUILD)/bench
 
 $(BUILD)/demo: examples/demo.c $(BUILD)/libosmem.so
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ -L$(BUILD) -losmem -Wl,-rpath,'$$ORIGIN'
+
+# osmem-replay: a trace's requests re-run on osmem classic, osmem default and glibc (not sanitised: its
+# children preload osmem's malloc)
+$(BUILD)/osmem-replay: tools/osmem-replay.c include/osmem.h include/block_meta.h
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -Iinclude $< -o $@ -Wl,-z,now
 
 $(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/bench:
 	mkdir -p $@
@@ -116,7 +121,7 @@ install: $(LIBS)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/libosmem.so $(BUILD)/libosmem-malloc.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 tools/osmem-run $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 tools/osmem-run $(BUILD)/osmem-replay $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 include/osmem.h include/block_meta.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem.pc
 

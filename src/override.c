@@ -183,6 +183,8 @@ EXPORT size_t malloc_usable_size(void *p)
 EXPORT int malloc_trim(size_t pad)
 {
 	osm_lock();
+	if (TRACING)
+		trace_event("malloc_trim %z t=%t", pad);
 	bool released = osm_trim(pad);
 	osm_unlock();
 	return released;
