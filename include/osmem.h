@@ -28,6 +28,7 @@ struct os_stats {
 	size_t peak_in_use;
 	size_t heap_size;         /* bytes between the heap start and its end (the break, when nobody else moved it) */
 	size_t mapped_bytes, mapped_count;
+	size_t mapped_peak_bytes, mapped_peak_count;
 	size_t free_bytes, free_blocks, largest_free;
 	double fragmentation;     /* 1 - largest_free / free_bytes (0 with no free bytes) */
 	size_t allocations, frees;

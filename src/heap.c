@@ -429,6 +429,10 @@ static void mapped_link(struct block_meta *b)
 	mark_alloc(b, STATUS_MAPPED);
 	osm_heap.count.mapped_bytes += b->size;
 	osm_heap.count.mapped_count++;
+	if (osm_heap.count.mapped_bytes > osm_heap.count.mapped_peak_bytes)
+		osm_heap.count.mapped_peak_bytes = osm_heap.count.mapped_bytes;
+	if (osm_heap.count.mapped_count > osm_heap.count.mapped_peak_count)
+		osm_heap.count.mapped_peak_count = osm_heap.count.mapped_count;
 	count_in_use();
 }
 

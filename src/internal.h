@@ -118,6 +118,7 @@ struct heap_counters {
 	size_t heap_in_use;      /* payload bytes of allocated heap blocks */
 	size_t heap_blocks;      /* blocks on the heap, free or not */
 	size_t mapped_bytes, mapped_count;
+	size_t mapped_peak_bytes, mapped_peak_count;
 	size_t peak_in_use;
 	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
 };

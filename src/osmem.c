@@ -20,45 +20,70 @@
 // ------------------------------------------------------------------
 
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t lock_owner;
-static bool fork_locked;
+/* Set from just before this thread takes the lock until just after it lets go: a fork from a signal handler
+ * that interrupted this thread anywhere in that span must not wait for the lock. */
+static __thread bool in_allocator __attribute__((tls_model("initial-exec")));
+/* Forks whose prepare handler found this thread in the allocator and left the lock alone; nested forks
+ * (a signal handler forking while this thread is inside fork) unwind in order. */
+static __thread unsigned fork_skips __attribute__((tls_model("initial-exec")));
 
 void osm_lock(void)
 {
+	in_allocator = true;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&heap_lock);
-	__atomic_store_n(&lock_owner, pthread_self(), __ATOMIC_RELAXED);
 	osm_init(DROPIN);
 }
 
 void osm_unlock(void)
 {
-	__atomic_store_n(&lock_owner, (pthread_t)0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&heap_lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	in_allocator = false;
 }
+
+#ifdef __GLIBC__
+/* stdio's list lock: glibc's fork takes it before its own malloc's locks, and so must we, since a thread
+ * that holds a FILE's lock may be waiting for ours (glibc bug 19431; tst-malloc-fork-deadlock). It is
+ * recursive, so glibc's fork taking it again after our handler is fine. */
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+extern void _IO_list_resetlock(void);
+#else
+static void _IO_list_lock(void) {}
+static void _IO_list_unlock(void) {}
+static void _IO_list_resetlock(void) {}
+#endif
 
 /* fork() copies the heap as it is: take the lock first so no other thread is half-way through a change.
  * A fork from a signal handler that interrupted this very thread inside the allocator cannot wait for
  * itself: then the lock is left alone (as glibc does for a single thread). */
 static void fork_prepare(void)
 {
-	pthread_t owner = __atomic_load_n(&lock_owner, __ATOMIC_RELAXED);
-	fork_locked = !owner || !pthread_equal(owner, pthread_self());
-	if (fork_locked)
+	_IO_list_lock();
+	if (in_allocator)
+		fork_skips++;
+	else
 		osm_lock();
 	trace_flush();
 }
 
 static void fork_parent(void)
 {
-	if (fork_locked)
+	if (fork_skips)
+		fork_skips--;
+	else
 		osm_unlock();
+	_IO_list_unlock();
 }
 
 static void fork_child(void)
 {
+	_IO_list_resetlock();
 	/* the child has one thread: a fresh lock, whatever state the parent's other threads left it in */
 	pthread_mutex_init(&heap_lock, NULL);
-	lock_owner = 0;
+	in_allocator = false;
+	fork_skips = 0;
 	trace_fork_child();
 }
 

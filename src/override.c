@@ -3,8 +3,11 @@
  * glibc's contract as a program sees it: 16-byte alignment, malloc(0) is a unique pointer, free keeps errno,
  * overflow is ENOMEM, bad alignments are EINVAL, realloc(p, 0) frees. Everything runs on the one heap that the
  * os_* functions use, under its lock. A bad pointer is reported with the pointer and aborts. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -224,7 +227,25 @@ EXPORT struct mallinfo mallinfo(void)
 	return mi;
 }
 
+/* glibc's report, on the stderr stream as glibc writes it (programs redirect that stream, and glibc's own
+ * tests read it back), then osmem's statistics. Formatted first, printed with no lock held. */
 EXPORT void malloc_stats(void)
 {
-	os_stats_print(STDERR_FILENO);
+	struct os_stats st;
+	char buf[512];
+	int cancel;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel); /* the report is whole or not at all (glibc) */
+	os_stats(&st);
+	size_t heap_in_use = st.bytes_in_use - st.mapped_bytes;
+	snprintf(buf, sizeof buf,
+		 "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
+		 "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
+		 "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n",
+		 st.heap_size, heap_in_use, st.heap_size + st.mapped_bytes, st.bytes_in_use,
+		 st.mapped_peak_count, st.mapped_peak_bytes);
+	fflush(stderr);
+	fputs(buf, stderr);
+	fflush(stderr);
+	os_stats_print(fileno(stderr) >= 0 ? fileno(stderr) : STDERR_FILENO);
+	pthread_setcancelstate(cancel, NULL);
 }

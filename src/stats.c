@@ -15,6 +15,8 @@ void os_stats(struct os_stats *st)
 	st->heap_size = osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) : 0;
 	st->mapped_bytes = c->mapped_bytes;
 	st->mapped_count = c->mapped_count;
+	st->mapped_peak_bytes = c->mapped_peak_bytes;
+	st->mapped_peak_count = c->mapped_peak_count;
 	osm_free_summary(&st->largest_free, &st->free_blocks, &st->free_bytes);
 	st->fragmentation = st->free_bytes ? 1.0 - (double)st->largest_free / (double)st->free_bytes : 0.0;
 	st->allocations = c->allocations;

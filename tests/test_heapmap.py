@@ -1,0 +1,683 @@
+#!/usr/bin/env python3
+"""tools/osmem-heapmap draws what the heap really was.
+
+- A known heap (SPEC.md's numbers) built with the classic API: the trace's replay and os_heap_dump agree with
+  the layout worked out by hand; the page, loaded in headless Chromium (file:// only), shows it: the DOM after
+  its scripts ran (no error, the final heap's block count, one SVG rectangle per final block with its offset,
+  size and status; what the tooltip says at known points), and the screenshot has the expected colours where
+  the page's own geometry puts each block (decoded by the small PNG reader below);
+- the matplotlib PNG of the final heap exists, decodes and is not trivial;
+- random drop-in programs (default and classic profiles: trims, madvise, carves, mremap, aligned mappings): the
+  replay's final heap equals os_heap_dump's, block for block;
+- a big trace (sqlite3 on osmem, 100 000s of events) renders in less than 60 s and its page loads without errors.
+
+The pages and screenshots stay in BUILD/heapmap-test/ to be looked at.
+Prints PASS/FAIL lines and 'N passed, N failed'; exits 1 when something failed."""
+import argparse
+import base64
+import html
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from array import array
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOL = os.path.join(ROOT, "tools", "osmem-heapmap")
+META = 32
+results = []
+
+
+def check(name, ok, why=""):
+    results.append(bool(ok))
+    print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
+    return ok
+
+
+def run(cmd, timeout=120, env=None, **kw):
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                           env=env, **kw)
+        return p.returncode, p.stdout, p.stderr, time.time() - t0
+    except subprocess.TimeoutExpired:
+        return "timeout", "", "", time.time() - t0
+
+
+# ---------------------------------------------------------------- a small PNG reader (8-bit RGB/RGBA)
+def png_decode(path):
+    """(width, height, bytes per pixel, rows): 8-bit RGB or RGBA, not interlaced (what Chromium and
+    matplotlib write)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG file")
+    pos, idat, hdr = 8, [], None
+    while pos + 8 <= len(data):
+        n, typ = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        if zlib.crc32(typ + body) != struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]:
+            raise ValueError(f"bad CRC in chunk {typ!r}")
+        pos += 12 + n
+        if typ == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", body)
+        elif typ == b"IDAT":
+            idat.append(body)
+        elif typ == b"IEND":
+            break
+    if hdr is None:
+        raise ValueError("no IHDR")
+    w, h, depth, ctype, _, _, interlace = hdr
+    if depth != 8 or ctype not in (2, 6) or interlace:
+        raise ValueError(f"unsupported PNG: depth {depth}, colour type {ctype}, interlace {interlace}")
+    bpp = 3 if ctype == 2 else 4
+    stride = w * bpp
+    raw = zlib.decompress(b"".join(idat))
+    if len(raw) != h * (stride + 1):
+        raise ValueError("image data has the wrong length")
+    rows, prev = [], bytes(stride)
+    half = (stride + 1) // 2
+    even = int.from_bytes(b"\x00\xff" * half, "big") >> (8 * (2 * half - stride))
+    odd = even << 8
+    full = (1 << (8 * stride)) - 1
+    for y in range(h):
+        base = y * (stride + 1)
+        ft, line = raw[base], raw[base + 1:base + 1 + stride]
+        if ft == 0:
+            cur = line
+        elif ft == 2:  # Up: byte-wise sum, odd and even bytes apart so that carries fall away
+            a, b = int.from_bytes(line, "big"), int.from_bytes(prev, "big")
+            s = (((a & even) + (b & even)) & even) | (((a & odd) + (b & odd)) & odd)
+            cur = (s & full).to_bytes(stride, "big")
+        else:
+            c = bytearray(line)
+            if ft == 1:
+                for i in range(bpp, stride):
+                    c[i] = (c[i] + c[i - bpp]) & 255
+            elif ft == 3:
+                for i in range(stride):
+                    c[i] = (c[i] + (((c[i - bpp] if i >= bpp else 0) + prev[i]) >> 1)) & 255
+            elif ft == 4:
+                for i in range(stride):
+                    if i >= bpp:
+                        a, cc = c[i - bpp], prev[i - bpp]
+                    else:
+                        a = cc = 0
+                    b = prev[i]
+                    p = a + b - cc
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - cc)
+                    c[i] = (c[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else cc)) & 255
+            else:
+                raise ValueError(f"bad filter type {ft} in row {y}")
+            cur = bytes(c)
+        rows.append(cur)
+        prev = cur
+    return w, h, bpp, rows
+
+
+def rgb_at(img, x, y):
+    w, h, bpp, rows = img
+    x, y = int(x), int(y)
+    if not (0 <= x < w and 0 <= y < h):
+        return None
+    r = rows[y]
+    return tuple(r[x * bpp:x * bpp + 3])
+
+
+def hexrgb(s):
+    return tuple(int(s[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def near(c, want, tol=12):
+    return c is not None and all(abs(a - b) <= tol for a, b in zip(c, want))
+
+
+def colours(img, step=2):
+    w, h, bpp, rows = img
+    seen = {}
+    for y in range(0, h, step):
+        r = rows[y]
+        for x in range(0, w, step):
+            k = r[x * bpp:x * bpp + 3]
+            seen[k] = seen.get(k, 0) + 1
+    return seen
+
+
+# ---------------------------------------------------------------- Chromium, headless, file:// only
+def find_chromium():
+    for c in ("chromium", "chromium-browser", "google-chrome"):
+        p = shutil.which(c)
+        if p:
+            return p
+    return None
+
+
+def start_browser(chromium, url, shot, tmp):
+    """Starts Chromium on url; it writes the DOM after the scripts ran to stdout and a screenshot to shot."""
+    prof = tempfile.mkdtemp(prefix="chrome-", dir=tmp)
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-extensions", "--no-default-browser-check", "--hide-scrollbars",
+           "--host-resolver-rules=MAP * ~NOTFOUND", "--force-device-scale-factor=1",
+           f"--user-data-dir={prof}", "--window-size=1200,800", f"--screenshot={shot}", "--dump-dom", url]
+    out = open(shot + ".dom.html", "w")
+    err = open(shot + ".log", "w")
+    return subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True), out, err, time.time()
+
+
+def finish_browser(job, timeout):
+    p, out, err, t0 = job
+    try:
+        p.wait(timeout=max(1, timeout - (time.time() - t0)))
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)
+        p.wait()
+        out.close(), err.close()
+        return None, time.time() - t0
+    out.close(), err.close()
+    with open(out.name) as f:
+        return f.read(), time.time() - t0
+
+
+def strip_scripts(dom):
+    return re.sub(r"<script\b.*?</script>", "", dom, flags=re.S)
+
+
+def attrs(s):
+    return {k: html.unescape(v) for k, v in re.findall(r'([\w-]+)="([^"]*)"', s)}
+
+
+def element(dom, ident):
+    m = re.search(r'<(\w+) id="%s"([^>]*)>(.*?)</\1>' % re.escape(ident), dom, re.S)
+    return (attrs(m.group(2)), m.group(3)) if m else (None, None)
+
+
+def page_state(dom):
+    """What the tests read from a dumped page."""
+    body = strip_scripts(dom)
+    st = {"dom": body}
+    st["errors"] = element(body, "errors")[1]
+    st["summary"] = element(body, "summary")[0]
+    g = element(body, "geom")[1]
+    st["geom"] = json.loads(html.unescape(g)) if g else None
+    m = re.search(r"<title>(.*?)</title>", body, re.S)
+    st["title"] = html.unescape(m.group(1)) if m else None
+    m = re.search(r"<body([^>]*)>", body)
+    st["body"] = attrs(m.group(1)) if m else {}
+    st["rects"] = [attrs(a) for a in re.findall(r'<rect (class="blk[^"]*"[^>]*)>', body)]
+    st["allrects"] = len(re.findall(r"<rect\b", body))
+    st["probes"] = {a.get("data-at"): a for a in map(attrs, re.findall(r'<div (class="probe"[^>]*)>', body))}
+    m = re.search(r'<div class="hover" data-visible="(\d)">(.*?)</div></div>', body, re.S)
+    st["hover"] = (m.group(1), html.unescape(re.sub(r"<[^>]+>", " ", m.group(2)))) if m else None
+    return st
+
+
+# ---------------------------------------------------------------- the page's embedded data
+def embedded(path):
+    """The history the page carries: its meta, and the block states that last to the end."""
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r'<script type="application/json" id="heapdata">(.*?)</script>', text, re.S)
+    d = json.loads(m.group(1).replace("<\\/", "</"))
+
+    def arr(key, code):
+        a = array(code)
+        a.frombytes(base64.b64decode(d["seg"][key]))
+        if sys.byteorder != "little":
+            a.byteswap()
+        return a
+    wide = "d" if d["meta"]["wide"] else "I"
+    t1, off, size, st = arr("t1", "I"), arr("off", wide), arr("size", wide), arr("st", "B")
+    end = d["meta"]["tEnd"]
+    heap = sorted((int(off[i]), int(size[i]), ("free", "alloc", "mapped")[st[i]])
+                  for i in range(len(t1)) if t1[i] == end)
+    mapped = sorted((int(m[4], 16), m[3]) for m in d["mapped"] if m[1] == end)
+    return d["meta"], heap, mapped, text
+
+
+def from_dump(path):
+    with open(path) as f:
+        d = json.load(f)
+    heap = sorted((b["offset"], b["size"], b["status"]) for b in d["blocks"] if b["where"] == "heap")
+    mapped = sorted((int(b["address"], 16), b["size"]) for b in d["blocks"] if b["where"] == "mapped")
+    return heap, mapped, d
+
+
+def self_contained(text):
+    """Nothing in the page may load anything: no src/href to a URL, no url() but #fragments, no fetch."""
+    bad = []
+    for pat, what in ((r'\b(?:src|href)\s*=\s*["\']?(?!#|data:)[^"\'\s>]', "a src/href"),
+                      (r"url\(\s*['\"]?(?!#)", "a CSS url()"), (r"@import", "@import"),
+                      (r"\bfetch\s*\(", "fetch()"), (r"XMLHttpRequest", "XMLHttpRequest"),
+                      (r"\bWebSocket\b", "WebSocket"), (r"EventSource", "EventSource"),
+                      (r"importScripts|navigator\.sendBeacon", "a beacon or worker import"),
+                      (r"<link\b", "a <link>"), (r"<iframe\b|<object\b|<embed\b", "an embedded document")):
+        if re.search(pat, text):
+            bad.append(what)
+    urls = set(re.findall(r"https?://[^\s\"'<>)]+", text)) - {"http://www.w3.org/2000/svg"}
+    if urls:
+        bad.append("URLs " + ", ".join(sorted(urls)[:3]))
+    return bad
+
+
+# ---------------------------------------------------------------- programs
+KNOWN_C = r"""
+#include <fcntl.h>
+#include <unistd.h>
+#include "osmem.h"
+int main(int argc, char **argv)
+{
+	void *a = os_malloc(1986), *b = os_malloc(100), *c = os_malloc(300);
+	os_free(b);
+	void *d = os_malloc(200000);
+	int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || os_heap_dump(fd, OS_DUMP_JSON) != 0)
+		return 1;
+	close(fd);
+	(void)a; (void)c; (void)d;
+	return argc == 2 ? 0 : 2;
+}
+"""
+
+# SPEC.md: preallocation of 131072 (one free block of 131040); a = 1992 at H+0x0; the rest after it at
+# H+0x7e8; b = 104 at H+0x7e8, the rest at H+0x870; c = 304 at H+0x870, the rest at H+0x9c0 of
+# 131040 - (1992 + 32) - (104 + 32) - (304 + 32) = 128544; b is only marked free; d maps 200000 + 32.
+KNOWN_HEAP = [(0x0, 1992, "alloc"), (0x7e8, 104, "free"), (0x870, 304, "alloc"), (0x9c0, 128544, "free")]
+KNOWN_MAPPED_SIZE = 200000
+
+MIX_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "osmem.h"
+static unsigned long long rng = 88172645463325252ULL;
+static unsigned long long rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; }
+static size_t pick(void)
+{
+	unsigned r = rnd() % 100;
+	if (r < 60) return 1 + rnd() % 256;
+	if (r < 90) return 256 + rnd() % 8192;
+	if (r < 97) return 8192 + rnd() % 100000;
+	return 120000 + rnd() % 400000;
+}
+int main(int argc, char **argv)
+{
+	enum { SLOTS = 300, OPS = 6000 };
+	static void *p[SLOTS];
+	if (argc != 2)
+		return 2;
+	for (int i = 0; i < OPS; i++) {
+		int k = rnd() % SLOTS;
+		unsigned op = rnd() % 100;
+		if (!p[k]) {
+			if (op < 70) p[k] = malloc(pick());
+			else if (op < 85) p[k] = calloc(1 + rnd() % 8, pick() / 8 + 1);
+			else p[k] = memalign(64 << (rnd() % 4), pick());
+			if (p[k]) memset(p[k], 1, 1);
+		} else if (op < 55) {
+			free(p[k]);
+			p[k] = NULL;
+		} else {
+			void *q = realloc(p[k], pick());
+			if (q) p[k] = q;
+		}
+		if (i % 1500 == 1499)
+			malloc_trim(0);
+	}
+	for (int k = 0; k < SLOTS; k += 2) {
+		free(p[k]);
+		p[k] = NULL;
+	}
+	int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || os_heap_dump(fd, OS_DUMP_JSON) != 0)
+		return 1;
+	close(fd);
+	return 0;
+}
+"""
+
+BIG_SQL = """CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, note TEXT);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+INSERT INTO t SELECT i, 'name-' || i, printf('%.*c', i % 300, 'x') FROM n;
+CREATE INDEX t_name ON t(name);
+SELECT count(*), sum(length(note)) FROM t;
+DELETE FROM t WHERE id % 3 = 0;
+VACUUM;
+SELECT count(*) FROM t;
+"""
+
+BIG_PY = """d = [{'k': i, 's': str(i) * 7, 'l': list(range(i % 13))} for i in range(3000)]
+del d[::2]
+print(sum(len(x['s']) for x in d))
+"""
+
+
+def heapmap(args, timeout=120):
+    return run([TOOL] + args, timeout=timeout)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--out", help="where the pages and screenshots go (default BUILD/heapmap-test)")
+    a = ap.parse_args()
+    build = a.build if os.path.isabs(a.build) else os.path.join(ROOT, a.build) \
+        if not os.path.isdir(a.build) else os.path.abspath(a.build)
+    out = os.path.abspath(a.out or os.path.join(build, "heapmap-test"))
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    tmp = tempfile.mkdtemp(prefix="heapmap-")
+    try:
+        tests(build, out, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    passed, failed = results.count(True), results.count(False)
+    print(f"{passed} passed, {failed} failed")
+    print(f"(pages and screenshots: {out})")
+    return 1 if failed else 0
+
+
+def tests(build, out, tmp):
+    started = time.time()
+    lib, libm = os.path.join(build, "libosmem.so"), os.path.join(build, "libosmem-malloc.so")
+    if not check("setup: libosmem.so and libosmem-malloc.so are built", os.path.exists(lib) and os.path.exists(libm),
+                 f"build them first (make); looked in {build}"):
+        return
+    with open(TOOL) as f:
+        first = f.readline().strip()
+    check("setup: tools/osmem-heapmap is executable and runs Debian's Python",
+          os.access(TOOL, os.X_OK) and first == "#!/usr/bin/python3", f"mode or shebang: {first!r}")
+    rc, _, err, _ = run(["/usr/bin/python3", "-c", "import matplotlib"])
+    if not check("setup: /usr/bin/python3 has matplotlib", rc == 0, "apt-get install -y python3-matplotlib"):
+        return
+    chromium = find_chromium()
+    check("setup: headless Chromium is installed", chromium, "apt-get install -y chromium")
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("cc")
+
+    # ------------------------------------------------------------ the known heap
+    src = os.path.join(tmp, "known.c")
+    with open(src, "w") as f:
+        f.write(KNOWN_C)
+    prog = os.path.join(tmp, "known")
+    rc, _, err, _ = run([cc, "-std=c11", "-Wall", "-Werror", "-I", os.path.join(ROOT, "include"), src, "-o", prog,
+                         "-L", build, "-losmem", f"-Wl,-rpath,{build}"])
+    if not check("known: the classic-API program compiles against libosmem.so", rc == 0, err.strip()[-400:]):
+        return
+    trace, dump = os.path.join(out, "known.trace"), os.path.join(out, "known.json")
+    env = dict(os.environ, OSMEM_TRACE=trace)
+    env.pop("LD_PRELOAD", None)
+    rc, _, err, _ = run([prog, dump], env=env)
+    check("known: the program runs with OSMEM_TRACE and writes its trace and heap dump",
+          rc == 0 and os.path.exists(trace) and os.path.exists(dump), f"rc={rc} {err.strip()[-300:]}")
+    if not os.path.exists(trace) or not os.path.exists(dump):
+        return
+    dheap, dmapped, _ = from_dump(dump)
+    check("known: os_heap_dump shows SPEC.md's layout (the expectation itself)",
+          dheap == KNOWN_HEAP and [s for _, s in dmapped] == [KNOWN_MAPPED_SIZE], f"{dheap} {dmapped}")
+
+    page, png = os.path.join(out, "known.html"), os.path.join(out, "known.png")
+    rc, so, err, secs = heapmap([trace, "-o", page, "--png", png])
+    check("known: osmem-heapmap TRACE -o PAGE --png PNG succeeds without replay warnings",
+          rc == 0 and os.path.exists(page) and os.path.exists(png) and "warning" not in err,
+          f"rc={rc} {so.strip()[-300:]} {err.strip()[-300:]}")
+    if not os.path.exists(page):
+        return
+    meta, eheap, emapped, text = embedded(page)
+    check("known: the replayed final heap (in the page's data) is SPEC.md's layout and os_heap_dump's",
+          eheap == KNOWN_HEAP and eheap == dheap and emapped == dmapped, f"{eheap} {emapped} vs {dheap} {dmapped}")
+    check("known: the page counts 5 final blocks, 5 requests", meta["final"]["blocks"] == 5 and meta["requests"] == 5,
+          f"{meta['final']} requests={meta['requests']}")
+    bad = self_contained(text)
+    check("known: the page is self-contained (no src/href/url()/fetch/link to anything outside)", not bad,
+          "; ".join(bad))
+
+    dpage, dpng = os.path.join(out, "known-dump.html"), os.path.join(out, "known-dump.png")
+    rc, so, err, _ = heapmap(["--dump", dump, "-o", dpage, "--png", dpng])
+    ok = rc == 0 and os.path.exists(dpage) and os.path.exists(dpng)
+    if ok:
+        dmeta, dh, dm, _ = embedded(dpage)
+        ok = dh == KNOWN_HEAP and dm == dmapped and dmeta["final"]["blocks"] == 5
+    check("dump: osmem-heapmap --dump DUMP.json draws the same snapshot", ok, f"rc={rc} {err.strip()[-300:]}")
+
+    # ------------------------------------------------------------ the drop-in's profiles: replay == dump
+    src = os.path.join(tmp, "mix.c")
+    with open(src, "w") as f:
+        f.write(MIX_C)
+    mix = os.path.join(tmp, "mix")
+    rc, _, err, _ = run([cc, "-std=c11", "-O1", "-I", os.path.join(ROOT, "include"), src, "-o", mix,
+                         "-L", build, "-losmem-malloc", f"-Wl,-rpath,{build}"])
+    if check("mix: the drop-in program compiles against libosmem-malloc.so", rc == 0, err.strip()[-400:]):
+        for profile in ("default", "classic"):
+            mtrace, mdump = os.path.join(tmp, f"mix-{profile}.trace"), os.path.join(tmp, f"mix-{profile}.json")
+            env = dict(os.environ, OSMEM_TRACE=mtrace)
+            env.pop("LD_PRELOAD", None)
+            env.pop("OSMEM_PROFILE", None)
+            if profile == "classic":
+                env["OSMEM_PROFILE"] = "classic"
+            rc, _, err, _ = run([mix, mdump], env=env)
+            mpage = os.path.join(out, f"mix-{profile}.html")
+            rc2, _, err2, _ = heapmap([mtrace, "-o", mpage, "-q"]) if rc == 0 else (rc, "", err, 0)
+            ok, why = rc == 0 and rc2 == 0 and "warning" not in err2, f"rc={rc}/{rc2} {err.strip()[-200:]} {err2.strip()[-300:]}"
+            if ok:
+                with open(mtrace) as f:
+                    kinds = {l.split()[0] for l in f if l.startswith("  ")}
+                _, ph, pm, _ = embedded(mpage)
+                dh, dm, _ = from_dump(mdump)
+                ok = ph == dh and pm == dm
+                diff = next((f"{p} vs {q}" for p, q in zip(ph, dh) if p != q), f"{len(ph)} vs {len(dh)} blocks")
+                why = f"replay and dump differ: {diff}; mapped {pm[:3]} vs {dm[:3]}"
+            check(f"mix: {profile} profile ({', '.join(sorted(kinds)) if rc == 0 and rc2 == 0 else '?'}): "
+                  f"the replayed final heap is os_heap_dump's, block for block", ok, why)
+
+    # ------------------------------------------------------------ a big trace
+    big = os.path.join(out, "big.trace")
+    run_tool = os.path.join(ROOT, "tools", "osmem-run")
+    env = dict(os.environ)
+    env.pop("OSMEM_PROFILE", None)
+    sqlite = shutil.which("sqlite3")
+    if sqlite:
+        what = "sqlite3"
+        rc, _, err, _ = run([run_tool, "--trace", big, "--", sqlite, ":memory:"], input=BIG_SQL, env=env, timeout=120)
+    else:
+        what = "python3 (PYTHONMALLOC=malloc)"
+        env["PYTHONMALLOC"] = "malloc"
+        rc, _, err, _ = run([run_tool, "--trace", big, "--", "/usr/bin/python3", "-c", BIG_PY], env=env, timeout=120)
+    events = requests = 0
+    if os.path.exists(big):
+        with open(big) as f:
+            for line in f:
+                events += 1
+                if line[0] not in " =" and not line.startswith("osmem-trace"):
+                    requests += 1
+    check(f"big: {what} on osmem writes a trace of 100 000+ events", rc == 0 and events >= 100000,
+          f"rc={rc}, {events} lines {err.strip()[-300:]}")
+    bpage, bpng = os.path.join(out, "big.html"), os.path.join(out, "big.png")
+    rc, so, err, secs = heapmap([big, "-o", bpage, "--png", bpng], timeout=120)
+    check(f"big: osmem-heapmap renders {events} events ({requests} requests) in less than 60 s ({secs:.1f} s)",
+          rc == 0 and secs < 60 and os.path.exists(bpage) and os.path.exists(bpng),
+          f"rc={rc} {secs:.1f} s {err.strip()[-300:]}")
+
+    # ------------------------------------------------------------ the matplotlib PNGs
+    for name, path, want in (("known", png, ("alloc", "free", "header", "mapped")), ("dump", dpng, ("alloc", "free")),
+                             ("big", bpng, ("alloc", "free"))):
+        try:
+            img = png_decode(path)
+            cols = colours(img, step=1 if name == "known" else 2)
+            from_page = {k: hexrgb(v) for k, v in meta_colors(page).items()}
+            missing = [c for c in want if not any(near(tuple(k), from_page[c], 6) and n >= 20 for k, n in cols.items())]
+            ok = img[0] == 1320 and 300 <= img[1] <= 1400 and len(cols) > 2 and not missing
+            why = f"{img[0]}x{img[1]}, {len(cols)} colours, missing {missing}"
+        except Exception as e:  # noqa: BLE001
+            ok, why = False, f"{path}: {e}"
+        check(f"png: the {name} final-heap PNG decodes, is 1320 px wide, has its colours ({', '.join(want)})", ok, why)
+
+    # ------------------------------------------------------------ in the browser
+    if not chromium:
+        return
+    A = os.path.join(out, "shot-known-zoom.png")
+    B = os.path.join(out, "shot-known-full.png")
+    C = os.path.join(out, "shot-big.png")
+    # A: zoomed on the first 0xa00 bytes (every block is tens of px tall), tooltip probes, and the mouse on b
+    probes = ["2.5:0x850", "5.5:0x850", "5.5:0x7f8", "5.5:0x100", "3.5:0x900", "1.5:0x900", "5.5:0x200:mapped",
+              "2.5:0x200:mapped", "3.5:0x30000"]
+    # The plot's height is fixed (#height): Chromium lays the page out in a shorter viewport than the
+    # screenshot's (the window minus its frame), and a plot that fills the window would move in between.
+    url_a = "file://" + page + "#height=560&view=1:6:0:0xa00&probe=" + ";".join(probes) + "&hover=3.3:0x850"
+    jobs = {"A": start_browser(chromium, url_a, A, tmp)}
+    jobs["B"] = start_browser(chromium, "file://" + page + "#height=560", B, tmp)
+    if os.path.exists(bpage):
+        jobs["C"] = start_browser(chromium, "file://" + bpage + "#height=560", C, tmp)
+    doms = {k: finish_browser(j, 180) for k, j in jobs.items()}
+
+    dom, secs = doms["A"]
+    if check(f"browser: the zoomed known page loads ({secs:.0f} s)", dom is not None and "data-ready" in dom,
+             "no DOM (timeout or crash); see " + A + ".log"):
+        s = page_state(dom)
+        check("browser: the zoomed page has no script error (#errors empty)", s["errors"] is not None and not s["errors"].strip(),
+              (s["errors"] or "no #errors element")[:400])
+        # the DOM: what the tooltip says at known points
+        want = {"2.5:0x850": ("alloc", "0x7e8", "104"), "5.5:0x850": ("free", "0x7e8", "104"),
+                "5.5:0x7f8": ("free", "0x7e8", "104"), "5.5:0x100": ("alloc", "0x0", "1992"),
+                "3.5:0x900": ("alloc", "0x870", "304"), "1.5:0x900": ("free", "0x7e8", "129016"),
+                "5.5:0x200:mapped": ("mapped", None, "200000"), "2.5:0x200:mapped": (None, None, None),
+                "3.5:0x30000": (None, None, None)}
+        bad = []
+        for at, (st, off, size) in want.items():
+            p = s["probes"].get(at)
+            if p is None:
+                bad.append(f"{at}: no probe")
+            elif st is None:
+                if p.get("data-index") != "-1":
+                    bad.append(f"{at}: found {p}")
+            elif (p.get("data-status"), p.get("data-size")) != (st, size) or (off and p.get("data-off") != off):
+                bad.append(f"{at}: {p.get('data-status')} {p.get('data-off')} {p.get('data-size')}, want {st} {off} {size}")
+        check(f"browser: hit-testing (the tooltip's lookup) finds the right block at {len(want)} known points", not bad, "; ".join(bad))
+        # the mouse path: the pointer on b's pixels (request 3, H+0x850) shows b's tooltip
+        hv = s["hover"]
+        check("browser: the tooltip under the mouse on b names b: H+0x7e8, 104 B, allocated, os_malloc 100, "
+              "freed by os_free H+0x808",
+              hv and hv[0] == "1" and all(w in hv[1] for w in ("allocated block", "H+0x7e8", "104 B", "os_malloc 100",
+                                                               "os_free H+0x808")),
+              repr(hv)[:500])
+        g = s["geom"]
+        if check("browser: the page reports its plot geometry", g and g.get("heap"), "no #geom"):
+            X = lambda t: g["left"] + (t - g["xa"]) / (g["xb"] - g["xa"]) * (g["right"] - g["left"])  # noqa: E731
+            Y = lambda a: g["heap"]["bottom"] - (a - g["heap"]["a0"]) / (g["heap"]["a1"] - g["heap"]["a0"]) * (g["heap"]["bottom"] - g["heap"]["top"])  # noqa: E731
+            LY = lambda a: g["lane"]["bottom"] - (a - g["lane"]["a0"]) / (g["lane"]["a1"] - g["lane"]["a0"]) * (g["lane"]["bottom"] - g["lane"]["top"])  # noqa: E731
+            col = {k: hexrgb(v) for k, v in g["colors"].items()}
+            rects = [r for r in s["rects"] if r.get("data-band") == "heap"]
+            check("browser: in the zoomed view every heap block state is an SVG rect with data attributes",
+                  len(rects) == 7 and all({"data-off", "data-size", "data-status", "data-t0", "data-t1"} <= set(r) for r in rects),
+                  f"{len(rects)} rects: {rects[:2]}")
+            # pixels: where the page's geometry puts each block, the colour of its status
+            try:
+                img = png_decode(A)
+                pts = [("a's payload after request 5", 5.5, 0x20 + 996, "alloc", Y),
+                       ("a's payload after request 1", 1.5, 0x20 + 996, "alloc", Y),
+                       ("b allocated (request 2)", 2.5, 0x808 + 52, "alloc", Y),
+                       ("b freed (request 5)", 5.5, 0x808 + 52, "free", Y),
+                       ("b's header", 5.5, 0x7e8 + 16, "header", Y),
+                       ("c's header", 4.5, 0x870 + 16, "header", Y),
+                       ("c allocated", 4.5, 0x890 + 152, "alloc", Y),
+                       ("the rest, free, before c (request 1)", 1.5, 0x890 + 152, "free", Y),
+                       ("the mapping after request 5", 5.5, 100000, "mapped", LY),
+                       ("no mapping yet after request 2", 2.3, 100000, "bg", LY)]  # 2.5: a grid line
+                bad = []
+                for what, t, addr, want_c, F in pts:
+                    c = rgb_at(img, X(t), F(addr))
+                    if not near(c, col[want_c]):
+                        bad.append(f"{what} at ({X(t):.0f},{F(addr):.0f}) is {c}, want {want_c} {col[want_c]}")
+                check("screenshot: the zoomed map has each block's status colour where the layout puts it (10 points)",
+                      not bad, "; ".join(bad))
+            except Exception as e:  # noqa: BLE001
+                check("screenshot: the zoomed map decodes", False, str(e))
+
+    dom, secs = doms["B"]
+    if check(f"browser: the known page loads in its default view ({secs:.0f} s)", dom is not None and "data-ready" in dom,
+             "no DOM (timeout or crash); see " + B + ".log"):
+        s = page_state(dom)
+        check("browser: no script error (#errors empty)", s["errors"] is not None and not s["errors"].strip(),
+              (s["errors"] or "no #errors element")[:400])
+        sm = s["summary"] or {}
+        check("browser: #summary counts the final heap: 5 blocks (2 allocated, 2 free, 1 mapped)",
+              (sm.get("data-final-blocks"), sm.get("data-alloc-blocks"), sm.get("data-free-blocks"),
+               sm.get("data-mapped-blocks")) == ("5", "2", "2", "1") and 'id="final-count">5<' in s["dom"], str(sm))
+        check("browser: document.title names the final heap's block count",
+              s["title"] and "final heap 5 blocks" in s["title"], repr(s["title"]))
+        final = sorted((r["data-band"], int(r["data-off"], 16) if r["data-band"] == "heap" else 0, int(r["data-size"]),
+                        r["data-status"]) for r in s["rects"] if r.get("data-final") == "1")
+        want = sorted([("heap", o, sz, st) for o, sz, st in KNOWN_HEAP] + [("mapped", 0, KNOWN_MAPPED_SIZE, "mapped")])
+        check("browser: one SVG rect per final block (class blk, data-off/size/status as SPEC.md says)", final == want,
+              f"{final}")
+        g = s["geom"]
+        try:
+            img = png_decode(B)
+            X = lambda t: g["left"] + (t - g["xa"]) / (g["xb"] - g["xa"]) * (g["right"] - g["left"])  # noqa: E731
+            Y = lambda a: g["heap"]["bottom"] - (a - g["heap"]["a0"]) / (g["heap"]["a1"] - g["heap"]["a0"]) * (g["heap"]["bottom"] - g["heap"]["top"])  # noqa: E731
+            col = {k: hexrgb(v) for k, v in g["colors"].items()}
+            brk = 131072
+            above = (brk + g["heap"]["a1"]) / 2
+            pts = [("the big free rest", 3.3, 65536, "free"), ("above the break", 3.3, above, "bg")]
+            bad = [f"{w} is {rgb_at(img, X(t), Y(a))}, want {c}" for w, t, a, c in pts if not near(rgb_at(img, X(t), Y(a)), col[c])]
+            ys = range(int(Y(brk)) - 3, int(Y(brk)) + 4)
+            # the line is thinner than 2 px and antialiased: red, blended with its neighbours
+            reddish = lambda c: c and c[0] > 170 and c[1] < 130 and c[2] < 130  # noqa: E731
+            if not any(reddish(rgb_at(img, X(3.3), y)) for y in ys):
+                bad.append(f"no break line near y={Y(brk):.0f}: {[rgb_at(img, X(3.3), y) for y in ys]}")
+            cs = colours(img)
+            check("screenshot: the full view shows the free rest, white above the break, the break line in red",
+                  not bad and len(cs) > 20, "; ".join(bad) + f" ({len(cs)} colours)")
+        except Exception as e:  # noqa: BLE001
+            check("screenshot: the full view decodes", False, str(e))
+
+    if "C" in doms:
+        dom, secs = doms["C"]
+        if check(f"browser: the big page loads ({secs:.0f} s in all, Chromium's start included)",
+                 dom is not None and "data-ready" in dom, "no DOM (timeout or crash); see " + C + ".log"):
+            s = page_state(dom)
+            b = s["body"]
+            check("browser: the big page has no script error", s["errors"] is not None and not s["errors"].strip(),
+                  (s["errors"] or "no #errors element")[:400])
+            sm = s["summary"] or {}
+            bmeta = embedded(bpage)[0]
+            check(f"browser: the big page's first view is ready in less than 60 s ({b.get('data-load-ms')} ms) "
+                  f"and keeps the SVG within its budget ({len(s['rects'])} block rects)",
+                  int(b.get("data-load-ms", 10 ** 9)) < 60000 and len(s["rects"]) <= bmeta["svgBudget"] and s["allrects"] < 2 * bmeta["svgBudget"] + 500,
+                  f"{b} {len(s['rects'])} rects")
+            check("browser: the big page's summary counts every request and the final heap",
+                  sm.get("data-requests") == str(requests) and sm.get("data-final-blocks") == str(bmeta["final"]["blocks"]),
+                  f"{sm} vs {requests} requests")
+            try:
+                img = png_decode(C)
+                g = s["geom"]
+                col = {k: hexrgb(v) for k, v in g["colors"].items()}
+                n_alloc = n_free = 0
+                for y in range(int(g["heap"]["top"]) + 2, int(g["heap"]["bottom"]) - 2, 2):
+                    for x in range(int(g["left"]) + 2, int(g["right"]) - 2, 2):
+                        c = rgb_at(img, x, y)
+                        n_alloc += near(c, col["alloc"], 20)
+                        n_free += near(c, col["free"], 20)
+                check(f"screenshot: the big map shows allocated and free memory ({n_alloc} and {n_free} sampled pixels)",
+                      n_alloc > 500 and n_free > 50, f"{n_alloc} allocated, {n_free} free")
+            except Exception as e:  # noqa: BLE001
+                check("screenshot: the big map decodes", False, str(e))
+    print(f"(test time {time.time() - started:.0f} s)")
+
+
+def meta_colors(page):
+    with open(page) as f:
+        m = re.search(r"var COLORS = (\{.*?\});", f.read())
+    return json.loads(m.group(1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

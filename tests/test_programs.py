@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""Real programs on osmem: each runs unchanged on glibc and under tools/osmem-run (and, for the cheaper ones,
+under tools/osmem-run --classic too), and the outputs (stdout and exit status) must be identical.
+
+    python3 tests/test_programs.py --build build [--only NAME] [--keep]
+
+Programs: python3 (a 4-thread churn script and CPython's own regression tests), sqlite3, gcc (cc1, as and ld
+run under osmem too: LD_PRELOAD goes to the children), git, perl, lua5.4, sort and gzip on a 50 MB file, and a
+redis-server of our own on a free loopback port (redis-benchmark plus a 20k-key round trip).
+
+Missing Debian packages (tests/programs/packages.txt) are installed first when we are root. Prints
+'PASS prog/NAME' or 'FAIL prog/NAME: why' per check and ends with 'N passed, N failed'; exits 1 on a failure.
+Standard library only."""
+import argparse
+import difflib
+import hashlib
+import os
+import random
+import resource
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PROGS = os.path.join(HERE, "programs")
+PY = "/usr/bin/python3"          # Debian's, never a pyenv build that may be first on PATH
+LAUNCHER = os.path.join(ROOT, "tools", "osmem-run")
+
+# CPython regression tests: all pass on glibc here and take ~30 s together with -j2 on an idle machine.
+REGRTESTS = ["test_dict", "test_list", "test_unicode", "test_threading", "test_set", "test_bytes", "test_re",
+             "test_json", "test_collections", "test_gc", "test_array", "test_memoryview", "test_struct",
+             "test_deque", "test_sort", "test_zlib", "test_bz2", "test_hashlib", "test_tracemalloc", "test_ctypes",
+             "test_mmap"]
+
+results = []                     # (name, ok)
+timings = []                     # (name, {side: seconds})
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+class Res:
+    def __init__(self, argv, rc, out, err, secs, timed_out):
+        self.argv, self.rc, self.out, self.err, self.secs, self.timed_out = argv, rc, out, err, secs, timed_out
+
+    def status(self):
+        if self.timed_out:
+            return "timed out after %.0fs" % self.secs
+        if self.rc is not None and self.rc < 0:
+            try:
+                return "killed by %s" % signal.Signals(-self.rc).name
+            except ValueError:
+                return "killed by signal %d" % -self.rc
+        return "exit %s" % self.rc
+
+    def cmdline(self):
+        """A shell line that reproduces the run: directory, extra environment, command, standard input."""
+        env = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in sorted(self.extra_env.items()))
+        return "%s%s%s%s" % ("cd %s && " % shlex.quote(self.cwd) if self.cwd else "", env + " " if env else "",
+                             shlex.join(self.argv), " < " + shlex.quote(self.stdin_file) if self.stdin_file else "")
+
+
+class Runner:
+    def __init__(self, lib, no_preload):
+        self.lib, self.no_preload = lib, no_preload
+        env = dict(os.environ)
+        for k in ("LD_PRELOAD", "OSMEM_PROFILE", "OSMEM_STATS", "OSMEM_TRACE", "OSMEM_TRACE_PID",
+                  "PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONMALLOC", "PYTHONHASHSEED", "MALLOC_CHECK_",
+                  "MALLOC_PERTURB_", "GLIBC_TUNABLES"):
+            env.pop(k, None)
+        env["LC_ALL"] = "C.UTF-8"
+        env["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"     # Debian's programs, not pyenv shims
+        self.env = env
+
+    def argv(self, side, cmd):
+        if side == "glibc" or self.no_preload:
+            return list(cmd)
+        pre = [LAUNCHER] + (["--classic"] if side == "classic" else []) + ["--lib", self.lib, "--"]
+        return pre + list(cmd)
+
+    def run(self, side, cmd, timeout, cwd=None, env=None, stdin_file=None):
+        argv = self.argv(side, cmd)
+        stdin = open(stdin_file, "rb").read() if stdin_file else None
+        e = dict(self.env)
+        e.update(env or {})
+        t0, ru0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        p = subprocess.Popen(argv, cwd=cwd, env=e, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        timed_out = False
+        try:
+            out, err = p.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            try:
+                os.killpg(p.pid, signal.SIGKILL)       # the session we started for it: the program and its children
+            except ProcessLookupError:
+                pass
+            out, err = p.communicate()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = Res(argv, p.returncode, out, err, time.time() - t0, timed_out)
+        r.extra_env, r.cwd, r.stdin_file = dict(env or {}), cwd, stdin_file
+        r.cpu = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
+        return r
+
+
+def report(name, ok, why=""):
+    results.append((name, ok))
+    if ok:
+        print("PASS prog/%s" % name, flush=True)
+    else:
+        print("FAIL prog/%s: %s" % (name, why.rstrip()), flush=True)
+
+
+def tail(b, n=12):
+    lines = b.decode(errors="replace").splitlines()
+    return "\n".join("      " + l[:300] for l in lines[-n:])
+
+
+def short_diff(a, b, n=20):
+    d = list(difflib.unified_diff(a.decode(errors="replace").splitlines(), b.decode(errors="replace").splitlines(),
+                                  "glibc", "osmem", lineterm="", n=1))
+    more = "\n      ... (%d more diff lines)" % (len(d) - n) if len(d) > n else ""
+    return "\n".join("      " + l[:300] for l in d[:n]) + more
+
+
+def osmem_lines(b):
+    return [l for l in b.decode(errors="replace").splitlines() if re.match(r"\s*osmem: ", l)]
+
+
+def describe(r, what="osmem"):
+    return "\n    %s command: %s\n    %s: %s\n    stderr (last lines):\n%s" % (
+        what, r.cmdline(), what, r.status(), tail(r.err) or "      (empty)")
+
+
+def compare(name, base, other):
+    """Same exit status and same stdout; no osmem diagnostics on stderr."""
+    if base.timed_out or base.rc < 0:
+        return report(name, False, "the glibc baseline itself failed (%s)%s" % (base.status(), describe(base, "glibc")))
+    problems = []
+    if other.timed_out or other.rc != base.rc:
+        problems.append("exit status: glibc %s, osmem %s" % (base.status(), other.status()))
+    bo, oo = base.out, other.out
+    if bo != oo:
+        problems.append("stdout differs:\n" + short_diff(bo, oo))
+    diag = osmem_lines(other.err)
+    if diag and not osmem_lines(base.err):
+        problems.append("osmem diagnostics on stderr: " + " | ".join(diag[:3]))
+    if problems:
+        return report(name, False, "; ".join(problems) + describe(other))
+    report(name, True)
+
+
+def sides(classic):
+    return ["glibc", "osmem"] + (["classic"] if classic else [])
+
+
+def run_compare(R, name, cmd, timeout, classic=False, **kw):
+    """Runs cmd on every side (glibc first) and compares each osmem side with glibc, which must exit 0."""
+    res = {s: R.run(s, cmd, timeout, **kw) for s in sides(classic)}
+    timings.append((name, {s: (r.secs, r.cpu) for s, r in res.items()}))
+    base = res["glibc"]
+    if base.rc != 0 or base.timed_out:
+        for s in sides(classic)[1:]:
+            report(name + ("-classic" if s == "classic" else ""), False,
+                   "the glibc baseline failed (%s), nothing to compare with%s" % (base.status(), describe(base, "glibc")))
+        return res
+    for s in sides(classic)[1:]:
+        compare(name + ("-classic" if s == "classic" else ""), base, res[s])
+    return res
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+def required_packages():
+    with open(os.path.join(PROGS, "packages.txt")) as f:
+        return [l.strip() for l in f if l.strip() and not l.startswith("#")]
+
+
+def missing_packages():
+    need = []
+    for pkg in required_packages():
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True, timeout=30)
+        if "install ok installed" not in r.stdout:
+            need.append(pkg)
+    return need
+
+
+def setup():
+    try:
+        need = missing_packages()
+    except (OSError, subprocess.SubprocessError) as e:
+        return "cannot query dpkg: %s" % e
+    if not need:
+        return None
+    if os.geteuid() != 0:
+        return "missing Debian packages %s (run as root to install them)" % " ".join(need)
+    print("setup: installing %s" % " ".join(need), flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    lock = ["-o", "DPkg::Lock::Timeout=300"]
+    try:
+        subprocess.run(["apt-get"] + lock + ["update", "-qq"], env=env, timeout=600, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get"] + lock + ["install", "-y", "-qq"] + need, env=env, timeout=1200, check=True,
+                       stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "apt-get failed: %s" % e
+    still = missing_packages()
+    return "still missing after apt-get: %s" % " ".join(still) if still else None
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+def check_preload(R, lib):
+    """The launcher really preloads the library (for every side's programs below to mean anything)."""
+    if R.no_preload:
+        return report("preload", False, "--no-preload: the osmem side ran on glibc")
+    problems = []
+    for side in ("osmem", "classic"):
+        r = R.run(side, ["sh", "-c", 'cat /proc/self/maps; echo "profile=$OSMEM_PROFILE"'], 30)
+        maps = r.out.decode(errors="replace")
+        if r.rc != 0 or os.path.realpath(lib) not in maps:
+            problems.append("%s: %s not mapped in a child (%s)%s" % (side, lib, r.status(), describe(r)))
+        want = "profile=classic" if side == "classic" else "profile="
+        if (want + "\n") not in maps:
+            problems.append("%s: expected %s in the environment" % (side, want))
+    r = R.run("osmem", ["/bin/true"], 30)
+    if osmem_lines(r.err) or r.rc != 0:
+        problems.append("/bin/true under osmem: %s%s" % (r.status(), describe(r)))
+    # --stats: a summary on standard error at exit, naming the classic profile under --classic
+    for side, opts in (("osmem", ["--stats"]), ("classic", ["--classic", "--stats"])):
+        argv = [LAUNCHER] + opts + ["--lib", lib, "--", "/bin/true"]
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=R.env, timeout=30)
+        st = osmem_lines(p.stderr)
+        if p.returncode != 0 or not st or (side == "classic") != ("classic" in " ".join(st)):
+            problems.append("%s: %s printed no statistics%s (exit %s):\n%s" % (
+                side, shlex.join(argv), " naming the classic profile" if side == "classic" else "",
+                p.returncode, tail(p.stderr, 4)))
+    report("preload", not problems, "; ".join(problems))
+
+
+def check_python_churn(R, work):
+    script = os.path.join(PROGS, "churn.py")
+    run_compare(R, "python3-churn", [PY, script], 240, classic=True, cwd=work)
+    # every object through malloc (no pymalloc arenas): far more, far smaller allocations
+    run_compare(R, "python3-churn-rawmalloc", [PY, script], 240, classic=True, cwd=work,
+                env={"PYTHONMALLOC": "malloc"})
+
+
+def regrtest_summary(out):
+    """The result lines of a regrtest run: the summary from '== Tests result' on, without timing lines."""
+    text = out.decode(errors="replace")
+    i = text.find("== Tests result")
+    if i < 0:
+        return b"(no regrtest summary)\n" + out[-2000:]
+    keep = [l.rstrip() for l in text[i:].splitlines()
+            if l.strip() and not l.startswith(("Total duration", "Total tests:")) and "load avg" not in l]
+    return ("\n".join(keep) + "\n").encode()
+
+
+def check_python_regrtest(R, work):
+    name = "python3-regrtest"
+    cmd = [PY, "-m", "test", "-j2", "--timeout", "240"] + REGRTESTS
+    res = {s: R.run(s, cmd, 400, cwd=work) for s in ("glibc", "osmem")}
+    timings.append((name, {s: (r.secs, r.cpu) for s, r in res.items()}))
+    base, osm = res["glibc"], res["osmem"]
+    bs = regrtest_summary(base.out)
+    if base.rc != 0 or b"SUCCESS" not in bs:
+        return report(name, False, "the glibc baseline does not pass:\n%s%s" % (
+            "\n".join("      " + l for l in bs.decode().splitlines()), describe(base, "glibc")))
+    if osm.rc != base.rc or regrtest_summary(osm.out) != bs:
+        failed = [l for l in osm.out.decode(errors="replace").splitlines()
+                  if re.search(r"\b(failed|crashed|FAIL|ERROR|Fatal Python error|Segmentation fault)\b|osmem: ", l)]
+        return report(name, False, "exit status: glibc %s, osmem %s; summary differs:\n%s\n    failing lines:\n%s%s" % (
+            base.status(), osm.status(), short_diff(bs, regrtest_summary(osm.out)),
+            "\n".join("      " + l[:300] for l in failed[:15]), describe(osm)))
+    report(name, True)
+
+
+def check_sqlite(R, work):
+    res = run_compare(R, "sqlite3", ["sqlite3", ":memory:"], 240, classic=True, cwd=work,
+                      stdin_file=os.path.join(PROGS, "workload.sql"))
+    if not res["glibc"].out.rstrip().endswith(b"ok") or res["glibc"].out.count(b"\n") < 30:
+        report("sqlite3-baseline", False, "unexpected glibc output:\n" + tail(res["glibc"].out))
+
+
+def check_perl_lua(R, work):
+    run_compare(R, "perl", ["perl", os.path.join(PROGS, "workload.pl")], 120, classic=True, cwd=work)
+    run_compare(R, "lua5.4", ["lua5.4", os.path.join(PROGS, "workload.lua")], 120, classic=True, cwd=work)
+
+
+def check_gcc(R, work):
+    sys.path.insert(0, PROGS)
+    sys.dont_write_bytecode = True           # no __pycache__ in the source tree
+    import cprog
+    d = os.path.join(work, "cprog")          # one directory for both sides: identical paths, identical binaries
+    os.makedirs(d)
+    srcs = cprog.write_sources(d)
+    wrap = os.path.join(work, "gcc-wrap.sh")
+    with open(wrap, "w") as f:                # gcc -wrapper: records whether each tool gcc runs has osmem mapped
+        f.write('#!/bin/sh\nif grep -q libosmem-malloc /proc/$$/maps; then m=osmem; else m=glibc; fi\n'
+                'echo "${1##*/} $m" >> "$GCC_WRAP_LOG"\nexec "$@"\n')
+    os.chmod(wrap, 0o755)
+    res, outs = {}, {}
+    for side in ("glibc", "osmem"):
+        log = os.path.join(work, "gcc-wrap-%s.log" % side)
+        for f in os.listdir(d):
+            if not f.endswith((".c", ".h")):
+                os.unlink(os.path.join(d, f))
+        cc = R.run(side, ["gcc", "-O2", "-g", "-Wall", "-Wextra", "-Werror", "-wrapper", wrap, "-o", "prog"] + srcs,
+                   300, cwd=d, env={"GCC_WRAP_LOG": log})
+        run = R.run(side, ["./prog"], 60, cwd=d) if cc.rc == 0 else None
+        binsum = hashlib.md5(open(os.path.join(d, "prog"), "rb").read()).hexdigest() if cc.rc == 0 else None
+        tools = open(log).read().split("\n") if os.path.exists(log) else []
+        res[side] = (cc, run, binsum, [t for t in tools if t])
+        outs[side] = (cc.secs + (run.secs if run else 0), cc.cpu + (run.cpu if run else 0))
+    timings.append(("gcc", outs))
+    (bcc, brun, bsum, _), (occ, orun, osum, otools) = res["glibc"], res["osmem"]
+    if bcc.rc != 0 or brun is None or brun.rc != 0:
+        return report("gcc", False, "the glibc baseline failed%s" % describe(brun if bcc.rc == 0 else bcc, "glibc"))
+    problems = []
+    if occ.rc != 0:
+        problems.append("gcc under osmem: %s%s" % (occ.status(), describe(occ)))
+    else:
+        if orun.rc != brun.rc or orun.out != brun.out:
+            problems.append("program output (%s vs %s):\n%s%s" % (brun.status(), orun.status(),
+                                                                   short_diff(brun.out, orun.out), describe(orun)))
+        if osum != bsum:
+            problems.append("the binary differs: glibc-built md5 %s, osmem-built md5 %s" % (bsum, osum))
+        if occ.err != bcc.err:
+            problems.append("gcc diagnostics differ:\n" + short_diff(bcc.err, occ.err))
+    names = {t.split()[0] for t in otools}
+    not_osmem = [t for t in otools if not t.endswith(" osmem")]
+    if not R.no_preload and occ.rc == 0 and (not_osmem or not {"cc1", "as", "collect2"} <= names):
+        problems.append("gcc's tools did not all run under osmem: %s" % ", ".join(otools))
+    if any(osmem_lines(x.err) for x in (occ, orun) if x):
+        problems.append("osmem diagnostics: " + " | ".join(osmem_lines(occ.err) + (osmem_lines(orun.err) if orun else [])))
+    report("gcc", not problems, "; ".join(problems))
+
+
+def check_git(R, work):
+    script = os.path.join(PROGS, "git_workload.sh")
+    res = {}
+    for side in ("glibc", "osmem"):
+        d = os.path.join(work, "git-" + side)
+        os.makedirs(d)
+        res[side] = R.run(side, ["sh", script, d], 240, cwd=work)
+    timings.append(("git", {s: (r.secs, r.cpu) for s, r in res.items()}))
+    if res["glibc"].rc != 0:
+        return report("git", False, "the glibc baseline failed%s" % describe(res["glibc"], "glibc"))
+    compare("git", res["glibc"], res["osmem"])
+
+
+def make_big_file(path, size=50 * 1024 * 1024):
+    """~50 MB of lines from a fixed seed: words repeat (ties for sort), numbers and hex vary."""
+    rng = random.Random(4242)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randrange(3, 12)))
+             for _ in range(5000)]
+    h = hashlib.md5()
+    n = 0
+    with open(path, "wb") as f:
+        while n < size:
+            chunk = "".join("%s %d %08x %s\n" % (rng.choice(words), rng.randrange(1000000), rng.getrandbits(32),
+                                                 rng.choice(words)) for _ in range(20000)).encode()
+            f.write(chunk)
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest()
+
+
+def check_sort_gzip(R, work):
+    big = os.path.join(work, "big.txt")
+    digest = make_big_file(big)
+    tmp = os.path.join(work, "sorttmp")
+    os.makedirs(tmp)
+    # the whole file in memory (default buffer), then a small buffer: temporary files and a multi-way merge
+    run_compare(R, "sort", ["sh", "-c", "LC_ALL=C sort big.txt | md5sum; "
+                            "LC_ALL=C sort -S 8M -T sorttmp --parallel=2 -t ' ' -k2,2n -k1,1 -k3 big.txt | md5sum"],
+                300, classic=True, cwd=work)
+    res = run_compare(R, "gzip", ["sh", "-c", "gzip -c -n big.txt > big.gz && md5sum < big.gz && "
+                                  "gunzip -c big.gz | md5sum && rm -f big.gz"], 300, cwd=work)
+    got = res["glibc"].out.split(b"\n")[1:2]
+    if not got or not got[0].startswith(digest.encode()):
+        report("gzip-roundtrip", False, "gunzip -c of gzip -c is not the file: md5 %s, file %s" % (got, digest))
+    os.unlink(big)
+
+
+# -------------------------------------------------------------------------------- redis (a RESP client)
+
+class Redis:
+    def __init__(self, port, timeout=30):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.s.close()
+
+    @staticmethod
+    def encode(*args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            data = self.s.recv(1 << 20)
+            if not data:
+                raise ConnectionError("connection closed by redis-server")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            data = self.s.recv(max(1 << 20, n + 2 - len(self.buf)))
+            if not data:
+                raise ConnectionError("connection closed by redis-server")
+            self.buf += data
+        v, self.buf = self.buf[:n], self.buf[n + 2:]
+        return v
+
+    def reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest
+        if t == b"-":
+            return RuntimeError(rest.decode(errors="replace"))
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.reply() for _ in range(n)]
+        raise ValueError("bad RESP line %r" % line[:80])
+
+    def pipeline(self, cmds, batch=500):
+        replies = []
+        for i in range(0, len(cmds), batch):
+            part = cmds[i:i + batch]
+            self.s.sendall(b"".join(self.encode(*c) for c in part))
+            replies.extend(self.reply() for _ in part)
+        return replies
+
+    def call(self, *args):
+        return self.pipeline([args])[0]
+
+
+def redis_value(i):
+    """Distinct, checkable values: small mostly, some of 100-300 KB (the large-block path)."""
+    n = 200_000 + i * 7 % 100_000 if i % 1000 == 7 else 1 + (i * 7919) % 3000
+    seed = hashlib.sha256(b"v%d" % i).digest()
+    return (seed * (n // 32 + 1))[:n - len(b"%d:" % i)] + b"%d:" % i if n > len(b"%d:" % i) else b"%d" % i
+
+
+def redis_roundtrip(port):
+    """Writes 20k keys, reads every one back and checks it, churns (append, delete, lists, hashes), checks again.
+    Returns a deterministic summary (compared across sides) or raises with what went wrong."""
+    c = Redis(port)
+    lines = []
+    try:
+        n = 20000
+        vals = {i: redis_value(i) for i in range(n)}
+        r = c.pipeline([("SET", "key:%d" % i, vals[i]) for i in range(n)])
+        bad = [i for i, x in enumerate(r) if x != b"OK"]
+        if bad:
+            raise AssertionError("SET key:%d answered %r (%d bad)" % (bad[0], r[bad[0]], len(bad)))
+        lines.append("dbsize %s" % c.call("DBSIZE"))
+        got = c.pipeline([("GET", "key:%d" % i) for i in range(n)])
+        bad = [i for i in range(n) if got[i] != vals[i]]
+        if bad:
+            i = bad[0]
+            raise AssertionError("GET key:%d returned %d bytes %r..., expected %d bytes %r... (%d keys wrong)" % (
+                i, len(got[i] or b""), (got[i] or b"")[:40], len(vals[i]), vals[i][:40], len(bad)))
+        # churn: append to a third, delete a quarter, lists and hashes
+        c.pipeline([("APPEND", "key:%d" % i, b"+tail%d" % i) for i in range(0, n, 3)])
+        c.pipeline([("DEL", "key:%d" % i) for i in range(1, n, 4)])
+        c.pipeline([("RPUSH", "list:%d" % (i % 50), b"item%d" % i) for i in range(n)])
+        c.pipeline([("HSET", "hash:%d" % (i % 100), "f%d" % i, vals[i][:100]) for i in range(n)])
+        c.pipeline([("LPOP", "list:%d" % (i % 50)) for i in range(0, n, 2)])
+        got = c.pipeline([("GET", "key:%d" % i) for i in range(n)])
+        for i in range(n):
+            want = None if i % 4 == 1 else vals[i] + (b"+tail%d" % i if i % 3 == 0 else b"")
+            if got[i] != want:
+                raise AssertionError("after churn GET key:%d returned %r..., expected %r..." % (
+                    i, (got[i] or b"")[:40], (want or b"")[:40]))
+        lens = c.pipeline([("LLEN", "list:%d" % k) for k in range(50)])
+        hl = c.pipeline([("HLEN", "hash:%d" % k) for k in range(100)])
+        hv = c.call("HGET", "hash:42", "f4242")
+        if hv != vals[4242][:100]:
+            raise AssertionError("HGET hash:42 f4242 returned %r" % (hv or b"")[:40])
+        lines.append("after churn dbsize %s lists %s hashes %s" % (c.call("DBSIZE"), sum(lens), sum(hl)))
+        lines.append("digest %s" % hashlib.sha256(b"".join(g or b"-" for g in got)).hexdigest())
+        c.call("FLUSHALL")
+        lines.append("flushed dbsize %s" % c.call("DBSIZE"))
+    finally:
+        c.close()
+    return "\n".join(lines) + "\n"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_side(R, side, work):
+    """One redis-server under SIDE: benchmark, round trip, shutdown. Returns (summary, problems, secs)."""
+    port = free_port()
+    d = os.path.join(work, "redis-" + side)
+    os.makedirs(d)
+    argv = R.argv(side, ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                         "--appendonly", "no", "--dir", d, "--logfile", "", "--daemonize", "no",
+                         "--protected-mode", "yes"])
+    logf = open(os.path.join(d, "server.log"), "w+b")
+    t0, ru0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    srv = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=R.env,
+                           start_new_session=True)
+    problems, summary = [], ""
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                c = Redis(port, timeout=2)
+                pong = c.call("PING")
+                c.close()
+                if pong == b"PONG":
+                    break
+            except OSError:
+                pass
+            if srv.poll() is not None or time.time() > deadline:
+                raise RuntimeError("redis-server did not come up (%s)" % (
+                    "exit %s" % srv.returncode if srv.poll() is not None else "no PONG in 20 s"))
+            time.sleep(0.1)
+        b = R.run(side, ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", "-n", "20000",
+                         "-t", "set,get,lpush,lpop,incr"], 120)
+        text = b.out.decode(errors="replace").replace("\r", "\n")
+        finals = [l.strip() for l in text.split("\n") if "requests per second" in l]
+        kinds = sorted(l.split(":")[0] for l in finals)
+        if b.rc != 0 or kinds != ["GET", "INCR", "LPOP", "LPUSH", "SET"] or re.search(r"error|ERR", text + b.err.decode(errors="replace")):
+            problems.append("redis-benchmark: %s, finished %s%s\n    its output:\n%s" % (
+                b.status(), kinds, describe(b, side), tail(b.out.replace(b"\r", b"\n"), 6)))
+        try:
+            summary = redis_roundtrip(port)
+        except Exception as e:          # noqa: BLE001 - any failure of the round trip is the finding
+            problems.append("round trip: %s: %s" % (type(e).__name__, e))
+    except Exception as e:              # noqa: BLE001
+        problems.append(str(e))
+    finally:
+        # always stop the server: SHUTDOWN NOSAVE, then a kill of that one process if it does not exit
+        try:
+            c = Redis(port, timeout=5)
+            c.s.sendall(Redis.encode("SHUTDOWN", "NOSAVE"))
+            try:
+                c.reply()
+            except (OSError, ConnectionError, ValueError):
+                pass                    # the server closes the connection: the expected answer
+            c.close()
+        except OSError:
+            pass
+        try:
+            srv.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            problems.append("redis-server did not exit after SHUTDOWN NOSAVE")
+            os.killpg(srv.pid, signal.SIGKILL)
+            srv.wait()
+        if srv.returncode not in (0, None) and not problems:
+            problems.append("redis-server exited with %s" % srv.returncode)
+        logf.seek(0)
+        log = logf.read()
+        logf.close()
+        diag = osmem_lines(log)
+        if diag:
+            problems.append("osmem diagnostics in the server's output: " + " | ".join(diag[:3]))
+        if problems:
+            problems.append("server: %s (exit %s)\n    server log (last lines):\n%s" % (
+                shlex.join(argv), srv.returncode, tail(log, 10)))
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return summary, problems, (time.time() - t0, ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
+
+
+def check_redis(R, work):
+    out = {}
+    for side in ("glibc", "osmem"):
+        out[side] = redis_side(R, side, work)
+    timings.append(("redis", {s: v[2] for s, v in out.items()}))
+    if out["glibc"][1]:
+        return report("redis", False, "the glibc baseline failed: " + "; ".join(out["glibc"][1]))
+    problems = list(out["osmem"][1])
+    if not problems and out["osmem"][0] != out["glibc"][0]:
+        problems.append("round-trip summary differs:\n" + short_diff(out["glibc"][0].encode(), out["osmem"][0].encode()))
+    report("redis", not problems, "; ".join(problems))
+
+
+CHECKS = [("preload", None), ("python3-churn", check_python_churn), ("python3-regrtest", check_python_regrtest),
+          ("sqlite3", check_sqlite), ("gcc", check_gcc), ("git", check_git), ("perl-lua", check_perl_lua),
+          ("sort-gzip", check_sort_gzip), ("redis", check_redis)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build", help="the build directory holding libosmem-malloc.so")
+    ap.add_argument("--only", action="append", help="run only the checks whose name contains this (repeatable)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--no-preload", action="store_true", help=argparse.SUPPRESS)   # developing the test itself
+    a = ap.parse_args()
+
+    t_start = time.time()
+    lib = os.path.abspath(os.path.join(a.build, "libosmem-malloc.so"))
+    err = setup()
+    if err:
+        report("setup", False, err)
+    elif not os.path.exists(PY):
+        report("setup", False, "%s is missing" % PY)
+    R = Runner(lib, a.no_preload)
+    if not a.no_preload and not (os.access(LAUNCHER, os.X_OK) and os.path.exists(lib)):
+        report("setup", False, "need %s and %s (build them first)" % (LAUNCHER, lib))
+    elif not err:
+        work = tempfile.mkdtemp(prefix="tp-")
+        try:
+            for name, fn in CHECKS:
+                if a.only and not any(o in name for o in a.only):
+                    continue
+                try:
+                    check_preload(R, lib) if fn is None else fn(R, work)
+                except Exception as e:              # noqa: BLE001 - a broken check is a failed check
+                    report(name, False, "the check itself raised %s: %s" % (type(e).__name__, e))
+        finally:
+            if a.keep:
+                print("kept %s" % work)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+
+    for name, t in timings:            # wall seconds, and CPU seconds (user+sys of the program and its children)
+        base = t.get("glibc", (0, 0))[1]
+        print("  time %-26s %s" % (name, "  ".join(
+            "%s %.1fs cpu %.1fs%s" % (s, w, c, " (x%.2f)" % (c / base) if s != "glibc" and base else "")
+            for s, (w, c) in t.items())))
+    passed = sum(1 for _, ok in results if ok)
+    failed = len(results) - passed
+    print("  total %.0fs" % (time.time() - t_start))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,399 @@
+"""Replays an osmem decision trace (docs/TRACE.md) and rebuilds the heap at every request.
+
+The result is a History: every block state (offset, size, status) with the span of requests it lasted,
+the break's positions, the mapped blocks (laid out in a lane of their own), the requests themselves and the
+final heap. Time is the request index: requests are numbered 1..N in trace order; the state after request i
+holds over [i, i + 1), so a block state created by request i and changed by request j spans [i, j), and one
+that is still there at the end spans [i, N + 1). States created and changed within one request (a fit that is
+split at once, a free block absorbed by a coalesce in the same call) last no time and are only counted.
+
+Also reads os_heap_dump's JSON (one snapshot: a single pseudo-request)."""
+import json
+from array import array
+
+META = 32                      # sizeof(struct block_meta): the header before every payload
+PAGE = 4096                    # the page size (x86-64): aligned mappings end at a page boundary
+FREE, ALLOC, MAPPED = 0, 1, 2
+STATUS_NAMES = ("free", "alloc", "mapped")
+
+# requests start at the left margin and end with the thread (t=N); these are the ones TRACE.md lists
+REQUEST_OPS = {"malloc", "calloc", "realloc", "free", "memalign", "malloc_trim",
+               "os_malloc", "os_calloc", "os_realloc", "os_free"}
+
+
+class TraceError(Exception):
+    pass
+
+
+def _addr(tok):
+    """('heap', offset) for H+0x..., ('abs', address) for 0x..., (None, 0) for NULL."""
+    if tok.startswith("H+"):
+        return "heap", int(tok[2:], 16)
+    if tok == "NULL":
+        return None, 0
+    return "abs", int(tok, 16)
+
+
+class History:
+    def __init__(self):
+        self.header = ""
+        self.profile = "?"
+        self.align = 8
+        self.source = ""
+        # heap block states: parallel arrays (t0, t1, offset, size, status), in closing order
+        self.t0 = array("l")
+        self.t1 = array("l")
+        self.off = array("q")
+        self.size = array("q")
+        self.status = array("b")
+        # mapped block states: dicts (few of them)
+        self.mapped = []
+        self.lane_size = 0              # bytes of the mapped lane (the packed mappings' peak)
+        self.brk = [(0, 0)]             # (request index, break offset) after each change
+        self.req_line = [0]             # trace line number of request i (index 0: before any request)
+        self.req_text = [""]            # its text
+        self.madvise = []               # (request, offset or address, length)
+        self.final_heap = []            # [(offset, size, status)] in address order
+        self.final_mapped = []          # [(address, size, lane offset)]
+        self.transient = 0              # states that lasted no time
+        self.inherited = 0              # blocks first seen without their creation (a fork child's trace)
+        self.warnings = []
+        self.counts = {}                # request kind -> count
+        self.events = 0
+        self.cases = {}
+        self.peak_brk = 0
+        self.peak_mapped = 0
+        self.threads = 1
+
+    @property
+    def n_requests(self):
+        return len(self.req_line) - 1
+
+    @property
+    def t_end(self):
+        return self.n_requests + 1
+
+    def final_summary(self):
+        h = self.final_heap
+        alloc = [b for b in h if b[2] == ALLOC]
+        free = [b for b in h if b[2] == FREE]
+        return {
+            "blocks": len(h) + len(self.final_mapped),
+            "heap_blocks": len(h),
+            "alloc_blocks": len(alloc),
+            "free_blocks": len(free),
+            "mapped_blocks": len(self.final_mapped),
+            "alloc_bytes": sum(b[1] for b in alloc),
+            "free_bytes": sum(b[1] for b in free),
+            "mapped_bytes": sum(m[1] for m in self.final_mapped),
+            "header_bytes": META * len(h),
+            "brk": self.brk[-1][1],
+            "largest_free": max((b[1] for b in free), default=0),
+        }
+
+
+class _Lane:
+    """First-fit packing of the mappings into one lane: they live far from the heap and from each other, so
+    the map draws them side by side, each at the lowest lane offset free for as long as it lives."""
+
+    def __init__(self):
+        self.live = {}   # address -> (lane offset, length)
+        self.peak = 0
+
+    def place(self, addr, length):
+        spans = sorted(self.live.values())
+        pos = 0
+        for o, l in spans:
+            if o - pos >= length:
+                break
+            pos = max(pos, o + l)
+        self.live[addr] = (pos, length)
+        self.peak = max(self.peak, pos + length)
+        return pos
+
+    def remove(self, addr):
+        return self.live.pop(addr, None)
+
+
+def replay_trace(path, keep_text=True):
+    h = History()
+    h.source = path
+    blocks = {}       # heap offset -> [size, status, t0]
+    mapped = {}       # address -> [size, t0, lane offset]
+    lane = _Lane()
+    t = 0
+    brk = 0
+    cur = [""]        # the current request's words
+    seen_prealloc = False
+    threads = set()
+    t0a, t1a, offa, sizea, sta = h.t0, h.t1, h.off, h.size, h.status
+    req_line, req_text = h.req_line, h.req_text
+    counts = h.counts
+
+    def close(off, b):
+        # the state b of the block at off ends now
+        if b[2] < t:
+            t0a.append(b[2]); t1a.append(t); offa.append(off); sizea.append(b[0]); sta.append(b[1])
+        else:
+            h.transient += 1
+
+    def setb(off, size, status):
+        b = blocks.get(off)
+        if b is None:
+            blocks[off] = [size, status, t]
+            return
+        if b[0] == size and b[1] == status:
+            return
+        close(off, b)
+        b[0] = size; b[1] = status; b[2] = t
+
+    def need(off, size, status, what, lineno):
+        """A block the trace names; one never seen was there before the trace began (a fork child)."""
+        b = blocks.get(off)
+        if b is None:
+            h.inherited += 1
+            if len(h.warnings) < 20:
+                h.warnings.append(f"line {lineno}: {what} of H+0x{off:x}, a block not seen before")
+            blocks[off] = [size, status, t]
+            return blocks[off]
+        return b
+
+    def drop(off, lineno, what):
+        b = blocks.pop(off, None)
+        if b is None:
+            if len(h.warnings) < 20:
+                h.warnings.append(f"line {lineno}: {what} absorbs H+0x{off:x}, a block not seen before")
+            return
+        close(off, b)
+
+    def map_add(addr, size):
+        voff = lane.place(addr, size + META)
+        mapped[addr] = [size, t, voff]
+
+    def map_del(addr, lineno):
+        m = mapped.pop(addr, None)
+        lane.remove(addr)
+        if m is None:
+            if len(h.warnings) < 20:
+                h.warnings.append(f"line {lineno}: unmap of 0x{addr:x}, a mapping not seen before")
+            return
+        if m[1] < t:
+            h.mapped.append({"t0": m[1], "t1": t, "addr": addr, "size": m[0], "voff": m[2]})
+        else:
+            h.transient += 1
+
+    def set_brk(v):
+        nonlocal brk
+        brk = v
+        if h.brk[-1][0] == t:
+            h.brk[-1] = (t, v)
+        else:
+            h.brk.append((t, v))
+        if v > h.peak_brk:
+            h.peak_brk = v
+
+    with open(path, "r", errors="replace") as f:
+        first = f.readline()
+        if not first.startswith("osmem-trace "):
+            raise TraceError(f"{path}: not an osmem trace (the first line is not 'osmem-trace ...')")
+        h.header = first.strip()
+        for kv in h.header.split()[2:]:
+            k, _, v = kv.partition("=")
+            if k == "profile":
+                h.profile = v
+            elif k == "align":
+                h.align = int(v)
+        lineno = 1
+        for line in f:
+            lineno += 1
+            if not line or line == "\n":
+                continue
+            if line[0] == " ":
+                p = line.split()
+                op = p[0]
+                h.events += 1
+                try:
+                    if op == "fit":
+                        off = _addr(p[1])[1]
+                        b = need(off, int(p[2]), FREE, "fit", lineno)
+                        setb(off, b[0], ALLOC)
+                    elif op == "split":
+                        off = _addr(p[1])[1]
+                        b = need(off, int(p[2]), ALLOC, "split", lineno)
+                        setb(off, int(p[2]), b[1])
+                        roff = _addr(p[3])[1]
+                        if roff in blocks:
+                            drop(roff, lineno, "split")
+                        setb(roff, int(p[4]), FREE)
+                    elif op == "coalesce":
+                        off = _addr(p[1])[1]
+                        b = need(off, 0, FREE, "coalesce", lineno)
+                        drop(_addr(p[2])[1], lineno, "coalesce")
+                        setb(off, int(p[3]), b[1])
+                    elif op == "free":
+                        off = _addr(p[1])[1]
+                        need(off, int(p[2]), ALLOC, "free", lineno)
+                        setb(off, int(p[2]), FREE)
+                    elif op == "brk":
+                        d = int(p[1])
+                        set_brk(brk + d)
+                    elif op == "grow":
+                        off = _addr(p[1])[1]
+                        need(off, int(p[2]), FREE, "grow", lineno)
+                        setb(off, int(p[2]), ALLOC)
+                        if off + META + int(p[2]) > brk:
+                            set_brk(off + META + int(p[2]))
+                    elif op == "append":
+                        off = _addr(p[1])[1]
+                        setb(off, int(p[2]), ALLOC)
+                        set_brk(off + META + int(p[2]))
+                    elif op == "prealloc":
+                        seen_prealloc = True
+                        off = _addr(p[1])[1]
+                        setb(off, int(p[2]), FREE)
+                        set_brk(off + META + int(p[2]))
+                    elif op == "trim":
+                        off = _addr(p[1])[1]
+                        b = need(off, int(p[2]), FREE, "trim", lineno)
+                        setb(off, int(p[2]), b[1])
+                    elif op == "carve":
+                        off = _addr(p[1])[1]
+                        b = need(off, int(p[2]), ALLOC, "carve", lineno)
+                        setb(off, int(p[2]), b[1])
+                        setb(_addr(p[3])[1], int(p[4]), ALLOC)
+                    elif op == "mmap":
+                        length, blk = int(p[1]), _addr(p[2])[1]
+                        size = length - META
+                        if cur[0] == "memalign" and len(cur) >= 3:
+                            # an aligned mapping: LEN = s + 32 + A was mapped, then trimmed to the pages
+                            # around the block; the block keeps up to the end of the page its payload ends in
+                            a, n = int(cur[1]), max(1, int(cur[2]))
+                            s_al = (n + h.align - 1) // h.align * h.align
+                            if a > h.align and length == s_al + META + a:
+                                pay = blk + META
+                                size = (pay + s_al + PAGE - 1) // PAGE * PAGE - pay
+                        map_add(blk, size)
+                        h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
+                    elif op == "munmap":
+                        map_del(_addr(p[1])[1], lineno)
+                    elif op == "mremap":
+                        map_del(_addr(p[1])[1], lineno)
+                        map_add(_addr(p[3])[1], int(p[2]) - META)
+                        h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
+                    elif op == "madvise":
+                        h.madvise.append((t,) + (_addr(p[1])[1], int(p[2])))
+                    elif op == "case":
+                        h.cases[p[1]] = h.cases.get(p[1], 0) + 1
+                    elif op == "nofit":
+                        pass
+                    elif len(h.warnings) < 20:
+                        h.warnings.append(f"line {lineno}: unknown event {op!r}")
+                except (IndexError, ValueError) as e:
+                    if len(h.warnings) < 20:
+                        h.warnings.append(f"line {lineno}: cannot read {line.strip()!r} ({e})")
+                continue
+            if line[0] == "=":
+                kind, v = _addr(line[2:].strip())
+                if kind == "heap":
+                    b = blocks.get(v - META)
+                    if b is not None and b[1] != ALLOC:
+                        setb(v - META, b[0], ALLOC)
+                continue
+            p = line.split()
+            op = p[0]
+            if op not in REQUEST_OPS and not p[-1].startswith("t="):
+                if op == "osmem-trace":
+                    continue
+                if len(h.warnings) < 20:
+                    h.warnings.append(f"line {lineno}: unknown request {line.strip()!r}")
+                continue
+            t += 1
+            cur = p
+            counts[op] = counts.get(op, 0) + 1
+            req_line.append(lineno)
+            text = line.rstrip("\n")
+            if text.endswith(" t=1"):
+                text = text[:-4]
+            else:
+                threads.add(text.rsplit(" ", 1)[-1])
+            req_text.append(text if keep_text else "")
+    # everything still there lasts to the end
+    t = t + 1
+    for off in sorted(blocks):
+        b = blocks[off]
+        h.final_heap.append((off, b[0], b[1]))
+        close(off, b)
+    for addr in sorted(mapped):
+        m = mapped[addr]
+        h.final_mapped.append((addr, m[0], m[2]))
+        if m[1] < t:
+            h.mapped.append({"t0": m[1], "t1": t, "addr": addr, "size": m[0], "voff": m[2]})
+    h.lane_size = lane.peak
+    h.threads = 1 + len(threads)
+    if h.inherited and not seen_prealloc:
+        # a forked child's trace (PATH.PID): the heap it inherited is known only where the trace names it, and
+        # the break only relative to where it was; show the break at the highest end known
+        top = max((h.off[i] + META + h.size[i] for i in range(len(h.off))), default=0)
+        h.brk = [(0, max(top, brk))]
+        h.peak_brk = h.brk[0][1]
+        h.warnings = [w for w in h.warnings if "not seen before" not in w][:10]
+        h.warnings.append(f"the trace starts in a forked child: {h.inherited} blocks came from before it began; "
+                          "the rest of the inherited heap is unknown, so the map has gaps")
+    else:
+        _check_tiling(h)
+    return h
+
+
+def _check_tiling(h):
+    """The final heap blocks should tile [first block, break) without gaps or overlaps."""
+    pos = None
+    for off, size, _ in h.final_heap:
+        if pos is not None and off != pos and len(h.warnings) < 20:
+            h.warnings.append(f"final heap: {'gap' if off > pos else 'overlap'} at H+0x{min(off, pos):x}")
+        pos = off + META + size
+    if pos is not None and pos != h.brk[-1][1] and len(h.warnings) < 20:
+        h.warnings.append(f"final heap: the blocks end at H+0x{pos:x}, the break is at H+0x{h.brk[-1][1]:x}")
+
+
+def replay_dump(path):
+    """os_heap_dump(fd, OS_DUMP_JSON): one snapshot, drawn as a single request."""
+    with open(path) as f:
+        d = json.load(f)
+    h = History()
+    h.source = path
+    h.header = "os_heap_dump " + d.get("heap_start", "?")
+    h.profile = "snapshot"
+    h.req_line.append(1)
+    h.req_text.append("os_heap_dump (snapshot)")
+    h.counts["snapshot"] = 1
+    lane = _Lane()
+    heap_size = int(d.get("heap_size", 0))
+    end = 0
+    for b in d.get("blocks", []):
+        size = int(b["size"])
+        if b.get("where") == "mapped" or b.get("status") == "mapped":
+            addr = int(b["address"], 16)
+            voff = lane.place(addr, size + META)
+            h.final_mapped.append((addr, size, voff))
+            h.mapped.append({"t0": 1, "t1": 2, "addr": addr, "size": size, "voff": voff})
+        else:
+            st = ALLOC if b.get("status") == "alloc" else FREE
+            off = int(b["offset"])
+            h.final_heap.append((off, size, st))
+            h.t0.append(1); h.t1.append(2); h.off.append(off); h.size.append(size); h.status.append(st)
+            end = max(end, off + META + size)
+    h.final_heap.sort()
+    h.final_mapped.sort()
+    h.lane_size = lane.peak
+    brk = heap_size or end
+    h.brk = [(0, 0), (1, brk)]
+    h.peak_brk = brk
+    h.peak_mapped = sum(m[1] for m in h.final_mapped)
+    _check_tiling(h)
+    return h
+
+
+def load(path, dump=False):
+    if dump:
+        return replay_dump(path)
+    return replay_trace(path)
