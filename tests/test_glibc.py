@@ -23,7 +23,7 @@
 
 Prints `PASS glibc/<name>` or `FAIL glibc/<name>: <reason>` (plus the output's last lines), then
 `N passed, N failed`; exits 1 on any failure. Every change made to a test is in PATCHES below,
-with its reason; tests/glibc/COMPATIBILITY.md lists them for the README.
+with its reason; the README's compatibility section lists them.
 """
 
 import argparse
