@@ -122,6 +122,10 @@ install: $(LIBS)
 	install -m 755 $(BUILD)/libosmem.so $(BUILD)/libosmem-malloc.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 tools/osmem-run $(BUILD)/osmem-replay $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/osmem/heapmap
+	install -m 755 tools/osmem-heapmap $(DESTDIR)$(PREFIX)/share/osmem/
+	install -m 644 tools/heapmap/*.py $(DESTDIR)$(PREFIX)/share/osmem/heapmap/
+	ln -sf ../share/osmem/osmem-heapmap $(DESTDIR)$(PREFIX)/bin/osmem-heapmap
 	install -m 644 include/osmem.h include/block_meta.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem.pc
 
