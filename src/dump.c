@@ -24,16 +24,9 @@ static void put(struct out *o, const char *s)
 
 static void put_uint(struct out *o, uintmax_t v, unsigned base)
 {
-	char d[24], s[25];
-	int n = 0, i = 0;
-	do {
-		d[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	while (n)
-		s[i++] = d[--n];
-	s[i] = 0;
-	put(o, s);
+	char d[24];
+	os_utoa(d, v, base);
+	put(o, d);
 }
 
 static const char *status_name(int status)

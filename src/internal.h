@@ -52,6 +52,9 @@ HIDDEN extern struct os_calls os_calls;
 HIDDEN uint32_t os_random32(void);
 /* Writes "osmem: <api>(): <what> 0x<ptr>\n" to standard error and aborts. */
 HIDDEN _Noreturn void os_fatal_pointer(const char *api, const char *what, const void *ptr);
+/* Writes v in base 10 or 16 (lowercase) into out, NUL-terminated; returns the number of digits. out must hold
+ * 24 bytes. Every number osmem prints goes through here: nothing in the library uses printf. */
+HIDDEN size_t os_utoa(char *out, uintmax_t v, unsigned base);
 /* Writes a message to standard error with write(2). */
 HIDDEN void os_write_err(const char *msg);
 /* Opens the trace file: `path`, or `path.PID` for any process but the one OSMEM_TRACE_PID names (children). */

@@ -126,16 +126,8 @@ int os_open_trace(const char *path)
 		return -1;
 	memcpy(name, path, n + 1);
 	if (owner && strtol(owner, NULL, 10) != pid) { /* strtol does not allocate */
-		char digits[24];
-		int k = 0;
-		do {
-			digits[k++] = (char)('0' + pid % 10);
-			pid /= 10;
-		} while (pid);
 		name[n++] = '.';
-		while (k)
-			name[n++] = digits[--k];
-		name[n] = 0;
+		os_utoa(name + n, (uintmax_t)pid, 10);
 	}
 	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	errno = saved;
@@ -153,6 +145,20 @@ int os_stats_fd(const char *spec)
 	return fd;
 }
 
+size_t os_utoa(char *out, uintmax_t v, unsigned base)
+{
+	char d[24];
+	size_t n = 0, i = 0;
+	do {
+		d[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	while (n)
+		out[i++] = d[--n];
+	out[i] = 0;
+	return i;
+}
+
 static char *append(char *dst, const char *src)
 {
 	while (*src)
@@ -162,19 +168,8 @@ static char *append(char *dst, const char *src)
 
 void os_fatal_pointer(const char *api, const char *what, const void *ptr)
 {
-	char buf[160], hex[2 + 16 + 1], *p = buf;
-	uintptr_t v = (uintptr_t)ptr;
-	int n = 0;
-	char digits[16];
-	do {
-		digits[n++] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v);
-	hex[0] = '0';
-	hex[1] = 'x';
-	for (int i = 0; i < n; i++)
-		hex[2 + i] = digits[n - 1 - i];
-	hex[2 + n] = 0;
+	char buf[160], hex[2 + 24] = "0x", *p = buf;
+	os_utoa(hex + 2, (uintptr_t)ptr, 16);
 	p = append(p, "osmem: ");
 	p = append(p, api);
 	p = append(p, "(): ");

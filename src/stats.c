@@ -49,13 +49,8 @@ static void put(struct text *t, const char *s)
 static void put_num(struct text *t, size_t v)
 {
 	char d[24];
-	int n = 0;
-	do {
-		d[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n && t->len < sizeof t->buf - 1)
-		t->buf[t->len++] = d[--n];
+	os_utoa(d, v, 10);
+	put(t, d);
 }
 
 static void line(struct text *t, const char *name, size_t v)

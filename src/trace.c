@@ -44,13 +44,8 @@ static void put_str(const char *s)
 static void put_uint(uintmax_t v, unsigned base)
 {
 	char d[24];
-	int n = 0;
-	do {
-		d[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	while (n)
-		put_char(d[--n]);
+	os_utoa(d, v, base);
+	put_str(d);
 }
 
 static void put_addr(const void *p)
