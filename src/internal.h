@@ -203,7 +203,6 @@ HIDDEN void trace_start(const char *path, const char *const *base, const char *c
 HIDDEN void trace_event(const char *fmt, ...);
 HIDDEN void trace_flush(void);
 HIDDEN void trace_fork_child(void);
-HIDDEN unsigned trace_thread(void);
 
 /* Test and benchmark hooks (reachable by linking libosmem.a). */
 HIDDEN void osm_set_bestfit_mode(enum bestfit_mode mode);

@@ -64,7 +64,7 @@ static void put_addr(const void *p)
 	}
 }
 
-unsigned trace_thread(void)
+static unsigned trace_thread(void)
 {
 	if (!thread_id)
 		thread_id = ++tr.next_tid; /* under the heap lock */
