@@ -23,9 +23,9 @@ static bool check_tree_node(struct block_meta *b, void *arg)
 
 static int fail(const char *what)
 {
-	os_write_err("osmem: heap check failed: ");
-	os_write_err(what);
-	os_write_err("\n");
+	osm_os_write_err("osmem: heap check failed: ");
+	osm_os_write_err(what);
+	osm_os_write_err("\n");
 	return -1;
 }
 
@@ -100,7 +100,7 @@ static int check_mapped(void)
 		if (b->prev != prev)
 			return fail("the list of mappings is broken");
 		/* a mapping starts at its header, or (aligned blocks) in the page that holds it */
-		if ((uintptr_t)payload(b) & (osm_heap.policy.align - 1) || !os_is_mapped(b, META_SIZE))
+		if ((uintptr_t)payload(b) & (osm_heap.policy.align - 1) || !osm_os_is_mapped(b, META_SIZE))
 			return fail("a mapped block is misplaced");
 	}
 	return 0;
@@ -116,7 +116,7 @@ int os_heap_check(void)
 		rc = check_pending(pending);
 	if (!rc) {
 		struct tree_walk w = { NULL, 0 };
-		size_t n = index_walk(check_tree_node, &w);
+		size_t n = osm_index_walk(check_tree_node, &w);
 		if (w.bad)
 			rc = fail("the index holds a block that is not a coalesced free block, or is out of order");
 		else if (n != in_tree)

@@ -9,7 +9,7 @@ struct out { int fd; char buf[4096]; size_t len; };
 
 static void flush(struct out *o)
 {
-	os_write_fd(o->fd, o->buf, o->len);
+	osm_os_write_fd(o->fd, o->buf, o->len);
 	o->len = 0;
 }
 
@@ -25,7 +25,7 @@ static void put(struct out *o, const char *s)
 static void put_uint(struct out *o, uintmax_t v, unsigned base)
 {
 	char d[24];
-	os_utoa(d, v, base);
+	osm_os_utoa(d, v, base);
 	put(o, d);
 }
 

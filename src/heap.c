@@ -27,8 +27,8 @@ void osm_init(bool dropin)
 	struct heap_policy *p = &osm_heap.policy;
 	p->align = dropin ? 16 : 8; /* malloc promises alignof(max_align_t) */
 	p->mmap_threshold = MMAP_THRESHOLD;
-	p->calloc_threshold = os_page_size();
-	const char *profile = dropin ? os_getenv("OSMEM_PROFILE") : "classic";
+	p->calloc_threshold = osm_os_page_size();
+	const char *profile = dropin ? osm_os_getenv("OSMEM_PROFILE") : "classic";
 	osm_heap.classic = profile && strcmp(profile, "classic") == 0;
 	if (!osm_heap.classic) {
 		p->calloc_threshold = MMAP_THRESHOLD; /* a fresh mapping per 4 KiB calloc is the textbook's, not ours */
@@ -38,10 +38,10 @@ void osm_init(bool dropin)
 		p->trim_threshold = 1024 * 1024;
 		p->trim_keep = 256 * 1024;
 	}
-	osm_heap.secret = os_random32() | 1;
-	const char *trace = os_getenv("OSMEM_TRACE");
+	osm_heap.secret = osm_os_random32() | 1;
+	const char *trace = osm_os_getenv("OSMEM_TRACE");
 	if (trace && *trace)
-		trace_start(trace, (const char *const *)&osm_heap.base, (const char *const *)&osm_heap.end,
+		osm_trace_start(trace, (const char *const *)&osm_heap.base, (const char *const *)&osm_heap.end,
 			    osm_heap.classic ? (dropin ? "osmem-trace 1 profile=classic align=16"
 						       : "osmem-trace 1 profile=classic align=8")
 					     : "osmem-trace 1 profile=default align=16");
@@ -57,7 +57,7 @@ bool osm_in_heap(const void *p)
 	return osm_heap.head && (const char *)p >= osm_heap.base && (const char *)p < osm_heap.end;
 }
 
-static inline size_t page_size(void) { return os_page_size(); }
+static inline size_t page_size(void) { return osm_os_page_size(); }
 static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
 static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
 static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
@@ -102,7 +102,7 @@ static void pending_remove(struct block_meta *b)
 static void free_detach(struct block_meta *b)
 {
 	if (block_tag(b) == TAG_TREE)
-		index_remove(b);
+		osm_index_remove(b);
 	else
 		pending_remove(b);
 }
@@ -112,7 +112,7 @@ static void free_attach(struct block_meta *b, bool to_index)
 {
 	b->status = STATUS_FREE;
 	if (to_index)
-		index_insert(b);
+		osm_index_insert(b);
 	else
 		pending_push(b);
 }
@@ -164,7 +164,7 @@ static void absorb_next(struct block_meta *b)
 	b->size += META_SIZE + n->size;
 	osm_heap.count.coalesces++;
 	if (TRACING)
-		trace_event("  coalesce %p %p %z", b, n, b->size);
+		osm_trace_event("  coalesce %p %p %z", b, n, b->size);
 }
 
 struct block_meta *find_last_block(void)
@@ -191,7 +191,7 @@ static char *adopt_segment(char *p, size_t *len)
 	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
 	if (pad) {
 		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
-		if (os_brk_grow(pad) != p + *len)
+		if (osm_os_brk_grow(pad) != p + *len)
 			return NULL;
 	}
 	if (osm_heap.base && (size_t)(p + pad + *len - osm_heap.base) > MAX_HEAP_SPAN)
@@ -202,7 +202,7 @@ static char *adopt_segment(char *p, size_t *len)
 int heap_preallocation(void)
 {
 	size_t len = PREALLOC_SIZE;
-	char *p = os_brk_grow(len);
+	char *p = osm_os_brk_grow(len);
 	if (!p)
 		return -1;
 	osm_heap.base = NULL;
@@ -216,8 +216,8 @@ int heap_preallocation(void)
 	struct block_meta *b = new_block(p, len - META_SIZE);
 	free_attach(b, true);
 	if (TRACING) {
-		trace_event("  brk +%z", len);
-		trace_event("  prealloc %p %z", b, b->size);
+		osm_trace_event("  brk +%z", len);
+		osm_trace_event("  prealloc %p %z", b, b->size);
 	}
 	return 0;
 }
@@ -238,13 +238,13 @@ enum grow { GROW_OK, GROW_ENOMEM, GROW_ELSEWHERE };
  * user of sbrk moved it), so the last block cannot grow; the caller appends instead. */
 static enum grow extend_in_place(size_t len)
 {
-	if (os_brk_current() != osm_heap.end)
+	if (osm_os_brk_current() != osm_heap.end)
 		return GROW_ELSEWHERE;
 	if ((size_t)(osm_heap.end - osm_heap.base) + len > MAX_HEAP_SPAN) {
 		errno = ENOMEM;
 		return GROW_ENOMEM;
 	}
-	char *p = os_brk_grow(len);
+	char *p = osm_os_brk_grow(len);
 	if (!p)
 		return GROW_ENOMEM;
 	if (p != osm_heap.end) {
@@ -258,7 +258,7 @@ static enum grow extend_in_place(size_t len)
 	}
 	osm_heap.end += len;
 	if (TRACING)
-		trace_event("  brk +%z", len);
+		osm_trace_event("  brk +%z", len);
 	return GROW_OK;
 }
 
@@ -270,7 +270,7 @@ static struct block_meta *heap_append(size_t s)
 		errno = ENOMEM;
 		return NULL;
 	}
-	char *p = os_brk_grow(len);
+	char *p = osm_os_brk_grow(len);
 	if (!p)
 		return NULL;
 	if (p != osm_heap.end) {
@@ -283,8 +283,8 @@ static struct block_meta *heap_append(size_t s)
 	osm_heap.end = p + len;
 	struct block_meta *b = new_block(p, len - META_SIZE);
 	if (TRACING) {
-		trace_event("  brk +%z", len);
-		trace_event("  append %p %z", b, b->size);
+		osm_trace_event("  brk +%z", len);
+		osm_trace_event("  append %p %z", b, b->size);
 	}
 	return b;
 }
@@ -296,18 +296,18 @@ static bool trim_top(size_t keep)
 	if (!t || t->status != STATUS_FREE || block_tag(t) != TAG_TREE || t->size <= keep)
 		return false;
 	size_t cut = round_down(t->size - keep, page_size());
-	if (!cut || os_brk_current() != osm_heap.end)
+	if (!cut || osm_os_brk_current() != osm_heap.end)
 		return false;
-	if (!os_brk_shrink(cut))
+	if (!osm_os_brk_shrink(cut))
 		return false;
-	index_remove(t);
+	osm_index_remove(t);
 	t->size -= cut;
 	osm_heap.end -= cut;
-	index_insert(t);
+	osm_index_insert(t);
 	osm_heap.count.trims++;
 	if (TRACING) {
-		trace_event("  brk -%z", cut);
-		trace_event("  trim %p %z", t, t->size);
+		osm_trace_event("  brk -%z", cut);
+		osm_trace_event("  trim %p %z", t, t->size);
 	}
 	return true;
 }
@@ -318,9 +318,9 @@ static bool discard_free_pages(struct block_meta *b, void *released)
 	uintptr_t from = round_up((uintptr_t)payload(b) + 8, page_size());
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
 	if (to > from) {
-		os_discard((void *)from, to - from);
+		osm_os_discard((void *)from, to - from);
 		if (TRACING)
-			trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
+			osm_trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
 		*(bool *)released = true;
 	}
 	return true;
@@ -332,7 +332,7 @@ bool osm_trim(size_t pad)
 		return false;
 	coalesce_blocks();
 	bool released = trim_top(round_up(pad, osm_heap.policy.align));
-	index_walk(discard_free_pages, &released);
+	osm_index_walk(discard_free_pages, &released);
 	return released;
 }
 
@@ -357,15 +357,15 @@ static struct block_meta *pick_best_block(size_t size)
 	case BESTFIT_WALK:
 		return find_best_block(size);
 	case BESTFIT_VERIFY: {
-		struct block_meta *walk = find_best_block(size), *idx = index_best_fit(size);
+		struct block_meta *walk = find_best_block(size), *idx = osm_index_best_fit(size);
 		if (walk != idx) {
-			os_write_err("osmem: best fit mismatch between the index and the reference walk\n");
+			osm_os_write_err("osmem: best fit mismatch between the index and the reference walk\n");
 			__builtin_trap();
 		}
 		return idx;
 	}
 	default:
-		return index_best_fit(size);
+		return osm_index_best_fit(size);
 	}
 }
 
@@ -382,7 +382,7 @@ void split_blocks(struct block_meta *b, size_t size, bool to_index)
 	free_attach(r, to_index);
 	osm_heap.count.splits++;
 	if (TRACING)
-		trace_event("  split %p %z %p %z", b, b->size, r, r->size);
+		osm_trace_event("  split %p %z %p %z", b, b->size, r, r->size);
 }
 
 /* Merges every run of adjacent free blocks. Runs can only have formed around pending blocks, so only their
@@ -396,7 +396,7 @@ void coalesce_blocks(void)
 		free_detach(b);
 		while (is_free_neighbour(b, b->next))
 			absorb_next(b);
-		index_insert(b);
+		osm_index_insert(b);
 	}
 }
 
@@ -406,7 +406,7 @@ static void release_block(struct block_meta *b)
 {
 	free_attach(b, false);
 	if (TRACING)
-		trace_event("  free %p %z", b, b->size);
+		osm_trace_event("  free %p %z", b, b->size);
 	if (osm_heap.policy.eager_coalesce) {
 		coalesce_blocks();
 		if (osm_heap.policy.trim_threshold && osm_heap.tail->status == STATUS_FREE &&
@@ -450,14 +450,14 @@ static void mapped_unlink(struct block_meta *b)
 
 static struct block_meta *map_block(size_t s)
 {
-	struct block_meta *b = os_map(s + META_SIZE);
+	struct block_meta *b = osm_os_map(s + META_SIZE);
 	if (!b)
 		return NULL;
 	b->size = s;
 	mapped_link(b);
 	osm_heap.count.allocations++;
 	if (TRACING)
-		trace_event("  mmap %z %p", s + META_SIZE, b);
+		osm_trace_event("  mmap %z %p", s + META_SIZE, b);
 	return b;
 }
 
@@ -467,9 +467,9 @@ static void unmap_block(struct block_meta *b)
 	char *start = (char *)round_down((uintptr_t)b, page_size());
 	size_t len = (size_t)(block_end(b) - start);
 	mapped_unlink(b);
-	os_unmap(start, len);
+	osm_os_unmap(start, len);
 	if (TRACING)
-		trace_event("  munmap %p %z", b, len);
+		osm_trace_event("  munmap %p %z", b, len);
 }
 
 // ------------------------------------------------------------------
@@ -495,9 +495,9 @@ static struct block_meta *heap_alloc(size_t s)
 	coalesce_blocks();
 	struct block_meta *b = pick_best_block(s);
 	if (TRACING)
-		trace_event(b ? "  fit %p %z" : "  nofit", b, b ? b->size : 0);
+		osm_trace_event(b ? "  fit %p %z" : "  nofit", b, b ? b->size : 0);
 	if (b) {
-		index_remove(b);
+		osm_index_remove(b);
 		return take_block(b, s);
 	}
 	struct block_meta *last = find_last_block();
@@ -505,10 +505,10 @@ static struct block_meta *heap_alloc(size_t s)
 		size_t grow = grow_size(s - last->size);
 		switch (extend_in_place(grow)) {
 		case GROW_OK:
-			index_remove(last);
+			osm_index_remove(last);
 			last->size += grow;
 			if (TRACING)
-				trace_event("  grow %p %z", last, last->size);
+				osm_trace_event("  grow %p %z", last, last->size);
 			return take_block(last, s);
 		case GROW_ENOMEM:
 			return NULL;
@@ -548,22 +548,22 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 	if (s + META_SIZE >= osm_heap.policy.mmap_threshold) {
 		/* map enough to find an aligned payload, then give back the whole pages on either side */
 		size_t len = s + META_SIZE + a;
-		char *m = os_map(len);
+		char *m = osm_os_map(len);
 		if (!m)
 			return NULL;
 		char *p = (char *)round_up((uintptr_t)m + META_SIZE, a);
 		char *start = (char *)round_down((uintptr_t)(p - META_SIZE), page_size());
 		char *end = (char *)round_up((uintptr_t)(p + s), page_size());
 		if (start > m)
-			os_unmap(m, (size_t)(start - m));
+			osm_os_unmap(m, (size_t)(start - m));
 		if (m + len > end)
-			os_unmap(end, (size_t)(m + len - end));
+			osm_os_unmap(end, (size_t)(m + len - end));
 		struct block_meta *b = block_of(p);
 		b->size = (size_t)(end - p);
 		mapped_link(b);
 		osm_heap.count.allocations++;
 		if (TRACING)
-			trace_event("  mmap %z %p", len, b);
+			osm_trace_event("  mmap %z %p", len, b);
 		return b;
 	}
 	/* On the heap: a block with room for the payload at the first aligned address that leaves either nothing
@@ -584,7 +584,7 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 		list_insert_after(b, nb);
 		mark_alloc(nb, STATUS_ALLOC);
 		if (TRACING)
-			trace_event("  carve %p %z %p %z", b, b->size, nb, nb->size);
+			osm_trace_event("  carve %p %z %p %z", b, b->size, nb, nb->size);
 		release_block(b); /* the front goes back to the free blocks */
 		b = nb;
 		osm_heap.count.heap_in_use += b->size;
@@ -614,7 +614,7 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 	if ((uintptr_t)b & (page_size() - 1))
 		return NULL; /* an aligned block: its mapping does not start at its header */
 	mapped_unlink(b);
-	struct block_meta *nb = os_remap(b, b->size + META_SIZE, s + META_SIZE);
+	struct block_meta *nb = osm_os_remap(b, b->size + META_SIZE, s + META_SIZE);
 	if (!nb) {
 		mapped_link(b);
 		return NULL;
@@ -623,7 +623,7 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 	mapped_link(nb);
 	osm_heap.count.inplace_reallocs++;
 	if (TRACING)
-		trace_event("  mremap %p %z %p", b, s + META_SIZE, nb);
+		osm_trace_event("  mremap %p %z %p", b, s + META_SIZE, nb);
 	return nb;
 }
 
@@ -632,18 +632,18 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 {
 	if (b->size >= s) {                                        /* 6 */
 		if (TRACING)
-			trace_event("  case 6");
+			osm_trace_event("  case 6");
 		split_blocks(b, s, false);
 		return true;
 	}
 	if (b == find_last_block()) {                              /* 7 */
 		if (TRACING)
-			trace_event("  case 7");
+			osm_trace_event("  case 7");
 		switch (extend_in_place(s - b->size)) {
 		case GROW_OK:
 			b->size = s;
 			if (TRACING)
-				trace_event("  grow %p %z", b, b->size);
+				osm_trace_event("  grow %p %z", b, b->size);
 			return true;
 		case GROW_ENOMEM:
 			*enomem = true;
@@ -653,7 +653,7 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 		}
 	}
 	if (TRACING && is_free_neighbour(b, b->next))
-		trace_event("  case 8");
+		osm_trace_event("  case 8");
 	while (b->size < s && is_free_neighbour(b, b->next))       /* 8 */
 		absorb_next(b);
 	if (b->size >= s) {
@@ -669,7 +669,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 	size_t s = align_up(n), threshold = osm_heap.policy.mmap_threshold;
 	if (b->status == STATUS_MAPPED) {                          /* 4 */
 		if (TRACING)
-			trace_event("  case 4");
+			osm_trace_event("  case 4");
 		if (osm_heap.policy.use_mremap && s + META_SIZE >= threshold) {
 			struct block_meta *nb = remap_block(b, s);
 			if (nb)
@@ -679,7 +679,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 	}
 	if (s + META_SIZE >= threshold) {                          /* 5 */
 		if (TRACING)
-			trace_event("  case 5");
+			osm_trace_event("  case 5");
 		return move_block(b, map_block(s), s);
 	}
 	size_t before = b->size;
@@ -696,7 +696,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 	if (enomem)
 		return NULL;
 	if (TRACING)
-		trace_event("  case 9");
+		osm_trace_event("  case 9");
 	return move_block(b, heap_alloc(s), s);                    /* 9 */
 }
 
@@ -719,7 +719,7 @@ static bool sum_free(struct block_meta *b, void *arg)
 void osm_free_summary(size_t *largest, size_t *count, size_t *bytes)
 {
 	struct free_sum f = { 0, 0, 0 };
-	index_walk(sum_free, &f);
+	osm_index_walk(sum_free, &f);
 	for (uint32_t r = osm_heap.pending; r; r = ld32(pnext_slot(ref_block(r))))
 		sum_free(ref_block(r), &f);
 	*largest = f.largest;
@@ -735,24 +735,24 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 {
 	struct block_meta *b = block_of(ptr);
 	if ((uintptr_t)ptr & (osm_heap.policy.align - 1))
-		os_fatal_pointer(api, "invalid pointer", ptr);
+		osm_os_fatal_pointer(api, "invalid pointer", ptr);
 	if (osm_in_heap(b)) {
 		if ((size_t)((char *)b - osm_heap.base) & 7)
-			os_fatal_pointer(api, "invalid pointer", ptr);
+			osm_os_fatal_pointer(api, "invalid pointer", ptr);
 		if (b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b) &&
 		    (b->prev ? b->prev->next == b : osm_heap.head == b))
 			return b;
 		if (b->status == STATUS_FREE && (block_tag(b) == TAG_TREE || block_tag(b) == TAG_PENDING)) {
 			if (allow_free)
 				return b;
-			os_fatal_pointer(api, "double free", ptr);
+			osm_os_fatal_pointer(api, "double free", ptr);
 		}
-		os_fatal_pointer(api, "invalid pointer", ptr);
+		osm_os_fatal_pointer(api, "invalid pointer", ptr);
 	}
 	/* Not on the heap: a mapping's header, or not ours. Memory that is not mapped (a block already
 	 * unmapped, a wild pointer) is rejected before it is read. */
-	if (os_is_mapped(b, META_SIZE) && b->status == STATUS_MAPPED && block_tag(b) == block_cookie(b) &&
+	if (osm_os_is_mapped(b, META_SIZE) && b->status == STATUS_MAPPED && block_tag(b) == block_cookie(b) &&
 	    (b->prev ? b->prev->next == b : osm_heap.mapped == b))
 		return b;
-	os_fatal_pointer(api, "invalid pointer", ptr);
+	osm_os_fatal_pointer(api, "invalid pointer", ptr);
 }

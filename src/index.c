@@ -78,7 +78,7 @@ static uint32_t splay(uint32_t t, size_t ks, uint32_t kr)
 // Operations
 // ------------------------------------------------------------------
 
-void index_insert(struct block_meta *b)
+void osm_index_insert(struct block_meta *b)
 {
 	uint32_t x = block_ref(b), root = osm_heap.root;
 	set_block_tag(b, TAG_TREE);
@@ -101,7 +101,7 @@ void index_insert(struct block_meta *b)
 	osm_heap.root = x;
 }
 
-void index_remove(struct block_meta *b)
+void osm_index_remove(struct block_meta *b)
 {
 	uint32_t x = block_ref(b);
 	uint32_t t = splay(osm_heap.root, b->size, x); /* t == x: b is in the tree */
@@ -116,7 +116,7 @@ void index_remove(struct block_meta *b)
 	}
 }
 
-struct block_meta *index_best_fit(size_t size)
+struct block_meta *osm_index_best_fit(size_t size)
 {
 	if (!osm_heap.root)
 		return NULL;
@@ -128,13 +128,13 @@ struct block_meta *index_best_fit(size_t size)
 	uint32_t n = right(t);
 	if (!n)
 		return NULL;
-	while (left(n)) /* the successor; index_remove splays it next, which pays for this descent */
+	while (left(n)) /* the successor; osm_index_remove splays it next, which pays for this descent */
 		n = left(n);
 	return ref_block(n);
 }
 
 /* Morris in-order traversal: no stack, so a degenerate (deep) tree is fine; the tree is restored as it goes. */
-size_t index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
+size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
 {
 	size_t count = 0;
 	uint32_t cur = osm_heap.root;

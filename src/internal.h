@@ -28,41 +28,41 @@
 // ------------------------------------------------------------------
 
 /* Current program break, without moving it. */
-HIDDEN void *os_brk_current(void);
+HIDDEN void *osm_os_brk_current(void);
 /* Moves the break up by len; returns the old break, or NULL (errno ENOMEM) when it cannot. */
-HIDDEN void *os_brk_grow(size_t len);
+HIDDEN void *osm_os_brk_grow(size_t len);
 /* A private anonymous read/write mapping of exactly len bytes, or NULL. */
-HIDDEN void *os_map(size_t len);
-HIDDEN void os_unmap(void *addr, size_t len);
-HIDDEN size_t os_page_size(void);
+HIDDEN void *osm_os_map(size_t len);
+HIDDEN void osm_os_unmap(void *addr, size_t len);
+HIDDEN size_t osm_os_page_size(void);
 /* Whether [addr, addr + len) (at most two pages) is mapped, so that reading it cannot fault. */
-HIDDEN bool os_is_mapped(const void *addr, size_t len);
+HIDDEN bool osm_os_is_mapped(const void *addr, size_t len);
 /* Gives len bytes at the top of the heap back: the break moves down. Returns false when it cannot. */
-HIDDEN bool os_brk_shrink(size_t len);
+HIDDEN bool osm_os_brk_shrink(size_t len);
 /* Moves a mapping to a new length (the kernel may move it); NULL when it cannot. */
-HIDDEN void *os_remap(void *addr, size_t old_len, size_t new_len);
+HIDDEN void *osm_os_remap(void *addr, size_t old_len, size_t new_len);
 /* Tells the kernel the pages of [addr, addr + len) hold nothing worth keeping (page-aligned range). */
-HIDDEN void os_discard(void *addr, size_t len);
+HIDDEN void osm_os_discard(void *addr, size_t len);
 /* The value of environment variable `name` (read without allocating, also before libc has set environ). */
-HIDDEN const char *os_getenv(const char *name);
+HIDDEN const char *osm_os_getenv(const char *name);
 /* System calls made so far, counted where they are made. */
 struct os_calls { size_t brk, mmap, munmap, mremap, madvise; };
-HIDDEN extern struct os_calls os_calls;
+HIDDEN extern struct os_calls osm_os_calls;
 /* A per-process random value (from the kernel's AT_RANDOM bytes: no system call). */
-HIDDEN uint32_t os_random32(void);
+HIDDEN uint32_t osm_os_random32(void);
 /* Writes "osmem: <api>(): <what> 0x<ptr>\n" to standard error and aborts. */
-HIDDEN _Noreturn void os_fatal_pointer(const char *api, const char *what, const void *ptr);
+HIDDEN _Noreturn void osm_os_fatal_pointer(const char *api, const char *what, const void *ptr);
 /* Writes v in base 10 or 16 (lowercase) into out, NUL-terminated; returns the number of digits. out must hold
  * 24 bytes. Every number osmem prints goes through here: nothing in the library uses printf. */
-HIDDEN size_t os_utoa(char *out, uintmax_t v, unsigned base);
+HIDDEN size_t osm_os_utoa(char *out, uintmax_t v, unsigned base);
 /* Writes a message to standard error with write(2). */
-HIDDEN void os_write_err(const char *msg);
+HIDDEN void osm_os_write_err(const char *msg);
 /* Opens the trace file: `path`, or `path.PID` for any process but the one OSMEM_TRACE_PID names (children). */
-HIDDEN int os_open_trace(const char *path);
+HIDDEN int osm_os_open_trace(const char *path);
 /* The descriptor statistics go to: a private copy of standard error for "1", else the file `spec` (appended). */
-HIDDEN int os_stats_fd(const char *spec);
+HIDDEN int osm_os_stats_fd(const char *spec);
 /* Writes all of buf to fd (write(2), retried on short writes). */
-HIDDEN void os_write_fd(int fd, const char *buf, size_t len);
+HIDDEN void osm_os_write_fd(int fd, const char *buf, size_t len);
 
 // ------------------------------------------------------------------
 // Block helpers
@@ -177,20 +177,22 @@ HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
 HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);
 HIDDEN bool osm_in_heap(const void *p);
 
-/* The seed's helpers, with their names and roles */
-HIDDEN struct block_meta *find_best_block(size_t size);   /* reference best fit: walks the whole list */
-HIDDEN void split_blocks(struct block_meta *b, size_t size, bool to_index);
-HIDDEN void coalesce_blocks(void);
-HIDDEN struct block_meta *find_last_block(void);
-HIDDEN int heap_preallocation(void);
+/* The seed's helpers keep their names and roles in the source; their linker symbols carry the osm_ prefix
+ * (OSM_SYM), so a program that links libosmem.a and defines its own find_best_block does not clash. */
+#define OSM_SYM(name) __asm__("osm_" #name)
+HIDDEN struct block_meta *find_best_block(size_t size) OSM_SYM(find_best_block); /* reference: walks the list */
+HIDDEN void split_blocks(struct block_meta *b, size_t size, bool to_index) OSM_SYM(split_blocks);
+HIDDEN void coalesce_blocks(void) OSM_SYM(coalesce_blocks);
+HIDDEN struct block_meta *find_last_block(void) OSM_SYM(find_last_block);
+HIDDEN int heap_preallocation(void) OSM_SYM(heap_preallocation);
 
 /* index.c: the free-block index (exact best fit, lowest address among equal sizes) */
-HIDDEN void index_insert(struct block_meta *b);
-HIDDEN void index_remove(struct block_meta *b);
-HIDDEN struct block_meta *index_best_fit(size_t size);
+HIDDEN void osm_index_insert(struct block_meta *b);
+HIDDEN void osm_index_remove(struct block_meta *b);
+HIDDEN struct block_meta *osm_index_best_fit(size_t size);
 /* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback
  * that returns false. */
-HIDDEN size_t index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
+HIDDEN size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
 
 /* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md */
 HIDDEN extern int osm_trace_fd;
@@ -199,10 +201,10 @@ HIDDEN extern int osm_trace_fd;
 #else
 #define TRACING __builtin_expect(osm_trace_fd >= 0, 0)
 #endif
-HIDDEN void trace_start(const char *path, const char *const *base, const char *const *end, const char *header);
-HIDDEN void trace_event(const char *fmt, ...);
-HIDDEN void trace_flush(void);
-HIDDEN void trace_fork_child(void);
+HIDDEN void osm_trace_start(const char *path, const char *const *base, const char *const *end, const char *header);
+HIDDEN void osm_trace_event(const char *fmt, ...);
+HIDDEN void osm_trace_flush(void);
+HIDDEN void osm_trace_fork_child(void);
 
 /* Test and benchmark hooks (reachable by linking libosmem.a). */
 HIDDEN void osm_set_bestfit_mode(enum bestfit_mode mode);

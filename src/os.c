@@ -12,25 +12,25 @@
 
 #include "internal.h"
 
-HIDDEN struct os_calls os_calls;
+HIDDEN struct os_calls osm_os_calls;
 
 // ------------------------------------------------------------------
 // The program break
 // ------------------------------------------------------------------
 
-void *os_brk_current(void)
+void *osm_os_brk_current(void)
 {
 	return sbrk(0);
 }
 
-void *os_brk_grow(size_t len)
+void *osm_os_brk_grow(size_t len)
 {
 	if (len > (size_t)INTPTR_MAX) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	void *old = sbrk((intptr_t)len);
-	os_calls.brk++;
+	osm_os_calls.brk++;
 	if (old == (void *)-1) {
 		errno = ENOMEM;
 		return NULL;
@@ -42,10 +42,10 @@ void *os_brk_grow(size_t len)
 // Mappings
 // ------------------------------------------------------------------
 
-void *os_map(size_t len)
+void *osm_os_map(size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	os_calls.mmap++;
+	osm_os_calls.mmap++;
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return NULL;
@@ -53,18 +53,18 @@ void *os_map(size_t len)
 	return p;
 }
 
-void os_unmap(void *addr, size_t len)
+void osm_os_unmap(void *addr, size_t len)
 {
 	int saved = errno; /* free() must keep errno */
 	munmap(addr, len);
-	os_calls.munmap++;
+	osm_os_calls.munmap++;
 	errno = saved;
 }
 
-bool os_is_mapped(const void *addr, size_t len)
+bool osm_os_is_mapped(const void *addr, size_t len)
 {
 	int saved = errno;
-	uintptr_t page = os_page_size(), from = (uintptr_t)addr & ~(page - 1);
+	uintptr_t page = osm_os_page_size(), from = (uintptr_t)addr & ~(page - 1);
 	unsigned char vec[2];
 	bool ok = (uintptr_t)addr + len - from <= 2 * page &&
 		  mincore((void *)from, (uintptr_t)addr + len - from, vec) == 0;
@@ -72,7 +72,7 @@ bool os_is_mapped(const void *addr, size_t len)
 	return ok;
 }
 
-size_t os_page_size(void)
+size_t osm_os_page_size(void)
 {
 	static size_t page;
 	if (!page)
@@ -80,7 +80,7 @@ size_t os_page_size(void)
 	return page;
 }
 
-uint32_t os_random32(void)
+uint32_t osm_os_random32(void)
 {
 	/* The kernel puts 16 random bytes on every process's stack at exec (AT_RANDOM): no syscall needed. */
 	const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
@@ -94,12 +94,12 @@ uint32_t os_random32(void)
 // Reporting: write(2) only, since stdio may allocate
 // ------------------------------------------------------------------
 
-void os_write_err(const char *msg)
+void osm_os_write_err(const char *msg)
 {
-	os_write_fd(STDERR_FILENO, msg, strlen(msg));
+	osm_os_write_fd(STDERR_FILENO, msg, strlen(msg));
 }
 
-void os_write_fd(int fd, const char *msg, size_t len)
+void osm_os_write_fd(int fd, const char *msg, size_t len)
 {
 	int saved = errno;
 	while (len) {
@@ -115,26 +115,26 @@ void os_write_fd(int fd, const char *msg, size_t len)
 	errno = saved;
 }
 
-int os_open_trace(const char *path)
+int osm_os_open_trace(const char *path)
 {
 	int saved = errno;
 	char name[4096];
 	size_t n = strlen(path);
-	const char *owner = os_getenv("OSMEM_TRACE_PID");
+	const char *owner = osm_os_getenv("OSMEM_TRACE_PID");
 	long pid = (long)getpid();
 	if (n + 24 > sizeof name)
 		return -1;
 	memcpy(name, path, n + 1);
 	if (owner && strtol(owner, NULL, 10) != pid) { /* strtol does not allocate */
 		name[n++] = '.';
-		os_utoa(name + n, (uintmax_t)pid, 10);
+		osm_os_utoa(name + n, (uintmax_t)pid, 10);
 	}
 	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	errno = saved;
 	return fd;
 }
 
-int os_stats_fd(const char *spec)
+int osm_os_stats_fd(const char *spec)
 {
 	int saved = errno, fd;
 	if (strcmp(spec, "1") == 0)
@@ -145,7 +145,7 @@ int os_stats_fd(const char *spec)
 	return fd;
 }
 
-size_t os_utoa(char *out, uintmax_t v, unsigned base)
+size_t osm_os_utoa(char *out, uintmax_t v, unsigned base)
 {
 	char d[24];
 	size_t n = 0, i = 0;
@@ -166,10 +166,10 @@ static char *append(char *dst, const char *src)
 	return dst;
 }
 
-void os_fatal_pointer(const char *api, const char *what, const void *ptr)
+void osm_os_fatal_pointer(const char *api, const char *what, const void *ptr)
 {
 	char buf[160], hex[2 + 24] = "0x", *p = buf;
-	os_utoa(hex + 2, (uintptr_t)ptr, 16);
+	osm_os_utoa(hex + 2, (uintptr_t)ptr, 16);
 	p = append(p, "osmem: ");
 	p = append(p, api);
 	p = append(p, "(): ");
@@ -178,7 +178,7 @@ void os_fatal_pointer(const char *api, const char *what, const void *ptr)
 	p = append(p, hex);
 	p = append(p, "\n");
 	*p = 0;
-	os_write_err(buf);
+	osm_os_write_err(buf);
 	abort();
 }
 
@@ -186,18 +186,18 @@ void os_fatal_pointer(const char *api, const char *what, const void *ptr)
 // More of the break and of mappings (the drop-in's default profile)
 // ------------------------------------------------------------------
 
-bool os_brk_shrink(size_t len)
+bool osm_os_brk_shrink(size_t len)
 {
 	int saved = errno;
 	bool ok = len <= (size_t)INTPTR_MAX && sbrk(-(intptr_t)len) != (void *)-1;
-	os_calls.brk++;
+	osm_os_calls.brk++;
 	errno = saved;
 	return ok;
 }
 
-void *os_remap(void *addr, size_t old_len, size_t new_len)
+void *osm_os_remap(void *addr, size_t old_len, size_t new_len)
 {
-	os_calls.mremap++;
+	osm_os_calls.mremap++;
 	void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
@@ -206,10 +206,10 @@ void *os_remap(void *addr, size_t old_len, size_t new_len)
 	return p;
 }
 
-void os_discard(void *addr, size_t len)
+void osm_os_discard(void *addr, size_t len)
 {
 	int saved = errno;
-	os_calls.madvise++;
+	osm_os_calls.madvise++;
 	madvise(addr, len, MADV_DONTNEED);
 	errno = saved;
 }
@@ -234,7 +234,7 @@ static char **initial_environ(void)
 	return (char **)(sp + 1 + argc + 1);
 }
 
-const char *os_getenv(const char *name)
+const char *osm_os_getenv(const char *name)
 {
 	char **env = initial_environ();
 	size_t n = strlen(name);

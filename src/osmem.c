@@ -65,7 +65,7 @@ static void fork_prepare(void)
 		fork_skips++;
 	else
 		osm_lock();
-	trace_flush();
+	osm_trace_flush();
 }
 
 static void fork_parent(void)
@@ -84,7 +84,7 @@ static void fork_child(void)
 	pthread_mutex_init(&heap_lock, NULL);
 	in_allocator = false;
 	fork_skips = 0;
-	trace_fork_child();
+	osm_trace_fork_child();
 }
 
 __attribute__((constructor)) static void osmem_register_fork(void)
@@ -111,11 +111,11 @@ void *os_malloc(size_t size)
 		return fail_enomem();
 	osm_lock();
 	if (TRACING)
-		trace_event("os_malloc %z t=%t", size);
+		osm_trace_event("os_malloc %z t=%t", size);
 	osm_heap.count.requested += size;
 	struct block_meta *b = osm_malloc(size, osm_heap.policy.mmap_threshold);
 	if (TRACING)
-		trace_event("= %p", b ? payload(b) : NULL);
+		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail_enomem();
 }
@@ -126,7 +126,7 @@ void os_free(void *ptr)
 		return;
 	osm_lock();
 	if (TRACING)
-		trace_event("os_free %p t=%t", ptr);
+		osm_trace_event("os_free %p t=%t", ptr);
 	osm_free(osm_user_block(ptr, "os_free", false));
 	osm_unlock();
 }
@@ -139,13 +139,13 @@ void *os_calloc(size_t nmemb, size_t size)
 		return fail_enomem();
 	osm_lock();
 	if (TRACING)
-		trace_event("os_calloc %z %z t=%t", nmemb, size);
+		osm_trace_event("os_calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += nmemb * size;
 	struct block_meta *b = osm_malloc(nmemb * size, osm_heap.policy.calloc_threshold);
 	if (b && b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size); /* a reused block is dirty; fresh mappings are already zero */
 	if (TRACING)
-		trace_event("= %p", b ? payload(b) : NULL);
+		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail_enomem();
 }
@@ -156,20 +156,20 @@ void *os_realloc(void *ptr, size_t size)
 		return os_malloc(size);
 	osm_lock();
 	if (TRACING)
-		trace_event("os_realloc %p %z t=%t", ptr, size);
+		osm_trace_event("os_realloc %p %z t=%t", ptr, size);
 	struct block_meta *b = osm_user_block(ptr, "os_realloc", true);
 	if (b->status == STATUS_FREE) {                      /* 3, also when size is 0: nothing to free */
 		if (TRACING)
-			trace_event("  case 3\n= NULL");
+			osm_trace_event("  case 3\n= NULL");
 		osm_unlock();
 		return NULL;
 	}
 	if (!size) {                                         /* 2 */
 		if (TRACING)
-			trace_event("  case 2");
+			osm_trace_event("  case 2");
 		osm_free(b);
 		if (TRACING)
-			trace_event("= NULL");
+			osm_trace_event("= NULL");
 		osm_unlock();
 		return NULL;
 	}
@@ -180,7 +180,7 @@ void *os_realloc(void *ptr, size_t size)
 	osm_heap.count.requested += size;
 	struct block_meta *nb = osm_realloc(b, size);
 	if (TRACING)
-		trace_event("= %p", nb ? payload(nb) : NULL);
+		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
 	return nb ? payload(nb) : fail_enomem();
 }

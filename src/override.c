@@ -34,11 +34,11 @@ EXPORT void *malloc(size_t n)
 		return fail(ENOMEM);
 	osm_lock();
 	if (TRACING)
-		trace_event("malloc %z t=%t", n);
+		osm_trace_event("malloc %z t=%t", n);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
 	if (TRACING)
-		trace_event("= %p", b ? payload(b) : NULL);
+		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail(ENOMEM);
 }
@@ -50,7 +50,7 @@ EXPORT void free(void *p)
 	int saved = errno;
 	osm_lock();
 	if (TRACING)
-		trace_event("free %p t=%t", p);
+		osm_trace_event("free %p t=%t", p);
 	osm_free(osm_user_block(p, "free", false));
 	osm_unlock();
 	errno = saved;
@@ -63,13 +63,13 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		return fail(ENOMEM);
 	osm_lock();
 	if (TRACING)
-		trace_event("calloc %z %z t=%t", nmemb, size);
+		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.calloc_threshold);
 	if (b && b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size); /* reused blocks are dirty; fresh mappings are zero */
 	if (TRACING)
-		trace_event("= %p", b ? payload(b) : NULL);
+		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail(ENOMEM);
 }
@@ -86,12 +86,12 @@ EXPORT void *realloc(void *p, size_t n)
 		return fail(ENOMEM);
 	osm_lock();
 	if (TRACING)
-		trace_event("realloc %p %z t=%t", p, n);
+		osm_trace_event("realloc %p %z t=%t", p, n);
 	struct block_meta *b = osm_user_block(p, "realloc", false);
 	osm_heap.count.requested += n;
 	struct block_meta *nb = osm_realloc(b, n);
 	if (TRACING)
-		trace_event("= %p", nb ? payload(nb) : NULL);
+		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
 	return nb ? payload(nb) : fail(ENOMEM);
 }
@@ -114,11 +114,11 @@ static void *aligned(size_t alignment, size_t n)
 		return fail(ENOMEM);
 	osm_lock();
 	if (TRACING)
-		trace_event("memalign %z %z t=%t", alignment, n);
+		osm_trace_event("memalign %z %z t=%t", alignment, n);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_memalign(alignment, n ? n : 1);
 	if (TRACING)
-		trace_event("= %p", b ? payload(b) : NULL);
+		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
 	return b ? payload(b) : fail(ENOMEM);
 }
@@ -157,12 +157,12 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
 
 EXPORT void *valloc(size_t n)
 {
-	return memalign(os_page_size(), n);
+	return memalign(osm_os_page_size(), n);
 }
 
 EXPORT void *pvalloc(size_t n)
 {
-	size_t page = os_page_size();
+	size_t page = osm_os_page_size();
 	if (n > SIZE_MAX - page)
 		return fail(ENOMEM);
 	return memalign(page, n ? (n + page - 1) & ~(page - 1) : page);
@@ -187,7 +187,7 @@ EXPORT int malloc_trim(size_t pad)
 {
 	osm_lock();
 	if (TRACING)
-		trace_event("malloc_trim %z t=%t", pad);
+		osm_trace_event("malloc_trim %z t=%t", pad);
 	bool released = osm_trim(pad);
 	osm_unlock();
 	return released;

@@ -21,11 +21,11 @@ void os_stats(struct os_stats *st)
 	st->fragmentation = st->free_bytes ? 1.0 - (double)st->largest_free / (double)st->free_bytes : 0.0;
 	st->allocations = c->allocations;
 	st->frees = c->frees;
-	st->brk_calls = os_calls.brk;
-	st->mmap_calls = os_calls.mmap;
-	st->munmap_calls = os_calls.munmap;
-	st->mremap_calls = os_calls.mremap;
-	st->madvise_calls = os_calls.madvise;
+	st->brk_calls = osm_os_calls.brk;
+	st->mmap_calls = osm_os_calls.mmap;
+	st->munmap_calls = osm_os_calls.munmap;
+	st->mremap_calls = osm_os_calls.mremap;
+	st->madvise_calls = osm_os_calls.madvise;
 	st->splits = c->splits;
 	st->coalesces = c->coalesces;
 	st->inplace_reallocs = c->inplace_reallocs;
@@ -49,7 +49,7 @@ static void put(struct text *t, const char *s)
 static void put_num(struct text *t, size_t v)
 {
 	char d[24];
-	os_utoa(d, v, 10);
+	osm_os_utoa(d, v, 10);
 	put(t, d);
 }
 
@@ -93,7 +93,7 @@ void os_stats_print(int fd)
 	line(&t, "in-place reallocs", st.inplace_reallocs);
 	line(&t, "moved reallocs", st.moved_reallocs);
 	line(&t, "trims", st.trims);
-	os_write_fd(fd, t.buf, t.len);
+	osm_os_write_fd(fd, t.buf, t.len);
 }
 
 /* OSMEM_STATS=1 prints to standard error at exit, OSMEM_STATS=PATH appends to a file. Standard error is
@@ -102,9 +102,9 @@ static int stats_fd = -1;
 
 __attribute__((constructor)) static void osmem_stats_open(void)
 {
-	const char *v = os_getenv("OSMEM_STATS");
+	const char *v = osm_os_getenv("OSMEM_STATS");
 	if (v && *v && strcmp(v, "0") != 0)
-		stats_fd = os_stats_fd(v);
+		stats_fd = osm_os_stats_fd(v);
 }
 
 __attribute__((destructor)) static void osmem_stats_at_exit(void)

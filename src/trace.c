@@ -1,6 +1,6 @@
 /* trace: the decision recorder behind OSMEM_TRACE=path.
  *
- * The core tells it what it decided (trace_event) and it writes one text line per event into a buffer that
+ * The core tells it what it decided (osm_trace_event) and it writes one text line per event into a buffer that
  * goes to the file with write(2) when full, at fork and at exit. It sits below the core and above os: it knows
  * no blocks, only the heap's bounds, to print heap addresses as offsets (H+0x...) that are stable from run to
  * run. Calls are made under the heap lock. The format is docs/TRACE.md. With tracing off, each event site in the
@@ -21,17 +21,17 @@ static struct {
 
 static __thread unsigned thread_id __attribute__((tls_model("initial-exec")));
 
-void trace_flush(void)
+void osm_trace_flush(void)
 {
 	if (osm_trace_fd >= 0 && tr.len)
-		os_write_fd(osm_trace_fd, tr.buf, tr.len);
+		osm_os_write_fd(osm_trace_fd, tr.buf, tr.len);
 	tr.len = 0;
 }
 
 static void put_char(char c)
 {
 	if (tr.len == sizeof tr.buf)
-		trace_flush();
+		osm_trace_flush();
 	tr.buf[tr.len++] = c;
 }
 
@@ -44,7 +44,7 @@ static void put_str(const char *s)
 static void put_uint(uintmax_t v, unsigned base)
 {
 	char d[24];
-	os_utoa(d, v, base);
+	osm_os_utoa(d, v, base);
 	put_str(d);
 }
 
@@ -72,7 +72,7 @@ static unsigned trace_thread(void)
 }
 
 /* fmt: %s string, %z size_t, %d int, %p address (heap offsets as H+0x..), %t the calling thread's number. */
-void trace_event(const char *fmt, ...)
+void osm_trace_event(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -102,7 +102,7 @@ void trace_event(const char *fmt, ...)
 	va_end(ap);
 }
 
-void trace_start(const char *path, const char *const *base, const char *const *end, const char *header)
+void osm_trace_start(const char *path, const char *const *base, const char *const *end, const char *header)
 {
 	tr.base = base;
 	tr.end = end;
@@ -111,23 +111,23 @@ void trace_start(const char *path, const char *const *base, const char *const *e
 		return;
 	memcpy(tr.path, path, n + 1);
 	memcpy(tr.header, header, h + 1);
-	osm_trace_fd = os_open_trace(path);
+	osm_trace_fd = osm_os_open_trace(path);
 	if (osm_trace_fd >= 0)
-		trace_event("%s", header);
+		osm_trace_event("%s", header);
 }
 
 /* The child of a fork does not write into its parent's trace: it starts its own, PATH.PID. */
-void trace_fork_child(void)
+void osm_trace_fork_child(void)
 {
 	if (osm_trace_fd < 0)
 		return;
 	tr.len = 0;
-	osm_trace_fd = os_open_trace(tr.path);
+	osm_trace_fd = osm_os_open_trace(tr.path);
 	if (osm_trace_fd >= 0)
-		trace_event("%s", tr.header);
+		osm_trace_event("%s", tr.header);
 }
 
 __attribute__((destructor)) static void trace_at_exit(void)
 {
-	trace_flush();
+	osm_trace_flush();
 }
