@@ -1,9 +1,9 @@
-/* check: os_heap_check(), the expensive invariant walk that tests run after each step.
+/* check: the expensive invariant walk that tests run after each step (os_heap_check, in osmem.c).
  *
- * It reads everything and changes nothing: the block list against the break, the index against the free
- * blocks, the pending list, the mappings. It never runs on the allocation paths. */
+ * It reads everything and changes nothing: the block list against the break, the side storage (index and
+ * pending list) against the free blocks, the mappings against their set. It never runs on the allocation paths,
+ * takes no lock (its caller holds the heap lock) and writes nothing: it returns what broke. */
 #include "internal.h"
-#include "osmem.h"
 
 struct tree_walk {
 	struct block_meta *prev;
@@ -13,7 +13,8 @@ struct tree_walk {
 static bool check_tree_node(struct block_meta *b, void *arg)
 {
 	struct tree_walk *w = arg;
-	if (!osm_in_heap(b) || b->status != STATUS_FREE || block_tag(b) != TAG_TREE)
+	uint32_t x = osm_in_heap(b) ? free_slot(b) : 0;
+	if (!x || b->status != STATUS_FREE || !(slot_at(x)->blk & SLOT_TREE))
 		w->bad++;
 	else if (w->prev && !(w->prev->size < b->size || (w->prev->size == b->size && w->prev < b)))
 		w->bad++; /* keys must ascend strictly */
@@ -21,109 +22,120 @@ static bool check_tree_node(struct block_meta *b, void *arg)
 	return true;
 }
 
-static int fail(const char *what)
-{
-	osm_os_write_err("osmem: heap check failed: ");
-	osm_os_write_err(what);
-	osm_os_write_err("\n");
-	return -1;
-}
-
-static int check_list(size_t *in_tree, size_t *pending)
+static const char *check_list(size_t *in_tree, size_t *pending, size_t *unslotted)
 {
 	struct heap *h = &osm_heap;
 	struct block_meta *prev = NULL;
-	*in_tree = *pending = 0;
+	*in_tree = *pending = *unslotted = 0;
 	if (!h->head)
-		return h->tail || h->root || h->pending ? fail("blocks without a heap") : 0;
+		return h->tail || h->root || h->pending ? "blocks without a heap" : NULL;
 	if ((char *)h->head != h->base)
-		return fail("the first block is not at the heap start");
+		return "the first block is not at the heap start";
 	for (struct block_meta *b = h->head; b; prev = b, b = b->next) {
 		if (!osm_in_heap(b) || block_end(b) > h->end || block_end(b) < (char *)b)
-			return fail("a block lies outside the heap");
+			return "a block lies outside the heap";
 		if (b->prev != prev)
-			return fail("a block's prev link is wrong");
+			return "a block's prev link is wrong";
 		if (prev && (char *)b < block_end(prev))
-			return fail("blocks overlap or are out of address order");
+			return "blocks overlap or are out of address order";
 		if (b->size < h->policy.align || b->size % h->policy.align || ((char *)b - h->base) % 8)
-			return fail("a block's size or address is not aligned");
+			return "a block's size or address is not aligned";
 		switch (b->status) {
 		case STATUS_ALLOC:
 			if (block_tag(b) != block_cookie(b))
-				return fail("an allocated block's cookie is wrong");
+				return "an allocated block's cookie is wrong";
 			break;
-		case STATUS_FREE:
-			if (block_tag(b) == TAG_TREE)
+		case STATUS_FREE: {
+			uint32_t x = free_slot(b);
+			if (x && (slot_at(x)->blk & SLOT_TREE))
 				(*in_tree)++;
-			else if (block_tag(b) == TAG_PENDING)
+			else if (x)
 				(*pending)++;
+			else if (block_tag(b) == TAG_NOSLOT)
+				(*unslotted)++;
 			else
-				return fail("a free block is neither indexed nor pending");
+				return "a free block's tag names no slot of its own";
 			/* once coalesced, no two free blocks touch; only blocks freed since may */
-			if (prev && prev->status == STATUS_FREE && adjacent(prev, b) && block_tag(prev) == TAG_TREE &&
-			    block_tag(b) == TAG_TREE)
-				return fail("two adjacent free blocks were not coalesced");
+			uint32_t px = prev && prev->status == STATUS_FREE ? free_slot(prev) : 0;
+			if (px && adjacent(prev, b) && (slot_at(px)->blk & SLOT_TREE) && x && (slot_at(x)->blk & SLOT_TREE))
+				return "two adjacent free blocks were not coalesced";
 			break;
+		}
 		default:
-			return fail("a heap block has a bad status");
+			return "a heap block has a bad status";
 		}
 	}
 	if (prev != h->tail)
-		return fail("the tail is not the last block");
+		return "the tail is not the last block";
 	if (block_end(prev) != h->end)
-		return fail("the last block does not end at the heap end");
-	return 0;
+		return "the last block does not end at the heap end";
+	if (*unslotted != h->unslotted)
+		return "the count of free blocks without a slot is wrong";
+	return NULL;
 }
 
-static int check_pending(size_t expected)
+static const char *check_pending(size_t expected)
 {
 	size_t n = 0;
 	uint32_t prev = 0;
 	for (uint32_t r = osm_heap.pending; r; n++) {
-		struct block_meta *b = ref_block(r);
-		if (n > expected || !osm_in_heap(b) || b->status != STATUS_FREE || block_tag(b) != TAG_PENDING)
-			return fail("the pending list holds a block that is not pending");
-		if (ld32(payload(b)) != prev)
-			return fail("the pending list's back link is wrong");
+		struct block_meta *b = slot_block(r);
+		if (n > expected || r >= osm_heap.slot_top || !osm_in_heap(b) || b->status != STATUS_FREE ||
+		    free_slot(b) != r || (slot_at(r)->blk & SLOT_TREE))
+			return "the pending list holds a block that is not pending";
+		if (slot_at(r)->l != prev)
+			return "the pending list's back link is wrong";
 		prev = r;
-		r = ld32((char *)payload(b) + 4);
+		r = slot_at(r)->r;
 	}
-	return n == expected ? 0 : fail("the pending list misses free blocks");
+	return n == expected ? NULL : "the pending list misses free blocks";
 }
 
-static int check_mapped(void)
+static const char *check_slots(size_t in_use)
+{
+	size_t unused = 0;
+	for (uint32_t r = osm_heap.slot_free; r; r = slot_at(r)->l) {
+		if (r >= osm_heap.slot_top || slot_at(r)->blk || ++unused > osm_heap.slot_top)
+			return "the list of unused slots is broken";
+	}
+	size_t used = osm_heap.slot_top ? osm_heap.slot_top - 1 : 0;
+	return used - unused == in_use ? NULL : "slots are lost: used slots and free blocks differ";
+}
+
+static const char *check_mapped(void)
 {
 	struct block_meta *prev = NULL;
+	size_t size;
 	for (struct block_meta *b = osm_heap.mapped; b; prev = b, b = b->next) {
+		if (osm_mapset_find(b, &size) != MAPSET_LIVE || size != b->size)
+			return "a mapped block is not in the set of live mappings";
 		if (b->status != STATUS_MAPPED || block_tag(b) != block_cookie(b))
-			return fail("a mapped block's header is wrong");
+			return "a mapped block's header is wrong";
 		if (b->prev != prev)
-			return fail("the list of mappings is broken");
-		/* a mapping starts at its header, or (aligned blocks) in the page that holds it */
-		if ((uintptr_t)payload(b) & (osm_heap.policy.align - 1) || !osm_os_is_mapped(b, META_SIZE))
-			return fail("a mapped block is misplaced");
+			return "the list of mappings is broken";
+		if ((uintptr_t)payload(b) & (osm_heap.policy.align - 1))
+			return "a mapped block is misplaced";
 	}
-	return 0;
+	return NULL;
 }
 
-int os_heap_check(void)
+const char *osm_heap_check(void)
 {
-	size_t in_tree, pending;
-	int rc;
-	osm_lock();
-	rc = check_list(&in_tree, &pending);
-	if (!rc)
-		rc = check_pending(pending);
-	if (!rc) {
+	size_t in_tree, pending, unslotted;
+	const char *why = check_list(&in_tree, &pending, &unslotted);
+	if (!why)
+		why = check_pending(pending);
+	if (!why) {
 		struct tree_walk w = { NULL, 0 };
 		size_t n = osm_index_walk(check_tree_node, &w);
 		if (w.bad)
-			rc = fail("the index holds a block that is not a coalesced free block, or is out of order");
+			why = "the index holds a block that is not a coalesced free block, or is out of order";
 		else if (n != in_tree)
-			rc = fail("the index and the free blocks differ");
+			why = "the index and the free blocks differ";
 	}
-	if (!rc)
-		rc = check_mapped();
-	osm_unlock();
-	return rc;
+	if (!why)
+		why = check_slots(in_tree + pending);
+	if (!why)
+		why = check_mapped();
+	return why;
 }

@@ -10,6 +10,8 @@
  *    paid for once, O(1) amortised, and the result is exactly the full pass of the seed.
  * The drop-in's default profile (heap_policy) adds what a long-running program needs: merging at free, growing
  * the break in chunks, trimming the top, mremap for large reallocs.
+ * Neither the index nor the pending list writes into a free block's payload: their links live in side storage
+ * (slots, named by the header's spare 4 bytes), so the bytes a program freed stay as it left them (SPEC.md).
  * Callers hold the lock (osmem.c). The core never calls the kernel except through os.c. */
 #include <errno.h>
 
@@ -70,51 +72,119 @@ static void count_in_use(void)
 }
 
 // ------------------------------------------------------------------
-// The pending list: freed blocks not yet coalesced (links in the payload, like the index)
+// Slots: the side storage of free blocks (internal.h)
 // ------------------------------------------------------------------
 
-static inline void *pprev_slot(struct block_meta *b) { return payload(b); }
-static inline void *pnext_slot(struct block_meta *b) { return (char *)payload(b) + 4; }
+static struct fslot slots0[SLOT_CHUNK]; /* .bss: mapped by the loader, pages touched as slots are first used */
+HIDDEN struct fslot *osm_slot_chunk[SLOT_CHUNKS] = { slots0 };
 
-static void pending_push(struct block_meta *b)
+void osm_set_slot_limit(uint32_t n)
 {
-	uint32_t r = block_ref(b), head = osm_heap.pending;
-	set_block_tag(b, TAG_PENDING);
-	st32(pprev_slot(b), 0);
-	st32(pnext_slot(b), head);
-	if (head)
-		st32(pprev_slot(ref_block(head)), r);
-	osm_heap.pending = r;
+	osm_heap.slot_limit = n;
 }
 
-static void pending_remove(struct block_meta *b)
+/* A slot for free block b, or 0 when none can be had (the classic profile's static storage is full). O(1). */
+static uint32_t slot_new(struct block_meta *b)
 {
-	uint32_t p = ld32(pprev_slot(b)), n = ld32(pnext_slot(b));
+	uint32_t i = osm_heap.slot_free;
+	if (osm_heap.slot_limit && osm_heap.slots_used >= osm_heap.slot_limit)
+		return 0;
+	if (i) {
+		osm_heap.slot_free = slot_at(i)->l;
+	} else {
+		i = osm_heap.slot_top ? osm_heap.slot_top : 1;
+		if (i >> SLOT_CHUNK_BITS >= SLOT_CHUNKS)
+			return 0;
+		if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS]) {
+			/* only the default profile maps more: the classic one makes SPEC.md's system calls, no others */
+			if (osm_heap.classic)
+				return 0;
+			osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
+			if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS])
+				return 0;
+		}
+		osm_heap.slot_top = i + 1;
+	}
+	struct fslot *sl = slot_at(i);
+	sl->blk = (uintptr_t)b;
+	sl->l = sl->r = 0;
+	osm_heap.slots_used++;
+	return i;
+}
+
+static void slot_release(uint32_t i)
+{
+	struct fslot *sl = slot_at(i);
+	sl->blk = 0; /* a stale tag no longer names this block */
+	sl->r = 0;
+	sl->l = osm_heap.slot_free;
+	osm_heap.slot_free = i;
+	osm_heap.slots_used--;
+}
+
+// ------------------------------------------------------------------
+// The pending list: freed blocks not yet coalesced, linked through their slots
+// ------------------------------------------------------------------
+
+static void pending_push(uint32_t x)
+{
+	uint32_t head = osm_heap.pending;
+	slot_at(x)->l = 0;
+	slot_at(x)->r = head;
+	if (head)
+		slot_at(head)->l = x;
+	osm_heap.pending = x;
+}
+
+static void pending_remove(uint32_t x)
+{
+	uint32_t p = slot_at(x)->l, n = slot_at(x)->r;
 	if (p)
-		st32(pnext_slot(ref_block(p)), n);
+		slot_at(p)->r = n;
 	else
 		osm_heap.pending = n;
 	if (n)
-		st32(pprev_slot(ref_block(n)), p);
+		slot_at(n)->l = p;
 }
 
-/* Takes a free block out of whichever structure holds it. */
+/* Takes a free block out of whichever structure holds it and gives its slot back. */
 static void free_detach(struct block_meta *b)
 {
-	if (block_tag(b) == TAG_TREE)
-		osm_index_remove(b);
+	osm_check_free_block(b);
+	uint32_t x = free_slot(b);
+	if (!x) { /* TAG_NOSLOT: held by nothing */
+		osm_heap.unslotted--;
+		return;
+	}
+	if (slot_at(x)->blk & SLOT_TREE)
+		osm_index_remove(x);
 	else
-		pending_remove(b);
+		pending_remove(x);
+	slot_release(x);
 }
 
-/* A block becomes free: status, then the index (known to have no free neighbour) or the pending list. */
+/* A free block enters the index (it is known to have no free neighbour) or the pending list. Without a slot
+ * it is held by nothing, and the heap falls back to the seed's walks until it is merged or taken. */
+static void free_insert(struct block_meta *b, bool to_index)
+{
+	uint32_t x = slot_new(b);
+	if (!x) {
+		set_block_tag(b, TAG_NOSLOT);
+		osm_heap.unslotted++;
+		return;
+	}
+	set_block_tag(b, x);
+	if (to_index)
+		osm_index_insert(x);
+	else
+		pending_push(x);
+}
+
+/* A block becomes free: status, then the index or the pending list. Only the header changes. */
 static void free_attach(struct block_meta *b, bool to_index)
 {
 	b->status = STATUS_FREE;
-	if (to_index)
-		osm_index_insert(b);
-	else
-		pending_push(b);
+	free_insert(b, to_index);
 }
 
 static void mark_alloc(struct block_meta *b, int status)
@@ -194,8 +264,6 @@ static char *adopt_segment(char *p, size_t *len)
 		if (osm_os_brk_grow(pad) != p + *len)
 			return NULL;
 	}
-	if (osm_heap.base && (size_t)(p + pad + *len - osm_heap.base) > MAX_HEAP_SPAN)
-		return NULL;
 	return p + pad;
 }
 
@@ -240,10 +308,6 @@ static enum grow extend_in_place(size_t len)
 {
 	if (osm_os_brk_current() != osm_heap.end)
 		return GROW_ELSEWHERE;
-	if ((size_t)(osm_heap.end - osm_heap.base) + len > MAX_HEAP_SPAN) {
-		errno = ENOMEM;
-		return GROW_ENOMEM;
-	}
 	char *p = osm_os_brk_grow(len);
 	if (!p)
 		return GROW_ENOMEM;
@@ -266,10 +330,6 @@ static enum grow extend_in_place(size_t len)
 static struct block_meta *heap_append(size_t s)
 {
 	size_t len = grow_size(s + META_SIZE);
-	if ((size_t)(osm_heap.end - osm_heap.base) + len > MAX_HEAP_SPAN) {
-		errno = ENOMEM;
-		return NULL;
-	}
 	char *p = osm_os_brk_grow(len);
 	if (!p)
 		return NULL;
@@ -289,21 +349,27 @@ static struct block_meta *heap_append(size_t s)
 	return b;
 }
 
-/* Gives the free top of the heap back to the kernel, keeping `keep` bytes of it. */
+/* Gives the free top of the heap back to the kernel, keeping `keep` bytes of it (at least one granule: the block
+ * stays a block). keep may be anything up to SIZE_MAX (malloc_trim's pad): nothing wraps. */
 static bool trim_top(size_t keep)
 {
 	struct block_meta *t = osm_heap.tail;
-	if (!t || t->status != STATUS_FREE || block_tag(t) != TAG_TREE || t->size <= keep)
+	uint32_t x = t && t->status == STATUS_FREE ? free_slot(t) : 0;
+	if (!x || !(slot_at(x)->blk & SLOT_TREE))
+		return false;
+	if (keep < osm_heap.policy.align)
+		keep = osm_heap.policy.align;
+	if (t->size <= keep)
 		return false;
 	size_t cut = round_down(t->size - keep, page_size());
 	if (!cut || osm_os_brk_current() != osm_heap.end)
 		return false;
 	if (!osm_os_brk_shrink(cut))
 		return false;
-	osm_index_remove(t);
+	osm_index_remove(x);
 	t->size -= cut;
 	osm_heap.end -= cut;
-	osm_index_insert(t);
+	osm_index_insert(x);
 	osm_heap.count.trims++;
 	if (TRACING) {
 		osm_trace_event("  brk -%z", cut);
@@ -314,8 +380,8 @@ static bool trim_top(size_t keep)
 
 static bool discard_free_pages(struct block_meta *b, void *released)
 {
-	/* keep the header and the index links; the kernel may drop whole pages after them */
-	uintptr_t from = round_up((uintptr_t)payload(b) + 8, page_size());
+	/* keep the header; the kernel may drop the whole pages after it (the index lives in side storage) */
+	uintptr_t from = round_up((uintptr_t)payload(b), page_size());
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
 	if (to > from) {
 		osm_os_discard((void *)from, to - from);
@@ -326,12 +392,14 @@ static bool discard_free_pages(struct block_meta *b, void *released)
 	return true;
 }
 
+/* The classic profile never gives memory back (SPEC.md: the break never shrinks, freed bytes stay as they were):
+ * malloc_trim there returns 0 and changes nothing. */
 bool osm_trim(size_t pad)
 {
-	if (!osm_heap.head)
+	if (!osm_heap.head || osm_heap.classic)
 		return false;
 	coalesce_blocks();
-	bool released = trim_top(round_up(pad, osm_heap.policy.align));
+	bool released = trim_top(pad);
 	osm_index_walk(discard_free_pages, &released);
 	return released;
 }
@@ -353,6 +421,8 @@ struct block_meta *find_best_block(size_t size)
 
 static struct block_meta *pick_best_block(size_t size)
 {
+	if (osm_heap.unslotted)
+		return find_best_block(size); /* some free blocks are in no index: the seed's walk sees them all */
 	switch (osm_heap.bestfit) {
 	case BESTFIT_WALK:
 		return find_best_block(size);
@@ -385,19 +455,34 @@ void split_blocks(struct block_meta *b, size_t size, bool to_index)
 		osm_trace_event("  split %p %z %p %z", b, b->size, r, r->size);
 }
 
+/* The first block of b's run of adjacent free blocks, merged with the rest of the run, in the index. */
+static void merge_run(struct block_meta *b)
+{
+	osm_check_free_block(b);
+	while (b->prev && b->prev->status == STATUS_FREE && adjacent(b->prev, b)) {
+		b = b->prev;
+		osm_check_free_block(b);
+	}
+	free_detach(b);
+	while (is_free_neighbour(b, b->next))
+		absorb_next(b);
+	free_insert(b, true);
+}
+
 /* Merges every run of adjacent free blocks. Runs can only have formed around pending blocks, so only their
- * runs are visited: each block is merged away at most once. */
+ * runs are visited: each block is merged away at most once. While some free block has no slot (the classic
+ * side storage is full), the seed's full pass runs instead: it sees every free block. */
 void coalesce_blocks(void)
 {
-	while (osm_heap.pending) {
-		struct block_meta *b = ref_block(osm_heap.pending);
-		while (b->prev && b->prev->status == STATUS_FREE && adjacent(b->prev, b))
-			b = b->prev;
-		free_detach(b);
-		while (is_free_neighbour(b, b->next))
-			absorb_next(b);
-		osm_index_insert(b);
+	if (osm_heap.unslotted) {
+		for (struct block_meta *b = osm_heap.head; b; b = b->next)
+			if (b->status == STATUS_FREE && (is_free_neighbour(b, b->next) || block_tag(b) == TAG_NOSLOT ||
+							 !(slot_at(free_slot(b))->blk & SLOT_TREE)))
+				merge_run(b);
+		return;
 	}
+	while (osm_heap.pending)
+		merge_run(slot_block(osm_heap.pending));
 }
 
 /* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,
@@ -427,6 +512,7 @@ static void mapped_link(struct block_meta *b)
 		b->next->prev = b;
 	osm_heap.mapped = b;
 	mark_alloc(b, STATUS_MAPPED);
+	osm_mapset_add(b);
 	osm_heap.count.mapped_bytes += b->size;
 	osm_heap.count.mapped_count++;
 	if (osm_heap.count.mapped_bytes > osm_heap.count.mapped_peak_bytes)
@@ -436,14 +522,26 @@ static void mapped_link(struct block_meta *b)
 	count_in_use();
 }
 
-static void mapped_unlink(struct block_meta *b)
+/* A mapped header's list links, checked against the set of live mappings before they are followed. */
+static bool mapped_links_ok(const struct block_meta *b)
 {
+	size_t sz;
+	if (b->prev ? osm_mapset_find(b->prev, &sz) != MAPSET_LIVE || b->prev->next != b : osm_heap.mapped != b)
+		return false;
+	return !b->next || (osm_mapset_find(b->next, &sz) == MAPSET_LIVE && b->next->prev == b);
+}
+
+static void mapped_unlink(struct block_meta *b, bool unmapped)
+{
+	if (!mapped_links_ok(b))
+		osm_fatal_block(b, "corrupted header");
 	if (b->prev)
 		b->prev->next = b->next;
 	else
 		osm_heap.mapped = b->next;
 	if (b->next)
 		b->next->prev = b->prev;
+	osm_mapset_del(b, unmapped);
 	osm_heap.count.mapped_bytes -= b->size;
 	osm_heap.count.mapped_count--;
 }
@@ -466,7 +564,7 @@ static void unmap_block(struct block_meta *b)
 {
 	char *start = (char *)round_down((uintptr_t)b, page_size());
 	size_t len = (size_t)(block_end(b) - start);
-	mapped_unlink(b);
+	mapped_unlink(b, true);
 	osm_os_unmap(start, len);
 	if (TRACING)
 		osm_trace_event("  munmap %p %z", b, len);
@@ -497,7 +595,7 @@ static struct block_meta *heap_alloc(size_t s)
 	if (TRACING)
 		osm_trace_event(b ? "  fit %p %z" : "  nofit", b, b ? b->size : 0);
 	if (b) {
-		osm_index_remove(b);
+		free_detach(b);
 		return take_block(b, s);
 	}
 	struct block_meta *last = find_last_block();
@@ -505,7 +603,7 @@ static struct block_meta *heap_alloc(size_t s)
 		size_t grow = grow_size(s - last->size);
 		switch (extend_in_place(grow)) {
 		case GROW_OK:
-			osm_index_remove(last);
+			free_detach(last);
 			last->size += grow;
 			if (TRACING)
 				osm_trace_event("  grow %p %z", last, last->size);
@@ -613,7 +711,7 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 {
 	if ((uintptr_t)b & (page_size() - 1))
 		return NULL; /* an aligned block: its mapping does not start at its header */
-	mapped_unlink(b);
+	mapped_unlink(b, false);
 	struct block_meta *nb = osm_os_remap(b, b->size + META_SIZE, s + META_SIZE);
 	if (!nb) {
 		mapped_link(b);
@@ -720,16 +818,54 @@ void osm_free_summary(size_t *largest, size_t *count, size_t *bytes)
 {
 	struct free_sum f = { 0, 0, 0 };
 	osm_index_walk(sum_free, &f);
-	for (uint32_t r = osm_heap.pending; r; r = ld32(pnext_slot(ref_block(r))))
-		sum_free(ref_block(r), &f);
+	for (uint32_t r = osm_heap.pending; r; r = slot_at(r)->r)
+		sum_free(slot_block(r), &f);
+	if (osm_heap.unslotted)
+		for (struct block_meta *b = osm_heap.head; b; b = b->next)
+			if (b->status == STATUS_FREE && block_tag(b) == TAG_NOSLOT)
+				sum_free(b, &f);
 	*largest = f.largest;
 	*count = f.count;
 	*bytes = f.bytes;
 }
 
 // ------------------------------------------------------------------
-// Checking a user's pointer: O(1), before anything changes
+// Checking headers before they are trusted: O(1), before anything changes
 // ------------------------------------------------------------------
+
+/* A header address that lies wholly inside the heap, on the 8-byte grid of the heap's blocks. */
+static inline bool hdr_in_heap(const struct block_meta *p)
+{
+	return (const char *)p >= osm_heap.base && (const char *)p + META_SIZE <= osm_heap.end &&
+	       !(((uintptr_t)p - (uintptr_t)osm_heap.base) & 7);
+}
+
+/* b's neighbours point back at it and its size stays inside the room they leave: what the core relies on
+ * before it unlinks, splits or merges b. Cheap: two header loads. */
+static bool heap_links_ok(const struct block_meta *b)
+{
+	const struct block_meta *p = b->prev, *n = b->next;
+	if (p ? !hdr_in_heap(p) || p->next != b || block_end(p) > (const char *)b : osm_heap.head != b)
+		return false;
+	if (n ? !hdr_in_heap(n) || n->prev != b : osm_heap.tail != b)
+		return false;
+	const char *limit = n ? (const char *)n : osm_heap.end;
+	return b->size <= (size_t)(limit - (const char *)b) - META_SIZE;
+}
+
+void osm_fatal_block(const struct block_meta *b, const char *what)
+{
+	osm_os_fatal_pointer(osm_heap.op ? osm_heap.op : "malloc", what, payload((struct block_meta *)b));
+}
+
+/* A free block about to leave its structure (taken, merged, grown): its tag names its own slot, or none, and
+ * its links hold. A program that wrote over a freed block's header is stopped here, before osmem follows a
+ * forged link. */
+void osm_check_free_block(const struct block_meta *b)
+{
+	if (b->status != STATUS_FREE || !heap_links_ok(b) || (!free_slot(b) && block_tag(b) != TAG_NOSLOT))
+		osm_fatal_block(b, "corrupted header");
+}
 
 struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 {
@@ -737,22 +873,32 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 	if ((uintptr_t)ptr & (osm_heap.policy.align - 1))
 		osm_os_fatal_pointer(api, "invalid pointer", ptr);
 	if (osm_in_heap(b)) {
-		if ((size_t)((char *)b - osm_heap.base) & 7)
+		if (!hdr_in_heap(b))
 			osm_os_fatal_pointer(api, "invalid pointer", ptr);
-		if (b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b) &&
-		    (b->prev ? b->prev->next == b : osm_heap.head == b))
+		if (b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b)) {
+			if (!heap_links_ok(b))
+				osm_os_fatal_pointer(api, "corrupted header", ptr);
 			return b;
-		if (b->status == STATUS_FREE && (block_tag(b) == TAG_TREE || block_tag(b) == TAG_PENDING)) {
+		}
+		if (b->status == STATUS_FREE && (free_slot(b) || block_tag(b) == TAG_NOSLOT)) {
 			if (allow_free)
 				return b;
 			osm_os_fatal_pointer(api, "double free", ptr);
 		}
 		osm_os_fatal_pointer(api, "invalid pointer", ptr);
 	}
-	/* Not on the heap: a mapping's header, or not ours. Memory that is not mapped (a block already
-	 * unmapped, a wild pointer) is rejected before it is read. */
-	if (osm_os_is_mapped(b, META_SIZE) && b->status == STATUS_MAPPED && block_tag(b) == block_cookie(b) &&
-	    (b->prev ? b->prev->next == b : osm_heap.mapped == b))
+	/* Not on the heap: one of osmem's mappings, or not ours. The set of live mappings answers without reading
+	 * the memory, so an unmapped, PROT_NONE or file-backed address is reported, never touched. */
+	size_t size;
+	switch (osm_mapset_find(b, &size)) {
+	case MAPSET_LIVE:
+		if (b->status != STATUS_MAPPED || block_tag(b) != block_cookie(b) || b->size != size ||
+		    !mapped_links_ok(b))
+			osm_os_fatal_pointer(api, "corrupted header", ptr);
 		return b;
-	osm_os_fatal_pointer(api, "invalid pointer", ptr);
+	case MAPSET_GONE:
+		osm_os_fatal_pointer(api, "double free", ptr);
+	default:
+		osm_os_fatal_pointer(api, "invalid pointer", ptr);
+	}
 }

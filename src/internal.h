@@ -21,7 +21,6 @@
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
 #define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
 #define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
-#define MAX_HEAP_SPAN   ((size_t)1 << 35)    /* 32-bit index links in 8-byte units reach 32 GiB */
 
 // ------------------------------------------------------------------
 // os layer (os.c): the only code that calls the kernel
@@ -68,12 +67,13 @@ HIDDEN void osm_os_write_fd(int fd, const char *buf, size_t len);
 // Block helpers
 // ------------------------------------------------------------------
 
-/* The header's 4 padding bytes after `status` carry a tag: a cookie derived from the block's address for
- * allocated and mapped blocks (so a free of a foreign pointer is caught before anything changes), and the
- * free block's place (index tree or pending list) for free blocks. The ABI fields are untouched. */
+/* The header's 4 padding bytes after `status` carry a tag. The ABI fields are untouched.
+ *  - allocated and mapped blocks: a cookie derived from the block's address and the process secret, so a free of
+ *    a foreign pointer is caught before anything changes;
+ *  - free blocks: the number of the block's slot in the side storage below (the index or the pending list), or
+ *    TAG_NOSLOT when the side storage was full. */
 #define AUX_OFFSET (offsetof(struct block_meta, status) + sizeof(int))
-#define TAG_TREE    0x54524545u /* "TREE": free, coalesced, in the best-fit index */
-#define TAG_PENDING 0x50454e44u /* "PEND": free, not yet coalesced */
+#define TAG_NOSLOT 0xffffffffu
 
 static inline uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, sizeof v); return v; }
 static inline void st32(void *p, uint32_t v) { memcpy(p, &v, sizeof v); }
@@ -94,6 +94,32 @@ static inline bool is_free_neighbour(const struct block_meta *a, const struct bl
 {
 	return adjacent(a, b) && b->status == STATUS_FREE;
 }
+
+// ------------------------------------------------------------------
+// Free-block slots: side storage for the best-fit index and the pending list
+// ------------------------------------------------------------------
+
+/* SPEC.md: nothing writes into the payload of a free block (teaching checkers read freed bytes). So the links of
+ * the index (a splay tree) and of the pending list live here, one 16-byte slot per free block, named by the
+ * block's tag. Slots come from a static array that the loader maps with the library (.bss: no system call, and
+ * untouched pages cost nothing); the default profile adds mapped chunks when it is full. The classic profile
+ * never maps one: past SLOT_CHUNK free blocks it falls back to the seed's walks (find_best_block, a full
+ * coalescing pass), which give the same blocks, slower. */
+struct fslot {
+	uintptr_t blk;   /* the free block's header | SLOT_TREE when it is in the index; 0 when the slot is unused */
+	uint32_t l, r;   /* index: left and right children; pending list: prev and next; unused: next unused */
+};
+#define SLOT_TREE       ((uintptr_t)1)
+#define SLOT_CHUNK_BITS 20
+#define SLOT_CHUNK      ((uint32_t)1 << SLOT_CHUNK_BITS) /* slots per chunk: 16 MiB */
+#define SLOT_CHUNKS     64                               /* at most 64 Mi free blocks */
+HIDDEN extern struct fslot *osm_slot_chunk[SLOT_CHUNKS];
+
+static inline struct fslot *slot_at(uint32_t i)
+{
+	return &osm_slot_chunk[i >> SLOT_CHUNK_BITS][i & (SLOT_CHUNK - 1)];
+}
+static inline struct block_meta *slot_block(uint32_t i) { return (struct block_meta *)(slot_at(i)->blk & ~SLOT_TREE); }
 
 // ------------------------------------------------------------------
 // The heap (core)
@@ -130,11 +156,17 @@ struct heap {
 	struct block_meta *head, *tail; /* heap blocks in address order */
 	char *base;                     /* start of the first segment: index links are offsets from here */
 	char *end;                      /* end of the last block: where the break is when nobody else moved it */
-	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree) */
-	uint32_t pending;               /* free blocks not yet coalesced, doubly linked */
+	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree of slots) */
+	uint32_t pending;               /* free blocks not yet coalesced, doubly linked through their slots */
+	uint32_t slot_top;              /* slots [1, slot_top) have been used; 0 is "none" */
+	uint32_t slot_free;             /* unused slots below slot_top, linked through l */
+	uint32_t slot_limit;            /* 0, or fewer slots than the storage has (tests of the fallback) */
+	uint32_t slots_used;            /* slots holding a free block */
+	size_t unslotted;               /* free blocks without a slot: while any exists, best fit walks */
 	struct block_meta *mapped;      /* mapped blocks, linked through prev/next */
 	struct heap_policy policy;
 	struct heap_counters count;
+	const char *op;                 /* the API call being served, for reports ("malloc", "os_free", ...) */
 	uint32_t secret;
 	bool classic;                   /* SPEC.md Part 1 to the letter */
 	enum bestfit_mode bestfit;
@@ -149,14 +181,11 @@ static inline uint32_t block_cookie(const struct block_meta *b)
 	return ((uint32_t)((uintptr_t)b >> 3) * 0x9E3779B1u) ^ osm_heap.secret;
 }
 
-/* Index links are 32-bit offsets from the heap base in 8-byte units, plus one (0 is "none"). */
-static inline uint32_t block_ref(const struct block_meta *b)
+/* A free block's slot, or 0 when its tag names none (TAG_NOSLOT, or a corrupted header). O(1). */
+static inline uint32_t free_slot(const struct block_meta *b)
 {
-	return (uint32_t)(((const char *)b - osm_heap.base) >> 3) + 1;
-}
-static inline struct block_meta *ref_block(uint32_t r)
-{
-	return (struct block_meta *)(osm_heap.base + ((size_t)(r - 1) << 3));
+	uint32_t t = block_tag(b);
+	return t && t < osm_heap.slot_top && slot_block(t) == b ? t : 0;
 }
 
 /* heap.c: the classic algorithm */
@@ -176,6 +205,9 @@ HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
  * on a pointer osmem never returned, and on a double free unless allow_free (realloc's rule 3). */
 HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);
 HIDDEN bool osm_in_heap(const void *p);
+/* Reports "osmem: <op>(): <what> <payload>" and aborts: a header osmem was about to trust is not one it wrote. */
+HIDDEN _Noreturn void osm_fatal_block(const struct block_meta *b, const char *what);
+HIDDEN void osm_check_free_block(const struct block_meta *b);
 
 /* The seed's helpers keep their names and roles in the source; their linker symbols carry the osm_ prefix
  * (OSM_SYM), so a program that links libosmem.a and defines its own find_best_block does not clash. */
@@ -186,9 +218,15 @@ HIDDEN void coalesce_blocks(void) OSM_SYM(coalesce_blocks);
 HIDDEN struct block_meta *find_last_block(void) OSM_SYM(find_last_block);
 HIDDEN int heap_preallocation(void) OSM_SYM(heap_preallocation);
 
-/* index.c: the free-block index (exact best fit, lowest address among equal sizes) */
-HIDDEN void osm_index_insert(struct block_meta *b);
-HIDDEN void osm_index_remove(struct block_meta *b);
+/* mapset.c: the live mapped blocks, found from a header address in O(1) without reading it */
+enum mapset_answer { MAPSET_UNKNOWN, MAPSET_LIVE, MAPSET_GONE /* unmapped recently: a double free */ };
+HIDDEN void osm_mapset_add(const struct block_meta *b);
+HIDDEN void osm_mapset_del(const struct block_meta *b, bool unmapped);
+HIDDEN enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size);
+
+/* index.c: the free-block index (exact best fit, lowest address among equal sizes), over slots */
+HIDDEN void osm_index_insert(uint32_t slot);
+HIDDEN void osm_index_remove(uint32_t slot);
 HIDDEN struct block_meta *osm_index_best_fit(size_t size);
 /* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback
  * that returns false. */
@@ -206,8 +244,13 @@ HIDDEN void osm_trace_event(const char *fmt, ...);
 HIDDEN void osm_trace_flush(void);
 HIDDEN void osm_trace_fork_child(void);
 
+/* check.c: every invariant of the heap, walked (tests); NULL when all hold, else what broke. Lock held. */
+HIDDEN const char *osm_heap_check(void);
+
 /* Test and benchmark hooks (reachable by linking libosmem.a). */
 HIDDEN void osm_set_bestfit_mode(enum bestfit_mode mode);
+/* Caps the side storage at n slots (0: no cap), so tests can reach the classic fallback. */
+HIDDEN void osm_set_slot_limit(uint32_t n);
 
 /* lock (osmem.c) */
 HIDDEN void osm_lock(void);

@@ -184,3 +184,17 @@ void *os_realloc(void *ptr, size_t size)
 	osm_unlock();
 	return nb ? payload(nb) : fail_enomem();
 }
+
+/* The invariant walk (check.c), under the lock; the report is written after the lock is let go. */
+int os_heap_check(void)
+{
+	osm_lock();
+	const char *why = osm_heap_check();
+	osm_unlock();
+	if (!why)
+		return 0;
+	osm_os_write_err("osmem: heap check failed: ");
+	osm_os_write_err(why);
+	osm_os_write_err("\n");
+	return -1;
+}

@@ -24,6 +24,12 @@
  * Output (fd 1): "@ <statement>" before each statement; after a statement that returns a pointer,
  * "= 0x<hex> size=<dec> status=<dec>" or "= NULL errno=<name>".
  *
+ * With OSMEM_SPEC_GHOSTS=1 (test_spec.py sets it for every scenario) it also checks SPEC.md's "freed bytes stay as
+ * they were": the payload of each heap block it frees (or that a realloc moves away from) is copied aside, and
+ * after every statement those bytes must still be there, except where a block has been handed out again (its
+ * payload and the 32 bytes on either side, where headers may be written). A change prints
+ * "ghost BAD 0x<addr> freed 0x<block>", which no expected trace contains.
+ *
  * This program must not disturb the trace: no stdio, no malloc, nothing in libc that may allocate or move the
  * break. Every output line is a single write(2). */
 #ifndef _GNU_SOURCE
@@ -33,6 +39,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -258,6 +265,105 @@ static void expect_end(struct cursor *c)
 }
 
 // ------------------------------------------------------------------
+// Ghosts: copies of freed payloads (static storage: nothing here may allocate)
+// ------------------------------------------------------------------
+
+#define MAX_GHOSTS 512
+#define MAX_LIVE   512
+static struct { uintptr_t at; size_t len, off; uintptr_t block; } ghosts[MAX_GHOSTS];
+static size_t n_ghosts, arena_used;
+static unsigned char arena[8 << 20];
+static uintptr_t live[MAX_LIVE]; /* heap payloads this program was handed and has not freed */
+static size_t n_live;
+static bool ghost_mode;
+
+static bool is_live(const void *p)
+{
+	for (size_t i = 0; i < n_live; i++)
+		if (live[i] == (uintptr_t)p)
+			return true;
+	return false;
+}
+
+static void live_drop(const void *p)
+{
+	for (size_t i = 0; i < n_live; i++)
+		if (live[i] == (uintptr_t)p) {
+			live[i] = live[--n_live];
+			return;
+		}
+}
+
+/* p is a live heap payload about to be freed: copy its bytes aside. */
+static void ghost_take(const void *p)
+{
+	const struct block_meta *b = (const struct block_meta *)((const char *)p - META_SIZE);
+	if (!ghost_mode || !is_live(p) || b->status != STATUS_ALLOC || n_ghosts == MAX_GHOSTS ||
+	    arena_used + b->size > sizeof arena)
+		return;
+	ghosts[n_ghosts].at = (uintptr_t)p;
+	ghosts[n_ghosts].len = b->size;
+	ghosts[n_ghosts].off = arena_used;
+	ghosts[n_ghosts].block = (uintptr_t)p;
+	memcpy(arena + arena_used, p, b->size);
+	arena_used += b->size;
+	n_ghosts++;
+}
+
+/* Forgets ghost bytes in [a, e): the memory was handed out again (or holds a header now). */
+static void ghost_forget(uintptr_t a, uintptr_t e)
+{
+	for (size_t i = 0; i < n_ghosts; i++) {
+		uintptr_t ga = ghosts[i].at, ge = ga + ghosts[i].len;
+		if (ge <= a || ga >= e)
+			continue;
+		if (ga < a && ge > e && n_ghosts < MAX_GHOSTS) { /* split: keep both sides */
+			ghosts[n_ghosts] = ghosts[i];
+			ghosts[n_ghosts].at = e;
+			ghosts[n_ghosts].len = ge - e;
+			ghosts[n_ghosts].off = ghosts[i].off + (e - ga);
+			n_ghosts++;
+		}
+		if (ga < a) {
+			ghosts[i].len = a - ga;
+		} else {
+			size_t cut = (ge < e ? ge : e) - ga;
+			ghosts[i].at += cut;
+			ghosts[i].off += cut;
+			ghosts[i].len -= cut;
+		}
+	}
+}
+
+/* A call returned p: it is live, and its payload and the headers around it are no longer freed bytes. */
+static void ghost_handed_out(void *p)
+{
+	const struct block_meta *b = (const struct block_meta *)((const char *)p - META_SIZE);
+	if (!ghost_mode || !p || b->status != STATUS_ALLOC)
+		return;
+	ghost_forget((uintptr_t)b, (uintptr_t)p + b->size + META_SIZE);
+	if (!is_live(p) && n_live < MAX_LIVE)
+		live[n_live++] = (uintptr_t)p;
+}
+
+static void ghost_verify(void)
+{
+	for (size_t i = 0; i < n_ghosts; i++) {
+		const unsigned char *m = (const unsigned char *)ghosts[i].at, *c = arena + ghosts[i].off;
+		for (size_t k = 0; k < ghosts[i].len; k++)
+			if (m[k] != c[k]) {
+				put_str("ghost BAD ");
+				put_hex(ghosts[i].at + k);
+				put_str(" freed ");
+				put_hex(ghosts[i].block);
+				flush_line();
+				ghosts[i].len = k; /* report each change once */
+				break;
+			}
+	}
+}
+
+// ------------------------------------------------------------------
 // Statements
 // ------------------------------------------------------------------
 
@@ -352,9 +458,20 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 			void *old = parse_ptr(&c);
 			uint64_t n = parse_num(&c);
 			expect_end(&c);
+			const struct block_meta *ob = (const struct block_meta *)((const char *)old - META_SIZE);
+			bool was_live = old && is_live(old) && ob->status == STATUS_ALLOC;
+			size_t g0 = n_ghosts, a0 = arena_used;
+			if (was_live)
+				ghost_take(old);
 			errno = 0;
 			p = os_realloc(old, (size_t)n);
 			err = errno;
+			if (was_live && (p == old || (!p && n))) { /* in place, or failed: the old block is still live */
+				n_ghosts = g0;
+				arena_used = a0;
+			} else if (was_live) {
+				live_drop(old);
+			}
 			break;
 		}
 		case 's':
@@ -370,6 +487,7 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 		}
 		vars[x] = p;
 		report(p, err);
+		ghost_handed_out(p);
 		return;
 	}
 
@@ -379,6 +497,8 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 	case 'F': {
 		void *p = parse_ptr(&c);
 		expect_end(&c);
+		ghost_take(p);
+		live_drop(p);
 		os_free(p);
 		return;
 	}
@@ -443,6 +563,7 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 		uint64_t b = parse_num(&c);
 		expect_end(&c);
 		memset(p, (int)(unsigned char)b, (size_t)n);
+		ghost_forget((uintptr_t)p, (uintptr_t)p + n); /* the program's own write (a use after free, say) */
 		return;
 	}
 	case 'L': {
@@ -475,6 +596,8 @@ int main(int argc, char **argv)
 	/* glibc's sbrk() reads the break from the kernel (brk(NULL)) on its first call in a process. Do that here,
 	 * before the first statement, so that the trace after it shows only the break moves osmem asks for. */
 	(void)sbrk(0);
+	const char *g = getenv("OSMEM_SPEC_GHOSTS");
+	ghost_mode = g && g[0] == '1';
 
 	const char *s = argv[1];
 	while (*s) {
@@ -486,8 +609,11 @@ int main(int argc, char **argv)
 			a++;
 		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\n'))
 			b--;
-		if (b > a)
+		if (b > a) {
 			run(a, (size_t)(b - a), stack_area + 128);
+			if (ghost_mode)
+				ghost_verify();
+		}
 		s = *e ? e + 1 : e;
 	}
 	return 0;

@@ -23,6 +23,7 @@
 #include "block_meta.h"
 #include "internal.h"
 #include "osmem.h"
+#include "test_util.h"
 
 #define SLOTS        500
 #define PHASE1_OPS   1000000L
@@ -40,19 +41,11 @@ struct slot {
 static struct slot table[SLOTS];
 static uint64_t gen;
 static uint64_t rng_state;
-static const char *phase;
+static const char *phase = "startup";
 static long op_no;
 static size_t page;
 
-static uint64_t rng(void)
-{
-	/* splitmix64 */
-	uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
+static uint64_t rng(void) { return tu_rng(&rng_state); }
 static uint64_t below(uint64_t n) { return rng() % n; }
 
 static _Noreturn void fail(const char *fmt, ...)
@@ -67,98 +60,10 @@ static _Noreturn void fail(const char *fmt, ...)
 	exit(1);
 }
 
-/* A crash (the core's own best-fit mismatch trap is SIGILL, a bad-pointer report is SIGABRT) still gets its FAIL line,
- * written with write(2); the previous action is then restored, so the fault repeats under it (or under a
- * sanitizer's handler) as if this one were not there. */
-static struct sigaction old_actions[NSIG];
-
-static void crash_handler(int sig)
-{
-	char buf[160], num[24], *p = buf;
-	const char *parts[] = { "FAIL ", phase ? phase : "startup", ": killed by signal ", NULL };
-	for (int i = 0; parts[i]; i++)
-		for (const char *c = parts[i]; *c; c++)
-			*p++ = *c;
-	int k = 0;
-	for (unsigned v = (unsigned)sig; k == 0 || v; v /= 10)
-		num[k++] = (char)('0' + v % 10);
-	while (k)
-		*p++ = num[--k];
-	for (const char *c = " at op "; *c; c++)
-		*p++ = *c;
-	for (unsigned long v = (unsigned long)op_no; k == 0 || v; v /= 10)
-		num[k++] = (char)('0' + v % 10);
-	while (k)
-		*p++ = num[--k];
-	*p++ = '\n';
-	ssize_t w = write(STDOUT_FILENO, buf, (size_t)(p - buf));
-	(void)w;
-	sigaction(sig, &old_actions[sig], NULL);
-	if (sig == SIGABRT)
-		raise(sig);
-}
-
-static void catch_crashes(void)
-{
-	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = crash_handler;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		sigaction(sigs[i], &sa, &old_actions[sigs[i]]);
-}
-
-// ------------------------------------------------------------------
-// Patterns: byte i of a block is byte (i & 7) of word(seed, i >> 3), so any range can be filled or checked alone
-// ------------------------------------------------------------------
-
-static inline uint64_t pat_word(uint64_t seed, size_t w)
-{
-	return seed ^ ((uint64_t)w * 0xD6E8FEB86659FD93ULL);
-}
-
-static inline unsigned char pat_byte(uint64_t seed, size_t i)
-{
-	return (unsigned char)(pat_word(seed, i >> 3) >> (8 * (i & 7)));
-}
-
-static void fill(unsigned char *p, uint64_t seed, size_t from, size_t to)
-{
-	size_t i = from;
-	for (; i < to && (i & 7); i++)
-		p[i] = pat_byte(seed, i);
-	for (; i + 8 <= to; i += 8) {
-		uint64_t w = pat_word(seed, i >> 3);
-		memcpy(p + i, &w, 8);
-	}
-	for (; i < to; i++)
-		p[i] = pat_byte(seed, i);
-}
-
-/* Returns the first offset in [from, to) that does not hold the pattern, or `to`. */
-static size_t check(const unsigned char *p, uint64_t seed, size_t from, size_t to)
-{
-	size_t i = from;
-	for (; i < to && (i & 7); i++)
-		if (p[i] != pat_byte(seed, i))
-			return i;
-	for (; i + 8 <= to; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		if (w != pat_word(seed, i >> 3))
-			break;
-	}
-	for (; i < to; i++)
-		if (p[i] != pat_byte(seed, i))
-			return i;
-	return to;
-}
-
 static void verify(int s, size_t upto, const char *when)
 {
 	struct slot *b = &table[s];
-	size_t bad = check(b->p, b->seed, 0, upto);
+	size_t bad = pat_check(b->p, b->seed, 0, upto);
 	if (bad != upto)
 		fail("slot %d (%p, %zu B) %s: byte %zu is 0x%02x, pattern says 0x%02x", s, (void *)b->p, b->n, when,
 		     bad, b->p[bad], pat_byte(b->seed, bad));
@@ -211,6 +116,129 @@ static size_t rand_size(void)
 }
 
 // ------------------------------------------------------------------
+// Ghosts: freed bytes stay as they were (SPEC.md)
+// ------------------------------------------------------------------
+
+/* The bytes of a freed heap block keep the program's pattern until an allocation hands them out again: osmem
+ * writes only headers. Every freed block becomes a ghost: [p, p + n) with its pattern. When a call returns a
+ * block, the ghost bytes inside it are verified (except those the call itself defines: calloc's zeros, realloc's
+ * copy) and forgotten, and so are the 32 bytes before it and after it, where a header may have been written
+ * (the block's own, a split remainder's). All ghosts are verified every GHOST_EVERY ops. Ghosts are kept sorted by
+ * address and never overlap. */
+struct ghost {
+	unsigned char *p;
+	size_t from, to;  /* the live part: bytes [p + from, p + to) */
+	uint64_t seed;
+};
+
+static struct ghost *ghosts;
+static size_t n_ghosts, cap_ghosts;
+static long ghost_every = 10000;
+
+static size_t ghost_find(const unsigned char *a) /* the first ghost whose end is above a */
+{
+	size_t lo = 0, hi = n_ghosts;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ghosts[mid].p + ghosts[mid].to <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void ghost_insert_at(size_t i, struct ghost g)
+{
+	if (n_ghosts == cap_ghosts) {
+		cap_ghosts = cap_ghosts ? 2 * cap_ghosts : 1024;
+		ghosts = realloc(ghosts, cap_ghosts * sizeof *ghosts); /* glibc's: this test links libosmem.a */
+		if (!ghosts)
+			fail("out of memory for ghosts");
+	}
+	memmove(&ghosts[i + 1], &ghosts[i], (n_ghosts - i) * sizeof *ghosts);
+	ghosts[i] = g;
+	n_ghosts++;
+}
+
+static void ghost_verify(const struct ghost *g, size_t from, size_t to, const char *when)
+{
+	size_t bad = pat_check(g->p, g->seed, from, to);
+	if (bad != to)
+		fail("freed bytes changed %s: byte %zu of the block freed at %p is 0x%02x, the program left 0x%02x", when,
+		     bad, (void *)g->p, g->p[bad], pat_byte(g->seed, bad));
+}
+
+static void ghost_add(const unsigned char *p, size_t n, uint64_t seed)
+{
+	struct ghost g = { (unsigned char *)p, 0, n, seed };
+	size_t i = ghost_find(p);
+	if (i < n_ghosts && ghosts[i].p + ghosts[i].from < p + n)
+		fail("a block freed at %p (%zu B) overlaps bytes still free from the block freed at %p: osmem handed "
+		     "out memory without the test seeing it", (void *)p, n, (void *)ghosts[i].p);
+	ghost_insert_at(i, g);
+}
+
+/* Forgets the ghost bytes in [a, b); those in [va, vb) are verified first. */
+static void ghost_forget(const unsigned char *a, const unsigned char *b, const unsigned char *va,
+			 const unsigned char *vb, const char *when)
+{
+	size_t i = ghost_find(a);
+	while (i < n_ghosts && ghosts[i].p + ghosts[i].from < b) {
+		struct ghost *g = &ghosts[i];
+		size_t lo = a > g->p + g->from ? (size_t)(a - g->p) : g->from;
+		size_t hi = b < g->p + g->to ? (size_t)(b - g->p) : g->to;
+		if (va) {
+			size_t vlo = va > g->p + lo ? (size_t)(va - g->p) : lo;
+			size_t vhi = vb < g->p + hi ? (size_t)(vb - g->p) : hi;
+			if (vlo < vhi)
+				ghost_verify(g, vlo, vhi, when);
+		}
+		struct ghost tail = *g;
+		tail.from = hi;
+		g->to = lo;
+		bool keep_head = g->from < g->to, keep_tail = tail.from < tail.to;
+		if (!keep_head) {
+			memmove(g, g + 1, (n_ghosts - i - 1) * sizeof *g);
+			n_ghosts--;
+		} else {
+			i++;
+		}
+		if (keep_tail) {
+			ghost_insert_at(i, tail);
+			i++;
+		}
+	}
+}
+
+/* A call returned q: its payload is handed out. [keep_from, keep_to) of it was defined by the call. */
+static void ghost_reused(const unsigned char *q, size_t def_from, size_t def_to, const char *api)
+{
+	const struct block_meta *m = (const struct block_meta *)(q - META_SIZE);
+	if (m->status != STATUS_ALLOC)
+		return;
+	/* verify [q, q + size) outside the defined part, then forget it and the headers on either side */
+	ghost_forget(q, q + def_from, q, q + def_from, api);
+	ghost_forget(q + def_to, q + m->size, q + def_to, q + m->size, api);
+	ghost_forget(q - META_SIZE, q + m->size + META_SIZE, NULL, NULL, api);
+}
+
+static void ghost_check_all(void)
+{
+	for (size_t i = 0; i < n_ghosts; i++)
+		ghost_verify(&ghosts[i], ghosts[i].from, ghosts[i].to, "while the block was free");
+}
+
+/* The block at slot s is about to be freed: its bytes become a ghost (heap blocks only: a mapping goes away). */
+static void ghost_of_slot(int s)
+{
+	const struct slot *b = &table[s];
+	const struct block_meta *m = (const struct block_meta *)(b->p - META_SIZE);
+	if (m->status == STATUS_ALLOC)
+		ghost_add(b->p, b->n, b->seed);
+}
+
+// ------------------------------------------------------------------
 // Operations
 // ------------------------------------------------------------------
 
@@ -225,6 +253,7 @@ static void do_alloc(int s)
 		if (!p)
 			fail("os_malloc(%zu) returned NULL (errno %d)", n, errno);
 		check_header(p, n, MMAP_THRESH, "os_malloc");
+		ghost_reused(p, 0, 0, "os_malloc");
 	} else if (k < 80) {
 		/* split n into nmemb * size in a few ways */
 		size_t nmemb = n, size = 1;
@@ -236,6 +265,7 @@ static void do_alloc(int s)
 		if (!p)
 			fail("os_calloc(%zu, %zu) returned NULL (errno %d)", nmemb, size, errno);
 		check_header(p, n, page, "os_calloc");
+		ghost_reused(p, 0, ((const struct block_meta *)((const char *)p - META_SIZE))->size, "os_calloc");
 		const unsigned char *c = p;
 		size_t i = 0;
 		for (uint64_t w; i + 8 <= n; i += 8) {
@@ -251,17 +281,19 @@ static void do_alloc(int s)
 		if (!p)
 			fail("os_realloc(NULL, %zu) returned NULL (errno %d)", n, errno);
 		check_header(p, n, MMAP_THRESH, "os_realloc(NULL)");
+		ghost_reused(p, 0, 0, "os_realloc(NULL)");
 	}
 	b->p = p;
 	b->n = n;
 	b->seed = new_seed(s);
-	fill(b->p, b->seed, 0, n);
+	pat_fill(b->p, b->seed, 0, n);
 }
 
 static void do_free(int s)
 {
 	struct slot *b = &table[s];
 	verify(s, b->n, "before os_free");
+	ghost_of_slot(s);
 	os_free(b->p);
 	b->p = NULL;
 }
@@ -276,6 +308,7 @@ static void do_free_then_realloc(int s)
 		return;
 	}
 	verify(s, b->n, "before os_free");
+	ghost_of_slot(s);
 	os_free(b->p);
 	size_t size_before = m->size;
 	void *q = os_realloc(b->p, 1 + below(4096));
@@ -292,6 +325,7 @@ static void do_realloc(int s, bool to_zero)
 	struct slot *b = &table[s];
 	if (to_zero) {
 		verify(s, b->n, "before os_realloc(p, 0)");
+		ghost_of_slot(s);
 		void *q = os_realloc(b->p, 0);
 		if (q)
 			fail("os_realloc(%p, 0) returned %p, want NULL", (void *)b->p, q);
@@ -306,18 +340,40 @@ static void do_realloc(int s, bool to_zero)
 		n = rand_size();
 	verify(s, b->n, "before os_realloc");
 	void *old = b->p;
+	const struct block_meta *om = (const struct block_meta *)(b->p - META_SIZE);
+	bool old_heap = om->status == STATUS_ALLOC;
+	size_t old_size = om->size;
 	void *q = os_realloc(b->p, n);
 	if (!q)
 		fail("os_realloc(%p, %zu -> %zu) returned NULL (errno %d)", old, b->n, n, errno);
 	check_header(q, n, MMAP_THRESH, "os_realloc");
+	/* osmem copies min(old size, new aligned size) bytes: the old block's slack past b->n comes along */
+	size_t kept = old_size < ALIGN8(n) ? old_size : ALIGN8(n);
+	if (q != old && old_heap) {
+		/* moved: the old block is free now, with the program's bytes in it. Rule 8 may have grown it by free
+		 * neighbours before it moved (its header says by how much), and osmem copied that much. */
+		if (om->size > old_size)
+			kept = om->size < ALIGN8(n) ? om->size : ALIGN8(n);
+		ghost_add(old, b->n, b->seed);
+		ghost_reused(q, 0, kept, "os_realloc (moved)");
+	} else if (q == old && old_heap) {
+		/* in place: what it absorbed was free (verified), what it split off is free again */
+		ghost_reused(q, 0, kept, "os_realloc (in place)");
+		const struct block_meta *nm = (const struct block_meta *)((const unsigned char *)q - META_SIZE);
+		if (nm->size < b->n) /* shrunk: the bytes past the new end are a free block's now */
+			ghost_add(q, b->n, b->seed), ghost_forget(q, (const unsigned char *)q + nm->size + META_SIZE,
+								  NULL, NULL, "os_realloc (shrink)");
+	} else {
+		ghost_reused(q, 0, kept, "os_realloc (from a mapping)");
+	}
 	b->p = q;
 	size_t keep = n < b->n ? n : b->n;
-	size_t bad = check(b->p, b->seed, 0, keep);
+	size_t bad = pat_check(b->p, b->seed, 0, keep);
 	if (bad != keep)
 		fail("os_realloc(%p, %zu -> %zu) = %p: preserved byte %zu is 0x%02x, was 0x%02x", old, b->n, n, q, bad,
 		     b->p[bad], pat_byte(b->seed, bad));
 	if (n > b->n)
-		fill(b->p, b->seed, b->n, n);
+		pat_fill(b->p, b->seed, b->n, n);
 	b->n = n;
 }
 
@@ -375,8 +431,11 @@ static void heap_check(void)
 static void run_phase(const char *name, long ops, long check_every)
 {
 	phase = name;
+	tu_test_name = name;
 	for (op_no = 0; op_no < ops; op_no++) {
 		random_op();
+		if ((op_no + 1) % ghost_every == 0)
+			ghost_check_all();
 		if ((op_no + 1) % check_every == 0) {
 			heap_check();
 			if ((op_no + 1) % CHECK_EVERY == 0)
@@ -385,6 +444,7 @@ static void run_phase(const char *name, long ops, long check_every)
 	}
 	heap_check();
 	check_overlap();
+	ghost_check_all();
 	printf("PASS %s\n", name);
 	fflush(stdout);
 }
@@ -397,14 +457,24 @@ int main(int argc, char **argv)
 	rng_state = seed;
 	page = (size_t)sysconf(_SC_PAGESIZE);
 	fprintf(stderr, "test_differential: seed %llu\n", (unsigned long long)seed);
-	catch_crashes();
+	tu_op_counter = &op_no;
+	tu_catch_crashes();
 
 	osm_set_bestfit_mode(BESTFIT_VERIFY);
 	run_phase("bestfit_verify_1M_ops", PHASE1_OPS, CHECK_EVERY);
 	run_phase("heap_check_every_op_100k_ops", PHASE2_OPS, 1);
 
+	/* The classic side storage full: free blocks without a slot, and the seed's walks over them. The same
+	 * decisions (BESTFIT_VERIFY still checks the walk against the index while the index holds everything) and
+	 * the same freed bytes. */
+	osm_set_slot_limit(64);
+	ghost_every = 1000;
+	run_phase("slot_storage_full_fallback_100k_ops", PHASE2_OPS, 100);
+	osm_set_slot_limit(0);
+
 	/* free everything: the heap must still check out */
 	phase = "free_all";
+	tu_test_name = phase;
 	for (int s = 0; s < SLOTS; s++)
 		if (table[s].p)
 			do_free(s);

@@ -803,6 +803,54 @@ scenario("realloc9_move", "a=m 100; b=m 100; w a 104 8; c=r a 1000; v c 104 8; d
 # a 131040 @0x0; b @0x20000, c @0x20088 (brk +136 each); free c.  b -> 1000: b + c = 240 < 1000, b is now last
 # but only by absorbing: move.  malloc(1000): no free block, last (b) allocated: brk +1032 @0x20110 (payload
 # 0x20130); ends 0x20110 + 32 + 1000 = 0x20518; b (240) freed.
+# A course checker's view of a moving realloc: the old block is free, and its bytes are still what the program
+# wrote (SPEC.md: freed bytes stay as they were), also after the next allocation coalesced it and split it
+# (e at H+0x20 takes 8 bytes; the remainder's header takes a+8..a+40; the rest is untouched).
+scenario("freed_bytes_kept_after_realloc_move", "a=m 100; b=m 100; w a 104 8; c=r a 1000; v a 104 8; v c 104 8; "
+         "e=m 8; v a+40 64 8; k", """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ b=m 100
+    = H+0xa8 size=104 status=1
+    @ w a 104 8
+    @ c=r a 1000
+    = H+0x130 size=1000 status=1
+    @ v a 104 8
+    pat ok
+    @ v c 104 8
+    pat ok
+    @ e=m 8
+    = H+0x20 size=8 status=1
+    @ v a+40 64 8
+    pat ok
+    @ k
+    check 0
+""")
+
+# A program's use after free in the classic profile: 64 bytes written over a freed 64-byte block, then the next
+# malloc. osmem keeps nothing in a free block's payload, so it is not misled: same decisions, no crash.
+scenario("use_after_free_write_not_followed", "a=m 64; b=m 64; f a; w a 64 255; c=m 64; v c 64 255; d; k", """
+    @ a=m 64
+    brk +131072
+    = H+0x20 size=64 status=1
+    @ b=m 64
+    = H+0x80 size=64 status=1
+    @ f a
+    @ w a 64 255
+    @ c=m 64
+    = H+0x20 size=64 status=1
+    @ v c 64 255
+    pat ok
+    @ d
+    blk H+0x0 64 1
+    blk H+0x60 64 1
+    blk H+0xc0 130848 0
+    end H+0x20000
+    @ k
+    check 0
+""")
+
 scenario("realloc9_absorbed_last_not_grown", "a=m 131032; b=m 100; c=m 100; f c; w b 104 5; e=r b 1000; "
          "v e 104 5; d; k", """
     @ a=m 131032
@@ -1030,7 +1078,7 @@ scenario("double_free_heap", "a=m 100; f a; f a", """
 """, death=True)
 
 # A mapped block is unmapped by its first free; the second free must be caught without reading the
-# unmapped header (a fault would be a crash, not a report).
+# unmapped header (a fault would be a crash, not a report), and named for what it is: a double free.
 scenario("double_free_mapped", "a=m 200000; f a; f a", """
     @ a=m 200000
     mmap 200032
@@ -1038,7 +1086,7 @@ scenario("double_free_mapped", "a=m 200000; f a; f a", """
     @ f a
     munmap M1 200032
     @ f a
-    stderr: osmem: os_free(): invalid pointer {a}
+    stderr: osmem: os_free(): double free {a}
     killed by SIGABRT
 """, death=True)
 
@@ -1296,6 +1344,7 @@ def run_scenario(prog, sc, verbose):
         cmd = ["strace", "-qq", "-e", "signal=none", "-e", "trace=brk,mmap,munmap,write", "-o", log,
                prog, sc["script"]]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "MALLOC_", "GLIBC_TUNABLES"))}
+        env["OSMEM_SPEC_GHOSTS"] = "1"  # freed bytes must stay as they were: spec_prog checks after each statement
         # Sanitizer builds (make test-asan): LeakSanitizer cannot run under ptrace and maps memory at exit.
         env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))
         try:

@@ -23,6 +23,7 @@
 
 #include "block_meta.h"
 #include "osmem.h"
+#include "test_util.h"
 
 #define THREADS         4
 #define OPS_PER_THREAD  200000L
@@ -61,37 +62,6 @@ static struct worker workers[THREADS];
 static double t_start; /* written before the threads start, read-only after */
 static size_t page;
 
-/* A crash (a bad-pointer report is SIGABRT) still gets its FAIL line, written with write(2); the previous action is
- * then restored, so the fault repeats under it (or under a sanitizer's handler) as if this one were not there. */
-static struct sigaction old_actions[NSIG];
-
-static void crash_handler(int sig)
-{
-	char buf[80], *p = buf;
-	for (const char *c = "FAIL " NAME ": killed by signal "; *c; c++)
-		*p++ = *c;
-	if (sig >= 10)
-		*p++ = (char)('0' + sig / 10);
-	*p++ = (char)('0' + sig % 10);
-	*p++ = '\n';
-	ssize_t w = write(STDOUT_FILENO, buf, (size_t)(p - buf));
-	(void)w;
-	sigaction(sig, &old_actions[sig], NULL);
-	if (sig == SIGABRT)
-		raise(sig);
-}
-
-static void catch_crashes(void)
-{
-	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = crash_handler;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		sigaction(sigs[i], &sa, &old_actions[sigs[i]]);
-}
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -99,53 +69,8 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static uint64_t rng(struct worker *w)
-{
-	uint64_t z = (w->rng += 0x9E3779B97F4A7C15ULL);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
+static uint64_t rng(struct worker *w) { return tu_rng(&w->rng); }
 static uint64_t below(struct worker *w, uint64_t n) { return rng(w) % n; }
-
-// ------------------------------------------------------------------
-// Patterns (as in test_differential): byte i is byte (i & 7) of word(seed, i >> 3)
-// ------------------------------------------------------------------
-
-static inline uint64_t pat_word(uint64_t seed, size_t i) { return seed ^ ((uint64_t)i * 0xD6E8FEB86659FD93ULL); }
-static inline unsigned char pat_byte(uint64_t seed, size_t i)
-{
-	return (unsigned char)(pat_word(seed, i >> 3) >> (8 * (i & 7)));
-}
-
-static void fill(unsigned char *p, uint64_t seed, size_t from, size_t to)
-{
-	size_t i = from;
-	for (; i < to && (i & 7); i++)
-		p[i] = pat_byte(seed, i);
-	for (; i + 8 <= to; i += 8) {
-		uint64_t v = pat_word(seed, i >> 3);
-		memcpy(p + i, &v, 8);
-	}
-	for (; i < to; i++)
-		p[i] = pat_byte(seed, i);
-}
-
-static size_t check(const unsigned char *p, uint64_t seed, size_t to)
-{
-	size_t i = 0;
-	for (; i + 8 <= to; i += 8) {
-		uint64_t v;
-		memcpy(&v, p + i, 8);
-		if (v != pat_word(seed, i >> 3))
-			break;
-	}
-	for (; i < to; i++)
-		if (p[i] != pat_byte(seed, i))
-			return i;
-	return to;
-}
 
 /* Records the first failure of a worker; returns false so callers can `return fail(...)`. */
 static bool fail(struct worker *w, const char *what, const struct blk *b)
@@ -158,7 +83,7 @@ static bool fail(struct worker *w, const char *what, const struct blk *b)
 
 static bool verify(struct worker *w, const struct blk *b, size_t upto, const char *when)
 {
-	size_t bad = check(b->p, b->seed, upto);
+	size_t bad = pat_check(b->p, b->seed, 0, upto);
 	if (bad == upto)
 		return true;
 	char msg[200];
@@ -256,7 +181,7 @@ static bool do_alloc(struct worker *w, struct blk *b)
 	}
 	w->gen++;
 	b->seed = ((uint64_t)w->id << 56) ^ (w->gen * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(b - w->table);
-	fill(b->p, b->seed, 0, n);
+	pat_fill(b->p, b->seed, 0, n);
 	return true;
 }
 
@@ -284,7 +209,7 @@ static bool do_realloc(struct worker *w, struct blk *b)
 	if (!verify(w, &nb, keep, "after os_realloc (preserved prefix)"))
 		return false;
 	if (n > b->n)
-		fill(q, b->seed, b->n, n);
+		pat_fill(q, b->seed, b->n, n);
 	*b = nb;
 	return true;
 }
@@ -355,7 +280,8 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		seed = strtoull(argv[1], NULL, 0);
 	page = (size_t)sysconf(_SC_PAGESIZE);
-	catch_crashes();
+	tu_test_name = NAME;
+	tu_catch_crashes();
 
 	for (int i = 0; i < THREADS; i++) {
 		pthread_mutex_init(&queues[i].lock, NULL);

@@ -1,0 +1,142 @@
+/* mapset: which mapped blocks are alive, found from a pointer in O(1) without reading the pointer's memory.
+ *
+ * free() of a pointer that is not on the heap must tell one of osmem's mappings from anything else (a block
+ * already unmapped, a wild pointer, a pointer into a PROT_NONE or file mapping) BEFORE it reads a header there:
+ * reading could fault. A system call (mincore) per free would cost microseconds and still cannot tell a
+ * PROT_NONE page from a readable one. So every live mapped block's header address is kept in an open-addressing
+ * hash table (linear probing, backward-shift deletion: no tombstones), with the size its header had when it
+ * was mapped, so that a header overwritten by the program is seen as corrupted instead of trusted.
+ *
+ * The table starts in .bss (64 Ki entries, 1 MiB, mapped by the loader: no system call). The default profile
+ * maps a larger one when it is 3/4 full; the classic profile makes SPEC.md's system calls and no others, so past
+ * that it stops adding and answers "maybe" for pointers it does not hold, and the caller walks the list of
+ * mappings (exact, O(n), reading only headers osmem wrote).
+ * A ring remembers the last 64 headers unmapped, so that a second free of a mapped block is reported as a
+ * double free rather than an invalid pointer. Callers hold the heap lock. */
+#include "internal.h"
+
+struct mentry {
+	uintptr_t key; /* header address; 0: empty */
+	size_t size;   /* the header's size field when the block was linked */
+};
+
+#define MAPSET_BITS0 16
+static struct mentry table0[(size_t)1 << MAPSET_BITS0];
+
+static struct {
+	struct mentry *t;
+	unsigned bits;
+	size_t count;
+	size_t overflow;           /* live blocks the table could not take (classic only) */
+	uintptr_t gone[64];        /* recently unmapped headers */
+	unsigned gone_next;
+} ms = { table0, MAPSET_BITS0, 0, 0, { 0 }, 0 };
+
+static inline size_t slot_of(uintptr_t key, unsigned bits)
+{
+	return (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
+static void put(struct mentry *t, unsigned bits, uintptr_t key, size_t size)
+{
+	size_t mask = ((size_t)1 << bits) - 1, i = slot_of(key, bits);
+	while (t[i].key && t[i].key != key)
+		i = (i + 1) & mask;
+	t[i].key = key;
+	t[i].size = size;
+}
+
+/* Doubles the table (default profile only). Returns false when it cannot. */
+static bool grow(void)
+{
+	if (osm_heap.classic || ms.bits >= 40)
+		return false;
+	unsigned bits = ms.bits + 1;
+	struct mentry *t = osm_os_map(sizeof(struct mentry) << bits); /* zero-filled: all empty */
+	if (!t)
+		return false;
+	for (size_t i = 0; i < (size_t)1 << ms.bits; i++)
+		if (ms.t[i].key)
+			put(t, bits, ms.t[i].key, ms.t[i].size);
+	if (ms.t != table0)
+		osm_os_unmap(ms.t, sizeof(struct mentry) << ms.bits);
+	ms.t = t;
+	ms.bits = bits;
+	return true;
+}
+
+void osm_mapset_add(const struct block_meta *b)
+{
+	uintptr_t key = (uintptr_t)b;
+	for (unsigned i = 0; i < 64; i++) /* a new mapping at the address of a gone one is alive again */
+		if (ms.gone[i] == key)
+			ms.gone[i] = 0;
+	if ((ms.count + 1) * 4 > ((size_t)3 << ms.bits) && !grow()) {
+		ms.overflow++;
+		return;
+	}
+	put(ms.t, ms.bits, key, b->size);
+	ms.count++;
+}
+
+static bool find_index(uintptr_t key, size_t *at)
+{
+	size_t mask = ((size_t)1 << ms.bits) - 1;
+	for (size_t i = slot_of(key, ms.bits); ms.t[i].key; i = (i + 1) & mask)
+		if (ms.t[i].key == key) {
+			*at = i;
+			return true;
+		}
+	return false;
+}
+
+void osm_mapset_del(const struct block_meta *b, bool unmapped)
+{
+	size_t i, mask = ((size_t)1 << ms.bits) - 1;
+	if (unmapped) {
+		ms.gone[ms.gone_next++ & 63] = (uintptr_t)b;
+	}
+	if (!find_index((uintptr_t)b, &i)) {
+		if (ms.overflow)
+			ms.overflow--;
+		return;
+	}
+	ms.count--;
+	/* backward-shift deletion: move up every later entry of the probe run that may sit in the hole */
+	for (size_t j = (i + 1) & mask; ms.t[j].key; j = (j + 1) & mask) {
+		size_t home = slot_of(ms.t[j].key, ms.bits);
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			ms.t[i] = ms.t[j];
+			i = j;
+		}
+	}
+	ms.t[i].key = 0;
+}
+
+enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size)
+{
+	size_t i;
+	if (find_index((uintptr_t)b, &i)) {
+		*size = ms.t[i].size;
+		return MAPSET_LIVE;
+	}
+	if (ms.overflow) {
+		/* classic past the table: the list of mappings is exact, and every header on it is osmem's */
+		for (const struct block_meta *m = osm_heap.mapped; m; m = m->next)
+			if (m == b) {
+				*size = m->size;
+				return MAPSET_LIVE;
+			}
+	}
+	for (unsigned k = 0; k < 64; k++)
+		if (ms.gone[k] == (uintptr_t)b)
+			return MAPSET_GONE;
+	return MAPSET_UNKNOWN;
+}
+
+void osm_mapset_resize(const struct block_meta *b)
+{
+	size_t i;
+	if (find_index((uintptr_t)b, &i))
+		ms.t[i].size = b->size;
+}

@@ -1,0 +1,130 @@
+/* test_util.h: what the C test programs share: a crash handler that still prints a FAIL line, content patterns
+ * that any byte range can be filled or checked with alone, and a small random generator.
+ * Header-only (static functions): each test program includes it once. */
+#ifndef OSMEM_TEST_UTIL_H
+#define OSMEM_TEST_UTIL_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+// ------------------------------------------------------------------
+// Crashes: a FAIL line even for a signal (a bad-pointer report is SIGABRT)
+// ------------------------------------------------------------------
+
+/* What the FAIL line names, and the operation counter it reports (both may change as the test runs). */
+static const char *volatile tu_test_name = "startup";
+static const volatile long *tu_op_counter;
+static struct sigaction tu_old_actions[NSIG];
+
+static char *tu_put(char *p, const char *s)
+{
+	while (*s)
+		*p++ = *s++;
+	return p;
+}
+
+static char *tu_put_num(char *p, unsigned long v)
+{
+	char num[24];
+	int k = 0;
+	do
+		num[k++] = (char)('0' + v % 10);
+	while (v /= 10);
+	while (k)
+		*p++ = num[--k];
+	return p;
+}
+
+/* Written with write(2) only (the allocator may be what broke); the previous action is then restored, so the
+ * fault repeats under it (or under a sanitizer's handler) as if this one were not there. */
+static void tu_crash_handler(int sig)
+{
+	char buf[256], *p = buf;
+	p = tu_put(p, "FAIL ");
+	p = tu_put(p, tu_test_name);
+	p = tu_put(p, ": killed by signal ");
+	p = tu_put_num(p, (unsigned long)sig);
+	if (tu_op_counter) {
+		p = tu_put(p, " at op ");
+		p = tu_put_num(p, (unsigned long)*tu_op_counter);
+	}
+	*p++ = '\n';
+	ssize_t w = write(STDOUT_FILENO, buf, (size_t)(p - buf));
+	(void)w;
+	sigaction(sig, &tu_old_actions[sig], NULL);
+	if (sig == SIGABRT)
+		raise(sig);
+}
+
+static void tu_catch_crashes(void)
+{
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = tu_crash_handler;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &sa, &tu_old_actions[sigs[i]]);
+}
+
+// ------------------------------------------------------------------
+// Patterns: byte i of a block is byte (i & 7) of word(seed, i >> 3), so any range can be filled or checked alone
+// ------------------------------------------------------------------
+
+static inline uint64_t pat_word(uint64_t seed, size_t w)
+{
+	return seed ^ ((uint64_t)w * 0xD6E8FEB86659FD93ULL);
+}
+
+static inline unsigned char pat_byte(uint64_t seed, size_t i)
+{
+	return (unsigned char)(pat_word(seed, i >> 3) >> (8 * (i & 7)));
+}
+
+static inline void pat_fill(unsigned char *p, uint64_t seed, size_t from, size_t to)
+{
+	size_t i = from;
+	for (; i < to && (i & 7); i++)
+		p[i] = pat_byte(seed, i);
+	for (; i + 8 <= to; i += 8) {
+		uint64_t w = pat_word(seed, i >> 3);
+		memcpy(p + i, &w, 8);
+	}
+	for (; i < to; i++)
+		p[i] = pat_byte(seed, i);
+}
+
+/* The first offset in [from, to) that does not hold the pattern, or `to`. */
+static inline size_t pat_check(const unsigned char *p, uint64_t seed, size_t from, size_t to)
+{
+	size_t i = from;
+	for (; i < to && (i & 7); i++)
+		if (p[i] != pat_byte(seed, i))
+			return i;
+	for (; i + 8 <= to; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if (w != pat_word(seed, i >> 3))
+			break;
+	}
+	for (; i < to; i++)
+		if (p[i] != pat_byte(seed, i))
+			return i;
+	return to;
+}
+
+// ------------------------------------------------------------------
+// Random numbers: splitmix64 over a caller's state
+// ------------------------------------------------------------------
+
+static inline uint64_t tu_rng(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+#endif
