@@ -297,6 +297,13 @@ static size_t grow_size(size_t need)
 	size_t min = osm_heap.policy.grow_min;
 	if (!min)
 		return need;
+	/* Geometric: at least an eighth of the heap so far (capped at 64 MiB), so n growing requests make
+	 * O(log n) brk calls. Address space only: the kernel faults pages in as they are touched. */
+	size_t span = osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) / 8 : 0;
+	if (span > ((size_t)64 << 20))
+		span = (size_t)64 << 20;
+	if (span > min)
+		min = span;
 	return round_up(need > min ? need : min, page_size());
 }
 
@@ -737,11 +744,13 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 	if (b == find_last_block()) {                              /* 7 */
 		if (TRACING)
 			osm_trace_event("  case 7");
-		switch (extend_in_place(s - b->size)) {
+		size_t grow = grow_size(s - b->size); /* exact in the classic profile; whole chunks otherwise */
+		switch (extend_in_place(grow)) {
 		case GROW_OK:
-			b->size = s;
+			b->size += grow;
 			if (TRACING)
 				osm_trace_event("  grow %p %z", b, b->size);
+			split_blocks(b, s, false); /* the chunk's rest is free, at the top */
 			return true;
 		case GROW_ENOMEM:
 			*enomem = true;

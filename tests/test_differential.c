@@ -134,6 +134,7 @@ struct ghost {
 static struct ghost *ghosts;
 static size_t n_ghosts, cap_ghosts;
 static long ghost_every = 10000;
+static bool saw_unslotted; /* the fallback phase must really run without slots */
 
 static size_t ghost_find(const unsigned char *a) /* the first ghost whose end is above a */
 {
@@ -434,6 +435,8 @@ static void run_phase(const char *name, long ops, long check_every)
 	tu_test_name = name;
 	for (op_no = 0; op_no < ops; op_no++) {
 		random_op();
+		if (osm_heap.unslotted)
+			saw_unslotted = true;
 		if ((op_no + 1) % ghost_every == 0)
 			ghost_check_all();
 		if ((op_no + 1) % check_every == 0) {
@@ -469,7 +472,12 @@ int main(int argc, char **argv)
 	 * the same freed bytes. */
 	osm_set_slot_limit(64);
 	ghost_every = 1000;
+	saw_unslotted = false;
 	run_phase("slot_storage_full_fallback_100k_ops", PHASE2_OPS, 100);
+	if (!saw_unslotted)
+		printf("FAIL slot_storage_full_fallback_reached: no free block was ever without a slot\n");
+	else
+		printf("PASS slot_storage_full_fallback_reached\n");
 	osm_set_slot_limit(0);
 
 	/* free everything: the heap must still check out */

@@ -1,0 +1,281 @@
+/* malloc_hostile: what a program that misuses memory, or asks odd things of malloc_trim, gets from the drop-in.
+ *
+ * Each hazard is a named case. Death cases run in a forked child with standard error on a pipe: the child must
+ * die of SIGABRT after writing `osmem: <api>(): <what> 0x<ptr>` (never SIGSEGV/SIGBUS inside osmem, never a
+ * silent success). Survival cases run in a child too (a crash is a FAIL line, not the end of the test) and must
+ * exit 0 with os_heap_check() passing. Run in the profile the environment chooses (run_tests.py runs this
+ * binary as it is: the default profile; the classic cases re-run it with OSMEM_PROFILE=classic).
+ * Prints `PASS hostile/<case>` or `FAIL hostile/<case>: why`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "block_meta.h"
+#include "osmem.h"
+
+#define KiB ((size_t)1024)
+#define MiB (KiB * KiB)
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static int (*volatile v_trim)(size_t) = malloc_trim;
+static int n_fail;
+static const char *prefix = "";
+
+/* Runs fn in a child. want_what NULL: the child must exit 0. Else it must abort with the message for ptr (the
+ * child writes "ADDR 0x..." first when the pointer is only known there). */
+static void run_case(const char *name, void (*fn)(void), const char *want_api, const char *want_what)
+{
+	int fds[2];
+	if (pipe(fds) != 0) {
+		printf("FAIL hostile/%s%s: pipe: %s\n", prefix, name, strerror(errno));
+		n_fail++;
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 2);
+		alarm(60); /* a hang is a failure with a name, not a stuck suite */
+		fn();
+		_exit(os_heap_check() == 0 ? 0 : 3);
+	}
+	close(fds[1]);
+	char buf[4096];
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = 0;
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	char why[600] = "";
+	if (!want_what) {
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			snprintf(why, sizeof why, "the child %s %d (stderr: %.300s)",
+				 WIFEXITED(st) ? "exited" : "was killed by signal",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
+	} else {
+		char want[200];
+		const char *addr = strstr(buf, "ADDR ");
+		char hex[40] = "";
+		if (addr)
+			sscanf(addr + 5, "%39s", hex);
+		snprintf(want, sizeof want, "osmem: %s(): %s %s", want_api, want_what, hex);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+			snprintf(why, sizeof why, "want SIGABRT with \"%s\", the child %s %d (stderr: %.300s)", want,
+				 WIFEXITED(st) ? "exited" : "was killed by signal",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
+		else if (!strstr(buf, want))
+			snprintf(why, sizeof why, "want \"%s\" on stderr, got: %.300s", want, buf);
+	}
+	if (why[0]) {
+		printf("FAIL hostile/%s%s: %s\n", prefix, name, why);
+		n_fail++;
+	} else {
+		printf("PASS hostile/%s%s\n", prefix, name);
+	}
+}
+
+static void say_addr(const void *p)
+{
+	char msg[64];
+	snprintf(msg, sizeof msg, "ADDR 0x%lx\n", (unsigned long)(uintptr_t)p);
+	if (write(2, msg, strlen(msg)) < 0)
+		_exit(99);
+}
+
+// ------------------------------------------------------------------
+// Pointers osmem must reject without reading them
+// ------------------------------------------------------------------
+
+/* A PROT_NONE page: mincore calls it mapped, and reading it faults. */
+static void free_prot_none_pointer(void)
+{
+	char *m = mmap(NULL, 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		_exit(98);
+	say_addr(m + 4096 + 64);
+	v_free(m + 4096 + 64);
+}
+
+/* A file mapping past the file's end: the page is mapped, and reading it is SIGBUS. */
+static void free_file_mapping_past_end(void)
+{
+	char path[] = "/tmp/osmem-hostile-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0 || write(fd, "x", 1) != 1)
+		_exit(98);
+	unlink(path);
+	char *m = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		_exit(98);
+	say_addr(m + 2 * 4096 + 64);
+	v_free(m + 2 * 4096 + 64);
+}
+
+/* A mapped block freed twice: its memory is gone after the first free; the second is named a double free. */
+static void double_free_mapped(void)
+{
+	void *p = v_malloc(MiB);
+	say_addr(p);
+	v_free(p);
+	v_free(p);
+}
+
+// ------------------------------------------------------------------
+// Headers overwritten by the program
+// ------------------------------------------------------------------
+
+/* glibc's tst-malloc-backtrace: a freed block's last header word (`next`) overwritten, then malloc of the
+ * same size must stop, not follow the link. */
+static void freed_header_next_overwritten(void)
+{
+	char *a = v_malloc(4096), *b = v_malloc(4096);
+	(void)b;
+	v_free(a);
+	((size_t *)a)[-1] = 1;
+	say_addr(a);
+	(void)v_malloc(4096);
+}
+
+/* 8 bytes written just before a 1 MiB mapped block: free must report, not crash following the list. */
+static void mapped_header_underwrite(void)
+{
+	char *p = v_malloc(MiB);
+	memset(p - 8, 0x41, 8);
+	say_addr(p);
+	v_free(p);
+}
+
+/* A live heap block's `prev` word overwritten, then free: reported before anything changes. */
+static void heap_header_prev_overwritten(void)
+{
+	char *g = v_malloc(64), *p = v_malloc(64), *h = v_malloc(64);
+	(void)g, (void)h;
+	((size_t *)p)[-2] = 0x4141414141414141ull;
+	say_addr(p);
+	v_free(p);
+}
+
+/* A pointer into the heap planted in a header's `next`: free must not write through it. */
+static uintptr_t victim[4];
+static void heap_header_next_forged(void)
+{
+	char *g = v_malloc(64), *p = v_malloc(64), *h = v_malloc(64);
+	(void)g, (void)h;
+	((uintptr_t *)p)[-1] = (uintptr_t)&victim[0];
+	say_addr(p);
+	v_free(p);
+	if (victim[0] || victim[1] || victim[2] || victim[3])
+		_exit(4);
+}
+
+// ------------------------------------------------------------------
+// malloc_trim
+// ------------------------------------------------------------------
+
+/* The last heap block in os_heap_dump's text ("H+0x... size free heap"), or 0 when none is free. */
+static size_t free_top_size(void)
+{
+	int fds[2];
+	if (pipe(fds) != 0)
+		_exit(97);
+	static char buf[1 << 20];
+	if (os_heap_dump(fds[1], OS_DUMP_TEXT) != 0)
+		_exit(97);
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fds[0]);
+	buf[len] = 0;
+	size_t top = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char off[64], status[16], where[16];
+		size_t size;
+		if (sscanf(line, "%63s %zu %15s %15s", off, &size, status, where) == 4 && strcmp(where, "heap") == 0)
+			top = strcmp(status, "free") == 0 ? size : 0;
+	}
+	return top;
+}
+
+/* A free top whose size is a whole number of pages: trimming it all would leave a block of size 0. */
+static void trim_page_multiple_top(void)
+{
+	void *keep[600];
+	int n = 0;
+	/* step the top's size down by 16 bytes at a time until it is a multiple of the page size */
+	for (; n < 600; n++) {
+		size_t top = free_top_size(), r = top % 4096;
+		if (top && r == 0)
+			break;
+		/* a block of s bytes and its header, carved from the top, leave top - s - 32 */
+		keep[n] = v_malloc(!top ? 100 : r >= 48 ? r - 32 : r + 4096 - 32);
+	}
+	if (n == 600)
+		_exit(5);
+	(void)v_trim(0);
+	if (os_heap_check() != 0)
+		_exit(6);
+	for (int i = 0; i < n; i++)
+		v_free(keep[i]);
+	void *p = v_malloc(100);
+	if (!p)
+		_exit(7);
+}
+
+/* malloc_trim(SIZE_MAX): a pad that wraps when rounded must keep everything, not trim everything. */
+static void trim_pad_size_max(void)
+{
+	void *a = v_malloc(100), *b = v_malloc(100 * KiB), *c = v_malloc(100);
+	v_free(b);
+	struct os_stats before, after;
+	os_stats(&before);
+	(void)v_trim(SIZE_MAX); /* may still give back pages inside free blocks, as glibc's does */
+	os_stats(&after);
+	if (after.heap_size != before.heap_size)
+		_exit(8);
+	v_free(a);
+	v_free(c);
+	for (int i = 0; i < 100; i++)
+		v_free(v_malloc((size_t)i * 1000 + 1));
+}
+
+int main(int argc, char **argv)
+{
+	const char *profile = getenv("OSMEM_PROFILE");
+	if (profile && strcmp(profile, "classic") == 0)
+		prefix = "classic/";
+	run_case("free_prot_none_pointer", free_prot_none_pointer, "free", "invalid pointer");
+	run_case("free_file_mapping_past_end", free_file_mapping_past_end, "free", "invalid pointer");
+	run_case("double_free_mapped", double_free_mapped, "free", "double free");
+	run_case("freed_header_next_overwritten", freed_header_next_overwritten, "malloc", "corrupted header");
+	run_case("mapped_header_underwrite", mapped_header_underwrite, "free", "corrupted header");
+	run_case("heap_header_prev_overwritten", heap_header_prev_overwritten, "free", "corrupted header");
+	run_case("heap_header_next_forged", heap_header_next_forged, "free", "corrupted header");
+	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);
+	run_case("trim_pad_size_max", trim_pad_size_max, NULL, NULL);
+	if (!*prefix) {
+		/* and all of it again in the classic profile, in a fresh process */
+		fflush(stdout);
+		setenv("OSMEM_PROFILE", "classic", 1);
+		execv("/proc/self/exe", argv);
+		printf("FAIL hostile/classic: execv: %s\n", strerror(errno));
+		return 1;
+	}
+	(void)argc;
+	return n_fail ? 1 : 0;
+}
