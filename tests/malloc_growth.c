@@ -1,0 +1,87 @@
+/* malloc_growth: a block at the top of the heap grown by many small reallocs (realloc rule 7) must not cost a
+ * system call each: the default profile grows the break in chunks, as it does for malloc (glibc: 5 brk calls for
+ * 100 such reallocs; osmem before the fix: one per realloc). The classic profile grows by the exact difference
+ * (docs/CLASSIC.md): one brk per realloc, which this test checks too.
+ * Prints `PASS growth/<case>` or `FAIL growth/<case>: why`. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "osmem.h"
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+
+/* The size of the free block at the top of the heap (0 if the last block is not free), from os_heap_dump. */
+static size_t free_top_size(void)
+{
+	static char buf[1 << 20];
+	int fds[2];
+	if (pipe(fds) != 0 || os_heap_dump(fds[1], OS_DUMP_TEXT) != 0)
+		return 0;
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fds[0]);
+	buf[len] = 0;
+	size_t top = 0;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char off[64], status[16], where[16];
+		size_t size;
+		if (sscanf(line, "%63s %zu %15s %15s", off, &size, status, where) == 4 && strcmp(where, "heap") == 0)
+			top = strcmp(status, "free") == 0 ? size : 0;
+	}
+	return top;
+}
+
+int main(void)
+{
+	const char *profile = getenv("OSMEM_PROFILE");
+	int classic = profile && strcmp(profile, "classic") == 0;
+	const char *name = classic ? "classic/realloc_rule7_exact" : "realloc_rule7_in_chunks";
+	/* a heap of some size, then a block that ends exactly at the top */
+	for (int i = 0; i < 200; i++)
+		memset(v_malloc(4000), 1, 4000);
+	/* leave exactly 1008 + 32 bytes free at the top, then take them: b (1000 bytes) is the last block */
+	size_t top;
+	for (int i = 0; i < 10 && (top = free_top_size()) < 1040 + 64; i++)
+		(void)v_malloc(top >= 48 ? top - 32 : 2000); /* too small a top: use it up, the next one is larger */
+	if (top > 1040)
+		(void)v_malloc(top - 1040 - 32);
+	char *b = v_malloc(1000);
+	if (free_top_size() != 0) {
+		printf("FAIL growth/%s: could not place a block at the very top (test setup)\n", name);
+		return 1;
+	}
+	struct os_stats before, after;
+	os_stats(&before);
+	size_t n = 1000;
+	for (int i = 0; i < 100; i++) {
+		n += 64;
+		b = v_realloc(b, n);
+		if (!b) {
+			printf("FAIL growth/%s: realloc(%zu) returned NULL\n", name, n);
+			return 1;
+		}
+		memset(b, 2, n);
+	}
+	os_stats(&after);
+	size_t calls = after.brk_calls - before.brk_calls;
+	int ok = classic ? calls >= 90 : calls <= 5;
+	if (ok && os_heap_check() == 0)
+		printf("PASS growth/%s\n", name);
+	else
+		printf("FAIL growth/%s: 100 growing reallocs of the last block made %zu brk calls (want %s)\n", name,
+		       calls, classic ? "one each, exact growth" : "at most 5");
+	if (!classic) {
+		fflush(stdout);
+		setenv("OSMEM_PROFILE", "classic", 1);
+		execl("/proc/self/exe", "malloc_growth", (char *)NULL);
+		printf("FAIL growth/classic: exec failed\n");
+	}
+	return ok ? 0 : 1;
+}
