@@ -254,6 +254,18 @@ static struct block_meta *new_block(char *at, size_t size)
 	return b;
 }
 
+/* Moves the break up by len. Once the kernel has refused a modest growth, the default profile stops asking (one
+ * failed system call, not one per malloc) and serves what the heap cannot from mappings (heap_or_map). */
+static char *brk_grow(size_t len)
+{
+	if (osm_heap.brk_refused)
+		return NULL;
+	char *p = osm_os_brk_grow(len);
+	if (!p && !osm_heap.classic && len <= ((size_t)32 << 20))
+		osm_heap.brk_refused = true; /* a modest growth refused: the break is walled in (not one huge request) */
+	return p;
+}
+
 /* Break memory [p, p + len) that does not continue our last block (someone else moved the break): it starts
  * a new segment, aligned to the granule. Returns the usable start, or NULL when it is unusable. */
 static char *adopt_segment(char *p, size_t *len)
@@ -261,7 +273,7 @@ static char *adopt_segment(char *p, size_t *len)
 	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
 	if (pad) {
 		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
-		if (osm_os_brk_grow(pad) != p + *len)
+		if (brk_grow(pad) != p + *len)
 			return NULL;
 	}
 	return p + pad;
@@ -270,7 +282,7 @@ static char *adopt_segment(char *p, size_t *len)
 int heap_preallocation(void)
 {
 	size_t len = PREALLOC_SIZE;
-	char *p = osm_os_brk_grow(len);
+	char *p = brk_grow(len);
 	if (!p)
 		return -1;
 	osm_heap.base = NULL;
@@ -315,7 +327,7 @@ static enum grow extend_in_place(size_t len)
 {
 	if (osm_os_brk_current() != osm_heap.end)
 		return GROW_ELSEWHERE;
-	char *p = osm_os_brk_grow(len);
+	char *p = brk_grow(len);
 	if (!p)
 		return GROW_ENOMEM;
 	if (p != osm_heap.end) {
@@ -337,7 +349,7 @@ static enum grow extend_in_place(size_t len)
 static struct block_meta *heap_append(size_t s)
 {
 	size_t len = grow_size(s + META_SIZE);
-	char *p = osm_os_brk_grow(len);
+	char *p = brk_grow(len);
 	if (!p)
 		return NULL;
 	if (p != osm_heap.end) {
@@ -625,12 +637,25 @@ static struct block_meta *heap_alloc(size_t s)
 	return b ? take_block(b, s) : NULL;
 }
 
+/* A heap allocation, or in the default profile its own mapping when the break cannot grow (another mapping sits
+ * above it, or the kernel refuses): a program keeps running where glibc's would (glibc's sysmalloc falls back to
+ * mmap the same way). The classic profile keeps SPEC.md's rule: NULL and ENOMEM. */
+static struct block_meta *heap_or_map(size_t s)
+{
+	struct block_meta *b = heap_alloc(s);
+	if (b || osm_heap.classic)
+		return b;
+	if (TRACING)
+		osm_trace_event("  brk refused: mapped instead");
+	return map_block(s);
+}
+
 struct block_meta *osm_malloc(size_t n, size_t threshold)
 {
 	size_t s = align_up(n);
 	if (s + META_SIZE >= threshold)
 		return map_block(s);
-	return heap_alloc(s);
+	return heap_or_map(s);
 }
 
 void osm_free(struct block_meta *b)
@@ -804,7 +829,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		return NULL;
 	if (TRACING)
 		osm_trace_event("  case 9");
-	return move_block(b, heap_alloc(s), s);                    /* 9 */
+	return move_block(b, heap_or_map(s), s);                  /* 9 */
 }
 
 // ------------------------------------------------------------------

@@ -169,6 +169,7 @@ struct heap {
 	const char *op;                 /* the API call being served, for reports ("malloc", "os_free", ...) */
 	uint32_t secret;
 	bool classic;                   /* SPEC.md Part 1 to the letter */
+	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
 	enum bestfit_mode bestfit;
 };
 
