@@ -658,10 +658,28 @@ struct block_meta *osm_malloc(size_t n, size_t threshold)
 	return heap_or_map(s);
 }
 
+/* glibc's dynamic threshold (default profile): a program that frees a mapped block of some size will likely ask
+ * for that size again, and a fresh mapping costs two system calls and a page fault per page every time. So the
+ * threshold rises above that size (up to 32 MiB) and the next ones come from the heap, where freed blocks are
+ * reused; the trim threshold follows at twice it, so the heap does not hand them straight back. */
+static void raise_mmap_threshold(const struct block_meta *b)
+{
+	struct heap_policy *p = &osm_heap.policy;
+	size_t len = b->size + META_SIZE;
+	if (osm_heap.classic || len < p->mmap_threshold || len > MMAP_THRESHOLD_MAX || (uintptr_t)b & (page_size() - 1))
+		return;
+	p->mmap_threshold = p->calloc_threshold = len + 1;
+	if (p->trim_threshold < 2 * p->mmap_threshold)
+		p->trim_threshold = 2 * p->mmap_threshold;
+	if (TRACING)
+		osm_trace_event("  threshold %z", p->mmap_threshold);
+}
+
 void osm_free(struct block_meta *b)
 {
 	osm_heap.count.frees++;
 	if (b->status == STATUS_MAPPED) {
+		raise_mmap_threshold(b);
 		unmap_block(b);
 		return;
 	}

@@ -19,6 +19,7 @@
 // ------------------------------------------------------------------
 
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
+#define MMAP_THRESHOLD_MAX ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
 #define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
 #define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
 

@@ -78,6 +78,25 @@ int main(void)
 		printf("FAIL growth/%s: 100 growing reallocs of the last block made %zu brk calls (want %s)\n", name,
 		       calls, classic ? "one each, exact growth" : "at most 5");
 	if (!classic) {
+		/* repeated large blocks: after the first is freed, the next ones come from the heap and are reused
+		 * (the dynamic mmap threshold), instead of mmap + munmap + page faults every time */
+		struct os_stats s0, s1;
+		void *first = v_malloc(200000);
+		memset(first, 1, 200000);
+		free(first);
+		os_stats(&s0);
+		for (int i = 0; i < 100; i++) {
+			char *p = v_malloc(200000);
+			memset(p, 3, 200000);
+			free(p);
+		}
+		os_stats(&s1);
+		size_t maps = s1.mmap_calls - s0.mmap_calls;
+		if (maps <= 2 && os_heap_check() == 0)
+			printf("PASS growth/large_block_reused\n");
+		else
+			printf("FAIL growth/large_block_reused: 100 malloc+free of 200000 bytes after a first one made %zu "
+			       "mmap calls (want at most 2: the threshold rises past a freed mapped block)\n", maps);
 		fflush(stdout);
 		setenv("OSMEM_PROFILE", "classic", 1);
 		execl("/proc/self/exe", "malloc_growth", (char *)NULL);
