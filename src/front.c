@@ -752,6 +752,8 @@ bool osm_front_keeps(size_t u, size_t n)
 /* Slots of a power-of-two class are aligned to their size: pages start at multiples of 64 KiB. */
 void *osm_front_memalign(size_t alignment, size_t n)
 {
+	if (alignment <= 16)
+		return osm_front_malloc(n); /* every class is a multiple of 16 */
 	size_t s = 32;
 	while (s < n || s < alignment)
 		s <<= 1;
