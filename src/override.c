@@ -28,13 +28,10 @@ static inline bool is_pow2(size_t a) { return a && !(a & (a - 1)); }
 // malloc, free, calloc, realloc
 // ------------------------------------------------------------------
 
-EXPORT void *malloc(size_t n)
+/* The core's malloc: requests the front does not serve (large, front off, thread exiting). Out of line, so that
+ * the front's fast path in malloc() saves no registers. */
+__attribute__((noinline)) static void *core_malloc(size_t n)
 {
-	if (n <= FRONT_MAX) { /* the front layer's fast path (front.c); NULL: off or out of memory, ask the core */
-		void *p = osm_front_malloc(n);
-		if (__builtin_expect(p != NULL, 1))
-			return p;
-	}
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
 	osm_lock();
@@ -48,6 +45,27 @@ EXPORT void *malloc(size_t n)
 	return b ? payload(b) : fail(ENOMEM);
 }
 
+EXPORT void *malloc(size_t n)
+{
+	if (n <= FRONT_MAX) { /* the front layer's fast path (front.c); NULL: off or out of memory, ask the core */
+		void *p = osm_front_malloc(n);
+		if (__builtin_expect(p != NULL, 1))
+			return p;
+	}
+	return core_malloc(n);
+}
+
+__attribute__((noinline)) static void core_free(void *p)
+{
+	int saved = errno;
+	osm_lock();
+	if (TRACING)
+		osm_trace_event("free %p t=%t", p);
+	osm_free(osm_user_block(p, "free", false));
+	osm_unlock();
+	errno = saved;
+}
+
 EXPORT void free(void *p)
 {
 	if (!p)
@@ -56,13 +74,7 @@ EXPORT void free(void *p)
 		osm_front_free(p, "free");
 		return;
 	}
-	int saved = errno;
-	osm_lock();
-	if (TRACING)
-		osm_trace_event("free %p t=%t", p);
-	osm_free(osm_user_block(p, "free", false));
-	osm_unlock();
-	errno = saved;
+	core_free(p);
 }
 
 EXPORT void *calloc(size_t nmemb, size_t size)
