@@ -35,6 +35,13 @@ struct os_stats {
 	size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls;
 	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
 	size_t cache_hits, cache_misses; /* the drop-in's per-thread caches (0 without them) */
+	/* The drop-in's front layer (per-thread caches of small slots; all 0 without it). Its slots in use are also
+	 * in bytes_in_use; bytes_requested, allocations and frees count the requests that reach the core. */
+	size_t front_bytes;       /* mapped for the front's segments */
+	size_t front_page_bytes;  /* in pages assigned to a size class (owned by a thread or abandoned) */
+	size_t front_in_use;      /* in slots handed out */
+	size_t front_free;        /* free in the front: free slots, cached pages (front_bytes - metadata - in use) */
+	size_t front_threads;     /* threads with a cache */
 };
 OSMEM_API void os_stats(struct os_stats *st);
 /* Writes the statistics as text to fd (write(2), no stdio). */

@@ -258,4 +258,167 @@ HIDDEN void osm_set_slot_limit(uint32_t n);
 HIDDEN void osm_lock(void);
 HIDDEN void osm_unlock(void);
 
+// ------------------------------------------------------------------
+// The front layer (front.c): per-thread caches of small slots, libosmem-malloc.so's default profile only
+// ------------------------------------------------------------------
+#ifdef OSMEM_DROPIN
+
+/* Small requests (up to FRONT_MAX bytes) are served from 64 KiB pages of equal slots with no header, carved
+ * from 4 MiB segments aligned to 4 MiB. Each thread owns a heap: per size class a current page whose free list
+ * it pops and pushes without a lock or an atomic operation. A slot freed by another thread goes onto its page's
+ * thread-free list (one CAS); the owner collects it in its slow path. front.c explains the whole design. */
+#define FRONT_MAX        ((size_t)2048)
+#define FRONT_CLASSES    24
+#define FRONT_SEG_SHIFT  22                          /* segments: 4 MiB, aligned to 4 MiB */
+#define FRONT_PAGE_SHIFT 16                          /* pages: 64 KiB */
+#define FRONT_SEG_SIZE   ((size_t)1 << FRONT_SEG_SHIFT)
+#define FRONT_PAGE_SIZE  ((size_t)1 << FRONT_PAGE_SHIFT)
+#define FRONT_PAGES      (FRONT_SEG_SIZE / FRONT_PAGE_SIZE) /* page 0 holds the segment's metadata */
+
+enum { PG_CUR, PG_PARTIAL, PG_FULL, PG_EMPTY, PG_ABANDONED, PG_POOL };
+
+struct front_heap;
+
+/* One page of slots, described in its segment's first page. The first fields are what the fast paths read. */
+struct front_page {
+	void *free;                /* the owner's free list: encoded links (front_enc) */
+	uint32_t used;             /* slots handed out, minus the frees the owner has seen (local or collected) */
+	uint8_t state;             /* PG_*: the list that holds the page; the fast free path only tests PG_CUR */
+	uint8_t cls;
+	uint16_t unused_;
+	uintptr_t start;           /* address of slot 0 */
+	uintptr_t span;            /* bytes of slots carved so far: a valid slot lies in [start, start + span) */
+	uint64_t magic;            /* UINT64_MAX / slot_size + 1: off is a multiple of the slot size iff off * magic < magic */
+	struct front_heap *heap;   /* owner (atomic access: remote frees read it); NULL when abandoned or unused */
+	uint32_t slot_size, capacity, reserved; /* slot bytes, slots carved, slots that fit */
+	uint32_t unused2_;
+	uintptr_t thread_free;     /* frees by other threads: an atomic LIFO of slots (encoded links) */
+	struct front_page *next, *prev;
+};
+
+struct front_list { struct front_page *first, *last; };
+
+/* A thread's heap. cur[] is what the fast path reads; the rest belongs to its slow path. */
+struct front_heap {
+	struct front_page *cur[FRONT_CLASSES];
+	size_t hits, misses;              /* plain increments by the owner; summed under the front lock */
+	size_t remote_freed, collected;   /* bytes freed into other threads' pages / collected from its own */
+	struct front_list partial[FRONT_CLASSES], full[FRONT_CLASSES];
+	struct front_list empty;          /* fully free pages kept for any class */
+	size_t n_empty;
+	struct front_heap *next, *prev;   /* the live heaps (front lock) */
+};
+
+HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
+HIDDEN extern uint64_t osm_front_segmap[]; /* one bit per 4 MiB of the 47-bit address space: a front segment */
+HIDDEN extern const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1]; /* (n + 15) / 16 -> size class */
+HIDDEN extern uintptr_t osm_front_key;   /* per-process secret of the free-list links */
+HIDDEN extern uintptr_t osm_front_dfkey; /* per-process secret of the freed-slot mark */
+
+/* Links inside free slots: next ^ (slot >> 12) ^ key (glibc's safe-linking, plus a per-process secret). */
+static inline void *front_dec(void *slot, uintptr_t enc)
+{
+	return (void *)(enc ^ ((uintptr_t)slot >> 12) ^ osm_front_key);
+}
+static inline uintptr_t front_enc(void *slot, void *next)
+{
+	return (uintptr_t)next ^ ((uintptr_t)slot >> 12) ^ osm_front_key;
+}
+/* A freed slot's second word holds this mark (glibc's tcache key, bound to the address): a free that finds it
+ * is a double free, in O(1). malloc clears it. */
+static inline uintptr_t front_mark(void *slot) { return (uintptr_t)slot ^ osm_front_dfkey; }
+
+/* p is a slot of page pg: inside what was carved, at a slot boundary. False for pages without slots. */
+static inline bool front_is_slot(const struct front_page *pg, uintptr_t p)
+{
+	uintptr_t off = p - pg->start;
+	return off < pg->span && off * pg->magic < pg->magic;
+}
+
+/* Whether p lies in a front segment: a bit test in .bss, no system call. */
+static inline bool osm_front_owns(const void *p)
+{
+	uintptr_t seg = (uintptr_t)p >> FRONT_SEG_SHIFT;
+	if (seg >> (47 - FRONT_SEG_SHIFT))
+		return false;
+	return (__atomic_load_n(&osm_front_segmap[seg >> 6], __ATOMIC_RELAXED) >> (seg & 63)) & 1;
+}
+
+static inline struct front_page *front_page_of(const void *p)
+{
+	struct front_page *pages = (struct front_page *)((uintptr_t)p & ~(FRONT_SEG_SIZE - 1));
+	return &pages[((uintptr_t)p >> FRONT_PAGE_SHIFT) & (FRONT_PAGES - 1)];
+}
+
+HIDDEN void *osm_front_malloc_slow(size_t cls);
+HIDDEN _Noreturn void osm_front_corrupt(void *slot);
+HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
+HIDDEN void osm_front_free_local_slow(struct front_page *pg);
+
+/* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):
+ * the caller then asks the core.
+ * Cost when the current page of the class has a free slot: about 20 instructions, no lock, no atomic
+ * read-modify-write, no system call: TLS heap -> current page -> pop its free list, the popped link checked to
+ * be a slot of the same page (a subtract, a multiply, two compares), the freed mark cleared. */
+static inline void *osm_front_malloc(size_t n)
+{
+	size_t cls = osm_front_class_of[(n + 15) >> 4];
+	struct front_heap *h = osm_front_tl_heap;
+	struct front_page *pg = h->cur[cls];
+	void **s = pg->free;
+	if (__builtin_expect(s == NULL, 0))
+		return osm_front_malloc_slow(cls);
+	void *next = front_dec(s, (uintptr_t)s[0]);
+	if (__builtin_expect(!front_is_slot(pg, (uintptr_t)next), 0) && next)
+		osm_front_corrupt(s);
+	pg->free = next;
+	pg->used++;
+	s[1] = NULL; /* the freed mark */
+	h->hits++;
+	return s;
+}
+
+/* free's fast path for a pointer osm_front_owns() accepted. Cost for a slot of a page this thread owns and
+ * allocates from: about 20 instructions, no lock, no atomic read-modify-write, no system call: the page from
+ * the address (mask, shift), the slot check (multiply, compare), the freed mark, a push on the page's free
+ * list. Other threads' pages (one CAS), pages that are not current, double frees and bad pointers: slow path. */
+static inline void osm_front_free(void *p, const char *api)
+{
+	struct front_page *pg = front_page_of(p);
+	void **s = p;
+	struct front_heap *h = osm_front_tl_heap;
+	if (__builtin_expect(!front_is_slot(pg, (uintptr_t)p) || (uintptr_t)s[1] == front_mark(p) ||
+			     __atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != h, 0)) {
+		osm_front_free_slow(p, pg, api);
+		return;
+	}
+	s[0] = (void *)front_enc(s, pg->free);
+	s[1] = (void *)front_mark(s);
+	pg->free = s;
+	pg->used--;
+	if (__builtin_expect(pg->state != PG_CUR, 0))
+		osm_front_free_local_slow(pg);
+}
+
+/* The slot size of a front pointer, after the same checks as free (aborts on a bad or freed pointer). */
+HIDDEN size_t osm_front_usable(void *p, const char *api);
+/* A front slot aligned to `alignment` (a power of two up to FRONT_MAX) for n bytes, or NULL (ask the core). */
+HIDDEN void *osm_front_memalign(size_t alignment, size_t n);
+/* Whether a front slot of usable size u stays in place for n bytes (the same size class). */
+HIDDEN bool osm_front_keeps(size_t u, size_t n);
+/* os_realloc on a front slot: SPEC.md's rules 2 and 3 (a free slot: NULL, nothing changes), then realloc's. */
+HIDDEN void *osm_front_os_realloc(void *p, size_t n);
+/* Gives cached free pages back (malloc_trim); true when anything went back. */
+HIDDEN bool osm_front_trim(void);
+struct front_stats {
+	size_t hits, misses, segment_bytes, page_bytes, in_use, free_bytes, threads;
+};
+HIDDEN void osm_front_stats(struct front_stats *fs);
+/* fork: called from osmem.c's handlers, after stdio's lock and before the heap lock (order: front, heap). */
+HIDDEN void osm_front_fork_prepare(void);
+HIDDEN void osm_front_fork_parent(void);
+HIDDEN void osm_front_fork_child(void);
+
+#endif /* OSMEM_DROPIN */
+
 #endif

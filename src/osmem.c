@@ -61,6 +61,9 @@ static void _IO_list_resetlock(void) {}
 static void fork_prepare(void)
 {
 	_IO_list_lock();
+#ifdef OSMEM_DROPIN
+	osm_front_fork_prepare(); /* front lock before heap lock */
+#endif
 	if (in_allocator)
 		fork_skips++;
 	else
@@ -74,6 +77,9 @@ static void fork_parent(void)
 		fork_skips--;
 	else
 		osm_unlock();
+#ifdef OSMEM_DROPIN
+	osm_front_fork_parent();
+#endif
 	_IO_list_unlock();
 }
 
@@ -82,6 +88,9 @@ static void fork_child(void)
 	_IO_list_resetlock();
 	/* the child has one thread: a fresh lock, whatever state the parent's other threads left it in */
 	pthread_mutex_init(&heap_lock, NULL);
+#ifdef OSMEM_DROPIN
+	osm_front_fork_child();
+#endif
 	in_allocator = false;
 	fork_skips = 0;
 	osm_trace_fork_child();
@@ -124,6 +133,12 @@ void os_free(void *ptr)
 {
 	if (!ptr)
 		return;
+#ifdef OSMEM_DROPIN
+	if (osm_front_owns(ptr)) { /* malloc's small slots (front.c) */
+		osm_front_free(ptr, "os_free");
+		return;
+	}
+#endif
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("os_free %p t=%t", ptr);
@@ -154,6 +169,10 @@ void *os_realloc(void *ptr, size_t size)
 {
 	if (!ptr)                                            /* 1 */
 		return os_malloc(size);
+#ifdef OSMEM_DROPIN
+	if (osm_front_owns(ptr))
+		return osm_front_os_realloc(ptr, size);
+#endif
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("os_realloc %p %z t=%t", ptr, size);

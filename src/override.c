@@ -28,7 +28,9 @@ static inline bool is_pow2(size_t a) { return a && !(a & (a - 1)); }
 // malloc, free, calloc, realloc
 // ------------------------------------------------------------------
 
-EXPORT void *malloc(size_t n)
+/* The core's malloc: requests the front does not serve (large, front off, thread exiting). Out of line, so that
+ * the front's fast path in malloc() saves no registers. */
+__attribute__((noinline)) static void *core_malloc(size_t n)
 {
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
@@ -43,10 +45,18 @@ EXPORT void *malloc(size_t n)
 	return b ? payload(b) : fail(ENOMEM);
 }
 
-EXPORT void free(void *p)
+EXPORT void *malloc(size_t n)
 {
-	if (!p)
-		return;
+	if (n <= FRONT_MAX) { /* the front layer's fast path (front.c); NULL: off or out of memory, ask the core */
+		void *p = osm_front_malloc(n);
+		if (__builtin_expect(p != NULL, 1))
+			return p;
+	}
+	return core_malloc(n);
+}
+
+__attribute__((noinline)) static void core_free(void *p)
+{
 	int saved = errno;
 	osm_lock();
 	if (TRACING)
@@ -56,11 +66,27 @@ EXPORT void free(void *p)
 	errno = saved;
 }
 
+EXPORT void free(void *p)
+{
+	if (!p)
+		return;
+	if (osm_front_owns(p)) { /* a slot of a front page; keeps errno */
+		osm_front_free(p, "free");
+		return;
+	}
+	core_free(p);
+}
+
 EXPORT void *calloc(size_t nmemb, size_t size)
 {
 	size_t n;
 	if (__builtin_mul_overflow(nmemb, size, &n) || n > MAX_REQUEST)
 		return fail(ENOMEM);
+	if (n <= FRONT_MAX) {
+		void *p = osm_front_malloc(n);
+		if (p)
+			return memset(p, 0, n);
+	}
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
@@ -84,6 +110,17 @@ EXPORT void *realloc(void *p, size_t n)
 	}
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	if (osm_front_owns(p)) { /* the same size class stays in place; else a new block, the front slot freed */
+		size_t u = osm_front_usable(p, "realloc");
+		if (osm_front_keeps(u, n))
+			return p;
+		void *q = malloc(n);
+		if (!q)
+			return NULL;
+		memcpy(q, p, u < n ? u : n);
+		osm_front_free(p, "realloc");
+		return q;
+	}
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("realloc %p %z t=%t", p, n);
@@ -112,6 +149,11 @@ static void *aligned(size_t alignment, size_t n)
 {
 	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
 		return fail(ENOMEM);
+	if (alignment <= FRONT_MAX && n <= FRONT_MAX) { /* power-of-two slots are aligned to their size */
+		void *p = osm_front_memalign(alignment, n);
+		if (p)
+			return p;
+	}
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("memalign %z %z t=%t", alignment, n);
@@ -177,6 +219,8 @@ EXPORT size_t malloc_usable_size(void *p)
 {
 	if (!p)
 		return 0;
+	if (osm_front_owns(p))
+		return osm_front_usable(p, "malloc_usable_size");
 	osm_lock();
 	size_t n = osm_user_block(p, "malloc_usable_size", false)->size;
 	osm_unlock();
@@ -185,12 +229,13 @@ EXPORT size_t malloc_usable_size(void *p)
 
 EXPORT int malloc_trim(size_t pad)
 {
+	bool front = osm_front_trim(); /* front lock before heap lock, never nested the other way */
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("malloc_trim %z t=%t", pad);
 	bool released = osm_trim(pad);
 	osm_unlock();
-	return released;
+	return released || front;
 }
 
 EXPORT struct mallinfo2 mallinfo2(void)
@@ -199,13 +244,13 @@ EXPORT struct mallinfo2 mallinfo2(void)
 	struct mallinfo2 mi;
 	os_stats(&st);
 	memset(&mi, 0, sizeof mi);
-	mi.arena = st.heap_size;
+	mi.arena = st.heap_size + st.front_bytes; /* the front's segments count as arena, like glibc's heaps */
 	mi.ordblks = st.free_blocks;
 	mi.hblks = st.mapped_count;
 	mi.hblkhd = st.mapped_bytes;
 	mi.usmblks = st.peak_in_use;
 	mi.uordblks = st.bytes_in_use - st.mapped_bytes;
-	mi.fordblks = st.free_bytes;
+	mi.fordblks = st.free_bytes + st.front_free;
 	mi.keepcost = st.largest_free;
 	return mi;
 }
@@ -236,7 +281,8 @@ EXPORT void malloc_stats(void)
 	int cancel;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel); /* the report is whole or not at all (glibc) */
 	os_stats(&st);
-	size_t heap_in_use = st.bytes_in_use - st.mapped_bytes;
+	size_t heap_in_use = st.bytes_in_use - st.mapped_bytes; /* includes the front's slots in use */
+	st.heap_size += st.front_bytes;
 	snprintf(buf, sizeof buf,
 		 "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
 		 "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"

@@ -6,6 +6,10 @@
 
 void os_stats(struct os_stats *st)
 {
+#ifdef OSMEM_DROPIN
+	struct front_stats fs;
+	osm_front_stats(&fs); /* its own lock, taken before the heap lock and not nested in it */
+#endif
 	osm_lock();
 	const struct heap_counters *c = &osm_heap.count;
 	memset(st, 0, sizeof *st);
@@ -32,6 +36,19 @@ void os_stats(struct os_stats *st)
 	st->moved_reallocs = c->moved_reallocs;
 	st->trims = c->trims;
 	osm_unlock();
+#ifdef OSMEM_DROPIN
+	st->cache_hits = fs.hits;
+	st->cache_misses = fs.misses;
+	st->front_bytes = fs.segment_bytes;
+	st->front_page_bytes = fs.page_bytes;
+	st->front_in_use = fs.in_use;
+	st->front_free = fs.free_bytes;
+	st->front_threads = fs.threads;
+	st->bytes_in_use += fs.in_use;
+	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */
+	if (st->peak_in_use < st->bytes_in_use)
+		st->peak_in_use = st->bytes_in_use;
+#endif
 }
 
 // ------------------------------------------------------------------
@@ -93,6 +110,15 @@ void os_stats_print(int fd)
 	line(&t, "in-place reallocs", st.inplace_reallocs);
 	line(&t, "moved reallocs", st.moved_reallocs);
 	line(&t, "trims", st.trims);
+	if (st.front_bytes) {
+		line(&t, "cache hits", st.cache_hits);
+		line(&t, "cache misses", st.cache_misses);
+		line(&t, "front bytes", st.front_bytes);
+		line(&t, "front page bytes", st.front_page_bytes);
+		line(&t, "front bytes in use", st.front_in_use);
+		line(&t, "front free bytes", st.front_free);
+		line(&t, "front threads", st.front_threads);
+	}
 	osm_os_write_fd(fd, t.buf, t.len);
 }
 

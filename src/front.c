@@ -1,0 +1,838 @@
+/* front: per-thread caches of small slots for libosmem-malloc.so's default profile (mimalloc-style sharding).
+ *
+ * What it owns. Requests of at most FRONT_MAX (2 KiB) bytes, rounded up to one of 24 size classes (16-byte steps
+ * to 128, then 4 classes per power of two: at most 25% internal waste, 12.5% past 256). Slots have no header: a
+ * 16-byte object costs 16 bytes. A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments
+ * aligned to 4 MiB whose first page holds the metadata of all 64 pages, so free(p) finds its page with a mask and
+ * a shift, and a bit per segment in .bss (osm_front_segmap, 4 MiB of address space per bit, touched only where
+ * segments are) says whether p is ours at all: no system call, no lock.
+ *
+ * Who touches what.
+ *  - A thread's heap (struct front_heap, reached through an initial-exec TLS pointer) owns pages: only that
+ *    thread pops or pushes their `free` lists, so malloc and a local free take no lock and no atomic operation.
+ *  - A free by any other thread is one CAS push onto the page's `thread_free` list; the owner takes the whole
+ *    list with one exchange in its slow path (page_collect). Never blocked, never lost.
+ *  - Pages move between a heap and the global pool, segments are mapped and unmapped, and pages of dead threads
+ *    are abandoned and adopted, all under front_mutex, in batches (BATCH pages at a time; a heap keeps up to
+ *    EMPTY_KEEP empty pages of its own). Lock order: front_mutex before the core's heap lock.
+ *  - A thread that exits (pthread key destructor) gives everything back: empty pages to the pool, pages with live
+ *    slots become abandoned (heap NULL): other threads still free into them (thread_free) and a thread that needs a
+ *    page of that class adopts them; sweeps under the lock return the ones that became empty.
+ *
+ * Hardening, always on and cheap. Links in free slots are encoded (next ^ (slot >> 12) ^ secret, glibc's safe
+ * linking with a per-process secret) and every popped link must decode to a slot of the same page, else
+ * `osmem: malloc(): corrupted free list 0x<slot>` and abort. A freed slot carries a mark in its second word (its
+ * address ^ another secret; glibc's tcache key): a free that finds the mark is a double free (confirmed by a walk
+ * of the page's lists when this thread owns the page). A pointer that is not a carved slot of a page with slots
+ * is an invalid pointer. All reported through osm_os_fatal_pointer, before anything changes.
+ *
+ * When it is off. libosmem.so never builds this file. The drop-in bypasses it when OSMEM_PROFILE=classic, when
+ * OSMEM_TRACE is set (every request must reach the traced core, in order), and when OSMEM_FRONT=0: the first
+ * slow path of each thread finds it off and every request goes to the core, as before.
+ *
+ * fork. The handlers (called from osmem.c, stdio's lock first, then the front lock, then the heap lock) make
+ * the child's front lock usable. The child keeps the forking thread's heap; the other threads' heaps and their
+ * pages stay as they were, owned by threads that do not exist in the child: that memory is lost to the child
+ * (frees into it are accepted and kept on thread_free lists), which is the price of not walking lists that a
+ * thread may have been changing at the moment of the fork.
+ *
+ * Memory goes back lazily: a heap keeps EMPTY_KEEP empty pages, the pool keeps their memory, and a segment goes
+ * back to the kernel (munmap) only when all its pages are free and another fully free segment is already
+ * cached. malloc_trim returns every free page (madvise) and every free segment at once. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "osmem.h"
+
+#define EMPTY_KEEP 8        /* empty pages a heap keeps for any class */
+#define BATCH 4             /* pages moved between a heap and the pool per lock */
+#define FULL_SCAN 8         /* full pages looked at for remote frees before taking a new page */
+#define ABANDONED_SCAN 16   /* abandoned pages looked at per lock */
+#define SEGS_KEEP 1         /* fully free segments kept mapped */
+
+static const uint32_t class_size[FRONT_CLASSES] = {
+	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
+	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
+};
+
+struct front_seg {
+	struct front_page pages[FRONT_PAGES]; /* pages[0] is this header's own page: no slots */
+	struct front_seg *next, *prev;
+	uint32_t free_pages;                  /* pages in the pool */
+};
+
+// ------------------------------------------------------------------
+// State
+// ------------------------------------------------------------------
+
+/* A page with no slots, and a heap whose every class points at it: the fast paths of a thread that has no heap
+ * yet fall into the slow path at once, and never write here. */
+static struct front_page empty_page = { .state = PG_CUR };
+static struct front_heap empty_heap = {
+#define E4 &empty_page, &empty_page, &empty_page, &empty_page
+	.cur = { E4, E4, E4, E4, E4, E4 },
+#undef E4
+};
+_Static_assert(FRONT_CLASSES == 24, "empty_heap lists 24 classes");
+
+__thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec"))) = &empty_heap;
+enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF };
+static __thread uint8_t tl_state __attribute__((tls_model("initial-exec")));
+static __thread bool tl_in_lock __attribute__((tls_model("initial-exec")));
+static __thread unsigned tl_fork_skips __attribute__((tls_model("initial-exec")));
+
+HIDDEN uint64_t osm_front_segmap[((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64];
+/* (n + 15) / 16 -> the smallest class that holds n (generated from class_size; checked at start-up) */
+const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1] = {
+	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
+	11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15,
+	15, 16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17,
+	17, 18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19,
+	19, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20, 20,
+	20, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21, 21,
+	21, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22, 22,
+	22, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23, 23,
+	23,
+};
+HIDDEN uintptr_t osm_front_key, osm_front_dfkey;
+
+/* Everything below is guarded by front_mutex. */
+static pthread_mutex_t front_mutex = PTHREAD_MUTEX_INITIALIZER;
+static enum { G_UNSET, G_ON, G_OFF } global_state;
+static pthread_key_t exit_key;
+static struct front_seg *segments;
+static size_t n_segments, n_free_segments;
+static struct front_list pool;                       /* free pages of all segments */
+static struct front_list abandoned[FRONT_CLASSES];
+static size_t n_abandoned, n_abandoned_cls[FRONT_CLASSES];
+static struct front_heap *live_heaps, *spare_heaps;
+static size_t n_live;
+static struct { size_t hits, misses, remote_freed, collected; } dead; /* the counters of exited threads */
+static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
+
+// ------------------------------------------------------------------
+// Lists of pages
+// ------------------------------------------------------------------
+
+static void list_push(struct front_list *l, struct front_page *pg)
+{
+	pg->prev = l->last;
+	pg->next = NULL;
+	if (l->last)
+		l->last->next = pg;
+	else
+		l->first = pg;
+	l->last = pg;
+}
+
+static void list_remove(struct front_list *l, struct front_page *pg)
+{
+	if (pg->prev)
+		pg->prev->next = pg->next;
+	else
+		l->first = pg->next;
+	if (pg->next)
+		pg->next->prev = pg->prev;
+	else
+		l->last = pg->prev;
+	pg->next = pg->prev = NULL;
+}
+
+static struct front_page *list_pop(struct front_list *l)
+{
+	struct front_page *pg = l->first;
+	if (pg)
+		list_remove(l, pg);
+	return pg;
+}
+
+static inline struct front_seg *seg_of(const struct front_page *pg)
+{
+	return (struct front_seg *)((uintptr_t)pg & ~(FRONT_SEG_SIZE - 1));
+}
+
+static inline void set_heap(struct front_page *pg, struct front_heap *h)
+{
+	__atomic_store_n(&pg->heap, h, __ATOMIC_RELAXED);
+}
+
+// ------------------------------------------------------------------
+// The lock (signal-safe against a fork from a handler, like osmem.c's)
+// ------------------------------------------------------------------
+
+static void front_lock(void)
+{
+	tl_in_lock = true;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&front_mutex);
+}
+
+static void front_unlock(void)
+{
+	pthread_mutex_unlock(&front_mutex);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tl_in_lock = false;
+}
+
+void osm_front_fork_prepare(void)
+{
+	if (tl_in_lock)
+		tl_fork_skips++;
+	else
+		front_lock();
+}
+
+void osm_front_fork_parent(void)
+{
+	if (tl_fork_skips)
+		tl_fork_skips--;
+	else
+		front_unlock();
+}
+
+void osm_front_fork_child(void)
+{
+	pthread_mutex_init(&front_mutex, NULL);
+	tl_in_lock = false;
+	tl_fork_skips = 0;
+}
+
+// ------------------------------------------------------------------
+// Pages: format, carve, pop, collect
+// ------------------------------------------------------------------
+
+static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
+{
+	size_t idx = (size_t)(pg - seg_of(pg)->pages);
+	pg->cls = (uint8_t)cls;
+	pg->slot_size = class_size[cls];
+	pg->reserved = (uint32_t)(FRONT_PAGE_SIZE / pg->slot_size);
+	pg->capacity = 0;
+	pg->start = (uintptr_t)seg_of(pg) + idx * FRONT_PAGE_SIZE;
+	pg->span = 0;
+	pg->magic = UINT64_MAX / pg->slot_size + 1;
+	pg->free = NULL;
+	pg->used = 0;
+	__atomic_store_n(&pg->thread_free, 0, __ATOMIC_RELAXED);
+	set_heap(pg, h);
+}
+
+/* A page that holds no slots (pool, empty cache): every pointer into it is invalid. */
+static void page_unformat(struct front_page *pg, uint8_t state)
+{
+	pg->state = state;
+	pg->span = 0;
+	pg->magic = 0;
+	pg->free = NULL;
+	pg->used = 0;
+	set_heap(pg, NULL);
+}
+
+/* Carves up to 4 KiB of never-used slots into the free list (at least one slot), so a fresh page faults in its
+ * memory as it is used, not at once. Returns false when the page is all carved. */
+static bool page_extend(struct front_page *pg)
+{
+	if (pg->capacity == pg->reserved)
+		return false;
+	uint32_t n = 4096 / pg->slot_size, left = pg->reserved - pg->capacity;
+	if (n < 1)
+		n = 1;
+	if (n > left)
+		n = left;
+	char *first = (char *)pg->start + (size_t)pg->capacity * pg->slot_size;
+	void *next = pg->free;
+	for (uint32_t i = n; i-- > 0;) {
+		void **s = (void **)(first + (size_t)i * pg->slot_size);
+		s[0] = (void *)front_enc(s, next);
+		s[1] = (void *)front_mark(s);
+		next = s;
+	}
+	pg->free = next;
+	pg->capacity += n;
+	pg->span = (uintptr_t)pg->capacity * pg->slot_size;
+	return true;
+}
+
+static void *page_pop(struct front_page *pg)
+{
+	void **s = pg->free;
+	void *next = front_dec(s, (uintptr_t)s[0]);
+	if (next && !front_is_slot(pg, (uintptr_t)next))
+		osm_front_corrupt(s);
+	pg->free = next;
+	pg->used++;
+	s[1] = NULL;
+	return s;
+}
+
+/* Moves the frees other threads pushed onto the owner's free list: one exchange, then a walk that checks and
+ * counts the links. Owner only (or under the front lock for an abandoned page). Returns the slots collected. */
+static uint32_t page_collect(struct front_page *pg)
+{
+	if (!__atomic_load_n(&pg->thread_free, __ATOMIC_RELAXED))
+		return 0;
+	void **list = (void **)__atomic_exchange_n(&pg->thread_free, 0, __ATOMIC_ACQUIRE);
+	uint32_t n = 1;
+	void **tail = list;
+	for (;;) {
+		void **next = front_dec(tail, (uintptr_t)tail[0]);
+		if (!next)
+			break;
+		if (!front_is_slot(pg, (uintptr_t)next) || n > pg->capacity)
+			osm_front_corrupt(tail);
+		tail = next;
+		n++;
+	}
+	tail[0] = (void *)front_enc(tail, pg->free);
+	pg->free = list;
+	pg->used -= n;
+	return n;
+}
+
+_Noreturn void osm_front_corrupt(void *slot)
+{
+	osm_os_fatal_pointer("malloc", "corrupted free list", slot);
+}
+
+// ------------------------------------------------------------------
+// Segments and the pool (front lock held)
+// ------------------------------------------------------------------
+
+static void segmap_set(uintptr_t seg, bool on)
+{
+	size_t i = seg >> FRONT_SEG_SHIFT;
+	uint64_t bit = (uint64_t)1 << (i & 63);
+	if (on)
+		__atomic_fetch_or(&osm_front_segmap[i >> 6], bit, __ATOMIC_RELEASE);
+	else
+		__atomic_fetch_and(&osm_front_segmap[i >> 6], ~bit, __ATOMIC_RELEASE);
+}
+
+/* Maps a segment aligned to its size: over-map by one segment, then unmap the two ends. The system calls go
+ * through os.c under the core's lock (front lock, then heap lock: the documented order), which keeps the
+ * counters of system calls exact. */
+static struct front_seg *seg_new(void)
+{
+	osm_lock();
+	char *raw = osm_os_map(2 * FRONT_SEG_SIZE);
+	char *seg = NULL;
+	if (raw) {
+		seg = (char *)(((uintptr_t)raw + FRONT_SEG_SIZE - 1) & ~(FRONT_SEG_SIZE - 1));
+		if (seg > raw)
+			osm_os_unmap(raw, (size_t)(seg - raw));
+		if (raw + 2 * FRONT_SEG_SIZE > seg + FRONT_SEG_SIZE)
+			osm_os_unmap(seg + FRONT_SEG_SIZE, (size_t)(raw + 2 * FRONT_SEG_SIZE - (seg + FRONT_SEG_SIZE)));
+	}
+	osm_unlock();
+	if (!seg || (uintptr_t)seg >> 47)
+		return NULL;
+	struct front_seg *s = (struct front_seg *)seg; /* fresh memory: all zero */
+	for (size_t i = 1; i < FRONT_PAGES; i++) {
+		page_unformat(&s->pages[i], PG_POOL);
+		list_push(&pool, &s->pages[i]);
+	}
+	s->free_pages = FRONT_PAGES - 1;
+	s->next = segments;
+	if (segments)
+		segments->prev = s;
+	segments = s;
+	n_segments++;
+	n_free_segments++;
+	segmap_set((uintptr_t)s, true);
+	return s;
+}
+
+static void seg_release(struct front_seg *s)
+{
+	for (size_t i = 1; i < FRONT_PAGES; i++)
+		list_remove(&pool, &s->pages[i]);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		segments = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	n_segments--;
+	n_free_segments--;
+	segmap_set((uintptr_t)s, false);
+	osm_lock();
+	osm_os_unmap(s, FRONT_SEG_SIZE);
+	osm_unlock();
+}
+
+static void pool_put(struct front_page *pg)
+{
+	page_unformat(pg, PG_POOL);
+	list_push(&pool, pg);
+	struct front_seg *s = seg_of(pg);
+	if (++s->free_pages == FRONT_PAGES - 1 && ++n_free_segments > SEGS_KEEP)
+		seg_release(s);
+}
+
+static struct front_page *pool_take(void)
+{
+	if (!pool.first && !seg_new())
+		return NULL;
+	struct front_page *pg = list_pop(&pool);
+	struct front_seg *s = seg_of(pg);
+	if (s->free_pages-- == FRONT_PAGES - 1)
+		n_free_segments--;
+	return pg;
+}
+
+/* Collects the thread frees of up to `budget` abandoned pages (rotating through each list) and gives back the
+ * ones that became empty. With want_cls < FRONT_CLASSES, returns an abandoned page of that class with a free
+ * slot, adopted by h. Collected bytes are added to *collected. */
+static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls, size_t budget, size_t *collected)
+{
+	struct front_page *found = NULL;
+	for (size_t c = 0; c < FRONT_CLASSES && budget && n_abandoned; c++) {
+		size_t cls = (want_cls + c) % FRONT_CLASSES;
+		for (size_t k = n_abandoned_cls[cls]; budget && k; k--, budget--) {
+			struct front_page *pg = list_pop(&abandoned[cls]);
+			*collected += (size_t)page_collect(pg) * pg->slot_size;
+			if (pg->used == 0) {
+				n_abandoned--;
+				n_abandoned_cls[cls]--;
+				pool_put(pg);
+			} else if (!found && cls == want_cls && (pg->free || pg->capacity < pg->reserved)) {
+				n_abandoned--;
+				n_abandoned_cls[cls]--;
+				set_heap(pg, h);
+				found = pg;
+			} else {
+				list_push(&abandoned[cls], pg);
+			}
+		}
+	}
+	return found;
+}
+
+// ------------------------------------------------------------------
+// Thread heaps
+// ------------------------------------------------------------------
+
+static void heap_exit(void *arg);
+
+static void global_init(void)
+{
+	const char *profile = osm_os_getenv("OSMEM_PROFILE"), *trace = osm_os_getenv("OSMEM_TRACE");
+	const char *front = osm_os_getenv("OSMEM_FRONT");
+	bool off = (profile && strcmp(profile, "classic") == 0) || (trace && *trace) || (front && strcmp(front, "0") == 0);
+	if (off || pthread_key_create(&exit_key, heap_exit) != 0) {
+		global_state = G_OFF;
+		return;
+	}
+	for (size_t i = 0; i <= FRONT_MAX / 16; i++) { /* the table matches the classes, or the front stays off */
+		size_t c = osm_front_class_of[i];
+		if (class_size[c] < i * 16 || (c && class_size[c - 1] >= (i ? i * 16 : 16))) {
+			global_state = G_OFF;
+			return;
+		}
+	}
+	/* 64-bit secrets from the kernel's random bytes and the layout ASLR chose (no system call) */
+	uint64_t x = ((uint64_t)osm_os_random32() << 32) ^ (uintptr_t)&global_state ^ ((uintptr_t)&x << 16);
+	for (int i = 0; i < 2; i++) {
+		x += 0x9E3779B97F4A7C15ull;
+		uint64_t z = x;
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		*(i ? &osm_front_dfkey : &osm_front_key) = (uintptr_t)(z ^ (z >> 31));
+	}
+	global_state = G_ON;
+}
+
+/* Heaps live in 64 KiB chunks of their own and are reused after their thread exits. */
+static struct front_heap *heap_alloc(void)
+{
+	if (!spare_heaps) {
+		size_t chunk = 64 * 1024, n = chunk / sizeof(struct front_heap);
+		osm_lock();
+		struct front_heap *hs = osm_os_map(chunk);
+		osm_unlock();
+		if (!hs)
+			return NULL;
+		for (size_t i = 0; i < n; i++) {
+			hs[i].next = spare_heaps;
+			spare_heaps = &hs[i];
+		}
+	}
+	struct front_heap *h = spare_heaps;
+	spare_heaps = h->next;
+	memset(h, 0, sizeof *h);
+	for (size_t c = 0; c < FRONT_CLASSES; c++)
+		h->cur[c] = &empty_page;
+	h->next = live_heaps;
+	if (live_heaps)
+		live_heaps->prev = h;
+	live_heaps = h;
+	n_live++;
+	return h;
+}
+
+/* A thread's first slow path: its heap, and the destructor that returns it at thread exit. NULL when the front
+ * is off, or the thread is past its destructor (then the core serves it). */
+static struct front_heap *heap_init(void)
+{
+	if (tl_state != TL_NEW)
+		return NULL;
+	front_lock();
+	if (global_state == G_UNSET)
+		global_init();
+	struct front_heap *h = global_state == G_ON ? heap_alloc() : NULL;
+	front_unlock();
+	if (global_state != G_ON) {
+		tl_state = TL_OFF;
+		return NULL;
+	}
+	if (!h)
+		return NULL;
+	pthread_setspecific(exit_key, h); /* a key below 32: no allocation in glibc */
+	osm_front_tl_heap = h;
+	tl_state = TL_ACTIVE;
+	return h;
+}
+
+static void heap_exit_page(struct front_heap *h, struct front_page *pg)
+{
+	h->collected += (size_t)page_collect(pg) * pg->slot_size;
+	if (pg->used == 0) {
+		pool_put(pg);
+		return;
+	}
+	pg->state = PG_ABANDONED;
+	set_heap(pg, NULL);
+	list_push(&abandoned[pg->cls], pg);
+	n_abandoned++;
+	n_abandoned_cls[pg->cls]++;
+}
+
+/* The thread is exiting (pthread key destructor): every page goes back or is abandoned, the counters join the
+ * dead threads', and the heap struct is kept for the next thread. Later calls of this thread use the core. */
+static void heap_exit(void *arg)
+{
+	struct front_heap *h = arg;
+	osm_front_tl_heap = &empty_heap;
+	tl_state = TL_DONE;
+	front_lock();
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
+		struct front_page *pg;
+		if (h->cur[c] != &empty_page)
+			heap_exit_page(h, h->cur[c]);
+		while ((pg = list_pop(&h->partial[c])))
+			heap_exit_page(h, pg);
+		while ((pg = list_pop(&h->full[c])))
+			heap_exit_page(h, pg);
+	}
+	struct front_page *pg;
+	while ((pg = list_pop(&h->empty)))
+		pool_put(pg);
+	dead.hits += h->hits;
+	dead.misses += h->misses;
+	dead.remote_freed += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
+	dead.collected += h->collected;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		live_heaps = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	n_live--;
+	h->next = spare_heaps;
+	spare_heaps = h;
+	front_unlock();
+}
+
+// ------------------------------------------------------------------
+// malloc's slow path
+// ------------------------------------------------------------------
+
+/* A page of class cls with a free slot: partial pages first, then full ones that got remote frees, then an
+ * empty page of the heap's own, then (under the lock) an abandoned page or a batch of pages from the pool. */
+static struct front_page *find_page(struct front_heap *h, size_t cls)
+{
+	struct front_page *pg = list_pop(&h->partial[cls]);
+	if (pg)
+		return pg;
+	for (size_t k = 0; k < FULL_SCAN && (pg = h->full[cls].first); k++) {
+		list_remove(&h->full[cls], pg);
+		if (__atomic_load_n(&pg->thread_free, __ATOMIC_RELAXED)) {
+			h->collected += (size_t)page_collect(pg) * pg->slot_size;
+			return pg;
+		}
+		list_push(&h->full[cls], pg); /* to the back: the next scan looks at others first */
+	}
+	if ((pg = list_pop(&h->empty))) {
+		h->n_empty--;
+		page_format(pg, h, cls);
+		return pg;
+	}
+	front_lock();
+	pg = n_abandoned ? abandoned_sweep(h, cls, ABANDONED_SCAN, &h->collected) : NULL;
+	for (size_t k = 0; !pg && k < BATCH; k++) {
+		struct front_page *p = pool_take();
+		if (!p)
+			break;
+		if (k == 0) {
+			pg = p;
+			page_format(pg, h, cls);
+		} else {
+			p->state = PG_EMPTY;
+			list_push(&h->empty, p);
+			h->n_empty++;
+		}
+	}
+	front_unlock();
+	return pg;
+}
+
+void *osm_front_malloc_slow(size_t cls)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	if (h == &empty_heap && !(h = heap_init()))
+		return NULL;
+	h->misses++;
+	struct front_page *pg = h->cur[cls];
+	if (pg != &empty_page) {
+		h->collected += (size_t)page_collect(pg) * pg->slot_size;
+		if (pg->free || page_extend(pg))
+			return page_pop(pg);
+		pg->state = PG_FULL;
+		list_push(&h->full[cls], pg);
+		h->cur[cls] = &empty_page;
+	}
+	int saved = errno;
+	pg = find_page(h, cls);
+	errno = saved;
+	if (!pg)
+		return NULL;
+	if (!pg->free && !page_extend(pg))
+		return NULL; /* cannot happen: every page find_page returns has a free slot */
+	pg->state = PG_CUR;
+	h->cur[cls] = pg;
+	return page_pop(pg);
+}
+
+// ------------------------------------------------------------------
+// free's slow paths
+// ------------------------------------------------------------------
+
+/* Whether the slot s (which carries the freed mark) really is free: a walk of its page's lists when this thread
+ * owns the page (the lists are its own, and other threads only push at thread_free's head). For a page of
+ * another thread the mark decides: it holds the slot's address xor a 64-bit secret, which a program's data does
+ * not hold by chance. */
+static bool list_holds(struct front_page *pg, void **q, void *s)
+{
+	for (uint32_t n = 0; q; n++) {
+		if (q == s)
+			return true;
+		void **next = front_dec(q, (uintptr_t)q[0]);
+		if (n > pg->capacity || (next && !front_is_slot(pg, (uintptr_t)next)))
+			osm_front_corrupt(q);
+		q = next;
+	}
+	return false;
+}
+
+static bool slot_is_free(struct front_page *pg, void *s)
+{
+	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != osm_front_tl_heap)
+		return true;
+	return list_holds(pg, pg->free, s) ||
+	       list_holds(pg, (void **)__atomic_load_n(&pg->thread_free, __ATOMIC_ACQUIRE), s);
+}
+
+static void check_slot(void *p, struct front_page *pg, const char *api)
+{
+	if (!front_is_slot(pg, (uintptr_t)p))
+		osm_os_fatal_pointer(api, "invalid pointer", p);
+	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p))
+		osm_os_fatal_pointer(api, "double free", p);
+}
+
+/* A page that is not the current one got a local free: a full page has room again, an empty one goes to the
+ * heap's cache (and past EMPTY_KEEP, a batch goes to the pool under the lock). */
+void osm_front_free_local_slow(struct front_page *pg)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	if (pg->state == PG_FULL) {
+		list_remove(&h->full[pg->cls], pg);
+		pg->state = PG_PARTIAL;
+		list_push(&h->partial[pg->cls], pg);
+	}
+	if (pg->used || pg->state != PG_PARTIAL)
+		return;
+	list_remove(&h->partial[pg->cls], pg);
+	page_unformat(pg, PG_EMPTY);
+	list_push(&h->empty, pg);
+	if (++h->n_empty <= EMPTY_KEEP)
+		return;
+	int saved = errno;
+	front_lock();
+	for (size_t k = 0; k < BATCH && h->empty.first; k++, h->n_empty--)
+		pool_put(list_pop(&h->empty));
+	front_unlock();
+	errno = saved;
+}
+
+void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
+{
+	check_slot(p, pg, api);
+	void **s = p;
+	struct front_heap *h = osm_front_tl_heap;
+	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h) { /* own page; the mark was the program's data */
+		s[0] = (void *)front_enc(s, pg->free);
+		s[1] = (void *)front_mark(s);
+		pg->free = s;
+		pg->used--;
+		if (pg->state != PG_CUR)
+			osm_front_free_local_slow(pg);
+		return;
+	}
+	/* Another thread's page (or an abandoned one): one CAS push. The mark is written first: once pushed, the
+	 * owner may hand the slot out again at any moment. */
+	size_t bytes = pg->slot_size;
+	s[1] = (void *)front_mark(s);
+	uintptr_t old = __atomic_load_n(&pg->thread_free, __ATOMIC_RELAXED);
+	do
+		s[0] = (void *)front_enc(s, (void *)old);
+	while (!__atomic_compare_exchange_n(&pg->thread_free, &old, (uintptr_t)s, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+	if (h != &empty_heap)
+		__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
+	else
+		__atomic_fetch_add(&orphan_remote_freed, bytes, __ATOMIC_RELAXED);
+}
+
+// ------------------------------------------------------------------
+// The rest of the malloc family
+// ------------------------------------------------------------------
+
+size_t osm_front_usable(void *p, const char *api)
+{
+	struct front_page *pg = front_page_of(p);
+	check_slot(p, pg, api);
+	return pg->slot_size;
+}
+
+void *osm_front_os_realloc(void *p, size_t n)
+{
+	struct front_page *pg = front_page_of(p);
+	if (!front_is_slot(pg, (uintptr_t)p))
+		osm_os_fatal_pointer("os_realloc", "invalid pointer", p);
+	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p))
+		return NULL;                                 /* 3: already free, nothing changes */
+	if (!n) {                                            /* 2 */
+		osm_front_free(p, "os_realloc");
+		return NULL;
+	}
+	if (n > MAX_REQUEST) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t u = pg->slot_size;
+	if (osm_front_keeps(u, n))
+		return p;
+	void *q = os_malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, u < n ? u : n);
+	osm_front_free(p, "os_realloc");
+	return q;
+}
+
+bool osm_front_keeps(size_t u, size_t n)
+{
+	return n <= u && n <= FRONT_MAX && class_size[osm_front_class_of[(n + 15) >> 4]] == u;
+}
+
+/* Slots of a power-of-two class are aligned to their size: pages start at multiples of 64 KiB. */
+void *osm_front_memalign(size_t alignment, size_t n)
+{
+	if (alignment <= 16)
+		return osm_front_malloc(n); /* every class is a multiple of 16 */
+	size_t s = 32;
+	while (s < n || s < alignment)
+		s <<= 1;
+	return s <= FRONT_MAX ? osm_front_malloc(s) : NULL;
+}
+
+/* malloc_trim: the calling thread's empty pages go to the pool, abandoned pages are swept, every fully free
+ * segment is unmapped and the pages of the pool are discarded (their memory reads zero when used again). */
+bool osm_front_trim(void)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	bool released = false;
+	front_lock();
+	if (global_state != G_ON) {
+		front_unlock();
+		return false;
+	}
+	struct front_page *pg;
+	if (h != &empty_heap) {
+		while ((pg = list_pop(&h->empty)))
+			pool_put(pg);
+		h->n_empty = 0;
+	}
+	abandoned_sweep(NULL, FRONT_CLASSES, SIZE_MAX, &dead.collected);
+	for (struct front_seg *s = segments, *next; s; s = next) {
+		next = s->next;
+		if (s->free_pages == FRONT_PAGES - 1) {
+			seg_release(s);
+			released = true;
+		}
+	}
+	osm_lock();
+	for (pg = pool.first; pg; pg = pg->next) {
+		size_t idx = (size_t)(pg - seg_of(pg)->pages);
+		osm_os_discard((char *)seg_of(pg) + idx * FRONT_PAGE_SIZE, FRONT_PAGE_SIZE);
+		released = true;
+	}
+	osm_unlock();
+	front_unlock();
+	return released;
+}
+
+/* Read under the front lock. The counters and `used` of running threads are read as they are at that moment
+ * (plain fields their owners update without a lock): exact when the program is quiet, a close estimate while
+ * other threads allocate. */
+void osm_front_stats(struct front_stats *fs)
+{
+	memset(fs, 0, sizeof *fs);
+	front_lock();
+	if (global_state != G_ON) {
+		front_unlock();
+		return;
+	}
+	size_t remote = dead.remote_freed + __atomic_load_n(&orphan_remote_freed, __ATOMIC_RELAXED);
+	size_t collected = dead.collected;
+	fs->hits = dead.hits;
+	fs->misses = dead.misses;
+	for (struct front_heap *h = live_heaps; h; h = h->next) {
+		fs->hits += __atomic_load_n(&h->hits, __ATOMIC_RELAXED);
+		fs->misses += __atomic_load_n(&h->misses, __ATOMIC_RELAXED);
+		remote += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
+		collected += __atomic_load_n(&h->collected, __ATOMIC_RELAXED);
+	}
+	fs->threads = n_live;
+	for (struct front_seg *s = segments; s; s = s->next) {
+		fs->segment_bytes += FRONT_SEG_SIZE;
+		for (size_t i = 1; i < FRONT_PAGES; i++) {
+			struct front_page *pg = &s->pages[i];
+			uint8_t st = __atomic_load_n(&pg->state, __ATOMIC_RELAXED);
+			if (st == PG_POOL || st == PG_EMPTY)
+				continue;
+			fs->page_bytes += FRONT_PAGE_SIZE;
+			fs->in_use += (size_t)__atomic_load_n(&pg->used, __ATOMIC_RELAXED) *
+				      __atomic_load_n(&pg->slot_size, __ATOMIC_RELAXED);
+		}
+	}
+	/* slots freed by other threads and not yet collected by their owners are free, not in use */
+	size_t pending = remote > collected ? remote - collected : 0;
+	fs->in_use = fs->in_use > pending ? fs->in_use - pending : 0;
+	fs->free_bytes = fs->segment_bytes - n_segments * FRONT_PAGE_SIZE - fs->in_use;
+	front_unlock();
+}

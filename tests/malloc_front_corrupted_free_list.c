@@ -1,0 +1,144 @@
+/* malloc_front_corrupted_free_list: a program that writes into a freed slot (use after free) or frees twice.
+ *
+ * Hazard: the front layer keeps its free lists inside free slots. A link overwritten by the program must not
+ * send malloc to an arbitrary address: links are encoded with a per-process secret and every popped link must
+ * decode to a slot of the same page, else `osmem: malloc(): corrupted free list 0x<slot>` and abort. The same
+ * check guards the list of remote frees the owner collects. A second free of a slot is reported as a double free
+ * (the freed mark), also when another thread made the first free. Each case runs in a forked child; the parent
+ * requires SIGABRT and the exact message with the slot's address.
+ * Prints `PASS front/corrupted_free_list/<case>` or `FAIL ...: why`. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+
+static void *victim;
+
+/* The slot the report must name, told to the parent before the bad call (the child allocated it). */
+static void announce(void *p)
+{
+	victim = p;
+	dprintf(2, "VICTIM %p\n", p);
+}
+
+/* 1: the freed slot's link overwritten with bytes; the next malloc of its class pops it and checks its link */
+static void overwrite_link(void)
+{
+	announce(v_malloc(48));
+	v_free(victim);
+	memset(victim, 0x41, 8);
+	(void)v_malloc(48);
+}
+
+/* 2: the link replaced by a plain pointer to another slot (what an attacker would write without the secret) */
+static void plain_pointer(void)
+{
+	char *a = v_malloc(64), *b = v_malloc(64);
+	announce(a);
+	v_free(a);
+	memcpy(a, &b, sizeof b);
+	(void)v_malloc(64);
+}
+
+static void *free_remote(void *p)
+{
+	v_free(p);
+	return NULL;
+}
+
+/* 3: a slot freed by another thread (onto the owner's thread-free list), then overwritten; the owner collects
+ * the list when its page runs out of free slots */
+static void remote_list(void)
+{
+	announce(v_malloc(1024));
+	pthread_t t;
+	pthread_create(&t, NULL, free_remote, victim);
+	pthread_join(t, NULL);
+	memset(victim, 0x42, 8);
+	for (int i = 0; i < 200; i++) /* a 64 KiB page holds 64 slots of 1 KiB */
+		(void)v_malloc(1024);
+}
+
+/* 4: double free, both by this thread */
+static void double_free_local(void)
+{
+	announce(v_malloc(16));
+	v_free(victim);
+	v_free(victim);
+}
+
+/* 5: double free, the first by another thread */
+static void double_free_remote(void)
+{
+	announce(v_malloc(200));
+	pthread_t t;
+	pthread_create(&t, NULL, free_remote, victim);
+	pthread_join(t, NULL);
+	v_free(victim);
+}
+
+static const struct { const char *name; void (*run)(void); const char *msg; } cases[] = {
+	{ "overwritten_link", overwrite_link, "osmem: malloc(): corrupted free list" },
+	{ "plain_pointer_link", plain_pointer, "osmem: malloc(): corrupted free list" },
+	{ "remote_list_link", remote_list, "osmem: malloc(): corrupted free list" },
+	{ "double_free_local", double_free_local, "osmem: free(): double free" },
+	{ "double_free_remote", double_free_remote, "osmem: free(): double free" },
+};
+
+int main(void)
+{
+	int failures = 0;
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		int fds[2];
+		if (pipe(fds) != 0)
+			return 1;
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			dup2(fds[1], 2);
+			signal(SIGABRT, SIG_DFL);
+			alarm(10);
+			cases[c].run();
+			dprintf(2, "SURVIVED\n");
+			_exit(0);
+		}
+		close(fds[1]);
+		char out[2048];
+		size_t len = 0;
+		ssize_t r;
+		while ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (r < 0 && errno == EINTR))
+			if (r > 0)
+				len += (size_t)r;
+		out[len] = 0;
+		close(fds[0]);
+		int st;
+		waitpid(pid, &st, 0);
+		const char *v = strstr(out, "VICTIM 0x");
+		unsigned long slot = v ? strtoul(v + 9, NULL, 16) : 0;
+		char want[128];
+		snprintf(want, sizeof want, "%s 0x", cases[c].msg);
+		const char *m = strstr(out, want);
+		unsigned long addr = m ? strtoul(m + strlen(want), NULL, 16) : 0;
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT) {
+			printf("FAIL front/corrupted_free_list/%s: the child did not die of SIGABRT (status %d); stderr: "
+			       "\"%.200s\"\n", cases[c].name, st, out);
+			failures++;
+		} else if (!m || !addr || addr != slot) {
+			printf("FAIL front/corrupted_free_list/%s: expected \"%s 0x%lx\", got \"%.200s\"\n", cases[c].name,
+			       cases[c].msg, slot, out);
+			failures++;
+		} else {
+			printf("PASS front/corrupted_free_list/%s\n", cases[c].name);
+		}
+	}
+	return failures != 0;
+}
