@@ -46,20 +46,22 @@ int main(void)
 	/* a heap of some size, then a block that ends exactly at the top */
 	for (int i = 0; i < 200; i++)
 		memset(v_malloc(4000), 1, 4000);
-	/* leave exactly 1008 + 32 bytes free at the top, then take them: b (1000 bytes) is the last block */
+	/* leave exactly B + 32 bytes free at the top, then take them: b is the last block (B above the 2 KiB that
+	 * the default profile's front layer serves from slots, so that b is a block of the core's heap) */
+	enum { B = 4000 };
 	size_t top;
-	for (int i = 0; i < 10 && (top = free_top_size()) < 1040 + 64; i++)
-		(void)v_malloc(top >= 48 ? top - 32 : 2000); /* too small a top: use it up, the next one is larger */
-	if (top > 1040)
-		(void)v_malloc(top - 1040 - 32);
-	char *b = v_malloc(1000);
+	for (int i = 0; i < 10 && (top = free_top_size()) < B + 32 + 4096; i++)
+		(void)v_malloc(top >= 4096 ? top - 32 : 8000); /* too small a top: use it up, the next one is larger */
+	if (top > B + 32)
+		(void)v_malloc(top - B - 32 - 32);
+	char *b = v_malloc(B);
 	if (free_top_size() != 0) {
 		printf("FAIL growth/%s: could not place a block at the very top (test setup)\n", name);
 		return 1;
 	}
 	struct os_stats before, after;
 	os_stats(&before);
-	size_t n = 1000;
+	size_t n = B;
 	for (int i = 0; i < 100; i++) {
 		n += 64;
 		b = v_realloc(b, n);
