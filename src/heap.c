@@ -41,6 +41,9 @@ void osm_init(bool dropin)
 		p->trim_keep = 256 * 1024;
 	}
 	osm_heap.secret = osm_os_random32() | 1;
+	osm_heap.key = ((uint64_t)osm_heap.secret * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)osm_os_random32() << 32) ^
+		       (uint64_t)(uintptr_t)&osm_heap;
+	osm_heap.key |= 1;
 	const char *trace = osm_os_getenv("OSMEM_TRACE");
 	if (trace && *trace)
 		osm_trace_start(trace, (const char *const *)&osm_heap.base, (const char *const *)&osm_heap.end,
@@ -193,6 +196,13 @@ static void mark_alloc(struct block_meta *b, int status)
 	set_block_tag(b, block_cookie(b));
 }
 
+/* An allocated block's size changed: its cookie covers the size. */
+static inline void stamp_block(struct block_meta *b)
+{
+	if (b->status != STATUS_FREE)
+		set_block_tag(b, block_cookie(b));
+}
+
 // ------------------------------------------------------------------
 // The block list
 // ------------------------------------------------------------------
@@ -232,6 +242,7 @@ static void absorb_next(struct block_meta *b)
 	free_detach(n);
 	list_remove(n);
 	b->size += META_SIZE + n->size;
+	stamp_block(b);
 	osm_heap.count.coalesces++;
 	if (TRACING)
 		osm_trace_event("  coalesce %p %p %z", b, n, b->size);
@@ -467,6 +478,7 @@ void split_blocks(struct block_meta *b, size_t size, bool to_index)
 	struct block_meta *r = (struct block_meta *)((char *)b + META_SIZE + size);
 	r->size = b->size - size - META_SIZE;
 	b->size = size;
+	stamp_block(b);
 	list_insert_after(b, r);
 	free_attach(r, to_index);
 	osm_heap.count.splits++;
@@ -791,6 +803,7 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 		switch (extend_in_place(grow)) {
 		case GROW_OK:
 			b->size += grow;
+			stamp_block(b);
 			if (TRACING)
 				osm_trace_event("  grow %p %z", b, b->size);
 			split_blocks(b, s, false); /* the chunk's rest is free, at the top */
@@ -932,6 +945,11 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 				osm_os_fatal_pointer(api, "corrupted header", ptr);
 			return b;
 		}
+		/* a block of the list whose size, status or cookie the program overwrote: not a foreign pointer */
+		if (b->prev ? hdr_in_heap(b->prev) && b->prev->next == b : osm_heap.head == b)
+			if (b->next ? hdr_in_heap(b->next) && b->next->prev == b : osm_heap.tail == b)
+				if (b->status != STATUS_FREE || (!free_slot(b) && block_tag(b) != TAG_NOSLOT))
+					osm_os_fatal_pointer(api, "corrupted header", ptr);
 		if (b->status == STATUS_FREE && (free_slot(b) || block_tag(b) == TAG_NOSLOT)) {
 			if (allow_free)
 				return b;

@@ -169,6 +169,7 @@ struct heap {
 	struct heap_counters count;
 	const char *op;                 /* the API call being served, for reports ("malloc", "os_free", ...) */
 	uint32_t secret;
+	uint64_t key;                   /* odd, per process: keys block_cookie */
 	bool classic;                   /* SPEC.md Part 1 to the letter */
 	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
 	enum bestfit_mode bestfit;
@@ -178,9 +179,16 @@ HIDDEN extern struct heap osm_heap;
 
 static inline size_t align_up(size_t n) { return (n + osm_heap.policy.align - 1) & ~(osm_heap.policy.align - 1); }
 
+/* The cookie of an allocated or mapped header: a keyed hash of (address, size, status), so that a header the
+ * program overwrote (its size, its status) or forged elsewhere does not pass, and one header leaked to an attacker
+ * does not reveal the cookie of any other. Two multiplies. Every change of an allocated block's size or status
+ * stamps it again (stamp_block in heap.c). */
 static inline uint32_t block_cookie(const struct block_meta *b)
 {
-	return ((uint32_t)((uintptr_t)b >> 3) * 0x9E3779B1u) ^ osm_heap.secret;
+	uint64_t x = ((uint64_t)(uintptr_t)b ^ ((uint64_t)b->size << 19) ^ (uint64_t)(unsigned)b->status) * osm_heap.key;
+	x ^= x >> 31;
+	x *= 0x94D049BB133111EBull;
+	return (uint32_t)(x >> 32) ^ osm_heap.secret;
 }
 
 /* A free block's slot, or 0 when its tag names none (TAG_NOSLOT, or a corrupted header). O(1). */

@@ -173,6 +173,16 @@ static void heap_header_prev_overwritten(void)
 	v_free(p);
 }
 
+/* A live heap block's size overwritten with a plausible value (the cookie covers the size), then free. */
+static void heap_header_size_overwritten(void)
+{
+	char *g = v_malloc(CORE_SIZE), *p = v_malloc(CORE_SIZE), *h = v_malloc(CORE_SIZE);
+	(void)g, (void)h;
+	((size_t *)p)[-4] -= 64;
+	say_addr(p);
+	v_free(p);
+}
+
 /* A pointer into the heap planted in a header's `next`: free must not write through it. */
 static uintptr_t victim[4];
 static void heap_header_next_forged(void)
@@ -270,6 +280,7 @@ int main(int argc, char **argv)
 	run_case("mapped_header_underwrite", mapped_header_underwrite, "free", "corrupted header");
 	run_case("heap_header_prev_overwritten", heap_header_prev_overwritten, "free", "corrupted header");
 	run_case("heap_header_next_forged", heap_header_next_forged, "free", "corrupted header");
+	run_case("heap_header_size_overwritten", heap_header_size_overwritten, "free", "corrupted header");
 	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);
 	run_case("trim_pad_size_max", trim_pad_size_max, NULL, NULL);
 	if (!*prefix) {
