@@ -236,6 +236,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="osmem-install-")
     try:
         check_all(opts, tmp)
+    except Exception as e:  # noqa: BLE001 - a broken check is a failed check
+        report("harness", False, "the test itself raised %s: %s" % (type(e).__name__, e))
     finally:
         if opts.keep:
             print("kept %s" % tmp)
@@ -253,12 +255,17 @@ def check_all(opts, tmp):
     os.makedirs(work)
 
     # 1. a clean clone and its `make install`
-    rc, out = run(["git", "clone", "--quiet", "--no-checkout", ROOT, src])
+    # The commit is resolved here, in this worktree: a clone's own HEAD may be another branch.
+    rc, out = run(["git", "-C", ROOT, "rev-parse", "--verify", opts.rev + "^{commit}"])
+    sha = out.strip()
     if rc == 0:
-        rc, out = run(["git", "-C", src, "checkout", "--quiet", "--detach", opts.rev])
+        rc, out = run(["git", "clone", "--quiet", "--no-checkout", ROOT, src])
+    if rc == 0:
+        rc, out = run(["git", "-C", src, "checkout", "--quiet", "--detach", sha])
     if rc != 0:
         report("clone", False, "git clone of %s at %s failed (%s):\n%s" % (ROOT, opts.rev, rc, tail(out)))
         return 1
+    print("info: %s at %s (%s), installed into %s" % (ROOT, opts.rev, sha[:12], prefix), flush=True)
     make = ["make", "-C", src, "-j2", "install", "PREFIX=" + prefix]
     rc, out = run(make, timeout=900)
     missing = [f for f in INSTALLED if not os.path.exists(os.path.join(prefix, f))]
