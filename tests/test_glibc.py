@@ -18,8 +18,10 @@
    each under the driver's own timeout scaled by TIMEOUTFACTOR (default 3 here) and a backstop.
    A baseline that passed is kept beside the binaries (keyed on the installed libc as well) and
    not run again: --rebaseline runs it anyway, --no-baseline skips it, --glibc-only counts it.
-   Before that, tests/glibc/interpose_probe.c checks that the preloaded library serves every
-   allocation function the tests call.
+   Before that, `nm -u` on each test's own objects lists the allocator functions it calls: each
+   must be one osmem serves (INTERPOSED) or one of glibc's own that osmem does not replace
+   (GLIBC_OWN: printed as a note naming the tests), and tests/glibc/interpose_probe.c checks that
+   the preloaded library serves every INTERPOSED function.
 
 Prints `PASS glibc/<name>` or `FAIL glibc/<name>: <reason>` (plus the output's last lines), then
 `N passed, N failed`; exits 1 on any failure. Every change made to a test is in PATCHES below,
