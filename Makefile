@@ -117,7 +117,8 @@ demo: all
 demo-classic: all
 	$(BUILD)/demo
 
-install: $(LIBS)
+# Everything it copies from $(BUILD): a clean clone's `make install` builds all of it first.
+install: $(LIBS) $(BUILD)/osmem-replay
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/libosmem.so $(BUILD)/libosmem-malloc.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.a $(DESTDIR)$(PREFIX)/lib/
@@ -128,6 +129,7 @@ install: $(LIBS)
 	ln -sf ../share/osmem/osmem-heapmap $(DESTDIR)$(PREFIX)/bin/osmem-heapmap
 	install -m 644 include/osmem.h include/block_meta.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' osmem-malloc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem-malloc.pc
 
 clean:
 	rm -rf build build-asan build-tsan

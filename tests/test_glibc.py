@@ -18,8 +18,10 @@
    each under the driver's own timeout scaled by TIMEOUTFACTOR (default 3 here) and a backstop.
    A baseline that passed is kept beside the binaries (keyed on the installed libc as well) and
    not run again: --rebaseline runs it anyway, --no-baseline skips it, --glibc-only counts it.
-   Before that, tests/glibc/interpose_probe.c checks that the preloaded library serves every
-   allocation function the tests call.
+   Before that, `nm -u` on each test's own objects lists the allocator functions it calls: each
+   must be one osmem serves (INTERPOSED) or one of glibc's own that osmem does not replace
+   (GLIBC_OWN: printed as a note naming the tests), and tests/glibc/interpose_probe.c checks that
+   the preloaded library serves every INTERPOSED function.
 
 Prints `PASS glibc/<name>` or `FAIL glibc/<name>: <reason>` (plus the output's last lines), then
 `N passed, N failed`; exits 1 on any failure. Every change made to a test is in PATCHES below,
@@ -70,6 +72,34 @@ TESTS = [
     dict(name="tst-mallocfork2", est=10),
     dict(name="tst-mallinfo2", est=0.1),
     dict(name="tst-malloc-stats-cancellation", est=1),
+    dict(name="tst-obstack", est=0.1),
+    # glibc runs it with MALLOC_CHECK_=3 and LD_PRELOAD=libc_malloc_debug.so (malloc/Makefile): the
+    # baseline does the same; the osmem run keeps MALLOC_CHECK_=3, which osmem ignores.
+    dict(name="tst-malloc-check", est=0.1, env={"MALLOC_CHECK_": "3"},
+         glibc_preload=["libc_malloc_debug.so.0"]),
+    dict(name="tst-pvalloc-fortify", est=0.1),
+    dict(name="tst-mallopt", est=0.1),
+    dict(name="tst-malloc-tcache-leak", est=20),
+    dict(name="tst-malloc_info", est=10),
+    dict(name="tst-tcfree1", est=0.1),
+    dict(name="tst-tcfree2", est=0.1),
+    dict(name="tst-tcfree3", est=0.1),
+    dict(name="tst-compathooks-off", est=0.1),
+    # The program defines malloc and the rest itself (tst-interpose-aux.c, linked in): see README.
+    dict(name="tst-interpose-nothread", est=0.1,
+         extra=["tst-interpose-aux-nothread.c"]),
+    dict(name="tst-interpose-thread", est=0.5,
+         extra=["tst-interpose-aux-thread.c"]),
+    dict(name="tst-malloc-backtrace", est=0.1),
+    dict(name="tst-safe-linking", est=0.5),
+    # glibc's "tests-internal": they call libc's GLIBC_PRIVATE helpers (__libc_alloc_buffer_*,
+    # __libc_scratch_buffer_*, __libc_dynarray_*), which the installed libc.so.6 exports and which
+    # call malloc, realloc and free through the PLT, so the preloaded malloc serves them.
+    dict(name="tst-alloc_buffer", est=0.1),
+    dict(name="tst-scratch_buffer", est=0.1),
+    dict(name="tst-dynarray", est=0.5),
+    dict(name="tst-dynarray-fail", est=5),
+    dict(name="tst-dynarray-at-fail", est=0.2),
 ]
 # Tests of newer glibc releases: built and run when the installed glibc-source has them
 # (Debian 12 ships glibc 2.36, which has none of them), otherwise named in a note.
@@ -122,12 +152,19 @@ SUPPORT_FILES = """
     xpthread_barrier_wait xpthread_check_return xpthread_create xpthread_join xpthread_kill
     xfork support_shared_allocate xpthread_barrierattr_destroy xpthread_barrierattr_init
     xpthread_barrierattr_setpshared xmunmap xwaitpid
+    ignore_stderr xstrdup xsysconf support_test_compare_blob support_quote_blob
+    support_capture_subprocess support_subprocess xmemstream xpoll xfclose support_copy_file
+    xdup2 xpipe xclose xposix_spawn xposix_spawn_file_actions_addclose
+    xposix_spawn_file_actions_adddup2 xwrite support-xstat support_copy_file_range
 """.split()
 
 # Headers glibc keeps outside support/ that the tests include; copied from the unpacked source
 # into the scratch folder's shim include directory (never into the repository).
+# alloc_buffer.h and scratch_buffer.h declare the GLIBC_PRIVATE helpers that tst-alloc_buffer and
+# tst-scratch_buffer test (their only internal detail, libc_hidden_proto, is empty outside libc: config.h).
 GLIBC_HEADERS = ["include/libc-diag.h", "include/array_length.h",
-                 "sysdeps/generic/malloc-size.h", "sysdeps/generic/malloc-alignment.h"]
+                 "sysdeps/generic/malloc-size.h", "sysdeps/generic/malloc-alignment.h",
+                 "include/alloc_buffer.h", "include/scratch_buffer.h"]
 TAR_MEMBERS = ["malloc", "support", "test-skeleton.c", "version.h"] + GLIBC_HEADERS
 
 # The flags of glibc's own test build that matter here (-std=gnu11, _GNU_SOURCE, -O2, and
@@ -143,7 +180,34 @@ LIBS = ["-lpthread", "-ldl"]
 # The allocation functions the tests call: all must be served by libosmem-malloc.so.
 INTERPOSED = ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign",
               "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
-              "malloc_trim"]
+              "malloc_trim", "mallinfo", "mallinfo2", "malloc_stats"]
+# Allocator functions and variables of glibc's that osmem does not replace, and what a test that
+# calls them gets: glibc's own. Each is printed as a note naming the tests that import it.
+GLIBC_OWN = {
+    "mallopt": "tunes glibc's own allocator, which the preloaded program no longer uses; glibc's "
+               "mallopt returns 1 for every option the tests set",
+    "malloc_info": "glibc's report of its own arenas, which hold nothing of the program's: "
+                   "the XML it prints shows zero sizes",
+    "mtrace": "a no-op in glibc 2.34 and later unless libc_malloc_debug.so is preloaded",
+    "muntrace": "as mtrace",
+    "__malloc_hook": "a variable kept for old binaries; no allocator calls it since glibc 2.34 "
+                     "(osmem never does): tst-compathooks-off checks that none is called",
+    "__free_hook": "as __malloc_hook",
+    "__realloc_hook": "as __malloc_hook",
+    "__memalign_hook": "as __malloc_hook",
+    "__malloc_initialize_hook": "as __malloc_hook",
+}
+# Every name of glibc's allocator interface (<malloc.h>, <stdlib.h>, <mcheck.h>, the hooks): a test
+# binary that imports one that is neither INTERPOSED nor GLIBC_OWN stops the run, so a new test
+# cannot quietly exercise glibc's allocator instead of osmem's.
+MALLOC_FAMILY = set(INTERPOSED) | set(GLIBC_OWN) | {
+    "cfree", "mcheck", "mcheck_pedantic", "mcheck_check_all", "mprobe", "malloc_get_state",
+    "malloc_set_state", "__after_morecore_hook", "__morecore", "__default_morecore",
+    "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
+    "__libc_valloc", "__libc_pvalloc", "__libc_mallopt", "__libc_mallinfo"}
+
+# Bump when build() changes what it produces (2: each test compiled to objects, then linked).
+RECIPE = "2"
 
 DEFAULT_TIMEOUT = 20        # support/test-driver.h
 TAIL_LINES = 15
@@ -195,7 +259,8 @@ def unpack(tarball, scratch):
     the same (its name, size and mtime are in a stamp file)."""
     stem = os.path.basename(tarball)[:-len(".tar.xz")]
     st = os.stat(tarball)
-    stamp_text = "%s %d %d\n" % (os.path.basename(tarball), st.st_size, int(st.st_mtime))
+    stamp_text = "%s %d %d %s\n" % (os.path.basename(tarball), st.st_size, int(st.st_mtime),
+                                    " ".join(TAR_MEMBERS))
     dest = os.path.join(scratch, stem)
     stamp = os.path.join(dest, ".osmem-unpacked")
     if os.path.exists(stamp) and open(stamp).read() == stamp_text:
@@ -235,11 +300,12 @@ def recipe_key(src, cc):
     h = hashlib.sha256()
     cc_version = subprocess.run([cc, "-dumpfullversion"], stdout=subprocess.PIPE,
                                 text=True).stdout
-    parts = [cc, cc_version, repr(CFLAGS), repr(LIBS), repr(SUPPORT_FILES), repr(GLIBC_HEADERS),
+    parts = [RECIPE, cc, cc_version, repr(CFLAGS), repr(LIBS), repr(SUPPORT_FILES), repr(GLIBC_HEADERS),
              repr([(p[0], p[2], p[3]) for p in PATCHES])]
-    for f in ("config.h", "interpose_probe.c"):
+    for f in sorted(os.listdir(SHIM_DIR)):
         with open(os.path.join(SHIM_DIR, f)) as fh:
-            parts.append(fh.read())
+            parts.append(f + "\0" + fh.read())
+    parts.append(repr([(t["name"], t.get("extra")) for t in TESTS]))
     with open(os.path.join(src, ".osmem-unpacked")) as fh:
         parts.append(fh.read())
     for p in parts:
@@ -254,6 +320,21 @@ def run_cc(args, log_path):
     return r.returncode == 0, r.stdout
 
 
+def run_steps(steps, log_path):
+    """run_cc for each command in turn, until one fails."""
+    outs = []
+    for i, args in enumerate(steps):
+        ok, out = run_cc(args, "%s.%d" % (log_path, i))
+        outs.append(out)
+        if not ok:
+            break
+    return ok, "".join(outs)
+
+
+def test_object(bdir, name, source):
+    return os.path.join(bdir, "obj", "%s--%s.o" % (name, os.path.basename(source)[:-2]))
+
+
 def build(src, bdir, names, cc, jobs):
     """Builds libsupport.a, each test in `names` and the probe into bdir. Returns
     {name: error text} for the tests that did not build."""
@@ -265,13 +346,19 @@ def build(src, bdir, names, cc, jobs):
         os.makedirs(d, exist_ok=True)
     for h in GLIBC_HEADERS:
         shutil.copy(os.path.join(src, h), shim)
-    shutil.copy(os.path.join(SHIM_DIR, "config.h"), shim)
-    link = os.path.join(shim, "support")
-    if not os.path.islink(link):
-        os.symlink(os.path.join(src, "support"), link)
+    for f in os.listdir(SHIM_DIR):  # config.h and the other stand-ins (shlib-compat.h)
+        if f.endswith(".h"):
+            shutil.copy(os.path.join(SHIM_DIR, f), shim)
+    # <support/...> and <malloc/dynarray-skeleton.c> (the dynarray tests) resolve into the source.
+    for d in ("support", "malloc"):
+        link = os.path.join(shim, d)
+        if not os.path.islink(link):
+            os.symlink(os.path.join(src, d), link)
     shutil.copy(os.path.join(src, "test-skeleton.c"), bdir)
+    # -iquote: a test's "tst-interpose-skeleton.c" or "tst-dynarray-shared.h" beside its original.
     common = [cc] + CFLAGS + ["-include", os.path.join(shim, "config.h"), "-I", shim,
-                              "-I", os.path.join(src, "support")]
+                              "-I", os.path.join(src, "support"),
+                              "-iquote", os.path.join(src, "malloc")]
     errors = {}
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
 
@@ -307,6 +394,7 @@ def build(src, bdir, names, cc, jobs):
 
     # the tests and the probe
     futs = []
+    extras = {t["name"]: t.get("extra", []) for t in TESTS}
     for name in names:
         exe = os.path.join(bdir, "bin", name)
         if os.path.exists(exe):
@@ -321,8 +409,17 @@ def build(src, bdir, names, cc, jobs):
         c = os.path.join(tdir, name + ".c")
         with open(c, "w") as fh:
             fh.write(text)
-        args = common + [c, "-o", exe + ".tmp", lib] + LIBS
-        futs.append((name, exe, pool.submit(run_cc, args, os.path.join(logdir, name + ".log"))))
+        # Compiled to objects first: allocator_use() reads what the test's own code calls there
+        # (the linked binary also imports what the test driver could call, mallopt for one).
+        steps = []
+        objs = []
+        for f in [c] + [os.path.join(src, "malloc", e) for e in extras.get(name, [])]:
+            o = test_object(bdir, name, f)
+            steps.append(common + ["-c", f, "-o", o])
+            objs.append(o)
+        steps.append(common + objs + ["-o", exe + ".tmp", lib] + LIBS)
+        futs.append((name, exe, pool.submit(run_steps, steps,
+                                            os.path.join(logdir, name + ".log"))))
     probe = os.path.join(bdir, "bin", "interpose_probe")
     if not os.path.exists(probe):
         os.makedirs(os.path.dirname(probe), exist_ok=True)
@@ -400,7 +497,11 @@ def judge(name, rc, out, backstop):
     if rc != 0:
         if "Timed out:" in out:
             return "timed out (the test driver killed it after its timeout)"
-        return "exit status %d" % rc
+        # The driver's own verdicts (support/check.c: "error: FILE:LINE: not true: ...", and
+        # support_test_main.c: "Expected signal ..."), wherever they fell in the output.
+        said = [l.strip() for l in out.splitlines()
+                if l.startswith("error: ") or l.startswith("Expected signal")]
+        return "exit status %d%s" % (rc, ": " + "; ".join(said[:4]) if said else "")
     pat = FAIL_PATTERNS.get(name)
     if pat and pat.search(out):
         return "exit status 0, but its output reports a failure"
@@ -412,21 +513,79 @@ def tail(out, n=TAIL_LINES):
     return "\n".join("    | " + line for line in lines[-n:])
 
 
-def probe_interposition(probe, lib, env):
-    r = subprocess.run([probe] + INTERPOSED, env=dict(env, LD_PRELOAD=lib),
+def probe_interposition(probe, lib, env, others=()):
+    """Checks that every INTERPOSED name resolves to lib under LD_PRELOAD=lib. Returns (the
+    problems, {name: the object that serves it} for INTERPOSED and `others`)."""
+    names = INTERPOSED + [n for n in others if n not in INTERPOSED]
+    r = subprocess.run([probe] + names, env=dict(env, LD_PRELOAD=lib),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     real = os.path.realpath(lib)
     bad = []
+    where = {}
     for line in r.stdout.splitlines():
         parts = line.split(" ", 1)
-        if len(parts) == 2 and parts[0] in INTERPOSED:
-            if parts[1] == "-" or os.path.realpath(parts[1]) != real:
+        if len(parts) == 2 and parts[0] in names:
+            where[parts[0]] = parts[1]
+            if parts[0] in INTERPOSED and (parts[1] == "-" or os.path.realpath(parts[1]) != real):
                 bad.append("%s from %s" % (parts[0], parts[1]))
         elif "cannot be preloaded" in line:
             bad.append(line.strip())
     if r.returncode != 0:
         bad.append("the probe exited %d: %s" % (r.returncode, r.stdout[-500:]))
-    return bad
+    missing = [n for n in INTERPOSED if n not in where]
+    if missing and r.returncode == 0:
+        bad.append("the probe printed nothing for " + ", ".join(missing))
+    return bad, where
+
+
+def dynamic_symbols(exe):
+    """(the names exe imports, the names it exports), without their versions (nm -D)."""
+    r = subprocess.run(["nm", "-D", exe], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    if r.returncode != 0:
+        raise RuntimeError("nm -D %s failed: %s" % (exe, r.stdout[-500:]))
+    imports, exports = set(), set()
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[-2] in ("U", "w", "v"):
+            imports.add(f[-1].split("@")[0])
+        elif len(f) == 3:
+            exports.add(f[2].split("@")[0])
+    return imports, exports
+
+
+def object_imports(obj):
+    """The names an object file leaves undefined (nm -u)."""
+    r = subprocess.run(["nm", "-u", obj], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    if r.returncode != 0:
+        raise RuntimeError("nm -u %s failed: %s" % (obj, r.stdout[-500:]))
+    return {line.split()[-1] for line in r.stdout.splitlines() if line.strip()}
+
+
+def allocator_use(tests, bdir):
+    """Which allocator functions each built test imports or defines itself. Returns
+    ({function: [tests that import it]}, {test: [allocation functions it defines]}); stops the
+    run when a test imports one that this script has not classified."""
+    imports, defines = {}, {}
+    for t in tests:
+        if "build_error" in t:
+            continue
+        und = set()
+        for f in [t["name"] + ".c"] + t.get("extra", []):
+            und |= object_imports(test_object(bdir, t["name"], f))
+        exp = dynamic_symbols(os.path.join(bdir, "bin", t["name"]))[1]
+        for fn in sorted(und & MALLOC_FAMILY):
+            imports.setdefault(fn, []).append(t["name"])
+        own = sorted(exp & set(INTERPOSED))
+        if own:
+            defines[t["name"]] = own
+    unknown = sorted(fn for fn in imports if fn not in INTERPOSED and fn not in GLIBC_OWN)
+    if unknown:
+        fail_setup("the tests import allocator functions that osmem does not serve and that "
+                   "GLIBC_OWN does not explain: " + "; ".join(
+                       "%s (%s)" % (fn, ", ".join(imports[fn])) for fn in unknown))
+    return imports, defines
 
 
 def wanted_modes(opts, lib_error):
@@ -514,14 +673,29 @@ def main():
     env = base_env()
     env["TIMEOUTFACTOR"] = tfactor
     lib_error = None
+    imports, defines = allocator_use(tests, bdir)
+    for name, fns in sorted(defines.items()):
+        log("note: glibc/%s defines %s itself: the program's own definitions come before "
+            "LD_PRELOAD in symbol lookup, so its own allocator serves it and osmem is only loaded "
+            "beside it" % (name, ", ".join(fns)))
     if not opts.glibc_only:
         if not os.path.exists(lib):
             lib_error = "%s does not exist (build it first: make all)" % lib
         else:
-            bad = probe_interposition(os.path.join(bdir, "bin", "interpose_probe"), lib, env)
+            bad, where = probe_interposition(os.path.join(bdir, "bin", "interpose_probe"), lib,
+                                             env, sorted(imports))
             if bad:
                 lib_error = ("LD_PRELOAD=%s does not serve every allocation function the tests "
                              "call: %s" % (lib, "; ".join(bad)))
+            real = os.path.realpath(lib)
+            for fn in sorted(imports):
+                if fn in GLIBC_OWN:
+                    w = where.get(fn, "-")
+                    served = ("osmem" if w != "-" and os.path.realpath(w) == real else
+                              "glibc (%s)" % w if w != "-" else
+                              "glibc (a compat-only symbol: not visible to dlsym)")
+                    log("note: %s is served by %s, not replaced by osmem: %s; called by %s"
+                        % (fn, served, GLIBC_OWN[fn], ", ".join(imports[fn])))
 
     # The baseline of a test only depends on glibc and the binary: a passing one is kept in
     # the build folder (keyed on the installed libc too) and not run again (--rebaseline does).
@@ -549,9 +723,11 @@ def main():
         t, mode = job
         name = t["name"]
         exe = os.path.join(bdir, "bin", name)
-        e = dict(env)
+        e = dict(env, **t.get("env", {}))
         if mode == "osmem":
             e["LD_PRELOAD"] = lib
+        elif t.get("glibc_preload"):
+            e["LD_PRELOAD"] = ":".join(t["glibc_preload"])
         workdir = os.path.join(runroot, "%s.%s" % (name, mode))
         args = ["--test-dir", workdir] if t["driver"] else []
         backstop = test_timeout(src, name) * int(tfactor) + 60

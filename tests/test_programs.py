@@ -33,11 +33,17 @@ PROGS = os.path.join(HERE, "programs")
 PY = "/usr/bin/python3"          # Debian's, never a pyenv build that may be first on PATH
 LAUNCHER = os.path.join(ROOT, "tools", "osmem-run")
 
-# CPython regression tests: all pass on glibc here and take ~30 s together with -j2 on an idle machine.
-REGRTESTS = ["test_dict", "test_list", "test_unicode", "test_threading", "test_set", "test_bytes", "test_re",
-             "test_json", "test_collections", "test_gc", "test_array", "test_memoryview", "test_struct",
-             "test_deque", "test_sort", "test_zlib", "test_bz2", "test_hashlib", "test_tracemalloc", "test_ctypes",
-             "test_mmap"]
+# CPython regression tests: all pass on glibc here and take ~15 s together with -j2 on an idle machine. Only
+# modules without timing assertions: test_threading is left out, since its lock_tests (BarrierTests: 5 threads
+# must meet within 2 s; assertTimeout: a 0.5 s wait must end within 5 s) fail on a busy 2-core machine whatever
+# the allocator. Threads still run here in test_threading_local, test_gc (trashcan threads) and test_hashlib.
+REGRTESTS = ["test_dict", "test_list", "test_unicode", "test_threading_local", "test_set", "test_bytes",
+             "test_re", "test_json", "test_collections", "test_gc", "test_array", "test_memoryview",
+             "test_struct", "test_deque", "test_sort", "test_zlib", "test_bz2", "test_hashlib", "test_tracemalloc",
+             "test_ctypes", "test_mmap"]
+REGRTEST_TIMEOUT = 600           # seconds per module (regrtest --timeout): ~40x the slowest module's idle time
+REGRTEST_WALL = 800              # seconds for one whole run (test_programs.py itself has 900 in run_tests.py)
+REGRTEST_RETRIES = 2             # reruns of the modules that failed on glibc (the baseline only, one at a time)
 
 results = []                     # (name, ok)
 timings = []                     # (name, {side: seconds})
@@ -253,33 +259,104 @@ def check_python_churn(R, work):
                 env={"PYTHONMALLOC": "malloc"})
 
 
-def regrtest_summary(out):
-    """The result lines of a regrtest run: the summary from '== Tests result' on, without timing lines."""
+def regrtest_cmd(modules, jobs=2):
+    # -W: the output of a failing module (its tracebacks) is printed; a passing run prints the same as without.
+    return [PY, "-m", "test", "-j%d" % jobs, "-W", "--timeout", str(REGRTEST_TIMEOUT)] + list(modules)
+
+
+PROGRESS = re.compile(r"^\d+:\d\d:\d\d(?: load avg: [\d.]+)? \[\s*\d+/\d+(?:/\d+)?\] (test_\w+) (.*)$", re.M)
+
+
+def regrtest_results(out):
+    """{module: (status, its output block)} from a regrtest run. The status is the progress line's verdict without
+    its duration ('passed', 'skipped', 'failed (1 failure)', 'failed (env changed)', 'crashed (Exit code -11)',
+    'timed out'...); the block, the lines regrtest printed after it (with -W: the failing module's output)."""
     text = out.decode(errors="replace")
-    i = text.find("== Tests result")
-    if i < 0:
-        return b"(no regrtest summary)\n" + out[-2000:]
-    keep = [l.rstrip() for l in text[i:].splitlines()
-            if l.strip() and not l.startswith(("Total duration", "Total tests:")) and "load avg" not in l]
-    return ("\n".join(keep) + "\n").encode()
+    found = list(PROGRESS.finditer(text))
+    res = {}
+    for i, m in enumerate(found):
+        status = re.sub(r"\s*\((?:[\d.]+ (?:ms|sec)|\d+ (?:min|hour)[^)]*)\)", "", m.group(2)).strip()
+        status = re.sub(r"\s*-- running: .*$", "", status)
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        block = text[m.end():end]
+        block = block.split("\n== Tests result")[0]
+        res[m.group(1)] = (status, block)
+    return res
+
+
+def regrtest_ok(status):
+    return status in ("passed", "skipped", "resource denied")
+
+
+def regrtest_why(res, modules, r):
+    """One line naming what failed in the run r: each module's verdict, the failing test cases and their errors."""
+    parts = []
+    for mod in modules:
+        status, block = res.get(mod, ("no result%s" % (" (the run %s)" % r.status() if r.timed_out or r.rc < 0 else ""), ""))
+        key = [l.strip() for l in block.splitlines()
+               if re.match(r"(FAIL|ERROR): |[A-Za-z_][\w.]*(Error|Exception|Warning)\b|Fatal Python error|Warning -- ", l)]
+        parts.append("%s %s%s" % (mod, status, ": " + " / ".join(k[:200] for k in key[:6]) if key else ""))
+    return "; ".join(parts)
+
+
+def regrtest_tails(res, modules, r, n=15):
+    """The output of each failing module (its last n lines), else the run's own output tail."""
+    out = []
+    for mod in modules:
+        block = res.get(mod, ("", ""))[1].strip("\n")
+        if block.strip():
+            out.append("    %s output (last lines):\n%s" % (mod, "\n".join("      " + l[:300] for l in block.splitlines()[-n:])))
+    if not out:
+        out.append("    output (last lines):\n%s\n    stderr (last lines):\n%s" % (tail(r.out, n), tail(r.err, n)))
+    return "\n".join(out)
 
 
 def check_python_regrtest(R, work):
+    """REGRTESTS on glibc, then once on osmem; every module's verdict must be the same. A module that fails on
+    glibc is rerun there alone (REGRTEST_RETRIES times): a baseline that passes only on retry is a busy machine, not
+    a broken one. The osmem run is never retried."""
     name = "python3-regrtest"
-    cmd = [PY, "-m", "test", "-j2", "--timeout", "240"] + REGRTESTS
-    res = {s: R.run(s, cmd, 400, cwd=work) for s in ("glibc", "osmem")}
-    timings.append((name, {s: (r.secs, r.cpu) for s, r in res.items()}))
-    base, osm = res["glibc"], res["osmem"]
-    bs = regrtest_summary(base.out)
-    if base.rc != 0 or b"SUCCESS" not in bs:
-        return report(name, False, "the glibc baseline does not pass:\n%s%s" % (
-            "\n".join("      " + l for l in bs.decode().splitlines()), describe(base, "glibc")))
-    if osm.rc != base.rc or regrtest_summary(osm.out) != bs:
-        failed = [l for l in osm.out.decode(errors="replace").splitlines()
-                  if re.search(r"\b(failed|crashed|FAIL|ERROR|Fatal Python error|Segmentation fault)\b|osmem: ", l)]
-        return report(name, False, "exit status: glibc %s, osmem %s; summary differs:\n%s\n    failing lines:\n%s%s" % (
-            base.status(), osm.status(), short_diff(bs, regrtest_summary(osm.out)),
-            "\n".join("      " + l[:300] for l in failed[:15]), describe(osm)))
+    base = R.run("glibc", regrtest_cmd(REGRTESTS), REGRTEST_WALL, cwd=work)
+    bres = regrtest_results(base.out)
+    expect = {m: bres.get(m, ("no result", ""))[0] for m in REGRTESTS}
+    bad = [m for m in REGRTESTS if not regrtest_ok(expect[m])]
+    first_why = regrtest_why(bres, bad, base) if bad else ""
+    last, lres = base, bres
+    for attempt in range(1, REGRTEST_RETRIES + 1):
+        if not bad:
+            break
+        last = R.run("glibc", regrtest_cmd(bad, jobs=1), REGRTEST_WALL, cwd=work)
+        lres = regrtest_results(last.out)
+        for m in bad:
+            if m in lres:
+                expect[m] = lres[m][0]
+        print("  info: prog/%s: glibc baseline retry %d of %s: %s" % (
+            name, attempt, " ".join(bad), ", ".join("%s %s" % (m, expect[m]) for m in bad)), flush=True)
+        bad = [m for m in bad if not regrtest_ok(expect[m])]
+    osm = R.run("osmem", regrtest_cmd(REGRTESTS), REGRTEST_WALL, cwd=work)
+    timings.append((name, {"glibc": (base.secs, base.cpu), "osmem": (osm.secs, osm.cpu)}))
+    if bad:
+        return report(name, False, "the glibc baseline does not pass (glibc %s; %d retr%s of the failing modules "
+                      "alone): %s; first run: %s\n%s%s" % (
+                          last.status(), REGRTEST_RETRIES, "y" if REGRTEST_RETRIES == 1 else "ies",
+                          regrtest_why(lres, bad, last), first_why, regrtest_tails(lres, bad, last),
+                          describe(last, "glibc")))
+    if first_why:
+        print("  info: prog/%s: the glibc baseline passed only on retry (a busy machine): %s" % (name, first_why),
+              flush=True)
+    ores = regrtest_results(osm.out)
+    differ = [m for m in REGRTESTS if ores.get(m, ("no result", ""))[0] != expect[m]]
+    problems = []
+    if differ:
+        problems.append("modules whose verdict differs from glibc's: %s (glibc: %s)" % (
+            regrtest_why(ores, differ, osm), ", ".join("%s %s" % (m, expect[m]) for m in differ)))
+    if osm.timed_out or osm.rc != 0:
+        problems.append("osmem run %s (glibc passes)" % osm.status())
+    diag = osmem_lines(osm.err) + osmem_lines(osm.out)
+    if diag:
+        problems.append("osmem diagnostics: " + " | ".join(d.strip() for d in diag[:3]))
+    if problems:
+        return report(name, False, "; ".join(problems) + "\n" + regrtest_tails(ores, differ, osm) + describe(osm))
     report(name, True)
 
 

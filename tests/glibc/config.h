@@ -13,3 +13,8 @@
 
 /* support/temp_file.c uses NAME_MAX, which glibc's internal headers bring in. */
 #include <limits.h>
+
+/* glibc's libc-symbols.h makes this declare a hidden alias inside libc and
+   nothing in any other module (its tests included).  The internal headers
+   alloc_buffer.h, scratch_buffer.h and malloc/dynarray.h use it. */
+#define libc_hidden_proto(name, ...)
