@@ -360,6 +360,8 @@ static inline struct front_page *front_page_of(const void *p)
 
 HIDDEN void *osm_front_malloc_slow(size_t cls);
 HIDDEN _Noreturn void osm_front_corrupt(void *slot);
+/* Checks the head link of this thread's current free list of every class; aborts on a corrupted one. */
+HIDDEN void osm_front_check_heads(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 HIDDEN void osm_front_free_local_slow(struct front_page *pg);
 

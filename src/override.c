@@ -34,6 +34,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 {
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	osm_front_check_heads();
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("malloc %z t=%t", n);

@@ -85,7 +85,21 @@ static void double_free_remote(void)
 	v_free(victim);
 }
 
+/* 6: glibc's tst-safe-linking (fastbin_consolidate): the slot freed last overwritten, then a LARGE request, which
+ * the core serves: the heads of this thread's free lists are checked on that path too */
+static void overwrite_then_large(void)
+{
+	void *a = v_malloc(32), *b = v_malloc(32);
+	announce(v_malloc(32));
+	v_free(a);
+	v_free(b);
+	v_free(victim);
+	memset(victim, 0x5a, 32);
+	(void)v_malloc(256 * 1024);
+}
+
 static const struct { const char *name; void (*run)(void); const char *msg; } cases[] = {
+	{ "overwritten_link_then_large_request", overwrite_then_large, "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link", overwrite_link, "osmem: malloc(): corrupted free list" },
 	{ "plain_pointer_link", plain_pointer, "osmem: malloc(): corrupted free list" },
 	{ "remote_list_link", remote_list, "osmem: malloc(): corrupted free list" },
