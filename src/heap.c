@@ -762,10 +762,22 @@ static struct block_meta *move_block(struct block_meta *b, struct block_meta *nb
 {
 	if (!nb)
 		return NULL;
+	if (osm_heap.defer_move) {
+		/* the caller copies with the lock let go, then calls osm_realloc_finish(b) (no copying under a lock) */
+		osm_heap.move_old = b;
+		osm_heap.move_len = min_size(b->size, keep);
+		return nb;
+	}
 	memcpy(payload(nb), payload(b), min_size(b->size, keep));
 	osm_free(b);
 	osm_heap.count.moved_reallocs++;
 	return nb;
+}
+
+void osm_realloc_finish(struct block_meta *old)
+{
+	osm_free(old);
+	osm_heap.count.moved_reallocs++;
 }
 
 /* mapped -> mapped: the kernel moves the pages (default profile). */

@@ -168,6 +168,9 @@ struct heap {
 	struct heap_policy policy;
 	struct heap_counters count;
 	const char *op;                 /* the API call being served, for reports ("malloc", "os_free", ...) */
+	bool defer_move;                /* realloc: the caller copies outside the lock (move_old, move_len) */
+	struct block_meta *move_old;
+	size_t move_len;
 	uint32_t secret;
 	uint64_t key;                   /* odd, per process: keys block_cookie */
 	bool classic;                   /* SPEC.md Part 1 to the letter */
@@ -211,6 +214,10 @@ HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
+/* With osm_heap.defer_move set, a realloc that moves returns the new block with the old one still allocated and
+ * names it in osm_heap.move_old (move_len bytes to copy); the caller copies without the lock, then frees the old
+ * block with osm_realloc_finish under the lock. */
+HIDDEN void osm_realloc_finish(struct block_meta *old);
 /* The header of a pointer handed to free/realloc, checked in O(1) before anything changes; aborts with a report
  * on a pointer osmem never returned, and on a double free unless allow_free (realloc's rule 3). */
 HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);
