@@ -12,7 +12,7 @@ TESTFLAGS:= $(WARN) -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 CORE_SRC := src/os.c src/trace.c src/index.c src/mapset.c src/heap.c src/check.c src/osmem.c src/stats.c src/dump.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 # libosmem-malloc: the same core built with OSMEM_DROPIN (16-byte granule, profiles), plus the malloc family
-MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o $(BUILD)/obj-malloc/front.o
+MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o $(BUILD)/obj-malloc/front.o $(BUILD)/obj-malloc/cxx.o
 HDRS     := $(wildcard include/*.h src/*.h)
 
 TEST_C    := $(wildcard tests/test_*.c)
@@ -22,6 +22,11 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 .PHONY: all check setup test test-asan test-tsan bench demo demo-classic install clean
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
 MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c)) $(BUILD)/tests/test_stress_os
+# C++ drop-in tests (tests/malloc_cxx*.cpp): each is also built as a plain binary, <name>_preload, that re-runs
+# itself with LD_PRELOAD; $(BUILD)/tests/cxx_local.so is the C++ library malloc_cxx_local.c loads with RTLD_LOCAL.
+CXX_TEST_SRC := $(wildcard tests/malloc_cxx*.cpp)
+MALLOC_TEST_BIN += $(CXX_TEST_SRC:tests/%.cpp=$(BUILD)/tests/%) $(CXX_TEST_SRC:tests/%.cpp=$(BUILD)/tests/%_preload)
+MALLOC_TEST_BIN += $(BUILD)/tests/cxx_local.so
 
 all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/osmem-replay $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
 
@@ -40,6 +45,18 @@ $(BUILD)/libosmem-malloc.a: $(MALLOC_OBJ)
 # Drop-in tests link libosmem-malloc.so: malloc itself is osmem's.
 $(BUILD)/tests/malloc_%: tests/malloc_%.c $(BUILD)/libosmem-malloc.so | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ -L$(BUILD) -losmem-malloc -Wl,-rpath,'$$ORIGIN/..' -lpthread
+
+# C++ tests: g++, -fsized-deallocation so every delete-expression calls the sized forms osmem checks.
+CXXTESTFLAGS := -std=c++17 -Wall -Wextra -Werror -fsized-deallocation -D_GNU_SOURCE -Iinclude $(SAN)
+$(BUILD)/tests/malloc_%: tests/malloc_%.cpp tests/test_util.h $(BUILD)/libosmem-malloc.so | $(BUILD)/tests
+	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) $< -o $@ -L$(BUILD) -losmem-malloc -Wl,-rpath,'$$ORIGIN/..' -lpthread -ldl
+$(BUILD)/tests/malloc_%_preload: tests/malloc_%.cpp tests/test_util.h | $(BUILD)/tests
+	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) -DPRELOAD_RUN $< -o $@ -lpthread -ldl
+$(BUILD)/tests/cxx_local.so: tests/cxx_local.cpp | $(BUILD)/tests
+	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) -fPIC -shared $< -o $@
+
+# The handler's exceptions pass through the C frames of operator new.
+$(BUILD)/obj-malloc/cxx.o $(BUILD)/obj-notrace/cxx.o: LIBFLAGS += -fexceptions
 
 $(BUILD)/libosmem.so: $(CORE_OBJ)
 	$(CC) $(CFLAGS) $(SAN) -shared -Wl,-soname,libosmem.so -o $@ $^ -lpthread
