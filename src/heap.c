@@ -913,8 +913,9 @@ void osm_free_summary(size_t *largest, size_t *count, size_t *bytes)
 /* A header address that lies wholly inside the heap, on the 8-byte grid of the heap's blocks. */
 static inline bool hdr_in_heap(const struct block_meta *p)
 {
-	return (const char *)p >= osm_heap.base && (const char *)p + META_SIZE <= osm_heap.end &&
-	       !(((uintptr_t)p - (uintptr_t)osm_heap.base) & 7);
+	/* offsets as integers: a forged address near the top of the address space must not wrap (fuzz_corrupt) */
+	uintptr_t off = (uintptr_t)p - (uintptr_t)osm_heap.base, span = (uintptr_t)(osm_heap.end - osm_heap.base);
+	return span >= META_SIZE && off <= span - META_SIZE && !(off & 7);
 }
 
 /* b's neighbours point back at it and its size stays inside the room they leave: what the core relies on
@@ -922,7 +923,9 @@ static inline bool hdr_in_heap(const struct block_meta *p)
 static bool heap_links_ok(const struct block_meta *b)
 {
 	const struct block_meta *p = b->prev, *n = b->next;
-	if (p ? !hdr_in_heap(p) || p->next != b || block_end(p) > (const char *)b : osm_heap.head != b)
+	if (p ? !hdr_in_heap(p) || p->next != b || (const char *)p >= (const char *)b ||
+		    p->size > (size_t)((const char *)b - (const char *)p) - META_SIZE
+	      : osm_heap.head != b)
 		return false;
 	if (n ? !hdr_in_heap(n) || n->prev != b : osm_heap.tail != b)
 		return false;
