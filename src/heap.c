@@ -30,6 +30,11 @@ void osm_init(bool dropin)
 	p->calloc_threshold = osm_os_page_size();
 	const char *profile = dropin ? osm_os_getenv("OSMEM_PROFILE") : "classic";
 	osm_heap.classic = profile && strcmp(profile, "classic") == 0;
+	if (profile && *profile && !osm_heap.classic && strcmp(profile, "default") != 0) {
+		osm_os_write_err("osmem: OSMEM_PROFILE=");  /* once: osm_init runs once */
+		osm_os_write_err(profile);
+		osm_os_write_err(" is not a profile (classic or default); using default\n");
+	}
 	if (!osm_heap.classic) {
 		p->calloc_threshold = MMAP_THRESHOLD; /* a fresh mapping per 4 KiB calloc is the textbook's, not ours */
 		p->eager_coalesce = true;

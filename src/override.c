@@ -1,8 +1,9 @@
 /* override: the malloc family, exported by libosmem-malloc.so only (libosmem.so must not replace malloc).
  *
  * glibc's contract as a program sees it: 16-byte alignment, malloc(0) is a unique pointer, free keeps errno,
- * overflow is ENOMEM, bad alignments are EINVAL, realloc(p, 0) frees. Everything runs on the one heap that the
- * os_* functions use, under its lock. A bad pointer is reported with the pointer and aborts. */
+ * overflow is ENOMEM, bad alignments are EINVAL, realloc(p, 0) frees, a success leaves errno as it was.
+ * Everything runs on the one heap that the os_* functions use, under its lock. A bad pointer is reported with
+ * the pointer and the name of the function it was given to, and aborts. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
@@ -32,6 +33,7 @@ EXPORT void *malloc(size_t n)
 {
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	int saved = errno; /* a success leaves errno as it was, whatever failed on the way */
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("malloc %z t=%t", n);
@@ -40,7 +42,7 @@ EXPORT void *malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	return b ? payload(b) : fail(ENOMEM);
+	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
 EXPORT void free(void *p)
@@ -61,6 +63,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	size_t n;
 	if (__builtin_mul_overflow(nmemb, size, &n) || n > MAX_REQUEST)
 		return fail(ENOMEM);
+	int saved = errno;
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
@@ -71,20 +74,28 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	return b ? payload(b) : fail(ENOMEM);
+	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (!p)
 		return malloc(n);
-	if (!n) { /* glibc frees and returns NULL */
-		free(p);
-		return NULL;
-	}
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	int saved = errno; /* a path that failed on the way (mremap, then a copy that worked) must not show */
 	osm_lock();
+	if (!n) { /* glibc frees and returns NULL; a bad pointer is realloc's to report */
+		if (TRACING)
+			osm_trace_event("free %p t=%t", p);
+		struct block_meta *b = osm_user_block(p, "realloc", true);
+		if (b->status == STATUS_FREE)
+			osm_fatal_pointer("realloc", "double free", p);
+		osm_free(b);
+		osm_unlock();
+		errno = saved;
+		return NULL;
+	}
 	if (TRACING)
 		osm_trace_event("realloc %p %z t=%t", p, n);
 	struct block_meta *b = osm_user_block(p, "realloc", false);
@@ -93,7 +104,10 @@ EXPORT void *realloc(void *p, size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
-	return nb ? payload(nb) : fail(ENOMEM);
+	if (!nb)
+		return fail(ENOMEM);
+	errno = saved;
+	return payload(nb);
 }
 
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
@@ -112,6 +126,7 @@ static void *aligned(size_t alignment, size_t n)
 {
 	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
 		return fail(ENOMEM);
+	int saved = errno;
 	osm_lock();
 	if (TRACING)
 		osm_trace_event("memalign %z %z t=%t", alignment, n);
@@ -120,7 +135,7 @@ static void *aligned(size_t alignment, size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	return b ? payload(b) : fail(ENOMEM);
+	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
 /* glibc 2.36: an alignment that is not a power of two is rounded up to one; one too large is EINVAL. */
