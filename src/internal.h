@@ -61,8 +61,10 @@ HIDDEN void osm_os_write_err(const char *msg);
 HIDDEN void osm_os_write_fd(int fd, const char *buf, size_t len);
 /* One of osmem's own files: a descriptor at a high number, close-on-exec, and what it was opened on. */
 struct os_file { int fd; uint64_t dev, ino; };
-/* Opens the trace file: `path` in the process `owner` (a pid), `path.PID` in any other (children). */
-HIDDEN bool osm_os_open_trace(struct os_file *f, const char *path, long owner);
+/* Opens (truncates) a trace file: `path`, `path.PID`, or `path` if no other process holds it (an flock that
+ * lasts while the owner runs), else `path.PID`. */
+enum os_trace_name { TRACE_PATH, TRACE_PATH_PID, TRACE_PATH_IF_FREE };
+HIDDEN bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how);
 /* The statistics' file: a private copy of standard error for "1", else the file `spec` (appended). */
 HIDDEN bool osm_os_open_stats(struct os_file *f, const char *spec);
 /* Writes all of buf to f, unless f's descriptor no longer refers to the file osmem opened (the program closed

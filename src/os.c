@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -174,20 +175,33 @@ static void file_set(struct os_file *f, int fd)
 	}
 }
 
-bool osm_os_open_trace(struct os_file *f, const char *path, long owner)
+bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how)
 {
-	int saved = errno, cancel = nocancel_begin();
+	int saved = errno, cancel = nocancel_begin(), fd = -1;
 	char name[4096];
 	size_t n = strlen(path);
-	long pid = (long)getpid();
 	f->fd = -1;
 	if (n + 24 <= sizeof name) {
 		memcpy(name, path, n + 1);
-		if (owner != pid) {
-			name[n++] = '.';
-			osm_os_utoa(name + n, (uintmax_t)pid, 10);
+		if (how == TRACE_PATH_IF_FREE) {
+			/* the process that holds the lock on path owns it; it is held as long as the owner runs */
+			fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && ftruncate(fd, 0) == 0) {
+				how = TRACE_PATH;
+			} else {
+				if (fd >= 0)
+					close(fd);
+				fd = -1;
+				how = TRACE_PATH_PID;
+			}
 		}
-		file_set(f, move_high(open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)));
+		if (how == TRACE_PATH_PID) {
+			name[n++] = '.';
+			osm_os_utoa(name + n, (uintmax_t)getpid(), 10);
+		}
+		if (fd < 0)
+			fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		file_set(f, move_high(fd));
 	}
 	nocancel_end(cancel);
 	errno = saved;

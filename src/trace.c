@@ -46,7 +46,8 @@ static struct {
 	bool opened;                        /* under io_lock: the open was tried */
 	const char *const *base, *const *end; /* the heap's bounds, owned by the core */
 	unsigned next_tid;                  /* under the heap lock */
-	long owner;                         /* the process that writes `path` itself; others write path.PID */
+	long owner;                         /* the pid that owns `path` (OSMEM_TRACE_PID), or 0: not named */
+	long started;                       /* the pid that started this trace (a forked child's is its parent's) */
 	char path[4096], header[64];
 } tr;
 
@@ -123,7 +124,13 @@ static void drain(void)
 {
 	if (!tr.opened) {
 		tr.opened = true;
-		osm_os_open_trace(&tr.file, tr.path, tr.owner); /* on failure fd is -1: chunks are dropped */
+		long pid = osm_os_pid();
+		/* A forked child never writes path: its parent does. A process that exec'd with OSMEM_TRACE inherited
+		 * (a shell's command) writes path only if no other process holds it, unless osmem-run named the
+		 * owner (OSMEM_TRACE_PID) */
+		enum os_trace_name how = tr.owner ? (pid == tr.owner ? TRACE_PATH : TRACE_PATH_PID)
+					: pid == tr.started ? TRACE_PATH_IF_FREE : TRACE_PATH_PID;
+		osm_os_open_trace(&tr.file, tr.path, how); /* on failure fd is -1: chunks are dropped */
 	}
 	for (;;) {
 		pthread_mutex_lock(&q_lock);
@@ -173,9 +180,13 @@ void osm_trace_at_exit(void)
 {
 	if (!osm_trace_on)
 		return;
-	osm_lock();
+	/* exit() from a signal handler that interrupted the allocator: this thread holds the lock already */
+	bool held = osm_lock_held_by_self();
+	if (!held)
+		osm_lock();
 	seal();
-	osm_unlock();
+	if (!held)
+		osm_unlock();
 	pthread_mutex_lock(&io_lock);
 	drain();
 	pthread_mutex_unlock(&io_lock);
@@ -294,10 +305,11 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 		return;
 	memcpy(tr.path, path, n + 1);
 	memcpy(tr.header, header, h + 1);
-	/* osmem-run names the owner (its pid, which exec keeps); else the process that starts tracing owns path
-	 * and its forked children, which inherit OSMEM_TRACE, write path.PID instead of truncating it */
+	/* osmem-run names the owner (its pid, which exec keeps); else the first process to hold path owns it, and
+	 * its children, forked or exec'd with OSMEM_TRACE inherited, write path.PID instead of truncating it */
 	const char *owner = osm_os_getenv("OSMEM_TRACE_PID");
-	tr.owner = owner && *owner ? parse_pid(owner) : osm_os_pid();
+	tr.owner = owner && *owner ? parse_pid(owner) : 0;
+	tr.started = osm_os_pid();
 	for (int i = 0; i < 2; i++) {
 		static_chunk[i].data = static_data[i];
 		static_chunk[i].cap = STATIC_CAP;

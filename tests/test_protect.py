@@ -8,6 +8,8 @@ tests/malloc_protect_*.c and tests/test_protect_*.c programs):
   in its destructor; OSMEM_STATS's `frees` must count them (N = 0 and N = 1000, the difference is 1000);
 - protect_trace/fork_keeps_parent_trace: OSMEM_TRACE=PATH set directly (no osmem-run, no OSMEM_TRACE_PID): a
   forked child writes PATH.PID and the parent's PATH keeps everything it recorded before and after the fork;
+- protect_trace/exec_child_keeps_parent_trace: the same when the child runs another program, which starts its own
+  trace (PATH is held by the parent: the new program writes PATH.PID);
 - protect_profile/unknown_named: OSMEM_PROFILE=garbage is named on standard error, once.
 
 Usage: test_protect.py --build DIR [--lib PATH] (--lib: the libosmem-malloc.so to test, default DIR's).
@@ -82,10 +84,14 @@ TRACE_PROG = r"""
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-int main(void)
+int main(int argc, char **argv)
 {
 	free(malloc(11111));                         /* the parent, before the fork */
 	pid_t pid = fork();
+	if (pid == 0 && argc > 1) {                  /* the child runs a program: OSMEM_TRACE is inherited */
+		execl(argv[1], argv[1], (char *)NULL);
+		_exit(127);
+	}
 	if (pid == 0) {
 		for (int i = 0; i < 3000; i++)           /* more than a buffer of the child's own */
 			free(malloc(54321));
@@ -97,6 +103,11 @@ int main(void)
 	printf("%d\n", (int)pid);
 	return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
+"""
+
+EXEC_PROG = r"""
+#include <stdlib.h>
+int main(void) { for (int i = 0; i < 3000; i++) free(malloc(33333)); return 0; }
 """
 
 SMALL_PROG = r"""
@@ -166,6 +177,27 @@ def main():
         if not child_text.startswith("osmem-trace 1 ") or child_text.count("\nmalloc 54321 ") != 3000:
             problems.append(f"{child_path} is not the child's whole trace")
         check("protect_trace/fork_keeps_parent_trace", not problems, "; ".join(problems))
+
+        # 3b. nor does a child that runs another program (which starts a trace of its own)
+        other = cc(os.path.join(tmp, "exec_prog"), [write(tmp, "exec_prog.c", EXEC_PROG)])
+        path = os.path.join(tmp, "e.trace")
+        r = subprocess.run([prog, other], env=clean_env(LD_PRELOAD=lib, OSMEM_TRACE=path), capture_output=True,
+                           text=True, timeout=60)
+        child = r.stdout.strip()
+        parent_text = open(path).read() if os.path.exists(path) else ""
+        child_path = f"{path}.{child}"
+        child_text = open(child_path).read() if os.path.exists(child_path) else ""
+        problems = []
+        if r.returncode:
+            problems.append(f"the program failed ({r.returncode})")
+        for size in (11111, 22222):
+            if f"\nmalloc {size} " not in parent_text:
+                problems.append(f"the parent's trace lost its malloc({size})")
+        if "malloc 33333" in parent_text:
+            problems.append("the exec'd child wrote into the parent's trace")
+        if not child_text.startswith("osmem-trace 1 ") or child_text.count("\nmalloc 33333 ") != 3000:
+            problems.append(f"{child_path} is not the exec'd child's whole trace")
+        check("protect_trace/exec_child_keeps_parent_trace", not problems, "; ".join(problems))
 
         # 4. an unknown profile is named, once
         prog = cc(os.path.join(tmp, "small"), [write(tmp, "small.c", SMALL_PROG)])
