@@ -99,7 +99,7 @@ static void test_errno(void)
 		report("errno_kept_after_fallback", "the child crashed");
 	else
 		report("errno_kept_after_fallback",
-		       WEXITSTATUS(st) < sizeof why / sizeof why[0] ? why[WEXITSTATUS(st)] : "unknown exit status");
+		       (size_t)WEXITSTATUS(st) < sizeof why / sizeof why[0] ? why[WEXITSTATUS(st)] : "unknown exit status");
 }
 
 /* Runs fn in a child with standard error on a pipe; returns what it wrote and how it ended. */
