@@ -48,7 +48,8 @@ OSMEM_API void os_stats(struct os_stats *st);
 OSMEM_API void os_stats_print(int fd);
 
 /* Writes every block in address order (offset, size, status, heap or mapped) to fd: as text lines, or as one
- * JSON object. Returns 0, or -1 when the format is unknown. */
+ * JSON object. Returns 0, or -1 when the format is unknown or there is no memory for the snapshot (the text is
+ * formatted under the lock and written after it). */
 #define OS_DUMP_TEXT 0
 #define OS_DUMP_JSON 1
 OSMEM_API int os_heap_dump(int fd, int format);

@@ -1,25 +1,21 @@
 /* dump: os_heap_dump(), every block in address order, as text or JSON.
  *
- * Tools layer: reads the core's lists under the lock and writes with write(2) in chunks, never allocating.
- * Heap blocks are named by their offset from the heap start (as the trace does); mappings by address. */
+ * Tools layer: formats the core's lists under the lock into a buffer mapped for the purpose (not malloc's, so
+ * never the heap being dumped), then writes it with write(2) after the lock is released: a reader that is slow
+ * or absent (a full pipe) stalls the dumping thread only. Heap blocks are named by their offset from the heap
+ * start (as the trace does); mappings by address. */
 #include "internal.h"
 #include "osmem.h"
 
-struct out { int fd; char buf[4096]; size_t len; };
+struct out { char *buf; size_t len, cap; };
 
-static void flush(struct out *o)
-{
-	osm_os_write_fd(o->fd, o->buf, o->len);
-	o->len = 0;
-}
+/* The longest line block() writes (a JSON mapping with 20-digit numbers) is under LINE_MAX_BYTES. */
+#define LINE_MAX_BYTES 160
 
 static void put(struct out *o, const char *s)
 {
-	for (; *s; s++) {
-		if (o->len == sizeof o->buf)
-			flush(o);
+	for (; *s && o->len < o->cap; s++)
 		o->buf[o->len++] = *s;
-	}
 }
 
 static void put_uint(struct out *o, uintmax_t v, unsigned base)
@@ -68,8 +64,20 @@ int os_heap_dump(int fd, int format)
 	if (format != OS_DUMP_TEXT && format != OS_DUMP_JSON)
 		return -1;
 	bool json = format == OS_DUMP_JSON;
-	struct out o = { .fd = fd, .len = 0 };
+	struct out o = { .buf = NULL, .len = 0, .cap = 0 };
 	osm_lock();
+	size_t blocks = 0;
+	for (const struct block_meta *b = osm_heap.head; b; b = b->next)
+		blocks++;
+	for (const struct block_meta *b = osm_heap.mapped; b; b = b->next)
+		blocks++;
+	size_t page = osm_os_page_size(), size = ((blocks + 2) * LINE_MAX_BYTES + page - 1) & ~(page - 1);
+	o.buf = osm_os_map_buffer(size);
+	if (!o.buf) {
+		osm_unlock();
+		return -1;
+	}
+	o.cap = size;
 	if (json) {
 		put(&o, "{\"heap_start\": \"0x");
 		put_uint(&o, (uintptr_t)osm_heap.base, 16);
@@ -84,7 +92,8 @@ int os_heap_dump(int fd, int format)
 		block(&o, b, json, first);
 	if (json)
 		put(&o, "\n]}\n");
-	flush(&o);
 	osm_unlock();
+	osm_os_write_fd(fd, o.buf, o.len);
+	osm_os_unmap_buffer(o.buf, size);
 	return 0;
 }

@@ -110,7 +110,8 @@ static struct front_list abandoned[FRONT_CLASSES];
 static size_t n_abandoned, n_abandoned_cls[FRONT_CLASSES];
 static struct front_heap *live_heaps, *spare_heaps;
 static size_t n_live;
-static struct { size_t hits, misses, remote_freed, collected; } dead; /* the counters of exited threads */
+static struct { size_t hits, misses, frees, remote_freed, collected; } dead; /* the counters of exited threads */
+static size_t orphan_frees; /* frees by threads without a heap (atomic) */
 static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
 
 // ------------------------------------------------------------------
@@ -294,7 +295,7 @@ static uint32_t page_collect(struct front_page *pg)
 
 _Noreturn void osm_front_corrupt(void *slot)
 {
-	osm_os_fatal_pointer("malloc", "corrupted free list", slot);
+	osm_fatal_pointer("malloc", "corrupted free list", slot);
 }
 
 /* The head link of each class's current free list, checked as a pop would check it. A write after free into the
@@ -550,6 +551,7 @@ static void heap_exit(void *arg)
 		pool_put(pg);
 	dead.hits += h->hits;
 	dead.misses += h->misses;
+	dead.frees += h->frees;
 	dead.remote_freed += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
 	dead.collected += h->collected;
 	if (h->prev)
@@ -666,9 +668,9 @@ static bool slot_is_free(struct front_page *pg, void *s)
 static void check_slot(void *p, struct front_page *pg, const char *api)
 {
 	if (!front_is_slot(pg, (uintptr_t)p))
-		osm_os_fatal_pointer(api, "invalid pointer", p);
+		osm_fatal_pointer(api, "invalid pointer", p);
 	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p))
-		osm_os_fatal_pointer(api, "double free", p);
+		osm_fatal_pointer(api, "double free", p);
 }
 
 /* A page that is not the current one got a local free: a full page has room again, an empty one goes to the
@@ -706,6 +708,7 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 		s[1] = (void *)front_mark(s);
 		pg->free = s;
 		pg->used--;
+		h->frees++;
 		if (pg->state != PG_CUR)
 			osm_front_free_local_slow(pg);
 		return;
@@ -719,10 +722,13 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 		s[0] = (void *)front_enc(s, (void *)old);
 	while (!__atomic_compare_exchange_n(&pg->thread_free, &old, (uintptr_t)s, true, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED));
-	if (h != &empty_heap)
+	if (h != &empty_heap) {
 		__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
-	else
+		__atomic_store_n(&h->frees, h->frees + 1, __ATOMIC_RELAXED);
+	} else {
 		__atomic_fetch_add(&orphan_remote_freed, bytes, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&orphan_frees, 1, __ATOMIC_RELAXED);
+	}
 }
 
 // ------------------------------------------------------------------
@@ -740,7 +746,7 @@ void *osm_front_os_realloc(void *p, size_t n)
 {
 	struct front_page *pg = front_page_of(p);
 	if (!front_is_slot(pg, (uintptr_t)p))
-		osm_os_fatal_pointer("os_realloc", "invalid pointer", p);
+		osm_fatal_pointer("os_realloc", "invalid pointer", p);
 	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p))
 		return NULL;                                 /* 3: already free, nothing changes */
 	if (!n) {                                            /* 2 */
@@ -829,9 +835,11 @@ void osm_front_stats(struct front_stats *fs)
 	size_t collected = dead.collected;
 	fs->hits = dead.hits;
 	fs->misses = dead.misses;
+	fs->frees = dead.frees + __atomic_load_n(&orphan_frees, __ATOMIC_RELAXED);
 	for (struct front_heap *h = live_heaps; h; h = h->next) {
 		fs->hits += __atomic_load_n(&h->hits, __ATOMIC_RELAXED);
 		fs->misses += __atomic_load_n(&h->misses, __ATOMIC_RELAXED);
+		fs->frees += __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
 		remote += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
 		collected += __atomic_load_n(&h->collected, __ATOMIC_RELAXED);
 	}

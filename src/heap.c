@@ -32,6 +32,11 @@ void osm_init(bool dropin)
 	p->calloc_threshold = osm_os_page_size();
 	const char *profile = dropin ? osm_os_getenv("OSMEM_PROFILE") : "classic";
 	osm_heap.classic = profile && strcmp(profile, "classic") == 0;
+	if (profile && *profile && !osm_heap.classic && strcmp(profile, "default") != 0) {
+		osm_os_write_err("osmem: OSMEM_PROFILE=");  /* once: osm_init runs once */
+		osm_os_write_err(profile);
+		osm_os_write_err(" is not a profile (classic or default); using default\n");
+	}
 	if (!osm_heap.classic) {
 		p->calloc_threshold = MMAP_THRESHOLD; /* a fresh mapping per 4 KiB calloc is the textbook's, not ours */
 		p->eager_coalesce = true;
@@ -935,7 +940,7 @@ static bool heap_links_ok(const struct block_meta *b)
 
 void osm_fatal_block(const struct block_meta *b, const char *what)
 {
-	osm_os_fatal_pointer(osm_heap.op ? osm_heap.op : "malloc", what, payload((struct block_meta *)b));
+	osm_fatal_pointer(osm_heap.op ? osm_heap.op : "malloc", what, payload((struct block_meta *)b));
 }
 
 /* A free block about to leave its structure (taken, merged, grown): its tag names its own slot, or none, and
@@ -951,26 +956,26 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 {
 	struct block_meta *b = block_of(ptr);
 	if ((uintptr_t)ptr & (osm_heap.policy.align - 1))
-		osm_os_fatal_pointer(api, "invalid pointer", ptr);
+		osm_fatal_pointer(api, "invalid pointer", ptr);
 	if (osm_in_heap(b)) {
 		if (!hdr_in_heap(b))
-			osm_os_fatal_pointer(api, "invalid pointer", ptr);
+			osm_fatal_pointer(api, "invalid pointer", ptr);
 		if (b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b)) {
 			if (!heap_links_ok(b))
-				osm_os_fatal_pointer(api, "corrupted header", ptr);
+				osm_fatal_pointer(api, "corrupted header", ptr);
 			return b;
 		}
 		/* a block of the list whose size, status or cookie the program overwrote: not a foreign pointer */
 		if (b->prev ? hdr_in_heap(b->prev) && b->prev->next == b : osm_heap.head == b)
 			if (b->next ? hdr_in_heap(b->next) && b->next->prev == b : osm_heap.tail == b)
 				if (b->status != STATUS_FREE || (!free_slot(b) && block_tag(b) != TAG_NOSLOT))
-					osm_os_fatal_pointer(api, "corrupted header", ptr);
+					osm_fatal_pointer(api, "corrupted header", ptr);
 		if (b->status == STATUS_FREE && (free_slot(b) || block_tag(b) == TAG_NOSLOT)) {
 			if (allow_free)
 				return b;
-			osm_os_fatal_pointer(api, "double free", ptr);
+			osm_fatal_pointer(api, "double free", ptr);
 		}
-		osm_os_fatal_pointer(api, "invalid pointer", ptr);
+		osm_fatal_pointer(api, "invalid pointer", ptr);
 	}
 	/* Not on the heap: one of osmem's mappings, or not ours. The set of live mappings answers without reading
 	 * the memory, so an unmapped, PROT_NONE or file-backed address is reported, never touched. */
@@ -979,11 +984,11 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 	case MAPSET_LIVE:
 		if (b->status != STATUS_MAPPED || block_tag(b) != block_cookie(b) || b->size != size ||
 		    !mapped_links_ok(b))
-			osm_os_fatal_pointer(api, "corrupted header", ptr);
+			osm_fatal_pointer(api, "corrupted header", ptr);
 		return b;
 	case MAPSET_GONE:
-		osm_os_fatal_pointer(api, "double free", ptr);
+		osm_fatal_pointer(api, "double free", ptr);
 	default:
-		osm_os_fatal_pointer(api, "invalid pointer", ptr);
+		osm_fatal_pointer(api, "invalid pointer", ptr);
 	}
 }

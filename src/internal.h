@@ -35,8 +35,6 @@ HIDDEN void *osm_os_brk_grow(size_t len);
 HIDDEN void *osm_os_map(size_t len);
 HIDDEN void osm_os_unmap(void *addr, size_t len);
 HIDDEN size_t osm_os_page_size(void);
-/* Whether [addr, addr + len) (at most two pages) is mapped, so that reading it cannot fault. */
-HIDDEN bool osm_os_is_mapped(const void *addr, size_t len);
 /* Gives len bytes at the top of the heap back: the break moves down. Returns false when it cannot. */
 HIDDEN bool osm_os_brk_shrink(size_t len);
 /* Moves a mapping to a new length (the kernel may move it); NULL when it cannot. */
@@ -57,12 +55,33 @@ HIDDEN _Noreturn void osm_os_fatal_pointer(const char *api, const char *what, co
 HIDDEN size_t osm_os_utoa(char *out, uintmax_t v, unsigned base);
 /* Writes a message to standard error with write(2). */
 HIDDEN void osm_os_write_err(const char *msg);
-/* Opens the trace file: `path`, or `path.PID` for any process but the one OSMEM_TRACE_PID names (children). */
-HIDDEN int osm_os_open_trace(const char *path);
-/* The descriptor statistics go to: a private copy of standard error for "1", else the file `spec` (appended). */
-HIDDEN int osm_os_stats_fd(const char *spec);
-/* Writes all of buf to fd (write(2), retried on short writes). */
+/* Writes all of buf to fd (write(2), retried on short writes; never a cancellation point). */
 HIDDEN void osm_os_write_fd(int fd, const char *buf, size_t len);
+/* One of osmem's own files: a descriptor at a high number, close-on-exec, and what it was opened on. */
+struct os_file { int fd; uint64_t dev, ino; };
+/* Opens (truncates) a trace file: `path`, `path.PID`, or `path` if no other process holds it (an flock that
+ * lasts while the owner runs), else `path.PID`. */
+enum os_trace_name { TRACE_PATH, TRACE_PATH_PID, TRACE_PATH_IF_FREE };
+HIDDEN bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how);
+/* The statistics' file: a private copy of standard error for "1", else the file `spec` (appended). */
+HIDDEN bool osm_os_open_stats(struct os_file *f, const char *spec);
+/* Writes all of buf to f, unless f's descriptor no longer refers to the file osmem opened (the program closed
+ * the number and reused it): then f is dropped (fd -1) and nothing is written. */
+HIDDEN bool osm_os_file_write(struct os_file *f, const char *buf, size_t len);
+/* Closes f's descriptor if it is still the file osmem opened. */
+HIDDEN void osm_os_file_close(struct os_file *f);
+HIDDEN long osm_os_pid(void);
+/* Memory for osmem's own buffers (not the heap's, not counted in osm_os_calls): NULL when there is none. */
+HIDDEN void *osm_os_map_buffer(size_t len);
+HIDDEN void osm_os_unmap_buffer(void *addr, size_t len);
+/* The calling thread's kernel id (gettid): never 0, below 2^22. */
+HIDDEN int osm_os_thread_id(void);
+/* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
+HIDDEN void osm_os_futex_wait(int *word, int expected);
+HIDDEN void osm_os_futex_wake(int *word, int count);
+/* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;
+ * call from a constructor. pin: keep this library loaded to the end (it might be dlclose'd). */
+HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
 
 // ------------------------------------------------------------------
 // Block helpers
@@ -249,17 +268,24 @@ HIDDEN struct block_meta *osm_index_best_fit(size_t size);
  * that returns false. */
 HIDDEN size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
 
-/* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md */
-HIDDEN extern int osm_trace_fd;
+/* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md. Events are recorded under the heap lock
+ * into memory only; the file is written after the lock is released. */
+HIDDEN extern int osm_trace_on;
 #ifdef OSMEM_NO_TRACE
 #define TRACING 0
 #else
-#define TRACING __builtin_expect(osm_trace_fd >= 0, 0)
+#define TRACING __builtin_expect(osm_trace_on, 0)
 #endif
 HIDDEN void osm_trace_start(const char *path, const char *const *base, const char *const *end, const char *header);
 HIDDEN void osm_trace_event(const char *fmt, ...);
-HIDDEN void osm_trace_flush(void);
+/* Writes what filled up while the heap lock was held; called with no lock held, right after releasing it. */
+HIDDEN void osm_trace_after_unlock(void);
+/* Seals and writes everything recorded so far (takes the heap lock, then the recorder's). */
+HIDDEN void osm_trace_at_exit(void);
 HIDDEN void osm_trace_fork_child(void);
+/* The report of a bad pointer, from the layers above os: writes the trace first (the events before a crash are
+ * the useful ones), then osm_os_fatal_pointer. Called under the heap lock. */
+HIDDEN _Noreturn void osm_fatal_pointer(const char *api, const char *what, const void *ptr);
 
 /* check.c: every invariant of the heap, walked (tests); NULL when all hold, else what broke. Lock held. */
 HIDDEN const char *osm_heap_check(void);
@@ -272,6 +298,12 @@ HIDDEN void osm_set_slot_limit(uint32_t n);
 /* lock (osmem.c) */
 HIDDEN void osm_lock(void);
 HIDDEN void osm_unlock(void);
+/* Whether the calling thread holds the heap lock (exact, also from a signal handler); a test hook too. */
+HIDDEN bool osm_lock_held_by_self(void);
+
+/* stats.c: OSMEM_STATS, opened at start (returns whether it is on) and printed at the very end */
+HIDDEN bool osm_stats_open(void);
+HIDDEN void osm_stats_at_exit(void);
 
 // ------------------------------------------------------------------
 // The front layer (front.c): per-thread caches of small slots, libosmem-malloc.so's default profile only
@@ -316,7 +348,7 @@ struct front_list { struct front_page *first, *last; };
 /* A thread's heap. cur[] is what the fast path reads; the rest belongs to its slow path. */
 struct front_heap {
 	struct front_page *cur[FRONT_CLASSES];
-	size_t hits, misses;              /* plain increments by the owner; summed under the front lock */
+	size_t hits, misses, frees;       /* plain increments by the owner; summed under the front lock */
 	size_t remote_freed, collected;   /* bytes freed into other threads' pages / collected from its own */
 	struct front_list partial[FRONT_CLASSES], full[FRONT_CLASSES];
 	struct front_list empty;          /* fully free pages kept for any class */
@@ -413,6 +445,7 @@ static inline void osm_front_free(void *p, const char *api)
 	s[1] = (void *)front_mark(s);
 	pg->free = s;
 	pg->used--;
+	h->frees++;
 	if (__builtin_expect(pg->state != PG_CUR, 0))
 		osm_front_free_local_slow(pg);
 }
@@ -428,7 +461,7 @@ HIDDEN void *osm_front_os_realloc(void *p, size_t n);
 /* Gives cached free pages back (malloc_trim); true when anything went back. */
 HIDDEN bool osm_front_trim(void);
 struct front_stats {
-	size_t hits, misses, segment_bytes, page_bytes, in_use, free_bytes, threads;
+	size_t hits, misses, frees, segment_bytes, page_bytes, in_use, free_bytes, threads;
 };
 HIDDEN void osm_front_stats(struct front_stats *fs);
 /* fork: called from osmem.c's handlers, after stdio's lock and before the heap lock (order: front, heap). */

@@ -1,13 +1,22 @@
-/* os: the only file that talks to the kernel (brk, mmap, munmap, the auxiliary vector, standard error).
+/* os: the only file that talks to the kernel (brk, mmap, munmap, futex, files, the auxiliary vector, standard
+ * error) and to the host's libc beyond plain memory functions (cancellation state, exit handlers).
  *
  * Every primitive states its contract once so that callers never re-check: a failed call returns NULL and
- * leaves errno = ENOMEM. Nothing here allocates, uses stdio or moves the break on its own. */
+ * leaves errno = ENOMEM. Nothing here allocates, uses stdio or moves the break on its own. Nothing here calls
+ * up into the layers above (the one exit handler it registers is the caller's function). */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -61,17 +70,6 @@ void osm_os_unmap(void *addr, size_t len)
 	errno = saved;
 }
 
-bool osm_os_is_mapped(const void *addr, size_t len)
-{
-	int saved = errno;
-	uintptr_t page = osm_os_page_size(), from = (uintptr_t)addr & ~(page - 1);
-	unsigned char vec[2];
-	bool ok = (uintptr_t)addr + len - from <= 2 * page &&
-		  mincore((void *)from, (uintptr_t)addr + len - from, vec) == 0;
-	errno = saved;
-	return ok;
-}
-
 size_t osm_os_page_size(void)
 {
 	static size_t page;
@@ -99,9 +97,24 @@ void osm_os_write_err(const char *msg)
 	osm_os_write_fd(STDERR_FILENO, msg, strlen(msg));
 }
 
+/* glibc makes write(2) and open(2) cancellation points. osmem's own writes are never where a thread dies: a
+ * thread cancelled inside one would leave the recorder's lock held, or a report half written (glibc's
+ * malloc_stats disables cancellation the same way). No system call: the state lives in the thread. */
+static int nocancel_begin(void)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	return old;
+}
+
+static void nocancel_end(int old)
+{
+	pthread_setcancelstate(old, NULL);
+}
+
 void osm_os_write_fd(int fd, const char *msg, size_t len)
 {
-	int saved = errno;
+	int saved = errno, cancel = nocancel_begin();
 	while (len) {
 		ssize_t w = write(fd, msg, len);
 		if (w <= 0) {
@@ -112,37 +125,119 @@ void osm_os_write_fd(int fd, const char *msg, size_t len)
 		msg += w;
 		len -= (size_t)w;
 	}
+	nocancel_end(cancel);
 	errno = saved;
 }
 
-int osm_os_open_trace(const char *path)
+// ------------------------------------------------------------------
+// osmem's own files: the trace and the statistics
+// ------------------------------------------------------------------
+
+/* Programs close and reuse low descriptor numbers freely (a daemon closes 3..63 and opens its log), so osmem's
+ * files sit high: from 1000 up, or 3/4 of the way to an RLIMIT_NOFILE soft limit below 1024 (not near a huge one: the
+ * kernel's descriptor table grows to the highest number in use), close-on-exec. Returns the new descriptor
+ * and closes fd, or returns fd itself when no high number is free. */
+static int move_high(int fd)
 {
-	int saved = errno;
+	struct rlimit rl;
+	long lo = 1000;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1024)
+		lo = (long)(rl.rlim_cur / 4 * 3);
+	if (fd < 0 || fd >= lo)
+		return fd;
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, lo);
+	if (high < 0)
+		return fd;
+	close(fd);
+	return high;
+}
+
+static void file_set(struct os_file *f, int fd)
+{
+	struct stat st;
+	f->fd = fd;
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		f->dev = (uint64_t)st.st_dev;
+		f->ino = (uint64_t)st.st_ino;
+	} else {
+		f->fd = -1;
+	}
+}
+
+bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how)
+{
+	int saved = errno, cancel = nocancel_begin(), fd = -1;
 	char name[4096];
 	size_t n = strlen(path);
-	const char *owner = osm_os_getenv("OSMEM_TRACE_PID");
-	long pid = (long)getpid();
-	if (n + 24 > sizeof name)
-		return -1;
-	memcpy(name, path, n + 1);
-	if (owner && strtol(owner, NULL, 10) != pid) { /* strtol does not allocate */
-		name[n++] = '.';
-		osm_os_utoa(name + n, (uintmax_t)pid, 10);
+	f->fd = -1;
+	if (n + 24 <= sizeof name) {
+		memcpy(name, path, n + 1);
+		if (how == TRACE_PATH_IF_FREE) {
+			/* the process that holds the lock on path owns it; it is held as long as the owner runs */
+			fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && ftruncate(fd, 0) == 0) {
+				how = TRACE_PATH;
+			} else {
+				if (fd >= 0)
+					close(fd);
+				fd = -1;
+				how = TRACE_PATH_PID;
+			}
+		}
+		if (how == TRACE_PATH_PID) {
+			name[n++] = '.';
+			osm_os_utoa(name + n, (uintmax_t)getpid(), 10);
+		}
+		if (fd < 0)
+			fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		file_set(f, move_high(fd));
 	}
-	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	nocancel_end(cancel);
 	errno = saved;
-	return fd;
+	return f->fd >= 0;
 }
 
-int osm_os_stats_fd(const char *spec)
+bool osm_os_open_stats(struct os_file *f, const char *spec)
 {
-	int saved = errno, fd;
+	int saved = errno, cancel = nocancel_begin();
 	if (strcmp(spec, "1") == 0)
-		fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		file_set(f, move_high(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)));
 	else
-		fd = open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		file_set(f, move_high(open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)));
+	nocancel_end(cancel);
 	errno = saved;
-	return fd;
+	return f->fd >= 0;
+}
+
+bool osm_os_file_write(struct os_file *f, const char *buf, size_t len)
+{
+	int saved = errno;
+	struct stat st;
+	/* The program may have closed our number and opened its own file there: then it is not ours to write. */
+	if (f->fd < 0 || fstat(f->fd, &st) != 0 || (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) {
+		f->fd = -1;
+		errno = saved;
+		return false;
+	}
+	osm_os_write_fd(f->fd, buf, len);
+	errno = saved;
+	return true;
+}
+
+void osm_os_file_close(struct os_file *f)
+{
+	int saved = errno, cancel = nocancel_begin();
+	struct stat st;
+	if (f->fd >= 0 && fstat(f->fd, &st) == 0 && (uint64_t)st.st_dev == f->dev && (uint64_t)st.st_ino == f->ino)
+		close(f->fd);
+	f->fd = -1;
+	nocancel_end(cancel);
+	errno = saved;
+}
+
+long osm_os_pid(void)
+{
+	return (long)getpid();
 }
 
 size_t osm_os_utoa(char *out, uintmax_t v, unsigned base)
@@ -212,6 +307,71 @@ void osm_os_discard(void *addr, size_t len)
 	osm_os_calls.madvise++;
 	madvise(addr, len, MADV_DONTNEED);
 	errno = saved;
+}
+
+// ------------------------------------------------------------------
+// osmem's own buffers (the trace's overflow, heap dumps): not the heap's, so not counted in osm_os_calls
+// ------------------------------------------------------------------
+
+void *osm_os_map_buffer(size_t len)
+{
+	int saved = errno;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	errno = saved;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void osm_os_unmap_buffer(void *addr, size_t len)
+{
+	int saved = errno;
+	munmap(addr, len);
+	errno = saved;
+}
+
+// ------------------------------------------------------------------
+// Threads: ids and futexes (the heap lock, osmem.c)
+// ------------------------------------------------------------------
+
+int osm_os_thread_id(void)
+{
+	return (int)syscall(SYS_gettid);
+}
+
+void osm_os_futex_wait(int *word, int expected)
+{
+	int saved = errno; /* EAGAIN (the word changed) and EINTR are both "look again" */
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+	errno = saved;
+}
+
+void osm_os_futex_wake(int *word, int count)
+{
+	int saved = errno;
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+	errno = saved;
+}
+
+// ------------------------------------------------------------------
+// The last moment of the process
+// ------------------------------------------------------------------
+
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+
+/* exit() runs its handlers last-registered first, and the destructors of every shared object (ld.so's
+ * _dl_fini) are one handler, registered by libc's start code after the libraries' constructors ran. A handler
+ * registered from a library's constructor is therefore older: it runs after every destructor and every
+ * handler the program registers, just before the process ends. Registered without a DSO handle, so that the
+ * library's own finalisation (__cxa_finalize) does not run it early; a library that could then be unloaded
+ * first (libosmem.so opened with dlopen) is pinned in memory. */
+bool osm_os_at_exit_last(void (*fn)(void *), bool pin)
+{
+	Dl_info self, prog;
+	if (pin && dladdr((void *)osm_os_at_exit_last, &self) && dladdr((void *)getauxval(AT_PHDR), &prog) &&
+	    self.dli_fbase != prog.dli_fbase) { /* in a shared object, not linked into the program */
+		if (!self.dli_fname || !dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE))
+			return false;
+	}
+	return __cxa_atexit(fn, NULL, NULL) == 0;
 }
 
 // ------------------------------------------------------------------

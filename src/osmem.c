@@ -16,31 +16,95 @@
 #endif
 
 // ------------------------------------------------------------------
-// The lock, and fork
+// The lock
 // ------------------------------------------------------------------
 
-static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
-/* Set from just before this thread takes the lock until just after it lets go: a fork from a signal handler
- * that interrupted this thread anywhere in that span must not wait for the lock. */
-static __thread bool in_allocator __attribute__((tls_model("initial-exec")));
-/* Forks whose prepare handler found this thread in the allocator and left the lock alone; nested forks
- * (a signal handler forking while this thread is inside fork) unwind in order. */
+/* The heap lock is one word: 0 when free, else the owner's thread id, plus LOCK_WAITERS when another thread may
+ * sleep on it. Taking it is one compare-and-swap 0 -> tid, so "this thread holds the lock" is exact at every
+ * instruction, also for a signal handler that interrupted this thread (fork must know: it cannot wait for a
+ * lock its own thread holds, and it must wait for one its thread merely waits for). Costs: uncontended, a CAS
+ * and an exchange; contended, futex system calls (os.c). Never a cancellation point. */
+#define LOCK_WAITERS 0x40000000
+
+static int heap_lock;
+/* This thread's kernel id, read once per thread (again in a forked child). */
+static __thread int self_tid __attribute__((tls_model("initial-exec")));
+/* Set by fork's prepare handler once it holds the lock, cleared by its parent and child handlers: other
+ * pthread_atfork handlers that run in between on this thread (registered before osmem's, so they run after its
+ * prepare and before its parent/child handlers) may allocate. They run without taking the lock: this thread
+ * holds it and every other thread that wants it is waiting. */
+static __thread bool forking __attribute__((tls_model("initial-exec")));
+/* Forks whose prepare handler found this thread holding the lock (a fork from a signal handler that interrupted
+ * the allocator, or another fork, on this thread) and left it alone; nested forks unwind in order. */
 static __thread unsigned fork_skips __attribute__((tls_model("initial-exec")));
+
+static inline int my_tid(void)
+{
+	if (!self_tid)
+		self_tid = osm_os_thread_id();
+	return self_tid;
+}
+
+static __attribute__((noinline)) void lock_slow(int me)
+{
+	int v = __atomic_load_n(&heap_lock, __ATOMIC_RELAXED);
+	for (;;) {
+		if (!v) {
+			/* we may not be the last waiter: keep the mark, so our unlock wakes the next one */
+			if (__atomic_compare_exchange_n(&heap_lock, &v, me | LOCK_WAITERS, false, __ATOMIC_ACQUIRE,
+							__ATOMIC_RELAXED))
+				return;
+			continue;
+		}
+		if (!(v & LOCK_WAITERS)) {
+			if (!__atomic_compare_exchange_n(&heap_lock, &v, v | LOCK_WAITERS, false, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+				continue;
+			v |= LOCK_WAITERS;
+		}
+		osm_os_futex_wait(&heap_lock, v);
+		v = __atomic_load_n(&heap_lock, __ATOMIC_RELAXED);
+	}
+}
+
+static void lock_take(void)
+{
+	int me = my_tid(), v = 0;
+	if (!__atomic_compare_exchange_n(&heap_lock, &v, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		lock_slow(me);
+}
+
+static void lock_release(void)
+{
+	if (__atomic_exchange_n(&heap_lock, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
+		osm_os_futex_wake(&heap_lock, 1);
+}
+
+bool osm_lock_held_by_self(void)
+{
+	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~LOCK_WAITERS) == my_tid();
+}
 
 void osm_lock(void)
 {
-	in_allocator = true;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pthread_mutex_lock(&heap_lock);
+	if (!forking)
+		lock_take();
 	osm_init(DROPIN);
 }
 
 void osm_unlock(void)
 {
-	pthread_mutex_unlock(&heap_lock);
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	in_allocator = false;
+	if (forking)
+		return;
+	lock_release();
+	/* the recorder's file writes wait until here: a slow disk stalls this thread only */
+	if (TRACING)
+		osm_trace_after_unlock();
 }
+
+// ------------------------------------------------------------------
+// fork
+// ------------------------------------------------------------------
 
 #ifdef __GLIBC__
 /* stdio's list lock: glibc's fork takes it before its own malloc's locks, and so must we, since a thread
@@ -55,51 +119,86 @@ static void _IO_list_unlock(void) {}
 static void _IO_list_resetlock(void) {}
 #endif
 
-/* fork() copies the heap as it is: take the lock first so no other thread is half-way through a change.
- * A fork from a signal handler that interrupted this very thread inside the allocator cannot wait for
- * itself: then the lock is left alone (as glibc does for a single thread). */
+/* fork() copies the heap as it is: take the lock first so that no other thread is half-way through a change;
+ * the child's heap is then consistent. A fork from a signal handler that interrupted this very thread while it
+ * held the lock cannot wait for itself: the lock is left alone, and that child's heap may be half-changed
+ * (README: after such a fork the child may only call async-signal-safe functions, as with glibc). A thread
+ * that was only waiting for the lock does not hold it: its fork waits like any other. */
 static void fork_prepare(void)
 {
 	_IO_list_lock();
+	if (osm_lock_held_by_self()) {
+		fork_skips++;
+		return;
+	}
 #ifdef OSMEM_DROPIN
 	osm_front_fork_prepare(); /* front lock before heap lock */
 #endif
-	if (in_allocator)
-		fork_skips++;
-	else
-		osm_lock();
-	osm_trace_flush();
+	lock_take();
+	osm_init(DROPIN);
+	forking = true;
 }
 
 static void fork_parent(void)
 {
-	if (fork_skips)
+	if (fork_skips) {
 		fork_skips--;
-	else
+	} else {
+		forking = false;
 		osm_unlock();
 #ifdef OSMEM_DROPIN
-	osm_front_fork_parent();
+		osm_front_fork_parent();
 #endif
+	}
 	_IO_list_unlock();
 }
 
 static void fork_child(void)
 {
 	_IO_list_resetlock();
-	/* the child has one thread: a fresh lock, whatever state the parent's other threads left it in */
-	pthread_mutex_init(&heap_lock, NULL);
+	/* the child has one thread, with a new id: a free lock, whatever the parent's other threads left in it */
+	self_tid = osm_os_thread_id();
+	__atomic_store_n(&heap_lock, 0, __ATOMIC_RELAXED);
 #ifdef OSMEM_DROPIN
 	osm_front_fork_child();
 #endif
-	in_allocator = false;
 	fork_skips = 0;
 	osm_trace_fork_child();
+	forking = false;
 }
 
-__attribute__((constructor)) static void osmem_register_fork(void)
+// ------------------------------------------------------------------
+// Start and end of the process
+// ------------------------------------------------------------------
+
+/* After every destructor and exit handler: a library finalised after osmem (its destructor frees) still
+ * counts in the statistics and still reaches the trace. */
+static void at_last_exit(void *arg)
 {
-	/* registers handlers only: no allocation, and the break is not touched */
+	(void)arg;
+	osm_trace_at_exit();
+	osm_stats_at_exit();
+}
+
+static bool exit_last; /* at_last_exit will run */
+
+__attribute__((constructor)) static void osmem_start(void)
+{
+	/* registers handlers and opens the statistics' file only: no allocation, and the break is not touched */
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	bool stats = osm_stats_open();
+	const char *trace = osm_os_getenv("OSMEM_TRACE");
+	if (stats || (trace && *trace))
+		exit_last = osm_os_at_exit_last(at_last_exit, !DROPIN);
+}
+
+/* The trace is flushed here too, in case a later destructor ends the process with _exit; the statistics print
+ * once: at the end, or here when the end could not be reached. */
+__attribute__((destructor)) static void osmem_end(void)
+{
+	osm_trace_at_exit();
+	if (!exit_last)
+		osm_stats_at_exit();
 }
 
 // ------------------------------------------------------------------

@@ -1,8 +1,10 @@
 /* override: the malloc family, exported by libosmem-malloc.so only (libosmem.so must not replace malloc).
  *
  * glibc's contract as a program sees it: 16-byte alignment, malloc(0) is a unique pointer, free keeps errno,
- * overflow is ENOMEM, bad alignments are EINVAL, realloc(p, 0) frees. Everything runs on the one heap that the
- * os_* functions use, under its lock. A bad pointer is reported with the pointer and aborts. */
+ * overflow is ENOMEM, bad alignments are EINVAL, realloc(p, 0) frees, a success leaves errno as it was.
+ * Small requests are served by the front layer (front.c) in the default profile; everything else runs on the one
+ * heap that the os_* functions use, under its lock. Nothing is copied or zeroed under the lock. A bad pointer is
+ * reported with the pointer and the name of the function it was given to, and aborts. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
@@ -34,8 +36,10 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 {
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	int saved = errno; /* a success leaves errno as it was, whatever failed on the way */
 	osm_front_check_heads();
 	osm_lock();
+	osm_heap.op = "malloc";
 	if (TRACING)
 		osm_trace_event("malloc %z t=%t", n);
 	osm_heap.count.requested += n;
@@ -43,7 +47,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	return b ? payload(b) : fail(ENOMEM);
+	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
 EXPORT void *malloc(size_t n)
@@ -60,6 +64,7 @@ __attribute__((noinline)) static void core_free(void *p)
 {
 	int saved = errno;
 	osm_lock();
+	osm_heap.op = "free";
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
 	osm_free(osm_user_block(p, "free", false));
@@ -88,50 +93,86 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		if (p)
 			return memset(p, 0, n);
 	}
+	int saved = errno;
 	osm_lock();
+	osm_heap.op = "calloc";
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += n;
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.calloc_threshold);
-	if (b && b->status != STATUS_MAPPED)
-		memset(payload(b), 0, b->size); /* reused blocks are dirty; fresh mappings are zero */
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	return b ? payload(b) : fail(ENOMEM);
+	if (!b)
+		return fail(ENOMEM);
+	/* zeroed with the lock let go: the block is this thread's alone. Reused blocks are dirty; fresh mappings are
+	 * zero. */
+	if (b->status != STATUS_MAPPED)
+		memset(payload(b), 0, b->size);
+	errno = saved;
+	return payload(b);
 }
 
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (!p)
 		return malloc(n);
-	if (!n) { /* glibc frees and returns NULL */
-		free(p);
-		return NULL;
-	}
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	int saved = errno; /* a path that failed on the way (mremap, then a copy that worked) must not show */
 	if (osm_front_owns(p)) { /* the same size class stays in place; else a new block, the front slot freed */
 		size_t u = osm_front_usable(p, "realloc");
-		if (osm_front_keeps(u, n))
+		if (n && osm_front_keeps(u, n))
 			return p;
-		void *q = malloc(n);
-		if (!q)
+		void *q = n ? malloc(n) : NULL;
+		if (n && !q)
 			return NULL;
-		memcpy(q, p, u < n ? u : n);
+		if (q)
+			memcpy(q, p, u < n ? u : n);
 		osm_front_free(p, "realloc");
+		errno = saved;
 		return q;
 	}
 	osm_lock();
+	osm_heap.op = "realloc";
+	if (!n) { /* glibc frees and returns NULL; a bad pointer is realloc's to report */
+		if (TRACING)
+			osm_trace_event("free %p t=%t", p);
+		struct block_meta *b = osm_user_block(p, "realloc", true);
+		if (b->status == STATUS_FREE)
+			osm_fatal_pointer("realloc", "double free", p);
+		osm_free(b);
+		osm_unlock();
+		errno = saved;
+		return NULL;
+	}
 	if (TRACING)
 		osm_trace_event("realloc %p %z t=%t", p, n);
 	struct block_meta *b = osm_user_block(p, "realloc", false);
 	osm_heap.count.requested += n;
+	/* A move copies with the lock let go (the core leaves the old block allocated and names it); a traced realloc
+	 * copies under the lock, so its lines stay together. */
+	osm_heap.defer_move = !TRACING;
+	osm_heap.move_old = NULL;
 	struct block_meta *nb = osm_realloc(b, n);
+	struct block_meta *old = osm_heap.move_old;
+	size_t len = osm_heap.move_len;
+	osm_heap.defer_move = false;
+	osm_heap.move_old = NULL;
 	if (TRACING)
 		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
-	return nb ? payload(nb) : fail(ENOMEM);
+	if (!nb)
+		return fail(ENOMEM);
+	if (old) {
+		memcpy(payload(nb), payload(old), len);
+		osm_lock();
+		osm_heap.op = "realloc";
+		osm_realloc_finish(old);
+		osm_unlock();
+	}
+	errno = saved;
+	return payload(nb);
 }
 
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
@@ -155,7 +196,9 @@ static void *aligned(size_t alignment, size_t n)
 		if (p)
 			return p;
 	}
+	int saved = errno;
 	osm_lock();
+	osm_heap.op = "memalign";
 	if (TRACING)
 		osm_trace_event("memalign %z %z t=%t", alignment, n);
 	osm_heap.count.requested += n;
@@ -163,7 +206,7 @@ static void *aligned(size_t alignment, size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	return b ? payload(b) : fail(ENOMEM);
+	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
 /* glibc 2.36: an alignment that is not a power of two is rounded up to one; one too large is EINVAL. */
@@ -188,12 +231,9 @@ EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
 {
 	if (!is_pow2(alignment) || alignment % sizeof(void *))
 		return EINVAL;
-	int saved = errno;
 	void *p = memalign(alignment, n);
-	int err = errno;
-	errno = saved; /* posix_memalign reports through its result, not errno */
 	if (!p)
-		return err;
+		return errno; /* and errno stays ENOMEM, as glibc leaves it (programs and glibc's tests read it) */
 	*out = p;
 	return 0;
 }

@@ -45,6 +45,8 @@ void os_stats(struct os_stats *st)
 	st->front_free = fs.free_bytes;
 	st->front_threads = fs.threads;
 	st->bytes_in_use += fs.in_use;
+	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
+	st->frees += fs.frees;
 	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */
 	if (st->peak_in_use < st->bytes_in_use)
 		st->peak_in_use = st->bytes_in_use;
@@ -80,61 +82,71 @@ static void line(struct text *t, const char *name, size_t v)
 	put(t, "\n");
 }
 
-void os_stats_print(int fd)
+static void stats_text(struct text *t)
 {
 	struct os_stats st;
-	struct text t = { .len = 0 };
 	os_stats(&st);
-	put(&t, osm_heap.classic ? "osmem: statistics (classic profile)\n" : "osmem: statistics (default profile)\n");
-	line(&t, "bytes requested", st.bytes_requested);
-	line(&t, "bytes in use", st.bytes_in_use);
-	line(&t, "peak bytes in use", st.peak_in_use);
-	line(&t, "heap bytes", st.heap_size);
-	line(&t, "mapped bytes", st.mapped_bytes);
-	line(&t, "mapped blocks", st.mapped_count);
-	line(&t, "free bytes", st.free_bytes);
-	line(&t, "free blocks", st.free_blocks);
-	line(&t, "largest free block", st.largest_free);
-	put(&t, "osmem:   fragmentation         ");
-	put_num(&t, (size_t)(st.fragmentation * 100.0 + 0.5));
-	put(&t, "%\n");
-	line(&t, "allocations", st.allocations);
-	line(&t, "frees", st.frees);
-	line(&t, "brk calls", st.brk_calls);
-	line(&t, "mmap calls", st.mmap_calls);
-	line(&t, "munmap calls", st.munmap_calls);
-	line(&t, "mremap calls", st.mremap_calls);
-	line(&t, "madvise calls", st.madvise_calls);
-	line(&t, "splits", st.splits);
-	line(&t, "coalesces", st.coalesces);
-	line(&t, "in-place reallocs", st.inplace_reallocs);
-	line(&t, "moved reallocs", st.moved_reallocs);
-	line(&t, "trims", st.trims);
+	put(t, osm_heap.classic ? "osmem: statistics (classic profile)\n" : "osmem: statistics (default profile)\n");
+	line(t, "bytes requested", st.bytes_requested);
+	line(t, "bytes in use", st.bytes_in_use);
+	line(t, "peak bytes in use", st.peak_in_use);
+	line(t, "heap bytes", st.heap_size);
+	line(t, "mapped bytes", st.mapped_bytes);
+	line(t, "mapped blocks", st.mapped_count);
+	line(t, "free bytes", st.free_bytes);
+	line(t, "free blocks", st.free_blocks);
+	line(t, "largest free block", st.largest_free);
+	put(t, "osmem:   fragmentation         ");
+	put_num(t, (size_t)(st.fragmentation * 100.0 + 0.5));
+	put(t, "%\n");
+	line(t, "allocations", st.allocations);
+	line(t, "frees", st.frees);
+	line(t, "brk calls", st.brk_calls);
+	line(t, "mmap calls", st.mmap_calls);
+	line(t, "munmap calls", st.munmap_calls);
+	line(t, "mremap calls", st.mremap_calls);
+	line(t, "madvise calls", st.madvise_calls);
+	line(t, "splits", st.splits);
+	line(t, "coalesces", st.coalesces);
+	line(t, "in-place reallocs", st.inplace_reallocs);
+	line(t, "moved reallocs", st.moved_reallocs);
+	line(t, "trims", st.trims);
 	if (st.front_bytes) {
-		line(&t, "cache hits", st.cache_hits);
-		line(&t, "cache misses", st.cache_misses);
-		line(&t, "front bytes", st.front_bytes);
-		line(&t, "front page bytes", st.front_page_bytes);
-		line(&t, "front bytes in use", st.front_in_use);
-		line(&t, "front free bytes", st.front_free);
-		line(&t, "front threads", st.front_threads);
+		line(t, "cache hits", st.cache_hits);
+		line(t, "cache misses", st.cache_misses);
+		line(t, "front bytes", st.front_bytes);
+		line(t, "front page bytes", st.front_page_bytes);
+		line(t, "front bytes in use", st.front_in_use);
+		line(t, "front free bytes", st.front_free);
+		line(t, "front threads", st.front_threads);
 	}
+}
+
+void os_stats_print(int fd)
+{
+	struct text t = { .len = 0 };
+	stats_text(&t);
 	osm_os_write_fd(fd, t.buf, t.len);
 }
 
 /* OSMEM_STATS=1 prints to standard error at exit, OSMEM_STATS=PATH appends to a file. Standard error is
- * duplicated at start, since some programs (coreutils) close theirs before the end. */
-static int stats_fd = -1;
+ * duplicated at start, since some programs (coreutils) close theirs before the end; the copy sits at a high
+ * number that the program does not reuse by accident, and is checked before the write (os.c). Printed at the
+ * very end of exit() (osmem.c), so frees made by destructors that run after osmem's count. */
+static struct os_file stats_file = { .fd = -1 };
 
-__attribute__((constructor)) static void osmem_stats_open(void)
+bool osm_stats_open(void)
 {
 	const char *v = osm_os_getenv("OSMEM_STATS");
-	if (v && *v && strcmp(v, "0") != 0)
-		stats_fd = osm_os_stats_fd(v);
+	return v && *v && strcmp(v, "0") != 0 && osm_os_open_stats(&stats_file, v);
 }
 
-__attribute__((destructor)) static void osmem_stats_at_exit(void)
+void osm_stats_at_exit(void)
 {
-	if (stats_fd >= 0)
-		os_stats_print(stats_fd);
+	if (stats_file.fd < 0)
+		return;
+	struct text t = { .len = 0 };
+	stats_text(&t);
+	osm_os_file_write(&stats_file, t.buf, t.len);
+	stats_file.fd = -1; /* once */
 }

@@ -1,38 +1,218 @@
 /* trace: the decision recorder behind OSMEM_TRACE=path.
  *
- * The core tells it what it decided (osm_trace_event) and it writes one text line per event into a buffer that
- * goes to the file with write(2) when full, at fork and at exit. It sits below the core and above os: it knows
- * no blocks, only the heap's bounds, to print heap addresses as offsets (H+0x...) that are stable from run to
- * run. Calls are made under the heap lock. The format is docs/TRACE.md. With tracing off, each event site in the
- * core costs one predictable branch on osm_trace_fd. */
+ * The core tells it what it decided (osm_trace_event) and it writes one text line per event into a buffer.
+ * Events arrive under the heap lock, and the heap lock never waits for a disk: they go into memory only. A full
+ * buffer is sealed and queued; the queue is written with write(2) by whichever thread next lets the heap lock go
+ * (osm_trace_after_unlock), at exit, and before a fatal report. Two static 64 KiB buffers alternate; when the
+ * writer falls behind (a slow disk), more buffers are mapped (256 KiB each) rather than making the allocator
+ * wait. It sits below the core and above os: it knows no blocks, only the heap's bounds, to print heap
+ * addresses as offsets (H+0x...) that are stable from run to run. The format is docs/TRACE.md. With tracing
+ * off, each event site in the core costs one predictable branch on osm_trace_on.
+ *
+ * Locks, in the only order they nest: the heap lock, then q_lock (the queue's pointers; held for a few
+ * instructions, never across a system call but the mapping of a new buffer); io_lock (the file; held across
+ * write(2)) then q_lock. The heap lock is never taken under io_lock except at exit (sealing the last buffer,
+ * before io_lock) and io_lock under the heap lock only on the fatal path, which ends the process. */
+#include <pthread.h>
 #include <stdarg.h>
 
 #include "internal.h"
 
-HIDDEN int osm_trace_fd = -1;
+HIDDEN int osm_trace_on;
+
+struct chunk {
+	struct chunk *next;   /* in the queue or the spare list */
+	struct chunk *all;    /* every mapped chunk: a forked child takes them all back */
+	size_t len, cap;
+	char *data;
+	bool mapped;
+};
+
+#define STATIC_CAP ((size_t)1 << 16)
+#define MAPPED_SIZE ((size_t)1 << 18)
+
+static char static_data[2][STATIC_CAP];
+static struct chunk static_chunk[2];
+
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER, io_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct {
-	char buf[1 << 16];
-	size_t len;
+	struct chunk *cur;                  /* being filled: under the heap lock */
+	struct chunk *head, *tail;          /* sealed, in order: under q_lock */
+	struct chunk *spare;                /* empty: under q_lock */
+	size_t spares;
+	struct chunk *mapped;               /* every mapped chunk (list through `all`): under q_lock */
+	struct os_file file;                /* under io_lock */
+	bool opened;                        /* under io_lock: the open was tried */
 	const char *const *base, *const *end; /* the heap's bounds, owned by the core */
-	unsigned next_tid;
+	unsigned next_tid;                  /* under the heap lock */
+	long owner;                         /* the pid that owns `path` (OSMEM_TRACE_PID), or 0: not named */
+	long started;                       /* the pid that started this trace (a forked child's is its parent's) */
 	char path[4096], header[64];
 } tr;
 
+/* Work for the writer: a sealed chunk, or the file still to open. Read without a lock after each unlock. */
+static int io_pending;
+
 static __thread unsigned thread_id __attribute__((tls_model("initial-exec")));
 
-void osm_trace_flush(void)
+// ------------------------------------------------------------------
+// Buffers
+// ------------------------------------------------------------------
+
+static struct chunk *map_chunk(void)
 {
-	if (osm_trace_fd >= 0 && tr.len)
-		osm_os_write_fd(osm_trace_fd, tr.buf, tr.len);
-	tr.len = 0;
+	struct chunk *c = osm_os_map_buffer(MAPPED_SIZE);
+	if (!c)
+		return NULL;
+	c->data = (char *)(c + 1);
+	c->cap = MAPPED_SIZE - sizeof *c;
+	c->mapped = true;
+	c->len = 0;
+	pthread_mutex_lock(&q_lock);
+	c->all = tr.mapped;
+	tr.mapped = c;
+	pthread_mutex_unlock(&q_lock);
+	return c;
 }
+
+static void drain(void);
+
+/* Queues the current chunk and takes an empty one. Under the heap lock: memory only, unless no buffer can be
+ * had at all (no memory to map one): then this thread writes the queue itself, as the old recorder did. */
+static void seal(void)
+{
+	struct chunk *c = tr.cur, *n;
+	pthread_mutex_lock(&q_lock);
+	if (c->len) {
+		c->next = NULL;
+		if (tr.tail)
+			tr.tail->next = c;
+		else
+			tr.head = c;
+		tr.tail = c;
+		__atomic_store_n(&io_pending, 1, __ATOMIC_RELAXED);
+	} else {
+		c->next = tr.spare; /* nothing in it: back to the spares */
+		tr.spare = c;
+		tr.spares++;
+	}
+	n = tr.spare;
+	if (n) {
+		tr.spare = n->next;
+		tr.spares--;
+	}
+	pthread_mutex_unlock(&q_lock);
+	if (!n)
+		n = map_chunk();
+	if (!n) {
+		pthread_mutex_lock(&io_lock);
+		drain();
+		pthread_mutex_unlock(&io_lock);
+		pthread_mutex_lock(&q_lock);
+		n = tr.spare; /* the drain gave every written chunk back, and at least c was queued */
+		tr.spare = n->next;
+		tr.spares--;
+		pthread_mutex_unlock(&q_lock);
+	}
+	n->len = 0;
+	tr.cur = n;
+}
+
+/* Writes the queue in order. io_lock held: one writer at a time keeps the file in order. */
+static void drain(void)
+{
+	if (!tr.opened) {
+		tr.opened = true;
+		long pid = osm_os_pid();
+		/* A forked child never writes path: its parent does. A process that exec'd with OSMEM_TRACE inherited
+		 * (a shell's command) writes path only if no other process holds it, unless osmem-run named the
+		 * owner (OSMEM_TRACE_PID) */
+		enum os_trace_name how = tr.owner ? (pid == tr.owner ? TRACE_PATH : TRACE_PATH_PID)
+					: pid == tr.started ? TRACE_PATH_IF_FREE : TRACE_PATH_PID;
+		osm_os_open_trace(&tr.file, tr.path, how); /* on failure fd is -1: chunks are dropped */
+	}
+	for (;;) {
+		pthread_mutex_lock(&q_lock);
+		struct chunk *c = tr.head;
+		if (!c) {
+			__atomic_store_n(&io_pending, 0, __ATOMIC_RELAXED);
+			pthread_mutex_unlock(&q_lock);
+			return;
+		}
+		tr.head = c->next;
+		if (!tr.head)
+			tr.tail = NULL;
+		pthread_mutex_unlock(&q_lock);
+		if (tr.file.fd >= 0)
+			osm_os_file_write(&tr.file, c->data, c->len);
+		pthread_mutex_lock(&q_lock);
+		bool unmap = c->mapped && tr.spares >= 2; /* the backlog is gone: keep two spares, no more */
+		if (unmap) {
+			struct chunk **p = &tr.mapped;
+			while (*p != c)
+				p = &(*p)->all;
+			*p = c->all;
+		} else {
+			c->next = tr.spare;
+			tr.spare = c;
+			tr.spares++;
+		}
+		pthread_mutex_unlock(&q_lock);
+		if (unmap)
+			osm_os_unmap_buffer(c, MAPPED_SIZE);
+	}
+}
+
+void osm_trace_after_unlock(void)
+{
+	if (!__atomic_load_n(&io_pending, __ATOMIC_RELAXED))
+		return;
+	/* one writer at a time; the others go on (a chunk queued while the writer finishes waits for the next
+	 * unlock, at the latest for exit) */
+	if (pthread_mutex_trylock(&io_lock) != 0)
+		return;
+	drain();
+	pthread_mutex_unlock(&io_lock);
+}
+
+void osm_trace_at_exit(void)
+{
+	if (!osm_trace_on)
+		return;
+	/* exit() from a signal handler that interrupted the allocator: this thread holds the lock already */
+	bool held = osm_lock_held_by_self();
+	if (!held)
+		osm_lock();
+	seal();
+	if (!held)
+		osm_unlock();
+	pthread_mutex_lock(&io_lock);
+	drain();
+	pthread_mutex_unlock(&io_lock);
+}
+
+_Noreturn void osm_fatal_pointer(const char *api, const char *what, const void *ptr)
+{
+	/* the events just before the report are the ones worth having: write them first (under the heap lock,
+	 * waiting for a writer that is busy: the process ends here) */
+	if (osm_trace_on) {
+		seal();
+		pthread_mutex_lock(&io_lock);
+		drain();
+	}
+	osm_os_fatal_pointer(api, what, ptr);
+}
+
+// ------------------------------------------------------------------
+// Events
+// ------------------------------------------------------------------
 
 static void put_char(char c)
 {
-	if (tr.len == sizeof tr.buf)
-		osm_trace_flush();
-	tr.buf[tr.len++] = c;
+	if (tr.cur->len == tr.cur->cap)
+		seal();
+	tr.cur->data[tr.cur->len++] = c;
 }
 
 static void put_str(const char *s)
@@ -102,6 +282,20 @@ void osm_trace_event(const char *fmt, ...)
 	va_end(ap);
 }
 
+// ------------------------------------------------------------------
+// Start, fork
+// ------------------------------------------------------------------
+
+static long parse_pid(const char *s)
+{
+	long v = 0;
+	for (; s && *s >= '0' && *s <= '9'; s++)
+		v = v * 10 + (*s - '0');
+	return v;
+}
+
+/* Under the heap lock, at the first allocation: memory only. The file is opened by the first writer, after
+ * the lock is released. */
 void osm_trace_start(const char *path, const char *const *base, const char *const *end, const char *header)
 {
 	tr.base = base;
@@ -111,23 +305,47 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 		return;
 	memcpy(tr.path, path, n + 1);
 	memcpy(tr.header, header, h + 1);
-	osm_trace_fd = osm_os_open_trace(path);
-	if (osm_trace_fd >= 0)
-		osm_trace_event("%s", header);
+	/* osmem-run names the owner (its pid, which exec keeps); else the first process to hold path owns it, and
+	 * its children, forked or exec'd with OSMEM_TRACE inherited, write path.PID instead of truncating it */
+	const char *owner = osm_os_getenv("OSMEM_TRACE_PID");
+	tr.owner = owner && *owner ? parse_pid(owner) : 0;
+	tr.started = osm_os_pid();
+	for (int i = 0; i < 2; i++) {
+		static_chunk[i].data = static_data[i];
+		static_chunk[i].cap = STATIC_CAP;
+	}
+	tr.cur = &static_chunk[0];
+	tr.spare = &static_chunk[1];
+	tr.spares = 1;
+	tr.file.fd = -1;
+	osm_trace_on = 1;
+	__atomic_store_n(&io_pending, 1, __ATOMIC_RELAXED); /* the open */
+	osm_trace_event("%s", tr.header);
 }
 
-/* The child of a fork does not write into its parent's trace: it starts its own, PATH.PID. */
+/* The child of a fork does not write into its parent's trace: it starts its own, PATH.PID. Its one thread
+ * holds nothing: every lock starts free, every buffer empty (what was buffered is the parent's to write). */
 void osm_trace_fork_child(void)
 {
-	if (osm_trace_fd < 0)
+	if (!osm_trace_on)
 		return;
-	tr.len = 0;
-	osm_trace_fd = osm_os_open_trace(tr.path);
-	if (osm_trace_fd >= 0)
-		osm_trace_event("%s", tr.header);
-}
-
-__attribute__((destructor)) static void trace_at_exit(void)
-{
-	osm_trace_flush();
+	pthread_mutex_init(&q_lock, NULL);
+	pthread_mutex_init(&io_lock, NULL);
+	osm_os_file_close(&tr.file);
+	tr.opened = false;
+	tr.head = tr.tail = NULL;
+	tr.spare = NULL;
+	tr.spares = 0;
+	for (struct chunk *c = tr.mapped; c; c = c->all) {
+		c->next = tr.spare;
+		tr.spare = c;
+		tr.spares++;
+	}
+	static_chunk[1].next = tr.spare;
+	tr.spare = &static_chunk[1];
+	tr.spares++;
+	tr.cur = &static_chunk[0];
+	tr.cur->len = 0;
+	__atomic_store_n(&io_pending, 1, __ATOMIC_RELAXED);
+	osm_trace_event("%s", tr.header);
 }

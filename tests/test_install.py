@@ -51,6 +51,12 @@ INSTALLED = ["lib/libosmem.so", "lib/libosmem.a", "lib/libosmem-malloc.so", "lib
 MALLOC_FAMILY = {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
                  "memalign", "valloc", "pvalloc", "malloc_usable_size", "malloc_trim", "mallinfo",
                  "mallinfo2", "malloc_stats"}
+# C++ operator new and delete in all their forms (Itanium-mangled), exported as tcmalloc and mimalloc do.
+CXX_OPERATORS = {"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+                 "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+                 "_ZdlPv", "_ZdaPv", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvm", "_ZdaPvm",
+                 "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+                 "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t"}
 ALLOC_CALLS = {"malloc", "calloc", "realloc", "free", "reallocarray", "posix_memalign", "aligned_alloc",
                "memalign", "valloc", "pvalloc", "strdup"}
 
@@ -334,7 +340,7 @@ def check_all(opts, tmp):
             continue
         names = {f[2] for f in (l.split() for l in out.splitlines()) if len(f) == 3}
         loose = sorted(n for n in names if not n.startswith(("os_", "osm_")) and
-                       not (a == "libosmem-malloc.a" and n in MALLOC_FAMILY))
+                       not (a == "libosmem-malloc.a" and n in MALLOC_FAMILY | CXX_OPERATORS))
         if loose:
             bad.append("%s defines %s" % (a, ", ".join(loose)))
     report("archive-symbols", not bad, "globals without the os_/osm_ prefix, which a program's own "

@@ -1,0 +1,208 @@
+/* malloc_protect_realloc: what realloc leaves behind when it succeeds on a second try, and whom it names when
+ * it is given a freed block.
+ *
+ *   errno_kept_after_fallback  a mapped block grows; mremap fails (a seccomp filter makes it return ENOMEM) and
+ *                              the copy to a new mapping succeeds: realloc returns the block with its contents
+ *                              and errno as it was before the call (it was left at ENOMEM).
+ *   realloc_zero_double_free   realloc(freed, 0) aborts with `osmem: realloc(): double free 0x<ptr>` (it said
+ *                              free(), since it called free).
+ *   fatal_flushes_trace        with OSMEM_TRACE set, the events before that report are in the trace file (they
+ *                              were in a buffer that abort() dropped).
+ * Each case runs in a child process. Prints `PASS protect_realloc/<case>` or `FAIL protect_realloc/<case>: why`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "osmem.h"
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+
+static int n_fail;
+
+static void report(const char *name, const char *why)
+{
+	if (why) {
+		printf("FAIL protect_realloc/%s: %s\n", name, why);
+		n_fail++;
+	} else {
+		printf("PASS protect_realloc/%s\n", name);
+	}
+	fflush(stdout);
+}
+
+/* mremap(2) fails with ENOMEM from now on, in this process. */
+static int deny_mremap(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mremap, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOMEM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* Child exit codes. */
+enum { E_OK, E_SETUP, E_NULL, E_ERRNO, E_CONTENT, E_NO_MREMAP };
+
+static int errno_child(void)
+{
+	unsigned char *p = v_malloc(200000);
+	if (!p || deny_mremap() != 0)
+		return E_SETUP;
+	for (size_t i = 0; i < 200000; i += 4096)
+		p[i] = (unsigned char)(i >> 12);
+	struct os_stats before, after;
+	os_stats(&before);
+	errno = EDOM;
+	unsigned char *q = v_realloc(p, 600000);
+	int e = errno;
+	os_stats(&after);
+	if (!q)
+		return E_NULL;
+	if (after.mremap_calls != before.mremap_calls + 1)
+		return E_NO_MREMAP;
+	for (size_t i = 0; i < 200000; i += 4096)
+		if (q[i] != (unsigned char)(i >> 12))
+			return E_CONTENT;
+	v_free(q);
+	return e == EDOM ? E_OK : E_ERRNO;
+}
+
+static void test_errno(void)
+{
+	static const char *why[] = { NULL, "could not set up (malloc or seccomp failed)", "realloc returned NULL",
+				     "errno changed by a successful realloc (the failed mremap's ENOMEM showed)",
+				     "the contents were not kept",
+				     "realloc did not try mremap (not the default profile?): nothing was tested" };
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(errno_child());
+	int st;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st))
+		report("errno_kept_after_fallback", "the child crashed");
+	else
+		report("errno_kept_after_fallback",
+		       (size_t)WEXITSTATUS(st) < sizeof why / sizeof why[0] ? why[WEXITSTATUS(st)] : "unknown exit status");
+}
+
+/* Runs fn in a child with standard error on a pipe; returns what it wrote and how it ended. */
+static int run_capture(void (*fn)(void *), void *arg, char *out, size_t cap)
+{
+	int fds[2];
+	if (pipe(fds) != 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		fn(arg);
+		_exit(0);
+	}
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t r;
+	while (len < cap - 1 && (r = read(fds[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	out[len] = 0;
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+static void realloc_freed_zero(void *arg)
+{
+	v_free(arg);
+	(void)v_realloc(arg, 0);
+}
+
+static void test_realloc_zero(void)
+{
+	void *p = v_malloc(100);
+	char out[512], want[128], why[700];
+	int st = run_capture(realloc_freed_zero, p, out, sizeof out);
+	snprintf(want, sizeof want, "osmem: realloc(): double free 0x%lx\n", (unsigned long)p);
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+		snprintf(why, sizeof why, "the child did not abort (status 0x%x); it wrote %s", st, out);
+	else if (strcmp(out, want) != 0)
+		snprintf(why, sizeof why, "it wrote \"%s\", not \"%s\"", out, want);
+	else
+		why[0] = 0;
+	report("realloc_zero_double_free", why[0] ? why : NULL);
+	v_free(p);
+}
+
+/* In a fresh process with OSMEM_TRACE set: a few recorded calls (far less than a buffer), then the bad one. */
+static int traced_fatal(void)
+{
+	for (int i = 0; i < 20; i++)
+		v_free(v_malloc(4242));
+	void *p = v_malloc(100);
+	v_free(p);
+	(void)v_realloc(p, 0);
+	return 1;
+}
+
+static void test_trace_flushed(char *self)
+{
+	char path[64], arg[] = "traced-fatal";
+	snprintf(path, sizeof path, "/tmp/osmem-protect-realloc-%d.trace", (int)getpid());
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		setenv("OSMEM_TRACE", path, 1);
+		unsetenv("OSMEM_TRACE_PID");
+		execl(self, self, arg, (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	char text[65536];
+	size_t len = 0;
+	int fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		ssize_t r;
+		while (len < sizeof text - 1 && (r = read(fd, text + len, sizeof text - 1 - len)) > 0)
+			len += (size_t)r;
+		close(fd);
+	}
+	text[len] = 0;
+	unlink(path);
+	int mallocs = 0;
+	for (char *s = text; (s = strstr(s, "\nmalloc 4242 ")); s++)
+		mallocs++;
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+		report("fatal_flushes_trace", "the traced child did not abort");
+	else if (strncmp(text, "osmem-trace 1 ", 14) != 0 || mallocs != 20 || !strstr(text, "\nmalloc 100 "))
+		report("fatal_flushes_trace", "the trace file lacks the events recorded before the report");
+	else
+		report("fatal_flushes_trace", NULL);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "traced-fatal") == 0)
+		return traced_fatal();
+	test_errno();
+	test_realloc_zero();
+	test_trace_flushed(argv[0]);
+	return n_fail != 0;
+}
