@@ -791,7 +791,8 @@ static const char *DEF_FRAG =
 	"does not report its largest free chunk: from mallinfo2, 1 - max(keepcost, fordblks / (ordblks + smblks)) / "
 	"fordblks, where keepcost is only the top chunk and the mean free chunk is another lower bound on the largest, "
 	"so the value is an upper bound (marked <=); the same formula on osmem's mallinfo2 (whose keepcost is its "
-	"largest free block) gives exactly os_stats.fragmentation";
+	"largest free block) gives exactly os_stats.fragmentation, except that the default profile's fordblks also "
+	"counts the free slots of its front (per-thread caches)";
 static const char *DEF_SYS =
 	"brk, mmap, munmap, and other = mremap + madvise, counted by strace between two marker write(2)s "
 	"around the replay (the loader's and the replayer's own calls are not counted)";
