@@ -254,15 +254,16 @@ def embedded_front(path):
     d = json.loads(m.group(1).replace("<\\/", "</"))
     fr = d.get("front") or {"n": 0}
     cols = {}
-    for key, code in (("t0", "I"), ("t1", "I"), ("voff", "d"), ("addr", "d"), ("slot", "I"), ("slots", "I"),
-                      ("used", "I"), ("owner", "I")):
+    for key, code in (("t0", "I"), ("t1", "I"), ("voff", "d" if fr.get("wide") else "I"), ("page", "I"),
+                      ("slot", "H"), ("slots", "H"), ("used", "H"), ("owner", "I")):
         a = array(code)
         if fr.get("n"):
             a.frombytes(base64.b64decode(fr[key]))
             if sys.byteorder != "little":
                 a.byteswap()
         cols[key] = a
-    states = [{k: int(cols[k][i]) for k in cols} for i in range(fr.get("n", 0))]
+    pages = [int(a, 16) for a in fr.get("pages", [])]
+    states = [dict({k: int(cols[k][i]) for k in cols}, addr=pages[cols["page"][i]]) for i in range(fr.get("n", 0))]
     return d["meta"], states, d.get("segments") or []
 
 

@@ -52,17 +52,24 @@ def _pack(h, keep_text=True):
     st = array("B", (h.status[i] for i in order))
     mapped = [[m["t0"], m["t1"], m["voff"], m["size"], "0x%x" % m["addr"]]
               for m in sorted(h.mapped, key=lambda m: m["t0"])]
+    # front page states, compact: a page's address is an index into the table of pages; sizes, slot counts and
+    # slots in use fit 16 bits (a page is 64 KiB, the largest class 2 KiB), lane offsets 32 bits while the lane
+    # is below 4 GiB
     nf = len(h.f_t0)
     forder = sorted(range(nf), key=h.f_t0.__getitem__)
+    page_ids = {a: i for i, a in enumerate(sorted(set(h.f_addr)))}
+    fwide = h.front_lane_size >= 2 ** 32
     front = {
         "n": nf,
+        "wide": fwide,
+        "pages": ["0x%x" % a for a in sorted(page_ids)],
         "t0": _b64(array("I", (h.f_t0[i] for i in forder))),
         "t1": _b64(array("I", (h.f_t1[i] for i in forder))),
-        "voff": _b64(array("d", (h.f_voff[i] for i in forder))),
-        "addr": _b64(array("d", (h.f_addr[i] for i in forder))),
-        "slot": _b64(array("I", (h.f_slot[i] for i in forder))),
-        "slots": _b64(array("I", (h.f_slots[i] for i in forder))),
-        "used": _b64(array("I", (h.f_used[i] for i in forder))),
+        "voff": _b64(array("d" if fwide else "I", (h.f_voff[i] for i in forder))),
+        "page": _b64(array("I", (page_ids[h.f_addr[i]] for i in forder))),
+        "slot": _b64(array("H", (h.f_slot[i] for i in forder))),
+        "slots": _b64(array("H", (h.f_slots[i] for i in forder))),
+        "used": _b64(array("H", (h.f_used[i] for i in forder))),
         "owner": _b64(array("I", (h.f_owner[i] for i in forder))),
     }
     segments = [[g["t0"], g["t1"], g["voff"], "0x%x" % g["addr"]] for g in sorted(h.segments, key=lambda g: g["t0"])]
@@ -284,9 +291,12 @@ var TEND = M.tEnd, TSTART = M.tStart;
 var HAS_LANE = NM > 0;
 var FR = D.front || { n: 0 }, NF = FR.n || 0;
 function fArr(k, T) { return NF ? b64(FR[k], T) : new T(0); }
-var FT0 = fArr('t0', Uint32Array), FT1 = fArr('t1', Uint32Array), FVO = fArr('voff', Float64Array),
-    FAD = fArr('addr', Float64Array), FSL = fArr('slot', Uint32Array), FSN = fArr('slots', Uint32Array),
-    FUS = fArr('used', Uint32Array), FOW = fArr('owner', Uint32Array);
+var FT0 = fArr('t0', Uint32Array), FT1 = fArr('t1', Uint32Array), FVO = fArr('voff', FR.wide ? Float64Array : Uint32Array),
+    FPG = fArr('page', Uint32Array), FSL = fArr('slot', Uint16Array), FSN = fArr('slots', Uint16Array),
+    FUS = fArr('used', Uint16Array), FOW = fArr('owner', Uint32Array);
+var FPAGES = (FR.pages || []).map(function (a) { return parseInt(a, 16); });
+var FAD = new Float64Array(NF);   // FAD[i]: the address of state i's page
+for (var fi0 = 0; fi0 < NF; fi0++) FAD[fi0] = FPAGES[FPG[fi0]];
 var SEGS = D.segments || [], NSG = SEGS.length;
 var HAS_FRONT = NF > 0 || NSG > 0;
 var FP = 65536, FSEG = 4194304;   // the front's pages and segments
