@@ -1029,7 +1029,7 @@ bool osm_front_trim(void)
 	} else {
 		front_lock();
 	}
-	if (global_state != G_ON) {
+	if (global_state != G_ON) { /* never traced: tracing needs the front on */
 		front_unlock();
 		return false;
 	}
