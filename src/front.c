@@ -26,9 +26,19 @@
  * of the page's lists when this thread owns the page). A pointer that is not a carved slot of a page with slots
  * is an invalid pointer. All reported through osm_os_fatal_pointer, before anything changes.
  *
- * When it is off. libosmem.so never builds this file. The drop-in bypasses it when OSMEM_PROFILE=classic, when
- * OSMEM_TRACE is set (every request must reach the traced core, in order), and when OSMEM_FRONT=0: the first
- * slow path of each thread finds it off and every request goes to the core, as before.
+ * When it is off. libosmem.so never builds this file. The drop-in bypasses it when OSMEM_PROFILE=classic and when
+ * OSMEM_FRONT=0: the first slow path of each thread finds it off and every request goes to the core, as before.
+ *
+ * Traced (OSMEM_TRACE). The front stays on, so that a traced program has the heap it has untraced, but runs
+ * serialised: every request it serves (cache hits included) and each of its decisions (pages taken, given back,
+ * abandoned, adopted; remote frees; segments mapped) is a line of the trace (docs/TRACE.md), written under the
+ * front lock and then the heap lock, so that front and core lines never interleave. The fast paths are not
+ * touched: a traced thread keeps osm_front_tl_heap at empty_heap (its real heap is tl_heap), so its malloc finds
+ * the empty page and its free finds a page of another heap, and both fall into the slow paths, which see the
+ * thread's state TL_TRACED. Cost when tracing is off: a load and a branch in some slow paths (free's, realloc's
+ * and memalign's entries, and each event site, like the core's). The slow path knows the size class, not the
+ * request: a malloc or calloc it serves is the line `slot C` (C: the class's slot size); memalign and realloc
+ * know their arguments (thread-local tl_req, set by their entry points here).
  *
  * fork. The handlers (called from osmem.c, stdio's lock first, then the front lock, then the heap lock) make
  * the child's front lock usable. The child keeps the forking thread's heap; the other threads' heaps and their
@@ -79,10 +89,17 @@ static struct front_heap empty_heap = {
 _Static_assert(FRONT_CLASSES == 24, "empty_heap lists 24 classes");
 
 __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec"))) = &empty_heap;
-enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF };
+enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF, TL_TRACED };
 static __thread uint8_t tl_state __attribute__((tls_model("initial-exec")));
 static __thread bool tl_in_lock __attribute__((tls_model("initial-exec")));
 static __thread unsigned tl_fork_skips __attribute__((tls_model("initial-exec")));
+/* Traced mode: the thread's heap (osm_front_tl_heap stays &empty_heap), whether it holds both locks for a traced
+ * request (the nested front_lock and core_lock of the helpers are then no-ops), and the request a memalign or a
+ * realloc entry point announced to the slow path that serves it. */
+static __thread struct front_heap *tl_heap __attribute__((tls_model("initial-exec")));
+static __thread bool tl_hold __attribute__((tls_model("initial-exec")));
+enum { REQ_NONE, REQ_MEMALIGN, REQ_REALLOC };
+static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribute__((tls_model("initial-exec")));
 
 HIDDEN uint64_t osm_front_segmap[((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64];
 /* (n + 15) / 16 -> the smallest class that holds n (generated from class_size; checked at start-up) */
@@ -102,6 +119,7 @@ HIDDEN uintptr_t osm_front_key, osm_front_dfkey;
 /* Everything below is guarded by front_mutex. */
 static pthread_mutex_t front_mutex = PTHREAD_MUTEX_INITIALIZER;
 static enum { G_UNSET, G_ON, G_OFF } global_state;
+static bool front_traced;                            /* set once, before the first page exists (atomic reads) */
 static pthread_key_t exit_key;
 static struct front_seg *segments;
 static size_t n_segments, n_free_segments;
@@ -155,6 +173,12 @@ static inline struct front_seg *seg_of(const struct front_page *pg)
 	return (struct front_seg *)((uintptr_t)pg & ~(FRONT_SEG_SIZE - 1));
 }
 
+/* The address of the page's memory (its slot 0), formatted or not: what the trace names a page by. */
+static inline void *page_addr(struct front_page *pg)
+{
+	return (char *)seg_of(pg) + (size_t)(pg - seg_of(pg)->pages) * FRONT_PAGE_SIZE;
+}
+
 static inline void set_heap(struct front_page *pg, struct front_heap *h)
 {
 	__atomic_store_n(&pg->heap, h, __ATOMIC_RELAXED);
@@ -166,6 +190,8 @@ static inline void set_heap(struct front_page *pg, struct front_heap *h)
 
 static void front_lock(void)
 {
+	if (tl_hold)
+		return;
 	tl_in_lock = true;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&front_mutex);
@@ -173,9 +199,44 @@ static void front_lock(void)
 
 static void front_unlock(void)
 {
+	if (tl_hold)
+		return;
 	pthread_mutex_unlock(&front_mutex);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	tl_in_lock = false;
+}
+
+/* The core's lock, for the system calls the front makes through os.c (front lock held or not: that order). */
+static void core_lock(void)
+{
+	if (!tl_hold)
+		osm_lock();
+}
+
+static void core_unlock(void)
+{
+	if (!tl_hold)
+		osm_unlock();
+}
+
+static inline bool front_tracing(void)
+{
+	return __builtin_expect(__atomic_load_n(&front_traced, __ATOMIC_RELAXED), 0);
+}
+
+/* A traced request: the front lock, then the heap lock (the trace's lock), held until trace_end. */
+static void trace_begin(void)
+{
+	front_lock();
+	osm_lock();
+	tl_hold = true;
+}
+
+static void trace_end(void)
+{
+	tl_hold = false;
+	osm_unlock();
+	front_unlock();
 }
 
 void osm_front_fork_prepare(void)
@@ -219,6 +280,8 @@ static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
 	pg->used = 0;
 	__atomic_store_n(&pg->thread_free, 0, __ATOMIC_RELAXED);
 	set_heap(pg, h);
+	if (TRACING)
+		osm_trace_event("  page %p %z %z", (void *)pg->start, (size_t)pg->slot_size, (size_t)pg->reserved);
 }
 
 /* A page that holds no slots (pool, empty cache): every pointer into it is invalid. */
@@ -290,6 +353,8 @@ static uint32_t page_collect(struct front_page *pg)
 	tail[0] = (void *)front_enc(tail, pg->free);
 	pg->free = list;
 	pg->used -= n;
+	if (TRACING)
+		osm_trace_event("  collect %p %z", page_addr(pg), (size_t)n);
 	return n;
 }
 
@@ -304,7 +369,7 @@ _Noreturn void osm_front_corrupt(void *slot)
  * and compares, on a path that takes a lock anyway. */
 void osm_front_check_heads(void)
 {
-	struct front_heap *h = osm_front_tl_heap;
+	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	for (size_t cls = 0; cls < FRONT_CLASSES; cls++) {
 		struct front_page *pg = h->cur[cls];
 		void **s = pg->free;
@@ -335,7 +400,7 @@ static void segmap_set(uintptr_t seg, bool on)
  * counters of system calls exact. */
 static struct front_seg *seg_new(void)
 {
-	osm_lock();
+	core_lock();
 	char *raw = osm_os_map(2 * FRONT_SEG_SIZE);
 	char *seg = NULL;
 	if (raw) {
@@ -345,9 +410,11 @@ static struct front_seg *seg_new(void)
 		if (raw + 2 * FRONT_SEG_SIZE > seg + FRONT_SEG_SIZE)
 			osm_os_unmap(seg + FRONT_SEG_SIZE, (size_t)(raw + 2 * FRONT_SEG_SIZE - (seg + FRONT_SEG_SIZE)));
 	}
-	osm_unlock();
+	core_unlock();
 	if (!seg || (uintptr_t)seg >> 47)
 		return NULL;
+	if (TRACING)
+		osm_trace_event("  seg_map %p %z", (void *)seg, FRONT_SEG_SIZE);
 	struct front_seg *s = (struct front_seg *)seg; /* fresh memory: all zero */
 	for (size_t i = 1; i < FRONT_PAGES; i++) {
 		page_unformat(&s->pages[i], PG_POOL);
@@ -377,13 +444,17 @@ static void seg_release(struct front_seg *s)
 	n_segments--;
 	n_free_segments--;
 	segmap_set((uintptr_t)s, false);
-	osm_lock();
+	if (TRACING)
+		osm_trace_event("  seg_unmap %p %z", (void *)s, FRONT_SEG_SIZE);
+	core_lock();
 	osm_os_unmap(s, FRONT_SEG_SIZE);
-	osm_unlock();
+	core_unlock();
 }
 
 static void pool_put(struct front_page *pg)
 {
+	if (TRACING)
+		osm_trace_event("  page_pool %p", page_addr(pg));
 	page_unformat(pg, PG_POOL);
 	list_push(&pool, pg);
 	struct front_seg *s = seg_of(pg);
@@ -422,6 +493,8 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 				n_abandoned_cls[cls]--;
 				set_heap(pg, h);
 				found = pg;
+				if (TRACING)
+					osm_trace_event("  adopt %p %z", page_addr(pg), (size_t)pg->used);
 			} else {
 				list_push(&abandoned[cls], pg);
 			}
@@ -440,7 +513,7 @@ static void global_init(void)
 {
 	const char *profile = osm_os_getenv("OSMEM_PROFILE"), *trace = osm_os_getenv("OSMEM_TRACE");
 	const char *front = osm_os_getenv("OSMEM_FRONT");
-	bool off = (profile && strcmp(profile, "classic") == 0) || (trace && *trace) || (front && strcmp(front, "0") == 0);
+	bool off = (profile && strcmp(profile, "classic") == 0) || (front && strcmp(front, "0") == 0);
 	if (off || pthread_key_create(&exit_key, heap_exit) != 0) {
 		global_state = G_OFF;
 		return;
@@ -461,6 +534,13 @@ static void global_init(void)
 		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 		*(i ? &osm_front_dfkey : &osm_front_key) = (uintptr_t)(z ^ (z >> 31));
 	}
+	if (trace && *trace) {
+		/* the heap lock starts the trace (osm_init) if no request has yet; a trace that could not be opened
+		 * leaves the front untraced */
+		osm_lock();
+		__atomic_store_n(&front_traced, TRACING, __ATOMIC_RELAXED);
+		osm_unlock();
+	}
 	global_state = G_ON;
 }
 
@@ -469,9 +549,9 @@ static struct front_heap *heap_alloc(void)
 {
 	if (!spare_heaps) {
 		size_t chunk = 64 * 1024, n = chunk / sizeof(struct front_heap);
-		osm_lock();
+		core_lock();
 		struct front_heap *hs = osm_os_map(chunk);
-		osm_unlock();
+		core_unlock();
 		if (!hs)
 			return NULL;
 		for (size_t i = 0; i < n; i++) {
@@ -510,6 +590,11 @@ static struct front_heap *heap_init(void)
 	if (!h)
 		return NULL;
 	pthread_setspecific(exit_key, h); /* a key below 32: no allocation in glibc */
+	if (front_tracing()) { /* the fast paths keep failing: every call takes a traced slow path */
+		tl_heap = h;
+		tl_state = TL_TRACED;
+		return NULL;
+	}
 	osm_front_tl_heap = h;
 	tl_state = TL_ACTIVE;
 	return h;
@@ -524,6 +609,8 @@ static void heap_exit_page(struct front_heap *h, struct front_page *pg)
 	}
 	pg->state = PG_ABANDONED;
 	set_heap(pg, NULL);
+	if (TRACING)
+		osm_trace_event("  abandon %p %z", page_addr(pg), (size_t)pg->used);
 	list_push(&abandoned[pg->cls], pg);
 	n_abandoned++;
 	n_abandoned_cls[pg->cls]++;
@@ -534,9 +621,17 @@ static void heap_exit_page(struct front_heap *h, struct front_page *pg)
 static void heap_exit(void *arg)
 {
 	struct front_heap *h = arg;
+	bool traced = tl_state == TL_TRACED;
 	osm_front_tl_heap = &empty_heap;
 	tl_state = TL_DONE;
-	front_lock();
+	if (traced) {
+		tl_heap = NULL;
+		trace_begin();
+		if (TRACING)
+			osm_trace_event("thread_exit t=%t");
+	} else {
+		front_lock();
+	}
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		struct front_page *pg;
 		if (h->cur[c] != &empty_page)
@@ -563,7 +658,10 @@ static void heap_exit(void *arg)
 	n_live--;
 	h->next = spare_heaps;
 	spare_heaps = h;
-	front_unlock();
+	if (traced)
+		trace_end();
+	else
+		front_unlock();
 }
 
 // ------------------------------------------------------------------
@@ -603,17 +701,17 @@ static struct front_page *find_page(struct front_heap *h, size_t cls)
 			p->state = PG_EMPTY;
 			list_push(&h->empty, p);
 			h->n_empty++;
+			if (TRACING)
+				osm_trace_event("  page_empty %p", page_addr(p));
 		}
 	}
 	front_unlock();
 	return pg;
 }
 
-void *osm_front_malloc_slow(size_t cls)
+/* The slow path proper: the current page has no free slot (or there is none). */
+static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap *h, size_t cls)
 {
-	struct front_heap *h = osm_front_tl_heap;
-	if (h == &empty_heap && !(h = heap_init()))
-		return NULL;
 	h->misses++;
 	struct front_page *pg = h->cur[cls];
 	if (pg != &empty_page) {
@@ -634,6 +732,45 @@ void *osm_front_malloc_slow(size_t cls)
 	pg->state = PG_CUR;
 	h->cur[cls] = pg;
 	return page_pop(pg);
+}
+
+static void *traced_malloc(size_t cls);
+
+void *osm_front_malloc_slow(size_t cls)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	if (h == &empty_heap && !(h = heap_init()))
+		return tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
+	return slow_malloc(h, cls);
+}
+
+/* A traced thread's malloc, calloc, memalign or moving realloc of a front size: what the fast path would do (a
+ * hit when the current page has a free slot), else the slow path, recorded with its decisions and its result. */
+static void *traced_malloc(size_t cls)
+{
+	struct front_heap *h = tl_heap;
+	int saved = errno;
+	trace_begin();
+	if (TRACING) {
+		if (tl_req.kind == REQ_MEMALIGN)
+			osm_trace_event("memalign %z %z t=%t", tl_req.a, tl_req.n);
+		else
+			osm_trace_event("slot %z t=%t", (size_t)class_size[cls]);
+	}
+	tl_req.kind = REQ_NONE;
+	struct front_page *pg = h->cur[cls];
+	void *p;
+	if (pg->free) {
+		h->hits++;
+		p = page_pop(pg);
+	} else {
+		p = slow_malloc(h, cls);
+	}
+	if (TRACING)
+		osm_trace_event("= %p", p);
+	trace_end();
+	errno = saved;
+	return p;
 }
 
 // ------------------------------------------------------------------
@@ -659,7 +796,8 @@ static bool list_holds(struct front_page *pg, void **q, void *s)
 
 static bool slot_is_free(struct front_page *pg, void *s)
 {
-	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != osm_front_tl_heap)
+	struct front_heap *me = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
+	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != me)
 		return true;
 	return list_holds(pg, pg->free, s) ||
 	       list_holds(pg, (void **)__atomic_load_n(&pg->thread_free, __ATOMIC_ACQUIRE), s);
@@ -675,9 +813,8 @@ static void check_slot(void *p, struct front_page *pg, const char *api)
 
 /* A page that is not the current one got a local free: a full page has room again, an empty one goes to the
  * heap's cache (and past EMPTY_KEEP, a batch goes to the pool under the lock). */
-void osm_front_free_local_slow(struct front_page *pg)
+static void free_local_slow(struct front_heap *h, struct front_page *pg)
 {
-	struct front_heap *h = osm_front_tl_heap;
 	if (pg->state == PG_FULL) {
 		list_remove(&h->full[pg->cls], pg);
 		pg->state = PG_PARTIAL;
@@ -688,6 +825,8 @@ void osm_front_free_local_slow(struct front_page *pg)
 	list_remove(&h->partial[pg->cls], pg);
 	page_unformat(pg, PG_EMPTY);
 	list_push(&h->empty, pg);
+	if (TRACING)
+		osm_trace_event("  page_empty %p", page_addr(pg));
 	if (++h->n_empty <= EMPTY_KEEP)
 		return;
 	int saved = errno;
@@ -698,11 +837,17 @@ void osm_front_free_local_slow(struct front_page *pg)
 	errno = saved;
 }
 
-void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
+void osm_front_free_local_slow(struct front_page *pg)
+{
+	free_local_slow(osm_front_tl_heap, pg);
+}
+
+/* free's slow path for the heap h of the calling thread (&empty_heap: it has none). */
+static inline __attribute__((always_inline)) void slot_free(void *p, struct front_page *pg, const char *api,
+							     struct front_heap *h)
 {
 	check_slot(p, pg, api);
 	void **s = p;
-	struct front_heap *h = osm_front_tl_heap;
 	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h) { /* own page; the mark was the program's data */
 		s[0] = (void *)front_enc(s, pg->free);
 		s[1] = (void *)front_mark(s);
@@ -710,7 +855,7 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 		pg->used--;
 		h->frees++;
 		if (pg->state != PG_CUR)
-			osm_front_free_local_slow(pg);
+			free_local_slow(h, pg);
 		return;
 	}
 	/* Another thread's page (or an abandoned one): one CAS push. The mark is written first: once pushed, the
@@ -729,6 +874,30 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 		__atomic_fetch_add(&orphan_remote_freed, bytes, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&orphan_frees, 1, __ATOMIC_RELAXED);
 	}
+	if (TRACING)
+		osm_trace_event("  remote_free %p", page_addr(pg));
+}
+
+/* A traced free of a front slot (free, os_free, and the free that ends a realloc that moved): its request line,
+ * then the free, under both locks. */
+static void traced_free(void *p, struct front_page *pg, const char *api)
+{
+	int saved = errno;
+	trace_begin();
+	if (TRACING)
+		osm_trace_event(strncmp(api, "os_", 3) == 0 ? "os_free %p t=%t" : "free %p t=%t", p);
+	slot_free(p, pg, api, tl_state == TL_TRACED ? tl_heap : &empty_heap);
+	trace_end();
+	errno = saved;
+}
+
+void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
+{
+	if (front_tracing()) {
+		traced_free(p, pg, api);
+		return;
+	}
+	slot_free(p, pg, api, osm_front_tl_heap);
 }
 
 // ------------------------------------------------------------------
@@ -739,7 +908,29 @@ size_t osm_front_usable(void *p, const char *api)
 {
 	struct front_page *pg = front_page_of(p);
 	check_slot(p, pg, api);
+	if (front_tracing() && strcmp(api, "realloc") == 0) { /* osm_front_keeps comes next, with the new size */
+		tl_req.kind = REQ_REALLOC;
+		tl_req.p = p;
+	}
 	return pg->slot_size;
+}
+
+/* A traced os_realloc of a front slot that stays where it is (cases 2 and 3 too): its lines. */
+static void traced_os_realloc(void *p, size_t n, struct front_page *pg, int c, void *res)
+{
+	int saved = errno;
+	trace_begin();
+	if (TRACING) {
+		osm_trace_event("os_realloc %p %z t=%t", p, n);
+		if (c)
+			osm_trace_event("  case %d", c);
+	}
+	if (c == 2)
+		slot_free(p, pg, "os_realloc", tl_state == TL_TRACED ? tl_heap : &empty_heap);
+	if (TRACING)
+		osm_trace_event("= %p", res);
+	trace_end();
+	errno = saved;
 }
 
 void *osm_front_os_realloc(void *p, size_t n)
@@ -747,10 +938,16 @@ void *osm_front_os_realloc(void *p, size_t n)
 	struct front_page *pg = front_page_of(p);
 	if (!front_is_slot(pg, (uintptr_t)p))
 		osm_fatal_pointer("os_realloc", "invalid pointer", p);
-	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p))
+	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p)) {
+		if (front_tracing())
+			traced_os_realloc(p, n, pg, 3, NULL);
 		return NULL;                                 /* 3: already free, nothing changes */
+	}
 	if (!n) {                                            /* 2 */
-		osm_front_free(p, "os_realloc");
+		if (front_tracing())
+			traced_os_realloc(p, n, pg, 2, NULL);
+		else
+			osm_front_free(p, "os_realloc");
 		return NULL;
 	}
 	if (n > MAX_REQUEST) {
@@ -758,8 +955,12 @@ void *osm_front_os_realloc(void *p, size_t n)
 		return NULL;
 	}
 	size_t u = pg->slot_size;
-	if (osm_front_keeps(u, n))
+	if (osm_front_keeps(u, n)) {
+		if (front_tracing())
+			traced_os_realloc(p, n, pg, 0, p);
 		return p;
+	}
+	/* traced, a move is the core's os_malloc line, then os_free of the slot */
 	void *q = os_malloc(n);
 	if (!q)
 		return NULL;
@@ -770,12 +971,49 @@ void *osm_front_os_realloc(void *p, size_t n)
 
 bool osm_front_keeps(size_t u, size_t n)
 {
-	return n <= u && n <= FRONT_MAX && class_size[osm_front_class_of[(n + 15) >> 4]] == u;
+	bool keep = n <= u && n <= FRONT_MAX && class_size[osm_front_class_of[(n + 15) >> 4]] == u;
+	if (front_tracing() && tl_req.kind == REQ_REALLOC) {
+		/* realloc (override.c): osm_front_usable, then here. In place, the request is recorded now; a move is
+		 * recorded as what serves it: the malloc of the new size (`slot C` or the core's `malloc N`), then
+		 * `free P` of the old slot. */
+		tl_req.kind = REQ_NONE;
+		if (keep) {
+			int saved = errno;
+			trace_begin();
+			if (TRACING) {
+				osm_trace_event("realloc %p %z t=%t", tl_req.p, n);
+				osm_trace_event("= %p", tl_req.p);
+			}
+			trace_end();
+			errno = saved;
+		}
+	}
+	return keep;
+}
+
+/* memalign traced: the slow path that serves it writes `memalign A N` instead of `slot C`. */
+static void *traced_memalign(size_t alignment, size_t n)
+{
+	size_t s = n;
+	if (alignment > 16) {
+		for (s = 32; s < n || s < alignment;)
+			s <<= 1;
+		if (s > FRONT_MAX)
+			return NULL;
+	}
+	tl_req.kind = REQ_MEMALIGN;
+	tl_req.a = alignment;
+	tl_req.n = n;
+	void *p = osm_front_malloc(s);
+	tl_req.kind = REQ_NONE;
+	return p;
 }
 
 /* Slots of a power-of-two class are aligned to their size: pages start at multiples of 64 KiB. */
 void *osm_front_memalign(size_t alignment, size_t n)
 {
+	if (front_tracing())
+		return traced_memalign(alignment, n);
 	if (alignment <= 16)
 		return osm_front_malloc(n); /* every class is a multiple of 16 */
 	size_t s = 32;
@@ -788,10 +1026,16 @@ void *osm_front_memalign(size_t alignment, size_t n)
  * segment is unmapped and the pages of the pool are discarded (their memory reads zero when used again). */
 bool osm_front_trim(void)
 {
-	struct front_heap *h = osm_front_tl_heap;
-	bool released = false;
-	front_lock();
-	if (global_state != G_ON) {
+	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
+	bool released = false, traced = front_tracing();
+	if (traced) { /* the front's part of malloc_trim: the core's line `malloc_trim PAD` follows */
+		trace_begin();
+		if (TRACING)
+			osm_trace_event("front_trim t=%t");
+	} else {
+		front_lock();
+	}
+	if (global_state != G_ON) { /* never traced: tracing needs the front on */
 		front_unlock();
 		return false;
 	}
@@ -809,14 +1053,31 @@ bool osm_front_trim(void)
 			released = true;
 		}
 	}
-	osm_lock();
+	core_lock();
+	char *run = NULL; /* traced: one line per run of adjacent pages */
+	size_t run_len = 0;
 	for (pg = pool.first; pg; pg = pg->next) {
-		size_t idx = (size_t)(pg - seg_of(pg)->pages);
-		osm_os_discard((char *)seg_of(pg) + idx * FRONT_PAGE_SIZE, FRONT_PAGE_SIZE);
+		if (TRACING) {
+			if (run && (char *)page_addr(pg) != run + run_len) {
+				osm_trace_event("  page_discard %p %z", (void *)run, run_len);
+				run = NULL;
+			}
+			if (!run) {
+				run = page_addr(pg);
+				run_len = 0;
+			}
+			run_len += FRONT_PAGE_SIZE;
+		}
+		osm_os_discard(page_addr(pg), FRONT_PAGE_SIZE);
 		released = true;
 	}
-	osm_unlock();
-	front_unlock();
+	if (run)
+		osm_trace_event("  page_discard %p %z", (void *)run, run_len);
+	core_unlock();
+	if (traced)
+		trace_end();
+	else
+		front_unlock();
 	return released;
 }
 

@@ -9,7 +9,12 @@
 - the matplotlib PNG of the final heap exists, decodes and is not trivial;
 - random drop-in programs (default and classic profiles: trims, madvise, carves, mremap, aligned mappings): the
   replay's final heap equals os_heap_dump's, block for block;
-- a big trace (sqlite3 on osmem, 100 000s of events) renders in less than 60 s and its page loads without errors.
+- a big trace (sqlite3 on osmem, 100 000s of events) renders in less than 60 s and its page loads without errors;
+- the default profile's front layer, traced (docs/TRACE.md): the trace of a known sequence, line for line; a program
+  with a hand-computed occupancy (100 mallocs of 48 bytes, every third freed: 66 of 1365 slots in use in one page)
+  shows exactly that in the replay's data, in the page's DOM (a slab-page rect, the tooltip) and in its pixels, and
+  os_stats agrees (cache hits > 0: the front is on while tracing); a thread that exits with live slots abandons
+  its page, other threads' frees of them are remote frees, and a thread adopts it; sqlite3's page has slab pages.
 
 The pages and screenshots stay in BUILD/heapmap-test/ to be looked at.
 Prints PASS/FAIL lines and 'N passed, N failed'; exits 1 when something failed."""
@@ -241,6 +246,27 @@ def embedded(path):
     return d["meta"], heap, mapped, text
 
 
+def embedded_front(path):
+    """The page's front states: dicts (t0, t1, voff, addr, slot, slots, used, owner), and its segments."""
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r'<script type="application/json" id="heapdata">(.*?)</script>', text, re.S)
+    d = json.loads(m.group(1).replace("<\\/", "</"))
+    fr = d.get("front") or {"n": 0}
+    cols = {}
+    for key, code in (("t0", "I"), ("t1", "I"), ("voff", "d" if fr.get("wide") else "I"), ("page", "I"),
+                      ("slot", "H"), ("slots", "H"), ("used", "H"), ("owner", "I")):
+        a = array(code)
+        if fr.get("n"):
+            a.frombytes(base64.b64decode(fr[key]))
+            if sys.byteorder != "little":
+                a.byteswap()
+        cols[key] = a
+    pages = [int(a, 16) for a in fr.get("pages", [])]
+    states = [dict({k: int(cols[k][i]) for k in cols}, addr=pages[cols["page"][i]]) for i in range(fr.get("n", 0))]
+    return d["meta"], states, d.get("segments") or []
+
+
 def from_dump(path):
     with open(path) as f:
         d = json.load(f)
@@ -345,6 +371,152 @@ int main(int argc, char **argv)
 }
 """
 
+# The front layer traced (default profile of libosmem-malloc.so), each program in one thread unless said.
+# A known sequence: every kind of front request line, a page that empties (page_empty), core requests between.
+FRONT_KNOWN_C = r"""
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "osmem.h"
+int main(void)
+{
+	void *a = malloc(40), *b = malloc(48);  /* class 48: a new segment, its page 1 */
+	void *c = calloc(2, 100);               /* class 224: page 2 */
+	free(a);
+	void *b2 = realloc(b, 40);              /* the same class: in place */
+	void *b3 = realloc(b2, 100);            /* class 112 (page 3), then the old slot is freed */
+	void *d = memalign(64, 64);             /* class 64 (page 4) */
+	void *e = malloc(5000);                 /* the core: the heap's first brk */
+	free(d);
+	free(e);
+	void *f = realloc(b3, 3000);            /* moves to the core */
+	free(f);
+	void *big[33];
+	for (int i = 0; i < 33; i++)            /* class 2048: 32 slots fill page 5, the 33rd takes page 6 */
+		big[i] = malloc(2000);
+	for (int i = 0; i < 33; i++)            /* page 5 empties (not current: page_empty), page 6 stays */
+		free(big[i]);
+	free(c);
+	struct os_stats st;
+	os_stats(&st);
+	char buf[160];
+	int n = snprintf(buf, sizeof buf, "stats cache_hits=%zu front_in_use=%zu\n", st.cache_hits, st.front_in_use);
+	return write(1, buf, (size_t)n) == n ? 0 : 1;
+}
+"""
+
+
+def front_known_expected():
+    """FRONT_KNOWN_C's trace, worked out from src/front.c: S1 is the segment; its pages are S1+0x10000 (page 1),
+    S1+0x20000, ... taken in order from the pool; slots of class C at page + i * C; a page holds 65536 / C slots."""
+    L = ["osmem-trace 1 profile=default align=16",
+         "slot 48 t=1", "  seg_map S1 4194304", "  page S1+0x10000 48 1365", "= S1+0x10000",
+         "slot 48 t=1", "= S1+0x10030",
+         "slot 224 t=1", "  page S1+0x20000 224 292", "= S1+0x20000",
+         "free S1+0x10000 t=1",
+         "realloc S1+0x10030 40 t=1", "= S1+0x10030",
+         "slot 112 t=1", "  page S1+0x30000 112 585", "= S1+0x30000", "free S1+0x10030 t=1",
+         "memalign 64 64 t=1", "  page S1+0x40000 64 1024", "= S1+0x40000",
+         "malloc 5000 t=1", "  brk +131072", "  prealloc H+0x0 131040", "  fit H+0x0 131040",
+         "  split H+0x0 5008 H+0x13b0 126000", "= H+0x20",
+         "free S1+0x40000 t=1",
+         "free H+0x20 t=1", "  free H+0x0 5008", "  coalesce H+0x0 H+0x13b0 131040",
+         "malloc 3000 t=1", "  fit H+0x0 131040", "  split H+0x0 3008 H+0xbe0 128000", "= H+0x20",
+         "free S1+0x30000 t=1",
+         "free H+0x20 t=1", "  free H+0x0 3008", "  coalesce H+0x0 H+0xbe0 131040"]
+    for i in range(33):
+        L.append("slot 2048 t=1")
+        if i in (0, 32):
+            L.append(f"  page S1+0x{0x50000 + (i // 32) * 0x10000:x} 2048 32")
+        L.append(f"= S1+0x{0x50000 + i * 0x800:x}")
+    for i in range(33):
+        L.append(f"free S1+0x{0x50000 + i * 0x800:x} t=1")
+        if i == 31:
+            L.append("  page_empty S1+0x50000")
+    L.append("free S1+0x20000 t=1")
+    return "\n".join(L) + "\n"
+
+
+def normalise_front(text):
+    """Segments have kernel-chosen addresses: each becomes Sk (k: the order of its seg_map), and every absolute
+    address inside it Sk+0x<offset>."""
+    segs = [int(a, 16) for a in re.findall(r"^  seg_map (0x[0-9a-f]+) ", text, re.M)]
+
+    def sub(m):
+        v = int(m.group(0), 16)
+        for k, base in enumerate(segs):
+            if base <= v < base + (4 << 20):
+                return f"S{k + 1}" + (f"+0x{v - base:x}" if v > base else "")
+        return m.group(0)
+    return re.sub(r"(?<![+\w])0x[0-9a-f]{9,}\b", sub, text)
+
+
+# Occupancy worked out by hand: 100 mallocs of 48 bytes (class 48: 65536 / 48 = 1365 slots in a page), then every
+# third is freed (34 of them): 66 slots in use, all in one page. Prints the page and os_stats' view.
+FRONT_OCC_C = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "osmem.h"
+int main(void)
+{
+	static void *p[100];
+	for (int i = 0; i < 100; i++)
+		p[i] = malloc(48);
+	for (int i = 0; i < 100; i += 3)
+		free(p[i]);
+	struct os_stats st;
+	os_stats(&st);
+	char buf[200];
+	int n = snprintf(buf, sizeof buf, "page=0x%lx last=0x%lx hits=%zu in_use=%zu\n",
+			 (unsigned long)((uintptr_t)p[1] & ~(uintptr_t)0xffff), (unsigned long)(uintptr_t)p[99],
+			 st.cache_hits, st.front_in_use);
+	return write(1, buf, (size_t)n) == n ? 0 : 1;
+}
+"""
+FRONT_OCC_USED, FRONT_OCC_SLOTS = 66, 1365
+
+# A thread that exits with live slots: 100 mallocs of 32 bytes (class 32: 2048 slots), 50 freed, then it exits:
+# its page is abandoned with 50 in use. main frees 10 more of them (remote frees: 40 in use), then allocates
+# enough slots of class 32 (more than the pages a heap can hold empty) to reach the pages under the front lock,
+# where it adopts the abandoned page.
+FRONT_THREADS_C = r"""
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void *keep[100];
+static void *work(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 100; i++)
+		keep[i] = malloc(32);
+	for (int i = 0; i < 50; i++)
+		free(keep[i]);
+	return NULL;
+}
+int main(void)
+{
+	pthread_t t;
+	if (!malloc(16)) /* main's first request: main is thread 1 in the trace */
+		return 1;
+	if (pthread_create(&t, NULL, work, NULL) || pthread_join(t, NULL))
+		return 1;
+	for (int i = 50; i < 60; i++)
+		free(keep[i]);
+	for (int i = 0; i < 6 * 2048; i++)
+		if (!malloc(32))
+			return 1;
+	char buf[64];
+	int n = snprintf(buf, sizeof buf, "page=0x%lx\n", (unsigned long)((uintptr_t)keep[60] & ~(uintptr_t)0xffff));
+	return write(1, buf, (size_t)n) == n ? 0 : 1;
+}
+"""
+
 BIG_SQL = """CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, note TEXT);
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
 INSERT INTO t SELECT i, 'name-' || i, printf('%.*c', i % 300, 'x') FROM n;
@@ -359,6 +531,130 @@ BIG_PY = """d = [{'k': i, 's': str(i) * 7, 'l': list(range(i % 13))} for i in ra
 del d[::2]
 print(sum(len(x['s']) for x in d))
 """
+
+
+def build_drop_in(cc, build, tmp, name, code, extra=()):
+    src = os.path.join(tmp, name + ".c")
+    with open(src, "w") as f:
+        f.write(code)
+    exe = os.path.join(tmp, name)
+    # -fno-builtin: the compiler must not drop a malloc whose block is never used (the trace is the point)
+    rc, _, err, _ = run([cc, "-std=c11", "-O1", "-fno-builtin", "-I", os.path.join(ROOT, "include"), src, "-o", exe,
+                         "-L", build, "-losmem-malloc", f"-Wl,-rpath,{build}"] + list(extra))
+    return exe if rc == 0 else None, err
+
+
+def traced_env(trace):
+    env = dict(os.environ, OSMEM_TRACE=trace)
+    for k in ("LD_PRELOAD", "OSMEM_PROFILE", "OSMEM_FRONT", "OSMEM_TRACE_PID", "OSMEM_STATS"):
+        env.pop(k, None)
+    return env
+
+
+def front_tests(build, out, tmp, cc):
+    """The front layer, traced. Returns what the browser checks need for the occupancy page, or None."""
+    # 1. a known sequence, line for line; os_stats: the front was on (cache hits)
+    exe, err = build_drop_in(cc, build, tmp, "front_known", FRONT_KNOWN_C)
+    if check("front: the known-sequence program compiles against libosmem-malloc.so", exe, err.strip()[-400:]):
+        trace = os.path.join(out, "front-known.trace")
+        env = traced_env(trace)
+        rc, so, err, _ = run([exe], env=env)
+        got = normalise_front(open(trace).read()) if os.path.exists(trace) else ""
+        want = front_known_expected()
+        if got != want:
+            import difflib
+            sys.stdout.writelines(difflib.unified_diff(want.splitlines(True), got.splitlines(True), "expected", "trace",
+                                                       n=1))
+        check("front: the trace of a known default-profile sequence is exactly as expected, line for line",
+              rc == 0 and got == want, f"rc={rc} {err.strip()[-200:]}; the trace differs (diff above)")
+        m = re.search(r"cache_hits=(\d+) front_in_use=(\d+)", so)
+        env.pop("OSMEM_TRACE")
+        rc2, so2, _, _ = run([exe], env=env)
+        check("front: os_stats while tracing counts cache hits (the front is on) and the same numbers as untraced",
+              m and int(m.group(1)) > 0 and int(m.group(2)) == 0 and so2 == so, f"traced {so.strip()!r}, untraced {so2.strip()!r}")
+        page = os.path.join(out, "front-known.html")
+        rc, _, err, _ = heapmap([trace, "-o", page, "-q"])
+        ok = rc == 0 and "warning" not in err
+        if ok:
+            meta, states, segs = embedded_front(page)
+            kinds = {(st["slot"], st["slots"]) for st in states}
+            ok = len(segs) == 1 and {(48, 1365), (224, 292), (112, 585), (64, 1024), (2048, 32)} <= kinds and \
+                meta["final"]["front_used"] == 0 and meta["final"]["front_pages"] == 5
+            err = f"segments {segs}, page kinds {sorted(kinds)}, final {meta['final']}"
+        check("front: the known sequence's map has its segment and a page per class, and no slot in use at the end "
+              "(5 pages left: page 5 emptied)", ok, err.strip()[-400:])
+
+    # 2. occupancy worked out by hand
+    exe, err = build_drop_in(cc, build, tmp, "front_occ", FRONT_OCC_C)
+    if not check("front: the occupancy program compiles", exe, err.strip()[-400:]):
+        return None
+    trace = os.path.join(out, "front-occ.trace")
+    rc, so, err, _ = run([exe], env=traced_env(trace))
+    m = re.search(r"page=(0x[0-9a-f]+) last=(0x[0-9a-f]+) hits=(\d+) in_use=(\d+)", so)
+    if not check("front: the occupancy program runs traced", rc == 0 and m and os.path.exists(trace),
+                 f"rc={rc} {so!r} {err.strip()[-300:]}"):
+        return None
+    paddr, hits, in_use = int(m.group(1), 16), int(m.group(3)), int(m.group(4))
+    check(f"front: os_stats while tracing: {hits} cache hits (> 0) and {in_use} bytes in front slots "
+          f"(66 x 48 = 3168)", hits > 0 and in_use == FRONT_OCC_USED * 48, so.strip())
+    text = open(trace).read()
+    check("front: the trace names the class-48 page with its 1365 slots, and every request (100 slot 48, 34 free)",
+          f"  page 0x{paddr:x} 48 1365\n" in text and text.count("\nslot 48 t=1\n") == 100 and
+          len(re.findall(r"^free 0x[0-9a-f]+ t=1$", text, re.M)) == 34, text[:300])
+    page, png = os.path.join(out, "front-occ.html"), os.path.join(out, "front-occ.png")
+    rc, so, err, _ = heapmap([trace, "-o", page, "--png", png])
+    if not check("front: osmem-heapmap draws the occupancy trace without warnings",
+                 rc == 0 and os.path.exists(page) and "warning" not in err, f"rc={rc} {err.strip()[-300:]}"):
+        return None
+    meta, states, segs = embedded_front(page)
+    final = [st for st in states if st["t1"] == meta["tEnd"]]
+    mine = [st for st in final if st["addr"] == paddr]
+    check(f"front: in the page's data, the final state of page 0x{paddr:x} is class 48 with "
+          f"{FRONT_OCC_USED} of {FRONT_OCC_SLOTS} slots in use, owned by thread 1",
+          len(mine) == 1 and (mine[0]["slot"], mine[0]["slots"], mine[0]["used"], mine[0]["owner"]) ==
+          (48, FRONT_OCC_SLOTS, FRONT_OCC_USED, 1) and meta["final"]["front_used"] == FRONT_OCC_USED,
+          f"{mine} {meta['final']}")
+    # its history: one more slot in use at each malloc (100 after request 100), one fewer at each free
+    hist = sorted((st["t0"], st["used"]) for st in states if st["addr"] == paddr)
+    check("front: the page's occupancy over time is 1, 2, ... 100 after the mallocs, then 99 ... 66 after the frees",
+          [u for _, u in hist] == list(range(1, 101)) + list(range(99, 65, -1)), f"{[u for _, u in hist][:8]}...")
+    try:
+        img = png_decode(png)
+        cols = colours(img, step=1)
+        want = {k: hexrgb(v) for k, v in meta_colors(page).items()}
+        missing = [c for c in ("slab", "slabfree", "segmeta") if not any(near(tuple(k), want[c], 6) and n >= 20
+                                                                         for k, n in cols.items())]
+        check("png: the occupancy PNG has the front row (slots in use, free slots, segment metadata)", not missing,
+              f"missing {missing}")
+    except Exception as e:  # noqa: BLE001
+        check("png: the occupancy PNG decodes", False, str(e))
+
+    # 3. abandoned and adopted
+    exe, err = build_drop_in(cc, build, tmp, "front_threads", FRONT_THREADS_C, ["-pthread"])
+    if check("front: the two-thread program compiles", exe, err.strip()[-400:]):
+        ttrace = os.path.join(out, "front-threads.trace")
+        rc, so, err, _ = run([exe], env=traced_env(ttrace))
+        m2 = re.search(r"page=(0x[0-9a-f]+)", so)
+        tpage = os.path.join(out, "front-threads.html")
+        rc2, _, err2, _ = heapmap([ttrace, "-o", tpage, "-q"]) if rc == 0 else (rc, "", err, 0)
+        if check("front: the two-thread program runs traced and its map is drawn without warnings",
+                 rc == 0 and m2 and rc2 == 0 and "warning" not in err2, f"rc={rc}/{rc2} {err.strip()[-200:]} {err2.strip()[-300:]}"):
+            a = int(m2.group(1), 16)
+            ttext = open(ttrace).read()
+            _, tstates, _ = embedded_front(tpage)
+            seq = [(st["used"], st["owner"]) for st in sorted(tstates, key=lambda st: st["t0"]) if st["addr"] == a]
+            # thread 2: 1..100 in use, then 99..50; abandoned with 50; 10 remote frees: 49..40; adopted by thread 1
+            want = [(u, 2) for u in range(1, 101)] + [(u, 2) for u in range(99, 49, -1)] + [(50, 0)] + \
+                [(u, 0) for u in range(49, 39, -1)]
+            check("front: the exiting thread's page: filled and freed by thread 2, abandoned with 50 slots in use, "
+                  "10 remote frees, then adopted by thread 1",
+                  seq[:len(want)] == want and len(seq) > len(want) and seq[len(want)][1] == 1 and
+                  f"thread_exit t=2\n  abandon 0x{a:x} 50\n" in ttext and
+                  ttext.count(f"  remote_free 0x{a:x}\n") == 10 and f"  collect 0x{a:x} 10\n" in ttext and
+                  f"  adopt 0x{a:x} 40\n" in ttext,
+                  f"states {seq[:3]}...{seq[148:163]}; lines: " +
+                  "; ".join(l for l in ttext.splitlines() if f"0x{a:x} " in l and not l.startswith(("=", "free", "slot")))[:400])
+    return {"page": page, "addr": paddr, "tend": meta["tEnd"], "voff": mine[0]["voff"] if mine else None}
 
 
 def heapmap(args, timeout=120):
@@ -478,6 +774,9 @@ def tests(build, out, tmp):
             check(f"mix: {profile} profile ({', '.join(sorted(kinds)) if rc == 0 and rc2 == 0 else '?'}): "
                   f"the replayed final heap is os_heap_dump's, block for block", ok, why)
 
+    # ------------------------------------------------------------ the front layer, traced
+    front = front_tests(build, out, tmp, cc)
+
     # ------------------------------------------------------------ a big trace
     big = os.path.join(out, "big.trace")
     run_tool = os.path.join(ROOT, "tools", "osmem-run")
@@ -485,10 +784,10 @@ def tests(build, out, tmp):
     env.pop("OSMEM_PROFILE", None)
     sqlite = shutil.which("sqlite3")
     if sqlite:
-        what = "sqlite3"
+        what = big_what = "sqlite3"
         rc, _, err, _ = run([run_tool, "--trace", big, "--", sqlite, ":memory:"], input=BIG_SQL, env=env, timeout=120)
     else:
-        what = "python3 (PYTHONMALLOC=malloc)"
+        what = big_what = "python3 (PYTHONMALLOC=malloc)"
         env["PYTHONMALLOC"] = "malloc"
         rc, _, err, _ = run([run_tool, "--trace", big, "--", "/usr/bin/python3", "-c", BIG_PY], env=env, timeout=120)
     events = requests = 0
@@ -536,6 +835,14 @@ def tests(build, out, tmp):
     jobs["B"] = start_browser(chromium, "file://" + page + "#height=560", B, tmp)
     if os.path.exists(bpage):
         jobs["C"] = start_browser(chromium, "file://" + bpage + "#height=560", C, tmp)
+    FSHOT = os.path.join(out, "shot-front-occ.png")
+    if front and front["voff"] is not None:
+        # zoomed on the class-48 page in the front lane, over the last requests: its bottom 66/1365 is in use
+        fa, fb = front["voff"] - 0x800, front["voff"] + 0x10800
+        probe_at = f"{front['tend'] - 0.5}:0x{front['addr'] + 0x200:x}:front"
+        url_f = ("file://" + front["page"] + f"#height=560&view={front['tend'] - 40}:{front['tend']}:0:0x20000:0:64:"
+                 f"0x{fa:x}:0x{fb:x}&probe={probe_at}&hover={front['tend'] - 0.5}:0x{front['addr'] + 0x8000:x}:front")
+        jobs["F"] = start_browser(chromium, url_f, FSHOT, tmp)
     doms = {k: finish_browser(j, 180) for k, j in jobs.items()}
 
     dom, secs = doms["A"]
@@ -656,6 +963,14 @@ def tests(build, out, tmp):
             check("browser: the big page's summary counts every request and the final heap",
                   sm.get("data-requests") == str(requests) and sm.get("data-final-blocks") == str(bmeta["final"]["blocks"]),
                   f"{sm} vs {requests} requests")
+            _, bstates, bsegs = embedded_front(bpage)
+            slabs = [r for r in s["rects"] if r.get("data-band") == "front" and r.get("data-status") == "slab"]
+            okd = bool(slabs) and all({"data-class", "data-slots", "data-used", "data-addr", "data-t0", "data-t1"} <= set(r)
+                                      and 0 <= int(r["data-used"]) <= int(r["data-slots"]) for r in slabs)
+            check(f"browser: {big_what} on the default profile: slab-page blocks in the page's DOM ({len(slabs)} rects) and "
+                  f"in its data ({len(bstates)} page states in {len(bsegs)} segments)",
+                  okd and len(bstates) > 1000 and bsegs and int(sm.get("data-front-pages", 0)) == bmeta["final"]["front_pages"],
+                  f"{len(slabs)} slab rects, e.g. {slabs[:1]}; {len(bstates)} states, {len(bsegs)} segments; {sm}")
             try:
                 img = png_decode(C)
                 g = s["geom"]
@@ -670,6 +985,49 @@ def tests(build, out, tmp):
                       n_alloc > 500 and n_free > 50, f"{n_alloc} allocated, {n_free} free")
             except Exception as e:  # noqa: BLE001
                 check("screenshot: the big map decodes", False, str(e))
+    if "F" in doms:
+        dom, secs = doms["F"]
+        if check(f"browser: the occupancy page loads ({secs:.0f} s)", dom is not None and "data-ready" in dom,
+                 "no DOM (timeout or crash); see " + FSHOT + ".log"):
+            s = page_state(dom)
+            check("browser: the occupancy page has no script error", s["errors"] is not None and not s["errors"].strip(),
+                  (s["errors"] or "no #errors element")[:400])
+            slab = [r for r in s["rects"] if r.get("data-band") == "front" and r.get("data-status") == "slab"
+                    and r.get("data-final") == "1" and r.get("data-addr") == f"0x{front['addr']:x}"]
+            check(f"browser: the page's DOM has the final slab-page block: class 48, {FRONT_OCC_USED} of "
+                  f"{FRONT_OCC_SLOTS} slots in use",
+                  len(slab) == 1 and (slab[0].get("data-class"), slab[0].get("data-used"), slab[0].get("data-slots"),
+                                      slab[0].get("data-owner")) == ("48", str(FRONT_OCC_USED), str(FRONT_OCC_SLOTS), "1"),
+                  f"{slab} ({len(s['rects'])} rects)")
+            p = next(iter(s["probes"].values()), {})
+            check("browser: the tooltip's lookup at the page's address finds the slab page with its occupancy",
+                  (p.get("data-status"), p.get("data-class"), p.get("data-used"), p.get("data-slots")) ==
+                  ("slab", "48", str(FRONT_OCC_USED), str(FRONT_OCC_SLOTS)), str(p))
+            hv = s["hover"]
+            check("browser: the tooltip under the mouse names the slab page, its size class and its occupancy",
+                  hv and hv[0] == "1" and all(w in " ".join(hv[1].split()) for w in (
+                      "slab page", f"0x{front['addr']:x}", "size class 48 B", "66 of 1,365 slots in use", "thread 1")),
+                  repr(hv)[:500])
+            sm = s["summary"] or {}
+            check("browser: #summary counts the front's final slab pages and slots in use",
+                  sm.get("data-front-used") == str(FRONT_OCC_USED) and int(sm.get("data-front-pages", 0)) >= 1, str(sm))
+            g = s["geom"]
+            try:
+                img = png_decode(FSHOT)
+                X = lambda t: g["left"] + (t - g["xa"]) / (g["xb"] - g["xa"]) * (g["right"] - g["left"])  # noqa: E731
+                FYp = lambda a: g["front"]["bottom"] - (a - g["front"]["a0"]) / (g["front"]["a1"] - g["front"]["a0"]) * (g["front"]["bottom"] - g["front"]["top"])  # noqa: E731
+                col = {k: hexrgb(v) for k, v in g["colors"].items()}
+                t, v0 = front["tend"] - 0.75, front["voff"]  # off the cross-hair (at - 0.5) and the highlight's edges
+                used_top = v0 + 0x10000 * FRONT_OCC_USED / FRONT_OCC_SLOTS
+                pts = [("the page's slots in use (its bottom 4.8%)", t, v0 + (used_top - v0) / 2, "slab"),
+                       ("the page's free slots above them", t, v0 + 0x8000, "slabfree"),
+                       ("the page's free slots near its top", t, v0 + 0xf000, "slabfree")]
+                bad = [f"{w} at ({X(tt):.0f},{FYp(a):.0f}) is {rgb_at(img, X(tt), FYp(a))}, want {c}"
+                       for w, tt, a, c in pts if not near(rgb_at(img, X(tt), FYp(a)), col[c])]
+                check("screenshot: the slab page is drawn filled to its occupancy (slots in use at the bottom, free above)",
+                      not bad, "; ".join(bad))
+            except Exception as e:  # noqa: BLE001
+                check("screenshot: the occupancy page decodes", False, str(e))
     print(f"(test time {time.time() - started:.0f} s)")
 
 

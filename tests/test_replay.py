@@ -8,7 +8,9 @@
 (b) the report: three columns with sane numbers; the classic column's system calls equal the original run's
     OSMEM_STATS counts, every osmem column's strace counts equal its own os_stats, and osmem's fragmentation equals
     os_stats.fragmentation; the text table has the same rows;
-(c) realloc (including realloc(p, 0) and os_realloc's cases 2 and 3) and the memalign family replay without error.
+(c) realloc (including realloc(p, 0) and os_realloc's cases 2 and 3) and the memalign family replay without error;
+(d) a default-profile trace (the front layer traced: `slot C` lines, replayed as malloc(C)) replays too, and on the
+    default column it reproduces itself line for line (front segments and mappings named by their order).
 Run from the source tree: python3 tests/test_replay.py --build build. Prints PASS/FAIL lines and
 'N passed, N failed'; exits 1 on a failure."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile
@@ -117,6 +119,20 @@ def results_of(norm):
     return re.findall(r"^= .*$", norm, re.M)
 
 
+def normalised_default(text):
+    """A default-profile trace: each front segment becomes Sk (k: the order of its seg_map) and every address in it
+    Sk+0x<offset>; the remaining absolute addresses (mappings) become M; thread numbers are dropped."""
+    segs = [int(a, 16) for a in re.findall(r"^  seg_map (0x[0-9a-f]+) ", text, re.M)]
+
+    def sub(m):
+        v = int(m.group(0), 16)
+        for k, base in enumerate(segs):
+            if base <= v < base + (4 << 20):
+                return f"S{k + 1}+0x{v - base:x}"
+        return "M"
+    return re.sub(r" t=\d+$", "", MAPPED.sub(sub, text), flags=re.M)
+
+
 def first_diff(a, b):
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
@@ -177,9 +193,16 @@ def check_report(name, rep, total, stats=None, trace_text=None, glibc_skips=0):
         check(f"{name}/{k}_fragmentation_equals_os_stats", abs(c["fragmentation"] - st["fragmentation"]) < 1e-6,
               f"report {c['fragmentation']}, os_stats {st['fragmentation']}")
         if c["library"].endswith("libosmem-malloc.so"):  # libosmem.so has no mallinfo2: glibc's answers there
-            check(f"{name}/{k}_mallinfo2_formula_equals_os_stats",
-                  abs(c["fragmentation_mallinfo2"] - st["fragmentation"]) < 1e-6,
-                  f"mallinfo2 formula {c['fragmentation_mallinfo2']}, os_stats {st['fragmentation']}")
+            # mallinfo2 is os_stats': keepcost the largest free block, ordblks the free blocks, fordblks the free
+            # bytes plus (default profile) the front's free slots; without those, the formula is os_stats'
+            mi = c["mallinfo2"]
+            front_free = mi["fordblks"] - st["free_bytes"]
+            same = (mi["keepcost"] == st["largest_free"] and mi["ordblks"] == st["free_blocks"] and front_free >= 0 and
+                    (front_free > 0 or abs(c["fragmentation_mallinfo2"] - st["fragmentation"]) < 1e-6) and
+                    (k == "default" or front_free == 0))
+            check(f"{name}/{k}_mallinfo2_agrees_with_os_stats", same,
+                  f"mallinfo2 {mi}, formula {c['fragmentation_mallinfo2']}; os_stats free {st['free_bytes']} in "
+                  f"{st['free_blocks']}, largest {st['largest_free']}, fragmentation {st['fragmentation']}")
     # the same live bytes whatever the allocator: the replay made the same calls
     lives = {c["live_bytes"] for c in cols.values()}
     check(f"{name}/same_live_bytes_in_every_column", len(lives) == 1, str(lives))
@@ -334,7 +357,29 @@ def main():
         else:
             print("note: sqlite3 not installed: the sqlite3 replay is skipped")
 
-        # 5. bad input is refused with a message, not replayed
+        # 5. the default profile, its front traced (one thread: the replay is single-threaded)
+        trace = os.path.join(tmp, "default.trace")
+        r = subprocess.run([run_tool, "--stats", "--trace", trace, "--", prog, "1", "4000"],
+                           capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items()
+                                                                             if k != "OSMEM_PROFILE"})
+        text = open(trace).read() if os.path.exists(trace) else ""
+        slots = len(re.findall(r"^slot \d+ t=1$", text, re.M))
+        check("default/recorded_with_front_lines", r.returncode == 0 and text.startswith("osmem-trace 1 profile=default")
+              and slots > 100 and "\n  page 0x" in text, f"{slots} slot lines; {r.stderr[-300:]}")
+        out = os.path.join(tmp, "out5")
+        rr, rep = replay(tool, lib_args, trace, out)
+        check("default/replay_exit_0", rr.returncode == 0 and rep, rr.stderr[-1000:])
+        if rep:
+            check("default/slot_lines_replayed_as_malloc", rep["requests"]["front_slots"] == slots and
+                  rep["requests"]["malloc"] >= slots, str(rep["requests"]))
+            check_report("default", rep, request_count(text), None)
+            own = os.path.join(out, "default.trace")
+            na = normalised_default(text)
+            nb = normalised_default(open(own).read()) if os.path.exists(own) else ""
+            check(f"default/default_column_reproduces_the_trace ({na.count(chr(10))} lines)", na == nb and nb,
+                  first_diff(na.splitlines(), nb.splitlines()))
+
+        # 6. bad input is refused with a message, not replayed
         bad = os.path.join(tmp, "bad.trace")
         open(bad, "w").write("osmem-trace 1 profile=classic align=16\nmallok 10 t=1\n= H+0x20\n")
         rb = subprocess.run([tool, bad] + lib_args, capture_output=True, text=True, timeout=30)

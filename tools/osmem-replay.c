@@ -18,7 +18,10 @@
  *  - fragmentation: from mallinfo2() after the replay (see definitions in the output).
  *  - wall time: the replay loop only, in runs without strace or tracing (best of --repeat N).
  * Threads: the trace's requests are replayed in the single order in which they were recorded (they are written
- * under the heap lock), by one thread. */
+ * under the heap lock), by one thread.
+ * The default profile's front (docs/TRACE.md): `slot C` (a malloc or calloc of at most C bytes that the front
+ * served; it knows the size class only) is replayed as malloc(C); `thread_exit` and `front_trim` are the
+ * allocator's own doings, not calls of the program: they are counted and skipped. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -392,6 +395,8 @@ struct trace {
 	size_t unknown_ptr;     /* free/realloc of a pointer the trace never returned: not replayed */
 	size_t trims;           /* madvise / brk - lines: malloc_trim, which is not a request line */
 	size_t unfinished;
+	size_t slots;           /* `slot C` lines (front-served malloc/calloc), replayed as malloc(C) */
+	size_t front_skipped;   /* `thread_exit`, `front_trim`: not requests of the program */
 	bool classic_api, dropin_api;
 };
 
@@ -491,6 +496,10 @@ static void parse_trace(const char *path, struct trace *t)
 			t->threads = tid;
 		n--;
 		const char *name = tok[0];
+		if (strcmp(name, "thread_exit") == 0 || strcmp(name, "front_trim") == 0) {
+			t->front_skipped++;
+			continue;
+		}
 		bool os = strncmp(name, "os_", 3) == 0;
 		if (os)
 			name += 3;
@@ -500,6 +509,10 @@ static void parse_trace(const char *path, struct trace *t)
 		if (strcmp(name, "malloc") == 0) {
 			o.kind = OP_MALLOC;
 			ok = n == 2 && parse_size(tok[1], &o.a);
+		} else if (strcmp(name, "slot") == 0 && !os) { /* the front's size class: the most it can have been */
+			o.kind = OP_MALLOC;
+			ok = n == 2 && parse_size(tok[1], &o.a);
+			t->slots++;
 		} else if (strcmp(name, "calloc") == 0) {
 			o.kind = OP_CALLOC;
 			ok = n == 3 && parse_size(tok[1], &o.a) && parse_size(tok[2], &o.b);
@@ -778,7 +791,8 @@ static const char *DEF_FRAG =
 	"does not report its largest free chunk: from mallinfo2, 1 - max(keepcost, fordblks / (ordblks + smblks)) / "
 	"fordblks, where keepcost is only the top chunk and the mean free chunk is another lower bound on the largest, "
 	"so the value is an upper bound (marked <=); the same formula on osmem's mallinfo2 (whose keepcost is its "
-	"largest free block) gives exactly os_stats.fragmentation";
+	"largest free block) gives exactly os_stats.fragmentation, except that the default profile's fordblks also "
+	"counts the free slots of its front (per-thread caches)";
 static const char *DEF_SYS =
 	"brk, mmap, munmap, and other = mremap + madvise, counted by strace between two marker write(2)s "
 	"around the replay (the loader's and the replayer's own calls are not counted)";
@@ -809,7 +823,8 @@ static void print_json(const char *trace_path, const struct trace *t, struct col
 	printf("  \"requests\": {\"total\": %zu", t->nops);
 	for (size_t k = 0; k < OP_KINDS; k++)
 		printf(", \"%s\": %zu", op_names[k], t->counts[k]);
-	printf(", \"not_replayable\": %zu, \"malloc_trim_events\": %zu},\n", t->unknown_ptr + t->unfinished, t->trims);
+	printf(", \"not_replayable\": %zu, \"malloc_trim_events\": %zu, \"front_slots\": %zu, \"front_skipped\": %zu},\n",
+	       t->unknown_ptr + t->unfinished, t->trims, t->slots, t->front_skipped);
 	printf("  \"replay\": \"single-threaded, in the trace's order, one fresh process per allocator\",\n");
 	printf("  \"timing_runs\": %d,\n  \"columns\": {\n", repeat);
 	for (int i = 0; i < ncols; i++) {
@@ -934,6 +949,8 @@ static void print_table(const char *trace_path, const struct trace *t, struct co
 		printf(", %zu realloc of a free block", t->counts[OP_REALLOC_FREED]);
 	if (t->unknown_ptr + t->unfinished)
 		printf("; %zu not replayable", t->unknown_ptr + t->unfinished);
+	if (t->slots)
+		printf("; %zu of the mallocs are front `slot C` lines, replayed as malloc(C)", t->slots);
 	printf("), %u thread%s%s\n", t->threads, t->threads == 1 ? "" : "s",
 	       t->classic_api ? (t->dropin_api ? ", classic and drop-in API" : ", classic API (os_*)") : "");
 	printf("  replay: single-threaded, in the trace's order, each allocator in a fresh process\n\n");
@@ -995,7 +1012,9 @@ static void usage(FILE *f)
 		"libosmem-malloc.so for the default column, and with malloc/calloc/realloc/free on glibc (where an\n"
 		"os_realloc of a free block, SPEC.md's case 3, cannot be asked and is skipped). Not replayed:\n"
 		"malloc_trim (it is not a request line), and frees of pointers the trace never returned (a forked\n"
-		"child's trace PATH.PID frees its parent's blocks).\n"
+		"child's trace PATH.PID frees its parent's blocks). A default-profile trace has the front's lines too:\n"
+		"`slot C` (a malloc or calloc of at most C bytes, served from the size class C) is replayed as\n"
+		"malloc(C); `thread_exit` and `front_trim` are not calls of the program and are skipped.\n"
 		"\n"
 		"  --json           print the same report as JSON\n"
 		"  --trace-out DIR  the osmem children record DIR/classic.trace and DIR/default.trace\n"

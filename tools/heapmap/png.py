@@ -1,5 +1,7 @@
 """The final heap as a PNG (matplotlib, Agg): one bar along the address axis, to scale, with the blocks in
-order below it (not to scale, while there are few) and the mappings in a lane of their own."""
+order below it (not to scale, while there are few), the mappings in a lane of their own, and the default
+profile's front segments side by side (each 64 KiB slab page filled from the bottom by its slots in use, its size
+class written on it while the pages are wide enough)."""
 import os
 
 import matplotlib
@@ -11,9 +13,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from .page import COLORS  # noqa: E402
-from .replay import META, ALLOC, FREE  # noqa: E402
+from .replay import META, ALLOC, FREE, FRONT_PAGE, FRONT_SEG  # noqa: E402
 
 EDGE = "#ffffff"
+POOL = "#eceef2"   # a front page without slots (in the pool, or kept empty by a thread)
 
 
 def _bytes(v, _pos=None):
@@ -43,9 +46,11 @@ def write_png(h, out, title=None):
     brk = h.brk[-1][1]
     summ = h.final_summary()
     few = 0 < len(heap) <= 64
-    rows = ["heap"] + (["order"] if few else []) + (["mapped"] if mapped else [])
+    front = h.final_front
+    rows = ["heap"] + (["order"] if few else []) + (["mapped"] if mapped else []) + \
+        (["front"] if h.final_segments else [])
     # placed by hand, in inches: title and summary, then each row (bar, axis label, the next row's title)
-    top_in, bar_in, gap_in, bottom_in = 1.0, 0.8, 0.95, 0.95
+    top_in, bar_in, gap_in, bottom_in = 1.0, 0.8, 0.95, 1.2 if h.final_segments else 0.95
     fig_h = top_in + len(rows) * bar_in + (len(rows) - 1) * gap_in + bottom_in
     fig = plt.figure(figsize=(12, fig_h), dpi=110)
     axes = []
@@ -59,7 +64,9 @@ def write_png(h, out, title=None):
              f"{summ['blocks']} blocks: {summ['alloc_blocks']} allocated ({_bytes(summ['alloc_bytes'])}), "
              f"{summ['free_blocks']} free ({_bytes(summ['free_bytes'])}), {summ['mapped_blocks']} mapped "
              f"({_bytes(summ['mapped_bytes'])}); break at H+0x{brk:x} ({_bytes(brk)}); "
-             + ("os_heap_dump snapshot" if h.profile == "snapshot" else f"after {h.n_requests} requests"),
+             + ("os_heap_dump snapshot" if h.profile == "snapshot" else f"after {h.n_requests} requests")
+             + (f"; front: {summ['front_pages']} slab pages, {summ['front_used']} of {summ['front_slots']} slots in "
+                f"use ({_bytes(summ['front_used_bytes'])})" if h.final_segments else ""),
              ha="center", va="center", fontsize=9.5, color="#333")
     pay = {ALLOC: COLORS["alloc"], FREE: COLORS["free"]}
 
@@ -110,6 +117,49 @@ def write_png(h, out, title=None):
             ax.set_xticklabels([f"H+0x{heap[i][0]:x}" for i in range(0, n, step)], fontsize=8)
             ax.set_xlabel("the same blocks in address order, one slot each (not to scale): start offset and payload size")
             ax.set_title("heap blocks in order", loc="left", fontsize=10)
+        elif kind == "front":
+            segs = h.final_segments
+            gap = FRONT_SEG // 40
+            pos = {addr: i * (FRONT_SEG + gap) for i, (addr, _) in enumerate(segs)}
+            span = len(segs) * (FRONT_SEG + gap) - gap
+            ax.broken_barh([(pos[a], FRONT_SEG) for a, _ in segs], (0, 1), facecolors=POOL, edgecolor="none")
+            ax.broken_barh([(pos[a], FRONT_PAGE) for a, _ in segs], (0, 1), facecolors=COLORS["segmeta"],
+                           edgecolor="none")
+            used, free = [], []
+            for addr, slot, slots, n, owner, _ in front:
+                seg = addr & ~(FRONT_SEG - 1)
+                if seg not in pos:
+                    continue
+                x = pos[seg] + (addr - seg)
+                frac = n / slots if slots else 0
+                used.append(((x, FRONT_PAGE), frac))
+                free.append(((x, FRONT_PAGE), frac))
+            for (xw, frac) in used:
+                if frac > 0:
+                    ax.broken_barh([xw], (0, frac), facecolors=COLORS["slab"], edgecolor="none")
+            for (xw, frac) in free:
+                if frac < 1:
+                    ax.broken_barh([xw], (frac, 1 - frac), facecolors=COLORS["slabfree"], edgecolor="none")
+            page_px = 1234 * FRONT_PAGE / max(span, 1)
+            for addr, slot, slots, n, owner, _ in front:
+                seg = addr & ~(FRONT_SEG - 1)
+                if seg in pos:
+                    ax.axvline(pos[seg] + (addr - seg), color=EDGE, lw=0.5, ymin=0.0, ymax=1.0)
+                    if page_px >= 9:
+                        ax.text(pos[seg] + (addr - seg) + FRONT_PAGE / 2, 0.97, f"{slot}" + ("" if owner else "*"),
+                                ha="center", va="top", rotation=90, fontsize=6.5 if page_px < 16 else 7.5,
+                                color="#0b3d37")
+            ax.set_xlim(0, span)
+            ax.set_ylim(0, 1)
+            ax.set_xticks([pos[a] for a, _ in segs])
+            ax.set_xticklabels([f"0x{a:x}" for a, _ in segs], fontsize=8)
+            ax.set_xlabel("front segments side by side (4 MiB each, 64 KiB pages): each slab page filled by its share of "
+                          "slots in use, its size class written on it (* abandoned)" if page_px >= 9 else
+                          "front segments side by side (4 MiB each, 64 KiB pages): each slab page filled by its share of "
+                          "slots in use", fontsize=9)
+            ax.set_title(f"front (per-thread caches): {summ['front_pages']} slab pages in {len(segs)} segment"
+                         f"{'' if len(segs) == 1 else 's'}, {summ['front_used']} of {summ['front_slots']} slots in use",
+                         loc="left", fontsize=10)
         else:
             gap = max(sum(m[1] + META for m in mapped) * 0.01, 64)
             pos, hdr, bars, ticks, labels = 0, [], [], [], []
@@ -138,6 +188,11 @@ def write_png(h, out, title=None):
                Patch(facecolor=COLORS["header"], label="header (32 B, drawn ≥ 1 px)"),
                Patch(facecolor=COLORS["mapped"], label="mapped block"),
                Line2D([0], [0], color=COLORS["brk"], lw=2, label="break")]
+    if h.final_segments:
+        handles += [Patch(facecolor=COLORS["slab"], label="slab: slots in use"),
+                    Patch(facecolor=COLORS["slabfree"], label="slab: free slots"),
+                    Patch(facecolor=COLORS["segmeta"], label="segment metadata"),
+                    Patch(facecolor=POOL, label="page without slots")]
     fig.legend(handles=handles, loc="lower center", ncol=5, frameon=False, fontsize=9.5,
                bbox_to_anchor=(0.5, 0.05 / fig_h))
     fig.savefig(out, dpi=110, facecolor="white")

@@ -7,6 +7,12 @@ holds over [i, i + 1), so a block state created by request i and changed by requ
 that is still there at the end spans [i, N + 1). States created and changed within one request (a fit that is
 split at once, a free block absorbed by a coalesce in the same call) last no time and are only counted.
 
+The default profile's front layer (slab pages of equal slots in 4 MiB segments, docs/TRACE.md) is rebuilt too:
+every page state (a page formatted for a size class, its slots in use as the program sees them, its owner thread)
+with its span, and the segments, laid out in a lane of their own (segments side by side, each page at its place
+in its segment). A slot is in use from the '= PTR' of the request that got it (`slot C`, a front `memalign`)
+to its `free PTR` (by any thread: a remote free counts at once, although its page's owner collects it later).
+
 Also reads os_heap_dump's JSON (one snapshot: a single pseudo-request)."""
 import json
 from array import array
@@ -18,7 +24,13 @@ STATUS_NAMES = ("free", "alloc", "mapped")
 
 # requests start at the left margin and end with the thread (t=N); these are the ones TRACE.md lists
 REQUEST_OPS = {"malloc", "calloc", "realloc", "free", "memalign", "malloc_trim",
-               "os_malloc", "os_calloc", "os_realloc", "os_free"}
+               "os_malloc", "os_calloc", "os_realloc", "os_free", "slot", "thread_exit", "front_trim"}
+
+# the front layer (src/front.c): 64 KiB pages in 4 MiB segments whose first page is their metadata
+FRONT_PAGE = 1 << 16
+FRONT_SEG = 1 << 22
+FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "abandon", "adopt", "remote_free",
+                "collect", "page_discard"}
 
 
 class TraceError(Exception):
@@ -64,6 +76,22 @@ class History:
         self.peak_brk = 0
         self.peak_mapped = 0
         self.threads = 1
+        # front pages: parallel arrays, one entry per page state (a change of its slots in use or its owner
+        # starts a new state); voff: the page's offset in the front lane; owner 0: abandoned
+        self.f_t0 = array("l")
+        self.f_t1 = array("l")
+        self.f_voff = array("q")
+        self.f_addr = array("q")
+        self.f_slot = array("l")
+        self.f_slots = array("l")
+        self.f_used = array("l")
+        self.f_owner = array("l")
+        self.segments = []              # {"t0", "t1", "addr", "voff"}
+        self.front_lane_size = 0        # bytes of the front lane (the packed segments' peak)
+        self.final_front = []           # [(addr, slot, slots, used, owner, voff)] in address order
+        self.final_segments = []        # [(addr, voff)]
+        self.front = {}                 # front event kind -> count
+        self.peak_front_pages = 0
 
     @property
     def n_requests(self):
@@ -77,7 +105,14 @@ class History:
         h = self.final_heap
         alloc = [b for b in h if b[2] == ALLOC]
         free = [b for b in h if b[2] == FREE]
+        ff = self.final_front
         return {
+            "front_segments": len(self.final_segments),
+            "front_pages": len(ff),
+            "front_slots": sum(p[2] for p in ff),
+            "front_used": sum(p[3] for p in ff),
+            "front_used_bytes": sum(p[1] * p[3] for p in ff),
+            "front_free_bytes": sum(p[1] * (p[2] - p[3]) for p in ff),
             "blocks": len(h) + len(self.final_mapped),
             "heap_blocks": len(h),
             "alloc_blocks": len(alloc),
@@ -126,6 +161,14 @@ def replay_trace(path, keep_text=True):
     cur = [""]        # the current request's words
     seen_prealloc = False
     threads = set()
+    tid = [1]         # the current request's thread
+    pages = {}        # front page address -> [slot, slots, used, owner, t0]
+    segs = {}         # segment address -> [t0, lane offset]
+    seg_lane = _Lane()
+    req_front = [None]  # the front slot a realloc/os_realloc request names (its P), or None
+    ft0, ft1, fvoff, faddr = h.f_t0, h.f_t1, h.f_voff, h.f_addr
+    fslot, fslots, fused, fowner = h.f_slot, h.f_slots, h.f_used, h.f_owner
+    fcount = h.front
     t0a, t1a, offa, sizea, sta = h.t0, h.t1, h.off, h.size, h.status
     req_line, req_text = h.req_line, h.req_text
     counts = h.counts
@@ -182,6 +225,101 @@ def replay_trace(path, keep_text=True):
         else:
             h.transient += 1
 
+    def warn(lineno, text):
+        if len(h.warnings) < 20:
+            h.warnings.append(f"line {lineno}: {text}")
+
+    def page_voff(addr):
+        seg = segs.get(addr & ~(FRONT_SEG - 1))
+        return seg[1] + (addr & (FRONT_SEG - 1)) if seg else -1
+
+    def page_close(addr, p):
+        if p[4] < t:
+            ft0.append(p[4]); ft1.append(t); fvoff.append(page_voff(addr)); faddr.append(addr)
+            fslot.append(p[0]); fslots.append(p[1]); fused.append(p[2]); fowner.append(p[3])
+        else:
+            h.transient += 1
+
+    def page_set(addr, used=None, owner=None):
+        """A change of the page at addr (slots in use, owner): its state so far ends, unless it began in this
+        same request (then it only changes)."""
+        p = pages[addr]
+        if p[4] < t:
+            page_close(addr, p)
+            p[4] = t
+        if used is not None:
+            p[2] = used
+        if owner is not None:
+            p[3] = owner
+
+    def page_end(addr, lineno, what):
+        p = pages.pop(addr, None)
+        if p is None:
+            return
+        if p[2]:
+            warn(lineno, f"{what} of page 0x{addr:x}, which has {p[2]} slots in use")
+        page_close(addr, p)
+
+    def slot_page(ptr):
+        """The front page that holds the slot ptr (an absolute address), or None."""
+        a = ptr & ~(FRONT_PAGE - 1)
+        return a if a in pages else None
+
+    def slot_take(ptr, lineno):
+        a = slot_page(ptr)
+        if a is None:
+            return
+        p = pages[a]
+        if p[2] >= p[1]:
+            warn(lineno, f"slot 0x{ptr:x}: page 0x{a:x} has all {p[1]} slots in use already")
+        page_set(a, used=p[2] + 1)
+
+    def slot_give(ptr, lineno):
+        a = slot_page(ptr)
+        if a is None:
+            return False
+        p = pages[a]
+        if p[2] <= 0:
+            warn(lineno, f"free of slot 0x{ptr:x}: page 0x{a:x} has no slot in use")
+        else:
+            page_set(a, used=p[2] - 1)
+        return True
+
+    def front_event(op, p, lineno):
+        fcount[op] = fcount.get(op, 0) + 1
+        if op == "page":
+            addr, slot, slots = _addr(p[1])[1], int(p[2]), int(p[3])
+            if addr in pages:
+                page_end(addr, lineno, "a new format")
+            if page_voff(addr) < 0:
+                warn(lineno, f"page 0x{addr:x} outside every segment the trace mapped")
+            pages[addr] = [slot, slots, 0, tid[0], t]
+            h.peak_front_pages = max(h.peak_front_pages, len(pages))
+        elif op in ("page_empty", "page_pool"):
+            page_end(_addr(p[1])[1], lineno, op)
+        elif op == "abandon":
+            addr = _addr(p[1])[1]
+            if addr in pages:
+                page_set(addr, owner=0)
+        elif op == "adopt":
+            addr = _addr(p[1])[1]
+            if addr in pages:
+                page_set(addr, owner=tid[0])
+        elif op == "seg_map":
+            addr, length = _addr(p[1])[1], int(p[2])
+            segs[addr] = [t, seg_lane.place(addr, length)]
+        elif op == "seg_unmap":
+            addr = _addr(p[1])[1]
+            for a in [a for a in pages if a & ~(FRONT_SEG - 1) == addr]:
+                page_end(a, lineno, "seg_unmap")
+            s = segs.pop(addr, None)
+            seg_lane.remove(addr)
+            if s is None:
+                warn(lineno, f"seg_unmap of 0x{addr:x}, a segment not seen before")
+            elif s[0] < t:
+                h.segments.append({"t0": s[0], "t1": t, "addr": addr, "voff": s[1]})
+        # remote_free, collect, page_discard: counted; a remote free was counted at its request line
+
     def set_brk(v):
         nonlocal brk
         brk = v
@@ -235,6 +373,8 @@ def replay_trace(path, keep_text=True):
                         need(off, int(p[2]), ALLOC, "free", lineno)
                         setb(off, int(p[2]), FREE)
                     elif op == "brk":
+                        if p[1] == "refused:":      # "brk refused: mapped instead": an mmap line follows
+                            continue
                         d = int(p[1])
                         set_brk(brk + d)
                     elif op == "grow":
@@ -282,9 +422,13 @@ def replay_trace(path, keep_text=True):
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
                     elif op == "madvise":
                         h.madvise.append((t,) + (_addr(p[1])[1], int(p[2])))
+                    elif op in FRONT_EVENTS:
+                        front_event(op, p, lineno)
                     elif op == "case":
                         h.cases[p[1]] = h.cases.get(p[1], 0) + 1
-                    elif op == "nofit":
+                        if p[1] == "3":
+                            req_front[0] = None     # a free block: nothing changes
+                    elif op in ("nofit", "threshold"):
                         pass
                     elif len(h.warnings) < 20:
                         h.warnings.append(f"line {lineno}: unknown event {op!r}")
@@ -298,6 +442,13 @@ def replay_trace(path, keep_text=True):
                     b = blocks.get(v - META)
                     if b is not None and b[1] != ALLOC:
                         setb(v - META, b[0], ALLOC)
+                elif pages:
+                    old = req_front[0]
+                    if old is not None and v != old and (v or cur[2] == "0"):
+                        slot_give(old, lineno)          # a realloc that moved, or os_realloc's case 2
+                    if kind == "abs" and v != old:
+                        slot_take(v, lineno)
+                req_front[0] = None
                 continue
             p = line.split()
             op = p[0]
@@ -309,6 +460,18 @@ def replay_trace(path, keep_text=True):
                 continue
             t += 1
             cur = p
+            req_front[0] = None
+            if p[-1].startswith("t="):
+                try:
+                    tid[0] = int(p[-1][2:])
+                except ValueError:
+                    pass
+            if pages and len(p) >= 3 and p[1].startswith("0x"):
+                ptr = int(p[1], 16)
+                if op in ("free", "os_free"):
+                    slot_give(ptr, lineno)
+                elif op in ("realloc", "os_realloc") and slot_page(ptr) is not None:
+                    req_front[0] = ptr
             counts[op] = counts.get(op, 0) + 1
             req_line.append(lineno)
             text = line.rstrip("\n")
@@ -329,6 +492,15 @@ def replay_trace(path, keep_text=True):
         if m[1] < t:
             h.mapped.append({"t0": m[1], "t1": t, "addr": addr, "size": m[0], "voff": m[2]})
     h.lane_size = lane.peak
+    for addr in sorted(pages):
+        q = pages[addr]
+        h.final_front.append((addr, q[0], q[1], q[2], q[3], page_voff(addr)))
+        page_close(addr, q)
+    for addr in sorted(segs):
+        s = segs[addr]
+        h.final_segments.append((addr, s[1]))
+        h.segments.append({"t0": s[0], "t1": t, "addr": addr, "voff": s[1]})
+    h.front_lane_size = seg_lane.peak
     h.threads = 1 + len(threads)
     if h.inherited and not seen_prealloc:
         # a forked child's trace (PATH.PID): the heap it inherited is known only where the trace names it, and
