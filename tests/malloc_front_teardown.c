@@ -17,7 +17,8 @@
 
 #define THREADS 8
 #define PER_THREAD 3000
-#define ROUNDS 12
+#define ROUNDS 24
+#define FRONT_SEG_SIZE ((size_t)4 << 20) /* src/internal.h: one segment */
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
@@ -106,10 +107,13 @@ int main(void)
 	printf(bad ? "FAIL front/teardown/patterns: %d objects of exited threads changed\n"
 		   : "PASS front/teardown/patterns\n", bad);
 	failures += bad != 0;
+	/* One segment of slack: the pool keeps a fully free segment mapped (SEGS_KEEP), and whether the pages that
+	 * the last exiting threads abandoned were swept back before the next round asked for pages depends on how
+	 * the threads were scheduled. A leak grows with the rounds and passes that slack. */
 	size_t early = bytes[1] > bytes[2] ? bytes[1] : bytes[2];
-	if (bytes[ROUNDS - 1] > early) {
+	if (bytes[ROUNDS - 1] > early + FRONT_SEG_SIZE) {
 		printf("FAIL front/teardown/memory_reused: front bytes %zu after round 2, %zu after round %d: the pages of "
-		       "exited threads are not reused\n", early, bytes[ROUNDS - 1], ROUNDS);
+		       "exited threads are not reused (more than one segment of growth)\n", early, bytes[ROUNDS - 1], ROUNDS);
 		failures++;
 	} else {
 		printf("PASS front/teardown/memory_reused (%zu KiB of segments)\n", bytes[ROUNDS - 1] >> 10);

@@ -191,7 +191,8 @@ static void test_trace_flushed(char *self)
 		mallocs++;
 	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
 		report("fatal_flushes_trace", "the traced child did not abort");
-	else if (strncmp(text, "osmem-trace 1 ", 14) != 0 || mallocs != 20 || !strstr(text, "\nmalloc 100 "))
+	else if (strncmp(text, "osmem-trace 1 ", 14) != 0 || mallocs != 20 ||
+		 (!strstr(text, "\nmalloc 100 ") && !strstr(text, "\nslot 112 "))) /* the front: `slot C` */
 		report("fatal_flushes_trace", "the trace file lacks the events recorded before the report");
 	else
 		report("fatal_flushes_trace", NULL);
