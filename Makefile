@@ -105,10 +105,13 @@ test-asan:
 	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" TEST_ARGS=--core-only test
 
 # TSan owns malloc too: the threaded tests run on the os_* API (malloc_stress.c built with -DUSE_OS_API).
+# The threaded tests of the os_* API (one run, one summary line for tests/check.sh to count).
+TSAN_TESTS := test_threads test_stress_os test_protect_cancel_trace test_protect_dump_pipe test_protect_fork_signal
+comma := ,
+space := $(empty) $(empty)
 test-tsan:
-	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" build-tsan/tests/test_threads build-tsan/tests/test_stress_os
-	python3 tests/run_tests.py --build build-tsan --only test_threads
-	python3 tests/run_tests.py --build build-tsan --only test_stress_os
+	$(MAKE) BUILD=build-tsan SAN="-fsanitize=thread" $(TSAN_TESTS:%=build-tsan/tests/%)
+	python3 tests/run_tests.py --build build-tsan --only $(subst $(space),$(comma),$(TSAN_TESTS))
 
 # The same drop-in with tracing compiled out: the baseline for the cost of tracing when it is off.
 NOTRACE_OBJ := $(MALLOC_OBJ:$(BUILD)/obj-malloc/%=$(BUILD)/obj-notrace/%)

@@ -21,7 +21,7 @@ def run(cmd, timeout):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
-    ap.add_argument("--only", help="run only this test program")
+    ap.add_argument("--only", help="run only these test programs (names separated by commas)")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--core-only", action="store_true",
                     help="only the tests of the os_* API (sanitizer builds: ASan owns malloc there)")
@@ -35,14 +35,14 @@ def main():
         name = f[:-3]
         if a.core_only and name not in ("test_spec", "test_observe"):
             continue
-        if not a.only or a.only == name:
+        if not a.only or name in a.only.split(","):
             progs.append((name, [sys.executable, os.path.join(HERE, f), "--build", a.build]))
     tdir = os.path.join(a.build, "tests")
     for name in sorted(os.listdir(tdir)):
         if name.startswith(("test_", "malloc_")) and os.access(os.path.join(tdir, name), os.X_OK):
             if a.core_only and not name.startswith("test_"):
                 continue
-            if not a.only or a.only == name:
+            if not a.only or name in a.only.split(","):
                 progs.append((name, [os.path.join(tdir, name)]))
 
     passed = failed = 0
