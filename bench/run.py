@@ -109,6 +109,7 @@ def spawn(argv, env, timeout, stdin_path=None, cwd=None):
     t0 = time.perf_counter()
     argv, env = wrapped(rss_path, argv, env)
     p = subprocess.Popen(argv, stdin=fin, stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True)
+    RUNNING.add(p.pid)
 
     def expire():
         timed_out.append(True)
@@ -118,6 +119,7 @@ def spawn(argv, env, timeout, stdin_path=None, cwd=None):
     p.wait()
     secs = time.perf_counter() - t0
     timer.cancel()
+    RUNNING.discard(p.pid)
     if stdin_path:
         fin.close()
     out.seek(0)
@@ -127,6 +129,9 @@ def spawn(argv, env, timeout, stdin_path=None, cwd=None):
     err.close()
     os.unlink(rss_path)
     return r
+
+
+RUNNING = set()             # the sessions started and not yet waited for: killed if this script is stopped
 
 
 def kill_group(pid):
@@ -151,7 +156,7 @@ def parse_protocol(out):
 # ---------------------------------------------------------------------------------------------- workloads
 
 class Workload:
-    """name; what it models (for the report); run(ctx, env) -> Sample."""
+    """name; what it models (for the report); run(ctx, env) -> Sample. kind: "micro" (ours) or "program"."""
     kind = "micro"
 
     def __init__(self, name, what):
@@ -235,7 +240,8 @@ class Gcc(Workload):
             return Sample(r.secs, r.rss_kb, None, {}, "gcc: " + r.problem())
         # the program itself runs on glibc, untimed: its output and the binary are the checksum
         p = subprocess.run([binary], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctx.base_env, timeout=60)
-        h = hashlib.md5(open(binary, "rb").read() + p.stdout).hexdigest()[:16]
+        with open(binary, "rb") as f:
+            h = hashlib.md5(f.read() + p.stdout).hexdigest()[:16]
         return Sample(r.secs, r.rss_kb, h, {}, None if p.returncode == 0 else "the built program exited %d" % p.returncode)
 
 
@@ -268,6 +274,7 @@ class Redis(Workload):
                                      "--protected-mode", "yes"], env)
         srv = subprocess.Popen(argv, env=e, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True)
+        RUNNING.add(srv.pid)
         problem, secs, checksum = None, None, None
         try:
             deadline = time.time() + 20
@@ -302,6 +309,7 @@ class Redis(Workload):
             timer.start()
             srv.wait()
             timer.cancel()
+            RUNNING.discard(srv.pid)
             shutil.rmtree(d, ignore_errors=True)
         if not problem and srv.returncode != 0:
             problem = "redis-server exited %d" % srv.returncode
@@ -499,30 +507,36 @@ def render_md(data, summary, svg_name):
     L.append("")
 
     # summary: geomeans
-    def geo(key, a):
-        return geomean([ratio(summary[w]["alloc"][a][key], summary[w]["alloc"]["glibc"][key]) for w in data["workloads"]])
+    def geo(key, a, ws=None):
+        return geomean([ratio(summary[w]["alloc"][a][key], summary[w]["alloc"]["glibc"][key])
+                        for w in (data["workloads"] if ws is None else ws)])
 
-    def geo_best(key):
+    def geo_best(key, ws=None):
         rs = []
-        for w in data["workloads"]:
+        for w in (data["workloads"] if ws is None else ws):
             cells = summary[w]["alloc"]
             b, _ = best_peer(cells, key, names)
             rs.append(ratio(cells["osmem"][key], b))
         return geomean(rs)
+    kinds = data.get("kinds") or {w.name: w.kind for w in WORKLOADS}
+    micro = [w for w in data["workloads"] if kinds.get(w) == "micro"]
+    progs = [w for w in data["workloads"] if kinds.get(w) == "program"]
     L.append("## Summary (geometric means over the %d workloads)" % len(data["workloads"]))
     L.append("")
-    L.append("| allocator | time / glibc | peak RSS / glibc | rank by time | rank by RSS |")
-    L.append("| --- | ---: | ---: | ---: | ---: |")
+    L.append("| allocator | time / glibc | time, %d micro | time, %d programs | peak RSS / glibc | rank by time "
+             "| rank by RSS |" % (len(micro), len(progs)))
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     gt = {a: geo("secs", a) for a in names}
     gr = {a: geo("rss_kb", a) for a in names}
     rank_t = {a: i + 1 for i, a in enumerate(sorted(names, key=lambda a: gt[a] or 1e9))}
     rank_r = {a: i + 1 for i, a in enumerate(sorted(names, key=lambda a: gr[a] or 1e9))}
     for a in sorted(names, key=lambda a: gt[a] or 1e9):
-        L.append("| %s | %.2f | %.2f | %d | %d |" % (a if a != "osmem" else "**osmem**", gt[a] or 0, gr[a] or 0,
-                                                   rank_t[a], rank_r[a]))
+        L.append("| %s | %.2f | %s | %s | %.2f | %d | %d |" % (
+            a if a != "osmem" else "**osmem**", gt[a] or 0, opt(geo("secs", a, micro)), opt(geo("secs", a, progs)),
+            gr[a] or 0, rank_t[a], rank_r[a]))
     L.append("")
-    L.append("osmem / best peer, geometric mean: time **%.2fx**, peak RSS **%.2fx**." % (
-        geo_best("secs") or 0, geo_best("rss_kb") or 0))
+    L.append("osmem / best peer, geometric mean: time **%.2fx** (micro %s, programs %s), peak RSS **%.2fx**." % (
+        geo_best("secs") or 0, opt(geo_best("secs", micro)), opt(geo_best("secs", progs)), geo_best("rss_kb") or 0))
     L.append("")
 
     def table(title, key, fmt, unit):
@@ -609,6 +623,10 @@ def render_md(data, summary, svg_name):
              "`python3 bench/run.py --quick` (a smoke run of a minute or two).")
     L.append("")
     return "\n".join(L)
+
+
+def opt(x):
+    return "%.2f" % x if x else "-"
 
 
 def v_is_rate(k):
@@ -747,6 +765,10 @@ def main():
         print("bench: " + "; ".join(bad), file=sys.stderr)
         return 1
 
+    # stopped by SIGTERM or SIGINT (also when started in the background, where SIGINT is ignored): the
+    # finally below kills the run in progress and removes the scratch directory
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     work = tempfile.mkdtemp(prefix="osmem-bench-")
     ctx = argparse.Namespace(build=build, quick=a.quick, work=work, base_env=env)
     samples = {w.name: {n: [] for n, _ in allocs} for w in workloads}
@@ -775,10 +797,12 @@ def main():
                         fmt_mib(s.rss_kb) if s.rss_kb else "-",
                         ("FAIL " + s.error) if s.error else s.checksum), flush=True)
     finally:
+        for pid in list(RUNNING):
+            kill_group(pid)
         shutil.rmtree(work, ignore_errors=True)
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "quick": a.quick, "runs": runs,
             "label": a.label, "allocators": [n for n, _ in allocs], "workloads": [w.name for w in workloads],
-            "what": {w.name: w.what for w in workloads}, "meta": describe_machine(allocs),
+            "what": {w.name: w.what for w in workloads}, "kinds": {w.name: w.kind for w in workloads}, "meta": describe_machine(allocs),
             "load_start": load_start, "load_end": "%.2f" % os.getloadavg()[0], "elapsed": time.time() - t_start,
             "samples": samples}
     summary = write_outputs(data, out_md)

@@ -1,13 +1,14 @@
 /* larson: a server's churn (after Larson and Krishnan's benchmark). Each of T threads owns a table of slots;
  * an operation picks a random slot and replaces its object with a new one of 16..1000 bytes. One replaced
  * object in eight is not freed by its owner but handed to the next thread, which frees it on its next mailbox
- * drain: the request that one thread builds and another one retires. The total operation count is fixed
+ * drain (every 64 operations; at most 4096 waiting): the request that one thread builds and another retires. The total operation count is fixed
  * (split among the threads), so the wall time compares allocators and thread counts alike.
  *
  * Usage: larson SCALE THREADS
  * Checksum: the sum of the tags of every object freed (each verified first): the set of objects is fixed by
  * the seeds, so the sum is too, whichever thread frees which. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "common.h"
@@ -17,6 +18,7 @@
 #define MAX_SIZE  1000
 #define HANDOFF   8           /* one replaced object in HANDOFF goes to the next thread */
 #define DRAIN     64          /* a thread empties its mailbox every DRAIN operations */
+#define PENDING   4096        /* a sender waits (draining its own) while the next thread has this many unfreed */
 #define BASE_OPS  12000000.0  /* all threads together, at scale 1 */
 
 struct obj {
@@ -26,6 +28,7 @@ struct obj {
 
 struct thread {
 	_Alignas(64) _Atomic(struct obj *) mailbox;   /* a Treiber stack, emptied whole: no ABA */
+	_Atomic long pending;                         /* objects pushed and not yet drained */
 	pthread_t id;
 	int index;
 	long ops;
@@ -38,6 +41,7 @@ struct thread {
 static struct thread *threads;
 static int nthreads;
 static pthread_barrier_t start, done;
+static _Atomic int finished;
 
 static void release(struct thread *t, struct obj *o, size_t n)
 {
@@ -50,15 +54,25 @@ static void release(struct thread *t, struct obj *o, size_t n)
 static void drain(struct thread *t)
 {
 	struct obj *o = atomic_exchange_explicit(&t->mailbox, NULL, memory_order_acquire);
-	while (o) {
+	long n = 0;
+	for (; o; n++) {
 		struct obj *next = o->next;
 		release(t, o, (size_t)(o->tag & 0xffff));
 		o = next;
 	}
+	atomic_fetch_sub_explicit(&t->pending, n, memory_order_relaxed);
 }
 
-static void hand_off(struct thread *to, struct obj *o)
+/* The mailbox is bounded: on a busy machine a preempted thread would otherwise collect the others' objects
+ * for its whole time slice, and the peak RSS would measure the scheduler. Waiting, the sender drains its own
+ * mailbox, so threads waiting on each other in a ring still make progress. */
+static void hand_off(struct thread *from, struct thread *to, struct obj *o)
 {
+	while (atomic_load_explicit(&to->pending, memory_order_relaxed) >= PENDING && to != from) {
+		drain(from);
+		sched_yield();
+	}
+	atomic_fetch_add_explicit(&to->pending, 1, memory_order_relaxed);
 	o->next = atomic_load_explicit(&to->mailbox, memory_order_relaxed);
 	while (!atomic_compare_exchange_weak_explicit(&to->mailbox, &o->next, o, memory_order_release,
 	                                              memory_order_relaxed))
@@ -83,7 +97,7 @@ static void *run(void *arg)
 		int i = (int)(r % SLOTS);
 		if ((r >> 32) % HANDOFF == 0) {
 			tag_check(t->slot[i], t->size[i]);
-			hand_off(next, t->slot[i]);
+			hand_off(t, next, t->slot[i]);
 		} else {
 			release(t, t->slot[i], t->size[i]);
 		}
@@ -94,8 +108,15 @@ static void *run(void *arg)
 		if (k % DRAIN == DRAIN - 1)
 			drain(t);
 	}
-	pthread_barrier_wait(&done);    /* every hand-off has happened: the last drain finds them all */
+	/* A thread done with its operations keeps emptying its mailbox until every thread is done (a sender may
+	 * be waiting for room in it); then every hand-off has happened and the last drain finds them all. */
+	atomic_fetch_add_explicit(&finished, 1, memory_order_acq_rel);
+	while (atomic_load_explicit(&finished, memory_order_acquire) < nthreads) {
+		drain(t);
+		sched_yield();
+	}
 	drain(t);
+	pthread_barrier_wait(&done);
 	for (int i = 0; i < SLOTS; i++)
 		release(t, t->slot[i], t->size[i]);
 	return NULL;
