@@ -242,7 +242,8 @@ class Gcc(Workload):
         p = subprocess.run([binary], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctx.base_env, timeout=60)
         with open(binary, "rb") as f:
             h = hashlib.md5(f.read() + p.stdout).hexdigest()[:16]
-        return Sample(r.secs, r.rss_kb, h, {}, None if p.returncode == 0 else "the built program exited %d" % p.returncode)
+        problem = None if p.returncode == 0 else "the built program exited %d" % p.returncode
+        return Sample(r.secs, r.rss_kb, h, {}, problem)
 
 
 def resp(*args):
@@ -474,7 +475,8 @@ def render_md(data, summary, svg_name):
     L.append("%s; %s, %s per cell (interleaved), median shown; %s. Machine: %s, %s cores, Linux %s, "
              "transparent huge pages `%s`. Load average %s at the start, %s at the end; the whole run took "
              "%.0f s." % (data["date"], "quick mode (reduced sizes)" if data["quick"] else "full sizes",
-                          "1 run" if data["runs"] == 1 else "%d runs" % data["runs"], ", ".join("%s %s" % (a, v.get(a, "")) for a in names), meta["cpu"],
+                          "1 run" if data["runs"] == 1 else "%d runs" % data["runs"],
+                          ", ".join("%s %s" % (a, v.get(a, "")) for a in names), meta["cpu"],
                           meta["cores"], meta["kernel"], meta["thp"], data["load_start"], data["load_end"],
                           data["elapsed"]))
     L.append("")
@@ -647,14 +649,15 @@ def render_svg(data, summary):
     bar, gap = 7, 10
     row_h = len(names) * bar + gap
     label_w, panel_w, pad = 120, 360, 40
-    top = 70
+    top = 92
     width = label_w + 2 * panel_w + 3 * pad
     height = top + len(rows) * row_h + 40
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
            'font-size="11">' % (width, height),
            '<rect width="100%" height="100%" fill="white"/>',
            '<text x="10" y="18" font-size="14" font-weight="bold">osmem and peers, ratio to glibc (glibc = the '
-           'line at 1; log scale; left of it is better)%s</text>' % (" - " + esc(data["label"]) if data.get("label") else "")]
+           'line at 1; log scale; left of it is better)</text>',
+           '<text x="10" y="56" fill="#555">%s</text>' % esc(data.get("label") or "")]
     x = 10
     for a in names:
         out.append('<rect x="%d" y="28" width="12" height="10" fill="%s"/><text x="%d" y="37">%s</text>' % (
@@ -802,7 +805,8 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "quick": a.quick, "runs": runs,
             "label": a.label, "allocators": [n for n, _ in allocs], "workloads": [w.name for w in workloads],
-            "what": {w.name: w.what for w in workloads}, "kinds": {w.name: w.kind for w in workloads}, "meta": describe_machine(allocs),
+            "what": {w.name: w.what for w in workloads}, "kinds": {w.name: w.kind for w in workloads},
+            "meta": describe_machine(allocs),
             "load_start": load_start, "load_end": "%.2f" % os.getloadavg()[0], "elapsed": time.time() - t_start,
             "samples": samples}
     summary = write_outputs(data, out_md)

@@ -1,8 +1,9 @@
 /* larson: a server's churn (after Larson and Krishnan's benchmark). Each of T threads owns a table of slots;
  * an operation picks a random slot and replaces its object with a new one of 16..1000 bytes. One replaced
  * object in eight is not freed by its owner but handed to the next thread, which frees it on its next mailbox
- * drain (every 64 operations; at most 4096 waiting): the request that one thread builds and another retires. The total operation count is fixed
- * (split among the threads), so the wall time compares allocators and thread counts alike.
+ * drain (every 64 operations; at most 4096 waiting): the request that one thread builds and another retires.
+ * The total operation count is fixed (split among the threads), so the wall time compares allocators and
+ * thread counts alike.
  *
  * Usage: larson SCALE THREADS
  * Checksum: the sum of the tags of every object freed (each verified first): the set of objects is fixed by
