@@ -18,8 +18,9 @@ HDRS     := $(wildcard include/*.h src/*.h)
 TEST_C    := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+WL_BIN    := $(patsubst bench/workloads/%.c,$(BUILD)/bench/wl/%,$(wildcard bench/workloads/*.c))
 
-.PHONY: all check setup test test-asan test-tsan bench demo demo-classic install clean
+.PHONY: all check setup test test-asan test-tsan bench bench-build bench-quick bench-fastpath demo demo-classic install clean
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
 MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c)) $(BUILD)/tests/test_stress_os
 # C++ drop-in tests (tests/malloc_cxx*.cpp): each is also built as a plain binary, <name>_preload, that re-runs
@@ -87,7 +88,11 @@ $(BUILD)/demo: examples/demo.c $(BUILD)/libosmem.so
 $(BUILD)/osmem-replay: tools/osmem-replay.c include/osmem.h include/block_meta.h
 	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -Iinclude $< -o $@ -Wl,-z,now
 
-$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/bench:
+# The workloads of bench/run.py link nothing of osmem's: plain libc, each allocator preloaded in turn.
+$(BUILD)/bench/wl/%: bench/workloads/%.c bench/workloads/common.h | $(BUILD)/bench/wl
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@ -pthread -lm
+
+$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/bench $(BUILD)/bench/wl:
 	mkdir -p $@
 
 # Every test: the plain build, then AddressSanitizer+UBSan, then ThreadSanitizer on the threaded test.
@@ -124,9 +129,22 @@ $(BUILD)/libosmem-malloc-notrace.so: $(NOTRACE_OBJ)
 $(BUILD)/bench/fastpath: bench/fastpath.c | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@
 
-bench: $(BENCH_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so
+bench-build: $(BENCH_BIN) $(WL_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so
+
+# The best-fit index against the walk, then the ranking against glibc, jemalloc, mimalloc and tcmalloc
+# (bench/run.py: ~15 minutes at 5 runs; writes bench/results/latest.md). BENCH_ARGS="--runs 3 --only larson"...
+bench: bench-build
 	@sh bench/setup.sh
 	$(BUILD)/bench/bestfit
+	python3 bench/run.py --build $(BUILD) $(BENCH_ARGS)
+
+# A smoke run of the ranking: reduced sizes, one run, a minute or two (report in $(BUILD)/bench/quick.md).
+bench-quick: bench-build
+	python3 bench/run.py --build $(BUILD) --quick $(BENCH_ARGS)
+
+# malloc/free loops in ns per op, with osmem's classic profile and osmem with tracing compiled out.
+bench-fastpath: bench-build
+	@sh bench/setup.sh
 	python3 bench/run_fastpath.py --build $(BUILD)
 
 # The main job: sqlite3 on osmem with statistics, a decision trace and a heap map (tools/demo.sh).

@@ -1,0 +1,162 @@
+/* larson: a server's churn (after Larson and Krishnan's benchmark). Each of T threads owns a table of slots;
+ * an operation picks a random slot and replaces its object with a new one of 16..1000 bytes. One replaced
+ * object in eight is not freed by its owner but handed to the next thread, which frees it on its next mailbox
+ * drain (every 64 operations; at most 4096 waiting): the request that one thread builds and another retires.
+ * The total operation count is fixed (split among the threads), so the wall time compares allocators and
+ * thread counts alike.
+ *
+ * Usage: larson SCALE THREADS
+ * Checksum: the sum of the tags of every object freed (each verified first): the set of objects is fixed by
+ * the seeds, so the sum is too, whichever thread frees which. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include "common.h"
+
+#define SLOTS     1000        /* per thread */
+#define MIN_SIZE  16
+#define MAX_SIZE  1000
+#define HANDOFF   8           /* one replaced object in HANDOFF goes to the next thread */
+#define DRAIN     64          /* a thread empties its mailbox every DRAIN operations */
+#define PENDING   4096        /* a sender waits (draining its own) while the next thread has this many unfreed */
+#define BASE_OPS  12000000.0  /* all threads together, at scale 1 */
+
+struct obj {
+	struct obj *next;     /* bytes 0..7: the mailbox link */
+	uint64_t tag;         /* bytes 8..15 (tag_set) */
+};
+
+struct thread {
+	_Alignas(64) _Atomic(struct obj *) mailbox;   /* a Treiber stack, emptied whole: no ABA */
+	_Atomic long pending;                         /* objects pushed and not yet drained */
+	pthread_t id;
+	int index;
+	long ops;
+	uint64_t sum;         /* tags of the objects this thread freed */
+	unsigned long freed;
+	uint16_t size[SLOTS];
+	struct obj *slot[SLOTS];
+};
+
+static struct thread *threads;
+static int nthreads;
+static pthread_barrier_t start, done;
+static _Atomic int finished;
+
+static void release(struct thread *t, struct obj *o, size_t n)
+{
+	t->sum += tag_check(o, n);
+	t->freed++;
+	free(o);
+}
+
+/* a handed-off object carries its size in its tag's low 16 bits */
+static void drain(struct thread *t)
+{
+	struct obj *o = atomic_exchange_explicit(&t->mailbox, NULL, memory_order_acquire);
+	long n = 0;
+	for (; o; n++) {
+		struct obj *next = o->next;
+		release(t, o, (size_t)(o->tag & 0xffff));
+		o = next;
+	}
+	atomic_fetch_sub_explicit(&t->pending, n, memory_order_relaxed);
+}
+
+/* The mailbox is bounded: on a busy machine a preempted thread would otherwise collect the others' objects
+ * for its whole time slice, and the peak RSS would measure the scheduler. Waiting, the sender drains its own
+ * mailbox, so threads waiting on each other in a ring still make progress. */
+static void hand_off(struct thread *from, struct thread *to, struct obj *o)
+{
+	while (atomic_load_explicit(&to->pending, memory_order_relaxed) >= PENDING && to != from) {
+		drain(from);
+		sched_yield();
+	}
+	atomic_fetch_add_explicit(&to->pending, 1, memory_order_relaxed);
+	o->next = atomic_load_explicit(&to->mailbox, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&to->mailbox, &o->next, o, memory_order_release,
+	                                              memory_order_relaxed))
+		;
+}
+
+static void *run(void *arg)
+{
+	struct thread *t = arg;
+	struct thread *next = &threads[(t->index + 1) % nthreads];
+	uint64_t rng = 0x1234567ull + (uint64_t)t->index * 0x9e3779b97f4a7c15ull, seq = 0;
+	/* the tag keeps the object's size in its low 16 bits, for whoever frees it */
+	for (int i = 0; i < SLOTS; i++) {
+		size_t n = rnd_range(&rng, MIN_SIZE, MAX_SIZE);
+		t->slot[i] = xmalloc(n);
+		t->size[i] = (uint16_t)n;
+		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
+	}
+	pthread_barrier_wait(&start);
+	for (long k = 0; k < t->ops; k++) {
+		uint64_t r = rnd(&rng);
+		int i = (int)(r % SLOTS);
+		if ((r >> 32) % HANDOFF == 0) {
+			tag_check(t->slot[i], t->size[i]);
+			hand_off(t, next, t->slot[i]);
+		} else {
+			release(t, t->slot[i], t->size[i]);
+		}
+		size_t n = MIN_SIZE + (size_t)((r >> 40) % (MAX_SIZE - MIN_SIZE + 1));
+		t->slot[i] = xmalloc(n);
+		t->size[i] = (uint16_t)n;
+		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
+		if (k % DRAIN == DRAIN - 1)
+			drain(t);
+	}
+	/* A thread done with its operations keeps emptying its mailbox until every thread is done (a sender may
+	 * be waiting for room in it); then every hand-off has happened and the last drain finds them all. */
+	atomic_fetch_add_explicit(&finished, 1, memory_order_acq_rel);
+	while (atomic_load_explicit(&finished, memory_order_acquire) < nthreads) {
+		drain(t);
+		sched_yield();
+	}
+	drain(t);
+	pthread_barrier_wait(&done);
+	for (int i = 0; i < SLOTS; i++)
+		release(t, t->slot[i], t->size[i]);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	double scale = scale_arg(argc, argv);
+	nthreads = argc > 2 ? atoi(argv[2]) : 1;
+	if (nthreads < 1 || nthreads > 64)
+		return fprintf(stderr, "usage: larson SCALE THREADS(1..64)\n"), 2;
+	long total = (long)(BASE_OPS * scale);
+	threads = aligned_alloc(64, sizeof *threads * (size_t)nthreads);
+	memset(threads, 0, sizeof *threads * (size_t)nthreads);
+	pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
+	pthread_barrier_init(&done, NULL, (unsigned)nthreads + 1);
+	for (int i = 0; i < nthreads; i++) {
+		threads[i].index = i;
+		threads[i].ops = total / nthreads;
+		pthread_create(&threads[i].id, NULL, run, &threads[i]);
+	}
+	pthread_barrier_wait(&start);
+	double t0 = now_s();
+	pthread_barrier_wait(&done);
+	double secs = now_s() - t0;
+	uint64_t sum = 0;
+	unsigned long freed = 0;
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(threads[i].id, NULL);
+		sum += threads[i].sum;
+		freed += threads[i].freed;
+	}
+	long ops = total / nthreads * nthreads;
+	if (freed != (unsigned long)(ops + (long)nthreads * SLOTS)) {
+		fprintf(stderr, "FAIL %lu objects freed, %ld allocated\n", freed, ops + (long)nthreads * SLOTS);
+		return 1;
+	}
+	print_checksum(sum);
+	printf("metric ops_per_s %.0f\n", (double)ops / secs);
+	free(threads);
+	return 0;
+}
