@@ -458,8 +458,8 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 			void *old = parse_ptr(&c);
 			uint64_t n = parse_num(&c);
 			expect_end(&c);
-			const struct block_meta *ob = (const struct block_meta *)((const char *)old - META_SIZE);
-			bool was_live = old && is_live(old) && ob->status == STATUS_ALLOC;
+			bool was_live = old && is_live(old) &&
+					((const struct block_meta *)((const char *)old - META_SIZE))->status == STATUS_ALLOC;
 			size_t g0 = n_ghosts, a0 = arena_used;
 			if (was_live)
 				ghost_take(old);
