@@ -297,8 +297,10 @@ static void live_drop(const void *p)
 /* p is a live heap payload about to be freed: copy its bytes aside. */
 static void ghost_take(const void *p)
 {
+	if (!ghost_mode || !p || !is_live(p))
+		return;
 	const struct block_meta *b = (const struct block_meta *)((const char *)p - META_SIZE);
-	if (!ghost_mode || !is_live(p) || b->status != STATUS_ALLOC || n_ghosts == MAX_GHOSTS ||
+	if (b->status != STATUS_ALLOC || n_ghosts == MAX_GHOSTS ||
 	    arena_used + b->size > sizeof arena)
 		return;
 	ghosts[n_ghosts].at = (uintptr_t)p;
@@ -338,8 +340,10 @@ static void ghost_forget(uintptr_t a, uintptr_t e)
 /* A call returned p: it is live, and its payload and the headers around it are no longer freed bytes. */
 static void ghost_handed_out(void *p)
 {
+	if (!ghost_mode || !p)
+		return;
 	const struct block_meta *b = (const struct block_meta *)((const char *)p - META_SIZE);
-	if (!ghost_mode || !p || b->status != STATUS_ALLOC)
+	if (b->status != STATUS_ALLOC)
 		return;
 	ghost_forget((uintptr_t)b, (uintptr_t)p + b->size + META_SIZE);
 	if (!is_live(p) && n_live < MAX_LIVE)
