@@ -867,6 +867,10 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 		s[0] = (void *)front_enc(s, (void *)old);
 	while (!__atomic_compare_exchange_n(&pg->thread_free, &old, (uintptr_t)s, true, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED));
+	/* A thread that only frees (a consumer) gets a heap of its own at its first free: its counters are then
+	 * plain stores to its own line, not atomic adds to one global line that every consumer fights over. */
+	if (h == &empty_heap && tl_state == TL_NEW && !front_tracing())
+		h = heap_init() ? osm_front_tl_heap : &empty_heap;
 	if (h != &empty_heap) {
 		__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
 		__atomic_store_n(&h->frees, h->frees + 1, __ATOMIC_RELAXED);

@@ -69,6 +69,8 @@ static size_t front_in_use(void)
 int main(void)
 {
 	static char why[256];
+	static char outbuf[1 << 14];
+	setvbuf(stdout, outbuf, _IOLBF, sizeof outbuf); /* stdio's own buffer must not be a slot counted below */
 	void *warm = malloc(64); /* main's cache exists, so the slots below come from main's page */
 	struct os_stats st;
 	os_stats(&st);

@@ -46,12 +46,12 @@ int main(void)
 	/* a heap of some size, then a block that ends exactly at the top */
 	for (int i = 0; i < 200; i++)
 		memset(v_malloc(4000), 1, 4000);
-	/* leave exactly B + 32 bytes free at the top, then take them: b is the last block (B above the 2 KiB that
+	/* leave exactly B + 32 bytes free at the top, then take them: b is the last block (B above the 8 KiB that
 	 * the default profile's front layer serves from slots, so that b is a block of the core's heap) */
-	enum { B = 4000 };
+	enum { B = 12000 };
 	size_t top;
 	for (int i = 0; i < 10 && (top = free_top_size()) < B + 32 + 4096; i++)
-		(void)v_malloc(top >= 4096 ? top - 32 : 8000); /* too small a top: use it up, the next one is larger */
+		(void)v_malloc(top >= 16384 ? top - 32 : 20000); /* too small a top: use it up, the next one is larger */
 	if (top > B + 32)
 		(void)v_malloc(top - B - 32 - 32);
 	char *b = v_malloc(B);

@@ -25,6 +25,10 @@
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
 
+/* Blocks of the core's heap (the default profile serves up to 8 KiB from header-less slots: there, a write before
+ * a block lands in the program's own neighbouring slot, and free is right to ignore it). */
+#define CORE_SIZE 16384
+
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
 static int (*volatile v_trim)(size_t) = malloc_trim;
@@ -142,12 +146,12 @@ static void double_free_mapped(void)
  * same size must stop, not follow the link. */
 static void freed_header_next_overwritten(void)
 {
-	char *a = v_malloc(4096), *b = v_malloc(4096);
+	char *a = v_malloc(CORE_SIZE), *b = v_malloc(CORE_SIZE);
 	(void)b;
 	v_free(a);
 	((size_t *)a)[-1] = 1;
 	say_addr(a);
-	(void)v_malloc(4096);
+	(void)v_malloc(CORE_SIZE);
 }
 
 /* 8 bytes written just before a 1 MiB mapped block: free must report, not crash following the list. */
@@ -159,9 +163,6 @@ static void mapped_header_underwrite(void)
 	v_free(p);
 }
 
-/* Blocks of the core's heap (the default profile serves up to 2 KiB from header-less slots: there, a write before
- * a block lands in the program's own neighbouring slot, and free is right to ignore it). */
-#define CORE_SIZE 4096
 
 /* A live heap block's `prev` word overwritten, then free: reported before anything changes. */
 static void heap_header_prev_overwritten(void)
@@ -236,8 +237,10 @@ static void trim_page_multiple_top(void)
 		size_t top = free_top_size(), r = top % 4096;
 		if (top && r == 0)
 			break;
-		/* a block of s bytes and its header, carved from the top, leave top - s - 32 */
-		keep[n] = v_malloc(!top ? 100 : r >= 48 ? r - 32 : r + 4096 - 32);
+		/* a block of s bytes and its header, carved from the top, leave top - s - 32 (s above the front's
+		 * sizes, so that the core serves it; a top too small for it is used up, and the next one is larger) */
+		size_t s = r + 3 * 4096 - 32;
+		keep[n] = v_malloc(top >= s + 32 + 64 ? s : top >= CORE_SIZE + 32 ? top - 32 : CORE_SIZE);
 	}
 	if (n == 600)
 		_exit(5);
