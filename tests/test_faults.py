@@ -36,9 +36,11 @@ def clean_env(**extra):
 
 def xml_checks(build):
     prog = os.path.join(build, "tests", "malloc_faults_mallopt")
+    if not check("malloc_info_runs", os.access(prog, os.X_OK), f"{prog} is not built (make all)"):
+        return
     r = subprocess.run([prog, "--info"], capture_output=True, text=True, env=clean_env(), timeout=60)
     out = r.stdout
-    if not check("malloc_info_runs", r.returncode == 0 and "</malloc>" in out,
+    if not check("malloc_info_output", r.returncode == 0 and "</malloc>" in out,
                  f"exit {r.returncode}, output {out[-300:]!r} {r.stderr[-300:]!r}"):
         return
     doc, rest = out.split("</malloc>\n", 1)
