@@ -9,7 +9,7 @@ WARN     := -std=c11 -Wall -Wextra -Werror
 LIBFLAGS := $(WARN) -fPIC -fvisibility=hidden -Iinclude $(SAN)
 TESTFLAGS:= $(WARN) -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 
-CORE_SRC := src/os.c src/trace.c src/index.c src/mapset.c src/heap.c src/check.c src/osmem.c src/stats.c src/dump.c
+CORE_SRC := src/os.c src/trace.c src/index.c src/mapset.c src/heap.c src/options.c src/check.c src/osmem.c src/stats.c src/dump.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 # libosmem-malloc: the same core built with OSMEM_DROPIN (16-byte granule, profiles), plus the malloc family
 MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o $(BUILD)/obj-malloc/front.o $(BUILD)/obj-malloc/cxx.o
@@ -72,6 +72,10 @@ $(BUILD)/tests/spec_prog: tests/spec_prog.c $(BUILD)/libosmem.so | $(BUILD)/test
 # The drop-in stress test on the os_* API, against the static core (also the ThreadSanitizer build).
 $(BUILD)/tests/test_stress_os: tests/malloc_stress.c $(BUILD)/libosmem.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) -DUSE_OS_API $< -o $@ $(BUILD)/libosmem.a -lpthread
+
+# The fault-injection tests share their workload.
+$(BUILD)/tests/malloc_faults $(BUILD)/tests/test_faults $(BUILD)/tests/malloc_faults_rlimit: tests/test_faults.h tests/test_util.h
+$(BUILD)/tests/test_faults_rlimit: tests/malloc_faults_rlimit.c tests/test_faults.h tests/test_util.h
 
 # Unit and stress tests link the static library, so they can reach the core's hidden test hooks.
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libosmem.a | $(BUILD)/tests

@@ -739,9 +739,14 @@ static void *traced_malloc(size_t cls);
 void *osm_front_malloc_slow(size_t cls)
 {
 	struct front_heap *h = osm_front_tl_heap;
+	int saved = errno; /* a heap or segment that could not be mapped: the core serves, errno stays as it was */
+	void *p;
 	if (h == &empty_heap && !(h = heap_init()))
-		return tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
-	return slow_malloc(h, cls);
+		p = tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
+	else
+		p = slow_malloc(h, cls);
+	errno = saved;
+	return p;
 }
 
 /* A traced thread's malloc, calloc, memalign or moving realloc of a front size: what the fast path would do (a

@@ -704,39 +704,43 @@ void osm_free(struct block_meta *b)
 	release_block(b);
 }
 
+/* A mapping with a payload aligned to a: map enough to find one, then give back the whole pages on either side. */
+static struct block_meta *map_aligned(size_t a, size_t s)
+{
+	size_t len = s + META_SIZE + a;
+	char *m = osm_os_map(len);
+	if (!m)
+		return NULL;
+	char *p = (char *)round_up((uintptr_t)m + META_SIZE, a);
+	char *start = (char *)round_down((uintptr_t)(p - META_SIZE), page_size());
+	char *end = (char *)round_up((uintptr_t)(p + s), page_size());
+	if (start > m)
+		osm_os_unmap(m, (size_t)(start - m));
+	if (m + len > end)
+		osm_os_unmap(end, (size_t)(m + len - end));
+	struct block_meta *b = block_of(p);
+	b->size = (size_t)(end - p);
+	mapped_link(b);
+	osm_heap.count.allocations++;
+	if (TRACING)
+		osm_trace_event("  mmap %z %p", len, b);
+	return b;
+}
+
 /* Carves a block whose payload is aligned to a (a power of two above the granule) out of a larger one. */
 struct block_meta *osm_memalign(size_t a, size_t n)
 {
 	size_t s = align_up(n);
 	if (a <= osm_heap.policy.align)
 		return osm_malloc(n, osm_heap.policy.mmap_threshold);
-	if (s + META_SIZE >= osm_heap.policy.mmap_threshold) {
-		/* map enough to find an aligned payload, then give back the whole pages on either side */
-		size_t len = s + META_SIZE + a;
-		char *m = osm_os_map(len);
-		if (!m)
-			return NULL;
-		char *p = (char *)round_up((uintptr_t)m + META_SIZE, a);
-		char *start = (char *)round_down((uintptr_t)(p - META_SIZE), page_size());
-		char *end = (char *)round_up((uintptr_t)(p + s), page_size());
-		if (start > m)
-			osm_os_unmap(m, (size_t)(start - m));
-		if (m + len > end)
-			osm_os_unmap(end, (size_t)(m + len - end));
-		struct block_meta *b = block_of(p);
-		b->size = (size_t)(end - p);
-		mapped_link(b);
-		osm_heap.count.allocations++;
-		if (TRACING)
-			osm_trace_event("  mmap %z %p", len, b);
-		return b;
-	}
+	if (s + META_SIZE >= osm_heap.policy.mmap_threshold)
+		return map_aligned(a, s);
 	/* On the heap: a block with room for the payload at the first aligned address that leaves either nothing
 	 * or a whole free block (a header and a granule) in front of it. */
 	size_t min_front = META_SIZE + osm_heap.policy.align;
 	struct block_meta *b = heap_alloc(s + a + META_SIZE);
-	if (!b)
-		return NULL;
+	if (!b) /* the default profile maps when the break cannot grow, as malloc does (heap_or_map) */
+		return osm_heap.classic ? NULL : map_aligned(a, s);
 	char *p0 = payload(b), *p = (char *)round_up((uintptr_t)p0, a);
 	if (p != p0 && (size_t)(p - p0) < min_front)
 		p += a;
@@ -873,7 +877,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		return b;
 	}
 	osm_heap.count.heap_in_use += b->size - before; /* what rule 8 absorbed stays absorbed */
-	if (enomem)
+	if (enomem && osm_heap.classic) /* the default profile moves the block instead: heap_or_map may map it */
 		return NULL;
 	if (TRACING)
 		osm_trace_event("  case 9");

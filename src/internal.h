@@ -19,7 +19,10 @@
 // ------------------------------------------------------------------
 
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
-#define MMAP_THRESHOLD_MAX ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
+#define MMAP_THRESHOLD_DYN ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
+/* The most the dynamic threshold rises to now: nothing once the program set a threshold itself (mallopt, as
+ * glibc's no_dyn_threshold). heap.c's raise_mmap_threshold reads it. */
+#define MMAP_THRESHOLD_MAX (osm_heap.policy.fixed_threshold ? (size_t)0 : MMAP_THRESHOLD_DYN)
 #define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
 #define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
 
@@ -46,6 +49,14 @@ HIDDEN const char *osm_os_getenv(const char *name);
 /* System calls made so far, counted where they are made. */
 struct os_calls { size_t brk, mmap, munmap, mremap, madvise; };
 HIDDEN extern struct os_calls osm_os_calls;
+/* Fault injection (tests): the nth call of `kind` from now fails as the kernel fails it (NULL and ENOMEM; a
+ * brk that would shrink the heap returns false), and is counted in osm_os_calls like a real one; with sticky,
+ * every later call of that kind fails too. n = 0 turns it off. OSMEM_FAIL=mmap:N,brk:M+,mremap:K sets the
+ * same from the environment, read at the heap's first system call (a call of this hook first wins). */
+enum os_fault { OS_FAULT_BRK, OS_FAULT_MMAP, OS_FAULT_MREMAP, OS_FAULT_KINDS };
+HIDDEN void osm_os_fail_after(enum os_fault kind, size_t n, bool sticky);
+/* Calls failed on purpose so far. */
+HIDDEN size_t osm_os_faults_injected(void);
 /* A per-process random value (from the kernel's AT_RANDOM bytes: no system call). */
 HIDDEN uint32_t osm_os_random32(void);
 /* Writes "osmem: <api>(): <what> 0x<ptr>\n" to standard error and aborts. */
@@ -158,7 +169,19 @@ struct heap_policy {
 	size_t grow_min;         /* 0: grow the break by exactly what is needed; else by at least this */
 	size_t trim_threshold;   /* 0: the break never shrinks; else trim a free top larger than this */
 	size_t trim_keep;        /* what a trim leaves at the top */
+	bool fixed_threshold;    /* mallopt set a threshold, the top pad or a mapping limit: no dynamic threshold */
 };
+
+/* options.c: mallopt's settings (the default profile only: in the classic profile every setter returns false
+ * and changes nothing). Each turns the dynamic mmap threshold off, as glibc does.
+ *  OPT_MMAP_THRESHOLD: requests of at least value bytes (header included) get their own mapping (malloc and
+ *                      calloc); OPT_TRIM_THRESHOLD: trim the top when more than value bytes are free at it (0:
+ *                      never); OPT_TOP_PAD: grow the break by at least value bytes, and keep that much at a
+ *                      trim; OPT_MMAP_MAX: 0 maps nothing (the thresholds go to SIZE_MAX), any other value gives
+ *                      the thresholds back. */
+enum osm_option { OPT_MMAP_THRESHOLD, OPT_TRIM_THRESHOLD, OPT_TOP_PAD, OPT_MMAP_MAX };
+HIDDEN bool osm_option_set(enum osm_option opt, size_t value);
+HIDDEN void osm_option_get(struct heap_policy *out, bool *classic);
 
 /* Counters behind os_stats, mallinfo2 and malloc_stats; updated under the lock. */
 struct heap_counters {

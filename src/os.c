@@ -3,7 +3,9 @@
  *
  * Every primitive states its contract once so that callers never re-check: a failed call returns NULL and
  * leaves errno = ENOMEM. Nothing here allocates, uses stdio or moves the break on its own. Nothing here calls
- * up into the layers above (the one exit handler it registers is the caller's function). */
+ * up into the layers above (the one exit handler it registers is the caller's function).
+ * Fault injection (tests, OSMEM_FAIL) lives here too: a failure the kernel could give is made where the kernel
+ * is called, so every layer above meets it exactly as it would meet the real one. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -24,6 +26,111 @@
 HIDDEN struct os_calls osm_os_calls;
 
 // ------------------------------------------------------------------
+// Fault injection: the Nth brk, mmap or mremap fails (tests; OSMEM_FAIL)
+// ------------------------------------------------------------------
+
+/* Per kind, the number of calls left before the one that fails (0: none will), and whether every call after it
+ * fails too. The heap's system calls are made under the heap lock, so the countdown needs no more than relaxed
+ * atomics (which keep a test's hook, called from any thread, well defined). Cost when nothing is armed: one
+ * load and a test per system call. */
+static size_t fault_left[OS_FAULT_KINDS];
+static bool fault_sticky[OS_FAULT_KINDS];
+static size_t fault_fired;
+static int fault_env_state; /* 0: OSMEM_FAIL not read yet; 1: read */
+
+static const char *const fault_names[OS_FAULT_KINDS] = { "brk", "mmap", "mremap" };
+
+static void fault_env_bad(const char *spec)
+{
+	osm_os_write_err("osmem: OSMEM_FAIL=");
+	osm_os_write_err(spec);
+	osm_os_write_err(" is not understood (kind:N or kind:N+, kinds brk, mmap, mremap, separated by commas); "
+			 "no faults injected\n");
+}
+
+/* OSMEM_FAIL=mmap:N,brk:M+,mremap:K: the Nth mmap fails, the Mth brk and every later one, the Kth mremap.
+ * Parsed in place (no allocation), all or nothing. */
+static void fault_env_read(void)
+{
+	if (__atomic_load_n(&fault_env_state, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&fault_env_state, 1, __ATOMIC_RELEASE);
+	const char *spec = osm_os_getenv("OSMEM_FAIL"), *s = spec;
+	if (!spec || !*spec)
+		return;
+	size_t at[OS_FAULT_KINDS] = { 0 };
+	bool sticky[OS_FAULT_KINDS] = { false };
+	while (*s) {
+		int k = -1;
+		for (int i = 0; i < OS_FAULT_KINDS; i++) {
+			size_t n = strlen(fault_names[i]);
+			if (strncmp(s, fault_names[i], n) == 0 && s[n] == ':') {
+				k = i;
+				s += n + 1;
+				break;
+			}
+		}
+		if (k < 0 || *s < '0' || *s > '9') {
+			fault_env_bad(spec);
+			return;
+		}
+		size_t v = 0;
+		for (; *s >= '0' && *s <= '9'; s++)
+			v = v > SIZE_MAX / 10 ? SIZE_MAX : v * 10 + (size_t)(*s - '0');
+		at[k] = v;
+		if (*s == '+') {
+			sticky[k] = true;
+			s++;
+		}
+		if (*s == ',')
+			s++;
+		else if (*s) {
+			fault_env_bad(spec);
+			return;
+		}
+	}
+	for (int i = 0; i < OS_FAULT_KINDS; i++)
+		if (at[i])
+			osm_os_fail_after((enum os_fault)i, at[i], sticky[i]);
+}
+
+/* At start too, so that a setting that is not understood is named even in a program that never allocates (a
+ * call before this constructor reads it first). Reads the environment only: no allocation, no system call. */
+__attribute__((constructor)) static void fault_start(void)
+{
+	fault_env_read();
+}
+
+void osm_os_fail_after(enum os_fault kind, size_t n, bool sticky)
+{
+	__atomic_store_n(&fault_env_state, 1, __ATOMIC_RELEASE); /* a test's own setting is not overridden later */
+	__atomic_store_n(&fault_sticky[kind], sticky, __ATOMIC_RELAXED);
+	__atomic_store_n(&fault_left[kind], n, __ATOMIC_RELAXED);
+}
+
+size_t osm_os_faults_injected(void)
+{
+	return __atomic_load_n(&fault_fired, __ATOMIC_RELAXED);
+}
+
+/* Whether this call of `kind` is to fail. */
+static bool fault_now(enum os_fault kind)
+{
+	fault_env_read();
+	size_t left = __atomic_load_n(&fault_left[kind], __ATOMIC_RELAXED);
+	if (__builtin_expect(!left, 1))
+		return false;
+	if (left > 1) {
+		__atomic_store_n(&fault_left[kind], left - 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (!__atomic_load_n(&fault_sticky[kind], __ATOMIC_RELAXED))
+		__atomic_store_n(&fault_left[kind], 0, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&fault_fired, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+// ------------------------------------------------------------------
 // The program break
 // ------------------------------------------------------------------
 
@@ -38,7 +145,7 @@ void *osm_os_brk_grow(size_t len)
 		errno = ENOMEM;
 		return NULL;
 	}
-	void *old = sbrk((intptr_t)len);
+	void *old = fault_now(OS_FAULT_BRK) ? (void *)-1 : sbrk((intptr_t)len);
 	osm_os_calls.brk++;
 	if (old == (void *)-1) {
 		errno = ENOMEM;
@@ -53,7 +160,8 @@ void *osm_os_brk_grow(size_t len)
 
 void *osm_os_map(size_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
+					   : mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	osm_os_calls.mmap++;
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
@@ -284,7 +392,7 @@ void osm_os_fatal_pointer(const char *api, const char *what, const void *ptr)
 bool osm_os_brk_shrink(size_t len)
 {
 	int saved = errno;
-	bool ok = len <= (size_t)INTPTR_MAX && sbrk(-(intptr_t)len) != (void *)-1;
+	bool ok = len <= (size_t)INTPTR_MAX && !fault_now(OS_FAULT_BRK) && sbrk(-(intptr_t)len) != (void *)-1;
 	osm_os_calls.brk++;
 	errno = saved;
 	return ok;
@@ -293,7 +401,7 @@ bool osm_os_brk_shrink(size_t len)
 void *osm_os_remap(void *addr, size_t old_len, size_t new_len)
 {
 	osm_os_calls.mremap++;
-	void *p = mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
+	void *p = fault_now(OS_FAULT_MREMAP) ? MAP_FAILED : mremap(addr, old_len, new_len, MREMAP_MAYMOVE);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return NULL;

@@ -336,3 +336,172 @@ EXPORT void malloc_stats(void)
 	os_stats_print(fileno(stderr) >= 0 ? fileno(stderr) : STDERR_FILENO);
 	pthread_setcancelstate(cancel, NULL);
 }
+
+// ------------------------------------------------------------------
+// mallopt and malloc_info
+// ------------------------------------------------------------------
+
+/* glibc's options, what osmem does with each (README, "mallopt"). Returns 1 when the option is honoured, or is
+ * one osmem can ignore without breaking what the program asked for; 0 for anything else, for a value glibc
+ * would refuse, and in the classic profile for every option that would change SPEC.md's rules.
+ * Honoured (default profile): M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX 0 (no mappings); each
+ * turns the dynamic threshold off, as in glibc. Accepted and ignored: M_ARENA_MAX, M_ARENA_TEST (one heap plus
+ * per-thread caches, whatever the limit), M_CHECK_ACTION (a bad pointer is always reported and aborts),
+ * M_MXFAST (no fastbins; the front's classes are fixed), M_PERTURB (no filling: a debugging aid), an M_MMAP_MAX
+ * of 65536 or more (no tighter than the kernel's own limit of mappings, vm.max_map_count's 65530). */
+EXPORT int mallopt(int param, int value)
+{
+	switch (param) {
+	case M_MMAP_THRESHOLD: /* glibc's bound: HEAP_MAX_SIZE / 2, the dynamic threshold's ceiling */
+		return value >= 0 && (size_t)value <= MMAP_THRESHOLD_DYN &&
+		       osm_option_set(OPT_MMAP_THRESHOLD, (size_t)value);
+	case M_TRIM_THRESHOLD: /* negative: never (glibc reads -1 as SIZE_MAX); 0: whenever a page is free at the top */
+		return osm_option_set(OPT_TRIM_THRESHOLD, value < 0 ? 0 : value == 0 ? 1 : (size_t)value);
+	case M_TOP_PAD:
+		return value >= 0 && osm_option_set(OPT_TOP_PAD, (size_t)value);
+	case M_MMAP_MAX:
+		if (value == 0)
+			return osm_option_set(OPT_MMAP_MAX, 0);
+		if (value < 65536)
+			return 0; /* a limit osmem does not count against */
+		{
+			bool classic;
+			struct heap_policy p;
+			osm_option_get(&p, &classic);
+			return classic || osm_option_set(OPT_MMAP_MAX, (size_t)value);
+		}
+	case M_ARENA_MAX:
+	case M_ARENA_TEST:
+	case M_CHECK_ACTION:
+	case M_PERTURB:
+		return 1;
+	case M_MXFAST:
+		return value >= 0 && value <= 80 * (int)sizeof(size_t) / 4; /* glibc's MAX_FAST_SIZE */
+	default:
+		return 0;
+	}
+}
+
+/* malloc_info's numbers, gathered under the heap lock and printed without it (stdio may allocate). */
+#define INFO_CORE_BINS 48
+struct info_bin { size_t from, to, total, count; };
+struct info {
+	struct info_bin front[FRONT_CLASSES], core[INFO_CORE_BINS];
+	size_t fast_count, fast_bytes, rest_count, rest_bytes;
+	struct os_stats st;
+};
+
+/* The front's free slots per size class, from the page descriptors of every segment (osm_front_segmap). Under
+ * the heap lock: a segment is mapped and unmapped under it and leaves the map before it is unmapped, so a
+ * segment found in the map stays readable until the lock is let go. The counts of pages other threads own
+ * are a snapshot. Cost: one pass over the map (4 MiB of .bss, mostly never-written zero pages) and 63
+ * descriptors per segment. */
+static void info_front(struct info *in)
+{
+#ifdef OSMEM_DROPIN
+	const size_t words = ((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64;
+	for (size_t w = 0; w < words; w++) {
+		uint64_t bits = __atomic_load_n(&osm_front_segmap[w], __ATOMIC_ACQUIRE);
+		for (; bits; bits &= bits - 1) {
+			uintptr_t seg = ((uintptr_t)(w * 64 + (size_t)__builtin_ctzll(bits))) << FRONT_SEG_SHIFT;
+			const struct front_page *pages = (const struct front_page *)seg;
+			for (size_t i = 1; i < FRONT_PAGES; i++) {
+				const struct front_page *pg = &pages[i];
+				uint8_t state = __atomic_load_n(&pg->state, __ATOMIC_RELAXED);
+				uint8_t cls = __atomic_load_n(&pg->cls, __ATOMIC_RELAXED);
+				if (state == PG_POOL || state == PG_EMPTY || cls >= FRONT_CLASSES)
+					continue;
+				uint32_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
+				uint32_t fit = __atomic_load_n(&pg->reserved, __ATOMIC_RELAXED);
+				size_t sz = __atomic_load_n(&pg->slot_size, __ATOMIC_RELAXED);
+				if (sz == 0)
+					continue;
+				size_t n = fit > used ? fit - used : 0;
+				in->front[cls].count += n;
+				in->front[cls].total += n * sz;
+			}
+		}
+	}
+	/* each class serves the requests from one above the class below it up to its slot size */
+	for (size_t i = FRONT_MAX / 16; i > 0; i--) {
+		struct info_bin *c = &in->front[osm_front_class_of[i]];
+		if (!c->to)
+			c->to = i * 16;
+		c->from = (i - 1) * 16 + 1;
+	}
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
+		in->fast_count += in->front[c].count;
+		in->fast_bytes += in->front[c].total;
+	}
+#else
+	(void)in;
+#endif
+}
+
+/* The core's free blocks, by powers of two of their size: from and to are the smallest and largest in each. */
+static void info_core(struct info *in)
+{
+	for (const struct block_meta *b = osm_heap.head; b; b = b->next) {
+		if (b->status != STATUS_FREE)
+			continue;
+		size_t k = (size_t)(63 - __builtin_clzll((unsigned long long)b->size | 1));
+		struct info_bin *bin = &in->core[k < INFO_CORE_BINS ? k : INFO_CORE_BINS - 1];
+		if (!bin->count || b->size < bin->from)
+			bin->from = b->size;
+		if (b->size > bin->to)
+			bin->to = b->size;
+		bin->count++;
+		bin->total += b->size;
+		in->rest_count++;
+		in->rest_bytes += b->size;
+	}
+}
+
+/* glibc's XML (malloc/malloc.c, __malloc_info), one heap: `fast` are the front's free slots, listed by size
+ * class; `rest` the core's free blocks; `mmap` the blocks with their own mapping. osmem keeps no peak of the
+ * memory it holds, so `system max` repeats `current`. */
+EXPORT int malloc_info(int options, FILE *fp)
+{
+	if (options != 0 || !fp) {
+		errno = EINVAL;
+		return -1;
+	}
+	struct info in; /* 2.6 KiB of stack (glibc's takes 4 KiB for its bins) */
+	memset(&in, 0, sizeof in);
+	os_stats(&in.st);
+	osm_lock();
+	info_front(&in);
+	info_core(&in);
+	osm_unlock();
+	size_t sys = in.st.heap_size + in.st.front_bytes;
+	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
+	for (size_t c = 0; c < FRONT_CLASSES; c++)
+		if (in.front[c].count)
+			fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", in.front[c].from,
+				in.front[c].to, in.front[c].total, in.front[c].count);
+	for (size_t k = 0; k < INFO_CORE_BINS; k++)
+		if (in.core[k].count)
+			fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", in.core[k].from,
+				in.core[k].to, in.core[k].total, in.core[k].count);
+	fprintf(fp,
+		"</sizes>\n<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<system type=\"current\" size=\"%zu\"/>\n"
+		"<system type=\"max\" size=\"%zu\"/>\n"
+		"<aspace type=\"total\" size=\"%zu\"/>\n"
+		"<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+		"</heap>\n",
+		in.fast_count, in.fast_bytes, in.rest_count, in.rest_bytes, sys, sys, sys, sys);
+	fprintf(fp,
+		"<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+		"<system type=\"current\" size=\"%zu\"/>\n"
+		"<system type=\"max\" size=\"%zu\"/>\n"
+		"<aspace type=\"total\" size=\"%zu\"/>\n"
+		"<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+		"</malloc>\n",
+		in.fast_count, in.fast_bytes, in.rest_count, in.rest_bytes, in.st.mapped_count, in.st.mapped_bytes,
+		sys, sys, sys, sys);
+	return 0;
+}
