@@ -386,7 +386,8 @@ static void evict(const char *api)
 }
 
 /* e (live, checked) enters the quarantine. A heap block is filled to its end; a large block is sealed past its
- * header's page and its pages discarded (a touch faults; nothing to verify there), the first page filled. */
+ * header's page and its pages discarded (a touch faults; nothing to verify there), the first page filled. A block
+ * larger than the whole quarantine goes straight back to the core, which unmaps it (a touch faults too). */
 static void quarantine(struct sentry *e, const char *api)
 {
 	char *p = (char *)e->p;
@@ -395,6 +396,14 @@ static void quarantine(struct sentry *e, const char *api)
 		size_t page = osm_os_page_size();
 		char *start = (char *)e->b, *guard = large_guard(e->b), *seal = start + page;
 		q.cost = (size_t)(block_end(e->b) - start);
+		if (q.cost > QUAR_BYTES) {
+			struct block_meta *b = e->b;
+			erase(e);
+			if (TRACING)
+				osm_trace_event("free %p t=%t", payload(b));
+			osm_free(b);
+			return;
+		}
 		q.fill = e->n;
 		if (guard > seal && osm_os_protect(seal, (size_t)(guard - seal), false)) {
 			osm_os_discard(seal, (size_t)(guard - seal));
@@ -448,6 +457,17 @@ __attribute__((constructor)) static void strict_start(void)
 // free, realloc, malloc_usable_size, operator delete
 // ------------------------------------------------------------------
 
+/* p is in no entry. A large block that already went back to the core (one larger than the quarantine, or one
+ * that left it) was unmapped: its header, in the page before p's, is one the set of mappings saw go. Then p is
+ * freed twice; else the core's checks say what it is. */
+static void check_gone(void *p, const char *api)
+{
+	size_t size;
+	uintptr_t h = round_down((uintptr_t)p - META_SIZE, osm_os_page_size());
+	if (!osm_in_heap(p) && osm_mapset_find((const struct block_meta *)h, &size) == MAPSET_GONE)
+		osm_fatal_pointer(api, "double free", p);
+}
+
 /* Everything free does, for `api`; sized: operator delete(p, n), n checked against the size asked for. */
 static void free_checked(void *p, const char *api, bool sized, size_t n)
 {
@@ -475,6 +495,7 @@ static void free_checked(void *p, const char *api, bool sized, size_t n)
 		errno = saved;
 		return;
 	} else { /* not ours: the core's checks report it, or it is an os_malloc block (freed at once) */
+		check_gone(p, api);
 		if (TRACING)
 			osm_trace_event("free %p t=%t", p);
 		osm_free(osm_user_block(p, api, false));
@@ -512,6 +533,7 @@ static size_t live_size(void *p, const char *api)
 		osm_unlock();
 		return osm_front_usable(p, api);
 	} else {
+		check_gone(p, api);
 		n = osm_user_block(p, api, false)->size;
 	}
 	osm_unlock();

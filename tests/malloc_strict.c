@@ -206,6 +206,14 @@ static void double_free_large(void)
 	v_free(p);
 }
 
+/* 40 MiB: larger than the whole quarantine, unmapped at the first free; the second is still named. */
+static void double_free_huge(void)
+{
+	char *p = addr(v_malloc(40 * MiB));
+	v_free(p);
+	v_free(p);
+}
+
 static void invalid_free(void)
 {
 	char *p = v_malloc(64);
@@ -362,6 +370,7 @@ static const struct strict_case cases[] = {
 	{ "zero_size_double_free", zero_size_double_free, ABORT, "free", "double free" },
 	{ "double_free", double_free, ABORT, "free", "double free" },
 	{ "double_free_large", double_free_large, ABORT, "free", "double free" },
+	{ "double_free_huge", double_free_huge, ABORT, "free", "double free" },
 	{ "invalid_free", invalid_free, ABORT, "free", "invalid pointer" },
 	{ "invalid_free_stack", invalid_free_stack, ABORT, "free", "invalid pointer" },
 	{ "realloc_after_free", realloc_after_free, ABORT, "realloc", "double free" },
