@@ -374,11 +374,13 @@ static void evict(const char *api)
 	struct qent *q = &ring[q_head];
 	struct sentry *e = find(q->p);
 	verify_fill(q, api);
-	check_header(e, api);
-	struct block_meta *b = e->b;
 	q_head = (q_head + 1) % QUAR_BLOCKS;
 	q_count--;
 	q_bytes -= q->cost;
+	if (!e) /* cannot be: a block in the quarantine is still allocated, so no other entry took its address */
+		return;
+	check_header(e, api);
+	struct block_meta *b = e->b;
 	erase(e);
 	if (TRACING)
 		osm_trace_event("free %p t=%t", payload(b));

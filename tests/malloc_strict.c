@@ -84,6 +84,14 @@ static void overflow_into_slack(void)
 	v_free(p);
 }
 
+/* Never freed: the canaries of live blocks are checked at exit. */
+static void overflow_found_at_exit(void)
+{
+	char *p = addr(v_malloc(40));
+	p[41] = 7;
+	exit(0);
+}
+
 static void overflow_found_by_realloc(void)
 {
 	char *p = addr(v_malloc(100));
@@ -355,6 +363,7 @@ static const struct strict_case cases[] = {
 	{ "overflow_1_byte", overflow_1_byte, ABORT, "free", "buffer overflow" },
 	{ "overflow_8_bytes", overflow_8_bytes, ABORT, "free", "buffer overflow" },
 	{ "overflow_into_slack", overflow_into_slack, ABORT, "free", "buffer overflow" },
+	{ "overflow_found_at_exit", overflow_found_at_exit, ABORT, "exit", "buffer overflow" },
 	{ "overflow_found_by_realloc", overflow_found_by_realloc, ABORT, "realloc", "buffer overflow" },
 	{ "overflow_found_by_delete", overflow_found_by_delete, ABORT, "operator delete", "buffer overflow" },
 	{ "underwrite_8_bytes", underwrite_8_bytes, ABORT, "free", "corrupted header" },
