@@ -96,6 +96,8 @@ static void *try_alloc(size_t n, size_t a)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (UNLIKELY(osm_strict) && osm_strict_on()) /* OSMEM_CHECK=strict (strict.c) */
+		return osm_strict_alloc(n, a, false, "operator new");
 	if (n <= FRONT_MAX && a <= FRONT_MAX) {
 		void *p = a <= MALLOC_ALIGN ? osm_front_malloc(n) : osm_front_memalign(a, n);
 		if (p)
@@ -166,6 +168,8 @@ __attribute__((noinline)) static void *new_slow(size_t n, bool aligned, size_t a
  * Larger requests, a full page, the front off: the core, under the lock, as malloc. */
 static inline void *new_fast(size_t n, const char *nothrow_name)
 {
+	if (UNLIKELY(osm_strict) && osm_strict_on()) /* strict mode: the handler loop, which asks strict.c */
+		return new_slow(n, false, 0, nothrow_name);
 	if (LIKELY(n <= FRONT_MAX)) {
 		void *p = osm_front_malloc(n);
 		if (LIKELY(p != NULL))
@@ -179,6 +183,8 @@ static inline void *new_fast(size_t n, const char *nothrow_name)
  * lock. */
 static inline void *new_aligned_fast(size_t n, size_t a, const char *nothrow_name)
 {
+	if (UNLIKELY(osm_strict) && osm_strict_on())
+		return new_slow(n, true, a, nothrow_name);
 	if (LIKELY(is_pow2(a) && a <= FRONT_MAX && n <= FRONT_MAX)) {
 		void *p = a <= MALLOC_ALIGN ? osm_front_malloc(n) : osm_front_memalign(a, n);
 		if (LIKELY(p != NULL))
@@ -220,7 +226,9 @@ NEW_ALIGNED_NOTHROW(cxx_new_array_aligned_nothrow, "_ZnamSt11align_val_tRKSt9not
  * what p is (the same checks as free); else `what`. Aborts. */
 __attribute__((noinline)) static _Noreturn void bad_delete(void *p, const char *what)
 {
-	if (osm_front_owns(p)) {
+	if (UNLIKELY(osm_strict) && osm_strict_on()) {
+		osm_strict_usable(p, API); /* the strict layer's checks (bad pointer, double free, canaries) */
+	} else if (osm_front_owns(p)) {
 		osm_front_usable(p, API);
 	} else {
 		osm_lock(); /* held until the abort: nothing may change the heap under the report */
@@ -277,6 +285,10 @@ static inline bool front_size_fits(const void *p, size_t n, size_t a)
  * no lock, no atomic read-modify-write, no system call (osm_front_free, internal.h); a core block: the lock. */
 static inline void delete_plain(void *p)
 {
+	if (UNLIKELY(osm_strict) && osm_strict_on()) {
+		osm_strict_free(p, API);
+		return;
+	}
 	if (!p)
 		return;
 	if (LIKELY(osm_front_owns(p))) {
@@ -291,6 +303,10 @@ static inline void delete_plain(void *p)
  * core block, two compares under the lock it takes anyway. */
 static inline void delete_sized(void *p, size_t n, size_t a)
 {
+	if (UNLIKELY(osm_strict) && osm_strict_on()) { /* the exact size asked for is known: n must be it */
+		osm_strict_free_sized(p, n, API);
+		return;
+	}
 	if (!p)
 		return;
 	if (LIKELY(osm_front_owns(p))) {

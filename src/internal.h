@@ -93,6 +93,11 @@ HIDDEN void osm_os_futex_wake(int *word, int count);
 /* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;
  * call from a constructor. pin: keep this library loaded to the end (it might be dlclose'd). */
 HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
+/* Makes [addr, addr + len) (page-aligned) inaccessible (access false: a touch faults) or read/write again.
+ * Returns false when the kernel refuses (the count of mappings is at its limit). Not counted in osm_os_calls. */
+HIDDEN bool osm_os_protect(void *addr, size_t len, bool access);
+/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL. */
+HIDDEN void *osm_os_reserve(size_t len);
 
 // ------------------------------------------------------------------
 // Block helpers
@@ -491,6 +496,34 @@ HIDDEN void osm_front_stats(struct front_stats *fs);
 HIDDEN void osm_front_fork_prepare(void);
 HIDDEN void osm_front_fork_parent(void);
 HIDDEN void osm_front_fork_child(void);
+
+
+// ------------------------------------------------------------------
+// The strict layer (strict.c): OSMEM_CHECK=strict, a debugging mode between the API and the core
+// ------------------------------------------------------------------
+
+/* -1 until the first call of the malloc family reads OSMEM_CHECK, then 0 (off) or 1 (strict). The API's entry
+ * points test it first: `if (__builtin_expect(osm_strict, 0) && osm_strict_on())`, one load and a branch that
+ * is not taken once the setting is known to be off; the first call of all takes the other way once, to read it.
+ * docs/STRICT.md describes every check, its report and its cost. */
+HIDDEN extern int osm_strict;
+HIDDEN bool osm_strict_init(void);
+static inline bool osm_strict_on(void)
+{
+	int s = __atomic_load_n(&osm_strict, __ATOMIC_RELAXED);
+	return s > 0 || (s < 0 && osm_strict_init());
+}
+/* In strict mode every request comes here (the front layer is never used); each takes the heap lock. `api`
+ * names the call in reports. alignment: 0 or up to 16 for malloc's, else a power of two. */
+HIDDEN void *osm_strict_alloc(size_t n, size_t alignment, bool zero, const char *api);
+HIDDEN void osm_strict_free(void *p, const char *api);
+HIDDEN void *osm_strict_realloc(void *p, size_t n);
+/* The size p was asked for, after free's checks (a freed or bad pointer is reported for api). */
+HIDDEN size_t osm_strict_usable(void *p, const char *api);
+/* operator delete(p, n): n must be the size new was given, exactly. */
+HIDDEN void osm_strict_free_sized(void *p, size_t n, const char *api);
+/* Empties the quarantine (each block's fill pattern verified), as malloc_trim asks. */
+HIDDEN void osm_strict_flush(const char *api);
 
 #endif /* OSMEM_DROPIN */
 

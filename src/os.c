@@ -511,3 +511,23 @@ const char *osm_os_getenv(const char *name)
 			return *env + n + 1;
 	return NULL;
 }
+
+// ------------------------------------------------------------------
+// Protection (the strict layer, strict.c: guard pages, freed mappings, the malloc(0) reservation)
+// ------------------------------------------------------------------
+
+bool osm_os_protect(void *addr, size_t len, bool access)
+{
+	int saved = errno;
+	bool ok = mprotect(addr, len, access ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+	errno = saved;
+	return ok;
+}
+
+void *osm_os_reserve(size_t len)
+{
+	int saved = errno;
+	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	errno = saved;
+	return p == MAP_FAILED ? NULL : p;
+}

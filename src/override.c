@@ -52,6 +52,8 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 
 EXPORT void *malloc(size_t n)
 {
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* OSMEM_CHECK=strict (strict.c); one branch otherwise */
+		return osm_strict_alloc(n, 0, false, "malloc");
 	if (n <= FRONT_MAX) { /* the front layer's fast path (front.c); NULL: off or out of memory, ask the core */
 		void *p = osm_front_malloc(n);
 		if (__builtin_expect(p != NULL, 1))
@@ -74,6 +76,10 @@ __attribute__((noinline)) static void core_free(void *p)
 
 EXPORT void free(void *p)
 {
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) {
+		osm_strict_free(p, "free");
+		return;
+	}
 	if (!p)
 		return;
 	if (osm_front_owns(p)) { /* a slot of a front page; keeps errno */
@@ -88,6 +94,8 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	size_t n;
 	if (__builtin_mul_overflow(nmemb, size, &n) || n > MAX_REQUEST)
 		return fail(ENOMEM);
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+		return osm_strict_alloc(n, 0, true, "calloc");
 	if (n <= FRONT_MAX) {
 		void *p = osm_front_malloc(n);
 		if (p)
@@ -115,6 +123,8 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 
 EXPORT void *realloc(void *p, size_t n)
 {
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+		return osm_strict_realloc(p, n);
 	if (!p)
 		return malloc(n);
 	if (n > MAX_REQUEST)
@@ -189,6 +199,8 @@ EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 
 static void *aligned(size_t alignment, size_t n)
 {
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+		return osm_strict_alloc(n, alignment, false, "memalign");
 	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
 		return fail(ENOMEM);
 	if (alignment <= FRONT_MAX && n <= FRONT_MAX) { /* power-of-two slots are aligned to their size */
@@ -258,6 +270,8 @@ EXPORT void *pvalloc(size_t n)
 /* Exact: the payload the block really has. */
 EXPORT size_t malloc_usable_size(void *p)
 {
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+		return osm_strict_usable(p, "malloc_usable_size");
 	if (!p)
 		return 0;
 	if (osm_front_owns(p))
@@ -270,6 +284,8 @@ EXPORT size_t malloc_usable_size(void *p)
 
 EXPORT int malloc_trim(size_t pad)
 {
+	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* the quarantine empties first (each block verified), then the trim as usual */
+		osm_strict_flush("malloc_trim");
 	bool front = osm_front_trim(); /* front lock before heap lock, never nested the other way */
 	osm_lock();
 	if (TRACING)

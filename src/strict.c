@@ -1,0 +1,571 @@
+/* strict: OSMEM_CHECK=strict, a debugging mode for a program that misbehaves (jemalloc's junk and redzones,
+ * glibc's MALLOC_CHECK_, mimalloc's debug build). Read once, at the first call of the malloc family.
+ *
+ * The layer sits between the API (override.c, cxx.c) and the core (heap.c); the front layer is never used. Every
+ * request takes the heap lock. What it adds, each reported as `osmem: <api>(): <what> 0x<pointer>` and an abort
+ * (docs/STRICT.md lists the checks, their reports and their costs):
+ *  - the exact size asked for, kept in a side table (open addressing, keyed by the pointer), so nothing of it
+ *    lives where the program can overwrite it. Unknown pointers go to the core's checks (invalid, double free);
+ *  - canaries: the bytes after the n requested ones, to the end of the block (at least 8), checked at free,
+ *    realloc and delete (`buffer overflow`). A write before a heap block hits its header, which the core checks
+ *    (`corrupted header`);
+ *  - large blocks (at least 128 KiB with the header) get a mapping of their own that ends in a PROT_NONE guard
+ *    page, the block placed right against it: an overflow past the 16-byte granule faults at once;
+ *  - malloc(0) returns a unique address in a PROT_NONE reservation: a touch faults, a second free is reported;
+ *  - a freed block is filled with 0xDF and held in a quarantine (FIFO, at most 1024 blocks or 16 MiB) before the
+ *    core gets it back; the fill is verified when it leaves (`write after free`), and at exit for the blocks still
+ *    held. A freed large block is sealed instead (PROT_NONE past its header page, its pages discarded): a write
+ *    after free faults at once. A second free while a block is held is a `double free`;
+ *  - realloc always moves (the old block goes to the quarantine, so a stale pointer is caught);
+ *  - operator delete(p, n) must be given exactly the n that new was (`size mismatch`).
+ *
+ * What it must never do: change the default paths (the API tests osm_strict first, one branch), or read the
+ * memory of a pointer before the side table or the core's checks have vouched for it. */
+#include <errno.h>
+
+#include "internal.h"
+
+#define CANARY_BYTE  0xCB          /* after the requested bytes, and before a large block's payload */
+#define FREED_BYTE   0xDF          /* a freed block's payload while it is in the quarantine */
+#define CANARY_MIN   ((size_t)8)   /* every block has at least this many canary bytes after its n bytes */
+#define PAD_CANARY   ((size_t)64)  /* large blocks: canary bytes checked right before the payload */
+#define TAIL_CANARY  ((size_t)4096) /* large blocks aligned above a page: canary bytes checked after n */
+#define QUAR_BLOCKS  1024
+#define QUAR_BYTES   ((size_t)16 << 20)
+#define ZERO_STEP    ((size_t)16)  /* malloc(0): one address per 16 bytes of the reservation */
+#define ZERO_SLOTS   ((size_t)1 << 18) /* a 4 MiB reservation: 262144 live malloc(0) pointers */
+
+int osm_strict = -1;
+
+bool osm_strict_init(void)
+{
+	const char *v = osm_os_getenv("OSMEM_CHECK");
+	int on = v && strcmp(v, "strict") == 0, unknown = -1;
+	if (__atomic_compare_exchange_n(&osm_strict, &unknown, on, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
+	    v && *v && !on && strcmp(v, "default") != 0) {
+		osm_os_write_err("osmem: OSMEM_CHECK="); /* once: only the thread that set the mode writes */
+		osm_os_write_err(v);
+		osm_os_write_err(" is not a mode (default or strict); using default\n");
+	}
+	return __atomic_load_n(&osm_strict, __ATOMIC_RELAXED) > 0;
+}
+
+static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
+static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
+static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+/* The first byte of [s, s + len) that is not c, or NULL: eight bytes per compare. */
+static const unsigned char *mismatch(const void *from, size_t len, unsigned char c)
+{
+	const unsigned char *s = from;
+	uint64_t w = 0x0101010101010101ull * c, v;
+	for (; len && ((uintptr_t)s & 7); s++, len--)
+		if (*s != c)
+			return s;
+	for (; len >= 8; s += 8, len -= 8) {
+		memcpy(&v, s, 8);
+		if (v != w)
+			break;
+	}
+	for (; len; s++, len--)
+		if (*s != c)
+			return s;
+	return NULL;
+}
+
+// ------------------------------------------------------------------
+// The side table: every block this layer handed out, live or in the quarantine
+// ------------------------------------------------------------------
+
+enum { E_LIVE = 1, E_FREED = 2, E_LARGE = 4, E_GUARD = 8, E_SEALED = 16 };
+
+struct sentry {
+	uintptr_t p;            /* the pointer the program holds; 0: an empty slot */
+	size_t n;               /* the size it asked for */
+	struct block_meta *b;   /* the core's block */
+	uint32_t flags;
+	uint32_t unused_;
+};
+
+/* Linear probing at most half full: a lookup reads one or two entries on average. Memory from osmem's own
+ * buffers (not the heap), doubled when half full: 32 bytes per live block. Under the heap lock. */
+static struct sentry *tab;
+static size_t tab_mask, tab_used; /* tab_mask + 1 entries */
+static unsigned tab_shift;
+
+static inline size_t home(uintptr_t p) { return (size_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> tab_shift); }
+
+static struct sentry *find(uintptr_t p)
+{
+	if (!tab)
+		return NULL;
+	for (size_t i = home(p);; i = (i + 1) & tab_mask) {
+		if (tab[i].p == p)
+			return &tab[i];
+		if (!tab[i].p)
+			return NULL;
+	}
+}
+
+static bool grow(void)
+{
+	size_t old_n = tab ? tab_mask + 1 : 0, n = old_n ? 2 * old_n : 4096;
+	struct sentry *old = tab, *t = osm_os_map_buffer(n * sizeof *t); /* zero: every slot empty */
+	if (!t)
+		return false;
+	tab = t;
+	tab_mask = n - 1;
+	tab_shift = 64 - (unsigned)__builtin_ctzll(n);
+	for (size_t j = 0; j < old_n; j++) {
+		if (!old[j].p)
+			continue;
+		size_t i = home(old[j].p);
+		while (tab[i].p)
+			i = (i + 1) & tab_mask;
+		tab[i] = old[j];
+	}
+	if (old)
+		osm_os_unmap_buffer(old, old_n * sizeof *old);
+	return true;
+}
+
+/* A new entry for p (an entry left for the same address by a block the os_* API freed is taken over). */
+static struct sentry *insert(uintptr_t p)
+{
+	if ((!tab || 2 * (tab_used + 1) > tab_mask + 1) && !grow())
+		return NULL;
+	size_t i = home(p);
+	while (tab[i].p && tab[i].p != p)
+		i = (i + 1) & tab_mask;
+	if (!tab[i].p)
+		tab_used++;
+	tab[i].p = p;
+	return &tab[i];
+}
+
+/* Backward-shift deletion: no tombstones, so lookups stay short however many blocks come and go. */
+static void erase(struct sentry *e)
+{
+	size_t i = (size_t)(e - tab), j = i;
+	for (;;) {
+		j = (j + 1) & tab_mask;
+		if (!tab[j].p)
+			break;
+		size_t k = home(tab[j].p);
+		/* tab[j] may move into the hole at i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+			tab[i] = tab[j];
+			i = j;
+		}
+	}
+	tab[i].p = 0;
+	tab_used--;
+}
+
+// ------------------------------------------------------------------
+// malloc(0): unique addresses in a PROT_NONE reservation
+// ------------------------------------------------------------------
+
+static char *zone;          /* ZERO_SLOTS * ZERO_STEP bytes that fault on any access */
+static bool zone_failed;
+static size_t zone_cursor;  /* next fit: a freed address is reused only after a whole round */
+static uint64_t zone_live[ZERO_SLOTS / 64], zone_used[ZERO_SLOTS / 64]; /* .bss */
+
+static inline bool in_zone(const void *p)
+{
+	return zone && (uintptr_t)p - (uintptr_t)zone < ZERO_SLOTS * ZERO_STEP;
+}
+
+/* A unique address, or NULL when the reservation cannot be had or is full (the caller serves a block of 0
+ * bytes with its canary instead). */
+static void *zero_alloc(void)
+{
+	if (!zone && !zone_failed) {
+		zone = osm_os_reserve(ZERO_SLOTS * ZERO_STEP);
+		zone_failed = !zone;
+	}
+	if (!zone)
+		return NULL;
+	for (size_t k = 0; k < ZERO_SLOTS; k++) {
+		size_t i = (zone_cursor + k) & (ZERO_SLOTS - 1);
+		if (zone_live[i / 64] >> (i % 64) & 1)
+			continue;
+		zone_live[i / 64] |= (uint64_t)1 << (i % 64);
+		zone_used[i / 64] |= (uint64_t)1 << (i % 64);
+		zone_cursor = i + 1;
+		return zone + i * ZERO_STEP;
+	}
+	return NULL;
+}
+
+/* p is in the reservation: it must be a live address of it. Clears it when `release`. */
+static void zone_check(void *p, const char *api, bool release)
+{
+	size_t off = (size_t)((char *)p - zone), i = off / ZERO_STEP;
+	uint64_t bit = (uint64_t)1 << (i % 64);
+	if (off % ZERO_STEP || !(zone_used[i / 64] & bit))
+		osm_fatal_pointer(api, "invalid pointer", p);
+	if (!(zone_live[i / 64] & bit))
+		osm_fatal_pointer(api, "double free", p);
+	if (release)
+		zone_live[i / 64] &= ~bit;
+}
+
+// ------------------------------------------------------------------
+// Allocation
+// ------------------------------------------------------------------
+
+/* A heap block (or, when the break cannot grow, a mapping of the core's) with room for n bytes and at least
+ * CANARY_MIN more; the canary runs from p + n to the end of the block. */
+static struct block_meta *alloc_small(size_t n, size_t a, char **out)
+{
+	size_t s = n + CANARY_MIN;
+	struct block_meta *b;
+	if (a > 16) {
+		if (TRACING)
+			osm_trace_event("memalign %z %z t=%t", a, s);
+		b = osm_memalign(a, s);
+	} else {
+		if (TRACING)
+			osm_trace_event("malloc %z t=%t", s);
+		b = osm_malloc(s, SIZE_MAX); /* never the core's own mapping threshold: large blocks are ours */
+	}
+	if (TRACING)
+		osm_trace_event("= %p", b ? payload(b) : NULL);
+	if (!b)
+		return NULL;
+	char *p = payload(b);
+	memset(p + n, CANARY_BYTE, (size_t)(block_end(b) - p) - n);
+	*out = p;
+	return b;
+}
+
+/* The end of a large block's payload: its guard page. */
+static inline char *large_guard(const struct block_meta *b)
+{
+	return (char *)round_down((uintptr_t)block_end(b) - 1, osm_os_page_size());
+}
+
+/* A mapping of its own: [header | pad | n bytes | canary to the granule | guard page]. The payload ends at the
+ * guard (at the 16-byte granule; above an alignment of a page, as close as the alignment allows). */
+static struct block_meta *alloc_large(size_t n, size_t a, char **out, uint32_t *flags)
+{
+	size_t page = osm_os_page_size(), body = round_up(n, 16);
+	size_t len = round_up(META_SIZE + body + (a > 16 ? a : 0), page) + page;
+	if (TRACING)
+		osm_trace_event("malloc %z t=%t", len - META_SIZE);
+	struct block_meta *b = osm_malloc(len - META_SIZE, 0); /* threshold 0: a mapping of exactly len bytes */
+	if (TRACING)
+		osm_trace_event("= %p", b ? payload(b) : NULL);
+	if (!b)
+		return NULL;
+	char *guard = large_guard(b), *p = (char *)round_down((uintptr_t)(guard - body), a > 16 ? a : 16);
+	size_t pad = min_size((size_t)(p - (char *)payload(b)), PAD_CANARY);
+	memset(p - pad, CANARY_BYTE, pad);
+	memset(p + n, CANARY_BYTE, min_size((size_t)(guard - p) - n, TAIL_CANARY));
+	*flags |= E_LARGE;
+	if (osm_os_protect(guard, page, false)) /* refused (too many mappings): the canary still checks */
+		*flags |= E_GUARD;
+	*out = p;
+	return b;
+}
+
+void *osm_strict_alloc(size_t n, size_t a, bool zero, const char *api)
+{
+	if (a < 16)
+		a = 16;
+	if (n > MAX_REQUEST || a > MAX_REQUEST - n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	int saved = errno;
+	uint32_t flags = E_LIVE;
+	char *p = NULL;
+	osm_lock();
+	osm_heap.op = api;
+	osm_heap.count.requested += n;
+	if (n == 0 && a == 16)
+		p = zero_alloc();
+	if (!p) {
+		bool large = n + CANARY_MIN + META_SIZE >= MMAP_THRESHOLD;
+		struct block_meta *b = large ? alloc_large(n, a, &p, &flags) : alloc_small(n, a, &p);
+		struct sentry *e = b ? insert((uintptr_t)p) : NULL;
+		if (e) {
+			e->n = n;
+			e->b = b;
+			e->flags = flags;
+		} else if (b) { /* no room for the side table: the block goes back */
+			osm_free(b);
+			p = NULL;
+		}
+	}
+	osm_unlock();
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (zero && !(flags & E_LARGE)) /* a large block is a fresh mapping: zero already */
+		memset(p, 0, n);
+	errno = saved;
+	return p;
+}
+
+// ------------------------------------------------------------------
+// Checks of a live block: its header, then its canaries
+// ------------------------------------------------------------------
+
+/* The core's header of e: for a heap block the core's own O(1) check (a write before the payload breaks the
+ * links or the cookie: `corrupted header`); for a large block, the same checks on the mapping's header, which
+ * lies apart from the payload. */
+static void check_header(const struct sentry *e, const char *api)
+{
+	void *p = (void *)e->p;
+	if (!(e->flags & E_LARGE)) {
+		osm_user_block(p, api, false);
+		return;
+	}
+	size_t size;
+	const struct block_meta *b = e->b;
+	if (osm_mapset_find(b, &size) != MAPSET_LIVE || b->status != STATUS_MAPPED || b->size != size ||
+	    block_tag(b) != block_cookie(b))
+		osm_fatal_pointer(api, "corrupted header", p);
+}
+
+static void check_live(const struct sentry *e, const char *api)
+{
+	char *p = (char *)e->p;
+	check_header(e, api);
+	if (e->flags & E_LARGE) {
+		char *guard = large_guard(e->b);
+		size_t pad = min_size((size_t)(p - (char *)payload(e->b)), PAD_CANARY);
+		if (mismatch(p - pad, pad, CANARY_BYTE))
+			osm_fatal_pointer(api, "buffer underflow", p);
+		if (mismatch(p + e->n, min_size((size_t)(guard - p) - e->n, TAIL_CANARY), CANARY_BYTE))
+			osm_fatal_pointer(api, "buffer overflow", p);
+	} else if (mismatch(p + e->n, (size_t)(block_end(e->b) - p) - e->n, CANARY_BYTE)) {
+		osm_fatal_pointer(api, "buffer overflow", p);
+	}
+}
+
+// ------------------------------------------------------------------
+// The quarantine: freed blocks wait here, filled (or sealed), before the core gets them back
+// ------------------------------------------------------------------
+
+struct qent {
+	uintptr_t p;
+	size_t fill;  /* bytes from p that hold FREED_BYTE */
+	size_t cost;  /* what the block holds: header and payload, or the whole mapping */
+};
+
+static struct qent ring[QUAR_BLOCKS];
+static size_t q_head, q_count, q_bytes;
+
+/* The fill of a block in the quarantine is intact. */
+static void verify_fill(const struct qent *q, const char *api)
+{
+	if (mismatch((const void *)q->p, q->fill, FREED_BYTE))
+		osm_fatal_pointer(api, "write after free", (void *)q->p);
+}
+
+/* The oldest block leaves: fill verified, header checked again (a write before it after the free), then the
+ * core frees it. */
+static void evict(const char *api)
+{
+	struct qent *q = &ring[q_head];
+	struct sentry *e = find(q->p);
+	verify_fill(q, api);
+	q_head = (q_head + 1) % QUAR_BLOCKS;
+	q_count--;
+	q_bytes -= q->cost;
+	if (!e) /* cannot be: a block in the quarantine is still allocated, so no other entry took its address */
+		return;
+	check_header(e, api);
+	struct block_meta *b = e->b;
+	erase(e);
+	if (TRACING)
+		osm_trace_event("free %p t=%t", payload(b));
+	osm_free(b);
+}
+
+/* e (live, checked) enters the quarantine. A heap block is filled to its end; a large block is sealed past its
+ * header's page and its pages discarded (a touch faults; nothing to verify there), the first page filled. A block
+ * larger than the whole quarantine goes straight back to the core, which unmaps it (a touch faults too). */
+static void quarantine(struct sentry *e, const char *api)
+{
+	char *p = (char *)e->p;
+	struct qent q = { e->p, 0, 0 };
+	if (e->flags & E_LARGE) {
+		size_t page = osm_os_page_size();
+		char *start = (char *)e->b, *guard = large_guard(e->b), *seal = start + page;
+		q.cost = (size_t)(block_end(e->b) - start);
+		if (q.cost > QUAR_BYTES) {
+			struct block_meta *b = e->b;
+			erase(e);
+			if (TRACING)
+				osm_trace_event("free %p t=%t", payload(b));
+			osm_free(b);
+			return;
+		}
+		q.fill = e->n;
+		if (guard > seal && osm_os_protect(seal, (size_t)(guard - seal), false)) {
+			osm_os_discard(seal, (size_t)(guard - seal));
+			e->flags |= E_SEALED;
+			q.fill = p < seal ? min_size((size_t)(seal - p), e->n) : 0;
+		}
+	} else {
+		q.cost = META_SIZE + e->b->size;
+		q.fill = (size_t)(block_end(e->b) - p);
+	}
+	memset(p, FREED_BYTE, q.fill);
+	e->flags = (e->flags & ~(uint32_t)E_LIVE) | E_FREED;
+	while (q_count == QUAR_BLOCKS || (q_count && q_bytes + q.cost > QUAR_BYTES))
+		evict(api);
+	ring[(q_head + q_count) % QUAR_BLOCKS] = q;
+	q_count++;
+	q_bytes += q.cost;
+}
+
+void osm_strict_flush(const char *api)
+{
+	osm_lock();
+	osm_heap.op = api;
+	while (q_count)
+		evict(api);
+	osm_unlock();
+}
+
+/* At the very end of exit: the blocks still in the quarantine keep their fill, and the live ones their
+ * canaries (a block written past its end and never freed). Nothing is freed. */
+static void strict_at_exit(void *arg)
+{
+	(void)arg;
+	osm_lock();
+	osm_heap.op = "exit";
+	for (size_t k = 0; k < q_count; k++)
+		verify_fill(&ring[(q_head + k) % QUAR_BLOCKS], "exit");
+	for (size_t i = 0; tab && i <= tab_mask; i++)
+		if (tab[i].p && (tab[i].flags & E_LIVE))
+			check_live(&tab[i], "exit");
+	osm_unlock();
+}
+
+__attribute__((constructor)) static void strict_start(void)
+{
+	if (osm_strict_on())
+		osm_os_at_exit_last(strict_at_exit, true);
+}
+
+// ------------------------------------------------------------------
+// free, realloc, malloc_usable_size, operator delete
+// ------------------------------------------------------------------
+
+/* p is in no entry. A large block that already went back to the core (one larger than the quarantine, or one
+ * that left it) was unmapped: its header, in the page before p's, is one the set of mappings saw go. Then p is
+ * freed twice; else the core's checks say what it is. */
+static void check_gone(void *p, const char *api)
+{
+	size_t size;
+	uintptr_t h = round_down((uintptr_t)p - META_SIZE, osm_os_page_size());
+	if (!osm_in_heap(p) && osm_mapset_find((const struct block_meta *)h, &size) == MAPSET_GONE)
+		osm_fatal_pointer(api, "double free", p);
+}
+
+/* Everything free does, for `api`; sized: operator delete(p, n), n checked against the size asked for. */
+static void free_checked(void *p, const char *api, bool sized, size_t n)
+{
+	if (!p)
+		return;
+	int saved = errno; /* free keeps errno */
+	osm_lock();
+	osm_heap.op = api;
+	struct sentry *e;
+	if (in_zone(p)) {
+		zone_check(p, api, false);
+		if (sized && n)
+			osm_fatal_pointer(api, "size mismatch", p);
+		zone_check(p, api, true);
+	} else if ((e = find((uintptr_t)p))) {
+		if (e->flags & E_FREED)
+			osm_fatal_pointer(api, "double free", p);
+		check_live(e, api);
+		if (sized && n != e->n)
+			osm_fatal_pointer(api, "size mismatch", p);
+		quarantine(e, api);
+	} else if (osm_front_owns(p)) { /* cannot be: the front is never used in strict mode; but be exact */
+		osm_unlock();
+		osm_front_free(p, api);
+		errno = saved;
+		return;
+	} else { /* not ours: the core's checks report it, or it is an os_malloc block (freed at once) */
+		check_gone(p, api);
+		if (TRACING)
+			osm_trace_event("free %p t=%t", p);
+		osm_free(osm_user_block(p, api, false));
+	}
+	osm_unlock();
+	errno = saved;
+}
+
+void osm_strict_free(void *p, const char *api)
+{
+	free_checked(p, api, false, 0);
+}
+
+void osm_strict_free_sized(void *p, size_t n, const char *api)
+{
+	free_checked(p, api, true, n);
+}
+
+/* The bytes p holds, after free's checks (a freed or bad pointer is reported for api); p is not NULL. */
+static size_t live_size(void *p, const char *api)
+{
+	size_t n;
+	osm_lock();
+	osm_heap.op = api;
+	struct sentry *e;
+	if (in_zone(p)) {
+		zone_check(p, api, false);
+		n = 0;
+	} else if ((e = find((uintptr_t)p))) {
+		if (e->flags & E_FREED)
+			osm_fatal_pointer(api, "double free", p);
+		check_live(e, api);
+		n = e->n;
+	} else if (osm_front_owns(p)) {
+		osm_unlock();
+		return osm_front_usable(p, api);
+	} else {
+		check_gone(p, api);
+		n = osm_user_block(p, api, false)->size;
+	}
+	osm_unlock();
+	return n;
+}
+
+/* Always a new block: the old one goes to the quarantine, so a program that keeps using it is caught. */
+void *osm_strict_realloc(void *p, size_t n)
+{
+	if (!p)
+		return osm_strict_alloc(n, 0, false, "realloc");
+	if (n > MAX_REQUEST) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	int saved = errno;
+	size_t old = live_size(p, "realloc");
+	void *q = NULL;
+	if (n) { /* glibc: realloc(p, 0) frees p and returns NULL */
+		q = osm_strict_alloc(n, 0, false, "realloc");
+		if (!q)
+			return NULL; /* ENOMEM, p untouched */
+		memcpy(q, p, min_size(old, n));
+	}
+	free_checked(p, "realloc", false, 0);
+	errno = saved;
+	return q;
+}
+
+size_t osm_strict_usable(void *p, const char *api)
+{
+	return p ? live_size(p, api) : 0;
+}

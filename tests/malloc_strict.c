@@ -1,0 +1,517 @@
+/* malloc_strict: OSMEM_CHECK=strict catches what it promises (docs/STRICT.md), each hazard in a process of its own.
+ *
+ * Each case runs as `malloc_strict --case NAME`, forked and re-executed with OSMEM_CHECK=strict set from its very
+ * first allocation (the mode is read once, at the first call of the malloc family), its standard error on a pipe.
+ * The child prints `ADDR 0x<p>` (the pointer the report must name), then commits the bug. The parent requires the
+ * expected death: SIGABRT with the exact line `osmem: <api>(): <what> 0x<p>`, or SIGSEGV for the checks that fault
+ * at once (guard pages, malloc(0), a sealed large block), with no report from osmem. The `clean_*` cases do only
+ * legal things and must exit 0 with nothing on standard error: strict mode has no false alarms there.
+ * OSMEM_STRICT_TEST_MODE=default runs the children without strict mode: every hazard case must then FAIL (the
+ * check that each test can fail).
+ * Prints `PASS strict/<case>` or `FAIL strict/<case>: why`; exits non-zero on any failure. */
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MiB ((size_t)1024 * 1024)
+
+/* Behind volatile pointers: the compiler must not see (or warn about, or drop) the deliberate misuse. */
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+static void (*volatile v_free)(void *) = free;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+static void *(*volatile v_memalign)(size_t, size_t) = memalign;
+
+/* The C++ operators, called from C by their mangled names (libosmem-malloc.so defines them). */
+extern void *cxx_new(size_t n) __asm__("_Znwm");
+extern void cxx_delete(void *p) __asm__("_ZdlPv");
+extern void cxx_delete_sized(void *p, size_t n) __asm__("_ZdlPvm");
+extern void *cxx_new_aligned(size_t n, size_t a) __asm__("_ZnwmSt11align_val_t");
+extern void cxx_delete_sized_aligned(void *p, size_t n, size_t a) __asm__("_ZdlPvmSt11align_val_t");
+static void (*volatile v_delete_sized)(void *, size_t) = cxx_delete_sized;
+
+static int n_fail;
+
+/* Tells the parent the pointer the report must carry: only the child knows it. */
+static void *addr(void *p)
+{
+	char msg[64];
+	snprintf(msg, sizeof msg, "ADDR 0x%lx\n", (unsigned long)(uintptr_t)p);
+	if (write(2, msg, strlen(msg)) < 0)
+		_exit(99);
+	void *volatile v = p;
+	return v;
+}
+
+/* A child that finds something wrong before the bug exits with this status and says why. */
+static _Noreturn void child_fail(const char *why)
+{
+	if (write(2, why, strlen(why)) < 0 || write(2, "\n", 1) < 0)
+		_exit(96);
+	_exit(96);
+}
+
+// ------------------------------------------------------------------
+// The hazards (run in the child)
+// ------------------------------------------------------------------
+
+static void overflow_1_byte(void)
+{
+	char *p = addr(v_malloc(24));
+	p[24] = 'x';
+	v_free(p);
+}
+
+static void overflow_8_bytes(void)
+{
+	char *p = addr(v_malloc(32));
+	memset(p + 32, 'A', 8);
+	v_free(p);
+}
+
+/* 17 bytes: the block holds 32; byte 31 lies past the first 8 canary bytes, in the rest of the block. */
+static void overflow_into_slack(void)
+{
+	char *p = addr(v_malloc(17));
+	p[31] = 0;
+	v_free(p);
+}
+
+/* Never freed: the canaries of live blocks are checked at exit. */
+static void overflow_found_at_exit(void)
+{
+	char *p = addr(v_malloc(40));
+	p[41] = 7;
+	exit(0);
+}
+
+static void overflow_found_by_realloc(void)
+{
+	char *p = addr(v_malloc(100));
+	p[100] = 0;
+	(void)v_realloc(p, 200);
+}
+
+static void overflow_found_by_delete(void)
+{
+	char *p = addr(cxx_new(40));
+	p[40] = 1;
+	cxx_delete(p);
+}
+
+/* The 8 bytes before a heap block are its header's last field (next): the core's check sees it. */
+static void underwrite_8_bytes(void)
+{
+	char *p = addr(v_malloc(64));
+	memset(p - 8, 'U', 8);
+	v_free(p);
+}
+
+static void underwrite_1_byte(void)
+{
+	char *p = addr(v_malloc(200));
+	p[-1] ^= 0x40;
+	v_free(p);
+}
+
+/* A large block's header sits a page away; the bytes right before its payload are canary. */
+static void large_block_underwrite(void)
+{
+	char *p = addr(v_malloc(MiB + 100));
+	p[-1] = 0;
+	v_free(p);
+}
+
+/* Past the granule: the guard page, at once. */
+static void large_block_overflow_guard_page(void)
+{
+	char *p = addr(v_malloc(MiB));
+	((volatile char *)p)[MiB] = 1;
+}
+
+/* Within the granule (n is not a multiple of 16): the canary, at free. */
+static void large_block_overflow_canary(void)
+{
+	char *p = addr(v_malloc(MiB + 3));
+	p[MiB + 3] = 1;
+	v_free(p);
+}
+
+/* Freed, written, then 1100 more frees push it out of the quarantine (1024 blocks): the fill is checked there. */
+static void write_after_free(void)
+{
+	char *p = addr(v_malloc(100));
+	v_free(p);
+	p[10] = 1;
+	for (int i = 0; i < 1100; i++)
+		v_free(v_malloc(50));
+	child_fail("the write after free was not reported when the block left the quarantine");
+}
+
+/* Freed, written, and still in the quarantine when the program ends: exit checks every block held. */
+static void write_after_free_in_quarantine(void)
+{
+	char *p = addr(v_malloc(100));
+	v_free(p);
+	p[99] = 1;
+	exit(0);
+}
+
+/* malloc_trim empties the quarantine, checking each block. */
+static void write_after_free_found_by_trim(void)
+{
+	char *p = addr(v_malloc(3000));
+	v_free(p);
+	p[0] = 0;
+	malloc_trim(0);
+	child_fail("malloc_trim did not report the write after free");
+}
+
+/* A freed large block is sealed: the write faults at once. */
+static void large_write_after_free_faults(void)
+{
+	char *p = addr(v_malloc(MiB));
+	v_free(p);
+	((volatile char *)p)[MiB / 2] = 1;
+}
+
+static void zero_size_access_faults(void)
+{
+	char *a = v_malloc(0), *b = v_malloc(0);
+	if (!a || !b || a == b)
+		child_fail("malloc(0) did not return two distinct pointers");
+	if (malloc_usable_size(a) != 0)
+		child_fail("malloc_usable_size(malloc(0)) is not 0");
+	addr(a);
+	(void)((volatile char *)a)[0];
+}
+
+static void zero_size_double_free(void)
+{
+	char *p = addr(v_malloc(0));
+	v_free(p);
+	v_free(p);
+}
+
+static void double_free(void)
+{
+	char *p = addr(v_malloc(64));
+	v_free(p);
+	v_free(p);
+}
+
+static void double_free_large(void)
+{
+	char *p = addr(v_malloc(2 * MiB));
+	v_free(p);
+	v_free(p);
+}
+
+/* 40 MiB: larger than the whole quarantine, unmapped at the first free; the second is still named. */
+static void double_free_huge(void)
+{
+	char *p = addr(v_malloc(40 * MiB));
+	v_free(p);
+	v_free(p);
+}
+
+static void invalid_free(void)
+{
+	char *p = v_malloc(64);
+	v_free(addr(p + 16));
+}
+
+static void invalid_free_stack(void)
+{
+	_Alignas(16) char buf[256];
+	memset(buf, 0, sizeof buf);
+	v_free(addr(buf + 64));
+}
+
+static void realloc_after_free(void)
+{
+	char *p = addr(v_malloc(64));
+	v_free(p);
+	(void)v_realloc(p, 100);
+}
+
+/* new(40) takes a 48-byte slot in the default profile, so a delete that says 48 passes there; strict mode knows
+ * the 40. */
+static void sized_delete_mismatch(void)
+{
+	void *p = addr(cxx_new(40));
+	v_delete_sized(p, 48);
+}
+
+static void sized_delete_mismatch_large(void)
+{
+	void *p = addr(cxx_new(MiB));
+	v_delete_sized(p, MiB + 1);
+}
+
+// ------------------------------------------------------------------
+// Legal use: no report, no fault
+// ------------------------------------------------------------------
+
+static const size_t sizes[] = { 1, 7, 8, 15, 16, 17, 24, 31, 32, 33, 100, 1000, 4096, 5000, 65536, 131000, 131072,
+				200000, MiB, 3 * MiB + 5 };
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+/* Every byte of every block written, read back, reallocated, freed; aligned forms; C++ forms. */
+static void clean_every_size(void)
+{
+	for (size_t i = 0; i < NSIZES; i++) {
+		size_t n = sizes[i];
+		unsigned char *p = v_malloc(n);
+		if (!p || ((uintptr_t)p & 15) || malloc_usable_size(p) != n)
+			child_fail("malloc: NULL, unaligned, or malloc_usable_size is not the size asked for");
+		memset(p, 0xAB, n);
+		unsigned char *q = v_realloc(p, 2 * n + 1);
+		if (!q || q == p)
+			child_fail("realloc did not move (strict mode always moves)");
+		for (size_t k = 0; k < n; k++)
+			if (q[k] != 0xAB)
+				child_fail("realloc lost the contents");
+		memset(q, 0x11, 2 * n + 1);
+		q = v_realloc(q, n / 2 + 1);
+		memset(q, 0x22, n / 2 + 1);
+		v_free(q);
+		unsigned char *c = v_calloc(n, 1);
+		for (size_t k = 0; k < n; k++)
+			if (c[k])
+				child_fail("calloc over reused memory is not zero");
+		memset(c, 0xFF, n);
+		v_free(c);
+		static const size_t aligns[] = { 32, 64, 4096, 65536 };
+		for (size_t a = 0; a < 4; a++) {
+			unsigned char *m = v_memalign(aligns[a], n);
+			if (!m || ((uintptr_t)m & (aligns[a] - 1)))
+				child_fail("memalign: NULL or unaligned");
+			memset(m, 0x33, n);
+			v_free(m);
+		}
+		void *x = cxx_new(n);
+		memset(x, 0x44, n);
+		cxx_delete_sized(x, n);
+		void *y = cxx_new_aligned(n, 256);
+		if ((uintptr_t)y & 255)
+			child_fail("operator new(align 256) is not aligned");
+		memset(y, 0x55, n);
+		cxx_delete_sized_aligned(y, n, 256);
+	}
+	void *z = v_malloc(0);
+	if (!z)
+		child_fail("malloc(0) is NULL");
+	z = v_realloc(z, 10);
+	memset(z, 1, 10);
+	if (v_realloc(z, 0) != NULL)
+		child_fail("realloc(p, 0) did not return NULL");
+	free(NULL);
+	errno = 1234;
+	v_free(v_malloc(10));
+	if (errno != 1234)
+		child_fail("free changed errno");
+	errno = 0;
+	if (v_malloc(SIZE_MAX / 2) != NULL || errno != ENOMEM)
+		child_fail("an impossible size did not fail with ENOMEM");
+	exit(0);
+}
+
+/* More frees than the quarantine holds, on live neighbours: every block leaves it with its fill intact. */
+static void clean_quarantine_churn(void)
+{
+	enum { N = 5000 };
+	static char *live[N];
+	for (int i = 0; i < N; i++) {
+		size_t n = (size_t)(i * 37 % 3000) + 1;
+		live[i] = v_malloc(n);
+		memset(live[i], i, n);
+		if (i % 3 == 0) {
+			v_free(live[i]);
+			live[i] = NULL;
+		}
+	}
+	for (int i = 0; i < N; i++)
+		v_free(live[i]);
+	for (int i = 0; i < 100; i++)
+		v_free(v_malloc((size_t)i * 20000)); /* large and small: the byte limit too */
+	malloc_trim(0);
+	exit(0);
+}
+
+// ------------------------------------------------------------------
+// The cases
+// ------------------------------------------------------------------
+
+enum expect { ABORT, SEGV, CLEAN };
+
+struct strict_case {
+	const char *name;
+	void (*bad)(void);
+	enum expect expect;
+	const char *api, *what; /* ABORT: the report */
+};
+
+static const struct strict_case cases[] = {
+	{ "overflow_1_byte", overflow_1_byte, ABORT, "free", "buffer overflow" },
+	{ "overflow_8_bytes", overflow_8_bytes, ABORT, "free", "buffer overflow" },
+	{ "overflow_into_slack", overflow_into_slack, ABORT, "free", "buffer overflow" },
+	{ "overflow_found_at_exit", overflow_found_at_exit, ABORT, "exit", "buffer overflow" },
+	{ "overflow_found_by_realloc", overflow_found_by_realloc, ABORT, "realloc", "buffer overflow" },
+	{ "overflow_found_by_delete", overflow_found_by_delete, ABORT, "operator delete", "buffer overflow" },
+	{ "underwrite_8_bytes", underwrite_8_bytes, ABORT, "free", "corrupted header" },
+	{ "underwrite_1_byte", underwrite_1_byte, ABORT, "free", "corrupted header" },
+	{ "large_block_underwrite", large_block_underwrite, ABORT, "free", "buffer underflow" },
+	{ "large_block_overflow_guard_page", large_block_overflow_guard_page, SEGV, NULL, NULL },
+	{ "large_block_overflow_canary", large_block_overflow_canary, ABORT, "free", "buffer overflow" },
+	{ "write_after_free", write_after_free, ABORT, "free", "write after free" },
+	{ "write_after_free_in_quarantine", write_after_free_in_quarantine, ABORT, "exit", "write after free" },
+	{ "write_after_free_found_by_trim", write_after_free_found_by_trim, ABORT, "malloc_trim", "write after free" },
+	{ "large_write_after_free_faults", large_write_after_free_faults, SEGV, NULL, NULL },
+	{ "zero_size_access_faults", zero_size_access_faults, SEGV, NULL, NULL },
+	{ "zero_size_double_free", zero_size_double_free, ABORT, "free", "double free" },
+	{ "double_free", double_free, ABORT, "free", "double free" },
+	{ "double_free_large", double_free_large, ABORT, "free", "double free" },
+	{ "double_free_huge", double_free_huge, ABORT, "free", "double free" },
+	{ "invalid_free", invalid_free, ABORT, "free", "invalid pointer" },
+	{ "invalid_free_stack", invalid_free_stack, ABORT, "free", "invalid pointer" },
+	{ "realloc_after_free", realloc_after_free, ABORT, "realloc", "double free" },
+	{ "sized_delete_mismatch", sized_delete_mismatch, ABORT, "operator delete", "size mismatch" },
+	{ "sized_delete_mismatch_large", sized_delete_mismatch_large, ABORT, "operator delete", "size mismatch" },
+	{ "clean_every_size", clean_every_size, CLEAN, NULL, NULL },
+	{ "clean_quarantine_churn", clean_quarantine_churn, CLEAN, NULL, NULL },
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+static void report(const char *name, const char *why)
+{
+	if (why) {
+		printf("FAIL strict/%s: %s\n", name, why);
+		n_fail++;
+	} else {
+		printf("PASS strict/%s\n", name);
+	}
+	fflush(stdout);
+}
+
+static const char *signame(int sig)
+{
+	static char buf[32];
+	if (sig == SIGABRT)
+		return "SIGABRT";
+	if (sig == SIGSEGV)
+		return "SIGSEGV";
+	snprintf(buf, sizeof buf, "signal %d", sig);
+	return buf;
+}
+
+static void run_case(const struct strict_case *sc, const char *mode)
+{
+	char why[1000];
+	int fds[2];
+	if (pipe(fds) != 0) {
+		report(sc->name, "pipe failed");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		report(sc->name, "fork failed");
+		return;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 2);
+		close(fds[1]);
+		setenv("OSMEM_CHECK", mode, 1);
+		char *args[] = { "malloc_strict", "--case", (char *)sc->name, NULL };
+		execv("/proc/self/exe", args);
+		_exit(95);
+	}
+	close(fds[1]);
+	char out[4096];
+	size_t len = 0;
+	for (;;) {
+		ssize_t r = read(fds[0], out + len, sizeof out - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		if (len == sizeof out - 1)
+			break;
+	}
+	out[len] = 0;
+	close(fds[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	const char *a = strstr(out, "ADDR 0x");
+	unsigned long ptr = a ? strtoul(a + 7, NULL, 16) : 0;
+	const char *shown = a && strchr(a, '\n') ? strchr(a, '\n') + 1 : out;
+	int shown_len = (int)strcspn(shown, "\n");
+	const char *bad = NULL;
+	if (sc->expect == CLEAN) {
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || len) {
+			snprintf(why, sizeof why, "legal use did not end cleanly: %s %d; stderr: \"%.300s\"",
+				 WIFSIGNALED(st) ? "killed by" : "exit status",
+				 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), out);
+			bad = why;
+		}
+	} else if (!WIFSIGNALED(st)) {
+		snprintf(why, sizeof why, "the child exited with status %d instead of dying of %s; stderr: \"%.*s\"",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : -1, sc->expect == SEGV ? "SIGSEGV" : "SIGABRT", shown_len,
+			 shown);
+		bad = why;
+	} else if (WTERMSIG(st) != (sc->expect == SEGV ? SIGSEGV : SIGABRT)) {
+		snprintf(why, sizeof why, "the child died of %s, not %s; stderr: \"%.*s\"", signame(WTERMSIG(st)),
+			 sc->expect == SEGV ? "SIGSEGV" : "SIGABRT", shown_len, shown);
+		bad = why;
+	} else if (!a) {
+		snprintf(why, sizeof why, "the child died before it named its pointer; stderr: \"%.*s\"", shown_len,
+			 shown);
+		bad = why;
+	} else if (sc->expect == SEGV && strstr(out, "osmem:")) {
+		snprintf(why, sizeof why, "the fault came after a report: \"%.*s\"", shown_len, shown);
+		bad = why;
+	} else if (sc->expect == ABORT) {
+		char want[200];
+		snprintf(want, sizeof want, "osmem: %s(): %s 0x%lx\n", sc->api, sc->what, ptr);
+		if (!strstr(out, want)) {
+			snprintf(why, sizeof why, "stderr \"%.*s\" lacks \"%.*s\"", shown_len, shown,
+				 (int)strcspn(want, "\n"), want);
+			bad = why;
+		}
+	}
+	report(sc->name, bad);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], "--case") == 0) {
+		signal(SIGABRT, SIG_DFL);
+		signal(SIGSEGV, SIG_DFL);
+		alarm(60);
+		for (size_t i = 0; i < NCASES; i++)
+			if (strcmp(cases[i].name, argv[2]) == 0) {
+				cases[i].bad();
+				child_fail("CHILD SURVIVED THE BAD CALL");
+			}
+		child_fail("no such case");
+	}
+	const char *mode = getenv("OSMEM_STRICT_TEST_MODE");
+	if (!mode || !*mode)
+		mode = "strict";
+	for (size_t i = 0; i < NCASES; i++)
+		if (argc < 2 || strcmp(argv[1], cases[i].name) == 0)
+			run_case(&cases[i], mode);
+	fprintf(stderr, "malloc_strict (OSMEM_CHECK=%s): %d failed\n", mode, n_fail);
+	return n_fail ? 1 : 0;
+}
