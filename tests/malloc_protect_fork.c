@@ -99,9 +99,10 @@ static void *worker(void *arg)
 		s = s * 1103515245u + 12345u;
 		unsigned i = (s >> 8) % 32;
 		free(slot[i]);
-		slot[i] = (s >> 20) % 8 == 0 ? malloc(150000) : malloc((s >> 12) % 3000 + 1);
+		size_t n = (s >> 20) % 8 == 0 ? 150000 : (s >> 12) % 3000 + 1;
+		slot[i] = malloc(n);
 		if (slot[i])
-			memset(slot[i], 1, 16);
+			memset(slot[i], 1, n < 16 ? n : 16); /* within the request (OSMEM_CHECK=strict caught 16 > n) */
 	}
 	for (int i = 0; i < 32; i++)
 		free(slot[i]);
