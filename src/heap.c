@@ -115,6 +115,7 @@ static uint32_t slot_new(struct block_meta *b)
 	}
 	struct fslot *sl = slot_at(i);
 	sl->blk = (uintptr_t)b;
+	sl->size = b->size;
 	sl->l = sl->r = 0;
 	osm_heap.slots_used++;
 	return i;
@@ -262,8 +263,14 @@ struct block_meta *find_last_block(void)
 // Growing and trimming the heap
 // ------------------------------------------------------------------
 
+static bool heap_links_ok(const struct block_meta *b);
+
+/* A block appended at the break after the tail, whose links are checked first: a tail whose `next` the program
+ * rewrote would otherwise have the new block written through it. */
 static struct block_meta *new_block(char *at, size_t size)
 {
+	if (osm_heap.tail && !heap_links_ok(osm_heap.tail))
+		osm_fatal_block(osm_heap.tail, "corrupted header");
 	struct block_meta *b = (struct block_meta *)at;
 	b->size = size;
 	list_insert_after(osm_heap.tail, b);
@@ -286,6 +293,8 @@ static char *brk_grow(size_t len)
  * a new segment, aligned to the granule. Returns the usable start, or NULL when it is unusable. */
 static char *adopt_segment(char *p, size_t *len)
 {
+	if (osm_heap.base)
+		osm_heap.gaps = true; /* not the first segment: the blocks no longer tile one range */
 	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
 	if (pad) {
 		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
@@ -375,8 +384,8 @@ static struct block_meta *heap_append(size_t s)
 			return NULL;
 		}
 	}
+	struct block_meta *b = new_block(p, len - META_SIZE); /* checks the tail against the old end */
 	osm_heap.end = p + len;
-	struct block_meta *b = new_block(p, len - META_SIZE);
 	if (TRACING) {
 		osm_trace_event("  brk +%z", len);
 		osm_trace_event("  append %p %z", b, b->size);
@@ -636,17 +645,21 @@ static struct block_meta *heap_alloc(size_t s)
 	}
 	struct block_meta *last = find_last_block();
 	if (last->status == STATUS_FREE) {
+		/* checked (in free_detach) before its size sizes the growth: a rewritten one would move the break askew;
+		 * and before the break moves, while its size still tiles the heap */
+		free_detach(last);
 		size_t grow = grow_size(s - last->size);
 		switch (extend_in_place(grow)) {
 		case GROW_OK:
-			free_detach(last);
 			last->size += grow;
 			if (TRACING)
 				osm_trace_event("  grow %p %z", last, last->size);
 			return take_block(last, s);
 		case GROW_ENOMEM:
+			free_insert(last, true); /* back in the index, unchanged */
 			return NULL;
 		case GROW_ELSEWHERE:
+			free_insert(last, true);
 			break;
 		}
 	}
@@ -939,7 +952,13 @@ static bool heap_links_ok(const struct block_meta *b)
 	if (n ? !hdr_in_heap(n) || n->prev != b : osm_heap.tail != b)
 		return false;
 	const char *limit = n ? (const char *)n : osm_heap.end;
-	return b->size <= (size_t)(limit - (const char *)b) - META_SIZE;
+	size_t room = (size_t)(limit - (const char *)b) - META_SIZE;
+	/* Blocks tile the heap: each ends where the next begins, unless someone else moved the break between
+	 * them (gaps). So without gaps the sizes must be exact, and a size the program rewrote, smaller or larger,
+	 * in b or in the block before it, is caught the first time either is looked at. */
+	if (!osm_heap.gaps)
+		return b->size == room && (!p || p->size == (size_t)((const char *)b - (const char *)p) - META_SIZE);
+	return b->size <= room;
 }
 
 void osm_fatal_block(const struct block_meta *b, const char *what)
@@ -952,7 +971,9 @@ void osm_fatal_block(const struct block_meta *b, const char *what)
  * forged link. */
 void osm_check_free_block(const struct block_meta *b)
 {
-	if (b->status != STATUS_FREE || !heap_links_ok(b) || (!free_slot(b) && block_tag(b) != TAG_NOSLOT))
+	uint32_t x = b->status == STATUS_FREE ? free_slot(b) : 0;
+	if (b->status != STATUS_FREE || !heap_links_ok(b) || (!x && block_tag(b) != TAG_NOSLOT) ||
+	    (x && slot_at(x)->size != b->size) || (b->size & (osm_heap.policy.align - 1)))
 		osm_fatal_block(b, "corrupted header");
 }
 

@@ -15,7 +15,7 @@ static inline uint32_t *lslot(uint32_t n) { return &slot_at(n)->l; }
 static inline uint32_t *rslot(uint32_t n) { return &slot_at(n)->r; }
 static inline uint32_t left(uint32_t n) { return slot_at(n)->l; }
 static inline uint32_t right(uint32_t n) { return slot_at(n)->r; }
-static inline size_t key_size(uint32_t n) { return slot_block(n)->size; }
+static inline size_t key_size(uint32_t n) { return slot_at(n)->size; } /* the key, kept in the slot */
 static inline uintptr_t key_addr(uint32_t n) { return (uintptr_t)slot_block(n); }
 
 static inline void set_link(uint32_t *p, uint32_t v) { *p = v; }
@@ -85,6 +85,7 @@ void osm_index_insert(uint32_t x)
 	struct block_meta *b = slot_block(x);
 	uint32_t root = osm_heap.root;
 	slot_at(x)->blk |= SLOT_TREE;
+	slot_at(x)->size = b->size;
 	if (!root) {
 		set_link(lslot(x), 0);
 		set_link(rslot(x), 0);
@@ -107,13 +108,16 @@ void osm_index_insert(uint32_t x)
 void osm_index_remove(uint32_t x)
 {
 	struct block_meta *b = slot_block(x);
-	uint32_t t = splay(osm_heap.root, b->size, (uintptr_t)b); /* t == x: b is in the tree */
+	size_t size = key_size(x);
+	uint32_t t = splay(osm_heap.root, size, (uintptr_t)b); /* t == x: b is in the tree */
+	if (t != x)
+		osm_fatal_block(b, "corrupted header"); /* never: keys live in the slots; a check, not a hope */
 	if (!left(t)) {
 		osm_heap.root = right(t);
 	} else {
 		uint32_t r = right(t);
 		/* every key on the left is smaller than x: splaying for x brings their maximum up, with no right child */
-		uint32_t m = splay(left(t), b->size, (uintptr_t)b);
+		uint32_t m = splay(left(t), size, (uintptr_t)b);
 		set_link(rslot(m), r);
 		osm_heap.root = m;
 	}

@@ -143,11 +143,13 @@ static inline bool is_free_neighbour(const struct block_meta *a, const struct bl
  * coalescing pass), which give the same blocks, slower. */
 struct fslot {
 	uintptr_t blk;   /* the free block's header | SLOT_TREE when it is in the index; 0 when the slot is unused */
+	size_t size;     /* the block's size when it became free: the index's key, compared with the header before
+			  * the block is trusted (a program that rewrote a free block's size cannot break the tree) */
 	uint32_t l, r;   /* index: left and right children; pending list: prev and next; unused: next unused */
 };
 #define SLOT_TREE       ((uintptr_t)1)
 #define SLOT_CHUNK_BITS 20
-#define SLOT_CHUNK      ((uint32_t)1 << SLOT_CHUNK_BITS) /* slots per chunk: 16 MiB */
+#define SLOT_CHUNK      ((uint32_t)1 << SLOT_CHUNK_BITS) /* slots per chunk: 24 MiB */
 #define SLOT_CHUNKS     64                               /* at most 64 Mi free blocks */
 HIDDEN extern struct fslot *osm_slot_chunk[SLOT_CHUNKS];
 
@@ -222,6 +224,7 @@ struct heap {
 	uint64_t key;                   /* odd, per process: keys block_cookie */
 	bool classic;                   /* SPEC.md Part 1 to the letter */
 	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
+	bool gaps;                      /* someone else moved the break between two of our segments */
 	enum bestfit_mode bestfit;
 };
 
