@@ -117,7 +117,7 @@ static void check_new(void *p, size_t n, size_t align, const char *api, int self
 static void verify(int s, const char *when)
 {
 	struct slot *b = &table[s];
-	size_t bad = pat_check(b->p, b->seed, 0, b->n);
+	size_t bad = fz_pat_check(b->p, b->seed, 0, b->n);
 	if (bad != b->n)
 		fz_fail("slot %d (%p, %zu B) %s: byte %zu is 0x%02x, pattern says 0x%02x", s, (void *)b->p, b->n, when,
 			bad, b->p[bad], pat_byte(b->seed, bad));
@@ -137,7 +137,7 @@ static void give(int s, void *p, size_t n)
 	table[s].p = p;
 	table[s].n = n;
 	table[s].seed = new_seed(s);
-	pat_fill(table[s].p, table[s].seed, 0, n);
+	fz_pat_fill(table[s].p, table[s].seed, 0, n);
 }
 
 /* The call that returned heap block p defined [def_from, def_to) of it; the rest must be what was there. */
@@ -170,9 +170,9 @@ static void do_free(int s, struct fz_in *in)
 
 static void check_zero(const unsigned char *c, size_t n, const char *api)
 {
-	for (size_t i = 0; i < n; i++)
-		if (c[i])
-			fz_fail("%s of %zu bytes = %p: byte %zu is 0x%02x, not zero", api, n, (const void *)c, i, c[i]);
+	size_t i = fz_nonzero(c, n);
+	if (i != n)
+		fz_fail("%s of %zu bytes = %p: byte %zu is 0x%02x, not zero", api, n, (const void *)c, i, c[i]);
 }
 
 static void do_calloc(int s, size_t n, uint8_t how, bool os_api)
@@ -419,12 +419,12 @@ static void do_realloc(int s, struct fz_in *in)
 	}
 	b->p = q;
 	size_t keep = n < b->n ? n : b->n;
-	size_t bad = pat_check(b->p, b->seed, 0, keep);
+	size_t bad = fz_pat_check(b->p, b->seed, 0, keep);
 	if (bad != keep)
 		fz_fail("realloc(%p, %zu -> %zu) = %p: preserved byte %zu is 0x%02x, was 0x%02x", old, b->n, n, q, bad,
 			b->p[bad], pat_byte(b->seed, bad));
 	if (n > b->n)
-		pat_fill(b->p, b->seed, b->n, n);
+		fz_pat_fill(b->p, b->seed, b->n, n);
 	b->n = n;
 }
 

@@ -32,6 +32,7 @@ def run_one(d, name, seconds):
     env = dict(os.environ)
     for var in ("OSMEM_PROFILE", "OSMEM_TRACE", "OSMEM_FRONT", "FUZZ_REEXECED"):
         env.pop(var, None)  # each harness sets up the environment it needs
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
     t0 = time.time()
     with open(log, "w") as f:
         try:
