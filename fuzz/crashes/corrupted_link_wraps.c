@@ -1,0 +1,87 @@
+/* Reproducer of fuzz_corrupt_classic's findings (fuzz/crashes/README.md): pointer arithmetic on a header value
+ * that a program overwrote, in the checks that are there to catch exactly that.
+ *
+ *  corrupted_prev_near_top: a live block's prev link overwritten with an address in the last 32 bytes of the
+ *    address space (on the heap's 8-byte grid). hdr_in_heap() computes p + META_SIZE, which wraps to a small
+ *    value <= osm_heap.end, so the forged link passes; heap_links_ok() then reads p->next: SIGSEGV inside osmem
+ *    instead of `osmem: os_free(): corrupted header 0x...`.
+ *  corrupted_size_wraps: the allocated block before a free block gets size SIZE_MAX; taking the free block runs
+ *    heap_links_ok(), whose block_end(prev) (prev + 32 + size) overflows the pointer: undefined behaviour (UBSan:
+ *    "addition of unsigned offset ... overflowed", src/internal.h block_end, from heap.c heap_links_ok). Unsanitised
+ *    builds wrap and let the header pass here; it is caught later, when the block itself is freed.
+ *
+ * Build: cc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc fuzz/crashes/corrupted_link_wraps.c build/libosmem.a -lpthread
+ * (the second case shows its UB with the sanitised objects: add -fsanitize=undefined -fno-sanitize-recover=all and
+ * link build-asan/libosmem.a after `make test-asan`, or build-fuzz/obj/\*.o).
+ * Each case runs in a child; PASS when it ends in osmem's report (SIGABRT and `osmem: <fn>(): ...`). */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "block_meta.h"
+#include "osmem.h"
+
+static void corrupted_prev_near_top(void)
+{
+	char *a = os_malloc(100), *b = os_malloc(100);
+	(void)a;
+	struct block_meta *m = (struct block_meta *)(b - META_SIZE);
+	/* on the grid of the heap's headers (hdr_in_heap checks the offset from the heap start modulo 8) */
+	m->prev = (struct block_meta *)(uintptr_t)(-(uintptr_t)META_SIZE + ((uintptr_t)m & 7));
+	os_free(b);
+}
+
+static void corrupted_size_wraps(void)
+{
+	char *a = os_malloc(100), *b = os_malloc(100), *c = os_malloc(100);
+	(void)c;
+	os_free(b);
+	struct block_meta *m = (struct block_meta *)(a - META_SIZE);
+	m->size = SIZE_MAX;
+	os_malloc(64); /* the coalescing pass checks b: heap_links_ok(b) computes block_end(a) */
+	os_free(a);
+}
+
+static int run(const char *name, void (*fn)(void))
+{
+	int fds[2];
+	if (pipe(fds))
+		return 1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		fn();
+		_exit(0);
+	}
+	close(fds[1]);
+	char err[4096] = "";
+	size_t got = 0;
+	ssize_t r;
+	while (got < sizeof err - 1 && (r = read(fds[0], err + got, sizeof err - 1 - got)) > 0)
+		got += (size_t)r;
+	err[got] = 0;
+	int st;
+	waitpid(pid, &st, 0);
+	char *nl = strchr(err, '\n');
+	if (nl)
+		*nl = 0;
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strncmp(err, "osmem: ", 7) == 0 && !strstr(err, "runtime error")) {
+		printf("PASS %s (%s)\n", name, err);
+		return 0;
+	}
+	if (WIFSIGNALED(st))
+		printf("FAIL %s: killed by signal %d, want osmem's report and SIGABRT; stderr: %s\n", name, WTERMSIG(st), err);
+	else
+		printf("FAIL %s: exit status %d, want osmem's report and SIGABRT; stderr: %s\n", name, WEXITSTATUS(st), err);
+	return 1;
+}
+
+int main(void)
+{
+	int bad = run("corrupted_prev_near_top", corrupted_prev_near_top);
+	bad += run("corrupted_size_wraps", corrupted_size_wraps);
+	return bad ? 1 : 0;
+}
