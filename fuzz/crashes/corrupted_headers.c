@@ -9,8 +9,12 @@
  *    heap_links_ok(), whose block_end(prev) (prev + 32 + size) overflows the pointer: undefined behaviour (UBSan:
  *    "addition of unsigned offset ... overflowed", src/internal.h block_end, from heap.c heap_links_ok). Unsanitised
  *    builds wrap and let the header pass here; it is caught later, when the block itself is freed.
+ *  corrupted_tail_next: the last block of the heap, allocated, gets its next link overwritten. The next request
+ *    that appends a block at the break (heap_append -> new_block -> list_insert_after(tail, b)) copies tail->next
+ *    into the new block and writes b through it (b->next->prev = b): a write to the forged address, SIGSEGV
+ *    inside osmem (or a silent write into the program's memory for a forged address that is mapped).
  *
- * Build: cc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc fuzz/crashes/corrupted_link_wraps.c build/libosmem.a -lpthread
+ * Build: cc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc fuzz/crashes/corrupted_headers.c build/libosmem.a -lpthread
  * (the second case shows its UB with the sanitised objects: add -fsanitize=undefined -fno-sanitize-recover=all and
  * link build-asan/libosmem.a after `make test-asan`, or build-fuzz/obj/\*.o).
  * Each case runs in a child; PASS when it ends in osmem's report (SIGABRT and `osmem: <fn>(): ...`). */
@@ -43,6 +47,14 @@ static void corrupted_size_wraps(void)
 	m->size = SIZE_MAX;
 	os_malloc(64); /* the coalescing pass checks b: heap_links_ok(b) computes block_end(a) */
 	os_free(a);
+}
+
+static void corrupted_tail_next(void)
+{
+	char *a = os_malloc(131032); /* the whole first 128 KiB of the heap: the last block */
+	struct block_meta *m = (struct block_meta *)(a - META_SIZE);
+	m->next = (struct block_meta *)(uintptr_t)0x200000000000; /* nothing mapped there */
+	os_malloc(100);  /* appended after it */
 }
 
 static int run(const char *name, void (*fn)(void))
@@ -83,5 +95,6 @@ int main(void)
 {
 	int bad = run("corrupted_prev_near_top", corrupted_prev_near_top);
 	bad += run("corrupted_size_wraps", corrupted_size_wraps);
+	bad += run("corrupted_tail_next", corrupted_tail_next);
 	return bad ? 1 : 0;
 }
