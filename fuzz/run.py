@@ -49,7 +49,12 @@ def run_one(d, name, seconds):
            f"ft={cov[-1][1] if cov else '?'} corpus={cov[-1][2] if cov else '?'} ({secs:.0f}s)")
     if extra:
         fig += " " + extra[-1][len("corrupt stats: "):]
-    bad = [l for l in out.splitlines() if "FUZZ FAIL" in l or "FINDING" in l or re.search(r"ERROR: \w+Sanitizer|ERROR: libFuzzer|runtime error", l)]
+    # failure lines only: libFuzzer's own status and dictionary lines may quote these words (its CMP tracing learns
+    # the strings the harness compares with)
+    lines = out.splitlines()
+    bad = [l if not l.startswith("FINDING") or i + 1 >= len(lines) else l + " " + lines[i + 1]
+           for i, l in enumerate(lines)
+           if re.match(r"(FUZZ FAIL|FINDING:|==\d+== ?ERROR: |\S+:\d+:\d+: runtime error: )", l)]
     if rc == 0 and not bad and execs:
         return True, f"PASS {name}: {fig}"
     arts_found = sorted(os.listdir(arts)) if os.path.isdir(arts) else []
