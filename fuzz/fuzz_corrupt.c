@@ -10,7 +10,7 @@
  *
  * An abort ends a process, so every input runs in a forked child; the parent reads the child's stderr and its end.
  *   - exit 0 (ran to the end, the model held), or SIGABRT after an `osmem: <fn>(): ` line: fine;
- *   - anything else (SIGSEGV, SIGBUS, a hang, a sanitizer report, a model failure before any corruption): a
+ *   - anything else (SIGSEGV, SIGBUS, a hang (SIGALRM after $FUZZ_ALARM s, 20), a sanitizer report, a model failure before any corruption): a
  *     finding: the parent prints FINDING with the child's stderr and aborts, so libFuzzer keeps the input;
  *   - the model failing after a corruption that osmem did not notice ("silent": e.g. a free block's size made
  *     smaller, a bad pointer accepted): counted, printed as SILENT (the first few), and the input saved in
@@ -152,7 +152,8 @@ static void child_setup(void)
 		sigaction(sigs[i], &sa, NULL);
 	}
 	signal(SIGALRM, SIG_DFL); /* a hang ends the child; libFuzzer's timeout handler must not run here */
-	alarm(20);
+	const char *secs = getenv("FUZZ_ALARM");
+	alarm(secs ? (unsigned)atoi(secs) : 20);
 }
 
 static uint64_t new_seed(int s)
@@ -373,8 +374,8 @@ static void do_corrupt(struct fz_in *in)
 	case 0: /* a live block's header; a front slot has none: its neighbour's first words instead */
 		if (!p)
 			return;
-		if (is_front(p)) {
-			size_t u = usable_of(p);
+		if (table[s].front) {
+			size_t u = table[s].usable; /* not the header's: it may be corrupted already */
 			corrupt_at(p + u + off % 16, 1 + len % 16, in, "front: overflow into the next slot", p);
 		} else {
 			off %= META_SIZE;
@@ -384,7 +385,7 @@ static void do_corrupt(struct fz_in *in)
 	case 1: /* past the end of a live block: the next header, or the next slot's link and mark */
 		if (!p)
 			return;
-		corrupt_at(p + usable_of(p) + off % 16, 1 + len % 40, in, "overflow past the end", p);
+		corrupt_at(p + table[s].usable + off % 16, 1 + len % 40, in, "overflow past the end", p);
 		return;
 	default: { /* a freed block: its header, or a front slot's link and freed mark */
 		if (!ring_n)
@@ -423,9 +424,9 @@ static void do_bad_pointer(struct fz_in *in)
 		kind = "misaligned";
 		break;
 	case 1: {
-		if (!p || is_front(p))
+		if (!p || table[s].front)
 			return; /* inside a front page, a granule step can be the next slot */
-		size_t steps = usable_of(p) / GRANULE;
+		size_t steps = table[s].usable / GRANULE;
 		if (steps < 2)
 			return;
 		bad = p + GRANULE * (1 + in_u16(in) % (steps - 1));

@@ -13,6 +13,11 @@
  *    that appends a block at the break (heap_append -> new_block -> list_insert_after(tail, b)) copies tail->next
  *    into the new block and writes b through it (b->next->prev = b): a write to the forged address, SIGSEGV
  *    inside osmem (or a silent write into the program's memory for a forged address that is mapped).
+ *  corrupted_free_size_in_index: a free block in the best-fit index gets a smaller size in its header (small
+ *    enough to pass heap_links_ok). The index is a splay tree keyed by (size, address) read from the headers, so
+ *    its order no longer holds: osm_index_remove splays for the new key, finds another node, and releases the
+ *    slot while it is still linked in the tree. The next coalescing pass crashes in splay() (SIGSEGV, index.c)
+ *    or loops for ever (fuzz_corrupt found the hang: splay <- osm_index_insert <- merge_run <- free).
  *
  * Build: cc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc fuzz/crashes/corrupted_headers.c build/libosmem.a -lpthread
  * (the second case shows its UB with the sanitised objects: add -fsanitize=undefined -fno-sanitize-recover=all and
@@ -57,6 +62,23 @@ static void corrupted_tail_next(void)
 	os_malloc(100);  /* appended after it */
 }
 
+static void corrupted_free_size_in_index(void)
+{
+	char *p[16];
+	for (int i = 0; i < 16; i++)
+		p[i] = os_malloc(64 + 64 * (size_t)i);
+	for (int i = 0; i < 16; i += 2)
+		os_free(p[i]);
+	os_malloc(5000); /* the coalescing pass puts the 8 free blocks in the index */
+	((struct block_meta *)(p[14] - META_SIZE))->size = 56; /* was 960 */
+	os_free(p[9]);
+	os_free(p[3]);
+	os_free(p[1]);
+	os_free(p[15]);
+	alarm(10); /* a hang ends as SIGALRM */
+	os_malloc(500);
+}
+
 static int run(const char *name, void (*fn)(void))
 {
 	int fds[2];
@@ -96,5 +118,6 @@ int main(void)
 	int bad = run("corrupted_prev_near_top", corrupted_prev_near_top);
 	bad += run("corrupted_size_wraps", corrupted_size_wraps);
 	bad += run("corrupted_tail_next", corrupted_tail_next);
+	bad += run("corrupted_free_size_in_index", corrupted_free_size_in_index);
 	return bad ? 1 : 0;
 }
