@@ -438,7 +438,8 @@ static void do_bad_pointer(struct fz_in *in)
 			return;
 		bad = ring[s % ring_n].p;
 		kind = ring[s % ring_n].tampered ? "freed already, its first words or header overwritten" : "freed already";
-		may_return = (how % 4 == 1); /* os_realloc: rule 3 */
+		/* os_realloc: rule 3 (in the classic build, realloc is os_realloc too) */
+		may_return = how % 4 == 1 || (GRANULE == 8 && how % 4 != 0);
 		tampered = ring[s % ring_n].tampered; /* its mark or header overwritten: it may pass for a live block */
 		break;
 	case 3:
