@@ -130,7 +130,7 @@ install: $(LIBS)
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 # ------------------------------------------------------------------
 # Fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into $(FUZZ_BUILD); `make fuzz FUZZ_SECONDS=N`

@@ -362,6 +362,11 @@ static void corrupt_at(unsigned char *t, size_t len, struct fz_in *in, const cha
 	}
 	forge(t, len, in);
 	corrupted = true;
+	if (getenv("FUZZ_TRACE")) { /* triage: every corruption, as it happens */
+		char line[320];
+		snprintf(line, sizeof line, "op %ld: %s\n", fz_op_no, what);
+		put(line);
+	}
 }
 
 static void do_corrupt(struct fz_in *in)

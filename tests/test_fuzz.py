@@ -61,8 +61,15 @@ def main():
             if rc == 0:
                 report(True, f"PASS {name}")
             else:
-                why = next((l.strip() for l in out.splitlines() if "runtime error" in l or "ERROR: Address" in l
-                            or l.startswith(("FUZZ FAIL", "CRASH:", "MODEL:", "#0 ", "    #0 "))), f"exit status {rc}")
+                lines = out.splitlines()
+                why = f"exit status {rc}"
+                for pat in ("FINDING", "runtime error", "ERROR: Address", "CRASH:", "MODEL:", "FUZZ FAIL"):
+                    hit = [i for i, l in enumerate(lines) if pat in l and not l.startswith(("#", '"'))]
+                    if hit:
+                        i = hit[0]
+                        why = lines[i].strip() + (" " + lines[i + 1].strip() if pat == "FINDING" and
+                                                  i + 1 < len(lines) else "")
+                        break
                 where = next((l.strip() for l in out.splitlines() if l.strip().startswith("#0 ")), "")
                 report(False, f"FAIL {name}: fuzz/crashes/{harness}/{f} still fails: {why}"
                               + (f" [{where}]" if where and where not in why else ""))
