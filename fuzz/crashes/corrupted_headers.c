@@ -18,6 +18,11 @@
  *    its order no longer holds: osm_index_remove splays for the new key, finds another node, and releases the
  *    slot while it is still linked in the tree. The next coalescing pass crashes in splay() (SIGSEGV, index.c)
  *    or loops for ever (fuzz_corrupt found the hang: splay <- osm_index_insert <- merge_run <- free).
+ *  corrupted_last_size_moves_break: the heap's last block, free, gets a smaller size that is not a multiple of 8.
+ *    heap_alloc() grows the break by (request - last->size) before it checks that block, so the break moves by
+ *    an odd amount; the block passes the later check (the size fits its room), and the next block appended at
+ *    the break starts on an unaligned address: malloc returns a misaligned pointer (UBSan: misaligned access in
+ *    new_block), and the heap is off its 8-byte grid for good.
  *
  * Build: cc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc fuzz/crashes/corrupted_headers.c build/libosmem.a -lpthread
  * (the second case shows its UB with the sanitised objects: add -fsanitize=undefined -fno-sanitize-recover=all and
@@ -79,6 +84,20 @@ static void corrupted_free_size_in_index(void)
 	os_malloc(500);
 }
 
+static void corrupted_last_size_moves_break(void)
+{
+	char *a = os_malloc(100); /* after it: the rest of the first 128 KiB, free, the last block */
+	struct block_meta *last = (struct block_meta *)(a + 104);
+	last->size = 18171; /* was 130904 */
+	os_malloc(20000);   /* no fit in the index: the last block grows by 20000 - 18171 = 1829 bytes */
+	os_malloc(150000 / 2); /* appended at the break */
+	char *c = os_malloc(100000);
+	if ((uintptr_t)c & 7) {
+		fprintf(stderr, "os_malloc returned %p: not 8-byte aligned\n", (void *)c);
+		_exit(2);
+	}
+}
+
 static int run(const char *name, void (*fn)(void))
 {
 	int fds[2];
@@ -119,5 +138,6 @@ int main(void)
 	bad += run("corrupted_size_wraps", corrupted_size_wraps);
 	bad += run("corrupted_tail_next", corrupted_tail_next);
 	bad += run("corrupted_free_size_in_index", corrupted_free_size_in_index);
+	bad += run("corrupted_last_size_moves_break", corrupted_last_size_moves_break);
 	return bad ? 1 : 0;
 }
