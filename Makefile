@@ -174,4 +174,74 @@ install: $(LIBS) $(BUILD)/osmem-replay
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem-malloc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem-malloc.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
+
+# ------------------------------------------------------------------
+# Fuzzing (fuzz/README.md): libFuzzer harnesses built with clang into $(FUZZ_BUILD); `make fuzz FUZZ_SECONDS=N`
+# runs each for N seconds. The library objects are rebuilt with coverage instrumentation; the os_* harnesses add
+# ASan and UBSan, the drop-in's cannot (malloc is osmem's there).
+# ------------------------------------------------------------------
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= $(BUILD)-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer
+FUZZ_ASAN    := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIBFLAGS:= $(WARN) -fPIC -fvisibility=hidden -Iinclude -fsanitize=fuzzer-no-link
+FUZZ_HFLAGS  := $(WARN) -fno-builtin -Wno-unused-function -D_GNU_SOURCE -Iinclude -Isrc -Itests
+FUZZ_OBJ     := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_MOBJ    := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj-malloc/%.o) $(FUZZ_BUILD)/obj-malloc/override.o \
+                $(FUZZ_BUILD)/obj-malloc/front.o
+FUZZ_HDRS    := $(HDRS) fuzz/fuzz_common.h tests/test_util.h
+FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,fuzz_ops fuzz_ops_malloc fuzz_ops_malloc_classic fuzz_bestfit \
+                fuzz_corrupt fuzz_corrupt_classic)
+
+.PHONY: fuzz fuzz-build soak
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	python3 fuzz/run.py --dir $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS)
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HDRS) | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) $(FUZZ_ASAN) -c $< -o $@
+
+$(FUZZ_BUILD)/obj-malloc/%.o: src/%.c $(HDRS) | $(FUZZ_BUILD)/obj-malloc
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBFLAGS) -DOSMEM_DROPIN -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_ops: fuzz/fuzz_ops.c $(FUZZ_HDRS) $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HFLAGS) -fsanitize=fuzzer $(FUZZ_ASAN) $< $(FUZZ_OBJ) -o $@ -lpthread
+
+$(FUZZ_BUILD)/fuzz_bestfit: fuzz/fuzz_ops.c $(FUZZ_HDRS) $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HFLAGS) -DFUZZ_BESTFIT -fsanitize=fuzzer $(FUZZ_ASAN) $< $(FUZZ_OBJ) -o $@ -lpthread
+
+$(FUZZ_BUILD)/fuzz_ops_malloc: fuzz/fuzz_ops.c $(FUZZ_HDRS) $(FUZZ_MOBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HFLAGS) -DOSMEM_DROPIN -DFUZZ_DROPIN -fsanitize=fuzzer $< $(FUZZ_MOBJ) -o $@ -lpthread
+
+$(FUZZ_BUILD)/fuzz_ops_malloc_classic: fuzz/fuzz_ops.c $(FUZZ_HDRS) $(FUZZ_MOBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HFLAGS) -DOSMEM_DROPIN -DFUZZ_DROPIN -DFUZZ_WANT_CLASSIC -fsanitize=fuzzer $< \
+		$(FUZZ_MOBJ) -o $@ -lpthread
+
+# fuzz_corrupt carries a forked child's coverage back: cntrs.o names the counters' section, uninstrumented.
+$(FUZZ_BUILD)/cntrs.o: fuzz/cntrs.c | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(WARN) -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_corrupt: fuzz/fuzz_corrupt.c $(FUZZ_HDRS) $(FUZZ_MOBJ) $(FUZZ_BUILD)/cntrs.o
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HFLAGS) -DOSMEM_DROPIN -DFUZZ_DROPIN -fsanitize=fuzzer $< $(FUZZ_MOBJ) \
+		$(FUZZ_BUILD)/cntrs.o -o $@ -lpthread
+
+$(FUZZ_BUILD)/fuzz_corrupt_classic: fuzz/fuzz_corrupt.c $(FUZZ_HDRS) $(FUZZ_OBJ) $(FUZZ_BUILD)/cntrs.o
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_HFLAGS) -fsanitize=fuzzer $(FUZZ_ASAN) $< $(FUZZ_OBJ) $(FUZZ_BUILD)/cntrs.o \
+		-o $@ -lpthread
+
+$(FUZZ_BUILD)/obj $(FUZZ_BUILD)/obj-malloc:
+	mkdir -p $@
+
+# The soak test (tests/soak.c, not in CI): 16 threads on the drop-in for SOAK_SECONDS (default 10 minutes);
+# `make soak SOAK_PROFILE=classic` runs it on the classic profile.
+SOAK_SECONDS ?= 600
+SOAK_PROFILE ?=
+$(BUILD)/tests/soak: tests/soak.c tests/test_util.h $(BUILD)/libosmem-malloc.so | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(TESTFLAGS) -Wno-unused-function $< -o $@ -L$(BUILD) -losmem-malloc -Wl,-rpath,'$$ORIGIN/..' -lpthread
+
+soak: $(BUILD)/tests/soak
+	OSMEM_PROFILE=$(SOAK_PROFILE) $(BUILD)/tests/soak $(SOAK_SECONDS)

@@ -1,0 +1,357 @@
+/* soak: 16 threads of random malloc-family traffic on the drop-in for a long time (not in CI: `make soak`).
+ *
+ * Each worker owns a table of blocks and, at random: malloc, calloc (zero checked), realloc (the kept bytes
+ * checked), free, memalign / posix_memalign / aligned_alloc (alignment checked), malloc_usable_size (>= the
+ * request), and hands blocks to other workers through their queues (mutex-protected rings): the receiver checks
+ * the contents and frees the block (a cross-thread free) or keeps it (and later reallocs or frees it). Every block
+ * holds a pattern from its seed; it is verified before each free, before and after each realloc, and on arrival.
+ * Workers end after a random number of operations and are replaced by new threads that inherit their tables
+ * (blocks whose owner thread exited: the front's abandoned pages). One worker calls os_heap_check() every few
+ * thousand operations. Sizes: mostly the front's classes, some core blocks, a few across the mmap threshold.
+ *
+ * Usage: soak [seconds] (default 600). The profile is the drop-in's (OSMEM_PROFILE). Prints progress each minute,
+ * a summary of operations and errors, and PASS soak / FAIL soak: ...; exit status 1 on any error. */
+
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+#define THREADS 16
+#define SLOTS   256
+#define QUEUE   1024
+
+struct blk {
+	unsigned char *p;
+	size_t n;
+	uint64_t seed;
+};
+
+struct queue {
+	pthread_mutex_t lock;
+	struct blk items[QUEUE];
+	unsigned head, count;
+};
+
+struct worker {
+	pthread_t th;
+	struct blk table[SLOTS];
+	uint64_t rng;
+	unsigned id;
+	long life;          /* operations left before this thread ends (its successor inherits the table) */
+	_Atomic int done;   /* set by the thread as it ends */
+};
+
+enum { OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_FREE, OP_ALIGNED, OP_USABLE, OP_SEND, OP_RECV_FREE, OP_RECV_KEEP,
+       OP_CHECK, OP_KINDS };
+static const char *const op_name[OP_KINDS] = { "malloc", "calloc", "realloc", "free", "aligned", "usable", "sent",
+					       "cross_thread_free", "adopted", "heap_check" };
+
+static struct worker workers[THREADS];
+static struct queue queues[THREADS];
+static _Atomic long ops[OP_KINDS];
+static _Atomic long errors, threads_started;
+static _Atomic int stop;
+static _Atomic uint64_t gen;
+
+static void error(const char *fmt, ...)
+{
+	long e = atomic_fetch_add(&errors, 1);
+	if (e >= 20)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "soak error: %s\n", msg);
+}
+
+static uint64_t rnd(struct worker *w) { return tu_rng(&w->rng); }
+static uint64_t below(struct worker *w, uint64_t n) { return rnd(w) % n; }
+
+static size_t rand_size(struct worker *w)
+{
+	uint64_t r = below(w, 1000);
+	if (r < 800)
+		return 1 + below(w, 256);
+	if (r < 930)
+		return 257 + below(w, 1792); /* the front's larger classes */
+	if (r < 990)
+		return 2049 + below(w, 30 * 1024); /* the core's heap */
+	return 120 * 1024 + below(w, 136 * 1024); /* across the mmap threshold */
+}
+
+static uint64_t new_seed(struct worker *w)
+{
+	return (atomic_fetch_add(&gen, 1) + 1) * 0x9E3779B97F4A7C15ULL ^ ((uint64_t)w->id << 56);
+}
+
+static void check(const struct blk *b, const char *when, unsigned id)
+{
+	size_t bad = pat_check(b->p, b->seed, 0, b->n);
+	if (bad != b->n)
+		error("worker %u: block %p (%zu B) %s: byte %zu is 0x%02x, pattern says 0x%02x", id, (void *)b->p, b->n,
+		      when, bad, b->p[bad], pat_byte(b->seed, bad));
+}
+
+static void fresh(struct worker *w, struct blk *b, void *p, size_t n, size_t align, const char *api)
+{
+	if (!p) {
+		error("worker %u: %s(%zu) returned NULL (errno %d)", w->id, api, n, errno);
+		b->p = NULL;
+		return;
+	}
+	if ((uintptr_t)p & (align - 1))
+		error("worker %u: %s(%zu) = %p is not %zu-byte aligned", w->id, api, n, p, align);
+	size_t u = malloc_usable_size(p);
+	if (u < n)
+		error("worker %u: %s(%zu) = %p: malloc_usable_size %zu", w->id, api, n, p, u);
+	b->p = p;
+	b->n = n;
+	b->seed = new_seed(w);
+	pat_fill(b->p, b->seed, 0, n);
+}
+
+static void do_free(struct worker *w, struct blk *b)
+{
+	check(b, "before free", w->id);
+	free(b->p);
+	b->p = NULL;
+	atomic_fetch_add_explicit(&ops[OP_FREE], 1, memory_order_relaxed);
+}
+
+static void do_alloc(struct worker *w, struct blk *b)
+{
+	size_t n = rand_size(w);
+	uint64_t k = below(w, 100);
+	if (k < 60) {
+		fresh(w, b, malloc(n), n, 16, "malloc");
+		atomic_fetch_add_explicit(&ops[OP_MALLOC], 1, memory_order_relaxed);
+	} else if (k < 85) {
+		unsigned char *p = calloc(1 + n / 16, 16);
+		size_t cn = (1 + n / 16) * 16;
+		for (size_t i = 0; p && i < cn; i++)
+			if (p[i]) {
+				error("worker %u: calloc(%zu) = %p: byte %zu is 0x%02x", w->id, cn, (void *)p, i, p[i]);
+				break;
+			}
+		fresh(w, b, p, cn, 16, "calloc");
+		atomic_fetch_add_explicit(&ops[OP_CALLOC], 1, memory_order_relaxed);
+	} else {
+		size_t a = (size_t)16 << below(w, 9); /* 16 .. 4096 */
+		void *p = NULL;
+		if (k < 90) {
+			p = memalign(a, n);
+		} else if (k < 95) {
+			if (posix_memalign(&p, a, n))
+				p = NULL;
+		} else {
+			p = aligned_alloc(a, n);
+		}
+		fresh(w, b, p, n, a, "memalign");
+		atomic_fetch_add_explicit(&ops[OP_ALIGNED], 1, memory_order_relaxed);
+	}
+}
+
+static void do_realloc(struct worker *w, struct blk *b)
+{
+	size_t n = below(w, 3) ? rand_size(w) : b->n + 1 + below(w, 64);
+	check(b, "before realloc", w->id);
+	void *q = realloc(b->p, n);
+	atomic_fetch_add_explicit(&ops[OP_REALLOC], 1, memory_order_relaxed);
+	if (!q) {
+		error("worker %u: realloc(%p, %zu) returned NULL", w->id, (void *)b->p, n);
+		return; /* the old block stays */
+	}
+	size_t keep = n < b->n ? n : b->n;
+	size_t bad = pat_check(q, b->seed, 0, keep);
+	if (bad != keep)
+		error("worker %u: realloc(%p, %zu -> %zu) = %p: kept byte %zu changed", w->id, (void *)b->p, b->n, n, q,
+		      bad);
+	if (malloc_usable_size(q) < n)
+		error("worker %u: realloc(..., %zu) = %p: usable %zu", w->id, n, q, malloc_usable_size(q));
+	b->p = q;
+	if (n > b->n)
+		pat_fill(b->p, b->seed, b->n, n);
+	b->n = n;
+}
+
+/* Hands b to another worker's queue; false when that queue is full. */
+static bool do_send(struct worker *w, struct blk *b)
+{
+	unsigned to = (unsigned)below(w, THREADS);
+	if (to == w->id)
+		to = (to + 1) % THREADS;
+	struct queue *q = &queues[to];
+	pthread_mutex_lock(&q->lock);
+	bool ok = q->count < QUEUE;
+	if (ok) {
+		q->items[(q->head + q->count) % QUEUE] = *b;
+		q->count++;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (ok) {
+		b->p = NULL;
+		atomic_fetch_add_explicit(&ops[OP_SEND], 1, memory_order_relaxed);
+	}
+	return ok;
+}
+
+/* Takes what other workers sent: checks each block, then frees it here or keeps it in an empty slot. */
+static void do_receive(struct worker *w)
+{
+	struct blk got[64];
+	unsigned n = 0;
+	struct queue *q = &queues[w->id];
+	pthread_mutex_lock(&q->lock);
+	while (q->count && n < 64) {
+		got[n++] = q->items[q->head];
+		q->head = (q->head + 1) % QUEUE;
+		q->count--;
+	}
+	pthread_mutex_unlock(&q->lock);
+	for (unsigned i = 0; i < n; i++) {
+		check(&got[i], "on arrival from another thread", w->id);
+		struct blk *slot = &w->table[below(w, SLOTS)];
+		if (!slot->p && below(w, 2)) {
+			*slot = got[i];
+			atomic_fetch_add_explicit(&ops[OP_RECV_KEEP], 1, memory_order_relaxed);
+		} else {
+			free(got[i].p);
+			atomic_fetch_add_explicit(&ops[OP_RECV_FREE], 1, memory_order_relaxed);
+		}
+	}
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	for (long i = 0; w->life > 0 && !atomic_load_explicit(&stop, memory_order_relaxed); i++, w->life--) {
+		struct blk *b = &w->table[below(w, SLOTS)];
+		if (i % 32 == 0)
+			do_receive(w);
+		if (w->id == 0 && i % 5000 == 4999) {
+			if (os_heap_check() != 0)
+				error("os_heap_check() failed (details above)");
+			atomic_fetch_add_explicit(&ops[OP_CHECK], 1, memory_order_relaxed);
+		}
+		if (!b->p) {
+			do_alloc(w, b);
+			continue;
+		}
+		uint64_t k = below(w, 100);
+		if (k < 40)
+			do_free(w, b);
+		else if (k < 65)
+			do_realloc(w, b);
+		else if (k < 85) {
+			if (!do_send(w, b))
+				do_free(w, b);
+		} else {
+			if (malloc_usable_size(b->p) < b->n)
+				error("worker %u: malloc_usable_size(%p) = %zu < %zu", w->id, (void *)b->p,
+				      malloc_usable_size(b->p), b->n);
+			atomic_fetch_add_explicit(&ops[OP_USABLE], 1, memory_order_relaxed);
+		}
+	}
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+static void start(struct worker *w)
+{
+	w->life = 20000 + (long)below(w, 400000);
+	atomic_store(&w->done, 0);
+	atomic_fetch_add(&threads_started, 1);
+	if (pthread_create(&w->th, NULL, work, w) != 0) {
+		error("pthread_create failed");
+		exit(1);
+	}
+}
+
+static long total_ops(void)
+{
+	long t = 0;
+	for (int i = 0; i < OP_KINDS; i++)
+		t += atomic_load(&ops[i]);
+	return t;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+	double seconds = argc > 1 ? atof(argv[1]) : 600;
+	const char *profile = getenv("OSMEM_PROFILE");
+	printf("soak: %d threads for %.0f s, profile %s\n", THREADS, seconds, profile && *profile ? profile : "default");
+	fflush(stdout);
+	for (unsigned i = 0; i < THREADS; i++) {
+		pthread_mutex_init(&queues[i].lock, NULL);
+		workers[i].id = i;
+		workers[i].rng = 0x50a4 + i * 7919ULL + (uint64_t)time(NULL);
+		start(&workers[i]);
+	}
+	double t0 = now(), next_report = t0 + 60;
+	while (now() - t0 < seconds) {
+		usleep(200 * 1000);
+		for (unsigned i = 0; i < THREADS; i++) {
+			struct worker *w = &workers[i];
+			if (atomic_load(&w->done) && !atomic_load(&stop)) { /* ended: a new thread takes its table */
+				pthread_join(w->th, NULL);
+				start(w);
+			}
+		}
+		if (now() >= next_report) {
+			printf("soak: %.0f s, %ld operations, %ld threads started, %ld errors\n", now() - t0, total_ops(),
+			       atomic_load(&threads_started), atomic_load(&errors));
+			fflush(stdout);
+			next_report += 60;
+		}
+	}
+	atomic_store(&stop, 1);
+	for (unsigned i = 0; i < THREADS; i++)
+		pthread_join(workers[i].th, NULL);
+	/* everything left: the tables, then the queues */
+	for (unsigned i = 0; i < THREADS; i++) {
+		for (int s = 0; s < SLOTS; s++)
+			if (workers[i].table[s].p) {
+				check(&workers[i].table[s], "at the end", i);
+				free(workers[i].table[s].p);
+			}
+		for (unsigned k = 0; k < queues[i].count; k++) {
+			struct blk *b = &queues[i].items[(queues[i].head + k) % QUEUE];
+			check(b, "in a queue at the end", i);
+			free(b->p);
+		}
+	}
+	if (os_heap_check() != 0)
+		error("os_heap_check() failed at the end");
+	double secs = now() - t0;
+	printf("soak: %ld operations in %.0f s (%.0f/s), %ld threads started;", total_ops(), secs, total_ops() / secs,
+	       atomic_load(&threads_started));
+	for (int i = 0; i < OP_KINDS; i++)
+		printf(" %s %ld", op_name[i], atomic_load(&ops[i]));
+	printf("\nsoak: %ld errors\n", atomic_load(&errors));
+	if (atomic_load(&errors))
+		printf("FAIL soak: %ld errors (the first ones above, on stderr)\n", atomic_load(&errors));
+	else
+		printf("PASS soak\n");
+	return atomic_load(&errors) ? 1 : 0;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""The libFuzzer harnesses of fuzz/ (fuzz/README.md), as a test: builds them (`make fuzz-build`, clang), replays
+every input kept in fuzz/crashes/<harness>/ (each once: a finding, once fixed, stays fixed), then runs each
+harness for OSMEM_FUZZ_SECONDS seconds (default 60), two at a time. Prints per harness
+'PASS fuzz_<name>: execs=.. cov=.. ft=.. corpus=..' or 'FAIL ...: why', and 'N passed, N failed'.
+
+The harnesses live in BUILD-fuzz (build -> build-fuzz), with their working corpora, artifacts and logs; a failing
+harness names its artifact there. Plain build only: tests/run_tests.py runs no script but test_spec and test_observe
+in the sanitizer builds. clang or libFuzzer missing is a failure, not a skip: tests/setup.sh installs them."""
+import argparse, os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "fuzz"))
+import run as fuzz_run  # fuzz/run.py
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("OSMEM_FUZZ_SECONDS", "60")))
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args()
+    build = a.build.rstrip("/")
+    fdir = os.path.abspath(build + "-fuzz")
+    passed = failed = 0
+
+    def report(ok, line):
+        nonlocal passed, failed
+        print(line, flush=True)
+        passed += ok
+        failed += not ok
+
+    make = os.environ.get("MAKE", "make")
+    p = subprocess.run(["nice", make, "-C", ROOT, "-j2", f"BUILD={build}", f"FUZZ_BUILD={fdir}", "fuzz-build"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    if p.returncode != 0:
+        report(False, "FAIL fuzz_build: make fuzz-build failed (clang and libclang-rt-14-dev: tests/setup.sh)\n" +
+               "\n".join("    " + l for l in p.stdout.splitlines()[-15:]))
+        print(f"{passed} passed, {failed} failed")
+        return 1
+
+    # the findings kept as inputs: each must now run clean
+    crashes = os.path.join(ROOT, "fuzz", "crashes")
+    env = dict(os.environ)
+    for var in ("OSMEM_PROFILE", "OSMEM_TRACE", "OSMEM_FRONT", "FUZZ_REEXECED", "FUZZ_KNOWN", "FUZZ_SILENT_FATAL"):
+        env.pop(var, None)
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    for harness in sorted(os.listdir(crashes)) if os.path.isdir(crashes) else []:
+        hdir = os.path.join(crashes, harness)
+        if not os.path.isdir(hdir):
+            continue
+        for f in sorted(os.listdir(hdir)):
+            name = f"fuzz_replay_{harness}_{f.split('-')[0]}"
+            try:
+                r = subprocess.run([os.path.join(fdir, harness), os.path.join(hdir, f)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", env=env, timeout=300)
+                out, rc = r.stdout, r.returncode
+            except subprocess.TimeoutExpired:
+                out, rc = "", "timeout"
+            if rc == 0:
+                report(True, f"PASS {name}")
+            else:
+                lines = out.splitlines()
+                why = f"exit status {rc}"
+                for pat in ("FINDING", "runtime error", "ERROR: Address", "CRASH:", "MODEL:", "FUZZ FAIL"):
+                    hit = [i for i, l in enumerate(lines) if pat in l and not l.startswith(("#", '"'))]
+                    if hit:
+                        i = hit[0]
+                        why = lines[i].strip() + (" " + lines[i + 1].strip() if pat == "FINDING" and
+                                                  i + 1 < len(lines) else "")
+                        break
+                where = next((l.strip() for l in out.splitlines() if l.strip().startswith("#0 ")), "")
+                report(False, f"FAIL {name}: fuzz/crashes/{harness}/{f} still fails: {why}"
+                              + (f" [{where}]" if where and where not in why else ""))
+
+    names = fuzz_run.HARNESSES
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
+        for ok, line in ex.map(lambda n: fuzz_run.run_one(fdir, n, a.seconds), names):
+            report(ok, line)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
