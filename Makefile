@@ -190,7 +190,7 @@ FUZZ_LIBFLAGS:= $(WARN) -fPIC -fvisibility=hidden -Iinclude -fsanitize=fuzzer-no
 FUZZ_HFLAGS  := $(WARN) -fno-builtin -Wno-unused-function -D_GNU_SOURCE -Iinclude -Isrc -Itests
 FUZZ_OBJ     := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_MOBJ    := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj-malloc/%.o) $(FUZZ_BUILD)/obj-malloc/override.o \
-                $(FUZZ_BUILD)/obj-malloc/front.o
+                $(FUZZ_BUILD)/obj-malloc/front.o $(FUZZ_BUILD)/obj-malloc/strict.o
 FUZZ_HDRS    := $(HDRS) fuzz/fuzz_common.h tests/test_util.h
 FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,fuzz_ops fuzz_ops_malloc fuzz_ops_malloc_classic fuzz_bestfit \
                 fuzz_corrupt fuzz_corrupt_classic)

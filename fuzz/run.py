@@ -16,7 +16,7 @@ HARNESSES = ["fuzz_ops", "fuzz_ops_malloc", "fuzz_ops_malloc_classic", "fuzz_bes
 MAX_LEN = 2048
 
 
-def run_one(d, name, seconds):
+def run_one(d, name, seconds, seed=0, runs=0):
     binary = os.path.join(d, name)
     if not os.access(binary, os.X_OK):
         return False, f"FAIL {name}: {binary} is not built (make fuzz-build)"
@@ -29,6 +29,10 @@ def run_one(d, name, seconds):
     seeds = os.path.join(HERE, "corpus", name)
     cmd = ["nice", binary, f"-max_total_time={seconds}", f"-max_len={MAX_LEN}", "-timeout=60",
            "-rss_limit_mb=4096", "-print_final_stats=1", f"-artifact_prefix={arts}", work, seeds]
+    if seed:
+        cmd.insert(2, f"-seed={seed}")
+    if runs:
+        cmd.insert(2, f"-runs={runs}")  # at most this many inputs: a faster machine goes no further than this one  # a fixed seed: the same inputs in the same order on every machine
     env = dict(os.environ)
     for var in ("OSMEM_PROFILE", "OSMEM_TRACE", "OSMEM_FRONT", "FUZZ_REEXECED"):
         env.pop(var, None)  # each harness sets up the environment it needs
@@ -69,12 +73,13 @@ def main():
     ap.add_argument("--dir", default="build-fuzz")
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="libFuzzer's -seed (0: a random one)")
     ap.add_argument("harness", nargs="*")
     a = ap.parse_args()
     names = a.harness or HARNESSES
     ok = True
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        for good, line in ex.map(lambda n: run_one(a.dir, n, a.seconds), names):
+        for good, line in ex.map(lambda n: run_one(a.dir, n, a.seconds, a.seed), names):
             print(line, flush=True)
             ok &= good
     return 0 if ok else 1

@@ -32,7 +32,9 @@ static const char *check_list(size_t *in_tree, size_t *pending, size_t *unslotte
 	if ((char *)h->head != h->base)
 		return "the first block is not at the heap start";
 	for (struct block_meta *b = h->head; b; prev = b, b = b->next) {
-		if (!osm_in_heap(b) || block_end(b) > h->end || block_end(b) < (char *)b)
+		/* as integers: a corrupted size must not overflow a pointer (fuzz_corrupt) */
+		if (!osm_in_heap(b) || ((char *)b - h->base) % 8 || (size_t)(h->end - (char *)b) < META_SIZE ||
+		    b->size > (size_t)(h->end - (char *)b) - META_SIZE)
 			return "a block lies outside the heap";
 		if (b->prev != prev)
 			return "a block's prev link is wrong";

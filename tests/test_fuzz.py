@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The libFuzzer harnesses of fuzz/ (fuzz/README.md), as a test: builds them (`make fuzz-build`, clang), replays
 every input kept in fuzz/crashes/<harness>/ (each once: a finding, once fixed, stays fixed), then runs each
-harness for OSMEM_FUZZ_SECONDS seconds (default 60), two at a time. Prints per harness
+harness for OSMEM_FUZZ_SECONDS seconds (default 60) or OSMEM_FUZZ_RUNS inputs (default 3000), whichever comes
+first, two at a time, with a fixed seed (OSMEM_FUZZ_SEED, default 1) from a fresh working corpus: every machine
+tries the same inputs in the same order and none goes further than the runs verified here, so a CI failure is a
+bug, not luck of the draw. `make fuzz` runs them longer, with random seeds. Prints per harness
 'PASS fuzz_<name>: execs=.. cov=.. ft=.. corpus=..' or 'FAIL ...: why', and 'N passed, N failed'.
 
 The harnesses live in BUILD-fuzz (build -> build-fuzz), with their working corpora, artifacts and logs; a failing
@@ -19,6 +22,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--seconds", type=int, default=int(os.environ.get("OSMEM_FUZZ_SECONDS", "60")))
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("OSMEM_FUZZ_SEED", "1")))
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("OSMEM_FUZZ_RUNS", "3000")),
+                    help="at most this many inputs per harness (0: as many as the time allows)")
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args()
     build = a.build.rstrip("/")
@@ -75,9 +81,11 @@ def main():
                               + (f" [{where}]" if where and where not in why else ""))
 
     names = fuzz_run.HARNESSES
+    import shutil
+    shutil.rmtree(os.path.join(fdir, "corpus"), ignore_errors=True)  # fresh: the same start everywhere
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        for ok, line in ex.map(lambda n: fuzz_run.run_one(fdir, n, a.seconds), names):
+        for ok, line in ex.map(lambda n: fuzz_run.run_one(fdir, n, a.seconds, a.seed, a.runs), names):
             report(ok, line)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
