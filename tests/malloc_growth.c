@@ -10,33 +10,11 @@
 #include <unistd.h>
 
 #include "osmem.h"
+#include "test_util.h"
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void *(*volatile v_realloc)(void *, size_t) = realloc;
 
-/* The size of the free block at the top of the heap (0 if the last block is not free), from os_heap_dump. */
-static size_t free_top_size(void)
-{
-	static char buf[1 << 20];
-	int fds[2];
-	if (pipe(fds) != 0 || os_heap_dump(fds[1], OS_DUMP_TEXT) != 0)
-		return 0;
-	close(fds[1]);
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
-	close(fds[0]);
-	buf[len] = 0;
-	size_t top = 0;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		char off[64], status[16], where[16];
-		size_t size;
-		if (sscanf(line, "%63s %zu %15s %15s", off, &size, status, where) == 4 && strcmp(where, "heap") == 0)
-			top = strcmp(status, "free") == 0 ? size : 0;
-	}
-	return top;
-}
 
 int main(void)
 {
@@ -50,12 +28,12 @@ int main(void)
 	 * the default profile's front layer serves from slots, so that b is a block of the core's heap) */
 	enum { B = 12000 };
 	size_t top;
-	for (int i = 0; i < 10 && (top = free_top_size()) < B + 32 + 4096; i++)
+	for (int i = 0; i < 10 && (top = tu_free_top_size()) < B + 32 + 4096; i++)
 		(void)v_malloc(top >= 16384 ? top - 32 : 20000); /* too small a top: use it up, the next one is larger */
 	if (top > B + 32)
 		(void)v_malloc(top - B - 32 - 32);
 	char *b = v_malloc(B);
-	if (free_top_size() != 0) {
+	if (tu_free_top_size() != 0) {
 		printf("FAIL growth/%s: could not place a block at the very top (test setup)\n", name);
 		return 1;
 	}

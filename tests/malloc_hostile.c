@@ -21,6 +21,7 @@
 
 #include "block_meta.h"
 #include "osmem.h"
+#include "test_util.h"
 
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
@@ -214,31 +215,6 @@ static void heap_header_next_forged(void)
 // malloc_trim
 // ------------------------------------------------------------------
 
-/* The last heap block in os_heap_dump's text ("H+0x... size free heap"), or 0 when none is free. */
-static size_t free_top_size(void)
-{
-	int fds[2];
-	if (pipe(fds) != 0)
-		_exit(97);
-	static char buf[1 << 20];
-	if (os_heap_dump(fds[1], OS_DUMP_TEXT) != 0)
-		_exit(97);
-	close(fds[1]);
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
-	close(fds[0]);
-	buf[len] = 0;
-	size_t top = 0;
-	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
-		char off[64], status[16], where[16];
-		size_t size;
-		if (sscanf(line, "%63s %zu %15s %15s", off, &size, status, where) == 4 && strcmp(where, "heap") == 0)
-			top = strcmp(status, "free") == 0 ? size : 0;
-	}
-	return top;
-}
 
 /* A free top whose size is a whole number of pages: trimming it all would leave a block of size 0. */
 static void trim_page_multiple_top(void)
@@ -247,7 +223,7 @@ static void trim_page_multiple_top(void)
 	int n = 0;
 	/* step the top's size down by 16 bytes at a time until it is a multiple of the page size */
 	for (; n < 600; n++) {
-		size_t top = free_top_size(), r = top % 4096;
+		size_t top = tu_free_top_size(), r = top % 4096;
 		if (top && r == 0)
 			break;
 		/* a block of s bytes and its header, carved from the top, leave top - s - 32 (s above the front's

@@ -127,4 +127,38 @@ static inline uint64_t tu_rng(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+// ------------------------------------------------------------------
+// The heap as os_heap_dump shows it (programs that include osmem.h first)
+// ------------------------------------------------------------------
+
+#ifdef OSMEM_H
+#include <stdio.h>
+
+/* The size of the free block at the top of the heap (0 if the last block is not free or the dump failed). The
+ * dump goes through a pipe: keep the heap small (a pipe holds 64 KiB before its writer waits). */
+static __attribute__((unused)) size_t tu_free_top_size(void)
+{
+	static char buf[1 << 16];
+	int fds[2];
+	if (pipe(fds) != 0)
+		return 0;
+	int rc = os_heap_dump(fds[1], OS_DUMP_TEXT);
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fds[0]);
+	buf[len] = 0;
+	size_t top = 0;
+	for (char *line = strtok(buf, "\n"); rc == 0 && line; line = strtok(NULL, "\n")) {
+		char off[64], status[16], where[16];
+		size_t size;
+		if (sscanf(line, "%63s %zu %15s %15s", off, &size, status, where) == 4 && strcmp(where, "heap") == 0)
+			top = strcmp(status, "free") == 0 ? size : 0;
+	}
+	return top;
+}
+#endif
+
 #endif
