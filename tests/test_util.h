@@ -39,7 +39,7 @@ static char *tu_put_num(char *p, unsigned long v)
 
 /* Written with write(2) only (the allocator may be what broke); the previous action is then restored, so the
  * fault repeats under it (or under a sanitizer's handler) as if this one were not there. */
-static void tu_crash_handler(int sig)
+static __attribute__((unused)) void tu_crash_handler(int sig)
 {
 	char buf[256], *p = buf;
 	p = tu_put(p, "FAIL ");
@@ -58,7 +58,7 @@ static void tu_crash_handler(int sig)
 		raise(sig);
 }
 
-static void tu_catch_crashes(void)
+static __attribute__((unused)) void tu_catch_crashes(void)
 {
 	static const int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
 	struct sigaction sa;
@@ -73,17 +73,17 @@ static void tu_catch_crashes(void)
 // Patterns: byte i of a block is byte (i & 7) of word(seed, i >> 3), so any range can be filled or checked alone
 // ------------------------------------------------------------------
 
-static inline uint64_t pat_word(uint64_t seed, size_t w)
+static inline __attribute__((unused)) uint64_t pat_word(uint64_t seed, size_t w)
 {
 	return seed ^ ((uint64_t)w * 0xD6E8FEB86659FD93ULL);
 }
 
-static inline unsigned char pat_byte(uint64_t seed, size_t i)
+static inline __attribute__((unused)) unsigned char pat_byte(uint64_t seed, size_t i)
 {
 	return (unsigned char)(pat_word(seed, i >> 3) >> (8 * (i & 7)));
 }
 
-static inline void pat_fill(unsigned char *p, uint64_t seed, size_t from, size_t to)
+static inline __attribute__((unused)) void pat_fill(unsigned char *p, uint64_t seed, size_t from, size_t to)
 {
 	size_t i = from;
 	for (; i < to && (i & 7); i++)
@@ -97,7 +97,7 @@ static inline void pat_fill(unsigned char *p, uint64_t seed, size_t from, size_t
 }
 
 /* The first offset in [from, to) that does not hold the pattern, or `to`. */
-static inline size_t pat_check(const unsigned char *p, uint64_t seed, size_t from, size_t to)
+static inline __attribute__((unused)) size_t pat_check(const unsigned char *p, uint64_t seed, size_t from, size_t to)
 {
 	size_t i = from;
 	for (; i < to && (i & 7); i++)
@@ -119,7 +119,7 @@ static inline size_t pat_check(const unsigned char *p, uint64_t seed, size_t fro
 // Random numbers: splitmix64 over a caller's state
 // ------------------------------------------------------------------
 
-static inline uint64_t tu_rng(uint64_t *state)
+static inline __attribute__((unused)) uint64_t tu_rng(uint64_t *state)
 {
 	uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
 	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
