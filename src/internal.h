@@ -136,7 +136,7 @@ static inline bool is_free_neighbour(const struct block_meta *a, const struct bl
 // ------------------------------------------------------------------
 
 /* SPEC.md: nothing writes into the payload of a free block (teaching checkers read freed bytes). So the links of
- * the index (a splay tree) and of the pending list live here, one 16-byte slot per free block, named by the
+ * the index (a splay tree) and of the pending list live here, one 24-byte slot per free block (its links and its size, the index's key), named by the
  * block's tag. Slots come from a static array that the loader maps with the library (.bss: no system call, and
  * untouched pages cost nothing); the default profile adds mapped chunks when it is full. The classic profile
  * never maps one: past SLOT_CHUNK free blocks it falls back to the seed's walks (find_best_block, a full
