@@ -218,6 +218,7 @@ void *os_malloc(size_t size)
 	if (size > MAX_REQUEST)
 		return fail_enomem();
 	osm_lock();
+	osm_heap.op = "os_malloc"; /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_malloc %z t=%t", size);
 	osm_heap.count.requested += size;
@@ -239,6 +240,7 @@ void os_free(void *ptr)
 	}
 #endif
 	osm_lock();
+	osm_heap.op = "os_free"; /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_free %p t=%t", ptr);
 	osm_free(osm_user_block(ptr, "os_free", false));
@@ -252,6 +254,7 @@ void *os_calloc(size_t nmemb, size_t size)
 	if (nmemb > MAX_REQUEST / size)
 		return fail_enomem();
 	osm_lock();
+	osm_heap.op = "os_calloc"; /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += nmemb * size;
@@ -273,6 +276,7 @@ void *os_realloc(void *ptr, size_t size)
 		return osm_front_os_realloc(ptr, size);
 #endif
 	osm_lock();
+	osm_heap.op = "os_realloc"; /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_realloc %p %z t=%t", ptr, size);
 	struct block_meta *b = osm_user_block(ptr, "os_realloc", true);

@@ -851,6 +851,21 @@ scenario("use_after_free_write_not_followed", "a=m 64; b=m 64; f a; w a 64 255; 
     check 0
 """)
 
+# A freed block's `next` overwritten by the program (a use after free into the header): the next allocation
+# checks the block before it follows the link, and the report names the classic call, not malloc.
+scenario("corrupted_free_header_named_os_malloc", "a=m 100; b=m 100; f a; w a-8 8 1; c=m 100", """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ b=m 100
+    = H+0xa8 size=104 status=1
+    @ f a
+    @ w a-8 8 1
+    @ c=m 100
+    stderr: osmem: os_malloc(): corrupted header {a}
+    killed by SIGABRT
+""", death=True)
+
 scenario("realloc9_absorbed_last_not_grown", "a=m 131032; b=m 100; c=m 100; f c; w b 104 5; e=r b 1000; "
          "v e 104 5; d; k", """
     @ a=m 131032
