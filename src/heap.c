@@ -696,7 +696,9 @@ static void raise_mmap_threshold(const struct block_meta *b)
 {
 	struct heap_policy *p = &osm_heap.policy;
 	size_t len = b->size + META_SIZE;
-	if (osm_heap.classic || len < p->mmap_threshold || len > MMAP_THRESHOLD_MAX || (uintptr_t)b & (page_size() - 1))
+	/* not in the classic profile, nor once the program set a threshold itself (mallopt: glibc's no_dyn_threshold) */
+	if (osm_heap.classic || p->fixed_threshold || len < p->mmap_threshold || len > MMAP_THRESHOLD_MAX ||
+	    (uintptr_t)b & (page_size() - 1))
 		return;
 	p->mmap_threshold = p->calloc_threshold = len + 1;
 	if (p->trim_threshold < 2 * p->mmap_threshold)

@@ -19,10 +19,7 @@
 // ------------------------------------------------------------------
 
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
-#define MMAP_THRESHOLD_DYN ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
-/* The most the dynamic threshold rises to now: nothing once the program set a threshold itself (mallopt, as
- * glibc's no_dyn_threshold). heap.c's raise_mmap_threshold reads it. */
-#define MMAP_THRESHOLD_MAX (osm_heap.policy.fixed_threshold ? (size_t)0 : MMAP_THRESHOLD_DYN)
+#define MMAP_THRESHOLD_MAX ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
 #define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
 #define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
 

@@ -369,7 +369,7 @@ EXPORT int mallopt(int param, int value)
 {
 	switch (param) {
 	case M_MMAP_THRESHOLD: /* glibc's bound: HEAP_MAX_SIZE / 2, the dynamic threshold's ceiling */
-		return value >= 0 && (size_t)value <= MMAP_THRESHOLD_DYN &&
+		return value >= 0 && (size_t)value <= MMAP_THRESHOLD_MAX &&
 		       osm_option_set(OPT_MMAP_THRESHOLD, (size_t)value);
 	case M_TRIM_THRESHOLD: /* negative: never (glibc reads -1 as SIZE_MAX); 0: whenever a page is free at the top */
 		return osm_option_set(OPT_TRIM_THRESHOLD, value < 0 ? 0 : value == 0 ? 1 : (size_t)value);
