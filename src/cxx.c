@@ -102,6 +102,10 @@ static void *try_alloc(size_t n, size_t a)
 		void *p = a <= MALLOC_ALIGN ? osm_front_malloc(n) : osm_front_memalign(a, n);
 		if (p)
 			return p;
+	} else if (n <= MEDIUM_MAX && a <= MALLOC_ALIGN) {
+		void *p = osm_front_medium_malloc(n);
+		if (p)
+			return p;
 	}
 	osm_lock();
 	struct block_meta *b;
@@ -245,7 +249,12 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 	size_t slack = META_SIZE + osm_heap.policy.align;
 	if (b->status == STATUS_MAPPED && a > osm_heap.policy.align)
 		slack = osm_os_page_size();
-	return n <= b->size && b->size - align_up(n ? n : 1) < slack;
+	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
+		return true;
+	/* a medium request got its class's block, or a cached block that serves the class (front.c) */
+	return a <= osm_heap.policy.align && n > FRONT_MAX && n <= MEDIUM_MAX && n <= b->size &&
+	       b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&
+	       medium_floor_class(b->size) == medium_class(n);
 }
 
 /* The core's delete (also the classic profile's and an exiting thread's): free under the lock, the size checked
@@ -257,6 +266,8 @@ __attribute__((noinline)) static void core_delete(void *p, bool sized, size_t n,
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
 	struct block_meta *b = osm_user_block(p, API, false);
+	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
+		osm_os_fatal_pointer(API, "double free", p);
 	if (sized && !core_size_fits(b, n, a))
 		osm_os_fatal_pointer(API, "size mismatch", p);
 	osm_free(b);
@@ -295,6 +306,8 @@ static inline void delete_plain(void *p)
 		osm_front_free(p, API);
 		return;
 	}
+	if (osm_front_medium_free(p, API))
+		return;
 	core_delete(p, false, 0, 0);
 }
 
@@ -314,6 +327,12 @@ static inline void delete_sized(void *p, size_t n, size_t a)
 			bad_delete(p, "size mismatch");
 		osm_front_free(p, API);
 		return;
+	}
+	if (medium_in_heap(p) && medium_header_ok(block_of(p))) { /* checked here: the cache keeps no size */
+		if (!core_size_fits(block_of(p), n, a))
+			bad_delete(p, "size mismatch");
+		if (osm_front_medium_free(p, API))
+			return;
 	}
 	core_delete(p, true, n, a);
 }

@@ -62,6 +62,7 @@
 #define FULL_SCAN 8         /* full pages looked at for remote frees before taking a new page */
 #define ABANDONED_SCAN 16   /* abandoned pages looked at per lock */
 #define SEGS_KEEP 1         /* fully free segments kept mapped */
+#define MEDIUM_KEEP ((size_t)64 << 10) /* bytes a thread's medium cache keeps per class, about */
 
 static const uint32_t class_size[FRONT_CLASSES] = {
 	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
@@ -128,7 +129,7 @@ static struct front_list abandoned[FRONT_CLASSES];
 static size_t n_abandoned, n_abandoned_cls[FRONT_CLASSES];
 static struct front_heap *live_heaps, *spare_heaps;
 static size_t n_live;
-static struct { size_t hits, misses, frees, remote_freed, collected; } dead; /* the counters of exited threads */
+static struct { size_t hits, misses, frees, remote_freed, collected, mc_hits, mc_frees, mc_refills, mc_extra, mc_flushed; } dead; /* the counters of exited threads */
 static size_t orphan_frees; /* frees by threads without a heap (atomic) */
 static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
 
@@ -328,7 +329,7 @@ static void *page_pop(struct front_page *pg)
 		osm_front_corrupt(s);
 	pg->free = next;
 	pg->used++;
-	s[1] = NULL;
+	s[0] = s[1] = NULL;
 	return s;
 }
 
@@ -508,6 +509,7 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 // ------------------------------------------------------------------
 
 static void heap_exit(void *arg);
+static void medium_flush_all(struct front_heap *h);
 
 static void global_init(void)
 {
@@ -532,7 +534,7 @@ static void global_init(void)
 		uint64_t z = x;
 		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
 		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-		*(i ? &osm_front_dfkey : &osm_front_key) = (uintptr_t)(z ^ (z >> 31));
+		*(i ? &osm_front_dfkey : &osm_front_key) = (uintptr_t)(z ^ (z >> 31)) | (uintptr_t)i; /* dfkey != 0: on */
 	}
 	if (trace && *trace) {
 		/* the heap lock starts the trace (osm_init) if no request has yet; a trace that could not be opened
@@ -564,6 +566,10 @@ static struct front_heap *heap_alloc(void)
 	memset(h, 0, sizeof *h);
 	for (size_t c = 0; c < FRONT_CLASSES; c++)
 		h->cur[c] = &empty_page;
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++) { /* about MEDIUM_KEEP bytes per class, 4 to MEDIUM_DEPTH blocks */
+		size_t d = MEDIUM_KEEP / medium_size(c);
+		h->mc_limit[c] = (uint8_t)(d > MEDIUM_DEPTH ? MEDIUM_DEPTH : d < 4 ? 4 : d);
+	}
 	h->next = live_heaps;
 	if (live_heaps)
 		live_heaps->prev = h;
@@ -644,7 +650,13 @@ static void heap_exit(void *arg)
 	struct front_page *pg;
 	while ((pg = list_pop(&h->empty)))
 		pool_put(pg);
+	medium_flush_all(h);
 	dead.hits += h->hits;
+	dead.mc_hits += h->mc_hits;
+	dead.mc_frees += h->mc_frees;
+	dead.mc_refills += h->mc_refills;
+	dead.mc_extra += h->mc_extra;
+	dead.mc_flushed += h->mc_flushed;
 	dead.misses += h->misses;
 	dead.frees += h->frees;
 	dead.remote_freed += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
@@ -690,7 +702,10 @@ static struct front_page *find_page(struct front_heap *h, size_t cls)
 	}
 	front_lock();
 	pg = n_abandoned ? abandoned_sweep(h, cls, ABANDONED_SCAN, &h->collected) : NULL;
-	for (size_t k = 0; !pg && k < BATCH; k++) {
+	/* no abandoned page: a batch from the pool, the first for cls, the others kept empty (one lock per BATCH
+	 * pages; until this was `!pg && k < BATCH`, which stopped after the first) */
+	bool batch = !pg;
+	for (size_t k = 0; batch && k < BATCH && h->n_empty < EMPTY_KEEP; k++) {
 		struct front_page *p = pool_take();
 		if (!p)
 			break;
@@ -910,6 +925,148 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 }
 
 // ------------------------------------------------------------------
+// Medium blocks: per-thread caches of core blocks (2560 B to 32 KiB)
+// ------------------------------------------------------------------
+
+/* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with
+ * threads allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees, per
+ * class, in a stack of at most mc_limit (about MEDIUM_KEEP bytes per class) and serves its requests of that
+ * class from it (internal.h, osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic
+ * read-modify-write). Batches move under the core's lock: a miss takes half a stack's worth of blocks with one
+ * lock, a full stack gives its older half back with one lock; a thread that exits, and malloc_trim, give all
+ * back. The core sees a cached block as allocated (the heap map and os_heap_check show it so; os_stats counts
+ * it in front_cached), so the core never merges it away: nothing else can hand it out. The block keeps its
+ * header, checked when it goes in and comes out, and a freed mark in its payload's second word (the slots'
+ * mark: a double free is caught at once), cleared when it goes back to the core. Traced threads and the classic
+ * profile never use it (their heap is empty_heap, whose limits are 0). */
+
+/* Gives the k oldest blocks of class c back to the core. Core lock held. Each is checked as free checks it. */
+static void medium_give_back(struct front_heap *h, size_t c, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		struct block_meta *b = h->mc[c][i];
+		void **q = payload(b);
+		if (q[1] != (void *)front_mark(q))
+			osm_front_medium_bad(q, "free", "write after free");
+		q[1] = NULL;
+		h->mc_bytes -= b->size;
+		h->mc_flushed++;
+		osm_free(osm_user_block(q, "free", false));
+	}
+	size_t left = h->mc_count[c] - k;
+	memmove(h->mc[c], h->mc[c] + k, left * sizeof h->mc[c][0]);
+	h->mc_count[c] = (uint8_t)left;
+}
+
+static void medium_flush_all(struct front_heap *h)
+{
+	bool any = false;
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
+		any |= h->mc_count[c] != 0;
+	if (!any)
+		return;
+	core_lock();
+	osm_heap.op = "free";
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
+		medium_give_back(h, c, h->mc_count[c]);
+	core_unlock();
+}
+
+void osm_front_medium_trim(void)
+{
+	if (tl_state == TL_ACTIVE)
+		medium_flush_all(osm_front_tl_heap);
+}
+
+_Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what)
+{
+	osm_fatal_pointer(api, what, p);
+}
+
+/* A popped block failed the lock-free checks: the core's checks under its lock decide (a neighbour may have
+ * been changing at that moment); the freed mark is the cache's own. */
+void osm_front_medium_recheck(struct block_meta *b)
+{
+	void **q = payload(b);
+	osm_lock();
+	osm_heap.op = "malloc";
+	(void)osm_user_block(q, "malloc", false);
+	osm_unlock();
+	if (q[1] != (void *)front_mark(q))
+		osm_front_medium_bad(q, "malloc", "write after free");
+}
+
+bool osm_front_medium_reclaim(void)
+{
+	if (tl_state != TL_ACTIVE || !osm_front_tl_heap->mc_bytes)
+		return false;
+	medium_flush_all(osm_front_tl_heap);
+	return true;
+}
+
+/* A miss: half a stack of class c from the core with one lock, the first for this request. NULL when the thread
+ * has no cache (classic profile, front off, traced, exiting) or the core has no memory: the caller asks the core. */
+void *osm_front_medium_refill(size_t c, size_t n)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	if (h == &empty_heap && !(h = heap_init()))
+		return NULL;
+	size_t want = h->mc_limit[c] / 2, sz = medium_size(c);
+	int saved = errno;
+	h->mc_refills++;
+	osm_front_check_heads();
+	osm_lock();
+	osm_heap.op = "malloc";
+	osm_heap.count.requested += n;
+	struct block_meta *first = osm_malloc(sz, osm_heap.policy.mmap_threshold);
+	for (size_t k = 1; first && first->status == STATUS_ALLOC && k < want; k++) {
+		struct block_meta *b = osm_malloc(sz, osm_heap.policy.mmap_threshold);
+		if (!b)
+			break;
+		if (b->status != STATUS_ALLOC) { /* mapped: mallopt lowered the threshold */
+			osm_free(b);
+			break;
+		}
+		void **q = payload(b);
+		q[1] = (void *)front_mark(q);
+		h->mc[c][h->mc_count[c]++] = b;
+		h->mc_bytes += b->size;
+		h->mc_extra++;
+	}
+	osm_unlock();
+	errno = saved;
+	return first ? payload(first) : NULL;
+}
+
+/* A free whose class stack is full (or the thread's first, or a thread without a cache): the older half goes
+ * back to the core with one lock. False: no cache, the core frees b. */
+bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	if (h == &empty_heap && !(h = heap_init()))
+		return false;
+	void **q = payload(b);
+	if (q[1] == (void *)front_mark(q))
+		osm_front_medium_bad(q, api, "double free");
+	bool full = h->mc_count[c] >= h->mc_limit[c], over = h->mc_bytes + b->size > MEDIUM_BUDGET;
+	if (full || over) { /* the class's older half; over the budget, every class's older half */
+		int saved = errno;
+		osm_lock();
+		osm_heap.op = api;
+		for (size_t k = 0; k < MEDIUM_CLASSES; k++)
+			if (k == c || over)
+				medium_give_back(h, k, h->mc_count[k] - (k == c && full ? h->mc_limit[k] / 2 : h->mc_count[k] / 2));
+		osm_unlock();
+		errno = saved;
+	}
+	q[1] = (void *)front_mark(q);
+	h->mc[c][h->mc_count[c]++] = b;
+	h->mc_bytes += b->size;
+	h->mc_frees++;
+	return true;
+}
+
+// ------------------------------------------------------------------
 // The rest of the malloc family
 // ------------------------------------------------------------------
 
@@ -1105,6 +1262,11 @@ void osm_front_stats(struct front_stats *fs)
 	size_t collected = dead.collected;
 	fs->hits = dead.hits;
 	fs->misses = dead.misses;
+	fs->mc_hits = dead.mc_hits;
+	fs->mc_frees = dead.mc_frees;
+	fs->mc_refills = dead.mc_refills;
+	fs->mc_extra = dead.mc_extra;
+	fs->mc_flushed = dead.mc_flushed;
 	fs->frees = dead.frees + __atomic_load_n(&orphan_frees, __ATOMIC_RELAXED);
 	for (struct front_heap *h = live_heaps; h; h = h->next) {
 		fs->hits += __atomic_load_n(&h->hits, __ATOMIC_RELAXED);
@@ -1112,6 +1274,14 @@ void osm_front_stats(struct front_stats *fs)
 		fs->frees += __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
 		remote += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
 		collected += __atomic_load_n(&h->collected, __ATOMIC_RELAXED);
+		fs->mc_hits += __atomic_load_n(&h->mc_hits, __ATOMIC_RELAXED);
+		fs->mc_frees += __atomic_load_n(&h->mc_frees, __ATOMIC_RELAXED);
+		fs->mc_refills += __atomic_load_n(&h->mc_refills, __ATOMIC_RELAXED);
+		fs->mc_extra += __atomic_load_n(&h->mc_extra, __ATOMIC_RELAXED);
+		fs->mc_flushed += __atomic_load_n(&h->mc_flushed, __ATOMIC_RELAXED);
+		fs->mc_bytes += __atomic_load_n(&h->mc_bytes, __ATOMIC_RELAXED);
+		for (size_t c = 0; c < MEDIUM_CLASSES; c++)
+			fs->mc_blocks += __atomic_load_n(&h->mc_count[c], __ATOMIC_RELAXED);
 	}
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = s->next) {

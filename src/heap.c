@@ -294,7 +294,7 @@ static char *brk_grow(size_t len)
 static char *adopt_segment(char *p, size_t *len)
 {
 	if (osm_heap.base)
-		osm_heap.gaps = true; /* not the first segment: the blocks no longer tile one range */
+		__atomic_store_n(&osm_heap.gaps, true, __ATOMIC_RELAXED); /* not the first segment: the blocks no longer tile one range */
 	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
 	if (pad) {
 		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
@@ -310,14 +310,15 @@ int heap_preallocation(void)
 	char *p = brk_grow(len);
 	if (!p)
 		return -1;
-	osm_heap.base = NULL;
+	__atomic_store_n(&osm_heap.base, NULL, __ATOMIC_RELAXED);
 	p = adopt_segment(p, &len);
 	if (!p) {
 		errno = ENOMEM;
 		return -1;
 	}
-	osm_heap.base = p;
-	osm_heap.end = p + len;
+	/* atomic stores: the medium caches read the range without the lock (internal.h, medium_in_heap) */
+	__atomic_store_n(&osm_heap.base, p, __ATOMIC_RELAXED);
+	__atomic_store_n(&osm_heap.end, p + len, __ATOMIC_RELAXED);
 	struct block_meta *b = new_block(p, len - META_SIZE);
 	free_attach(b, true);
 	if (TRACING) {
@@ -360,11 +361,11 @@ static enum grow extend_in_place(size_t len)
 		char *start = adopt_segment(p, &len);
 		if (start && len >= META_SIZE + osm_heap.policy.align) {
 			free_attach(new_block(start, len - META_SIZE), false);
-			osm_heap.end = start + len;
+			__atomic_store_n(&osm_heap.end, start + len, __ATOMIC_RELEASE);
 		}
 		return GROW_ELSEWHERE;
 	}
-	osm_heap.end += len;
+	__atomic_store_n(&osm_heap.end, osm_heap.end + len, __ATOMIC_RELEASE);
 	if (TRACING)
 		osm_trace_event("  brk +%z", len);
 	return GROW_OK;
@@ -385,7 +386,7 @@ static struct block_meta *heap_append(size_t s)
 		}
 	}
 	struct block_meta *b = new_block(p, len - META_SIZE); /* checks the tail against the old end */
-	osm_heap.end = p + len;
+	__atomic_store_n(&osm_heap.end, p + len, __ATOMIC_RELEASE);
 	if (TRACING) {
 		osm_trace_event("  brk +%z", len);
 		osm_trace_event("  append %p %z", b, b->size);
@@ -412,7 +413,7 @@ static bool trim_top(size_t keep)
 		return false;
 	osm_index_remove(x);
 	t->size -= cut;
-	osm_heap.end -= cut;
+	__atomic_store_n(&osm_heap.end, osm_heap.end - cut, __ATOMIC_RELEASE);
 	osm_index_insert(x);
 	osm_heap.count.trims++;
 	if (TRACING) {

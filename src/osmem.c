@@ -243,7 +243,12 @@ void os_free(void *ptr)
 	osm_heap.op = "os_free"; /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_free %p t=%t", ptr);
-	osm_free(osm_user_block(ptr, "os_free", false));
+	struct block_meta *b = osm_user_block(ptr, "os_free", false);
+#ifdef OSMEM_DROPIN
+	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
+		osm_fatal_pointer("os_free", "double free", ptr);
+#endif
+	osm_free(b);
 	osm_unlock();
 }
 
@@ -280,7 +285,11 @@ void *os_realloc(void *ptr, size_t size)
 	if (TRACING)
 		osm_trace_event("os_realloc %p %z t=%t", ptr, size);
 	struct block_meta *b = osm_user_block(ptr, "os_realloc", true);
-	if (b->status == STATUS_FREE) {                      /* 3, also when size is 0: nothing to free */
+	bool cached = false; /* drop-in: a block in a thread's medium cache is a free block to the program */
+#ifdef OSMEM_DROPIN
+	cached = osm_front_medium_cached(b);
+#endif
+	if (b->status == STATUS_FREE || cached) {            /* 3, also when size is 0: nothing to free */
 		if (TRACING)
 			osm_trace_event("  case 3\n= NULL");
 		osm_unlock();

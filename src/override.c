@@ -47,6 +47,10 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
+	if (!b && osm_front_medium_reclaim()) { /* out of memory: this thread's medium cache goes back, then once more */
+		errno = saved;
+		return core_malloc(n);
+	}
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
@@ -57,6 +61,10 @@ EXPORT void *malloc(size_t n)
 	if (n <= FRONT_MAX) { /* the front layer's fast path (front.c); NULL: off or out of memory, ask the core */
 		void *p = osm_front_malloc(n);
 		if (__builtin_expect(p != NULL, 1))
+			return p;
+	} else if (n <= MEDIUM_MAX) { /* the thread's medium cache (front.c, "Medium blocks") */
+		void *p = osm_front_medium_malloc(n);
+		if (p)
 			return p;
 	}
 	return core_malloc(n);
@@ -69,7 +77,10 @@ __attribute__((noinline)) static void core_free(void *p)
 	osm_heap.op = "free";
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
-	osm_free(osm_user_block(p, "free", false));
+	struct block_meta *b = osm_user_block(p, "free", false);
+	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
+		osm_fatal_pointer("free", "double free", p);
+	osm_free(b);
 	osm_unlock();
 	errno = saved;
 }
@@ -86,6 +97,8 @@ EXPORT void free(void *p)
 		osm_front_free(p, "free");
 		return;
 	}
+	if (osm_front_medium_free(p, "free")) /* a medium block, kept by this thread */
+		return;
 	core_free(p);
 }
 
@@ -100,6 +113,10 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		void *p = osm_front_malloc(n);
 		if (p)
 			return memset(p, 0, n);
+	} else if (n <= MEDIUM_MAX) {
+		void *p = osm_front_medium_malloc(n);
+		if (p)
+			return memset(p, 0, n);
 	}
 	int saved = errno;
 	osm_lock();
@@ -111,6 +128,10 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
+	if (!b && osm_front_medium_reclaim()) { /* out of memory: this thread's medium cache goes back, then once more */
+		errno = saved;
+		return calloc(nmemb, size);
+	}
 	if (!b)
 		return fail(ENOMEM);
 	/* zeroed with the lock let go: the block is this thread's alone. Reused blocks are dirty; fresh mappings are
@@ -149,7 +170,7 @@ EXPORT void *realloc(void *p, size_t n)
 		if (TRACING)
 			osm_trace_event("free %p t=%t", p);
 		struct block_meta *b = osm_user_block(p, "realloc", true);
-		if (b->status == STATUS_FREE)
+		if (b->status == STATUS_FREE || osm_front_medium_cached(b))
 			osm_fatal_pointer("realloc", "double free", p);
 		osm_free(b);
 		osm_unlock();
@@ -159,6 +180,8 @@ EXPORT void *realloc(void *p, size_t n)
 	if (TRACING)
 		osm_trace_event("realloc %p %z t=%t", p, n);
 	struct block_meta *b = osm_user_block(p, "realloc", false);
+	if (osm_front_medium_cached(b))
+		osm_fatal_pointer("realloc", "double free", p);
 	osm_heap.count.requested += n;
 	/* A move copies with the lock let go (the core leaves the old block allocated and names it); a traced realloc
 	 * copies under the lock, so its lines stay together. */
@@ -218,6 +241,10 @@ static void *aligned(size_t alignment, size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
+	if (!b && osm_front_medium_reclaim()) {
+		errno = saved;
+		return aligned(alignment, n);
+	}
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
@@ -277,7 +304,10 @@ EXPORT size_t malloc_usable_size(void *p)
 	if (osm_front_owns(p))
 		return osm_front_usable(p, "malloc_usable_size");
 	osm_lock();
-	size_t n = osm_user_block(p, "malloc_usable_size", false)->size;
+	struct block_meta *b = osm_user_block(p, "malloc_usable_size", false);
+	if (osm_front_medium_cached(b))
+		osm_fatal_pointer("malloc_usable_size", "invalid pointer", p);
+	size_t n = b->size;
 	osm_unlock();
 	return n;
 }
@@ -286,6 +316,7 @@ EXPORT int malloc_trim(size_t pad)
 {
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* the quarantine empties first (each block verified), then the trim as usual */
 		osm_strict_flush("malloc_trim");
+	osm_front_medium_trim(); /* this thread's medium blocks back to the core first, so they can merge and go */
 	bool front = osm_front_trim(); /* front lock before heap lock, never nested the other way */
 	osm_lock();
 	if (TRACING)
@@ -307,7 +338,7 @@ EXPORT struct mallinfo2 mallinfo2(void)
 	mi.hblkhd = st.mapped_bytes;
 	mi.usmblks = st.peak_in_use;
 	mi.uordblks = st.bytes_in_use - st.mapped_bytes;
-	mi.fordblks = st.free_bytes + st.front_free;
+	mi.fordblks = st.free_bytes + st.front_free + st.front_cached_bytes;
 	mi.keepcost = st.largest_free;
 	return mi;
 }

@@ -47,6 +47,15 @@ void os_stats(struct os_stats *st)
 	st->bytes_in_use += fs.in_use;
 	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
 	st->frees += fs.frees;
+	/* medium caches: the program's requests are the core's, minus the blocks a refill took ahead and the
+	 * blocks a cache gave back, plus the ones the caches served; what they hold is free, not in use */
+	st->cache_hits += fs.mc_hits;
+	st->cache_misses += fs.mc_refills;
+	st->allocations = st->allocations - fs.mc_extra + fs.mc_hits;
+	st->frees = st->frees - fs.mc_flushed + fs.mc_frees;
+	st->bytes_in_use -= fs.mc_bytes;
+	st->front_cached_blocks = fs.mc_blocks;
+	st->front_cached_bytes = fs.mc_bytes;
 	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */
 	if (st->peak_in_use < st->bytes_in_use)
 		st->peak_in_use = st->bytes_in_use;
@@ -119,6 +128,8 @@ static void stats_text(struct text *t)
 		line(t, "front bytes in use", st.front_in_use);
 		line(t, "front free bytes", st.front_free);
 		line(t, "front threads", st.front_threads);
+		line(t, "front cached blocks", st.front_cached_blocks);
+		line(t, "front cached bytes", st.front_cached_bytes);
 	}
 }
 

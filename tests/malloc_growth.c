@@ -14,6 +14,7 @@
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void *(*volatile v_realloc)(void *, size_t) = realloc;
+static void (*volatile v_free)(void *) = free;
 
 
 int main(void)
@@ -24,22 +25,21 @@ int main(void)
 	/* a heap of some size, then a block that ends exactly at the top */
 	for (int i = 0; i < 200; i++)
 		memset(v_malloc(4000), 1, 4000);
-	/* leave exactly B + 32 bytes free at the top, then take them: b is the last block (B above the 8 KiB that
-	 * the default profile's front layer serves from slots, so that b is a block of the core's heap) */
-	enum { B = 12000 };
-	size_t top;
-	for (int i = 0; i < 10 && (top = tu_free_top_size()) < B + 32 + 4096; i++)
-		(void)v_malloc(top >= 16384 ? top - 32 : 20000); /* too small a top: use it up, the next one is larger */
-	if (top > B + 32)
-		(void)v_malloc(top - B - 32 - 32);
-	char *b = v_malloc(B);
-	if (tu_free_top_size() != 0) {
+	/* take the whole free top as b, so that b is the last block; b (and anything used to reach a top of that
+	 * size) above MEDIUM_MAX, the largest request the default profile's front layer or medium caches serve, so
+	 * that the core carves it exactly */
+	enum { B = 40000 };
+	char *x = v_malloc(B + 1000); /* appended at the break (no hole is that large): freed, the top is at least that */
+	v_free(x);
+	size_t top = tu_free_top_size();
+	char *b = top >= B + 32 ? v_malloc(top - 32) : NULL;
+	if (!b || tu_free_top_size() != 0) {
 		printf("FAIL growth/%s: could not place a block at the very top (test setup)\n", name);
 		return 1;
 	}
 	struct os_stats before, after;
 	os_stats(&before);
-	size_t n = B;
+	size_t n = top - 32;
 	for (int i = 0; i < 100; i++) {
 		n += 64;
 		b = v_realloc(b, n);

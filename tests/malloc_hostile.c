@@ -226,10 +226,11 @@ static void trim_page_multiple_top(void)
 		size_t top = tu_free_top_size(), r = top % 4096;
 		if (top && r == 0)
 			break;
-		/* a block of s bytes and its header, carved from the top, leave top - s - 32 (s above the front's
-		 * sizes, so that the core serves it; a top too small for it is used up, and the next one is larger) */
-		size_t s = r + 3 * 4096 - 32;
-		keep[n] = v_malloc(top >= s + 32 + 64 ? s : top >= CORE_SIZE + 32 ? top - 32 : CORE_SIZE);
+		/* a block of s bytes and its header, carved from the top, leave top - s - 32 (s above the sizes the
+		 * front's slots and medium caches serve, so that the core carves it exactly; a top too small for it is
+		 * used up, and the next one is larger) */
+		size_t s = r + 9 * 4096 - 32, big = 40000;
+		keep[n] = v_malloc(top >= s + 32 + 64 ? s : top >= big + 32 ? top - 32 : big);
 	}
 	if (n == 600)
 		_exit(5);

@@ -383,7 +383,7 @@ FRONT_KNOWN_C = r"""
 int main(void)
 {
 	void *a = malloc(40), *b = malloc(48);  /* class 48: a new segment, its page 1 */
-	void *c = calloc(2, 100);               /* class 224: page 2 */
+	void *c = calloc(2, 100);               /* class 224: page 2 (taken with page 1, in one batch of 4) */
 	free(a);
 	void *b2 = realloc(b, 40);              /* the same class: in place */
 	void *b3 = realloc(b2, 100);            /* class 112 (page 3), then the old slot is freed */
@@ -412,7 +412,9 @@ def front_known_expected():
     """FRONT_KNOWN_C's trace, worked out from src/front.c: S1 is the segment; its pages are S1+0x10000 (page 1),
     S1+0x20000, ... taken in order from the pool; slots of class C at page + i * C; a page holds 65536 / C slots."""
     L = ["osmem-trace 1 profile=default align=16",
-         "slot 48 t=1", "  seg_map S1 4194304", "  page S1+0x10000 48 1365", "= S1+0x10000",
+         "slot 48 t=1", "  seg_map S1 4194304", "  page S1+0x10000 48 1365",
+         # a batch of BATCH = 4 pages per lock: the first for the class, three kept empty for the next classes
+         "  page_empty S1+0x20000", "  page_empty S1+0x30000", "  page_empty S1+0x40000", "= S1+0x10000",
          "slot 48 t=1", "= S1+0x10030",
          "slot 224 t=1", "  page S1+0x20000 224 292", "= S1+0x20000",
          "free S1+0x10000 t=1",
@@ -430,6 +432,8 @@ def front_known_expected():
         L.append("slot 2048 t=1")
         if i in (0, 32):
             L.append(f"  page S1+0x{0x50000 + (i // 32) * 0x10000:x} 2048 32")
+        if i == 0:  # pages 2-4 are used: the next batch, page 5 and three empty ones
+            L += ["  page_empty S1+0x60000", "  page_empty S1+0x70000", "  page_empty S1+0x80000"]
         L.append(f"= S1+0x{0x50000 + i * 0x800:x}")
     for i in range(33):
         L.append(f"free S1+0x{0x50000 + i * 0x800:x} t=1")
