@@ -241,6 +241,13 @@ void os_free(void *ptr)
 #endif
 	osm_lock();
 	osm_heap.op = "os_free"; /* the name the core's reports give */
+#ifdef OSMEM_DROPIN
+	if (osm_zero_owns(ptr)) { /* malloc(0)'s address (strict.c) */
+		osm_zero_check(ptr, "os_free", true);
+		osm_unlock();
+		return;
+	}
+#endif
 	if (TRACING)
 		osm_trace_event("os_free %p t=%t", ptr);
 	osm_free(osm_user_block(ptr, "os_free", false));
@@ -274,6 +281,17 @@ void *os_realloc(void *ptr, size_t size)
 #ifdef OSMEM_DROPIN
 	if (osm_front_owns(ptr))
 		return osm_front_os_realloc(ptr, size);
+	if (osm_zero_owns(ptr)) { /* malloc(0)'s address: realloc's rules (nothing to copy; 0 frees it) */
+		osm_lock();
+		osm_heap.op = "os_realloc";
+		osm_zero_check(ptr, "os_realloc", false);
+		osm_unlock();
+		void *q = size ? os_malloc(size) : NULL;
+		if (size && !q)
+			return NULL;
+		os_free(ptr);
+		return q;
+	}
 #endif
 	osm_lock();
 	osm_heap.op = "os_realloc"; /* the name the core's reports give */
