@@ -93,7 +93,8 @@ HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
 /* Makes [addr, addr + len) (page-aligned) inaccessible (access false: a touch faults) or read/write again.
  * Returns false when the kernel refuses (the count of mappings is at its limit). Not counted in osm_os_calls. */
 HIDDEN bool osm_os_protect(void *addr, size_t len, bool access);
-/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL. */
+/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL. A heap mmap as
+ * far as the program can see (malloc(0)'s addresses): counted in osm_os_calls, and OSMEM_FAIL=mmap fails it. */
 HIDDEN void *osm_os_reserve(size_t len);
 
 // ------------------------------------------------------------------
@@ -543,6 +544,8 @@ HIDDEN void *osm_zero_alloc(void);
 /* p must be a live address of the reservation (else `invalid pointer` or `double free` for api); `release`
  * frees it. */
 HIDDEN void osm_zero_check(void *p, const char *api, bool release);
+/* p in the reservation: live (true) or freed (false); an address never handed out is reported for api. */
+HIDDEN bool osm_zero_live(const void *p, const char *api);
 
 #endif /* OSMEM_DROPIN */
 

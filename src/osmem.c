@@ -281,11 +281,13 @@ void *os_realloc(void *ptr, size_t size)
 #ifdef OSMEM_DROPIN
 	if (osm_front_owns(ptr))
 		return osm_front_os_realloc(ptr, size);
-	if (osm_zero_owns(ptr)) { /* malloc(0)'s address: realloc's rules (nothing to copy; 0 frees it) */
+	if (osm_zero_owns(ptr)) { /* malloc(0)'s address: nothing to copy; 0 frees it; freed already: NULL (3) */
 		osm_lock();
 		osm_heap.op = "os_realloc";
-		osm_zero_check(ptr, "os_realloc", false);
+		bool live = osm_zero_live(ptr, "os_realloc");
 		osm_unlock();
+		if (!live)
+			return NULL;
 		void *q = size ? os_malloc(size) : NULL;
 		if (size && !q)
 			return NULL;

@@ -198,18 +198,26 @@ void *osm_zero_alloc(void)
 	return osm_zero_zone + i * ZERO_STEP;
 }
 
+/* p is in the reservation: whether it is live (false: freed); an address malloc(0) never returned is reported
+ * (`invalid pointer` for api) and aborts. Under the heap lock. */
+bool osm_zero_live(const void *p, const char *api)
+{
+	size_t off = (size_t)((const char *)p - osm_zero_zone), i = off / ZERO_STEP;
+	uint64_t bit = (uint64_t)1 << (i % 64);
+	if (off % ZERO_STEP || !(zone_used[i / 64] & bit))
+		osm_fatal_pointer(api, "invalid pointer", (void *)p);
+	return zone_live[i / 64] & bit;
+}
+
 /* p is in the reservation: it must be a live address of it (else `invalid pointer` or `double free` for api, and
  * abort). Clears it when `release`. Under the heap lock. */
 void osm_zero_check(void *p, const char *api, bool release)
 {
-	size_t off = (size_t)((char *)p - osm_zero_zone), i = off / ZERO_STEP;
-	uint64_t bit = (uint64_t)1 << (i % 64);
-	if (off % ZERO_STEP || !(zone_used[i / 64] & bit))
-		osm_fatal_pointer(api, "invalid pointer", p);
-	if (!(zone_live[i / 64] & bit))
+	if (!osm_zero_live(p, api))
 		osm_fatal_pointer(api, "double free", p);
 	if (release) {
-		zone_live[i / 64] &= ~bit;
+		size_t i = (size_t)((char *)p - osm_zero_zone) / ZERO_STEP;
+		zone_live[i / 64] &= ~((uint64_t)1 << (i % 64));
 		zone_count--;
 	}
 }

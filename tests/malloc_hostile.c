@@ -321,8 +321,8 @@ static void zero_size_invalid_free(void)
 }
 
 /* Legal use: unique, aligned pointers of 0 usable bytes from malloc(0), calloc and realloc(NULL, 0), freed by
- * free, realloc (to 0: NULL; to 32 bytes: a block that holds them) and os_free; past the reservation's 262144
- * live addresses, blocks (still unique); everything freed, os_heap_check() passes. */
+ * free, realloc (to 0: NULL; to 32 bytes: a block that holds them) and os_free; os_realloc of one freed is NULL;
+ * past the reservation's 262144 live addresses, blocks (still unique); everything freed, os_heap_check() passes. */
 static void zero_size_lifecycle(void)
 {
 	enum { N = 1000 };
@@ -351,6 +351,10 @@ static void zero_size_lifecycle(void)
 		v_free(p[i]);
 	for (int i = 3; i < N; i += 4)
 		v_free(p[i]);
+	char *z = v_malloc(0); /* os_realloc of a freed block: NULL, nothing changes (SPEC.md rule 3) */
+	os_free(z);
+	if (os_realloc(z, 16) != NULL)
+		_exit(17);
 	enum { FULL = (1 << 18) + 100 };
 	char **many = v_malloc(FULL * sizeof *many);
 	if (!many)
