@@ -29,7 +29,14 @@ CXX_TEST_SRC := $(wildcard tests/malloc_cxx*.cpp)
 MALLOC_TEST_BIN += $(CXX_TEST_SRC:tests/%.cpp=$(BUILD)/tests/%) $(CXX_TEST_SRC:tests/%.cpp=$(BUILD)/tests/%_preload)
 MALLOC_TEST_BIN += $(BUILD)/tests/cxx_local.so
 
-all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/osmem-replay $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN)
+# hardened_malloc's misuse and sanity programs, rewritten (tests/hardened/, run by tests/test_hardened.py): death
+# probes that link nothing of osmem's (run on glibc, and with osmem preloaded), so never sanitised, and built only
+# in the plain build (ASan and TSan bring their own malloc: the sanitised builds do not run them).
+HARDENED_SRC := $(wildcard tests/hardened/*.c tests/hardened/*.cc)
+HARDENED_BIN := $(basename $(HARDENED_SRC:tests/%=$(BUILD)/tests/%))
+
+all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/osmem-replay $(BUILD)/tests/spec_prog $(BUILD)/demo $(TEST_BIN) \
+	$(if $(SAN),,$(HARDENED_BIN))
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
 	$(CC) $(CFLAGS) $(LIBFLAGS) -c $< -o $@
@@ -55,6 +62,12 @@ $(BUILD)/tests/malloc_%_preload: tests/malloc_%.cpp tests/test_util.h | $(BUILD)
 	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) -DPRELOAD_RUN $< -o $@ -lpthread -ldl
 $(BUILD)/tests/cxx_local.so: tests/cxx_local.cpp | $(BUILD)/tests
 	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) -fPIC -shared $< -o $@
+
+# -O0 -fno-builtin: each misuse reaches the allocator as written (tests/hardened/probe.h).
+$(BUILD)/tests/hardened/%: tests/hardened/%.c tests/hardened/probe.h | $(BUILD)/tests/hardened
+	$(CC) -O0 -g $(WARN) -D_GNU_SOURCE -fno-builtin $< -o $@ -lpthread
+$(BUILD)/tests/hardened/%: tests/hardened/%.cc | $(BUILD)/tests/hardened
+	$(CXX) -O0 -g -std=c++17 -Wall -Wextra -Werror -fsized-deallocation -fno-builtin $< -o $@
 
 # The handler's exceptions pass through the C frames of operator new.
 $(BUILD)/obj-malloc/cxx.o $(BUILD)/obj-notrace/cxx.o: LIBFLAGS += -fexceptions
@@ -96,7 +109,7 @@ $(BUILD)/osmem-replay: tools/osmem-replay.c include/osmem.h include/block_meta.h
 $(BUILD)/bench/wl/%: bench/workloads/%.c bench/workloads/common.h | $(BUILD)/bench/wl
 	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@ -pthread -lm
 
-$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/bench $(BUILD)/bench/wl:
+$(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/tests/hardened $(BUILD)/bench $(BUILD)/bench/wl:
 	mkdir -p $@
 
 # Every test: the plain build, then AddressSanitizer+UBSan, then ThreadSanitizer on the threaded test.

@@ -56,7 +56,10 @@ static bool corrupted;      /* a corruption happened: a model failure from now o
 static char what[256];      /* the last corruption, for reports */
 
 #ifdef FUZZ_DROPIN
-static bool is_front(const void *p) { return osm_front_owns(p); }
+/* No header before p: a front slot, or malloc(0)'s address in the default profile (a PROT_NONE reservation) */
+static bool is_front(const void *p) { return osm_front_owns(p) || osm_zero_owns(p); }
+/* malloc(0)'s address: none of its bytes (nor those around it) can be written; the harness corrupts others */
+static bool is_zero(const void *p) { return osm_zero_owns(p); }
 static size_t usable_of(void *p) { return malloc_usable_size(p); }
 #define A_MALLOC(n)     malloc(n)
 #define A_CALLOC(a, b)  calloc(a, b)
@@ -64,6 +67,7 @@ static size_t usable_of(void *p) { return malloc_usable_size(p); }
 #define A_FREE(p)       free(p)
 #else
 static bool is_front(const void *p) { (void)p; return false; }
+static bool is_zero(const void *p) { (void)p; return false; }
 static size_t usable_of(void *p) { return block_of(p)->size; }
 #define A_MALLOC(n)     os_malloc(n)
 #define A_CALLOC(a, b)  os_calloc(a, b)
@@ -377,7 +381,7 @@ static void do_corrupt(struct fz_in *in)
 	unsigned char *p = table[s].p;
 	switch (k % 3) {
 	case 0: /* a live block's header; a front slot has none: its neighbour's first words instead */
-		if (!p)
+		if (!p || is_zero(p))
 			return;
 		if (table[s].front) {
 			size_t u = table[s].usable; /* not the header's: it may be corrupted already */
@@ -388,7 +392,7 @@ static void do_corrupt(struct fz_in *in)
 		}
 		return;
 	case 1: /* past the end of a live block: the next header, or the next slot's link and mark */
-		if (!p)
+		if (!p || is_zero(p))
 			return;
 		corrupt_at(p + table[s].usable + off % 16, 1 + len % 40, in, "overflow past the end", p);
 		return;
@@ -396,8 +400,8 @@ static void do_corrupt(struct fz_in *in)
 		if (!ring_n)
 			return;
 		struct freed *f = &ring[s % ring_n];
-		if (!f->p || f->mapped)
-			return; /* reused, or unmapped */
+		if (!f->p || f->mapped || is_zero(f->p))
+			return; /* reused, unmapped, or malloc(0)'s address */
 		if (f->front) {
 			off %= 16;
 			corrupt_at(f->p + off, 1 + len % (16 - off), in, "freed front slot", f->p);

@@ -50,7 +50,8 @@ static uint64_t new_seed(int s)
 // ------------------------------------------------------------------
 
 #ifdef FUZZ_DROPIN
-static bool is_front(const void *p) { return osm_front_owns(p); }
+/* No header before p: a front slot, or malloc(0)'s address in the default profile (a PROT_NONE reservation) */
+static bool is_front(const void *p) { return osm_front_owns(p) || osm_zero_owns(p); }
 static size_t usable_of(void *p) { return malloc_usable_size(p); }
 #else
 static bool is_front(const void *p) { (void)p; return false; }

@@ -93,7 +93,8 @@ HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
 /* Makes [addr, addr + len) (page-aligned) inaccessible (access false: a touch faults) or read/write again.
  * Returns false when the kernel refuses (the count of mappings is at its limit). Not counted in osm_os_calls. */
 HIDDEN bool osm_os_protect(void *addr, size_t len, bool access);
-/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL. */
+/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL. A heap mmap as
+ * far as the program can see (malloc(0)'s addresses): counted in osm_os_calls, and OSMEM_FAIL=mmap fails it. */
 HIDDEN void *osm_os_reserve(size_t len);
 
 // ------------------------------------------------------------------
@@ -677,6 +678,27 @@ HIDDEN size_t osm_strict_usable(void *p, const char *api);
 HIDDEN void osm_strict_free_sized(void *p, size_t n, const char *api);
 /* Empties the quarantine (each block's fill pattern verified), as malloc_trim asks. */
 HIDDEN void osm_strict_flush(const char *api);
+
+/* malloc(0)'s addresses (strict.c): strict mode's, and the default profile's (not the classic profile's, whose
+ * malloc(0) is a block of its own). Each is a unique, 16-aligned address in a 4 MiB PROT_NONE reservation, so a
+ * read or write through it faults at once; a bit per address says it is live, so a second free is reported.
+ * 262144 live addresses at most; past that (or if the reservation cannot be had) osm_zero_alloc returns NULL and
+ * the caller serves a block instead. osm_zero_alloc and osm_zero_check run under the heap lock; osm_zero_owns is
+ * a load and a compare, no lock. */
+#define ZERO_STEP  ((size_t)16)
+#define ZERO_SLOTS ((size_t)1 << 18)
+HIDDEN extern char *osm_zero_zone;
+static inline bool osm_zero_owns(const void *p)
+{
+	char *z = __atomic_load_n(&osm_zero_zone, __ATOMIC_ACQUIRE);
+	return z && (uintptr_t)p - (uintptr_t)z < ZERO_SLOTS * ZERO_STEP;
+}
+HIDDEN void *osm_zero_alloc(void);
+/* p must be a live address of the reservation (else `invalid pointer` or `double free` for api); `release`
+ * frees it. */
+HIDDEN void osm_zero_check(void *p, const char *api, bool release);
+/* p in the reservation: live (true) or freed (false); an address never handed out is reported for api. */
+HIDDEN bool osm_zero_live(const void *p, const char *api);
 
 #endif /* OSMEM_DROPIN */
 

@@ -527,7 +527,9 @@ bool osm_os_protect(void *addr, size_t len, bool access)
 void *osm_os_reserve(size_t len)
 {
 	int saved = errno;
-	void *p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
+					   : mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	osm_os_calls.mmap++;
 	errno = saved;
 	return p == MAP_FAILED ? NULL : p;
 }

@@ -241,6 +241,13 @@ void os_free(void *ptr)
 #endif
 	osm_lock();
 	osm_heap.op = "os_free"; /* the name the core's reports give */
+#ifdef OSMEM_DROPIN
+	if (osm_zero_owns(ptr)) { /* malloc(0)'s address (strict.c) */
+		osm_zero_check(ptr, "os_free", true);
+		osm_unlock();
+		return;
+	}
+#endif
 	if (TRACING)
 		osm_trace_event("os_free %p t=%t", ptr);
 	struct block_meta *b = osm_user_block(ptr, "os_free", false);
@@ -279,6 +286,19 @@ void *os_realloc(void *ptr, size_t size)
 #ifdef OSMEM_DROPIN
 	if (osm_front_owns(ptr))
 		return osm_front_os_realloc(ptr, size);
+	if (osm_zero_owns(ptr)) { /* malloc(0)'s address: nothing to copy; 0 frees it; freed already: NULL (3) */
+		osm_lock();
+		osm_heap.op = "os_realloc";
+		bool live = osm_zero_live(ptr, "os_realloc");
+		osm_unlock();
+		if (!live)
+			return NULL;
+		void *q = size ? os_malloc(size) : NULL;
+		if (size && !q)
+			return NULL;
+		os_free(ptr);
+		return q;
+	}
 #endif
 	osm_lock();
 	osm_heap.op = "os_realloc"; /* the name the core's reports give */

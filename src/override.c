@@ -30,8 +30,17 @@ static inline bool is_pow2(size_t a) { return a && !(a & (a - 1)); }
 // malloc, free, calloc, realloc
 // ------------------------------------------------------------------
 
-/* The core's malloc: requests the front does not serve (large, front off, thread exiting). Out of line, so that
- * the front's fast path in malloc() saves no registers. */
+/* The default profile's malloc(0) and calloc of 0 bytes: an address that faults at any access (strict.c's
+ * reservation, as hardened_malloc does), so a program that writes through it is stopped at the write. NULL when
+ * the classic profile runs (its malloc(0) is a block of its own, as CLASSIC.md says) or no address is left: the
+ * caller then serves a block. Under the heap lock; costs what a core request costs. */
+static inline void *zero_alloc(size_t n)
+{
+	return n || osm_heap.classic ? NULL : osm_zero_alloc();
+}
+
+/* The core's malloc: requests the front does not serve (0 bytes, large, front off, thread exiting). Out of line,
+ * so that the front's fast path in malloc() saves no registers. */
 __attribute__((noinline)) static void *core_malloc(size_t n)
 {
 	if (n > MAX_REQUEST)
@@ -40,6 +49,12 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	osm_front_check_heads();
 	osm_lock();
 	osm_heap.op = "malloc";
+	void *z = zero_alloc(n);
+	if (z) {
+		osm_unlock();
+		errno = saved;
+		return z;
+	}
 	if (TRACING)
 		osm_trace_event("malloc %z t=%t", n);
 	osm_heap.count.requested += n;
@@ -58,11 +73,13 @@ EXPORT void *malloc(size_t n)
 {
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* OSMEM_CHECK=strict (strict.c); one branch otherwise */
 		return osm_strict_alloc(n, 0, false, "malloc");
-	if (n <= FRONT_MAX) { /* the front layer's fast path (front.c); NULL: off or out of memory, ask the core */
+	/* 1 to FRONT_MAX: the front layer's fast path (front.c); NULL: off or out of memory, ask the core. 0 wraps
+	 * round to the core's path (zero_alloc): the same compare as n <= FRONT_MAX */
+	if (n - 1 < FRONT_MAX) {
 		void *p = osm_front_malloc(n);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
-	} else if (n <= MEDIUM_MAX) { /* the thread's medium cache (front.c, "Medium blocks") */
+	} else if (n - 1 < MEDIUM_MAX) { /* the thread's medium cache (front.c, "Medium blocks"); 0 is not */
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return p;
@@ -75,6 +92,12 @@ __attribute__((noinline)) static void core_free(void *p)
 	int saved = errno;
 	osm_lock();
 	osm_heap.op = "free";
+	if (osm_zero_owns(p)) { /* malloc(0)'s address: a double free or a bad pointer is reported */
+		osm_zero_check(p, "free", true);
+		osm_unlock();
+		errno = saved;
+		return;
+	}
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
 	struct block_meta *b = osm_user_block(p, "free", false);
@@ -109,11 +132,11 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		return fail(ENOMEM);
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
 		return osm_strict_alloc(n, 0, true, "calloc");
-	if (n <= FRONT_MAX) {
+	if (n - 1 < FRONT_MAX) { /* 0: the core's path, as malloc(0) */
 		void *p = osm_front_malloc(n);
 		if (p)
 			return memset(p, 0, n);
-	} else if (n <= MEDIUM_MAX) {
+	} else if (n - 1 < MEDIUM_MAX) {
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return memset(p, 0, n);
@@ -121,6 +144,12 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	int saved = errno;
 	osm_lock();
 	osm_heap.op = "calloc";
+	void *z = zero_alloc(n);
+	if (z) {
+		osm_unlock();
+		errno = saved;
+		return z;
+	}
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += n;
@@ -140,6 +169,28 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		memset(payload(b), 0, b->size);
 	errno = saved;
 	return payload(b);
+}
+
+/* realloc of malloc(0)'s address: nothing to copy. Checked first (a freed or bad address is reported, also when
+ * the new block cannot be had); given back once the new block is there (realloc(p, 0): at once, NULL). */
+__attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
+{
+	int saved = errno;
+	osm_lock();
+	osm_heap.op = "realloc";
+	osm_zero_check(p, "realloc", n == 0);
+	osm_unlock();
+	void *q = n ? malloc(n) : NULL;
+	if (n && !q)
+		return NULL; /* ENOMEM, p still allocated */
+	if (n) {
+		osm_lock();
+		osm_heap.op = "realloc";
+		osm_zero_check(p, "realloc", true);
+		osm_unlock();
+	}
+	errno = saved;
+	return q;
 }
 
 EXPORT void *realloc(void *p, size_t n)
@@ -164,6 +215,8 @@ EXPORT void *realloc(void *p, size_t n)
 		errno = saved;
 		return q;
 	}
+	if (osm_zero_owns(p))
+		return zero_realloc(p, n);
 	osm_lock();
 	osm_heap.op = "realloc";
 	if (!n) { /* glibc frees and returns NULL; a bad pointer is realloc's to report */
@@ -304,6 +357,11 @@ EXPORT size_t malloc_usable_size(void *p)
 	if (osm_front_owns(p))
 		return osm_front_usable(p, "malloc_usable_size");
 	osm_lock();
+	if (osm_zero_owns(p)) { /* malloc(0)'s address: 0 bytes, once checked */
+		osm_zero_check(p, "malloc_usable_size", false);
+		osm_unlock();
+		return 0;
+	}
 	struct block_meta *b = osm_user_block(p, "malloc_usable_size", false);
 	if (osm_front_medium_cached(b))
 		osm_fatal_pointer("malloc_usable_size", "invalid pointer", p);

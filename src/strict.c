@@ -32,8 +32,6 @@
 #define TAIL_CANARY  ((size_t)4096) /* large blocks aligned above a page: canary bytes checked after n */
 #define QUAR_BLOCKS  1024
 #define QUAR_BYTES   ((size_t)16 << 20)
-#define ZERO_STEP    ((size_t)16)  /* malloc(0): one address per 16 bytes of the reservation */
-#define ZERO_SLOTS   ((size_t)1 << 18) /* a 4 MiB reservation: 262144 live malloc(0) pointers */
 
 int osm_strict = -1;
 
@@ -163,52 +161,65 @@ static void erase(struct sentry *e)
 }
 
 // ------------------------------------------------------------------
-// malloc(0): unique addresses in a PROT_NONE reservation
+// malloc(0): unique addresses in a PROT_NONE reservation (strict mode, and the default profile's malloc(0))
 // ------------------------------------------------------------------
 
-static char *zone;          /* ZERO_SLOTS * ZERO_STEP bytes that fault on any access */
+char *osm_zero_zone;        /* ZERO_SLOTS * ZERO_STEP bytes that fault on any access; set once, under the lock */
 static bool zone_failed;
 static size_t zone_cursor;  /* next fit: a freed address is reused only after a whole round */
+static size_t zone_count;   /* live addresses: a full reservation is known at once, not by a scan */
 static uint64_t zone_live[ZERO_SLOTS / 64], zone_used[ZERO_SLOTS / 64]; /* .bss */
 
-static inline bool in_zone(const void *p)
+/* A unique address, or NULL when the reservation cannot be had or is full (the caller serves a block instead).
+ * Under the heap lock. Next fit, 64 addresses per word looked at: a word or two in the common case, at most the
+ * 4096 words of the bitmap when the live addresses are dense. */
+void *osm_zero_alloc(void)
 {
-	return zone && (uintptr_t)p - (uintptr_t)zone < ZERO_SLOTS * ZERO_STEP;
-}
-
-/* A unique address, or NULL when the reservation cannot be had or is full (the caller serves a block of 0
- * bytes with its canary instead). */
-static void *zero_alloc(void)
-{
-	if (!zone && !zone_failed) {
-		zone = osm_os_reserve(ZERO_SLOTS * ZERO_STEP);
-		zone_failed = !zone;
+	if (!osm_zero_zone && !zone_failed) {
+		char *z = osm_os_reserve(ZERO_SLOTS * ZERO_STEP);
+		zone_failed = !z;
+		__atomic_store_n(&osm_zero_zone, z, __ATOMIC_RELEASE); /* osm_zero_owns reads it without the lock */
 	}
-	if (!zone)
+	if (!osm_zero_zone || zone_count == ZERO_SLOTS)
 		return NULL;
-	for (size_t k = 0; k < ZERO_SLOTS; k++) {
-		size_t i = (zone_cursor + k) & (ZERO_SLOTS - 1);
-		if (zone_live[i / 64] >> (i % 64) & 1)
-			continue;
-		zone_live[i / 64] |= (uint64_t)1 << (i % 64);
-		zone_used[i / 64] |= (uint64_t)1 << (i % 64);
-		zone_cursor = i + 1;
-		return zone + i * ZERO_STEP;
+	size_t w = zone_cursor / 64;
+	uint64_t free_bits = ~zone_live[w] & (~(uint64_t)0 << (zone_cursor % 64)); /* from the cursor on */
+	for (size_t k = 0; !free_bits; k++) {
+		w = (w + 1) % (ZERO_SLOTS / 64);
+		free_bits = ~zone_live[w];
+		if (k == ZERO_SLOTS / 64) /* cannot be: zone_count says one is free (the cursor's own word, below it) */
+			return NULL;
 	}
-	return NULL;
+	size_t i = w * 64 + (size_t)__builtin_ctzll(free_bits);
+	zone_live[w] |= (uint64_t)1 << (i % 64);
+	zone_used[w] |= (uint64_t)1 << (i % 64);
+	zone_count++;
+	zone_cursor = (i + 1) % ZERO_SLOTS;
+	return osm_zero_zone + i * ZERO_STEP;
 }
 
-/* p is in the reservation: it must be a live address of it. Clears it when `release`. */
-static void zone_check(void *p, const char *api, bool release)
+/* p is in the reservation: whether it is live (false: freed); an address malloc(0) never returned is reported
+ * (`invalid pointer` for api) and aborts. Under the heap lock. */
+bool osm_zero_live(const void *p, const char *api)
 {
-	size_t off = (size_t)((char *)p - zone), i = off / ZERO_STEP;
+	size_t off = (size_t)((const char *)p - osm_zero_zone), i = off / ZERO_STEP;
 	uint64_t bit = (uint64_t)1 << (i % 64);
 	if (off % ZERO_STEP || !(zone_used[i / 64] & bit))
-		osm_fatal_pointer(api, "invalid pointer", p);
-	if (!(zone_live[i / 64] & bit))
+		osm_fatal_pointer(api, "invalid pointer", (void *)p);
+	return zone_live[i / 64] & bit;
+}
+
+/* p is in the reservation: it must be a live address of it (else `invalid pointer` or `double free` for api, and
+ * abort). Clears it when `release`. Under the heap lock. */
+void osm_zero_check(void *p, const char *api, bool release)
+{
+	if (!osm_zero_live(p, api))
 		osm_fatal_pointer(api, "double free", p);
-	if (release)
-		zone_live[i / 64] &= ~bit;
+	if (release) {
+		size_t i = (size_t)((char *)p - osm_zero_zone) / ZERO_STEP;
+		zone_live[i / 64] &= ~((uint64_t)1 << (i % 64));
+		zone_count--;
+	}
 }
 
 // ------------------------------------------------------------------
@@ -285,7 +296,7 @@ void *osm_strict_alloc(size_t n, size_t a, bool zero, const char *api)
 	osm_heap.op = api;
 	osm_heap.count.requested += n;
 	if (n == 0 && a == 16)
-		p = zero_alloc();
+		p = osm_zero_alloc();
 	if (!p) {
 		bool large = n + CANARY_MIN + META_SIZE >= MMAP_THRESHOLD;
 		struct block_meta *b = large ? alloc_large(n, a, &p, &flags) : alloc_small(n, a, &p);
@@ -479,11 +490,11 @@ static void free_checked(void *p, const char *api, bool sized, size_t n)
 	osm_lock();
 	osm_heap.op = api;
 	struct sentry *e;
-	if (in_zone(p)) {
-		zone_check(p, api, false);
+	if (osm_zero_owns(p)) {
+		osm_zero_check(p, api, false);
 		if (sized && n)
 			osm_fatal_pointer(api, "size mismatch", p);
-		zone_check(p, api, true);
+		osm_zero_check(p, api, true);
 	} else if ((e = find((uintptr_t)p))) {
 		if (e->flags & E_FREED)
 			osm_fatal_pointer(api, "double free", p);
@@ -523,8 +534,8 @@ static size_t live_size(void *p, const char *api)
 	osm_lock();
 	osm_heap.op = api;
 	struct sentry *e;
-	if (in_zone(p)) {
-		zone_check(p, api, false);
+	if (osm_zero_owns(p)) {
+		osm_zero_check(p, api, false);
 		n = 0;
 	} else if ((e = find((uintptr_t)p))) {
 		if (e->flags & E_FREED)

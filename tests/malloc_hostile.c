@@ -2,7 +2,7 @@
  *
  * Each hazard is a named case. Death cases run in a forked child with standard error on a pipe: the child must
  * die of SIGABRT after writing `osmem: <api>(): <what> 0x<ptr>` (never SIGSEGV/SIGBUS inside osmem, never a
- * silent success). Survival cases run in a child too (a crash is a FAIL line, not the end of the test) and must
+ * silent success; the malloc(0) cases instead fault at the program's own access, with no report). Survival cases run in a child too (a crash is a FAIL line, not the end of the test) and must
  * exit 0 with os_heap_check() passing. Run in the profile the environment chooses (run_tests.py runs this
  * binary as it is: the default profile; the classic cases re-run it with OSMEM_PROFILE=classic).
  * Prints `PASS hostile/<case>` or `FAIL hostile/<case>: why`. */
@@ -36,8 +36,11 @@ static int (*volatile v_trim)(size_t) = malloc_trim;
 static int n_fail;
 static const char *prefix = "";
 
-/* Runs fn in a child. want_what NULL: the child must exit 0. Else it must abort with the message for ptr (the
- * child writes "ADDR 0x..." first when the pointer is only known there). */
+/* want_what for a child that must die of SIGSEGV or SIGBUS at its own access, with nothing from osmem on stderr */
+static const char FAULTS[] = "(faults)";
+
+/* Runs fn in a child. want_what NULL: the child must exit 0; FAULTS: it must fault. Else it must abort with the
+ * message for ptr (the child writes "ADDR 0x..." first when the pointer is only known there). */
 static void run_case(const char *name, void (*fn)(void), const char *want_api, const char *want_what)
 {
 	int fds[2];
@@ -71,6 +74,13 @@ static void run_case(const char *name, void (*fn)(void), const char *want_api, c
 			snprintf(why, sizeof why, "the child %s %d (stderr: %.300s)",
 				 WIFEXITED(st) ? "exited" : "was killed by signal",
 				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
+	} else if (want_what == FAULTS) {
+		if (!WIFSIGNALED(st) || (WTERMSIG(st) != SIGSEGV && WTERMSIG(st) != SIGBUS))
+			snprintf(why, sizeof why, "want SIGSEGV or SIGBUS at the access, the child %s %d (stderr: %.300s)",
+				 WIFEXITED(st) ? "exited" : "was killed by signal",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
+		else if (strstr(buf, "osmem: "))
+			snprintf(why, sizeof why, "the fault came after a report: %.300s", buf);
 	} else {
 		char want[200];
 		const char *addr = strstr(buf, "ADDR ");
@@ -261,6 +271,109 @@ static void trim_pad_size_max(void)
 		v_free(v_malloc((size_t)i * 1000 + 1));
 }
 
+// ------------------------------------------------------------------
+// malloc(0) in the default profile: an address of a PROT_NONE reservation (hardened_malloc's read_zero_size and
+// write_zero_size, tests/test_hardened.py)
+// ------------------------------------------------------------------
+
+static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+
+/* A write through malloc(0)'s pointer faults at once (before: the 16 bytes of a front slot took it silently). */
+static void zero_size_write_faults(void)
+{
+	volatile char *p = v_malloc(0);
+	if (!p)
+		_exit(5);
+	p[0] = 5;
+}
+
+/* A read through calloc's pointer for 0 bytes faults too. */
+static void zero_size_calloc_read_faults(void)
+{
+	volatile char *p = v_calloc(0, 16);
+	if (!p)
+		_exit(5);
+	(void)p[0];
+}
+
+static void zero_size_double_free(void)
+{
+	char *p = v_malloc(0);
+	say_addr(p);
+	v_free(p);
+	v_free(p);
+}
+
+static void zero_size_realloc_after_free(void)
+{
+	char *p = v_malloc(0);
+	say_addr(p);
+	v_free(p);
+	(void)v_realloc(p, 32);
+}
+
+/* An address inside the reservation that malloc(0) never returned. */
+static void zero_size_invalid_free(void)
+{
+	char *p = v_malloc(0);
+	say_addr(p + 8);
+	v_free(p + 8);
+}
+
+/* Legal use: unique, aligned pointers of 0 usable bytes from malloc(0), calloc and realloc(NULL, 0), freed by
+ * free, realloc (to 0: NULL; to 32 bytes: a block that holds them) and os_free; os_realloc of one freed is NULL;
+ * past the reservation's 262144 live addresses, blocks (still unique); everything freed, os_heap_check() passes. */
+static void zero_size_lifecycle(void)
+{
+	enum { N = 1000 };
+	static char *p[N];
+	for (int i = 0; i < N; i++) {
+		p[i] = i % 3 == 0 ? v_malloc(0) : i % 3 == 1 ? v_calloc(i, 0) : v_realloc(NULL, 0);
+		if (!p[i] || ((uintptr_t)p[i] & 15) || malloc_usable_size(p[i]) != 0)
+			_exit(10);
+	}
+	for (int i = 1; i < N; i++)
+		if (p[i] == p[i - 1])
+			_exit(11);
+	for (int i = 0; i < N; i += 4) {
+		char *q = v_realloc(p[i], 32);
+		if (!q || malloc_usable_size(q) < 32)
+			_exit(12);
+		memset(q, 0x5A, 32);
+		p[i] = q;
+	}
+	for (int i = 1; i < N; i += 4)
+		if (v_realloc(p[i], 0) != NULL)
+			_exit(13);
+	for (int i = 2; i < N; i += 4)
+		os_free(p[i]);
+	for (int i = 0; i < N; i += 4)
+		v_free(p[i]);
+	for (int i = 3; i < N; i += 4)
+		v_free(p[i]);
+	char *z = v_malloc(0); /* os_realloc of a freed block: NULL, nothing changes (SPEC.md rule 3) */
+	os_free(z);
+	if (os_realloc(z, 16) != NULL)
+		_exit(17);
+	enum { FULL = (1 << 18) + 100 };
+	char **many = v_malloc(FULL * sizeof *many);
+	if (!many)
+		_exit(14);
+	for (int i = 0; i < FULL; i++)
+		if (!(many[i] = v_malloc(0)))
+			_exit(15);
+	many[0] = v_realloc(many[0], 0); /* one address back, then taken again */
+	many[0] = v_malloc(0);
+	for (int i = FULL - 200; i < FULL; i++)
+		for (int j = i + 1; j < FULL; j++)
+			if (many[i] == many[j])
+				_exit(16);
+	for (int i = 0; i < FULL; i++)
+		v_free(many[i]);
+	v_free(many);
+}
+
 int main(int argc, char **argv)
 {
 	const char *profile = getenv("OSMEM_PROFILE");
@@ -278,6 +391,14 @@ int main(int argc, char **argv)
 		 "corrupted header");
 	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);
 	run_case("trim_pad_size_max", trim_pad_size_max, NULL, NULL);
+	if (!*prefix) { /* the classic profile's malloc(0) is a block of its own (CLASSIC.md) */
+		run_case("zero_size_write_faults", zero_size_write_faults, NULL, FAULTS);
+		run_case("zero_size_calloc_read_faults", zero_size_calloc_read_faults, NULL, FAULTS);
+		run_case("zero_size_double_free", zero_size_double_free, "free", "double free");
+		run_case("zero_size_realloc_after_free", zero_size_realloc_after_free, "realloc", "double free");
+		run_case("zero_size_invalid_free", zero_size_invalid_free, "free", "invalid pointer");
+		run_case("zero_size_lifecycle", zero_size_lifecycle, NULL, NULL);
+	}
 	if (!*prefix) {
 		/* and all of it again in the classic profile, in a fresh process */
 		fflush(stdout);

@@ -6,8 +6,10 @@
  * expected death: SIGABRT with the exact line `osmem: <api>(): <what> 0x<p>`, or SIGSEGV for the checks that fault
  * at once (guard pages, malloc(0), a sealed large block), with no report from osmem. The `clean_*` cases do only
  * legal things and must exit 0 with nothing on standard error: strict mode has no false alarms there.
- * OSMEM_STRICT_TEST_MODE=default runs the children without strict mode: every hazard case must then FAIL (the
- * check that each test can fail).
+ * OSMEM_STRICT_TEST_MODE=default runs the children without strict mode: every hazard that only strict mode
+ * catches must then FAIL (the check that each test can fail); those the default mode catches as well (double and
+ * invalid frees, realloc after free, a sized delete past its block's size, a large block's use after free, the
+ * two through malloc(0), whose address comes from the same reservation) pass there too.
  * Prints `PASS strict/<case>` or `FAIL strict/<case>: why`; exits non-zero on any failure. */
 #include <errno.h>
 #include <malloc.h>

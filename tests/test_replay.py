@@ -66,7 +66,7 @@ static void *work(void *arg)
         else if (r < 94) slot[k] = aligned_alloc(256, 256 * (1 + next(&seed) % 8));
         else if (r < 96) slot[k] = malloc(0);
         else slot[k] = malloc(size_of(&seed));
-        if (slot[k]) memset(slot[k], 0x5a, 8);
+        if (slot[k]) memset(slot[k], 0x5a, r >= 94 && r < 96 ? 0 : 8); /* malloc(0) has no byte to write */
     }
     for (int k = 0; k < SLOTS; k += 2) free(slot[k]); /* half stay live to the end */
     return NULL;
