@@ -62,6 +62,7 @@
 #define FULL_SCAN 8         /* full pages looked at for remote frees before taking a new page */
 #define ABANDONED_SCAN 16   /* abandoned pages looked at per lock */
 #define SEGS_KEEP 1         /* fully free segments kept mapped */
+#define RB_MAX 32           /* remote frees gathered into one page before one CAS pushes them */
 #define MEDIUM_KEEP ((size_t)64 << 10) /* bytes a thread's medium cache keeps per class, about */
 
 static const uint32_t class_size[FRONT_CLASSES] = {
@@ -510,6 +511,7 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 
 static void heap_exit(void *arg);
 static void medium_flush_all(struct front_heap *h);
+static void remote_flush(struct front_heap *h);
 
 static void global_init(void)
 {
@@ -628,6 +630,7 @@ static void heap_exit(void *arg)
 {
 	struct front_heap *h = arg;
 	bool traced = tl_state == TL_TRACED;
+	remote_flush(h);
 	osm_front_tl_heap = &empty_heap;
 	tl_state = TL_DONE;
 	if (traced) {
@@ -728,6 +731,7 @@ static struct front_page *find_page(struct front_heap *h, size_t cls)
 static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap *h, size_t cls)
 {
 	h->misses++;
+	remote_flush(h); /* what this thread gathered for another's page goes now, not only at the next batch */
 	struct front_page *pg = h->cur[cls];
 	if (pg != &empty_page) {
 		h->collected += (size_t)page_collect(pg) * pg->slot_size;
@@ -863,6 +867,56 @@ void osm_front_free_local_slow(struct front_page *pg)
 }
 
 /* free's slow path for the heap h of the calling thread (&empty_heap: it has none). */
+/* Pushes the list head..tail (linked through encoded links; tail's link not yet set) onto pg's thread-free list:
+ * one CAS, released, so the owner that takes the list sees every link. */
+static void remote_push(struct front_page *pg, void **head, void **tail)
+{
+	uintptr_t old = __atomic_load_n(&pg->thread_free, __ATOMIC_RELAXED);
+	do
+		tail[0] = (void *)front_enc(tail, (void *)old);
+	while (!__atomic_compare_exchange_n(&pg->thread_free, &old, (uintptr_t)head, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+}
+
+/* The frees this thread gathered for other threads' pages go to them (a thread's exit, malloc_trim, its own
+ * slow paths). The slots stay counted as used by their pages until then, so a page cannot be emptied and given
+ * away under them. */
+static void remote_flush(struct front_heap *h)
+{
+	if (!h->rb_any)
+		return;
+	for (size_t c = 0; c < FRONT_CLASSES; c++)
+		if (h->rb[c].page) {
+			remote_push(h->rb[c].page, h->rb[c].head, h->rb[c].tail);
+			h->rb[c].page = NULL;
+		}
+	h->rb_any = false;
+}
+
+/* A free into another thread's page: gathered per size class while the frees of that class keep to one page (a
+ * consumer freeing what a producer allocated in order), pushed with one CAS per RB_MAX of them or when the page
+ * changes. The CAS, on a line the owner takes with its exchange, is what a remote free costs: batching divides
+ * it. */
+static void remote_batch(struct front_heap *h, struct front_page *pg, void **s)
+{
+	size_t c = pg->cls;
+	if (h->rb[c].page != pg) {
+		if (h->rb[c].page)
+			remote_push(h->rb[c].page, h->rb[c].head, h->rb[c].tail);
+		h->rb[c].page = pg;
+		h->rb[c].tail = s;
+		h->rb[c].count = 0;
+		h->rb_any = true;
+	} else {
+		s[0] = (void *)front_enc(s, h->rb[c].head);
+	}
+	h->rb[c].head = s;
+	if (++h->rb[c].count >= RB_MAX) {
+		remote_push(pg, h->rb[c].head, h->rb[c].tail);
+		h->rb[c].page = NULL;
+	}
+}
+
 static inline __attribute__((always_inline)) void slot_free(void *p, struct front_page *pg, const char *api,
 							     struct front_heap *h)
 {
@@ -878,19 +932,21 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 			free_local_slow(h, pg);
 		return;
 	}
-	/* Another thread's page (or an abandoned one): one CAS push. The mark is written first: once pushed, the
-	 * owner may hand the slot out again at any moment. */
+	/* Another thread's page (or an abandoned one). The mark is written first: once pushed, the owner may hand
+	 * the slot out again at any moment. A thread that only frees (a consumer) gets a heap of its own at its
+	 * first free: its counters are then plain stores to its own line, not atomic adds to one global line that
+	 * every consumer fights over, and it can gather its frees into one page in a batch (remote_batch): one CAS
+	 * per RB_MAX frees, not one each. Traced and heapless threads push at once. */
 	size_t bytes = pg->slot_size;
 	s[1] = (void *)front_mark(s);
-	uintptr_t old = __atomic_load_n(&pg->thread_free, __ATOMIC_RELAXED);
-	do
-		s[0] = (void *)front_enc(s, (void *)old);
-	while (!__atomic_compare_exchange_n(&pg->thread_free, &old, (uintptr_t)s, true, __ATOMIC_RELEASE,
-					    __ATOMIC_RELAXED));
-	/* A thread that only frees (a consumer) gets a heap of its own at its first free: its counters are then
-	 * plain stores to its own line, not atomic adds to one global line that every consumer fights over. */
 	if (h == &empty_heap && tl_state == TL_NEW && !front_tracing())
 		h = heap_init() ? osm_front_tl_heap : &empty_heap;
+	if (h != &empty_heap && tl_state == TL_ACTIVE) {
+		remote_batch(h, pg, s);
+	} else {
+		s[0] = s;
+		remote_push(pg, s, s);
+	}
 	if (h != &empty_heap) {
 		__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
 		__atomic_store_n(&h->frees, h->frees + 1, __ATOMIC_RELAXED);
@@ -1207,6 +1263,7 @@ bool osm_front_trim(void)
 	}
 	struct front_page *pg;
 	if (h != &empty_heap) {
+		remote_flush(h);
 		while ((pg = list_pop(&h->empty)))
 			pool_put(pg);
 		h->n_empty = 0;

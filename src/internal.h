@@ -397,6 +397,10 @@ struct front_heap {
 	struct front_list empty;          /* fully free pages kept for any class */
 	size_t n_empty;
 	struct front_heap *next, *prev;   /* the live heaps (front lock) */
+	/* per class, frees into one page of another thread, gathered and pushed with one CAS (front.c,
+	 * remote_batch); rb_any: some class has a batch */
+	struct { struct front_page *page; void **head, **tail; size_t count; } rb[FRONT_CLASSES];
+	bool rb_any;
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
