@@ -251,10 +251,10 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 		slack = osm_os_page_size();
 	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
 		return true;
-	/* a medium request got its class's block, or a cached block that serves the class (front.c) */
+	/* a medium request may get a larger cached block of its size's bin (front.c, "Medium blocks") */
 	return a <= osm_heap.policy.align && n > FRONT_MAX && n <= MEDIUM_MAX && n <= b->size &&
 	       b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&
-	       medium_floor_class(b->size) == medium_class(n);
+	       medium_bin(b->size) == medium_bin(medium_round(n));
 }
 
 /* The core's delete (also the classic profile's and an exiting thread's): free under the lock, the size checked

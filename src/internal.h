@@ -351,40 +351,45 @@ HIDDEN void osm_stats_at_exit(void);
 #define FRONT_PAGE_SIZE  ((size_t)1 << FRONT_PAGE_SHIFT)
 #define FRONT_PAGES      (FRONT_SEG_SIZE / FRONT_PAGE_SIZE) /* page 0 holds the segment's metadata */
 
-/* Medium requests (FRONT_MAX < n <= MEDIUM_MAX) are core blocks, headers and all, rounded up to one of 16
- * classes (4 per power of two: 2560, 3072, ... 32768; at most 25% waste, 12.5% past 4 KiB) and kept per thread
- * after free in a small stack per class (glibc's tcache, for the sizes where a 32-byte header costs little).
- * A block in the cache stays allocated to the core; its payload's second word carries the freed mark. */
+/* Medium requests (FRONT_MAX < n <= MEDIUM_MAX) are core blocks of their exact size, headers and all (32 bytes
+ * cost little at these sizes), kept per thread after free in a small stack per bin (glibc's tcache, for the
+ * sizes where threads would otherwise meet on the core's lock). A bin holds the blocks of sizes between two
+ * bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 32768, 40960): a request looks in its
+ * own size's bin for a block at least as large, so a program that frees and asks again for one size gets its
+ * block back, rounded up by nothing. A block in a cache stays allocated to the core; its payload's second word
+ * carries the freed mark. */
 #define MEDIUM_MAX       ((size_t)32768)
-#define MEDIUM_STEP_BITS 2                               /* 8 classes per power of two */
-#define MEDIUM_STEPS     ((size_t)1 << MEDIUM_STEP_BITS)
-#define MEDIUM_CLASSES   (4 * MEDIUM_STEPS)              /* 2 KiB to 32 KiB: four powers of two */
+#define MEDIUM_CLASSES   17                       /* bins: [2048, 2560), ..., [28672, 32768), [32768, 40960) */
 #define MEDIUM_DEPTH     16
-/* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) bytes are cached: the first class's size, the one after the last */
-#define MEDIUM_MIN_BLOCK ((MEDIUM_STEPS + 1) << (11 - MEDIUM_STEP_BITS))
-#define MEDIUM_END_BLOCK ((MEDIUM_STEPS + 1) << (15 - MEDIUM_STEP_BITS))
-#define MEDIUM_BUDGET    ((size_t)1024 << 10) /* bytes a thread's medium cache holds at most, all classes */
+#define MEDIUM_MIN_BLOCK (FRONT_MAX + 16)         /* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) are cached */
+#define MEDIUM_END_BLOCK ((size_t)40960)
+#define MEDIUM_BUDGET    ((size_t)2048 << 10) /* bytes a thread's medium cache holds at most, all bins */
 
 enum { PG_CUR, PG_PARTIAL, PG_FULL, PG_EMPTY, PG_ABANDONED, PG_POOL };
 
 struct front_heap;
 
-/* One page of slots, described in its segment's first page. The first fields are what the fast paths read. */
+/* One page of slots, described in its segment's first page: three cache lines, so that the frees of other
+ * threads (which read the second and push on the third) never touch the line the owner writes on every malloc
+ * and local free (the first). 64 descriptors take 12 KiB of the segment's first page. */
 struct front_page {
+	/* the owner's: written by its fast paths */
 	void *free;                /* the owner's free list: encoded links (front_enc) */
 	uint32_t used;             /* slots handed out, minus the frees the owner has seen (local or collected) */
 	uint8_t state;             /* PG_*: the list that holds the page; the fast free path only tests PG_CUR */
-	uint8_t cls;
-	uint16_t unused_;
-	uintptr_t start;           /* address of slot 0 */
+	uint8_t unused_[3];
+	struct front_page *next, *prev;
+	/* read by every free of a slot of the page; written when the page is formatted, carved or changes owner */
+	_Alignas(64) uintptr_t start; /* address of slot 0 */
 	uintptr_t span;            /* bytes of slots carved so far: a valid slot lies in [start, start + span) */
 	uint64_t magic;            /* UINT64_MAX / slot_size + 1: off is a multiple of the slot size iff off * magic < magic */
 	struct front_heap *heap;   /* owner (atomic access: remote frees read it); NULL when abandoned or unused */
 	uint32_t slot_size, capacity, reserved; /* slot bytes, slots carved, slots that fit */
-	uint32_t unused2_;
-	uintptr_t thread_free;     /* frees by other threads: an atomic LIFO of slots (encoded links) */
-	struct front_page *next, *prev;
+	uint8_t cls;
+	/* frees by other threads: an atomic LIFO of slots (encoded links) */
+	_Alignas(64) uintptr_t thread_free;
 };
+_Static_assert(sizeof(struct front_page) == 192, "a page descriptor is three cache lines");
 
 struct front_list { struct front_page *first, *last; };
 
@@ -407,6 +412,7 @@ struct front_heap {
 	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
 	struct block_meta *mc[MEDIUM_CLASSES][MEDIUM_DEPTH];
+	uint32_t mc_size[MEDIUM_CLASSES][MEDIUM_DEPTH]; /* their sizes: a scan for one that fits reads no header */
 };
 
 HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
@@ -505,22 +511,21 @@ static inline void osm_front_free(void *p, const char *api)
 
 // ---- the medium cache (front.c, "Medium blocks") ----
 
-/* n in (FRONT_MAX, MEDIUM_MAX] -> its class; a class -> its block size; a block size in [MEDIUM_MIN_BLOCK,
- * MEDIUM_END_BLOCK) -> the largest class it can serve. A count of leading zeros, two shifts. */
-static inline size_t medium_class(size_t n)
-{
-	size_t m = n - 1;
-	unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)m);
-	return ((size_t)(b - 11) << MEDIUM_STEP_BITS) + ((m >> (b - MEDIUM_STEP_BITS)) & (MEDIUM_STEPS - 1));
-}
-static inline size_t medium_size(size_t c)
-{
-	return (MEDIUM_STEPS + 1 + (c & (MEDIUM_STEPS - 1))) << ((c >> MEDIUM_STEP_BITS) + 11 - MEDIUM_STEP_BITS);
-}
-static inline size_t medium_floor_class(size_t s)
+/* A size in [2048, 40960) -> its bin (the bounds: four per power of two); a bin -> its lower bound. A count of
+ * leading zeros and two shifts. */
+static inline size_t medium_bin(size_t s)
 {
 	unsigned m = 63u - (unsigned)__builtin_clzll((unsigned long long)s);
-	return ((size_t)(m - 11) << MEDIUM_STEP_BITS) + (s >> (m - MEDIUM_STEP_BITS)) - MEDIUM_STEPS - 1;
+	return (size_t)(m - 11) * 4 + ((s >> (m - 2)) & 3);
+}
+static inline size_t medium_size(size_t c) { return (size_t)(4 + (c & 3)) << ((c >> 2) + 9); }
+/* A request rounded up to an eighth of its power of two (2304, 2560, ..., 32768: at most 12.5% more, about 6%
+ * on average), so that blocks of a bin come in two sizes and serve each other's requests. */
+static inline size_t medium_round(size_t n)
+{
+	unsigned m = 63u - (unsigned)__builtin_clzll((unsigned long long)(n - 1));
+	size_t step = (size_t)1 << (m - 3);
+	return (n + step - 1) & ~(step - 1);
 }
 
 /* The heap's range and whether it has gaps, as the cache reads them without the lock (the core stores them with
@@ -574,21 +579,26 @@ HIDDEN void osm_front_medium_recheck(struct block_meta *b);
 /* Gives this thread's medium cache back to the core when the core is out of memory; true when it held any. */
 HIDDEN bool osm_front_medium_reclaim(void);
 
-/* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit: about 25 instructions,
- * no lock, no atomic read-modify-write, no system call: class, pop, the block's header checked (status, cookie:
- * two multiplies; links: two loads), the freed mark checked and cleared. A block whose header or mark the
- * program overwrote while it was cached is reported here. A miss takes the core's lock once for a batch. */
+HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
+
+/* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin
+ * (the block this size freed last): about 30 instructions, no lock, no atomic read-modify-write, no system call:
+ * bin, pop, the block's header checked (status, cookie: two multiplies; links: three loads), the freed mark
+ * checked and cleared. A block whose header or mark the program overwrote while it was cached is reported here.
+ * A top block too small: the first that fits below it (a scan of their sizes); a miss takes the core's lock once
+ * for a batch of this size. */
 static inline void *osm_front_medium_malloc(size_t n)
 {
-	size_t c = medium_class(n);
+	n = medium_round(n);
+	size_t c = medium_bin(n);
 	struct front_heap *h = osm_front_tl_heap;
 	size_t k = h->mc_count[c];
-	if (__builtin_expect(k == 0, 0))
-		return osm_front_medium_refill(c, n);
-	struct block_meta *b = h->mc[c][k - 1];
+	struct block_meta *b;
+	if (__builtin_expect(k == 0 || h->mc_size[c][k - 1] < n, 0))
+		return osm_front_medium_pick(h, c, n);
+	b = h->mc[c][k - 1];
 	void **q = payload(b);
-	if (__builtin_expect(!medium_header_ok(b) || b->size < medium_size(c) || q[1] != (void *)front_mark(q) ||
-			     !medium_links_ok(b), 0))
+	if (__builtin_expect(!medium_header_ok(b) || q[1] != (void *)front_mark(q) || !medium_links_ok(b), 0))
 		osm_front_medium_recheck(b); /* under the core's lock: aborts on a header the program overwrote */
 	h->mc_count[c] = (uint8_t)(k - 1);
 	q[1] = NULL;
@@ -609,7 +619,7 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	size_t s = b->size;
 	if (s - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK || !medium_header_ok(b) || !medium_links_ok(b))
 		return false;
-	size_t c = medium_floor_class(s);
+	size_t c = medium_bin(s);
 	struct front_heap *h = osm_front_tl_heap;
 	size_t k = h->mc_count[c];
 	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > MEDIUM_BUDGET, 0)) /* full, or no cache (empty_heap: limits 0) */
@@ -619,6 +629,7 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 		osm_front_medium_bad(p, api, "double free");
 	q[1] = (void *)front_mark(q);
 	h->mc[c][k] = b;
+	h->mc_size[c][k] = (uint32_t)s;
 	h->mc_count[c] = (uint8_t)(k + 1);
 	h->mc_bytes += s;
 	h->mc_frees++;

@@ -69,6 +69,17 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
+/* Above FRONT_MAX (and 0): the thread's medium cache (front.c, "Medium blocks"), else the core. Out of line. */
+__attribute__((noinline)) static void *medium_malloc(size_t n)
+{
+	if (n - 1 < MEDIUM_MAX) {
+		void *p = osm_front_medium_malloc(n);
+		if (p)
+			return p;
+	}
+	return core_malloc(n);
+}
+
 EXPORT void *malloc(size_t n)
 {
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* OSMEM_CHECK=strict (strict.c); one branch otherwise */
@@ -79,12 +90,9 @@ EXPORT void *malloc(size_t n)
 		void *p = osm_front_malloc(n);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
-	} else if (n - 1 < MEDIUM_MAX) { /* the thread's medium cache (front.c, "Medium blocks"); 0 is not */
-		void *p = osm_front_medium_malloc(n);
-		if (p)
-			return p;
+		return core_malloc(n);
 	}
-	return core_malloc(n);
+	return medium_malloc(n); /* a tail call: the small path above saves no register */
 }
 
 __attribute__((noinline)) static void core_free(void *p)
@@ -108,6 +116,14 @@ __attribute__((noinline)) static void core_free(void *p)
 	errno = saved;
 }
 
+/* Not a front slot: a medium block this thread keeps, else the core's free. Out of line. */
+__attribute__((noinline)) static void medium_free(void *p)
+{
+	if (osm_front_medium_free(p, "free"))
+		return;
+	core_free(p);
+}
+
 EXPORT void free(void *p)
 {
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) {
@@ -120,9 +136,7 @@ EXPORT void free(void *p)
 		osm_front_free(p, "free");
 		return;
 	}
-	if (osm_front_medium_free(p, "free")) /* a medium block, kept by this thread */
-		return;
-	core_free(p);
+	medium_free(p); /* a tail call: the slot path above saves no register */
 }
 
 EXPORT void *calloc(size_t nmemb, size_t size)

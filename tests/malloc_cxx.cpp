@@ -437,6 +437,16 @@ static bool sized_delete_every_size()
 		v_del_sz(p, m);
 		v_del_arr_sz(q, m);
 	}
+	/* medium sizes, down and up: a thread's medium cache hands a request a larger cached block of its bin (the
+	 * block the size above it freed), and the sized delete of the smaller size must still fit it */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i <= 32768 - 2049; i++) {
+			size_t m = pass ? 2049 + i : 32768 - i;
+			tu_op_counter = (const volatile long *)&m;
+			void *p = v_new(m);
+			memset(p, 1, 64);
+			v_del_sz(p, m);
+		}
 	tu_op_counter = nullptr;
 	CHECK(in_use() == before, "bytes in use %zu, were %zu", in_use(), before);
 	return true;

@@ -1,4 +1,4 @@
-/* malloc_front_medium: the medium caches (front.c, "Medium blocks"): per-thread stacks of core blocks of 2304 B
+/* malloc_front_medium: the medium caches (front.c, "Medium blocks"): per-thread stacks of core blocks of 2560 B
  * to 32 KiB, kept after free for the thread's next request of that class without the core's lock.
  *
  * Hazards, each a named case:
