@@ -573,9 +573,9 @@ static struct front_heap *heap_alloc(void)
 	memset(h, 0, sizeof *h);
 	for (size_t c = 0; c < FRONT_CLASSES; c++)
 		h->cur[c] = &empty_page;
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++) { /* about MEDIUM_KEEP bytes per class, 4 to MEDIUM_DEPTH blocks */
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++) { /* about MEDIUM_KEEP bytes per bin, 8 to MEDIUM_DEPTH blocks */
 		size_t d = MEDIUM_KEEP / medium_size(c);
-		h->mc_limit[c] = (uint8_t)(d > MEDIUM_DEPTH ? MEDIUM_DEPTH : d < 4 ? 4 : d);
+		h->mc_limit[c] = (uint8_t)(d > MEDIUM_DEPTH ? MEDIUM_DEPTH : d < 8 ? 8 : d);
 	}
 	h->next = live_heaps;
 	if (live_heaps)
