@@ -354,15 +354,15 @@ HIDDEN void osm_stats_at_exit(void);
 /* Medium requests (FRONT_MAX < n <= MEDIUM_MAX) are core blocks of their exact size, headers and all (32 bytes
  * cost little at these sizes), kept per thread after free in a small stack per bin (glibc's tcache, for the
  * sizes where threads would otherwise meet on the core's lock). A bin holds the blocks of sizes between two
- * bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 32768, 40960): a request looks in its
+ * bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 32768, then up to 36864): a request looks in its
  * own size's bin for a block at least as large, so a program that frees and asks again for one size gets its
  * block back, rounded up by nothing. A block in a cache stays allocated to the core; its payload's second word
  * carries the freed mark. */
 #define MEDIUM_MAX       ((size_t)32768)
-#define MEDIUM_CLASSES   17                       /* bins: [2048, 2560), ..., [28672, 32768), [32768, 40960) */
+#define MEDIUM_CLASSES   17                       /* bins: [2048, 2560), ..., [28672, 32768), [32768, 36864) */
 #define MEDIUM_DEPTH     16
 #define MEDIUM_MIN_BLOCK (FRONT_MAX + 16)         /* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) are cached */
-#define MEDIUM_END_BLOCK ((size_t)40960)
+#define MEDIUM_END_BLOCK ((size_t)36864)    /* 32 KiB and an eighth: a larger block serves no medium request well */
 #define MEDIUM_BUDGET    ((size_t)2048 << 10) /* bytes a thread's medium cache holds at most, all bins */
 
 enum { PG_CUR, PG_PARTIAL, PG_FULL, PG_EMPTY, PG_ABANDONED, PG_POOL };
@@ -511,7 +511,7 @@ static inline void osm_front_free(void *p, const char *api)
 
 // ---- the medium cache (front.c, "Medium blocks") ----
 
-/* A size in [2048, 40960) -> its bin (the bounds: four per power of two); a bin -> its lower bound. A count of
+/* A size in [2048, 36864) -> its bin (the bounds: four per power of two); a bin -> its lower bound. A count of
  * leading zeros and two shifts. */
 static inline size_t medium_bin(size_t s)
 {

@@ -26,9 +26,11 @@
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
 
-/* Blocks of the core's heap (the default profile serves up to 8 KiB from header-less slots: there, a write before
- * a block lands in the program's own neighbouring slot, and free is right to ignore it). */
-#define CORE_SIZE 16384
+/* Blocks the core carves in order, one after the other: above MEDIUM_MAX (32 KiB). The default profile serves up
+ * to 2 KiB from header-less slots (there, a write before a block lands in the program's own neighbouring slot,
+ * and free is right to ignore it), and up to 32 KiB from a thread's medium cache, whose blocks are core blocks
+ * with headers but come in the order the cache holds them, so `q` would not always follow `p`. */
+#define CORE_SIZE 40000
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
