@@ -575,7 +575,8 @@ static struct front_heap *heap_alloc(void)
 		h->cur[c] = &empty_page;
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++) { /* about MEDIUM_KEEP bytes per bin, 8 to MEDIUM_DEPTH blocks */
 		size_t d = MEDIUM_KEEP / medium_size(c);
-		h->mc_limit[c] = (uint8_t)(d > MEDIUM_DEPTH ? MEDIUM_DEPTH : d < 8 ? 8 : d);
+		h->mc_max[c] = (uint8_t)(d > MEDIUM_DEPTH ? MEDIUM_DEPTH : d < 8 ? 8 : d);
+		h->mc_limit[c] = 2; /* slow start (tcmalloc's): a bin grows only as its misses show it is used */
 	}
 	h->next = live_heaps;
 	if (live_heaps)
@@ -1099,6 +1100,8 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	struct front_heap *h = osm_front_tl_heap;
 	if (h == &empty_heap && !(h = heap_init()))
 		return NULL;
+	if (h->mc_limit[c] < h->mc_max[c])
+		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2);
 	size_t want = h->mc_limit[c] / 2;
 	int saved = errno;
 	h->mc_refills++;

@@ -408,6 +408,7 @@ struct front_heap {
 	bool rb_any;
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];
+	uint8_t mc_max[MEDIUM_CLASSES];   /* how far mc_limit may grow (slow start: it begins at 2, +2 a miss) */
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
 	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */

@@ -10,7 +10,8 @@
  *    to the core (stats: nothing cached, the bytes free again);
  *  - the cache must not hide memory from the core when it runs out: a thread that holds cached blocks and meets
  *    ENOMEM gets them back first (glibc's tst-dynarray-fail fills the heap and relies on this);
- *  - every size from 2049 to 32768 is served with at least its size, 16-aligned, contents kept by realloc.
+ *  - every size from 2049 to 32768 is served with at least its size, 16-aligned, contents kept by realloc;
+ *  - a thread that uses a bin once keeps little in it (slow start).
  * Death cases run in a forked child; the parent checks the signal and the exact message. Prints `PASS medium/...`
  * or `FAIL medium/...: why`. Default profile only (the caches do not exist in the classic profile). */
 #include <errno.h>
@@ -204,6 +205,30 @@ static void thread_exit_gives_back(void)
 	      after.bytes_in_use <= before.bytes_in_use + 1024 && os_heap_check() == 0, why);
 }
 
+/* Slow start (tcmalloc's): a thread that frees one medium block keeps it and at most one more; its bins grow
+ * only as its misses show it uses them. Checked inside the thread (its exit gives everything back). */
+static size_t slow_start_cached;
+static void *one_block(void *arg)
+{
+	(void)arg;
+	struct os_stats a, b;
+	os_stats(&a);
+	v_free(v_malloc(20000));
+	os_stats(&b);
+	slow_start_cached = b.front_cached_blocks - a.front_cached_blocks;
+	return NULL;
+}
+
+static void slow_start(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, one_block, NULL);
+	pthread_join(t, NULL);
+	char why[120];
+	snprintf(why, sizeof why, "one malloc and free of 20000 bytes left %zu blocks cached", slow_start_cached);
+	check("slow_start_keeps_little", slow_start_cached >= 1 && slow_start_cached <= 2, why);
+}
+
 static void trim_gives_back(void)
 {
 	void *p[32];
@@ -263,6 +288,7 @@ int main(void)
 	death("header_next_written_while_cached", header_next_written_while_cached, "malloc", "corrupted header");
 	every_size();
 	thread_exit_gives_back();
+	slow_start();
 	trim_gives_back();
 	enomem_reclaims();
 	return n_fail ? 1 : 0;
