@@ -704,6 +704,10 @@ static void raise_mmap_threshold(const struct block_meta *b)
 	p->mmap_threshold = p->calloc_threshold = len + 1;
 	if (p->trim_threshold < 2 * p->mmap_threshold)
 		p->trim_threshold = 2 * p->mmap_threshold;
+	/* and a trim keeps one such block's worth at the top: the next one is served without growing the break and
+	 * faulting its pages in again (this machine charges tens of microseconds per fault) */
+	if (p->trim_keep < p->mmap_threshold)
+		p->trim_keep = p->mmap_threshold;
 	if (TRACING)
 		osm_trace_event("  threshold %z", p->mmap_threshold);
 }

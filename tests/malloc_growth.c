@@ -77,6 +77,27 @@ int main(void)
 		else
 			printf("FAIL growth/large_block_reused: 100 malloc+free of 200000 bytes after a first one made %zu "
 			       "mmap calls (want at most 2: the threshold rises past a freed mapped block)\n", maps);
+		/* blocks of that size freed at the top: the trim that follows keeps one of them (the threshold's worth),
+		 * so the next one comes without moving the break and faulting its pages in again */
+		void *m = v_malloc(1 << 20); /* a mapped block freed: the threshold rises past 1 MiB */
+		memset(m, 1, 1 << 20);
+		free(m);
+		char *b3[3];
+		for (int i = 0; i < 3; i++)
+			memset(b3[i] = v_malloc(1 << 20), 2, 1 << 20);
+		for (int i = 0; i < 3; i++) /* the top one last: one trim, of the three together */
+			free(b3[i]);
+		os_stats(&s0);
+		char *again = v_malloc(1 << 20);
+		memset(again, 4, 1 << 20);
+		os_stats(&s1);
+		free(again);
+		if (s1.brk_calls == s0.brk_calls && s0.trims > 0 && os_heap_check() == 0)
+			printf("PASS growth/trim_keeps_a_threshold\n");
+		else
+			printf("FAIL growth/trim_keeps_a_threshold: after 3 blocks of 1 MiB freed at the top (%zu trims so "
+			       "far), a 1 MiB malloc made %zu brk calls (want 0: the trim keeps one such block)\n",
+			       s0.trims, s1.brk_calls - s0.brk_calls);
 		fflush(stdout);
 		setenv("OSMEM_PROFILE", "classic", 1);
 		execl("/proc/self/exe", "malloc_growth", (char *)NULL);
