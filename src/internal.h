@@ -469,14 +469,14 @@ HIDDEN void osm_front_free_local_slow(struct front_page *pg);
  * Cost when the current page of the class has a free slot: about 20 instructions, no lock, no atomic
  * read-modify-write, no system call: TLS heap -> current page -> pop its free list, the popped link checked to
  * be a slot of the same page (a subtract, a multiply, two compares), the freed mark cleared. */
-static inline void *osm_front_malloc(size_t n)
+static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, bool slow)
 {
 	size_t cls = osm_front_class_of[(n + 15) >> 4];
 	struct front_heap *h = osm_front_tl_heap;
 	struct front_page *pg = h->cur[cls];
 	void **s = pg->free;
 	if (__builtin_expect(s == NULL, 0))
-		return osm_front_malloc_slow(cls);
+		return slow ? osm_front_malloc_slow(cls) : NULL;
 	void *next = front_dec(s, (uintptr_t)s[0]);
 	if (__builtin_expect(!front_is_slot(pg, (uintptr_t)next), 0) && next)
 		osm_front_corrupt(s);
@@ -486,6 +486,10 @@ static inline void *osm_front_malloc(size_t n)
 	h->hits++;
 	return s;
 }
+static inline void *osm_front_malloc(size_t n) { return front_malloc_with(n, true); }
+/* The fast path alone: NULL when the current page has no free slot (then the caller takes osm_front_malloc's
+ * way, out of line, so that its own fast path saves no register). */
+static inline void *osm_front_malloc_hit(size_t n) { return front_malloc_with(n, false); }
 
 /* free's fast path for a pointer osm_front_owns() accepted. Cost for a slot of a page this thread owns and
  * allocates from: about 20 instructions, no lock, no atomic read-modify-write, no system call: the page from

@@ -69,6 +69,13 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
+/* 1 to FRONT_MAX when the current page of the class has no free slot: the front's slow path, else the core. */
+__attribute__((noinline)) static void *small_malloc(size_t n)
+{
+	void *p = osm_front_malloc(n);
+	return p ? p : core_malloc(n);
+}
+
 /* Above FRONT_MAX (and 0): the thread's medium cache (front.c, "Medium blocks"), else the core. Out of line. */
 __attribute__((noinline)) static void *medium_malloc(size_t n)
 {
@@ -80,19 +87,28 @@ __attribute__((noinline)) static void *medium_malloc(size_t n)
 	return core_malloc(n);
 }
 
+/* The first call of all (OSMEM_CHECK not read yet) and strict mode: out of line, so that malloc's fast path keeps
+ * n in its argument register (no register saved around a call it does not make). */
+__attribute__((noinline)) static void *malloc_unusual(size_t n)
+{
+	if (osm_strict_on())
+		return osm_strict_alloc(n, 0, false, "malloc");
+	return malloc(n); /* strict mode is off: read once, the next call goes the usual way */
+}
+
 EXPORT void *malloc(size_t n)
 {
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* OSMEM_CHECK=strict (strict.c); one branch otherwise */
-		return osm_strict_alloc(n, 0, false, "malloc");
+	if (__builtin_expect(osm_strict, 0)) /* OSMEM_CHECK=strict (strict.c); one branch otherwise */
+		return malloc_unusual(n);
 	/* 1 to FRONT_MAX: the front layer's fast path (front.c); NULL: off or out of memory, ask the core. 0 wraps
 	 * round to the core's path (zero_alloc): the same compare as n <= FRONT_MAX */
 	if (n - 1 < FRONT_MAX) {
-		void *p = osm_front_malloc(n);
+		void *p = osm_front_malloc_hit(n);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
-		return core_malloc(n);
+		return small_malloc(n); /* tail calls: the fast path saves no register */
 	}
-	return medium_malloc(n); /* a tail call: the small path above saves no register */
+	return medium_malloc(n);
 }
 
 __attribute__((noinline)) static void core_free(void *p)
@@ -124,10 +140,18 @@ __attribute__((noinline)) static void medium_free(void *p)
 	core_free(p);
 }
 
+__attribute__((noinline)) static void free_unusual(void *p)
+{
+	if (osm_strict_on())
+		osm_strict_free(p, "free");
+	else
+		free(p);
+}
+
 EXPORT void free(void *p)
 {
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) {
-		osm_strict_free(p, "free");
+	if (__builtin_expect(osm_strict, 0)) {
+		free_unusual(p);
 		return;
 	}
 	if (!p)
