@@ -1005,7 +1005,7 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
  * second word (the slots' mark: a double free is caught at once), cleared when it goes back to the core.
  * Traced threads and the classic profile never use it (their heap is empty_heap, whose limits are 0).
  * Measured (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock,
- * 0.40 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 106 MB now. */
+ * 0.35 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB now. */
 
 /* Gives the k oldest blocks of class c back to the core. Core lock held. Each is checked as free checks it. */
 static void medium_give_back(struct front_heap *h, size_t c, size_t k)
