@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "osmem.h"
+#include "test_util.h"
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
@@ -35,53 +36,12 @@ static size_t (*volatile v_usable)(void *) = malloc_usable_size;
 
 static int n_fail;
 
-static void say_addr(const void *p)
-{
-	char buf[64];
-	int n = snprintf(buf, sizeof buf, "ADDR %p\n", p);
-	if (write(2, buf, (size_t)n) != n)
-		_exit(9);
-}
+#define say_addr tu_say_addr
 
-/* Runs fn in a child: it must abort with "osmem: <api>(): <what> <ADDR>" (ADDR: what the child said). */
+/* A death case: the child must abort with "osmem: <api>(): <what> <ADDR>" (ADDR: what the child said). */
 static void death(const char *name, void (*fn)(void), const char *api, const char *what)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		printf("FAIL medium/%s: pipe\n", name);
-		n_fail++;
-		return;
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], 2);
-		alarm(60);
-		fn();
-		_exit(0);
-	}
-	close(fds[1]);
-	char buf[4096];
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	char addr[40] = "", want[200];
-	sscanf(buf, "ADDR %39s", addr);
-	snprintf(want, sizeof want, "osmem: %s(): %s %s\n", api, what, addr);
-	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || !strstr(buf, want)) {
-		printf("FAIL medium/%s: want SIGABRT with \"%.*s\", the child %s %d (stderr: %.300s)\n", name,
-		       (int)strlen(want) - 1, want, WIFSIGNALED(st) ? "was killed by signal" : "exited",
-		       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), buf);
-		n_fail++;
-	} else {
-		printf("PASS medium/%s\n", name);
-	}
+	n_fail += !tu_death_case("medium", "", name, fn, api, what);
 }
 
 static void check(const char *name, int ok, const char *why)

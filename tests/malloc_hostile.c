@@ -39,79 +39,14 @@ static int n_fail;
 static const char *prefix = "";
 
 /* want_what for a child that must die of SIGSEGV or SIGBUS at its own access, with nothing from osmem on stderr */
-static const char FAULTS[] = "(faults)";
+#define FAULTS TU_FAULTS
 
-/* Runs fn in a child. want_what NULL: the child must exit 0; FAULTS: it must fault. Else it must abort with the
- * message for ptr (the child writes "ADDR 0x..." first when the pointer is only known there). */
 static void run_case(const char *name, void (*fn)(void), const char *want_api, const char *want_what)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		printf("FAIL hostile/%s%s: pipe: %s\n", prefix, name, strerror(errno));
-		n_fail++;
-		return;
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], 2);
-		alarm(60); /* a hang is a failure with a name, not a stuck suite */
-		fn();
-		_exit(os_heap_check() == 0 ? 0 : 3);
-	}
-	close(fds[1]);
-	char buf[4096];
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	char why[600] = "";
-	if (!want_what) {
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			snprintf(why, sizeof why, "the child %s %d (stderr: %.300s)",
-				 WIFEXITED(st) ? "exited" : "was killed by signal",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
-	} else if (want_what == FAULTS) {
-		if (!WIFSIGNALED(st) || (WTERMSIG(st) != SIGSEGV && WTERMSIG(st) != SIGBUS))
-			snprintf(why, sizeof why, "want SIGSEGV or SIGBUS at the access, the child %s %d (stderr: %.300s)",
-				 WIFEXITED(st) ? "exited" : "was killed by signal",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
-		else if (strstr(buf, "osmem: "))
-			snprintf(why, sizeof why, "the fault came after a report: %.300s", buf);
-	} else {
-		char want[200];
-		const char *addr = strstr(buf, "ADDR ");
-		char hex[40] = "";
-		if (addr)
-			sscanf(addr + 5, "%39s", hex);
-		snprintf(want, sizeof want, "osmem: %s(): %s %s", want_api, want_what, hex);
-		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
-			snprintf(why, sizeof why, "want SIGABRT with \"%s\", the child %s %d (stderr: %.300s)", want,
-				 WIFEXITED(st) ? "exited" : "was killed by signal",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
-		else if (!strstr(buf, want))
-			snprintf(why, sizeof why, "want \"%s\" on stderr, got: %.300s", want, buf);
-	}
-	if (why[0]) {
-		printf("FAIL hostile/%s%s: %s\n", prefix, name, why);
-		n_fail++;
-	} else {
-		printf("PASS hostile/%s%s\n", prefix, name);
-	}
+	n_fail += !tu_death_case("hostile", prefix, name, fn, want_api, want_what);
 }
 
-static void say_addr(const void *p)
-{
-	char msg[64];
-	snprintf(msg, sizeof msg, "ADDR 0x%lx\n", (unsigned long)(uintptr_t)p);
-	if (write(2, msg, strlen(msg)) < 0)
-		_exit(99);
-}
+#define say_addr tu_say_addr
 
 // ------------------------------------------------------------------
 // Pointers osmem must reject without reading them

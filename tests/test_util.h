@@ -132,7 +132,9 @@ static inline __attribute__((unused)) uint64_t tu_rng(uint64_t *state)
 // ------------------------------------------------------------------
 
 #ifdef OSMEM_H
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/wait.h>
 
 /* The size of the free block at the top of the heap (0 if the last block is not free or the dump failed). The
  * dump goes through a pipe: keep the heap small (a pipe holds 64 KiB before its writer waits). */
@@ -158,6 +160,83 @@ static __attribute__((unused)) size_t tu_free_top_size(void)
 			top = strcmp(status, "free") == 0 ? size : 0;
 	}
 	return top;
+}
+// ------------------------------------------------------------------
+// Death cases (programs that include osmem.h first): a hazard run in a forked child, its end checked
+// ------------------------------------------------------------------
+
+/* want_what for a child that must die of SIGSEGV or SIGBUS at its own access, with nothing from osmem on stderr */
+static const char TU_FAULTS[] = "(faults)";
+
+/* Writes "ADDR 0x..." to standard error: the child names the pointer the report must name. */
+static __attribute__((unused)) void tu_say_addr(const void *p)
+{
+	char msg[64];
+	snprintf(msg, sizeof msg, "ADDR 0x%lx\n", (unsigned long)(uintptr_t)p);
+	if (write(2, msg, strlen(msg)) < 0)
+		_exit(99);
+}
+
+/* Runs fn in a child, its standard error on a pipe, and prints `PASS group/prefixname` or `FAIL ...: why`.
+ * want_what NULL: the child must exit 0 with os_heap_check() passing; TU_FAULTS: it must fault; else it must die
+ * of SIGABRT after "osmem: <want_api>(): <want_what> <ADDR>" (ADDR: what the child said with tu_say_addr).
+ * Returns whether it passed. A hang is a failure with a name (alarm), not a stuck suite. */
+static __attribute__((unused)) bool tu_death_case(const char *group, const char *prefix, const char *name,
+						  void (*fn)(void), const char *want_api, const char *want_what)
+{
+	int fds[2];
+	if (pipe(fds) != 0) {
+		printf("FAIL %s/%s%s: pipe failed\n", group, prefix, name);
+		return false;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 2);
+		alarm(60);
+		fn();
+		_exit(os_heap_check() == 0 ? 0 : 3);
+	}
+	close(fds[1]);
+	char buf[4096];
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = 0;
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	char why[600] = "";
+	const char *how = WIFEXITED(st) ? "exited" : "was killed by signal";
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st);
+	if (!want_what) {
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			snprintf(why, sizeof why, "the child %s %d (stderr: %.300s)", how, code, buf);
+	} else if (want_what == TU_FAULTS) {
+		if (!WIFSIGNALED(st) || (WTERMSIG(st) != SIGSEGV && WTERMSIG(st) != SIGBUS))
+			snprintf(why, sizeof why, "want SIGSEGV or SIGBUS at the access, the child %s %d (stderr: %.300s)",
+				 how, code, buf);
+		else if (strstr(buf, "osmem: "))
+			snprintf(why, sizeof why, "the fault came after a report: %.300s", buf);
+	} else {
+		char want[200], hex[40] = "";
+		const char *addr = strstr(buf, "ADDR ");
+		if (addr)
+			sscanf(addr + 5, "%39s", hex);
+		snprintf(want, sizeof want, "osmem: %s(): %s %s", want_api, want_what, hex);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+			snprintf(why, sizeof why, "want SIGABRT with \"%s\", the child %s %d (stderr: %.300s)", want, how,
+				 code, buf);
+		else if (!strstr(buf, want))
+			snprintf(why, sizeof why, "want \"%s\" on stderr, got: %.300s", want, buf);
+	}
+	if (why[0])
+		printf("FAIL %s/%s%s: %s\n", group, prefix, name, why);
+	else
+		printf("PASS %s/%s%s\n", group, prefix, name);
+	return !why[0];
 }
 #endif
 
