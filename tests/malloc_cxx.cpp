@@ -561,11 +561,7 @@ static bool run_death(const death &d)
 	}
 	close(fds[1]);
 	char out[1024];
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof out - 1 && (r = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
+	tu_read_all(fds[0], out, sizeof out);
 	close(fds[0]);
 	int status;
 	waitpid(pid, &status, 0);

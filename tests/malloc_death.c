@@ -21,6 +21,7 @@
 
 #include "block_meta.h"
 #include "osmem.h"
+#include "test_util.h"
 
 #define MiB ((size_t)1024 * 1024)
 
@@ -300,18 +301,7 @@ static void run_case(const struct death_case *dc)
 	}
 	close(fds[1]);
 	char out[4096];
-	size_t len = 0;
-	for (;;) {
-		ssize_t r = read(fds[0], out + len, sizeof out - 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (len == sizeof out - 1)
-			break;
-	}
-	out[len] = 0;
+	tu_read_all(fds[0], out, sizeof out);
 	close(fds[0]);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_util.h"
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
@@ -127,12 +128,7 @@ int main(void)
 		}
 		close(fds[1]);
 		char out[2048];
-		size_t len = 0;
-		ssize_t r;
-		while ((r = read(fds[0], out + len, sizeof out - 1 - len)) > 0 || (r < 0 && errno == EINTR))
-			if (r > 0)
-				len += (size_t)r;
-		out[len] = 0;
+		tu_read_all(fds[0], out, sizeof out);
 		close(fds[0]);
 		int st;
 		waitpid(pid, &st, 0);

@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_util.h"
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
@@ -107,15 +108,7 @@ static int run_case(const char *self, const char *mode)
 	int st;
 	waitpid(c, &st, 0);
 	char text[4096];
-	size_t len = 0;
-	int fd = open(own, O_RDONLY);
-	if (fd >= 0) {
-		ssize_t r;
-		while (len < sizeof text - 1 && (r = read(fd, text + len, sizeof text - 1 - len)) > 0)
-			len += (size_t)r;
-		close(fd);
-	}
-	text[len] = 0;
+	size_t len = tu_read_file(own, text, sizeof text);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) == 2)
 		snprintf(why, sizeof why, "the program failed to set up (status 0x%x)", st);
 	else if (WEXITSTATUS(st) == 3)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "osmem.h"
+#include "test_util.h"
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
@@ -116,11 +117,7 @@ static int run_capture(void (*fn)(void *), void *arg, char *out, size_t cap)
 		_exit(0);
 	}
 	close(fds[1]);
-	size_t len = 0;
-	ssize_t r;
-	while (len < cap - 1 && (r = read(fds[0], out + len, cap - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
+	tu_read_all(fds[0], out, cap);
 	close(fds[0]);
 	int st;
 	waitpid(pid, &st, 0);
@@ -175,16 +172,8 @@ static void test_trace_flushed(char *self)
 	}
 	int st;
 	waitpid(pid, &st, 0);
-	char text[65536];
-	size_t len = 0;
-	int fd = open(path, O_RDONLY);
-	if (fd >= 0) {
-		ssize_t r;
-		while (len < sizeof text - 1 && (r = read(fd, text + len, sizeof text - 1 - len)) > 0)
-			len += (size_t)r;
-		close(fd);
-	}
-	text[len] = 0;
+	static char text[65536];
+	tu_read_file(path, text, sizeof text);
 	unlink(path);
 	int mallocs = 0;
 	for (char *s = text; (s = strstr(s, "\nmalloc 42424 ")); s++)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_util.h"
 
 #define MiB ((size_t)1024 * 1024)
 
@@ -439,18 +440,7 @@ static void run_case(const struct strict_case *sc, const char *mode)
 	}
 	close(fds[1]);
 	char out[4096];
-	size_t len = 0;
-	for (;;) {
-		ssize_t r = read(fds[0], out + len, sizeof out - 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-		if (len == sizeof out - 1)
-			break;
-	}
-	out[len] = 0;
+	size_t len = tu_read_all(fds[0], out, sizeof out);
 	close(fds[0]);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)

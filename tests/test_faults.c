@@ -15,6 +15,7 @@
 
 #include "internal.h"
 #include "test_faults.h"
+#include "test_util.h"
 
 static const struct fw_api os_api = { os_malloc, os_calloc, os_realloc, os_free, NULL, false, false };
 
@@ -51,11 +52,7 @@ static int spawn(const char *config, int kind, size_t n, bool sticky, char *out,
 		_exit(run_child(fds[1], kind, n, sticky));
 	}
 	close(fds[1]);
-	size_t len = 0;
-	ssize_t r;
-	while (len < cap - 1 && (r = read(fds[0], out + len, cap - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
+	tu_read_all(fds[0], out, cap);
 	close(fds[0]);
 	int status = 0;
 	waitpid(pid, &status, 0);
@@ -108,11 +105,7 @@ static void env_case(const char *name, const char *spec, size_t want_fail_brk, s
 	}
 	close(fds[1]);
 	char out[1024];
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof out - 1 && (r = read(fds[0], out + len, sizeof out - 1 - len)) > 0)
-		len += (size_t)r;
-	out[len] = 0;
+	tu_read_all(fds[0], out, sizeof out);
 	close(fds[0]);
 	int status;
 	waitpid(pid, &status, 0);

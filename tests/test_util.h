@@ -4,10 +4,44 @@
 #ifndef OSMEM_TEST_UTIL_H
 #define OSMEM_TEST_UTIL_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
+
+// ------------------------------------------------------------------
+// Reading what a child wrote (its stderr on a pipe, a file it left)
+// ------------------------------------------------------------------
+
+/* Reads fd to its end (or until buf is full), retrying on EINTR; buf is NUL-terminated. Returns the length. */
+static __attribute__((unused)) size_t tu_read_all(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	while (len < cap - 1) {
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	return len;
+}
+
+/* The file at path, as tu_read_all reads it ("" when it cannot be opened). */
+static __attribute__((unused)) size_t tu_read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	buf[0] = 0;
+	if (fd < 0)
+		return 0;
+	size_t len = tu_read_all(fd, buf, cap);
+	close(fd);
+	return len;
+}
 
 // ------------------------------------------------------------------
 // Crashes: a FAIL line even for a signal (a bad-pointer report is SIGABRT)
@@ -146,12 +180,8 @@ static __attribute__((unused)) size_t tu_free_top_size(void)
 		return 0;
 	int rc = os_heap_dump(fds[1], OS_DUMP_TEXT);
 	close(fds[1]);
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
+	tu_read_all(fds[0], buf, sizeof buf);
 	close(fds[0]);
-	buf[len] = 0;
 	size_t top = 0;
 	for (char *line = strtok(buf, "\n"); rc == 0 && line; line = strtok(NULL, "\n")) {
 		char off[64], status[16], where[16];
@@ -200,11 +230,7 @@ static __attribute__((unused)) bool tu_death_case(const char *group, const char 
 	}
 	close(fds[1]);
 	char buf[4096];
-	size_t len = 0;
-	ssize_t r;
-	while (len < sizeof buf - 1 && (r = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
+	tu_read_all(fds[0], buf, sizeof buf);
 	close(fds[0]);
 	int st;
 	waitpid(pid, &st, 0);
