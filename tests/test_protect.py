@@ -155,48 +155,35 @@ def main():
               f"`frees` printed {got[0]} with no late frees and {got[1000]} with 1000 (the destructor's frees "
               f"are not counted)" if None not in got.values() else f"no single `frees` line: {got}")
 
-        # 3. a forked child does not truncate the parent's trace
-        prog = cc(os.path.join(tmp, "trace_prog"), [write(tmp, "trace_prog.c", TRACE_PROG)])
-        path = os.path.join(tmp, "t.trace")
-        r = subprocess.run([prog], env=clean_env(LD_PRELOAD=lib, OSMEM_TRACE=path), capture_output=True,
-                           text=True, timeout=60)
-        child = r.stdout.strip()
-        parent_text = open(path).read() if os.path.exists(path) else ""
-        child_path = f"{path}.{child}"
-        child_text = open(child_path).read() if os.path.exists(child_path) else ""
-        problems = []
-        if r.returncode:
-            problems.append(f"the program failed ({r.returncode})")
-        if not parent_text.startswith("osmem-trace 1 "):
-            problems.append("the parent's trace does not start with its header")
-        for size in (11111, 22222):
-            if f"\nmalloc {size} " not in parent_text:
-                problems.append(f"the parent's trace lost its malloc({size})")
-        if "malloc 54321" in parent_text:
-            problems.append("the child wrote into the parent's trace")
-        if not child_text.startswith("osmem-trace 1 ") or child_text.count("\nmalloc 54321 ") != 3000:
-            problems.append(f"{child_path} is not the child's whole trace")
-        check("protect_trace/fork_keeps_parent_trace", not problems, "; ".join(problems))
+        # 3. a forked child does not truncate the parent's trace (3a), nor does a child that runs another
+        # program, which starts a trace of its own (3b): the parent's trace keeps its two mallocs and none of the
+        # child's 3000, and the child's are whole in PATH.PID
+        def trace_split(argv, name, child_size, who):
+            path = os.path.join(tmp, name)
+            r = subprocess.run(argv, env=clean_env(LD_PRELOAD=lib, OSMEM_TRACE=path), capture_output=True,
+                               text=True, timeout=60)
+            parent_text = open(path).read() if os.path.exists(path) else ""
+            child_path = f"{path}.{r.stdout.strip()}"
+            child_text = open(child_path).read() if os.path.exists(child_path) else ""
+            problems = []
+            if r.returncode:
+                problems.append(f"the program failed ({r.returncode})")
+            if not parent_text.startswith("osmem-trace 1 "):
+                problems.append("the parent's trace does not start with its header")
+            for size in (11111, 22222):
+                if f"\nmalloc {size} " not in parent_text:
+                    problems.append(f"the parent's trace lost its malloc({size})")
+            if f"malloc {child_size}" in parent_text:
+                problems.append(f"the {who} wrote into the parent's trace")
+            if not child_text.startswith("osmem-trace 1 ") or child_text.count(f"\nmalloc {child_size} ") != 3000:
+                problems.append(f"{child_path} is not the {who}'s whole trace")
+            return problems
 
-        # 3b. nor does a child that runs another program (which starts a trace of its own)
+        prog = cc(os.path.join(tmp, "trace_prog"), [write(tmp, "trace_prog.c", TRACE_PROG)])
+        problems = trace_split([prog], "t.trace", 54321, "child")
+        check("protect_trace/fork_keeps_parent_trace", not problems, "; ".join(problems))
         other = cc(os.path.join(tmp, "exec_prog"), [write(tmp, "exec_prog.c", EXEC_PROG)])
-        path = os.path.join(tmp, "e.trace")
-        r = subprocess.run([prog, other], env=clean_env(LD_PRELOAD=lib, OSMEM_TRACE=path), capture_output=True,
-                           text=True, timeout=60)
-        child = r.stdout.strip()
-        parent_text = open(path).read() if os.path.exists(path) else ""
-        child_path = f"{path}.{child}"
-        child_text = open(child_path).read() if os.path.exists(child_path) else ""
-        problems = []
-        if r.returncode:
-            problems.append(f"the program failed ({r.returncode})")
-        for size in (11111, 22222):
-            if f"\nmalloc {size} " not in parent_text:
-                problems.append(f"the parent's trace lost its malloc({size})")
-        if "malloc 33333" in parent_text:
-            problems.append("the exec'd child wrote into the parent's trace")
-        if not child_text.startswith("osmem-trace 1 ") or child_text.count("\nmalloc 33333 ") != 3000:
-            problems.append(f"{child_path} is not the exec'd child's whole trace")
+        problems = trace_split([prog, other], "e.trace", 33333, "exec'd child")
         check("protect_trace/exec_child_keeps_parent_trace", not problems, "; ".join(problems))
 
         # 4. an unknown profile is named, once
