@@ -42,7 +42,7 @@ struct os_stats {
 	size_t front_in_use;      /* in slots handed out */
 	size_t front_free;        /* free in the front: free slots, cached pages (front_bytes - metadata - in use) */
 	size_t front_threads;     /* threads with a cache */
-	/* The medium caches (per-thread stacks of core blocks of 2560 B to 32 KiB, freed by the program and kept for
+	/* The medium caches (per-thread stacks of core blocks of 2 KiB to 32 KiB, freed by the program and kept for
 	 * its next request of that class): counted as free here, as allocated by the core's own figures. */
 	size_t front_cached_blocks, front_cached_bytes;
 };

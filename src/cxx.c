@@ -108,6 +108,7 @@ static void *try_alloc(size_t n, size_t a)
 			return p;
 	}
 	osm_lock();
+	osm_heap.op = "operator new"; /* the name the core's reports give */
 	struct block_meta *b;
 	if (a <= MALLOC_ALIGN) {
 		if (TRACING)
@@ -123,6 +124,8 @@ static void *try_alloc(size_t n, size_t a)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
+	if (!b && osm_front_medium_reclaim()) /* out of memory: this thread's medium cache goes back, then once more */
+		return try_alloc(n, a);
 	if (!b)
 		errno = ENOMEM;
 	return b ? payload(b) : NULL;

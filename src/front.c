@@ -807,37 +807,19 @@ static void *traced_malloc(size_t cls)
 // free's slow paths
 // ------------------------------------------------------------------
 
-/* Whether the slot s (which carries the freed mark) really is free: a walk of its page's lists when this thread
- * owns the page (the lists are its own, and other threads only push at thread_free's head). For a page of
- * another thread the mark decides: it holds the slot's address xor a 64-bit secret, which a program's data does
- * not hold by chance. */
-static bool list_holds(struct front_page *pg, void **q, void *s)
+/* Whether slot s is free: its freed mark, the slot's address xor a 64-bit secret, which a program's data does not
+ * hold by chance and malloc clears. The mark decides for every page, the caller's own too: a slot another thread
+ * freed may sit in that thread's remote batch (remote_batch), on none of the page's lists, until it is pushed. */
+static inline bool slot_is_free(void *s)
 {
-	for (uint32_t n = 0; q; n++) {
-		if (q == s)
-			return true;
-		void **next = front_dec(q, (uintptr_t)q[0]);
-		if (n > pg->capacity || (next && !front_is_slot(pg, (uintptr_t)next)))
-			osm_front_corrupt(q);
-		q = next;
-	}
-	return false;
-}
-
-static bool slot_is_free(struct front_page *pg, void *s)
-{
-	struct front_heap *me = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
-	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != me)
-		return true;
-	return list_holds(pg, pg->free, s) ||
-	       list_holds(pg, (void **)__atomic_load_n(&pg->thread_free, __ATOMIC_ACQUIRE), s);
+	return (uintptr_t)((void **)s)[1] == front_mark(s);
 }
 
 static void check_slot(void *p, struct front_page *pg, const char *api)
 {
 	if (!front_is_slot(pg, (uintptr_t)p))
 		osm_fatal_pointer(api, "invalid pointer", p);
-	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p))
+	if (slot_is_free(p))
 		osm_fatal_pointer(api, "double free", p);
 }
 
@@ -1100,8 +1082,8 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	struct front_heap *h = osm_front_tl_heap;
 	if (h == &empty_heap && !(h = heap_init()))
 		return NULL;
-	if (h->mc_limit[c] < h->mc_max[c])
-		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2);
+	if (h->mc_limit[c] < h->mc_max[c]) /* slow start, up to the bin's maximum */
+		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < h->mc_max[c] ? h->mc_limit[c] + 2 : h->mc_max[c]);
 	size_t want = h->mc_limit[c] / 2;
 	int saved = errno;
 	h->mc_refills++;
@@ -1115,7 +1097,8 @@ void *osm_front_medium_refill(size_t c, size_t n)
 		if (!b)
 			break;
 		size_t bc = medium_bin(b->size);
-		if (b->status != STATUS_ALLOC || b->size >= MEDIUM_END_BLOCK || h->mc_count[bc] >= h->mc_limit[bc]) {
+		if (b->status != STATUS_ALLOC || b->size >= MEDIUM_END_BLOCK || h->mc_count[bc] >= h->mc_limit[bc] ||
+		    h->mc_bytes + b->size > MEDIUM_BUDGET) {
 			osm_free(b); /* mapped (mallopt lowered the threshold), or no room */
 			break;
 		}
@@ -1141,6 +1124,10 @@ bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
 	void **q = payload(b);
 	if (q[1] == (void *)front_mark(q))
 		osm_front_medium_bad(q, api, "double free");
+	/* Slow start on frees too (tcmalloc's ListTooLong): a thread that only frees (a consumer) never misses, and
+	 * at a limit of 2 would take the lock for nearly every free. */
+	if (h->mc_count[c] >= h->mc_limit[c] && h->mc_limit[c] < h->mc_max[c])
+		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < h->mc_max[c] ? h->mc_limit[c] + 2 : h->mc_max[c]);
 	bool full = h->mc_count[c] >= h->mc_limit[c], over = h->mc_bytes + b->size > MEDIUM_BUDGET;
 	if (full || over) { /* the class's older half; over the budget, every class's older half */
 		int saved = errno;
@@ -1198,7 +1185,7 @@ void *osm_front_os_realloc(void *p, size_t n)
 	struct front_page *pg = front_page_of(p);
 	if (!front_is_slot(pg, (uintptr_t)p))
 		osm_fatal_pointer("os_realloc", "invalid pointer", p);
-	if ((uintptr_t)((void **)p)[1] == front_mark(p) && slot_is_free(pg, p)) {
+	if (slot_is_free(p)) {
 		if (front_tracing())
 			traced_os_realloc(p, n, pg, 3, NULL);
 		return NULL;                                 /* 3: already free, nothing changes */

@@ -351,13 +351,13 @@ HIDDEN void osm_stats_at_exit(void);
 #define FRONT_PAGE_SIZE  ((size_t)1 << FRONT_PAGE_SHIFT)
 #define FRONT_PAGES      (FRONT_SEG_SIZE / FRONT_PAGE_SIZE) /* page 0 holds the segment's metadata */
 
-/* Medium requests (FRONT_MAX < n <= MEDIUM_MAX) are core blocks of their exact size, headers and all (32 bytes
- * cost little at these sizes), kept per thread after free in a small stack per bin (glibc's tcache, for the
- * sizes where threads would otherwise meet on the core's lock). A bin holds the blocks of sizes between two
- * bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 32768, then up to 36864): a request looks in its
- * own size's bin for a block at least as large, so a program that frees and asks again for one size gets its
- * block back, rounded up by nothing. A block in a cache stays allocated to the core; its payload's second word
- * carries the freed mark. */
+/* Medium requests (FRONT_MAX < n <= MEDIUM_MAX) are core blocks, headers and all (32 bytes cost little at these
+ * sizes), rounded up to an eighth of their power of two (medium_round), and kept per thread after free in a small
+ * stack per bin (glibc's tcache, for the sizes where threads would otherwise meet on the core's lock). A bin holds
+ * the blocks of sizes between two bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 32768,
+ * and the last up to 36864): a request looks in its own size's bin for the smallest block at least as large, so a
+ * program that frees and asks again for one size gets its block back. A block in a cache stays allocated to the
+ * core; its payload's second word carries the freed mark. */
 #define MEDIUM_MAX       ((size_t)32768)
 #define MEDIUM_CLASSES   17                       /* bins: [2048, 2560), ..., [28672, 32768), [32768, 36864) */
 #define MEDIUM_DEPTH     16

@@ -53,7 +53,8 @@ void os_stats(struct os_stats *st)
 	st->cache_misses += fs.mc_refills;
 	st->allocations = st->allocations - fs.mc_extra + fs.mc_hits;
 	st->frees = st->frees - fs.mc_flushed + fs.mc_frees;
-	st->bytes_in_use -= fs.mc_bytes;
+	/* read under the front lock, before the core's figures: a cache that gave blocks back since is counted twice */
+	st->bytes_in_use = st->bytes_in_use > fs.mc_bytes ? st->bytes_in_use - fs.mc_bytes : 0;
 	st->front_cached_blocks = fs.mc_blocks;
 	st->front_cached_bytes = fs.mc_bytes;
 	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */

@@ -152,12 +152,13 @@ static const struct block_meta *header(const void *p)
 }
 
 /* Whether the default profile's front layer (src/front.c) serves a block of usable size u: slots of at most
- * 8 KiB, with no header, unless the front is off (classic profile, OSMEM_FRONT=0; tracing keeps it on). */
+ * 2 KiB (FRONT_MAX), with no header, unless the front is off (classic profile, OSMEM_FRONT=0; tracing keeps it
+ * on). Medium blocks (2-32 KiB) are core blocks with headers, checked like any. */
 static bool front_block(size_t u)
 {
 	const char *profile = getenv("OSMEM_PROFILE"), *front = getenv("OSMEM_FRONT");
 	bool off = (profile && strcmp(profile, "classic") == 0) || (front && strcmp(front, "0") == 0);
-	return !off && u <= 8192;
+	return !off && u <= 2048;
 }
 
 /* A fresh block for n bytes: non-NULL, aligned, malloc_usable_size(p) >= n, its header says what the ABI says

@@ -426,6 +426,48 @@ static bool aligned_forms_honour_alignment()
 
 static const size_t big_sizes[] = { 4097, 8191, 65536, 100000, 131040, 131072, 1 << 20, (3 << 20) + 5, 40 << 20 };
 
+/* Out of memory while this thread's medium cache holds blocks: operator new gives them back to the core and
+ * tries again, as malloc does, instead of failing (or throwing) while they sit idle. In a child under RLIMIT_DATA:
+ * the heap filled with 3000-byte objects, four neighbours deleted (they stay cached), then new(9000), which only
+ * the four merged can serve. */
+static bool new_reclaims_cached_blocks()
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { 64 << 20, 64 << 20 };
+		setrlimit(RLIMIT_DATA, &rl);
+		static char *p[1 << 16];
+		size_t n = 0;
+		while (n < (1 << 16) && (p[n] = (char *)v_new_nt(3000, std::nothrow)))
+			n++;
+		size_t step = malloc_usable_size(p[0]) + 32, i = n / 2;
+		for (; i + 4 < n; i++) { /* four that tile one run, in either order */
+			char *lo = p[i];
+			for (size_t k = 1; k < 4; k++)
+				lo = p[i + k] < lo ? p[i + k] : lo;
+			unsigned seen = 0;
+			for (size_t k = 0; k < 4; k++) {
+				size_t d = (size_t)(p[i + k] - lo);
+				if (d % step == 0 && d / step < 4)
+					seen |= 1u << (d / step);
+			}
+			if (seen == 15)
+				break;
+		}
+		if (n < 100 || i + 4 >= n)
+			_exit(4);
+		for (size_t k = 0; k < 4; k++)
+			v_del_sz(p[i + k], 3000);
+		_exit(v_new_nt(9000, std::nothrow) ? 0 : 3);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child ended with status 0x%x (4: setup; 3: new(9000) "
+	      "failed while four deleted neighbours sat in the medium cache)", st);
+	return true;
+}
+
 static bool sized_delete_every_size()
 {
 	size_t before = in_use();
@@ -749,6 +791,7 @@ int main(int argc, char **argv)
 	}
 	run("every_form_allocates_from_osmem", every_form_allocates_from_osmem);
 	run("aligned_forms_honour_alignment", aligned_forms_honour_alignment);
+	run("new_reclaims_cached_blocks", new_reclaims_cached_blocks);
 	run("sized_delete_every_size", sized_delete_every_size);
 	run("sized_aligned_delete_every_size", sized_aligned_delete_every_size);
 	run("stl_workload", stl_workload);

@@ -9,6 +9,7 @@
  * Prints `PASS front/corrupted_free_list/<case>` or `FAIL ...: why`. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,30 @@ static void double_free_remote(void)
 	v_free(victim);
 }
 
+/* 5b: the same while the other thread lives on: its free sits in its remote batch (front.c, remote_batch), on
+ * none of the page's lists, so the owner's second free must be caught by the freed mark alone (it was accepted,
+ * and the slot later handed out twice, when only the page's lists were searched) */
+static volatile int remote_freed;
+static void *free_remote_and_stay(void *p)
+{
+	v_free(p);
+	__atomic_store_n(&remote_freed, 1, __ATOMIC_RELEASE);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void double_free_remote_batched(void)
+{
+	announce(v_malloc(200));
+	pthread_t t;
+	pthread_create(&t, NULL, free_remote_and_stay, victim);
+	while (!__atomic_load_n(&remote_freed, __ATOMIC_ACQUIRE))
+		sched_yield();
+	v_free(victim);
+	_exit(0);
+}
+
 /* 6: glibc's tst-safe-linking (fastbin_consolidate): the slot freed last overwritten, then a LARGE request, which
  * the core serves: the heads of this thread's free lists are checked on that path too */
 static void overwrite_then_large(void)
@@ -106,6 +131,7 @@ static const struct { const char *name; void (*run)(void); const char *msg; } ca
 	{ "remote_list_link", remote_list, "osmem: malloc(): corrupted free list" },
 	{ "double_free_local", double_free_local, "osmem: free(): double free" },
 	{ "double_free_remote", double_free_remote, "osmem: free(): double free" },
+	{ "double_free_remote_batched", double_free_remote_batched, "osmem: free(): double free" },
 };
 
 int main(void)

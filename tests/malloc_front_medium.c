@@ -1,4 +1,4 @@
-/* malloc_front_medium: the medium caches (front.c, "Medium blocks"): per-thread stacks of core blocks of 2560 B
+/* malloc_front_medium: the medium caches (front.c, "Medium blocks"): per-thread stacks of core blocks of 2 KiB
  * to 32 KiB, kept after free for the thread's next request of that class without the core's lock.
  *
  * Hazards, each a named case:
@@ -189,6 +189,34 @@ static void slow_start(void)
 	check("slow_start_keeps_little", slow_start_cached >= 1 && slow_start_cached <= 2, why);
 }
 
+/* A thread that only frees medium blocks (a consumer) must let its bin grow like one that misses, not keep a
+ * limit of 2 and take the core's lock for nearly every free. */
+static char *consumed[16];
+static size_t consumer_cached;
+static void *consume(void *arg)
+{
+	(void)arg;
+	struct os_stats a, b;
+	os_stats(&a);
+	for (int i = 0; i < 16; i++)
+		v_free(consumed[i]);
+	os_stats(&b);
+	consumer_cached = b.front_cached_blocks - a.front_cached_blocks;
+	return NULL;
+}
+
+static void consumer_bin_grows(void)
+{
+	for (int i = 0; i < 16; i++)
+		consumed[i] = v_malloc(3000);
+	pthread_t t;
+	pthread_create(&t, NULL, consume, NULL);
+	pthread_join(t, NULL);
+	char why[120];
+	snprintf(why, sizeof why, "a thread that freed 16 blocks of 3000 bytes kept %zu of them", consumer_cached);
+	check("consumer_bin_grows", consumer_cached >= 8, why);
+}
+
 static void trim_gives_back(void)
 {
 	void *p[32];
@@ -208,8 +236,9 @@ static void trim_gives_back(void)
 	      "bytes in use include the cached blocks");
 }
 
-/* In a child under RLIMIT_DATA: fill the heap with medium blocks of one class, free them (cached), then fill
- * again with another class: the core must get the cached blocks back rather than fail while they sit idle. */
+/* In a child under RLIMIT_DATA: fill the heap with blocks of 3000 bytes until the core has nothing left, free
+ * four neighbours (they stay in this thread's cache), then ask for 9000 bytes, which only the four merged can
+ * serve: the core must get them back from the cache rather than fail while they sit idle. */
 static void enomem_reclaims(void)
 {
 	fflush(stdout);
@@ -217,24 +246,47 @@ static void enomem_reclaims(void)
 	if (pid == 0) {
 		struct rlimit rl = { 64 << 20, 64 << 20 };
 		setrlimit(RLIMIT_DATA, &rl);
-		static void *p[1 << 16];
+		static char *p[1 << 16];
 		size_t n = 0;
 		while (n < (1 << 16) && (p[n] = v_malloc(3000)))
 			n++;
 		if (n < 100)
 			_exit(2);
-		for (size_t i = 0; i < n; i++) /* a stack of at most 16 stays cached, the rest goes back */
-			v_free(p[i]);
-		size_t m = 0;
-		while (m < (1 << 16) && (p[m] = v_malloc(30000)))
-			m++;
-		/* every 3000-byte block but the cached ones is free in the core: 30000-byte blocks take about as much */
-		_exit(errno == ENOMEM && m * 30000 > n * 3000 / 2 ? 0 : 3);
+		/* four blocks handed out one after the other that tile one run of the heap, in either order (a cache
+		 * hands a refill's blocks out from its top) */
+		size_t step = v_usable(p[0]) + 32, i = n / 2;
+		for (; i + 4 < n; i++) {
+			char *lo = p[i];
+			for (size_t k = 1; k < 4; k++)
+				lo = p[i + k] < lo ? p[i + k] : lo;
+			unsigned seen = 0;
+			for (size_t k = 0; k < 4; k++) {
+				size_t d = (size_t)(p[i + k] - lo);
+				if (d % step == 0 && d / step < 4)
+					seen |= 1u << (d / step);
+			}
+			if (seen == 15)
+				break;
+		}
+		if (i + 4 >= n)
+			_exit(4);
+		struct os_stats st;
+		os_stats(&st);
+		size_t cached = st.front_cached_blocks;
+		for (size_t k = 0; k < 4; k++)
+			v_free(p[i + k]);
+		os_stats(&st);
+		if (st.front_cached_blocks != cached + 4)
+			_exit(5);
+		_exit(v_malloc(9000) ? 0 : 3);
 	}
 	int st;
 	waitpid(pid, &st, 0);
-	check("enomem_reclaims_cached_blocks", WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	      "after filling the heap, freeing and filling again with another class, too little was served");
+	char why[200];
+	snprintf(why, sizeof why, "the child %s %d (2: the heap did not fill; 4: no four neighbours; 5: the four "
+		 "were not cached; 3: malloc(9000) failed while they sat in the cache)",
+		 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	check("enomem_reclaims_cached_blocks", WIFEXITED(st) && WEXITSTATUS(st) == 0, why);
 }
 
 int main(void)
@@ -249,6 +301,7 @@ int main(void)
 	every_size();
 	thread_exit_gives_back();
 	slow_start();
+	consumer_bin_grows();
 	trim_gives_back();
 	enomem_reclaims();
 	return n_fail ? 1 : 0;

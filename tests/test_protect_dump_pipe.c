@@ -78,8 +78,10 @@ int main(void)
 	pthread_t d, a[2];
 	pthread_create(&d, NULL, dumper, NULL);
 	for (int queued = 0; queued < cap;) { /* the pipe is full: the dumper is blocked in write */
-		if (ioctl(pipefd[0], FIONREAD, &queued) != 0)
-			break;
+		if (ioctl(pipefd[0], FIONREAD, &queued) != 0) {
+			printf("FAIL protect_dump/setup: FIONREAD failed, so the dumper was never seen blocked on the pipe\n");
+			return 1;
+		}
 		sched_yield();
 	}
 	for (size_t i = 0; i < 2; i++)
