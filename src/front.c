@@ -26,8 +26,9 @@
  * Hardening, always on and cheap. Links in free slots are encoded (next ^ (slot >> 12) ^ secret, glibc's safe
  * linking with a per-process secret) and every popped link must decode to a slot of the same page, else
  * `osmem: malloc(): corrupted free list 0x<slot>` and abort. A freed slot carries a mark in its second word (its
- * address ^ another secret; glibc's tcache key): a free that finds the mark is a double free (confirmed by a walk
- * of the page's lists when this thread owns the page). A pointer that is not a carved slot of a page with slots
+ * address ^ another secret; glibc's tcache key): a free that finds the mark is a double free, whoever owns the
+ * page (a search of the page's lists would miss a slot another thread holds in its remote batch). A pointer that
+ * is not a carved slot of a page with slots
  * is an invalid pointer. All reported through osm_os_fatal_pointer, before anything changes.
  *
  * When it is off. libosmem.so never builds this file. The drop-in bypasses it when OSMEM_PROFILE=classic and when
