@@ -1,7 +1,7 @@
 /* larson: a server's churn (after Larson and Krishnan's benchmark). Each of T threads owns a table of slots;
  * an operation picks a random slot and replaces its object with a new one of 16..1000 bytes. One replaced
- * object in eight is not freed by its owner but handed to the next thread, which frees it on its next mailbox
- * drain (every 64 operations; at most 4096 waiting): the request that one thread builds and another retires.
+ * object in eight is not freed by its owner but handed to the next thread (posted in a batch every 64 operations), which frees
+ * it on its next mailbox drain (also every 64 operations; at most 4096 waiting): the request that one thread builds and another retires.
  * The total operation count is fixed (split among the threads), so the wall time compares allocators and
  * thread counts alike.
  *
@@ -33,6 +33,8 @@ struct thread {
 	pthread_t id;
 	int index;
 	long ops;
+	struct obj *out, *out_tail; /* objects handed to the next thread, not yet posted */
+	long out_n;
 	uint64_t sum;         /* tags of the objects this thread freed */
 	unsigned long freed;
 	uint16_t size[SLOTS];
@@ -64,20 +66,36 @@ static void drain(struct thread *t)
 	atomic_fetch_sub_explicit(&t->pending, n, memory_order_relaxed);
 }
 
-/* The mailbox is bounded: on a busy machine a preempted thread would otherwise collect the others' objects
+/* Hand-offs are gathered and posted to the next thread's mailbox in one CAS every DRAIN operations, as a server
+ * passes requests on in batches: one atomic per object would make the mailbox, not the allocator, the shared line
+ * every thread waits on (no allocator scaled from 1 to 2 threads with it).
+ * The mailbox is bounded: on a busy machine a preempted thread would otherwise collect the others' objects
  * for its whole time slice, and the peak RSS would measure the scheduler. Waiting, the sender drains its own
  * mailbox, so threads waiting on each other in a ring still make progress. */
-static void hand_off(struct thread *from, struct thread *to, struct obj *o)
+static void hand_off(struct thread *from, struct obj *o)
 {
+	o->next = from->out;
+	if (!from->out)
+		from->out_tail = o;
+	from->out = o;
+	from->out_n++;
+}
+
+static void post(struct thread *from, struct thread *to)
+{
+	if (!from->out)
+		return;
 	while (atomic_load_explicit(&to->pending, memory_order_relaxed) >= PENDING && to != from) {
 		drain(from);
 		sched_yield();
 	}
-	atomic_fetch_add_explicit(&to->pending, 1, memory_order_relaxed);
-	o->next = atomic_load_explicit(&to->mailbox, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&to->mailbox, &o->next, o, memory_order_release,
-	                                              memory_order_relaxed))
+	atomic_fetch_add_explicit(&to->pending, from->out_n, memory_order_relaxed);
+	from->out_tail->next = atomic_load_explicit(&to->mailbox, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&to->mailbox, &from->out_tail->next, from->out,
+	                                              memory_order_release, memory_order_relaxed))
 		;
+	from->out = from->out_tail = NULL;
+	from->out_n = 0;
 }
 
 static void *run(void *arg)
@@ -98,7 +116,7 @@ static void *run(void *arg)
 		int i = (int)(r % SLOTS);
 		if ((r >> 32) % HANDOFF == 0) {
 			tag_check(t->slot[i], t->size[i]);
-			hand_off(t, next, t->slot[i]);
+			hand_off(t, t->slot[i]);
 		} else {
 			release(t, t->slot[i], t->size[i]);
 		}
@@ -106,9 +124,12 @@ static void *run(void *arg)
 		t->slot[i] = xmalloc(n);
 		t->size[i] = (uint16_t)n;
 		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
-		if (k % DRAIN == DRAIN - 1)
+		if (k % DRAIN == DRAIN - 1) {
+			post(t, next);
 			drain(t);
+		}
 	}
+	post(t, next);
 	/* A thread done with its operations keeps emptying its mailbox until every thread is done (a sender may
 	 * be waiting for room in it); then every hand-off has happened and the last drain finds them all. */
 	atomic_fetch_add_explicit(&finished, 1, memory_order_acq_rel);
