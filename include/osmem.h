@@ -42,8 +42,9 @@ struct os_stats {
 	size_t front_in_use;      /* in slots handed out */
 	size_t front_free;        /* free in the front: free slots, cached pages (front_bytes - metadata - in use) */
 	size_t front_threads;     /* threads with a cache */
-	/* The medium caches (per-thread stacks of core blocks of 2 KiB to 32 KiB, freed by the program and kept for
-	 * its next request of that class): counted as free here, as allocated by the core's own figures. */
+	/* What the per-thread caches hold, freed by the program and kept for its next request of that class: the
+	 * medium caches (stacks of core blocks of 2 KiB to 32 KiB; allocated by the core's own figures) and the
+	 * thread caches of small slots (used by their pages, in neither front_in_use nor front_free). Free here. */
 	size_t front_cached_blocks, front_cached_bytes;
 };
 OSMEM_API void os_stats(struct os_stats *st);

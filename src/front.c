@@ -11,6 +11,12 @@
  * Who touches what.
  *  - A thread's heap (struct front_heap, reached through an initial-exec TLS pointer) owns pages: only that
  *    thread pops or pushes their `free` lists, so malloc and a local free take no lock and no atomic operation.
+ *  - In front of the pages, the heap's thread cache (tc[], glibc's tcache): a local free pushes the slot on its
+ *    class's LIFO (tc_max slots, about TC_BYTES), malloc pops from it first. The slot freed last is the one handed
+ *    out next, its line still hot, whichever page it lives in (without it, a free into a page that is not the
+ *    current one left malloc a cold slot of the current page: larson-1 went from 67 to 76 M ops/s with it).
+ *    Cached slots stay counted as used by their pages (`used`), so no page empties under them; a full cache gives
+ *    its older half back (osm_front_tc_overflow), the thread's exit and malloc_trim give all back (tc_flush_all).
  *  - A free by any other thread is a CAS push onto the page's `thread_free` list; the owner takes the whole
  *    list with one exchange in its slow path (page_collect). Never blocked, never lost. A thread with a heap
  *    gathers its frees into another thread's page per size class and pushes up to RB_MAX with one CAS
@@ -74,6 +80,16 @@ static const uint32_t class_size[FRONT_CLASSES] = {
 	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
 	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
 };
+
+/* How many freed slots a thread caches per class: about TC_BYTES of them, 8 to TC_DEPTH. */
+#define TC_BYTES ((size_t)16 << 10)
+#define TC_DEPTH 64
+static inline size_t tc_max(size_t cls)
+{
+	size_t d = TC_BYTES / class_size[cls];
+	return d > TC_DEPTH ? TC_DEPTH : d < 8 ? 8 : d;
+}
+static inline size_t tc_count(const struct front_heap *h, size_t cls) { return tc_max(cls) - h->tc_room[cls]; }
 
 struct front_seg {
 	struct front_page pages[FRONT_PAGES]; /* pages[0] is this header's own page: no slots */
@@ -373,8 +389,8 @@ _Noreturn void osm_front_corrupt(void *slot)
 
 /* The head link of each class's current free list, checked as a pop would check it. A write after free into the
  * slot freed last (the commonest use after free) is then caught at the next request the core serves, not only
- * when that class is used again (glibc checks its fastbins when a large request consolidates them). 24 loads
- * and compares, on a path that takes a lock anyway. */
+ * when that class is used again (glibc checks its fastbins when a large request consolidates them). The same for
+ * the head of each class's thread cache. 48 loads and compares, on a path that takes a lock anyway. */
 void osm_front_check_heads(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
@@ -386,6 +402,14 @@ void osm_front_check_heads(void)
 		void *next = front_dec(s, (uintptr_t)s[0]);
 		if (next && !front_is_slot(pg, (uintptr_t)next))
 			osm_front_corrupt(s);
+	}
+	for (size_t cls = 0; cls < FRONT_CLASSES; cls++) {
+		void **t = h->tc[cls];
+		if (!t)
+			continue;
+		void **next = front_dec(t, (uintptr_t)t[0]);
+		if (next && !front_tc_link_ok(next))
+			osm_front_corrupt(t);
 	}
 }
 
@@ -518,6 +542,7 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 static void heap_exit(void *arg);
 static void medium_flush_all(struct front_heap *h);
 static void remote_flush(struct front_heap *h);
+static void tc_flush_all(struct front_heap *h);
 
 static void global_init(void)
 {
@@ -572,8 +597,10 @@ static struct front_heap *heap_alloc(void)
 	struct front_heap *h = spare_heaps;
 	spare_heaps = h->next;
 	memset(h, 0, sizeof *h);
-	for (size_t c = 0; c < FRONT_CLASSES; c++)
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		h->cur[c] = &empty_page;
+		h->tc_room[c] = (uint16_t)tc_max(c);
+	}
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++) { /* about MEDIUM_KEEP bytes per bin, 8 to MEDIUM_DEPTH blocks */
 		size_t d = MEDIUM_KEEP / medium_size(c);
 		h->mc_max[c] = (uint8_t)(d > MEDIUM_DEPTH ? MEDIUM_DEPTH : d < 8 ? 8 : d);
@@ -638,6 +665,7 @@ static void heap_exit(void *arg)
 	struct front_heap *h = arg;
 	bool traced = tl_state == TL_TRACED;
 	remote_flush(h);
+	tc_flush_all(h);
 	osm_front_tl_heap = &empty_heap;
 	tl_state = TL_DONE;
 	if (traced) {
@@ -853,6 +881,57 @@ static void free_local_slow(struct front_heap *h, struct front_page *pg)
 void osm_front_free_local_slow(struct front_page *pg)
 {
 	free_local_slow(osm_front_tl_heap, pg);
+}
+
+/* Slots of the thread cache go back to their pages: the list from `list` on (n slots at most, each link checked
+ * as a pop checks it). */
+static void tc_release(struct front_heap *h, void **list)
+{
+	while (list) {
+		void **next = front_dec(list, (uintptr_t)list[0]);
+		if (next && !front_tc_link_ok(next))
+			osm_front_corrupt(list);
+		struct front_page *pg = front_page_of(list);
+		list[0] = (void *)front_enc(list, pg->free);
+		pg->free = list;
+		pg->used--;
+		if (pg->state != PG_CUR)
+			free_local_slow(h, pg);
+		list = next;
+	}
+}
+
+/* Every slot of every class of h's thread cache goes back to its page (thread exit, malloc_trim). */
+static void tc_flush_all(struct front_heap *h)
+{
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
+		void **list = h->tc[c];
+		h->tc[c] = NULL;
+		h->tc_room[c] = (uint16_t)(h->tc_room[c] + tc_count(h, c));
+		tc_release(h, list);
+	}
+}
+
+/* A free found the class's cache full: its older half goes back to the pages, then s (marked) is cached. */
+void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
+{
+	size_t keep = tc_max(cls) / 2;
+	void **cut = h->tc[cls];
+	for (size_t k = 1; k < keep; k++) {
+		void **next = front_dec(cut, (uintptr_t)cut[0]);
+		if (!next || !front_tc_link_ok(next))
+			osm_front_corrupt(cut);
+		cut = next;
+	}
+	void **rest = front_dec(cut, (uintptr_t)cut[0]);
+	if (rest && !front_tc_link_ok(rest))
+		osm_front_corrupt(cut);
+	cut[0] = (void *)front_enc(cut, NULL);
+	h->tc_room[cls] = (uint16_t)(tc_max(cls) - keep);
+	tc_release(h, rest);
+	s[0] = (void *)front_enc(s, h->tc[cls]);
+	h->tc[cls] = s;
+	h->tc_room[cls]--;
 }
 
 /* free's slow path for the heap h of the calling thread (&empty_heap: it has none). */
@@ -1276,6 +1355,8 @@ bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	bool released = false, traced = front_tracing();
+	if (h != &empty_heap)
+		tc_flush_all(h); /* before the lock: it may give a batch of empty pages to the pool, which takes it */
 	if (traced) { /* the front's part of malloc_trim: the core's line `malloc_trim PAD` follows */
 		trace_begin();
 		if (TRACING)
@@ -1365,6 +1446,11 @@ void osm_front_stats(struct front_stats *fs)
 		fs->mc_bytes += __atomic_load_n(&h->mc_bytes, __ATOMIC_RELAXED);
 		for (size_t c = 0; c < MEDIUM_CLASSES; c++)
 			fs->mc_blocks += __atomic_load_n(&h->mc_count[c], __ATOMIC_RELAXED);
+		for (size_t c = 0; c < FRONT_CLASSES; c++) {
+			size_t n = tc_max(c) - __atomic_load_n(&h->tc_room[c], __ATOMIC_RELAXED);
+			fs->tc_slots += n;
+			fs->tc_bytes += n * class_size[c];
+		}
 	}
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = s->next) {
@@ -1383,5 +1469,7 @@ void osm_front_stats(struct front_stats *fs)
 	size_t pending = remote > collected ? remote - collected : 0;
 	fs->in_use = fs->in_use > pending ? fs->in_use - pending : 0;
 	fs->free_bytes = fs->segment_bytes - n_segments * FRONT_PAGE_SIZE - fs->in_use;
+	/* the thread caches' slots count as used by their pages: they are cached, neither in use nor free */
+	fs->in_use = fs->in_use > fs->tc_bytes ? fs->in_use - fs->tc_bytes : 0;
 	front_unlock();
 }

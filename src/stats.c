@@ -41,7 +41,7 @@ void os_stats(struct os_stats *st)
 	st->cache_misses = fs.misses;
 	st->front_bytes = fs.segment_bytes;
 	st->front_page_bytes = fs.page_bytes;
-	st->front_in_use = fs.in_use;
+	st->front_in_use = fs.in_use; /* the thread caches' slots are in neither front_in_use nor front_free */
 	st->front_free = fs.free_bytes;
 	st->front_threads = fs.threads;
 	st->bytes_in_use += fs.in_use;
@@ -55,8 +55,8 @@ void os_stats(struct os_stats *st)
 	st->frees = st->frees - fs.mc_flushed + fs.mc_frees;
 	/* read under the front lock, before the core's figures: a cache that gave blocks back since is counted twice */
 	st->bytes_in_use = st->bytes_in_use > fs.mc_bytes ? st->bytes_in_use - fs.mc_bytes : 0;
-	st->front_cached_blocks = fs.mc_blocks;
-	st->front_cached_bytes = fs.mc_bytes;
+	st->front_cached_blocks = fs.mc_blocks + fs.tc_slots;
+	st->front_cached_bytes = fs.mc_bytes + fs.tc_bytes;
 	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */
 	if (st->peak_in_use < st->bytes_in_use)
 		st->peak_in_use = st->bytes_in_use;

@@ -124,7 +124,23 @@ static void overwrite_then_large(void)
 	(void)v_malloc(256 * 1024);
 }
 
+/* 7: a link overwritten deep in the thread cache (front.c, tc_release): the slot freed first, then enough frees of
+ * its class to overflow the cache, whose older half goes back to the pages through a walk of its links */
+static void overwrite_link_thread_cache_overflow(void)
+{
+	void *more[200]; /* the cache of the 16-byte class holds 64 */
+	for (int i = 0; i < 200; i++)
+		more[i] = v_malloc(16);
+	announce(v_malloc(16));
+	v_free(victim);
+	memset(victim, 0x41, 8);
+	for (int i = 0; i < 200; i++)
+		v_free(more[i]);
+}
+
 static const struct { const char *name; void (*run)(void); const char *msg; } cases[] = {
+	{ "overwritten_link_thread_cache_overflow", overwrite_link_thread_cache_overflow,
+	  "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link_then_large_request", overwrite_then_large, "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link", overwrite_link, "osmem: malloc(): corrupted free list" },
 	{ "plain_pointer_link", plain_pointer, "osmem: malloc(): corrupted free list" },
