@@ -363,7 +363,12 @@ HIDDEN void osm_stats_at_exit(void);
 #define MEDIUM_DEPTH     16
 #define MEDIUM_MIN_BLOCK (FRONT_MAX + 16)         /* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) are cached */
 #define MEDIUM_END_BLOCK ((size_t)36864)    /* 32 KiB and an eighth: a larger block serves no medium request well */
-#define MEDIUM_BUDGET    ((size_t)2048 << 10) /* bytes a thread's medium cache holds at most, all bins */
+/* Bytes a thread's medium cache holds at most, all bins: MEDIUM_BUDGET while at most 8 threads have caches (more
+ * than 17 full bins hold, about 2.4 MiB), then MEDIUM_BUDGET_ALL shared among the threads, at least
+ * MEDIUM_BUDGET_MIN (set when the thread's cache is made): 100 threads keep at most 100 MiB, not 240. */
+#define MEDIUM_BUDGET     ((size_t)4 << 20)
+#define MEDIUM_BUDGET_ALL ((size_t)32 << 20)
+#define MEDIUM_BUDGET_MIN ((size_t)1 << 20)
 
 enum { PG_CUR, PG_PARTIAL, PG_FULL, PG_EMPTY, PG_ABANDONED, PG_POOL };
 
@@ -416,6 +421,7 @@ struct front_heap {
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
 	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
+	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
 	struct block_meta *mc[MEDIUM_CLASSES][MEDIUM_DEPTH];
 	uint32_t mc_size[MEDIUM_CLASSES][MEDIUM_DEPTH]; /* their sizes: a scan for one that fits reads no header */
 };
@@ -655,7 +661,7 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	size_t c = medium_bin(s);
 	struct front_heap *h = osm_front_tl_heap;
 	size_t k = h->mc_count[c];
-	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > MEDIUM_BUDGET, 0)) /* full, or no cache (empty_heap: limits 0) */
+	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0)) /* full, or no cache (empty_heap: limits 0) */
 		return osm_front_medium_free_slow(b, c, api);
 	void **q = p;
 	if (__builtin_expect(q[1] == (void *)front_mark(q), 0))

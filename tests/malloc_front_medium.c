@@ -289,6 +289,63 @@ static void enomem_reclaims(void)
 	check("enomem_reclaims_cached_blocks", WIFEXITED(st) && WEXITSTATUS(st) == 0, why);
 }
 
+/* The medium budget: 4 MiB a thread while at most 8 threads have caches, then 32 MiB shared, at least 1 MiB (else
+ * a program of 100 threads could keep 240 MiB of free blocks in them). A thread churns every bin until its limits
+ * have grown; alone it keeps more than 2 MiB (its 17 bins full), among 40 other threads with caches at most 1 MiB. */
+static size_t budget_cached;
+/* a request that lands in bin c (internal.h: 4 bins a power of two from 2048; the last from 32768) */
+static size_t bin_request(int c)
+{
+	return c == 16 ? 32768 : ((size_t)(4 + (c & 3)) << ((c >> 2) + 9)) + 16;
+}
+
+static void *fill_bins(void *arg)
+{
+	(void)arg;
+	struct os_stats a, b;
+	os_stats(&a);
+	void *p[17 * 24]; /* 24 a bin: after its 16th free a full bin gives half back, then fills up again */
+	for (int r = 0; r < 10; r++) {
+		for (int i = 0; i < 17 * 24; i++)
+			p[i] = v_malloc(bin_request(i / 24));
+		for (int i = 0; i < 17 * 24; i++)
+			v_free(p[i]);
+	}
+	os_stats(&b);
+	budget_cached = b.front_cached_bytes - a.front_cached_bytes;
+	return NULL;
+}
+
+static pthread_barrier_t idle_done;
+static void *idle_with_cache(void *arg)
+{
+	(void)arg;
+	v_free(v_malloc(3000)); /* makes the thread's cache */
+	pthread_barrier_wait(&idle_done);
+	return NULL;
+}
+
+static void budget_shared(void)
+{
+	pthread_t t, idle[40];
+	pthread_create(&t, NULL, fill_bins, NULL);
+	pthread_join(t, NULL);
+	size_t alone = budget_cached;
+	pthread_barrier_init(&idle_done, NULL, 41);
+	for (int i = 0; i < 40; i++)
+		pthread_create(&idle[i], NULL, idle_with_cache, NULL);
+	pthread_create(&t, NULL, fill_bins, NULL);
+	pthread_join(t, NULL);
+	size_t crowded = budget_cached;
+	pthread_barrier_wait(&idle_done);
+	for (int i = 0; i < 40; i++)
+		pthread_join(idle[i], NULL);
+	char why[160];
+	snprintf(why, sizeof why, "a thread alone kept %zu bytes of medium blocks, among 40 others %zu (want > 2 MiB, "
+		 "<= 1 MiB)", alone, crowded);
+	check("budget_shared_past_8_threads", alone > (2u << 20) && crowded <= (1u << 20), why);
+}
+
 int main(void)
 {
 	death("double_free", double_free, "free", "double free");
@@ -304,5 +361,6 @@ int main(void)
 	consumer_bin_grows();
 	trim_gives_back();
 	enomem_reclaims();
+	budget_shared();
 	return n_fail ? 1 : 0;
 }
