@@ -398,13 +398,14 @@ _Static_assert(sizeof(struct front_page) == 192, "a page descriptor is three cac
 
 struct front_list { struct front_page *first, *last; };
 
+#define TC_DEPTH 64 /* the deepest thread cache stack (front.c, tc_max) */
+
 /* A thread's heap. cur[] is what the fast path reads; the rest belongs to its slow path. */
 struct front_heap {
 	struct front_page *cur[FRONT_CLASSES];
-	/* the thread cache: per class a LIFO of slots this thread freed into its own pages (encoded links, freed
-	 * marks set), still counted as used by their pages; tc_room: how many more it takes (0 in empty_heap) */
-	void **tc[FRONT_CLASSES];
-	uint16_t tc_room[FRONT_CLASSES];
+	/* the thread cache: per class a stack (tc[cls][0 .. tc_n[cls])) of slots this thread freed into its own
+	 * pages, both marks set, still counted as used by their pages (the array itself at the end of the struct) */
+	uint16_t tc_n[FRONT_CLASSES];
 	size_t hits, misses, frees;       /* plain increments by the owner; summed under the front lock */
 	size_t remote_freed, collected;   /* bytes freed into other threads' pages / collected from its own */
 	struct front_list partial[FRONT_CLASSES], full[FRONT_CLASSES];
@@ -424,6 +425,7 @@ struct front_heap {
 	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
 	struct block_meta *mc[MEDIUM_CLASSES][MEDIUM_DEPTH];
 	uint32_t mc_size[MEDIUM_CLASSES][MEDIUM_DEPTH]; /* their sizes: a scan for one that fits reads no header */
+	void **tc[FRONT_CLASSES][TC_DEPTH];   /* the thread cache's stacks (osm_front_tc_max[cls] used at most) */
 };
 
 HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
@@ -467,14 +469,12 @@ static inline struct front_page *front_page_of(const void *p)
 	return &pages[((uintptr_t)p >> FRONT_PAGE_SHIFT) & (FRONT_PAGES - 1)];
 }
 
-/* A link of the thread cache is sound when it decodes to a freed slot of a front segment: the segment bit, then
- * the slot's freed mark (which a wrong address does not hold by chance). Two loads: the segment map's word, hot,
- * and the next slot's line, which the next malloc of the class needs anyway (checking the slot against its page
- * descriptor instead cost larson 7% and pairs 0.5 ns: one more line, and no prefetch of the next slot). */
-static inline bool front_tc_link_ok(void **next)
-{
-	return osm_front_owns(next) && (uintptr_t)next[1] == front_mark(next);
-}
+/* A slot in a thread cache carries two marks: word 0 its address ^ the link secret, word 1 the freed mark. malloc
+ * checks both when it takes the slot back: a write after free into either word is reported then, and a write that
+ * forged them would need both secrets. The cache's stacks live in the heap struct, not in the slots, so nothing a
+ * program writes into a freed slot can send malloc elsewhere. */
+static inline uintptr_t front_tmark(void *slot) { return (uintptr_t)slot ^ osm_front_key; }
+HIDDEN extern const uint8_t osm_front_tc_max[FRONT_CLASSES];
 
 HIDDEN void *osm_front_malloc_slow(size_t cls);
 HIDDEN void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s);
@@ -493,13 +493,12 @@ static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, b
 {
 	size_t cls = osm_front_class_of[(n + 15) >> 4];
 	struct front_heap *h = osm_front_tl_heap;
-	void **t = h->tc[cls];
-	if (__builtin_expect(t != NULL, 1)) {
-		void **tn = front_dec(t, (uintptr_t)t[0]);
-		if (__builtin_expect(tn != NULL, 1) && __builtin_expect(!front_tc_link_ok(tn), 0))
+	size_t k = h->tc_n[cls];
+	if (__builtin_expect(k != 0, 1)) {
+		void **t = h->tc[cls][k - 1];
+		h->tc_n[cls] = (uint16_t)(k - 1);
+		if (__builtin_expect((uintptr_t)t[0] != front_tmark(t) || (uintptr_t)t[1] != front_mark(t), 0))
 			osm_front_corrupt(t);
-		h->tc[cls] = tn;
-		h->tc_room[cls]++;
 		t[0] = t[1] = NULL;
 		h->hits++;
 		return t;
@@ -536,16 +535,16 @@ static inline void osm_front_free(void *p, const char *api)
 		osm_front_free_slow(p, pg, api);
 		return;
 	}
-	size_t cls = pg->cls;
+	size_t cls = pg->cls, k = h->tc_n[cls];
+	s[0] = (void *)front_tmark(s);
 	s[1] = (void *)front_mark(s);
 	h->frees++;
-	if (__builtin_expect(h->tc_room[cls] == 0, 0)) {
+	if (__builtin_expect(k >= osm_front_tc_max[cls], 0)) {
 		osm_front_tc_overflow(h, cls, s);
 		return;
 	}
-	s[0] = (void *)front_enc(s, h->tc[cls]);
-	h->tc[cls] = s;
-	h->tc_room[cls]--;
+	h->tc[cls][k] = s;
+	h->tc_n[cls] = (uint16_t)(k + 1);
 }
 
 // ---- the medium cache (front.c, "Medium blocks") ----
