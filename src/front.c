@@ -13,14 +13,13 @@
  *    thread pops or pushes their `free` lists, so malloc and a local free take no lock and no atomic operation.
  *  - In front of the pages, the heap's thread cache (tc[], glibc's tcache, in arrays as tcmalloc's per-CPU
  *    caches): a local free pushes the slot on its class's stack (osm_front_tc_max slots, about 16 KiB), malloc
- *    pops from it first. The slot freed last is the one handed
- *    out next, its line still hot, whichever page it lives in (without it, a free into a page that is not the
- *    current one left malloc a cold slot of the current page: larson-1 went from 67 to 82 M ops/s with it).
- *    Cached slots stay counted as used by their pages (`used`), so no page empties under them; a full cache gives
- *    its older half back (osm_front_tc_overflow), the thread's exit and malloc_trim give all back (tc_flush_all).
- *    A cached slot holds two marks (front_tmark, front_mark), checked when it leaves the cache; no link: malloc
- *    reads the stack, not the slot, so its latency does not wait on the slot's line (larson-1: 76 M ops/s as a linked list in
- *    the slots, 82 M as arrays).
+ *    pops from it first. The slot freed last is the one handed out next, its line still hot, whichever page it
+ *    lives in (without it, a free into a page that is not the current one left malloc a cold slot of the current
+ *    page: larson-1 went from 67 to 82 M ops/s with it). Cached slots stay counted as used by their pages
+ *    (`used`), so no page empties under them; a full cache gives its older half back (osm_front_tc_overflow),
+ *    the thread's exit and malloc_trim give all back (tc_flush_all). A cached slot holds two marks (front_tmark,
+ *    front_mark), checked when it leaves the cache, and no link: malloc reads the stack, not the slot, so it does
+ *    not wait on the slot's line (larson-1: 76 M ops/s with links in the slots, 82 M with arrays).
  *  - A free by any other thread is a CAS push onto the page's `thread_free` list; the owner takes the whole
  *    list with one exchange in its slow path (page_collect). Never blocked, never lost. A thread with a heap
  *    gathers its frees into another thread's page per size class and pushes up to RB_MAX with one CAS
