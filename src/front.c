@@ -1081,6 +1081,111 @@ static void medium_give_back(struct front_heap *h, size_t c, size_t k)
 	h->mc_count[c] = (uint8_t)left;
 }
 
+/* The transfer cache (tcmalloc's): per bin a stack of medium blocks that threads gave back, shared, under the
+ * front lock. A thread whose bin is full puts its older half here before the core; a thread that misses takes
+ * half a bin from here before the core. Threads that free what others will ask for (threads-8: eight threads of
+ * the same sizes) then pass blocks to each other without the core's lock and its best-fit searches, splits and
+ * merges (a splay each): the core sees blocks only when this overflows (XFER_DEPTH a bin, XFER_BUDGET bytes in
+ * all), or at malloc_trim and ENOMEM, which give it all back. Its blocks keep their freed mark and stay allocated
+ * to the core, as in a thread's cache; os_stats counts them in front_cached_*. */
+#define XFER_DEPTH  32
+#define XFER_BUDGET ((size_t)4 << 20)
+static struct { struct block_meta *b[XFER_DEPTH]; uint32_t size[XFER_DEPTH]; size_t n; } xfer[MEDIUM_CLASSES];
+static size_t xfer_bytes, xfer_blocks, xfer_flushed; /* front lock; xfer_flushed: blocks it gave to the core */
+
+/* The k oldest blocks of h's bin c go to the transfer cache, as many as it takes. Front lock held. Returns how
+ * many went. Each is checked as free checks it (a write after free into its mark is reported). */
+static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
+{
+	size_t m = 0;
+	for (; m < k && xfer[c].n < XFER_DEPTH; m++) {
+		struct block_meta *b = h->mc[c][m];
+		void **q = payload(b);
+		if (q[1] != (void *)front_mark(q))
+			osm_front_medium_bad(q, "free", "write after free");
+		if (xfer_bytes + b->size > XFER_BUDGET)
+			break;
+		xfer[c].b[xfer[c].n] = b;
+		xfer[c].size[xfer[c].n++] = (uint32_t)b->size;
+		xfer_bytes += b->size;
+		xfer_blocks++;
+		h->mc_bytes -= b->size;
+	}
+	size_t left = h->mc_count[c] - m;
+	memmove(h->mc[c], h->mc[c] + m, left * sizeof h->mc[c][0]);
+	memmove(h->mc_size[c], h->mc_size[c] + m, left * sizeof h->mc_size[c][0]);
+	h->mc_count[c] = (uint8_t)left;
+	return m;
+}
+
+/* A miss of n bytes in bin c: up to `want` blocks of the bin move from the transfer cache to h's stack, a block
+ * that fits n last (on top), if the transfer cache has one. Returns whether it did. */
+static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
+{
+	if (!__atomic_load_n(&xfer[c].n, __ATOMIC_RELAXED)) /* a racy peek: an empty bin costs no lock */
+		return false;
+	front_lock();
+	size_t fit = SIZE_MAX, room = h->mc_limit[c] - h->mc_count[c];
+	for (size_t j = xfer[c].n; j-- > 0;)
+		if (xfer[c].size[j] >= n) {
+			fit = j;
+			break;
+		}
+	if (fit == SIZE_MAX || room == 0) {
+		front_unlock();
+		return false;
+	}
+	if (want > room)
+		want = room;
+	struct block_meta *top = xfer[c].b[fit]; /* the fitting one out first; the gap filled by the last */
+	uint32_t top_size = xfer[c].size[fit];
+	xfer[c].n--;
+	xfer[c].b[fit] = xfer[c].b[xfer[c].n];
+	xfer[c].size[fit] = xfer[c].size[xfer[c].n];
+	for (size_t k = 1; k < want && xfer[c].n && h->mc_bytes + xfer[c].size[xfer[c].n - 1] + top_size <= h->mc_budget;
+	     k++) {
+		size_t j = --xfer[c].n;
+		h->mc[c][h->mc_count[c]] = xfer[c].b[j];
+		h->mc_size[c][h->mc_count[c]++] = xfer[c].size[j];
+		h->mc_bytes += xfer[c].size[j];
+		xfer_bytes -= xfer[c].size[j];
+		xfer_blocks--;
+	}
+	h->mc[c][h->mc_count[c]] = top;
+	h->mc_size[c][h->mc_count[c]++] = top_size;
+	h->mc_bytes += top_size;
+	xfer_bytes -= top_size;
+	xfer_blocks--;
+	front_unlock();
+	return true;
+}
+
+/* Every block of the transfer cache goes back to the core (malloc_trim, ENOMEM). Returns whether there was any. */
+static bool xfer_drain(void)
+{
+	if (!__atomic_load_n(&xfer_blocks, __ATOMIC_RELAXED))
+		return false;
+	front_lock();
+	core_lock();
+	osm_heap.op = "free";
+	bool any = xfer_blocks != 0;
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
+		for (size_t i = 0; i < xfer[c].n; i++) {
+			void **q = payload(xfer[c].b[i]);
+			if (q[1] != (void *)front_mark(q))
+				osm_front_medium_bad(q, "free", "write after free");
+			q[1] = NULL;
+			osm_free(osm_user_block(q, "free", false));
+			xfer_flushed++;
+		}
+		xfer[c].n = 0;
+	}
+	xfer_bytes = xfer_blocks = 0;
+	core_unlock();
+	front_unlock();
+	return any;
+}
+
 static void medium_flush_all(struct front_heap *h)
 {
 	bool any = false;
@@ -1099,6 +1204,7 @@ void osm_front_medium_trim(void)
 {
 	if (tl_state == TL_ACTIVE)
 		medium_flush_all(osm_front_tl_heap);
+	xfer_drain();
 }
 
 _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what)
@@ -1121,8 +1227,9 @@ void osm_front_medium_recheck(struct block_meta *b)
 
 bool osm_front_medium_reclaim(void)
 {
+	bool any = xfer_drain();
 	if (tl_state != TL_ACTIVE || !osm_front_tl_heap->mc_bytes)
-		return false;
+		return any;
 	medium_flush_all(osm_front_tl_heap);
 	return true;
 }
@@ -1158,8 +1265,10 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	if (h->mc_limit[c] < h->mc_max[c]) /* slow start, up to the bin's maximum */
 		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < h->mc_max[c] ? h->mc_limit[c] + 2 : h->mc_max[c]);
 	size_t want = h->mc_limit[c] / 2;
-	int saved = errno;
 	h->mc_refills++;
+	if (xfer_take(h, c, n, want))
+		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit, with the usual checks */
+	int saved = errno;
 	osm_front_check_heads();
 	osm_lock();
 	osm_heap.op = "malloc";
@@ -1204,12 +1313,23 @@ bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
 	bool full = h->mc_count[c] >= h->mc_limit[c], over = h->mc_bytes + b->size > h->mc_budget;
 	if (full || over) { /* the class's older half; over the budget, every class's older half */
 		int saved = errno;
-		osm_lock();
-		osm_heap.op = api;
+		size_t give[MEDIUM_CLASSES];
+		bool core = false;
 		for (size_t k = 0; k < MEDIUM_CLASSES; k++)
-			if (k == c || over)
-				medium_give_back(h, k, h->mc_count[k] - (k == c && full ? h->mc_limit[k] / 2 : h->mc_count[k] / 2));
-		osm_unlock();
+			give[k] = k == c || over ? h->mc_count[k] - (k == c && full ? h->mc_limit[k] / 2 : h->mc_count[k] / 2) : 0;
+		front_lock(); /* the transfer cache first, then the core for what it did not take */
+		for (size_t k = 0; k < MEDIUM_CLASSES; k++) {
+			give[k] -= xfer_put(h, k, give[k]);
+			core |= give[k] != 0;
+		}
+		front_unlock();
+		if (core) {
+			osm_lock();
+			osm_heap.op = api;
+			for (size_t k = 0; k < MEDIUM_CLASSES; k++)
+				medium_give_back(h, k, give[k]);
+			osm_unlock();
+		}
 		errno = saved;
 	}
 	q[1] = (void *)front_mark(q);
@@ -1445,6 +1565,9 @@ void osm_front_stats(struct front_stats *fs)
 			fs->tc_bytes += n * class_size[c];
 		}
 	}
+	fs->mc_blocks += xfer_blocks; /* the transfer cache (front lock held) */
+	fs->mc_bytes += xfer_bytes;
+	fs->mc_flushed += xfer_flushed;
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = s->next) {
 		fs->segment_bytes += FRONT_SEG_SIZE;

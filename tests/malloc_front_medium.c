@@ -11,7 +11,9 @@
  *  - the cache must not hide memory from the core when it runs out: a thread that holds cached blocks and meets
  *    ENOMEM gets them back first (glibc's tst-dynarray-fail fills the heap and relies on this);
  *  - every size from 2049 to 32768 is served with at least its size, 16-aligned, contents kept by realloc;
- *  - a thread that uses a bin once keeps little in it (slow start).
+ *  - a thread that uses a bin once keeps little in it (slow start);
+ *  - the shared transfer cache: a block there is still a freed block (a second free is reported), another
+ *    thread's miss is served from it, and malloc_trim empties it.
  * Death cases run in a forked child; the parent checks the signal and the exact message. Prints `PASS medium/...`
  * or `FAIL medium/...: why`. Default profile only (the caches do not exist in the classic profile). */
 #include <errno.h>
@@ -67,6 +69,18 @@ static void double_free_after_another(void)
 	v_free(p);
 	v_free(q);
 	v_free(p);
+}
+
+/* the block freed first goes to the shared transfer cache when its bin overflows; a second free of it there */
+static void double_free_in_transfer_cache(void)
+{
+	char *p[40];
+	for (int i = 0; i < 40; i++)
+		p[i] = v_malloc(20000);
+	say_addr(p[0]);
+	for (int i = 0; i < 40; i++)
+		v_free(p[i]);
+	v_free(p[0]);
 }
 
 static void realloc_of_cached(void)
@@ -152,16 +166,20 @@ static void *churn_and_exit(void *arg)
 static void thread_exit_gives_back(void)
 {
 	struct os_stats before, after;
+	malloc_trim(0); /* this thread's cache and the transfer cache empty */
 	os_stats(&before);
 	pthread_t t;
 	pthread_create(&t, NULL, churn_and_exit, NULL);
 	pthread_join(t, NULL);
+	/* what the thread put in the shared transfer cache while it ran is not stranded: malloc_trim gives it back;
+	 * a block left in the dead thread's own cache would still count as cached after it */
+	malloc_trim(0);
 	os_stats(&after);
 	char why[200];
-	snprintf(why, sizeof why, "cached blocks %zu -> %zu across the thread's life, in use %zu -> %zu",
+	snprintf(why, sizeof why, "cached blocks %zu -> %zu across the thread's life and a malloc_trim, in use %zu -> %zu",
 		 before.front_cached_blocks, after.front_cached_blocks, before.bytes_in_use, after.bytes_in_use);
-	/* the main thread's own cache is unchanged; glibc keeps a few hundred bytes per thread it has run (its DTV) */
-	check("thread_exit_gives_back", after.front_cached_blocks == before.front_cached_blocks &&
+	/* glibc keeps a few hundred bytes per thread it has run (its DTV) */
+	check("thread_exit_gives_back", after.front_cached_blocks == 0 && before.front_cached_blocks == 0 &&
 	      after.bytes_in_use <= before.bytes_in_use + 1024 && os_heap_check() == 0, why);
 }
 
@@ -181,6 +199,7 @@ static void *one_block(void *arg)
 
 static void slow_start(void)
 {
+	malloc_trim(0); /* the transfer cache empty: the thread's refill comes from the core */
 	pthread_t t;
 	pthread_create(&t, NULL, one_block, NULL);
 	pthread_join(t, NULL);
@@ -292,7 +311,7 @@ static void enomem_reclaims(void)
 /* The medium budget: 4 MiB a thread while at most 8 threads have caches, then 32 MiB shared, at least 1 MiB (else
  * a program of 100 threads could keep 240 MiB of free blocks in them). A thread churns every bin until its limits
  * have grown; alone it keeps more than 2 MiB (its 17 bins full), among 40 other threads with caches at most 1 MiB. */
-static size_t budget_cached;
+static struct os_stats budget_end;
 /* a request that lands in bin c (internal.h: 4 bins a power of two from 2048; the last from 32768) */
 static size_t bin_request(int c)
 {
@@ -302,8 +321,6 @@ static size_t bin_request(int c)
 static void *fill_bins(void *arg)
 {
 	(void)arg;
-	struct os_stats a, b;
-	os_stats(&a);
 	void *p[17 * 24]; /* 24 a bin: after its 16th free a full bin gives half back, then fills up again */
 	for (int r = 0; r < 10; r++) {
 		for (int i = 0; i < 17 * 24; i++)
@@ -311,8 +328,7 @@ static void *fill_bins(void *arg)
 		for (int i = 0; i < 17 * 24; i++)
 			v_free(p[i]);
 	}
-	os_stats(&b);
-	budget_cached = b.front_cached_bytes - a.front_cached_bytes;
+	os_stats(&budget_end); /* its exit then gives its own cache to the core: the drop is what it kept */
 	return NULL;
 }
 
@@ -328,15 +344,18 @@ static void *idle_with_cache(void *arg)
 static void budget_shared(void)
 {
 	pthread_t t, idle[40];
+	struct os_stats after;
 	pthread_create(&t, NULL, fill_bins, NULL);
 	pthread_join(t, NULL);
-	size_t alone = budget_cached;
+	os_stats(&after);
+	size_t alone = budget_end.front_cached_bytes - after.front_cached_bytes;
 	pthread_barrier_init(&idle_done, NULL, 41);
 	for (int i = 0; i < 40; i++)
 		pthread_create(&idle[i], NULL, idle_with_cache, NULL);
 	pthread_create(&t, NULL, fill_bins, NULL);
 	pthread_join(t, NULL);
-	size_t crowded = budget_cached;
+	os_stats(&after);
+	size_t crowded = budget_end.front_cached_bytes - after.front_cached_bytes;
 	pthread_barrier_wait(&idle_done);
 	for (int i = 0; i < 40; i++)
 		pthread_join(idle[i], NULL);
@@ -346,10 +365,58 @@ static void budget_shared(void)
 	check("budget_shared_past_8_threads", alone > (2u << 20) && crowded <= (1u << 20), why);
 }
 
+/* The transfer cache: blocks one thread gave back serve another thread's miss without the core. A thread fills
+ * a bin past its limit (its older half goes to the transfer cache) and exits (its own cache goes to the core);
+ * a new thread's first request of that size then takes a block from the transfer cache: the cached count drops
+ * by the one served (from the core, the refill would add the blocks it took ahead). */
+static void *fill_one_bin(void *arg)
+{
+	(void)arg;
+	char *p[40];
+	for (int i = 0; i < 40; i++)
+		p[i] = v_malloc(20000);
+	for (int i = 0; i < 40; i++)
+		v_free(p[i]);
+	return NULL;
+}
+
+static struct os_stats xfer_before, xfer_after;
+static void *take_one(void *arg)
+{
+	(void)arg;
+	os_stats(&xfer_before);
+	void *p = v_malloc(20000);
+	os_stats(&xfer_after);
+	v_free(p);
+	return NULL;
+}
+
+static void transfer_between_threads(void)
+{
+	malloc_trim(0);
+	pthread_t t;
+	pthread_create(&t, NULL, fill_one_bin, NULL);
+	pthread_join(t, NULL);
+	pthread_create(&t, NULL, take_one, NULL);
+	pthread_join(t, NULL);
+	char why[200];
+	snprintf(why, sizeof why, "cached blocks %zu before another thread's first malloc(20000), %zu after (want one "
+		 "less: served from the blocks the first thread gave back)", xfer_before.front_cached_blocks,
+		 xfer_after.front_cached_blocks);
+	check("transfer_between_threads", xfer_before.front_cached_blocks > 0 &&
+	      xfer_after.front_cached_blocks + 1 == xfer_before.front_cached_blocks, why);
+	malloc_trim(0);
+	struct os_stats s;
+	os_stats(&s);
+	snprintf(why, sizeof why, "cached blocks %zu after malloc_trim", s.front_cached_blocks);
+	check("trim_empties_transfer_cache", s.front_cached_blocks == 0 && os_heap_check() == 0, why);
+}
+
 int main(void)
 {
 	death("double_free", double_free, "free", "double free");
 	death("double_free_after_another", double_free_after_another, "free", "double free");
+	death("double_free_in_transfer_cache", double_free_in_transfer_cache, "free", "double free");
 	death("realloc_of_cached", realloc_of_cached, "realloc", "double free");
 	death("usable_size_of_cached", usable_size_of_cached, "malloc_usable_size", "invalid pointer");
 	death("os_free_of_cached", os_free_of_cached, "os_free", "double free");
@@ -362,5 +429,6 @@ int main(void)
 	trim_gives_back();
 	enomem_reclaims();
 	budget_shared();
+	transfer_between_threads();
 	return n_fail ? 1 : 0;
 }
