@@ -392,8 +392,13 @@ EXPORT size_t malloc_usable_size(void *p)
 		return osm_strict_usable(p, "malloc_usable_size");
 	if (!p)
 		return 0;
-	if (osm_front_owns(p))
+	if (osm_front_owns(p)) { /* a live slot of a carved page: its class's size, inline (redis asks at every
+				   * malloc and free to count its memory); anything else is front.c's to report */
+		const struct front_page *pg = front_page_of(p);
+		if (__builtin_expect(front_is_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p), 1))
+			return pg->slot_size;
 		return osm_front_usable(p, "malloc_usable_size");
+	}
 	osm_lock();
 	if (osm_zero_owns(p)) { /* malloc(0)'s address: 0 bytes, once checked */
 		osm_zero_check(p, "malloc_usable_size", false);
