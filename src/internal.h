@@ -391,10 +391,14 @@ struct front_page {
 	struct front_heap *heap;   /* owner (atomic access: remote frees read it); NULL when abandoned or unused */
 	uint32_t slot_size, capacity, reserved; /* slot bytes, slots carved, slots that fit */
 	uint8_t cls;
-	/* frees by other threads: an atomic LIFO of slots (encoded links) */
+	/* frees by other threads: an atomic LIFO of slots (encoded links): the head in the low TF_SHIFT bits, how
+	 * many slots it holds above (a page holds at most 4096) */
 	_Alignas(64) uintptr_t thread_free;
 };
 _Static_assert(sizeof(struct front_page) == 192, "a page descriptor is three cache lines");
+
+#define TF_SHIFT 48
+#define TF_PTR   (((uintptr_t)1 << TF_SHIFT) - 1)
 
 struct front_list { struct front_page *first, *last; };
 
