@@ -343,7 +343,8 @@ WORKLOADS = [
     Python("python3-malloc", "the same with PYTHONMALLOC=malloc: every object from malloc", pymalloc=False),
     Gcc("gcc", "gcc -O2 -g of tests/programs/cprog.py's 5-file program (cc1, as, collect2, ld all preloaded)"),
     Redis("redis", "redis-server under the allocator; redis-benchmark on glibc: 100k requests each of "
-          "set,get,incr,lpush,lpop,sadd,hset,spop, 20 clients, pipeline 16, 128 B values, 200k keys"),
+          "set,get,incr,lpush,lpop,sadd,hset,spop, 20 clients, pipeline 16, 128 B values, 200k keys "
+          "(Debian's redis-server links libjemalloc: in the glibc column the server runs on jemalloc)"),
 ]
 
 
