@@ -1109,20 +1109,22 @@ static size_t xfer_bytes, xfer_blocks, xfer_flushed; /* front lock; xfer_flushed
  * many went. Each is checked as free checks it (a write after free into its mark is reported). */
 static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
 {
-	size_t m = 0;
-	for (; m < k && xfer[c].n < XFER_DEPTH; m++) {
+	size_t m = 0, xn = xfer[c].n;
+	for (; m < k && xn < XFER_DEPTH; m++) {
 		struct block_meta *b = h->mc[c][m];
 		void **q = payload(b);
 		if (q[1] != (void *)front_mark(q))
 			osm_front_medium_bad(q, "free", "write after free");
 		if (xfer_bytes + b->size > XFER_BUDGET)
 			break;
-		xfer[c].b[xfer[c].n] = b;
-		xfer[c].size[xfer[c].n++] = (uint32_t)b->size;
+		xfer[c].b[xn] = b;
+		xfer[c].size[xn++] = (uint32_t)b->size;
 		xfer_bytes += b->size;
-		xfer_blocks++;
 		h->mc_bytes -= b->size;
 	}
+	/* n and the block count are peeked at without the lock (xfer_take, xfer_drain): atomic stores */
+	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);
+	__atomic_store_n(&xfer_blocks, xfer_blocks + m, __ATOMIC_RELAXED);
 	size_t left = h->mc_count[c] - m;
 	memmove(h->mc[c], h->mc[c] + m, left * sizeof h->mc[c][0]);
 	memmove(h->mc_size[c], h->mc_size[c] + m, left * sizeof h->mc_size[c][0]);
@@ -1137,8 +1139,8 @@ static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
 	if (!__atomic_load_n(&xfer[c].n, __ATOMIC_RELAXED)) /* a racy peek: an empty bin costs no lock */
 		return false;
 	front_lock();
-	size_t fit = SIZE_MAX, room = h->mc_limit[c] - h->mc_count[c];
-	for (size_t j = xfer[c].n; j-- > 0;)
+	size_t fit = SIZE_MAX, room = h->mc_limit[c] - h->mc_count[c], xn = xfer[c].n;
+	for (size_t j = xn; j-- > 0;)
 		if (xfer[c].size[j] >= n) {
 			fit = j;
 			break;
@@ -1151,23 +1153,23 @@ static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
 		want = room;
 	struct block_meta *top = xfer[c].b[fit]; /* the fitting one out first; the gap filled by the last */
 	uint32_t top_size = xfer[c].size[fit];
-	xfer[c].n--;
-	xfer[c].b[fit] = xfer[c].b[xfer[c].n];
-	xfer[c].size[fit] = xfer[c].size[xfer[c].n];
-	for (size_t k = 1; k < want && xfer[c].n && h->mc_bytes + xfer[c].size[xfer[c].n - 1] + top_size <= h->mc_budget;
-	     k++) {
-		size_t j = --xfer[c].n;
-		h->mc[c][h->mc_count[c]] = xfer[c].b[j];
-		h->mc_size[c][h->mc_count[c]++] = xfer[c].size[j];
-		h->mc_bytes += xfer[c].size[j];
-		xfer_bytes -= xfer[c].size[j];
-		xfer_blocks--;
+	size_t taken = 1;
+	xn--;
+	xfer[c].b[fit] = xfer[c].b[xn];
+	xfer[c].size[fit] = xfer[c].size[xn];
+	for (; taken < want && xn && h->mc_bytes + xfer[c].size[xn - 1] + top_size <= h->mc_budget; taken++) {
+		xn--;
+		h->mc[c][h->mc_count[c]] = xfer[c].b[xn];
+		h->mc_size[c][h->mc_count[c]++] = xfer[c].size[xn];
+		h->mc_bytes += xfer[c].size[xn];
+		xfer_bytes -= xfer[c].size[xn];
 	}
 	h->mc[c][h->mc_count[c]] = top;
 	h->mc_size[c][h->mc_count[c]++] = top_size;
 	h->mc_bytes += top_size;
 	xfer_bytes -= top_size;
-	xfer_blocks--;
+	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);
+	__atomic_store_n(&xfer_blocks, xfer_blocks - taken, __ATOMIC_RELAXED);
 	front_unlock();
 	return true;
 }
@@ -1190,9 +1192,10 @@ static bool xfer_drain(void)
 			osm_free(osm_user_block(q, "free", false));
 			xfer_flushed++;
 		}
-		xfer[c].n = 0;
+		__atomic_store_n(&xfer[c].n, 0, __ATOMIC_RELAXED);
 	}
-	xfer_bytes = xfer_blocks = 0;
+	xfer_bytes = 0;
+	__atomic_store_n(&xfer_blocks, 0, __ATOMIC_RELAXED);
 	core_unlock();
 	front_unlock();
 	return any;
