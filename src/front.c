@@ -349,6 +349,7 @@ static void *page_pop(struct front_page *pg)
 	if (next && !front_is_slot(pg, (uintptr_t)next))
 		osm_front_corrupt(s);
 	pg->free = next;
+	__builtin_prefetch(next, 1);
 	pg->used++;
 	s[0] = s[1] = NULL;
 	return s;
