@@ -222,6 +222,8 @@ struct heap {
 	uint64_t key;                   /* odd, per process: keys block_cookie */
 	bool classic;                   /* SPEC.md Part 1 to the letter */
 	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
+	bool trim_watch;                /* a free trimmed the top: a growth of the break before the next trim raises
+					 * the trim threshold (heap.c, brk_grow) */
 	bool gaps;                      /* someone else moved the break between two of our segments */
 	enum bestfit_mode bestfit;
 };

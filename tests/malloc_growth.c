@@ -98,6 +98,30 @@ int main(void)
 			printf("FAIL growth/trim_keeps_a_threshold: after 3 blocks of 1 MiB freed at the top (%zu trims so "
 			       "far), a 1 MiB malloc made %zu brk calls (want 0: the trim keeps one such block)\n",
 			       s0.trims, s1.brk_calls - s0.brk_calls);
+		/* a heap that swings: the same 12 MiB taken and given back, again and again. Each trim handed pages back
+		 * that the next swing faulted in again; after a trim that the break's growth undid, the trim threshold
+		 * doubles, so the swing stays mapped: the last swings move the break no more */
+		void *big = v_malloc(4 << 20); /* a mapped block freed: the threshold rises past 4 MiB */
+		memset(big, 1, 4 << 20);
+		free(big);
+		size_t late = 0;
+		for (int round = 0; round < 10; round++) {
+			char *sw[4];
+			os_stats(&s0);
+			for (int i = 0; i < 4; i++)
+				memset(sw[i] = v_malloc(3 << 20), 5, 3 << 20);
+			for (int i = 0; i < 4; i++)
+				free(sw[i]);
+			os_stats(&s1);
+			if (round >= 5)
+				late += s1.brk_calls - s0.brk_calls;
+		}
+		if (late == 0 && os_heap_check() == 0)
+			printf("PASS growth/swinging_heap_stays_mapped\n");
+		else
+			printf("FAIL growth/swinging_heap_stays_mapped: the last 5 of 10 swings of 12 MiB (4 blocks of 3 MiB "
+			       "taken and freed) made %zu brk calls (want 0: a trim the next growth undid raises the trim "
+			       "threshold)\n", late);
 		fflush(stdout);
 		setenv("OSMEM_PROFILE", "classic", 1);
 		execl("/proc/self/exe", "malloc_growth", (char *)NULL);
