@@ -124,8 +124,11 @@ static void *try_alloc(size_t n, size_t a)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) /* out of memory: this thread's medium cache goes back, then once more */
-		return try_alloc(n, a);
+	if (!b && osm_front_medium_reclaim()) { /* out of memory: the medium caches go back, then once more */
+		void *r = try_alloc(n, a);
+		osm_front_reclaim_end();
+		return r;
+	}
 	if (!b)
 		errno = ENOMEM;
 	return b ? payload(b) : NULL;

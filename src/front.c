@@ -1061,7 +1061,7 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 /* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with
  * threads allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in
  * bins by size (internal.h: 17 bins, four per power of two), at most mc_limit a bin (up to MEDIUM_DEPTH blocks)
- * and mc_budget bytes in all (8 MiB, less past 8 threads), and serves its requests from them (internal.h, osm_front_medium_malloc and
+ * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h, osm_front_medium_malloc and
  * osm_front_medium_free: no lock, no atomic read-modify-write). Requests are rounded up to an eighth of their
  * power of two, so a bin's blocks come in two sizes; a request takes the top block when it fits, else the
  * smallest that does (osm_front_medium_pick). Batches move under the core's lock: a miss takes half a bin's
@@ -1241,13 +1241,27 @@ void osm_front_medium_recheck(struct block_meta *b)
 		osm_front_medium_bad(q, "malloc", "write after free");
 }
 
+/* Out of memory: the transfer cache and this thread's medium cache go back to the core. True when something did
+ * and this request has not been retried yet: the caller then tries once more (osm_front_reclaim_end after). Other
+ * threads may refill the transfer cache at any moment, so without the flag a failing request could retry without
+ * end, each round taking both locks and a failing mmap (a review found 9 rounds for one malloc). */
+static __thread bool tl_reclaim_retry __attribute__((tls_model("initial-exec")));
 bool osm_front_medium_reclaim(void)
 {
+	if (tl_reclaim_retry)
+		return false;
 	bool any = xfer_drain();
-	if (tl_state != TL_ACTIVE || !osm_front_tl_heap->mc_bytes)
-		return any;
-	medium_flush_all(osm_front_tl_heap);
-	return true;
+	if (tl_state == TL_ACTIVE && osm_front_tl_heap->mc_bytes) {
+		medium_flush_all(osm_front_tl_heap);
+		any = true;
+	}
+	tl_reclaim_retry = any;
+	return any;
+}
+
+void osm_front_reclaim_end(void)
+{
+	tl_reclaim_retry = false;
 }
 
 /* The top block of bin c is too small for n (or there is none): the most recent block that fits (a scan of at
@@ -1281,9 +1295,9 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	if (h->mc_limit[c] < h->mc_max[c]) /* slow start, up to the bin's maximum */
 		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < h->mc_max[c] ? h->mc_limit[c] + 2 : h->mc_max[c]);
 	size_t want = h->mc_limit[c] / 2;
-	h->mc_refills++;
 	if (xfer_take(h, c, n, want))
-		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit, with the usual checks */
+		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
+	h->mc_refills++;                        /* a miss: the core serves it */
 	int saved = errno;
 	osm_front_check_heads();
 	osm_lock();

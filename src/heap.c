@@ -289,7 +289,7 @@ static void trim_regrown(void)
 	osm_heap.trim_watch = false;
 	if (osm_heap.classic || p->fixed_threshold || !p->trim_threshold || p->trim_threshold >= TRIM_ADAPT_MAX)
 		return;
-	p->trim_threshold *= 2;
+	p->trim_threshold = p->trim_threshold > TRIM_ADAPT_MAX / 2 ? TRIM_ADAPT_MAX : p->trim_threshold * 2;
 	if (p->trim_keep < p->trim_threshold / 2)
 		p->trim_keep = p->trim_threshold / 2;
 	if (TRACING)

@@ -367,7 +367,7 @@ HIDDEN void osm_stats_at_exit(void);
 #define MEDIUM_END_BLOCK ((size_t)36864)    /* 32 KiB and an eighth: a larger block serves no medium request well */
 /* Bytes a thread's medium cache holds at most, all bins: MEDIUM_BUDGET while at most 8 threads have caches (more
  * than 17 full bins hold, about 2.4 MiB), then MEDIUM_BUDGET_ALL shared among the threads, at least
- * MEDIUM_BUDGET_MIN (set when the thread's cache is made): 100 threads keep at most 100 MiB, not 240. */
+ * MEDIUM_BUDGET_MIN (set when the thread's cache is made): 100 threads keep at most 124 MiB, not 240. */
 #define MEDIUM_BUDGET     ((size_t)4 << 20)
 #define MEDIUM_BUDGET_ALL ((size_t)32 << 20)
 #define MEDIUM_BUDGET_MIN ((size_t)1 << 20)
@@ -623,6 +623,7 @@ HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char 
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
 /* Gives this thread's medium cache back to the core when the core is out of memory; true when it held any. */
 HIDDEN bool osm_front_medium_reclaim(void);
+HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_medium_reclaim allowed */
 
 HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
 

@@ -62,9 +62,11 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) { /* out of memory: this thread's medium cache goes back, then once more */
+	if (!b && osm_front_medium_reclaim()) { /* out of memory: the medium caches go back, then once more */
 		errno = saved;
-		return core_malloc(n);
+		void *r = core_malloc(n);
+		osm_front_reclaim_end();
+		return r;
 	}
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
@@ -195,9 +197,11 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) { /* out of memory: this thread's medium cache goes back, then once more */
+	if (!b && osm_front_medium_reclaim()) { /* out of memory: the medium caches go back, then once more */
 		errno = saved;
-		return calloc(nmemb, size);
+		void *r = calloc(nmemb, size);
+		osm_front_reclaim_end();
+		return r;
 	}
 	if (!b)
 		return fail(ENOMEM);
@@ -334,7 +338,9 @@ static void *aligned(size_t alignment, size_t n)
 	osm_unlock();
 	if (!b && osm_front_medium_reclaim()) {
 		errno = saved;
-		return aligned(alignment, n);
+		void *r = aligned(alignment, n);
+		osm_front_reclaim_end();
+		return r;
 	}
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }

@@ -428,7 +428,7 @@ def replay_trace(path, keep_text=True):
                         h.cases[p[1]] = h.cases.get(p[1], 0) + 1
                         if p[1] == "3":
                             req_front[0] = None     # a free block: nothing changes
-                    elif op in ("nofit", "threshold"):
+                    elif op in ("nofit", "threshold", "trim_threshold"):  # policy changes: no block moves
                         pass
                     elif len(h.warnings) < 20:
                         h.warnings.append(f"line {lineno}: unknown event {op!r}")
