@@ -900,11 +900,6 @@ static void free_local_slow(struct front_heap *h, struct front_page *pg)
 	errno = saved;
 }
 
-void osm_front_free_local_slow(struct front_page *pg)
-{
-	free_local_slow(osm_front_tl_heap, pg);
-}
-
 /* Slots tc[cls][0 .. k) of the thread cache go back to their pages, each checked as malloc checks it. */
 static void tc_release(struct front_heap *h, size_t cls, size_t k)
 {

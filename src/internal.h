@@ -488,13 +488,13 @@ HIDDEN _Noreturn void osm_front_corrupt(void *slot);
 /* Checks the head link of this thread's current free list of every class; aborts on a corrupted one. */
 HIDDEN void osm_front_check_heads(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
-HIDDEN void osm_front_free_local_slow(struct front_page *pg);
 
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):
  * the caller then asks the core.
- * Cost when the current page of the class has a free slot: about 20 instructions, no lock, no atomic
- * read-modify-write, no system call: TLS heap -> current page -> pop its free list, the popped link checked to
- * be a slot of the same page (a subtract, a multiply, two compares), the freed mark cleared. */
+ * Cost on a hit, no lock, no atomic read-modify-write, no system call, about 20 instructions: TLS heap -> the
+ * class's thread cache (a count and an array: the slot's two marks compared) or else its current page (pop its
+ * free list, the popped link checked to be a slot of the same page: a subtract, a multiply, two compares); the
+ * slot's first two words cleared. */
 static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, bool slow)
 {
 	size_t cls = osm_front_class_of[(n + 15) >> 4];
@@ -530,8 +530,9 @@ static inline void *osm_front_malloc_hit(size_t n) { return front_malloc_with(n,
 
 /* free's fast path for a pointer osm_front_owns() accepted. Cost for a slot of a page this thread owns and
  * allocates from: about 20 instructions, no lock, no atomic read-modify-write, no system call: the page from
- * the address (mask, shift), the slot check (multiply, compare), the freed mark, a push on the page's free
- * list. Other threads' pages (one CAS), pages that are not current, double frees and bad pointers: slow path. */
+ * the address (mask, shift), the slot check (multiply, compare), the two marks written, a push on the class's
+ * thread cache (a full cache gives its older half back out of line). Other threads' pages (one CAS), double frees
+ * and bad pointers: slow path. */
 static inline void osm_front_free(void *p, const char *api)
 {
 	struct front_page *pg = front_page_of(p);

@@ -441,20 +441,7 @@ static bool new_reclaims_cached_blocks()
 		size_t n = 0;
 		while (n < (1 << 16) && (p[n] = (char *)v_new_nt(3000, std::nothrow)))
 			n++;
-		size_t step = malloc_usable_size(p[0]) + 32, i = n / 2;
-		for (; i + 4 < n; i++) { /* four that tile one run, in either order */
-			char *lo = p[i];
-			for (size_t k = 1; k < 4; k++)
-				lo = p[i + k] < lo ? p[i + k] : lo;
-			unsigned seen = 0;
-			for (size_t k = 0; k < 4; k++) {
-				size_t d = (size_t)(p[i + k] - lo);
-				if (d % step == 0 && d / step < 4)
-					seen |= 1u << (d / step);
-			}
-			if (seen == 15)
-				break;
-		}
+		size_t i = tu_tiling_run(p, n, malloc_usable_size(p[0]) + 32); /* four that tile one run */
 		if (n < 100 || i + 4 >= n)
 			_exit(4);
 		for (size_t k = 0; k < 4; k++)

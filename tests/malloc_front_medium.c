@@ -274,20 +274,7 @@ static void enomem_reclaims(void)
 			_exit(2);
 		/* four blocks handed out one after the other that tile one run of the heap, in either order (a cache
 		 * hands a refill's blocks out from its top) */
-		size_t step = v_usable(p[0]) + 32, i = n / 2;
-		for (; i + 4 < n; i++) {
-			char *lo = p[i];
-			for (size_t k = 1; k < 4; k++)
-				lo = p[i + k] < lo ? p[i + k] : lo;
-			unsigned seen = 0;
-			for (size_t k = 0; k < 4; k++) {
-				size_t d = (size_t)(p[i + k] - lo);
-				if (d % step == 0 && d / step < 4)
-					seen |= 1u << (d / step);
-			}
-			if (seen == 15)
-				break;
-		}
+		size_t i = tu_tiling_run(p, n, v_usable(p[0]) + 32);
 		if (i + 4 >= n)
 			_exit(4);
 		struct os_stats st;

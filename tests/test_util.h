@@ -207,6 +207,27 @@ static __attribute__((unused)) void tu_say_addr(const void *p)
 		_exit(99);
 }
 
+/* The first i >= n / 2 at which p[i .. i + 4) are four blocks that tile one run of the heap, `step` bytes apart
+ * (usable size + header), in either order (a cache hands a refill's blocks out from its top); n when there is
+ * none. */
+static __attribute__((unused)) size_t tu_tiling_run(char *const *p, size_t n, size_t step)
+{
+	for (size_t i = n / 2; i + 4 < n; i++) {
+		char *lo = p[i];
+		for (size_t k = 1; k < 4; k++)
+			lo = p[i + k] < lo ? p[i + k] : lo;
+		unsigned seen = 0;
+		for (size_t k = 0; k < 4; k++) {
+			size_t d = (size_t)(p[i + k] - lo);
+			if (d % step == 0 && d / step < 4)
+				seen |= 1u << (d / step);
+		}
+		if (seen == 15)
+			return i;
+	}
+	return n;
+}
+
 /* Runs fn in a child, its standard error on a pipe, and prints `PASS group/prefixname` or `FAIL ...: why`.
  * want_what NULL: the child must exit 0 with os_heap_check() passing; TU_FAULTS: it must fault; else it must die
  * of SIGABRT after "osmem: <want_api>(): <want_what> <ADDR>" (ADDR: what the child said with tu_say_addr).
