@@ -26,6 +26,7 @@ static void (*volatile v_free)(void *) = free;
 struct work { unsigned char *p[PER_THREAD]; size_t n[PER_THREAD]; unsigned seed; void *late; };
 static struct work works[THREADS];
 static pthread_key_t key;
+static pthread_barrier_t all_allocated;
 
 static unsigned char pat(uintptr_t p, size_t i) { return (unsigned char)((p >> 4) * 13 + i); }
 
@@ -50,6 +51,8 @@ static void *worker(void *arg)
 		for (size_t k = 0; k < n; k += 64)
 			w->p[i][k] = pat((uintptr_t)w->p[i], k);
 	}
+	/* every round the same demand: all eight threads' objects live at once, however they were scheduled */
+	pthread_barrier_wait(&all_allocated);
 	for (int i = 0; i < PER_THREAD; i += 2) {
 		v_free(w->p[i]);
 		w->p[i] = NULL;
@@ -64,6 +67,7 @@ int main(void)
 	int failures = 0, bad = 0;
 	pthread_t t[THREADS];
 	pthread_key_create(&key, late_destructor);
+	pthread_barrier_init(&all_allocated, NULL, THREADS);
 	for (int i = 0; i < THREADS; i++)
 		pthread_create(&t[i], NULL, nothing, NULL);
 	for (int i = 0; i < THREADS; i++)
@@ -107,13 +111,19 @@ int main(void)
 	printf(bad ? "FAIL front/teardown/patterns: %d objects of exited threads changed\n"
 		   : "PASS front/teardown/patterns\n", bad);
 	failures += bad != 0;
-	/* One segment of slack: the pool keeps a fully free segment mapped (SEGS_KEEP), and whether the pages that
-	 * the last exiting threads abandoned were swept back before the next round asked for pages depends on how
-	 * the threads were scheduled. A leak grows with the rounds and passes that slack. */
-	size_t early = bytes[1] > bytes[2] ? bytes[1] : bytes[2];
+	/* Every round asks for the same memory (the barrier: all threads' objects live at once), so reuse shows as a
+	 * plateau. It is measured against the largest figure of the first half, not of the first rounds: whether the
+	 * pages that the last exiting threads abandoned were swept back before the next round asked for pages
+	 * depends on how the threads were scheduled, and on a busy machine the plateau came later (20 MiB after round
+	 * 2, 28 MiB after round 24, reused from then on). One segment of slack on top: the pool keeps a fully free
+	 * segment mapped (SEGS_KEEP). A leak grows with every round and passes both. */
+	size_t early = 0;
+	for (int r = 0; r < ROUNDS / 2; r++)
+		early = bytes[r] > early ? bytes[r] : early;
 	if (bytes[ROUNDS - 1] > early + FRONT_SEG_SIZE) {
-		printf("FAIL front/teardown/memory_reused: front bytes %zu after round 2, %zu after round %d: the pages of "
-		       "exited threads are not reused (more than one segment of growth)\n", early, bytes[ROUNDS - 1], ROUNDS);
+		printf("FAIL front/teardown/memory_reused: front bytes at most %zu in rounds 1-%d, %zu after round %d: the "
+		       "pages of exited threads are not reused (more than one segment of growth)\n", early, ROUNDS / 2,
+		       bytes[ROUNDS - 1], ROUNDS);
 		failures++;
 	} else {
 		printf("PASS front/teardown/memory_reused (%zu KiB of segments)\n", bytes[ROUNDS - 1] >> 10);
