@@ -350,7 +350,7 @@ HIDDEN void osm_stats_at_exit(void);
  * it pops and pushes without a lock or an atomic operation. A slot freed by another thread goes onto its page's
  * thread-free list (one CAS); the owner collects it in its slow path. front.c explains the whole design. */
 #define FRONT_MAX        ((size_t)2048)
-#define FRONT_CLASSES    24
+#define FRONT_CLASSES    28
 #define FRONT_SEG_SHIFT  22                          /* segments: 4 MiB, aligned to 4 MiB */
 #define FRONT_PAGE_SHIFT 16                          /* pages: 64 KiB */
 #define FRONT_SEG_SIZE   ((size_t)1 << FRONT_SEG_SHIFT)
