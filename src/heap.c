@@ -713,15 +713,7 @@ struct block_meta *osm_malloc(size_t n, size_t threshold)
 /* glibc's dynamic threshold (default profile): a program that frees a mapped block of some size will likely ask
  * for that size again, and a fresh mapping costs two system calls and a page fault per page every time. So the
  * threshold rises above that size (up to 32 MiB) and the next ones come from the heap, where freed blocks are
- * reused; the trim threshold follows at twice it, so the heap does not hand them straight back.
- *
- * With a second thread it rises no higher than 2 MiB (MMAP_THRESHOLD_MT_MAX). One heap serves every thread and
- * gives memory back only at its top: a 3 MiB block one thread frees below another thread's blocks stays resident
- * as a hole until something that size comes again, where glibc's per-thread arenas each trim their own top. A
- * mapping goes back whole at free. python3's four threads (bz2 state of 3.6 MB, bytearrays up to 3 MB): peak RSS
- * 76.7 -> 67.7 MiB (glibc 60.6), with PYTHONMALLOC=malloc 79.9 -> 68.8 MiB (glibc 66.7), time unchanged within the
- * noise. The price: a threaded program that churns blocks above 2 MiB maps and faults each one in (about 1.4 ms
- * for 4 MiB on this machine); a threshold raised higher before the second thread started stays. */
+ * reused; the trim threshold follows at twice it, so the heap does not hand them straight back. */
 static void raise_mmap_threshold(const struct block_meta *b)
 {
 	struct heap_policy *p = &osm_heap.policy;
@@ -729,8 +721,6 @@ static void raise_mmap_threshold(const struct block_meta *b)
 	/* not in the classic profile, nor once the program set a threshold itself (mallopt: glibc's no_dyn_threshold) */
 	if (osm_heap.classic || p->fixed_threshold || len < p->mmap_threshold || len > MMAP_THRESHOLD_MAX ||
 	    (uintptr_t)b & (page_size() - 1))
-		return;
-	if (len >= MMAP_THRESHOLD_MT_MAX && !osm_os_single_threaded())
 		return;
 	p->mmap_threshold = p->calloc_threshold = len + 1;
 	if (p->trim_threshold < 2 * p->mmap_threshold)

@@ -20,7 +20,6 @@
 
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
 #define MMAP_THRESHOLD_MAX ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
-#define MMAP_THRESHOLD_MT_MAX ((size_t)2 << 20) /* ... nor this high once the process has a second thread */
 #define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
 #define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
 
@@ -88,9 +87,6 @@ HIDDEN int osm_os_thread_id(void);
 /* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
-/* Whether the process has never had a second thread (glibc's __libc_single_threaded, true again in a forked child);
- * false where the C library does not say. */
-HIDDEN bool osm_os_single_threaded(void);
 /* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;
  * call from a constructor. pin: keep this library loaded to the end (it might be dlclose'd). */
 HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
