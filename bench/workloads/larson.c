@@ -5,7 +5,8 @@
  * The total operation count is fixed (split among the threads), so the wall time compares allocators and
  * thread counts alike.
  *
- * Usage: larson SCALE THREADS
+ * Usage: larson SCALE THREADS [HANDOFF]   (HANDOFF: one object in HANDOFF handed off, default 8; 0: none, for
+ *                                          the scaling of the allocator alone: make bench always uses 8)
  * Checksum: the sum of the tags of every object freed (each verified first): the set of objects is fixed by
  * the seeds, so the sum is too, whichever thread frees which. */
 #include <pthread.h>
@@ -17,7 +18,8 @@
 #define SLOTS     1000        /* per thread */
 #define MIN_SIZE  16
 #define MAX_SIZE  1000
-#define HANDOFF   8           /* one replaced object in HANDOFF goes to the next thread */
+#define HANDOFF   8           /* one replaced object in HANDOFF goes to the next thread (default) */
+static unsigned handoff = HANDOFF;
 #define DRAIN     64          /* a thread empties its mailbox every DRAIN operations */
 #define PENDING   4096        /* a sender waits (draining its own) while the next thread has this many unfreed */
 #define BASE_OPS  12000000.0  /* all threads together, at scale 1 */
@@ -114,7 +116,7 @@ static void *run(void *arg)
 	for (long k = 0; k < t->ops; k++) {
 		uint64_t r = rnd(&rng);
 		int i = (int)(r % SLOTS);
-		if ((r >> 32) % HANDOFF == 0) {
+		if (handoff && (r >> 32) % handoff == 0) {
 			tag_check(t->slot[i], t->size[i]);
 			hand_off(t, t->slot[i]);
 		} else {
@@ -148,8 +150,10 @@ int main(int argc, char **argv)
 {
 	double scale = scale_arg(argc, argv);
 	nthreads = argc > 2 ? atoi(argv[2]) : 1;
+	if (argc > 3)
+		handoff = (unsigned)atoi(argv[3]);
 	if (nthreads < 1 || nthreads > 64)
-		return fprintf(stderr, "usage: larson SCALE THREADS(1..64)\n"), 2;
+		return fprintf(stderr, "usage: larson SCALE THREADS(1..64) [HANDOFF]\n"), 2;
 	long total = (long)(BASE_OPS * scale);
 	threads = aligned_alloc(64, sizeof *threads * (size_t)nthreads);
 	memset(threads, 0, sizeof *threads * (size_t)nthreads);
