@@ -641,7 +641,18 @@ static struct front_heap *heap_alloc(void)
 
 /* A thread's first slow path: its heap, and the destructor that returns it at thread exit. NULL when the front
  * is off, or the thread is past its destructor (then the core serves it). */
+static struct front_heap *heap_init_errno(void);
+/* Its callers go on to the core when it returns NULL (no memory for a heap, the front off): a failed mapping here
+ * must not leave ENOMEM in errno under a malloc that then succeeds (medium/first_request_keeps_errno). */
 static struct front_heap *heap_init(void)
+{
+	int saved = errno;
+	struct front_heap *h = heap_init_errno();
+	errno = saved;
+	return h;
+}
+
+static struct front_heap *heap_init_errno(void)
 {
 	if (tl_state != TL_NEW)
 		return NULL;

@@ -171,3 +171,43 @@ size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
 	}
 	return count;
 }
+
+/* The blocks of at least min bytes, in order of size, with the same Morris walk over the root's right subtree
+ * after one splay: O(log n + k), not a walk of every free block. */
+size_t osm_index_walk_from(size_t min, bool (*visit)(struct block_meta *b, void *arg), void *arg)
+{
+	if (!osm_heap.root)
+		return 0;
+	uint32_t t = splay(osm_heap.root, min, 0);
+	osm_heap.root = t;
+	size_t count = 0;
+	bool go = true;
+	if (key_size(t) >= min) {
+		count++;
+		go = visit(slot_block(t), arg);
+	}
+	uint32_t cur = right(t);
+	while (cur) {
+		if (!left(cur)) {
+			if (go && !visit(slot_block(cur), arg))
+				go = false;
+			count++;
+			cur = right(cur);
+			continue;
+		}
+		uint32_t pre = left(cur);
+		while (right(pre) && right(pre) != cur)
+			pre = right(pre);
+		if (!right(pre)) {
+			set_link(rslot(pre), cur);
+			cur = left(cur);
+		} else {
+			set_link(rslot(pre), 0);
+			if (go && !visit(slot_block(cur), arg))
+				go = false;
+			count++;
+			cur = right(cur);
+		}
+	}
+	return count;
+}

@@ -87,6 +87,11 @@ HIDDEN int osm_os_thread_id(void);
 /* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
+/* Whether the process has never had a second thread (glibc's __libc_single_threaded, true again in a forked
+ * child); false where the C library does not say. */
+HIDDEN bool osm_os_single_threaded(void);
+/* CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call). */
+HIDDEN uint64_t osm_os_now_ns(void);
 /* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;
  * call from a constructor. pin: keep this library loaded to the end (it might be dlclose'd). */
 HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
@@ -298,6 +303,8 @@ HIDDEN struct block_meta *osm_index_best_fit(size_t size);
 /* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback
  * that returns false. */
 HIDDEN size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
+/* The same for the blocks of at least min bytes only (the visit must not change the index). */
+HIDDEN size_t osm_index_walk_from(size_t min, bool (*visit)(struct block_meta *b, void *arg), void *arg);
 
 /* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md. Events are recorded under the heap lock
  * into memory only; the file is written after the lock is released. */
