@@ -6,10 +6,11 @@
  * 256). Slots have no header: a 16-byte object costs 16 bytes. Why 8 past 1 KiB: requests of a power of two and a
  * few bytes are common there (sqlite3's 1032-byte blocks, 87,000 of them), and took 1280 bytes; now 1152, which cut
  * sqlite3's peak RSS by 2.7% and threads-8's by 4%. Finer classes below 1 KiB were tried and cost more than they
- * saved: each class a thread uses has a page of its own, and small programs (larson, prodcon) grew by 8-15%. A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments
- * aligned to 4 MiB whose first page holds the metadata of all 64 pages, so free(p) finds its page with a mask and
- * a shift, and a bit per segment in .bss (osm_front_segmap, 4 MiB of address space per bit, touched only where
- * segments are) says whether p is ours at all: no system call, no lock.
+ * saved: each class a thread uses has a page of its own, and small programs (larson, prodcon) grew by 8-15%.
+ * A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments aligned to 4 MiB whose first page
+ * holds the metadata of all 64 pages, so free(p) finds its page with a mask and a shift, and a bit per segment in
+ * .bss (osm_front_segmap, 4 MiB of address space per bit, touched only where segments are) says whether p is ours
+ * at all: no system call, no lock.
  *
  * Who touches what.
  *  - A thread's heap (struct front_heap, reached through an initial-exec TLS pointer) owns pages: only that
@@ -639,11 +640,12 @@ static struct front_heap *heap_alloc(void)
 	return h;
 }
 
-/* A thread's first slow path: its heap, and the destructor that returns it at thread exit. NULL when the front
- * is off, or the thread is past its destructor (then the core serves it). */
 static struct front_heap *heap_init_errno(void);
-/* Its callers go on to the core when it returns NULL (no memory for a heap, the front off): a failed mapping here
- * must not leave ENOMEM in errno under a malloc that then succeeds (medium/first_request_keeps_errno). */
+
+/* A thread's first slow path: its heap, and the destructor that returns it at thread exit. NULL when the front
+ * is off, or the thread is past its destructor (then the core serves it). Its callers go on to the core then: a
+ * failed mapping here must not leave ENOMEM in errno under a malloc that succeeds (a thread's first medium
+ * request did: medium/first_request_keeps_errno). */
 static struct front_heap *heap_init(void)
 {
 	int saved = errno;

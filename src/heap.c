@@ -552,8 +552,6 @@ void coalesce_blocks(void)
 		merge_run(slot_block(osm_heap.pending));
 }
 
-/* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,
- * which may then give the top of the heap back. */
 static bool discard_free_pages(struct block_meta *b, void *released);
 
 // ------------------------------------------------------------------
@@ -607,6 +605,8 @@ static void decay_tick(void)
 	osm_index_walk_from(DECAY_MIN, decay_visit, &released);
 }
 
+/* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,
+ * which may then give the top of the heap back, and (threaded) the pages of big blocks left idle. */
 static void release_block(struct block_meta *b)
 {
 	free_attach(b, false);
