@@ -44,40 +44,29 @@ def resident(layout):
     return len(pages) * PAGE
 
 
+def layout(objs, alive, apart, page_aligned):
+    """(address, size, alive) of each object: objects of at most `apart` bytes packed in one region, the others
+    in another (apart=None: all in one), those above `page_aligned` bytes each starting on a page of its own."""
+    r16 = lambda n: (n + 15) & ~15
+    out, top = [], {False: 0, True: 1 << 40}
+    for n, s in zip(objs, alive):
+        region = apart is not None and n > apart
+        own_pages = page_aligned is not None and n > page_aligned
+        out.append((top[region], n if own_pages else r16(n), s))
+        top[region] += (n + PAGE - 1) & ~(PAGE - 1) if own_pages else r16(n)
+    return out
+
+
 def main():
     rng = random.Random(int(sys.argv[1]) if len(sys.argv) > 1 else 1)
     objs = draw(rng)
     alive = [rng.random() < 0.1 for _ in objs]
     live = sum(n for n, a in zip(objs, alive) if a)
-    r16 = lambda n: (n + 15) & ~15
-
-    seq, a = [], 0
-    for n, s in zip(objs, alive):
-        seq.append((a, r16(n), s))
-        a += r16(n)
-
-    seg, a, b = [], 0, 1 << 40
-    for n, s in zip(objs, alive):
-        if n <= 512:
-            seg.append((a, r16(n), s))
-            a += r16(n)
-        else:
-            seg.append((b, r16(n), s))
-            b += r16(n)
-
-    pal, a, b = [], 0, 1 << 40
-    for n, s in zip(objs, alive):
-        if n <= 2048:
-            pal.append((a, r16(n), s))
-            a += r16(n)
-        else:
-            pal.append((b, n, s))
-            b += (n + PAGE - 1) & ~(PAGE - 1)
-
     print("objects %d, live after the frees %.0f MiB" % (len(objs), live / 2**20))
-    for name, lay in (("packed in allocation order", seq), ("small (<= 512 B) and larger apart", seg),
-                      ("small packed, above 2 KiB page-aligned", pal)):
-        print("%-40s RSS / live = %.2f" % (name, resident(lay) / live))
+    for name, apart, aligned in (("packed in allocation order", None, None),
+                                 ("small (<= 512 B) and larger apart", 512, None),
+                                 ("small packed, above 2 KiB page-aligned", 2048, 2048)):
+        print("%-40s RSS / live = %.2f" % (name, resident(layout(objs, alive, apart, aligned)) / live))
 
 
 if __name__ == "__main__":

@@ -87,11 +87,9 @@ static const uint32_t class_size[FRONT_CLASSES] = {
 	640, 768, 896, 1024, 1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048,
 };
 
-/* How many freed slots a thread caches per class: about 16 KiB of them, 8 to TC_DEPTH (checked at start-up). */
-const uint8_t osm_front_tc_max[FRONT_CLASSES] = {
-	64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 51, 42, 36, 32,
-	25, 21, 18, 16, 14, 12, 11, 10, 9, 9, 8, 8,
-};
+/* How many freed slots a thread caches per class: about 16 KiB of them, 8 to TC_DEPTH (global_init sets them;
+ * free's fast path reads them only for a page of a thread that has a heap, so after it). */
+uint8_t osm_front_tc_max[FRONT_CLASSES];
 
 struct front_seg {
 	struct front_page pages[FRONT_PAGES]; /* pages[0] is this header's own page: no slots */
@@ -568,10 +566,7 @@ static void global_init(void)
 	}
 	for (size_t c = 0; c < FRONT_CLASSES; c++) { /* the thread cache's depths: 16 KiB of slots, 8 to TC_DEPTH */
 		size_t d = ((size_t)16 << 10) / class_size[c];
-		if (osm_front_tc_max[c] != (d > TC_DEPTH ? TC_DEPTH : d < 8 ? 8 : d)) {
-			global_state = G_OFF;
-			return;
-		}
+		osm_front_tc_max[c] = (uint8_t)(d > TC_DEPTH ? TC_DEPTH : d < 8 ? 8 : d);
 	}
 	for (size_t i = 0; i <= FRONT_MAX / 16; i++) { /* the table matches the classes, or the front stays off */
 		size_t c = osm_front_class_of[i];
@@ -622,10 +617,8 @@ static struct front_heap *heap_alloc(void)
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		h->cur[c] = &empty_page;
 	}
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
-		h->mc_max[c] = MEDIUM_DEPTH;
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
 		h->mc_limit[c] = 2; /* slow start (tcmalloc's): a bin grows only as its misses show it is used */
-	}
 	/* 16 blocks in every bin: threads-8 (8 threads of 16 B..32 KiB) took 0.38 s with 8 blocks in the bins above
 	 * 8 KiB and a budget of 2 MiB (less than full bins hold), 0.30 s now (glibc 0.30 s) */
 	size_t threads = n_live + 1;
@@ -1072,13 +1065,13 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 /* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with
  * threads allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in
  * bins by size (internal.h: 17 bins, four per power of two), at most mc_limit a bin (up to MEDIUM_DEPTH blocks)
- * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h, osm_front_medium_malloc and
- * osm_front_medium_free: no lock, no atomic read-modify-write). Requests are rounded up to an eighth of their
- * power of two, so a bin's blocks come in two sizes; a request takes the top block when it fits, else the
- * smallest that does (osm_front_medium_pick). Batches move under the core's lock: a miss takes half a bin's
- * worth of blocks of its size with one lock, a full bin (or a cache over its budget) gives its older half back
- * with one lock; a thread that exits, and malloc_trim, give all back; a thread that meets ENOMEM gives all back
- * and tries again. The core sees a cached block as allocated (the heap map and os_heap_check show it so;
+ * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h,
+ * osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic read-modify-write). Requests are rounded
+ * up to an eighth of their power of two, so a bin's blocks come in two sizes; a request takes the top block when
+ * it fits, else the smallest that does (osm_front_medium_pick). Batches move under the core's lock: a miss takes
+ * half a bin's worth of blocks of its size with one lock, a full bin (or a cache over its budget) gives its older
+ * half back with one lock; a thread that exits, and malloc_trim, give all back; a thread that meets ENOMEM gives
+ * all back and tries again. The core sees a cached block as allocated (the heap map and os_heap_check show it so;
  * os_stats counts it as free, in front_cached_*), so the core never merges it away: nothing else can hand it
  * out. The block keeps its header, checked when it goes in and comes out, and a freed mark in its payload's
  * second word (the slots' mark: a double free is caught at once), cleared when it goes back to the core.
@@ -1086,23 +1079,41 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
  * Measured (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock,
  * 0.35 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB now. */
 
-/* Gives the k oldest blocks of class c back to the core. Core lock held. Each is checked as free checks it. */
-static void medium_give_back(struct front_heap *h, size_t c, size_t k)
+/* Slow start (tcmalloc's): bin c may hold two more blocks, up to MEDIUM_DEPTH. */
+static void medium_grow(struct front_heap *h, size_t c)
 {
-	for (size_t i = 0; i < k; i++) {
-		struct block_meta *b = h->mc[c][i];
-		void **q = payload(b);
-		if (q[1] != (void *)front_mark(q))
-			osm_front_medium_bad(q, "free", "write after free");
-		q[1] = NULL;
-		h->mc_bytes -= b->size;
-		h->mc_flushed++;
-		osm_free(osm_user_block(q, "free", false));
-	}
+	h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < MEDIUM_DEPTH ? h->mc_limit[c] + 2 : MEDIUM_DEPTH);
+}
+
+/* A cached block (of a thread or of the transfer cache) back to the core, checked as free checks it. Core lock
+ * held. */
+static void medium_to_core(struct block_meta *b)
+{
+	void **q = payload(b);
+	if (q[1] != (void *)front_mark(q))
+		osm_front_medium_bad(q, "free", "write after free");
+	q[1] = NULL;
+	osm_free(osm_user_block(q, "free", false));
+}
+
+/* The k oldest blocks of bin c leave h's stack (the rest move down). */
+static void medium_drop_oldest(struct front_heap *h, size_t c, size_t k)
+{
 	size_t left = h->mc_count[c] - k;
 	memmove(h->mc[c], h->mc[c] + k, left * sizeof h->mc[c][0]);
 	memmove(h->mc_size[c], h->mc_size[c] + k, left * sizeof h->mc_size[c][0]);
 	h->mc_count[c] = (uint8_t)left;
+}
+
+/* Gives the k oldest blocks of class c back to the core. Core lock held. */
+static void medium_give_back(struct front_heap *h, size_t c, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		h->mc_bytes -= h->mc[c][i]->size;
+		h->mc_flushed++;
+		medium_to_core(h->mc[c][i]);
+	}
+	medium_drop_oldest(h, c, k);
 }
 
 /* The transfer cache (tcmalloc's): per bin a stack of medium blocks that threads gave back, shared, under the
@@ -1137,10 +1148,7 @@ static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
 	/* n and the block count are peeked at without the lock (xfer_take, xfer_drain): atomic stores */
 	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);
 	__atomic_store_n(&xfer_blocks, xfer_blocks + m, __ATOMIC_RELAXED);
-	size_t left = h->mc_count[c] - m;
-	memmove(h->mc[c], h->mc[c] + m, left * sizeof h->mc[c][0]);
-	memmove(h->mc_size[c], h->mc_size[c] + m, left * sizeof h->mc_size[c][0]);
-	h->mc_count[c] = (uint8_t)left;
+	medium_drop_oldest(h, c, m);
 	return m;
 }
 
@@ -1197,11 +1205,7 @@ static bool xfer_drain(void)
 	bool any = xfer_blocks != 0;
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
 		for (size_t i = 0; i < xfer[c].n; i++) {
-			void **q = payload(xfer[c].b[i]);
-			if (q[1] != (void *)front_mark(q))
-				osm_front_medium_bad(q, "free", "write after free");
-			q[1] = NULL;
-			osm_free(osm_user_block(q, "free", false));
+			medium_to_core(xfer[c].b[i]);
 			xfer_flushed++;
 		}
 		__atomic_store_n(&xfer[c].n, 0, __ATOMIC_RELAXED);
@@ -1303,8 +1307,7 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	struct front_heap *h = osm_front_tl_heap;
 	if (h == &empty_heap && !(h = heap_init()))
 		return NULL;
-	if (h->mc_limit[c] < h->mc_max[c]) /* slow start, up to the bin's maximum */
-		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < h->mc_max[c] ? h->mc_limit[c] + 2 : h->mc_max[c]);
+	medium_grow(h, c);
 	size_t want = h->mc_limit[c] / 2;
 	if (xfer_take(h, c, n, want))
 		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
@@ -1349,8 +1352,8 @@ bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
 		osm_front_medium_bad(q, api, "double free");
 	/* Slow start on frees too (tcmalloc's ListTooLong): a thread that only frees (a consumer) never misses, and
 	 * at a limit of 2 would take the lock for nearly every free. */
-	if (h->mc_count[c] >= h->mc_limit[c] && h->mc_limit[c] < h->mc_max[c])
-		h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < h->mc_max[c] ? h->mc_limit[c] + 2 : h->mc_max[c]);
+	if (h->mc_count[c] >= h->mc_limit[c])
+		medium_grow(h, c);
 	bool full = h->mc_count[c] >= h->mc_limit[c], over = h->mc_bytes + b->size > h->mc_budget;
 	if (full || over) { /* the class's older half; over the budget, every class's older half */
 		int saved = errno;

@@ -141,16 +141,15 @@ struct block_meta *osm_index_best_fit(size_t size)
 	return slot_block(n);
 }
 
-/* Morris in-order traversal: no stack, so a degenerate (deep) tree is fine; the tree is restored as it goes. */
-size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
+/* Morris in-order traversal of the subtree at cur: no stack, so a degenerate (deep) tree is fine; the tree is
+ * restored as it goes. *go turns false at a callback that returns false (the walk still restores the links). */
+static size_t morris(uint32_t cur, bool (*visit)(struct block_meta *b, void *arg), void *arg, bool *go)
 {
 	size_t count = 0;
-	uint32_t cur = osm_heap.root;
-	bool go = true;
 	while (cur) {
 		if (!left(cur)) {
-			if (go && !visit(slot_block(cur), arg))
-				go = false;
+			if (*go && !visit(slot_block(cur), arg))
+				*go = false;
 			count++;
 			cur = right(cur);
 			continue;
@@ -163,8 +162,8 @@ size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
 			cur = left(cur);
 		} else {
 			set_link(rslot(pre), 0);
-			if (go && !visit(slot_block(cur), arg))
-				go = false;
+			if (*go && !visit(slot_block(cur), arg))
+				*go = false;
 			count++;
 			cur = right(cur);
 		}
@@ -172,42 +171,26 @@ size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
 	return count;
 }
 
-/* The blocks of at least min bytes, in order of size, with the same Morris walk over the root's right subtree
- * after one splay: O(log n + k), not a walk of every free block. */
+size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg)
+{
+	bool go = true;
+	return morris(osm_heap.root, visit, arg, &go);
+}
+
+/* The blocks of at least min bytes, in order of size: after splaying for (min, 0) the root is min's predecessor
+ * or successor, so they are the root (when large enough) and its right subtree. O(log n + k), not a walk of every
+ * free block. */
 size_t osm_index_walk_from(size_t min, bool (*visit)(struct block_meta *b, void *arg), void *arg)
 {
 	if (!osm_heap.root)
 		return 0;
 	uint32_t t = splay(osm_heap.root, min, 0);
 	osm_heap.root = t;
-	size_t count = 0;
 	bool go = true;
+	size_t count = 0;
 	if (key_size(t) >= min) {
 		count++;
 		go = visit(slot_block(t), arg);
 	}
-	uint32_t cur = right(t);
-	while (cur) {
-		if (!left(cur)) {
-			if (go && !visit(slot_block(cur), arg))
-				go = false;
-			count++;
-			cur = right(cur);
-			continue;
-		}
-		uint32_t pre = left(cur);
-		while (right(pre) && right(pre) != cur)
-			pre = right(pre);
-		if (!right(pre)) {
-			set_link(rslot(pre), cur);
-			cur = left(cur);
-		} else {
-			set_link(rslot(pre), 0);
-			if (go && !visit(slot_block(cur), arg))
-				go = false;
-			count++;
-			cur = right(cur);
-		}
-	}
-	return count;
+	return count + morris(right(t), visit, arg, &go);
 }

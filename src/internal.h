@@ -429,9 +429,9 @@ struct front_heap {
 	 * remote_batch); rb_any: some class has a batch */
 	struct { struct front_page *page; void **head, **tail; size_t count; } rb[FRONT_CLASSES];
 	bool rb_any;
-	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap) */
+	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
+	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];
-	uint8_t mc_max[MEDIUM_CLASSES];   /* how far mc_limit may grow (slow start: it begins at 2, +2 a miss) */
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
 	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
@@ -487,7 +487,7 @@ static inline struct front_page *front_page_of(const void *p)
  * forged them would need both secrets. The cache's stacks live in the heap struct, not in the slots, so nothing a
  * program writes into a freed slot can send malloc elsewhere. */
 static inline uintptr_t front_tmark(void *slot) { return (uintptr_t)slot ^ osm_front_key; }
-HIDDEN extern const uint8_t osm_front_tc_max[FRONT_CLASSES];
+HIDDEN extern uint8_t osm_front_tc_max[FRONT_CLASSES]; /* set at start-up (front.c, global_init) */
 
 HIDDEN void *osm_front_malloc_slow(size_t cls);
 HIDDEN void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s);
