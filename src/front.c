@@ -141,7 +141,10 @@ const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1] = {
 HIDDEN uintptr_t osm_front_key, osm_front_dfkey;
 
 /* Everything below is guarded by front_mutex. */
-static pthread_mutex_t front_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* The front lock: a lock word (internal.h, osm_os_lock_take), as the core's: uncontended a CAS and an exchange;
+ * contended a short spin, then a futex. A pthread mutex sleeps at once, and its critical sections here are a few
+ * hundred nanoseconds: threads-8 spent its waits in futex calls. */
+static int front_mutex;
 static enum { G_UNSET, G_ON, G_OFF } global_state;
 static bool front_traced;                            /* set once, before the first page exists (atomic reads) */
 static pthread_key_t exit_key;
@@ -218,14 +221,14 @@ static void front_lock(void)
 		return;
 	tl_in_lock = true;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	pthread_mutex_lock(&front_mutex);
+	osm_os_lock_take(&front_mutex, 1);
 }
 
 static void front_unlock(void)
 {
 	if (tl_hold)
 		return;
-	pthread_mutex_unlock(&front_mutex);
+	osm_os_lock_give(&front_mutex);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	tl_in_lock = false;
 }
@@ -281,7 +284,7 @@ void osm_front_fork_parent(void)
 
 void osm_front_fork_child(void)
 {
-	pthread_mutex_init(&front_mutex, NULL);
+	front_mutex = 0;
 	tl_in_lock = false;
 	tl_fork_skips = 0;
 }

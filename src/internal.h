@@ -87,6 +87,23 @@ HIDDEN int osm_os_thread_id(void);
 /* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
+
+/* A lock word (the heap lock, osmem.c; the front lock, front.c): 0 when free, else its holder's mark (a thread id,
+ * or any nonzero value below OSM_LOCK_WAITERS), plus OSM_LOCK_WAITERS when a thread may sleep on it. Uncontended:
+ * one compare-and-swap to take, one exchange to give. Contended: osm_os_lock_slow spins a while, then sleeps. */
+#define OSM_LOCK_WAITERS 0x40000000
+HIDDEN void osm_os_lock_slow(int *word, int me);
+static inline void osm_os_lock_take(int *word, int me)
+{
+	int v = 0;
+	if (!__atomic_compare_exchange_n(word, &v, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		osm_os_lock_slow(word, me);
+}
+static inline void osm_os_lock_give(int *word)
+{
+	if (__atomic_exchange_n(word, 0, __ATOMIC_RELEASE) & OSM_LOCK_WAITERS)
+		osm_os_futex_wake(word, 1);
+}
 /* Whether the process has never had a second thread (glibc's __libc_single_threaded, true again in a forked
  * child); false where the C library does not say. */
 HIDDEN bool osm_os_single_threaded(void);

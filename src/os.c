@@ -464,6 +464,39 @@ void osm_os_futex_wake(int *word, int count)
 	errno = saved;
 }
 
+/* A held lock's holder is usually running on the other core, inside a critical section of a few hundred
+ * nanoseconds (a batch of the front, a best-fit search of the core): sleeping at once costs two futex calls and
+ * two context switches, tens of microseconds, for a wait of one. So a waiter first spins, reading the word, for up
+ * to LOCK_SPIN pauses (about 23 ns each here: some 20 us), and sleeps only when the holder is slower than that,
+ * most likely preempted (8 threads on 2 cores). Measured on threads-8 (8 threads on 2 cores): 0.117 -> 0.105 s,
+ * prodcon 0.449 -> 0.337 s, against sleeping at once. */
+#define LOCK_SPIN 1000
+void osm_os_lock_slow(int *word, int me)
+{
+	int v = __atomic_load_n(word, __ATOMIC_RELAXED);
+	for (int i = 0; i < LOCK_SPIN && v; i++) {
+		__builtin_ia32_pause();
+		v = __atomic_load_n(word, __ATOMIC_RELAXED);
+	}
+	for (;;) {
+		if (!v) {
+			/* we may not be the last waiter: keep the mark, so our unlock wakes the next one */
+			if (__atomic_compare_exchange_n(word, &v, me | OSM_LOCK_WAITERS, false, __ATOMIC_ACQUIRE,
+							__ATOMIC_RELAXED))
+				return;
+			continue;
+		}
+		if (!(v & OSM_LOCK_WAITERS)) {
+			if (!__atomic_compare_exchange_n(word, &v, v | OSM_LOCK_WAITERS, false, __ATOMIC_RELAXED,
+							 __ATOMIC_RELAXED))
+				continue;
+			v |= OSM_LOCK_WAITERS;
+		}
+		osm_os_futex_wait(word, v);
+		v = __atomic_load_n(word, __ATOMIC_RELAXED);
+	}
+}
+
 bool osm_os_single_threaded(void)
 {
 #ifdef HAVE_SINGLE_THREADED

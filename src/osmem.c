@@ -19,12 +19,12 @@
 // The lock
 // ------------------------------------------------------------------
 
-/* The heap lock is one word: 0 when free, else the owner's thread id, plus LOCK_WAITERS when another thread may
- * sleep on it. Taking it is one compare-and-swap 0 -> tid, so "this thread holds the lock" is exact at every
- * instruction, also for a signal handler that interrupted this thread (fork must know: it cannot wait for a
- * lock its own thread holds, and it must wait for one its thread merely waits for). Costs: uncontended, a CAS
- * and an exchange; contended, futex system calls (os.c). Never a cancellation point. */
-#define LOCK_WAITERS 0x40000000
+/* The heap lock is one word (internal.h, osm_os_lock_take): 0 when free, else the owner's thread id, plus
+ * OSM_LOCK_WAITERS when another thread may sleep on it. Taking it is one compare-and-swap 0 -> tid, so "this
+ * thread holds the lock" is exact at every instruction, also for a signal handler that interrupted this thread
+ * (fork must know: it cannot wait for a lock its own thread holds, and it must wait for one its thread merely
+ * waits for). Costs: uncontended, a CAS and an exchange; contended, a short spin, then futex system calls (os.c,
+ * osm_os_lock_slow). Never a cancellation point. */
 
 static int heap_lock;
 /* This thread's kernel id, read once per thread (again in a forked child). */
@@ -45,44 +45,19 @@ static inline int my_tid(void)
 	return self_tid;
 }
 
-static __attribute__((noinline)) void lock_slow(int me)
-{
-	int v = __atomic_load_n(&heap_lock, __ATOMIC_RELAXED);
-	for (;;) {
-		if (!v) {
-			/* we may not be the last waiter: keep the mark, so our unlock wakes the next one */
-			if (__atomic_compare_exchange_n(&heap_lock, &v, me | LOCK_WAITERS, false, __ATOMIC_ACQUIRE,
-							__ATOMIC_RELAXED))
-				return;
-			continue;
-		}
-		if (!(v & LOCK_WAITERS)) {
-			if (!__atomic_compare_exchange_n(&heap_lock, &v, v | LOCK_WAITERS, false, __ATOMIC_RELAXED,
-							 __ATOMIC_RELAXED))
-				continue;
-			v |= LOCK_WAITERS;
-		}
-		osm_os_futex_wait(&heap_lock, v);
-		v = __atomic_load_n(&heap_lock, __ATOMIC_RELAXED);
-	}
-}
-
 static void lock_take(void)
 {
-	int me = my_tid(), v = 0;
-	if (!__atomic_compare_exchange_n(&heap_lock, &v, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
-		lock_slow(me);
+	osm_os_lock_take(&heap_lock, my_tid());
 }
 
 static void lock_release(void)
 {
-	if (__atomic_exchange_n(&heap_lock, 0, __ATOMIC_RELEASE) & LOCK_WAITERS)
-		osm_os_futex_wake(&heap_lock, 1);
+	osm_os_lock_give(&heap_lock);
 }
 
 bool osm_lock_held_by_self(void)
 {
-	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~LOCK_WAITERS) == my_tid();
+	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~OSM_LOCK_WAITERS) == my_tid();
 }
 
 void osm_lock(void)
