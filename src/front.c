@@ -402,6 +402,11 @@ _Noreturn void osm_front_corrupt(void *slot)
 	osm_fatal_pointer("malloc", "corrupted free list", slot);
 }
 
+void *osm_front_corrupt_jump(void *slot)
+{
+	osm_front_corrupt(slot);
+}
+
 /* The head link of each class's current free list, checked as a pop would check it. A write after free into the
  * slot freed last (the commonest use after free) is then caught at the next request the core serves, not only
  * when that class is used again (glibc checks its fastbins when a large request consolidates them). The same for

@@ -509,6 +509,9 @@ HIDDEN extern uint8_t osm_front_tc_max[FRONT_CLASSES]; /* set at start-up (front
 HIDDEN void *osm_front_malloc_slow(size_t cls);
 HIDDEN void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s);
 HIDDEN _Noreturn void osm_front_corrupt(void *slot);
+/* The same, for malloc's fast path: declared as returning, so that the report is a jump (a tail call), not a call
+ * that makes the hit path set up a stack frame. It never returns. */
+HIDDEN __attribute__((returns_nonnull)) void *osm_front_corrupt_jump(void *slot);
 /* Checks the head link of this thread's current free list of every class; aborts on a corrupted one. */
 HIDDEN void osm_front_check_heads(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
@@ -528,7 +531,7 @@ static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, b
 		void **t = h->tc[cls][k - 1];
 		h->tc_n[cls] = (uint16_t)(k - 1);
 		if (__builtin_expect((uintptr_t)t[0] != front_tmark(t) || (uintptr_t)t[1] != front_mark(t), 0))
-			osm_front_corrupt(t);
+			return osm_front_corrupt_jump(t);
 		t[0] = t[1] = NULL;
 		h->hits++;
 		return t;
@@ -539,7 +542,7 @@ static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, b
 		return slow ? osm_front_malloc_slow(cls) : NULL;
 	void *next = front_dec(s, (uintptr_t)s[0]);
 	if (__builtin_expect(!front_is_slot(pg, (uintptr_t)next), 0) && next)
-		osm_front_corrupt(s);
+		return osm_front_corrupt_jump(s);
 	pg->free = next;
 	__builtin_prefetch(next, 1); /* the next pop reads and writes its line: a slot another core freed is a miss */
 	pg->used++;
