@@ -442,7 +442,7 @@ void osm_os_unmap_buffer(void *addr, size_t len)
 }
 
 // ------------------------------------------------------------------
-// Threads: ids and futexes (the heap lock, osmem.c)
+// Threads: ids, futexes and the lock word (osmem.c's heap lock, front.c's front lock)
 // ------------------------------------------------------------------
 
 int osm_os_thread_id(void)
