@@ -58,7 +58,7 @@ $(BUILD)/tests/malloc_%: tests/malloc_%.c $(BUILD)/libosmem-malloc.so | $(BUILD)
 CXXTESTFLAGS := -std=c++17 -Wall -Wextra -Werror -fsized-deallocation -D_GNU_SOURCE -Iinclude $(SAN)
 $(BUILD)/tests/malloc_%: tests/malloc_%.cpp tests/test_util.h $(BUILD)/libosmem-malloc.so | $(BUILD)/tests
 	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) $< -o $@ -L$(BUILD) -losmem-malloc -Wl,-rpath,'$$ORIGIN/..' -lpthread -ldl
-$(BUILD)/tests/malloc_%_preload: tests/malloc_%.cpp tests/test_util.h | $(BUILD)/tests
+$(BUILD)/tests/malloc_%_preload: tests/malloc_%.cpp tests/test_util.h include/osmem.h | $(BUILD)/tests
 	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) -DPRELOAD_RUN $< -o $@ -lpthread -ldl
 $(BUILD)/tests/cxx_local.so: tests/cxx_local.cpp | $(BUILD)/tests
 	$(CXX) $(CFLAGS) $(CXXTESTFLAGS) -fPIC -shared $< -o $@

@@ -42,9 +42,11 @@ struct os_stats {
 	size_t front_in_use;      /* in slots handed out */
 	size_t front_free;        /* free in the front: free slots, cached pages (front_bytes - metadata - in use) */
 	size_t front_threads;     /* threads with a cache */
-	/* What the per-thread caches hold, freed by the program and kept for its next request of that class: the
-	 * medium caches (stacks of core blocks of 2 KiB to 32 KiB; allocated by the core's own figures) and the
-	 * thread caches of small slots (used by their pages, in neither front_in_use nor front_free). Free here. */
+	/* What the caches hold, freed by the program and kept for its next request that size: the medium caches
+	 * (stacks of core blocks of 2 KiB to 32 KiB; allocated by the core's own figures), the thread caches of small
+	 * slots (used by their pages, in neither front_in_use nor front_free), and the default profile's kept
+	 * mappings (freed blocks of 32 MiB or more, given back after about a second unused or by malloc_trim; in
+	 * neither mapped_* nor free_*; os_stats_print lists them apart). Free here. */
 	size_t front_cached_blocks, front_cached_bytes;
 };
 OSMEM_API void os_stats(struct os_stats *st);

@@ -44,6 +44,7 @@ void osm_init(bool dropin)
 		p->grow_min = 256 * 1024;
 		p->trim_threshold = 1024 * 1024;
 		p->trim_keep = 256 * 1024;
+		p->map_cache = true;
 	}
 	osm_heap.secret = osm_os_random32() | 1;
 	osm_heap.key = ((uint64_t)osm_heap.secret * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)osm_os_random32() << 32) ^
@@ -458,14 +459,17 @@ static bool discard_free_pages(struct block_meta *b, void *released)
 	return true;
 }
 
+static bool mapcache_empty(void);
+
 /* The classic profile never gives memory back (SPEC.md: the break never shrinks, freed bytes stay as they were):
- * malloc_trim there returns 0 and changes nothing. */
+ * malloc_trim there returns 0 and changes nothing. The default profile's kept mappings go back too. */
 bool osm_trim(size_t pad)
 {
+	bool released = mapcache_empty();
 	if (!osm_heap.head || osm_heap.classic)
-		return false;
+		return released;
 	coalesce_blocks();
-	bool released = trim_top(pad);
+	released |= trim_top(pad);
 	osm_index_walk(discard_free_pages, &released);
 	return released;
 }
@@ -692,6 +696,116 @@ static void unmap_block(struct block_meta *b)
 }
 
 // ------------------------------------------------------------------
+// The mapping cache (default profile): big mappings freed and asked for again
+// ------------------------------------------------------------------
+
+/* A block above MMAP_THRESHOLD_MAX always gets a mapping of its own: the dynamic threshold rises no higher. A
+ * program that frees one and asks for another that size (a frame buffer per frame, an array temporary per
+ * expression) would map it afresh and fault every page in again: 16,384 faults, about 22 ms here, per 64 MiB
+ * (glibc, jemalloc and mimalloc do that; tcmalloc keeps the pages). So the default profile keeps up to
+ * MAPCACHE_SLOTS such mappings after their free, MAPCACHE_BYTES in all, and a big request takes the smallest
+ * that holds it, whose tail beyond the request goes back (munmap: no page is touched), so that the block is the
+ * one a fresh mapping would give. A kept mapping that no request took for MAPCACHE_NS goes back: lazily, at the next request or
+ * free that reaches the core (one clock read while any is kept). malloc_trim and a failed mapping give them all
+ * back. Never for calloc (osm_malloc_zero: a kept mapping is not zero), nor once mallopt set a threshold (the
+ * program asked for glibc's rules), nor in strict mode (strict.c relies on a freed block being unmapped), nor in
+ * the classic profile. The trace says `keep`, `reuse` and `release` (docs/TRACE.md). Costs: a free keeps a
+ * mapping with one clock read; a request scans at most MAPCACHE_SLOTS entries. */
+#define MAPCACHE_SLOTS 4
+#define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
+#define MAPCACHE_BYTES ((size_t)1 << 30)
+#define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
+static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS]; /* oldest first */
+static size_t mapcache_n;
+
+static size_t page_round_up(size_t n) { return (n + page_size() - 1) & ~(page_size() - 1); }
+
+/* Entry i leaves the cache (the entries after it move down). */
+static void mapcache_remove(size_t i)
+{
+	osm_heap.count.kept_maps--;
+	osm_heap.count.kept_bytes -= mapcache[i].len;
+	for (mapcache_n--; i < mapcache_n; i++)
+		mapcache[i] = mapcache[i + 1];
+}
+
+static void mapcache_release(size_t i)
+{
+	char *start = mapcache[i].start;
+	size_t len = mapcache[i].len;
+	mapcache_remove(i);
+	osm_os_unmap(start, len);
+	if (TRACING)
+		osm_trace_event("  release %p %z", start, len);
+}
+
+/* Gives back what stayed unused for MAPCACHE_NS. Called with the lock held, by each request and free that reaches
+ * the core while the cache holds any. */
+static void mapcache_expire(void)
+{
+	uint64_t now = osm_os_now_ns();
+	while (mapcache_n && now - mapcache[0].when >= MAPCACHE_NS)
+		mapcache_release(0);
+}
+
+/* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. */
+static bool mapcache_empty(void)
+{
+	bool any = mapcache_n != 0;
+	while (mapcache_n)
+		mapcache_release(0);
+	return any;
+}
+
+/* Mapped block b is being freed: kept (true), or the caller unmaps it. */
+static bool mapcache_put(struct block_meta *b)
+{
+	char *start = (char *)round_down((uintptr_t)b, page_size());
+	size_t len = page_round_up((size_t)(block_end(b) - start));
+	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < MAPCACHE_MIN || len > MAPCACHE_BYTES)
+		return false;
+	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
+	while (mapcache_n == MAPCACHE_SLOTS || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
+		mapcache_release(0);
+	mapcache[mapcache_n].start = start;
+	mapcache[mapcache_n].len = len;
+	mapcache[mapcache_n++].when = osm_os_now_ns();
+	osm_heap.count.kept_maps++;
+	osm_heap.count.kept_bytes += len;
+	if (TRACING)
+		osm_trace_event("  keep %p %z", b, len);
+	return true;
+}
+
+/* A kept mapping for a block of s bytes, or NULL. The block takes the whole mapping from its first page. */
+static struct block_meta *mapcache_take(size_t s)
+{
+	size_t need = page_round_up(s + META_SIZE), best = SIZE_MAX;
+	for (size_t i = 0; i < mapcache_n; i++)
+		if (mapcache[i].len >= need && (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
+			best = i;
+	if (best == SIZE_MAX)
+		return NULL;
+	char *start = mapcache[best].start;
+	size_t len = mapcache[best].len;
+	mapcache_remove(best);
+	if (len > need) { /* the tail goes back, untouched: the block is what a fresh mapping would be */
+		osm_os_unmap(start + need, len - need);
+		if (TRACING)
+			osm_trace_event("  release %p %z", start + need, len - need);
+		len = need;
+	}
+	struct block_meta *b = (struct block_meta *)start;
+	b->size = s; /* as map_block's: malloc_usable_size and a sized delete see the size asked for */
+	mapped_link(b);
+	osm_heap.count.allocations++;
+	osm_heap.count.reused_maps++;
+	if (TRACING)
+		osm_trace_event("  reuse %z %p", len, b);
+	return b;
+}
+
+// ------------------------------------------------------------------
 // Allocation
 // ------------------------------------------------------------------
 
@@ -756,12 +870,28 @@ static struct block_meta *heap_or_map(size_t s)
 	return map_block(s);
 }
 
-struct block_meta *osm_malloc(size_t n, size_t threshold)
+/* A request of n bytes: a mapping of its own from threshold up (a kept one when `kept` allows it), else the heap. */
+static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 {
 	size_t s = align_up(n);
-	if (s + META_SIZE >= threshold)
-		return map_block(s);
-	return heap_or_map(s);
+	if (mapcache_n)
+		mapcache_expire();
+	if (s + META_SIZE < threshold)
+		return heap_or_map(s);
+	struct block_meta *b = kept && mapcache_n ? mapcache_take(s) : NULL;
+	if (!b && !(b = map_block(s)) && mapcache_empty()) /* out of address space or memory: the kept ones go */
+		b = map_block(s);
+	return b;
+}
+
+struct block_meta *osm_malloc(size_t n, size_t threshold)
+{
+	return alloc_block(n, threshold, true);
+}
+
+struct block_meta *osm_malloc_zero(size_t n, size_t threshold)
+{
+	return alloc_block(n, threshold, false);
 }
 
 /* glibc's dynamic threshold (default profile): a program that frees a mapped block of some size will likely ask
@@ -790,9 +920,12 @@ static void raise_mmap_threshold(const struct block_meta *b)
 void osm_free(struct block_meta *b)
 {
 	osm_heap.count.frees++;
+	if (mapcache_n)
+		mapcache_expire();
 	if (b->status == STATUS_MAPPED) {
 		raise_mmap_threshold(b);
-		unmap_block(b);
+		if (!mapcache_put(b))
+			unmap_block(b);
 		return;
 	}
 	osm_heap.count.heap_in_use -= b->size;

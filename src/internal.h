@@ -197,6 +197,7 @@ struct heap_policy {
 	size_t trim_threshold;   /* 0: the break never shrinks; else trim a free top larger than this */
 	size_t trim_keep;        /* what a trim leaves at the top */
 	bool fixed_threshold;    /* mallopt set a threshold, the top pad or a mapping limit: no dynamic threshold */
+	bool map_cache;          /* keep big freed mappings for reuse (heap.c, "The mapping cache") */
 };
 
 /* options.c: mallopt's settings (the default profile only: in the classic profile every setter returns false
@@ -220,6 +221,8 @@ struct heap_counters {
 	size_t mapped_peak_bytes, mapped_peak_count;
 	size_t peak_in_use;
 	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
+	size_t kept_maps, kept_bytes;    /* the mapping cache: freed mappings kept for reuse */
+	size_t reused_maps;              /* requests it served */
 };
 
 struct heap {
@@ -284,6 +287,8 @@ HIDDEN bool osm_trim(size_t pad);
 /* The largest free block on the heap, and the number and bytes of free blocks. */
 HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
+/* The same for calloc: a mapped block it returns is a fresh mapping (zero), never a kept one. */
+HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
 /* With osm_heap.defer_move set, a realloc that moves returns the new block with the old one still allocated and

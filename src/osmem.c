@@ -245,7 +245,7 @@ void *os_calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("os_calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += nmemb * size;
-	struct block_meta *b = osm_malloc(nmemb * size, osm_heap.policy.calloc_threshold);
+	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold);
 	if (b && b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size); /* a reused block is dirty; fresh mappings are already zero */
 	if (TRACING)

@@ -193,7 +193,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_heap.count.requested += n;
-	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.calloc_threshold);
+	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();

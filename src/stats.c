@@ -35,6 +35,8 @@ void os_stats(struct os_stats *st)
 	st->inplace_reallocs = c->inplace_reallocs;
 	st->moved_reallocs = c->moved_reallocs;
 	st->trims = c->trims;
+	st->front_cached_blocks = c->kept_maps; /* the kept mappings; the front's caches are added below */
+	st->front_cached_bytes = c->kept_bytes;
 	osm_unlock();
 #ifdef OSMEM_DROPIN
 	st->cache_hits = fs.hits;
@@ -55,8 +57,8 @@ void os_stats(struct os_stats *st)
 	st->frees = st->frees - fs.mc_flushed + fs.mc_frees;
 	/* read under the front lock, before the core's figures: a cache that gave blocks back since is counted twice */
 	st->bytes_in_use = st->bytes_in_use > fs.mc_bytes ? st->bytes_in_use - fs.mc_bytes : 0;
-	st->front_cached_blocks = fs.mc_blocks + fs.tc_slots;
-	st->front_cached_bytes = fs.mc_bytes + fs.tc_bytes;
+	st->front_cached_blocks += fs.mc_blocks + fs.tc_slots;
+	st->front_cached_bytes += fs.mc_bytes + fs.tc_bytes;
 	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */
 	if (st->peak_in_use < st->bytes_in_use)
 		st->peak_in_use = st->bytes_in_use;
@@ -121,6 +123,15 @@ static void stats_text(struct text *t)
 	line(t, "in-place reallocs", st.inplace_reallocs);
 	line(t, "moved reallocs", st.moved_reallocs);
 	line(t, "trims", st.trims);
+	if (!osm_heap.classic) { /* the mapping cache (heap.c), also in front_cached_*: listed apart here */
+		osm_lock();
+		size_t kept = osm_heap.count.kept_maps, bytes = osm_heap.count.kept_bytes;
+		size_t reused = osm_heap.count.reused_maps;
+		osm_unlock();
+		line(t, "kept mappings", kept);
+		line(t, "kept mapping bytes", bytes);
+		line(t, "kept mappings reused", reused);
+	}
 	if (st.front_bytes) {
 		line(t, "cache hits", st.cache_hits);
 		line(t, "cache misses", st.cache_misses);

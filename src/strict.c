@@ -294,6 +294,7 @@ void *osm_strict_alloc(size_t n, size_t a, bool zero, const char *api)
 	char *p = NULL;
 	osm_lock();
 	osm_heap.op = api;
+	osm_heap.policy.map_cache = false; /* a freed large block must be unmapped: a touch then faults */
 	osm_heap.count.requested += n;
 	if (n == 0 && a == 16)
 		p = osm_zero_alloc();

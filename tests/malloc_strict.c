@@ -185,6 +185,15 @@ static void large_write_after_free_faults(void)
 	((volatile char *)p)[MiB / 2] = 1;
 }
 
+/* 40 MiB: larger than the whole quarantine, unmapped at its free (the default profile would keep a mapping that
+ * size for reuse; strict mode must not: the write faults at once). */
+static void huge_write_after_free_faults(void)
+{
+	char *p = addr(v_malloc(40 * MiB));
+	v_free(p);
+	((volatile char *)p)[20 * MiB] = 1;
+}
+
 static void zero_size_access_faults(void)
 {
 	char *a = v_malloc(0), *b = v_malloc(0);
@@ -378,6 +387,7 @@ static const struct strict_case cases[] = {
 	{ "write_after_free_in_quarantine", write_after_free_in_quarantine, ABORT, "exit", "write after free" },
 	{ "write_after_free_found_by_trim", write_after_free_found_by_trim, ABORT, "malloc_trim", "write after free" },
 	{ "large_write_after_free_faults", large_write_after_free_faults, SEGV, NULL, NULL },
+	{ "huge_write_after_free_faults", huge_write_after_free_faults, SEGV, NULL, NULL },
 	{ "zero_size_access_faults", zero_size_access_faults, SEGV, NULL, NULL },
 	{ "zero_size_double_free", zero_size_double_free, ABORT, "free", "double free" },
 	{ "double_free", double_free, ABORT, "free", "double free" },

@@ -416,6 +416,13 @@ def replay_trace(path, keep_text=True):
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
                     elif op == "munmap":
                         map_del(_addr(p[1])[1], lineno)
+                    elif op == "keep":      # a freed mapping kept for reuse: no block until `reuse`
+                        map_del(_addr(p[1])[1], lineno)
+                    elif op == "reuse":     # a kept mapping of LEN bytes serves the request: as `mmap LEN BLOCK`
+                        map_add(_addr(p[2])[1], int(p[1]) - META)
+                        h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
+                    elif op == "release":   # a kept mapping (or its tail) went back to the kernel: no block
+                        pass
                     elif op == "mremap":
                         map_del(_addr(p[1])[1], lineno)
                         map_add(_addr(p[3])[1], int(p[2]) - META)

@@ -1,0 +1,268 @@
+/* malloc_mapcache: the default profile keeps a freed mapping of 32 MiB or more for the next request that size
+ * (src/heap.c, "The mapping cache"), so that a program which frees a big buffer and asks for another (a frame per
+ * frame, an array temporary per expression) does not map it afresh and fault every page in again (16,384 faults,
+ * about 22 ms here, per 64 MiB). What the cache must never do, each guarded here: hand calloc pages that are not
+ * zero; keep a mapping much longer than the request; keep what malloc_trim asks back, or what no request wants
+ * for a second; keep more than four; let a second free of a kept block pass.
+ * Prints `PASS mapcache/<case>` or `FAIL mapcache/<case>: why`. */
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+#define MiB ((size_t)1 << 20)
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+static void (*volatile v_free)(void *) = free;
+
+static int failures;
+
+static void verdict(const char *name, int ok, const char *why)
+{
+	if (ok && os_heap_check() == 0) {
+		printf("PASS mapcache/%s\n", name);
+	} else {
+		printf("FAIL mapcache/%s: %s%s\n", name, ok ? "os_heap_check failed after: " : "", why);
+		failures++;
+	}
+}
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/* The mapping cache's figures, from os_stats_print's `kept ...` lines (os_stats counts them within
+ * front_cached_*, with the front's caches). */
+struct kept { size_t maps, bytes, reused, mmaps, munmaps; };
+
+static size_t stat_line(const char *text, const char *name)
+{
+	const char *at = strstr(text, name);
+	size_t v = SIZE_MAX;
+	if (at && sscanf(at + strlen(name), " %zu", &v) != 1)
+		v = SIZE_MAX;
+	return v;
+}
+
+static struct kept kept_now(void)
+{
+	struct kept k = { SIZE_MAX, SIZE_MAX, SIZE_MAX, 0, 0 };
+	int fds[2];
+	static char text[16384];
+	if (pipe(fds) != 0)
+		return k;
+	os_stats_print(fds[1]);
+	close(fds[1]);
+	ssize_t n = read(fds[0], text, sizeof text - 1);
+	close(fds[0]);
+	text[n > 0 ? n : 0] = 0;
+	k.maps = stat_line(text, "kept mappings ");
+	k.bytes = stat_line(text, "kept mapping bytes");
+	k.reused = stat_line(text, "kept mappings reused");
+	struct os_stats st;
+	os_stats(&st);
+	k.mmaps = st.mmap_calls;
+	k.munmaps = st.munmap_calls;
+	return k;
+}
+
+/* Every page of [p, p + n) written (what a program filling its buffer does). */
+static void touch(char *p, size_t n, int v)
+{
+	for (size_t i = 0; i < n; i += 4096)
+		p[i] = (char)v;
+	p[n - 1] = (char)v;
+}
+
+/* Gives back whatever the cache holds, so that each case starts from none. */
+static void empty_cache(void) { malloc_trim(0); }
+
+/* The cache emptied, then one block of n bytes written and freed: its mapping kept. */
+static void leave_kept(size_t n)
+{
+	empty_cache();
+	char *a = v_malloc(n);
+	touch(a, n, 1);
+	v_free(a);
+}
+
+static void big_block_reused_without_faults(void)
+{
+	char why[300];
+	leave_kept(40 * MiB);
+	struct kept s0 = kept_now();
+	long f0 = minor_faults();
+	char *b = v_malloc(40 * MiB);
+	touch(b, 40 * MiB, 2);
+	long faults = minor_faults() - f0;
+	struct kept s1 = kept_now();
+	v_free(b);
+	snprintf(why, sizeof why, "a 40 MiB block freed and asked for again made %zu mmap calls and %ld page faults, "
+		 "and %zu requests were served by a kept mapping (want 0, fewer than 1000 of its 10240 pages, 1)",
+		 s1.mmaps - s0.mmaps, faults, s1.reused - s0.reused);
+	verdict("big_block_reused_without_faults",
+		b && s1.mmaps == s0.mmaps && faults < 1000 && s1.reused == s0.reused + 1, why);
+}
+
+static void calloc_gets_zeroes(void)
+{
+	char why[300];
+	empty_cache();
+	char *a = v_malloc(40 * MiB);
+	memset(a, 0xab, 40 * MiB);
+	v_free(a);
+	struct kept s0 = kept_now();
+	unsigned char *c = v_calloc(1, 40 * MiB);
+	struct kept s1 = kept_now();
+	size_t bad = SIZE_MAX;
+	for (size_t i = 0; c && i < 40 * MiB && bad == SIZE_MAX; i += 512)
+		if (c[i] || c[i + 511])
+			bad = i;
+	v_free(c);
+	snprintf(why, sizeof why, "calloc of 40 MiB after a 40 MiB block of 0xab was freed: %s (byte %zu), %zu "
+		 "requests served by a kept mapping (want zeroes, and 0: a kept mapping is not zero)",
+		 !c ? "NULL" : bad == SIZE_MAX ? "zeroes" : "not zero", bad == SIZE_MAX ? 0 : bad,
+		 s1.reused - s0.reused);
+	verdict("calloc_gets_zeroes", c && bad == SIZE_MAX && s1.reused == s0.reused, why);
+}
+
+static void long_mapping_tail_given_back(void)
+{
+	char why[300];
+	leave_kept(64 * MiB);
+	struct kept s0 = kept_now();
+	char *b = v_malloc(40 * MiB);
+	struct kept s1 = kept_now();
+	size_t usable = b ? malloc_usable_size(b) : 0;
+	touch(b, 40 * MiB, 2);
+	v_free(b);
+	snprintf(why, sizeof why, "a 40 MiB request after a 64 MiB block was freed: %zu mmap calls, %zu munmap calls, "
+		 "usable size %zu (want 0, 1: the 24 MiB tail given back, and a usable size below 41 MiB)",
+		 s1.mmaps - s0.mmaps, s1.munmaps - s0.munmaps, usable);
+	verdict("long_mapping_tail_given_back", b && s1.mmaps == s0.mmaps && s1.munmaps == s0.munmaps + 1 &&
+		usable >= 40 * MiB && usable < 41 * MiB, why);
+}
+
+static void trim_gives_kept_back(void)
+{
+	char why[300];
+	empty_cache();
+	v_free(v_malloc(40 * MiB));
+	struct kept s0 = kept_now();
+	struct os_stats st0, st1;
+	os_stats(&st0);
+	int r = malloc_trim(0);
+	os_stats(&st1);
+	struct kept s1 = kept_now();
+	snprintf(why, sizeof why, "after a 40 MiB block was freed, %zu mappings were kept; malloc_trim(0) returned %d and "
+		 "left %zu kept (%zu bytes) with %zu munmap calls (want 1 kept before; 1, 0, 0 bytes, 1 call)",
+		 s0.maps, r, s1.maps, s1.bytes, s1.munmaps - s0.munmaps);
+	verdict("trim_gives_kept_back", s0.maps == 1 && r == 1 && s1.maps == 0 && s1.bytes == 0 &&
+		s1.munmaps == s0.munmaps + 1, why);
+	snprintf(why, sizeof why, "os_stats front_cached_bytes %zu with a 40 MiB mapping kept, %zu after malloc_trim "
+		 "(want at least 40 MiB, then less)", st0.front_cached_bytes, st1.front_cached_bytes);
+	verdict("os_stats_counts_kept", st0.front_cached_bytes >= 40 * MiB && st1.front_cached_bytes < 40 * MiB, why);
+}
+
+/* A kept mapping that no request wants goes back after about a second, at the next request that reaches the
+ * core: here a 64 KiB block, above what the per-thread caches serve. */
+static void idle_mapping_given_back(void)
+{
+	char why[300];
+	empty_cache();
+	v_free(v_malloc(40 * MiB));
+	struct kept s0 = kept_now();
+	v_free(v_malloc(64 << 10)); /* at once: kept */
+	struct kept s1 = kept_now();
+	usleep(1300 * 1000);
+	v_free(v_malloc(64 << 10)); /* after 1.3 s: given back */
+	struct kept s2 = kept_now();
+	snprintf(why, sizeof why, "a freed 40 MiB mapping: %zu kept, %zu kept after a request at once, %zu after one "
+		 "1.3 s later, with %zu munmap calls (want 1, 1, 0, 1)", s0.maps, s1.maps, s2.maps,
+		 s2.munmaps - s1.munmaps);
+	verdict("idle_mapping_given_back", s0.maps == 1 && s1.maps == 1 && s2.maps == 0 &&
+		s2.munmaps == s1.munmaps + 1, why);
+}
+
+static void at_most_four_kept(void)
+{
+	char why[300];
+	empty_cache();
+	char *p[6];
+	for (int i = 0; i < 6; i++)
+		p[i] = v_malloc(33 * MiB);
+	struct kept s0 = kept_now();
+	for (int i = 0; i < 6; i++)
+		v_free(p[i]);
+	struct kept s1 = kept_now();
+	snprintf(why, sizeof why, "6 blocks of 33 MiB freed: %zu kept (%zu bytes), %zu munmap calls (want 4 kept, the "
+		 "oldest 2 given back)", s1.maps, s1.bytes, s1.munmaps - s0.munmaps);
+	verdict("at_most_four_kept", p[5] && s1.maps == 4 && s1.munmaps == s0.munmaps + 2 &&
+		s1.bytes < 4 * 34 * MiB, why);
+	empty_cache();
+}
+
+/* A block below 32 MiB is not kept: the dynamic threshold brings the next ones into the heap instead. */
+static void small_mapping_not_kept(void)
+{
+	char why[300];
+	empty_cache();
+	char *p = v_malloc(20 * MiB);
+	struct kept s0 = kept_now();
+	v_free(p);
+	struct kept s1 = kept_now();
+	snprintf(why, sizeof why, "a 20 MiB mapped block freed: %zu kept, %zu munmap calls (want 0 and 1)", s1.maps,
+		 s1.munmaps - s0.munmaps);
+	verdict("small_mapping_not_kept", p && s1.maps == 0 && s1.munmaps == s0.munmaps + 1, why);
+}
+
+static void double_free_of_kept_block(void)
+{
+	char *p = v_malloc(40 * MiB);
+	tu_say_addr(p);
+	v_free(p);
+	v_free(p);
+}
+
+int main(void)
+{
+	const char *profile = getenv("OSMEM_PROFILE");
+	if (profile && strcmp(profile, "classic") == 0) {
+		/* the classic profile keeps nothing: SPEC.md's munmap at every free of a mapped block */
+		struct os_stats s0, s1;
+		char *p = v_malloc(40 * MiB);
+		os_stats(&s0);
+		v_free(p);
+		os_stats(&s1);
+		char why[200];
+		snprintf(why, sizeof why, "a 40 MiB block freed: %zu cached blocks after, %zu munmap calls (want 0 and 1)",
+			 s1.front_cached_blocks, s1.munmap_calls - s0.munmap_calls);
+		verdict("classic_keeps_nothing", s1.front_cached_blocks == 0 && s1.munmap_calls == s0.munmap_calls + 1,
+			why);
+		return failures ? 1 : 0;
+	}
+	big_block_reused_without_faults();
+	calloc_gets_zeroes();
+	long_mapping_tail_given_back();
+	trim_gives_kept_back();
+	idle_mapping_given_back();
+	at_most_four_kept();
+	small_mapping_not_kept();
+	if (!tu_death_case("mapcache", "", "double_free_of_kept_block", double_free_of_kept_block, "free", "double free"))
+		failures++;
+	fflush(stdout);
+	setenv("OSMEM_PROFILE", "classic", 1);
+	execl("/proc/self/exe", "malloc_mapcache", (char *)NULL);
+	printf("FAIL mapcache/classic_keeps_nothing: exec failed\n");
+	return 1;
+}
