@@ -242,7 +242,7 @@ def embedded(path):
     end = d["meta"]["tEnd"]
     heap = sorted((int(off[i]), int(size[i]), ("free", "alloc", "mapped")[st[i]])
                   for i in range(len(t1)) if t1[i] == end)
-    mapped = sorted((int(m[4], 16), m[3]) for m in d["mapped"] if m[1] == end)
+    mapped = sorted((int(m[4], 16), m[3]) for m in d["mapped"] if m[1] == end and not (len(m) > 5 and m[5]))
     return d["meta"], heap, mapped, text
 
 
@@ -555,6 +555,65 @@ def traced_env(trace):
     return env
 
 
+KEPT_C = r"""
+#include <stdlib.h>
+int main(void)
+{
+	/* 40 MiB: above the dynamic threshold's ceiling, so its mapping is kept at free (the mapping cache) */
+	char *p = malloc(40 << 20);
+	p[0] = 1;
+	free(p);
+	char *q = malloc(40 << 20); /* served by the kept mapping */
+	q[0] = 2;
+	free(q);
+	return 0;
+}
+"""
+
+
+def kept_tests(build, out, tmp, cc, chromium):
+    """The mapping cache in the map: a kept mapping is drawn in the mapped lane, as kept, between its free and its
+    reuse."""
+    exe, err = build_drop_in(cc, build, tmp, "kept", KEPT_C)
+    if not check("kept: the mapping-cache program compiles against libosmem-malloc.so", exe, err.strip()[-400:]):
+        return
+    trace = os.path.join(out, "kept.trace")
+    rc, _, err, _ = run([exe], env=traced_env(trace))
+    text = open(trace).read() if os.path.exists(trace) else ""
+    check("kept: the trace shows the mapping kept at the first free and reused by the second malloc",
+          rc == 0 and re.search(r"^  keep ", text, re.M) and re.search(r"^  reuse ", text, re.M),
+          f"rc={rc} {err.strip()[-200:]}; decision lines: {[l for l in text.splitlines() if l.startswith('  ')][:8]}")
+    page = os.path.join(out, "kept.html")
+    rc, _, err, _ = heapmap([trace, "-o", page, "-q"])
+    if not check("kept: osmem-heapmap draws it without replay warnings", rc == 0 and "warning" not in err,
+                 f"rc={rc} {err.strip()[-300:]}"):
+        return
+    with open(page) as f:
+        m = re.search(r'<script type="application/json" id="heapdata">(.*?)</script>', f.read(), re.S)
+    ms = sorted(json.loads(m.group(1).replace("<\\/", "</"))["mapped"]) if m else []
+    kept = [m for m in ms if len(m) > 5 and m[5]]
+    live = [m for m in ms if not (len(m) > 5 and m[5])]
+    # the first block [t0, t1), then kept from its free until the reuse, then the second block, then kept to the end
+    ok = len(live) == 2 and len(kept) == 2 and live[0][1] == kept[0][0] and kept[0][1] == live[1][0] and \
+        live[1][1] == kept[1][0] and len({m[2] for m in ms}) == 1
+    check("kept: the map's mapped lane holds block, kept, block, kept, one after the other at one lane offset",
+          ok, f"mapped lane entries {ms}")
+    if not ok or not chromium:
+        return
+    shot = os.path.join(out, "shot-kept.png")
+    t_kept, t_live = (kept[0][0] + kept[0][1]) / 2, (live[1][0] + live[1][1]) / 2
+    at_kept, at_live = f"{t_kept}:0x1000:mapped", f"{t_live}:0x1000:mapped"
+    dom, secs = finish_browser(start_browser(chromium, "file://" + page + "#height=560&probe=" + at_kept + ";" +
+                                             at_live, shot, tmp), 180)
+    if check(f"browser: the kept-mapping page loads ({secs:.0f} s)", dom is not None and "data-ready" in dom,
+             "no DOM (timeout or crash); see " + shot + ".log"):
+        st = page_state(dom)
+        pk, pl = st["probes"].get(at_kept), st["probes"].get(at_live)
+        check("browser: hit-testing names the kept mapping 'kept' and the reused block 'mapped'",
+              pk and pl and pk.get("data-status") == "kept" and pl.get("data-status") == "mapped" and
+              not (st["errors"] or "").strip(), f"{pk} {pl} errors={st['errors']!r}")
+
+
 def front_tests(build, out, tmp, cc):
     """The front layer, traced. Returns what the browser checks need for the occupancy page, or None."""
     # 1. a known sequence, line for line; os_stats: the front was on (cache hits)
@@ -809,6 +868,7 @@ def tests(build, out, tmp):
 
     # ------------------------------------------------------------ the front layer, traced
     front = front_tests(build, out, tmp, cc)
+    kept_tests(build, out, tmp, cc, chromium)
 
     # ------------------------------------------------------------ a big trace
     big = os.path.join(out, "big.trace")

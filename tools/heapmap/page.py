@@ -25,6 +25,7 @@ COLORS = {
     "free": "#9ad48f",     # free block
     "header": "#f0a20a",   # the 32-byte header of each block
     "mapped": "#a35bc9",   # mapped block's payload (own lane)
+    "kept": "#dcc6e8",     # a freed mapping the mapping cache keeps for reuse (own lane)
     "slab": "#0f8b7d",     # front slab page: the share of its slots in use
     "slabfree": "#bfe8e1", # front slab page: the share of its slots free
     "segmeta": "#6f7a8c",  # a front segment's first page: the metadata of its pages
@@ -50,7 +51,7 @@ def _pack(h, keep_text=True):
     off = array(wide, (h.off[i] for i in order))
     size = array(wide, (h.size[i] for i in order))
     st = array("B", (h.status[i] for i in order))
-    mapped = [[m["t0"], m["t1"], m["voff"], m["size"], "0x%x" % m["addr"]]
+    mapped = [[m["t0"], m["t1"], m["voff"], m["size"], "0x%x" % m["addr"], m.get("kept", 0)]
               for m in sorted(h.mapped, key=lambda m: m["t0"])]
     # front page states, compact: a page's address is an index into the table of pages; sizes, slot counts and
     # slots in use fit 16 bits (a page is 64 KiB, the largest class 2 KiB), lane offsets 32 bits while the lane
@@ -175,6 +176,7 @@ button:hover { background: #eef2f8; }
 #plot .blk.alloc { fill: var(--c-alloc); }
 #plot .blk.free { fill: var(--c-free); }
 #plot .blk.mapped { fill: var(--c-mapped); }
+#plot .blk.kept { fill: var(--c-kept); }
 #plot .blk.slab { fill: var(--c-slabfree); }
 #plot .slabused { fill: var(--c-slab); stroke: none; pointer-events: none; }
 #plot .blk.segmeta { fill: var(--c-segmeta); }
@@ -188,7 +190,7 @@ button:hover { background: #eef2f8; }
   font-size: 12px; max-width: 460px; z-index: 5; }
 #tip code, #info code { font: 11.5px "DejaVu Sans Mono", monospace; }
 #tip .st { font-weight: 600; }
-#tip .st.alloc { color: var(--c-alloc); } #tip .st.free { color: #2e8a3a; } #tip .st.mapped { color: var(--c-mapped); }
+#tip .st.alloc { color: var(--c-alloc); } #tip .st.free { color: #2e8a3a; } #tip .st.mapped { color: var(--c-mapped); } #tip .st.kept { color: var(--c-mapped); }
 #tip .st.header { color: #b87400; }
 #tip .st.slab { color: var(--c-slab); } #tip .st.segmeta { color: var(--c-segmeta); }
 #tip .dim { color: #5a6272; }
@@ -240,6 +242,7 @@ button:hover { background: #eef2f8; }
     <span><i class="sw" style="background:var(--c-free)"></i>free block</span>
     <span><i class="sw" style="background:var(--c-header)"></i>header (32 B)</span>
     <span><i class="sw" style="background:var(--c-mapped)"></i>mapped block (own lane)</span>
+    <span id="lg-kept"><i class="sw" style="background:var(--c-kept)"></i>kept mapping (freed, kept for reuse)</span>
     <span id="lg-slab"><i class="sw" style="background:linear-gradient(to top, var(--c-slab) 50%, var(--c-slabfree) 50%)"></i>front slab page (filled: slots in use)</span>
     <span id="lg-segmeta"><i class="sw" style="background:var(--c-segmeta)"></i>front segment metadata</span>
     <span><i class="sw line"></i>break</span>
@@ -303,6 +306,7 @@ var FP = 65536, FSEG = 4194304;   // the front's pages and segments
 
 function rgb(hex) { return [parseInt(hex.substr(1, 2), 16), parseInt(hex.substr(3, 2), 16), parseInt(hex.substr(5, 2), 16)]; }
 var CA = rgb(COLORS.alloc), CF = rgb(COLORS.free), CH = rgb(COLORS.header), CM = rgb(COLORS.mapped), CB = rgb(COLORS.bg);
+var CK = rgb(COLORS.kept);
 var CS = rgb(COLORS.slab), CSF = rgb(COLORS.slabfree), CSM = rgb(COLORS.segmeta);
 var PAYCOL = [CF, CA, CM];
 
@@ -372,6 +376,8 @@ function reqDesc(i) {
     document.getElementById('lg-slab').style.display = 'none';
     document.getElementById('lg-segmeta').style.display = 'none';
   }
+  if (!MP.some(function (m) { return m[5]; }))
+    document.getElementById('lg-kept').style.display = 'none';
   if (M.warnings.length)
     document.getElementById('warnings').textContent = 'Replay warnings: ' + M.warnings.join('; ');
 })();
@@ -495,7 +501,7 @@ function raster() {
       if (m[0] >= xb || m[1] <= xa) continue;
       var mo = m[2], me = mo + META_SIZE + m[3];
       drawBlock(m[0] * sx + ox, m[1] * sx + ox, lbase - me * ls, lbase - (mo + META_SIZE) * ls, lbase - mo * ls,
-                CM, 0, w, ly0, ly1);
+                m[5] ? CK : CM, 0, w, ly0, ly1);
     }
   }
   if (HAS_FRONT) {
@@ -697,7 +703,7 @@ function render() {
     if (band === 0) { st = ST[idx]; off = OFF[idx]; size = SZ[idx]; a0 = T0[idx]; a1 = T1[idx]; extra = ''; sc = hsc; }
     else { var mm = MP[idx]; st = 2; off = mm[2]; size = mm[3]; a0 = mm[0]; a1 = mm[1]; extra = ' data-addr="' + mm[4] + '"'; sc = lsc; }
     var w = cx1 - cx0, h = cy1 - cy0;
-    rects.push('<rect class="blk ' + STNAME[st] + (w >= 6 && h >= 6 ? ' ol' : '') + '" data-band="' + (band ? 'mapped' : 'heap') +
+    rects.push('<rect class="blk ' + (band && MP[idx][5] ? 'kept' : STNAME[st]) + (w >= 6 && h >= 6 ? ' ol' : '') + '" data-band="' + (band ? 'mapped' : 'heap') +
       '" data-i="' + idx + '" data-off="' + hex(off) + '" data-size="' + size + '" data-bytes="' + (size + META_SIZE) +
       '" data-status="' + STNAME[st] + '" data-t0="' + a0 + '" data-t1="' + a1 + '"' + (a1 >= TEND ? ' data-final="1"' : '') + extra +
       ' x="' + cx0.toFixed(2) + '" y="' + cy0.toFixed(2) + '" width="' + w.toFixed(2) + '" height="' + h.toFixed(2) + '"/>');
@@ -827,10 +833,10 @@ function describe(band, idx, t, a, onHeaderPx) {
   } else {
     var st, off, size, a0, a1, where;
     if (band === 0) { st = STNAME[ST[idx]]; off = OFF[idx]; size = SZ[idx]; a0 = T0[idx]; a1 = T1[idx]; where = hoff(off); }
-    else { var m = MP[idx]; st = 'mapped'; off = m[2]; size = m[3]; a0 = m[0]; a1 = m[1]; where = m[4]; }
+    else { var m = MP[idx]; st = m[5] ? 'kept' : 'mapped'; off = m[2]; size = m[3]; a0 = m[0]; a1 = m[1]; where = m[4]; }
     var onHdr = onHeaderPx || a < off + META_SIZE;
     var span = band === 0 ? '[' + hoff(off) + ', ' + hoff(off + META_SIZE + size) + ')' : '[' + where + ', ' + hex(parseInt(where, 16) + META_SIZE + size) + ')';
-    s = '<span class="st ' + (onHdr ? 'header' : st) + '">' + (onHdr ? 'header of a' + (st === 'alloc' ? 'n allocated' : st === 'free' ? ' free' : ' mapped') + ' block' : st === 'alloc' ? 'allocated block' : st === 'free' ? 'free block' : 'mapped block') + '</span>' +
+    s = '<span class="st ' + (onHdr && st !== 'kept' ? 'header' : st) + '">' + (st === 'kept' ? 'kept mapping (freed, kept for the next request that size)' : onHdr ? 'header of a' + (st === 'alloc' ? 'n allocated' : st === 'free' ? ' free' : ' mapped') + ' block' : st === 'alloc' ? 'allocated block' : st === 'free' ? 'free block' : 'mapped block') + '</span>' +
       ' at <code>' + where + '</code>' + (band === 0 && st === 'alloc' ? ' <span class="dim">(pointer <code>' + hoff(off + META_SIZE) + '</code>)</span>' : '') +
       '<br>size <b>' + grp(size) + ' B</b> + 32 B header = ' + grp(size + META_SIZE) + ' B <span class="dim">' + span + '</span>' +
       '<br>this state: requests ' + grp(Math.max(a0, 1)) + '\u2013' + grp(a1 - 1) + ' (' + grp(a1 - a0) + ' request' + (a1 - a0 === 1 ? '' : 's') + ')' +
@@ -1013,7 +1019,7 @@ if (hash.probe) {
     d.setAttribute('data-at', one);
     d.setAttribute('data-index', pi);
     if (pi >= 0) {
-      d.setAttribute('data-status', band ? 'mapped' : STNAME[ST[pi]]);
+      d.setAttribute('data-status', band ? (MP[pi][5] ? 'kept' : 'mapped') : STNAME[ST[pi]]);
       d.setAttribute('data-off', band ? MP[pi][4] : hex(OFF[pi]));
       d.setAttribute('data-size', band ? MP[pi][3] : SZ[pi]);
     }

@@ -155,6 +155,7 @@ def replay_trace(path, keep_text=True):
     h.source = path
     blocks = {}       # heap offset -> [size, status, t0]
     mapped = {}       # address -> [size, t0, lane offset]
+    kept = {}         # the mapping cache: mapping start -> [length, t0, lane offset] (drawn as kept mappings)
     lane = _Lane()
     t = 0
     brk = 0
@@ -212,6 +213,12 @@ def replay_trace(path, keep_text=True):
     def map_add(addr, size):
         voff = lane.place(addr, size + META)
         mapped[addr] = [size, t, voff]
+
+    def kept_end(start):
+        k = kept.pop(start, None)
+        lane.remove(("kept", start))
+        if k is not None and k[1] < t:
+            h.mapped.append({"t0": k[1], "t1": t, "addr": start, "size": k[0], "voff": k[2], "kept": 1})
 
     def map_del(addr, lineno):
         m = mapped.pop(addr, None)
@@ -416,13 +423,18 @@ def replay_trace(path, keep_text=True):
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
                     elif op == "munmap":
                         map_del(_addr(p[1])[1], lineno)
-                    elif op == "keep":      # a freed mapping kept for reuse: no block until `reuse`
-                        map_del(_addr(p[1])[1], lineno)
+                    elif op == "keep":      # a freed mapping kept for reuse: a kept mapping until reuse/release
+                        blk, length = _addr(p[1])[1], int(p[2])
+                        map_del(blk, lineno)
+                        start = blk - blk % PAGE
+                        kept[start] = [length - META, t, lane.place(("kept", start), length)]
                     elif op == "reuse":     # a kept mapping of LEN bytes serves the request: as `mmap LEN BLOCK`
-                        map_add(_addr(p[2])[1], int(p[1]) - META)
+                        blk = _addr(p[2])[1]
+                        kept_end(blk)
+                        map_add(blk, int(p[1]) - META)
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
-                    elif op == "release":   # a kept mapping (or its tail) went back to the kernel: no block
-                        pass
+                    elif op == "release":   # a kept mapping went back to the kernel (or the tail of one, reused next)
+                        kept_end(_addr(p[1])[1])
                     elif op == "mremap":
                         map_del(_addr(p[1])[1], lineno)
                         map_add(_addr(p[3])[1], int(p[2]) - META)
@@ -498,6 +510,8 @@ def replay_trace(path, keep_text=True):
         h.final_mapped.append((addr, m[0], m[2]))
         if m[1] < t:
             h.mapped.append({"t0": m[1], "t1": t, "addr": addr, "size": m[0], "voff": m[2]})
+    for start in sorted(kept):
+        kept_end(start)
     h.lane_size = lane.peak
     for addr in sorted(pages):
         q = pages[addr]
