@@ -777,10 +777,13 @@ static bool mapcache_put(struct block_meta *b)
 	return true;
 }
 
-/* A kept mapping for a block of s bytes, or NULL. The block takes the whole mapping from its first page. */
-static struct block_meta *mapcache_take(size_t s)
+/* A kept mapping for a block of s bytes whose payload is aligned to a (at most a page; the granule or less: a plain
+ * request), or NULL. The block starts in the mapping's first page, as map_block's and map_aligned's do. */
+static struct block_meta *mapcache_take(size_t a, size_t s)
 {
-	size_t need = page_round_up(s + META_SIZE), best = SIZE_MAX;
+	bool aligned = a > osm_heap.policy.align;
+	size_t lead = aligned && a > META_SIZE ? a : META_SIZE; /* the payload's offset from the mapping's start */
+	size_t need = page_round_up(lead + s), best = SIZE_MAX;
 	for (size_t i = 0; i < mapcache_n; i++)
 		if (mapcache[i].len >= need && (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
 			best = i;
@@ -795,13 +798,14 @@ static struct block_meta *mapcache_take(size_t s)
 			osm_trace_event("  release %p %z", start + need, len - need);
 		len = need;
 	}
-	struct block_meta *b = (struct block_meta *)start;
-	b->size = s; /* as map_block's: malloc_usable_size and a sized delete see the size asked for */
+	struct block_meta *b = (struct block_meta *)(start + lead - META_SIZE);
+	/* the size map_block or map_aligned would give: malloc_usable_size and a sized delete see the same */
+	b->size = aligned ? len - lead : s;
 	mapped_link(b);
 	osm_heap.count.allocations++;
 	osm_heap.count.reused_maps++;
 	if (TRACING)
-		osm_trace_event("  reuse %z %p", len, b);
+		osm_trace_event("  reuse %p %z %z", b, b->size, len);
 	return b;
 }
 
@@ -878,7 +882,7 @@ static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 		mapcache_expire();
 	if (s + META_SIZE < threshold)
 		return heap_or_map(s);
-	struct block_meta *b = kept && mapcache_n ? mapcache_take(s) : NULL;
+	struct block_meta *b = kept && mapcache_n ? mapcache_take(0, s) : NULL;
 	if (!b && !(b = map_block(s)) && mapcache_empty()) /* out of address space or memory: the kept ones go */
 		b = map_block(s);
 	return b;
@@ -961,8 +965,14 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 	size_t s = align_up(n);
 	if (a <= osm_heap.policy.align)
 		return osm_malloc(n, osm_heap.policy.mmap_threshold);
-	if (s + META_SIZE >= osm_heap.policy.mmap_threshold)
-		return map_aligned(a, s);
+	if (s + META_SIZE >= osm_heap.policy.mmap_threshold) {
+		struct block_meta *b = NULL;
+		if (mapcache_n) {
+			mapcache_expire();
+			b = a <= page_size() && mapcache_n ? mapcache_take(a, s) : NULL;
+		}
+		return b ? b : map_aligned(a, s);
+	}
 	/* On the heap: a block with room for the payload at the first aligned address that leaves either nothing
 	 * or a whole free block (a header and a granule) in front of it. */
 	size_t min_front = META_SIZE + osm_heap.policy.align;

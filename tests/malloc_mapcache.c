@@ -212,6 +212,36 @@ static void at_most_four_kept(void)
 	empty_cache();
 }
 
+/* Aligned requests take kept mappings too (alignment up to a page), with the payload aligned and the usable size a
+ * fresh aligned mapping would have: to the end of its last page. */
+static void aligned_request_reuses(void)
+{
+	char why[400];
+	size_t aligns[] = { 64, 4096 }, bad_align = 0, bad_usable = 0, maps = 0, reused = 0;
+	for (int k = 0; k < 2; k++) {
+		size_t a = aligns[k];
+		leave_kept(41 * MiB); /* a plain block's mapping, a little longer than the aligned request needs */
+		struct kept s0 = kept_now();
+		void *p = NULL;
+		int rc = posix_memalign(&p, a, 40 * MiB);
+		struct kept s1 = kept_now();
+		if (rc || !p || (uintptr_t)p % a)
+			bad_align = a;
+		size_t u = p ? malloc_usable_size(p) : 0;
+		if (u < 40 * MiB || u >= 40 * MiB + 4096)
+			bad_usable = u;
+		if (p)
+			touch(p, 40 * MiB, 3);
+		maps += s1.mmaps - s0.mmaps;
+		reused += s1.reused - s0.reused;
+		v_free(p);
+	}
+	snprintf(why, sizeof why, "posix_memalign(64 and 4096, 40 MiB) after a 41 MiB block was freed each time: %zu "
+		 "mmap calls, %zu served by a kept mapping, misaligned at %zu, usable size %zu (want 0, 2, none, 40 MiB "
+		 "to the end of its page)", maps, reused, bad_align, bad_usable);
+	verdict("aligned_request_reuses", maps == 0 && reused == 2 && !bad_align && !bad_usable, why);
+}
+
 /* A block below 32 MiB is not kept: the dynamic threshold brings the next ones into the heap instead. */
 static void small_mapping_not_kept(void)
 {
@@ -257,6 +287,7 @@ int main(void)
 	trim_gives_kept_back();
 	idle_mapping_given_back();
 	at_most_four_kept();
+	aligned_request_reuses();
 	small_mapping_not_kept();
 	if (!tu_death_case("mapcache", "", "double_free_of_kept_block", double_free_of_kept_block, "free", "double free"))
 		failures++;

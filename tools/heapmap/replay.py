@@ -428,10 +428,10 @@ def replay_trace(path, keep_text=True):
                         map_del(blk, lineno)
                         start = blk - blk % PAGE
                         kept[start] = [length - META, t, lane.place(("kept", start), length)]
-                    elif op == "reuse":     # a kept mapping of LEN bytes serves the request: as `mmap LEN BLOCK`
-                        blk = _addr(p[2])[1]
-                        kept_end(blk)
-                        map_add(blk, int(p[1]) - META)
+                    elif op == "reuse":     # `reuse BLOCK SIZE LEN`: a kept mapping serves the request
+                        blk = _addr(p[1])[1]
+                        kept_end(blk - blk % PAGE)
+                        map_add(blk, int(p[2]))
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
                     elif op == "release":   # a kept mapping went back to the kernel (or the tail of one, reused next)
                         kept_end(_addr(p[1])[1])
