@@ -705,20 +705,19 @@ static void unmap_block(struct block_meta *b)
  * (glibc, jemalloc and mimalloc do that; tcmalloc keeps the pages). So the default profile keeps up to
  * MAPCACHE_SLOTS such mappings after their free, MAPCACHE_BYTES in all, and a big request takes the smallest
  * that holds it, whose tail beyond the request goes back (munmap: no page is touched), so that the block is the
- * one a fresh mapping would give. A kept mapping that no request took for MAPCACHE_NS goes back: lazily, at the next request or
- * free that reaches the core (one clock read while any is kept). malloc_trim and a failed mapping give them all
- * back. Never for calloc (osm_malloc_zero: a kept mapping is not zero), nor once mallopt set a threshold (the
- * program asked for glibc's rules), nor in strict mode (strict.c relies on a freed block being unmapped), nor in
- * the classic profile. The trace says `keep`, `reuse` and `release` (docs/TRACE.md). Costs: a free keeps a
- * mapping with one clock read; a request scans at most MAPCACHE_SLOTS entries. */
+ * one a fresh mapping would give. A kept mapping that no request took for MAPCACHE_NS goes back: lazily, at the
+ * next request or free that reaches the core (one clock read while any is kept). malloc_trim gives them all back,
+ * and so does a mapping the kernel refuses (map_big), before it is tried once more. Never for calloc
+ * (osm_malloc_zero: a kept mapping is not zero), nor once mallopt set a threshold (the program asked for glibc's
+ * rules), nor in strict mode (strict.c relies on a freed block being unmapped), nor in the classic profile. Aligned
+ * requests (up to a page) take them too. The trace says `keep`, `reuse` and `release` (docs/TRACE.md). Costs: a
+ * free keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS entries. */
 #define MAPCACHE_SLOTS 4
 #define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
 #define MAPCACHE_BYTES ((size_t)1 << 30)
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS]; /* oldest first */
 static size_t mapcache_n;
-
-static size_t page_round_up(size_t n) { return (n + page_size() - 1) & ~(page_size() - 1); }
 
 /* Entry i leaves the cache (the entries after it move down). */
 static void mapcache_remove(size_t i)
@@ -761,7 +760,7 @@ static bool mapcache_empty(void)
 static bool mapcache_put(struct block_meta *b)
 {
 	char *start = (char *)round_down((uintptr_t)b, page_size());
-	size_t len = page_round_up((size_t)(block_end(b) - start));
+	size_t len = round_up((size_t)(block_end(b) - start), page_size());
 	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < MAPCACHE_MIN || len > MAPCACHE_BYTES)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
@@ -783,7 +782,7 @@ static struct block_meta *mapcache_take(size_t a, size_t s)
 {
 	bool aligned = a > osm_heap.policy.align;
 	size_t lead = aligned && a > META_SIZE ? a : META_SIZE; /* the payload's offset from the mapping's start */
-	size_t need = page_round_up(lead + s), best = SIZE_MAX;
+	size_t need = round_up(lead + s, page_size()), best = SIZE_MAX;
 	for (size_t i = 0; i < mapcache_n; i++)
 		if (mapcache[i].len >= need && (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
 			best = i;
@@ -874,18 +873,30 @@ static struct block_meta *heap_or_map(size_t s)
 	return map_block(s);
 }
 
+static struct block_meta *map_aligned(size_t a, size_t s);
+
+/* A block of s bytes with a mapping of its own, its payload aligned to a (the granule or less: a plain request): a
+ * kept mapping when `kept` allows it, else a fresh one; when the kernel refuses that (address space, memory), the
+ * kept mappings go back and it is tried once more. */
+static struct block_meta *map_big(size_t a, size_t s, bool kept)
+{
+	bool aligned = a > osm_heap.policy.align;
+	struct block_meta *b = kept && mapcache_n && a <= page_size() ? mapcache_take(a, s) : NULL;
+	for (int tries = 0; !b && tries < 2; tries++) {
+		b = aligned ? map_aligned(a, s) : map_block(s);
+		if (!b && !mapcache_empty())
+			break;
+	}
+	return b;
+}
+
 /* A request of n bytes: a mapping of its own from threshold up (a kept one when `kept` allows it), else the heap. */
 static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 {
 	size_t s = align_up(n);
 	if (mapcache_n)
 		mapcache_expire();
-	if (s + META_SIZE < threshold)
-		return heap_or_map(s);
-	struct block_meta *b = kept && mapcache_n ? mapcache_take(0, s) : NULL;
-	if (!b && !(b = map_block(s)) && mapcache_empty()) /* out of address space or memory: the kept ones go */
-		b = map_block(s);
-	return b;
+	return s + META_SIZE < threshold ? heap_or_map(s) : map_big(0, s, kept);
 }
 
 struct block_meta *osm_malloc(size_t n, size_t threshold)
@@ -966,12 +977,9 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 	if (a <= osm_heap.policy.align)
 		return osm_malloc(n, osm_heap.policy.mmap_threshold);
 	if (s + META_SIZE >= osm_heap.policy.mmap_threshold) {
-		struct block_meta *b = NULL;
-		if (mapcache_n) {
+		if (mapcache_n)
 			mapcache_expire();
-			b = a <= page_size() && mapcache_n ? mapcache_take(a, s) : NULL;
-		}
-		return b ? b : map_aligned(a, s);
+		return map_big(a, s, true);
 	}
 	/* On the heap: a block with room for the payload at the first aligned address that leaves either nothing
 	 * or a whole free block (a header and a granule) in front of it. */

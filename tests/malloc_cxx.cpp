@@ -349,18 +349,6 @@ static void lifting_handler()
 	setrlimit(RLIMIT_AS, &saved_as);
 }
 
-static size_t vm_bytes()
-{
-	FILE *f = fopen("/proc/self/statm", "r");
-	unsigned long pages = 0;
-	if (f) {
-		if (fscanf(f, "%lu", &pages) != 1)
-			pages = 0;
-		fclose(f);
-	}
-	return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 static bool new_handler_makes_room()
 {
 	const size_t big = (size_t)256 << 20;
@@ -369,7 +357,7 @@ static bool new_handler_makes_room()
 		/* the previous form's 256 MiB went to the mapping cache (heap.c): given back, so that this form must
 		 * map anew under the cap and fail */
 		malloc_trim(0);
-		size_t vm = vm_bytes();
+		size_t vm = tu_vm_bytes();
 		CHECK(vm, "cannot read /proc/self/statm");
 		struct rlimit cap = saved_as;
 		cap.rlim_cur = vm + (64 << 20);

@@ -242,6 +242,38 @@ static void aligned_request_reuses(void)
 	verdict("aligned_request_reuses", maps == 0 && reused == 2 && !bad_align && !bad_usable, why);
 }
 
+/* With a 40 MiB mapping kept and the address space capped 30 MiB above what is mapped, a 60 MiB request can be
+ * served only if the kept mapping goes back first: a kept mapping must never make a request fail. `align` 0: malloc,
+ * else posix_memalign. */
+static void mapping_fails_then_kept_go(const char *name, size_t align)
+{
+	char why[300];
+	leave_kept(40 * MiB);
+	struct rlimit saved, cap;
+	if (getrlimit(RLIMIT_AS, &saved) != 0) {
+		verdict(name, 0, "getrlimit failed (test setup)");
+		return;
+	}
+	cap = saved;
+	cap.rlim_cur = tu_vm_bytes() + 30 * MiB;
+	void *p = NULL;
+	int set = setrlimit(RLIMIT_AS, &cap) == 0;
+	if (set) {
+		if (align)
+			p = posix_memalign(&p, align, 60 * MiB) == 0 ? p : NULL;
+		else
+			p = v_malloc(60 * MiB);
+	}
+	setrlimit(RLIMIT_AS, &saved);
+	struct kept k = kept_now();
+	snprintf(why, sizeof why, "%s of 60 MiB with a 40 MiB mapping kept and 30 MiB of address space left: %s, %zu "
+		 "mappings still kept (want a block, and none kept: the kept one goes back when a mapping fails)",
+		 align ? "posix_memalign(4096)" : "malloc", !set ? "setrlimit failed" : p ? "a block" : "NULL", k.maps);
+	verdict(name, set && p && k.maps == 0 && (!align || (uintptr_t)p % align == 0), why);
+	v_free(p);
+	empty_cache();
+}
+
 /* A block below 32 MiB is not kept: the dynamic threshold brings the next ones into the heap instead. */
 static void small_mapping_not_kept(void)
 {
@@ -288,6 +320,8 @@ int main(void)
 	idle_mapping_given_back();
 	at_most_four_kept();
 	aligned_request_reuses();
+	mapping_fails_then_kept_go("failed_mapping_gives_kept_back", 0);
+	mapping_fails_then_kept_go("failed_aligned_mapping_gives_kept_back", 4096);
 	small_mapping_not_kept();
 	if (!tu_death_case("mapcache", "", "double_free_of_kept_block", double_free_of_kept_block, "free", "double free"))
 		failures++;

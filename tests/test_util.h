@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -41,6 +42,14 @@ static __attribute__((unused)) size_t tu_read_file(const char *path, char *buf, 
 	size_t len = tu_read_all(fd, buf, cap);
 	close(fd);
 	return len;
+}
+
+/* The address space the process has mapped now (the first field of /proc/self/statm), in bytes; 0 when unreadable. */
+static __attribute__((unused)) size_t tu_vm_bytes(void)
+{
+	char buf[128];
+	tu_read_file("/proc/self/statm", buf, sizeof buf);
+	return (size_t)strtoul(buf, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 // ------------------------------------------------------------------
