@@ -612,6 +612,11 @@ def kept_tests(build, out, tmp, cc, chromium):
         check("browser: hit-testing names the kept mapping 'kept' and the reused block 'mapped'",
               pk and pl and pk.get("data-status") == "kept" and pl.get("data-status") == "mapped" and
               not (st["errors"] or "").strip(), f"{pk} {pl} errors={st['errors']!r}")
+        lane = sorted((int(r.get("data-t0", "0")), r.get("class"), r.get("data-status")) for r in st["rects"]
+                      if r.get("data-band") == "mapped")
+        check("browser: the SVG draws the lane as block, kept, block, kept (class and data-status agree)",
+              [c.split()[1] for _, c, _ in lane] == ["mapped", "kept", "mapped", "kept"] and
+              all(c.split()[1] == ds for _, c, ds in lane), str(lane))
 
 
 def front_tests(build, out, tmp, cc):

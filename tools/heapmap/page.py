@@ -190,7 +190,7 @@ button:hover { background: #eef2f8; }
   font-size: 12px; max-width: 460px; z-index: 5; }
 #tip code, #info code { font: 11.5px "DejaVu Sans Mono", monospace; }
 #tip .st { font-weight: 600; }
-#tip .st.alloc { color: var(--c-alloc); } #tip .st.free { color: #2e8a3a; } #tip .st.mapped { color: var(--c-mapped); } #tip .st.kept { color: var(--c-mapped); }
+#tip .st.alloc { color: var(--c-alloc); } #tip .st.free { color: #2e8a3a; } #tip .st.mapped, #tip .st.kept { color: var(--c-mapped); }
 #tip .st.header { color: #b87400; }
 #tip .st.slab { color: var(--c-slab); } #tip .st.segmeta { color: var(--c-segmeta); }
 #tip .dim { color: #5a6272; }
@@ -702,10 +702,10 @@ function render() {
     var st, off, size, a0, a1, extra, sc;
     if (band === 0) { st = ST[idx]; off = OFF[idx]; size = SZ[idx]; a0 = T0[idx]; a1 = T1[idx]; extra = ''; sc = hsc; }
     else { var mm = MP[idx]; st = 2; off = mm[2]; size = mm[3]; a0 = mm[0]; a1 = mm[1]; extra = ' data-addr="' + mm[4] + '"'; sc = lsc; }
-    var w = cx1 - cx0, h = cy1 - cy0;
-    rects.push('<rect class="blk ' + (band && MP[idx][5] ? 'kept' : STNAME[st]) + (w >= 6 && h >= 6 ? ' ol' : '') + '" data-band="' + (band ? 'mapped' : 'heap') +
+    var w = cx1 - cx0, h = cy1 - cy0, stn = band && MP[idx][5] ? 'kept' : STNAME[st];
+    rects.push('<rect class="blk ' + stn + (w >= 6 && h >= 6 ? ' ol' : '') + '" data-band="' + (band ? 'mapped' : 'heap') +
       '" data-i="' + idx + '" data-off="' + hex(off) + '" data-size="' + size + '" data-bytes="' + (size + META_SIZE) +
-      '" data-status="' + STNAME[st] + '" data-t0="' + a0 + '" data-t1="' + a1 + '"' + (a1 >= TEND ? ' data-final="1"' : '') + extra +
+      '" data-status="' + stn + '" data-t0="' + a0 + '" data-t1="' + a1 + '"' + (a1 >= TEND ? ' data-final="1"' : '') + extra +
       ' x="' + cx0.toFixed(2) + '" y="' + cy0.toFixed(2) + '" width="' + w.toFixed(2) + '" height="' + h.toFixed(2) + '"/>');
     if (ybot - cy0 >= 4) {
       // the header strip at the block's low end (at least 1 px)
