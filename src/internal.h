@@ -88,25 +88,46 @@ HIDDEN int osm_os_thread_id(void);
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
 
+/* Whether the process has never had a second thread: glibc's __libc_single_threaded (2.32 and later), which
+ * pthread_create clears before the new thread exists and fork sets again in the child; a thread changes it only
+ * outside osmem, so a lock taken in one mode is given in the same one. Constant false where the C library does
+ * not say. A load, no system call. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+extern char __libc_single_threaded;
+#define osm_os_single_threaded() ((bool)__atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED))
+#else
+#define osm_os_single_threaded() false
+#endif
+
 /* A lock word (the heap lock, osmem.c; the front lock, front.c): 0 when free, else its holder's mark (a thread id,
- * or any nonzero value below OSM_LOCK_WAITERS), plus OSM_LOCK_WAITERS when a thread may sleep on it. Uncontended:
- * one compare-and-swap to take, one exchange to give. Contended: osm_os_lock_slow spins a while, then sleeps. */
+ * or any nonzero value below OSM_LOCK_WAITERS), plus OSM_LOCK_WAITERS when a thread may sleep on it.
+ * Cost, one thread in the process: a load and a plain store each way, no atomic read-modify-write (glibc's
+ * malloc skips its arena lock the same way, SINGLE_THREAD_P): a locked instruction waits for every store before
+ * it, and realloc takes the lock right after its copy, so it paid for the whole copy's stores draining.
+ * Otherwise, uncontended: one compare-and-swap to take, one exchange to give. Contended: osm_os_lock_slow spins
+ * a while, then sleeps. A word found held by the only thread (a signal handler calling malloc inside malloc)
+ * goes the slow way, as before: it waits, it never takes a held lock. */
 #define OSM_LOCK_WAITERS 0x40000000
 HIDDEN void osm_os_lock_slow(int *word, int me);
 static inline void osm_os_lock_take(int *word, int me)
 {
+	if (osm_os_single_threaded() && __atomic_load_n(word, __ATOMIC_RELAXED) == 0) {
+		__atomic_store_n(word, me, __ATOMIC_RELAXED);
+		return;
+	}
 	int v = 0;
 	if (!__atomic_compare_exchange_n(word, &v, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		osm_os_lock_slow(word, me);
 }
 static inline void osm_os_lock_give(int *word)
 {
+	if (osm_os_single_threaded()) { /* no other thread: nobody sleeps on the word */
+		__atomic_store_n(word, 0, __ATOMIC_RELEASE);
+		return;
+	}
 	if (__atomic_exchange_n(word, 0, __ATOMIC_RELEASE) & OSM_LOCK_WAITERS)
 		osm_os_futex_wake(word, 1);
 }
-/* Whether the process has never had a second thread (glibc's __libc_single_threaded, true again in a forked
- * child); false where the C library does not say. */
-HIDDEN bool osm_os_single_threaded(void);
 /* CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call). */
 HIDDEN uint64_t osm_os_now_ns(void);
 /* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;

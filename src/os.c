@@ -19,10 +19,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-#include <sys/single_threaded.h>
-#define HAVE_SINGLE_THREADED 1
-#endif
 #include <time.h>
 #include <unistd.h>
 
@@ -502,15 +498,6 @@ void osm_os_lock_slow(int *word, int me)
 		osm_os_futex_wait(word, v);
 		v = __atomic_load_n(word, __ATOMIC_RELAXED);
 	}
-}
-
-bool osm_os_single_threaded(void)
-{
-#ifdef HAVE_SINGLE_THREADED
-	return __libc_single_threaded;
-#else
-	return false;
-#endif
 }
 
 uint64_t osm_os_now_ns(void)
