@@ -235,6 +235,29 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 	return q;
 }
 
+/* realloc of a medium block (the medium caches' sizes) to a larger medium size: a block from this thread's medium
+ * cache, the copy, the old block into the cache. No lock when both hit: about 60 instructions and the copy. The
+ * core's way takes its lock twice around the copy, with a best-fit search and a coalesce (about 1500 cycles more
+ * per move on mixed, rdtsc), to grow in place one time in ten: at most 32 KiB of copying saved, so not worth it
+ * here. The same checks as free's fast path, and a freed block (its mark) goes the core's way, which reports it.
+ * NULL: the core's way (tracing, other sizes, a miss). */
+static inline void *medium_realloc(void *p, size_t n)
+{
+	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX || !medium_in_heap(p))
+		return NULL;
+	struct block_meta *b = block_of(p);
+	size_t s = b->size;
+	if (n <= s || s - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK || !medium_header_ok(b) ||
+	    ((void **)p)[1] == (void *)front_mark(p) || !medium_links_ok(b))
+		return NULL;
+	void *q = osm_front_medium_malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, s);
+	medium_free(p);
+	return q;
+}
+
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
@@ -257,6 +280,9 @@ EXPORT void *realloc(void *p, size_t n)
 		errno = saved;
 		return q;
 	}
+	void *q = medium_realloc(p, n);
+	if (q)
+		return q;
 	if (osm_zero_owns(p))
 		return zero_realloc(p, n);
 	osm_lock();

@@ -130,7 +130,49 @@ static void header_next_written_while_cached(void)
 	(void)v_malloc(4096);
 }
 
+/* realloc's medium path (override.c, medium_realloc) reads the header without the lock: one the program overwrote
+ * must still be reported, by the core, before anything moves */
+static void realloc_header_overwritten(void)
+{
+	char *p = v_malloc(3000), *q = v_malloc(3000);
+	(void)q;
+	say_addr(p);
+	((size_t *)p)[-4] += 4096; /* the block's size: its cookie no longer matches */
+	(void)v_realloc(p, 6000);
+}
+
 // ---- behaviour ----
+
+/* A medium block grown by realloc to another medium size moves through this thread's medium cache, not the core:
+ * the contents kept, the core's counters unchanged, and the old block is the next one of its size (the cache's
+ * top). */
+static void realloc_grows_through_cache(void)
+{
+	for (int i = 0; i < 8; i++) { /* warm the two bins: a miss refills from the core */
+		void *a = v_malloc(3000), *b = v_malloc(6000);
+		v_free(a);
+		v_free(b);
+	}
+	struct os_stats st0, st1;
+	unsigned char *p = v_malloc(3000);
+	memset(p, 0x5a, 3000);
+	os_stats(&st0);
+	unsigned char *q = v_realloc(p, 6000);
+	os_stats(&st1);
+	int bad = !q || q == p;
+	for (int i = 0; q && i < 3000; i++)
+		bad |= q[i] != 0x5a;
+	unsigned char *r = v_malloc(3000);
+	char why[200];
+	snprintf(why, sizeof why, "realloc(p, 6000) gave %p for %p (contents %s), core counters moved %zu/%zu, then "
+		 "malloc(3000) gave %p (want p: the cache's top)", (void *)q, (void *)p, bad ? "lost" : "kept",
+		 st1.moved_reallocs - st0.moved_reallocs, st1.inplace_reallocs - st0.inplace_reallocs, (void *)r);
+	check("realloc_grows_through_cache", !bad && r == p && st1.moved_reallocs == st0.moved_reallocs &&
+		  st1.inplace_reallocs == st0.inplace_reallocs, why);
+	v_free(q);
+	v_free(r);
+}
+
 
 static void every_size(void)
 {
@@ -524,7 +566,9 @@ int main(void)
 	death("os_free_of_cached", os_free_of_cached, "os_free", "double free");
 	death("write_after_free_then_malloc", write_after_free_then_malloc, "malloc", "write after free");
 	death("header_next_written_while_cached", header_next_written_while_cached, "malloc", "corrupted header");
+	death("realloc_header_overwritten", realloc_header_overwritten, "realloc", "corrupted header");
 	every_size();
+	realloc_grows_through_cache();
 	thread_exit_gives_back();
 	slow_start();
 	consumer_bin_grows();
