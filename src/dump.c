@@ -1,9 +1,9 @@
-/* dump: os_heap_dump(), every block in address order, as text or JSON.
+/* dump: the text of os_heap_dump(), every block in address order, as text or JSON.
  *
- * Tools layer: formats the core's lists under the lock into a buffer mapped for the purpose (not malloc's, so
- * never the heap being dumped), then writes it with write(2) after the lock is released: a reader that is slow
- * or absent (a full pipe) stalls the dumping thread only. Heap blocks are named by their offset from the heap
- * start (as the trace does); mappings by address. */
+ * Record layer: the API (osmem.c) holds the lock while osm_dump_build formats the core's lists into a buffer
+ * mapped for the purpose (not malloc's, so never the heap being dumped), and calls osm_dump_write after letting
+ * the lock go: a reader that is slow or absent (a full pipe) stalls the dumping thread only. Heap blocks are
+ * named by their offset from the heap start (as the trace does); mappings by address. No lock is taken here. */
 #include "internal.h"
 #include "osmem.h"
 
@@ -59,13 +59,9 @@ static void block(struct out *o, const struct block_meta *b, bool json, bool fir
 	put(o, heap ? " heap\n" : " mapped\n");
 }
 
-int os_heap_dump(int fd, int format)
+bool osm_dump_build(bool json, struct osm_dump *d)
 {
-	if (format != OS_DUMP_TEXT && format != OS_DUMP_JSON)
-		return -1;
-	bool json = format == OS_DUMP_JSON;
 	struct out o = { .buf = NULL, .len = 0, .cap = 0 };
-	osm_lock();
 	size_t blocks = 0;
 	for (const struct block_meta *b = osm_heap.head; b; b = b->next)
 		blocks++;
@@ -73,10 +69,8 @@ int os_heap_dump(int fd, int format)
 		blocks++;
 	size_t page = osm_os_page_size(), size = ((blocks + 2) * LINE_MAX_BYTES + page - 1) & ~(page - 1);
 	o.buf = osm_os_map_buffer(size);
-	if (!o.buf) {
-		osm_unlock();
-		return -1;
-	}
+	if (!o.buf)
+		return false;
 	o.cap = size;
 	if (json) {
 		put(&o, "{\"heap_start\": \"0x");
@@ -92,8 +86,14 @@ int os_heap_dump(int fd, int format)
 		block(&o, b, json, first);
 	if (json)
 		put(&o, "\n]}\n");
-	osm_unlock();
-	osm_os_write_fd(fd, o.buf, o.len);
-	osm_os_unmap_buffer(o.buf, size);
-	return 0;
+	d->buf = o.buf;
+	d->len = o.len;
+	d->size = size;
+	return true;
+}
+
+void osm_dump_write(int fd, struct osm_dump *d)
+{
+	osm_os_write_fd(fd, d->buf, d->len);
+	osm_os_unmap_buffer(d->buf, d->size);
 }

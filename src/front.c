@@ -1425,8 +1425,9 @@ static void traced_os_realloc(void *p, size_t n, struct front_page *pg, int c, v
 	errno = saved;
 }
 
-void *osm_front_os_realloc(void *p, size_t n)
+void *osm_front_os_realloc(void *p, size_t n, size_t *move)
 {
+	*move = 0;
 	struct front_page *pg = front_page_of(p);
 	if (!front_is_slot(pg, (uintptr_t)p))
 		osm_fatal_pointer("os_realloc", "invalid pointer", p);
@@ -1452,13 +1453,8 @@ void *osm_front_os_realloc(void *p, size_t n)
 			traced_os_realloc(p, n, pg, 0, p);
 		return p;
 	}
-	/* traced, a move is the core's os_malloc line, then os_free of the slot */
-	void *q = os_malloc(n);
-	if (!q)
-		return NULL;
-	memcpy(q, p, u < n ? u : n);
-	osm_front_free(p, "os_realloc");
-	return q;
+	*move = u < n ? u : n; /* the API moves it: os_malloc (traced, the core's line), the copy, the slot freed */
+	return NULL;
 }
 
 bool osm_front_keeps(size_t u, size_t n)

@@ -361,8 +361,10 @@ HIDDEN void osm_trace_start(const char *path, const char *const *base, const cha
 HIDDEN void osm_trace_event(const char *fmt, ...);
 /* Writes what filled up while the heap lock was held; called with no lock held, right after releasing it. */
 HIDDEN void osm_trace_after_unlock(void);
-/* Seals and writes everything recorded so far (takes the heap lock, then the recorder's). */
-HIDDEN void osm_trace_at_exit(void);
+/* At exit: seal what was recorded so far (the caller holds the heap lock), then write it out (the caller has let
+ * the heap lock go; takes the recorder's own). osmem.c's trace_at_exit calls both. */
+HIDDEN void osm_trace_seal_at_exit(void);
+HIDDEN void osm_trace_drain_at_exit(void);
 HIDDEN void osm_trace_fork_child(void);
 /* The report of a bad pointer, from the layers above os: writes the trace first (the events before a crash are
  * the useful ones), then osm_os_fatal_pointer. Called under the heap lock. */
@@ -376,15 +378,35 @@ HIDDEN void osm_set_bestfit_mode(enum bestfit_mode mode);
 /* Caps the side storage at n slots (0: no cap), so tests can reach the classic fallback. */
 HIDDEN void osm_set_slot_limit(uint32_t n);
 
-/* lock (osmem.c) */
+/* lock.c (core): the core's lock, taken by every layer above around the core */
 HIDDEN void osm_lock(void);
 HIDDEN void osm_unlock(void);
 /* Whether the calling thread holds the heap lock (exact, also from a signal handler); a test hook too. */
 HIDDEN bool osm_lock_held_by_self(void);
+/* fork (the handlers are osmem.c's): prepare asks skip (this thread holds the lock: leave it), else takes it
+ * (take) after the front's; parent lets it go unless skipped (returns whether it did); the child resets it (a
+ * free word, the new thread id), then, after the front's reset, ends the fork (done). */
+HIDDEN bool osm_lock_fork_skip(void);
+HIDDEN void osm_lock_fork_take(void);
+HIDDEN bool osm_lock_fork_parent(void);
+HIDDEN void osm_lock_fork_child(void);
+HIDDEN void osm_lock_fork_child_done(void);
 
-/* stats.c: OSMEM_STATS, opened at start (returns whether it is on) and printed at the very end */
+/* stats.c (record layer): the text of os_stats' figures, which the API gathers (osmem.c) and hands down.
+ * OSMEM_STATS is opened at start (osm_stats_open returns whether it is on) and printed at the very end. */
+struct os_stats;
+struct osm_stats_extra {
+	bool classic;                                /* which profile's heading */
+	size_t kept_maps, kept_bytes, reused_maps;   /* the mapping cache's lines (also in front_cached_*) */
+};
 HIDDEN bool osm_stats_open(void);
-HIDDEN void osm_stats_at_exit(void);
+HIDDEN bool osm_stats_wanted(void);
+HIDDEN void osm_stats_print(int fd, const struct os_stats *st, const struct osm_stats_extra *x);
+HIDDEN void osm_stats_at_exit(const struct os_stats *st, const struct osm_stats_extra *x);
+/* dump.c (record layer): os_heap_dump's text, built under the lock the API holds, written after it lets go. */
+struct osm_dump { char *buf; size_t len, size; };
+HIDDEN bool osm_dump_build(bool json, struct osm_dump *d); /* false: no memory for the buffer */
+HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buffer back */
 
 // ------------------------------------------------------------------
 // The front layer (front.c): per-thread caches of small slots, libosmem-malloc.so's default profile only
@@ -750,8 +772,10 @@ HIDDEN size_t osm_front_usable(void *p, const char *api);
 HIDDEN void *osm_front_memalign(size_t alignment, size_t n);
 /* Whether a front slot of usable size u stays in place for n bytes (the same size class). */
 HIDDEN bool osm_front_keeps(size_t u, size_t n);
-/* os_realloc on a front slot: SPEC.md's rules 2 and 3 (a free slot: NULL, nothing changes), then realloc's. */
-HIDDEN void *osm_front_os_realloc(void *p, size_t n);
+/* os_realloc on a front slot: SPEC.md's rules 2 and 3 (a free slot: NULL, nothing changes), then realloc's. A
+ * slot that must move: NULL with *move the bytes to copy, for the API to move it (os_malloc, the copy, the slot
+ * freed with osm_front_free); otherwise *move is 0. */
+HIDDEN void *osm_front_os_realloc(void *p, size_t n, size_t *move);
 /* Gives cached free pages back (malloc_trim); true when anything went back. */
 HIDDEN bool osm_front_trim(void);
 /* Gives this thread's medium cache back to the core (malloc_trim, before the core trims). */

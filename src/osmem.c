@@ -16,68 +16,6 @@
 #endif
 
 // ------------------------------------------------------------------
-// The lock
-// ------------------------------------------------------------------
-
-/* The heap lock is one word (internal.h, osm_os_lock_take): 0 when free, else the owner's thread id, plus
- * OSM_LOCK_WAITERS when another thread may sleep on it. Taking it is one compare-and-swap 0 -> tid, so "this
- * thread holds the lock" is exact at every instruction, also for a signal handler that interrupted this thread
- * (fork must know: it cannot wait for a lock its own thread holds, and it must wait for one its thread merely
- * waits for). Costs: uncontended, a CAS and an exchange; contended, a short spin, then futex system calls (os.c,
- * osm_os_lock_slow). Never a cancellation point. */
-
-static int heap_lock;
-/* This thread's kernel id, read once per thread (again in a forked child). */
-static __thread int self_tid __attribute__((tls_model("initial-exec")));
-/* Set by fork's prepare handler once it holds the lock, cleared by its parent and child handlers: other
- * pthread_atfork handlers that run in between on this thread (registered before osmem's, so they run after its
- * prepare and before its parent/child handlers) may allocate. They run without taking the lock: this thread
- * holds it and every other thread that wants it is waiting. */
-static __thread bool forking __attribute__((tls_model("initial-exec")));
-/* Forks whose prepare handler found this thread holding the lock (a fork from a signal handler that interrupted
- * the allocator, or another fork, on this thread) and left it alone; nested forks unwind in order. */
-static __thread unsigned fork_skips __attribute__((tls_model("initial-exec")));
-
-static inline int my_tid(void)
-{
-	if (!self_tid)
-		self_tid = osm_os_thread_id();
-	return self_tid;
-}
-
-static void lock_take(void)
-{
-	osm_os_lock_take(&heap_lock, my_tid());
-}
-
-static void lock_release(void)
-{
-	osm_os_lock_give(&heap_lock);
-}
-
-bool osm_lock_held_by_self(void)
-{
-	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~OSM_LOCK_WAITERS) == my_tid();
-}
-
-void osm_lock(void)
-{
-	if (!forking)
-		lock_take();
-	osm_init(DROPIN);
-}
-
-void osm_unlock(void)
-{
-	if (forking)
-		return;
-	lock_release();
-	/* the recorder's file writes wait until here: a slow disk stalls this thread only */
-	if (TRACING)
-		osm_trace_after_unlock();
-}
-
-// ------------------------------------------------------------------
 // fork
 // ------------------------------------------------------------------
 
@@ -94,33 +32,26 @@ static void _IO_list_unlock(void) {}
 static void _IO_list_resetlock(void) {}
 #endif
 
-/* fork() copies the heap as it is: take the lock first so that no other thread is half-way through a change;
- * the child's heap is then consistent. A fork from a signal handler that interrupted this very thread while it
- * held the lock cannot wait for itself: the lock is left alone, and that child's heap may be half-changed
- * (README: after such a fork the child may only call async-signal-safe functions, as with glibc). A thread
- * that was only waiting for the lock does not hold it: its fork waits like any other. */
+/* fork() copies the heap as it is: the core's lock is taken first (lock.c, osm_lock_fork_*) so that no other
+ * thread is half-way through a change; the child's heap is then consistent. The order: stdio's list lock, the
+ * front's lock, the heap's. A fork from a signal handler that interrupted this very thread while it held the lock
+ * cannot wait for itself: the lock is left alone, and that child's heap may be half-changed (README: after such a
+ * fork the child may only call async-signal-safe functions, as with glibc). A thread that was only waiting for
+ * the lock does not hold it: its fork waits like any other. */
 static void fork_prepare(void)
 {
 	_IO_list_lock();
-	if (osm_lock_held_by_self()) {
-		fork_skips++;
+	if (osm_lock_fork_skip())
 		return;
-	}
 #ifdef OSMEM_DROPIN
 	osm_front_fork_prepare(); /* front lock before heap lock */
 #endif
-	lock_take();
-	osm_init(DROPIN);
-	forking = true;
+	osm_lock_fork_take();
 }
 
 static void fork_parent(void)
 {
-	if (fork_skips) {
-		fork_skips--;
-	} else {
-		forking = false;
-		osm_unlock();
+	if (osm_lock_fork_parent()) {
 #ifdef OSMEM_DROPIN
 		osm_front_fork_parent();
 #endif
@@ -131,15 +62,120 @@ static void fork_parent(void)
 static void fork_child(void)
 {
 	_IO_list_resetlock();
-	/* the child has one thread, with a new id: a free lock, whatever the parent's other threads left in it */
-	self_tid = osm_os_thread_id();
-	__atomic_store_n(&heap_lock, 0, __ATOMIC_RELAXED);
+	osm_lock_fork_child(); /* one thread, with a new id: a free lock, whatever the parent's threads left in it */
 #ifdef OSMEM_DROPIN
 	osm_front_fork_child();
 #endif
-	fork_skips = 0;
-	osm_trace_fork_child();
-	forking = false;
+	osm_lock_fork_child_done();
+}
+
+// ------------------------------------------------------------------
+// Statistics and the heap dump (their text: stats.c, dump.c)
+// ------------------------------------------------------------------
+
+/* The figures of every layer, each read under its own lock (the front's first, never nested in the heap's), and the
+ * mapping cache's apart for the text. */
+static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
+{
+#ifdef OSMEM_DROPIN
+	struct front_stats fs;
+	osm_front_stats(&fs); /* its own lock, taken before the heap lock and not nested in it */
+#endif
+	osm_lock();
+	const struct heap_counters *c = &osm_heap.count;
+	memset(st, 0, sizeof *st);
+	st->bytes_requested = c->requested;
+	st->bytes_in_use = c->heap_in_use + c->mapped_bytes;
+	st->peak_in_use = c->peak_in_use;
+	st->heap_size = osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) : 0;
+	st->mapped_bytes = c->mapped_bytes;
+	st->mapped_count = c->mapped_count;
+	st->mapped_peak_bytes = c->mapped_peak_bytes;
+	st->mapped_peak_count = c->mapped_peak_count;
+	osm_free_summary(&st->largest_free, &st->free_blocks, &st->free_bytes);
+	st->fragmentation = st->free_bytes ? 1.0 - (double)st->largest_free / (double)st->free_bytes : 0.0;
+	st->allocations = c->allocations;
+	st->frees = c->frees;
+	st->brk_calls = osm_os_calls.brk;
+	st->mmap_calls = osm_os_calls.mmap;
+	st->munmap_calls = osm_os_calls.munmap;
+	st->mremap_calls = osm_os_calls.mremap;
+	st->madvise_calls = osm_os_calls.madvise;
+	st->splits = c->splits;
+	st->coalesces = c->coalesces;
+	st->inplace_reallocs = c->inplace_reallocs;
+	st->moved_reallocs = c->moved_reallocs;
+	st->trims = c->trims;
+	st->front_cached_blocks = c->kept_maps; /* the kept mappings; the front's caches are added below */
+	st->front_cached_bytes = c->kept_bytes;
+	x->classic = osm_heap.classic;
+	x->kept_maps = c->kept_maps;
+	x->kept_bytes = c->kept_bytes;
+	x->reused_maps = c->reused_maps;
+	osm_unlock();
+#ifdef OSMEM_DROPIN
+	st->cache_hits = fs.hits;
+	st->cache_misses = fs.misses;
+	st->front_bytes = fs.segment_bytes;
+	st->front_page_bytes = fs.page_bytes;
+	st->front_in_use = fs.in_use; /* the thread caches' slots are in neither front_in_use nor front_free */
+	st->front_free = fs.free_bytes;
+	st->front_threads = fs.threads;
+	st->bytes_in_use += fs.in_use;
+	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
+	st->frees += fs.frees;
+	/* medium caches: the program's requests are the core's, minus the blocks a refill took ahead and the
+	 * blocks a cache gave back, plus the ones the caches served; what they hold is free, not in use */
+	st->cache_hits += fs.mc_hits;
+	st->cache_misses += fs.mc_refills;
+	st->allocations = st->allocations - fs.mc_extra + fs.mc_hits;
+	st->frees = st->frees - fs.mc_flushed + fs.mc_frees;
+	/* read under the front lock, before the core's figures: a cache that gave blocks back since is counted twice */
+	st->bytes_in_use = st->bytes_in_use > fs.mc_bytes ? st->bytes_in_use - fs.mc_bytes : 0;
+	st->front_cached_blocks += fs.mc_blocks + fs.tc_slots;
+	st->front_cached_bytes += fs.mc_bytes + fs.tc_bytes;
+	/* the core's peak plus the front's slots now: the front does not track its own peak on the fast path */
+	if (st->peak_in_use < st->bytes_in_use)
+		st->peak_in_use = st->bytes_in_use;
+#endif
+}
+
+void os_stats(struct os_stats *st)
+{
+	struct osm_stats_extra x;
+	stats_gather(st, &x);
+}
+
+void os_stats_print(int fd)
+{
+	struct os_stats st;
+	struct osm_stats_extra x;
+	stats_gather(&st, &x);
+	osm_stats_print(fd, &st, &x);
+}
+
+int os_heap_dump(int fd, int format)
+{
+	if (format != OS_DUMP_TEXT && format != OS_DUMP_JSON)
+		return -1;
+	struct osm_dump d;
+	osm_lock();
+	bool built = osm_dump_build(format == OS_DUMP_JSON, &d);
+	osm_unlock();
+	if (!built)
+		return -1;
+	osm_dump_write(fd, &d);
+	return 0;
+}
+
+static void stats_at_exit(void)
+{
+	if (!osm_stats_wanted())
+		return;
+	struct os_stats st;
+	struct osm_stats_extra x;
+	stats_gather(&st, &x);
+	osm_stats_at_exit(&st, &x);
 }
 
 // ------------------------------------------------------------------
@@ -148,11 +184,28 @@ static void fork_child(void)
 
 /* After every destructor and exit handler: a library finalised after osmem (its destructor frees) still
  * counts in the statistics and still reaches the trace. */
+static void stats_at_exit(void);
+
+/* The trace's end: sealed under the heap lock, written after it. exit() from a signal handler that interrupted
+ * the allocator: this thread holds the lock already. */
+static void trace_at_exit(void)
+{
+	if (!osm_trace_on)
+		return;
+	bool held = osm_lock_held_by_self();
+	if (!held)
+		osm_lock();
+	osm_trace_seal_at_exit();
+	if (!held)
+		osm_unlock();
+	osm_trace_drain_at_exit();
+}
+
 static void at_last_exit(void *arg)
 {
 	(void)arg;
-	osm_trace_at_exit();
-	osm_stats_at_exit();
+	trace_at_exit();
+	stats_at_exit();
 }
 
 static bool exit_last; /* at_last_exit will run */
@@ -171,9 +224,9 @@ __attribute__((constructor)) static void osmem_start(void)
  * once: at the end, or here when the end could not be reached. */
 __attribute__((destructor)) static void osmem_end(void)
 {
-	osm_trace_at_exit();
+	trace_at_exit();
 	if (!exit_last)
-		osm_stats_at_exit();
+		stats_at_exit();
 }
 
 // ------------------------------------------------------------------
@@ -259,8 +312,18 @@ void *os_realloc(void *ptr, size_t size)
 	if (!ptr)                                            /* 1 */
 		return os_malloc(size);
 #ifdef OSMEM_DROPIN
-	if (osm_front_owns(ptr))
-		return osm_front_os_realloc(ptr, size);
+	if (osm_front_owns(ptr)) {
+		size_t move;
+		void *r = osm_front_os_realloc(ptr, size, &move);
+		if (!move)
+			return r;
+		void *q = os_malloc(size); /* traced: the core's os_malloc line, then os_free of the slot */
+		if (!q)
+			return NULL;
+		memcpy(q, ptr, move);
+		osm_front_free(ptr, "os_realloc");
+		return q;
+	}
 	if (osm_zero_owns(ptr)) { /* malloc(0)'s address: nothing to copy; 0 frees it; freed already: NULL (3) */
 		osm_lock();
 		osm_heap.op = "os_realloc";

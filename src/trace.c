@@ -176,17 +176,16 @@ void osm_trace_after_unlock(void)
 	pthread_mutex_unlock(&io_lock);
 }
 
-void osm_trace_at_exit(void)
+void osm_trace_seal_at_exit(void)
+{
+	if (osm_trace_on)
+		seal();
+}
+
+void osm_trace_drain_at_exit(void)
 {
 	if (!osm_trace_on)
 		return;
-	/* exit() from a signal handler that interrupted the allocator: this thread holds the lock already */
-	bool held = osm_lock_held_by_self();
-	if (!held)
-		osm_lock();
-	seal();
-	if (!held)
-		osm_unlock();
 	pthread_mutex_lock(&io_lock);
 	drain();
 	pthread_mutex_unlock(&io_lock);
