@@ -418,7 +418,7 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
  * it pops and pushes without a lock or an atomic operation. A slot freed by another thread goes onto its page's
  * thread-free list (one CAS); the owner collects it in its slow path. front.c explains the whole design. */
 #define FRONT_MAX        ((size_t)2048)
-#define FRONT_CLASSES    28
+#define FRONT_CLASSES    29
 #define FRONT_SEG_SHIFT  22                          /* segments: 4 MiB, aligned to 4 MiB */
 #define FRONT_PAGE_SHIFT 16                          /* pages: 64 KiB */
 #define FRONT_SEG_SIZE   ((size_t)1 << FRONT_SEG_SHIFT)
