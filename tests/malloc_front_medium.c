@@ -193,6 +193,52 @@ static void every_size(void)
 	check("every_size_served_aligned_kept", !bad, "a size was served short, unaligned or lost its contents");
 }
 
+/* Once the process has a second thread, a grown medium block's old block goes to the core's heap, where any
+ * thread can take it, not into this thread's cache: the caches' block count drops by the one the new block
+ * came from and gets nothing back (with one thread, it gets the old block: the count stays). */
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *parked(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&park_mu); /* waits for the main thread's test to end */
+	pthread_mutex_unlock(&park_mu);
+	return NULL;
+}
+
+static void realloc_old_block_to_heap_when_threaded(void)
+{
+	pthread_t t;
+	pthread_mutex_lock(&park_mu);
+	if (pthread_create(&t, NULL, parked, NULL)) {
+		pthread_mutex_unlock(&park_mu);
+		check("realloc_old_block_to_heap_when_threaded", 0, "pthread_create failed");
+		return;
+	}
+	for (int i = 0; i < 8; i++) { /* the two bins warm, as in realloc_grows_through_cache */
+		void *a = v_malloc(3000), *b = v_malloc(6000);
+		v_free(a);
+		v_free(b);
+	}
+	unsigned char *p = v_malloc(3000);
+	memset(p, 0x3c, 3000);
+	struct os_stats st0, st1;
+	os_stats(&st0);
+	unsigned char *q = v_realloc(p, 6000);
+	os_stats(&st1);
+	int bad = !q;
+	for (int i = 0; q && i < 3000; i++)
+		bad |= q[i] != 0x3c;
+	char why[200];
+	snprintf(why, sizeof why, "realloc(p, 6000) with a second thread: contents %s, cached blocks %zu -> %zu (want "
+		 "one fewer: the new block from the cache, the old one to the heap)", bad ? "lost" : "kept",
+		 st0.front_cached_blocks, st1.front_cached_blocks);
+	check("realloc_old_block_to_heap_when_threaded", !bad && st1.front_cached_blocks + 1 == st0.front_cached_blocks,
+	      why);
+	v_free(q);
+	pthread_mutex_unlock(&park_mu);
+	pthread_join(t, NULL);
+}
+
 static void *churn_and_exit(void *arg)
 {
 	(void)arg;
@@ -569,6 +615,7 @@ int main(void)
 	death("realloc_header_overwritten", realloc_header_overwritten, "realloc", "corrupted header");
 	every_size();
 	realloc_grows_through_cache();
+	realloc_old_block_to_heap_when_threaded();
 	thread_exit_gives_back();
 	slow_start();
 	consumer_bin_grows();
