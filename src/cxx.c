@@ -108,17 +108,17 @@ static void *try_alloc(size_t n, size_t a)
 			return p;
 	}
 	osm_lock();
-	osm_heap.op = "operator new"; /* the name the core's reports give */
+	osm_set_op("operator new"); /* the name the core's reports give */
 	struct block_meta *b;
 	if (a <= MALLOC_ALIGN) {
 		if (TRACING)
 			osm_trace_event("malloc %z t=%t", n);
-		osm_heap.count.requested += n;
+		osm_note_request(n);
 		b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
 	} else {
 		if (TRACING)
 			osm_trace_event("memalign %z %z t=%t", a, n);
-		osm_heap.count.requested += n;
+		osm_note_request(n);
 		b = osm_memalign(a, n ? n : 1);
 	}
 	if (TRACING)

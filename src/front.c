@@ -1211,7 +1211,7 @@ static bool xfer_drain(void)
 		return false;
 	front_lock();
 	core_lock();
-	osm_heap.op = "free";
+	osm_set_op("free");
 	bool any = xfer_blocks != 0;
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
 		for (size_t i = 0; i < xfer[c].n; i++) {
@@ -1235,7 +1235,7 @@ static void medium_flush_all(struct front_heap *h)
 	if (!any)
 		return;
 	core_lock();
-	osm_heap.op = "free";
+	osm_set_op("free");
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
 		medium_give_back(h, c, h->mc_count[c]);
 	core_unlock();
@@ -1259,7 +1259,7 @@ void osm_front_medium_recheck(struct block_meta *b)
 {
 	void **q = payload(b);
 	osm_lock();
-	osm_heap.op = "malloc";
+	osm_set_op("malloc");
 	(void)osm_user_block(q, "malloc", false);
 	osm_unlock();
 	if (q[1] != (void *)front_mark(q))
@@ -1325,8 +1325,8 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	int saved = errno;
 	osm_front_check_heads();
 	osm_lock();
-	osm_heap.op = "malloc";
-	osm_heap.count.requested += n;
+	osm_set_op("malloc");
+	osm_note_request(n);
 	struct block_meta *first = osm_malloc(n, osm_heap.policy.mmap_threshold);
 	for (size_t k = 1; first && first->status == STATUS_ALLOC && k < want; k++) {
 		struct block_meta *b = osm_malloc(n, osm_heap.policy.mmap_threshold);
@@ -1379,7 +1379,7 @@ bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
 		front_unlock();
 		if (core) {
 			osm_lock();
-			osm_heap.op = api;
+			osm_set_op(api);
 			for (size_t k = 0; k < MEDIUM_CLASSES; k++)
 				medium_give_back(h, k, give[k]);
 			osm_unlock();

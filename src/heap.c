@@ -1093,6 +1093,28 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 	return false;
 }
 
+struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, struct block_meta **old, size_t *len)
+{
+	osm_heap.defer_move = true;
+	osm_heap.move_old = NULL;
+	struct block_meta *nb = osm_realloc(b, n);
+	*old = osm_heap.move_old;
+	*len = osm_heap.move_len;
+	osm_heap.defer_move = false;
+	osm_heap.move_old = NULL;
+	return nb;
+}
+
+void osm_set_op(const char *op)
+{
+	osm_heap.op = op;
+}
+
+void osm_note_request(size_t n)
+{
+	osm_heap.count.requested += n;
+}
+
 /* SPEC.md's cases 4 to 9 (the API handles 1 to 3): b is allocated or mapped, n > 0. */
 struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 {

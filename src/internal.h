@@ -261,7 +261,7 @@ struct heap {
 	struct heap_policy policy;
 	struct heap_counters count;
 	const char *op;                 /* the API call being served, for reports ("malloc", "os_free", ...) */
-	bool defer_move;                /* realloc: the caller copies outside the lock (move_old, move_len) */
+	bool defer_move;                /* realloc: the caller copies outside the lock (osm_realloc_deferred) */
 	struct block_meta *move_old;
 	size_t move_len;
 	uint32_t secret;
@@ -312,10 +312,17 @@ HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
 HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
-/* With osm_heap.defer_move set, a realloc that moves returns the new block with the old one still allocated and
- * names it in osm_heap.move_old (move_len bytes to copy); the caller copies without the lock, then frees the old
- * block with osm_realloc_finish under the lock. */
+/* osm_realloc, except that a move returns the new block with the old one still allocated, named in *old (*len
+ * bytes to copy; *old NULL when nothing moved): the caller copies without the lock, then frees the old block with
+ * osm_realloc_finish under the lock. */
+HIDDEN struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, struct block_meta **old, size_t *len);
 HIDDEN void osm_realloc_finish(struct block_meta *old);
+/* Under the lock, for the layers above: the API call being served (the name the core's reports give), and the
+ * bytes a request asked for (os_stats' bytes_requested). */
+/* The mapping cache on or off (options.c; strict mode turns it off: a freed large block must be unmapped). */
+HIDDEN void osm_policy_keep_mappings(bool on);
+HIDDEN void osm_set_op(const char *op);
+HIDDEN void osm_note_request(size_t n);
 /* The header of a pointer handed to free/realloc, checked in O(1) before anything changes; aborts with a report
  * on a pointer osmem never returned, and on a double free unless allow_free (realloc's rule 3). */
 HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);

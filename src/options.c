@@ -56,3 +56,8 @@ void osm_option_get(struct heap_policy *out, bool *classic)
 	*classic = osm_heap.classic;
 	osm_unlock();
 }
+
+void osm_policy_keep_mappings(bool on)
+{
+	osm_heap.policy.map_cache = on;
+}

@@ -246,10 +246,10 @@ void *os_malloc(size_t size)
 	if (size > MAX_REQUEST)
 		return fail_enomem();
 	osm_lock();
-	osm_heap.op = "os_malloc"; /* the name the core's reports give */
+	osm_set_op("os_malloc"); /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_malloc %z t=%t", size);
-	osm_heap.count.requested += size;
+	osm_note_request(size);
 	struct block_meta *b = osm_malloc(size, osm_heap.policy.mmap_threshold);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
@@ -268,7 +268,7 @@ void os_free(void *ptr)
 	}
 #endif
 	osm_lock();
-	osm_heap.op = "os_free"; /* the name the core's reports give */
+	osm_set_op("os_free"); /* the name the core's reports give */
 #ifdef OSMEM_DROPIN
 	if (osm_zero_owns(ptr)) { /* malloc(0)'s address (strict.c) */
 		osm_zero_check(ptr, "os_free", true);
@@ -294,10 +294,10 @@ void *os_calloc(size_t nmemb, size_t size)
 	if (nmemb > MAX_REQUEST / size)
 		return fail_enomem();
 	osm_lock();
-	osm_heap.op = "os_calloc"; /* the name the core's reports give */
+	osm_set_op("os_calloc"); /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_calloc %z %z t=%t", nmemb, size);
-	osm_heap.count.requested += nmemb * size;
+	osm_note_request(nmemb * size);
 	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold);
 	if (b && b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size); /* a reused block is dirty; fresh mappings are already zero */
@@ -326,7 +326,7 @@ void *os_realloc(void *ptr, size_t size)
 	}
 	if (osm_zero_owns(ptr)) { /* malloc(0)'s address: nothing to copy; 0 frees it; freed already: NULL (3) */
 		osm_lock();
-		osm_heap.op = "os_realloc";
+		osm_set_op("os_realloc");
 		bool live = osm_zero_live(ptr, "os_realloc");
 		osm_unlock();
 		if (!live)
@@ -339,7 +339,7 @@ void *os_realloc(void *ptr, size_t size)
 	}
 #endif
 	osm_lock();
-	osm_heap.op = "os_realloc"; /* the name the core's reports give */
+	osm_set_op("os_realloc"); /* the name the core's reports give */
 	if (TRACING)
 		osm_trace_event("os_realloc %p %z t=%t", ptr, size);
 	struct block_meta *b = osm_user_block(ptr, "os_realloc", true);
@@ -366,7 +366,7 @@ void *os_realloc(void *ptr, size_t size)
 		osm_unlock();
 		return fail_enomem();
 	}
-	osm_heap.count.requested += size;
+	osm_note_request(size);
 	struct block_meta *nb = osm_realloc(b, size);
 	if (TRACING)
 		osm_trace_event("= %p", nb ? payload(nb) : NULL);

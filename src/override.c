@@ -48,7 +48,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	int saved = errno; /* a success leaves errno as it was, whatever failed on the way */
 	osm_front_check_heads();
 	osm_lock();
-	osm_heap.op = "malloc";
+	osm_set_op("malloc");
 	void *z = zero_alloc(n);
 	if (z) {
 		osm_unlock();
@@ -57,7 +57,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	}
 	if (TRACING)
 		osm_trace_event("malloc %z t=%t", n);
-	osm_heap.count.requested += n;
+	osm_note_request(n);
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
@@ -117,7 +117,7 @@ __attribute__((noinline)) static void core_free(void *p)
 {
 	int saved = errno;
 	osm_lock();
-	osm_heap.op = "free";
+	osm_set_op("free");
 	if (osm_zero_owns(p)) { /* malloc(0)'s address: a double free or a bad pointer is reported */
 		osm_zero_check(p, "free", true);
 		osm_unlock();
@@ -183,7 +183,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	}
 	int saved = errno;
 	osm_lock();
-	osm_heap.op = "calloc";
+	osm_set_op("calloc");
 	void *z = zero_alloc(n);
 	if (z) {
 		osm_unlock();
@@ -192,7 +192,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 	}
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
-	osm_heap.count.requested += n;
+	osm_note_request(n);
 	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
@@ -219,7 +219,7 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 {
 	int saved = errno;
 	osm_lock();
-	osm_heap.op = "realloc";
+	osm_set_op("realloc");
 	osm_zero_check(p, "realloc", n == 0);
 	osm_unlock();
 	void *q = n ? malloc(n) : NULL;
@@ -227,7 +227,7 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 		return NULL; /* ENOMEM, p still allocated */
 	if (n) {
 		osm_lock();
-		osm_heap.op = "realloc";
+		osm_set_op("realloc");
 		osm_zero_check(p, "realloc", true);
 		osm_unlock();
 	}
@@ -293,7 +293,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (osm_zero_owns(p))
 		return zero_realloc(p, n);
 	osm_lock();
-	osm_heap.op = "realloc";
+	osm_set_op("realloc");
 	if (!n) { /* glibc frees and returns NULL; a bad pointer is realloc's to report */
 		if (TRACING)
 			osm_trace_event("free %p t=%t", p);
@@ -310,16 +310,12 @@ EXPORT void *realloc(void *p, size_t n)
 	struct block_meta *b = osm_user_block(p, "realloc", false);
 	if (osm_front_medium_cached(b))
 		osm_fatal_pointer("realloc", "double free", p);
-	osm_heap.count.requested += n;
+	osm_note_request(n);
 	/* A move copies with the lock let go (the core leaves the old block allocated and names it); a traced realloc
 	 * copies under the lock, so its lines stay together. */
-	osm_heap.defer_move = !TRACING;
-	osm_heap.move_old = NULL;
-	struct block_meta *nb = osm_realloc(b, n);
-	struct block_meta *old = osm_heap.move_old;
-	size_t len = osm_heap.move_len;
-	osm_heap.defer_move = false;
-	osm_heap.move_old = NULL;
+	struct block_meta *old = NULL;
+	size_t len = 0;
+	struct block_meta *nb = TRACING ? osm_realloc(b, n) : osm_realloc_deferred(b, n, &old, &len);
 	if (TRACING)
 		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
@@ -328,7 +324,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (old) {
 		memcpy(payload(nb), payload(old), len);
 		osm_lock();
-		osm_heap.op = "realloc";
+		osm_set_op("realloc");
 		osm_realloc_finish(old);
 		osm_unlock();
 	}
@@ -361,10 +357,10 @@ static void *aligned(size_t alignment, size_t n)
 	}
 	int saved = errno;
 	osm_lock();
-	osm_heap.op = "memalign";
+	osm_set_op("memalign");
 	if (TRACING)
 		osm_trace_event("memalign %z %z t=%t", alignment, n);
-	osm_heap.count.requested += n;
+	osm_note_request(n);
 	struct block_meta *b = osm_memalign(alignment, n ? n : 1);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);

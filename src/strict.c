@@ -293,9 +293,9 @@ void *osm_strict_alloc(size_t n, size_t a, bool zero, const char *api)
 	uint32_t flags = E_LIVE;
 	char *p = NULL;
 	osm_lock();
-	osm_heap.op = api;
-	osm_heap.policy.map_cache = false; /* a freed large block must be unmapped: a touch then faults */
-	osm_heap.count.requested += n;
+	osm_set_op(api);
+	osm_policy_keep_mappings(false); /* a freed large block must be unmapped: a touch then faults */
+	osm_note_request(n);
 	if (n == 0 && a == 16)
 		p = osm_zero_alloc();
 	if (!p) {
@@ -440,7 +440,7 @@ static void quarantine(struct sentry *e, const char *api)
 void osm_strict_flush(const char *api)
 {
 	osm_lock();
-	osm_heap.op = api;
+	osm_set_op(api);
 	while (q_count)
 		evict(api);
 	osm_unlock();
@@ -452,7 +452,7 @@ static void strict_at_exit(void *arg)
 {
 	(void)arg;
 	osm_lock();
-	osm_heap.op = "exit";
+	osm_set_op("exit");
 	for (size_t k = 0; k < q_count; k++)
 		verify_fill(&ring[(q_head + k) % QUAR_BLOCKS], "exit");
 	for (size_t i = 0; tab && i <= tab_mask; i++)
@@ -489,7 +489,7 @@ static void free_checked(void *p, const char *api, bool sized, size_t n)
 		return;
 	int saved = errno; /* free keeps errno */
 	osm_lock();
-	osm_heap.op = api;
+	osm_set_op(api);
 	struct sentry *e;
 	if (osm_zero_owns(p)) {
 		osm_zero_check(p, api, false);
@@ -533,7 +533,7 @@ static size_t live_size(void *p, const char *api)
 {
 	size_t n;
 	osm_lock();
-	osm_heap.op = api;
+	osm_set_op(api);
 	struct sentry *e;
 	if (osm_zero_owns(p)) {
 		osm_zero_check(p, api, false);
