@@ -12,7 +12,7 @@
  * the break in chunks, trimming the top, mremap for large reallocs.
  * Neither the index nor the pending list writes into a free block's payload: their links live in side storage
  * (slots, named by the header's spare 4 bytes), so the bytes a program freed stay as it left them (SPEC.md).
- * Callers hold the lock (osmem.c). The core never calls the kernel except through os.c. */
+ * Callers hold the lock (lock.c). The core never calls the kernel except through os.c. */
 #include <errno.h>
 
 #include "internal.h"

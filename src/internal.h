@@ -99,7 +99,7 @@ extern char __libc_single_threaded;
 #define osm_os_single_threaded() false
 #endif
 
-/* A lock word (the heap lock, osmem.c; the front lock, front.c): 0 when free, else its holder's mark (a thread id,
+/* A lock word (the heap lock, lock.c; the front lock, front.c): 0 when free, else its holder's mark (a thread id,
  * or any nonzero value below OSM_LOCK_WAITERS), plus OSM_LOCK_WAITERS when a thread may sleep on it.
  * Cost, one thread in the process: a load and a plain store each way, no atomic read-modify-write (glibc's
  * malloc skips its arena lock the same way, SINGLE_THREAD_P): a locked instruction waits for every store before

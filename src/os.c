@@ -438,7 +438,7 @@ void osm_os_unmap_buffer(void *addr, size_t len)
 }
 
 // ------------------------------------------------------------------
-// Threads: ids, futexes and the lock word (osmem.c's heap lock, front.c's front lock)
+// Threads: ids, futexes and the lock word (lock.c's heap lock, front.c's front lock)
 // ------------------------------------------------------------------
 
 int osm_os_thread_id(void)
