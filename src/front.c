@@ -7,8 +7,9 @@
  * a power of two and a few bytes are common there (sqlite3's 1032-byte blocks, 87,000 of them, 25,000 alive at its
  * peak), and took 1280 bytes; 1152 with the 8 classes, which cut sqlite3's peak RSS by 2.7% and threads-8's by 4%;
  * 1040 with the class of its own (glibc's chunk for it), 100.6 -> 97.4 MiB (glibc 93.9), the other workloads
- * unchanged. The power-of-two classes stay: memalign takes its slots from them (aligned to their size). Finer classes below 1 KiB were tried and cost more than they
- * saved: each class a thread uses has a page of its own, and small programs (larson, prodcon) grew by 8-15%.
+ * unchanged. The power-of-two classes stay: memalign takes its slots from them (aligned to their size). Finer
+ * classes below 1 KiB were tried and cost more than they saved: each class a thread uses has a page of its own,
+ * and small programs (larson, prodcon) grew by 8-15%.
  * A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments aligned to 4 MiB whose first page
  * holds the metadata of all 64 pages, so free(p) finds its page with a mask and a shift, and a bit per segment in
  * .bss (osm_front_segmap, 4 MiB of address space per bit, touched only where segments are) says whether p is ours

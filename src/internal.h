@@ -740,15 +740,25 @@ static inline void *osm_front_medium_malloc(size_t n)
  * not recognise (outside the heap, not an allocated block of a medium size, a header that fails) goes the core's
  * way, which reports it; a block that carries the freed mark is a double free. Cost: about 25 instructions, no
  * lock, no atomic read-modify-write, no system call. */
+/* p's block when it is an allocated heap block of a cached size whose header and links hold, read without the
+ * lock; else NULL (the core's way decides, and reports what is wrong). free's and realloc's fast paths. */
+static inline struct block_meta *medium_block(void *p)
+{
+	if (!medium_in_heap(p))
+		return NULL;
+	struct block_meta *b = block_of(p);
+	if (b->size - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK || !medium_header_ok(b) ||
+	    !medium_links_ok(b))
+		return NULL;
+	return b;
+}
+
 static inline bool osm_front_medium_free(void *p, const char *api)
 {
-	struct block_meta *b = block_of(p);
-	if (!medium_in_heap(p))
+	struct block_meta *b = medium_block(p);
+	if (!b)
 		return false;
-	size_t s = b->size;
-	if (s - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK || !medium_header_ok(b) || !medium_links_ok(b))
-		return false;
-	size_t c = medium_bin(s);
+	size_t s = b->size, c = medium_bin(s);
 	struct front_heap *h = osm_front_tl_heap;
 	size_t k = h->mc_count[c];
 	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0)) /* full, or no cache (empty_heap: limits 0) */

@@ -247,13 +247,12 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
  * core's way, which reports it. NULL: the core's way (tracing, other sizes, a miss). */
 static inline void *medium_realloc(void *p, size_t n)
 {
-	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX || !medium_in_heap(p))
+	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX)
 		return NULL;
-	struct block_meta *b = block_of(p);
+	struct block_meta *b = medium_block(p);
+	if (!b || n <= b->size || ((void **)p)[1] == (void *)front_mark(p))
+		return NULL;
 	size_t s = b->size;
-	if (n <= s || s - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK || !medium_header_ok(b) ||
-	    ((void **)p)[1] == (void *)front_mark(p) || !medium_links_ok(b))
-		return NULL;
 	void *q = osm_front_medium_malloc(n);
 	if (!q)
 		return NULL;

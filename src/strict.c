@@ -294,7 +294,8 @@ void *osm_strict_alloc(size_t n, size_t a, bool zero, const char *api)
 	char *p = NULL;
 	osm_lock();
 	osm_set_op(api);
-	osm_policy_keep_mappings(false); /* a freed large block must be unmapped: a touch then faults */
+	osm_policy_keep_mappings(false); /* a freed large block must be unmapped (a touch then faults); at each request,
+					  * since the first lock (osm_init) sets the profile's defaults: one store */
 	osm_note_request(n);
 	if (n == 0 && a == 16)
 		p = osm_zero_alloc();
