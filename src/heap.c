@@ -912,7 +912,14 @@ struct block_meta *osm_malloc_zero(size_t n, size_t threshold)
 /* glibc's dynamic threshold (default profile): a program that frees a mapped block of some size will likely ask
  * for that size again, and a fresh mapping costs two system calls and a page fault per page every time. So the
  * threshold rises above that size (up to 32 MiB) and the next ones come from the heap, where freed blocks are
- * reused; the trim threshold follows at twice it, so the heap does not hand them straight back. */
+ * reused; the trim threshold follows at twice it, so the heap does not hand them straight back.
+ * From THRESHOLD_ROUND_MIN up, the threshold rises to the next power of two rather than just past the block: a
+ * program whose big blocks have random sizes sees its largest so far creep upward (4.05, 4.15, 4.16, 4.19 MiB),
+ * and under glibc's rule each new largest is mapped afresh and its pages faulted in (large: 47,000 faults for a
+ * 112 MiB peak; with the rounding 37,600 faults, 0.150 -> 0.137 s, peak RSS 112.6 -> 106.3 MiB). Below 2 MiB the
+ * rule stays glibc's: rounding from 1 MiB up kept mixed-realloc's growing buffers (1 to 2 MiB) in the heap and
+ * cost it 15 MiB of peak RSS. */
+#define THRESHOLD_ROUND_MIN ((size_t)2 << 20)
 static void raise_mmap_threshold(const struct block_meta *b)
 {
 	struct heap_policy *p = &osm_heap.policy;
@@ -921,7 +928,13 @@ static void raise_mmap_threshold(const struct block_meta *b)
 	if (osm_heap.classic || p->fixed_threshold || len < p->mmap_threshold || len > MMAP_THRESHOLD_MAX ||
 	    (uintptr_t)b & (page_size() - 1))
 		return;
-	p->mmap_threshold = p->calloc_threshold = len + 1;
+	size_t t = len + 1;
+	if (len >= THRESHOLD_ROUND_MIN) {
+		t = (size_t)1 << (64 - __builtin_clzll((unsigned long long)len)); /* the power of two above len */
+		if (t > MMAP_THRESHOLD_MAX)
+			t = len < MMAP_THRESHOLD_MAX ? MMAP_THRESHOLD_MAX : len + 1;
+	}
+	p->mmap_threshold = p->calloc_threshold = t;
 	if (p->trim_threshold < 2 * p->mmap_threshold)
 		p->trim_threshold = 2 * p->mmap_threshold;
 	/* and a trim keeps one such block's worth at the top: the next one is served without growing the break and

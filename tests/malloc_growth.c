@@ -199,6 +199,27 @@ int main(int argc, char **argv)
 			printf("FAIL growth/trim_keeps_a_threshold: after 3 blocks of 1 MiB freed at the top (%zu trims so "
 			       "far), a 1 MiB malloc made %zu brk calls (want 0: the trim keeps one such block)\n",
 			       s0.trims, s1.brk_calls - s0.brk_calls);
+		/* big blocks of random sizes: the largest so far creeps upward. Under glibc's rule (the threshold just
+		 * past the freed block) each new largest got a fresh mapping and had every page faulted in again; from
+		 * 2 MiB up the threshold rises to a power of two, so after the first the creeping ones come from the
+		 * heap */
+		void *c0 = v_malloc(2200 << 10); /* mapped (the threshold is about 1 MiB), freed: the threshold rises */
+		memset(c0, 1, 2200 << 10);
+		free(c0);
+		os_stats(&s0);
+		for (size_t kib = 2300; kib < 4000; kib += 100) {
+			char *c = v_malloc(kib << 10);
+			memset(c, 6, kib << 10);
+			free(c);
+		}
+		os_stats(&s1);
+		if (s1.mmap_calls == s0.mmap_calls && os_heap_check() == 0)
+			printf("PASS growth/creeping_largest_block_not_mapped_afresh\n");
+		else
+			printf("FAIL growth/creeping_largest_block_not_mapped_afresh: after a freed mapped block of 2200 KiB, "
+			       "17 blocks of 2300 to 3900 KiB, each freed before the next, made %zu mmap calls (want 0: from "
+			       "2 MiB up the dynamic threshold rises to the next power of two)\n",
+			       s1.mmap_calls - s0.mmap_calls);
 		/* a heap that swings: the same 12 MiB taken and given back, again and again. Each trim handed pages back
 		 * that the next swing faulted in again; after a trim that the break's growth undid, the trim threshold
 		 * doubles, so the swing stays mapped: the last swings move the break no more */
