@@ -130,6 +130,32 @@ static void header_next_written_while_cached(void)
 	(void)v_malloc(4096);
 }
 
+/* the header's `prev` rewritten while the block is cached, to a value that passes the lock-free look (below the
+ * block, inside the heap, aligned): the caches do not read the block before (internal.h, medium_links_ok), but
+ * nothing follows the link until the block reaches the core, which reports it then (here: malloc_trim gives the
+ * cache back) */
+static void header_prev_written_while_cached(void)
+{
+	char *a = v_malloc(4096), *p = v_malloc(4096), *q = v_malloc(4096);
+	(void)q;
+	say_addr(p);
+	v_free(p);
+	((char **)p)[-2] = a - 16; /* prev: 16 bytes into the header of the block before */
+	malloc_trim(0);
+}
+
+/* the same for a block in use, then freed: free's medium path takes it into the cache, malloc_trim gives it to the
+ * core, which reports it */
+static void header_prev_written_then_freed(void)
+{
+	char *a = v_malloc(4096), *p = v_malloc(4096), *q = v_malloc(4096);
+	(void)q;
+	say_addr(p);
+	((char **)p)[-2] = a - 16;
+	v_free(p);
+	malloc_trim(0);
+}
+
 /* realloc's medium path (override.c, medium_realloc) reads the header without the lock: one the program overwrote
  * must still be reported, by the core, before anything moves */
 static void realloc_header_overwritten(void)
@@ -613,6 +639,8 @@ int main(void)
 	death("write_after_free_then_malloc", write_after_free_then_malloc, "malloc", "write after free");
 	death("header_next_written_while_cached", header_next_written_while_cached, "malloc", "corrupted header");
 	death("realloc_header_overwritten", realloc_header_overwritten, "realloc", "corrupted header");
+	death("header_prev_written_while_cached", header_prev_written_while_cached, "free", "corrupted header");
+	death("header_prev_written_then_freed", header_prev_written_then_freed, "free", "corrupted header");
 	every_size();
 	realloc_grows_through_cache();
 	realloc_old_block_to_heap_when_threaded();
