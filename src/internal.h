@@ -673,9 +673,10 @@ static inline bool medium_in_heap(const void *p)
  * What it does not read is the previous block's header (does prev->next point back?): that header is another
  * cache line, most often last written by another thread, and the load was a quarter of medium free's time and a
  * tenth of medium malloc's in threads-8 (0.143 -> 0.130 s in a 15-run A/B, 0.114 -> 0.112 s in an 11-run one an
- * hour later: what a miss on another core's line costs varies with the host). Nothing here follows `prev`: a block leaves
- * the caches only through the core (osm_user_block, heap_links_ok), which checks both neighbours before it uses
- * a link, so a prev link the program overwrote is reported there (`medium/header_prev_written_while_cached`). */
+ * hour later: what a miss on another core's line costs varies with the host). Nothing here follows `prev`: a
+ * block leaves the caches only through the core (osm_user_block, heap_links_ok), which checks both neighbours
+ * before it uses a link, so a prev link the program overwrote is reported there
+ * (`medium/header_prev_written_while_cached`). */
 #if defined(__SANITIZE_THREAD__)
 #define MEDIUM_NO_TSAN __attribute__((no_sanitize("thread"), noinline))
 #elif defined(__has_feature)
