@@ -6,6 +6,7 @@
  * heap that the os_* functions use, under its lock. Nothing is copied or zeroed under the lock. A bad pointer is
  * reported with the pointer and the name of the function it was given to, and aborts. */
 #define _GNU_SOURCE
+#include <emmintrin.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -264,6 +265,42 @@ static inline void *medium_realloc(void *p, size_t n)
 	return q;
 }
 
+/* realloc's copy of a block the core moved. From MOVE_STREAM bytes up, the destination is written with
+ * non-temporal stores: a moved block's new place is most often memory freed a while ago, not in any cache, and
+ * an ordinary store reads each destination line from memory before it overwrites it. Streaming stores skip that
+ * read, and leave the cache to what the program uses next (a buffer grown by realloc is written at its end).
+ * glibc streams only above its non-temporal threshold, which it puts at 288 MiB on this machine (it counts the
+ * host's cache as shared), so its copies never stream here. mixed-realloc: 1.329 -> 1.269 s (11 runs; from
+ * 128 KiB: 1.302, from 512 KiB: 1.275, from 1 MiB: no gain), python3 unchanged. Below MOVE_STREAM, or for the
+ * unaligned head and the tail, memcpy. Cost: one pass of 16-byte loads and streaming stores, and a fence so
+ * that the bytes are visible before the pointer is returned. The two blocks never overlap (the old one stays
+ * allocated until the copy is done). */
+#define MOVE_STREAM ((size_t)256 << 10)
+static void move_copy(void *dst, const void *src, size_t n)
+{
+	if (n < MOVE_STREAM) {
+		memcpy(dst, src, n);
+		return;
+	}
+	char *d = dst;
+	const char *s = src;
+	size_t head = (16 - ((uintptr_t)d & 15)) & 15; /* payloads are 16-byte aligned: 0 */
+	memcpy(d, s, head);
+	size_t i = head;
+	for (; i + 64 <= n; i += 64) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(s + i));
+		__m128i b = _mm_loadu_si128((const __m128i *)(s + i + 16));
+		__m128i c = _mm_loadu_si128((const __m128i *)(s + i + 32));
+		__m128i e = _mm_loadu_si128((const __m128i *)(s + i + 48));
+		_mm_stream_si128((__m128i *)(d + i), a);
+		_mm_stream_si128((__m128i *)(d + i + 16), b);
+		_mm_stream_si128((__m128i *)(d + i + 32), c);
+		_mm_stream_si128((__m128i *)(d + i + 48), e);
+	}
+	_mm_sfence();
+	memcpy(d + i, s + i, n - i);
+}
+
 EXPORT void *realloc(void *p, size_t n)
 {
 	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
@@ -321,7 +358,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (!nb)
 		return fail(ENOMEM);
 	if (old) {
-		memcpy(payload(nb), payload(old), len);
+		move_copy(payload(nb), payload(old), len);
 		osm_lock();
 		osm_set_op("realloc");
 		osm_realloc_finish(old);

@@ -478,6 +478,37 @@ static void t_realloc_grow_shrink(void)
 		}
 }
 
+/* realloc's move of a big block (override.c, move_copy): from 256 KiB up the copy streams (non-temporal stores in
+ * 64-byte steps, memcpy for the rest); every byte must arrive, whatever the length's remainder. The blocks come
+ * from the heap (a freed mapped block of 4 MiB first raises the default profile's threshold) or, in the classic
+ * profile, are mappings that realloc copies (no mremap there); a block after each one keeps it from growing in
+ * place. */
+static void t_realloc_big_move(void)
+{
+	void *m = v_malloc(4 * MiB);
+	EXPECT(m, "malloc(4 MiB)");
+	v_free(m);
+	static const size_t ns[] = { 256 * KiB - 16, 256 * KiB, 256 * KiB + 13, 300 * KiB + 72, MiB + 40 + 7 };
+	size_t moved = 0;
+	for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+		size_t n = ns[i];
+		char *a = v_malloc(n);
+		EXPECT(a, "malloc(%zu)", n);
+		fill(a, 0, n, (unsigned)i);
+		void *guard = v_malloc(64 * KiB);
+		EXPECT(guard, "malloc(64 KiB)");
+		char *b = v_realloc(a, n + n / 2 + 4096);
+		EXPECT(b, "realloc(%zu -> %zu)", n, n + n / 2 + 4096);
+		moved += b != a;
+		size_t bad = verify(b, n, (unsigned)i);
+		EXPECT(bad == n, "realloc of %zu bytes moved to %p: byte %zu lost", n, (void *)b, bad);
+		v_free(guard);
+		v_free(b);
+	}
+	EXPECT(moved >= 3, "only %zu of 5 big reallocs moved their block (the test needs moves)", moved);
+	EXPECT(os_heap_check() == 0, "heap check after the big moves");
+}
+
 static void t_reallocarray(void)
 {
 	unsigned char *p = v_reallocarray(NULL, 10, 10);
@@ -1046,6 +1077,7 @@ static const struct {
 	{ "usable_size", t_usable_size },
 	{ "calloc_zeroes_reused", t_calloc_zero },
 	{ "realloc_grow_shrink", t_realloc_grow_shrink },
+	{ "realloc_big_move_keeps_bytes", t_realloc_big_move },
 	{ "reallocarray", t_reallocarray },
 	{ "overflow_enomem", t_overflow },
 	{ "free_keeps_errno", t_free_errno },
