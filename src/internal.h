@@ -319,10 +319,10 @@ HIDDEN struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, s
 HIDDEN void osm_realloc_finish(struct block_meta *old);
 /* Under the lock, for the layers above: the API call being served (the name the core's reports give), and the
  * bytes a request asked for (os_stats' bytes_requested). */
-/* The mapping cache on or off (options.c; strict mode turns it off: a freed large block must be unmapped). */
-HIDDEN void osm_policy_keep_mappings(bool on);
 HIDDEN void osm_set_op(const char *op);
 HIDDEN void osm_note_request(size_t n);
+/* The mapping cache on or off (options.c; strict mode turns it off: a freed large block must be unmapped). */
+HIDDEN void osm_policy_keep_mappings(bool on);
 /* The header of a pointer handed to free/realloc, checked in O(1) before anything changes; aborts with a report
  * on a pointer osmem never returned, and on a double free unless allow_free (realloc's rule 3). */
 HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);
@@ -749,10 +749,6 @@ static inline void *osm_front_medium_malloc(size_t n)
 	return q;
 }
 
-/* free's fast path for a pointer the front does not own: true when the medium cache took it. A pointer it does
- * not recognise (outside the heap, not an allocated block of a medium size, a header that fails) goes the core's
- * way, which reports it; a block that carries the freed mark is a double free. Cost: about 25 instructions, no
- * lock, no atomic read-modify-write, no system call. */
 /* p's block when it is an allocated heap block of a cached size whose header and links hold, read without the
  * lock; else NULL (the core's way decides, and reports what is wrong). free's and realloc's fast paths. */
 static inline struct block_meta *medium_block(void *p)
@@ -766,6 +762,10 @@ static inline struct block_meta *medium_block(void *p)
 	return b;
 }
 
+/* free's fast path for a pointer the front does not own: true when the medium cache took it. A pointer it does
+ * not recognise (outside the heap, not an allocated block of a medium size, a header that fails) goes the core's
+ * way, which reports it; a block that carries the freed mark is a double free. Cost: about 25 instructions, no
+ * lock, no atomic read-modify-write, no system call. */
 static inline bool osm_front_medium_free(void *p, const char *api)
 {
 	struct block_meta *b = medium_block(p);

@@ -182,10 +182,6 @@ static void stats_at_exit(void)
 // Start and end of the process
 // ------------------------------------------------------------------
 
-/* After every destructor and exit handler: a library finalised after osmem (its destructor frees) still
- * counts in the statistics and still reaches the trace. */
-static void stats_at_exit(void);
-
 /* The trace's end: sealed under the heap lock, written after it. exit() from a signal handler that interrupted
  * the allocator: this thread holds the lock already. */
 static void trace_at_exit(void)
@@ -201,6 +197,8 @@ static void trace_at_exit(void)
 	osm_trace_drain_at_exit();
 }
 
+/* After every destructor and exit handler: a library finalised after osmem (its destructor frees) still
+ * counts in the statistics and still reaches the trace. */
 static void at_last_exit(void *arg)
 {
 	(void)arg;

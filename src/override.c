@@ -284,7 +284,7 @@ static void move_copy(void *dst, const void *src, size_t n)
 	}
 	char *d = dst;
 	const char *s = src;
-	size_t head = (16 - ((uintptr_t)d & 15)) & 15; /* payloads are 16-byte aligned: 0 */
+	size_t head = (16 - ((uintptr_t)d & 15)) & 15; /* 0 for the default profile's 16-byte payloads */
 	memcpy(d, s, head);
 	size_t i = head;
 	for (; i + 64 <= n; i += 64) {
