@@ -106,7 +106,8 @@ _Static_assert(sizeof(struct front_seg) <= FRONT_PAGE_SIZE, "a segment's descrip
 // ------------------------------------------------------------------
 
 /* A page with no slots, and a heap whose every class points at it: the fast paths of a thread that has no heap
- * yet fall into the slow path at once, and never write here. */
+ * yet fall into the slow path at once, and never write here. The empty heap has no stacks below it (struct
+ * front_heap_mem): its counts are 0, so nothing reads them. */
 static struct front_page empty_page = { .state = PG_CUR };
 static struct front_heap empty_heap = {
 #define E4 &empty_page, &empty_page, &empty_page, &empty_page
@@ -429,7 +430,7 @@ void osm_front_check_heads(void)
 	for (size_t cls = 0; cls < FRONT_CLASSES; cls++) {
 		if (!h->tc_n[cls])
 			continue;
-		void **t = h->tc[cls][h->tc_n[cls] - 1];
+		void **t = stacks_of(h)->tc[cls][h->tc_n[cls] - 1];
 		if ((uintptr_t)t[0] != front_tmark(t) || (uintptr_t)t[1] != front_mark(t))
 			osm_front_corrupt(t);
 	}
@@ -605,26 +606,31 @@ static void global_init(void)
 	global_state = G_ON;
 }
 
-/* Heaps live in 64 KiB chunks of their own and are reused after their thread exits. */
+/* Heaps live in 64 KiB chunks of their own (three to a chunk, each below its stacks: struct front_heap_mem) and
+ * are reused after their thread exits. A chunk's heaps are handed out in turn, not all linked at once: linking
+ * them wrote a page of each, 8 KiB of RSS in a program that has one thread. */
 static struct front_heap *heap_alloc(void)
 {
-	if (!spare_heaps) {
-		size_t chunk = 64 * 1024, n = chunk / sizeof(struct front_heap);
-		core_lock();
-		struct front_heap *hs = osm_os_map(chunk);
-		core_unlock();
-		if (!hs)
-			return NULL;
-		for (size_t i = 0; i < n; i++) {
-			hs[i].next = spare_heaps;
-			spare_heaps = &hs[i];
-		}
-	}
+	static struct front_heap_mem *chunk_next, *chunk_end; /* heaps of the last chunk not handed out yet */
 	struct front_heap *h = spare_heaps;
-	spare_heaps = h->next;
+	if (h) {
+		spare_heaps = h->next;
+	} else {
+		if (chunk_next == chunk_end) {
+			size_t chunk = 64 * 1024;
+			core_lock();
+			struct front_heap_mem *hs = osm_os_map(chunk);
+			core_unlock();
+			if (!hs)
+				return NULL;
+			chunk_next = hs;
+			chunk_end = hs + chunk / sizeof *hs;
+		}
+		h = &chunk_next++->heap;
+	}
 	/* the stacks (mc, mc_size, tc) need no zeros, their counts say what is in them: left untouched, their pages
 	 * are not faulted in until used (16 KiB a thread) */
-	memset(h, 0, offsetof(struct front_heap, mc));
+	memset(h, 0, sizeof *h);
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		h->cur[c] = &empty_page;
 	}
@@ -924,7 +930,7 @@ static void free_local_slow(struct front_heap *h, struct front_page *pg)
 static void tc_release(struct front_heap *h, size_t cls, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
-		void **s = h->tc[cls][i];
+		void **s = stacks_of(h)->tc[cls][i];
 		if ((uintptr_t)s[0] != front_tmark(s) || (uintptr_t)s[1] != front_mark(s))
 			osm_front_corrupt(s);
 		struct front_page *pg = front_page_of(s);
@@ -951,8 +957,8 @@ void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 {
 	size_t k = h->tc_n[cls], keep = osm_front_tc_max[cls] / 2;
 	tc_release(h, cls, k - keep);
-	memmove(&h->tc[cls][0], &h->tc[cls][k - keep], keep * sizeof h->tc[cls][0]);
-	h->tc[cls][keep] = s;
+	memmove(&stacks_of(h)->tc[cls][0], &stacks_of(h)->tc[cls][k - keep], keep * sizeof stacks_of(h)->tc[cls][0]);
+	stacks_of(h)->tc[cls][keep] = s;
 	h->tc_n[cls] = (uint16_t)(keep + 1);
 }
 
@@ -1111,8 +1117,8 @@ static void medium_to_core(struct block_meta *b)
 static void medium_drop_oldest(struct front_heap *h, size_t c, size_t k)
 {
 	size_t left = h->mc_count[c] - k;
-	memmove(h->mc[c], h->mc[c] + k, left * sizeof h->mc[c][0]);
-	memmove(h->mc_size[c], h->mc_size[c] + k, left * sizeof h->mc_size[c][0]);
+	memmove(stacks_of(h)->mc[c], stacks_of(h)->mc[c] + k, left * sizeof stacks_of(h)->mc[c][0]);
+	memmove(stacks_of(h)->mc_size[c], stacks_of(h)->mc_size[c] + k, left * sizeof stacks_of(h)->mc_size[c][0]);
 	h->mc_count[c] = (uint8_t)left;
 }
 
@@ -1120,9 +1126,9 @@ static void medium_drop_oldest(struct front_heap *h, size_t c, size_t k)
 static void medium_give_back(struct front_heap *h, size_t c, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
-		h->mc_bytes -= h->mc[c][i]->size;
+		h->mc_bytes -= stacks_of(h)->mc[c][i]->size;
 		h->mc_flushed++;
-		medium_to_core(h->mc[c][i]);
+		medium_to_core(stacks_of(h)->mc[c][i]);
 	}
 	medium_drop_oldest(h, c, k);
 }
@@ -1145,7 +1151,7 @@ static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
 {
 	size_t m = 0, xn = xfer[c].n;
 	for (; m < k && xn < XFER_DEPTH; m++) {
-		struct block_meta *b = h->mc[c][m];
+		struct block_meta *b = stacks_of(h)->mc[c][m];
 		void **q = payload(b);
 		if (q[1] != (void *)front_mark(q))
 			osm_front_medium_bad(q, "free", "write after free");
@@ -1190,13 +1196,13 @@ static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
 	xfer[c].size[fit] = xfer[c].size[xn];
 	for (; taken < want && xn && h->mc_bytes + xfer[c].size[xn - 1] + top_size <= h->mc_budget; taken++) {
 		xn--;
-		h->mc[c][h->mc_count[c]] = xfer[c].b[xn];
-		h->mc_size[c][h->mc_count[c]++] = xfer[c].size[xn];
+		stacks_of(h)->mc[c][h->mc_count[c]] = xfer[c].b[xn];
+		stacks_of(h)->mc_size[c][h->mc_count[c]++] = xfer[c].size[xn];
 		h->mc_bytes += xfer[c].size[xn];
 		xfer_bytes -= xfer[c].size[xn];
 	}
-	h->mc[c][h->mc_count[c]] = top;
-	h->mc_size[c][h->mc_count[c]++] = top_size;
+	stacks_of(h)->mc[c][h->mc_count[c]] = top;
+	stacks_of(h)->mc_size[c][h->mc_count[c]++] = top_size;
 	h->mc_bytes += top_size;
 	xfer_bytes -= top_size;
 	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);
@@ -1296,15 +1302,15 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
 {
 	size_t k = h->mc_count[c], i = k, best = SIZE_MAX;
 	for (size_t j = k; j-- > 0;) /* the smallest that fits: large blocks stay for large requests */
-		if (h->mc_size[c][j] >= n && h->mc_size[c][j] < best)
-			best = h->mc_size[c][i = j];
+		if (stacks_of(h)->mc_size[c][j] >= n && stacks_of(h)->mc_size[c][j] < best)
+			best = stacks_of(h)->mc_size[c][i = j];
 	if (i < k) {
-		struct block_meta *b = h->mc[c][i];
-		uint32_t sz = h->mc_size[c][i];
-		h->mc[c][i] = h->mc[c][k - 1];
-		h->mc_size[c][i] = h->mc_size[c][k - 1];
-		h->mc[c][k - 1] = b;
-		h->mc_size[c][k - 1] = sz;
+		struct block_meta *b = stacks_of(h)->mc[c][i];
+		uint32_t sz = stacks_of(h)->mc_size[c][i];
+		stacks_of(h)->mc[c][i] = stacks_of(h)->mc[c][k - 1];
+		stacks_of(h)->mc_size[c][i] = stacks_of(h)->mc_size[c][k - 1];
+		stacks_of(h)->mc[c][k - 1] = b;
+		stacks_of(h)->mc_size[c][k - 1] = sz;
 		return osm_front_medium_malloc(n); /* now a hit at the top */
 	}
 	return osm_front_medium_refill(c, n);
@@ -1341,8 +1347,8 @@ void *osm_front_medium_refill(size_t c, size_t n)
 		}
 		void **q = payload(b);
 		q[1] = (void *)front_mark(q);
-		h->mc_size[bc][h->mc_count[bc]] = (uint32_t)b->size;
-		h->mc[bc][h->mc_count[bc]++] = b;
+		stacks_of(h)->mc_size[bc][h->mc_count[bc]] = (uint32_t)b->size;
+		stacks_of(h)->mc[bc][h->mc_count[bc]++] = b;
 		h->mc_bytes += b->size;
 		h->mc_extra++;
 	}
@@ -1388,8 +1394,8 @@ bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
 		errno = saved;
 	}
 	q[1] = (void *)front_mark(q);
-	h->mc_size[c][h->mc_count[c]] = (uint32_t)b->size;
-	h->mc[c][h->mc_count[c]++] = b;
+	stacks_of(h)->mc_size[c][h->mc_count[c]] = (uint32_t)b->size;
+	stacks_of(h)->mc[c][h->mc_count[c]++] = b;
 	h->mc_bytes += b->size;
 	h->mc_frees++;
 	return true;
