@@ -129,7 +129,7 @@ static __thread bool tl_hold __attribute__((tls_model("initial-exec")));
 enum { REQ_NONE, REQ_MEMALIGN, REQ_REALLOC };
 static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribute__((tls_model("initial-exec")));
 
-HIDDEN uint64_t osm_front_segmap[((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64];
+HIDDEN uint64_t osm_front_segmap[((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64] LARGE_BSS;
 /* (n + 15) / 16 -> the smallest class that holds n (generated from class_size; checked at start-up) */
 const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1] = {
 	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
@@ -1142,7 +1142,7 @@ static void medium_give_back(struct front_heap *h, size_t c, size_t k)
  * to the core, as in a thread's cache; os_stats counts them in front_cached_*. */
 #define XFER_DEPTH  32
 #define XFER_BUDGET ((size_t)4 << 20)
-static struct { struct block_meta *b[XFER_DEPTH]; uint32_t size[XFER_DEPTH]; size_t n; } xfer[MEDIUM_CLASSES];
+static struct { struct block_meta *b[XFER_DEPTH]; uint32_t size[XFER_DEPTH]; size_t n; } xfer[MEDIUM_CLASSES] LARGE_BSS;
 static size_t xfer_bytes, xfer_blocks, xfer_flushed; /* front lock; xfer_flushed: blocks it gave to the core */
 
 /* The k oldest blocks of h's bin c go to the transfer cache, as many as it takes. Front lock held. Returns how

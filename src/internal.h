@@ -13,6 +13,12 @@
 #include "block_meta.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
+/* Big zero-initialised tables (the segment map, the first slot chunk, the mapping set, strict mode's and the
+ * trace's buffers: 30 MiB of address space, a few pages of it ever written) go to .lbss, which the linker
+ * places after .bss: the small globals then share a few pages instead of sitting in the pages between the big
+ * tables, each on a partly used page of its own. pairs: 9 -> 6 pages of the library's data and .bss resident
+ * (with the empty heap's 16 KiB, front.c), 36 KiB less in all (smaps at exit). */
+#define LARGE_BSS __attribute__((section(".lbss")))
 
 // ------------------------------------------------------------------
 // Policy constants (SPEC.md Part 1)

@@ -21,7 +21,7 @@ struct mentry {
 };
 
 #define MAPSET_BITS0 16
-static struct mentry table0[(size_t)1 << MAPSET_BITS0];
+static struct mentry table0[(size_t)1 << MAPSET_BITS0] LARGE_BSS;
 
 static struct {
 	struct mentry *t;

@@ -31,7 +31,7 @@ struct chunk {
 #define STATIC_CAP ((size_t)1 << 16)
 #define MAPPED_SIZE ((size_t)1 << 18)
 
-static char static_data[2][STATIC_CAP];
+static char static_data[2][STATIC_CAP] LARGE_BSS;
 static struct chunk static_chunk[2];
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER, io_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -49,7 +49,7 @@ static struct {
 	long owner;                         /* the pid that owns `path` (OSMEM_TRACE_PID), or 0: not named */
 	long started;                       /* the pid that started this trace (a forked child's is its parent's) */
 	char path[4096], header[64];
-} tr;
+} tr LARGE_BSS; /* path[] makes it 4 KiB: with the big tables (internal.h) */
 
 /* Work for the writer: a sealed chunk, or the file still to open. Read without a lock after each unlock. */
 static int io_pending;

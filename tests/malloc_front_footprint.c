@@ -5,15 +5,21 @@
  * Small programs are where osmem's peak RSS is furthest above glibc's (docs/TRADEOFFS.md), so a regression here
  * shows in every one of them. It happened once: the empty heap (front.c), one initialised struct, carried the
  * 18 KiB stacks of a thread's caches, and the library's writable segment was 24 KiB resident instead of 8.
- * Checked (data_segment_small): the library's file-backed writable mapping (.data, .got: what the loader maps from
- * the file and relocates) is at most 12 KiB. Big zero-initialised objects belong in .bss, whose pages cost
- * nothing until written; big initialised ones must not exist.
+ * The same for .bss: the big tables (the segment map, 4 MiB; the first slot chunk, 24 MiB) once sat between the
+ * small globals, so a program touched a page on each side of every table: 9 pages of data and .bss in all.
+ * Checked:
+ *   - data_segment_small: the library's file-backed writable mapping (.data, .got: what the loader maps from
+ *     the file and relocates) is at most 12 KiB. Big initialised objects must not exist;
+ *   - bss_small: the library's .bss section (read from its ELF file) is at most 16 KiB: the big tables are in
+ *     .lbss (LARGE_BSS, internal.h), which the linker places after it, so the small globals share a few pages.
  * Prints `PASS front/footprint/...` or `FAIL ...: why`. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <elf.h>
 
 #include "osmem.h"
 
@@ -59,7 +65,7 @@ static void each_mapping(void (*fn)(uintptr_t, uintptr_t, const char *, const ch
 	fclose(f);
 }
 
-struct data_seg { long kb; size_t bytes; bool found; };
+struct data_seg { long kb; size_t bytes; bool found; char path[256]; };
 
 static void find_data(uintptr_t lo, uintptr_t hi, const char *perms, const char *path, long kb, void *arg)
 {
@@ -68,16 +74,44 @@ static void find_data(uintptr_t lo, uintptr_t hi, const char *perms, const char 
 	if (strstr(path, "libosmem-malloc.so") && !strcmp(perms, "rw-p")) {
 		d->bytes += hi - lo;
 		d->found = true;
+		snprintf(d->path, sizeof d->path, "%s", path);
 	}
+}
+
+/* The size of the section called `name` in the ELF file at path, or -1. */
+static long section_size(const char *path, const char *name)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	long size = -1;
+	Elf64_Ehdr eh;
+	if (fread(&eh, sizeof eh, 1, f) == 1 && eh.e_shentsize == sizeof(Elf64_Shdr) && eh.e_shstrndx < eh.e_shnum) {
+		Elf64_Shdr *sh = calloc(eh.e_shnum, sizeof *sh);
+		if (sh && !fseek(f, (long)eh.e_shoff, SEEK_SET) && fread(sh, sizeof *sh, eh.e_shnum, f) == eh.e_shnum) {
+			char *names = malloc(sh[eh.e_shstrndx].sh_size + 1);
+			if (names && !fseek(f, (long)sh[eh.e_shstrndx].sh_offset, SEEK_SET) &&
+			    fread(names, 1, sh[eh.e_shstrndx].sh_size, f) == sh[eh.e_shstrndx].sh_size) {
+				names[sh[eh.e_shstrndx].sh_size] = 0;
+				for (unsigned i = 0; i < eh.e_shnum; i++)
+					if (sh[i].sh_name < sh[eh.e_shstrndx].sh_size && !strcmp(names + sh[i].sh_name, name))
+						size = (long)sh[i].sh_size;
+			}
+			free(names);
+		}
+		free(sh);
+	}
+	fclose(f);
+	return size;
 }
 
 int main(void)
 {
-	char why[256];
+	char why[512];
 	struct os_stats st;
 	os_stats(&st); /* osmem's: the test links the library (and so it stays linked under --as-needed) */
 
-	struct data_seg d = { 0, 0, false };
+	struct data_seg d = { 0, 0, false, "" };
 	each_mapping(find_data, &d);
 	if (!d.found)
 		result("data_segment_small", "no rw-p mapping of libosmem-malloc.so in /proc/self/smaps");
@@ -88,6 +122,18 @@ int main(void)
 		result("data_segment_small", why);
 	} else {
 		result("data_segment_small", NULL);
+	}
+
+	long bss = d.found ? section_size(d.path, ".bss") : -1;
+	if (bss < 0) {
+		snprintf(why, sizeof why, "no .bss section read from %s", d.found ? d.path : "(library not found)");
+		result("bss_small", why);
+	} else if (bss > 16 * 1024) {
+		snprintf(why, sizeof why, "the library's .bss is %ld KiB (at most 16): a big table outside .lbss "
+			 "(mark it LARGE_BSS; nm -S --size-sort -t d on the library lists them)", bss / 1024);
+		result("bss_small", why);
+	} else {
+		result("bss_small", NULL);
 	}
 
 	return failures != 0;
