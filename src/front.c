@@ -632,7 +632,7 @@ static struct front_heap *heap_alloc(void)
 		h = &chunk_next++->heap;
 	}
 	/* the stacks (mc, mc_size, tc) need no zeros, their counts say what is in them: left untouched, their pages
-	 * are not faulted in until used (16 KiB a thread) */
+	 * are not faulted in until used (18 KiB a thread) */
 	memset(h, 0, sizeof *h);
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		h->cur[c] = &empty_page;
