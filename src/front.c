@@ -12,7 +12,7 @@
  * and small programs (larson, prodcon) grew by 8-15%.
  * A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments aligned to 4 MiB whose first page
  * holds the metadata of all 64 pages, so free(p) finds its page with a mask and a shift, and a bit per segment in
- * .bss (osm_front_segmap, 4 MiB of address space per bit, touched only where segments are) says whether p is ours
+ * .lbss (osm_front_segmap, 4 MiB of address space per bit, touched only where segments are) says whether p is ours
  * at all: no system call, no lock.
  *
  * Who touches what.

@@ -84,7 +84,8 @@ static void count_in_use(void)
 // Slots: the side storage of free blocks (internal.h)
 // ------------------------------------------------------------------
 
-static struct fslot slots0[SLOT_CHUNK] LARGE_BSS; /* .bss: mapped by the loader, pages touched as slots are first used */
+/* .lbss: mapped by the loader, pages touched as slots are first used */
+static struct fslot slots0[SLOT_CHUNK] LARGE_BSS;
 HIDDEN struct fslot *osm_slot_chunk[SLOT_CHUNKS] = { slots0 };
 
 void osm_set_slot_limit(uint32_t n)

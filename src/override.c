@@ -613,7 +613,7 @@ struct info {
 /* The front's free slots per size class, from the page descriptors of every segment (osm_front_segmap). Under
  * the heap lock: a segment is mapped and unmapped under it and leaves the map before it is unmapped, so a
  * segment found in the map stays readable until the lock is let go. The counts of pages other threads own
- * are a snapshot. Cost: one pass over the map (4 MiB of .bss, mostly never-written zero pages) and 63
+ * are a snapshot. Cost: one pass over the map (4 MiB of .lbss, mostly never-written zero pages) and 63
  * descriptors per segment. */
 static void info_front(struct info *in)
 {

@@ -168,7 +168,7 @@ char *osm_zero_zone;        /* ZERO_SLOTS * ZERO_STEP bytes that fault on any ac
 static bool zone_failed;
 static size_t zone_cursor;  /* next fit: a freed address is reused only after a whole round */
 static size_t zone_count;   /* live addresses: a full reservation is known at once, not by a scan */
-static uint64_t zone_live[ZERO_SLOTS / 64] LARGE_BSS, zone_used[ZERO_SLOTS / 64] LARGE_BSS; /* .bss */
+static uint64_t zone_live[ZERO_SLOTS / 64] LARGE_BSS, zone_used[ZERO_SLOTS / 64] LARGE_BSS;
 
 /* A unique address, or NULL when the reservation cannot be had or is full (the caller serves a block instead).
  * Under the heap lock. Next fit, 64 addresses per word looked at: a word or two in the common case, at most the

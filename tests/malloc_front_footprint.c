@@ -36,46 +36,30 @@ static void result(const char *name, const char *why)
 	fflush(stdout);
 }
 
-/* Calls fn(start, end, perms, path, rss_kb) for each mapping in /proc/self/smaps. */
-static void each_mapping(void (*fn)(uintptr_t, uintptr_t, const char *, const char *, long, void *), void *arg)
+struct data_seg { size_t bytes; bool found; char path[256]; };
+
+/* The library's file-backed writable mappings (rw-p, named by its path) in /proc/self/maps: their bytes, and
+ * the library's path. */
+static void find_data(struct data_seg *d)
 {
-	FILE *f = fopen("/proc/self/smaps", "r");
+	FILE *f = fopen("/proc/self/maps", "r");
 	if (!f)
 		return;
-	char line[512], perms[8] = "", path[256] = "";
-	uintptr_t lo = 0, hi = 0;
-	bool open_map = false;
+	char line[512];
 	while (fgets(line, sizeof line, f)) {
-		unsigned long a, b;
-		long kb;
-		char p[8];
+		unsigned long lo, hi;
+		char perms[8];
 		int off = 0;
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &a, &b, p, &off) == 3 && off > 0) {
-			lo = a;
-			hi = b;
-			strcpy(perms, p);
-			snprintf(path, sizeof path, "%s", line + off);
-			path[strcspn(path, "\n")] = 0;
-			open_map = true;
-		} else if (open_map && sscanf(line, "Rss: %ld kB", &kb) == 1) {
-			fn(lo, hi, perms, path, kb, arg);
-			open_map = false;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &off) != 3 || off == 0)
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		if (strstr(line + off, "libosmem-malloc.so") && !strcmp(perms, "rw-p")) {
+			d->bytes += hi - lo;
+			d->found = true;
+			snprintf(d->path, sizeof d->path, "%s", line + off);
 		}
 	}
 	fclose(f);
-}
-
-struct data_seg { long kb; size_t bytes; bool found; char path[256]; };
-
-static void find_data(uintptr_t lo, uintptr_t hi, const char *perms, const char *path, long kb, void *arg)
-{
-	struct data_seg *d = arg;
-	(void)kb;
-	if (strstr(path, "libosmem-malloc.so") && !strcmp(perms, "rw-p")) {
-		d->bytes += hi - lo;
-		d->found = true;
-		snprintf(d->path, sizeof d->path, "%s", path);
-	}
 }
 
 /* The size of the section called `name` in the ELF file at path, or -1. */
@@ -111,10 +95,10 @@ int main(void)
 	struct os_stats st;
 	os_stats(&st); /* osmem's: the test links the library (and so it stays linked under --as-needed) */
 
-	struct data_seg d = { 0, 0, false, "" };
-	each_mapping(find_data, &d);
+	struct data_seg d = { 0, false, "" };
+	find_data(&d);
 	if (!d.found)
-		result("data_segment_small", "no rw-p mapping of libosmem-malloc.so in /proc/self/smaps");
+		result("data_segment_small", "no rw-p mapping of libosmem-malloc.so in /proc/self/maps");
 	else if (d.bytes > 12 * 1024) {
 		snprintf(why, sizeof why, "the library maps %zu KiB of initialised writable data from its file (at most 12): "
 			 "a large initialised object in .data (nm -S --size-sort -t d libosmem-malloc.so | grep ' [dD] ')",
