@@ -446,17 +446,23 @@ static bool trim_top(size_t keep)
 	return true;
 }
 
-static bool discard_free_pages(struct block_meta *b, void *released)
+/* The whole pages of free block b past its first `keep` payload bytes go back to the kernel. The header stays; the
+ * kernel may drop the pages after it (the index lives in side storage). */
+static void discard_past(struct block_meta *b, size_t keep, bool *released)
 {
-	/* keep the header; the kernel may drop the whole pages after it (the index lives in side storage) */
-	uintptr_t from = round_up((uintptr_t)payload(b), page_size());
+	uintptr_t from = round_up((uintptr_t)payload(b) + keep, page_size());
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
 	if (to > from) {
 		osm_os_discard((void *)from, to - from);
 		if (TRACING)
 			osm_trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
-		*(bool *)released = true;
+		*released = true;
 	}
+}
+
+static bool discard_free_pages(struct block_meta *b, void *released)
+{
+	discard_past(b, 0, released);
 	return true;
 }
 
@@ -557,8 +563,6 @@ void coalesce_blocks(void)
 		merge_run(slot_block(osm_heap.pending));
 }
 
-static bool discard_free_pages(struct block_meta *b, void *released);
-
 // ------------------------------------------------------------------
 // Decay: big free blocks that stay idle go back (threaded processes, default profile)
 // ------------------------------------------------------------------
@@ -593,14 +597,7 @@ static bool decay_visit(struct block_meta *b, void *arg)
 {
 	uint64_t *w = (uint64_t *)payload(b);
 	if (*w == decay_tag(b, decay_pass - 1)) { /* free at the last pass, and untouched since: all but its front */
-		uintptr_t from = round_up((uintptr_t)payload(b) + DECAY_KEEP, page_size());
-		uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
-		if (to > from) {
-			osm_os_discard((void *)from, to - from);
-			if (TRACING)
-				osm_trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
-			*(bool *)arg = true;
-		}
+		discard_past(b, DECAY_KEEP, arg);
 		*w = decay_tag(b, 0);
 	} else if (*w != decay_tag(b, 0)) {
 		*w = decay_tag(b, decay_pass);
