@@ -64,8 +64,8 @@ static int idle_case(void)
 		core_free_path();
 	}
 	os_stats(&s1);
-	/* the freed range: only the bytes, never followed. The front: the header's page and the next MiB; the back:
-	 * from the second page past that to the end (the block's end may share a page with the next header) */
+	/* the freed range: only the bytes, never followed. The front: the payload's first MiB (its whole pages); the
+	 * back: from the second page past that to the end (the block's end may share a page with the next header) */
 	size_t front = resident_pages(hole, keep), back = resident_pages(hole + keep + page, big - keep - page);
 	v_free(above);
 	int ok = s1.madvise_calls > s0.madvise_calls && before != (size_t)-1 && before >= 700 && back <= 1 &&
