@@ -871,6 +871,25 @@ static struct block_meta *heap_alloc(size_t s)
 	return b ? take_block(b, s) : NULL;
 }
 
+/* A free heap block of at least s bytes, taken without growing the heap; NULL when none fits. The default profile
+ * asks it first for a request at or above the mmap threshold, as glibc does (its bins and top before sysmalloc
+ * maps): pages the heap already holds cost nothing to hand out, where a fresh mapping costs two system calls and
+ * a page fault per page (about 1.35 us each here, more on a busy host). node: a Buffer 1000 bytes larger than the
+ * last, each past the threshold the last one's free raised, was mapped afresh every time: 48,000 faults against
+ * glibc's 42,000; 40,800 with this. Cost: one best-fit search (O(log n)) before the mapping. Aligned requests
+ * (osm_memalign) still map: carving an aligned block from a hole leaves a gap in front of it. */
+static struct block_meta *heap_fit(size_t s)
+{
+	coalesce_blocks();
+	struct block_meta *b = pick_best_block(s);
+	if (!b)
+		return NULL;
+	if (TRACING)
+		osm_trace_event("  fit %p %z", b, b->size);
+	free_detach(b);
+	return take_block(b, s);
+}
+
 /* A heap allocation, or in the default profile its own mapping when the break cannot grow (another mapping sits
  * above it, or the kernel refuses): a program keeps running where glibc's would (glibc's sysmalloc falls back to
  * mmap the same way). The classic profile keeps SPEC.md's rule: NULL and ENOMEM. */
@@ -907,7 +926,13 @@ static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 	size_t s = align_up(n);
 	if (mapcache_n)
 		mapcache_expire();
-	return s + META_SIZE < threshold ? heap_or_map(s) : map_big(0, s, kept);
+	if (s + META_SIZE < threshold)
+		return heap_or_map(s);
+	/* glibc's order under the dynamic threshold (heap_fit); threshold 0 is strict mode's demand for a mapping, and
+	 * a threshold the program set (mallopt) keeps its blocks mapped, as the program most likely asked for */
+	bool fit = threshold && !osm_heap.classic && !osm_heap.policy.fixed_threshold && osm_heap.head;
+	struct block_meta *b = fit ? heap_fit(s) : NULL;
+	return b ? b : map_big(0, s, kept);
 }
 
 struct block_meta *osm_malloc(size_t n, size_t threshold)
