@@ -6,7 +6,8 @@ under tools/osmem-run --classic too), and the outputs (stdout and exit status) m
 
 Programs: python3 (a 4-thread churn script and CPython's own regression tests), sqlite3, gcc (cc1, as and ld
 run under osmem too: LD_PRELOAD goes to the children), git, perl, lua5.4, sort and gzip on a 50 MB file, and a
-redis-server of our own on a free loopback port (redis-benchmark plus a 20k-key round trip).
+redis-server of our own on a free loopback port (redis-benchmark plus a 20k-key round trip), and node (V8's
+buffers across the mmap threshold, zlib, Maps, worker threads handing buffers to the main thread).
 
 Missing Debian packages (tests/programs/packages.txt) are installed first when we are root. Prints
 'PASS prog/NAME' or 'FAIL prog/NAME: why' per check and ends with 'N passed, N failed'; exits 1 on a failure.
@@ -372,6 +373,13 @@ def check_perl_lua(R, work):
     run_compare(R, "lua5.4", ["lua5.4", os.path.join(PROGS, "workload.lua")], 120, classic=True, cwd=work)
 
 
+def check_node(R, work):
+    res = run_compare(R, "node", ["node", os.path.join(PROGS, "workload.js")], 240, classic=True, cwd=work)
+    lines = res["glibc"].out.decode(errors="replace").splitlines()
+    if len(lines) != 5 or not lines[0].startswith("buffers ") or not all(l.startswith("worker ") for l in lines[2:]):
+        report("node-baseline", False, "unexpected glibc output:\n" + tail(res["glibc"].out))
+
+
 def check_gcc(R, work):
     sys.path.insert(0, PROGS)
     sys.dont_write_bytecode = True           # no __pycache__ in the source tree
@@ -681,7 +689,7 @@ def check_redis(R, work):
 
 CHECKS = [("preload", None), ("python3-churn", check_python_churn), ("python3-regrtest", check_python_regrtest),
           ("sqlite3", check_sqlite), ("gcc", check_gcc), ("git", check_git), ("perl-lua", check_perl_lua),
-          ("sort-gzip", check_sort_gzip), ("redis", check_redis)]
+          ("sort-gzip", check_sort_gzip), ("redis", check_redis), ("node", check_node)]
 
 
 def main():
