@@ -225,6 +225,42 @@ int main(int argc, char **argv)
 		printf("FAIL growth/%s: 100 growing reallocs of the last block made %zu brk calls (want %s)\n", name,
 		       calls, classic ? "one each, exact growth" : "at most 5");
 	if (!classic) {
+		/* a block right below the free top, grown past what the two hold (below the mmap threshold): rule 8 takes
+		 * the top, and the break grows under the block, as glibc's realloc grows a chunk into its top. Moved
+		 * instead (rule 9), it was copied into fresh pages at the new top: sqlite3's sorter doubles its buffers so,
+		 * up to 8 MiB. The layout: a filler takes all of a free top but 100000 bytes, the block the front of those */
+		char *y = v_malloc(B + 1000); /* a free top of at least that */
+		v_free(y);
+		size_t t = tu_free_top_size(), nf = 0;
+		char *filler[16];
+		for (size_t left = t; left > 100000 + 32 && nf < 16; nf++) { /* heap blocks (below the threshold) */
+			size_t n = left - 100000 - 32 < 120000 ? left - 100000 - 32 : 120000;
+			filler[nf] = v_malloc(n);
+			left -= n + 32;
+		}
+		char *g = v_malloc(B);
+		const struct block_meta *gh = header_of(g), *next = gh->next;
+		if (!next || next->status != STATUS_FREE || next->next || B + 32 + next->size >= 120000) {
+			printf("FAIL growth/realloc_past_free_top_in_place: could not place a block below the free top (test "
+			       "setup: a free top of %zu bytes)\n", t);
+		} else {
+			size_t top = next->size, want = 120000; /* more than the block and the top hold, below 128 KiB */
+			memset(g, 7, B);
+			char *g2 = v_realloc(g, want);
+			size_t kept = 0;
+			for (size_t i = 0; g2 && i < B; i++)
+				kept += g2[i] == 7;
+			if (g2 == g && kept == B && os_heap_check() == 0)
+				printf("PASS growth/realloc_past_free_top_in_place\n");
+			else
+				printf("FAIL growth/realloc_past_free_top_in_place: realloc of a %d-byte block below a free top of %zu "
+				       "bytes to %zu bytes %s (%zu of its bytes kept; want it grown in place, the break moved)\n",
+				       (int)B, top, want, g2 == g ? "stayed" : g2 ? "moved" : "returned NULL", kept);
+			g = g2 ? g2 : g;
+		}
+		v_free(g);
+		for (size_t i = 0; i < nf; i++)
+			v_free(filler[i]);
 		/* repeated large blocks: after the first is freed, the next ones come from the heap and are reused
 		 * (the dynamic mmap threshold), instead of mmap + munmap + page faults every time */
 		struct os_stats s0, s1;
