@@ -876,7 +876,7 @@ static struct block_meta *heap_alloc(size_t s)
  * maps): pages the heap already holds cost nothing to hand out, where a fresh mapping costs two system calls and
  * a page fault per page (about 1.35 us each here, more on a busy host). node: a Buffer 1000 bytes larger than the
  * last, each past the threshold the last one's free raised, was mapped afresh every time: 48,000 faults against
- * glibc's 42,000; 40,800 with this. Cost: one best-fit search (O(log n)) before the mapping. Aligned requests
+ * glibc's 42,000; 38,800-40,800 with this. Cost: one best-fit search (O(log n)) before the mapping. Aligned requests
  * (osm_memalign) still map: carving an aligned block from a hole leaves a gap in front of it. */
 static struct block_meta *heap_fit(size_t s)
 {
