@@ -834,19 +834,36 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
 	return b;
 }
 
+/* A free heap block of at least s bytes, taken without growing the heap; NULL when none fits. SPEC's first step;
+ * the default profile also asks it first for a request at or above the mmap threshold (below 32 MiB), as glibc
+ * takes its bins and top before sysmalloc maps: pages the heap already holds cost nothing to hand out, where a
+ * fresh mapping costs two system calls and a page fault per page (about 1.35 us each here, more on a busy host).
+ * node: a Buffer 1000 bytes larger than the last, each past the threshold the last one's free raised, was mapped
+ * afresh every time: 48,000 faults against glibc's 42,000; 38,800-40,800 with this. Cost: one best-fit search
+ * (O(log n)) before the mapping. Aligned requests (osm_memalign) still map: carving an aligned block from a hole
+ * leaves a gap in front of it. */
+static struct block_meta *heap_fit(size_t s)
+{
+	coalesce_blocks();
+	struct block_meta *b = pick_best_block(s);
+	if (!b)
+		return NULL;
+	if (TRACING)
+		osm_trace_event("  fit %p %z", b, b->size);
+	free_detach(b);
+	return take_block(b, s);
+}
+
 /* SPEC's order of a heap allocation of s (aligned) bytes. */
 static struct block_meta *heap_alloc(size_t s)
 {
 	if (!osm_heap.head && heap_preallocation() < 0)
 		return NULL;
-	coalesce_blocks();
-	struct block_meta *b = pick_best_block(s);
+	struct block_meta *b = heap_fit(s);
+	if (b)
+		return b;
 	if (TRACING)
-		osm_trace_event(b ? "  fit %p %z" : "  nofit", b, b ? b->size : 0);
-	if (b) {
-		free_detach(b);
-		return take_block(b, s);
-	}
+		osm_trace_event("  nofit");
 	struct block_meta *last = find_last_block();
 	if (last->status == STATUS_FREE) {
 		/* checked (in free_detach) before its size sizes the growth: a rewritten one would move the break askew;
@@ -869,25 +886,6 @@ static struct block_meta *heap_alloc(size_t s)
 	}
 	b = heap_append(s);
 	return b ? take_block(b, s) : NULL;
-}
-
-/* A free heap block of at least s bytes, taken without growing the heap; NULL when none fits. The default profile
- * asks it first for a request at or above the mmap threshold, as glibc does (its bins and top before sysmalloc
- * maps): pages the heap already holds cost nothing to hand out, where a fresh mapping costs two system calls and
- * a page fault per page (about 1.35 us each here, more on a busy host). node: a Buffer 1000 bytes larger than the
- * last, each past the threshold the last one's free raised, was mapped afresh every time: 48,000 faults against
- * glibc's 42,000; 38,800-40,800 with this. Cost: one best-fit search (O(log n)) before the mapping. Aligned requests
- * (osm_memalign) still map: carving an aligned block from a hole leaves a gap in front of it. */
-static struct block_meta *heap_fit(size_t s)
-{
-	coalesce_blocks();
-	struct block_meta *b = pick_best_block(s);
-	if (!b)
-		return NULL;
-	if (TRACING)
-		osm_trace_event("  fit %p %z", b, b->size);
-	free_detach(b);
-	return take_block(b, s);
 }
 
 /* A heap allocation, or in the default profile its own mapping when the break cannot grow (another mapping sits
@@ -930,7 +928,8 @@ static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 		return heap_or_map(s);
 	/* glibc's order under the dynamic threshold (heap_fit); threshold 0 is strict mode's demand for a mapping, and
 	 * a threshold the program set (mallopt) keeps its blocks mapped, as the program most likely asked for */
-	bool fit = threshold && !osm_heap.classic && !osm_heap.policy.fixed_threshold && osm_heap.head;
+	bool fit = threshold && !osm_heap.classic && !osm_heap.policy.fixed_threshold && osm_heap.head &&
+		   s + META_SIZE < MMAP_THRESHOLD_MAX; /* from 32 MiB a block always maps (and the mapping cache keeps it) */
 	struct block_meta *b = fit ? heap_fit(s) : NULL;
 	return b ? b : map_big(0, s, kept);
 }
@@ -1136,8 +1135,10 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 	if (b == find_last_block()) {                              /* 7 */
 		if (TRACING)
 			osm_trace_event("  case 7");
-		if (grow_last(b, s, enomem) || *enomem)
-			return !*enomem;
+		if (grow_last(b, s, enomem))
+			return true;
+		if (*enomem)
+			return false;
 	}
 	if (TRACING && is_free_neighbour(b, b->next))
 		osm_trace_event("  case 8");
