@@ -9,7 +9,7 @@ WARN     := -std=c11 -Wall -Wextra -Werror
 LIBFLAGS := $(WARN) -fPIC -fvisibility=hidden -Iinclude $(SAN)
 TESTFLAGS:= $(WARN) -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 
-CORE_SRC := src/os.c src/trace.c src/index.c src/mapset.c src/heap.c src/options.c src/check.c src/lock.c src/osmem.c src/stats.c src/dump.c
+CORE_SRC := src/os.c src/trace.c src/index.c src/mapset.c src/heap.c src/huge.c src/options.c src/check.c src/lock.c src/osmem.c src/stats.c src/dump.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 # libosmem-malloc: the same core built with OSMEM_DROPIN (16-byte granule, profiles), plus the malloc family
 MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o $(BUILD)/obj-malloc/front.o $(BUILD)/obj-malloc/cxx.o $(BUILD)/obj-malloc/strict.o

@@ -309,6 +309,8 @@ static char *brk_grow(size_t len)
 		osm_heap.brk_refused = true; /* a modest growth refused: the break is walled in (not one huge request) */
 	if (p && osm_heap.trim_watch)
 		trim_regrown();
+	if (p && !osm_heap.classic)
+		osm_huge_grown(p, len);
 	return p;
 }
 

@@ -48,6 +48,13 @@ HIDDEN bool osm_os_brk_shrink(size_t len);
 HIDDEN void *osm_os_remap(void *addr, size_t old_len, size_t new_len);
 /* Tells the kernel the pages of [addr, addr + len) hold nothing worth keeping (page-aligned range). */
 HIDDEN void osm_os_discard(void *addr, size_t len);
+/* Transparent huge pages (huge.c): the kernel's mode (/sys/kernel/mm/transparent_hugepage/enabled, read once by
+ * the caller), a madvise(MADV_HUGEPAGE) of a page-aligned range (counted in madvise calls), and how many of the
+ * pages of [addr, addr + len) are resident (mincore, one call per 16 MiB; not counted). */
+enum os_thp { OS_THP_NEVER, OS_THP_MADVISE, OS_THP_ALWAYS };
+HIDDEN enum os_thp osm_os_thp_mode(void);
+HIDDEN void osm_os_advise_huge(void *addr, size_t len);
+HIDDEN size_t osm_os_resident(const void *addr, size_t len);
 /* The value of environment variable `name` (read without allocating, also before libc has set environ). */
 HIDDEN const char *osm_os_getenv(const char *name);
 /* System calls made so far, counted where they are made. */
@@ -251,6 +258,7 @@ struct heap_counters {
 	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
 	size_t kept_maps, kept_bytes;    /* the mapping cache: freed mappings kept for reuse */
 	size_t reused_maps;              /* requests it served */
+	size_t huge_bytes;               /* heap growth advised for transparent huge pages (huge.c) */
 };
 
 struct heap {
@@ -282,6 +290,10 @@ struct heap {
 };
 
 HIDDEN extern struct heap osm_heap;
+
+/* huge.c: transparent huge pages for a dense heap (default profile; heap lock held): the break grew by len from
+ * p. */
+HIDDEN void osm_huge_grown(char *p, size_t len);
 
 static inline size_t align_up(size_t n) { return (n + osm_heap.policy.align - 1) & ~(osm_heap.policy.align - 1); }
 

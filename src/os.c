@@ -419,6 +419,56 @@ void osm_os_discard(void *addr, size_t len)
 }
 
 // ------------------------------------------------------------------
+// Transparent huge pages (huge.c)
+// ------------------------------------------------------------------
+
+/* Read once per process, when the heap first reaches huge.c's size: open, read, close. Anything unreadable or
+ * unexpected counts as "never": no madvise is then made. */
+enum os_thp osm_os_thp_mode(void)
+{
+	int saved = errno, old = nocancel_begin();
+	char buf[96];
+	ssize_t n = -1;
+	int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+	}
+	nocancel_end(old);
+	errno = saved;
+	if (n <= 0)
+		return OS_THP_NEVER;
+	buf[n] = 0;
+	return strstr(buf, "[madvise]") ? OS_THP_MADVISE : strstr(buf, "[always]") ? OS_THP_ALWAYS : OS_THP_NEVER;
+}
+
+void osm_os_advise_huge(void *addr, size_t len)
+{
+	int saved = errno;
+	osm_os_calls.madvise++;
+	madvise(addr, len, MADV_HUGEPAGE);
+	errno = saved;
+}
+
+size_t osm_os_resident(const void *addr, size_t len)
+{
+	int saved = errno;
+	unsigned char vec[4096];
+	size_t page = osm_os_page_size(), pages = len / page, n = 0;
+	const char *p = addr;
+	while (pages) {
+		size_t k = pages < sizeof vec ? pages : sizeof vec;
+		if (mincore((void *)p, k * page, vec) == 0)
+			for (size_t i = 0; i < k; i++)
+				n += vec[i] & 1;
+		p += k * page;
+		pages -= k;
+	}
+	errno = saved;
+	return n;
+}
+
+// ------------------------------------------------------------------
 // osmem's own buffers (the trace's overflow, heap dumps): not the heap's, so not counted in osm_os_calls
 // ------------------------------------------------------------------
 

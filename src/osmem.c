@@ -106,6 +106,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->inplace_reallocs = c->inplace_reallocs;
 	st->moved_reallocs = c->moved_reallocs;
 	st->trims = c->trims;
+	st->huge_bytes = c->huge_bytes;
 	st->front_cached_blocks = c->kept_maps; /* the kept mappings; the front's caches are added below */
 	st->front_cached_bytes = c->kept_bytes;
 	x->classic = osm_heap.classic;

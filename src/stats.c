@@ -67,6 +67,7 @@ static void stats_text(struct text *t, const struct os_stats *sp, const struct o
 		line(t, "kept mappings", x->kept_maps);
 		line(t, "kept mapping bytes", x->kept_bytes);
 		line(t, "kept mappings reused", x->reused_maps);
+		line(t, "huge page bytes", st.huge_bytes);
 	}
 	if (st.front_bytes) {
 		line(t, "cache hits", st.cache_hits);

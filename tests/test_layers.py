@@ -23,7 +23,7 @@ LAYERS = [
     ("api", ["osmem.c", "override.c", "cxx.c"]),
     ("strict", ["strict.c"]),
     ("front", ["front.c"]),
-    ("core", ["heap.c", "index.c", "mapset.c", "check.c", "options.c", "lock.c"]),
+    ("core", ["heap.c", "huge.c", "index.c", "mapset.c", "check.c", "options.c", "lock.c"]),
     ("record", ["trace.c", "stats.c", "dump.c"]),
     ("os", ["os.c"]),
 ]

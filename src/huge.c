@@ -1,0 +1,113 @@
+/* huge: transparent huge pages for a heap its program fills densely (the drop-in's default profile).
+ *
+ * Core layer, beside heap.c, which calls it under the heap lock each time the break grows. The classic profile
+ * (libosmem.so, OSMEM_PROFILE=classic) never comes here: its system calls are SPEC.md's, to the call.
+ *
+ * Why. This machine's kernel charges about 11 us for each page fault, whatever the page (first touch, again after
+ * munmap; bench/results and docs/TRADEOFFS.md): a program that writes 1 GiB of heap spends 2.8 s faulting 262,144
+ * pages in, most of frag's time under every allocator. A 2 MiB huge page is one fault that zeroes 2 MiB, about
+ * 0.13 ms once the host has backed the memory: 40 times less per byte. glibc (its glibc.malloc.hugetlb=1 tunable)
+ * and tcmalloc's hugepage-aware allocator advise their heaps for the same reason.
+ *
+ * What it costs. A huge page is resident whole as soon as one byte of it is touched. A program that touches its
+ * blocks sparsely (threads-8 writes a few bytes of each block; python3's buffers are larger than what it writes)
+ * would pay for the untouched pages: advising every heap of 16 MiB or more cost threads-8 +6.4 MiB (17%) and
+ * python3 with PYTHONMALLOC=malloc +7 MiB (10%) of peak RSS. So the heap is advised only once the kernel says
+ * the program fills it: when the heap has grown to HUGE_FROM and again at every doubling, mincore counts the
+ * resident pages of the part not measured before, below the free top (untouched by definition); at 7/8 or more
+ * the heap is dense and every later growth is advised. A program that is sparse at 32 MiB may be dense at 64.
+ *
+ * A huge page must lie whole inside the heap's mapping, so the 2 MiB range the break stops in gets 4 KiB pages
+ * until the break passes its end. Growing the break to 2 MiB boundaries instead made that range huge too, and a
+ * huge page at the frontier is resident whole while the program has touched only its start: large +9 MiB and
+ * mixed-realloc +7 MiB of peak RSS (their heaps swing: every regrowth after a trim paid it again), for no time.
+ * What the heap gives back later (trims, the decay's madvise) splits huge pages and leaves RSS exact; the
+ * kernel's khugepaged may later collapse a partly resident 2 MiB range of a long-lived process again, at most
+ * the two ranges at the ends of each given-back block.
+ *
+ * OSMEM_HUGEPAGE=0 turns this off; =1 advises every growth past the first, without the size and density tests
+ * (tests, or a program known to be dense). Without the kernel's "madvise" mode (never: nothing to ask; always:
+ * the kernel already does it) no call is made.
+ *
+ * Cost: nothing per request. Per growth of the break, once dense: one madvise. Per doubling of the heap until
+ * dense: one mincore per 16 MiB measured. */
+#include "internal.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)  /* x86-64's PMD page */
+#define HUGE_FROM ((size_t)32 << 20) /* a heap smaller than this is not measured: its RSS is what it is */
+
+static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state;
+static size_t next_check = HUGE_FROM; /* heap size at which the next measure is taken */
+static const char *measured;          /* heap bytes below this were measured (and found sparse) */
+
+static inline uintptr_t up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
+static inline uintptr_t down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
+
+/* The kernel's mode is read when first needed (a heap of HUGE_FROM, or OSMEM_HUGEPAGE=1), so that the system
+ * calls of a small program are not touched. */
+static void decide_mode(bool forced)
+{
+	state = osm_os_thp_mode() != OS_THP_MADVISE ? HUGE_OFF : forced ? HUGE_ON : HUGE_WATCH;
+	if (TRACING)
+		osm_trace_event("  hugepage %s", state == HUGE_OFF ? "off" : state == HUGE_ON ? "on" : "watch");
+}
+
+/* The heap below old_end (the break before this growth) is dense when 7/8 of its pages not measured before are
+ * resident, the free top left out. */
+static bool dense(const char *old_end)
+{
+	const char *from = measured > osm_heap.base ? measured : osm_heap.base;
+	const char *to = old_end;
+	struct block_meta *t = osm_heap.tail;
+	if (t && t->status == STATUS_FREE && (const char *)t >= from && (const char *)t < to)
+		to = (const char *)t;
+	size_t page = osm_os_page_size();
+	uintptr_t lo = up((uintptr_t)from, page), hi = down((uintptr_t)to, page);
+	measured = old_end;
+	if (hi <= lo)
+		return false;
+	size_t pages = (hi - lo) / page, resident = osm_os_resident((const void *)lo, hi - lo);
+	bool yes = resident >= pages - pages / 8;
+	if (TRACING)
+		osm_trace_event("  hugepage measure %p %z resident %z of %z: %s", (void *)lo, (size_t)(hi - lo),
+				resident, pages, yes ? "dense" : "sparse");
+	return yes;
+}
+
+void osm_huge_grown(char *p, size_t len)
+{
+	static bool env_read, forced;
+	if (state == HUGE_OFF || osm_heap.classic || !osm_heap.base || p < osm_heap.base || !len)
+		return;
+	if (state == HUGE_UNKNOWN) {
+		if (!env_read) {
+			const char *v = osm_os_getenv("OSMEM_HUGEPAGE");
+			env_read = true;
+			if (v && v[0] == '0' && !v[1]) {
+				state = HUGE_OFF;
+				return;
+			}
+			forced = v && v[0] == '1' && !v[1];
+		}
+		if (!forced && (size_t)(p - osm_heap.base) < next_check)
+			return;
+		decide_mode(forced);
+	}
+	if (state == HUGE_WATCH) {
+		size_t size = (size_t)(p - osm_heap.base);
+		if (size < next_check)
+			return;
+		next_check = size * 2;
+		if (!dense(p))
+			return;
+		state = HUGE_ON;
+	}
+	if (state != HUGE_ON)
+		return;
+	size_t page = osm_os_page_size();
+	uintptr_t lo = down((uintptr_t)p, page), hi = up((uintptr_t)p + len, page);
+	osm_os_advise_huge((void *)lo, hi - lo);
+	osm_heap.count.huge_bytes += hi - lo;
+	if (TRACING)
+		osm_trace_event("  madvise_huge %p %z", (void *)lo, (size_t)(hi - lo));
+}

@@ -1,0 +1,170 @@
+/* malloc_hugepage: the default profile asks for transparent huge pages for its heap once the program is seen to
+ * fill it (src/huge.c), because this machine charges about 11 us per 4 KiB page fault and a 2 MiB page is one
+ * fault. What must hold, each guarded here: a heap the program writes whole gets huge pages; a heap it touches sparsely keeps 4 KiB pages (a huge page is resident whole, so its
+ * RSS would grow); so does a small heap; OSMEM_HUGEPAGE=0 is obeyed; the classic profile never advises anything.
+ * Where the kernel's mode is not "madvise" (never, or always: nothing to ask), no case may advise either.
+ *
+ * The decision is made once per process, so main runs each case in a process of its own (itself, re-executed
+ * with the case's name and environment).
+ * Prints `PASS hugepage/<case>` or `FAIL hugepage/<case>: why`. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+#define MiB ((size_t)1 << 20)
+#define BLOCK ((size_t)64 << 10) /* heap blocks: above the medium caches, below the mmap threshold */
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+
+/* The kernel's transparent huge page mode: 1 when it honours madvise(MADV_HUGEPAGE) and osmem should ask. */
+static int kernel_madvise_mode(void)
+{
+	char buf[128];
+	tu_read_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
+	return strstr(buf, "[madvise]") != NULL;
+}
+
+/* AnonHugePages of the mappings named [heap] (the break's), in KiB. */
+static size_t heap_huge_kib(void)
+{
+	static char buf[4 << 20];
+	tu_read_file("/proc/self/smaps", buf, sizeof buf);
+	size_t kib = 0;
+	int in_heap = 0;
+	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		unsigned long lo, hi;
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in_heap = len >= 6 && memcmp(line + len - 6, "[heap]", 6) == 0;
+		else if (in_heap && strncmp(line, "AnonHugePages:", 14) == 0)
+			kib += strtoul(line + 14, NULL, 10);
+	}
+	return kib;
+}
+
+/* mib MiB of heap blocks; `stride` bytes apart the program writes one byte (1: every byte). */
+static void fill(size_t mib, size_t stride)
+{
+	for (size_t done = 0; done < mib * MiB; done += BLOCK) {
+		char *p = v_malloc(BLOCK);
+		if (!p) {
+			printf("FAIL hugepage/setup: malloc(%zu) returned NULL\n", BLOCK);
+			exit(1);
+		}
+		if (stride == 1)
+			memset(p, 0x5a, BLOCK);
+		else
+			for (size_t i = 0; i < BLOCK; i += stride)
+				p[i] = 1;
+	}
+}
+
+static int report(const char *name, int ok, const char *want)
+{
+	struct os_stats st = { 0 };
+	os_stats(&st);
+	size_t kib = heap_huge_kib();
+	if (ok && os_heap_check() == 0) {
+		printf("PASS hugepage/%s\n", name);
+		return 0;
+	}
+	printf("FAIL hugepage/%s: want %s; got %zu bytes advised, %zu KiB of the heap in huge pages, %zu madvise "
+	       "calls, heap %zu MiB, kernel mode %s%s\n",
+	       name, want, st.huge_bytes, kib, st.madvise_calls, st.heap_size >> 20,
+	       kernel_madvise_mode() ? "madvise" : "not madvise", ok ? " (os_heap_check failed)" : "");
+	return 1;
+}
+
+static int run_case(const char *name)
+{
+	int km = kernel_madvise_mode();
+	struct os_stats st = { 0 };
+	if (strcmp(name, "dense_heap_faults_in_huge_pages") == 0) {
+		/* 48 MiB written whole: measured dense at 32 MiB, advised from there; 16 MiB more lands in huge pages */
+		fill(48, 1);
+		fill(16, 1);
+		os_stats(&st);
+		int ok = km ? st.huge_bytes >= 8 * MiB && heap_huge_kib() >= 2048
+			    : st.huge_bytes == 0;
+		return report(name, ok, km ? "at least 8 MiB advised, huge pages in the heap"
+					   : "nothing advised (the kernel would not honour it)");
+	}
+	if (strcmp(name, "sparse_heap_keeps_small_pages") == 0) {
+		/* one byte per 64 KiB block: 1 page in 17 resident; huge pages would make all 17 resident */
+		fill(48, BLOCK);
+		fill(16, BLOCK);
+		os_stats(&st);
+		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0, "nothing advised, no huge page in the heap");
+	}
+	if (strcmp(name, "small_heap_keeps_small_pages") == 0) {
+		/* 24 MiB written whole: below the size at which the heap is measured, its RSS stays exact */
+		fill(24, 1);
+		os_stats(&st);
+		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0, "nothing advised below 32 MiB of heap");
+	}
+	if (strcmp(name, "env_off_respected") == 0) {
+		fill(48, 1);
+		fill(16, 1);
+		os_stats(&st);
+		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0, "nothing advised with OSMEM_HUGEPAGE=0");
+	}
+	if (strcmp(name, "env_on_advises_small_heap") == 0) {
+		fill(12, 1);
+		os_stats(&st);
+		return report(name, km ? st.huge_bytes > 0 : st.huge_bytes == 0,
+			      km ? "growth advised from the first with OSMEM_HUGEPAGE=1" : "nothing advised (kernel mode)");
+	}
+	if (strcmp(name, "classic_profile_never_advises") == 0) {
+		fill(48, 1);
+		fill(16, 1);
+		os_stats(&st);
+		return report(name, st.huge_bytes == 0 && st.madvise_calls == 0 && heap_huge_kib() == 0,
+			      "no madvise in the classic profile (SPEC.md's system calls only)");
+	}
+	printf("FAIL hugepage/%s: no such case\n", name);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		return run_case(argv[1]);
+	static const struct { const char *name, *env, *value; } cases[] = {
+		{ "dense_heap_faults_in_huge_pages", NULL, NULL },
+		{ "sparse_heap_keeps_small_pages", NULL, NULL },
+		{ "small_heap_keeps_small_pages", NULL, NULL },
+		{ "env_off_respected", "OSMEM_HUGEPAGE", "0" },
+		{ "env_on_advises_small_heap", "OSMEM_HUGEPAGE", "1" },
+		{ "classic_profile_never_advises", "OSMEM_PROFILE", "classic" },
+	};
+	int failed = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			unsetenv("OSMEM_HUGEPAGE");
+			unsetenv("OSMEM_PROFILE");
+			if (cases[i].env)
+				setenv(cases[i].env, cases[i].value, 1);
+			execl("/proc/self/exe", "malloc_hugepage", cases[i].name, (char *)NULL);
+			printf("FAIL hugepage/%s: exec failed\n", cases[i].name);
+			_exit(1);
+		}
+		int status = 0;
+		if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+			printf("FAIL hugepage/%s: the case's process %s\n", cases[i].name,
+			       pid < 0 ? "could not be started" : "died of a signal");
+			failed++;
+		} else if (WEXITSTATUS(status)) {
+			failed++;
+		}
+	}
+	return failed ? 1 : 0;
+}
