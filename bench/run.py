@@ -384,7 +384,7 @@ def check_preloads(allocs, env):
     return bad
 
 
-def describe_machine(allocs):
+def describe_machine(allocs, build):
     def sh(cmd):
         try:
             return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=10,
@@ -405,8 +405,12 @@ def describe_machine(allocs):
             versions[name] = sh(["dpkg-query", "-W", "-f=${Version}", pkg])
     versions["osmem"] = sh(["git", "describe", "--always", "--dirty"]) + " (" + sh(
         ["git", "rev-parse", "--abbrev-ref", "HEAD"]) + ")"
+    # what a page fault costs here (bench/fault_cost.c): the fact behind src/huge.c and docs/TRADEOFFS.md
+    fc = dict(kv.split("=", 1) for kv in sh([os.path.join(build, "bench", "fault_cost")]).split()[1:] if "=" in kv)
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": os.uname().release, "versions": versions,
-            "thp": sh(["cat", "/sys/kernel/mm/transparent_hugepage/enabled"])}
+            "thp": sh(["cat", "/sys/kernel/mm/transparent_hugepage/enabled"]),
+            "fault_small_us": fc.get("small_us", "?"), "fault_huge_us": fc.get("huge_us", "?"),
+            "fault_huge_first_us": fc.get("huge_first_us", "?")}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -474,11 +478,13 @@ def render_md(data, summary, svg_name):
         L.append("")
     v = meta["versions"]
     L.append("%s; %s, %s per cell (interleaved), median shown; %s. Machine: %s, %s cores, Linux %s, "
-             "transparent huge pages `%s`. Load average %s at the start, %s at the end; the whole run took "
-             "%.0f s." % (data["date"], "quick mode (reduced sizes)" if data["quick"] else "full sizes",
+             "transparent huge pages `%s`; a page fault costs %s us per 4 KiB page, %s us per 4 KiB in 2 MiB "
+             "pages (%s the first time) (`build/bench/fault_cost`, best of 3). Load average %s at the start, %s at the end; the whole "
+             "run took %.0f s." % (data["date"], "quick mode (reduced sizes)" if data["quick"] else "full sizes",
                           "1 run" if data["runs"] == 1 else "%d runs" % data["runs"],
                           ", ".join("%s %s" % (a, v.get(a, "")) for a in names), meta["cpu"],
-                          meta["cores"], meta["kernel"], meta["thp"], data["load_start"], data["load_end"],
+                          meta["cores"], meta["kernel"], meta["thp"], meta.get("fault_small_us", "?"),
+                          meta.get("fault_huge_us", "?"), meta.get("fault_huge_first_us", "?"), data["load_start"], data["load_end"],
                           data["elapsed"]))
     L.append("")
     L.append("Time is the wall time of the whole process (for redis: of redis-benchmark, the server being the one "
@@ -807,7 +813,7 @@ def main():
     data = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "quick": a.quick, "runs": runs,
             "label": a.label, "allocators": [n for n, _ in allocs], "workloads": [w.name for w in workloads],
             "what": {w.name: w.what for w in workloads}, "kinds": {w.name: w.kind for w in workloads},
-            "meta": describe_machine(allocs),
+            "meta": describe_machine(allocs, build),
             "load_start": load_start, "load_end": "%.2f" % os.getloadavg()[0], "elapsed": time.time() - t_start,
             "samples": samples}
     summary = write_outputs(data, out_md)

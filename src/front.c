@@ -457,6 +457,29 @@ static void segmap_set(uintptr_t seg, bool on)
 		__atomic_fetch_and(&osm_front_segmap[i >> 6], ~bit, __ATOMIC_RELEASE);
 }
 
+/* Huge pages for segments (src/huge.c says why and what they cost): from the SEG_HUGE_FROM-th segment on, a new
+ * segment is advised once the newest one before it (full: a segment is mapped only when the pool is empty) is
+ * found dense, 7/8 of its pages resident. Until then each new segment costs one mincore of 4 MiB. A program with
+ * fewer segments keeps 4 KiB pages: a huge page is resident whole, and the first page of a segment (its
+ * descriptors, 16 KiB written) would take 2 MiB. Front lock and core lock held. */
+#define SEG_HUGE_FROM 8
+static int seg_huge; /* 0: not yet, 1: every new segment, -1: never */
+
+static void seg_advise(char *seg)
+{
+	enum huge_mode m = osm_huge_env();
+	if (seg_huge < 0 || (m == HUGE_MODE_AUTO && n_segments + 1 < SEG_HUGE_FROM))
+		return;
+	if (m == HUGE_MODE_OFF || !osm_huge_kernel_ok()) {
+		seg_huge = -1;
+		return;
+	}
+	if (!seg_huge && (m == HUGE_MODE_FORCED || (segments && osm_huge_dense(segments, (char *)segments + FRONT_SEG_SIZE))))
+		seg_huge = 1;
+	if (seg_huge > 0)
+		osm_huge_advise(seg, FRONT_SEG_SIZE);
+}
+
 /* Maps a segment aligned to its size: over-map by one segment, then unmap the two ends. The system calls go
  * through os.c under the core's lock (front lock, then heap lock: the documented order), which keeps the
  * counters of system calls exact. */
@@ -471,6 +494,8 @@ static struct front_seg *seg_new(void)
 			osm_os_unmap(raw, (size_t)(seg - raw));
 		if (raw + 2 * FRONT_SEG_SIZE > seg + FRONT_SEG_SIZE)
 			osm_os_unmap(seg + FRONT_SEG_SIZE, (size_t)(raw + 2 * FRONT_SEG_SIZE - (seg + FRONT_SEG_SIZE)));
+		if (!((uintptr_t)seg >> 47))
+			seg_advise(seg);
 	}
 	core_unlock();
 	if (!seg || (uintptr_t)seg >> 47)

@@ -33,37 +33,44 @@
  * dense: one mincore per 16 MiB measured. */
 #include "internal.h"
 
-#define HUGE_PAGE ((size_t)2 << 20)  /* x86-64's PMD page */
 #define HUGE_FROM ((size_t)32 << 20) /* a heap smaller than this is not measured: its RSS is what it is */
 
-static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state;
+static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state; /* the heap's */
 static size_t next_check = HUGE_FROM; /* heap size at which the next measure is taken */
 static const char *measured;          /* heap bytes below this were measured (and found sparse) */
 
 static inline uintptr_t up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
 static inline uintptr_t down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
 
-/* The kernel's mode is read when first needed (a heap of HUGE_FROM, or OSMEM_HUGEPAGE=1), so that the system
- * calls of a small program are not touched. */
-static void decide_mode(bool forced)
+enum huge_mode osm_huge_env(void)
 {
-	state = osm_os_thp_mode() != OS_THP_MADVISE ? HUGE_OFF : forced ? HUGE_ON : HUGE_WATCH;
-	if (TRACING)
-		osm_trace_event("  hugepage %s", state == HUGE_OFF ? "off" : state == HUGE_ON ? "on" : "watch");
+	static bool read;
+	static enum huge_mode mode;
+	if (!read) {
+		const char *v = osm_os_getenv("OSMEM_HUGEPAGE");
+		mode = v && v[0] == '0' && !v[1] ? HUGE_MODE_OFF : v && v[0] == '1' && !v[1] ? HUGE_MODE_FORCED : HUGE_MODE_AUTO;
+		read = true;
+	}
+	return mode;
 }
 
-/* The heap below old_end (the break before this growth) is dense when 7/8 of its pages not measured before are
- * resident, the free top left out. */
-static bool dense(const char *old_end)
+/* The kernel's mode is read when first needed (a heap of HUGE_FROM, the front's eighth segment, or
+ * OSMEM_HUGEPAGE=1), so that the system calls of a small program are not touched. */
+bool osm_huge_kernel_ok(void)
 {
-	const char *from = measured > osm_heap.base ? measured : osm_heap.base;
-	const char *to = old_end;
-	struct block_meta *t = osm_heap.tail;
-	if (t && t->status == STATUS_FREE && (const char *)t >= from && (const char *)t < to)
-		to = (const char *)t;
+	static int ok = -1;
+	if (ok < 0) {
+		ok = osm_os_thp_mode() == OS_THP_MADVISE;
+		if (TRACING)
+			osm_trace_event("  hugepage %s", ok ? "madvise" : "unavailable");
+	}
+	return ok;
+}
+
+bool osm_huge_dense(const void *from, const void *to)
+{
 	size_t page = osm_os_page_size();
 	uintptr_t lo = up((uintptr_t)from, page), hi = down((uintptr_t)to, page);
-	measured = old_end;
 	if (hi <= lo)
 		return false;
 	size_t pages = (hi - lo) / page, resident = osm_os_resident((const void *)lo, hi - lo);
@@ -74,40 +81,52 @@ static bool dense(const char *old_end)
 	return yes;
 }
 
+void osm_huge_advise(void *addr, size_t len)
+{
+	size_t page = osm_os_page_size();
+	uintptr_t lo = down((uintptr_t)addr, page), hi = up((uintptr_t)addr + len, page);
+	osm_os_advise_huge((void *)lo, hi - lo);
+	osm_heap.count.huge_bytes += hi - lo;
+	if (TRACING)
+		osm_trace_event("  madvise_huge %p %z", (void *)lo, (size_t)(hi - lo));
+}
+
+/* The heap below old_end (the break before this growth) is dense when 7/8 of its pages not measured before are
+ * resident, the free top left out. */
+static bool heap_dense(const char *old_end)
+{
+	const char *from = measured > osm_heap.base ? measured : osm_heap.base;
+	const char *to = old_end;
+	struct block_meta *t = osm_heap.tail;
+	if (t && t->status == STATUS_FREE && (const char *)t >= from && (const char *)t < to)
+		to = (const char *)t;
+	measured = old_end;
+	return osm_huge_dense(from, to);
+}
+
 void osm_huge_grown(char *p, size_t len)
 {
-	static bool env_read, forced;
 	if (state == HUGE_OFF || osm_heap.classic || !osm_heap.base || p < osm_heap.base || !len)
 		return;
 	if (state == HUGE_UNKNOWN) {
-		if (!env_read) {
-			const char *v = osm_os_getenv("OSMEM_HUGEPAGE");
-			env_read = true;
-			if (v && v[0] == '0' && !v[1]) {
-				state = HUGE_OFF;
-				return;
-			}
-			forced = v && v[0] == '1' && !v[1];
-		}
-		if (!forced && (size_t)(p - osm_heap.base) < next_check)
+		enum huge_mode m = osm_huge_env();
+		if (m == HUGE_MODE_OFF) {
+			state = HUGE_OFF;
 			return;
-		decide_mode(forced);
+		}
+		if (m == HUGE_MODE_AUTO && (size_t)(p - osm_heap.base) < next_check)
+			return;
+		state = !osm_huge_kernel_ok() ? HUGE_OFF : m == HUGE_MODE_FORCED ? HUGE_ON : HUGE_WATCH;
 	}
 	if (state == HUGE_WATCH) {
 		size_t size = (size_t)(p - osm_heap.base);
 		if (size < next_check)
 			return;
 		next_check = size * 2;
-		if (!dense(p))
+		if (!heap_dense(p))
 			return;
 		state = HUGE_ON;
 	}
-	if (state != HUGE_ON)
-		return;
-	size_t page = osm_os_page_size();
-	uintptr_t lo = down((uintptr_t)p, page), hi = up((uintptr_t)p + len, page);
-	osm_os_advise_huge((void *)lo, hi - lo);
-	osm_heap.count.huge_bytes += hi - lo;
-	if (TRACING)
-		osm_trace_event("  madvise_huge %p %z", (void *)lo, (size_t)(hi - lo));
+	if (state == HUGE_ON)
+		osm_huge_advise(p, len);
 }

@@ -291,9 +291,17 @@ struct heap {
 
 HIDDEN extern struct heap osm_heap;
 
-/* huge.c: transparent huge pages for a dense heap (default profile; heap lock held): the break grew by len from
- * p. */
+/* huge.c: transparent huge pages for what a program fills (default profile; heap lock held).
+ * osm_huge_grown: the break grew by len from p (heap.c). The front's segments use the parts: osm_huge_env is
+ * OSMEM_HUGEPAGE (no system call); osm_huge_kernel_ok whether the kernel honours madvise (read once);
+ * osm_huge_dense whether 7/8 of the pages of [from, to) are resident (mincore; traced); osm_huge_advise asks for
+ * huge pages for a range (counted in os_stats' huge_bytes; traced). */
+enum huge_mode { HUGE_MODE_OFF, HUGE_MODE_AUTO, HUGE_MODE_FORCED };
 HIDDEN void osm_huge_grown(char *p, size_t len);
+HIDDEN enum huge_mode osm_huge_env(void);
+HIDDEN bool osm_huge_kernel_ok(void);
+HIDDEN bool osm_huge_dense(const void *from, const void *to);
+HIDDEN void osm_huge_advise(void *addr, size_t len);
 
 static inline size_t align_up(size_t n) { return (n + osm_heap.policy.align - 1) & ~(osm_heap.policy.align - 1); }
 

@@ -1,6 +1,7 @@
 /* malloc_hugepage: the default profile asks for transparent huge pages for its heap once the program is seen to
  * fill it (src/huge.c), because this machine charges about 11 us per 4 KiB page fault and a 2 MiB page is one
- * fault. What must hold, each guarded here: a heap the program writes whole gets huge pages; a heap it touches sparsely keeps 4 KiB pages (a huge page is resident whole, so its
+ * fault. What must hold, each guarded here: a heap the program writes whole gets huge pages, and so do the front's
+ * segments from the eighth on when they are full; a heap it touches sparsely keeps 4 KiB pages (a huge page is resident whole, so its
  * RSS would grow); so does a small heap; OSMEM_HUGEPAGE=0 is obeyed; the classic profile never advises anything.
  * Where the kernel's mode is not "madvise" (never, or always: nothing to ask), no case may advise either.
  *
@@ -30,8 +31,8 @@ static int kernel_madvise_mode(void)
 	return strstr(buf, "[madvise]") != NULL;
 }
 
-/* AnonHugePages of the mappings named [heap] (the break's), in KiB. */
-static size_t heap_huge_kib(void)
+/* AnonHugePages of the mappings named [heap] (the break's; heap = 1) or of all the others (heap = 0), in KiB. */
+static size_t huge_kib(int heap)
 {
 	static char buf[4 << 20];
 	tu_read_file("/proc/self/smaps", buf, sizeof buf);
@@ -43,11 +44,13 @@ static size_t heap_huge_kib(void)
 		unsigned long lo, hi;
 		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
 			in_heap = len >= 6 && memcmp(line + len - 6, "[heap]", 6) == 0;
-		else if (in_heap && strncmp(line, "AnonHugePages:", 14) == 0)
+		else if (in_heap == heap && strncmp(line, "AnonHugePages:", 14) == 0)
 			kib += strtoul(line + 14, NULL, 10);
 	}
 	return kib;
 }
+
+static size_t heap_huge_kib(void) { return huge_kib(1); }
 
 /* mib MiB of heap blocks; `stride` bytes apart the program writes one byte (1: every byte). */
 static void fill(size_t mib, size_t stride)
@@ -66,6 +69,20 @@ static void fill(size_t mib, size_t stride)
 	}
 }
 
+/* mib MiB of small objects (the front's slots), each written whole. */
+static void fill_small(size_t mib)
+{
+	enum { SMALL = 240 };
+	for (size_t done = 0; done < mib * MiB; done += SMALL) {
+		char *p = v_malloc(SMALL);
+		if (!p) {
+			printf("FAIL hugepage/setup: malloc(%d) returned NULL\n", SMALL);
+			exit(1);
+		}
+		memset(p, 0x5a, SMALL);
+	}
+}
+
 static int report(const char *name, int ok, const char *want)
 {
 	struct os_stats st = { 0 };
@@ -75,9 +92,9 @@ static int report(const char *name, int ok, const char *want)
 		printf("PASS hugepage/%s\n", name);
 		return 0;
 	}
-	printf("FAIL hugepage/%s: want %s; got %zu bytes advised, %zu KiB of the heap in huge pages, %zu madvise "
-	       "calls, heap %zu MiB, kernel mode %s%s\n",
-	       name, want, st.huge_bytes, kib, st.madvise_calls, st.heap_size >> 20,
+	printf("FAIL hugepage/%s: want %s; got %zu bytes advised, %zu KiB of the heap and %zu KiB elsewhere in huge "
+	       "pages, %zu madvise calls, heap %zu MiB, front %zu MiB, kernel mode %s%s\n",
+	       name, want, st.huge_bytes, kib, huge_kib(0), st.madvise_calls, st.heap_size >> 20, st.front_bytes >> 20,
 	       kernel_madvise_mode() ? "madvise" : "not madvise", ok ? " (os_heap_check failed)" : "");
 	return 1;
 }
@@ -109,11 +126,27 @@ static int run_case(const char *name)
 		os_stats(&st);
 		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0, "nothing advised below 32 MiB of heap");
 	}
+	if (strcmp(name, "dense_small_objects_in_huge_pages") == 0) {
+		/* 48 MiB of small objects written whole: 12 segments; from the eighth on, the front's are advised */
+		fill_small(48);
+		os_stats(&st);
+		int ok = km ? st.huge_bytes >= 4 * MiB && huge_kib(0) >= 2048 : st.huge_bytes == 0;
+		return report(name, ok, km ? "segments advised, huge pages outside the heap" : "nothing advised (kernel mode)");
+	}
+	if (strcmp(name, "few_segments_keep_small_pages") == 0) {
+		/* 20 MiB of small objects: 5 segments, below the eighth */
+		fill_small(20);
+		os_stats(&st);
+		return report(name, st.huge_bytes == 0 && huge_kib(0) == 0 && heap_huge_kib() == 0,
+			      "nothing advised with 5 segments");
+	}
 	if (strcmp(name, "env_off_respected") == 0) {
 		fill(48, 1);
 		fill(16, 1);
+		fill_small(48);
 		os_stats(&st);
-		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0, "nothing advised with OSMEM_HUGEPAGE=0");
+		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0 && huge_kib(0) == 0,
+			      "nothing advised with OSMEM_HUGEPAGE=0");
 	}
 	if (strcmp(name, "env_on_advises_small_heap") == 0) {
 		fill(12, 1);
@@ -140,6 +173,8 @@ int main(int argc, char **argv)
 		{ "dense_heap_faults_in_huge_pages", NULL, NULL },
 		{ "sparse_heap_keeps_small_pages", NULL, NULL },
 		{ "small_heap_keeps_small_pages", NULL, NULL },
+		{ "dense_small_objects_in_huge_pages", NULL, NULL },
+		{ "few_segments_keep_small_pages", NULL, NULL },
 		{ "env_off_respected", "OSMEM_HUGEPAGE", "0" },
 		{ "env_on_advises_small_heap", "OSMEM_HUGEPAGE", "1" },
 		{ "classic_profile_never_advises", "OSMEM_PROFILE", "classic" },
