@@ -734,7 +734,41 @@ def front_tests(build, out, tmp, cc):
         check("trace: a swinging heap's trace has `trim_threshold` lines and its map is drawn without warnings",
               rc == 0 and rc2 == 0 and "\n  trim_threshold " in stext and "warning" not in err2,
               f"rc={rc}/{rc2} trim_threshold lines: {stext.count('  trim_threshold ')}; {err2.strip()[-300:]}")
+    # 5. a heap the program fills: past 32 MiB it is measured (`hugepage measure`) and advised for huge pages
+    # (`madvise_huge`, src/huge.c); the map draws it without warnings and counts the advised bytes
+    exe, err = build_drop_in(cc, build, tmp, "dense", DENSE_C)
+    if check("trace: the dense-heap program compiles", exe, err.strip()[-400:]):
+        dtrace = os.path.join(out, "dense.trace")
+        env = traced_env(dtrace)
+        env.pop("OSMEM_HUGEPAGE", None)
+        rc, _, err, _ = run([exe], env=env)
+        dpage = os.path.join(out, "dense.html")
+        rc2, _, err2, _ = heapmap([dtrace, "-o", dpage]) if rc == 0 else (rc, "", err, 0)  # no -q: it hides warnings
+        dtext = open(dtrace).read() if os.path.exists(dtrace) else ""
+        madvise_mode = "[madvise]" in open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+        page_text = open(dpage).read() if rc2 == 0 and os.path.exists(dpage) else ""
+        m = re.search(r'"hugeBytes":\s*(\d+)', page_text)
+        advised = sum(int(l.split()[2]) for l in dtext.splitlines() if l.startswith("  madvise_huge "))
+        want = "dense" if madvise_mode else None
+        check("trace: a dense heap's trace has its measure and madvise_huge lines (kernel mode madvise), and its map "
+              "is drawn without warnings, counting the advised bytes",
+              rc == 0 and rc2 == 0 and "warning" not in err2 and m is not None and int(m.group(1)) == advised and
+              ((advised > 0 and "  hugepage measure " in dtext and ": dense" in dtext) if want else advised == 0),
+              f"rc={rc}/{rc2} kernel madvise mode {madvise_mode}, madvise_huge bytes {advised}, page hugeBytes "
+              f"{m.group(1) if m else None}; {err2.strip()[-300:]}")
     return {"page": page, "addr": paddr, "tend": meta["tEnd"], "voff": mine[0]["voff"] if mine else None}
+
+
+DENSE_C = r'''
+#include <stdlib.h>
+#include <string.h>
+int main(void)
+{
+    for (int i = 0; i < 900; i++) /* 56 MiB of 64 KiB blocks, every byte written */
+        memset(malloc(65536), 1, 65536);
+    return 0;
+}
+'''
 
 
 SWING_C = r'''

@@ -96,6 +96,7 @@ def _pack(h, keep_text=True):
             "counts": h.counts,
             "cases": h.cases,
             "madvise": len(h.madvise),
+            "hugeBytes": sum(x[2] for x in h.huge),
             "warnings": h.warnings,
             "inherited": h.inherited,
             "threads": h.threads,
@@ -358,7 +359,7 @@ function reqDesc(i) {
     grp(M.requests) + ' requests (' + esc(kinds) + '); ' + grp(M.states) + ' block states drawn, ' +
     grp(M.transient) + ' lasted no time') + '; peak break ' + bytes(M.peakBrk) +
     (M.peakMapped ? ', peak mapped ' + bytes(M.peakMapped) : '') + (M.madvise ? ', ' + M.madvise + ' madvise' : '') +
-    '.</span>';
+    (M.hugeBytes ? ', ' + bytes(M.hugeBytes) + ' advised for huge pages' : '') + '.</span>';
   s.setAttribute('data-front-segments', f.front_segments);
   s.setAttribute('data-front-pages', f.front_pages);
   s.setAttribute('data-front-used', f.front_used);

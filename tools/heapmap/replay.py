@@ -65,6 +65,7 @@ class History:
         self.req_line = [0]             # trace line number of request i (index 0: before any request)
         self.req_text = [""]            # its text
         self.madvise = []               # (request, offset or address, length)
+        self.huge = []                  # madvise_huge: (request, offset or address, length) advised for huge pages
         self.final_heap = []            # [(offset, size, status)] in address order
         self.final_mapped = []          # [(address, size, lane offset)]
         self.transient = 0              # states that lasted no time
@@ -441,6 +442,10 @@ def replay_trace(path, keep_text=True):
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
                     elif op == "madvise":
                         h.madvise.append((t,) + (_addr(p[1])[1], int(p[2])))
+                    elif op == "madvise_huge":  # src/huge.c: a growth of a dense heap, or a front segment
+                        h.huge.append((t,) + (_addr(p[1])[1], int(p[2])))
+                    elif op == "hugepage":      # the kernel's mode read, or a density measure: no block moves
+                        pass
                     elif op in FRONT_EVENTS:
                         front_event(op, p, lineno)
                     elif op == "case":
