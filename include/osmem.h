@@ -48,8 +48,8 @@ struct os_stats {
 	 * mappings (freed blocks of 32 MiB or more, given back after about a second unused or by malloc_trim; in
 	 * neither mapped_* nor free_*; os_stats_print lists them apart). Free here. */
 	size_t front_cached_blocks, front_cached_bytes;
-	/* Heap growth advised for transparent huge pages (the default profile, once the program is seen to fill its
-	 * heap: src/huge.c; 0 in the classic profile). */
+	/* Bytes advised for transparent huge pages: growth of the heap and front segments (the default profile, once
+	 * the program is seen to fill them: src/huge.c; 0 in the classic profile). */
 	size_t huge_bytes;
 };
 OSMEM_API void os_stats(struct os_stats *st);

@@ -1,7 +1,10 @@
-/* huge: transparent huge pages for a heap its program fills densely (the drop-in's default profile).
+/* huge: transparent huge pages for the memory a program fills densely: its heap, and its front segments (the
+ * drop-in's default profile).
  *
- * Core layer, beside heap.c, which calls it under the heap lock each time the break grows. The classic profile
- * (libosmem.so, OSMEM_PROFILE=classic) never comes here: its system calls are SPEC.md's, to the call.
+ * Core layer, beside heap.c, which calls it under the heap lock each time the break grows; front.c uses its parts
+ * (osm_huge_env, osm_huge_kernel_ok, osm_huge_dense, osm_huge_advise) for each new segment from the eighth on,
+ * under the same lock (front.c, seg_advise). The classic profile (libosmem.so, OSMEM_PROFILE=classic) never
+ * comes here: its system calls are SPEC.md's, to the call.
  *
  * Why. This machine's kernel charges about 11 us for each page fault, whatever the page (first touch, again after
  * munmap; bench/results and docs/TRADEOFFS.md): a program that writes 1 GiB of heap spends 2.8 s faulting 262,144
@@ -25,12 +28,14 @@
  * kernel's khugepaged may later collapse a partly resident 2 MiB range of a long-lived process again, at most
  * the two ranges at the ends of each given-back block.
  *
- * OSMEM_HUGEPAGE=0 turns this off; =1 advises every growth past the first, without the size and density tests
+ * OSMEM_HUGEPAGE=0 turns this off; =1 advises every growth past the first and every segment, without the size and
+ * density tests
  * (tests, or a program known to be dense). Without the kernel's "madvise" mode (never: nothing to ask; always:
  * the kernel already does it) no call is made.
  *
  * Cost: nothing per request. Per growth of the break, once dense: one madvise. Per doubling of the heap until
- * dense: one mincore per 16 MiB measured. */
+ * dense: one mincore per 16 MiB measured. Per new segment from the eighth: one mincore of 4 MiB until the front is
+ * found dense, then one madvise. */
 #include "internal.h"
 
 #define HUGE_FROM ((size_t)32 << 20) /* a heap smaller than this is not measured: its RSS is what it is */

@@ -258,7 +258,7 @@ struct heap_counters {
 	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
 	size_t kept_maps, kept_bytes;    /* the mapping cache: freed mappings kept for reuse */
 	size_t reused_maps;              /* requests it served */
-	size_t huge_bytes;               /* heap growth advised for transparent huge pages (huge.c) */
+	size_t huge_bytes;               /* heap growth and front segments advised for huge pages (huge.c) */
 };
 
 struct heap {

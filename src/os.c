@@ -422,7 +422,8 @@ void osm_os_discard(void *addr, size_t len)
 // Transparent huge pages (huge.c)
 // ------------------------------------------------------------------
 
-/* Read once per process, when the heap first reaches huge.c's size: open, read, close. Anything unreadable or
+/* Read once per process, when the heap first reaches huge.c's size or the front its eighth segment: open, read,
+ * close. Anything unreadable or
  * unexpected counts as "never": no madvise is then made. */
 enum os_thp osm_os_thp_mode(void)
 {
