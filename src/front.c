@@ -460,8 +460,11 @@ static void segmap_set(uintptr_t seg, bool on)
 /* Huge pages for segments (src/huge.c says why and what they cost): from the SEG_HUGE_FROM-th segment on, a new
  * segment is advised once the newest one before it (full: a segment is mapped only when the pool is empty) is
  * found dense, 7/8 of its pages resident. Until then each new segment costs one mincore of 4 MiB. A program with
- * fewer segments keeps 4 KiB pages: a huge page is resident whole, and the first page of a segment (its
- * descriptors, 16 KiB written) would take 2 MiB. Front lock and core lock held. */
+ * fewer segments keeps 4 KiB pages: a huge page is resident whole. Only a segment's upper 2 MiB is advised: the
+ * lower holds page 0, whose descriptors (16 KiB, written when the segment is born) would make all of it resident
+ * at once, while the pool hands pages out from the last down, so the upper half fills first. Advising both
+ * halves cost sqlite3 2.1 MiB of peak RSS (97.4 -> 99.5 MiB, 21,750 faults); the upper half alone nothing
+ * (97.5 MiB, 22,800 faults; 29,400 without huge pages). Front lock and core lock held. */
 #define SEG_HUGE_FROM 8
 static int seg_huge; /* 0: not yet, 1: every new segment, -1: never */
 
@@ -476,8 +479,8 @@ static void seg_advise(char *seg)
 	}
 	if (!seg_huge && (m == HUGE_MODE_FORCED || (segments && osm_huge_dense(segments, (char *)segments + FRONT_SEG_SIZE))))
 		seg_huge = 1;
-	if (seg_huge > 0)
-		osm_huge_advise(seg, FRONT_SEG_SIZE);
+	if (seg_huge > 0) /* the upper half only: see above */
+		osm_huge_advise(seg + FRONT_SEG_SIZE / 2, FRONT_SEG_SIZE / 2);
 }
 
 /* Maps a segment aligned to its size: over-map by one segment, then unmap the two ends. The system calls go
