@@ -69,8 +69,6 @@ bool osm_in_heap(const void *p)
 }
 
 static inline size_t page_size(void) { return osm_os_page_size(); }
-static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
-static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
 static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 static void count_in_use(void)
@@ -309,8 +307,8 @@ static char *brk_grow(size_t len)
 		osm_heap.brk_refused = true; /* a modest growth refused: the break is walled in (not one huge request) */
 	if (p && osm_heap.trim_watch)
 		trim_regrown();
-	if (p && !osm_heap.classic)
-		osm_huge_grown(p, len);
+	if (p)
+		osm_huge_grown(p, len); /* default profile only: it returns at once in the classic one */
 	return p;
 }
 

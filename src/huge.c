@@ -44,8 +44,6 @@ static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state; /* the heap's
 static size_t next_check = HUGE_FROM; /* heap size at which the next measure is taken */
 static const char *measured;          /* heap bytes below this were measured (and found sparse) */
 
-static inline uintptr_t up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
-static inline uintptr_t down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
 
 enum huge_mode osm_huge_env(void)
 {
@@ -75,7 +73,7 @@ bool osm_huge_kernel_ok(void)
 bool osm_huge_dense(const void *from, const void *to)
 {
 	size_t page = osm_os_page_size();
-	uintptr_t lo = up((uintptr_t)from, page), hi = down((uintptr_t)to, page);
+	uintptr_t lo = round_up((uintptr_t)from, page), hi = round_down((uintptr_t)to, page);
 	if (hi <= lo)
 		return false;
 	size_t pages = (hi - lo) / page, resident = osm_os_resident((const void *)lo, hi - lo);
@@ -89,7 +87,7 @@ bool osm_huge_dense(const void *from, const void *to)
 void osm_huge_advise(void *addr, size_t len)
 {
 	size_t page = osm_os_page_size();
-	uintptr_t lo = down((uintptr_t)addr, page), hi = up((uintptr_t)addr + len, page);
+	uintptr_t lo = round_down((uintptr_t)addr, page), hi = round_up((uintptr_t)addr + len, page);
 	osm_os_advise_huge((void *)lo, hi - lo);
 	osm_heap.count.huge_bytes += hi - lo;
 	if (TRACING)

@@ -21,6 +21,10 @@
  * 4 KiB or more that is written only in some programs belongs here (tests/malloc_front_footprint.c). */
 #define LARGE_BSS __attribute__((section(".lbss")))
 
+/* v rounded up or down to a multiple of a (a power of two). */
+static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
+static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
+
 // ------------------------------------------------------------------
 // Policy constants (SPEC.md Part 1)
 // ------------------------------------------------------------------

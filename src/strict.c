@@ -48,8 +48,6 @@ bool osm_strict_init(void)
 	return __atomic_load_n(&osm_strict, __ATOMIC_RELAXED) > 0;
 }
 
-static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~(uintptr_t)(a - 1); }
-static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
 static inline size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* The first byte of [s, s + len) that is not c, or NULL: eight bytes per compare. */

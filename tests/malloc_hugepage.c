@@ -31,55 +31,43 @@ static int kernel_madvise_mode(void)
 	return strstr(buf, "[madvise]") != NULL;
 }
 
-/* AnonHugePages of the mappings named [heap] (the break's; heap = 1) or of all the others (heap = 0), in KiB. */
-static size_t huge_kib(int heap)
+/* What /proc/self/smaps says about huge pages: AnonHugePages of the mappings named [heap] (the break's) and of all
+ * the others, in KiB; and the mappings other than [heap] that carry madvise(MADV_HUGEPAGE) (VmFlags "hg"), with
+ * how many of them start elsewhere than 2 MiB into a 4 MiB-aligned segment (the front advises a segment's upper
+ * half only). */
+struct smaps_view { size_t heap_kib, other_kib; int advised, misplaced; };
+
+static struct smaps_view smaps_view(void)
 {
 	static char buf[4 << 20];
 	tu_read_file("/proc/self/smaps", buf, sizeof buf);
-	size_t kib = 0;
+	struct smaps_view v = { 0, 0, 0, 0 };
+	unsigned long lo = 0, a, b;
 	int in_heap = 0;
 	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		char *nl = strchr(line, '\n');
 		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		unsigned long lo, hi;
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-			in_heap = len >= 6 && memcmp(line + len - 6, "[heap]", 6) == 0;
-		else if (in_heap == heap && strncmp(line, "AnonHugePages:", 14) == 0)
-			kib += strtoul(line + 14, NULL, 10);
-	}
-	return kib;
-}
-
-static size_t heap_huge_kib(void) { return huge_kib(1); }
-
-/* Mappings other than [heap] that carry madvise(MADV_HUGEPAGE) (smaps' VmFlags "hg"): how many, and how many of
- * them start elsewhere than 2 MiB into a 4 MiB-aligned segment (the front advises a segment's upper half only). */
-static void advised_vmas(int *n, int *misplaced)
-{
-	static char buf[4 << 20];
-	tu_read_file("/proc/self/smaps", buf, sizeof buf);
-	*n = *misplaced = 0;
-	unsigned long lo = 0;
-	int in_heap = 0;
-	for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-		char *nl = strchr(line, '\n');
-		size_t len = nl ? (size_t)(nl - line) : strlen(line);
-		unsigned long a, b;
-		if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2) { /* a header (sscanf may write a of "AnonHugePages:" too) */
 			lo = a;
 			in_heap = len >= 6 && memcmp(line + len - 6, "[heap]", 6) == 0;
+		} else if (strncmp(line, "AnonHugePages:", 14) == 0) {
+			*(in_heap ? &v.heap_kib : &v.other_kib) += strtoul(line + 14, NULL, 10);
 		} else if (!in_heap && strncmp(line, "VmFlags:", 8) == 0) {
 			char flags[256];
 			size_t fl = len < sizeof flags - 1 ? len : sizeof flags - 1;
 			memcpy(flags, line, fl);
 			flags[fl] = 0;
 			if (strstr(flags, " hg")) {
-				(*n)++;
-				*misplaced += lo % (4 * MiB) != 2 * MiB;
+				v.advised++;
+				v.misplaced += lo % (4 * MiB) != 2 * MiB;
 			}
 		}
 	}
+	return v;
 }
+
+static size_t heap_huge_kib(void) { return smaps_view().heap_kib; }
+static size_t other_huge_kib(void) { return smaps_view().other_kib; }
 
 /* mib MiB of heap blocks; `stride` bytes apart the program writes one byte (1: every byte). */
 static void fill(size_t mib, size_t stride)
@@ -123,7 +111,7 @@ static int report(const char *name, int ok, const char *want)
 	}
 	printf("FAIL hugepage/%s: want %s; got %zu bytes advised, %zu KiB of the heap and %zu KiB elsewhere in huge "
 	       "pages, %zu madvise calls, heap %zu MiB, front %zu MiB, kernel mode %s%s\n",
-	       name, want, st.huge_bytes, kib, huge_kib(0), st.madvise_calls, st.heap_size >> 20, st.front_bytes >> 20,
+	       name, want, st.huge_bytes, kib, other_huge_kib(), st.madvise_calls, st.heap_size >> 20, st.front_bytes >> 20,
 	       kernel_madvise_mode() ? "madvise" : "not madvise", ok ? " (os_heap_check failed)" : "");
 	return 1;
 }
@@ -159,7 +147,7 @@ static int run_case(const char *name)
 		/* 48 MiB of small objects written whole: 12 segments; from the eighth on, the front's are advised */
 		fill_small(48);
 		os_stats(&st);
-		int ok = km ? st.huge_bytes >= 4 * MiB && huge_kib(0) >= 2048 : st.huge_bytes == 0;
+		int ok = km ? st.huge_bytes >= 4 * MiB && other_huge_kib() >= 2048 : st.huge_bytes == 0;
 		return report(name, ok, km ? "segments advised, huge pages outside the heap" : "nothing advised (kernel mode)");
 	}
 	if (strcmp(name, "segment_first_half_keeps_small_pages") == 0) {
@@ -167,19 +155,18 @@ static int run_case(const char *name)
 		 * whole before the program used a page of it (sqlite3: +2.1 MiB of peak RSS) */
 		fill_small(48);
 		os_stats(&st);
-		int n, misplaced;
-		advised_vmas(&n, &misplaced);
-		int ok = km ? n > 0 && misplaced == 0 : n == 0;
+		struct smaps_view v = smaps_view();
+		int ok = km ? v.advised > 0 && v.misplaced == 0 : v.advised == 0;
 		if (!ok)
-			printf("  (%d advised mappings outside the heap, %d of them not starting 2 MiB into a segment)\n", n,
-			       misplaced);
+			printf("  (%d advised mappings outside the heap, %d of them not starting 2 MiB into a segment)\n",
+			       v.advised, v.misplaced);
 		return report(name, ok, km ? "only the upper 2 MiB of each advised segment" : "nothing advised (kernel mode)");
 	}
 	if (strcmp(name, "few_segments_keep_small_pages") == 0) {
 		/* 20 MiB of small objects: 5 segments, below the eighth */
 		fill_small(20);
 		os_stats(&st);
-		return report(name, st.huge_bytes == 0 && huge_kib(0) == 0 && heap_huge_kib() == 0,
+		return report(name, st.huge_bytes == 0 && other_huge_kib() == 0 && heap_huge_kib() == 0,
 			      "nothing advised with 5 segments");
 	}
 	if (strcmp(name, "env_off_respected") == 0) {
@@ -187,7 +174,7 @@ static int run_case(const char *name)
 		fill(16, 1);
 		fill_small(48);
 		os_stats(&st);
-		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0 && huge_kib(0) == 0,
+		return report(name, st.huge_bytes == 0 && heap_huge_kib() == 0 && other_huge_kib() == 0,
 			      "nothing advised with OSMEM_HUGEPAGE=0");
 	}
 	if (strcmp(name, "env_on_advises_small_heap") == 0) {
