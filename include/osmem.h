@@ -51,6 +51,9 @@ struct os_stats {
 	/* Bytes advised for transparent huge pages: growth of the heap and front segments (the default profile, once
 	 * the program is seen to fill them: src/huge.c; 0 in the classic profile). */
 	size_t huge_bytes;
+	/* Medium blocks the caches gave back to the core after they sat unused for 10 ms or more (threaded
+	 * processes: src/front.c, medium_scavenge). */
+	size_t front_scavenged;
 };
 OSMEM_API void os_stats(struct os_stats *st);
 /* Writes the statistics as text to fd (write(2), no stdio). */

@@ -539,10 +539,15 @@ struct front_heap {
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
 	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];
+	/* per class the low-water mark of mc_count since medium_scavenge last looked (tcmalloc's lowater): the
+	 * blocks below it have not been used since */
+	uint8_t mc_low[MEDIUM_CLASSES];
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
 	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
 	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
+	size_t mc_scavenged;                  /* blocks given back unused (front.c, medium_scavenge) */
+	uint64_t mc_look_ns;                  /* when medium_scavenge last looked */
 };
 
 /* The stacks of a thread's caches: 18 KiB of a heap's 20, so they sit just below their heap (stacks_of) rather
@@ -761,7 +766,7 @@ static inline bool medium_header_ok(const struct block_meta *b)
 	return b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b);
 }
 
-HIDDEN void *osm_front_medium_refill(size_t cls, size_t n);
+HIDDEN void *osm_front_medium_refill(size_t cls, size_t n, bool batch);
 HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api);
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
@@ -769,15 +774,15 @@ HIDDEN void osm_front_medium_recheck(struct block_meta *b);
 HIDDEN bool osm_front_medium_reclaim(void);
 HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_medium_reclaim allowed */
 
-HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
+HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch);
 
 /* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin
  * (the block this size freed last): about 30 instructions, no lock, no atomic read-modify-write, no system call:
  * bin, pop, the block's header checked (status, cookie: two multiplies; links: three loads), the freed mark
- * checked and cleared. A block whose header or mark the program overwrote while it was cached is reported here.
+ * checked and cleared, the bin's low-water mark kept. A block whose header or mark the program overwrote while it was cached is reported here.
  * A top block too small: the first that fits below it (a scan of their sizes); a miss takes the core's lock once
- * for a batch of this size. */
-static inline void *osm_front_medium_malloc(size_t n)
+ * for a batch of this size (batch false: for this block alone). */
+static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
 {
 	n = medium_round(n);
 	size_t c = medium_bin(n);
@@ -785,17 +790,24 @@ static inline void *osm_front_medium_malloc(size_t n)
 	size_t k = h->mc_count[c];
 	struct block_meta *b;
 	if (__builtin_expect(k == 0 || stacks_of(h)->mc_size[c][k - 1] < n, 0))
-		return osm_front_medium_pick(h, c, n);
+		return osm_front_medium_pick(h, c, n, batch);
 	b = stacks_of(h)->mc[c][k - 1];
 	void **q = payload(b);
 	if (__builtin_expect(!medium_header_ok(b) || q[1] != (void *)front_mark(q) || !medium_links_ok(b), 0))
 		osm_front_medium_recheck(b); /* under the core's lock: aborts on a header the program overwrote */
 	h->mc_count[c] = (uint8_t)(k - 1);
+	if (k - 1 < h->mc_low[c])
+		h->mc_low[c] = (uint8_t)(k - 1);
 	q[1] = NULL;
 	h->mc_bytes -= b->size;
 	h->mc_hits++;
 	return q;
 }
+static inline void *osm_front_medium_malloc(size_t n) { return medium_malloc_with(n, true); }
+/* The same for a block that will not be freed back into this cache (threaded realloc's growth, which frees the
+ * old block to the core): a miss takes one block, and the bin's limit does not grow. A buffer grown through the
+ * bins would otherwise leave a refill's batch idle in each (python3: 4 MiB a thread; front.c). */
+static inline void *osm_front_medium_malloc_one(size_t n) { return medium_malloc_with(n, false); }
 
 /* p's block when it is an allocated heap block of a cached size whose header and links hold, read without the
  * lock; else NULL (the core's way decides, and reports what is wrong). free's and realloc's fast paths. */
@@ -861,6 +873,7 @@ HIDDEN void osm_front_medium_trim(void);
 struct front_stats {
 	size_t hits, misses, frees, segment_bytes, page_bytes, in_use, free_bytes, threads;
 	size_t mc_hits, mc_frees, mc_refills, mc_extra, mc_flushed, mc_bytes, mc_blocks; /* the medium caches */
+	size_t mc_scavenged; /* of mc_flushed: given back after sitting unused (medium_scavenge) */
 	size_t tc_slots, tc_bytes; /* the thread caches of small slots */
 };
 HIDDEN void osm_front_stats(struct front_stats *fs);

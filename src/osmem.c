@@ -122,6 +122,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->front_in_use = fs.in_use; /* the thread caches' slots are in neither front_in_use nor front_free */
 	st->front_free = fs.free_bytes;
 	st->front_threads = fs.threads;
+	st->front_scavenged = fs.mc_scavenged;
 	st->bytes_in_use += fs.in_use;
 	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
 	st->frees += fs.frees;

@@ -244,8 +244,11 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
  * thread, and to the core's heap (one lock) once it has more: there any thread's next request can take it, where
  * in a per-thread cache only this one could, and python3's five threads' caches held its extra megabytes
  * (peak RSS 72.4 -> 68.5 MiB, PYTHONMALLOC=malloc 72.9 -> 69.6, times unchanged; into the core with one thread
- * too made mixed-realloc 3% slower). The same checks as free's fast path, and a freed block (its mark) goes the
- * core's way, which reports it. NULL: the core's way (tracing, other sizes, a miss). */
+ * too made mixed-realloc 3% slower). With more than one thread, a miss also takes one block, not a batch: a
+ * buffer grown through the bins frees none back into them, so a batch's other blocks would sit unused in each
+ * (python3: 67.4 -> 63.4 MiB of peak RSS with this alone; with one thread the chain recycles its own blocks, and
+ * one block a miss cost mixed-realloc 4.8 MiB). The same checks as free's fast path, and a freed block (its mark)
+ * goes the core's way, which reports it. NULL: the core's way (tracing, other sizes, a miss). */
 static inline void *medium_realloc(void *p, size_t n)
 {
 	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX)
@@ -254,11 +257,12 @@ static inline void *medium_realloc(void *p, size_t n)
 	if (!b || n <= b->size || ((void **)p)[1] == (void *)front_mark(p))
 		return NULL;
 	size_t s = b->size;
-	void *q = osm_front_medium_malloc(n);
+	bool alone = osm_os_single_threaded();
+	void *q = alone ? osm_front_medium_malloc(n) : osm_front_medium_malloc_one(n);
 	if (!q)
 		return NULL;
 	memcpy(q, p, s);
-	if (osm_os_single_threaded())
+	if (alone)
 		medium_free(p);
 	else
 		core_free(p); /* the shared heap: see above */

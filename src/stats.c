@@ -79,6 +79,7 @@ static void stats_text(struct text *t, const struct os_stats *sp, const struct o
 		line(t, "front threads", st.front_threads);
 		line(t, "front cached blocks", st.front_cached_blocks);
 		line(t, "front cached bytes", st.front_cached_bytes);
+		line(t, "front scavenged", st.front_scavenged); /* medium blocks given back unused */
 	}
 }
 

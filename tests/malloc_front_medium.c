@@ -13,7 +13,10 @@
  *  - every size from 2049 to 32768 is served with at least its size, 16-aligned, contents kept by realloc;
  *  - a thread that uses a bin once keeps little in it (slow start);
  *  - the shared transfer cache: a block there is still a freed block (a second free is reported), another
- *    thread's miss is served from it, and malloc_trim empties it.
+ *    thread's miss is served from it, and malloc_trim empties it;
+ *  - idle blocks: in a threaded process, blocks a bin has not used for 10 ms go back to the core at the thread's
+ *    next medium slow path (python3's threads held megabytes they never used again); with one thread they stay;
+ *    a buffer that realloc grows through the bins in a threaded process leaves no batch behind in each.
  * Death cases run in a forked child; the parent checks the signal and the exact message. Prints `PASS medium/...`
  * or `FAIL medium/...: why`. Default profile only (the caches do not exist in the classic profile). */
 #include <errno.h>
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "osmem.h"
@@ -625,10 +629,118 @@ static void first_request_keeps_errno(void)
 	check("first_request_keeps_errno", !bad, why);
 }
 
+// ---- idle blocks (front.c, medium_scavenge) and threaded growth ----
+
+/* Fills bins 4..11 (4 KiB to 14 KiB) with 6 cached blocks each: returns how many are cached after. */
+static size_t park_blocks(void)
+{
+	void *p[8][6];
+	for (int c = 0; c < 8; c++)
+		for (int i = 0; i < 6; i++)
+			p[c][i] = v_malloc(bin_request(4 + c));
+	for (int c = 0; c < 8; c++)
+		for (int i = 0; i < 6; i++)
+			v_free(p[c][i]);
+	struct os_stats s;
+	os_stats(&s);
+	return s.front_cached_blocks;
+}
+
+/* Two looks of the scavenger, 15 ms or more apart, each made by a miss in a bin nothing else uses (a medium
+ * slow path): the first sets the low-water marks, the second gives back what stayed below them. A busy machine
+ * only makes the sleeps longer, which changes nothing. */
+static void idle_twice(size_t a, size_t b)
+{
+	struct timespec ts = { 0, 15 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	v_free(v_malloc(a));
+	nanosleep(&ts, NULL);
+	v_free(v_malloc(b));
+}
+
+/* Before any thread exists: the cache's blocks stay however long they sit. */
+static void single_thread_keeps_idle_blocks(void)
+{
+	size_t parked = park_blocks();
+	struct os_stats s;
+	idle_twice(bin_request(14), bin_request(15));
+	os_stats(&s);
+	char why[200];
+	snprintf(why, sizeof why, "one thread: %zu blocks cached, %zu after two idle spells and %zu given back (want "
+		 "none given back)", parked, s.front_cached_blocks, s.front_scavenged);
+	check("single_thread_keeps_idle_blocks", parked >= 40 && s.front_scavenged == 0 && s.front_cached_blocks >= parked,
+	      why);
+	malloc_trim(0);
+}
+
+static struct os_stats idle_a, idle_b;
+static size_t idle_parked;
+static void *idle_in_thread(void *arg)
+{
+	(void)arg;
+	idle_parked = park_blocks();
+	os_stats(&idle_a);
+	idle_twice(bin_request(14), bin_request(15));
+	os_stats(&idle_b);
+	return NULL;
+}
+
+static void idle_blocks_given_back_when_threaded(void)
+{
+	malloc_trim(0);
+	pthread_t t;
+	pthread_create(&t, NULL, idle_in_thread, NULL);
+	pthread_join(t, NULL);
+	size_t given = idle_b.front_scavenged - idle_a.front_scavenged;
+	char why[240];
+	snprintf(why, sizeof why, "a thread parked %zu blocks in 8 bins, idle 30 ms: %zu given back, cached %zu -> %zu "
+		 "(want the 48 parked ones given back, and no more)", idle_parked, given, idle_a.front_cached_blocks,
+		 idle_b.front_cached_blocks);
+	check("idle_blocks_given_back_when_threaded", idle_parked >= 48 && given >= 48 && given <= idle_parked + 8 &&
+	      idle_b.front_cached_blocks + 40 <= idle_a.front_cached_blocks && os_heap_check() == 0, why);
+}
+
+/* A buffer grown by realloc from 2 KiB to 32 KiB through every bin, in a thread of a threaded process: the old
+ * blocks go to the core, so a miss must take the one block it serves, not a batch whose rest sits in each bin.
+ * Checked in a new thread (its own cache empty) after malloc_trim (the transfer cache empty). */
+static size_t growth_cached;
+static int growth_bad;
+static void *grow_in_thread(void *arg)
+{
+	(void)arg;
+	struct os_stats a, b;
+	os_stats(&a);
+	unsigned char *p = v_malloc(2100);
+	memset(p, 0x77, 2100);
+	for (size_t n = 2600; n <= 32768; n += 500) {
+		p = v_realloc(p, n);
+		growth_bad |= !p || p[0] != 0x77 || p[2099] != 0x77;
+		if (!p)
+			return NULL;
+	}
+	os_stats(&b);
+	growth_cached = b.front_cached_blocks - a.front_cached_blocks;
+	v_free(p);
+	return NULL;
+}
+
+static void threaded_growth_takes_one_block(void)
+{
+	malloc_trim(0);
+	pthread_t t;
+	pthread_create(&t, NULL, grow_in_thread, NULL);
+	pthread_join(t, NULL);
+	char why[200];
+	snprintf(why, sizeof why, "growing a buffer from 2100 to 32768 bytes through 16 bins left %zu blocks cached "
+		 "(want at most 2: the first malloc's batch), contents %s", growth_cached, growth_bad ? "lost" : "kept");
+	check("threaded_growth_takes_one_block", !growth_bad && growth_cached <= 2, why);
+}
+
 int main(void)
 {
 	if (getenv("MEDIUM_ERRNO_CHILD"))
 		return errno_child();
+	single_thread_keeps_idle_blocks(); /* first: no thread created yet */
 	first_request_keeps_errno();
 	death("double_free", double_free, "free", "double free");
 	death("double_free_after_another", double_free_after_another, "free", "double free");
@@ -652,5 +764,7 @@ int main(void)
 	budget_shared();
 	transfer_between_threads();
 	enomem_retries_once();
+	idle_blocks_given_back_when_threaded();
+	threaded_growth_takes_one_block();
 	return n_fail ? 1 : 0;
 }
