@@ -1355,8 +1355,8 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch
 
 /* Idle blocks back to the core (tcmalloc's and jemalloc's cache scavenging), in a threaded process. A bin's
  * stack is used at its top: the blocks below its low-water mark since the last look (10 ms or more ago, from this
- * thread's medium slow paths) have not been used since, and half of them, the oldest, go back to the core with
- * one lock. A thread's idle blocks are memory no other thread can use: python3's threads each held 2.5-2.9 MiB of
+ * thread's medium slow paths) have not been used since, and they go back to the core with one lock (all of them:
+ * half, tcmalloc's choice, kept 1 MiB more of python3's peak). A thread's idle blocks are memory no other thread can use: python3's threads each held 2.5-2.9 MiB of
  * medium blocks at exit, every bin at or near its limit, after about 12 hits a refill. Cost: a compare and a
  * store of a byte on the pop (internal.h, osm_front_medium_malloc); a clock read on the slow paths.
  * Not in one thread: its cache is the only user of its blocks, so idle ones come back to use, while the core
