@@ -324,7 +324,7 @@ WORKLOADS = [
     CBench("larson-4", "larson", [4], 0.1, "the same with 4 threads (on 2 cores)"),
     CBench("larson-8", "larson", [8], 0.1, "the same with 8 threads"),
     CBench("prodcon", "prodcon", [2], 0.1, "2 producers malloc 16..1024 B, 2 consumers free (every free remote), "
-           "through bounded rings; 24M objects"),
+           "through bounded rings; 24M objects; each pair's producer and consumer pinned to different CPUs"),
     CBench("falseshare", "falseshare", [2], 0.1, "8 B objects allocated by the main thread, then by each of 2 "
            "workers, written 2000 times each round: neighbouring objects of two threads share a cache line"),
     CBench("mixed-realloc", "mixed", [], 0.15, "8 B..512 KiB objects (80% under 1 KiB), 1 in 16 a buffer grown by "
