@@ -1355,9 +1355,10 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch
 
 /* Idle blocks back to the core (tcmalloc's and jemalloc's cache scavenging), in a threaded process. A bin's
  * stack is used at its top: the blocks below its low-water mark since the last look (10 ms or more ago, from this
- * thread's medium slow paths) have not been used since, and they go back to the core with one lock (all of them:
- * half, tcmalloc's choice, kept 1 MiB more of python3's peak). A thread's idle blocks are memory no other thread can use: python3's threads each held 2.5-2.9 MiB of
- * medium blocks at exit, every bin at or near its limit, after about 12 hits a refill. Cost: a compare and a
+ * thread's medium slow paths) have not been used since, and all of them go back to the core with one lock (half,
+ * tcmalloc's choice, kept 1 MiB more of python3's peak). A thread's idle blocks are memory no other thread can
+ * use: python3's threads each held 2.5-2.9 MiB of medium blocks at exit, every bin at or near its limit, after
+ * about 12 hits a refill. Cost: a compare and a
  * store of a byte on the pop (internal.h, osm_front_medium_malloc); a clock read on the slow paths.
  * Not in one thread: its cache is the only user of its blocks, so idle ones come back to use, while the core
  * splits blocks given back for other requests (mixed-realloc's growing buffers: +11 MiB of peak RSS). */
@@ -1370,18 +1371,15 @@ static void medium_scavenge(struct front_heap *h)
 	if (now - h->mc_look_ns < SCAVENGE_NS)
 		return;
 	h->mc_look_ns = now;
-	size_t give[MEDIUM_CLASSES], any = 0;
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
-		size_t idle = h->mc_low[c] < h->mc_count[c] ? h->mc_low[c] : h->mc_count[c];
-		give[c] = idle;
-		any += give[c];
-	}
+	size_t idle[MEDIUM_CLASSES], any = 0;
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
+		any += idle[c] = h->mc_low[c] < h->mc_count[c] ? h->mc_low[c] : h->mc_count[c];
 	if (any) {
 		int saved = errno;
 		osm_lock();
 		osm_set_op("free");
 		for (size_t c = 0; c < MEDIUM_CLASSES; c++)
-			medium_give_back(h, c, give[c]);
+			medium_give_back(h, c, idle[c]);
 		osm_unlock();
 		h->mc_scavenged += any;
 		errno = saved;

@@ -44,7 +44,6 @@ static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state; /* the heap's
 static size_t next_check = HUGE_FROM; /* heap size at which the next measure is taken */
 static const char *measured;          /* heap bytes below this were measured (and found sparse) */
 
-
 enum huge_mode osm_huge_env(void)
 {
 	static bool read;

@@ -779,8 +779,8 @@ HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, boo
 /* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin
  * (the block this size freed last): about 30 instructions, no lock, no atomic read-modify-write, no system call:
  * bin, pop, the block's header checked (status, cookie: two multiplies; links: three loads), the freed mark
- * checked and cleared, the bin's low-water mark kept. A block whose header or mark the program overwrote while it was cached is reported here.
- * A top block too small: the first that fits below it (a scan of their sizes); a miss takes the core's lock once
+ * checked and cleared, the bin's low-water mark kept. A block whose header or mark the program overwrote while
+ * it was cached is reported here. A top block too small: the first that fits below it (a scan of their sizes); a miss takes the core's lock once
  * for a batch of this size (batch false: for this block alone). */
 static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
 {

@@ -423,8 +423,7 @@ void osm_os_discard(void *addr, size_t len)
 // ------------------------------------------------------------------
 
 /* Read once per process, when the heap first reaches huge.c's size or the front its eighth segment: open, read,
- * close. Anything unreadable or
- * unexpected counts as "never": no madvise is then made. */
+ * close. Anything unreadable or unexpected counts as "never": no madvise is then made. */
 enum os_thp osm_os_thp_mode(void)
 {
 	int saved = errno, old = nocancel_begin();

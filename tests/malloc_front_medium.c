@@ -57,6 +57,16 @@ static void check(const char *name, int ok, const char *why)
 	n_fail += !ok;
 }
 
+/* fn in a thread of its own, waited for: a new thread starts with an empty cache, and its exit gives it back. */
+static void run_thread(void *(*fn)(void *))
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, fn, NULL) == 0)
+		pthread_join(t, NULL);
+	else
+		check("pthread_create", 0, "a thread could not be created");
+}
+
 // ---- death cases ----
 
 static void double_free(void)
@@ -287,9 +297,7 @@ static void thread_exit_gives_back(void)
 	struct os_stats before, after;
 	malloc_trim(0); /* this thread's cache and the transfer cache empty */
 	os_stats(&before);
-	pthread_t t;
-	pthread_create(&t, NULL, churn_and_exit, NULL);
-	pthread_join(t, NULL);
+	run_thread(churn_and_exit);
 	/* what the thread put in the shared transfer cache while it ran is not stranded: malloc_trim gives it back;
 	 * a block left in the dead thread's own cache would still count as cached after it */
 	malloc_trim(0);
@@ -319,9 +327,7 @@ static void *one_block(void *arg)
 static void slow_start(void)
 {
 	malloc_trim(0); /* the transfer cache empty: the thread's refill comes from the core */
-	pthread_t t;
-	pthread_create(&t, NULL, one_block, NULL);
-	pthread_join(t, NULL);
+	run_thread(one_block);
 	char why[120];
 	snprintf(why, sizeof why, "one malloc and free of 20000 bytes left %zu blocks cached", slow_start_cached);
 	check("slow_start_keeps_little", slow_start_cached >= 1 && slow_start_cached <= 2, why);
@@ -347,9 +353,7 @@ static void consumer_bin_grows(void)
 {
 	for (int i = 0; i < 16; i++)
 		consumed[i] = v_malloc(3000);
-	pthread_t t;
-	pthread_create(&t, NULL, consume, NULL);
-	pthread_join(t, NULL);
+	run_thread(consume);
 	char why[120];
 	snprintf(why, sizeof why, "a thread that freed 16 blocks of 3000 bytes kept %zu of them", consumer_cached);
 	check("consumer_bin_grows", consumer_cached >= 8, why);
@@ -449,17 +453,15 @@ static void *idle_with_cache(void *arg)
 
 static void budget_shared(void)
 {
-	pthread_t t, idle[40];
+	pthread_t idle[40];
 	struct os_stats after;
-	pthread_create(&t, NULL, fill_bins, NULL);
-	pthread_join(t, NULL);
+	run_thread(fill_bins);
 	os_stats(&after);
 	size_t alone = budget_end.front_cached_bytes - after.front_cached_bytes;
 	pthread_barrier_init(&idle_done, NULL, 41);
 	for (int i = 0; i < 40; i++)
 		pthread_create(&idle[i], NULL, idle_with_cache, NULL);
-	pthread_create(&t, NULL, fill_bins, NULL);
-	pthread_join(t, NULL);
+	run_thread(fill_bins);
 	os_stats(&after);
 	size_t crowded = budget_end.front_cached_bytes - after.front_cached_bytes;
 	pthread_barrier_wait(&idle_done);
@@ -500,11 +502,8 @@ static void *take_one(void *arg)
 static void transfer_between_threads(void)
 {
 	malloc_trim(0);
-	pthread_t t;
-	pthread_create(&t, NULL, fill_one_bin, NULL);
-	pthread_join(t, NULL);
-	pthread_create(&t, NULL, take_one, NULL);
-	pthread_join(t, NULL);
+	run_thread(fill_one_bin);
+	run_thread(take_one);
 	char why[200];
 	snprintf(why, sizeof why, "cached blocks %zu before another thread's first malloc(20000), %zu after (want one "
 		 "less: served from the blocks the first thread gave back)", xfer_before.front_cached_blocks,
@@ -688,9 +687,7 @@ static void *idle_in_thread(void *arg)
 static void idle_blocks_given_back_when_threaded(void)
 {
 	malloc_trim(0);
-	pthread_t t;
-	pthread_create(&t, NULL, idle_in_thread, NULL);
-	pthread_join(t, NULL);
+	run_thread(idle_in_thread);
 	size_t given = idle_b.front_scavenged - idle_a.front_scavenged;
 	char why[240];
 	snprintf(why, sizeof why, "a thread parked %zu blocks in 8 bins, idle 30 ms: %zu given back, cached %zu -> %zu "
@@ -727,9 +724,7 @@ static void *grow_in_thread(void *arg)
 static void threaded_growth_takes_one_block(void)
 {
 	malloc_trim(0);
-	pthread_t t;
-	pthread_create(&t, NULL, grow_in_thread, NULL);
-	pthread_join(t, NULL);
+	run_thread(grow_in_thread);
 	char why[200];
 	snprintf(why, sizeof why, "growing a buffer from 2100 to 32768 bytes through 16 bins left %zu blocks cached "
 		 "(want at most 2: the first malloc's batch), contents %s", growth_cached, growth_bad ? "lost" : "kept");
