@@ -55,7 +55,14 @@ struct os_stats {
 	 * processes: src/front.c, medium_scavenge). */
 	size_t front_scavenged;
 };
+/* Fills *st. The struct only ever grows at its end: os_stats_get copies the first size bytes of what this library
+ * knows (and never writes past them), so a program built against an older osmem.h keeps working on a newer
+ * library; fields a newer header adds and an older library lacks are left untouched. os_stats(st) is
+ * os_stats_get(st, sizeof *st); the unsized os_stats symbol stays for programs built before os_stats_get, and
+ * fills the whole struct of this version (as mimalloc's mi_stats_get takes its caller's size). */
+OSMEM_API void os_stats_get(struct os_stats *st, size_t size);
 OSMEM_API void os_stats(struct os_stats *st);
+#define os_stats(st) os_stats_get((st), sizeof *(st))
 /* Writes the statistics as text to fd (write(2), no stdio). */
 OSMEM_API void os_stats_print(int fd);
 

@@ -142,10 +142,18 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 #endif
 }
 
-void os_stats(struct os_stats *st)
+void os_stats_get(struct os_stats *st, size_t size)
 {
+	struct os_stats all;
 	struct osm_stats_extra x;
-	stats_gather(st, &x);
+	stats_gather(&all, &x);
+	memcpy(st, &all, size < sizeof all ? size : sizeof all);
+}
+
+/* The unsized entry point of programs built before os_stats_get (the parentheses keep osmem.h's macro out). */
+void(os_stats)(struct os_stats *st)
+{
+	os_stats_get(st, sizeof *st);
 }
 
 void os_stats_print(int fd)

@@ -1073,6 +1073,39 @@ static void t_os_api(void)
 	v_os_free(big);
 }
 
+/* A program built against an older osmem.h has a shorter struct os_stats (fields are only ever added at its end):
+ * the library must fill what that program knows and not one byte past it (before os_stats_get, os_stats wrote
+ * the whole struct of the library's version: the 8 bytes session 18 added overran an older caller's). */
+static void t_stats_older_header(void)
+{
+	size_t old = offsetof(struct os_stats, huge_bytes); /* the struct as it was before session 17 */
+	struct os_stats full;
+	unsigned char buf[sizeof(struct os_stats) + 64];
+	memset(buf, 0xA5, sizeof buf);
+	void *p = v_malloc(100);
+	EXPECT(p, "malloc");
+	os_stats_get((struct os_stats *)(void *)buf, old);
+	os_stats(&full);
+	v_free(p);
+	size_t bad = old;
+	while (bad < sizeof buf && buf[bad] == 0xA5)
+		bad++;
+	EXPECT(bad == sizeof buf, "os_stats_get(st, %zu) wrote byte %zu, past the caller's struct", old, bad);
+	struct os_stats got;
+	memcpy(&got, buf, sizeof got);
+	EXPECT(got.allocations == full.allocations && got.brk_calls == full.brk_calls &&
+		       got.front_threads == full.front_threads,
+	       "os_stats_get with an older size filled other figures (allocations %zu, want %zu)", got.allocations,
+	       full.allocations);
+	/* a larger size than the library knows: the library's fields only, the rest untouched */
+	memset(buf, 0x5A, sizeof buf);
+	os_stats_get((struct os_stats *)(void *)buf, sizeof buf);
+	bad = sizeof(struct os_stats);
+	while (bad < sizeof buf && buf[bad] == 0x5A)
+		bad++;
+	EXPECT(bad == sizeof buf, "os_stats_get(st, %zu) wrote byte %zu, past the library's struct", sizeof buf, bad);
+}
+
 // ------------------------------------------------------------------
 // main
 // ------------------------------------------------------------------
@@ -1101,6 +1134,7 @@ static const struct {
 	{ "mallinfo2", t_mallinfo2 },
 	{ "malloc_stats", t_malloc_stats },
 	{ "os_api_same_heap", t_os_api },
+	{ "stats_older_header_not_overrun", t_stats_older_header },
 };
 
 int main(int argc, char **argv)

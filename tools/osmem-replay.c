@@ -46,7 +46,7 @@
 #include "osmem.h"
 
 /* Present only when an osmem library is preloaded; NULL under glibc. Bound by the loader, not by dlsym. */
-#pragma weak os_stats
+#pragma weak os_stats_get
 #pragma weak os_malloc
 #pragma weak os_calloc
 #pragma weak os_realloc
@@ -159,7 +159,7 @@ static int child_main(const char *ops_path, const char *result_path)
 
 	static struct result r;
 	r.magic = RESULT_MAGIC;
-	r.has_osmem = os_stats != NULL;
+	r.has_osmem = os_stats_get != NULL;
 	bool os_api = os_malloc && os_calloc && os_realloc && os_free;
 	if (r.has_osmem)
 		os_stats(&r.st0); /* also makes osmem read its settings (and open OSMEM_TRACE) before the replay */
