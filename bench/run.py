@@ -454,6 +454,59 @@ def ratio(x, base):
     return x / base if x is not None and base else None
 
 
+def paired_ratios(data, w, a, base="glibc"):
+    """osmem's time over glibc's, run by run: each run times every allocator back to back (bench's loop), so the
+    pairs share the host's state of the moment, which the medians of two columns do not."""
+    xs, bs = data["samples"][w][a], data["samples"][w][base]
+    return [x["secs"] / b["secs"] for x, b in zip(xs, bs)
+            if not x["error"] and not b["error"] and x["secs"] and b["secs"]]
+
+
+def signed_rank_p(rs):
+    """Two-sided p of Wilcoxon's signed-rank test that the log ratios are centred on 0 (exact up to 20 pairs, by
+    enumerating the sign patterns; the normal approximation above). None with fewer than 5 pairs."""
+    return signed_rank_p_diffs([math.log(r) for r in rs])
+
+
+def signed_rank_p_diffs(diffs):
+    """The same test on differences (zeros dropped)."""
+    d = [x for x in diffs if x != 0]
+    n = len(d)
+    if n < 5:
+        return None
+    order = sorted(range(n), key=lambda i: abs(d[i]))
+    ranks = [0.0] * n
+    i = 0
+    while i < n:  # average ranks over ties
+        j = i
+        while j + 1 < n and abs(d[order[j + 1]]) == abs(d[order[i]]):
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    w_pos = sum(r for r, x in zip(ranks, d) if x > 0)
+    total = sum(ranks)
+    dev = abs(w_pos - total / 2)
+    if n <= 20:
+        hits = 0
+        for mask in range(1 << n):
+            wp = sum(ranks[k] for k in range(n) if mask >> k & 1)
+            hits += abs(wp - total / 2) >= dev - 1e-9
+        return hits / (1 << n)
+    sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    return math.erfc(dev / sd / math.sqrt(2))
+
+
+def paired_verdict(rs, alpha=0.05):
+    p = signed_rank_p(rs)
+    m = statistics.median(rs) if rs else None
+    if p is None or m is None:
+        return m, p, "too few runs"
+    if p >= alpha:
+        return m, p, "level"
+    return m, p, "faster" if m < 1 else "slower"
+
+
 def best_peer(cells, key, names):
     peers = [(cells[a][key], a) for a in names if a != "osmem" and cells[a][key] is not None]
     return min(peers) if peers else (None, None)
@@ -581,6 +634,29 @@ def render_md(data, summary, svg_name):
         L.append("(%s; in brackets the ratio to glibc)" % unit)
         L.append("")
     table("Time", "secs", fmt_secs, "seconds, median")
+
+    # run by run against glibc: the pairs share the host's moment, which two columns' medians do not
+    verdicts = {}
+    for w in data["workloads"]:
+        verdicts[w] = paired_verdict(paired_ratios(data, w, "osmem"))
+    count = {v: sum(1 for w in verdicts if verdicts[w][2] == v) for v in ("faster", "level", "slower")}
+    L.append("## Time, run by run against glibc")
+    L.append("")
+    L.append("Each run times the five allocators one after the other, so osmem's and glibc's times of one run "
+             "share the host's load of that moment. The median of osmem's per-run ratios, and Wilcoxon's "
+             "signed-rank test of them (two-sided, exact): *slower* or *faster* where p < 0.05, *level* where the "
+             "runs do not tell osmem from glibc. **%d faster, %d level, %d slower.**" % (
+                 count["faster"], count["level"], count["slower"]))
+    L.append("")
+    L.append("| workload | median of the run ratios | runs osmem slower | p | osmem against glibc |")
+    L.append("| --- | ---: | ---: | ---: | --- |")
+    for w in data["workloads"]:
+        rs = paired_ratios(data, w, "osmem")
+        m, p, v = verdicts[w]
+        L.append("| %s | %s | %d of %d | %s | %s |" % (
+            w, "%.3f" % m if m is not None else "-", sum(1 for r in rs if r > 1), len(rs),
+            "%.3f" % p if p is not None else "-", "**%s**" % v if v == "slower" else v))
+    L.append("")
     table("Peak RSS", "rss_kb", fmt_mib, "MiB, median of ru_maxrss")
 
     # the workloads' own figures

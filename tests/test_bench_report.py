@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""bench/run.py's run-by-run comparison with glibc (its report's "Time, run by run against glibc"), checked on
+made-up samples whose answer is known, and on the committed results. Runs no benchmark. Prints 'PASS name' /
+'FAIL name: why' lines and 'N passed, N failed'; exits 1 on a failure.
+
+The hazard: a busy host moves every allocator's time from run to run by tens of percent (45% in session 18's
+run), so the ratio of two columns' medians can put osmem 8% behind glibc on a workload where it was ahead in 7
+runs of 9 (gcc, session 18), or hide a steady 3% loss. Each run times the allocators back to back, so the ratio
+within a run cancels the host's drift: the report's verdict rests on those ratios and on a test that says when
+they do not tell the two apart."""
+import argparse, copy, json, math, os, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import run as bench  # bench/run.py
+
+results = []
+
+
+def check(name, ok, why=""):
+    results.append(bool(ok))
+    print(f"PASS bench_report/{name}" if ok else f"FAIL bench_report/{name}: {why}", flush=True)
+
+
+def sample(secs, error=None):
+    return {"secs": secs, "rss_kb": 1024, "checksum": "x", "metrics": {}, "error": error}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")  # the runner's protocol; nothing is built here
+    ap.parse_args()
+
+    # R's wilcox.test(x, y, paired = TRUE) example: V = 40, p = 0.03906 (20 of the 512 sign patterns)
+    x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+    y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+    p = bench.signed_rank_p_diffs([a - b for a, b in zip(x, y)])
+    check("signed_rank_matches_reference", p is not None and abs(p - 20 / 512) < 1e-12,
+          f"p = {p}, R's exact test gives 0.0390625")
+    check("signed_rank_needs_five_pairs", bench.signed_rank_p([1.1] * 4) is None,
+          "four pairs gave a p value; the smallest two-sided p of four is 0.125, never significant")
+
+    # a host whose load triples from run to run, osmem 3% slower in every run (within each run, 1% of noise):
+    # the spread of either column is 3 times the loss, the pairs see it in 9 runs of 9
+    drift = [1.0, 2.9, 1.1, 3.2, 0.9, 2.5, 1.2, 3.0, 1.0]
+    g = [sample(t) for t in drift]
+    o = [sample(t * 1.03 * k) for t, k in zip(drift, [1.01, 0.99, 1.0, 1.01, 0.99, 1.0, 1.005, 0.995, 1.0])]
+    data = {"samples": {"w": {"glibc": g, "osmem": o}}}
+    m, p, v = bench.paired_verdict(bench.paired_ratios(data, "w", "osmem"))
+    check("steady_loss_seen_through_drift", v == "slower" and abs(m - 1.03) < 0.002,
+          f"verdict {v}, median ratio {m}, p {p}: want slower at 1.03")
+
+    # the same drift, osmem's runs 5% either side of glibc's at random: no verdict either way
+    wobble = [1.05, 0.95, 1.04, 0.96, 1.05, 0.95, 1.03, 0.97, 1.0]
+    data = {"samples": {"w": {"glibc": g, "osmem": [sample(t * k) for t, k in zip(drift, wobble)]}}}
+    m, p, v = bench.paired_verdict(bench.paired_ratios(data, "w", "osmem"))
+    check("noise_is_level", v == "level", f"verdict {v} (median {m}, p {p}) for ratios 0.95-1.05 either way")
+
+    # a failed run pairs with nothing: the ratios skip it rather than shift the rest
+    o = [sample(t * 0.8) for t in drift]
+    o[4] = sample(None, "crashed")
+    rs = bench.paired_ratios({"samples": {"w": {"glibc": g, "osmem": o}}}, "w", "osmem")
+    check("failed_run_not_paired", len(rs) == 8 and all(abs(r - 0.8) < 1e-9 for r in rs),
+          f"ratios {rs}: want eight of 0.8")
+
+    # the committed report renders the section, with a verdict per workload and the counts adding up
+    path = os.path.join(ROOT, "bench", "results", "latest.json")
+    with open(path) as f:
+        data = json.load(f)
+    md = bench.render_md(data, bench.summarize(data), "latest.svg")
+    section = md.split("## Time, run by run against glibc", 1)[-1].split("\n## ", 1)[0]
+    rows = [l for l in section.splitlines() if l.startswith("| ") and not l.startswith(("| workload", "| ---"))]
+    check("report_has_a_verdict_per_workload",
+          len(rows) == len(data["workloads"]) and all(l.rstrip(" |").split("| ")[-1].strip("* ") in
+                                                       ("faster", "level", "slower", "too few runs") for l in rows),
+          f"{len(rows)} rows for {len(data['workloads'])} workloads:\n" + "\n".join(rows))
+
+    # a made-up slower workload shows as slower in the rendered report
+    data2 = copy.deepcopy(data)
+    w0 = data2["workloads"][0]
+    data2["samples"][w0]["osmem"] = [dict(s, secs=s["secs"] * 1.1) for s in data2["samples"][w0]["glibc"]]
+    md = bench.render_md(data2, bench.summarize(data2), "latest.svg")
+    row = [l for l in md.splitlines() if l.startswith("| %s | 1.100 |" % w0)]
+    check("slower_workload_reported", row and row[0].endswith("**slower** |"),
+          f"row for {w0}: {row}")
+
+    print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
