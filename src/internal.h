@@ -780,8 +780,8 @@ HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, boo
  * (the block this size freed last): about 30 instructions, no lock, no atomic read-modify-write, no system call:
  * bin, pop, the block's header checked (status, cookie: two multiplies; links: three loads), the freed mark
  * checked and cleared, the bin's low-water mark kept. A block whose header or mark the program overwrote while
- * it was cached is reported here. A top block too small: the first that fits below it (a scan of their sizes); a miss takes the core's lock once
- * for a batch of this size (batch false: for this block alone). */
+ * it was cached is reported here. A top block too small: the first that fits below it (a scan of their sizes);
+ * a miss takes the core's lock once for a batch of this size (batch false: for this block alone). */
 static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
 {
 	n = medium_round(n);
@@ -820,6 +820,14 @@ static inline struct block_meta *medium_block(void *p)
 	    !medium_links_ok(b))
 		return NULL;
 	return b;
+}
+
+/* p's block when it is a medium block the program holds (medium_block, and no freed mark: not in a cache); else
+ * NULL, for the core's way to decide. realloc's and malloc_usable_size's fast paths. */
+static inline struct block_meta *medium_user_block(void *p)
+{
+	struct block_meta *b = medium_block(p);
+	return b && ((void **)p)[1] != (void *)front_mark(p) ? b : NULL;
 }
 
 /* free's fast path for a pointer the front does not own: true when the medium cache took it. A pointer it does

@@ -236,15 +236,16 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 	return q;
 }
 
-/* realloc of a medium block to a size its block already holds, the block being one malloc of that size could have
- * returned (the same bin: a quarter of a power of two): the same pointer, nothing written, no lock. The core's way split such a block down to
- * the request under the lock, so the next small growth found it short and moved it: redis's LPUSH grows a list's
- * listpack by about 130 bytes a push, and each push took the lock with a split and a coalesce (122,000 of each in
- * the benchmark's run; 62,000 now, the shrinks into a lower bin and the threaded growths the cache misses), where
- * jemalloc keeps a block within its size class. The server's instructions (callgrind, 30,000 requests of each of
- * set, lpush, lpop and hset): 780.7M -> 763.2M. A larger block than that (a real
+/* realloc of a medium block to a size the block already holds, the block being one that malloc of that size could
+ * have returned (the same bin: a quarter of a power of two): the same pointer, nothing written, no lock. The core's
+ * way split such a block down to the request under the lock, so the next small growth found it short and moved
+ * it: redis's LPUSH grows a list's listpack by about 130 bytes a push, and each push took the lock with a split and
+ * a coalesce (122,000 of each in the benchmark's run; 62,000 now: shrinks into a lower bin, and threaded growths
+ * the cache misses), where jemalloc keeps a block within its size class. The server's instructions (callgrind,
+ * 30,000 requests of each of set, lpush, lpop and hset): 780.7M -> 763.2M. A block of a larger bin (a real
  * shrink) still goes the core's way, which gives the rest back. The default profile only (osm_front_dfkey: the
  * front is on); the classic profile keeps SPEC.md's split.
+ *
  * realloc of a medium block (the medium caches' sizes) to a larger medium size: a block from this thread's medium
  * cache, the copy, and the old block freed. No lock when the cache hits and the process has one thread: about 60
  * instructions and the copy. The core's way takes its lock twice around the copy, with a best-fit search and a
@@ -262,8 +263,8 @@ static inline void *medium_realloc(void *p, size_t n)
 {
 	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX)
 		return NULL;
-	struct block_meta *b = medium_block(p);
-	if (!b || ((void **)p)[1] == (void *)front_mark(p))
+	struct block_meta *b = medium_user_block(p);
+	if (!b)
 		return NULL;
 	if (n <= b->size) /* a block malloc(n) could have given (its bin): kept as it is, no lock */
 		return osm_front_dfkey && medium_bin(b->size) == medium_bin(medium_round(n)) ? p : NULL;
@@ -491,8 +492,8 @@ EXPORT size_t malloc_usable_size(void *p)
 	 * lpop and hset; now 15,700 (blocks of other sizes), and the server ran 763.2M -> 754.2M instructions
 	 * (callgrind). The default profile only: in the classic one nothing else reads the heap without its lock. */
 	if (osm_front_dfkey) {
-		struct block_meta *b = medium_block(p);
-		if (b && ((void **)p)[1] != (void *)front_mark(p))
+		struct block_meta *b = medium_user_block(p);
+		if (b)
 			return b->size;
 	}
 	osm_lock();

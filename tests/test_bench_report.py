@@ -38,6 +38,9 @@ def main():
     p = bench.signed_rank_p_diffs([a - b for a, b in zip(x, y)])
     check("signed_rank_matches_reference", p is not None and abs(p - 20 / 512) < 1e-12,
           f"p = {p}, R's exact test gives 0.0390625")
+    # exact at any count: 25 pairs all one way are 2 of the 2^25 sign patterns (a normal approximation says 1.2e-5)
+    p = bench.signed_rank_p([1.1] * 25)
+    check("signed_rank_exact_beyond_20_pairs", p == 2 / 2 ** 25, f"p = {p}, want {2 / 2 ** 25}")
     check("signed_rank_needs_five_pairs", bench.signed_rank_p([1.1] * 4) is None,
           "four pairs gave a p value; the smallest two-sided p of four is 0.125, never significant")
 
