@@ -136,7 +136,8 @@ static __thread bool tl_hold __attribute__((tls_model("initial-exec")));
 enum { REQ_NONE, REQ_MEMALIGN, REQ_REALLOC };
 static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribute__((tls_model("initial-exec")));
 
-HIDDEN uint64_t osm_front_segmap[((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64] LARGE_BSS;
+HIDDEN uint64_t osm_front_segmap[FRONT_SEGMAP_SIZE / 64] LARGE_BSS;
+HIDDEN size_t osm_front_segmap_lo = FRONT_SEGMAP_SIZE, osm_front_segmap_hi;
 /* (n + 15) / 16 -> the smallest class that holds n (generated from class_size; checked at start-up) */
 const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1] = {
 	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
@@ -435,9 +436,9 @@ void osm_front_check_heads(void)
 			osm_front_corrupt(s);
 	}
 	for (size_t cls = 0; cls < FRONT_CLASSES; cls++) {
-		if (!h->tc_n[cls])
+		void **t = h->tc_top[cls];
+		if (!t)
 			continue;
-		void **t = stacks_of(h)->tc[cls][h->tc_n[cls] - 1];
 		if ((uintptr_t)t[0] != front_tmark(t) || (uintptr_t)t[1] != front_mark(t))
 			osm_front_corrupt(t);
 	}
@@ -447,9 +448,17 @@ void osm_front_check_heads(void)
 // Segments and the pool (front lock held)
 // ------------------------------------------------------------------
 
+/* Front lock held. The range of indexes ever set only widens, so that malloc_info's walk of the map
+ * (override.c, info_front) reads a few words, not 4 MiB of zero pages (a page fault each). */
 static void segmap_set(uintptr_t seg, bool on)
 {
 	size_t i = seg >> FRONT_SEG_SHIFT;
+	if (on) {
+		if (i < osm_front_segmap_lo)
+			__atomic_store_n(&osm_front_segmap_lo, i, __ATOMIC_RELAXED);
+		if (i > osm_front_segmap_hi)
+			__atomic_store_n(&osm_front_segmap_hi, i, __ATOMIC_RELAXED);
+	}
 	uint64_t bit = (uint64_t)1 << (i & 63);
 	if (on)
 		__atomic_fetch_or(&osm_front_segmap[i >> 6], bit, __ATOMIC_RELEASE);
@@ -606,7 +615,9 @@ static void global_init(void)
 {
 	const char *profile = osm_os_getenv("OSMEM_PROFILE"), *trace = osm_os_getenv("OSMEM_TRACE");
 	const char *front = osm_os_getenv("OSMEM_FRONT");
-	bool off = (profile && strcmp(profile, "classic") == 0) || (front && strcmp(front, "0") == 0);
+	/* strict mode serves every request itself (the API asks osm_strict before the front, so it is known here) */
+	bool off = (profile && strcmp(profile, "classic") == 0) || (front && strcmp(front, "0") == 0) ||
+		   __atomic_load_n(&osm_strict, __ATOMIC_RELAXED) > 0;
 	if (off || pthread_key_create(&exit_key, heap_exit) != 0) {
 		global_state = G_OFF;
 		return;
@@ -664,10 +675,12 @@ static struct front_heap *heap_alloc(void)
 		h = &chunk_next++->heap;
 	}
 	/* the stacks (mc, mc_size, tc) need no zeros, their counts say what is in them: left untouched, their pages
-	 * are not faulted in until used (18 KiB a thread) */
+	 * are not faulted in until used (18 KiB a thread). tc_base(h, c) is the one entry read beyond a count (the
+	 * top a pop of the last slot leaves): nothing ever writes it, so it keeps the mapping's zero (NULL) */
 	memset(h, 0, sizeof *h);
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		h->cur[c] = &empty_page;
+		h->tc_sp[c] = tc_base(h, c);
 	}
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
 		h->mc_limit[c] = 2; /* slow start (tcmalloc's): a bin grows only as its misses show it is used */
@@ -962,11 +975,13 @@ static void free_local_slow(struct front_heap *h, struct front_page *pg)
 	errno = saved;
 }
 
-/* Slots tc[cls][0 .. k) of the thread cache go back to their pages, each checked as malloc checks it. */
+/* The oldest k slots of class cls's thread cache (tc_base(h, cls)[1 .. k]) go back to their pages, each checked as
+ * malloc checks it. The caller sets tc_sp and tc_top. */
 static void tc_release(struct front_heap *h, size_t cls, size_t k)
 {
-	for (size_t i = 0; i < k; i++) {
-		void **s = stacks_of(h)->tc[cls][i];
+	void ***base = tc_base(h, cls);
+	for (size_t i = 1; i <= k; i++) {
+		void **s = base[i];
 		if ((uintptr_t)s[0] != front_tmark(s) || (uintptr_t)s[1] != front_mark(s))
 			osm_front_corrupt(s);
 		struct front_page *pg = front_page_of(s);
@@ -982,20 +997,24 @@ static void tc_release(struct front_heap *h, size_t cls, size_t k)
 static void tc_flush_all(struct front_heap *h)
 {
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
-		size_t k = h->tc_n[c];
-		h->tc_n[c] = 0;
+		size_t k = tc_count(h, c);
+		h->tc_sp[c] = tc_base(h, c);
+		h->tc_top[c] = NULL;
 		tc_release(h, c, k);
 	}
 }
 
-/* A free found the class's cache full: its older half goes back to the pages, then s (marked) is cached. */
+/* A free found the class's cache full (its top at the row's end): its older half goes back to the pages, then s
+ * (marked) is cached. */
 void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 {
-	size_t k = h->tc_n[cls], keep = osm_front_tc_max[cls] / 2;
+	void ***base = tc_base(h, cls);
+	size_t k = tc_count(h, cls), keep = osm_front_tc_max[cls] / 2;
 	tc_release(h, cls, k - keep);
-	memmove(&stacks_of(h)->tc[cls][0], &stacks_of(h)->tc[cls][k - keep], keep * sizeof stacks_of(h)->tc[cls][0]);
-	stacks_of(h)->tc[cls][keep] = s;
-	h->tc_n[cls] = (uint16_t)(keep + 1);
+	memmove(&base[1], &base[k - keep + 1], keep * sizeof base[0]);
+	base[keep + 1] = s;
+	h->tc_sp[cls] = &base[keep + 1];
+	h->tc_top[cls] = s;
 }
 
 /* free's slow path for the heap h of the calling thread (&empty_heap: it has none). */
@@ -1693,7 +1712,8 @@ void osm_front_stats(struct front_stats *fs)
 		for (size_t c = 0; c < MEDIUM_CLASSES; c++)
 			fs->mc_blocks += __atomic_load_n(&h->mc_count[c], __ATOMIC_RELAXED);
 		for (size_t c = 0; c < FRONT_CLASSES; c++) {
-			size_t n = __atomic_load_n(&h->tc_n[c], __ATOMIC_RELAXED);
+			void ***sp = __atomic_load_n(&h->tc_sp[c], __ATOMIC_RELAXED);
+			size_t n = (size_t)(sp - tc_base(h, c));
 			fs->tc_slots += n;
 			fs->tc_bytes += n * class_size[c];
 		}

@@ -518,14 +518,21 @@ _Static_assert(sizeof(struct front_page) == 256, "a page descriptor is four cach
 
 struct front_list { struct front_page *first, *last; };
 
-#define TC_DEPTH 64 /* the deepest thread cache stack (front.c, tc_max) */
+#define TC_DEPTH 63 /* the deepest thread cache stack (front.c, tc_max) */
+#define TC_ROW   64 /* a class's row of the stacks: up to TC_DEPTH slots and the NULL below them; 512 bytes */
 
 /* A thread's heap. cur[] is what the fast path reads; the rest belongs to its slow path. */
 struct front_heap {
 	struct front_page *cur[FRONT_CLASSES];
-	/* the thread cache: per class a stack (tc[cls][0 .. tc_n[cls])) of slots this thread freed into its own
-	 * pages, both marks set, still counted as used by their pages (the array itself at the end of the struct) */
-	uint16_t tc_n[FRONT_CLASSES];
+	/* the thread cache: per class a stack of slots this thread freed into its own pages, both marks set, still
+	 * counted as used by their pages. Each class's stack ends at the end of its row of front_stacks.tc, so that
+	 * free finds it full by the address of its top alone (no count, no limit to load); below its first entry sits
+	 * an entry that is always NULL (tc_base). tc_sp[cls] points to the top entry (tc_base when empty);
+	 * tc_top[cls] is that entry's value, kept here so that malloc's hit returns after one load of what the last
+	 * free stored, not two chained ones (session 20's profile of pairs put half of malloc's samples on the
+	 * second). */
+	void **tc_top[FRONT_CLASSES];
+	void ***tc_sp[FRONT_CLASSES];
 	size_t hits, misses, frees;       /* plain increments by the owner; summed under the front lock */
 	size_t remote_freed, collected;   /* bytes freed into other threads' pages / collected from its own */
 	struct front_list partial[FRONT_CLASSES], full[FRONT_CLASSES];
@@ -558,7 +565,10 @@ struct front_heap {
 struct front_stacks {
 	struct block_meta *mc[MEDIUM_CLASSES][MEDIUM_DEPTH];
 	uint32_t mc_size[MEDIUM_CLASSES][MEDIUM_DEPTH]; /* their sizes: a scan for one that fits reads no header */
-	void **tc[FRONT_CLASSES][TC_DEPTH];   /* the thread cache's stacks (osm_front_tc_max[cls] used at most) */
+	/* the thread cache's stacks: class cls uses tc[cls][TC_ROW - osm_front_tc_max[cls] .. TC_ROW - 1], and the
+	 * entry below them (tc_base) stays NULL: the top a pop of the last slot leaves (front_malloc_with). Rows are
+	 * aligned to their size: a push that would pass a row's end finds it at (top + 1) % 512 == 0. */
+	_Alignas(TC_ROW * sizeof(void *)) void **tc[FRONT_CLASSES][TC_ROW];
 };
 /* How a heap is laid out in memory: its stacks, then the heap (front.c, heap_alloc). */
 struct front_heap_mem {
@@ -571,7 +581,13 @@ static inline struct front_stacks *stacks_of(struct front_heap *h)
 }
 
 HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
-HIDDEN extern uint64_t osm_front_segmap[]; /* one bit per 4 MiB of the 47-bit address space: a front segment */
+/* One bit per 4 MiB of the 47-bit address space: 1 where a front segment is. 4 MiB of .lbss, of which only the
+ * page or two around the segments' addresses is ever written. A byte per segment would save free two
+ * instructions, at 32 MiB of address space that RLIMIT_DATA counts: a program limited to 64 MiB could not fill its
+ * heap (medium/enomem_reclaims_cached_blocks). */
+#define FRONT_SEGMAP_SIZE ((size_t)1 << (47 - FRONT_SEG_SHIFT))
+HIDDEN extern uint64_t osm_front_segmap[FRONT_SEGMAP_SIZE / 64];
+HIDDEN extern size_t osm_front_segmap_lo, osm_front_segmap_hi; /* the lowest and highest index ever set */
 HIDDEN extern const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1]; /* (n + 15) / 16 -> size class */
 HIDDEN extern uintptr_t osm_front_key;   /* per-process secret of the free-list links */
 HIDDEN extern uintptr_t osm_front_dfkey; /* per-process secret of the freed-slot mark */
@@ -596,13 +612,12 @@ static inline bool front_is_slot(const struct front_page *pg, uintptr_t p)
 	return off < pg->span && off * pg->magic < pg->magic;
 }
 
-/* Whether p lies in a front segment: a bit test in .bss, no system call. */
+/* Whether p lies in a front segment: a compare and a bit test of a word in .lbss, no system call. NULL is in
+ * segment 0, which no segment can be (mmap does not return address 0), so free needs no test of its own for it. */
 static inline bool osm_front_owns(const void *p)
 {
 	uintptr_t seg = (uintptr_t)p >> FRONT_SEG_SHIFT;
-	if (seg >> (47 - FRONT_SEG_SHIFT))
-		return false;
-	return (__atomic_load_n(&osm_front_segmap[seg >> 6], __ATOMIC_RELAXED) >> (seg & 63)) & 1;
+	return seg < FRONT_SEGMAP_SIZE && (__atomic_load_n(&osm_front_segmap[seg >> 6], __ATOMIC_RELAXED) >> (seg & 63)) & 1;
 }
 
 /* The descriptor of the page that holds p: its segment's start, or'ed with the page's index times 256 (the
@@ -614,12 +629,19 @@ static inline struct front_page *front_page_of(const void *p)
 				     ((a >> (FRONT_PAGE_SHIFT - 8)) & ((uintptr_t)(FRONT_PAGES - 1) << 8)));
 }
 
-/* A slot in a thread cache carries two marks: word 0 its address ^ the link secret, word 1 the freed mark. malloc
- * checks both when it takes the slot back: a write after free into either word is reported then, and a write that
- * forged them would need both secrets. The cache's stacks live in the heap struct, not in the slots, so nothing a
- * program writes into a freed slot can send malloc elsewhere. */
-static inline uintptr_t front_tmark(void *slot) { return (uintptr_t)slot ^ osm_front_key; }
+/* A slot in a thread cache carries its freed mark in both of its first two words. malloc checks both when it takes
+ * the slot back, so a write after free into either word is reported then. One mark, not two secrets: a program
+ * that could read a cached slot would read both words anyway, and free writes one register twice (two stores, where
+ * two marks took six instructions: session 20, callgrind of pairs). The cache's stacks live in the heap struct,
+ * not in the slots, so nothing a program writes into a freed slot can send malloc elsewhere. */
+static inline uintptr_t front_tmark(void *slot) { return front_mark(slot); }
 HIDDEN extern uint8_t osm_front_tc_max[FRONT_CLASSES]; /* set at start-up (front.c, global_init) */
+/* The NULL entry below class cls's stack (its tc_sp when the stack is empty), and how many slots the stack holds. */
+static inline void ***tc_base(struct front_heap *h, size_t cls)
+{
+	return &stacks_of(h)->tc[cls][TC_ROW - 1 - osm_front_tc_max[cls]];
+}
+static inline size_t tc_count(struct front_heap *h, size_t cls) { return (size_t)(h->tc_sp[cls] - tc_base(h, cls)); }
 
 HIDDEN void *osm_front_malloc_slow(size_t cls);
 HIDDEN void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s);
@@ -641,11 +663,13 @@ static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, b
 {
 	size_t cls = osm_front_class_of[(n + 15) >> 4];
 	struct front_heap *h = osm_front_tl_heap;
-	size_t k = h->tc_n[cls];
-	if (__builtin_expect(k != 0, 1)) {
-		void **t = stacks_of(h)->tc[cls][k - 1];
-		h->tc_n[cls] = (uint16_t)(k - 1);
-		if (__builtin_expect((uintptr_t)t[0] != front_tmark(t) || (uintptr_t)t[1] != front_mark(t), 0))
+	void **t = h->tc_top[cls];
+	if (__builtin_expect(t != NULL, 1)) {
+		void ***sp = h->tc_sp[cls];
+		h->tc_top[cls] = sp[-1]; /* NULL below the stack's first entry */
+		h->tc_sp[cls] = sp - 1;
+		uintptr_t m = front_tmark(t);
+		if (__builtin_expect(((uintptr_t)t[0] ^ m) | ((uintptr_t)t[1] ^ m), 0))
 			return osm_front_corrupt_jump(t);
 		t[0] = t[1] = NULL;
 		h->hits++;
@@ -680,21 +704,23 @@ static inline void osm_front_free(void *p, const char *api)
 	struct front_page *pg = front_page_of(p);
 	void **s = p;
 	struct front_heap *h = osm_front_tl_heap;
-	if (__builtin_expect(!front_is_slot(pg, (uintptr_t)p) || (uintptr_t)s[1] == front_mark(p) ||
+	uintptr_t m = front_mark(p);
+	if (__builtin_expect(!front_is_slot(pg, (uintptr_t)p) || (uintptr_t)s[1] == m ||
 			     __atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != h, 0)) {
 		osm_front_free_slow(p, pg, api);
 		return;
 	}
-	size_t cls = pg->cls, k = h->tc_n[cls];
-	s[0] = (void *)front_tmark(s);
-	s[1] = (void *)front_mark(s);
+	size_t cls = pg->cls;
+	void ***sp = h->tc_sp[cls];
+	s[0] = s[1] = (void *)m; /* front_tmark */
 	h->frees++;
-	if (__builtin_expect(k >= osm_front_tc_max[cls], 0)) {
+	if (__builtin_expect(((uintptr_t)(sp + 1) & (sizeof stacks_of(h)->tc[0] - 1)) == 0, 0)) { /* row's end */
 		osm_front_tc_overflow(h, cls, s);
 		return;
 	}
-	stacks_of(h)->tc[cls][k] = s;
-	h->tc_n[cls] = (uint16_t)(k + 1);
+	sp[1] = s;
+	h->tc_sp[cls] = sp + 1;
+	h->tc_top[cls] = s;
 }
 
 // ---- the medium cache (front.c, "Medium blocks") ----

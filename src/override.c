@@ -72,9 +72,17 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
 }
 
+/* Strict mode (OSMEM_CHECK=strict, strict.c) and the first call of all, which reads OSMEM_CHECK, come through the
+ * out-of-line paths below, not the fast paths: the front stays off in strict mode (no thread gets a heap, no
+ * segment is mapped: front.c, global_init), so malloc's fast path always misses and free's never owns a pointer.
+ * That saves malloc and free a load and a branch each (session 20). */
+#define STRICT_FIRST() (__builtin_expect(osm_strict, 0) && osm_strict_on())
+
 /* 1 to FRONT_MAX when the current page of the class has no free slot: the front's slow path, else the core. */
 __attribute__((noinline)) static void *small_malloc(size_t n)
 {
+	if (STRICT_FIRST())
+		return osm_strict_alloc(n, 0, false, "malloc");
 	void *p = osm_front_malloc(n);
 	return p ? p : core_malloc(n);
 }
@@ -82,6 +90,8 @@ __attribute__((noinline)) static void *small_malloc(size_t n)
 /* Above FRONT_MAX (and 0): the thread's medium cache (front.c, "Medium blocks"), else the core. Out of line. */
 __attribute__((noinline)) static void *medium_malloc(size_t n)
 {
+	if (STRICT_FIRST())
+		return osm_strict_alloc(n, 0, false, "malloc");
 	if (n - 1 < MEDIUM_MAX) {
 		void *p = osm_front_medium_malloc(n);
 		if (p)
@@ -90,21 +100,10 @@ __attribute__((noinline)) static void *medium_malloc(size_t n)
 	return core_malloc(n);
 }
 
-/* The first call of all (OSMEM_CHECK not read yet) and strict mode: out of line, so that malloc's fast path keeps
- * n in its argument register (no register saved around a call it does not make). */
-__attribute__((noinline)) static void *malloc_unusual(size_t n)
-{
-	if (osm_strict_on())
-		return osm_strict_alloc(n, 0, false, "malloc");
-	return malloc(n); /* strict mode is off: read once, the next call goes the usual way */
-}
-
 EXPORT void *malloc(size_t n)
 {
-	if (__builtin_expect(osm_strict, 0)) /* OSMEM_CHECK=strict (strict.c); one branch otherwise */
-		return malloc_unusual(n);
-	/* 1 to FRONT_MAX: the front layer's fast path (front.c); NULL: off or out of memory, ask the core. 0 wraps
-	 * round to the core's path (zero_alloc): the same compare as n <= FRONT_MAX */
+	/* 1 to FRONT_MAX: the front layer's fast path (front.c); NULL: no free slot at hand, off, or strict mode: the
+	 * slow path. 0 wraps round to the core's path (zero_alloc): the same compare as n <= FRONT_MAX */
 	if (n - 1 < FRONT_MAX) {
 		void *p = osm_front_malloc_hit(n);
 		if (__builtin_expect(p != NULL, 1))
@@ -135,31 +134,22 @@ __attribute__((noinline)) static void core_free(void *p)
 	errno = saved;
 }
 
-/* Not a front slot: a medium block this thread keeps, else the core's free. Out of line. */
+/* Not a front slot (NULL included): strict mode, a medium block this thread keeps, else the core's free. Out of
+ * line. */
 __attribute__((noinline)) static void medium_free(void *p)
 {
-	if (osm_front_medium_free(p, "free"))
+	if (STRICT_FIRST()) {
+		osm_strict_free(p, "free");
+		return;
+	}
+	if (!p || osm_front_medium_free(p, "free"))
 		return;
 	core_free(p);
 }
 
-__attribute__((noinline)) static void free_unusual(void *p)
-{
-	if (osm_strict_on())
-		osm_strict_free(p, "free");
-	else
-		free(p);
-}
-
 EXPORT void free(void *p)
 {
-	if (__builtin_expect(osm_strict, 0)) {
-		free_unusual(p);
-		return;
-	}
-	if (!p)
-		return;
-	if (osm_front_owns(p)) { /* a slot of a front page; keeps errno */
+	if (osm_front_owns(p)) { /* a slot of a front page; keeps errno. NULL is not (segment 0 is never one) */
 		osm_front_free(p, "free");
 		return;
 	}
@@ -639,32 +629,31 @@ struct info {
 /* The front's free slots per size class, from the page descriptors of every segment (osm_front_segmap). Under
  * the heap lock: a segment is mapped and unmapped under it and leaves the map before it is unmapped, so a
  * segment found in the map stays readable until the lock is let go. The counts of pages other threads own
- * are a snapshot. Cost: one pass over the map (4 MiB of .lbss, mostly never-written zero pages) and 63
+ * are a snapshot. Cost: one pass over the part of the map segments ever used (a bit per 4 MiB) and 63
  * descriptors per segment. */
 static void info_front(struct info *in)
 {
 #ifdef OSMEM_DROPIN
-	const size_t words = ((size_t)1 << (47 - FRONT_SEG_SHIFT)) / 64;
-	for (size_t w = 0; w < words; w++) {
-		uint64_t bits = __atomic_load_n(&osm_front_segmap[w], __ATOMIC_ACQUIRE);
-		for (; bits; bits &= bits - 1) {
-			uintptr_t seg = ((uintptr_t)(w * 64 + (size_t)__builtin_ctzll(bits))) << FRONT_SEG_SHIFT;
-			const struct front_page *pages = (const struct front_page *)seg;
-			for (size_t i = 1; i < FRONT_PAGES; i++) {
-				const struct front_page *pg = &pages[i];
-				uint8_t state = __atomic_load_n(&pg->state, __ATOMIC_RELAXED);
-				uint8_t cls = __atomic_load_n(&pg->cls, __ATOMIC_RELAXED);
-				if (state == PG_POOL || state == PG_EMPTY || cls >= FRONT_CLASSES)
-					continue;
-				uint32_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
-				uint32_t fit = __atomic_load_n(&pg->reserved, __ATOMIC_RELAXED);
-				size_t sz = __atomic_load_n(&pg->slot_size, __ATOMIC_RELAXED);
-				if (sz == 0)
-					continue;
-				size_t n = fit > used ? fit - used : 0;
-				in->front[cls].count += n;
-				in->front[cls].total += n * sz;
-			}
+	size_t lo = __atomic_load_n(&osm_front_segmap_lo, __ATOMIC_ACQUIRE);
+	size_t hi = __atomic_load_n(&osm_front_segmap_hi, __ATOMIC_ACQUIRE);
+	for (size_t i = lo; i <= hi && i < FRONT_SEGMAP_SIZE; i++) {
+		if (!((__atomic_load_n(&osm_front_segmap[i >> 6], __ATOMIC_ACQUIRE) >> (i & 63)) & 1))
+			continue;
+		const struct front_page *pages = (const struct front_page *)((uintptr_t)i << FRONT_SEG_SHIFT);
+		for (size_t k = 1; k < FRONT_PAGES; k++) {
+			const struct front_page *pg = &pages[k];
+			uint8_t state = __atomic_load_n(&pg->state, __ATOMIC_RELAXED);
+			uint8_t cls = __atomic_load_n(&pg->cls, __ATOMIC_RELAXED);
+			if (state == PG_POOL || state == PG_EMPTY || cls >= FRONT_CLASSES)
+				continue;
+			uint32_t used = __atomic_load_n(&pg->used, __ATOMIC_RELAXED);
+			uint32_t fit = __atomic_load_n(&pg->reserved, __ATOMIC_RELAXED);
+			size_t sz = __atomic_load_n(&pg->slot_size, __ATOMIC_RELAXED);
+			if (sz == 0)
+				continue;
+			size_t n = fit > used ? fit - used : 0;
+			in->front[cls].count += n;
+			in->front[cls].total += n * sz;
 		}
 	}
 	/* each class serves the requests from one above the class below it up to its slot size */

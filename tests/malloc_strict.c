@@ -102,6 +102,17 @@ static void overflow_found_by_realloc(void)
 	(void)v_realloc(p, 200);
 }
 
+/* The process's first call of the malloc family is a free, which reads OSMEM_CHECK: strict mode sits off malloc's
+ * and free's fast paths (the front stays off in strict mode, so they always miss), so the first free must decide it
+ * as the first malloc would, and the block after it be a strict one. */
+static void overflow_after_first_call_free(void)
+{
+	v_free(NULL);
+	char *p = addr(v_malloc(100));
+	p[100] = 0;
+	v_free(p);
+}
+
 static void overflow_found_by_delete(void)
 {
 	char *p = addr(cxx_new(40));
@@ -377,6 +388,7 @@ static const struct strict_case cases[] = {
 	{ "overflow_into_slack", overflow_into_slack, ABORT, "free", "buffer overflow" },
 	{ "overflow_found_at_exit", overflow_found_at_exit, ABORT, "exit", "buffer overflow" },
 	{ "overflow_found_by_realloc", overflow_found_by_realloc, ABORT, "realloc", "buffer overflow" },
+	{ "overflow_after_first_call_free", overflow_after_first_call_free, ABORT, "free", "buffer overflow" },
 	{ "overflow_found_by_delete", overflow_found_by_delete, ABORT, "operator delete", "buffer overflow" },
 	{ "underwrite_8_bytes", underwrite_8_bytes, ABORT, "free", "corrupted header" },
 	{ "underwrite_1_byte", underwrite_1_byte, ABORT, "free", "corrupted header" },
