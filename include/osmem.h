@@ -54,6 +54,9 @@ struct os_stats {
 	/* Medium blocks the caches gave back to the core after they sat unused for 10 ms or more (threaded
 	 * processes: src/front.c, medium_scavenge). */
 	size_t front_scavenged;
+	/* Pages the default profile faulted in with a system call of their own before writing a block header there
+	 * (madvise MADV_POPULATE_WRITE, one page a call: src/heap.c, prefault); also counted in madvise_calls. */
+	size_t populate_calls;
 };
 /* Fills *st. The struct only ever grows at its end: os_stats_get copies the first size bytes of what this library
  * knows (and never writes past them), so a program built against an older osmem.h keeps working on a newer

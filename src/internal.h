@@ -52,6 +52,10 @@ HIDDEN bool osm_os_brk_shrink(size_t len);
 HIDDEN void *osm_os_remap(void *addr, size_t old_len, size_t new_len);
 /* Tells the kernel the pages of [addr, addr + len) hold nothing worth keeping (page-aligned range). */
 HIDDEN void osm_os_discard(void *addr, size_t len);
+/* Faults in the pages of [addr, addr + len) for writing, in one system call (madvise MADV_POPULATE_WRITE, Linux
+ * 5.14): false when the kernel does not know the advice (then it is never asked again) or could not. Page-aligned
+ * range; keeps errno; counted in madvise calls, and apart in populate calls. */
+HIDDEN bool osm_os_populate(void *addr, size_t len);
 /* Transparent huge pages (huge.c): the kernel's mode (/sys/kernel/mm/transparent_hugepage/enabled, read once by
  * the caller), a madvise(MADV_HUGEPAGE) of a page-aligned range (counted in madvise calls), and how many of the
  * pages of [addr, addr + len) are resident (mincore, one call per 16 MiB; not counted). */
@@ -62,7 +66,7 @@ HIDDEN size_t osm_os_resident(const void *addr, size_t len);
 /* The value of environment variable `name` (read without allocating, also before libc has set environ). */
 HIDDEN const char *osm_os_getenv(const char *name);
 /* System calls made so far, counted where they are made. */
-struct os_calls { size_t brk, mmap, munmap, mremap, madvise; };
+struct os_calls { size_t brk, mmap, munmap, mremap, madvise, populate; };
 HIDDEN extern struct os_calls osm_os_calls;
 /* Fault injection (tests): the nth call of `kind` from now fails as the kernel fails it (NULL and ENOMEM; a
  * brk that would shrink the heap returns false), and is counted in osm_os_calls like a real one; with sticky,
@@ -237,6 +241,7 @@ struct heap_policy {
 	size_t trim_keep;        /* what a trim leaves at the top */
 	bool fixed_threshold;    /* mallopt set a threshold, the top pad or a mapping limit: no dynamic threshold */
 	bool map_cache;          /* keep big freed mappings for reuse (heap.c, "The mapping cache") */
+	bool prefault;           /* fault in a fresh page a header goes to with one system call (heap.c, prefault) */
 };
 
 /* options.c: mallopt's settings (the default profile only: in the classic profile every setter returns false
@@ -269,6 +274,7 @@ struct heap {
 	struct block_meta *head, *tail; /* heap blocks in address order */
 	char *base;                     /* start of the first segment: index links are offsets from here */
 	char *end;                      /* end of the last block: where the break is when nobody else moved it */
+	char *touched;                  /* pages below this were written once (heap.c, prefault); the break's frontier */
 	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree of slots) */
 	uint32_t pending;               /* free blocks not yet coalesced, doubly linked through their slots */
 	uint32_t slot_top;              /* slots [1, slot_top) have been used; 0 is "none" */

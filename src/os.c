@@ -410,6 +410,24 @@ void *osm_os_remap(void *addr, size_t old_len, size_t new_len)
 	return p;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+bool osm_os_populate(void *addr, size_t len)
+{
+	static bool unknown; /* EINVAL once: a kernel before 5.14 */
+	if (__atomic_load_n(&unknown, __ATOMIC_RELAXED))
+		return false;
+	int saved = errno;
+	osm_os_calls.madvise++; /* a madvise call (strace counts it so), and one of the populates */
+	osm_os_calls.populate++;
+	int rc = madvise(addr, len, MADV_POPULATE_WRITE);
+	if (rc != 0 && errno == EINVAL)
+		__atomic_store_n(&unknown, true, __ATOMIC_RELAXED);
+	errno = saved;
+	return rc == 0;
+}
+
 void osm_os_discard(void *addr, size_t len)
 {
 	int saved = errno;

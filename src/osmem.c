@@ -101,6 +101,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->munmap_calls = osm_os_calls.munmap;
 	st->mremap_calls = osm_os_calls.mremap;
 	st->madvise_calls = osm_os_calls.madvise;
+	st->populate_calls = osm_os_calls.populate;
 	st->splits = c->splits;
 	st->coalesces = c->coalesces;
 	st->inplace_reallocs = c->inplace_reallocs;
