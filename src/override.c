@@ -463,19 +463,18 @@ EXPORT void *pvalloc(size_t n)
 // ------------------------------------------------------------------
 
 /* Exact: the payload the block really has. */
-EXPORT size_t malloc_usable_size(void *p)
+/* Everything but a live front slot: strict mode, NULL, a freed or bad slot (front.c reports it), a medium block,
+ * and the rest under the lock. Out of line, so that the slot path below saves no register (redis asks at every
+ * malloc and free: 1.54M calls in 30,000 requests of each of set, lpush, lpop and hset, where the frame's pushes
+ * and pops were 8 of each call's 44 instructions; session 20). */
+__attribute__((noinline)) static size_t usable_slow(void *p)
 {
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+	if (STRICT_FIRST())
 		return osm_strict_usable(p, "malloc_usable_size");
 	if (!p)
 		return 0;
-	if (osm_front_owns(p)) { /* a live slot of a carved page: its class's size, inline (redis asks at every
-				   * malloc and free to count its memory); anything else is front.c's to report */
-		const struct front_page *pg = front_page_of(p);
-		if (__builtin_expect(front_is_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p), 1))
-			return pg->slot_size;
+	if (osm_front_owns(p))
 		return osm_front_usable(p, "malloc_usable_size");
-	}
 	/* A medium block (2-36 KiB of the heap), checked as free's fast path checks it (header, links, the freed
 	 * mark), without the lock. redis asks at every malloc and free: its listpacks, query buffers and dict tables
 	 * took the lock and the core's checks of the block 99,000 times in 30,000 requests of each of set, lpush,
@@ -498,6 +497,18 @@ EXPORT size_t malloc_usable_size(void *p)
 	size_t n = b->size;
 	osm_unlock();
 	return n;
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	/* a live slot of a carved page: its class's size, inline (redis asks at every malloc and free to count its
+	 * memory). Strict mode has no front segments, and NULL is in none: both go the slow way */
+	if (osm_front_owns(p)) {
+		const struct front_page *pg = front_page_of(p);
+		if (__builtin_expect(front_is_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p), 1))
+			return pg->slot_size;
+	}
+	return usable_slow(p);
 }
 
 EXPORT int malloc_trim(size_t pad)
