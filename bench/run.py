@@ -410,7 +410,8 @@ def describe_machine(allocs, build):
     return {"cpu": cpu, "cores": os.cpu_count(), "kernel": os.uname().release, "versions": versions,
             "thp": sh(["cat", "/sys/kernel/mm/transparent_hugepage/enabled"]),
             "fault_small_us": fc.get("small_us", "?"), "fault_huge_us": fc.get("huge_us", "?"),
-            "fault_huge_first_us": fc.get("huge_first_us", "?")}
+            "fault_huge_first_us": fc.get("huge_first_us", "?"), "populate_us": fc.get("populate_us", "?"),
+            "populated_write_us": fc.get("populated_write_us", "?")}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -530,13 +531,15 @@ def render_md(data, summary, svg_name):
     v = meta["versions"]
     L.append("%s; %s, %s per cell (interleaved), median shown; %s. Machine: %s, %s cores, Linux %s, "
              "transparent huge pages `%s`; a page fault costs %s us per 4 KiB page, %s us per 4 KiB in 2 MiB "
-             "pages (%s the first time) (`build/bench/fault_cost`, best of 3). Load average %s at the start, %s at the end; the whole "
+             "pages (%s the first time)%s (`build/bench/fault_cost`, best of 3). Load average %s at the start, %s at the end; the whole "
              "run took %.0f s." % (data["date"], "quick mode (reduced sizes)" if data["quick"] else "full sizes",
                           "1 run" if data["runs"] == 1 else "%d runs" % data["runs"],
                           ", ".join("%s %s" % (a, v.get(a, "")) for a in names), meta["cpu"],
                           meta["cores"], meta["kernel"], meta["thp"], meta.get("fault_small_us", "?"),
-                          meta.get("fault_huge_us", "?"), meta.get("fault_huge_first_us", "?"), data["load_start"], data["load_end"],
-                          data["elapsed"]))
+                          meta.get("fault_huge_us", "?"), meta.get("fault_huge_first_us", "?"),
+                          "; `madvise(MADV_POPULATE_WRITE)` of one page %s us, and %s us at its first write after" % (
+                              meta["populate_us"], meta["populated_write_us"]) if "populate_us" in meta else "",
+                          data["load_start"], data["load_end"], data["elapsed"]))
     L.append("")
     L.append("Time is the wall time of the whole process (for redis: of redis-benchmark, the server being the one "
              "preloaded); peak RSS is the process's maximum resident set (ru_maxrss; gcc: its largest process; "
