@@ -24,9 +24,10 @@
  *    lives in (without it, a free into a page that is not the current one left malloc a cold slot of the current
  *    page: larson-1 went from 67 to 82 M ops/s with it). Cached slots stay counted as used by their pages
  *    (`used`), so no page empties under them; a full cache gives its older half back (osm_front_tc_overflow),
- *    the thread's exit and malloc_trim give all back (tc_flush_all). A cached slot holds two marks (front_tmark,
- *    front_mark), checked when it leaves the cache, and no link: malloc reads the stack, not the slot, so it does
- *    not wait on the slot's line (larson-1: 76 M ops/s with links in the slots, 82 M with arrays).
+ *    the thread's exit and malloc_trim give all back (tc_flush_all). A cached slot holds its freed mark in
+ *    both of its first two words (front_tmark), checked when it leaves the cache, and no link: malloc reads the
+ *    stack, not the slot, so it does not wait on the slot's line (larson-1: 76 M ops/s with links in the slots,
+ *    82 M with arrays).
  *  - A free by any other thread is a CAS push onto the page's `thread_free` list; the owner takes the whole
  *    list with one exchange in its slow path (page_collect). Never blocked, never lost. A thread with a heap
  *    gathers its frees into another thread's page per size class and pushes up to RB_MAX with one CAS

@@ -530,7 +530,7 @@ struct front_list { struct front_page *first, *last; };
 /* A thread's heap. cur[] is what the fast path reads; the rest belongs to its slow path. */
 struct front_heap {
 	struct front_page *cur[FRONT_CLASSES];
-	/* the thread cache: per class a stack of slots this thread freed into its own pages, both marks set, still
+	/* the thread cache: per class a stack of slots this thread freed into its own pages, marked, still
 	 * counted as used by their pages. Each class's stack ends at the end of its row of front_stacks.tc, so that
 	 * free finds it full by the address of its top alone (no count, no limit to load); below its first entry sits
 	 * an entry that is always NULL (tc_base). tc_sp[cls] points to the top entry (tc_base when empty);
@@ -661,10 +661,10 @@ HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):
  * the caller then asks the core.
- * Cost on a hit, no lock, no atomic read-modify-write, no system call, about 20 instructions: TLS heap -> the
- * class's thread cache (a count and an array: the slot's two marks compared) or else its current page (pop its
- * free list, the popped link checked to be a slot of the same page: a subtract, a multiply, two compares); the
- * slot's first two words cleared. */
+ * Cost on a hit, no lock, no atomic read-modify-write, no system call, about 25 instructions: TLS heap -> the
+ * class's thread cache (its top, then the entry below it; the slot's two words compared with its mark) or else
+ * its current page (pop its free list, the popped link checked to be a slot of the same page: a subtract, a
+ * multiply, two compares); the slot's first two words cleared. */
 static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, bool slow)
 {
 	size_t cls = osm_front_class_of[(n + 15) >> 4];
@@ -701,10 +701,10 @@ static inline void *osm_front_malloc(size_t n) { return front_malloc_with(n, tru
 static inline void *osm_front_malloc_hit(size_t n) { return front_malloc_with(n, false); }
 
 /* free's fast path for a pointer osm_front_owns() accepted. Cost for a slot of a page this thread owns and
- * allocates from: about 20 instructions, no lock, no atomic read-modify-write, no system call: the page from
- * the address (mask, shift), the slot check (multiply, compare), the two marks written, a push on the class's
- * thread cache (a full cache gives its older half back out of line). Other threads' pages (one CAS), double frees
- * and bad pointers: slow path. */
+ * allocates from: about 35 instructions, no lock, no atomic read-modify-write, no system call: the page from
+ * the address (mask, shift), the slot check (multiply, compare), the mark written twice, a push on the class's
+ * thread cache (a full one, found by its top's address, gives its older half back out of line). Other threads'
+ * pages (one CAS), double frees and bad pointers: slow path. */
 static inline void osm_front_free(void *p, const char *api)
 {
 	struct front_page *pg = front_page_of(p);
