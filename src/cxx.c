@@ -96,7 +96,7 @@ static void *try_alloc(size_t n, size_t a)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (UNLIKELY(osm_strict) && osm_strict_on()) /* OSMEM_CHECK=strict (strict.c) */
+	if (osm_strict_first()) /* OSMEM_CHECK=strict (strict.c) */
 		return osm_strict_alloc(n, a, false, "operator new");
 	if (n <= FRONT_MAX && a <= FRONT_MAX) {
 		void *p = a <= MALLOC_ALIGN ? osm_front_malloc(n) : osm_front_memalign(a, n);
@@ -173,30 +173,19 @@ __attribute__((noinline)) static void *new_slow(size_t n, bool aligned, size_t a
 	}
 }
 
-/* Everything new_fast's hit does not serve: strict mode (the handler loop, which asks strict.c), new(0), a class
- * whose cache and current page are empty (the front's slow path), larger requests. */
-__attribute__((noinline)) static void *new_miss(size_t n, const char *nothrow_name)
-{
-	if (!(UNLIKELY(osm_strict) && osm_strict_on()) && n <= FRONT_MAX) {
-		void *p = osm_front_malloc(n);
-		if (LIKELY(p != NULL))
-			return p;
-	}
-	return new_slow(n, false, 0, nothrow_name);
-}
-
 /* The fast path of every form: malloc's. Cost when the thread's cache or current page of the size class has a free
  * slot: about 25 instructions, no lock, no atomic read-modify-write, no system call, no stack frame
- * (osm_front_malloc_hit, internal.h); strict mode has no front (its hit always misses). Anything else: new_miss,
- * out of line (a call of osm_front_malloc from here with the frame it needed was 8 instructions more per new). */
+ * (osm_front_malloc_hit, internal.h); strict mode has no front (its hit always misses). Anything else: new_slow,
+ * out of line, whose first attempt (try_alloc) asks strict mode, then the front's slow path, then the core (a call
+ * of osm_front_malloc from here with the frame it needed was 8 instructions more per new). */
 static inline void *new_fast(size_t n, const char *nothrow_name)
 {
-	if (LIKELY(n - 1 < FRONT_MAX)) { /* 0 wraps round: new_miss */
+	if (LIKELY(n - 1 < FRONT_MAX)) { /* 0 wraps round: new_slow */
 		void *p = osm_front_malloc_hit(n);
 		if (LIKELY(p != NULL))
 			return p;
 	}
-	return new_miss(n, nothrow_name);
+	return new_slow(n, false, 0, nothrow_name);
 }
 
 /* Aligned forms: alignments up to 16 are malloc's; up to 2 KiB (with n up to 2 KiB) a power-of-two front slot,
@@ -204,7 +193,7 @@ static inline void *new_fast(size_t n, const char *nothrow_name)
  * lock. */
 static inline void *new_aligned_fast(size_t n, size_t a, const char *nothrow_name)
 {
-	if (UNLIKELY(osm_strict) && osm_strict_on())
+	if (osm_strict_first())
 		return new_slow(n, true, a, nothrow_name);
 	if (LIKELY(is_pow2(a) && a <= FRONT_MAX && n <= FRONT_MAX)) {
 		void *p = a <= MALLOC_ALIGN ? osm_front_malloc(n) : osm_front_memalign(a, n);
@@ -247,7 +236,7 @@ NEW_ALIGNED_NOTHROW(cxx_new_array_aligned_nothrow, "_ZnamSt11align_val_tRKSt9not
  * what p is (the same checks as free); else `what`. Aborts. */
 __attribute__((noinline)) static _Noreturn void bad_delete(void *p, const char *what)
 {
-	if (UNLIKELY(osm_strict) && osm_strict_on()) {
+	if (osm_strict_first()) {
 		osm_strict_usable(p, API); /* the strict layer's checks (bad pointer, double free, canaries) */
 	} else if (osm_front_owns(p)) {
 		osm_front_usable(p, API);
@@ -313,7 +302,7 @@ static inline bool front_size_fits(const void *p, size_t n, size_t a)
  * core's. Out of line. */
 __attribute__((noinline)) static void delete_rest(void *p)
 {
-	if (UNLIKELY(osm_strict) && osm_strict_on()) {
+	if (osm_strict_first()) {
 		osm_strict_free(p, API);
 		return;
 	}
@@ -337,7 +326,7 @@ static inline void delete_plain(void *p)
  * core's. Out of line. */
 __attribute__((noinline)) static void delete_sized_rest(void *p, size_t n, size_t a)
 {
-	if (UNLIKELY(osm_strict) && osm_strict_on()) { /* the exact size asked for is known: n must be it */
+	if (osm_strict_first()) { /* the exact size asked for is known: n must be it */
 		osm_strict_free_sized(p, n, API);
 		return;
 	}

@@ -25,7 +25,7 @@
  *    page: larson-1 went from 67 to 82 M ops/s with it). Cached slots stay counted as used by their pages
  *    (`used`), so no page empties under them; a full cache gives its older half back (osm_front_tc_overflow),
  *    the thread's exit and malloc_trim give all back (tc_flush_all). A cached slot holds its freed mark in
- *    both of its first two words (front_tmark), checked when it leaves the cache, and no link: malloc reads the
+ *    both of its first two words (tc_slot_marked), checked when it leaves the cache, and no link: malloc reads the
  *    stack, not the slot, so it does not wait on the slot's line (larson-1: 76 M ops/s with links in the slots,
  *    82 M with arrays).
  *  - A free by any other thread is a CAS push onto the page's `thread_free` list; the owner takes the whole
@@ -440,7 +440,7 @@ void osm_front_check_heads(void)
 		void **t = h->tc_top[cls];
 		if (!t)
 			continue;
-		if ((uintptr_t)t[0] != front_tmark(t) || (uintptr_t)t[1] != front_mark(t))
+		if (!tc_slot_marked(t))
 			osm_front_corrupt(t);
 	}
 }
@@ -983,7 +983,7 @@ static void tc_release(struct front_heap *h, size_t cls, size_t k)
 	void ***base = tc_base(h, cls);
 	for (size_t i = 1; i <= k; i++) {
 		void **s = base[i];
-		if ((uintptr_t)s[0] != front_tmark(s) || (uintptr_t)s[1] != front_mark(s))
+		if (!tc_slot_marked(s))
 			osm_front_corrupt(s);
 		struct front_page *pg = front_page_of(s);
 		s[0] = (void *)front_enc(s, pg->free);

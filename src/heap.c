@@ -521,12 +521,12 @@ static struct block_meta *pick_best_block(size_t size)
 
 /* A header is about to be written at h: when h's page lies at or past the frontier of pages written so far (the
  * break's memory is handed out upwards), the default profile faults it in with one system call first. On this
- * machine a page fault costs about 12 us and MADV_POPULATE_WRITE of one page about 2 us, plus about 5 us on the
- * first write either way (bench/fault_cost; session 20); and this write is made under the heap lock, where every
- * other thread that wants the core waits for it: threads-8 (8 threads on 2 cores) 0.280 -> 0.260 s. Only the
- * header's own page, which the write would fault in anyway: the pages a block spans are the program's to touch
- * or not (populating 64 KiB ahead of each split took threads-8 from 37 to 60 MiB, its blocks being touched at
- * their ends only). Below the frontier, pages a trim or a decay gave back fault as usual. */
+ * machine a first-touch page fault costs about 12 us; MADV_POPULATE_WRITE of one page 2-3 us, and the first write
+ * after it another 4-6 us (bench/fault_cost; session 20). This write is made under the heap lock, where every
+ * other thread that wants the core waits for it: threads-8 (8 threads on 2 cores) took 0.944 of its time (9
+ * paired runs). Only the header's own page, which the write would fault in anyway: the pages a block spans are
+ * the program's to touch or not (populating 64 KiB ahead of each split took threads-8 from 37 to 60 MiB, its
+ * blocks being touched at their ends only). Below the frontier, pages a trim or a decay gave back fault as usual. */
 static inline void prefault(const void *h)
 {
 	char *pg = (char *)round_down((uintptr_t)h, page_size());

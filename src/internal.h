@@ -53,9 +53,10 @@ HIDDEN void *osm_os_remap(void *addr, size_t old_len, size_t new_len);
 /* Tells the kernel the pages of [addr, addr + len) hold nothing worth keeping (page-aligned range). */
 HIDDEN void osm_os_discard(void *addr, size_t len);
 /* Faults in the pages of [addr, addr + len) for writing, in one system call (madvise MADV_POPULATE_WRITE, Linux
- * 5.14): false when the kernel does not know the advice (then it is never asked again) or could not. Page-aligned
- * range; keeps errno; counted in madvise calls, and apart in populate calls. */
-HIDDEN bool osm_os_populate(void *addr, size_t len);
+ * 5.14), as a hint: a kernel that does not know the advice is never asked again, and a refusal changes nothing
+ * (the write faults as usual). Page-aligned range; keeps errno; counted in madvise calls, and apart in populate
+ * calls. */
+HIDDEN void osm_os_populate(void *addr, size_t len);
 /* Transparent huge pages (huge.c): the kernel's mode (/sys/kernel/mm/transparent_hugepage/enabled, read once by
  * the caller), a madvise(MADV_HUGEPAGE) of a page-aligned range (counted in madvise calls), and how many of the
  * pages of [addr, addr + len) are resident (mincore, one call per 16 MiB; not counted). */
@@ -618,12 +619,18 @@ static inline bool front_is_slot(const struct front_page *pg, uintptr_t p)
 	return off < pg->span && off * pg->magic < pg->magic;
 }
 
+/* Segment number seg's bit in the map (seg < FRONT_SEGMAP_SIZE), loaded with memory order `order`. */
+static inline bool osm_front_segmap_test(size_t seg, int order)
+{
+	return (__atomic_load_n(&osm_front_segmap[seg >> 6], order) >> (seg & 63)) & 1;
+}
+
 /* Whether p lies in a front segment: a compare and a bit test of a word in .lbss, no system call. NULL is in
  * segment 0, which no segment can be (mmap does not return address 0), so free needs no test of its own for it. */
 static inline bool osm_front_owns(const void *p)
 {
 	uintptr_t seg = (uintptr_t)p >> FRONT_SEG_SHIFT;
-	return seg < FRONT_SEGMAP_SIZE && (__atomic_load_n(&osm_front_segmap[seg >> 6], __ATOMIC_RELAXED) >> (seg & 63)) & 1;
+	return seg < FRONT_SEGMAP_SIZE && osm_front_segmap_test(seg, __ATOMIC_RELAXED);
 }
 
 /* The descriptor of the page that holds p: its segment's start, or'ed with the page's index times 256 (the
@@ -640,7 +647,11 @@ static inline struct front_page *front_page_of(const void *p)
  * that could read a cached slot would read both words anyway, and free writes one register twice (two stores, where
  * two marks took six instructions: session 20, callgrind of pairs). The cache's stacks live in the heap struct,
  * not in the slots, so nothing a program writes into a freed slot can send malloc elsewhere. */
-static inline uintptr_t front_tmark(void *slot) { return front_mark(slot); }
+static inline bool tc_slot_marked(void **t)
+{
+	uintptr_t m = front_mark(t);
+	return !(((uintptr_t)t[0] ^ m) | ((uintptr_t)t[1] ^ m));
+}
 HIDDEN extern uint8_t osm_front_tc_max[FRONT_CLASSES]; /* set at start-up (front.c, global_init) */
 /* The NULL entry below class cls's stack (its tc_sp when the stack is empty), and how many slots the stack holds. */
 static inline void ***tc_base(struct front_heap *h, size_t cls)
@@ -674,8 +685,7 @@ static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, b
 		void ***sp = h->tc_sp[cls];
 		h->tc_top[cls] = sp[-1]; /* NULL below the stack's first entry */
 		h->tc_sp[cls] = sp - 1;
-		uintptr_t m = front_tmark(t);
-		if (__builtin_expect(((uintptr_t)t[0] ^ m) | ((uintptr_t)t[1] ^ m), 0))
+		if (__builtin_expect(!tc_slot_marked(t), 0))
 			return osm_front_corrupt_jump(t);
 		t[0] = t[1] = NULL;
 		h->hits++;
@@ -718,7 +728,7 @@ static inline void osm_front_free(void *p, const char *api)
 	}
 	size_t cls = pg->cls;
 	void ***sp = h->tc_sp[cls];
-	s[0] = s[1] = (void *)m; /* front_tmark */
+	s[0] = s[1] = (void *)m; /* tc_slot_marked */
 	h->frees++;
 	if (__builtin_expect(((uintptr_t)(sp + 1) & (sizeof stacks_of(h)->tc[0] - 1)) == 0, 0)) { /* row's end */
 		osm_front_tc_overflow(h, cls, s);
@@ -928,9 +938,11 @@ HIDDEN void osm_front_fork_child(void);
 // ------------------------------------------------------------------
 
 /* -1 until the first call of the malloc family reads OSMEM_CHECK, then 0 (off) or 1 (strict). The API's entry
- * points test it first: `if (__builtin_expect(osm_strict, 0) && osm_strict_on())`, one load and a branch that
- * is not taken once the setting is known to be off; the first call of all takes the other way once, to read it.
- * docs/STRICT.md describes every check, its report and its cost. */
+ * points test it first with osm_strict_first(): one load and a branch that is not taken once the setting is known
+ * to be off; the first call of all takes the other way once, to read it. malloc's, free's, calloc's,
+ * malloc_usable_size's and operator new's and delete's hit paths do not test it at all: the front is off in strict
+ * mode, so their hits miss and their slow paths test it. docs/STRICT.md describes every check, its report and its
+ * cost. */
 HIDDEN extern int osm_strict;
 HIDDEN bool osm_strict_init(void);
 static inline bool osm_strict_on(void)
@@ -938,6 +950,7 @@ static inline bool osm_strict_on(void)
 	int s = __atomic_load_n(&osm_strict, __ATOMIC_RELAXED);
 	return s > 0 || (s < 0 && osm_strict_init());
 }
+static inline bool osm_strict_first(void) { return __builtin_expect(osm_strict != 0, 0) && osm_strict_on(); }
 /* In strict mode every request comes here (the front layer is never used); each takes the heap lock. `api`
  * names the call in reports. alignment: 0 or up to 16 for malloc's, else a power of two. */
 HIDDEN void *osm_strict_alloc(size_t n, size_t alignment, bool zero, const char *api);

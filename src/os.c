@@ -413,11 +413,11 @@ void *osm_os_remap(void *addr, size_t old_len, size_t new_len)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-bool osm_os_populate(void *addr, size_t len)
+void osm_os_populate(void *addr, size_t len)
 {
 	static bool unknown; /* EINVAL once: a kernel before 5.14 */
 	if (__atomic_load_n(&unknown, __ATOMIC_RELAXED))
-		return false;
+		return;
 	int saved = errno;
 	osm_os_calls.madvise++; /* a madvise call (strace counts it so), and one of the populates */
 	osm_os_calls.populate++;
@@ -425,7 +425,6 @@ bool osm_os_populate(void *addr, size_t len)
 	if (rc != 0 && errno == EINVAL)
 		__atomic_store_n(&unknown, true, __ATOMIC_RELAXED);
 	errno = saved;
-	return rc == 0;
 }
 
 void osm_os_discard(void *addr, size_t len)

@@ -76,12 +76,11 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
  * out-of-line paths below, not the fast paths: the front stays off in strict mode (no thread gets a heap, no
  * segment is mapped: front.c, global_init), so malloc's fast path always misses and free's never owns a pointer.
  * That saves malloc and free a load and a branch each (session 20). */
-#define STRICT_FIRST() (__builtin_expect(osm_strict, 0) && osm_strict_on())
 
 /* 1 to FRONT_MAX when the current page of the class has no free slot: the front's slow path, else the core. */
 __attribute__((noinline)) static void *small_malloc(size_t n)
 {
-	if (STRICT_FIRST())
+	if (osm_strict_first())
 		return osm_strict_alloc(n, 0, false, "malloc");
 	void *p = osm_front_malloc(n);
 	return p ? p : core_malloc(n);
@@ -90,7 +89,7 @@ __attribute__((noinline)) static void *small_malloc(size_t n)
 /* Above FRONT_MAX (and 0): the thread's medium cache (front.c, "Medium blocks"), else the core. Out of line. */
 __attribute__((noinline)) static void *medium_malloc(size_t n)
 {
-	if (STRICT_FIRST())
+	if (osm_strict_first())
 		return osm_strict_alloc(n, 0, false, "malloc");
 	if (n - 1 < MEDIUM_MAX) {
 		void *p = osm_front_medium_malloc(n);
@@ -138,7 +137,7 @@ __attribute__((noinline)) static void core_free(void *p)
  * line. */
 __attribute__((noinline)) static void medium_free(void *p)
 {
-	if (STRICT_FIRST()) {
+	if (osm_strict_first()) {
 		osm_strict_free(p, "free");
 		return;
 	}
@@ -162,7 +161,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	size_t n;
 	if (__builtin_mul_overflow(nmemb, size, &n) || n > MAX_REQUEST)
 		return fail(ENOMEM);
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+	if (osm_strict_first())
 		return osm_strict_alloc(n, 0, true, "calloc");
 	if (n - 1 < FRONT_MAX) { /* 0: the core's path, as malloc(0) */
 		void *p = osm_front_malloc(n);
@@ -323,7 +322,7 @@ static void move_copy(void *dst, const void *src, size_t n)
 
 EXPORT void *realloc(void *p, size_t n)
 {
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+	if (osm_strict_first())
 		return osm_strict_realloc(p, n);
 	if (!p)
 		return malloc(n);
@@ -402,7 +401,7 @@ EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 
 static void *aligned(size_t alignment, size_t n)
 {
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on())
+	if (osm_strict_first())
 		return osm_strict_alloc(n, alignment, false, "memalign");
 	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
 		return fail(ENOMEM);
@@ -483,7 +482,7 @@ EXPORT void *pvalloc(size_t n)
  * and pops were 8 of each call's 44 instructions; session 20). */
 __attribute__((noinline)) static size_t usable_slow(void *p)
 {
-	if (STRICT_FIRST())
+	if (osm_strict_first())
 		return osm_strict_usable(p, "malloc_usable_size");
 	if (!p)
 		return 0;
@@ -527,7 +526,7 @@ EXPORT size_t malloc_usable_size(void *p)
 
 EXPORT int malloc_trim(size_t pad)
 {
-	if (__builtin_expect(osm_strict, 0) && osm_strict_on()) /* the quarantine empties first (each block verified), then the trim as usual */
+	if (osm_strict_first()) /* the quarantine empties first (each block verified), then the trim as usual */
 		osm_strict_flush("malloc_trim");
 	osm_front_medium_trim(); /* this thread's medium blocks back to the core first, so they can merge and go */
 	bool front = osm_front_trim(); /* front lock before heap lock, never nested the other way */
@@ -662,7 +661,7 @@ static void info_front(struct info *in)
 	size_t lo = __atomic_load_n(&osm_front_segmap_lo, __ATOMIC_ACQUIRE);
 	size_t hi = __atomic_load_n(&osm_front_segmap_hi, __ATOMIC_ACQUIRE);
 	for (size_t i = lo; i <= hi && i < FRONT_SEGMAP_SIZE; i++) {
-		if (!((__atomic_load_n(&osm_front_segmap[i >> 6], __ATOMIC_ACQUIRE) >> (i & 63)) & 1))
+		if (!osm_front_segmap_test(i, __ATOMIC_ACQUIRE))
 			continue;
 		const struct front_page *pages = (const struct front_page *)((uintptr_t)i << FRONT_SEG_SHIFT);
 		for (size_t k = 1; k < FRONT_PAGES; k++) {

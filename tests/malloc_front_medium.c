@@ -222,7 +222,11 @@ static void realloc_grows_through_cache(void)
 static void realloc_within_bin_keeps_block(void)
 {
 	unsigned char *p = v_malloc(5419); /* rounded to 5632: bin [5120, 6144) */
-	size_t u = p ? v_usable(p) : 0;
+	if (!p) {
+		check("realloc_within_bin_keeps_block", 0, "malloc(5419) returned NULL (test setup)");
+		return;
+	}
+	size_t u = v_usable(p);
 	memset(p, 0x6b, 5419);
 	struct os_stats st0, st1;
 	os_stats(&st0);
