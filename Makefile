@@ -109,6 +109,11 @@ $(BUILD)/osmem-replay: tools/osmem-replay.c include/osmem.h include/block_meta.h
 $(BUILD)/bench/wl/%: bench/workloads/%.c bench/workloads/common.h | $(BUILD)/bench/wl
 	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@ -pthread -lm
 
+# The yardstick allocator (bench/null/noop.c: per-thread lists, no owner, nothing given back), for the scaling
+# section of the report. -fno-builtin: its calloc's malloc+memset must not become a call to calloc.
+$(BUILD)/bench/libnoop.so: bench/null/noop.c | $(BUILD)/bench
+	$(CC) $(CFLAGS) $(WARN) -fno-builtin -fPIC -shared $< -o $@
+
 $(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/tests/hardened $(BUILD)/bench $(BUILD)/bench/wl:
 	mkdir -p $@
 
@@ -146,7 +151,7 @@ $(BUILD)/libosmem-malloc-notrace.so: $(NOTRACE_OBJ)
 $(BUILD)/bench/fastpath: bench/fastpath.c | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@
 
-bench-build: $(BENCH_BIN) $(WL_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so
+bench-build: $(BENCH_BIN) $(WL_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so $(BUILD)/bench/libnoop.so
 
 # The best-fit index against the walk, then the ranking against glibc, jemalloc, mimalloc and tcmalloc
 # (bench/run.py: about 5 minutes at 5 runs; writes bench/results/latest.md). BENCH_ARGS="--runs 3 --only larson"...

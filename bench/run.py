@@ -156,7 +156,8 @@ def parse_protocol(out):
 # ---------------------------------------------------------------------------------------------- workloads
 
 class Workload:
-    """name; what it models (for the report); run(ctx, env) -> Sample. kind: "micro" (ours) or "program"."""
+    """name; what it models (for the report); run(ctx, env) -> Sample. kind: "micro" (ours), "program", or
+    "scaling" (reported only in the scaling section, outside the geometric means and the main tables)."""
     kind = "micro"
 
     def __init__(self, name, what):
@@ -169,9 +170,11 @@ class Workload:
 class CBench(Workload):
     """A program of bench/workloads/, argv: SCALE [ARGS...]. Full runs use scale 1, --quick runs `quick`."""
 
-    def __init__(self, name, prog, args, quick, what, timeout=300):
+    def __init__(self, name, prog, args, quick, what, timeout=300, kind=None):
         super().__init__(name, what)
         self.prog, self.args, self.quick, self.timeout = prog, args, quick, timeout
+        if kind:
+            self.kind = kind
 
     def run(self, ctx, env):
         exe = os.path.join(ctx.build, "bench", "wl", self.prog)
@@ -323,6 +326,13 @@ WORKLOADS = [
     CBench("larson-2", "larson", [2], 0.1, "the same with 2 threads, each handing 1 in 8 to the other"),
     CBench("larson-4", "larson", [4], 0.1, "the same with 4 threads (on 2 cores)"),
     CBench("larson-8", "larson", [8], 0.1, "the same with 8 threads"),
+    # Larson's own form (the thread replaced, its successor inheriting the table): the issue's scaling target,
+    # T=2 against T=1, on the form of the benchmark where scaling is the allocator's (see SCALING below)
+    CBench("larson-r1", "larson", [1, "r"], 0.1, "Larson's own form: no hand-offs; every 100k operations a "
+           "thread starts a successor that takes over its 1000 slots (and frees its objects) and exits; 12M ops",
+           kind="scaling"),
+    CBench("larson-r2", "larson", [2, "r"], 0.1, "the same with 2 tables and their 2 lines of threads",
+           kind="scaling"),
     CBench("prodcon", "prodcon", [2], 0.1, "2 producers malloc 16..1024 B, 2 consumers free (every free remote), "
            "through bounded rings; 24M objects; each pair's producer and consumer pinned to different CPUs"),
     CBench("falseshare", "falseshare", [2], 0.1, "8 B objects allocated by the main thread, then by each of 2 "
@@ -346,6 +356,13 @@ WORKLOADS = [
           "set,get,incr,lpush,lpop,sadd,hset,spop, 20 clients, pipeline 16, 128 B values, 200k keys "
           "(Debian's redis-server links libjemalloc: in the glibc column the server runs on jemalloc)"),
 ]
+
+
+# The scaling section: (title, T=1 workload, T=2 workload). The hand-off form is also run on the yardstick
+# allocator (bench/null/noop.c), which shows how far that form can scale on the machine whatever the allocator.
+SCALING = [("larson, hand-off form (the suite's)", "larson-1", "larson-2"),
+           ("larson, Larson's own form", "larson-r1", "larson-r2")]
+NOOP_WORKLOADS = ("larson-1", "larson-2")
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -449,6 +466,12 @@ def summarize(data):
                       "metrics": {k: statistics.median(v) for k, v in metrics.items()}}
         summary[w] = {"alloc": row, "checksums": sorted(sums)}
     return summary
+
+
+def ranked(data):
+    """The workloads of the main tables and the geometric means: all but the scaling section's own."""
+    kinds = data.get("kinds") or {w.name: w.kind for w in WORKLOADS}
+    return [w for w in data["workloads"] if kinds.get(w) != "scaling"]
 
 
 def ratio(x, base):
@@ -572,11 +595,11 @@ def render_md(data, summary, svg_name):
     # summary: geomeans
     def geo(key, a, ws=None):
         return geomean([ratio(summary[w]["alloc"][a][key], summary[w]["alloc"]["glibc"][key])
-                        for w in (data["workloads"] if ws is None else ws)])
+                        for w in (ranked(data) if ws is None else ws)])
 
     def geo_best(key, ws=None):
         rs = []
-        for w in (data["workloads"] if ws is None else ws):
+        for w in (ranked(data) if ws is None else ws):
             cells = summary[w]["alloc"]
             b, _ = best_peer(cells, key, names)
             rs.append(ratio(cells["osmem"][key], b))
@@ -584,7 +607,7 @@ def render_md(data, summary, svg_name):
     kinds = data.get("kinds") or {w.name: w.kind for w in WORKLOADS}
     micro = [w for w in data["workloads"] if kinds.get(w) == "micro"]
     progs = [w for w in data["workloads"] if kinds.get(w) == "program"]
-    L.append("## Summary (geometric means over the %d workloads)" % len(data["workloads"]))
+    L.append("## Summary (geometric means over the %d workloads)" % len(ranked(data)))
     L.append("")
     L.append("| allocator | time / glibc | time, %d micro | time, %d programs | peak RSS / glibc | rank by time "
              "| rank by RSS |" % (len(micro), len(progs)))
@@ -607,7 +630,7 @@ def render_md(data, summary, svg_name):
         L.append("")
         L.append("| workload | " + " | ".join(names) + " | osmem / best peer | osmem rank |")
         L.append("| --- | " + " | ".join("---:" for _ in names) + " | ---: | ---: |")
-        for w in data["workloads"]:
+        for w in ranked(data):
             cells = summary[w]["alloc"]
             base = cells["glibc"][key]
             vals = [cells[a][key] for a in names if cells[a][key] is not None]
@@ -637,8 +660,8 @@ def render_md(data, summary, svg_name):
     table("Time", "secs", fmt_secs, "seconds, median")
 
     # run by run against glibc: the pairs share the host's moment, which two columns' medians do not
-    ratios = {w: paired_ratios(data, w, "osmem") for w in data["workloads"]}
-    verdicts = {w: paired_verdict(ratios[w]) for w in data["workloads"]}
+    ratios = {w: paired_ratios(data, w, "osmem") for w in ranked(data)}
+    verdicts = {w: paired_verdict(ratios[w]) for w in ranked(data)}
     count = {v: sum(1 for w in verdicts if verdicts[w][2] == v) for v in ("faster", "level", "slower")}
     L.append("## Time, run by run against glibc")
     L.append("")
@@ -650,7 +673,7 @@ def render_md(data, summary, svg_name):
     L.append("")
     L.append("| workload | median of the run ratios | runs osmem slower | p | osmem against glibc |")
     L.append("| --- | ---: | ---: | ---: | --- |")
-    for w in data["workloads"]:
+    for w in ranked(data):
         rs = ratios[w]
         m, p, v = verdicts[w]
         L.append("| %s | %s | %d of %d | %s | %s |" % (
@@ -693,11 +716,13 @@ def render_md(data, summary, svg_name):
             L.append("| %s | **%s** | %s |" % (w, title, " | ".join(vals)))
     L.append("")
 
+    scaling_section(data, names, L)
+
     L.append("## Noise")
     L.append("")
     L.append("Spread of the time over the runs, (max - min) / median, median over the workloads: " + ", ".join(
-        "%s %.0f%%" % (a, 100 * (statistics.median([summary[w]["alloc"][a]["spread"] for w in data["workloads"]])
-                                 if data["workloads"] else 0)) for a in names) + ".")
+        "%s %.0f%%" % (a, 100 * (statistics.median([summary[w]["alloc"][a]["spread"] for w in ranked(data)])
+                                 if ranked(data) else 0)) for a in names) + ".")
     L.append("")
     L.append("## Workloads")
     L.append("")
@@ -708,6 +733,44 @@ def render_md(data, summary, svg_name):
              "`python3 bench/run.py --quick` (a smoke run of a minute or two).")
     L.append("")
     return "\n".join(L)
+
+
+def ops_of(samples):
+    return [x["metrics"].get("ops_per_s") if not x["error"] else None for x in samples]
+
+
+def scaling_section(data, names, L):
+    """Throughput at 2 threads over 1, per allocator and form of larson: the ratio of the medians, and the median
+    of the run-by-run ratios (a run times T=1 and T=2 minutes apart, the same allocator)."""
+    forms = [(t, w1, w2) for t, w1, w2 in SCALING if w1 in data["samples"] and w2 in data["samples"]]
+    if not forms:
+        return
+    L.append("## Scaling: larson at 2 threads against 1")
+    L.append("")
+    L.append("Throughput (ops/s, median) at T=1 and T=2 and their ratio; the target is T=2 at 1.8x T=1 or more. "
+             "*run by run*: the median of each run's T=2 over the same run's T=1. In the hand-off form one "
+             "thread reads the lines another wrote while both run (1 object in 8), which no allocator can make "
+             "cheaper: the *no-op* row is `bench/null/noop.c` (per-thread lists, no owner, no lock, nothing "
+             "given back), the least an allocator can do. In Larson's own form threads hand over their table "
+             "only when they end (each replaced after 100k operations), as in Larson and Krishnan's benchmark.")
+    L.append("")
+    L.append("| form | allocator | T=1 | T=2 | T=2 / T=1 | run by run |")
+    L.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    ref = data.get("reference") or {}
+    for title, w1, w2 in forms:
+        rows = [(a, data["samples"][w1][a], data["samples"][w2][a]) for a in names]
+        if w1 in ref and w2 in ref:
+            rows.append(("no-op", ref[w1], ref[w2]))
+        for a, s1, s2 in rows:
+            o1, o2 = ops_of(s1), ops_of(s2)
+            m1, m2 = median(o1), median(o2)
+            per_run = [y / x for x, y in zip(o1, o2) if x and y]
+            L.append("| %s | %s | %s | %s | %s | %s |" % (
+                title, "**osmem**" if a == "osmem" else ("*no-op*" if a == "no-op" else a),
+                "%.2fM" % (m1 / 1e6) if m1 else "-", "%.2fM" % (m2 / 1e6) if m2 else "-",
+                "%.2fx" % (m2 / m1) if m1 and m2 else "-",
+                "%.2fx" % statistics.median(per_run) if per_run else "-"))
+    L.append("")
 
 
 def opt(x):
@@ -722,12 +785,12 @@ def render_svg(data, summary):
     """Two panels, time and peak RSS, each a bar per allocator and workload: the ratio to glibc on a log scale,
     bars growing from the glibc line (left: faster or smaller; right: slower or larger)."""
     names = [a for a in data["allocators"] if a != "glibc"]
-    rows = list(data["workloads"]) + ["geomean"]
+    rows = list(ranked(data)) + ["geomean"]
 
     def r(w, a, key):
         if w == "geomean":
             return geomean([ratio(summary[x]["alloc"][a][key], summary[x]["alloc"]["glibc"][key])
-                            for x in data["workloads"]])
+                            for x in ranked(data)])
         return ratio(summary[w]["alloc"][a][key], summary[w]["alloc"]["glibc"][key])
     bar, gap = 7, 10
     row_h = len(names) * bar + gap
@@ -858,6 +921,8 @@ def main():
     work = tempfile.mkdtemp(prefix="osmem-bench-")
     ctx = argparse.Namespace(build=build, quick=a.quick, work=work, base_env=env)
     samples = {w.name: {n: [] for n, _ in allocs} for w in workloads}
+    noop = os.path.join(build, "bench", "libnoop.so")
+    reference = {}                          # workload -> the yardstick's samples (not an allocator of the table)
     t_start = time.time()
     load_start = "%.2f" % os.getloadavg()[0]
     print("bench: %d workloads x %d allocators x %d runs%s" % (len(workloads), len(allocs), runs,
@@ -882,6 +947,12 @@ def main():
                         run + 1, runs, w.name, name, "%.3f" % s.secs if s.secs is not None else "-",
                         fmt_mib(s.rss_kb) if s.rss_kb else "-",
                         ("FAIL " + s.error) if s.error else s.checksum), flush=True)
+                if w.name in NOOP_WORKLOADS and os.path.exists(noop):
+                    s = w.run(ctx, dict(env, LD_PRELOAD=noop))
+                    reference.setdefault(w.name, []).append(s.to_json())
+                    print("  run %d/%d  %-15s %-9s %8s s  (yardstick)  %s" % (
+                        run + 1, runs, w.name, "no-op", "%.3f" % s.secs if s.secs is not None else "-",
+                        ("FAIL " + s.error) if s.error else s.checksum), flush=True)
     finally:
         for pid in list(RUNNING):
             kill_group(pid)
@@ -891,7 +962,7 @@ def main():
             "what": {w.name: w.what for w in workloads}, "kinds": {w.name: w.kind for w in workloads},
             "meta": describe_machine(allocs, build),
             "load_start": load_start, "load_end": "%.2f" % os.getloadavg()[0], "elapsed": time.time() - t_start,
-            "samples": samples}
+            "samples": samples, "reference": reference}
     summary = write_outputs(data, out_md)
     bad = 0
     for w in data["workloads"]:

@@ -75,9 +75,9 @@ def main():
     section = md.split("## Time, run by run against glibc", 1)[-1].split("\n## ", 1)[0]
     rows = [l for l in section.splitlines() if l.startswith("| ") and not l.startswith(("| workload", "| ---"))]
     check("report_has_a_verdict_per_workload",
-          len(rows) == len(data["workloads"]) and all(l.rstrip(" |").split("| ")[-1].strip("* ") in
+          len(rows) == len(bench.ranked(data)) and all(l.rstrip(" |").split("| ")[-1].strip("* ") in
                                                        ("faster", "level", "slower", "too few runs") for l in rows),
-          f"{len(rows)} rows for {len(data['workloads'])} workloads:\n" + "\n".join(rows))
+          f"{len(rows)} rows for {len(bench.ranked(data))} workloads:\n" + "\n".join(rows))
 
     # a made-up slower workload shows as slower in the rendered report
     data2 = copy.deepcopy(data)
@@ -87,6 +87,29 @@ def main():
     row = [l for l in md.splitlines() if l.startswith("| %s | 1.100 |" % w0)]
     check("slower_workload_reported", row and row[0].endswith("**slower** |"),
           f"row for {w0}: {row}")
+
+    # the scaling section's own workloads (larson-r1, larson-r2) stay out of the geometric means and the main
+    # tables: a made-up one where osmem takes 10x glibc's time must not move the summary
+    data3 = copy.deepcopy(data)
+    before = bench.render_md(data3, bench.summarize(data3), "latest.svg")
+    names = data3["allocators"]
+    ops = {"glibc": (40e6, 60e6), "osmem": (50e6, 95e6)}
+    for w, k in (("larson-r1", 0), ("larson-r2", 1)):
+        if w not in data3["workloads"]:
+            data3["workloads"].append(w)
+        data3["kinds"][w] = "scaling"
+        data3["what"][w] = "made up"
+        data3["samples"][w] = {a: [dict(sample(10.0 if a == "osmem" else 1.0), metrics={
+            "ops_per_s": ops.get(a, (30e6, 30e6))[k] * (1 + 0.01 * r)}) for r in range(5)] for a in names}
+    md = bench.render_md(data3, bench.summarize(data3), "latest.svg")
+    summ = lambda m: m.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    time_rows = [l for l in md.split("## Time\n", 1)[1].split("\n## ", 1)[0].splitlines() if l.startswith("| larson-r")]
+    check("scaling_workloads_outside_geomeans", summ(md) == summ(before) and not time_rows,
+          "the summary moved or the Time table lists larson-r*:\n" + summ(md) + "\n".join(time_rows))
+    sec = md.split("## Scaling: larson at 2 threads against 1", 1)[-1].split("\n## ", 1)[0]
+    row = [l for l in sec.splitlines() if "Larson's own form | **osmem**" in l]
+    check("scaling_ratio_reported", row and "| 1.90x | 1.90x |" in row[0],
+          f"osmem's row in the scaling section: {row}; want 95M over 50M, 1.90x both ways")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1

@@ -6,7 +6,14 @@
  * thread counts alike.
  *
  * Usage: larson SCALE THREADS [HANDOFF]   (HANDOFF: one object in HANDOFF handed off, default 8; 0: none, for
- *                                          the scaling of the allocator alone: make bench always uses 8)
+ *                                          the scaling of the allocator alone: make bench always uses 8;
+ *                                          r: Larson's own form, below)
+ *
+ * Larson's own form ("r", for rounds): no hand-offs while threads run. A thread that has done ROUND operations
+ * starts a successor, which takes over its table, and exits; the successor's frees of its predecessor's objects
+ * are the remote frees, and each thread's birth and death is the allocator's too (its caches set up and given
+ * back). The hand-off form above is the harder one: there one thread reads the lines another wrote while both
+ * run, which no allocator can make cheaper (see bench/null/).
  * Checksum: the sum of the tags of every object freed (each verified first): the set of objects is fixed by
  * the seeds, so the sum is too, whichever thread frees which. */
 #include <pthread.h>
@@ -20,6 +27,8 @@
 #define MAX_SIZE  1000
 #define HANDOFF   8           /* one replaced object in HANDOFF goes to the next thread (default) */
 static unsigned handoff = HANDOFF;
+static int rounds;            /* Larson's own form: threads replaced every ROUND operations */
+#define ROUND     (100 * SLOTS)
 #define DRAIN     64          /* a thread empties its mailbox every DRAIN operations */
 #define PENDING   4096        /* a sender waits (draining its own) while the next thread has this many unfreed */
 #define BASE_OPS  12000000.0  /* all threads together, at scale 1 */
@@ -33,7 +42,8 @@ struct thread {
 	_Alignas(64) _Atomic(struct obj *) mailbox;   /* a Treiber stack, emptied whole: no ABA */
 	_Atomic long pending;                         /* objects pushed and not yet drained */
 	pthread_t id;
-	int index;
+	pthread_t prev;       /* rounds: the predecessor, joined by its successor */
+	int index, generation;
 	long ops;
 	struct obj *out, *out_tail; /* objects handed to the next thread, not yet posted */
 	long out_n;
@@ -146,14 +156,62 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* Larson's own form: the table outlives its threads. The first thread of each table allocates it; each one does
+ * up to ROUND operations, then starts its successor and exits; the last frees the table. */
+static void *run_rounds(void *arg)
+{
+	struct thread *t = arg;
+	uint64_t rng = 0x1234567ull + (uint64_t)t->index * 0x9e3779b97f4a7c15ull + (uint64_t)t->generation * 0x51ull;
+	uint64_t seq = (uint64_t)t->generation << 32;
+	if (t->generation == 0) {
+		for (int i = 0; i < SLOTS; i++) {
+			size_t n = rnd_range(&rng, MIN_SIZE, MAX_SIZE);
+			t->slot[i] = xmalloc(n);
+			t->size[i] = (uint16_t)n;
+			tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
+		}
+		pthread_barrier_wait(&start);
+	} else {
+		pthread_join(t->prev, NULL);
+	}
+	long n_ops = t->ops < ROUND ? t->ops : ROUND;
+	for (long k = 0; k < n_ops; k++) {
+		uint64_t r = rnd(&rng);
+		int i = (int)(r % SLOTS);
+		release(t, t->slot[i], t->size[i]);
+		size_t n = MIN_SIZE + (size_t)((r >> 40) % (MAX_SIZE - MIN_SIZE + 1));
+		t->slot[i] = xmalloc(n);
+		t->size[i] = (uint16_t)n;
+		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
+	}
+	t->ops -= n_ops;
+	if (t->ops > 0) {
+		t->prev = pthread_self();
+		t->generation++;
+		pthread_t succ;
+		if (pthread_create(&succ, NULL, run_rounds, t) != 0) {
+			fprintf(stderr, "FAIL pthread_create\n");
+			exit(1);
+		}
+		return NULL;
+	}
+	t->id = pthread_self();   /* the one main joins; written before the barrier main waits at */
+	pthread_barrier_wait(&done);
+	for (int i = 0; i < SLOTS; i++)
+		release(t, t->slot[i], t->size[i]);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	double scale = scale_arg(argc, argv);
 	nthreads = argc > 2 ? atoi(argv[2]) : 1;
-	if (argc > 3)
+	if (argc > 3 && argv[3][0] == 'r')
+		rounds = 1, handoff = 0;
+	else if (argc > 3)
 		handoff = (unsigned)atoi(argv[3]);
 	if (nthreads < 1 || nthreads > 64)
-		return fprintf(stderr, "usage: larson SCALE THREADS(1..64) [HANDOFF]\n"), 2;
+		return fprintf(stderr, "usage: larson SCALE THREADS(1..64) [HANDOFF|r]\n"), 2;
 	long total = (long)(BASE_OPS * scale);
 	threads = aligned_alloc(64, sizeof *threads * (size_t)nthreads);
 	memset(threads, 0, sizeof *threads * (size_t)nthreads);
@@ -162,7 +220,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++) {
 		threads[i].index = i;
 		threads[i].ops = total / nthreads;
-		pthread_create(&threads[i].id, NULL, run, &threads[i]);
+		pthread_t id;
+		pthread_create(&id, NULL, rounds ? run_rounds : run, &threads[i]);
+		if (!rounds)
+			threads[i].id = id;
 	}
 	pthread_barrier_wait(&start);
 	double t0 = now_s();
