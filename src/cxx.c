@@ -306,16 +306,20 @@ __attribute__((noinline)) static void delete_rest(void *p)
 		osm_strict_free(p, API);
 		return;
 	}
+	if (osm_front_owns(p)) { /* a segment mapped outside the front's reserved range */
+		osm_front_free(p, API);
+		return;
+	}
 	if (!p || osm_front_medium_free(p, API))
 		return;
 	core_delete(p, false, 0, 0);
 }
 
-/* Plain delete: free's paths. Cost for a front slot of the thread's own page: free's, about 35 instructions, no
+/* Plain delete: free's paths. Cost for a front slot of the thread's own page: free's, about 38 instructions, no
  * lock, no atomic read-modify-write, no system call (osm_front_free, internal.h); NULL is in no front segment. */
 static inline void delete_plain(void *p)
 {
-	if (LIKELY(osm_front_owns(p))) {
+	if (LIKELY(osm_front_in_range(p))) {
 		osm_front_free(p, API);
 		return;
 	}
@@ -332,6 +336,12 @@ __attribute__((noinline)) static void delete_sized_rest(void *p, size_t n, size_
 	}
 	if (!p)
 		return;
+	if (osm_front_owns(p)) { /* a segment mapped outside the front's reserved range */
+		if (UNLIKELY(!front_size_fits(p, n, a)))
+			bad_delete(p, "size mismatch");
+		osm_front_free(p, API);
+		return;
+	}
 	if (medium_in_heap(p) && medium_header_ok(block_of(p))) { /* checked here: the cache keeps no size */
 		if (!core_size_fits(block_of(p), n, a))
 			bad_delete(p, "size mismatch");
@@ -346,7 +356,7 @@ __attribute__((noinline)) static void delete_sized_rest(void *p, size_t n, size_
  * core block, two compares under the lock it takes anyway. */
 static inline void delete_sized(void *p, size_t n, size_t a)
 {
-	if (LIKELY(osm_front_owns(p))) {
+	if (LIKELY(osm_front_in_range(p))) {
 		if (UNLIKELY(!front_size_fits(p, n, a)))
 			bad_delete(p, "size mismatch");
 		osm_front_free(p, API);

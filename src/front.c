@@ -11,9 +11,11 @@
  * classes below 1 KiB were tried and cost more than they saved: each class a thread uses has a page of its own,
  * and small programs (larson, prodcon) grew by 8-15%.
  * A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments aligned to 4 MiB whose first page
- * holds the metadata of all 64 pages, so free(p) finds its page with a mask and a shift, and a bit per segment in
- * .lbss (osm_front_segmap, 4 MiB of address space per bit, touched only where segments are) says whether p is ours
- * at all: no system call, no lock.
+ * holds the metadata of all 64 pages, so free(p) finds its page with a mask and a shift. The segments are mapped
+ * one after another in one range of address space (range_segment), so whether p is ours at all is a subtraction
+ * and a compare (osm_front_in_range); segments mapped outside it (where the range could not grow) are found by a bit
+ * per segment in .lbss (osm_front_segmap, 4 MiB of address space per bit, touched only where segments are), which
+ * covers all of them: no system call, no lock.
  *
  * Who touches what.
  *  - A thread's heap (struct front_heap, reached through an initial-exec TLS pointer) owns pages: only that
@@ -25,7 +27,8 @@
  *    page: larson-1 went from 67 to 82 M ops/s with it). Cached slots stay counted as used by their pages
  *    (`used`), so no page empties under them; a full cache gives its older half back (osm_front_tc_overflow),
  *    the thread's exit and malloc_trim give all back (tc_flush_all). A cached slot holds its freed mark in
- *    both of its first two words (tc_slot_marked), checked when it leaves the cache, and no link: malloc reads the
+ *    both of its first two words, the second read by free, the first by malloc when the slot leaves the cache
+ *    (tc_slot_marked), and no link: malloc reads the
  *    stack, not the slot, so it does not wait on the slot's line (larson-1: 76 M ops/s with links in the slots,
  *    82 M with arrays).
  *  - A free by any other thread is a CAS push onto the page's `thread_free` list; the owner takes the whole
@@ -139,6 +142,7 @@ static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribut
 
 HIDDEN uint64_t osm_front_segmap[FRONT_SEGMAP_SIZE / 64] LARGE_BSS;
 HIDDEN size_t osm_front_segmap_lo = FRONT_SEGMAP_SIZE, osm_front_segmap_hi;
+HIDDEN struct osm_front_range osm_front_range __attribute__((aligned(16)));
 /* (n + 15) / 16 -> the smallest class that holds n (generated from class_size; checked at start-up) */
 const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1] = {
 	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
@@ -493,15 +497,72 @@ static void seg_advise(char *seg)
 		osm_huge_advise(seg + FRONT_SEG_SIZE / 2, FRONT_SEG_SIZE / 2);
 }
 
-/* Maps a segment aligned to its size: over-map by one segment, then unmap the two ends. The system calls go
- * through os.c under the core's lock (front lock, then heap lock: the documented order), which keeps the
- * counters of system calls exact. */
+/* The range (internal.h, osm_front_range): segments mapped one after another, so that free tells a slot from
+ * anything else with one subtraction and one compare (four instructions where the segment map's test took ten;
+ * with malloc's one-word mark check, pairs went from 1.07 to 1.00 of tcmalloc's time: docs/TRADEOFFS.md). The
+ * first segment is mapped at a random 4 MiB boundary between 16 and 32 TiB, a region the kernel's top-down
+ * placement (libraries, stacks, other mappings, from 127 TiB down) and the break (near the program) leave alone,
+ * and each next one right after the last (MAP_FIXED_NOREPLACE): no address space is reserved ahead, so a program
+ * that lowers RLIMIT_AS later (glibc's own tests do) sees the address space it would see with segments mapped
+ * anywhere. A released segment stays ours: its page 0 stays mapped and discarded (it reads as zeros, no slot, so a
+ * free of a stale pointer there is reported, not a fault), the rest becomes PROT_NONE (no memory, nothing else
+ * mapped in the hole), and the next segment takes the lowest released one before the range grows. Where the
+ * range cannot grow (something mapped there, or an RLIMIT_AS), segments are mapped anywhere as before and found
+ * through the segment map. */
+#define RANGE_FROM  ((uintptr_t)16 << 40)
+static bool range_full;   /* the range could not grow: new segments go anywhere */
+
+/* A segment of the range, fresh zero memory; NULL when the range cannot give one (*failed: the kernel refused
+ * memory itself, ENOMEM: no point mapping elsewhere). Front and core locks held. */
+static char *range_segment(bool *failed)
+{
+	uintptr_t lo = osm_front_range.lo, span = osm_front_range.span;
+	size_t used = span >> FRONT_SEG_SHIFT, i = 0;
+	while (i < used && osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + i, __ATOMIC_RELAXED)) /* lowest released */
+		i++;
+	if (i < used) {
+		char *seg = (char *)lo + i * FRONT_SEG_SIZE;
+		if (!osm_os_commit(seg, FRONT_SEG_SIZE))
+			*failed = true;
+		return *failed ? NULL : seg;
+	}
+	if (range_full)
+		return NULL;
+	char *seg = (char *)lo + span;
+	int got = 0;
+	for (unsigned k = 0; !got && k < (lo ? 1u : 4u); k++) {
+		if (!lo) /* the first: a random 4 MiB boundary in [16, 32) TiB, four tries */
+			seg = (char *)(RANGE_FROM + ((((uintptr_t)osm_os_random32() + k * 0x9e3779b9u) << FRONT_SEG_SHIFT) &
+						     (RANGE_FROM - 1)));
+		got = (uintptr_t)seg + FRONT_SEG_SIZE > ((uintptr_t)1 << 47) ? 0 : osm_os_map_at(seg, FRONT_SEG_SIZE);
+		if (got < 0) { /* no memory (a limit, or injected): this time only */
+			*failed = true;
+			return NULL;
+		}
+	}
+	if (!got) { /* something is mapped where the range would grow */
+		range_full = true;
+		return NULL;
+	}
+	if (!lo)
+		lo = (uintptr_t)seg;
+	__atomic_store_n(&osm_front_range.lo, lo, __ATOMIC_RELAXED);
+	__atomic_store_n(&osm_front_range.span, span + FRONT_SEG_SIZE, __ATOMIC_RELAXED);
+	return seg;
+}
+
+/* A segment aligned to its size: from the range, else mapped anywhere (over-map by one segment, then
+ * unmap the two ends). The system calls go through os.c under the core's lock (front lock, then heap lock: the
+ * documented order), which keeps the counters of system calls exact. */
 static struct front_seg *seg_new(void)
 {
 	core_lock();
-	char *raw = osm_os_map(2 * FRONT_SEG_SIZE);
-	char *seg = NULL;
-	if (raw) {
+	bool failed = false;
+	char *seg = range_segment(&failed);
+	char *raw = seg || failed ? NULL : osm_os_map(2 * FRONT_SEG_SIZE);
+	if (seg) {
+		seg_advise(seg);
+	} else if (raw) {
 		seg = (char *)(((uintptr_t)raw + FRONT_SEG_SIZE - 1) & ~(FRONT_SEG_SIZE - 1));
 		if (seg > raw)
 			osm_os_unmap(raw, (size_t)(seg - raw));
@@ -547,7 +608,12 @@ static void seg_release(struct front_seg *s)
 	if (TRACING)
 		osm_trace_event("  seg_unmap %p %z", (void *)s, FRONT_SEG_SIZE);
 	core_lock();
-	osm_os_unmap(s, FRONT_SEG_SIZE);
+	if (osm_front_in_range(s)) { /* page 0 stays, reading as zeros; the rest back to reserved address space */
+		osm_os_decommit((char *)s + FRONT_PAGE_SIZE, FRONT_SEG_SIZE - FRONT_PAGE_SIZE);
+		osm_os_discard(s, FRONT_PAGE_SIZE);
+	} else {
+		osm_os_unmap(s, FRONT_SEG_SIZE);
+	}
 	core_unlock();
 }
 

@@ -179,6 +179,45 @@ void osm_os_unmap(void *addr, size_t len)
 	errno = saved;
 }
 
+int osm_os_map_at(void *addr, size_t len)
+{
+	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
+					   : mmap(addr, len, PROT_READ | PROT_WRITE,
+						  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	osm_os_calls.mmap++;
+	if (p == addr)
+		return 1;
+	if (p != MAP_FAILED) { /* a kernel before 4.17 took the flag for a hint and put it elsewhere */
+		munmap(p, len);
+		osm_os_calls.munmap++;
+		errno = EEXIST;
+	}
+	int occupied = errno == EEXIST;
+	errno = ENOMEM;
+	return occupied ? 0 : -1;
+}
+
+bool osm_os_commit(void *addr, size_t len)
+{
+	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
+					   : mmap(addr, len, PROT_READ | PROT_WRITE,
+						  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	osm_os_calls.mmap++;
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return false;
+	}
+	return true;
+}
+
+void osm_os_decommit(void *addr, size_t len)
+{
+	int saved = errno;
+	mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	osm_os_calls.munmap++;
+	errno = saved;
+}
+
 size_t osm_os_page_size(void)
 {
 	static size_t page;

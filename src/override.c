@@ -133,12 +133,16 @@ __attribute__((noinline)) static void core_free(void *p)
 	errno = saved;
 }
 
-/* Not a front slot (NULL included): strict mode, a medium block this thread keeps, else the core's free. Out of
- * line. */
+/* Not in the front's reserved range (NULL included): strict mode, a slot of a segment mapped outside the range,
+ * a medium block this thread keeps, else the core's free. Out of line. */
 __attribute__((noinline)) static void medium_free(void *p)
 {
 	if (osm_strict_first()) {
 		osm_strict_free(p, "free");
+		return;
+	}
+	if (osm_front_owns(p)) { /* a segment mapped outside the range (it was full, or refused) */
+		osm_front_free(p, "free");
 		return;
 	}
 	if (!p || osm_front_medium_free(p, "free"))
@@ -148,7 +152,7 @@ __attribute__((noinline)) static void medium_free(void *p)
 
 EXPORT void free(void *p)
 {
-	if (osm_front_owns(p)) { /* a slot of a front page; keeps errno. NULL is not (segment 0 is never one) */
+	if (osm_front_in_range(p)) { /* a slot of a front page, or reported there; keeps errno. NULL is not */
 		osm_front_free(p, "free");
 		return;
 	}

@@ -138,7 +138,24 @@ static void overwrite_link_thread_cache_overflow(void)
 		v_free(more[i]);
 }
 
+/* 8: the freed mark (the slot's second word) overwritten, then the slot freed again: the mark can no longer tell
+ * the second free from a first, so the slot sits twice in the thread's cache. malloc checks the first word of the
+ * slot it takes (internal.h, tc_slot_marked): the first malloc takes the slot (its first word still marked) and
+ * clears it, the second finds the first word cleared and reports, instead of handing the slot out twice */
+static void double_free_after_mark_overwritten(void)
+{
+	announce(v_malloc(48));
+	v_free(victim);
+	memset((char *)victim + 8, 0x43, 8);
+	v_free(victim);
+	void *a = v_malloc(48), *b = v_malloc(48);
+	if (a == b)
+		dprintf(2, "the slot was handed out twice\n");
+}
+
 static const struct { const char *name; void (*run)(void); const char *msg; } cases[] = {
+	{ "double_free_after_mark_overwritten", double_free_after_mark_overwritten,
+	  "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link_thread_cache_overflow", overwrite_link_thread_cache_overflow,
 	  "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link_then_large_request", overwrite_then_large, "osmem: malloc(): corrupted free list" },

@@ -1,0 +1,224 @@
+/* malloc_front_range: pointers into the front's reserved range, and a process that cannot reserve it.
+ *
+ * Hazard: free tells a front slot from anything else by one compare against the reserved range (internal.h,
+ * osm_front_in_range), then reads the page descriptor of the pointer's segment. A segment given back (malloc_trim,
+ * or more than SEGS_KEEP free ones) must stay readable there, or a free of a stale pointer into it would fault
+ * inside osmem instead of being reported; and the next segments must reuse it before the range grows. Where the
+ * range cannot grow (something else mapped where it would), segments are mapped anywhere and free must still
+ * find them.
+ * Checked:
+ *   - stale_free_in_released_segment, stale_realloc_..., stale_usable_size_...: a pointer of a segment that
+ *     malloc_trim gave back is reported as an invalid pointer (SIGABRT, the pointer named), not a fault;
+ *   - released_segment_reused: after the trim, 40 MiB of small objects again take the released segments (no
+ *     segment beyond the first round's);
+ *   - range_blocked_segments_elsewhere: a fresh process whose first segment has a page mapped right after it
+ *     (by the program) takes its next segments elsewhere, and their slots are still front slots: freed, the last
+ *     comes back at once from the thread's cache, and os_stats counts the frees in the front; and no address
+ *     space is reserved ahead (the process maps less than 1 GiB after its first segment).
+ * Prints `PASS front/range/...` or `FAIL ...: why`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+#define OBJ   1024
+#define COUNT (40 * 1024)  /* 40 MiB of 1 KiB objects: ten segments */
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+static int failures;
+
+static void result(const char *name, const char *why)
+{
+	if (why) {
+		printf("FAIL front/range/%s: %s\n", name, why);
+		failures++;
+	} else {
+		printf("PASS front/range/%s\n", name);
+	}
+	fflush(stdout);
+}
+
+static void *objs[COUNT];
+
+/* 40 MiB of 1 KiB objects, every one written, then all freed and the free segments given back; returns the
+ * middle one's address (its segment is given back: the newest holds the thread's current page and stays), NULL
+ * if malloc failed */
+static char *fill_free_trim(char **lo, char **hi)
+{
+	*lo = (char *)UINTPTR_MAX, *hi = NULL;
+	for (size_t i = 0; i < COUNT; i++) {
+		objs[i] = v_malloc(OBJ);
+		if (!objs[i])
+			return NULL;
+		memset(objs[i], 0x5a, OBJ);
+		if ((char *)objs[i] < *lo)
+			*lo = objs[i];
+		if ((char *)objs[i] > *hi)
+			*hi = objs[i];
+	}
+	char *mid = objs[COUNT / 2];
+	for (size_t i = 0; i < COUNT; i++)
+		v_free(objs[i]);
+	malloc_trim(0);
+	return mid;
+}
+
+/* Whether the page of p is mapped without access (a released segment's pages past its first) */
+static int page_is_reserved(const void *p)
+{
+	static char maps[1 << 20];
+	tu_read_file("/proc/self/maps", maps, sizeof maps);
+	for (char *line = strtok(maps, "\n"); line; line = strtok(NULL, "\n")) {
+		unsigned long a, b;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && (uintptr_t)p >= a && (uintptr_t)p < b)
+			return strncmp(perms, "---p", 4) == 0;
+	}
+	return 0;
+}
+
+static char *stale;
+
+static void stale_setup(void)
+{
+	char *lo, *hi;
+	stale = fill_free_trim(&lo, &hi);
+	if (!stale || !page_is_reserved(stale)) {
+		fprintf(stderr, "setup: the page of %p, in a segment malloc_trim found free, was not given back\n",
+			(void *)stale);
+		_exit(7);
+	}
+	tu_say_addr(stale);
+}
+
+static void stale_free(void)
+{
+	stale_setup();
+	v_free(stale);
+}
+
+static void stale_realloc(void)
+{
+	stale_setup();
+	(void)v_realloc(stale, 100);
+}
+
+static void stale_usable_size(void)
+{
+	stale_setup();
+	(void)malloc_usable_size(stale);
+}
+
+static void released_segment_reused(void)
+{
+	char *lo1, *hi1, *lo2, *hi2, why[300];
+	if (!fill_free_trim(&lo1, &hi1) || !fill_free_trim(&lo2, &hi2)) {
+		result("released_segment_reused", "malloc(1024) returned NULL (test setup)");
+		return;
+	}
+	size_t seg = (size_t)4 << 20; /* src/internal.h, FRONT_SEG_SIZE */
+	if ((uintptr_t)lo2 / seg < (uintptr_t)lo1 / seg || (uintptr_t)hi2 / seg > (uintptr_t)hi1 / seg) {
+		snprintf(why, sizeof why, "the second 40 MiB of 1 KiB objects lie in [%p, %p], the first in [%p, %p]: want "
+			 "the released segments reused, no segment beyond the first round's", (void *)lo2, (void *)hi2,
+			 (void *)lo1, (void *)hi1);
+		result("released_segment_reused", why);
+	} else {
+		result("released_segment_reused", NULL);
+	}
+}
+
+/* The exec'd child: one segment, the address after it taken, 20 MiB more: exits 0, or prints why and exits 1 */
+static int blocked_child(void)
+{
+	size_t seg = (size_t)4 << 20; /* src/internal.h, FRONT_SEG_SIZE */
+	char *first = v_malloc(OBJ);
+	if (!first)
+		return printf("malloc(1024) returned NULL\n"), 1;
+	char *end = (char *)((uintptr_t)first & ~(seg - 1)) + seg;
+	size_t vm0 = tu_vm_bytes();
+	if (mmap(end, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != end)
+		return printf("could not map the page at %p, after the first segment (test setup)\n", (void *)end), 1;
+	size_t n = 20 * 1024, outside = 0;
+	char **p = v_malloc(n * sizeof *p);
+	for (size_t i = 0; i < n; i++) {
+		if (!(p[i] = v_malloc(OBJ)))
+			return printf("malloc(1024) returned NULL after %zu\n", i), 1;
+		memset(p[i], 0x33, OBJ);
+		outside += p[i] < end - seg || p[i] >= end;
+	}
+	if (!outside)
+		return printf("20 MiB of 1 KiB objects all in the first segment\n"), 1;
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	char *last = p[n - 1];
+	for (size_t i = 0; i < n; i++)
+		v_free(p[i]);
+	char *again = v_malloc(OBJ);
+	os_stats(&s1);
+	if (again != last)
+		return printf("malloc(1024) after the frees returned %p, not the slot freed last (%p): the frees of "
+			      "segments outside the range did not reach the thread's cache\n", (void *)again, (void *)last), 1;
+	if (s1.front_in_use >= s0.front_in_use)
+		return printf("front bytes in use %zu then %zu: the frees were not counted in the front\n",
+			      s0.front_in_use, s1.front_in_use), 1;
+	if (vm0 > ((size_t)1 << 30))
+		return printf("%zu MiB of address space after one segment: want no reservation ahead\n", vm0 >> 20), 1;
+	v_free(again);
+	v_free(p);
+	v_free(first);
+	return os_heap_check() == 0 ? 0 : (printf("os_heap_check failed\n"), 1);
+}
+
+static void range_blocked_segments_elsewhere(const char *self)
+{
+	int fds[2];
+	char out[2000], why[2200];
+	if (pipe(fds) != 0) {
+		result("range_blocked_segments_elsewhere", "pipe failed (test setup)");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		execl(self, self, "--blocked-child", (char *)NULL);
+		_exit(9);
+	}
+	close(fds[1]);
+	tu_read_all(fds[0], out, sizeof out);
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, sizeof why, "the child %s %d: %s", WIFEXITED(st) ? "exited" : "was killed by signal",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), out);
+		result("range_blocked_segments_elsewhere", why);
+	} else {
+		result("range_blocked_segments_elsewhere", NULL);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--blocked-child") == 0)
+		return blocked_child();
+	failures += !tu_death_case("front/range", "", "stale_free_in_released_segment", stale_free, "free",
+				   "invalid pointer");
+	failures += !tu_death_case("front/range", "", "stale_realloc_in_released_segment", stale_realloc, "realloc",
+				   "invalid pointer");
+	failures += !tu_death_case("front/range", "", "stale_usable_size_in_released_segment", stale_usable_size,
+				   "malloc_usable_size", "invalid pointer");
+	released_segment_reused();
+	range_blocked_segments_elsewhere(argv[0]);
+	return failures ? 1 : 0;
+}
