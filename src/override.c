@@ -518,9 +518,10 @@ __attribute__((noinline)) static size_t usable_slow(void *p)
 
 EXPORT size_t malloc_usable_size(void *p)
 {
-	/* a live slot of a carved page: its class's size, inline (redis asks at every malloc and free to count its
-	 * memory). Strict mode has no front segments, and NULL is in none: both go the slow way */
-	if (osm_front_owns(p)) {
+	/* a live slot of a carved page of the front's range: its class's size, inline (redis asks at every malloc and
+	 * free to count its memory). Strict mode has no front segments, and NULL is in none: both go the slow way, as
+	 * do segments outside the range (usable_slow asks the segment map) */
+	if (osm_front_in_range(p)) {
 		const struct front_page *pg = front_page_of(p);
 		if (__builtin_expect(front_is_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p), 1))
 			return pg->slot_size;
