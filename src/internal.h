@@ -47,7 +47,7 @@ HIDDEN void *osm_os_map(size_t len);
 HIDDEN void osm_os_unmap(void *addr, size_t len);
 /* Memory at addr over a range of our own (a released front segment): a fresh read/write mapping there (MAP_FIXED),
  * false (errno ENOMEM) when refused. And back to reserved address space (PROT_NONE): the memory goes, the range
- * stays ours, so nothing else is mapped there. Counted as mmap and munmap calls. */
+ * stays ours, so nothing else is mapped there. Both are mmap calls, and counted so. */
 HIDDEN bool osm_os_commit(void *addr, size_t len);
 /* A private anonymous read/write mapping of exactly [addr, addr + len) if nothing is mapped there
  * (MAP_FIXED_NOREPLACE): 1; 0 when something is; -1 (errno ENOMEM) when the kernel refuses memory. Counted as an

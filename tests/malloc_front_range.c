@@ -14,7 +14,9 @@
  *   - range_blocked_segments_elsewhere: a fresh process whose first segment has a page mapped right after it
  *     (by the program) takes its next segments elsewhere, and their slots are still front slots: freed, the last
  *     comes back at once from the thread's cache, and os_stats counts the frees in the front; and no address
- *     space is reserved ahead (the process maps less than 1 GiB after its first segment).
+ *     space is reserved ahead (the process maps less than 1 GiB after its first segment);
+ *   - segment_calls_match_strace: os_stats counts the range's system calls as strace sees them (a released
+ *     segment's PROT_NONE is an mmap call, not a munmap).
  * Prints `PASS front/range/...` or `FAIL ...: why`. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,10 +210,92 @@ static void range_blocked_segments_elsewhere(const char *self)
 	}
 }
 
+/* The strace'd child: between two marker writes, 40 MiB of small objects mapped, freed and given back; prints
+ * what os_stats counted in between */
+static int syscalls_child(void)
+{
+	struct os_stats s0, s1;
+	char *lo, *hi;
+	os_stats(&s0);
+	if (write(1, "@", 1) != 1)
+		return 1;
+	char *mid = fill_free_trim(&lo, &hi);
+	if (write(1, "@", 1) != 1)
+		return 1;
+	os_stats(&s1);
+	printf("\nCOUNTS %zu %zu %zu\n", s1.mmap_calls - s0.mmap_calls, s1.munmap_calls - s0.munmap_calls,
+	       s1.madvise_calls - s0.madvise_calls);
+	return mid ? 0 : 1;
+}
+
+/* os_stats counts system calls as strace sees them: the range's mmap (MAP_FIXED_NOREPLACE at its end, MAP_FIXED
+ * over a released segment, PROT_NONE when one is released), munmap and madvise */
+static void segment_calls_match_strace(const char *self)
+{
+	const char *name = "segment_calls_match_strace";
+	char log[] = "/tmp/osmem-range-strace-XXXXXX", why[600];
+	int fd = mkstemp(log);
+	if (fd < 0) {
+		result(name, "mkstemp failed (test setup)");
+		return;
+	}
+	close(fd);
+	int fds[2];
+	if (pipe(fds) != 0) {
+		result(name, "pipe failed (test setup)");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 1);
+		execlp("strace", "strace", "-qq", "-e", "signal=none", "-e", "trace=mmap,munmap,madvise,write", "-o",
+		       log, self, "--syscalls-child", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	static char out[4096];
+	tu_read_all(fds[0], out, sizeof out);
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	size_t want[3], got[3] = { 0, 0, 0 };
+	const char *c = strstr(out, "COUNTS ");
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !c || sscanf(c, "COUNTS %zu %zu %zu", &want[0], &want[1],
+								    &want[2]) != 3) {
+		snprintf(why, sizeof why, "the strace'd child %s %d (127: no strace; tests/setup.sh installs it): %.300s",
+			 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+			 out);
+		result(name, why);
+		unlink(log);
+		return;
+	}
+	static char trace[1 << 20];
+	tu_read_file(log, trace, sizeof trace);
+	unlink(log);
+	int markers = 0;
+	for (char *line = strtok(trace, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "write(1, \"@\"", 12) == 0)
+			markers++;
+		else if (markers == 1)
+			got[0] += strncmp(line, "mmap(", 5) == 0, got[1] += strncmp(line, "munmap(", 7) == 0,
+			got[2] += strncmp(line, "madvise(", 8) == 0;
+	}
+	if (markers < 2 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || !want[0] || !got[2])
+		snprintf(why, sizeof why, "between the markers (%d seen) strace saw %zu mmap, %zu munmap, %zu madvise; "
+			 "os_stats counted %zu, %zu, %zu (want equal, and segments both mapped and given back)", markers,
+			 got[0], got[1], got[2], want[0], want[1], want[2]);
+	result(name, markers < 2 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || !want[0] || !got[2]
+			     ? why : NULL);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--blocked-child") == 0)
 		return blocked_child();
+	if (argc > 1 && strcmp(argv[1], "--syscalls-child") == 0)
+		return syscalls_child();
 	failures += !tu_death_case("front/range", "", "stale_free_in_released_segment", stale_free, "free",
 				   "invalid pointer");
 	failures += !tu_death_case("front/range", "", "stale_realloc_in_released_segment", stale_realloc, "realloc",
@@ -220,5 +304,6 @@ int main(int argc, char **argv)
 				   "malloc_usable_size", "invalid pointer");
 	released_segment_reused();
 	range_blocked_segments_elsewhere(argv[0]);
+	segment_calls_match_strace(argv[0]);
 	return failures ? 1 : 0;
 }
