@@ -389,26 +389,30 @@ def allocators(build):
 
 
 def fresh_copy(lib, work):
+    # `work` is under the build directory (bench/fresh), not /tmp: a noexec /tmp would refuse every preload
     """The library copied to a new file for one run. On this machine where a library's pages land in the page cache
     can decide its speed: one build of osmem ran pairs at 26 ns a pair from its own file and at 7.6 ns from a
     byte-identical copy, until the page cache was dropped (session 21). A copy per run puts each allocator's code
     on fresh pages every time, so one unlucky placement is one run of the median, not all of them."""
+    os.makedirs(work, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix=os.path.basename(lib) + ".", suffix=".so", dir=work)
     os.close(fd)
     shutil.copyfile(lib, path)
     return path
 
 
-def check_preloads(allocs, env):
+def check_preloads(allocs, env, fresh):
     """Each preloaded library really is mapped in the programs we run (else we would time glibc five times)."""
     bad = []
     for name, lib in allocs:
         if not lib:
             continue
-        r = subprocess.run(["cat", "/proc/self/maps"], env=dict(env, LD_PRELOAD=lib), stdout=subprocess.PIPE,
+        copy = fresh_copy(lib, fresh)  # what the runs preload: a copy in the build tree (fresh_copy)
+        r = subprocess.run(["cat", "/proc/self/maps"], env=dict(env, LD_PRELOAD=copy), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=30)
-        if os.path.realpath(lib) not in r.stdout.decode(errors="replace"):
-            bad.append("%s: %s is not mapped under LD_PRELOAD (%s)" % (name, lib, r.stderr.decode().strip()))
+        os.unlink(copy)
+        if os.path.realpath(copy) not in r.stdout.decode(errors="replace"):
+            bad.append("%s: %s is not mapped under LD_PRELOAD (%s)" % (name, copy, r.stderr.decode().strip()))
     return bad
 
 
@@ -922,7 +926,7 @@ def main():
         return 2
     env = base_env()
     allocs = allocators(build)
-    bad = check_preloads(allocs, env)
+    bad = check_preloads(allocs, env, os.path.join(build, "bench", "fresh"))
     if bad:
         print("bench: " + "; ".join(bad), file=sys.stderr)
         return 1
@@ -932,6 +936,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     work = tempfile.mkdtemp(prefix="osmem-bench-")
+    fresh = os.path.join(build, "bench", "fresh")  # the libraries' per-run copies (fresh_copy)
     ctx = argparse.Namespace(build=build, quick=a.quick, work=work, base_env=env)
     samples = {w.name: {n: [] for n, _ in allocs} for w in workloads}
     noop = os.path.join(build, "bench", "libnoop.so")
@@ -951,7 +956,7 @@ def main():
                 for name, lib in order:
                     if (w.name, name) in failed:
                         continue
-                    copy = fresh_copy(lib, work) if lib else None
+                    copy = fresh_copy(lib, fresh) if lib else None
                     e = dict(env, LD_PRELOAD=copy) if lib else env
                     s = w.run(ctx, e)
                     if copy:
@@ -964,7 +969,7 @@ def main():
                         fmt_mib(s.rss_kb) if s.rss_kb else "-",
                         ("FAIL " + s.error) if s.error else s.checksum), flush=True)
                 if w.name in NOOP_WORKLOADS and os.path.exists(noop):
-                    copy = fresh_copy(noop, work)
+                    copy = fresh_copy(noop, fresh)
                     s = w.run(ctx, dict(env, LD_PRELOAD=copy))
                     os.unlink(copy)
                     reference.setdefault(w.name, []).append(s.to_json())

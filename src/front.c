@@ -142,7 +142,9 @@ static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribut
 
 HIDDEN uint64_t osm_front_segmap[FRONT_SEGMAP_SIZE / 64] LARGE_BSS;
 HIDDEN size_t osm_front_segmap_lo = FRONT_SEGMAP_SIZE, osm_front_segmap_hi;
-HIDDEN struct osm_front_range osm_front_range __attribute__((aligned(16)));
+/* lo starts at 2^63: a reader that sees the first segment's span before its lo (the two stores are apart) still
+ * finds no user pointer (below 2^47) in range, NULL included */
+HIDDEN struct osm_front_range osm_front_range __attribute__((aligned(16))) = { RANGE_UNSET, 0 };
 /* (n + 15) / 16 -> the smallest class that holds n (generated from class_size; checked at start-up) */
 const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1] = {
 	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 9, 9, 10, 10, 11,
@@ -510,19 +512,19 @@ static void seg_advise(char *seg)
  * range cannot grow (something mapped there, or an RLIMIT_AS), segments are mapped anywhere as before and found
  * through the segment map. */
 #define RANGE_FROM  ((uintptr_t)16 << 40)
-static bool range_full;   /* the range could not grow: new segments go anywhere */
+static bool range_full;   /* the range could not grow, or gave address space back: new segments go anywhere */
 
 /* A segment of the range, fresh zero memory; NULL when the range cannot give one (*failed: the kernel refused
  * memory itself, ENOMEM: no point mapping elsewhere). Front and core locks held. */
 static char *range_segment(bool *failed)
 {
-	uintptr_t lo = osm_front_range.lo, span = osm_front_range.span;
+	uintptr_t lo = osm_front_range.lo == RANGE_UNSET ? 0 : osm_front_range.lo, span = osm_front_range.span;
 	size_t used = span >> FRONT_SEG_SHIFT, i = 0;
 	while (i < used && osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + i, __ATOMIC_RELAXED)) /* lowest released */
 		i++;
-	if (i < used) {
+	if (i < used) { /* memory again where it went: its page 0 was discarded (zeros), the rest is fresh PROT_NONE */
 		char *seg = (char *)lo + i * FRONT_SEG_SIZE;
-		if (!osm_os_commit(seg, FRONT_SEG_SIZE))
+		if (!osm_os_commit(seg + FRONT_PAGE_SIZE, FRONT_SEG_SIZE - FRONT_PAGE_SIZE))
 			*failed = true;
 		return *failed ? NULL : seg;
 	}
@@ -531,9 +533,9 @@ static char *range_segment(bool *failed)
 	char *seg = (char *)lo + span;
 	int got = 0;
 	for (unsigned k = 0; !got && k < (lo ? 1u : 4u); k++) {
-		if (!lo) /* the first: a random 4 MiB boundary in [16, 32) TiB, four tries */
-			seg = (char *)(RANGE_FROM + ((((uintptr_t)osm_os_random32() + k * 0x9e3779b9u) << FRONT_SEG_SHIFT) &
-						     (RANGE_FROM - 1)));
+		if (!lo) /* the first: a random 4 MiB boundary in [16, 32) TiB, four tries (osm_os_random_fresh: not
+			  * the AT_RANDOM bytes glibc keeps its guards in, which the address would show) */
+			seg = (char *)(RANGE_FROM + ((osm_os_random_fresh() << FRONT_SEG_SHIFT) & (RANGE_FROM - 1)));
 		got = (uintptr_t)seg + FRONT_SEG_SIZE > ((uintptr_t)1 << 47) ? 0 : osm_os_map_at(seg, FRONT_SEG_SIZE);
 		if (got < 0) { /* no memory (a limit, or injected): this time only */
 			*failed = true;
@@ -549,6 +551,34 @@ static char *range_segment(bool *failed)
 	__atomic_store_n(&osm_front_range.lo, lo, __ATOMIC_RELAXED);
 	__atomic_store_n(&osm_front_range.span, span + FRONT_SEG_SIZE, __ATOMIC_RELAXED);
 	return seg;
+}
+
+/* Out of memory (a request failed with ENOMEM): the range's released segments still hold their address space,
+ * which RLIMIT_AS counts, so they give it back (munmap). The range then ends below the lowest of them: the live
+ * segments above it are found through the segment map from then on (free's out-of-line path), their frees
+ * become a little dearer, and the range never grows again. Whether any went (the caller then retries once).
+ * Front lock held; takes the core's for the system calls. */
+static bool range_give_back(void)
+{
+	uintptr_t lo = osm_front_range.lo;
+	size_t used = osm_front_range.span >> FRONT_SEG_SHIFT, first = 0;
+	if (lo == RANGE_UNSET)
+		return false;
+	while (first < used && osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + first, __ATOMIC_RELAXED))
+		first++;
+	if (first == used)
+		return false;
+	range_full = true;
+	__atomic_store_n(&osm_front_range.span, first << FRONT_SEG_SHIFT, __ATOMIC_RELAXED); /* before the holes open */
+	core_lock();
+	for (size_t i = first; i < used; i++)
+		if (!osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + i, __ATOMIC_RELAXED))
+			osm_os_unmap((char *)lo + i * FRONT_SEG_SIZE, FRONT_SEG_SIZE);
+	core_unlock();
+	if (TRACING)
+		osm_trace_event("  range_give_back %p %z", (void *)(lo + (first << FRONT_SEG_SHIFT)),
+				(used - first) << FRONT_SEG_SHIFT);
+	return true;
 }
 
 /* A segment aligned to its size: from the range, else mapped anywhere (over-map by one segment, then
@@ -700,8 +730,9 @@ static void global_init(void)
 			return;
 		}
 	}
-	/* 64-bit secrets from the kernel's random bytes and the layout ASLR chose (no system call) */
-	uint64_t x = ((uint64_t)osm_os_random32() << 32) ^ (uintptr_t)&global_state ^ ((uintptr_t)&x << 16);
+	/* 64-bit secrets from the kernel (one getrandom; not the AT_RANDOM bytes, where glibc keeps its stack and
+	 * pointer guards: the keys were derived from those until session 21) and the layout ASLR chose */
+	uint64_t x = osm_os_random_fresh() ^ (uintptr_t)&global_state ^ ((uintptr_t)&x << 16);
 	for (int i = 0; i < 2; i++) {
 		x += 0x9E3779B97F4A7C15ull;
 		uint64_t z = x;
@@ -1406,6 +1437,9 @@ bool osm_front_medium_reclaim(void)
 	if (tl_reclaim_retry)
 		return false;
 	bool any = xfer_drain();
+	front_lock();
+	any |= range_give_back();
+	front_unlock();
 	if (tl_state == TL_ACTIVE && osm_front_tl_heap->mc_bytes) {
 		medium_flush_all(osm_front_tl_heap);
 		any = true;

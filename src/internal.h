@@ -45,14 +45,19 @@ HIDDEN void *osm_os_brk_grow(size_t len);
 /* A private anonymous read/write mapping of exactly len bytes, or NULL. */
 HIDDEN void *osm_os_map(size_t len);
 HIDDEN void osm_os_unmap(void *addr, size_t len);
-/* Memory at addr over a range of our own (a released front segment): a fresh read/write mapping there (MAP_FIXED),
- * false (errno ENOMEM) when refused. And back to reserved address space (PROT_NONE): the memory goes, the range
- * stays ours, so nothing else is mapped there. Both are mmap calls, and counted so. */
+/* Memory again at addr, a PROT_NONE range of our own (a released front segment's pages): mprotect to read/write
+ * (not counted: os_stats has no field for it), false (errno ENOMEM) when refused, the range left as it was. And
+ * back to reserved address space (PROT_NONE, fresh zero pages when made accessible again): the memory goes, the
+ * range stays ours, so nothing else is mapped there; an mmap call, counted so. */
 HIDDEN bool osm_os_commit(void *addr, size_t len);
 /* A private anonymous read/write mapping of exactly [addr, addr + len) if nothing is mapped there
  * (MAP_FIXED_NOREPLACE): 1; 0 when something is; -1 (errno ENOMEM) when the kernel refuses memory. Counted as an
  * mmap call. */
 HIDDEN int osm_os_map_at(void *addr, size_t len);
+/* 64 random bits from the kernel (getrandom, nonblocking), for the default profile only (the classic profile's
+ * system calls are exact to SPEC.md); where it fails, a mix of the clock and addresses. Not the AT_RANDOM bytes
+ * (osm_os_random32): glibc keeps its stack and pointer guards there. */
+HIDDEN uint64_t osm_os_random_fresh(void);
 HIDDEN void osm_os_decommit(void *addr, size_t len);
 HIDDEN size_t osm_os_page_size(void);
 /* Gives len bytes at the top of the heap back: the break moves down. Returns false when it cannot. */
@@ -643,6 +648,7 @@ static inline bool osm_front_segmap_test(size_t seg, int order)
 struct osm_front_range {
 	uintptr_t lo, span;
 };
+#define RANGE_UNSET ((uintptr_t)1 << 63) /* lo before the first segment */
 HIDDEN extern struct osm_front_range osm_front_range;
 /* p lies in a segment of the front's range (NULL never does: the range starts far above 0; nothing does before
  * the first segment, span 0). Plain loads, so that both fold into the subtraction and the compare: the

@@ -181,7 +181,8 @@ void osm_os_unmap(void *addr, size_t len)
 
 int osm_os_map_at(void *addr, size_t len)
 {
-	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
+	errno = 0;
+	void *p = fault_now(OS_FAULT_MMAP) ? (errno = ENOMEM, MAP_FAILED)
 					   : mmap(addr, len, PROT_READ | PROT_WRITE,
 						  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	osm_os_calls.mmap++;
@@ -192,22 +193,33 @@ int osm_os_map_at(void *addr, size_t len)
 		osm_os_calls.munmap++;
 		errno = EEXIST;
 	}
-	int occupied = errno == EEXIST;
+	int no_memory = errno == ENOMEM; /* else: something is there, or the address is refused (EEXIST, EINVAL...) */
 	errno = ENOMEM;
-	return occupied ? 0 : -1;
+	return no_memory ? -1 : 0;
 }
 
 bool osm_os_commit(void *addr, size_t len)
 {
-	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
-					   : mmap(addr, len, PROT_READ | PROT_WRITE,
-						  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	osm_os_calls.mmap++;
-	if (p == MAP_FAILED) {
+	/* mprotect, not an mmap with MAP_FIXED: a refused commit (ENOMEM under strict overcommit or RLIMIT_DATA)
+	 * leaves the PROT_NONE mapping in place, where a failed MAP_FIXED may have removed it (a hole in the range) */
+	bool ok = !fault_now(OS_FAULT_MMAP) && mprotect(addr, len, PROT_READ | PROT_WRITE) == 0;
+	if (!ok)
 		errno = ENOMEM;
-		return false;
+	return ok;
+}
+
+uint64_t osm_os_random_fresh(void)
+{
+	int saved = errno;
+	uint64_t r = 0;
+	if (syscall(SYS_getrandom, &r, sizeof r, 1 /* GRND_NONBLOCK */) != (long)sizeof r) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uintptr_t)&ts ^ ((uintptr_t)&osm_os_calls << 7);
+		r ^= r >> 33, r *= 0xff51afd7ed558ccdull, r ^= r >> 33, r *= 0xc4ceb9fe1a85ec53ull, r ^= r >> 33;
 	}
-	return true;
+	errno = saved;
+	return r;
 }
 
 void osm_os_decommit(void *addr, size_t len)
@@ -232,7 +244,10 @@ uint32_t osm_os_random32(void)
 	const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
 	uint32_t v = 0x6f736d65u; /* "osme" when the vector has none */
 	if (r)
-		memcpy(&v, r + 8, sizeof v); /* bytes 0..7 are glibc's stack guard; use the others */
+		memcpy(&v, r + 8, sizeof v); /* bytes 0..7 are glibc's stack guard and 8..15 its pointer guard: all 16
+					      * are glibc's. The classic profile's header cookie takes these anyway (no
+					      * system call may be added there); the drop-in's secrets and addresses
+					      * come from osm_os_random_fresh */
 	return v;
 }
 

@@ -16,13 +16,21 @@
  *     comes back at once from the thread's cache, and os_stats counts the frees in the front; and no address
  *     space is reserved ahead (the process maps less than 1 GiB after its first segment);
  *   - segment_calls_match_strace: os_stats counts the range's system calls as strace sees them (a released
- *     segment's PROT_NONE is an mmap call, not a munmap).
+ *     segment's PROT_NONE is an mmap call, not a munmap);
+ *   - placement_not_from_glibc_guard: the range's first segment is not placed by AT_RANDOM's bytes 8..11
+ *     (glibc's pointer guard: a heap address gave away 22 of its bits);
+ *   - injected_fault_keeps_range_K: OSMEM_FAIL=mmap:K with errno left at EEXIST by the program: the injected
+ *     failure is no memory, not an occupied address, and later segments still go in the range;
+ *   - released_address_space_back_under_rlimit_as: under an RLIMIT_AS, after 150 MiB of small objects came and
+ *     went, a 150 MiB request still succeeds: out of address space, released segments give theirs back.
  * Prints `PASS front/range/...` or `FAIL ...: why`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,6 +152,8 @@ static int blocked_child(void)
 	char *first = v_malloc(OBJ);
 	if (!first)
 		return printf("malloc(1024) returned NULL\n"), 1;
+	if ((uintptr_t)first < ((uintptr_t)16 << 40) || (uintptr_t)first >= ((uintptr_t)32 << 40) + seg)
+		return printf("the first slot %p is not in [16, 32) TiB: the range was not used\n", (void *)first), 1;
 	char *end = (char *)((uintptr_t)first & ~(seg - 1)) + seg;
 	size_t vm0 = tu_vm_bytes();
 	if (mmap(end, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != end)
@@ -290,12 +300,129 @@ static void segment_calls_match_strace(const char *self)
 			     ? why : NULL);
 }
 
+/* An exec'd child (run_child): exits 0, or prints why and exits 1 */
+typedef int (*child_fn)(void);
+
+static void run_child(const char *self, const char *name, const char *arg, const char *env)
+{
+	int fds[2];
+	char out[2000], why[2200];
+	if (pipe(fds) != 0) {
+		result(name, "pipe failed (test setup)");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		if (env)
+			putenv((char *)env);
+		execl(self, self, arg, (char *)NULL);
+		_exit(9);
+	}
+	close(fds[1]);
+	tu_read_all(fds[0], out, sizeof out);
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, sizeof why, "the child%s%s %s %d: %s", env ? " with " : "", env ? env : "",
+			 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+			 out);
+		result(name, why);
+	} else {
+		result(name, NULL);
+	}
+}
+
+#define TIB ((uintptr_t)1 << 40)
+static int in_range_region(const void *p) { return (uintptr_t)p >= 16 * TIB && (uintptr_t)p < 32 * TIB + (64u << 20); }
+
+/* The range's first segment is not placed by the AT_RANDOM bytes glibc keeps its pointer guard in (bytes 8..15):
+ * with them, any heap address gave away 22 bits of the guard */
+static int placement_child(void)
+{
+	char *p = v_malloc(64);
+	const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+	uint32_t v;
+	if (!p || !r)
+		return printf("malloc(64) %p, AT_RANDOM %p (test setup)\n", (void *)p, (const void *)r), 1;
+	if (!in_range_region(p))
+		return printf("the first slot %p is not in [16, 32) TiB: the range was not used\n", (void *)p), 1;
+	memcpy(&v, r + 8, sizeof v);
+	uintptr_t guess = 16 * TIB + (((uintptr_t)v << 22) & (16 * TIB - 1));
+	uintptr_t seg = (uintptr_t)p & ~(((uintptr_t)4 << 20) - 1);
+	if (seg == guess)
+		return printf("the first segment %p is where AT_RANDOM's bytes 8..11 (glibc's pointer guard) put it\n",
+			      (void *)seg), 1;
+	return 0;
+}
+
+/* OSMEM_FAIL=mmap:K fails the Kth mmap; errno holds EEXIST before every malloc (left over from the program's own
+ * calls): an injected failure is no memory, not an occupied address, so later segments still go in the range */
+static int fault_child(void)
+{
+	size_t n = 20 * 1024, outside = 0;
+	char **p = (char **)objs; /* static: a malloc of the array would take the first mmap itself */
+	for (size_t i = 0; i < n; i++) {
+		errno = EEXIST;
+		p[i] = v_malloc(OBJ);
+		if (!p[i])
+			return printf("malloc(1024) returned NULL after %zu\n", i), 1;
+		outside += !in_range_region(p[i]);
+	}
+	for (size_t i = 0; i < n; i++)
+		v_free(p[i]);
+	if (outside > 16)
+		return printf("%zu of %zu 1 KiB objects outside the range: the injected failure closed it\n", outside,
+			      n), 1;
+	return os_heap_check() == 0 ? 0 : (printf("os_heap_check failed\n"), 1);
+}
+
+/* RLIMIT_AS 240 MiB above the process's size; 150 MiB of small objects allocated and freed (their segments go
+ * back, but as PROT_NONE address space of the range); then malloc(150 MiB) must succeed: out of address space,
+ * the released segments give theirs back and the request is tried again */
+static int aslimit_child(void)
+{
+	struct rlimit rl = { .rlim_cur = tu_vm_bytes() + ((size_t)240 << 20), .rlim_max = RLIM_INFINITY };
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return printf("setrlimit failed (test setup)\n"), 1;
+	size_t n = 150 * 1024;
+	char **p = v_malloc(n * sizeof *p);
+	if (!p)
+		return printf("malloc of the pointer array failed (test setup)\n"), 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!(p[i] = v_malloc(OBJ)))
+			return printf("malloc(1024) returned NULL after %zu (test setup)\n", i), 1;
+		memset(p[i], 0x11, 64);
+	}
+	for (size_t i = 0; i < n; i++)
+		v_free(p[i]);
+	v_free(p);
+	char *big = v_malloc((size_t)150 << 20);
+	if (!big)
+		return printf("malloc(150 MiB) returned NULL with 240 MiB of address space left before 150 MiB of small "
+			      "objects came and went (address space now %zu MiB above the start): the released segments "
+			      "kept theirs\n", (tu_vm_bytes() >> 20)), 1;
+	memset(big, 1, (size_t)150 << 20);
+	v_free(big);
+	return os_heap_check() == 0 ? 0 : (printf("os_heap_check failed\n"), 1);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--blocked-child") == 0)
 		return blocked_child();
 	if (argc > 1 && strcmp(argv[1], "--syscalls-child") == 0)
 		return syscalls_child();
+	if (argc > 1 && strcmp(argv[1], "--placement-child") == 0)
+		return placement_child();
+	if (argc > 1 && strcmp(argv[1], "--fault-child") == 0)
+		return fault_child();
+	if (argc > 1 && strcmp(argv[1], "--aslimit-child") == 0)
+		return aslimit_child();
 	failures += !tu_death_case("front/range", "", "stale_free_in_released_segment", stale_free, "free",
 				   "invalid pointer");
 	failures += !tu_death_case("front/range", "", "stale_realloc_in_released_segment", stale_realloc, "realloc",
@@ -305,5 +432,10 @@ int main(int argc, char **argv)
 	released_segment_reused();
 	range_blocked_segments_elsewhere(argv[0]);
 	segment_calls_match_strace(argv[0]);
+	run_child(argv[0], "placement_not_from_glibc_guard", "--placement-child", NULL);
+	run_child(argv[0], "injected_fault_keeps_range_1", "--fault-child", "OSMEM_FAIL=mmap:1");
+	run_child(argv[0], "injected_fault_keeps_range_2", "--fault-child", "OSMEM_FAIL=mmap:2");
+	run_child(argv[0], "injected_fault_keeps_range_3", "--fault-child", "OSMEM_FAIL=mmap:3");
+	run_child(argv[0], "released_address_space_back_under_rlimit_as", "--aslimit-child", NULL);
 	return failures ? 1 : 0;
 }

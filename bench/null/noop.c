@@ -40,7 +40,7 @@ static void *carve(size_t n)
 
 void *malloc(size_t n)
 {
-	size_t c = (n + 15) >> 4;
+	size_t c = n ? (n + 15) >> 4 : 1; /* malloc(0): a 16-byte slot, not the next object's header */
 	if (n > SIZE_MAX / 2) {
 		errno = ENOMEM;
 		return NULL;
