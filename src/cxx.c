@@ -124,7 +124,7 @@ static void *try_alloc(size_t n, size_t a)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) { /* out of memory: the medium caches go back, then once more */
+	if (!b && osm_front_reclaim()) { /* out of memory: the medium caches and released segments go back, then once more */
 		void *r = try_alloc(n, a);
 		osm_front_reclaim_end();
 		return r;
@@ -306,7 +306,7 @@ __attribute__((noinline)) static void delete_rest(void *p)
 		osm_strict_free(p, API);
 		return;
 	}
-	if (osm_front_owns(p)) { /* a segment mapped outside the front's reserved range */
+	if (osm_front_owns(p)) { /* a segment mapped outside the front's range (where it could not grow) */
 		osm_front_free(p, API);
 		return;
 	}
@@ -336,7 +336,7 @@ __attribute__((noinline)) static void delete_sized_rest(void *p, size_t n, size_
 	}
 	if (!p)
 		return;
-	if (osm_front_owns(p)) { /* a segment mapped outside the front's reserved range */
+	if (osm_front_owns(p)) { /* a segment mapped outside the front's range (where it could not grow) */
 		if (UNLIKELY(!front_size_fits(p, n, a)))
 			bad_delete(p, "size mismatch");
 		osm_front_free(p, API);

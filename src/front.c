@@ -514,14 +514,22 @@ static void seg_advise(char *seg)
 #define RANGE_FROM  ((uintptr_t)16 << 40)
 static bool range_full;   /* the range could not grow, or gave address space back: new segments go anywhere */
 
+/* The index of the range's lowest released segment (its map bit clear), or used when there is none. Front lock
+ * held. */
+static size_t range_lowest_released(uintptr_t lo, size_t used)
+{
+	size_t i = 0;
+	while (i < used && osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + i, __ATOMIC_RELAXED))
+		i++;
+	return i;
+}
+
 /* A segment of the range, fresh zero memory; NULL when the range cannot give one (*failed: the kernel refused
  * memory itself, ENOMEM: no point mapping elsewhere). Front and core locks held. */
 static char *range_segment(bool *failed)
 {
 	uintptr_t lo = osm_front_range.lo == RANGE_UNSET ? 0 : osm_front_range.lo, span = osm_front_range.span;
-	size_t used = span >> FRONT_SEG_SHIFT, i = 0;
-	while (i < used && osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + i, __ATOMIC_RELAXED)) /* lowest released */
-		i++;
+	size_t used = span >> FRONT_SEG_SHIFT, i = range_lowest_released(lo, used);
 	if (i < used) { /* memory again where it went: its page 0 was discarded (zeros), the rest is fresh PROT_NONE */
 		char *seg = (char *)lo + i * FRONT_SEG_SIZE;
 		if (!osm_os_commit(seg + FRONT_PAGE_SIZE, FRONT_SEG_SIZE - FRONT_PAGE_SIZE))
@@ -561,11 +569,10 @@ static char *range_segment(bool *failed)
 static bool range_give_back(void)
 {
 	uintptr_t lo = osm_front_range.lo;
-	size_t used = osm_front_range.span >> FRONT_SEG_SHIFT, first = 0;
+	size_t used = osm_front_range.span >> FRONT_SEG_SHIFT;
 	if (lo == RANGE_UNSET)
 		return false;
-	while (first < used && osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + first, __ATOMIC_RELAXED))
-		first++;
+	size_t first = range_lowest_released(lo, used);
 	if (first == used)
 		return false;
 	range_full = true;
@@ -1427,12 +1434,13 @@ void osm_front_medium_recheck(struct block_meta *b)
 		osm_front_medium_bad(q, "malloc", "write after free");
 }
 
-/* Out of memory: the transfer cache and this thread's medium cache go back to the core. True when something did
+/* Out of memory: the transfer cache and this thread's medium cache go back to the core, and the range's released
+ * segments give their address space back (range_give_back). True when something did
  * and this request has not been retried yet: the caller then tries once more (osm_front_reclaim_end after). Other
  * threads may refill the transfer cache at any moment, so without the flag a failing request could retry without
  * end, each round taking both locks and a failing mmap (a review found 9 rounds for one malloc). */
 static __thread bool tl_reclaim_retry __attribute__((tls_model("initial-exec")));
-bool osm_front_medium_reclaim(void)
+bool osm_front_reclaim(void)
 {
 	if (tl_reclaim_retry)
 		return false;

@@ -50,6 +50,7 @@ HIDDEN void osm_os_unmap(void *addr, size_t len);
  * back to reserved address space (PROT_NONE, fresh zero pages when made accessible again): the memory goes, the
  * range stays ours, so nothing else is mapped there; an mmap call, counted so. */
 HIDDEN bool osm_os_commit(void *addr, size_t len);
+HIDDEN void osm_os_decommit(void *addr, size_t len);
 /* A private anonymous read/write mapping of exactly [addr, addr + len) if nothing is mapped there
  * (MAP_FIXED_NOREPLACE): 1; 0 when something is; -1 (errno ENOMEM) when the kernel refuses memory. Counted as an
  * mmap call. */
@@ -58,7 +59,6 @@ HIDDEN int osm_os_map_at(void *addr, size_t len);
  * system calls are exact to SPEC.md); where it fails, a mix of the clock and addresses. Not the AT_RANDOM bytes
  * (osm_os_random32): glibc keeps its stack and pointer guards there. */
 HIDDEN uint64_t osm_os_random_fresh(void);
-HIDDEN void osm_os_decommit(void *addr, size_t len);
 HIDDEN size_t osm_os_page_size(void);
 /* Gives len bytes at the top of the heap back: the break moves down. Returns false when it cannot. */
 HIDDEN bool osm_os_brk_shrink(size_t len);
@@ -711,7 +711,7 @@ HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):
  * the caller then asks the core.
  * Cost on a hit, no lock, no atomic read-modify-write, no system call, about 25 instructions: TLS heap -> the
- * class's thread cache (its top, then the entry below it; the slot's two words compared with its mark) or else
+ * class's thread cache (its top, then the entry below it; the slot's first word compared with its mark) or else
  * its current page (pop its free list, the popped link checked to be a slot of the same page: a subtract, a
  * multiply, two compares); the slot's first two words cleared. */
 static inline __attribute__((always_inline)) void *front_malloc_with(size_t n, bool slow)
@@ -851,8 +851,8 @@ HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const c
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
 /* Gives this thread's medium cache back to the core when the core is out of memory; true when it held any. */
-HIDDEN bool osm_front_medium_reclaim(void);
-HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_medium_reclaim allowed */
+HIDDEN bool osm_front_reclaim(void);
+HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_reclaim allowed */
 
 HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch);
 

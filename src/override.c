@@ -63,7 +63,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) { /* out of memory: the medium caches go back, then once more */
+	if (!b && osm_front_reclaim()) { /* out of memory: the medium caches and released segments go back, then once more */
 		errno = saved;
 		void *r = core_malloc(n);
 		osm_front_reclaim_end();
@@ -133,7 +133,7 @@ __attribute__((noinline)) static void core_free(void *p)
 	errno = saved;
 }
 
-/* Not in the front's reserved range (NULL included): strict mode, a slot of a segment mapped outside the range,
+/* Not in the front's range (NULL included): strict mode, a slot of a segment mapped outside the range,
  * a medium block this thread keeps, else the core's free. Out of line. */
 __attribute__((noinline)) static void medium_free(void *p)
 {
@@ -141,7 +141,7 @@ __attribute__((noinline)) static void medium_free(void *p)
 		osm_strict_free(p, "free");
 		return;
 	}
-	if (osm_front_owns(p)) { /* a segment mapped outside the range (it was full, or refused) */
+	if (osm_front_owns(p)) { /* a segment mapped outside the range (where it could not grow) */
 		osm_front_free(p, "free");
 		return;
 	}
@@ -192,7 +192,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) { /* out of memory: the medium caches go back, then once more */
+	if (!b && osm_front_reclaim()) { /* out of memory: the medium caches and released segments go back, then once more */
 		errno = saved;
 		void *r = calloc(nmemb, size);
 		osm_front_reclaim_end();
@@ -424,7 +424,7 @@ static void *aligned(size_t alignment, size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_medium_reclaim()) {
+	if (!b && osm_front_reclaim()) {
 		errno = saved;
 		void *r = aligned(alignment, n);
 		osm_front_reclaim_end();

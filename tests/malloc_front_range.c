@@ -145,6 +145,41 @@ static void released_segment_reused(void)
 	}
 }
 
+/* Runs this program again with `arg` (and `env` set): the child exits 0, or prints why and exits 1 */
+static void run_child(const char *self, const char *name, const char *arg, const char *env)
+{
+	int fds[2];
+	char out[2000], why[2200];
+	if (pipe(fds) != 0) {
+		result(name, "pipe failed (test setup)");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		if (env)
+			putenv((char *)env);
+		execl(self, self, arg, (char *)NULL);
+		_exit(9);
+	}
+	close(fds[1]);
+	tu_read_all(fds[0], out, sizeof out);
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, sizeof why, "the child%s%s %s %d: %s", env ? " with " : "", env ? env : "",
+			 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+			 out);
+		result(name, why);
+	} else {
+		result(name, NULL);
+	}
+}
+
 /* The exec'd child: one segment, the address after it taken, 20 MiB more: exits 0, or prints why and exits 1 */
 static int blocked_child(void)
 {
@@ -187,37 +222,6 @@ static int blocked_child(void)
 	v_free(p);
 	v_free(first);
 	return os_heap_check() == 0 ? 0 : (printf("os_heap_check failed\n"), 1);
-}
-
-static void range_blocked_segments_elsewhere(const char *self)
-{
-	int fds[2];
-	char out[2000], why[2200];
-	if (pipe(fds) != 0) {
-		result("range_blocked_segments_elsewhere", "pipe failed (test setup)");
-		return;
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		execl(self, self, "--blocked-child", (char *)NULL);
-		_exit(9);
-	}
-	close(fds[1]);
-	tu_read_all(fds[0], out, sizeof out);
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		snprintf(why, sizeof why, "the child %s %d: %s", WIFEXITED(st) ? "exited" : "was killed by signal",
-			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), out);
-		result("range_blocked_segments_elsewhere", why);
-	} else {
-		result("range_blocked_segments_elsewhere", NULL);
-	}
 }
 
 /* The strace'd child: between two marker writes, 40 MiB of small objects mapped, freed and given back; prints
@@ -298,43 +302,6 @@ static void segment_calls_match_strace(const char *self)
 			 got[0], got[1], got[2], want[0], want[1], want[2]);
 	result(name, markers < 2 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] || !want[0] || !got[2]
 			     ? why : NULL);
-}
-
-/* An exec'd child (run_child): exits 0, or prints why and exits 1 */
-typedef int (*child_fn)(void);
-
-static void run_child(const char *self, const char *name, const char *arg, const char *env)
-{
-	int fds[2];
-	char out[2000], why[2200];
-	if (pipe(fds) != 0) {
-		result(name, "pipe failed (test setup)");
-		return;
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		if (env)
-			putenv((char *)env);
-		execl(self, self, arg, (char *)NULL);
-		_exit(9);
-	}
-	close(fds[1]);
-	tu_read_all(fds[0], out, sizeof out);
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		snprintf(why, sizeof why, "the child%s%s %s %d: %s", env ? " with " : "", env ? env : "",
-			 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-			 out);
-		result(name, why);
-	} else {
-		result(name, NULL);
-	}
 }
 
 #define TIB ((uintptr_t)1 << 40)
@@ -430,7 +397,7 @@ int main(int argc, char **argv)
 	failures += !tu_death_case("front/range", "", "stale_usable_size_in_released_segment", stale_usable_size,
 				   "malloc_usable_size", "invalid pointer");
 	released_segment_reused();
-	range_blocked_segments_elsewhere(argv[0]);
+	run_child(argv[0], "range_blocked_segments_elsewhere", "--blocked-child", NULL);
 	segment_calls_match_strace(argv[0]);
 	run_child(argv[0], "placement_not_from_glibc_guard", "--placement-child", NULL);
 	run_child(argv[0], "injected_fault_keeps_range_1", "--fault-child", "OSMEM_FAIL=mmap:1");

@@ -110,18 +110,21 @@ static void post(struct thread *from, struct thread *to)
 	from->out_n = 0;
 }
 
+/* A new object of n bytes in slot i; the tag keeps the object's size in its low 16 bits, for whoever frees it */
+static void put(struct thread *t, int i, size_t n, uint64_t *seq)
+{
+	t->slot[i] = xmalloc(n);
+	t->size[i] = (uint16_t)n;
+	tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | (*seq)++) << 16) | n);
+}
+
 static void *run(void *arg)
 {
 	struct thread *t = arg;
 	struct thread *next = &threads[(t->index + 1) % nthreads];
 	uint64_t rng = 0x1234567ull + (uint64_t)t->index * 0x9e3779b97f4a7c15ull, seq = 0;
-	/* the tag keeps the object's size in its low 16 bits, for whoever frees it */
-	for (int i = 0; i < SLOTS; i++) {
-		size_t n = rnd_range(&rng, MIN_SIZE, MAX_SIZE);
-		t->slot[i] = xmalloc(n);
-		t->size[i] = (uint16_t)n;
-		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
-	}
+	for (int i = 0; i < SLOTS; i++)
+		put(t, i, rnd_range(&rng, MIN_SIZE, MAX_SIZE), &seq);
 	pthread_barrier_wait(&start);
 	for (long k = 0; k < t->ops; k++) {
 		uint64_t r = rnd(&rng);
@@ -132,10 +135,7 @@ static void *run(void *arg)
 		} else {
 			release(t, t->slot[i], t->size[i]);
 		}
-		size_t n = MIN_SIZE + (size_t)((r >> 40) % (MAX_SIZE - MIN_SIZE + 1));
-		t->slot[i] = xmalloc(n);
-		t->size[i] = (uint16_t)n;
-		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
+		put(t, i, MIN_SIZE + (size_t)((r >> 40) % (MAX_SIZE - MIN_SIZE + 1)), &seq);
 		if (k % DRAIN == DRAIN - 1) {
 			post(t, next);
 			drain(t);
@@ -164,12 +164,8 @@ static void *run_rounds(void *arg)
 	uint64_t rng = 0x1234567ull + (uint64_t)t->index * 0x9e3779b97f4a7c15ull + (uint64_t)t->generation * 0x51ull;
 	uint64_t seq = (uint64_t)t->generation << 32;
 	if (t->generation == 0) {
-		for (int i = 0; i < SLOTS; i++) {
-			size_t n = rnd_range(&rng, MIN_SIZE, MAX_SIZE);
-			t->slot[i] = xmalloc(n);
-			t->size[i] = (uint16_t)n;
-			tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
-		}
+		for (int i = 0; i < SLOTS; i++)
+			put(t, i, rnd_range(&rng, MIN_SIZE, MAX_SIZE), &seq);
 		pthread_barrier_wait(&start);
 	} else {
 		pthread_join(t->prev, NULL);
@@ -179,10 +175,7 @@ static void *run_rounds(void *arg)
 		uint64_t r = rnd(&rng);
 		int i = (int)(r % SLOTS);
 		release(t, t->slot[i], t->size[i]);
-		size_t n = MIN_SIZE + (size_t)((r >> 40) % (MAX_SIZE - MIN_SIZE + 1));
-		t->slot[i] = xmalloc(n);
-		t->size[i] = (uint16_t)n;
-		tag_set(t->slot[i], n, (mix64(((uint64_t)t->index << 40) | seq++) << 16) | n);
+		put(t, i, MIN_SIZE + (size_t)((r >> 40) % (MAX_SIZE - MIN_SIZE + 1)), &seq);
 	}
 	t->ops -= n_ops;
 	if (t->ops > 0) {
