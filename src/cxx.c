@@ -124,7 +124,8 @@ static void *try_alloc(size_t n, size_t a)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_reclaim()) { /* out of memory: the medium caches and released segments go back, then once more */
+	/* out of memory: the medium caches and the released segments go back, then once more */
+	if (!b && osm_front_reclaim()) {
 		void *r = try_alloc(n, a);
 		osm_front_reclaim_end();
 		return r;

@@ -590,9 +590,9 @@ void coalesce_blocks(void)
 
 /* One heap serves every thread and shrinks only at its top, so a big block one thread frees below another
  * thread's blocks stays resident as a hole until a request that size comes; glibc's per-thread arenas each trim
- * their own top. So, with a second thread, a free block of DECAY_MIN or more that was already free decay_ns ago (10 ms at first)
- * and has not been used since hands its pages back (madvise, its header page kept): lazily, in one pass over
- * the index's large end at most every decay_ns, from the free path. A block freed and asked for again at once is
+ * their own top. So, with a second thread, a free block of DECAY_MIN or more that was already free decay_ns ago
+ * (10 ms at first; it adapts, below) and has not been used since hands its pages back (madvise, its header page
+ * kept): lazily, in one pass over the index's large end at most every decay_ns, from the free path. A block freed and asked for again at once is
  * never touched (a loop of malloc, memset and free of 3 MiB in two threads costs no page fault), one left idle
  * costs a fault per page if it is used again later. python3's four threads: peak RSS 1.29x glibc's before.
  * The first DECAY_KEEP bytes of the block stay: a request that reuses a free block takes its front (best fit

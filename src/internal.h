@@ -750,9 +750,10 @@ static inline void *osm_front_malloc_hit(size_t n) { return front_malloc_with(n,
 
 /* free's fast path for a pointer of the front's range (osm_front_in_range) or of a segment outside it
  * (osm_front_owns). Cost for a slot of a page this thread owns and allocates from: about 38 instructions with
- * free's range test, no lock, no atomic read-modify-write, no system call: the page from the address (mask, shift), the slot check (multiply, compare), the mark written twice, a push on the class's
- * thread cache (a full one, found by its top's address, gives its older half back out of line). Other threads'
- * pages (one CAS), double frees and bad pointers: slow path. */
+ * free's range test, no lock, no atomic read-modify-write, no system call: the page from the address (mask,
+ * shift), the slot check (multiply, compare), the mark written twice, a push on the class's thread cache (a full
+ * one, found by its top's address, gives its older half back out of line). Other threads' pages (one CAS), double
+ * frees and bad pointers: slow path. */
 static inline void osm_front_free(void *p, const char *api)
 {
 	struct front_page *pg = front_page_of(p);
@@ -850,7 +851,9 @@ HIDDEN void *osm_front_medium_refill(size_t cls, size_t n, bool batch);
 HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api);
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
-/* Gives this thread's medium cache back to the core when the core is out of memory; true when it held any. */
+/* The core is out of memory: the transfer cache and this thread's medium cache go back to it, and the range's
+ * released segments give their address space back. True when any of that happened and the request has not been
+ * retried yet (the caller tries once more, then calls osm_front_reclaim_end). */
 HIDDEN bool osm_front_reclaim(void);
 HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_reclaim allowed */
 

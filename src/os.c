@@ -181,13 +181,16 @@ void osm_os_unmap(void *addr, size_t len)
 
 int osm_os_map_at(void *addr, size_t len)
 {
+	int saved = errno; /* a success leaves errno as it was, as osm_os_map does */
 	errno = 0;
 	void *p = fault_now(OS_FAULT_MMAP) ? (errno = ENOMEM, MAP_FAILED)
 					   : mmap(addr, len, PROT_READ | PROT_WRITE,
 						  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	osm_os_calls.mmap++;
-	if (p == addr)
+	if (p == addr) {
+		errno = saved;
 		return 1;
+	}
 	if (p != MAP_FAILED) { /* a kernel before 4.17 took the flag for a hint and put it elsewhere */
 		munmap(p, len);
 		osm_os_calls.munmap++;

@@ -63,7 +63,8 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_reclaim()) { /* out of memory: the medium caches and released segments go back, then once more */
+	/* out of memory: the medium caches and the released segments go back, then once more */
+	if (!b && osm_front_reclaim()) {
 		errno = saved;
 		void *r = core_malloc(n);
 		osm_front_reclaim_end();
@@ -192,7 +193,8 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
-	if (!b && osm_front_reclaim()) { /* out of memory: the medium caches and released segments go back, then once more */
+	/* out of memory: the medium caches and the released segments go back, then once more */
+	if (!b && osm_front_reclaim()) {
 		errno = saved;
 		void *r = calloc(nmemb, size);
 		osm_front_reclaim_end();

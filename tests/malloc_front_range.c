@@ -148,29 +148,11 @@ static void released_segment_reused(void)
 /* Runs this program again with `arg` (and `env` set): the child exits 0, or prints why and exits 1 */
 static void run_child(const char *self, const char *name, const char *arg, const char *env)
 {
-	int fds[2];
 	char out[2000], why[2200];
-	if (pipe(fds) != 0) {
-		result(name, "pipe failed (test setup)");
-		return;
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		if (env)
-			putenv((char *)env);
-		execl(self, self, arg, (char *)NULL);
-		_exit(9);
-	}
-	close(fds[1]);
-	tu_read_all(fds[0], out, sizeof out);
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+	int st = tu_spawn((char *const[]){ (char *)self, (char *)arg, NULL }, env, 1, out, sizeof out);
+	if (st < 0) {
+		result(name, "pipe or fork failed (test setup)");
+	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		snprintf(why, sizeof why, "the child%s%s %s %d: %s", env ? " with " : "", env ? env : "",
 			 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
 			 out);
@@ -254,26 +236,15 @@ static void segment_calls_match_strace(const char *self)
 		return;
 	}
 	close(fd);
-	int fds[2];
-	if (pipe(fds) != 0) {
-		result(name, "pipe failed (test setup)");
+	static char out[4096];
+	char *const argv[] = { "strace", "-qq", "-e", "signal=none", "-e", "trace=mmap,munmap,madvise,write", "-o", log,
+			       (char *)self, "--syscalls-child", NULL };
+	int st = tu_spawn(argv, NULL, 0, out, sizeof out);
+	if (st < 0) {
+		result(name, "pipe or fork failed (test setup)");
+		unlink(log);
 		return;
 	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fds[0]);
-		dup2(fds[1], 1);
-		execlp("strace", "strace", "-qq", "-e", "signal=none", "-e", "trace=mmap,munmap,madvise,write", "-o",
-		       log, self, "--syscalls-child", (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	static char out[4096];
-	tu_read_all(fds[0], out, sizeof out);
-	close(fds[0]);
-	int st;
-	waitpid(pid, &st, 0);
 	size_t want[3], got[3] = { 0, 0, 0 };
 	const char *c = strstr(out, "COUNTS ");
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !c || sscanf(c, "COUNTS %zu %zu %zu", &want[0], &want[1],

@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 // ------------------------------------------------------------------
@@ -30,6 +32,40 @@ static __attribute__((unused)) size_t tu_read_all(int fd, char *buf, size_t cap)
 	}
 	buf[len] = 0;
 	return len;
+}
+
+/* Runs argv (argv[0] looked up in PATH) in a child, with env ("NAME=value", or NULL) added to its environment and
+ * its standard output, and standard error too when err, on a pipe read into out (cap bytes, NUL-terminated).
+ * Returns the child's wait status, or -1 when the pipe or the fork failed. An exec that fails exits 127. */
+static __attribute__((unused)) int tu_spawn(char *const argv[], const char *env, int err, char *out, size_t cap)
+{
+	int fds[2], st;
+	out[0] = 0;
+	if (pipe(fds) != 0)
+		return -1;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 1);
+		if (err)
+			dup2(fds[1], 2);
+		if (env)
+			putenv((char *)env);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	tu_read_all(fds[0], out, cap);
+	close(fds[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return st;
 }
 
 /* The file at path, as tu_read_all reads it ("" when it cannot be opened). */
