@@ -592,9 +592,9 @@ void coalesce_blocks(void)
  * thread's blocks stays resident as a hole until a request that size comes; glibc's per-thread arenas each trim
  * their own top. So, with a second thread, a free block of DECAY_MIN or more that was already free decay_ns ago
  * (10 ms at first; it adapts, below) and has not been used since hands its pages back (madvise, its header page
- * kept): lazily, in one pass over the index's large end at most every decay_ns, from the free path. A block freed and asked for again at once is
- * never touched (a loop of malloc, memset and free of 3 MiB in two threads costs no page fault), one left idle
- * costs a fault per page if it is used again later. python3's four threads: peak RSS 1.29x glibc's before.
+ * kept): lazily, in one pass over the index's large end at most every decay_ns, from the free path. A block
+ * freed and asked for again at once is never touched (a loop of malloc, memset and free of 3 MiB in two threads
+ * costs no page fault), one left idle costs a fault per page if it is used again later. python3's four threads: peak RSS 1.29x glibc's before.
  * The first DECAY_KEEP bytes of the block stay: a request that reuses a free block takes its front (best fit
  * splits there), so the program's next buffer of up to 1 MiB (python3's zlib states and blobs, every few ms)
  * finds its pages resident, and only what lies beyond goes back. Giving back whole blocks, python3 faulted in
@@ -611,7 +611,8 @@ void coalesce_blocks(void)
  * and zlib buffers come back every few tens of milliseconds: at a fixed 10 ms, 23,400 page faults and 1.019 of
  * glibc's time; adapting (the delay reaches 160 ms), 20,300 and 0.978, and PYTHONMALLOC=malloc 0.929 -> 0.891
  * (15 and 11 interleaved runs); the cost is peak RSS, 60.9 -> 67.3 MiB (glibc 56.6; jemalloc 74). A program that
- * frees a big block for good still gets its pages back 10 ms later. */
+ * frees a big block for good still gets its pages back 10 ms later, until a reuse has doubled the delay: it never
+ * shrinks again, as glibc's dynamic thresholds never come down. */
 #define DECAY_MIN      ((size_t)1 << 20)
 #define DECAY_KEEP     ((size_t)1 << 20)
 #define DECAY_NS_MIN   10000000ull   /* 10 ms */

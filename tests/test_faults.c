@@ -9,7 +9,9 @@
  * mappings in use are what they were at the start (os_stats) and os_heap_check() passes; then it allocates again.
  * Also: OSMEM_FAIL, the same settings from the environment, parsed by os.c (faults/env_*).
  * Prints `PASS faults/<config>/<kind> (...)` or `FAIL faults/<config>/<kind>: failing call N of M: why`. */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -124,6 +126,34 @@ static void env_case(const char *name, const char *spec, size_t want_fail_brk, s
 		printf("PASS faults/env_%s\n", name);
 }
 
+/* osm_os_map_at maps a front segment where the range ends (a few times per process) and cleared errno to 0 on the
+ * way. Its callers restore errno, so no API call showed it; the os layer itself promises what osm_os_map does: a
+ * success leaves errno as it was, a failure says ENOMEM. */
+static void map_at_success_keeps_errno(void)
+{
+	const size_t len = 1 << 20;
+	void *addr = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* an address known free */
+	if (addr == MAP_FAILED) {
+		printf("FAIL faults/map_at_success_keeps_errno: mmap of 1 MiB failed (test setup)\n");
+		return;
+	}
+	munmap(addr, len);
+	errno = EDOM;
+	int got = osm_os_map_at(addr, len);
+	int after = errno;
+	errno = EDOM;
+	int again = got == 1 ? osm_os_map_at(addr, len) : -2; /* taken now: 0, errno ENOMEM */
+	int after_fail = errno;
+	if (got == 1)
+		munmap(addr, len);
+	if (got != 1 || after != EDOM || again != 0 || after_fail != ENOMEM)
+		printf("FAIL faults/map_at_success_keeps_errno: osm_os_map_at on a free address returned %d with errno %d "
+		       "(want 1 and %d, as it was), on the same address again %d with errno %d (want 0 and ENOMEM %d)\n",
+		       got, after, EDOM, again, after_fail, ENOMEM);
+	else
+		printf("PASS faults/map_at_success_keeps_errno\n");
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -154,5 +184,6 @@ int main(void)
 	env_case("mmap_from_3_on", "mmap:3+", 0, 0xc, false);
 	env_case("garbage_ignored", "mmap:x", 0, 0, true);
 	env_case("unknown_kind_ignored", "munmap:1", 0, 0, true);
+	map_at_success_keeps_errno();
 	return failed != 0;
 }
