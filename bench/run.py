@@ -329,7 +329,8 @@ WORKLOADS = [
     # Larson's own form (the thread replaced, its successor inheriting the table): the scaling target,
     # T=2 against T=1, on the form of the benchmark where scaling is the allocator's (see SCALING below)
     CBench("larson-r1", "larson", [1, "r"], 0.1, "Larson's own form: no hand-offs; every 100k operations a "
-           "thread starts a successor that takes over its 1000 slots (and frees its objects) and exits; 12M ops",
+           "thread starts a successor that takes over its 1000 slots (and frees its objects) and exits; runs 0.5 s, as "
+           "Larson's runs for a time",
            kind="scaling"),
     CBench("larson-r2", "larson", [2, "r"], 0.1, "the same with 2 tables and their 2 lines of threads",
            kind="scaling"),
@@ -769,7 +770,8 @@ def scaling_section(data, names, L):
              "thread reads the lines another wrote while both run (1 object in 8), which no allocator can make "
              "cheaper: the *no-op* row is `bench/null/noop.c` (per-thread lists, no owner, no lock, nothing "
              "given back), the least an allocator can do. In Larson's own form threads hand over their table "
-             "only when they end (each replaced after 100k operations), as in Larson and Krishnan's benchmark.")
+             "only when they end (each replaced after 100k operations), and the run lasts a fixed time (0.5 s), "
+             "as in Larson and Krishnan's benchmark.")
     L.append("")
     L.append("| form | allocator | T=1 | T=2 | T=2 / T=1 | run by run |")
     L.append("| --- | --- | ---: | ---: | ---: | ---: |")
