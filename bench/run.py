@@ -159,12 +159,18 @@ class Workload:
     """name; what it models (for the report); run(ctx, env) -> Sample. kind: "micro" (ours), "program", or
     "scaling" (reported only in the scaling section, outside the geometric means and the main tables)."""
     kind = "micro"
+    needs = ()                              # programs it runs from PATH (bench/setup.sh installs them)
 
     def __init__(self, name, what):
         self.name, self.what = name, what
 
     def prepare(self, ctx):
         pass
+
+    def missing(self):
+        """Why this workload cannot run here (a program it needs is not on PATH), or None."""
+        gone = [p for p in self.needs if not shutil.which(p)]
+        return ("%s not installed (bench/setup.sh installs it when run as root)" % ", ".join(gone)) if gone else None
 
 
 class CBench(Workload):
@@ -187,6 +193,7 @@ class CBench(Workload):
 
 class Sqlite(Workload):
     kind = "program"
+    needs = ("sqlite3",)
 
     def prepare(self, ctx):
         rows = 20000 if ctx.quick else 150000
@@ -222,6 +229,7 @@ class Python(Workload):
 
 class Gcc(Workload):
     kind = "program"
+    needs = ("gcc",)
 
     def prepare(self, ctx):
         sys.path.insert(0, os.path.join(ROOT, "tests", "programs"))
@@ -264,6 +272,7 @@ class Redis(Workload):
     """redis-server under the allocator, redis-benchmark (always on glibc) as the load: the time is the
     benchmark's, the peak RSS the server's."""
     kind = "program"
+    needs = ("redis-server", "redis-benchmark")
     TESTS = ["set", "get", "incr", "lpush", "lpop", "sadd", "hset", "spop"]
 
     def run(self, ctx, env):
@@ -958,9 +967,10 @@ def main():
                 for name, lib in order:
                     if (w.name, name) in failed:
                         continue
-                    copy = fresh_copy(lib, fresh) if lib else None
+                    why = w.missing()
+                    copy = fresh_copy(lib, fresh) if lib and not why else None
                     e = dict(env, LD_PRELOAD=copy) if lib else env
-                    s = w.run(ctx, e)
+                    s = Sample(error=why) if why else w.run(ctx, e)
                     if copy:
                         os.unlink(copy)
                     samples[w.name][name].append(s.to_json())

@@ -43,6 +43,12 @@
 static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state; /* the heap's */
 static size_t next_check = HUGE_FROM; /* heap size at which the next measure is taken */
 static const char *measured;          /* heap bytes below this were measured (and found sparse) */
+static const char *advised_from;      /* the heap's growths from here up are advised (NULL: none yet) */
+
+bool osm_huge_heap_advised(const void *p)
+{
+	return advised_from && (const char *)p >= advised_from;
+}
 
 enum huge_mode osm_huge_env(void)
 {
@@ -129,6 +135,9 @@ void osm_huge_grown(char *p, size_t len)
 			return;
 		state = HUGE_ON;
 	}
-	if (state == HUGE_ON)
+	if (state == HUGE_ON) {
+		if (!advised_from)
+			advised_from = p;
 		osm_huge_advise(p, len);
+	}
 }

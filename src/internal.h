@@ -327,6 +327,9 @@ HIDDEN enum huge_mode osm_huge_env(void);
 HIDDEN bool osm_huge_kernel_ok(void);
 HIDDEN bool osm_huge_dense(const void *from, const void *to);
 HIDDEN void osm_huge_advise(void *addr, size_t len);
+/* p lies where the heap's growths are advised (every growth from the first advised one up; heap.c's prefault
+ * leaves those pages to the huge page fault). No system call. */
+HIDDEN bool osm_huge_heap_advised(const void *p);
 
 static inline size_t align_up(size_t n) { return (n + osm_heap.policy.align - 1) & ~(osm_heap.policy.align - 1); }
 

@@ -8,7 +8,7 @@ run), so the ratio of two columns' medians can put osmem 8% behind glibc on a wo
 runs of 9 (gcc, session 18), or hide a steady 3% loss. Each run times the allocators back to back, so the ratio
 within a run cancels the host's drift: the report's verdict rests on those ratios and on a test that says when
 they do not tell the two apart."""
-import argparse, copy, json, math, os, sys
+import argparse, copy, json, math, os, shutil, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -110,6 +110,24 @@ def main():
     row = [l for l in sec.splitlines() if "Larson's own form | **osmem**" in l]
     check("scaling_ratio_reported", row and "| 1.90x | 1.90x |" in row[0],
           f"osmem's row in the scaling section: {row}; want 95M over 50M, 1.90x both ways")
+
+    # a real program the bench times that the machine lacks is named as not installed, before anything runs:
+    # a fresh machine that ran make bench before make check had no redis, and every column said "redis-server
+    # did not come up" after 20 s of waiting (session 24)
+    empty = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "results")
+    saved = os.environ.get("PATH", "")
+    os.environ["PATH"] = empty
+    try:
+        why = {w.name: w.missing() for w in bench.WORKLOADS}
+    finally:
+        os.environ["PATH"] = saved
+    check("missing_program_named_not_installed",
+          why.get("redis") and "redis-server" in why["redis"] and "not installed" in why["redis"]
+          and why.get("sqlite3") and "sqlite3" in why["sqlite3"] and why.get("gcc") and why.get("larson-1") is None,
+          f"with an empty PATH: {why}")
+    wrong = [w.name for w in bench.WORKLOADS if (w.missing() is None) != all(shutil.which(p) for p in w.needs)]
+    check("missing_program_only_when_absent", not wrong,
+          f"{wrong}: reported missing with every program on PATH, or running without one")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
