@@ -57,6 +57,10 @@ struct os_stats {
 	/* Pages the default profile faulted in with a system call of their own before writing a block header there
 	 * (madvise MADV_POPULATE_WRITE, one page a call: src/heap.c, prefault); also counted in madvise_calls. */
 	size_t populate_calls;
+	/* What a 4 KiB page fault cost when the default profile measured it (ns, median of 16 first touches of a
+	 * mapping of its own), once, when its heap or its front first looked dense enough for huge pages; they are
+	 * advised only where it is 4 us or more (src/huge.c). 0: not measured. */
+	size_t fault_probe_ns;
 };
 /* Fills *st. The struct only ever grows at its end: os_stats_get copies the first size bytes of what this library
  * knows (and never writes past them), so a program built against an older osmem.h keeps working on a newer

@@ -487,14 +487,14 @@ static int seg_huge; /* 0: not yet, 1: every new segment, -1: never */
 static void seg_advise(char *seg)
 {
 	enum huge_mode m = osm_huge_env();
-	if (seg_huge < 0 || (m == HUGE_MODE_AUTO && n_segments + 1 < SEG_HUGE_FROM))
+	if (seg_huge < 0 || (m != HUGE_MODE_FORCED && n_segments + 1 < SEG_HUGE_FROM))
 		return;
 	if (m == HUGE_MODE_OFF || !osm_huge_kernel_ok()) {
 		seg_huge = -1;
 		return;
 	}
 	if (!seg_huge && (m == HUGE_MODE_FORCED || (segments && osm_huge_dense(segments, (char *)segments + FRONT_SEG_SIZE))))
-		seg_huge = 1;
+		seg_huge = osm_huge_pays() ? 1 : -1; /* dense, and faults dear enough here (huge.c) */
 	if (seg_huge > 0) /* the upper half only: see above */
 		osm_huge_advise(seg + FRONT_SEG_SIZE / 2, FRONT_SEG_SIZE / 2);
 }

@@ -529,7 +529,11 @@ static struct block_meta *pick_best_block(size_t size)
  * blocks being touched at their ends only). Below the frontier, pages a trim or a decay gave back fault as usual.
  * Not where the heap is advised for huge pages (huge.c): there one fault brings in 2 MiB, and a populate per 4 KiB
  * of it was a system call each for nothing, which also made the huge fault dearer: frag 0.69 s without the
- * populates, 1.71 s with them (7 interleaved runs, session 24; glibc 1.29). */
+ * populates, 1.71 s with them (7 interleaved runs, session 24; glibc 1.29).
+ * And only where faults are dear: at the 64th fresh header page huge.c's probe times a few first touches
+ * (osm_huge_faults_dear); under 4 us (session 24's host: 1.5 us, where a populate cost 2.2-3 us) the populates
+ * stop and the header's write takes its own fault: frag 1.19 -> 1.12 s without huge pages there. */
+#define PREFAULT_PROBE_AT 64
 static inline void prefault(const void *h)
 {
 	char *pg = (char *)round_down((uintptr_t)h, page_size());
@@ -538,6 +542,10 @@ static inline void prefault(const void *h)
 	osm_heap.touched = pg + page_size();
 	if (osm_huge_heap_advised(pg))
 		return;
+	if (++osm_heap.prefaults == PREFAULT_PROBE_AT && !osm_huge_faults_dear()) {
+		osm_heap.policy.prefault = false; /* faults are cheap here: the write's own fault is cheaper */
+		return;
+	}
 	osm_os_populate(pg, page_size());
 }
 

@@ -6,10 +6,12 @@
  * under the same lock (front.c, seg_advise). The classic profile (libosmem.so, OSMEM_PROFILE=classic) never
  * comes here: its system calls are SPEC.md's, to the call.
  *
- * Why. This machine's kernel charges about 11 us for each page fault, whatever the page (first touch, again after
- * munmap; bench/results and docs/TRADEOFFS.md): a program that writes 1 GiB of heap spends 2.8 s faulting 262,144
- * pages in, most of frag's time under every allocator. A 2 MiB huge page is one fault that zeroes 2 MiB, about
- * 0.13 ms once the host has backed the memory: 40 times less per byte. glibc (its glibc.malloc.hugetlb=1 tunable)
+ * Why. This machine's kernel charged about 11 us for each page fault in sessions 16-23, whatever the page (first
+ * touch, again after munmap; bench/results and docs/TRADEOFFS.md): a program that writes 1 GiB of heap spent 2.8 s
+ * faulting 262,144 pages in, most of frag's time under every allocator. A 2 MiB huge page is one fault that zeroes
+ * 2 MiB, about 0.13 ms once the host has backed the memory: 40 times less per byte. In session 24 the host charged
+ * 1.5 us for a 4 KiB fault and 0.4 us per 4 KiB of a backed huge page: they still pay (frag 0.82 s with them, 1.12
+ * without). Inside an advised range heap.c populates nothing (prefault): one fault brings the 2 MiB. glibc (its glibc.malloc.hugetlb=1 tunable)
  * and tcmalloc's hugepage-aware allocator advise their heaps for the same reason.
  *
  * What it costs. A huge page is resident whole as soon as one byte of it is touched. A program that touches its
@@ -28,8 +30,11 @@
  * kernel's khugepaged may later collapse a partly resident 2 MiB range of a long-lived process again, at most
  * the two ranges at the ends of each given-back block.
  *
- * OSMEM_HUGEPAGE=0 turns this off; =1 advises every growth past the first and every segment, without the size and
- * density tests
+ * Then, once, whether it pays here at all (osm_huge_pays): a probe maps 16 pages, times the first write to each
+ * and unmaps them; where a 4 KiB fault costs less than 4 us nothing is advised (session 24's host: 1.5 us).
+ *
+ * OSMEM_HUGEPAGE=0 turns this off; =dense keeps the size and density tests and skips the probe; =1 advises every
+ * growth past the first and every segment, without the size and density tests
  * (tests, or a program known to be dense). Without the kernel's "madvise" mode (never: nothing to ask; always:
  * the kernel already does it) no call is made.
  *
@@ -56,7 +61,10 @@ enum huge_mode osm_huge_env(void)
 	static enum huge_mode mode;
 	if (!read) {
 		const char *v = osm_os_getenv("OSMEM_HUGEPAGE");
-		mode = v && v[0] == '0' && !v[1] ? HUGE_MODE_OFF : v && v[0] == '1' && !v[1] ? HUGE_MODE_FORCED : HUGE_MODE_AUTO;
+		mode = v && v[0] == '0' && !v[1]	  ? HUGE_MODE_OFF
+		       : v && v[0] == '1' && !v[1]	  ? HUGE_MODE_FORCED
+		       : v && strcmp(v, "dense") == 0 ? HUGE_MODE_DENSE
+						      : HUGE_MODE_AUTO;
 		read = true;
 	}
 	return mode;
@@ -73,6 +81,34 @@ bool osm_huge_kernel_ok(void)
 			osm_trace_event("  hugepage %s", ok ? "madvise" : "unavailable");
 	}
 	return ok;
+}
+
+/* Huge pages pay where a 4 KiB fault costs this much or more. Measured (bench/fault_cost, docs/TRADEOFFS.md):
+ * when the host already backs the memory a 2 MiB page costs 0.25-0.43 us per 4 KiB, and 7.6-11 us when it backs
+ * it afresh, on every host seen; what changes from host to host is the 4 KiB fault: 10.5-13 us in sessions 16-23,
+ * where huge pages won even at their dearest (frag 3.98 -> 1.46-3.07 s), and 1.5-1.6 us in session 24, where a
+ * program that fills fresh memory lost with them (frag, interleaved with the other allocators as in make bench:
+ * 2.85 s advised, 1.20 s not, glibc 1.20) and one that reuses its memory gained less (large 0.14 against 0.17 s).
+ * Between the two, 4 us. */
+#define HUGE_FAULT_NS 4000
+
+bool osm_huge_faults_dear(void)
+{
+	static uint64_t ns; /* the probe's median, once (1 when it measured nothing: then as before the probe) */
+	if (!ns) {
+		uint64_t m = osm_os_fault_probe_ns();
+		ns = m ? m : 1;
+		osm_heap.count.fault_probe_ns = (size_t)ns;
+		if (TRACING)
+			osm_trace_event("  hugepage probe %z ns a fault: %s", (size_t)ns,
+					ns >= HUGE_FAULT_NS || ns == 1 ? "dear" : "cheap");
+	}
+	return ns >= HUGE_FAULT_NS || ns == 1;
+}
+
+bool osm_huge_pays(void)
+{
+	return osm_huge_env() != HUGE_MODE_AUTO || osm_huge_faults_dear();
 }
 
 bool osm_huge_dense(const void *from, const void *to)
@@ -122,7 +158,7 @@ void osm_huge_grown(char *p, size_t len)
 			state = HUGE_OFF;
 			return;
 		}
-		if (m == HUGE_MODE_AUTO && (size_t)(p - osm_heap.base) < next_check)
+		if (m != HUGE_MODE_FORCED && (size_t)(p - osm_heap.base) < next_check)
 			return;
 		state = !osm_huge_kernel_ok() ? HUGE_OFF : m == HUGE_MODE_FORCED ? HUGE_ON : HUGE_WATCH;
 	}
@@ -133,6 +169,10 @@ void osm_huge_grown(char *p, size_t len)
 		next_check = size * 2;
 		if (!heap_dense(p))
 			return;
+		if (!osm_huge_pays()) { /* faults are cheap here: small pages (osm_huge_pays) */
+			state = HUGE_OFF;
+			return;
+		}
 		state = HUGE_ON;
 	}
 	if (state == HUGE_ON) {

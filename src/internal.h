@@ -71,6 +71,9 @@ HIDDEN void osm_os_discard(void *addr, size_t len);
  * (the write faults as usual). Page-aligned range; keeps errno; counted in madvise calls, and apart in populate
  * calls. */
 HIDDEN void osm_os_populate(void *addr, size_t len);
+/* What a first-touch page fault costs here: maps 16 pages of its own (counted in os_calls), writes a byte in
+ * each, timing each write, unmaps them; the median in ns, 0 when nothing could be measured. Keeps errno. */
+HIDDEN uint64_t osm_os_fault_probe_ns(void);
 /* Transparent huge pages (huge.c): the kernel's mode (/sys/kernel/mm/transparent_hugepage/enabled, read once by
  * the caller), a madvise(MADV_HUGEPAGE) of a page-aligned range (counted in madvise calls), and how many of the
  * pages of [addr, addr + len) are resident (mincore, one call per 16 MiB; not counted). */
@@ -283,6 +286,7 @@ struct heap_counters {
 	size_t kept_maps, kept_bytes;    /* the mapping cache: freed mappings kept for reuse */
 	size_t reused_maps;              /* requests it served */
 	size_t huge_bytes;               /* heap growth and front segments advised for huge pages (huge.c) */
+	size_t fault_probe_ns;           /* a 4 KiB page fault's cost as huge.c measured it (0: not measured) */
 };
 
 struct heap {
@@ -290,6 +294,7 @@ struct heap {
 	char *base;                     /* start of the first segment: index links are offsets from here */
 	char *end;                      /* end of the last block: where the break is when nobody else moved it */
 	char *touched;                  /* pages below this were written once (heap.c, prefault); the break's frontier */
+	size_t prefaults;               /* fresh header pages seen by prefault, up to PREFAULT_PROBE_AT */
 	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree of slots) */
 	uint32_t pending;               /* free blocks not yet coalesced, doubly linked through their slots */
 	uint32_t slot_top;              /* slots [1, slot_top) have been used; 0 is "none" */
@@ -321,10 +326,17 @@ HIDDEN extern struct heap osm_heap;
  * OSMEM_HUGEPAGE (no system call); osm_huge_kernel_ok whether the kernel honours madvise (read once);
  * osm_huge_dense whether 7/8 of the pages of [from, to) are resident (mincore; traced); osm_huge_advise asks for
  * huge pages for a range (counted in os_stats' huge_bytes; traced). */
-enum huge_mode { HUGE_MODE_OFF, HUGE_MODE_AUTO, HUGE_MODE_FORCED };
+/* OSMEM_HUGEPAGE: 0 off; unset, auto (the size and density tests, then the fault probe); dense (the tests, no
+ * probe); 1 forced (neither). */
+enum huge_mode { HUGE_MODE_OFF, HUGE_MODE_AUTO, HUGE_MODE_DENSE, HUGE_MODE_FORCED };
 HIDDEN void osm_huge_grown(char *p, size_t len);
 HIDDEN enum huge_mode osm_huge_env(void);
 HIDDEN bool osm_huge_kernel_ok(void);
+/* Whether huge pages pay on this machine: true unless the mode is auto and a 4 KiB page fault, measured once
+ * (osm_os_fault_probe_ns, on the first call), costs less than HUGE_FAULT_NS. */
+HIDDEN bool osm_huge_pays(void);
+/* Whether a 4 KiB page fault costs HUGE_FAULT_NS or more here (the probe, once; true when it measured nothing). */
+HIDDEN bool osm_huge_faults_dear(void);
 HIDDEN bool osm_huge_dense(const void *from, const void *to);
 HIDDEN void osm_huge_advise(void *addr, size_t len);
 /* p lies where the heap's growths are advised (every growth from the first advised one up; heap.c's prefault

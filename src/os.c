@@ -516,6 +516,34 @@ enum os_thp osm_os_thp_mode(void)
 	return strstr(buf, "[madvise]") ? OS_THP_MADVISE : strstr(buf, "[always]") ? OS_THP_ALWAYS : OS_THP_NEVER;
 }
 
+uint64_t osm_os_fault_probe_ns(void)
+{
+	enum { PAGES = 16 };
+	int saved = errno;
+	size_t page = osm_os_page_size();
+	char *p = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t t[PAGES], r = 0;
+	osm_os_calls.mmap++; /* counted as every call osmem makes: strace and os_stats agree */
+	if (p != MAP_FAILED) {
+		osm_os_calls.munmap++;
+		for (int i = 0; i < PAGES; i++) {
+			uint64_t t0 = osm_os_now_ns();
+			*(volatile char *)(p + (size_t)i * page) = 1;
+			t[i] = osm_os_now_ns() - t0;
+		}
+		munmap(p, PAGES * page);
+		for (int i = 1; i < PAGES; i++) /* insertion sort: 16 values */
+			for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+				uint64_t x = t[j];
+				t[j] = t[j - 1];
+				t[j - 1] = x;
+			}
+		r = (t[PAGES / 2 - 1] + t[PAGES / 2]) / 2;
+	}
+	errno = saved;
+	return r;
+}
+
 void osm_os_advise_huge(void *addr, size_t len)
 {
 	int saved = errno;

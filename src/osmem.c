@@ -108,6 +108,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->moved_reallocs = c->moved_reallocs;
 	st->trims = c->trims;
 	st->huge_bytes = c->huge_bytes;
+	st->fault_probe_ns = c->fault_probe_ns;
 	st->front_cached_blocks = c->kept_maps; /* the kept mappings; the front's caches are added below */
 	st->front_cached_bytes = c->kept_bytes;
 	x->classic = osm_heap.classic;

@@ -69,6 +69,7 @@ static void stats_text(struct text *t, const struct os_stats *sp, const struct o
 		line(t, "kept mappings reused", x->reused_maps);
 		line(t, "huge page bytes", st.huge_bytes);
 		line(t, "populate calls", st.populate_calls);
+		line(t, "fault probe ns", st.fault_probe_ns);
 	}
 	if (st.front_bytes) {
 		line(t, "cache hits", st.cache_hits);
