@@ -59,7 +59,7 @@ struct os_stats {
 	size_t populate_calls;
 	/* What a 4 KiB page fault cost when the default profile measured it (ns, median of 16 first touches of a
 	 * mapping of its own), once, when its heap or its front first looked dense enough for huge pages; they are
-	 * advised only where it is 4 us or more (src/huge.c). 0: not measured. */
+	 * advised only where it is 4 us or more (src/huge.c). 0: not measured; 1: the probe could not measure. */
 	size_t fault_probe_ns;
 };
 /* Fills *st. The struct only ever grows at its end: os_stats_get copies the first size bytes of what this library

@@ -40,7 +40,8 @@
  *
  * Cost: nothing per request. Per growth of the break, once dense: one madvise. Per doubling of the heap until
  * dense: one mincore per 16 MiB measured. Per new segment from the eighth: one mincore of 4 MiB until the front is
- * found dense, then one madvise. */
+ * found dense, then one madvise. Once per process, when the heap or the front is first found dense or at the
+ * heap's 64th fresh header page: the fault probe (an mmap, 16 page faults, a munmap; 30-200 us, under the lock). */
 #include "internal.h"
 
 #define HUGE_FROM ((size_t)32 << 20) /* a heap smaller than this is not measured: its RSS is what it is */
@@ -94,16 +95,15 @@ bool osm_huge_kernel_ok(void)
 
 bool osm_huge_faults_dear(void)
 {
-	static uint64_t ns; /* the probe's median, once (1 when it measured nothing: then as before the probe) */
-	if (!ns) {
-		uint64_t m = osm_os_fault_probe_ns();
-		ns = m ? m : 1;
-		osm_heap.count.fault_probe_ns = (size_t)ns;
+	static int dear = -1; /* the probe's verdict, once */
+	if (dear < 0) {
+		uint64_t ns = osm_os_fault_probe_ns();
+		dear = !ns || ns >= HUGE_FAULT_NS; /* nothing measured: as before the probe */
+		osm_heap.count.fault_probe_ns = ns ? (size_t)ns : 1;
 		if (TRACING)
-			osm_trace_event("  hugepage probe %z ns a fault: %s", (size_t)ns,
-					ns >= HUGE_FAULT_NS || ns == 1 ? "dear" : "cheap");
+			osm_trace_event("  hugepage probe %z ns a fault: %s", (size_t)ns, dear ? "dear" : "cheap");
 	}
-	return ns >= HUGE_FAULT_NS || ns == 1;
+	return dear;
 }
 
 bool osm_huge_pays(void)

@@ -8,7 +8,7 @@ run), so the ratio of two columns' medians can put osmem 8% behind glibc on a wo
 runs of 9 (gcc, session 18), or hide a steady 3% loss. Each run times the allocators back to back, so the ratio
 within a run cancels the host's drift: the report's verdict rests on those ratios and on a test that says when
 they do not tell the two apart."""
-import argparse, copy, json, math, os, shutil, sys
+import argparse, copy, json, math, os, shutil, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -114,13 +114,14 @@ def main():
     # a real program the bench times that the machine lacks is named as not installed, before anything runs:
     # a fresh machine that ran make bench before make check had no redis, and every column said "redis-server
     # did not come up" after 20 s of waiting (session 24)
-    empty = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "results")
+    empty = tempfile.mkdtemp(prefix="osmem-nopath-")  # a PATH with no program at all
     saved = os.environ.get("PATH", "")
     os.environ["PATH"] = empty
     try:
         why = {w.name: w.missing() for w in bench.WORKLOADS}
     finally:
         os.environ["PATH"] = saved
+        os.rmdir(empty)
     check("missing_program_named_not_installed",
           why.get("redis") and "redis-server" in why["redis"] and "not installed" in why["redis"]
           and why.get("sqlite3") and "sqlite3" in why["sqlite3"] and why.get("gcc") and why.get("larson-1") is None,

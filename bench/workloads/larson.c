@@ -52,7 +52,7 @@ struct thread {
 	pthread_t id;
 	pthread_t prev;       /* rounds: the predecessor, joined by its successor */
 	int index, generation;
-	long ops;
+	long ops;             /* operations left to do (hand-off form), or done (Larson's own form) */
 	struct obj *out, *out_tail; /* objects handed to the next thread, not yet posted */
 	long out_n;
 	uint64_t sum;         /* tags of the objects this thread freed */
