@@ -625,9 +625,11 @@ static void t_free_errno(void)
 		v_free(a);
 		EXPECT(errno == 12345, "free of memalign(4096, %zu) set errno to %d", ns[i], errno);
 	}
-	/* frees that give the top of the heap back (the default profile trims past 1 MiB) */
+	/* frees that give the top of the heap back (the default profile trims past 1 MiB, once the top has been idle
+	 * for 100 ms: heap.c, trim_due); f's free comes after that, g keeps it from merging with the top */
 	enum { N = 64 };
-	void *b[N];
+	void *b[N], *f = v_malloc(64 * KiB), *g = v_malloc(64 * KiB);
+	EXPECT(f && g, "malloc(64 KiB)");
 	for (int i = 0; i < N; i++) {
 		b[i] = v_malloc(64 * KiB);
 		EXPECT(b[i], "malloc(64 KiB)");
@@ -637,6 +639,11 @@ static void t_free_errno(void)
 		v_free(b[i]);
 		EXPECT(errno == 12345, "free #%d of a 64 KiB heap block (top trim) set errno to %d", i, errno);
 	}
+	usleep(150000);
+	errno = 12345;
+	v_free(f);
+	EXPECT(errno == 12345, "free of a 64 KiB heap block after the top was idle (the trim) set errno to %d", errno);
+	v_free(g);
 	/* os_free keeps it too (it shares free's paths) */
 	void *o = v_os_malloc(MiB);
 	EXPECT(o, "os_malloc");

@@ -288,6 +288,106 @@ static int prefault_case(int classic)
 	return 1;
 }
 
+/* The default profile trims a free top lazily (heap.c, trim_due): the top goes back once it has stayed free and
+ * untaken for 100 ms, not at the free that made it. The hazard: a heap whose top swings every few operations
+ * (large: blocks of 64 KiB to 4 MiB replaced at random) handed the top back at a free and faulted it in again at
+ * the next malloc (large: 37,600 page faults, 32,400 kept). Ten swings of 3 MB (30 blocks of 100,000 bytes, above
+ * the medium caches and below the mmap threshold, freed top first) in a fresh process, whose trim threshold is
+ * still 1 MiB: no trim and no brk call after the first growth (trimmed at once, the first two swings trimmed
+ * before the threshold had risen past them). Then the top is left idle for longer than the delay: the next free
+ * that reaches the core gives it back, and so does the next core malloc after another idle top.
+ * A swing loop that itself took 100 ms (a machine busy elsewhere) cannot tell a lazy trim from an eager one: it
+ * is tried again, up to 5 times, and the failure says so if it never ran faster. */
+static int lazy_trim_case(void)
+{
+	enum { N = 30, SZ = 100000, SWINGS = 10 };
+	static char *p[N];
+	struct os_stats s0, s1;
+	/* below the swing: low's free later reaches the core's free path, and the fence keeps it from merging with
+	 * the top (a merge makes another top block, whose wait starts again) */
+	char *low = v_malloc(SZ), *fence = v_malloc(SZ);
+	memset(low, 1, SZ);
+	memset(fence, 1, SZ);
+	int fast = 0;
+	size_t trims = 0, brks = 0;
+	for (int attempt = 0; attempt < 5 && !fast; attempt++) {
+		os_stats(&s0);
+		uint64_t t0 = tu_now_ns();
+		for (int k = 0; k < SWINGS; k++) {
+			if (k == 1)
+				os_stats(&s1); /* after the first swing's growth */
+			for (int i = 0; i < N; i++)
+				memset(p[i] = v_malloc(SZ), 2, SZ);
+			for (int i = N - 1; i >= 0; i--)
+				v_free(p[i]);
+		}
+		fast = tu_now_ns() - t0 < 80000000ull; /* well inside the 100 ms delay */
+		struct os_stats s2;
+		os_stats(&s2);
+		trims = s2.trims - s0.trims;
+		brks = s2.brk_calls - s1.brk_calls;
+	}
+	/* the verdict is printed at the end: stdio's first printf mallocs its buffer, and a malloc that takes from
+	 * the top makes it another top block, whose wait starts again */
+	/* idle longer than the delay: the next free that reaches the core trims */
+	os_stats(&s0);
+	usleep(150000);
+	v_free(low);
+	os_stats(&s1);
+	int by_free = s1.trims == s0.trims + 1 && s1.heap_size < s0.heap_size;
+	/* and an idle top is given back by the next core malloc too */
+	for (int i = 0; i < N; i++)
+		memset(p[i] = v_malloc(SZ), 3, SZ);
+	for (int i = N - 1; i >= 0; i--)
+		v_free(p[i]);
+	os_stats(&s0);
+	usleep(150000);
+	char *q = v_malloc(SZ);
+	os_stats(&s1);
+	v_free(q);
+	v_free(fence);
+	int by_malloc = s1.trims == s0.trims + 1 && s1.heap_size < s0.heap_size;
+	int ok = 1;
+	if (!fast) {
+		printf("FAIL growth/swinging_top_not_trimmed_at_each_free: 5 tries of 10 swings of 3 MB each took 80 ms or "
+		       "more (a busy machine?): the 100 ms trim delay could not be told from a trim at the free\n");
+		ok = 0;
+	} else if (trims == 0 && brks == 0 && os_heap_check() == 0) {
+		printf("PASS growth/swinging_top_not_trimmed_at_each_free\n");
+	} else {
+		printf("FAIL growth/swinging_top_not_trimmed_at_each_free: 10 swings of 3 MB within 80 ms made %zu trims "
+		       "and, after the first, %zu brk calls (want 0 and 0: the top waits 100 ms before it goes back)\n",
+		       trims, brks);
+		ok = 0;
+	}
+	if (by_free && by_malloc && os_heap_check() == 0) {
+		printf("PASS growth/idle_top_trimmed_after_delay\n");
+	} else {
+		printf("FAIL growth/idle_top_trimmed_after_delay: a free top of 3 MB idle for 150 ms was %s by the next "
+		       "core free and %s by the next core malloc (want given back by each: the delay is 100 ms)\n",
+		       by_free ? "given back" : "not given back", by_malloc ? "given back" : "not given back");
+		ok = 0;
+	}
+	return ok ? 0 : 1;
+}
+
+static int lazy_trim_in_child(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int r = lazy_trim_case();
+		fflush(stdout);
+		_exit(r);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		printf("FAIL growth/lazy_trim: the child %s\n", pid < 0 ? "could not be forked" : "died");
+		return 1;
+	}
+	return WEXITSTATUS(st);
+}
+
 static int prefault_in_child(int classic)
 {
 	fflush(stdout);
@@ -319,6 +419,8 @@ int main(int argc, char **argv)
 	int classic = profile && strcmp(profile, "classic") == 0;
 	if (prefault_in_child(classic))
 		return 1;
+	if (!classic && lazy_trim_in_child())
+		return 1;
 	const char *name = classic ? "classic/realloc_rule7_exact" : "realloc_rule7_in_chunks";
 	int first = classic ? 0 : big_request_case();
 	/* a heap of some size, then a block that ends exactly at the top */
@@ -330,6 +432,7 @@ int main(int argc, char **argv)
 	enum { B = 40000 };
 	char *x = v_malloc(B + 1000); /* appended at the break (no hole is that large): freed, the top is at least that */
 	v_free(x);
+	malloc_trim(256 << 10); /* the default profile trims a free top only after 100 ms: at most 256 KiB stay now */
 	size_t top = tu_free_top_size();
 	char *b = top >= B + 32 ? v_malloc(top - 32) : NULL;
 	if (!b || tu_free_top_size() != 0) {
@@ -412,8 +515,10 @@ int main(int argc, char **argv)
 		else
 			printf("FAIL growth/large_block_reused: 100 malloc+free of 200000 bytes after a first one made %zu "
 			       "mmap calls (want at most 2: the threshold rises past a freed mapped block)\n", maps);
-		/* blocks of that size freed at the top: the trim that follows keeps one of them (the threshold's worth),
-		 * so the next one comes without moving the break and faulting its pages in again */
+		/* blocks of that size freed at the top: the trim that follows (100 ms later, at the next request that
+		 * reaches the core: heap.c, trim_due) keeps one of them (the threshold's worth), so the next one comes
+		 * without moving the break again and faulting its pages in */
+		malloc_trim(0); /* a top small enough that the next block is mapped */
 		void *m = v_malloc(1 << 20); /* a mapped block freed: the threshold rises past 1 MiB */
 		memset(m, 1, 1 << 20);
 		free(m);
@@ -423,20 +528,22 @@ int main(int argc, char **argv)
 		for (int i = 0; i < 3; i++) /* the top one last: one trim, of the three together */
 			free(b3[i]);
 		os_stats(&s0);
+		usleep(150000); /* longer than the trim's delay */
 		char *again = v_malloc(1 << 20);
 		memset(again, 4, 1 << 20);
 		os_stats(&s1);
 		free(again);
-		if (s1.brk_calls == s0.brk_calls && s0.trims > 0 && os_heap_check() == 0)
+		if (s1.trims == s0.trims + 1 && s1.brk_calls == s0.brk_calls + 1 && os_heap_check() == 0)
 			printf("PASS growth/trim_keeps_a_threshold\n");
 		else
-			printf("FAIL growth/trim_keeps_a_threshold: after 3 blocks of 1 MiB freed at the top (%zu trims so "
-			       "far), a 1 MiB malloc made %zu brk calls (want 0: the trim keeps one such block)\n",
-			       s0.trims, s1.brk_calls - s0.brk_calls);
+			printf("FAIL growth/trim_keeps_a_threshold: 3 blocks of 1 MiB freed at the top, 150 ms idle, then a "
+			       "1 MiB malloc: %zu trims and %zu brk calls (want 1 and 1: the trim, which keeps one such "
+			       "block, and no growth)\n", s1.trims - s0.trims, s1.brk_calls - s0.brk_calls);
 		/* big blocks of random sizes: the largest so far creeps upward. Under glibc's rule (the threshold just
 		 * past the freed block) each new largest got a fresh mapping and had every page faulted in again; from
 		 * 2 MiB up the threshold rises to a power of two, so after the first the creeping ones come from the
 		 * heap */
+		malloc_trim(0); /* a free top of 3 MiB would serve c0 (heap_fit) */
 		void *c0 = v_malloc(2200 << 10); /* mapped (the threshold is about 1 MiB), freed: the threshold rises */
 		memset(c0, 1, 2200 << 10);
 		free(c0);

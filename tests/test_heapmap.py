@@ -723,7 +723,8 @@ def front_tests(build, out, tmp, cc):
                   f"states {seq[:3]}...{seq[148:163]}; lines: " +
                   "; ".join(l for l in ttext.splitlines() if f"0x{a:x} " in l and not l.startswith(("=", "free", "slot")))[:400])
     # 4. a heap that swings: trims undone by the next growth raise the trim threshold (`  trim_threshold N`), a
-    # line the heap map must know (it warned `unknown event 'trim_threshold'` when the event was new)
+    # line the heap map must know (it warned `unknown event 'trim_threshold'` when the event was new); the top
+    # waits before each trim (`  trim_wait`)
     exe, err = build_drop_in(cc, build, tmp, "swing", SWING_C)
     if check("trace: the swinging-heap program compiles", exe, err.strip()[-400:]):
         strace_ = os.path.join(out, "swing.trace")
@@ -731,8 +732,10 @@ def front_tests(build, out, tmp, cc):
         spage = os.path.join(out, "swing.html")
         rc2, _, err2, _ = heapmap([strace_, "-o", spage]) if rc == 0 else (rc, "", err, 0)  # no -q: it hides warnings
         stext = open(strace_).read() if os.path.exists(strace_) else ""
-        check("trace: a swinging heap's trace has `trim_threshold` lines and its map is drawn without warnings",
-              rc == 0 and rc2 == 0 and "\n  trim_threshold " in stext and "warning" not in err2,
+        check("trace: a swinging heap's trace has `trim_wait`, `trim` and `trim_threshold` lines and its map is drawn "
+              "without warnings",
+              rc == 0 and rc2 == 0 and "\n  trim_threshold " in stext and "\n  trim_wait " in stext and
+              "\n  trim " in stext and "warning" not in err2,
               f"rc={rc}/{rc2} trim_threshold lines: {stext.count('  trim_threshold ')}; {err2.strip()[-300:]}")
     # 5. a heap the program fills: past 32 MiB it is measured (`hugepage measure`) and advised for huge pages
     # (`madvise_huge`, src/huge.c); the map draws it without warnings and counts the advised bytes
@@ -774,6 +777,7 @@ int main(void)
 SWING_C = r'''
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 int main(void)
 {
     void *p[30];
@@ -782,6 +786,7 @@ int main(void)
             memset(p[i] = malloc(100000), 1, 100000);
         for (int i = 29; i >= 0; i--)
             free(p[i]);
+        usleep(150000); /* idle past the trim's delay: the next round's first malloc trims, then grows again */
     }
     return 0;
 }
@@ -826,6 +831,24 @@ def tests(build, out, tmp):
     rc, _, err, _ = run(["/usr/bin/python3", "-c", "import matplotlib"])
     if not check("setup: /usr/bin/python3 has matplotlib", rc == 0, "apt-get install -y python3-matplotlib"):
         return
+    # every decision line the sources write (`osm_trace_event("  NAME ...`) is one the heap map reads and
+    # docs/TRACE.md explains: `decay_ns` and `range_give_back` were neither known nor drawn, and the map of any
+    # threaded program whose decay adapted (python3) came with `unknown event 'decay_ns'` warnings
+    emitted = set()
+    for name in sorted(os.listdir(os.path.join(ROOT, "src"))):
+        if name.endswith(".c"):
+            with open(os.path.join(ROOT, "src", name)) as f:
+                emitted |= set(re.findall(r'osm_trace_event\("  ([a-z_]+)', f.read()))
+    with open(os.path.join(ROOT, "tools", "heapmap", "replay.py")) as f:
+        replay_src = f.read()
+    with open(os.path.join(ROOT, "docs", "TRACE.md")) as f:
+        trace_doc = f.read()
+    unread = sorted(e for e in emitted if f'"{e}"' not in replay_src)
+    undocumented = sorted(e for e in emitted if f"`  {e}" not in trace_doc)
+    check("trace: every event line src/ writes is read by the heap map and listed in docs/TRACE.md",
+          len(emitted) > 20 and not unread and not undocumented,
+          f"{len(emitted)} events found; not read by tools/heapmap/replay.py: {unread}; not in docs/TRACE.md: "
+          f"{undocumented}")
     chromium = find_chromium()
     check("setup: headless Chromium is installed", chromium, "apt-get install -y chromium")
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("cc")

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 // ------------------------------------------------------------------
@@ -197,6 +198,14 @@ static inline __attribute__((unused)) size_t pat_check(const unsigned char *p, u
 // ------------------------------------------------------------------
 // Random numbers: splitmix64 over a caller's state
 // ------------------------------------------------------------------
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline __attribute__((unused)) uint64_t tu_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static inline __attribute__((unused)) uint64_t tu_rng(uint64_t *state)
 {

@@ -31,6 +31,9 @@ FRONT_PAGE = 1 << 16
 FRONT_SEG = 1 << 22
 FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "abandon", "adopt", "remote_free",
                 "collect", "page_discard"}
+# Lines that change a policy or start a wait, and move no block: a threshold raised, the decay's delay doubled,
+# a free top waiting for its trim, the front's range shrunk after ENOMEM (its segments were already unmapped).
+POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back"}
 
 
 class TraceError(Exception):
@@ -452,7 +455,7 @@ def replay_trace(path, keep_text=True):
                         h.cases[p[1]] = h.cases.get(p[1], 0) + 1
                         if p[1] == "3":
                             req_front[0] = None     # a free block: nothing changes
-                    elif op in ("nofit", "threshold", "trim_threshold"):  # policy changes: no block moves
+                    elif op in POLICY_EVENTS:  # policy changes and waits: no block moves
                         pass
                     elif len(h.warnings) < 20:
                         h.warnings.append(f"line {lineno}: unknown event {op!r}")
