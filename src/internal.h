@@ -858,6 +858,17 @@ static inline MEDIUM_NO_TSAN bool medium_links_ok(const struct block_meta *b)
 	return p < b && (const char *)p >= base && !((uintptr_t)p & 15);
 }
 
+/* The medium cache's pop: b's `next`, the header's last word (the payload's word -1, on the payload's first line
+ * unless the payload starts a line), agrees with the size the cache keeps beside the pointer: the block after,
+ * or the heap's end. Read without the lock, as medium_links_ok reads it (a thread may append a block after b
+ * meanwhile: NULL becomes the block end). */
+static inline MEDIUM_NO_TSAN bool medium_next_ok(const struct block_meta *b, size_t size)
+{
+	const char *n = (const char *)*(struct block_meta *const volatile *)&b->next;
+	const char *end = (const char *)b + META_SIZE + size;
+	return n == end || (!n && end == __atomic_load_n(&osm_heap.end, __ATOMIC_ACQUIRE));
+}
+
 /* An allocated heap block whose header osmem wrote: status and keyed cookie (covers the size). */
 static inline bool medium_header_ok(const struct block_meta *b)
 {
@@ -877,17 +888,20 @@ HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_r
 HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch);
 
 /* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin
- * (the block this size freed last): about 20 instructions, no lock, no atomic read-modify-write, no system call:
+ * (the block this size freed last): about 25 instructions, no lock, no atomic read-modify-write, no system call:
  * bin, pop, the freed mark checked and cleared (the payload's second word, on the line the program writes
- * first), the bin's low-water mark kept. A block whose mark the program overwrote while it was cached is
- * reported here. Its header is not read: the size comes from the stack, and nothing here acts on the header. A
- * header the program overwrote while the block was cached is reported, with the pointer, where osmem next reads
- * it (the block's free, realloc or malloc_usable_size, the cache giving it back to the core, os_heap_check), as
- * for a block in use, whose header a program can overwrite at any time (glibc's tcache does not read it either).
- * Reading it here cost threads-8 8% (0.158 -> 0.172 s, 15 interleaved runs, session 25): the header lies on the
- * line before the payload's whenever the payload starts in the first half of a line, and that line is cold by
- * the time the block is asked for again. A top block too small: the first that fits below it (a scan of their
- * sizes); a miss takes the core's lock once for a batch of this size (batch false: for this block alone). */
+ * first), the header's last word (`next`, the word before the payload) checked against the size the cache keeps
+ * beside the pointer, the bin's low-water mark kept. A block whose mark or `next` the program overwrote while it
+ * was cached is reported here (glibc's tst-malloc-backtrace writes that word after free and wants the abort at
+ * the next malloc). The rest of the header is not read: nothing here acts on it, and a size, status, cookie or
+ * `prev` overwritten while the block was cached is reported, with the pointer, where osmem next reads it (the
+ * block's free, realloc or malloc_usable_size, the cache giving it back to the core, os_heap_check), as for a
+ * block in use, whose header a program can overwrite at any time. Checking the whole header here cost threads-8
+ * 6-8% (session 25): the header's first word lies on the line before the payload's whenever the payload starts
+ * in the first half of a line, and that line is cold by the time the block is asked for again; `next` is off the
+ * payload's line only when the payload starts a line. A top block too small: the first that fits below it (a
+ * scan of their sizes); a miss takes the core's lock once for a batch of this size (batch false: for this block
+ * alone). */
 static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
 {
 	n = medium_round(n);
@@ -898,14 +912,15 @@ static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, 
 	if (__builtin_expect(k == 0 || stacks_of(h)->mc_size[c][k - 1] < n, 0))
 		return osm_front_medium_pick(h, c, n, batch);
 	b = stacks_of(h)->mc[c][k - 1];
+	size_t size = stacks_of(h)->mc_size[c][k - 1];
 	void **q = payload(b);
-	if (__builtin_expect(q[1] != (void *)front_mark(q), 0))
-		osm_front_medium_recheck(b); /* under the core's lock: aborts, the header checked first */
+	if (__builtin_expect(q[1] != (void *)front_mark(q) || !medium_next_ok(b, size), 0))
+		osm_front_medium_recheck(b); /* under the core's lock: aborts on a header or mark overwritten */
 	h->mc_count[c] = (uint8_t)(k - 1);
 	if (k - 1 < h->mc_low[c])
 		h->mc_low[c] = (uint8_t)(k - 1);
 	q[1] = NULL;
-	h->mc_bytes -= stacks_of(h)->mc_size[c][k - 1];
+	h->mc_bytes -= size;
 	h->mc_hits++;
 	return q;
 }
