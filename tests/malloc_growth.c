@@ -242,7 +242,6 @@ static int big_request_case(void)
 }
 
 /* In a child forked before this process allocated anything: a heap of fresh pages. */
-static int prefault_in_child(int classic);
 
 /* The default profile faults in the fresh page a split's header goes to with one madvise(MADV_POPULATE_WRITE)
  * (heap.c, prefault): cheaper than the page fault the write would take, and made under the heap lock. The hazard
@@ -298,8 +297,9 @@ static int prefault_case(int classic)
  * that reaches the core gives it back, and so does the next core malloc after another idle top.
  * A swing loop that itself took 100 ms (a machine busy elsewhere) cannot tell a lazy trim from an eager one: it
  * is tried again, up to 5 times, and the failure says so if it never ran faster. */
-static int lazy_trim_case(void)
+static int lazy_trim_case(int unused)
 {
+	(void)unused;
 	enum { N = 30, SZ = 100000, SWINGS = 10 };
 	static char *p[N];
 	struct os_stats s0, s1;
@@ -371,35 +371,20 @@ static int lazy_trim_case(void)
 	return ok ? 0 : 1;
 }
 
-static int lazy_trim_in_child(void)
+/* fn(arg) in a forked child, whose heap starts as this process's is now (the cases that need a fresh heap, before
+ * the others change its thresholds): its exit status, or 1 when it could not run or died. */
+static int in_child(const char *name, int (*fn)(int), int arg)
 {
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
-		int r = lazy_trim_case();
+		int r = fn(arg);
 		fflush(stdout);
 		_exit(r);
 	}
 	int st = 0;
 	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
-		printf("FAIL growth/lazy_trim: the child %s\n", pid < 0 ? "could not be forked" : "died");
-		return 1;
-	}
-	return WEXITSTATUS(st);
-}
-
-static int prefault_in_child(int classic)
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int r = prefault_case(classic);
-		fflush(stdout);
-		_exit(r);
-	}
-	int st = 0;
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
-		printf("FAIL growth/prefault: the child %s\n", pid < 0 ? "could not be forked" : "died");
+		printf("FAIL growth/%s: the child %s\n", name, pid < 0 ? "could not be forked" : "died");
 		return 1;
 	}
 	return WEXITSTATUS(st);
@@ -417,9 +402,9 @@ int main(int argc, char **argv)
 	}
 	const char *profile = getenv("OSMEM_PROFILE");
 	int classic = profile && strcmp(profile, "classic") == 0;
-	if (prefault_in_child(classic))
+	if (in_child("prefault", prefault_case, classic))
 		return 1;
-	if (!classic && lazy_trim_in_child())
+	if (!classic && in_child("lazy_trim", lazy_trim_case, 0))
 		return 1;
 	const char *name = classic ? "classic/realloc_rule7_exact" : "realloc_rule7_in_chunks";
 	int first = classic ? 0 : big_request_case();
