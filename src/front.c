@@ -1288,7 +1288,7 @@ static void medium_drop_oldest(struct front_heap *h, size_t c, size_t k)
 static void medium_give_back(struct front_heap *h, size_t c, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
-		h->mc_bytes -= stacks_of(h)->mc[c][i]->size;
+		h->mc_bytes -= stacks_of(h)->mc_size[c][i]; /* the cache's own record: the header is checked by the core */
 		h->mc_flushed++;
 		medium_to_core(stacks_of(h)->mc[c][i]);
 	}
@@ -1307,22 +1307,41 @@ static void medium_give_back(struct front_heap *h, size_t c, size_t k)
 static struct { struct block_meta *b[XFER_DEPTH]; uint32_t size[XFER_DEPTH]; size_t n; } xfer[MEDIUM_CLASSES] LARGE_BSS;
 static size_t xfer_bytes, xfer_blocks, xfer_flushed; /* front lock; xfer_flushed: blocks it gave to the core */
 
+/* A cached block whose header failed the lock-free look (xfer_put), looked at again under the core's lock, where
+ * its links cannot be changing: a status, cookie, size (other than the one the cache recorded) or link that still
+ * fails is a header the program overwrote. Front lock held (then the core's: the documented order). */
+static void medium_recheck_header(struct block_meta *b, size_t recorded, const char *api)
+{
+	core_lock();
+	bool ok = medium_header_ok(b) && b->size == recorded && medium_links_ok(b);
+	core_unlock();
+	if (!ok)
+		osm_front_medium_bad(payload(b), api, "corrupted header");
+}
+
 /* The k oldest blocks of h's bin c go to the transfer cache, as many as it takes. Front lock held. Returns how
- * many went. Each is checked as free checks it (a write after free into its mark is reported). */
+ * many went. Each is checked as free checks it, its whole header too (the cache's pop reads only the mark and
+ * `next`: internal.h, medium_malloc_with): a mark or a header the program overwrote while the block was cached is
+ * reported here. The size it carries is the cache's own record, never the header's: a header rewritten with a
+ * larger size and a matching `next` would otherwise travel on as a larger block (the review of session 25: a
+ * 4096-byte block handed out for malloc(4608)). */
 static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
 {
 	size_t m = 0, xn = xfer[c].n;
 	for (; m < k && xn < XFER_DEPTH; m++) {
 		struct block_meta *b = stacks_of(h)->mc[c][m];
+		size_t size = stacks_of(h)->mc_size[c][m];
 		void **q = payload(b);
 		if (q[1] != (void *)front_mark(q))
 			osm_front_medium_bad(q, "free", "write after free");
-		if (xfer_bytes + b->size > XFER_BUDGET)
+		if (!medium_header_ok(b) || b->size != size || !medium_links_ok(b))
+			medium_recheck_header(b, size, "free");
+		if (xfer_bytes + size > XFER_BUDGET)
 			break;
 		xfer[c].b[xn] = b;
-		xfer[c].size[xn++] = (uint32_t)b->size;
-		xfer_bytes += b->size;
-		h->mc_bytes -= b->size;
+		xfer[c].size[xn++] = (uint32_t)size;
+		xfer_bytes += size;
+		h->mc_bytes -= size;
 	}
 	/* n and the block count are peeked at without the lock (xfer_take, xfer_drain): atomic stores */
 	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);

@@ -479,7 +479,7 @@ bool osm_trim(size_t pad)
 	if (!osm_heap.head || osm_heap.classic)
 		return released;
 	coalesce_blocks();
-	osm_heap.trim_block = NULL;
+	osm_heap.trim_since = 0;
 	released |= trim_top(pad);
 	osm_index_walk(discard_free_pages, &released);
 	return released;
@@ -602,42 +602,64 @@ void coalesce_blocks(void)
 // Trimming the top, lazily (default profile)
 // ------------------------------------------------------------------
 
-/* A free top larger than the trim threshold goes back to the kernel once it has stayed free and untouched for
- * TRIM_DELAY_NS, not at the free that made it: a program whose heap swings (large: blocks of 64 KiB to 4 MiB
- * replaced at random, the top freed and taken again every few operations) otherwise hands the top back and
- * faults it in again at the next swing (session 25, 11 interleaved runs, `/usr/bin/time`): trimmed at once,
- * large made 37,600 page faults and took 0.170 s; with the delay 32,400 and 0.160 s (mimalloc 32,900 and 0.140
- * s), mixed-realloc 43,300 -> 39,900 faults. The price is the path the heap takes: large's peak RSS 106 -> 113
- * MiB at the benchmark's seed, +1.6% on average over eight seeds (from -6% to +7% a seed). The adaptive trim
- * threshold (trim_regrown) alone let large trim three times a run. DEVELOPERS.md: memory goes back lazily.
- * How "stayed free and untouched" is known: the top's header and the time it was first seen waiting; taking
- * the block (take_block) or merging it into another (a new header) starts the wait again. The trim happens at
- * the next free or core allocation after the delay (one clock read per call while a top waits). A program that
- * set a threshold itself (mallopt M_TRIM_THRESHOLD, M_TOP_PAD, ...) gets glibc's rule, the trim at the free:
- * it asked for that. malloc_trim trims at once, whatever waits. */
+/* A free top larger than the trim threshold goes back to the kernel once it has been waiting for TRIM_DELAY_NS,
+ * and then only what the program did not use meanwhile, not at the free that made it: a program whose heap swings
+ * (large: blocks of 64 KiB to 4 MiB replaced at random, the top freed and taken again every few operations)
+ * otherwise hands the top back and faults it in again at the next swing (session 25, 11 interleaved runs,
+ * `/usr/bin/time`): trimmed at once, large made 37,600 page faults and took 0.170 s; with the delay 32,400 and
+ * 0.160 s (mimalloc 32,900 and 0.140 s), mixed-realloc 43,300 -> 39,900 faults. The price is the path the heap
+ * takes: large's peak RSS 106 -> 113 MiB at the benchmark's seed, +1.6% on average over eight seeds (from -6% to
+ * +7% a seed). The adaptive trim threshold (trim_regrown) alone let large trim three times a run. DEVELOPERS.md:
+ * memory goes back lazily, in batches.
+ * The wait: the first free or core allocation that finds the top above the threshold starts it (trim_since) and
+ * sets the high-water mark (trim_high) at the top's start; every block taken from the heap meanwhile (take_block)
+ * and every realloc grown in place (trim_used) raises the mark to its end. When the delay is over, the next free
+ * or core allocation trims the top above the mark (and at least trim_keep stays): the pages the program used
+ * during the wait stay, the ones it did not go back. A top that falls below the threshold ends the wait. A light
+ * load at the top's start (a 100 KB block taken and freed every 20 ms under a 52 MB free top) therefore does not
+ * keep the rest forever, as a wait that restarted at every use did (the review of session 25). Cost: a clock
+ * read per free or core allocation while a top waits; a compare per heap allocation. A program that makes no
+ * call that reaches the core keeps a waiting top until it does (as mimalloc's and jemalloc's delayed purges).
+ * A program that set a threshold itself (mallopt M_TRIM_THRESHOLD, M_TOP_PAD, ...) gets glibc's rule, the trim
+ * at the free: it asked for that. malloc_trim trims at once, whatever waits. */
 #define TRIM_DELAY_NS 100000000ull /* 100 ms */
+
+/* A heap block now reaches up to end: the wait's high-water mark follows. */
+static inline void trim_used(const char *end)
+{
+	if (osm_heap.trim_since && end > osm_heap.trim_high)
+		osm_heap.trim_high = end;
+}
+
 static void trim_due(void)
 {
 	struct block_meta *t = osm_heap.tail;
 	struct heap_policy *p = &osm_heap.policy;
 	if (!p->trim_threshold || !t || t->status != STATUS_FREE || t->size <= p->trim_threshold) {
-		osm_heap.trim_block = NULL;
+		osm_heap.trim_since = 0;
 		return;
 	}
-	if (!p->fixed_threshold) {
-		uint64_t now = osm_os_now_ns();
-		if (osm_heap.trim_block != t) {
-			osm_heap.trim_block = t;
-			osm_heap.trim_since = now;
-			if (TRACING)
-				osm_trace_event("  trim_wait %p %z", t, t->size);
-			return;
-		}
-		if (now - osm_heap.trim_since < TRIM_DELAY_NS)
-			return;
+	if (p->fixed_threshold) {
+		if (trim_top(p->trim_keep))
+			osm_heap.trim_watch = true;
+		return;
 	}
-	osm_heap.trim_block = NULL;
-	if (trim_top(p->trim_keep))
+	uint64_t now = osm_os_now_ns();
+	char *from = payload(t);
+	if (!osm_heap.trim_since) {
+		osm_heap.trim_since = now | 1; /* never 0: 0 is "no wait" */
+		osm_heap.trim_high = from;
+		if (TRACING)
+			osm_trace_event("  trim_wait %p %z", t, t->size);
+		return;
+	}
+	if (now - osm_heap.trim_since < TRIM_DELAY_NS)
+		return;
+	size_t keep = p->trim_keep;
+	if (osm_heap.trim_high > from && (size_t)(osm_heap.trim_high - from) > keep)
+		keep = (size_t)(osm_heap.trim_high - from); /* used during the wait: stays */
+	osm_heap.trim_since = 0; /* the next call starts another wait if the top is still above the threshold */
+	if (trim_top(keep))
 		osm_heap.trim_watch = true;
 }
 
@@ -930,9 +952,8 @@ static struct block_meta *mapcache_take(size_t a, size_t s)
 /* b, free and out of every structure, serves s bytes. */
 static struct block_meta *take_block(struct block_meta *b, size_t s)
 {
-	if (b == osm_heap.trim_block)
-		osm_heap.trim_block = NULL; /* the waiting top is used: its wait starts again when it is free again */
 	split_blocks(b, s, true); /* b has no free neighbour here: the rest goes straight to the index */
+	trim_used(block_end(b));
 	mark_alloc(b, STATUS_ALLOC);
 	osm_heap.count.heap_in_use += b->size;
 	osm_heap.count.allocations++;
@@ -1026,13 +1047,8 @@ static struct block_meta *map_big(size_t a, size_t s, bool kept)
 }
 
 /* A request of n bytes: a mapping of its own from threshold up (a kept one when `kept` allows it), else the heap. */
-static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
+static struct block_meta *alloc_block_now(size_t s, size_t threshold, bool kept)
 {
-	size_t s = align_up(n);
-	if (mapcache_n)
-		mapcache_expire();
-	if (osm_heap.trim_block)
-		trim_due(); /* a top that waited long enough goes back before the request is served */
 	if (s + META_SIZE < threshold)
 		return heap_or_map(s);
 	/* glibc's order under the dynamic threshold (heap_fit); threshold 0 is strict mode's demand for a mapping, and
@@ -1041,6 +1057,18 @@ static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 		   s + META_SIZE < MMAP_THRESHOLD_MAX; /* from 32 MiB a block always maps (and the mapping cache keeps it) */
 	struct block_meta *b = fit ? heap_fit(s) : NULL;
 	return b ? b : map_big(0, s, kept);
+}
+
+static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
+{
+	if (mapcache_n)
+		mapcache_expire();
+	struct block_meta *b = alloc_block_now(align_up(n), threshold, kept);
+	/* a top that waited long enough goes back after the request is served, which may take part of it (then
+	 * kept: trim_used): trimmed first, a request larger than the trim's keep moved the break down and up again */
+	if (osm_heap.trim_since)
+		trim_due();
+	return b;
 }
 
 struct block_meta *osm_malloc(size_t n, size_t threshold)
@@ -1314,6 +1342,7 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 	size_t before = b->size;
 	bool enomem = false;
 	if (resize_in_place(b, s, &enomem)) {
+		trim_used(block_end(b));
 		osm_heap.count.heap_in_use += b->size - before;
 		osm_heap.count.inplace_reallocs++;
 		if (osm_heap.policy.eager_coalesce)

@@ -315,8 +315,9 @@ struct heap {
 	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
 	bool trim_watch;                /* a free trimmed the top: a growth of the break before the next trim raises
 					 * the trim threshold (heap.c, brk_grow) */
-	struct block_meta *trim_block;  /* default profile: the free top waiting to be trimmed (heap.c, trim_due) */
-	uint64_t trim_since;            /* when it was first seen waiting (osm_os_now_ns) */
+	uint64_t trim_since;            /* default profile: when a free top above the trim threshold began to wait
+					 * for its trim (osm_os_now_ns; 0: none waits; heap.c, trim_due) */
+	const char *trim_high;          /* the highest block end the program used since (trim_used) */
 	bool gaps;                      /* someone else moved the break between two of our segments */
 	enum bestfit_mode bestfit;
 };
