@@ -898,9 +898,10 @@ HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, boo
  * `prev` overwritten while the block was cached is reported, with the pointer, where osmem next reads it (the
  * block's free, realloc or malloc_usable_size, the cache giving it back to the core, os_heap_check), as for a
  * block in use, whose header a program can overwrite at any time. Checking the whole header here cost threads-8
- * 6-8% (session 25): the header's first word lies on the line before the payload's whenever the payload starts
- * in the first half of a line, and that line is cold by the time the block is asked for again; `next` is off the
- * payload's line only when the payload starts a line. A top block too small: the first that fits below it (a
+ * 4.3% against this (21 interleaved runs; 6-8% against reading no header at all, session 25): the header's first
+ * word lies on the line before the payload's whenever the payload starts in the first half of a line, and that
+ * line is cold by the time the block is asked for again; `next` is off the payload's line only when the payload
+ * starts a line. A top block too small: the first that fits below it (a
  * scan of their sizes); a miss takes the core's lock once for a batch of this size (batch false: for this block
  * alone). */
 static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
