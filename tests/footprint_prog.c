@@ -1,0 +1,142 @@
+/* footprint_prog: an ordinary program's allocations, for tests/test_footprint.py and tools/hot-list. Linked with
+ * nothing of osmem's: libosmem-malloc.so is preloaded. Small pairs, calloc, realloc growth across the mmap
+ * threshold, medium and large blocks, the aligned family, a second thread that frees the first one's blocks and
+ * exits. Then, with --pages, it prints one line per mapping of the preloaded library:
+ *
+ *     map PERMS FILE_OFFSET PAGES PRESENT FIRST_PRESENT LAST_PRESENT
+ *
+ * where PRESENT counts the pages of the mapping that are in the process's page tables (/proc/self/pagemap, bit
+ * 63), the pages that count in its resident set, and FIRST/LAST_PRESENT are page indexes within the mapping (-1
+ * when none). Exit status 0 when every block read back what was written. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HANDED 256
+
+static void *handed[HANDED];
+static int bad;
+
+static void check(const unsigned char *p, size_t n, unsigned char v)
+{
+	for (size_t i = 0; i < n; i += 97)
+		if (p[i] != v)
+			bad = 1;
+}
+
+static void *other(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < HANDED; i++) { /* remote frees: the blocks main allocated */
+		check(handed[i], 16, (unsigned char)i);
+		free(handed[i]);
+	}
+	for (int i = 0; i < 1000; i++) { /* a thread's own cache, given back at its exit */
+		char *p = malloc(16 + (size_t)i % 500);
+		memset(p, 1, 16);
+		free(p);
+	}
+	return NULL;
+}
+
+static void work(void)
+{
+	for (int i = 0; i < 100000; i++) { /* pairs, and eight in flight */
+		size_t n = 16 + (size_t)(i * 7919) % 241;
+		unsigned char *p = malloc(n);
+		memset(p, (unsigned char)i, n);
+		check(p, n, (unsigned char)i);
+		free(p);
+	}
+	for (int i = 0; i < 1000; i++) {
+		void *q[8];
+		for (int k = 0; k < 8; k++)
+			q[k] = malloc(32 + (size_t)k * 40);
+		for (int k = 7; k >= 0; k--)
+			free(q[k]);
+	}
+	for (int i = 0; i < 200; i++) { /* calloc, medium blocks */
+		unsigned char *z = calloc(1 + (size_t)i % 50, 64);
+		check(z, (1 + (size_t)i % 50) * 64, 0);
+		unsigned char *m = malloc(2500 + (size_t)i * 150);
+		memset(m, 3, 2500);
+		free(z);
+		free(m);
+	}
+	unsigned char *g = NULL; /* realloc growth, from the small classes past the mmap threshold */
+	size_t n = 16;
+	for (; n <= (size_t)1 << 20; n = n * 3 / 2) {
+		g = realloc(g, n);
+		g[n - 1] = 7;
+	}
+	free(g);
+	for (int i = 0; i < 20; i++) { /* large blocks */
+		unsigned char *l = malloc((size_t)200000 + (size_t)i * 150000);
+		memset(l, 5, 4096);
+		check(l, 4096, 5);
+		free(l);
+	}
+	void *a = NULL;
+	if (posix_memalign(&a, 64, 100) == 0)
+		free(a);
+	free(aligned_alloc(4096, 8192));
+	char *s = strdup("footprint");
+	free(s);
+	for (int i = 0; i < HANDED; i++) {
+		handed[i] = malloc(16 + (size_t)i);
+		memset(handed[i], i, 16);
+	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, other, NULL) == 0)
+		pthread_join(t, NULL);
+	else
+		bad = 1;
+}
+
+/* One line per mapping of the preloaded library (its path contains libosmem-malloc). */
+static void pages(void)
+{
+	FILE *maps = fopen("/proc/self/maps", "r");
+	int pm = open("/proc/self/pagemap", O_RDONLY);
+	if (!maps || pm < 0) {
+		printf("error cannot read /proc/self/maps or pagemap\n");
+		bad = 1;
+		return;
+	}
+	char line[4096];
+	while (fgets(line, sizeof line, maps)) {
+		unsigned long lo, hi, off;
+		char perms[8];
+		if (!strstr(line, "libosmem-malloc") || sscanf(line, "%lx-%lx %7s %lx", &lo, &hi, perms, &off) != 4)
+			continue;
+		long present = 0, first = -1, last = -1;
+		for (unsigned long a = lo; a < hi; a += 4096) {
+			uint64_t e = 0;
+			if (pread(pm, &e, sizeof e, (off_t)(a / 4096 * sizeof e)) != (ssize_t)sizeof e)
+				continue;
+			if (e >> 63) {
+				long i = (long)((a - lo) / 4096);
+				present++;
+				if (first < 0)
+					first = i;
+				last = i;
+			}
+		}
+		printf("map %s %lx %lu %ld %ld %ld\n", perms, off, (hi - lo) / 4096, present, first, last);
+	}
+	fclose(maps);
+	close(pm);
+}
+
+int main(int argc, char **argv)
+{
+	work();
+	if (argc > 1 && strcmp(argv[1], "--pages") == 0)
+		pages();
+	printf("footprint_prog %s\n", bad ? "bad" : "ok");
+	return bad;
+}
