@@ -694,6 +694,13 @@ static void trim_due(void)
  * shrinks again, as glibc's dynamic thresholds never come down. */
 #define DECAY_MIN      ((size_t)1 << 20)
 #define DECAY_KEEP     ((size_t)1 << 20)
+/* Where a page fault is cheap (huge.c's probe, osm_huge_faults_dear: under 4 us; 1.5-2 us on the hosts of sessions
+ * 24-26), the numbers above buy little: they were set where a fault cost 10-20 us. There the decay keeps 256 KiB of
+ * a block's front and its delay stays at 10 ms (decay_reused): python3 (11 interleaved runs, session 26) 67.9 ->
+ * 59.6 MiB at its peak (glibc 57.1), 20,200 -> 27,100 page faults (glibc 24,400), 0.993 -> 1.021 of glibc's time;
+ * PYTHONMALLOC=malloc 69.0 -> 60.5 MiB (glibc 63.6), 0.974 -> 0.960 of glibc's time. The 256 KiB alone, with the
+ * doubling: 68.1 MiB, nothing gained; no doubling with 1 MiB kept: 62.6. growth/cheap_faults/... */
+#define DECAY_KEEP_CHEAP ((size_t)1 << 18)
 #define DECAY_NS_MIN   10000000ull   /* 10 ms */
 #define DECAY_NS_MAX   1280000000ull /* 1.28 s: seven doublings */
 #define DECAY_REUSE_NS 1000000000ull /* a block taken again within 1 s of its give-back was given back too soon */
@@ -705,11 +712,18 @@ static uint64_t decay_tag(const struct block_meta *b, uint64_t pass)
 	return ((uint64_t)(uintptr_t)b ^ (pass * 0x9E3779B97F4A7C15ull)) * (osm_heap.key | 1);
 }
 
+/* The front of a block the decay keeps resident: DECAY_KEEP, or DECAY_KEEP_CHEAP where faults are cheap. The
+ * probe runs once, at the first call (a mapping of 16 pages and their faults). */
+static size_t decay_keep(void)
+{
+	return osm_huge_faults_dear() ? DECAY_KEEP : DECAY_KEEP_CHEAP;
+}
+
 static bool decay_visit(struct block_meta *b, void *arg)
 {
 	uint64_t *w = (uint64_t *)payload(b);
 	if (w[0] == decay_tag(b, decay_pass - 1)) { /* free at the last pass, and untouched since: all but its front */
-		discard_past(b, DECAY_KEEP, arg);
+		discard_past(b, decay_keep(), arg);
 		w[0] = decay_tag(b, 0);
 		w[1] = decay_last_ns; /* when: read by decay_reused (the word lies in the kept front) */
 	} else if (w[0] != decay_tag(b, 0)) {
@@ -719,11 +733,13 @@ static bool decay_visit(struct block_meta *b, void *arg)
 }
 
 /* heap_fit takes b for a request of s bytes: when b is a block the decay gave back, s reaches past its kept front
- * (so its pages fault in again), and that within DECAY_REUSE_NS of the give-back, the delay doubles. Cost: a
- * compare of s, on heap_fit's path; a clock read only for a block so tagged. */
+ * (so its pages fault in again), and that within DECAY_REUSE_NS of the give-back, the delay doubles, unless
+ * faults are cheap here (DECAY_KEEP_CHEAP). Cost: a compare of s, on heap_fit's path; a clock read only for a
+ * block so tagged. */
 static void decay_reused(const struct block_meta *b, size_t s)
 {
-	if (s <= DECAY_KEEP || osm_heap.classic || decay_ns >= DECAY_NS_MAX)
+	if (s <= DECAY_KEEP_CHEAP || osm_heap.classic || decay_ns >= DECAY_NS_MAX || s <= decay_keep() ||
+	    !osm_huge_faults_dear())
 		return;
 	const uint64_t *w = (const uint64_t *)payload((struct block_meta *)b);
 	if (w[0] != decay_tag(b, 0) || osm_os_now_ns() - w[1] >= DECAY_REUSE_NS)
