@@ -40,8 +40,10 @@
  *
  * Cost: nothing per request. Per growth of the break, once dense: one madvise. Per doubling of the heap until
  * dense: one mincore per 16 MiB measured. Per new segment from the eighth: one mincore of 4 MiB until the front is
- * found dense, then one madvise. Once per process, when the heap or the front is first found dense or at the
- * heap's 64th fresh header page: the fault probe (an mmap, 16 page faults, a munmap; 30-200 us, under the lock). */
+ * found dense, then one madvise. Once per process, when the heap or the front is first found dense, at the
+ * heap's 64th fresh header page, or at the decay's first give-back (heap.c: how much of an idle block to keep):
+ * the fault probe (an mmap, 16 page faults, a munmap; 30-200 us, under the lock; none when OSMEM_FAULT_NS sets
+ * the cost). =dense above skips it for the huge-page decision only. */
 #include "internal.h"
 
 #define HUGE_FROM ((size_t)32 << 20) /* a heap smaller than this is not measured: its RSS is what it is */

@@ -3,11 +3,11 @@
  * threshold, medium and large blocks, the aligned family, a second thread that frees the first one's blocks and
  * exits. Then, with --pages, it prints one line per mapping of the preloaded library:
  *
- *     map PERMS FILE_OFFSET PAGES PRESENT FIRST_PRESENT LAST_PRESENT
+ *     map PERMS FILE_OFFSET PAGES PRESENT FIRST_PRESENT LAST_PRESENT START
  *
  * where PRESENT counts the pages of the mapping that are in the process's page tables (/proc/self/pagemap, bit
- * 63), the pages that count in its resident set, and FIRST/LAST_PRESENT are page indexes within the mapping (-1
- * when none). Exit status 0 when every block read back what was written. */
+ * 63), the pages that count in its resident set, FIRST/LAST_PRESENT are page indexes within the mapping (-1
+ * when none), and START its address (hexadecimal). Exit status 0 when every block read back what was written. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -126,7 +126,7 @@ static void pages(void)
 				last = i;
 			}
 		}
-		printf("map %s %lx %lu %ld %ld %ld\n", perms, off, (hi - lo) / 4096, present, first, last);
+		printf("map %s %lx %lu %ld %ld %ld %lx\n", perms, off, (hi - lo) / 4096, present, first, last, lo);
 	}
 	fclose(maps);
 	close(pm);

@@ -109,9 +109,13 @@ SELECT count(*), sum(amount) FROM orders;
 MAPPED = re.compile(r"(?<!H\+)\b0x[0-9a-f]+\b")  # absolute addresses only, not heap offsets H+0x...
 
 
+PROBE = re.compile(r"^(  hugepage probe )\d+( ns)", re.M)  # a fault's cost, measured anew in every process
+
+
 def normalised(text):
-    """Mapped addresses replaced by M, and the thread numbers dropped: the replay runs on one thread."""
-    return re.sub(r" t=\d+$", "", MAPPED.sub("M", text), flags=re.M)
+    """Mapped addresses replaced by M, the fault probe's measure by N, and the thread numbers dropped: the replay
+    runs on one thread."""
+    return re.sub(r" t=\d+$", "", MAPPED.sub("M", PROBE.sub(r"\1N\2", text)), flags=re.M)
 
 
 def results_of(norm):
@@ -121,7 +125,8 @@ def results_of(norm):
 
 def normalised_default(text):
     """A default-profile trace: each front segment becomes Sk (k: the order of its seg_map) and every address in it
-    Sk+0x<offset>; the remaining absolute addresses (mappings) become M; thread numbers are dropped."""
+    Sk+0x<offset>; the remaining absolute addresses (mappings) become M; the fault probe's measure N; thread numbers
+    are dropped."""
     segs = [int(a, 16) for a in re.findall(r"^  seg_map (0x[0-9a-f]+) ", text, re.M)]
 
     def sub(m):
@@ -130,7 +135,7 @@ def normalised_default(text):
             if base <= v < base + (4 << 20):
                 return f"S{k + 1}+0x{v - base:x}"
         return "M"
-    return re.sub(r" t=\d+$", "", MAPPED.sub(sub, text), flags=re.M)
+    return re.sub(r" t=\d+$", "", MAPPED.sub(sub, PROBE.sub(r"\1N\2", text)), flags=re.M)
 
 
 def first_diff(a, b):
