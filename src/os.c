@@ -41,6 +41,15 @@ static int fault_env_state; /* 0: OSMEM_FAIL not read yet; 1: read */
 
 static const char *const fault_names[OS_FAULT_KINDS] = { "brk", "mmap", "mremap" };
 
+/* The decimal number at *s (saturating at SIZE_MAX), *s moved past its digits: the settings' one parser. */
+static size_t decimal(const char **s)
+{
+	size_t v = 0;
+	for (; **s >= '0' && **s <= '9'; (*s)++)
+		v = v > SIZE_MAX / 10 ? SIZE_MAX : v * 10 + (size_t)(**s - '0');
+	return v;
+}
+
 static void fault_env_bad(const char *spec)
 {
 	osm_os_write_err("osmem: OSMEM_FAIL=");
@@ -75,10 +84,7 @@ static void fault_env_read(void)
 			fault_env_bad(spec);
 			return;
 		}
-		size_t v = 0;
-		for (; *s >= '0' && *s <= '9'; s++)
-			v = v > SIZE_MAX / 10 ? SIZE_MAX : v * 10 + (size_t)(*s - '0');
-		at[k] = v;
+		at[k] = decimal(&s);
 		if (*s == '+') {
 			sticky[k] = true;
 			s++;
@@ -522,10 +528,8 @@ uint64_t osm_os_fault_probe_ns(void)
 	/* OSMEM_FAULT_NS=N: a fault costs N ns, no probe (tests; a host whose first touches the probe misjudges) */
 	const char *set = osm_os_getenv("OSMEM_FAULT_NS");
 	if (set && *set) {
-		uint64_t v = 0;
 		const char *c = set;
-		for (; *c >= '0' && *c <= '9' && v < (uint64_t)1 << 40; c++)
-			v = v * 10 + (uint64_t)(*c - '0');
+		size_t v = decimal(&c);
 		if (!*c && v)
 			return v;
 		osm_os_write_err("osmem: OSMEM_FAULT_NS=");

@@ -15,6 +15,7 @@
 Usage: test_faults.py --build DIR. Prints PASS/FAIL lines and exits 1 when something failed."""
 import argparse
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -98,6 +99,19 @@ def env_checks(lib):
     n = r.stderr.count("OSMEM_FAIL=nonsense is not understood")
     check("env_not_understood", r.returncode == 0 and n == 1,
           f"exit {r.returncode}, named {n} times on stderr: {r.stderr[:300]!r}")
+    # OSMEM_FAULT_NS (README): taken instead of the probe's measure, or named once and measured. 300 blocks of
+    # 40000 bytes reach the heap's 64th fresh header page, where the probe runs (heap.c, prefault)
+    probe = "x = [bytearray(40000) for _ in range(300)]"
+    for value, want_ns in (("3000", 3000), ("abc", None)):
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                           env=clean_env(LD_PRELOAD=lib, OSMEM_FAULT_NS=value, OSMEM_STATS="1"))
+        m = re.search(r"fault probe ns +(\d+)", r.stderr)
+        ns = int(m.group(1)) if m else None
+        named = r.stderr.count(f"OSMEM_FAULT_NS={value} is not understood")
+        ok = r.returncode == 0 and ns is not None and (ns == want_ns and named == 0 if want_ns else ns > 0 and named == 1)
+        check(f"fault_ns_{'taken' if want_ns else 'not_understood'}", ok,
+              f"OSMEM_FAULT_NS={value}: exit {r.returncode}, fault probe ns {ns} (want {want_ns or 'a measure'}), "
+              f"named {named} times on stderr (want {0 if want_ns else 1})")
     code = "import json; print(sum(range(10**6)), len(json.dumps([list(range(1000))] * 200)))"
     want = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env()).stdout
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
