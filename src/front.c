@@ -105,12 +105,17 @@ static const uint32_t class_size[FRONT_CLASSES] = {
  * free's fast path reads them only for a page of a thread that has a heap, so after it). */
 uint8_t osm_front_tc_max[FRONT_CLASSES];
 
+/* A segment's first 16 KiB: the descriptors of its 64 pages. pages[0] is this header's own page, with no slots;
+ * its last line holds the segment's own fields (seg_links). Pages are handed out from page 1 up, and a page's
+ * descriptor is first written when the page is (pool_take), so a program that uses 15 pages or fewer has one page
+ * of its segment's metadata resident: writing all 63 descriptors at the segment's birth, with its fields after
+ * them, made it five (16 KiB more in every process). */
 struct front_seg {
-	struct front_page pages[FRONT_PAGES]; /* pages[0] is this header's own page: no slots */
-	struct front_seg *next, *prev;
-	uint32_t free_pages;                  /* pages in the pool */
+	struct front_page pages[FRONT_PAGES];
 };
 _Static_assert(sizeof(struct front_seg) <= FRONT_PAGE_SIZE, "a segment's descriptors fit in its first page");
+
+static inline struct front_seg_links *seg_links(struct front_seg *s) { return &s->pages[0].seg; }
 
 // ------------------------------------------------------------------
 // State
@@ -169,7 +174,8 @@ static bool front_traced;                            /* set once, before the fir
 static pthread_key_t exit_key;
 static struct front_seg *segments;
 static size_t n_segments, n_free_segments;
-static struct front_list pool;                       /* free pages of all segments */
+static struct front_list pool;                       /* pages of all segments given back: free, resident */
+static struct front_seg *fresh_seg;                  /* the segment with pages never handed out, if any */
 static struct front_list abandoned[FRONT_CLASSES];
 static size_t n_abandoned, n_abandoned_cls[FRONT_CLASSES];
 static struct front_heap *live_heaps, *spare_heaps;
@@ -477,8 +483,9 @@ static void segmap_set(uintptr_t seg, bool on)
  * segment is advised once the newest one before it (full: a segment is mapped only when the pool is empty) is
  * found dense, 7/8 of its pages resident. Until then each new segment costs one mincore of 4 MiB. A program with
  * fewer segments keeps 4 KiB pages: a huge page is resident whole. Only a segment's upper 2 MiB is advised: the
- * lower holds page 0, whose descriptors (16 KiB, written when the segment is born) would make all of it resident
- * at once, while the pool hands pages out from the last down, so the upper half fills first. Advising both
+ * lower holds page 0, whose descriptors (written from the segment's birth on) would make all of it resident at
+ * once. (This comment said until session 27 that the pool hands pages out from the last down; it handed them out
+ * from page 1 up, as pool_take does now, so the upper half fills last.) Advising both
  * halves cost sqlite3 2.1 MiB of peak RSS (97.4 -> 99.5 MiB, 21,750 faults); the upper half alone nothing
  * (97.5 MiB, 22,800 faults; 29,400 without huge pages). Front lock and core lock held. */
 #define SEG_HUGE_FROM 8
@@ -613,15 +620,13 @@ static struct front_seg *seg_new(void)
 		return NULL;
 	if (TRACING)
 		osm_trace_event("  seg_map %p %z", (void *)seg, FRONT_SEG_SIZE);
-	struct front_seg *s = (struct front_seg *)seg; /* fresh memory: all zero */
-	for (size_t i = 1; i < FRONT_PAGES; i++) {
-		page_unformat(&s->pages[i], PG_POOL);
-		list_push(&pool, &s->pages[i]);
-	}
-	s->free_pages = FRONT_PAGES - 1;
-	s->next = segments;
+	struct front_seg *s = (struct front_seg *)seg; /* fresh memory: all zero, every page PG_POOL */
+	struct front_seg_links *l = seg_links(s);
+	l->free_pages = l->fresh = FRONT_PAGES - 1;
+	fresh_seg = s; /* a segment is mapped only when no other has a free page */
+	l->next = segments;
 	if (segments)
-		segments->prev = s;
+		seg_links(segments)->prev = s;
 	segments = s;
 	n_segments++;
 	n_free_segments++;
@@ -631,14 +636,17 @@ static struct front_seg *seg_new(void)
 
 static void seg_release(struct front_seg *s)
 {
-	for (size_t i = 1; i < FRONT_PAGES; i++)
+	struct front_seg_links *l = seg_links(s);
+	for (size_t i = 1; i < FRONT_PAGES - l->fresh; i++) /* every page handed out is back in the pool */
 		list_remove(&pool, &s->pages[i]);
-	if (s->prev)
-		s->prev->next = s->next;
+	if (s == fresh_seg)
+		fresh_seg = NULL;
+	if (l->prev)
+		seg_links(l->prev)->next = l->next;
 	else
-		segments = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+		segments = l->next;
+	if (l->next)
+		seg_links(l->next)->prev = l->prev;
 	n_segments--;
 	n_free_segments--;
 	segmap_set((uintptr_t)s, false);
@@ -661,17 +669,25 @@ static void pool_put(struct front_page *pg)
 	page_unformat(pg, PG_POOL);
 	list_push(&pool, pg);
 	struct front_seg *s = seg_of(pg);
-	if (++s->free_pages == FRONT_PAGES - 1 && ++n_free_segments > SEGS_KEEP)
+	if (++seg_links(s)->free_pages == FRONT_PAGES - 1 && ++n_free_segments > SEGS_KEEP)
 		seg_release(s);
 }
 
+/* A free page: the oldest one given back to the pool (its memory resident already), else the next never handed out
+ * of the newest segment (its descriptor and memory first touched now), else one of a new segment. */
 static struct front_page *pool_take(void)
 {
-	if (!pool.first && !seg_new())
-		return NULL;
 	struct front_page *pg = list_pop(&pool);
-	struct front_seg *s = seg_of(pg);
-	if (s->free_pages-- == FRONT_PAGES - 1)
+	if (!pg) {
+		if (!fresh_seg && !seg_new())
+			return NULL;
+		struct front_seg_links *l = seg_links(fresh_seg);
+		pg = &fresh_seg->pages[FRONT_PAGES - l->fresh];
+		if (--l->fresh == 0)
+			fresh_seg = NULL;
+	}
+	struct front_seg_links *l = seg_links(seg_of(pg));
+	if (l->free_pages-- == FRONT_PAGES - 1)
 		n_free_segments--;
 	return pg;
 }
@@ -1769,8 +1785,8 @@ bool osm_front_trim(void)
 	}
 	abandoned_sweep(NULL, FRONT_CLASSES, SIZE_MAX, &dead.collected);
 	for (struct front_seg *s = segments, *next; s; s = next) {
-		next = s->next;
-		if (s->free_pages == FRONT_PAGES - 1) {
+		next = seg_links(s)->next;
+		if (seg_links(s)->free_pages == FRONT_PAGES - 1) {
 			seg_release(s);
 			released = true;
 		}
@@ -1851,7 +1867,7 @@ void osm_front_stats(struct front_stats *fs)
 	fs->mc_bytes += xfer_bytes;
 	fs->mc_flushed += xfer_flushed;
 	fs->threads = n_live;
-	for (struct front_seg *s = segments; s; s = s->next) {
+	for (struct front_seg *s = segments; s; s = seg_links(s)->next) {
 		fs->segment_bytes += FRONT_SEG_SIZE;
 		for (size_t i = 1; i < FRONT_PAGES; i++) {
 			struct front_page *pg = &s->pages[i];

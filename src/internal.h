@@ -522,9 +522,11 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
 #define MEDIUM_BUDGET_ALL ((size_t)32 << 20)
 #define MEDIUM_BUDGET_MIN ((size_t)1 << 20)
 
-enum { PG_CUR, PG_PARTIAL, PG_FULL, PG_EMPTY, PG_ABANDONED, PG_POOL };
+/* PG_POOL is 0: the descriptor of a page its segment has never handed out is all zeros, and reads as free. */
+enum { PG_POOL, PG_CUR, PG_PARTIAL, PG_FULL, PG_EMPTY, PG_ABANDONED };
 
 struct front_heap;
+struct front_seg;
 
 /* One page of slots, described in its segment's first page: three cache lines used, so that the frees of other
  * threads (which read the second and push on the third) never touch the line the owner writes on every malloc
@@ -549,7 +551,16 @@ struct front_page {
 	/* frees by other threads: an atomic LIFO of slots (encoded links): the head in the low TF_SHIFT bits, how
 	 * many slots it holds above (a page holds at most 4096) */
 	_Alignas(64) uintptr_t thread_free;
-	_Alignas(64) char spare_[64];
+	/* unused in pages 1..63; in page 0, which has no slots, its segment's own fields (front.c, seg_links): with
+	 * them here, a segment whose first pages are in use has one page of metadata resident, not five */
+	_Alignas(64) union {
+		char spare_[64];
+		struct front_seg_links {
+			struct front_seg *next, *prev; /* the list of segments */
+			uint32_t free_pages; /* pages in the pool or never handed out */
+			uint32_t fresh;      /* pages never handed out: the last `fresh` of the segment */
+		} seg;
+	};
 };
 _Static_assert(sizeof(struct front_page) == 256, "a page descriptor is four cache lines (front_page_of)");
 

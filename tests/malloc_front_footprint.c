@@ -11,7 +11,11 @@
  *   - data_segment_small: the library's file-backed writable mapping (.data, .got: what the loader maps from
  *     the file and relocates) is at most 12 KiB. Big initialised objects must not exist;
  *   - bss_small: the library's .bss section (read from its ELF file) is at most 16 KiB: the big tables are in
- *     .lbss (LARGE_BSS, internal.h), which the linker places after it, so the small globals share a few pages.
+ *     .lbss (LARGE_BSS, internal.h), which the linker places after it, so the small globals share a few pages;
+ *   - segment_metadata_one_page: a program with objects of 12 size classes has at most 2 of the 16 pages of its
+ *     segment's metadata (the descriptors of 64 pages and the segment's fields) resident. Until session 27 a new
+ *     segment wrote all 63 descriptors (each put on the pool) and its fields after them: 5 pages, 16 KiB more in
+ *     every process.
  * Prints `PASS front/footprint/...` or `FAIL ...: why`. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +24,7 @@
 #include <string.h>
 
 #include <elf.h>
+#include <sys/mman.h>
 
 #include "osmem.h"
 
@@ -119,6 +124,36 @@ int main(void)
 	} else {
 		result("bss_small", NULL);
 	}
+
+	/* one object of each class from 16 to 256 bytes: 12 pages of a fresh segment in use */
+	void *keep[12];
+	for (int i = 0; i < 12; i++)
+		keep[i] = malloc(i < 8 ? 16 * (size_t)(i + 1) : 128 + 32 * (size_t)(i - 7));
+	unsigned char vec[16];
+	char *seg = (char *)((uintptr_t)keep[0] & ~(((uintptr_t)4 << 20) - 1));
+	if (mincore(seg, 64 * 1024, vec) != 0) {
+		snprintf(why, sizeof why, "mincore of the segment's first 64 KiB at %p (of the object %p) failed: not a "
+			 "front segment?", (void *)seg, keep[0]);
+		result("segment_metadata_one_page", why);
+	} else {
+		int resident = 0;
+		char pages[64] = "";
+		for (int i = 0; i < 16; i++)
+			if (vec[i] & 1) {
+				resident++;
+				snprintf(pages + strlen(pages), sizeof pages - strlen(pages), " %d", i);
+			}
+		if (resident > 2) {
+			snprintf(why, sizeof why, "%d of the 16 pages of the segment's metadata at %p are resident (at most 2), "
+				 "pages%s: the descriptors of pages not yet handed out, or the segment's fields, were written",
+				 resident, (void *)seg, pages);
+			result("segment_metadata_one_page", why);
+		} else {
+			result("segment_metadata_one_page", NULL);
+		}
+	}
+	for (int i = 0; i < 12; i++)
+		free(keep[i]);
 
 	return failures != 0;
 }
