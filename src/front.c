@@ -439,20 +439,19 @@ void *osm_front_corrupt_jump(void *slot)
 void osm_front_check_heads(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
-	for (size_t cls = 0; cls < FRONT_CLASSES; cls++) {
+	/* only the classes this heap has had a page of: the others have no list and an empty cache. Checking all 29
+	 * twice took 385 instructions a call, a quarter of a large malloc's (callgrind, bench's large) */
+	for (uint32_t m = h->used_classes; m; m &= m - 1) {
+		size_t cls = (size_t)__builtin_ctz(m);
 		struct front_page *pg = h->cur[cls];
 		void **s = pg->free;
-		if (!s)
-			continue;
-		void *next = front_dec(s, (uintptr_t)s[0]);
-		if (next && !front_is_slot(pg, (uintptr_t)next))
-			osm_front_corrupt(s);
-	}
-	for (size_t cls = 0; cls < FRONT_CLASSES; cls++) {
+		if (s) {
+			void *next = front_dec(s, (uintptr_t)s[0]);
+			if (next && !front_is_slot(pg, (uintptr_t)next))
+				osm_front_corrupt(s);
+		}
 		void **t = h->tc_top[cls];
-		if (!t)
-			continue;
-		if (!tc_slot_marked(t))
+		if (t && !tc_slot_marked(t))
 			osm_front_corrupt(t);
 	}
 }
@@ -1003,6 +1002,7 @@ static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap
 		return NULL; /* cannot happen: every page find_page returns has a free slot */
 	pg->state = PG_CUR;
 	h->cur[cls] = pg;
+	h->used_classes |= (uint32_t)1 << cls;
 	return page_pop(pg);
 }
 

@@ -584,6 +584,7 @@ struct front_heap {
 	 * second). */
 	void **tc_top[FRONT_CLASSES];
 	void ***tc_sp[FRONT_CLASSES];
+	uint32_t used_classes; /* bit cls: cur[cls] has held a page (only then can tc_top[cls] or a page's list be set) */
 	size_t hits, misses, frees;       /* plain increments by the owner; summed under the front lock */
 	size_t remote_freed, collected;   /* bytes freed into other threads' pages / collected from its own */
 	struct front_list partial[FRONT_CLASSES], full[FRONT_CLASSES];
@@ -734,7 +735,8 @@ HIDDEN _Noreturn void osm_front_corrupt(void *slot);
 /* The same, for malloc's fast path: declared as returning, so that the report is a jump (a tail call), not a call
  * that makes the hit path set up a stack frame. It never returns. */
 HIDDEN __attribute__((returns_nonnull)) void *osm_front_corrupt_jump(void *slot);
-/* Checks the head link of this thread's current free list of every class; aborts on a corrupted one. */
+/* Checks the head link of this thread's current free list and the top of its cache, of every class it has used;
+ * aborts on a corrupted one. */
 HIDDEN void osm_front_check_heads(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 
