@@ -30,7 +30,7 @@ def sample(secs, error=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")  # the runner's protocol; nothing is built here
-    ap.parse_args()
+    args = ap.parse_args()
 
     # R's wilcox.test(x, y, paired = TRUE) example: V = 40, p = 0.03906 (20 of the 512 sign patterns)
     x = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
@@ -129,6 +129,20 @@ def main():
     wrong = [w.name for w in bench.WORKLOADS if (w.missing() is None) != all(shutil.which(p) for p in w.needs)]
     check("missing_program_only_when_absent", not wrong,
           f"{wrong}: reported missing with every program on PATH, or running without one")
+
+    # bench/ab.py, the paired A/B of two builds: it runs, pairs its runs, and names a command that fails
+    import re, subprocess
+    lib = os.path.join(os.path.abspath(args.build), "libosmem-malloc.so")
+    ab = os.path.join(ROOT, "bench", "ab.py")
+    r = subprocess.run([sys.executable, ab, "--pairs", "5", lib, lib, "--", "true"], capture_output=True, text=True,
+                       timeout=120)
+    check("ab_pairs_its_runs", r.returncode == 0 and re.search(r"median of 5 pairs\)  B faster in [0-5]  p [0-9.e-]+$",
+                                                              r.stdout.strip()),
+          f"exit {r.returncode}, output {r.stdout.strip()!r} {r.stderr.strip()[-200:]!r}")
+    r = subprocess.run([sys.executable, ab, "--pairs", "2", lib, lib, "--", "false"], capture_output=True, text=True,
+                       timeout=120)
+    check("ab_names_failing_command", r.returncode != 0 and "false" in r.stderr and "exited 1" in r.stderr,
+          f"exit {r.returncode}, stderr {r.stderr.strip()[-200:]!r}: want a failure naming `false` and its status")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Paired A/B of two builds of the drop-in (or any two preloadable allocators) on one command: is B faster?
+
+    python3 bench/ab.py [--pairs N] LIB_A LIB_B -- PROG ARGS...
+    python3 bench/ab.py /tmp/old/libosmem-malloc.so build/libosmem-malloc.so -- build/bench/wl/pairs 1
+
+Runs A and B one after the other N times (the order flipped every pair), each run from a fresh copy of its library
+(bench/run.py, fresh_copy: where a library's pages land in the page cache once made the same bytes 3.4x slower),
+and prints the medians, the median of the pairs' ratios B/A, how many pairs B won, and Wilcoxon's signed-rank p
+(exact, two-sided) of the ratios.
+
+Why paired: on this machine the same build's time moves by 5-10% from one batch of runs to the next (the host's
+load), more than most changes are worth. Session 27 measured one change three ways: medians of two interleaved
+11-run batches said 10% faster, then level; 40 alternating pairs said 7.7% faster (34 of 40) on one workload and
+7.4% slower (24 of 30) on another. Judge a change by pairs, on every workload it touches."""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402  (fresh_copy, signed_rank_p)
+
+
+def timed(lib, cmd, work):
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = R.fresh_copy(lib, work)
+    t = time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit("ab: %s under %s exited %d: %s" % (" ".join(cmd), lib, p.returncode,
+                                                     p.stderr.decode(errors="replace").strip()[-300:]))
+    return t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pairs", type=int, default=30, help="pairs of runs (default 30)")
+    ap.add_argument("lib_a")
+    ap.add_argument("lib_b")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
+    a = ap.parse_args()
+    cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
+    if not cmd:
+        ap.error("no command after --")
+    for lib in (a.lib_a, a.lib_b):
+        if not os.path.isfile(lib):
+            ap.error("no such library: %s" % lib)
+    work = tempfile.mkdtemp(prefix="ab-", dir=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
+    ta, tb = [], []
+    try:
+        for i in range(a.pairs):
+            if i % 2:
+                tb.append(timed(a.lib_b, cmd, work))
+                ta.append(timed(a.lib_a, cmd, work))
+            else:
+                ta.append(timed(a.lib_a, cmd, work))
+                tb.append(timed(a.lib_b, cmd, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ratios = [b / x for x, b in zip(ta, tb)]
+    p = R.signed_rank_p(ratios)
+    print("A %.4f s  B %.4f s (medians)  B/A %.3f (median of %d pairs)  B faster in %d  p %s" % (
+        statistics.median(ta), statistics.median(tb), statistics.median(ratios), len(ratios),
+        sum(r < 1 for r in ratios), "%.3g" % p if p is not None else "-"))
+
+
+if __name__ == "__main__":
+    main()
