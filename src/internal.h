@@ -735,8 +735,9 @@ HIDDEN _Noreturn void osm_front_corrupt(void *slot);
 /* The same, for malloc's fast path: declared as returning, so that the report is a jump (a tail call), not a call
  * that makes the hit path set up a stack frame. It never returns. */
 HIDDEN __attribute__((returns_nonnull)) void *osm_front_corrupt_jump(void *slot);
-/* Checks the head link of this thread's current free list and the top of its cache, of every class it has used;
- * aborts on a corrupted one. */
+/* Checks the head link of this thread's current free list and the top of its cache, of every class it has had a
+ * page of; aborts on a corrupted one. A large request runs it (core_malloc), as glibc's consolidation checks its
+ * fast bins at one (tst-safe-linking). */
 HIDDEN void osm_front_check_heads(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 
