@@ -4,10 +4,10 @@
     python3 bench/ab.py [--pairs N] LIB_A LIB_B -- PROG ARGS...
     python3 bench/ab.py /tmp/old/libosmem-malloc.so build/libosmem-malloc.so -- build/bench/wl/pairs 1
 
-Runs A and B one after the other N times (the order flipped every pair), each run from a fresh copy of its library
-(bench/run.py, fresh_copy: where a library's pages land in the page cache once made the same bytes 3.4x slower),
-and prints the medians, the median of the pairs' ratios B/A, how many pairs B won, and Wilcoxon's signed-rank p
-(exact, two-sided) of the ratios.
+Runs A and B one after the other N times (the order flipped every pair: A first in the even ones), each run from
+a fresh copy of its library (bench/run.py, fresh_copy: where a library's pages land in the page cache once made the
+same bytes 3.4x slower), after checking that each library really is preloaded, and prints the medians, the median
+of the pairs' ratios B/A, how many pairs B won, and Wilcoxon's signed-rank p (exact, two-sided) of the ratios.
 
 Why paired: on this machine the same build's time moves by 5-10% from one batch of runs to the next (the host's
 load), more than most changes are worth. Session 27 measured one change three ways: medians of two interleaved
@@ -40,7 +40,9 @@ def timed(lib, cmd, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=int, default=30, help="pairs of runs (default 30)")
+    ap.add_argument("--pairs", type=int, default=30, help="pairs of runs (default 30, at least 5 for a p)")
+    ap.add_argument("--build", default=os.path.join(R.ROOT, "build"),
+                    help="where the fresh copies go (default build/; not /tmp, which may be noexec)")
     ap.add_argument("lib_a")
     ap.add_argument("lib_b")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
@@ -48,12 +50,18 @@ def main():
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
     if not cmd:
         ap.error("no command after --")
+    if a.pairs < 1:
+        ap.error("--pairs must be at least 1")
     for lib in (a.lib_a, a.lib_b):
         if not os.path.isfile(lib):
             ap.error("no such library: %s" % lib)
-    work = tempfile.mkdtemp(prefix="ab-", dir=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
+    os.makedirs(a.build, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="ab-", dir=a.build)
     ta, tb = [], []
     try:
+        bad = R.check_preloads([("A", a.lib_a), ("B", a.lib_b)], dict(os.environ), work)
+        if bad:  # ld.so only warns about a library it cannot preload: the runs would time glibc against glibc
+            sys.exit("ab: " + "; ".join(bad))
         for i in range(a.pairs):
             if i % 2:
                 tb.append(timed(a.lib_b, cmd, work))

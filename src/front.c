@@ -107,9 +107,10 @@ uint8_t osm_front_tc_max[FRONT_CLASSES];
 
 /* A segment's first 16 KiB: the descriptors of its 64 pages. pages[0] is this header's own page, with no slots;
  * its last line holds the segment's own fields (seg_links). Pages are handed out from page 1 up, and a page's
- * descriptor is first written when the page is (pool_take), so a program that uses 15 pages or fewer has one page
- * of its segment's metadata resident: writing all 63 descriptors at the segment's birth, with its fields after
- * them, made it five (16 KiB more in every process). */
+ * descriptor is first written when the page is (pool_take; a heap takes up to BATCH at a time), so a program that
+ * uses a dozen pages has one or two pages of its segment's metadata resident: writing all 63 descriptors at the
+ * segment's birth, with its fields after them, made it five (16 KiB more in every process). Nothing reads the
+ * descriptors of pages never handed out either (stats, malloc_info): a read would map them. */
 struct front_seg {
 	struct front_page pages[FRONT_PAGES];
 };
@@ -673,8 +674,9 @@ static void pool_put(struct front_page *pg)
 		seg_release(s);
 }
 
-/* A free page: the oldest one given back to the pool (its memory resident already), else the next never handed out
- * of the newest segment (its descriptor and memory first touched now), else one of a new segment. */
+/* A free page: the oldest one given back to the pool (its memory resident already, unless malloc_trim discarded
+ * it), else the next never handed out of the newest segment (its descriptor and memory first touched now), else
+ * one of a new segment. */
 static struct front_page *pool_take(void)
 {
 	struct front_page *pg = list_pop(&pool);
@@ -682,8 +684,10 @@ static struct front_page *pool_take(void)
 		if (!fresh_seg && !seg_new())
 			return NULL;
 		struct front_seg_links *l = seg_links(fresh_seg);
-		pg = &fresh_seg->pages[FRONT_PAGES - l->fresh];
-		if (--l->fresh == 0)
+		uint32_t fresh = l->fresh;
+		pg = &fresh_seg->pages[FRONT_PAGES - fresh];
+		__atomic_store_n(&l->fresh, fresh - 1, __ATOMIC_RELAXED); /* malloc_info reads it without the front lock */
+		if (fresh == 1)
 			fresh_seg = NULL;
 	}
 	struct front_seg_links *l = seg_links(seg_of(pg));
@@ -1568,9 +1572,11 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
 	h->mc_refills++;                        /* a miss: the core serves it */
 	int saved = errno;
-	/* no osm_front_check_heads here, unlike a large request's (override.c, core_malloc): glibc checks its other
-	 * bins only where it consolidates, for large requests (tst-safe-linking), and the check of 29 classes was
-	 * 660 instructions a refill, 4M of the 6M osmem took beyond glibc's in frag (callgrind, session 27) */
+	/* no osm_front_check_heads here, unlike a large request's (override.c, core_malloc, which tst-safe-linking's
+	 * 256 KiB request needs). glibc checks its fast bins at any request above its small bins (1 KiB up) while it
+	 * has fast chunks; here the check of 29 classes was 660 instructions a refill, 4M of the 6M osmem took beyond
+	 * glibc's in frag (callgrind, session 27). What is given up: a write after free into a cached small slot is
+	 * caught when its class takes the slot back, or at the next large request, not at a medium miss. */
 	osm_lock();
 	osm_set_op("malloc");
 	osm_note_request(n);
@@ -1872,7 +1878,9 @@ void osm_front_stats(struct front_stats *fs)
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = seg_links(s)->next) {
 		fs->segment_bytes += FRONT_SEG_SIZE;
-		for (size_t i = 1; i < FRONT_PAGES; i++) {
+		/* pages never handed out hold nothing: their descriptors are not read, so that their pages of metadata
+		 * stay unmapped (a read maps the zero page, and the first write then faults again) */
+		for (size_t i = 1; i < FRONT_PAGES - seg_links(s)->fresh; i++) {
 			struct front_page *pg = &s->pages[i];
 			uint8_t st = __atomic_load_n(&pg->state, __ATOMIC_RELAXED);
 			if (st == PG_POOL || st == PG_EMPTY)

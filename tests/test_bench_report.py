@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench/run.py's run-by-run comparison with glibc (its report's "Time, run by run against glibc"), checked on
-made-up samples whose answer is known, and on the committed results. Runs no benchmark. Prints 'PASS name' /
+made-up samples whose answer is known, and on the committed results; and bench/ab.py, the paired A/B of two
+builds, on `true` and `false`. Runs no benchmark. Prints 'PASS name' /
 'FAIL name: why' lines and 'N passed, N failed'; exits 1 on a failure.
 
 The hazard: a busy host moves every allocator's time from run to run by tens of percent (45% in session 18's
@@ -134,15 +135,24 @@ def main():
     import re, subprocess
     lib = os.path.join(os.path.abspath(args.build), "libosmem-malloc.so")
     ab = os.path.join(ROOT, "bench", "ab.py")
-    r = subprocess.run([sys.executable, ab, "--pairs", "5", lib, lib, "--", "true"], capture_output=True, text=True,
-                       timeout=120)
+    build = os.path.abspath(args.build)
+    r = subprocess.run([sys.executable, ab, "--pairs", "5", "--build", build, lib, lib, "--", "true"],
+                       capture_output=True, text=True, timeout=120)
     check("ab_pairs_its_runs", r.returncode == 0 and re.search(r"median of 5 pairs\)  B faster in [0-5]  p [0-9.e-]+$",
                                                               r.stdout.strip()),
           f"exit {r.returncode}, output {r.stdout.strip()!r} {r.stderr.strip()[-200:]!r}")
-    r = subprocess.run([sys.executable, ab, "--pairs", "2", lib, lib, "--", "false"], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([sys.executable, ab, "--pairs", "2", "--build", build, lib, lib, "--", "false"],
+                       capture_output=True, text=True, timeout=120)
     check("ab_names_failing_command", r.returncode != 0 and "false" in r.stderr and "exited 1" in r.stderr,
           f"exit {r.returncode}, stderr {r.stderr.strip()[-200:]!r}: want a failure naming `false` and its status")
+    # a file ld.so cannot preload: the runs would time glibc twice, so ab refuses
+    with tempfile.NamedTemporaryFile(suffix=".so", dir=build) as junk:
+        junk.write(b"not an ELF file")
+        junk.flush()
+        r = subprocess.run([sys.executable, ab, "--pairs", "2", "--build", build, lib, junk.name, "--", "true"],
+                           capture_output=True, text=True, timeout=120)
+    check("ab_refuses_library_not_preloaded", r.returncode != 0 and "not mapped under LD_PRELOAD" in r.stderr,
+          f"exit {r.returncode}, stderr {r.stderr.strip()[-200:]!r}: want a refusal naming the library not mapped")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
