@@ -484,9 +484,8 @@ static void segmap_set(uintptr_t seg, bool on)
  * segment is advised once the newest one before it (full: a segment is mapped only when the pool is empty) is
  * found dense, 7/8 of its pages resident. Until then each new segment costs one mincore of 4 MiB. A program with
  * fewer segments keeps 4 KiB pages: a huge page is resident whole. Only a segment's upper 2 MiB is advised: the
- * lower holds page 0, whose descriptors (written from the segment's birth on) would make all of it resident at
- * once. (This comment said until session 27 that the pool hands pages out from the last down; it handed them out
- * from page 1 up, as pool_take does now, so the upper half fills last.) Advising both
+ * lower holds page 0, written at the segment's birth, which would make all of it resident at once; pages are
+ * handed out from page 1 up (pool_take), so the upper half fills last. Advising both
  * halves cost sqlite3 2.1 MiB of peak RSS (97.4 -> 99.5 MiB, 21,750 faults); the upper half alone nothing
  * (97.5 MiB, 22,800 faults; 29,400 without huge pages). Front lock and core lock held. */
 #define SEG_HUGE_FROM 8

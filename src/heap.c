@@ -734,18 +734,16 @@ static bool decay_visit(struct block_meta *b, void *arg)
 
 /* heap_fit takes b for a request of s bytes: when b is a block the decay gave back, s reaches past its kept front
  * (so its pages fault in again), and that within DECAY_REUSE_NS of the give-back, the delay doubles, unless
- * faults are cheap here (DECAY_KEEP_CHEAP). Cost: a compare of s, on heap_fit's path; a load of the block's
- * first word for one above 256 KiB; a clock read only for a block so tagged. The probe's verdict is asked last:
- * the give-back that tagged the block took it already (decay_keep), so a process the decay never visited (one
- * thread) makes no probe here. */
+ * faults are cheap here (then it never doubles: DECAY_KEEP_CHEAP). Cost: a compare of s, on heap_fit's path; a
+ * load of the block's first word for one above 1 MiB; a clock read only for a block so tagged. The probe's
+ * verdict is asked last: the give-back that tagged the block took it already (decay_keep), so a process the decay
+ * never visited (one thread) makes no probe here. */
 static void decay_reused(const struct block_meta *b, size_t s)
 {
-	if (s <= DECAY_KEEP_CHEAP || osm_heap.classic || decay_ns >= DECAY_NS_MAX)
+	if (s <= DECAY_KEEP || osm_heap.classic || decay_ns >= DECAY_NS_MAX)
 		return;
 	const uint64_t *w = (const uint64_t *)payload((struct block_meta *)b);
-	if (w[0] != decay_tag(b, 0) || osm_os_now_ns() - w[1] >= DECAY_REUSE_NS)
-		return;
-	if (!osm_huge_faults_dear() || s <= DECAY_KEEP)
+	if (w[0] != decay_tag(b, 0) || osm_os_now_ns() - w[1] >= DECAY_REUSE_NS || !osm_huge_faults_dear())
 		return;
 	decay_ns *= 2;
 	if (TRACING)

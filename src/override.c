@@ -674,7 +674,7 @@ static void info_front(struct info *in)
 		/* not the descriptors of pages the segment never handed out (front.c, seg_links): reading them would
 		 * map pages of zeros */
 		uint32_t fresh = __atomic_load_n(&pages[0].seg.fresh, __ATOMIC_RELAXED);
-		for (size_t k = 1; k < FRONT_PAGES - (fresh < FRONT_PAGES ? fresh : 0); k++) {
+		for (size_t k = 1; k < FRONT_PAGES - fresh; k++) {
 			const struct front_page *pg = &pages[k];
 			uint8_t state = __atomic_load_n(&pg->state, __ATOMIC_RELAXED);
 			uint8_t cls = __atomic_load_n(&pg->cls, __ATOMIC_RELAXED);
