@@ -171,6 +171,8 @@ static inline void osm_os_lock_give(int *word)
 }
 /* CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call). */
 HIDDEN uint64_t osm_os_now_ns(void);
+/* The same to the last clock tick (1-4 ms behind, about 5 ns a read): for waits of a second on frequent paths. */
+HIDDEN uint64_t osm_os_coarse_ns(void);
 /* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;
  * call from a constructor. pin: keep this library loaded to the end (it might be dlclose'd). */
 HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);

@@ -676,6 +676,15 @@ uint64_t osm_os_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The same clock to the kernel's last tick (1-4 ms behind): about 5 ns here, where the precise read is 25 (the
+ * vDSO copies the tick's time without reading the TSC). For waits of a second, on paths run many times. */
+uint64_t osm_os_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 // ------------------------------------------------------------------
 // The last moment of the process
 // ------------------------------------------------------------------
