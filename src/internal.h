@@ -553,10 +553,15 @@ struct front_page {
 	/* frees by other threads: an atomic LIFO of slots (encoded links): the head in the low TF_SHIFT bits, how
 	 * many slots it holds above (a page holds at most 4096) */
 	_Alignas(64) uintptr_t thread_free;
-	/* unused in pages 1..63; in page 0, which has no slots, its segment's own fields (front.c, seg_links): with
-	 * them here, a segment whose first pages are in use has one page of metadata resident, not five */
+	/* in pages 1..63, while the page is in the pool, when it went there (front.c, pool_decay); in page 0, which has
+	 * no slots, its segment's own fields (front.c, seg_links): with them here, a segment whose first pages are in
+	 * use has one page of metadata resident, not five */
 	_Alignas(64) union {
 		char spare_[64];
+		struct front_pool_note {
+			uint64_t since; /* when the page entered the pool (the coarse clock) */
+			bool cold;      /* on the cold pool: its memory given back */
+		} pooled;
 		struct front_seg_links {
 			struct front_seg *next, *prev; /* the list of segments */
 			uint32_t free_pages; /* pages in the pool or never handed out */
@@ -741,6 +746,9 @@ HIDDEN __attribute__((returns_nonnull)) void *osm_front_corrupt_jump(void *slot)
  * page of; aborts on a corrupted one. A large request runs it (core_malloc), as glibc's consolidation checks its
  * fast bins at one (tst-safe-linking). */
 HIDDEN void osm_front_check_heads(void);
+/* After a request the core served (neither lock held): the pool's pages idle a second go back (front.c, pool_decay).
+ * A coarse clock read and a compare, but once a second. */
+HIDDEN void osm_front_idle_tick(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):

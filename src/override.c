@@ -63,6 +63,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
+	osm_front_idle_tick();
 	/* out of memory: the medium caches and the released segments go back, then once more */
 	if (!b && osm_front_reclaim()) {
 		errno = saved;
@@ -131,6 +132,7 @@ __attribute__((noinline)) static void core_free(void *p)
 		osm_fatal_pointer("free", "double free", p);
 	osm_free(b);
 	osm_unlock();
+	osm_front_idle_tick();
 	errno = saved;
 }
 
