@@ -61,6 +61,11 @@ struct os_stats {
 	 * mapping of its own), once, when its heap or its front first looked dense enough for huge pages; they are
 	 * advised only where it is 4 us or more (src/huge.c). 0: not measured; 1: the probe could not measure. */
 	size_t fault_probe_ns;
+	/* Bytes the default profile gave back (madvise) because they sat free and unused, not at malloc_trim: free
+	 * heap blocks of 1 MiB or more past their front, idle 10 ms with a second thread and a second in one thread
+	 * (src/heap.c, the decay), and the front's pool pages idle a second (src/front.c, pool_decay). The same pages
+	 * may be counted again after they were used and left idle once more. */
+	size_t idle_released;
 };
 /* Fills *st. The struct only ever grows at its end: os_stats_get copies the first size bytes of what this library
  * knows (and never writes past them), so a program built against an older osmem.h keeps working on a newer

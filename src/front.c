@@ -178,6 +178,7 @@ static size_t n_segments, n_free_segments;
 static struct front_list pool;                       /* pages of all segments given back: free, resident */
 static struct front_list pool_cold;                  /* pool pages whose memory went back to the kernel */
 static uint64_t pool_decay_last;                     /* the last pass of pool_decay (atomic reads) */
+static size_t pool_discarded;                        /* bytes pool_decay gave back (os_stats: idle_released) */
 static struct front_seg *fresh_seg;                  /* the segment with pages never handed out, if any */
 static struct front_list abandoned[FRONT_CLASSES];
 static size_t n_abandoned, n_abandoned_cls[FRONT_CLASSES];
@@ -666,20 +667,19 @@ static void seg_release(struct front_seg *s)
 
 /* Moves pool pages to the cold pool and gives their memory back (madvise, one call per run of adjacent pages):
  * all of them (malloc_trim), or those that entered the pool POOL_DECAY_NS or more before now (the pool is in the
- * order they entered it). Front lock held. */
+ * order they entered it). Returns the bytes given back. Front lock held. */
 #define POOL_DECAY_NS 1000000000ull
-static bool pool_chill(bool all, uint64_t now)
+static size_t pool_chill(bool all, uint64_t now)
 {
 	struct front_page *pg;
 	char *run = NULL;
-	size_t run_len = 0;
-	bool any = false;
+	size_t run_len = 0, bytes = 0;
 	core_lock();
 	while ((pg = pool.first) && (all || (int64_t)(now - pg->pooled.since) >= (int64_t)POOL_DECAY_NS)) {
 		list_remove(&pool, pg);
 		pg->pooled.cold = true;
 		list_push(&pool_cold, pg);
-		any = true;
+		bytes += FRONT_PAGE_SIZE;
 		if (run && (char *)page_addr(pg) == run + run_len) {
 			run_len += FRONT_PAGE_SIZE;
 			continue;
@@ -698,7 +698,7 @@ static bool pool_chill(bool all, uint64_t now)
 		osm_os_discard(run, run_len);
 	}
 	core_unlock();
-	return any;
+	return bytes;
 }
 
 /* Pages that stayed in the pool a second go back to the kernel: a program whose threads freed what they had (a
@@ -714,7 +714,7 @@ static void pool_decay(uint64_t now)
 		return;
 	__atomic_store_n(&pool_decay_last, now, __ATOMIC_RELAXED);
 	if (pool.first && (int64_t)(now - pool.first->pooled.since) >= (int64_t)POOL_DECAY_NS)
-		pool_chill(false, now);
+		pool_discarded += pool_chill(false, now);
 }
 
 /* A request reached the core (override.c) or a medium refill did: a pass of pool_decay when a second has gone by
@@ -1883,7 +1883,7 @@ bool osm_front_trim(void)
 			released = true;
 		}
 	}
-	released |= pool_chill(true, 0);
+	released |= pool_chill(true, 0) != 0;
 	if (traced)
 		trace_end();
 	else
@@ -1912,6 +1912,7 @@ void osm_front_stats(struct front_stats *fs)
 	fs->mc_extra = dead.mc_extra;
 	fs->mc_flushed = dead.mc_flushed;
 	fs->mc_scavenged = dead.mc_scavenged;
+	fs->pool_discarded = pool_discarded;
 	fs->frees = dead.frees + __atomic_load_n(&orphan_frees, __ATOMIC_RELAXED);
 	for (struct front_heap *h = live_heaps; h; h = h->next) {
 		fs->hits += __atomic_load_n(&h->hits, __ATOMIC_RELAXED);

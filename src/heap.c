@@ -451,16 +451,17 @@ static bool trim_top(size_t keep)
 
 /* The whole pages of free block b past its first `keep` payload bytes go back to the kernel. The header stays; the
  * kernel may drop the pages after it (the index lives in side storage). */
-static void discard_past(struct block_meta *b, size_t keep, bool *released)
+static size_t discard_past(struct block_meta *b, size_t keep, bool *released)
 {
 	uintptr_t from = round_up((uintptr_t)payload(b) + keep, page_size());
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
-	if (to > from) {
-		osm_os_discard((void *)from, to - from);
-		if (TRACING)
-			osm_trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
-		*released = true;
-	}
+	if (to <= from)
+		return 0;
+	osm_os_discard((void *)from, to - from);
+	if (TRACING)
+		osm_trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
+	*released = true;
+	return (size_t)(to - from);
 }
 
 static bool discard_free_pages(struct block_meta *b, void *released)
@@ -724,7 +725,7 @@ static bool decay_visit(struct block_meta *b, void *arg)
 {
 	uint64_t *w = (uint64_t *)payload(b);
 	if (w[0] == decay_tag(b, decay_pass - 1)) { /* free at the last pass, and untouched since: all but its front */
-		discard_past(b, decay_keep(), arg);
+		osm_heap.count.decayed_bytes += discard_past(b, decay_keep(), arg);
 		w[0] = decay_tag(b, 0);
 		w[1] = decay_last_ns; /* when: read by decay_reused (the word lies in the kept front) */
 	} else if (w[0] != decay_tag(b, 0)) {

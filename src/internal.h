@@ -290,6 +290,7 @@ struct heap_counters {
 	size_t reused_maps;              /* requests it served */
 	size_t huge_bytes;               /* heap growth and front segments advised for huge pages (huge.c) */
 	size_t fault_probe_ns;           /* a 4 KiB page fault's cost as huge.c measured it (0: not measured) */
+	size_t decayed_bytes;            /* given back by the decay (heap.c, decay_visit) */
 };
 
 struct heap {
@@ -1031,6 +1032,7 @@ struct front_stats {
 	size_t mc_hits, mc_frees, mc_refills, mc_extra, mc_flushed, mc_bytes, mc_blocks; /* the medium caches */
 	size_t mc_scavenged; /* of mc_flushed: given back after sitting unused (medium_scavenge) */
 	size_t tc_slots, tc_bytes; /* the thread caches of small slots */
+	size_t pool_discarded; /* bytes of pool pages given back after sitting idle (pool_decay) */
 };
 HIDDEN void osm_front_stats(struct front_stats *fs);
 /* fork: called from osmem.c's handlers, after stdio's lock and before the heap lock (order: front, heap). */

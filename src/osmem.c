@@ -109,6 +109,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->trims = c->trims;
 	st->huge_bytes = c->huge_bytes;
 	st->fault_probe_ns = c->fault_probe_ns;
+	st->idle_released = c->decayed_bytes;
 	st->front_cached_blocks = c->kept_maps; /* the kept mappings; the front's caches are added below */
 	st->front_cached_bytes = c->kept_bytes;
 	x->classic = osm_heap.classic;
@@ -125,6 +126,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->front_free = fs.free_bytes;
 	st->front_threads = fs.threads;
 	st->front_scavenged = fs.mc_scavenged;
+	st->idle_released += fs.pool_discarded;
 	st->bytes_in_use += fs.in_use;
 	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
 	st->frees += fs.frees;

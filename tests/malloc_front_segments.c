@@ -124,6 +124,7 @@ int main(void)
 	size_t all = sizeof p / sizeof p[0], before = segments_resident(p, all), after = before;
 	const size_t keep = (EMPTY_KEEP + 2) * PAGE_PAGES + 64; /* the thread's empty and current pages, descriptors */
 	int rounds = 0;
+	os_stats(&s0);
 	while (rounds < 3 && after > keep) { /* a second idle, then a request that reaches the core (above 32 KiB) */
 		usleep(1050000);
 		void *q = v_malloc(100000);
@@ -142,6 +143,16 @@ int main(void)
 		result("idle_pool_pages_given_back", why);
 	} else {
 		result("idle_pool_pages_given_back", NULL);
+		os_stats(&s1);
+		size_t counted = s1.idle_released - s0.idle_released, gone = (before - after) * 4096;
+		if (counted < gone / 2 || counted > ((size_t)40 << 20)) {
+			snprintf(why, sizeof why, "the pool's idle pages went back (%zu KiB no longer resident) and os_stats "
+				 "counts %zu KiB in idle_released (want at least half of that, at most the 40 MiB freed)",
+				 gone >> 10, counted >> 10);
+			result("idle_pool_pages_counted", why);
+		} else {
+			result("idle_pool_pages_counted", NULL);
+		}
 	}
 	return failures ? 1 : 0;
 }

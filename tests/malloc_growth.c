@@ -478,13 +478,24 @@ static int one_thread_idle_case(int unused)
 	for (int i = 0; i < N; i++)
 		v_free(p[i]);
 	size_t after_free = resident_span(lo, span), now = after_free;
+	struct os_stats s0, s1;
+	os_stats(&s0);
 	int rounds = 0;
 	while (rounds < LOW && now * page > (span >> 2)) {
 		usleep(1050000);
 		v_free(low[rounds++]);
 		now = resident_span(lo, span);
 	}
+	os_stats(&s1);
+	size_t counted = s1.idle_released - s0.idle_released, gone = after_free > now ? (after_free - now) * page : 0;
 	int ok = before * page >= span - span / 8 && now * page <= (span >> 2) && os_heap_check() == 0;
+	int counted_ok = counted >= gone / 2 && counted <= 2 * span;
+	if (ok && counted_ok)
+		printf("PASS growth/one_thread_idle_heap_given_back_counted\n");
+	else if (ok)
+		printf("FAIL growth/one_thread_idle_heap_given_back_counted: the decay gave back %zu KiB of the freed "
+		       "blocks' pages and os_stats counts %zu KiB in idle_released (want at least half of that, at most "
+		       "twice the blocks' span, %zu KiB)\n", gone >> 10, counted >> 10, span >> 10);
 	if (ok)
 		printf("PASS growth/one_thread_idle_heap_given_back\n");
 	else
@@ -495,7 +506,7 @@ static int one_thread_idle_case(int unused)
 		       span >> 10, before * page >> 10, after_free * page >> 10, now * page >> 10, rounds, span >> 12);
 	for (int i = rounds; i < LOW; i++)
 		v_free(low[i]);
-	return ok ? 0 : 1;
+	return ok && counted_ok ? 0 : 1;
 }
 
 /* fn(arg) in a forked child, whose heap starts as this process's is now (the cases that need a fresh heap, before
