@@ -669,6 +669,13 @@ static void seg_release(struct front_seg *s)
  * all of them (malloc_trim), or those that entered the pool POOL_DECAY_NS or more before now (the pool is in the
  * order they entered it). Returns the bytes given back. Front lock held. */
 #define POOL_DECAY_NS 1000000000ull
+static void discard_run(char *run, size_t len)
+{
+	if (TRACING)
+		osm_trace_event("  page_discard %p %z", (void *)run, len);
+	osm_os_discard(run, len);
+}
+
 static size_t pool_chill(bool all, uint64_t now)
 {
 	struct front_page *pg;
@@ -684,19 +691,13 @@ static size_t pool_chill(bool all, uint64_t now)
 			run_len += FRONT_PAGE_SIZE;
 			continue;
 		}
-		if (run) {
-			if (TRACING)
-				osm_trace_event("  page_discard %p %z", (void *)run, run_len);
-			osm_os_discard(run, run_len);
-		}
+		if (run)
+			discard_run(run, run_len);
 		run = page_addr(pg);
 		run_len = FRONT_PAGE_SIZE;
 	}
-	if (run) {
-		if (TRACING)
-			osm_trace_event("  page_discard %p %z", (void *)run, run_len);
-		osm_os_discard(run, run_len);
-	}
+	if (run)
+		discard_run(run, run_len);
 	core_unlock();
 	return bytes;
 }

@@ -680,7 +680,7 @@ static void trim_due(void)
  * their own top. So, with a second thread, a free block of DECAY_MIN or more that was already free decay_ns ago
  * (10 ms at first; it adapts, below; one thread: DECAY_NS_ALONE) and has not been used since hands its pages
  * back (madvise, its header page kept): lazily, in one pass over the index's large end at most every decay_ns,
- * from the free path. A block freed and asked for again at once is never touched (a loop of malloc, memset and
+ * from the frees and allocations that reach the core (decay_tick). A block freed and asked for again at once is never touched (a loop of malloc, memset and
  * free of 3 MiB in two threads costs no page fault), one left idle costs a fault per page if it is used again
  * later. python3's four threads: peak RSS 1.29x glibc's before.
  * The first DECAY_KEEP bytes of the block stay: a request that reuses a free block takes its front (best fit
@@ -787,7 +787,7 @@ static void decay_tick(void)
 }
 
 /* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,
- * which may then give the top of the heap back, and (threaded) the pages of big blocks left idle. */
+ * which may then give the top of the heap back, and the pages of big blocks left idle (decay_tick). */
 static void release_block(struct block_meta *b)
 {
 	free_attach(b, false);

@@ -171,7 +171,8 @@ static inline void osm_os_lock_give(int *word)
 }
 /* CLOCK_MONOTONIC in nanoseconds (the vDSO: no system call). */
 HIDDEN uint64_t osm_os_now_ns(void);
-/* The same to the last clock tick (1-4 ms behind, about 5 ns a read): for waits of a second on frequent paths. */
+/* The same to the last clock tick (1-4 ms behind, about 5 ns a read): for waits of 10 ms or more on frequent
+ * paths. */
 HIDDEN uint64_t osm_os_coarse_ns(void);
 /* Runs fn at the very end of exit(), after every destructor and atexit handler that was registered later;
  * call from a constructor. pin: keep this library loaded to the end (it might be dlclose'd). */
@@ -747,8 +748,8 @@ HIDDEN __attribute__((returns_nonnull)) void *osm_front_corrupt_jump(void *slot)
  * page of; aborts on a corrupted one. A large request runs it (core_malloc), as glibc's consolidation checks its
  * fast bins at one (tst-safe-linking). */
 HIDDEN void osm_front_check_heads(void);
-/* After a request the core served (neither lock held): the pool's pages idle a second go back (front.c, pool_decay).
- * A coarse clock read and a compare, but once a second. */
+/* After a request the core served (neither lock held): the pool's pages idle a second go back (front.c,
+ * pool_decay). A coarse clock read and a compare, but once a second. */
 HIDDEN void osm_front_idle_tick(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 

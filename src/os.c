@@ -677,7 +677,7 @@ uint64_t osm_os_now_ns(void)
 }
 
 /* The same clock to the kernel's last tick (1-4 ms behind): about 5 ns here, where the precise read is 25 (the
- * vDSO copies the tick's time without reading the TSC). For waits of a second, on paths run many times. */
+ * vDSO copies the tick's time without reading the TSC). For waits of 10 ms or more, on paths run many times. */
 uint64_t osm_os_coarse_ns(void)
 {
 	struct timespec ts;
