@@ -648,9 +648,21 @@ def render_md(data, summary, svg_name):
             a if a != "osmem" else "**osmem**", gt[a] or 0, opt(geo("secs", a, micro)), opt(geo("secs", a, progs)),
             gr[a] or 0, rank_t[a], rank_r[a]))
     L.append("")
-    L.append("osmem / best peer, geometric mean: time **%.2fx** (micro %s, programs %s), peak RSS **%.2fx**." % (
+    L.append("osmem / best peer, workload by workload (the best of the other four there, glibc included), geometric "
+             "mean: time **%.2fx** (micro %s, programs %s), peak RSS **%.2fx**." % (
         geo_best("secs") or 0, opt(geo_best("secs", micro)), opt(geo_best("secs", progs)), geo_best("rss_kb") or 0))
     L.append("")
+    # The issue's own comparison ("at most 1.0x the best of jemalloc, mimalloc, tcmalloc") read as allocators
+    # against allocators: osmem's geometric mean over the fastest (smallest) peer's. The line above is stricter:
+    # it picks the best of four, glibc included, workload by workload, an allocator no one can preload.
+    peers = [a for a in names if a not in ("osmem", "glibc")]
+    if peers and gt.get("osmem") and gr.get("osmem"):
+        ft = min(peers, key=lambda a: gt[a] or 1e9)
+        fr = min(peers, key=lambda a: gr[a] or 1e9)
+        L.append("osmem against the best peer allocator, each by its geometric mean: time **%.2fx** of %s's (the "
+                 "fastest of %s), peak RSS **%.2fx** of %s's (the smallest)." % (
+                     gt["osmem"] / gt[ft], ft, ", ".join(peers), gr["osmem"] / gr[fr], fr))
+        L.append("")
 
     def table(title, key, fmt, unit):
         L.append("## %s" % title)

@@ -89,6 +89,22 @@ def main():
     check("slower_workload_reported", row and row[0].endswith("**slower** |"),
           f"row for {w0}: {row}")
 
+    # the comparison with the best peer allocator, by geometric means: made-up runs where osmem takes 0.8
+    # of jemalloc's time in every run of every workload, jemalloc is made the fastest peer (half of glibc's time),
+    # and osmem's peak is 0.9 of tcmalloc's, tcmalloc made the smallest (half of glibc's peak)
+    data4 = copy.deepcopy(data)
+    for w in bench.ranked(data4):
+        sm = data4["samples"][w]
+        sm["jemalloc"] = [dict(s, secs=s["secs"] * 0.5) for s in sm["glibc"]]
+        sm["tcmalloc"] = [dict(s, rss_kb=s["rss_kb"] * 0.5) for s in sm["glibc"]]
+        sm["osmem"] = [dict(s, secs=j["secs"] * 0.8, rss_kb=t["rss_kb"] * 0.9)
+                       for s, j, t in zip(sm["glibc"], sm["jemalloc"], sm["tcmalloc"])]
+    md = bench.render_md(data4, bench.summarize(data4), "latest.svg")
+    line = [l for l in md.splitlines() if l.startswith("osmem against the best peer allocator")]
+    check("best_peer_allocator_by_geomean",
+          line and "time **0.80x** of jemalloc's" in line[0] and "peak RSS **0.90x** of tcmalloc's" in line[0],
+          f"summary line {line}: want time 0.80x of jemalloc's and peak RSS 0.90x of tcmalloc's")
+
     # the scaling section's own workloads (larson-r1, larson-r2) stay out of the geometric means and the main
     # tables: a made-up one where osmem takes 10x glibc's time must not move the summary
     data3 = copy.deepcopy(data)
