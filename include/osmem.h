@@ -36,7 +36,8 @@ struct os_stats {
 	size_t splits, coalesces, inplace_reallocs, moved_reallocs, trims;
 	size_t cache_hits, cache_misses; /* the drop-in's per-thread caches (0 without them) */
 	/* The drop-in's front layer (per-thread caches of small slots; all 0 without it). Its slots in use are also
-	 * in bytes_in_use; bytes_requested, allocations and frees count the requests that reach the core. */
+	 * in bytes_in_use; allocations and frees count every request, those the caches served included;
+	 * bytes_requested counts the requests that reach the core. */
 	size_t front_bytes;       /* mapped for the front's segments */
 	size_t front_page_bytes;  /* in pages assigned to a size class (owned by a thread or abandoned) */
 	size_t front_in_use;      /* in slots handed out */

@@ -707,8 +707,8 @@ static size_t pool_chill(bool all, uint64_t now)
  * threads that freed 20,000 objects of 1000 bytes each and waited kept 48 MiB, glibc 2
  * (front/segments/idle_pool_pages_given_back). A second, as the heap's decay in a process of one thread
  * (heap.c, DECAY_NS_ALONE): pages that come and go within a second stay, and the pool hands out its resident
- * pages before its cold ones. From pool_put and from the requests that reach the core (osm_front_idle_tick), at
- * most a pass a second. Front lock held. */
+ * pages before its cold ones. From pool_put, from the requests that reach the core and from one in FRONT_TICK of
+ * the frees the caches take (osm_front_idle_tick), at most a pass a second. Front lock held. */
 static void pool_decay(uint64_t now)
 {
 	if ((int64_t)(now - pool_decay_last) < (int64_t)POOL_DECAY_NS)
@@ -718,7 +718,8 @@ static void pool_decay(uint64_t now)
 		pool_discarded += pool_chill(false, now);
 }
 
-/* A request reached the core (override.c) or a medium refill did: a pass of pool_decay when a second has gone by
+/* A request reached the core (override.c), a medium refill did, or the caches took FRONT_TICK more frees
+ * (osm_front_tick): a pass of pool_decay when a second has gone by
  * since the last, so that a program whose threads went idle still gives its idle pages back at its next such
  * request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
 void osm_front_idle_tick(void)
@@ -738,6 +739,20 @@ void osm_front_idle_tick(void)
 		trace_end();
 	else
 		front_unlock();
+}
+
+/* Every FRONT_TICK-th free a thread's caches take (osm_front_free, osm_front_medium_free: a test of the count they
+ * keep anyway): the core's decay and the pool's, each when due, for a program that lives on its caches after a
+ * phase. Without it a program that freed a structure and then made only requests its caches serve kept the
+ * freed memory to its exit (growth/idle_heap_given_back_by_cache_hits). Skipped where this thread holds or waits
+ * for either lock (a free from a signal handler that interrupted osmem), and in the traced mode, whose frees never
+ * take the fast paths. Cost: two coarse clock reads and two compares, per FRONT_TICK frees. */
+void osm_front_tick(void)
+{
+	if (tl_in_lock || tl_hold || osm_lock_held_by_self())
+		return;
+	osm_heap_idle_tick();
+	osm_front_idle_tick();
 }
 
 static void pool_put(struct front_page *pg)

@@ -680,7 +680,8 @@ static void trim_due(void)
  * their own top. So, with a second thread, a free block of DECAY_MIN or more that was already free decay_ns ago
  * (10 ms at first; it adapts, below; one thread: DECAY_NS_ALONE) and has not been used since hands its pages
  * back (madvise, its header page kept): lazily, in one pass over the index's large end at most every decay_ns,
- * from the frees and allocations that reach the core (decay_tick). A block freed and asked for again at once is never touched (a loop of malloc, memset and
+ * from the frees and allocations that reach the core (decay_tick), and from one in FRONT_TICK of the frees the
+ * front's caches take (osm_heap_idle_tick). A block freed and asked for again at once is never touched (a loop of malloc, memset and
  * free of 3 MiB in two threads costs no page fault), one left idle costs a fault per page if it is used again
  * later. python3's four threads: peak RSS 1.29x glibc's before.
  * The first DECAY_KEEP bytes of the block stay: a request that reuses a free block takes its front (best fit
@@ -754,7 +755,7 @@ static void decay_reused(const struct block_meta *b, size_t s)
 	const uint64_t *w = (const uint64_t *)payload((struct block_meta *)b);
 	if (w[0] != decay_tag(b, 0) || osm_os_now_ns() - w[1] >= DECAY_REUSE_NS || !osm_huge_faults_dear())
 		return;
-	decay_ns *= 2;
+	__atomic_store_n(&decay_ns, decay_ns * 2, __ATOMIC_RELAXED);
 	if (TRACING)
 		osm_trace_event("  decay_ns %z", (size_t)decay_ns);
 }
@@ -769,21 +770,46 @@ static void decay_reused(const struct block_meta *b, size_t s)
  * milliseconds). jemalloc waits 10 s by default, mimalloc 10 ms. */
 #define DECAY_NS_ALONE 1000000000ull
 
-/* From the free path and the allocations the core serves: a pass when decay_ns (one thread: DECAY_NS_ALONE or
- * more) have gone by since the last one. Cost otherwise: a read of the coarse clock (vDSO, about 5 ns; it lags by
- * up to a tick, 4 ms, against the 10 ms a pass waits at least) and a compare. */
+/* Whether a pass is due at `now`: decay_ns (one thread: DECAY_NS_ALONE or more) gone by since the last one.
+ * Atomic loads: osm_heap_idle_tick asks without the lock (a stale answer costs a lock taken for nothing, or a pass
+ * a tick later); both words are written under the lock. */
+static bool decay_due(uint64_t now)
+{
+	uint64_t ns = __atomic_load_n(&decay_ns, __ATOMIC_RELAXED);
+	uint64_t wait = osm_os_single_threaded() && ns < DECAY_NS_ALONE ? DECAY_NS_ALONE : ns;
+	/* signed: the coarse clock may read behind the last pass */
+	return (int64_t)(now - __atomic_load_n(&decay_last_ns, __ATOMIC_RELAXED)) >= (int64_t)wait;
+}
+
+/* From the free path and the allocations the core serves, and from the front's caches (osm_heap_idle_tick): a pass
+ * when one is due. Cost otherwise: a read of the coarse clock (vDSO, about 5 ns; it lags by up to a tick, 4 ms,
+ * against the 10 ms a pass waits at least) and a compare. Heap lock held. */
 static void decay_tick(void)
 {
 	if (osm_heap.classic)
 		return;
 	uint64_t now = osm_os_coarse_ns();
-	uint64_t wait = osm_os_single_threaded() && decay_ns < DECAY_NS_ALONE ? DECAY_NS_ALONE : decay_ns;
-	if ((int64_t)(now - decay_last_ns) < (int64_t)wait) /* signed: the coarse clock may read behind the last pass */
+	if (!decay_due(now))
 		return;
-	decay_last_ns = now;
+	__atomic_store_n(&decay_last_ns, now, __ATOMIC_RELAXED);
 	decay_pass++;
 	bool released = false;
 	osm_index_walk_from(DECAY_MIN, decay_visit, &released);
+}
+
+/* A program whose requests stopped reaching the core (it frees a structure, then lives on what its caches hold)
+ * gave nothing back: the passes came only from the core's own frees and allocations. The front calls this every
+ * FRONT_TICK frees its caches take (front.c, osm_front_tick), without a lock: a pass when one is due, the lock
+ * taken only then (at most once a decay_ns, a second in a process of one thread). Cost otherwise: a coarse clock
+ * read and a compare (growth/idle_heap_given_back_by_cache_hits). */
+void osm_heap_idle_tick(void)
+{
+	if (osm_heap.classic || !decay_due(osm_os_coarse_ns()))
+		return;
+	osm_lock();
+	osm_set_op("free"); /* the name a report from the pass would give: it runs in a free */
+	decay_tick(); /* asks again, under the lock: another thread may have made the pass meanwhile */
+	osm_unlock();
 }
 
 /* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,

@@ -751,6 +751,11 @@ HIDDEN void osm_front_check_heads(void);
 /* After a request the core served (neither lock held): the pool's pages idle a second go back (front.c,
  * pool_decay). A coarse clock read and a compare, but once a second. */
 HIDDEN void osm_front_idle_tick(void);
+/* The decay's passes for a program whose requests no longer reach the core: every FRONT_TICK frees the caches
+ * take (front.c, osm_front_tick; heap.c, osm_heap_idle_tick). */
+#define FRONT_TICK 1024
+HIDDEN void osm_front_tick(void);
+HIDDEN void osm_heap_idle_tick(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):
@@ -813,7 +818,7 @@ static inline void osm_front_free(void *p, const char *api)
 	size_t cls = pg->cls;
 	void ***sp = h->tc_sp[cls];
 	s[0] = s[1] = (void *)m; /* tc_slot_marked */
-	h->frees++;
+	size_t f = ++h->frees;
 	if (__builtin_expect(((uintptr_t)(sp + 1) & (sizeof stacks_of(h)->tc[0] - 1)) == 0, 0)) { /* row's end */
 		osm_front_tc_overflow(h, cls, s);
 		return;
@@ -821,6 +826,8 @@ static inline void osm_front_free(void *p, const char *api)
 	sp[1] = s;
 	h->tc_sp[cls] = sp + 1;
 	h->tc_top[cls] = s;
+	if (__builtin_expect((f & (FRONT_TICK - 1)) == 0, 0))
+		osm_front_tick();
 }
 
 // ---- the medium cache (front.c, "Medium blocks") ----
@@ -1002,7 +1009,8 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	stacks_of(h)->mc_size[c][k] = (uint32_t)s;
 	h->mc_count[c] = (uint8_t)(k + 1);
 	h->mc_bytes += s;
-	h->mc_frees++;
+	if (__builtin_expect((++h->mc_frees & (FRONT_TICK - 1)) == 0, 0))
+		osm_front_tick();
 	return true;
 }
 

@@ -14,6 +14,10 @@
  *     program whose threads freed what they had kept all of it: 8 threads that freed 20,000 objects of 1000 bytes
  *     each kept 48 MiB while they waited, glibc 2). Once a second has gone by, a request that reaches the core
  *     gives them back (front.c, pool_decay): at most the pages the thread keeps for itself stay.
+ *   - idle_pool_pages_given_back_by_cache_hits: the same, when every request after the frees is one the thread
+ *     cache serves: the caches' frees call the decay every FRONT_TICK (front.c, osm_front_tick); before, only a
+ *     request that reached the core did, and the pages stayed resident for as long as the program lived on its
+ *     caches.
  * Prints `PASS front/segments/...` or `FAIL ...: why`. */
 #include <stdint.h>
 #include <stdio.h>
@@ -153,6 +157,37 @@ int main(void)
 		} else {
 			result("idle_pool_pages_counted", NULL);
 		}
+	}
+
+	/* The same burst again, and then only requests the thread cache serves (malloc and free of 64 bytes): none
+	 * reaches the core, so before the caches' frees called the decay (front.c, osm_front_tick) the pool's pages
+	 * stayed resident however long the program ran on. Up to 5 s of cache hits, looked at every 100 ms. */
+	if (!burst(p, all)) {
+		result("idle_pool_pages_given_back_by_cache_hits", "malloc(1024) returned NULL (test setup)");
+		return 1;
+	}
+	before = after = segments_resident(p, all);
+	os_stats(&s0);
+	unsigned long long pairs = 0;
+	for (int t = 0; t < 50 && after > keep; t++) {
+		for (int k = 0; k < 100000; k++, pairs++)
+			v_free(v_malloc(64));
+		usleep(100000);
+		after = segments_resident(p, all);
+	}
+	os_stats(&s1);
+	if (s1.cache_misses - s0.cache_misses > 2 || s1.bytes_requested != s0.bytes_requested) {
+		snprintf(why, sizeof why, "%llu malloc/free pairs of 64 bytes made %zu cache misses and asked the core for "
+			 "%zu bytes (test setup: want cache hits only)", pairs, s1.cache_misses - s0.cache_misses,
+			 s1.bytes_requested - s0.bytes_requested);
+		result("idle_pool_pages_given_back_by_cache_hits", why);
+	} else if (before < 1000 || after > keep) {
+		snprintf(why, sizeof why, "the segments that held 40 MiB of freed 1 KiB objects had %zu pages resident "
+			 "after the frees and %zu after %llu malloc/free pairs of 64 bytes, all cache hits, over 5 s (want "
+			 "1000 or more, then at most %zu: the caches' frees call the pool's decay)", before, after, pairs, keep);
+		result("idle_pool_pages_given_back_by_cache_hits", why);
+	} else {
+		result("idle_pool_pages_given_back_by_cache_hits", NULL);
 	}
 	return failures ? 1 : 0;
 }
