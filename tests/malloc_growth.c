@@ -531,6 +531,24 @@ static size_t resident_span(const char *p, size_t n)
 	return count;
 }
 
+/* A phase of a program of one thread: n blocks of sz bytes built (each written whole) and all freed. Gives the
+ * span they took ([*lo, *lo + span)) and how many of its pages were resident before the frees. */
+static size_t build_and_free(char **p, int n, size_t sz, char **lo_out, size_t *before)
+{
+	char *lo = NULL, *hi = NULL;
+	for (int i = 0; i < n; i++) {
+		memset(p[i] = v_malloc(sz), 1, sz);
+		lo = !lo || p[i] < lo ? p[i] : lo;
+		hi = p[i] > hi ? p[i] : hi;
+	}
+	size_t span = (size_t)(hi - lo) + sz;
+	*before = resident_span(lo, span);
+	for (int i = 0; i < n; i++)
+		v_free(p[i]);
+	*lo_out = lo;
+	return span;
+}
+
 /* Hazard: a program of one thread builds a structure of medium blocks (above the small classes, below the mmap
  * threshold) and frees it all, a phase over. Its medium cache keeps the blocks it was freed last, which lie at the
  * top of the heap, above everything else: the top is never free, so the trim never came, and the decay of idle
@@ -547,16 +565,8 @@ static int one_thread_idle_case(int unused)
 		low[i] = v_malloc(100000);
 		memset(v_malloc(100000), 1, 100000);
 	}
-	char *lo = NULL, *hi = NULL;
-	for (int i = 0; i < N; i++) {
-		memset(p[i] = v_malloc(SZ), 1, SZ);
-		lo = !lo || p[i] < lo ? p[i] : lo;
-		hi = p[i] > hi ? p[i] : hi;
-	}
-	size_t span = (size_t)(hi - lo) + SZ, page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t before = resident_span(lo, span);
-	for (int i = 0; i < N; i++)
-		v_free(p[i]);
+	char *lo;
+	size_t before, span = build_and_free(p, N, SZ, &lo, &before), page = (size_t)sysconf(_SC_PAGESIZE);
 	size_t after_free = resident_span(lo, span), now = after_free;
 	struct os_stats s0, s1;
 	os_stats(&s0);
@@ -600,16 +610,8 @@ static int idle_heap_by_cache_hits_case(int unused)
 	(void)unused;
 	enum { SZ = 5000, N = 3200 };
 	static char *p[N];
-	char *lo = NULL, *hi = NULL;
-	for (int i = 0; i < N; i++) {
-		memset(p[i] = v_malloc(SZ), 1, SZ);
-		lo = !lo || p[i] < lo ? p[i] : lo;
-		hi = p[i] > hi ? p[i] : hi;
-	}
-	size_t span = (size_t)(hi - lo) + SZ, page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t before = resident_span(lo, span);
-	for (int i = 0; i < N; i++)
-		v_free(p[i]);
+	char *lo;
+	size_t before, span = build_and_free(p, N, SZ, &lo, &before), page = (size_t)sysconf(_SC_PAGESIZE);
 	struct os_stats s0, s1;
 	os_stats(&s0);
 	size_t after_free = resident_span(lo, span), now = after_free;
