@@ -106,6 +106,10 @@ static void *try_alloc(size_t n, size_t a)
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return p;
+	} else if (n - (FRONT_MAX + 1) < MEDIUM_MAX - FRONT_MAX) { /* aligned: a cached block so aligned */
+		void *p = osm_front_medium_memalign(a, &n);
+		if (p)
+			return p;
 	}
 	osm_lock();
 	osm_set_op("operator new"); /* the name the core's reports give */
@@ -258,8 +262,9 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 		slack = osm_os_page_size();
 	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
 		return true;
-	/* a medium request may get a larger cached block of its size's bin (front.c, "Medium blocks") */
-	return a <= osm_heap.policy.align && n > FRONT_MAX && n <= MEDIUM_MAX && n <= b->size &&
+	/* a medium request, aligned or not, may get a larger cached block of its size's bin (front.c, "Medium
+	 * blocks", osm_front_medium_memalign) */
+	return n > FRONT_MAX && n <= MEDIUM_MAX && n <= b->size &&
 	       b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&
 	       medium_bin(b->size) == medium_bin(medium_round(n));
 }

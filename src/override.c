@@ -417,6 +417,10 @@ static void *aligned(size_t alignment, size_t n)
 		void *p = osm_front_memalign(alignment, n);
 		if (p)
 			return p;
+	} else if (n - (FRONT_MAX + 1) < MEDIUM_MAX - FRONT_MAX) { /* the thread's medium cache */
+		void *p = alignment <= 16 ? osm_front_medium_malloc(n) : osm_front_medium_memalign(alignment, &n);
+		if (p)
+			return p;
 	}
 	int saved = errno;
 	osm_lock();
