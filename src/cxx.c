@@ -106,10 +106,13 @@ static void *try_alloc(size_t n, size_t a)
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return p;
-	} else if (n - (FRONT_MAX + 1) < MEDIUM_MAX - FRONT_MAX) { /* aligned: a cached block so aligned */
-		void *p = osm_front_medium_memalign(a, &n);
+	} else if (n - (FRONT_MAX + 1) < MEDIUM_MAX - FRONT_MAX || (n && n <= FRONT_MAX)) { /* aligned, cached */
+		size_t m = n > FRONT_MAX ? n : FRONT_MAX + 1, m0 = m; /* as override.c's aligned */
+		void *p = osm_front_medium_memalign(a, &m);
 		if (p)
 			return p;
+		if (m != m0)
+			n = m;
 	}
 	osm_lock();
 	osm_set_op("operator new"); /* the name the core's reports give */
@@ -263,10 +266,11 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
 		return true;
 	/* a medium request, aligned or not, may get a larger cached block of its size's bin (front.c, "Medium
-	 * blocks", osm_front_medium_memalign) */
-	return n > FRONT_MAX && n <= MEDIUM_MAX && n <= b->size &&
+	 * blocks", osm_front_medium_memalign), and a small one aligned beyond FRONT_MAX a block of the first bin */
+	size_t m = n <= FRONT_MAX && a > FRONT_MAX ? FRONT_MAX + 1 : n;
+	return m > FRONT_MAX && m <= MEDIUM_MAX && n <= b->size &&
 	       b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&
-	       medium_bin(b->size) == medium_bin(medium_round(n));
+	       medium_bin(b->size) == medium_bin(medium_round(m));
 }
 
 /* The core's delete (also the classic profile's and an exiting thread's): free under the lock, the size checked

@@ -1626,7 +1626,8 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch
  * when the thread has a cache, so that the core's block (osm_memalign), once freed into the cache, serves the next
  * such request. Before, each of them took the core's lock and its index, and each free did too once its bin was
  * full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096) and free in 4 threads ran 30
- * times glibc's time (jemalloc and tcmalloc level with glibc; medium/memalign_served_by_cache). Cost: a scan of
+ * times glibc's time (jemalloc and tcmalloc level with glibc; medium/memalign_served_by_cache). A request of
+ * FRONT_MAX or less aligned beyond FRONT_MAX comes here as FRONT_MAX + 1 (override.c, aligned). Cost: a scan of
  * up to MEDIUM_DEPTH addresses of one bin, none of the blocks read. */
 void *osm_front_medium_memalign(size_t a, size_t *n)
 {

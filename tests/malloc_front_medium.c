@@ -314,14 +314,16 @@ static void every_size(void)
  * frees did too once the bin was full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096)
  * and free in 4 threads ran 30 times glibc's time. Now an aligned request takes a cached block so aligned
  * (front.c, osm_front_medium_memalign) and one of malloc's alignment takes the medium cache as malloc does: after
- * a first round, 1,000 rounds of each form reach the core for nothing, and every block is aligned and whole. */
+ * a first round, 1,000 rounds of each form reach the core for nothing, and every block is aligned and whole.
+ * The same for a small request aligned beyond FRONT_MAX (a page-aligned 512-byte buffer), which takes a block of
+ * the first medium bin. */
 static void *(*volatile v_aligned_alloc)(size_t, size_t) = aligned_alloc;
 static void *(*volatile v_memalign)(size_t, size_t) = memalign;
 static int (*volatile v_posix_memalign)(void **, size_t, size_t) = posix_memalign;
 static void memalign_served_by_cache(void)
 {
 	static const struct { size_t a, n; } form[] = { { 4096, 4096 }, { 64, 8192 }, { 16, 3000 }, { 256, 20000 },
-							 { 4096, 30000 } };
+							 { 4096, 30000 }, { 4096, 512 }, { 8192, 100 } };
 	char why[300] = "";
 	int ok = 1;
 	for (size_t f = 0; f < sizeof form / sizeof form[0] && ok; f++) {
