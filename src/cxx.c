@@ -106,13 +106,10 @@ static void *try_alloc(size_t n, size_t a)
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return p;
-	} else if (n - (FRONT_MAX + 1) < MEDIUM_MAX - FRONT_MAX || (n && n <= FRONT_MAX)) { /* aligned, cached */
-		size_t m = n > FRONT_MAX ? n : FRONT_MAX + 1, m0 = m; /* as override.c's aligned */
-		void *p = osm_front_medium_memalign(a, &m);
+	} else if (n - 1 < MEDIUM_MAX) { /* aligned (up to FRONT_MAX: beyond FRONT_MAX): a cached block so aligned */
+		void *p = osm_front_medium_memalign(a, &n);
 		if (p)
 			return p;
-		if (m != m0)
-			n = m;
 	}
 	osm_lock();
 	osm_set_op("operator new"); /* the name the core's reports give */

@@ -1627,14 +1627,14 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch
  * such request. Before, each of them took the core's lock and its index, and each free did too once its bin was
  * full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096) and free in 4 threads ran 30
  * times glibc's time (jemalloc and tcmalloc level with glibc; medium/memalign_served_by_cache). A request of
- * FRONT_MAX or less aligned beyond FRONT_MAX comes here as FRONT_MAX + 1 (override.c, aligned). Cost: a scan of
- * up to MEDIUM_DEPTH addresses of one bin, none of the blocks read. */
+ * FRONT_MAX or less (its alignment beyond FRONT_MAX) takes a block of the first bin, as jemalloc and tcmalloc
+ * give it a page of its own. Cost: a scan of up to MEDIUM_DEPTH addresses of one bin, none of the blocks read. */
 void *osm_front_medium_memalign(size_t a, size_t *n)
 {
 	struct front_heap *h = osm_front_tl_heap;
 	if (h == &empty_heap)
 		return NULL; /* no cache here (yet, or the front is off, or traced): the core, unrounded */
-	size_t r = medium_round(*n), c = medium_bin(r), k = h->mc_count[c];
+	size_t r = medium_round(*n > FRONT_MAX ? *n : FRONT_MAX + 1), c = medium_bin(r), k = h->mc_count[c];
 	*n = r;
 	for (size_t j = k; j-- > 0;) {
 		struct block_meta *b = stacks_of(h)->mc[c][j];

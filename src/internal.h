@@ -921,8 +921,9 @@ HIDDEN bool osm_front_reclaim(void);
 HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_reclaim allowed */
 
 HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch);
-/* An aligned request of FRONT_MAX < *n <= MEDIUM_MAX, alignment a (a power of two above 16): a cached block so
- * aligned, else NULL with *n rounded for the core's memalign (front.c). */
+/* An aligned request of 0 < *n <= MEDIUM_MAX, alignment a (a power of two above 16; above FRONT_MAX when *n is
+ * at most FRONT_MAX): a cached block so aligned, else NULL with *n rounded for the core's memalign when the
+ * thread has a cache (front.c). */
 HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
 
 /* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin

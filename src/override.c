@@ -417,15 +417,10 @@ static void *aligned(size_t alignment, size_t n)
 		void *p = osm_front_memalign(alignment, n);
 		if (p)
 			return p;
-	} else if (n - (FRONT_MAX + 1) < MEDIUM_MAX - FRONT_MAX || (n && n <= FRONT_MAX)) { /* the medium cache */
-		/* up to FRONT_MAX with an alignment above it (a page, most often): a medium block of the first bin, as
-		 * jemalloc and tcmalloc give such a request a page of its own */
-		size_t m = n > FRONT_MAX ? n : FRONT_MAX + 1, m0 = m;
-		void *p = alignment <= 16 ? osm_front_medium_malloc(n) : osm_front_medium_memalign(alignment, &m);
+	} else if (n - 1 < MEDIUM_MAX) { /* the medium cache (up to FRONT_MAX: an alignment beyond it) */
+		void *p = alignment <= 16 ? osm_front_medium_malloc(n) : osm_front_medium_memalign(alignment, &n);
 		if (p)
 			return p;
-		if (m != m0)
-			n = m; /* rounded: the core's block will serve the next such request from the cache */
 	}
 	int saved = errno;
 	osm_lock();
