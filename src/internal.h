@@ -352,6 +352,12 @@ HIDDEN void osm_huge_advise(void *addr, size_t len);
 HIDDEN bool osm_huge_heap_advised(const void *p);
 
 static inline size_t align_up(size_t n) { return (n + osm_heap.policy.align - 1) & ~(osm_heap.policy.align - 1); }
+/* realloc to s bytes (aligned) leaves block b as it is: the default profile keeps up to an eighth of a block
+ * unused (heap.c, realloc_slack), the classic profile none. */
+static inline bool osm_realloc_keeps(const struct block_meta *b, size_t s)
+{
+	return !osm_heap.classic && s <= b->size && b->size - s <= b->size / 8;
+}
 
 /* The cookie of an allocated or mapped header: a keyed hash of (address, size, status), so that a header the
  * program overwrote (its size, its status) or forged elsewhere does not pass, and one header leaked to an attacker

@@ -1,0 +1,239 @@
+/* malloc_realloc: what the default profile's realloc costs when a program grows a buffer a few bytes at a time,
+ * and where a block shrunk to a small size ends up. Each case runs in a child process of its own (a fresh heap and
+ * mmap threshold).
+ *
+ *   growing_buffer_does_not_call_per_byte/heap     a block of 40,000 bytes grown 9 bytes a call to 120,000 (below
+ *                                                  the mmap threshold): before, each call absorbed the free block
+ *                                                  after it and split the rest off again (5,001 splits for 8,888
+ *                                                  calls); the block now takes an eighth more each time it grows
+ *                                                  (heap.c, realloc_slack), so a few dozen splits in all.
+ *   growing_buffer_does_not_call_per_byte/mapped   a mapped block of 200,000 bytes grown the same way to 1 MiB:
+ *                                                  before, one mremap a call (94,286); now one per eighth.
+ *   growing_buffer_keeps_its_bytes                 both growths keep every byte written before (checked at the
+ *                                                  end), and a shrink by more than an eighth still gives the rest
+ *                                                  back (the heap's bytes in use fall).
+ *   shrink_to_slot_leaves_the_heap                 realloc of a medium block (10,000 bytes), a heap block above the
+ *                                                  medium sizes (50,000) and a mapped one (300,000) to 100 bytes:
+ *                                                  each becomes a front slot with its first 100 bytes, and the core
+ *                                                  holds none of the three any more (before: it split each and kept
+ *                                                  the 100 bytes among its own blocks, where every later realloc
+ *                                                  took its lock and a best-fit search).
+ *   shrink_to_slot_reports_a_freed_block           realloc(freed medium block, 100) still aborts with `osmem:
+ *                                                  realloc(): double free 0x<ptr>`.
+ * The default profile's (the classic profile keeps SPEC.md's exact cases: tests/test_spec.py).
+ * Prints `PASS realloc/<case>` or `FAIL realloc/<case>: why`. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+static void (*volatile v_free)(void *) = free;
+
+static char why[256];
+
+/* Grows a block from `from` to `to` bytes, `step` bytes a call, writing its last byte each time (a byte that
+ * depends on its offset), and checks every byte at the end. Returns the block, or NULL with `why` set. */
+static unsigned char *grow(size_t from, size_t to, size_t step, size_t *calls)
+{
+	unsigned char *p = v_malloc(from);
+	if (!p) {
+		snprintf(why, sizeof why, "malloc(%zu) returned NULL", from);
+		return NULL;
+	}
+	for (size_t i = 0; i < from; i++)
+		p[i] = (unsigned char)(i * 7);
+	*calls = 0;
+	for (size_t n = from + step; n <= to; n += step) {
+		unsigned char *q = v_realloc(p, n);
+		if (!q) {
+			snprintf(why, sizeof why, "realloc(%zu) returned NULL", n);
+			return NULL;
+		}
+		p = q;
+		for (size_t i = n - step; i < n; i++)
+			p[i] = (unsigned char)(i * 7);
+		++*calls;
+	}
+	size_t end = from + *calls * step;
+	for (size_t i = 0; i < end; i++)
+		if (p[i] != (unsigned char)(i * 7)) {
+			snprintf(why, sizeof why, "byte %zu of the grown block is 0x%02x, 0x%02x was written there", i, p[i],
+				 (unsigned char)(i * 7));
+			return NULL;
+		}
+	return p;
+}
+
+static int heap_case(void)
+{
+	struct os_stats a, b;
+	size_t calls;
+	v_free(v_malloc(200000)); /* a free block to grow into: the heap's top after the first growth */
+	os_stats(&a);
+	unsigned char *p = grow(40000, 120000, 9, &calls);
+	if (!p)
+		return printf("FAIL realloc/growing_buffer_does_not_call_per_byte/heap: %s\n", why), 1;
+	os_stats(&b);
+	size_t splits = b.splits - a.splits, moves = b.moved_reallocs - a.moved_reallocs;
+	v_free(p);
+	if (b.mapped_count != a.mapped_count)
+		return printf("FAIL realloc/growing_buffer_does_not_call_per_byte/heap: the block was mapped (test setup: "
+			      "the threshold is 128 KiB)\n"), 1;
+	if (splits > 100 || moves > 20) {
+		printf("FAIL realloc/growing_buffer_does_not_call_per_byte/heap: %zu reallocs of 9 bytes more made %zu "
+		       "splits and %zu moves (at most 100 and 20: a growth takes an eighth more than asked)\n",
+		       calls, splits, moves);
+		return 1;
+	}
+	printf("PASS realloc/growing_buffer_does_not_call_per_byte/heap\n");
+	return 0;
+}
+
+static int mapped_case(void)
+{
+	struct os_stats a, b;
+	size_t calls;
+	os_stats(&a);
+	unsigned char *p = grow(200000, 1 << 20, 9, &calls);
+	if (!p)
+		return printf("FAIL realloc/growing_buffer_does_not_call_per_byte/mapped: %s\n", why), 1;
+	os_stats(&b);
+	size_t remaps = b.mremap_calls - a.mremap_calls, maps = b.mmap_calls - a.mmap_calls;
+	v_free(p);
+	if (remaps > 64 || maps > 4) {
+		printf("FAIL realloc/growing_buffer_does_not_call_per_byte/mapped: %zu reallocs of 9 bytes more made %zu "
+		       "mremap and %zu mmap calls (at most 64 and 4: one remap per eighth of growth)\n",
+		       calls, remaps, maps);
+		return 1;
+	}
+	printf("PASS realloc/growing_buffer_does_not_call_per_byte/mapped\n");
+	return 0;
+}
+
+static int bytes_case(void)
+{
+	size_t calls;
+	unsigned char *p = grow(40000, 90000, 13, &calls);
+	if (!p)
+		return printf("FAIL realloc/growing_buffer_keeps_its_bytes: heap: %s\n", why), 1;
+	struct os_stats a, b;
+	os_stats(&a);
+	unsigned char *q = v_realloc(p, 45000); /* half: a real shrink gives the rest back */
+	os_stats(&b);
+	if (q != p)
+		return printf("FAIL realloc/growing_buffer_keeps_its_bytes: a shrink to half moved the block\n"), 1;
+	size_t core_a = a.bytes_in_use - a.front_in_use, core_b = b.bytes_in_use - b.front_in_use;
+	if (core_b + 40000 > core_a) {
+		printf("FAIL realloc/growing_buffer_keeps_its_bytes: a shrink from %zu to 45,000 bytes left %zu bytes in "
+		       "use in the heap, %zu before (at least 40,000 should have gone back)\n", 40000 + calls * 13,
+		       core_b, core_a);
+		return 1;
+	}
+	for (size_t i = 0; i < 45000; i++)
+		if (q[i] != (unsigned char)(i * 7))
+			return printf("FAIL realloc/growing_buffer_keeps_its_bytes: byte %zu changed at the shrink\n", i), 1;
+	v_free(q);
+	unsigned char *m = grow(150000, 400000, 13, &calls);
+	if (!m)
+		return printf("FAIL realloc/growing_buffer_keeps_its_bytes: mapped: %s\n", why), 1;
+	v_free(m);
+	printf("PASS realloc/growing_buffer_keeps_its_bytes\n");
+	return 0;
+}
+
+static int shrink_case(void)
+{
+	static const size_t sizes[] = { 10000, 50000, 300000 };
+	for (size_t k = 0; k < 3; k++) {
+		struct os_stats a, b;
+		os_stats(&a);
+		unsigned char *p = v_malloc(sizes[k]);
+		if (!p)
+			return printf("FAIL realloc/shrink_to_slot_leaves_the_heap: malloc(%zu) returned NULL\n", sizes[k]), 1;
+		for (size_t i = 0; i < sizes[k]; i++)
+			p[i] = (unsigned char)(i * 3 + k);
+		unsigned char *q = v_realloc(p, 100);
+		os_stats(&b);
+		if (!q)
+			return printf("FAIL realloc/shrink_to_slot_leaves_the_heap: realloc(%zu -> 100) returned NULL\n",
+				      sizes[k]), 1;
+		for (size_t i = 0; i < 100; i++)
+			if (q[i] != (unsigned char)(i * 3 + k))
+				return printf("FAIL realloc/shrink_to_slot_leaves_the_heap: byte %zu lost in the shrink from "
+					      "%zu to 100\n", i, sizes[k]), 1;
+		size_t core_a = a.bytes_in_use - a.front_in_use, core_b = b.bytes_in_use - b.front_in_use;
+		if (b.front_in_use < a.front_in_use + 100 || core_b > core_a) {
+			printf("FAIL realloc/shrink_to_slot_leaves_the_heap: after realloc(%zu -> 100) the core holds %zu "
+			       "bytes in use (%zu before the malloc) and the front %zu (%zu): the 100 bytes belong in a "
+			       "slot\n", sizes[k], core_b, core_a, b.front_in_use, a.front_in_use);
+			return 1;
+		}
+		v_free(q);
+	}
+	printf("PASS realloc/shrink_to_slot_leaves_the_heap\n");
+	return 0;
+}
+
+static int freed_case(void)
+{
+	char *keep = v_malloc(10000); /* the freed block is not the heap's top */
+	char *p = v_malloc(10000);
+	char *after = v_malloc(10000);
+	v_free(p);
+	(void)keep;
+	(void)after;
+	char out[512];
+	char *argv[] = { "/proc/self/exe", "realloc-freed", NULL };
+	int status = tu_spawn(argv, NULL, 1, out, sizeof out);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT || !strstr(out, "osmem: realloc(): double free 0x")) {
+		printf("FAIL realloc/shrink_to_slot_reports_a_freed_block: realloc(freed, 100) gave status 0x%x and "
+		       "\"%.200s\" (expected SIGABRT and `osmem: realloc(): double free 0x...`)\n", status, out);
+		return 1;
+	}
+	printf("PASS realloc/shrink_to_slot_reports_a_freed_block\n");
+	return 0;
+}
+
+/* The child of freed_case: realloc of a medium block it has freed. */
+static int realloc_freed(void)
+{
+	char *keep = v_malloc(10000), *p = v_malloc(10000), *after = v_malloc(10000);
+	v_free(p);
+	v_realloc(p, 100);
+	printf("realloc(freed, 100) returned (%p %p)\n", (void *)keep, (void *)after);
+	return 0;
+}
+
+static int in_child(int (*fn)(void))
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int r = fn();
+		fflush(stdout);
+		_exit(r);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "realloc-freed") == 0)
+		return realloc_freed();
+	int fails = 0;
+	fails += in_child(heap_case);
+	fails += in_child(mapped_case);
+	fails += in_child(bytes_case);
+	fails += in_child(shrink_case);
+	fails += in_child(freed_case);
+	return fails != 0;
+}
