@@ -1211,8 +1211,13 @@ static void tc_release(struct front_heap *h, size_t cls, size_t k)
 		struct front_page *pg = front_page_of(s);
 		s[0] = (void *)front_enc(s, pg->free);
 		pg->free = s;
-		pg->used--;
-		if (pg->state != PG_CUR)
+		uint32_t used = pg->used - 1;
+		pg->used = used;
+		/* only a change of list: a full page gets room, a partial one empties. free_local_slow's test reads
+		 * `used` and `state` as one word, which the 4-byte store just above cannot forward to: calling it for
+		 * every slot of a page not current stalled each (a fifth of a program's time that frees 200,000 strings
+		 * it had built, `perf`) */
+		if (pg->state != PG_CUR && (pg->state == PG_FULL || used == 0))
 			free_local_slow(h, pg);
 	}
 }
