@@ -169,7 +169,8 @@ HIDDEN uintptr_t osm_front_key, osm_front_dfkey;
 /* The front lock: a lock word (internal.h, osm_os_lock_take), as the core's: uncontended a CAS and an exchange;
  * contended a short spin, then a futex. A pthread mutex sleeps at once, and its critical sections here are a few
  * hundred nanoseconds: threads-8 spent its waits in futex calls. */
-static int front_mutex;
+static struct osm_lock_line front_mutex_line;
+#define front_mutex (front_mutex_line.word)
 static enum { G_UNSET, G_ON, G_OFF } global_state;
 static bool front_traced;                            /* set once, before the first page exists (atomic reads) */
 static pthread_key_t exit_key;

@@ -1320,10 +1320,26 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 	return nb;
 }
 
+/* How far the break moves under a last block that must grow by need to hold s bytes (the default profile): by
+ * at least the growth minimum (256 KiB) or an eighth of the block, in whole pages, so that a buffer grown n times
+ * makes O(log n) brk calls. Not an eighth of the heap, as a malloc's growth (grow_size): there two threads growing
+ * buffers side by side took the free top in turns, each growth that reached the break added an eighth of the heap,
+ * and the heap (and what the moves touched of it) grew to 8-74 MiB for 2.5 MiB of buffers (session 31,
+ * realloc/threads_growing_buffers_keep_heap_small). */
+static size_t realloc_grow_size(size_t need, size_t s)
+{
+	size_t min = osm_heap.policy.grow_min, eighth = s / 8;
+	if (!min)
+		return need;
+	if (eighth > min)
+		min = eighth;
+	return round_up(need > min ? need : min, page_size());
+}
+
 /* Rule 7's growth: the break moves under b, the heap's last block, until b holds s bytes. */
 static bool grow_last(struct block_meta *b, size_t s, bool *enomem)
 {
-	size_t grow = grow_size(s - b->size); /* exact in the classic profile; whole chunks otherwise */
+	size_t need = s - b->size, grow = osm_heap.classic ? need : realloc_grow_size(need, s);
 	switch (extend_in_place(grow)) {
 	case GROW_OK:
 		b->size += grow;

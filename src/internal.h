@@ -140,6 +140,14 @@ extern char __libc_single_threaded;
 #define osm_os_single_threaded() false
 #endif
 
+/* A lock word alone on its cache line. A lock's word is written at every take and give; a variable that shares
+ * its line is taken from every other core's cache each time, and the front's keys, read by every malloc and free
+ * hit, sat in the heap lock's line (session 31: 4 threads growing buffers by realloc, 3x glibc's time). */
+struct osm_lock_line {
+	_Alignas(64) int word;
+	char pad_[60];
+};
+
 /* A lock word (the heap lock, lock.c; the front lock, front.c): 0 when free, else its holder's mark (a thread id,
  * or any nonzero value below OSM_LOCK_WAITERS), plus OSM_LOCK_WAITERS when a thread may sleep on it.
  * Cost, one thread in the process: a load and a plain store each way, no atomic read-modify-write (glibc's
@@ -295,9 +303,20 @@ struct heap_counters {
 };
 
 struct heap {
-	struct block_meta *head, *tail; /* heap blocks in address order */
-	char *base;                     /* start of the first segment: index links are offsets from here */
+	/* Read without the lock (the medium caches' fast paths and realloc's keeps: medium_in_heap, medium_links_ok,
+	 * block_cookie, align_up) and written rarely (start-up, a growth of the break, a threshold that adapts): lines
+	 * of their own. Among the fields below, which the lock's holder writes at every operation (root at each splay,
+	 * op at each call), every write took the line from the other cores' readers: 4 threads growing buffers by
+	 * realloc spent a third of their time in the keep test's loads of base and end (session 31). */
+	_Alignas(64) char *base;                     /* start of the first segment: index links are offsets from here */
 	char *end;                      /* end of the last block: where the break is when nobody else moved it */
+	bool gaps;                      /* someone else moved the break between two of our segments */
+	bool classic;                   /* SPEC.md Part 1 to the letter */
+	uint32_t secret;
+	uint64_t key;                   /* odd, per process: keys block_cookie */
+	struct heap_policy policy;
+	/* written under the lock */
+	_Alignas(64) struct block_meta *head, *tail; /* heap blocks in address order */
 	char *touched;                  /* pages below this were written once (heap.c, prefault); the break's frontier */
 	size_t prefaults;               /* fresh header pages seen by prefault, up to PREFAULT_PROBE_AT */
 	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree of slots) */
@@ -308,22 +327,17 @@ struct heap {
 	uint32_t slots_used;            /* slots holding a free block */
 	size_t unslotted;               /* free blocks without a slot: while any exists, best fit walks */
 	struct block_meta *mapped;      /* mapped blocks, linked through prev/next */
-	struct heap_policy policy;
 	struct heap_counters count;
 	const char *op;                 /* the API call being served, for reports ("malloc", "os_free", ...) */
 	bool defer_move;                /* realloc: the caller copies outside the lock (osm_realloc_deferred) */
 	struct block_meta *move_old;
 	size_t move_len;
-	uint32_t secret;
-	uint64_t key;                   /* odd, per process: keys block_cookie */
-	bool classic;                   /* SPEC.md Part 1 to the letter */
 	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
 	bool trim_watch;                /* a free trimmed the top: a growth of the break before the next trim raises
 					 * the trim threshold (heap.c, brk_grow) */
 	uint64_t trim_since;            /* default profile: when a free top above the trim threshold began to wait
 					 * for its trim (osm_os_now_ns; 0: none waits; heap.c, trim_due) */
 	const char *trim_high;          /* the highest block end the program used since (trim_used) */
-	bool gaps;                      /* someone else moved the break between two of our segments */
 	enum bestfit_mode bestfit;
 };
 

@@ -19,7 +19,8 @@
 #define DROPIN false
 #endif
 
-static int heap_lock;
+static struct osm_lock_line heap_lock_line;
+#define heap_lock (heap_lock_line.word)
 /* This thread's kernel id, read once per thread (again in a forked child). */
 static __thread int self_tid __attribute__((tls_model("initial-exec")));
 /* Set by fork's prepare handler once it holds the lock, cleared by its parent and child handlers: other

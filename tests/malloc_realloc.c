@@ -18,10 +18,17 @@
  *                                                  holds none of the three any more (before: it split each and kept
  *                                                  the 100 bytes among its own blocks, where every later realloc
  *                                                  took its lock and a best-fit search).
+ *   last_block_growth_sized_by_the_block           a heap of 60 MB and a last block of at most 256 KiB grown by 100
+ *                                                  bytes: the break grows by 256 KiB (or the block's eighth), not
+ *                                                  by an eighth of the heap (7.5 MB), as it did while two threads'
+ *                                                  buffers took the free top in turns: each growth that reached the
+ *                                                  break added an eighth of the heap, which grew to 8-98 MB for 4.5
+ *                                                  MB of buffers (heap.c, realloc_grow_size).
  *   shrink_to_slot_reports_a_freed_block           realloc(freed medium block, 100) still aborts with `osmem:
  *                                                  realloc(): double free 0x<ptr>`.
  * The default profile's (the classic profile keeps SPEC.md's exact cases: tests/test_spec.py).
  * Prints `PASS realloc/<case>` or `FAIL realloc/<case>: why`. */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +188,41 @@ static int shrink_case(void)
 	return 0;
 }
 
+static int last_block_case(void)
+{
+	enum { N = 600, SZ = 100000 }; /* a heap of 60 MB: an eighth of it is 7.5 MB */
+	static char *keep[N];
+	mallopt(M_MMAP_THRESHOLD, 4 << 20); /* the last block (up to 256 KiB and more) stays on the heap */
+	for (int i = 0; i < N; i++) {
+		keep[i] = v_malloc(SZ);
+		if (!keep[i])
+			return printf("FAIL realloc/last_block_growth_sized_by_the_block: malloc(%d) returned NULL\n", SZ), 1;
+		memset(keep[i], 1, 64);
+	}
+	malloc_trim(256 << 10); /* at most 256 KiB of free top stay */
+	size_t top = tu_free_top_size();
+	char *b = top >= 40000 + 32 ? v_malloc(top - 32) : NULL;
+	if (!b || tu_free_top_size() != 0)
+		return printf("FAIL realloc/last_block_growth_sized_by_the_block: could not place a block at the very top "
+			      "(test setup; free top %zu)\n", top), 1;
+	struct os_stats a, c;
+	os_stats(&a);
+	b = v_realloc(b, top - 32 + 100);
+	os_stats(&c);
+	size_t grown = c.heap_size - a.heap_size;
+	if (!b || grown == 0 || grown > (1 << 20)) {
+		printf("FAIL realloc/last_block_growth_sized_by_the_block: the last block (%zu bytes) grew by 100 bytes and "
+		       "the heap by %zu bytes (%s; at most 1 MiB: its own eighth or 256 KiB, not an eighth of the %zu "
+		       "bytes of heap)\n", top - 32, grown, b ? "in place" : "realloc returned NULL", a.heap_size);
+		return 1;
+	}
+	for (int i = 0; i < N; i++)
+		v_free(keep[i]);
+	v_free(b);
+	printf("PASS realloc/last_block_growth_sized_by_the_block\n");
+	return 0;
+}
+
 static int freed_case(void)
 {
 	char *keep = v_malloc(10000); /* the freed block is not the heap's top */
@@ -234,6 +276,7 @@ int main(int argc, char **argv)
 	fails += in_child(mapped_case);
 	fails += in_child(bytes_case);
 	fails += in_child(shrink_case);
+	fails += in_child(last_block_case);
 	fails += in_child(freed_case);
 	return fails != 0;
 }
