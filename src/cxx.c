@@ -111,6 +111,7 @@ static void *try_alloc(size_t n, size_t a)
 		if (p)
 			return p;
 	}
+	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("operator new"); /* the name the core's reports give */
 	struct block_meta *b;

@@ -771,6 +771,11 @@ HIDDEN void osm_front_check_heads(void);
 /* After a request the core served (neither lock held): the pool's pages idle a second go back (front.c,
  * pool_decay). A coarse clock read and a compare, but once a second. */
 HIDDEN void osm_front_idle_tick(void);
+/* Before a request of n bytes to the core, which may grow its heap (neither lock held): as many fully free front
+ * segments kept past the first four as the request needs (n / 4 MiB + 1) go back, so that what the front's small
+ * objects left does not stay resident under the heap's growth, and a round of small objects keeps the rest
+ * (front.c, SEGS_HOLD). A load and a compare when there are none. */
+HIDDEN void osm_front_release_spare(size_t n);
 /* The decay's passes for a program whose requests no longer reach the core: every FRONT_TICK frees the caches
  * take (front.c, osm_front_tick; heap.c, osm_heap_idle_tick). */
 #define FRONT_TICK 1024

@@ -48,6 +48,7 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 		return fail(ENOMEM);
 	int saved = errno; /* a success leaves errno as it was, whatever failed on the way */
 	osm_front_check_heads();
+	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("malloc");
 	void *z = zero_alloc(n);
@@ -180,6 +181,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 			return memset(p, 0, n);
 	}
 	int saved = errno;
+	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("calloc");
 	void *z = zero_alloc(n);
@@ -421,6 +423,7 @@ __attribute__((noinline)) static void *realloc_slow(void *p, size_t n)
 		return zero_realloc(p, n);
 	if (n - 1 < FRONT_MAX && osm_front_dfkey)
 		return shrink_to_slot(p, n);
+	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("realloc");
 	if (!n) { /* glibc frees and returns NULL; a bad pointer is realloc's to report */
@@ -500,6 +503,7 @@ static void *aligned(size_t alignment, size_t n)
 			return p;
 	}
 	int saved = errno;
+	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("memalign");
 	if (TRACING)
