@@ -747,26 +747,39 @@ static void pool_decay(uint64_t now)
 	release_spare(true, SIZE_MAX);
 }
 
-/* A request reached the core (override.c), a medium refill did, or the caches took FRONT_TICK more frees
- * (osm_front_tick): a pass of pool_decay when a second has gone by
- * since the last, so that a program whose threads went idle still gives its idle pages back at its next such
- * request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
-void osm_front_release_spare(size_t n)
+/* For a pass that may write trace lines, from outside any request: the trace's locks (trace_begin) when this
+ * thread is traced, else the front lock. Returns which, for front_leave. */
+static bool front_enter(void)
 {
-	if (__atomic_load_n(&n_free_segments, __ATOMIC_RELAXED) <= SEGS_KEEP || global_state != G_ON)
-		return;
 	bool traced = front_tracing();
 	if (traced)
 		trace_begin();
 	else
 		front_lock();
-	release_spare(false, n / FRONT_SEG_SIZE + 1);
+	return traced;
+}
+static void front_leave(bool traced)
+{
 	if (traced)
 		trace_end();
 	else
 		front_unlock();
 }
 
+/* Before a request to the core (internal.h). Cost when no spare segment waits: a load and a compare. */
+void osm_front_release_spare(size_t n)
+{
+	if (__atomic_load_n(&n_free_segments, __ATOMIC_RELAXED) <= SEGS_KEEP || global_state != G_ON)
+		return;
+	bool traced = front_enter();
+	release_spare(false, n / FRONT_SEG_SIZE + 1);
+	front_leave(traced);
+}
+
+/* A request reached the core (override.c), a medium refill did, or the caches took FRONT_TICK more frees
+ * (osm_front_tick): a pass of pool_decay when a second has gone by
+ * since the last, so that a program whose threads went idle still gives its idle pages back at its next such
+ * request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
 void osm_front_idle_tick(void)
 {
 	if (global_state != G_ON)
@@ -774,16 +787,9 @@ void osm_front_idle_tick(void)
 	uint64_t now = osm_os_coarse_ns();
 	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS)
 		return;
-	bool traced = front_tracing();
-	if (traced)
-		trace_begin();
-	else
-		front_lock();
+	bool traced = front_enter();
 	pool_decay(now);
-	if (traced)
-		trace_end();
-	else
-		front_unlock();
+	front_leave(traced);
 }
 
 /* Every FRONT_TICK-th free a thread's caches take (osm_front_free, osm_front_medium_free: a test of the count they
