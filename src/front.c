@@ -92,13 +92,21 @@
  * kept made 35,500 page faults (glibc 24,400), with 4 29,400, at the same peak RSS (97.4 MiB, 11 runs); with 8,
  * 27,400 but 105 MiB, as the kept segments were still resident when its heap grew to its peak. */
 #define SEGS_KEEP 4
-/* Past SEGS_KEEP, up to SEGS_HOLD more fully free segments stay mapped until the core is asked for memory
+/* Past SEGS_KEEP, up to SEGS_HOLD more fully free segments (segs_hold below: once the program is seen to build in
+ * rounds) stay mapped until the core is asked for memory
  * (osm_front_release_spare, before a request that may grow its heap: what sqlite3's 105 MiB above came from) or
  * their pages have idled a second (pool_decay). A program that builds and frees a million small objects in rounds
  * unmapped all but four of its 14 segments at each round's end and faulted them in again at the next: 20 rounds
  * took 0.84 s and 210,000 page faults (mimalloc 0.33 s, tcmalloc 0.52, glibc 2.37;
- * front/segments/free_segments_kept_between_rounds). */
+ * front/segments/free_segments_kept_for_the_next_round). */
 #define SEGS_HOLD 64
+/* How many fully free segments pool_put keeps before it gives one back: SEGS_KEEP, doubled (up to SEGS_HOLD) each
+ * time a segment is mapped within a second of one given back, as the trim threshold adapts. A program that frees
+ * what it built and does not build again gives the segments back at once, as before; one that builds in rounds
+ * keeps them after its first few (front/segments/free_segments_given_back_without_rounds). Front lock. */
+static size_t segs_hold = SEGS_KEEP;
+#define POOL_DECAY_NS 1000000000ull /* a second: pool pages idle this long go back (pool_decay) */
+static uint64_t seg_released_ns; /* when a segment last went back (the coarse clock) */
 /* Remote frees gathered into one page before one CAS pushes them. The slots of a batch are unusable to the page's
  * owner until it is pushed: prodcon (every free remote) peaked at 3.76 MiB with 32, 3.52 with 16 or 8, in the
  * same time with 16 (0.426 -> 0.422 s over 15 runs) but 23% slower with 8; larson-2/4/8 unchanged. */
@@ -630,6 +638,8 @@ static struct front_seg *seg_new(void)
 	core_unlock();
 	if (!seg || (uintptr_t)seg >> 47)
 		return NULL;
+	if (seg_released_ns && osm_os_coarse_ns() - seg_released_ns < POOL_DECAY_NS && segs_hold < SEGS_HOLD)
+		segs_hold *= 2; /* mapped again within a second of a give-back: the program builds in rounds */
 	if (TRACING)
 		osm_trace_event("  seg_map %p %z", (void *)seg, FRONT_SEG_SIZE);
 	struct front_seg *s = (struct front_seg *)seg; /* fresh memory: all zero, every page PG_POOL */
@@ -661,6 +671,7 @@ static void seg_release(struct front_seg *s)
 		seg_links(l->next)->prev = l->prev;
 	n_segments--;
 	__atomic_store_n(&n_free_segments, n_free_segments - 1, __ATOMIC_RELAXED);
+	seg_released_ns = osm_os_coarse_ns();
 	segmap_set((uintptr_t)s, false);
 	if (TRACING)
 		osm_trace_event("  seg_unmap %p %z", (void *)s, FRONT_SEG_SIZE);
@@ -696,7 +707,6 @@ static void release_spare(bool cold_only, size_t count)
 /* Moves pool pages to the cold pool and gives their memory back (madvise, one call per run of adjacent pages):
  * all of them (malloc_trim), or those that entered the pool POOL_DECAY_NS or more before now (the pool is in the
  * order they entered it). Returns the bytes given back. Front lock held. */
-#define POOL_DECAY_NS 1000000000ull
 static void discard_run(char *run, size_t len)
 {
 	if (TRACING)
@@ -818,7 +828,7 @@ static void pool_put(struct front_page *pg)
 	struct front_seg *s = seg_of(pg);
 	if (++seg_links(s)->free_pages == FRONT_PAGES - 1) {
 		__atomic_store_n(&n_free_segments, n_free_segments + 1, __ATOMIC_RELAXED);
-		if (n_free_segments > SEGS_HOLD)
+		if (n_free_segments > segs_hold)
 			seg_release(s);
 	}
 	pool_decay(now);
