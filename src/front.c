@@ -779,7 +779,9 @@ static void front_leave(bool traced)
 /* Before a request to the core (internal.h). Cost when no spare segment waits: a load and a compare. */
 void osm_front_release_spare(size_t n)
 {
-	if (__atomic_load_n(&n_free_segments, __ATOMIC_RELAXED) <= SEGS_KEEP || global_state != G_ON)
+	/* tl_in_lock: a signal handler's request that interrupted this thread under the front lock, which taking it
+	 * again would wait for forever (the request itself needs only the heap lock) */
+	if (__atomic_load_n(&n_free_segments, __ATOMIC_RELAXED) <= SEGS_KEEP || global_state != G_ON || tl_in_lock)
 		return;
 	bool traced = front_enter();
 	release_spare(false, n / FRONT_SEG_SIZE + 1);
@@ -792,7 +794,7 @@ void osm_front_release_spare(size_t n)
  * request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
 void osm_front_idle_tick(void)
 {
-	if (global_state != G_ON)
+	if (global_state != G_ON || tl_in_lock) /* tl_in_lock: as osm_front_release_spare */
 		return;
 	uint64_t now = osm_os_coarse_ns();
 	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS)
