@@ -72,8 +72,9 @@
  * thread may have been changing at the moment of the fork.
  *
  * Memory goes back lazily: a heap keeps EMPTY_KEEP empty pages, the pool keeps their memory, and a segment goes
- * back to the kernel (munmap) only when all its pages are free and SEGS_KEEP fully free ones are kept, and then
- * at the core's next request (as many as it asks for) or once its pages idled a second (SEGS_HOLD). malloc_trim
+ * back to the kernel (munmap) only when all its pages are free and segs_hold fully free ones are kept (SEGS_KEEP,
+ * more once the program builds in rounds: those go at the core's next request, as many as it asks for, or once
+ * their pages idled a second). malloc_trim
  * returns every free page (madvise) and every free segment at once. */
 #define _GNU_SOURCE
 #include <errno.h>

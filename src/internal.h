@@ -142,7 +142,7 @@ extern char __libc_single_threaded;
 
 /* A lock word alone on its cache line. A lock's word is written at every take and give; a variable that shares
  * its line is taken from every other core's cache each time, and the front's keys, read by every malloc and free
- * hit, sat in the heap lock's line (session 31: 4 threads growing buffers by realloc, 3x glibc's time). */
+ * hit, sat in the heap lock's line (session 31: 4 threads growing buffers by realloc, 2.4x glibc's time). */
 struct osm_lock_line {
 	_Alignas(64) int word;
 	char pad_[60];
