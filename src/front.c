@@ -349,7 +349,8 @@ static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
 	pg->capacity = 0;
 	pg->start = (uintptr_t)seg_of(pg) + idx * FRONT_PAGE_SIZE;
 	pg->span = 0;
-	pg->magic = UINT64_MAX / pg->slot_size + 1;
+	pg->magic = slot_magic(pg->slot_size);
+	pg->limit = 0;
 	pg->free = NULL;
 	pg->used = 0;
 	__atomic_store_n(&pg->thread_free, 0, __ATOMIC_RELAXED);
@@ -364,6 +365,7 @@ static void page_unformat(struct front_page *pg, uint8_t state)
 	pg->state = state;
 	pg->span = 0;
 	pg->magic = 0;
+	pg->limit = 0;
 	pg->free = NULL;
 	pg->used = 0;
 	set_heap(pg, NULL);
@@ -391,6 +393,7 @@ static bool page_extend(struct front_page *pg)
 	pg->free = next;
 	pg->capacity += n;
 	pg->span = (uintptr_t)pg->capacity * pg->slot_size;
+	pg->limit = pg->capacity * (uint32_t)(pg->magic * pg->slot_size); /* capacity * e (slot_magic) */
 	return true;
 }
 
@@ -403,7 +406,7 @@ static void *page_pop(struct front_page *pg)
 	pg->free = next;
 	__builtin_prefetch(next, 1);
 	pg->used++;
-	s[0] = s[1] = NULL;
+	slot_words(s, NULL);
 	return s;
 }
 

@@ -180,6 +180,29 @@ static void setup_forged_free(struct ctx *c)
 }
 static void setup_none(struct ctx *c) { c->p = NULL; }
 
+/* Hazard: a slot-aligned address of a front page that the page has not carved yet (slot `slot` of a page of
+ * n-byte slots, 64 KiB each), or past its last slot: never handed out, so never freeable, and a thread cache that
+ * took it would hand it out twice once the page carved it. free's fast path decides "a slot of this page" with one
+ * multiply and one compare (slot_magic, front_is_page_slot, session 32); a build whose compare tests divisibility
+ * alone (off * magic < magic) survives all four calls. In the classic profile or with the front off the block is a
+ * core block, and the pointer 16 bytes into it is as invalid. */
+static bool front_on(void)
+{
+	const char *profile = getenv("OSMEM_PROFILE"), *front = getenv("OSMEM_FRONT");
+	return !(profile && strcmp(profile, "classic") == 0) && !(front && strcmp(front, "0") == 0);
+}
+static void setup_page_slot(struct ctx *c, size_t n, size_t slot)
+{
+	c->other = v_malloc(n);
+	memset(c->other, 0x45, n);
+	uintptr_t page = (uintptr_t)c->other & ~(uintptr_t)0xffff;
+	c->p = launder(front_on() ? (void *)(page + slot * n) : (char *)c->other + 16);
+}
+static void setup_uncarved_1040(struct ctx *c) { setup_page_slot(c, 1040, 62); }
+static void setup_past_last_1040(struct ctx *c) { setup_page_slot(c, 1040, 63); }
+static void setup_uncarved_256(struct ctx *c) { setup_page_slot(c, 256, 250); }
+static void setup_uncarved_16(struct ctx *c) { setup_page_slot(c, 16, 4000); }
+
 static void cleanup_small(struct ctx *c)
 {
 	v_free(c->p);
@@ -214,6 +237,14 @@ static const struct death_case cases[] = {
 	  false },
 	{ "free_middle_mapped_copied_header", setup_mid_mapped_hdr, do_free, cleanup_other, "free", "invalid pointer",
 	  NULL, false },
+	{ "free_uncarved_slot_1040", setup_uncarved_1040, do_free, cleanup_other, "free", "invalid pointer", NULL,
+	  false },
+	{ "free_past_last_slot_1040", setup_past_last_1040, do_free, cleanup_other, "free", "invalid pointer", NULL,
+	  false },
+	{ "free_uncarved_slot_256", setup_uncarved_256, do_free, cleanup_other, "free", "invalid pointer", NULL,
+	  false },
+	{ "free_uncarved_slot_16", setup_uncarved_16, do_free, cleanup_other, "free", "invalid pointer", NULL,
+	  false },
 	{ "free_stack_address", setup_none, do_free_stack, cleanup_none, "free", "invalid pointer", NULL, true },
 	{ "free_static_array", setup_static, do_free, cleanup_none, "free", "invalid pointer", NULL, false },
 	{ "free_static_array_start", setup_static_start, do_free, cleanup_none, "free", "invalid pointer", NULL,
