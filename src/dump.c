@@ -76,7 +76,7 @@ bool osm_dump_build(bool json, struct osm_dump *d)
 		put(&o, "{\"heap_start\": \"0x");
 		put_uint(&o, (uintptr_t)osm_heap.base, 16);
 		put(&o, "\", \"heap_size\": ");
-		put_uint(&o, osm_heap.head ? (uintmax_t)(osm_heap.end - osm_heap.base) : 0, 10);
+		put_uint(&o, (uintmax_t)osm_heap_bytes(), 10);
 		put(&o, ", \"blocks\": [");
 	}
 	bool first = true;

@@ -64,9 +64,21 @@ void osm_set_bestfit_mode(enum bestfit_mode mode)
 	osm_heap.bestfit = mode;
 }
 
+/* With gaps: p in the last segment or one of those before it. */
+static bool in_segments(const char *p, size_t len)
+{
+	if (p >= osm_heap.seg_lo)
+		return true; /* the caller checked the end */
+	for (uint32_t i = 0; i < osm_heap.n_segs; i++)
+		if (p >= osm_heap.segs[i].lo && p < osm_heap.segs[i].hi)
+			return (size_t)(osm_heap.segs[i].hi - p) >= len;
+	return false;
+}
+
 bool osm_in_heap(const void *p)
 {
-	return osm_heap.head && (const char *)p >= osm_heap.base && (const char *)p < osm_heap.end;
+	return osm_heap.head && (const char *)p >= osm_heap.base && (const char *)p < osm_heap.end &&
+	       (!osm_heap.gaps || in_segments(p, 1));
 }
 
 static inline size_t page_size(void) { return osm_os_page_size(); }
@@ -304,19 +316,66 @@ static void trim_regrown(void)
 		osm_trace_event("  trim_threshold %z", p->trim_threshold);
 }
 
+/* The mapped break. When the kernel refuses to move the real one (another mapping sits right above it: a JIT's,
+ * a library's, Valgrind's small brk segment), the default profile reserves address space above the heap and grows
+ * the heap into it as it would into the break: a new segment (adopt_segment), then growth in place, best fit,
+ * splits and merges as before, and a trim that gives the top back. glibc's sysmalloc does the same (the main
+ * arena goes on in mmapped, non-contiguous memory). Before, each request the heap could not serve got a mapping
+ * of its own: an mmap and at least a page for a 3 KiB block, an munmap at its free, and no medium cache (50,000
+ * blocks of 2-30 KiB: 50,000 mmap calls, `brk_blocked/medium_blocks_share_mappings`). The reservation is as large
+ * as RLIMIT_AS allows up to VBRK_RESERVE (PROT_NONE: address space, no memory); it must lie above the heap,
+ * whose blocks are in address order, else the heap maps each block as before. */
+#define VBRK_RESERVE ((size_t)64 << 30)
+#define VBRK_MIN     ((size_t)64 << 20)
+static char *vbrk_grow(size_t len)
+{
+	if (!osm_heap.vbrk || len > (size_t)(osm_heap.vbrk_end - osm_heap.vbrk)) {
+		char *r = NULL;
+		size_t want = VBRK_RESERVE, least = len > VBRK_MIN ? round_up(len, page_size()) : VBRK_MIN;
+		for (; !r && want >= least; want /= 2)
+			r = osm_os_reserve(want);
+		if (!r)
+			return NULL;
+		want *= 2; /* the loop halved it once more after the reservation it took */
+		if (osm_heap.base && r < osm_heap.end) {
+			osm_os_unmap(r, want);
+			return NULL;
+		}
+		osm_heap.vbrk = r;
+		osm_heap.vbrk_end = r + want;
+	}
+	if (!osm_os_commit(osm_heap.vbrk, len))
+		return NULL;
+	char *p = osm_heap.vbrk;
+	osm_heap.vbrk += len;
+	return p;
+}
+
+/* Where the heap's break is: the mapped one once it is in use. */
+static char *brk_current(void)
+{
+	return osm_heap.vbrk ? osm_heap.vbrk : (char *)osm_os_brk_current();
+}
+
 /* Moves the break up by len. Once the kernel has refused a modest growth, the default profile stops asking (one
- * failed system call, not one per malloc) and serves what the heap cannot from mappings (heap_or_map). */
+ * failed system call, not one per malloc) and grows the mapped break instead (vbrk_grow), or when that fails
+ * serves what the heap cannot from mappings (heap_or_map). */
 static char *brk_grow(size_t len)
 {
-	if (osm_heap.brk_refused)
-		return NULL;
-	char *p = osm_os_brk_grow(len);
-	if (!p && !osm_heap.classic && len <= ((size_t)32 << 20))
-		osm_heap.brk_refused = true; /* a modest growth refused: the break is walled in (not one huge request) */
+	char *p;
+	if (osm_heap.brk_refused) {
+		p = vbrk_grow(len);
+	} else {
+		p = osm_os_brk_grow(len);
+		if (p)
+			osm_huge_grown(p, len); /* default profile only: it returns at once in the classic one */
+		else if (!osm_heap.classic && len <= ((size_t)32 << 20)) {
+			osm_heap.brk_refused = true; /* a modest growth refused: the break is walled in (not one huge request) */
+			p = vbrk_grow(len);
+		}
+	}
 	if (p && osm_heap.trim_watch)
 		trim_regrown();
-	if (p)
-		osm_huge_grown(p, len); /* default profile only: it returns at once in the classic one */
 	return p;
 }
 
@@ -324,8 +383,16 @@ static char *brk_grow(size_t len)
  * a new segment, aligned to the granule. Returns the usable start, or NULL when it is unusable. */
 static char *adopt_segment(char *p, size_t *len)
 {
-	if (osm_heap.base)
+	if (osm_heap.base) {
+		if (p < osm_heap.end || osm_heap.n_segs == HEAP_SEGS_MAX)
+			return NULL; /* the heap's blocks are in address order; and the table of segments is full */
+		/* the segment that ends here, for osm_in_heap: what lies after it is not the heap's */
+		osm_heap.segs[osm_heap.n_segs].lo = osm_heap.seg_lo ? osm_heap.seg_lo : osm_heap.base;
+		osm_heap.segs[osm_heap.n_segs++].hi = osm_heap.end;
+		osm_heap.seg_lo = p;
 		__atomic_store_n(&osm_heap.gaps, true, __ATOMIC_RELAXED); /* not the first segment: the blocks no longer tile one range */
+		osm_heap.gap_bytes += (size_t)(p - osm_heap.end);
+	}
 	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
 	if (pad) {
 		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
@@ -378,7 +445,7 @@ static size_t grow_chunk(size_t need, size_t eighth)
 /* A malloc's growth: geometric in the heap so far. */
 static size_t grow_size(size_t need)
 {
-	return grow_chunk(need, osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) / 8 : 0);
+	return grow_chunk(need, osm_heap_bytes() / 8);
 }
 
 enum grow { GROW_OK, GROW_ENOMEM, GROW_ELSEWHERE };
@@ -387,7 +454,7 @@ enum grow { GROW_OK, GROW_ENOMEM, GROW_ELSEWHERE };
  * user of sbrk moved it), so the last block cannot grow; the caller appends instead. */
 static enum grow extend_in_place(size_t len)
 {
-	if (osm_os_brk_current() != osm_heap.end)
+	if (brk_current() != osm_heap.end)
 		return GROW_ELSEWHERE;
 	char *p = brk_grow(len);
 	if (!p)
@@ -443,10 +510,14 @@ static bool trim_top(size_t keep)
 	if (t->size <= keep)
 		return false;
 	size_t cut = round_down(t->size - keep, page_size());
-	if (!cut || osm_os_brk_current() != osm_heap.end)
+	if (!cut || brk_current() != osm_heap.end)
 		return false;
-	if (!osm_os_brk_shrink(cut))
+	if (osm_heap.vbrk) { /* the mapped break: its top goes back to reserved address space */
+		osm_heap.vbrk -= cut;
+		osm_os_decommit(osm_heap.vbrk, cut);
+	} else if (!osm_os_brk_shrink(cut)) {
 		return false;
+	}
 	osm_index_remove(x);
 	t->size -= cut;
 	__atomic_store_n(&osm_heap.end, osm_heap.end - cut, __ATOMIC_RELEASE);
@@ -1494,7 +1565,8 @@ static inline bool hdr_in_heap(const struct block_meta *p)
 {
 	/* offsets as integers: a forged address near the top of the address space must not wrap (fuzz_corrupt) */
 	uintptr_t off = (uintptr_t)p - (uintptr_t)osm_heap.base, span = (uintptr_t)(osm_heap.end - osm_heap.base);
-	return span >= META_SIZE && off <= span - META_SIZE && !(off & 7);
+	return span >= META_SIZE && off <= span - META_SIZE && !(off & 7) &&
+	       (!osm_heap.gaps || in_segments((const char *)p, META_SIZE));
 }
 
 /* b's neighbours point back at it and its size stays inside the room they leave: what the core relies on

@@ -152,7 +152,10 @@ static bool heap_dense(const char *old_end)
 
 void osm_huge_grown(char *p, size_t len)
 {
-	if (state == HUGE_OFF || osm_heap.classic || !osm_heap.base || p < osm_heap.base || !len)
+	/* a heap in segments (a foreign sbrk, a mapped break: heap.c, vbrk_grow) is not advised: its size and the
+	 * density measure would span the gaps between them (a mincore sweep of the address space between the break
+	 * and the mapped break) */
+	if (state == HUGE_OFF || osm_heap.classic || !osm_heap.base || p < osm_heap.base || !len || osm_heap.gaps)
 		return;
 	if (state == HUGE_UNKNOWN) {
 		enum huge_mode m = osm_huge_env();

@@ -302,6 +302,7 @@ struct heap_counters {
 	size_t decayed_bytes;            /* given back by the decay (heap.c, decay_visit) */
 };
 
+#define HEAP_SEGS_MAX 32 /* segments of the heap after the first (foreign sbrk, mapped break): at most */
 struct heap {
 	/* Read without the lock (the medium caches' fast paths and realloc's keeps: medium_in_heap, medium_links_ok,
 	 * block_cookie, align_up) and written rarely (start-up, a growth of the break, a threshold that adapts): lines
@@ -332,7 +333,17 @@ struct heap {
 	bool defer_move;                /* realloc: the caller copies outside the lock (osm_realloc_deferred) */
 	struct block_meta *move_old;
 	size_t move_len;
-	bool brk_refused;               /* default profile: the kernel refused to move the break; map instead */
+	bool brk_refused;               /* default profile: the kernel refused to move the break; the heap goes on in
+					 * a mapped break (vbrk), or failing that maps each block */
+	/* the mapped break (heap.c, vbrk_grow): a reservation of address space (PROT_NONE) above the heap, made
+	 * read/write from its start up to vbrk as the heap grows into it, as the break would be */
+	char *vbrk, *vbrk_end;
+	size_t gap_bytes;               /* address space between the heap's segments: not the heap's (heap_bytes) */
+	/* with gaps, the segments before the last ([lo, hi) each; the last is [seg_lo, end)): what lies between is not
+	 * the heap's, and may be anything (other mappings, unmapped) when the heap went on in a mapped break */
+	struct { char *lo, *hi; } segs[HEAP_SEGS_MAX];
+	uint32_t n_segs;
+	char *seg_lo;
 	bool trim_watch;                /* a free trimmed the top: a growth of the break before the next trim raises
 					 * the trim threshold (heap.c, brk_grow) */
 	uint64_t trim_since;            /* default profile: when a free top above the trim threshold began to wait
@@ -342,6 +353,12 @@ struct heap {
 };
 
 HIDDEN extern struct heap osm_heap;
+/* The bytes the heap's segments span: end - base, less the gaps between segments (a foreign sbrk's, or the
+ * distance from the break to a mapped break). */
+static inline size_t osm_heap_bytes(void)
+{
+	return osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) - osm_heap.gap_bytes : 0;
+}
 
 /* huge.c: transparent huge pages for what a program fills (default profile; heap lock held).
  * osm_huge_grown: the break grew by len from p (heap.c). The front's segments use the parts: osm_huge_env is

@@ -87,7 +87,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->bytes_requested = c->requested;
 	st->bytes_in_use = c->heap_in_use + c->mapped_bytes;
 	st->peak_in_use = c->peak_in_use;
-	st->heap_size = osm_heap.head ? (size_t)(osm_heap.end - osm_heap.base) : 0;
+	st->heap_size = osm_heap_bytes();
 	st->mapped_bytes = c->mapped_bytes;
 	st->mapped_count = c->mapped_count;
 	st->mapped_peak_bytes = c->mapped_peak_bytes;

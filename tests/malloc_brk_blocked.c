@@ -5,12 +5,15 @@
  * Prints `PASS brk_blocked/<case>` or `FAIL brk_blocked/<case>: why`. */
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <sys/wait.h>
+#include <signal.h>
 
 #include "osmem.h"
 
@@ -29,9 +32,147 @@ static int fail(const char *what, size_t i, size_t n)
 	return 1;
 }
 
+/* Hazard: with the break walled in, each block the heap could not hold got a mapping of its own: an mmap for a
+ * 3 KiB block (a page at least, faulted in afresh), an munmap at its free, and no medium cache for it, so a
+ * program of medium blocks made a system call or two per request (50,000 mmap calls for this loop). The heap now
+ * goes on in a mapped break (src/heap.c, vbrk_grow): a reservation it grows into as into the break, so the loop
+ * takes a handful of calls; and its free top still goes back (malloc_trim) with os_stats' heap bytes counting the
+ * heap's segments, not the distance between them. */
+static int medium_blocks_share_mappings(void)
+{
+	enum { M = 50000 };
+	static unsigned char *p[M];
+	struct os_stats s0, s1, s2;
+	os_stats(&s0);
+	for (size_t i = 0; i < M; i++) {
+		size_t n = 2100 + (i * 7919) % 28000;
+		if (!(p[i] = v_malloc(n)))
+			return fail("NULL (medium loop)", i, n);
+		memset(p[i], (int)(i & 0xff), n);
+		if (i % 3 == 2) { /* some die young, as in a program */
+			v_free(p[i - 1]);
+			p[i - 1] = NULL;
+		}
+	}
+	os_stats(&s1);
+	size_t maps = s1.mmap_calls - s0.mmap_calls;
+	for (size_t i = 0; i < M; i++)
+		if (p[i] && p[i][0] != (unsigned char)(i & 0xff))
+			return fail("contents changed (medium loop)", i, 0);
+	for (size_t i = 0; i < M; i++)
+		v_free(p[i]);
+	malloc_trim(0);
+	os_stats(&s2);
+	int ok = 1;
+	if (maps > 64) {
+		printf("FAIL brk_blocked/medium_blocks_share_mappings: %zu mallocs of 2-30 KiB with the break walled in made "
+		       "%zu mmap calls (want at most 64: the heap should go on in one mapped break, not a mapping per "
+		       "block)\n", (size_t)M, maps);
+		ok = 0;
+	}
+	if (s1.heap_size > ((size_t)4 << 30) || s2.heap_size >= s1.heap_size) {
+		printf("FAIL brk_blocked/medium_blocks_share_mappings: os_stats heap bytes %zu with the blocks live, %zu "
+		       "after they were freed and malloc_trim (want under 4 GiB, the segments' bytes, and smaller after "
+		       "the trim)\n", s1.heap_size, s2.heap_size);
+		ok = 0;
+	}
+	if (os_heap_check() != 0) {
+		printf("FAIL brk_blocked/medium_blocks_share_mappings: os_heap_check failed\n");
+		ok = 0;
+	}
+	if (ok)
+		printf("PASS brk_blocked/medium_blocks_share_mappings\n");
+	return ok ? 0 : 1;
+}
+
+/* Hazard: once the heap goes on in a mapped break, its range runs from the break to that mapping, and the
+ * program's other mappings (and osmem's own mapped blocks) lie between: a pointer there is not the heap's. A
+ * free of an address in a PROT_NONE page mapped in that gap must be reported as an invalid pointer, not read
+ * (SIGSEGV inside osmem), and a mapped block there must be freed as one (the fault-injection tests aborted with
+ * "realloc(): invalid pointer" on such blocks before src/heap.c's in_segments). */
+static int gap_pointer_reported(void)
+{
+	void *big = v_malloc((size_t)8 << 20); /* a mapped block, as likely as not inside the heap's range now */
+	if (!big)
+		return fail("NULL (8 MiB)", 0, (size_t)8 << 20);
+	memset(big, 7, (size_t)8 << 20);
+	big = v_realloc(big, (size_t)9 << 20);
+	if (!big)
+		return fail("realloc NULL (9 MiB)", 0, (size_t)9 << 20);
+	v_free(big);
+	/* a page halfway between the break (walled in) and a heap block of the mapped break: inside the heap's range,
+	 * not in a segment of it */
+	enum { TRIES = 64 };
+	char *held[TRIES], *blk = NULL, *hole = MAP_FAILED;
+	uintptr_t lo = (uintptr_t)sbrk(0);
+	int n_held = 0;
+	while (n_held < TRIES && !blk) { /* the first block above the break (the segment below it may hold some) */
+		char *q = v_malloc(20000);
+		if (!q)
+			return fail("NULL (20000)", (size_t)n_held, 20000);
+		held[n_held++] = q;
+		if ((uintptr_t)q > lo)
+			blk = q;
+	}
+	uintptr_t hi = (uintptr_t)blk;
+	for (int k = 2; hole == MAP_FAILED && k < 64 && hi > lo; k++) {
+		uintptr_t at = (lo + (hi - lo) / k) & ~(uintptr_t)4095;
+		hole = mmap((void *)at, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (hole != MAP_FAILED && hole != (char *)at) { /* a kernel that took the flag for a hint */
+			munmap(hole, 4096);
+			hole = MAP_FAILED;
+		}
+	}
+	for (int k = 0; k < n_held; k++)
+		v_free(held[k]);
+	if (hole == MAP_FAILED || (uintptr_t)hole >= hi) {
+		printf("FAIL brk_blocked/gap_pointer_reported: no page could be mapped between the break %p and the heap "
+		       "block %p of the mapped break (is the heap going on there?)\n", (void *)lo, (void *)blk);
+		return 1;
+	}
+	int fds[2];
+	if (pipe(fds) != 0)
+		return fail("pipe", 0, 0);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		dup2(fds[1], 2);
+		alarm(10);
+		v_free(hole + 64);
+		_exit(97);
+	}
+	close(fds[1]);
+	char out[512] = "";
+	ssize_t got = 0, r;
+	while ((r = read(fds[0], out + got, sizeof out - 1 - (size_t)got)) > 0)
+		got += r;
+	out[got > 0 ? got : 0] = 0;
+	close(fds[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	char want[96];
+	snprintf(want, sizeof want, "osmem: free(): invalid pointer %p", (void *)(hole + 64));
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || !strstr(out, want)) {
+		printf("FAIL brk_blocked/gap_pointer_reported: free(%p), a PROT_NONE page between the break and the mapped "
+		       "break, ended the child with %s %d and stderr \"%.200s\" (want SIGABRT and \"%s\")\n",
+		       (void *)(hole + 64), WIFSIGNALED(st) ? "signal" : "status",
+		       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), out, want);
+		return 1;
+	}
+	munmap(hole, 4096);
+	printf("PASS brk_blocked/gap_pointer_reported\n");
+	return 0;
+}
+
 int main(void)
 {
-	/* the break as it is now (osmem may have preallocated already), and a page mapped right above it */
+	/* a heap block from the break first (the heap then has a segment below the wall, and one above it once it goes
+	 * on in a mapped break: gap_pointer_reported), then the break as it is now and a page mapped right above it */
+	unsigned char *below = v_malloc(100000);
+	if (!below)
+		return fail("NULL (the block below the wall)", 0, 100000);
+	memset(below, 0x5a, 100000);
 	uintptr_t brk_now = (uintptr_t)sbrk(0), page = (uintptr_t)sysconf(_SC_PAGESIZE);
 	void *wall = mmap((void *)((brk_now + page - 1) & ~(page - 1)), page, PROT_READ,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -77,5 +218,11 @@ int main(void)
 	if (os_heap_check() != 0)
 		return fail("os_heap_check failed", 0, 0);
 	printf("PASS brk_blocked/every_request_served\n");
-	return 0;
+	int rc = medium_blocks_share_mappings();
+	rc |= gap_pointer_reported();
+	for (size_t k = 0; k < 100000; k++)
+		if (below[k] != 0x5a)
+			return fail("the block below the wall changed", k, 100000);
+	v_free(below);
+	return rc;
 }
