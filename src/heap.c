@@ -324,21 +324,26 @@ static void trim_regrown(void)
  * of its own: an mmap and at least a page for a 3 KiB block, an munmap at its free, and no medium cache (50,000
  * blocks of 2-30 KiB: 50,000 mmap calls, `brk_blocked/medium_blocks_share_mappings`). The reservation is as large
  * as RLIMIT_AS allows up to VBRK_RESERVE (PROT_NONE: address space, no memory); it must lie above the heap,
- * whose blocks are in address order, else the heap maps each block as before. */
+ * whose blocks are in address order. Where it cannot be made (RLIMIT_AS, address space) or lies below the heap,
+ * the heap maps each block from then on, as before (vbrk_off: one attempt, not up to eleven mmap calls a request). */
 #define VBRK_RESERVE ((size_t)64 << 30)
 #define VBRK_MIN     ((size_t)64 << 20)
 static char *vbrk_grow(size_t len)
 {
 	if (!osm_heap.vbrk || len > (size_t)(osm_heap.vbrk_end - osm_heap.vbrk)) {
+		if (osm_heap.vbrk_off)
+			return NULL; /* a reservation failed or lay below the heap: not tried again at every request */
 		char *r = NULL;
 		size_t want = VBRK_RESERVE, least = len > VBRK_MIN ? round_up(len, page_size()) : VBRK_MIN;
 		for (; !r && want >= least; want /= 2)
 			r = osm_os_reserve(want);
-		if (!r)
-			return NULL;
 		want *= 2; /* the loop halved it once more after the reservation it took */
-		if (osm_heap.base && r < osm_heap.end) {
+		if (r && osm_heap.base && r < osm_heap.end) {
 			osm_os_unmap(r, want);
+			r = NULL;
+		}
+		if (!r) {
+			osm_heap.vbrk_off = true;
 			return NULL;
 		}
 		osm_heap.vbrk = r;
