@@ -548,18 +548,32 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
 /* Medium requests (FRONT_MAX < n <= MEDIUM_MAX) are core blocks, headers and all (32 bytes cost little at these
  * sizes), rounded up to an eighth of their power of two (medium_round), and kept per thread after free in a small
  * stack per bin (glibc's tcache, for the sizes where threads would otherwise meet on the core's lock). A bin holds
- * the blocks of sizes between two bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 32768,
- * and the last up to 36864): a request looks in its own size's bin for the smallest block at least as large, so a
- * program that frees and asks again for one size gets its block back. A block in a cache stays allocated to the
- * core; its payload's second word carries the freed mark. */
-#define MEDIUM_MAX       ((size_t)32768)
-#define MEDIUM_CLASSES   17                       /* bins: [2048, 2560), ..., [28672, 32768), [32768, 36864) */
+ * the blocks of sizes between two bounds, four per power of two (2048, 2560, 3072, 3584, 4096, 5120, ..., 57344),
+ * and the last those of MEDIUM_MAX up to MEDIUM_END_BLOCK: a request looks in its own size's bin for the smallest
+ * block at least as large, so a program that frees and asks again for one size gets its block back. A block in a
+ * cache stays allocated to the core; its payload's second word carries the freed mark.
+ * Why 64 KiB (session 33; 32 KiB before): 32-64 KiB buffers that one thread allocates and another frees took the
+ * core's lock at every call (200,000 through a ring of 64: 0.19-0.37 s, now 0.04-0.10; mimalloc 0.09, tcmalloc
+ * 0.27), and 64 KiB is a common buffer size. The bins above 32 KiB refill one block at a time (front.c,
+ * MEDIUM_BATCH_MAX). Not 128 KiB: blocks held in caches are allocated in the core's eyes, so the larger blocks
+ * around them cannot merge through them: 64-256 KiB handed between threads then took 2.6 times the memory and up
+ * to 45% more time, mixed-realloc (8 B-512 KiB) 6% more time and 5% more memory.
+ * Why the last bin ends 64 bytes past MEDIUM_MAX (it ended an eighth past): the blocks medium requests get are at
+ * most their rounded size plus a remainder too small to split (under 48 bytes); a core block between that and an
+ * eighth more came from a larger request, and sat in a cache where no request of its size would look
+ * (medium/above_medium_not_cached). */
+#define MEDIUM_MAX       ((size_t)65536)
+#define MEDIUM_CLASSES   21                       /* bins: [2048, 2560), ..., [57344, 65536), [65536, 65600) */
 #define MEDIUM_DEPTH     16
 #define MEDIUM_MIN_BLOCK (FRONT_MAX + 16)         /* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) are cached */
-#define MEDIUM_END_BLOCK ((size_t)36864)    /* 32 KiB and an eighth: a larger block serves no medium request well */
-/* Bytes a thread's medium cache holds at most, all bins: MEDIUM_BUDGET while at most 8 threads have caches (more
- * than 17 full bins hold, about 2.4 MiB), then MEDIUM_BUDGET_ALL shared among the threads, at least
- * MEDIUM_BUDGET_MIN (set when the thread's cache is made): 100 threads keep at most 124 MiB, not 240. */
+#define MEDIUM_END_BLOCK (MEDIUM_MAX + 64)
+_Static_assert(MEDIUM_END_BLOCK - 1 < ((size_t)5 << (63 - __builtin_clzll(MEDIUM_MAX) - 2)) &&
+		       MEDIUM_CLASSES == (63 - __builtin_clzll(MEDIUM_MAX) - 11) * 4 + 1,
+	       "MEDIUM_MAX starts the last bin, and every block below MEDIUM_END_BLOCK lies in it (medium_bin)");
+/* Bytes a thread's medium cache holds at most, all bins: MEDIUM_BUDGET while at most 8 threads have caches (the
+ * first 17 bins, to 40 KiB, hold about 2.4 MiB full; all 21 about 7 MiB, so the larger ones share it), then
+ * MEDIUM_BUDGET_ALL shared among the threads, at least MEDIUM_BUDGET_MIN (set when the thread's cache is made):
+ * 100 threads keep at most 124 MiB, not 240. */
 #define MEDIUM_BUDGET     ((size_t)4 << 20)
 #define MEDIUM_BUDGET_ALL ((size_t)32 << 20)
 #define MEDIUM_BUDGET_MIN ((size_t)1 << 20)
@@ -907,7 +921,7 @@ static inline void osm_front_free(void *p, const char *api)
 
 // ---- the medium cache (front.c, "Medium blocks") ----
 
-/* A size in [2048, 36864) -> its bin (the bounds: four per power of two); a bin -> its lower bound. A count of
+/* A size in [2048, MEDIUM_END_BLOCK) -> its bin (the bounds: four per power of two); a bin -> its lower bound. A count of
  * leading zeros and two shifts. */
 static inline size_t medium_bin(size_t s)
 {
@@ -915,7 +929,7 @@ static inline size_t medium_bin(size_t s)
 	return (size_t)(m - 11) * 4 + ((s >> (m - 2)) & 3);
 }
 static inline size_t medium_size(size_t c) { return (size_t)(4 + (c & 3)) << ((c >> 2) + 9); }
-/* A request rounded up to an eighth of its power of two (2304, 2560, ..., 32768: at most 12.5% more, about 6%
+/* A request rounded up to an eighth of its power of two (2304, 2560, ..., 65536: at most 12.5% more, about 6%
  * on average), so that blocks of a bin come in two sizes and serve each other's requests. */
 static inline size_t medium_round(size_t n)
 {

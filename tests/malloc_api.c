@@ -153,7 +153,7 @@ static const struct block_meta *header(const void *p)
 
 /* Whether the default profile's front layer (src/front.c) serves a block of usable size u: slots of at most
  * 2 KiB (FRONT_MAX), with no header, unless the front is off (classic profile, OSMEM_FRONT=0; tracing keeps it
- * on). Medium blocks (2-32 KiB) are core blocks with headers, checked like any. */
+ * on). Medium blocks (2-64 KiB) are core blocks with headers, checked like any. */
 static bool front_block(size_t u)
 {
 	const char *profile = getenv("OSMEM_PROFILE"), *front = getenv("OSMEM_FRONT");
@@ -495,8 +495,8 @@ static void t_realloc_big_move(void)
 		char *a = v_malloc(n);
 		EXPECT(a, "malloc(%zu)", n);
 		fill(a, 0, n, (unsigned)i);
-		void *guard = v_malloc(64 * KiB);
-		EXPECT(guard, "malloc(64 KiB)");
+		void *guard = v_malloc(80 * KiB); /* a core block (above the medium caches' 64 KiB): carved right after */
+		EXPECT(guard, "malloc(80 KiB)");
 		char *b = v_realloc(a, n + n / 2 + 4096);
 		EXPECT(b, "realloc(%zu -> %zu)", n, n + n / 2 + 4096);
 		moved += b != a;
@@ -634,15 +634,16 @@ static void t_free_errno(void)
 	pid_t pid = fork();
 	EXPECT(pid >= 0, "fork");
 	if (pid == 0) {
-		enum { N = 1280 };
+		/* blocks of 80 KiB: core blocks (the medium caches keep up to 64 KiB, which never reach the top) */
+		enum { N = 1024 };
 		static void *b[N];
 		const char *profile = getenv("OSMEM_PROFILE");
 		int classic = profile && strcmp(profile, "classic") == 0;
-		void *f = v_malloc(64 * KiB), *g = v_malloc(64 * KiB);
+		void *f = v_malloc(80 * KiB), *g = v_malloc(80 * KiB);
 		if (!f || !g)
 			_exit(2);
 		for (int i = 0; i < N; i++)
-			if (!(b[i] = v_malloc(64 * KiB)))
+			if (!(b[i] = v_malloc(80 * KiB)))
 				_exit(3);
 		for (int i = N - 1; i >= 0; i--) {
 			errno = 12345;

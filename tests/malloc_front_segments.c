@@ -185,7 +185,7 @@ int main(void)
 	const size_t keep = (EMPTY_KEEP + 2) * PAGE_PAGES + 64; /* the thread's empty and current pages, descriptors */
 	int rounds = 0;
 	os_stats(&s0);
-	while (rounds < 3 && after > keep) { /* a second idle, then a request that reaches the core (above 32 KiB) */
+	while (rounds < 3 && after > keep) { /* a second idle, then a request that reaches the core (above 64 KiB) */
 		usleep(1050000);
 		void *q = v_malloc(100000);
 		v_free(q);

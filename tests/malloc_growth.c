@@ -696,7 +696,7 @@ int main(int argc, char **argv)
 	/* take the whole free top as b, so that b is the last block; b (and anything used to reach a top of that
 	 * size) above MEDIUM_MAX, the largest request the default profile's front layer or medium caches serve, so
 	 * that the core carves it exactly */
-	enum { B = 40000 };
+	enum { B = 70000 };
 	char *x = v_malloc(B + 1000); /* appended at the break (no hole is that large): freed, the top is at least that */
 	v_free(x);
 	malloc_trim(256 << 10); /* the default profile trims a free top only after 100 ms: at most 256 KiB stay now */
@@ -733,20 +733,24 @@ int main(int argc, char **argv)
 		 * up to 8 MiB. The layout: a filler takes all of a free top but 100000 bytes, the block the front of those */
 		char *y = v_malloc(B + 1000); /* a free top of at least that */
 		v_free(y);
-		size_t t = tu_free_top_size(), nf = 0;
+		/* fillers and the growth are core blocks: above the medium caches (64 KiB) and below the mmap
+		 * threshold, which a freed mapped block of 300 KiB raises to that (glibc's dynamic threshold): with
+		 * fillers of 65,664 to 120,000 bytes only, some tops could not be brought below the growth's target */
+		v_free(v_malloc(300 << 10));
+		size_t t = tu_free_top_size(), nf = 0, left = t;
 		char *filler[16];
-		for (size_t left = t; left > 100000 + 32 && nf < 16; nf++) { /* heap blocks (below the threshold) */
-			size_t n = left - 100000 - 32 < 120000 ? left - 100000 - 32 : 120000;
+		for (; left >= 100000 + 32 + 65664 + 32 && nf < 16; nf++) { /* leaves 100000 bytes, or less than 165,728 */
+			size_t n = left - 100000 - 32 < 250000 ? left - 100000 - 32 : 250000;
 			filler[nf] = v_malloc(n);
 			left -= n + 32;
 		}
 		char *g = v_malloc(B);
 		const struct block_meta *gh = header_of(g), *next = gh->next;
-		if (!next || next->status != STATUS_FREE || next->next || B + 32 + next->size >= 120000) {
+		if (!next || next->status != STATUS_FREE || next->next || B + 32 + next->size >= 200000) {
 			printf("FAIL growth/realloc_past_free_top_in_place: could not place a block below the free top (test "
 			       "setup: a free top of %zu bytes)\n", t);
 		} else {
-			size_t top = next->size, want = 120000; /* more than the block and the top hold, below 128 KiB */
+			size_t top = next->size, want = 200000; /* more than the block and the top hold, below the threshold */
 			memset(g, 7, B);
 			char *g2 = v_realloc(g, want);
 			size_t kept = 0;

@@ -26,11 +26,11 @@
 #define KiB ((size_t)1024)
 #define MiB (KiB * KiB)
 
-/* Blocks the core carves in order, one after the other: above MEDIUM_MAX (32 KiB). The default profile serves up
+/* Blocks the core carves in order, one after the other: above MEDIUM_MAX (64 KiB). The default profile serves up
  * to 2 KiB from header-less slots (there, a write before a block lands in the program's own neighbouring slot,
- * and free is right to ignore it), and up to 32 KiB from a thread's medium cache, whose blocks are core blocks
+ * and free is right to ignore it), and up to 64 KiB from a thread's medium cache, whose blocks are core blocks
  * with headers but come in the order the cache holds them, so `q` would not always follow `p`. */
-#define CORE_SIZE 40000
+#define CORE_SIZE 70000
 
 static void *(*volatile v_malloc)(size_t) = malloc;
 static void (*volatile v_free)(void *) = free;
@@ -176,7 +176,7 @@ static void trim_page_multiple_top(void)
 		/* a block of s bytes and its header, carved from the top, leave top - s - 32 (s above the sizes the
 		 * front's slots and medium caches serve, so that the core carves it exactly; a top too small for it is
 		 * used up, and the next one is larger) */
-		size_t s = r + 9 * 4096 - 32, big = 40000;
+		size_t s = r + 17 * 4096 - 32, big = CORE_SIZE;
 		keep[n] = v_malloc(top >= s + 32 + 64 ? s : top >= big + 32 ? top - 32 : big);
 	}
 	if (n == 600)
