@@ -921,8 +921,8 @@ static inline void osm_front_free(void *p, const char *api)
 
 // ---- the medium cache (front.c, "Medium blocks") ----
 
-/* A size in [2048, MEDIUM_END_BLOCK) -> its bin (the bounds: four per power of two); a bin -> its lower bound. A count of
- * leading zeros and two shifts. */
+/* A size in [2048, MEDIUM_END_BLOCK) -> its bin (the bounds: four per power of two); a bin -> its lower bound.
+ * A count of leading zeros and two shifts. */
 static inline size_t medium_bin(size_t s)
 {
 	unsigned m = 63u - (unsigned)__builtin_clzll((unsigned long long)s);
