@@ -1776,8 +1776,8 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	 * moves 2 objects of its largest classes at a time): a batch of 48 KiB blocks is half a megabyte that sits in
 	 * the bin until the program asks for that size again. With batches there, python3's churn.py (4 threads)
 	 * peaked at 64.5-65.3 MiB against 58.6-60.4 before those bins existed, 61.3 without the batches; 33-64 KiB
-	 * blocks handed between two threads took 0.052 s without (0.040 with, 0.202 before the bins) and 3.4 MiB
-	 * (10.9 with, 6.4 before). */
+	 * blocks handed between two threads (bench/handoff.c) took 0.03-0.08 s and 3.3-10.9 MiB without them (0.04 s
+	 * and 10.9 MiB with; 0.19-0.45 s and 6.0-6.5 MiB before the bins). */
 	size_t want = batch && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
 	if (xfer_take(h, c, n, want))
 		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */

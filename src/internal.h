@@ -553,7 +553,7 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
  * block at least as large, so a program that frees and asks again for one size gets its block back. A block in a
  * cache stays allocated to the core; its payload's second word carries the freed mark.
  * Why 64 KiB (session 33; 32 KiB before): 32-64 KiB buffers that one thread allocates and another frees took the
- * core's lock at every call (200,000 through a ring of 64: 0.19-0.37 s, now 0.04-0.10; mimalloc 0.09, tcmalloc
+ * core's lock at every call (200,000 through a ring of 64: 0.19-0.45 s, now 0.03-0.10; mimalloc 0.09, tcmalloc
  * 0.27), and 64 KiB is a common buffer size. The bins above 32 KiB refill one block at a time (front.c,
  * MEDIUM_BATCH_MAX). Not 128 KiB: blocks held in caches are allocated in the core's eyes, so the larger blocks
  * around them cannot merge through them: 64-256 KiB handed between threads then took 2.6 times the memory and up

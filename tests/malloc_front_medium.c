@@ -879,7 +879,7 @@ static void threaded_growth_takes_one_block(void)
 /* Hazard: blocks above 32 KiB were core blocks only, so a thread that allocates 32-64 KiB buffers which another
  * thread frees (a reader handing its buffers to a worker) took the core's lock, a best-fit search, a split and a
  * merge for each malloc and each free, both threads meeting on that lock: 200,000 blocks of 33-64 KiB through a
- * ring of 64 took 0.19-0.37 s (mimalloc 0.09, tcmalloc 0.27); through the caches and the transfer cache 0.04-0.06.
+ * ring of 64 took 0.19-0.45 s (mimalloc 0.09, tcmalloc 0.27; bench/handoff.c); through the caches 0.03-0.10.
  * A producer and a consumer thread pass 4,000 blocks of 33,000-65,536 bytes through a ring of 16: most of the
  * producer's requests must be cache hits (blocks the consumer's full bins gave the transfer cache), every block
  * whole. Before: no hit at all. */
