@@ -890,9 +890,9 @@ static inline __attribute__((always_inline)) void *osm_front_malloc_hit(size_t n
 /* free's fast path for a pointer of the front's range (osm_front_in_range) or of a segment outside it
  * (osm_front_owns). Cost for a slot of a page this thread owns and allocates from: about 41 instructions with
  * free's range test (callgrind, session 32), no lock, no atomic read-modify-write, no system call: the page from
- * the address (mask, shift), the slot check (front_is_page_slot: a multiply, a compare), the mark written twice, a push on the class's thread cache (a full
- * one, found by its top's address, gives its older half back out of line). Other threads' pages (one CAS), double
- * frees and bad pointers: slow path. */
+ * the address (mask, shift), the slot check (front_is_page_slot: a multiply, a compare), the mark written twice,
+ * a push on the class's thread cache (a full one, found by its top's address, gives its older half back out of
+ * line). Other threads' pages (one CAS), double frees and bad pointers: slow path. */
 static inline void osm_front_free(void *p, const char *api)
 {
 	struct front_page *pg = front_page_of(p);
