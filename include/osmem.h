@@ -67,6 +67,11 @@ struct os_stats {
 	 * (src/heap.c, the decay), and the front's pool pages idle a second (src/front.c, pool_decay). The same pages
 	 * may be counted again after they were used and left idle once more. */
 	size_t idle_released;
+	/* Frees that found the heap's lock held by another thread and left their block for the lock's next holder to
+	 * free, instead of waiting (the default profile's blocks above the medium caches' sizes; src/heap.c, "Frees
+	 * that find the lock taken"). os_stats takes the lock, which frees what waits first: every count above
+	 * already includes them. */
+	size_t deferred_frees;
 };
 /* Fills *st. The struct only ever grows at its end: os_stats_get copies the first size bytes of what this library
  * knows (and never writes past them), so a program built against an older osmem.h keeps working on a newer

@@ -276,7 +276,12 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 __attribute__((noinline)) static void core_delete(void *p, bool sized, size_t n, size_t a)
 {
 	int saved = errno;
-	osm_lock();
+	if (!osm_lock_try()) { /* another thread holds the lock: the block waits for its next holder (free's way) */
+		struct block_meta *b = osm_defer_check(p, MEDIUM_END_BLOCK);
+		if (b && (!sized || core_size_fits(b, n, a)) && osm_defer_push(b))
+			return;
+		osm_lock();
+	}
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
 	struct block_meta *b = osm_user_block(p, API, false);

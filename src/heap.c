@@ -1622,6 +1622,8 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 		if (b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b)) {
 			if (!heap_links_ok(b))
 				osm_fatal_pointer(api, "corrupted header", ptr);
+			if (OSM_DEFERS && !osm_heap.classic && osm_deferred_marked(ptr)) /* freed, waiting for the lock */
+				osm_fatal_pointer(api, "double free", ptr);
 			return b;
 		}
 		/* a block of the list whose size, status or cookie the program overwrote: not a foreign pointer */
@@ -1650,4 +1652,84 @@ struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 	default:
 		osm_fatal_pointer(api, "invalid pointer", ptr);
 	}
+}
+
+// ------------------------------------------------------------------
+// Frees that find the lock taken (default profile)
+// ------------------------------------------------------------------
+
+/* A free of a heap block that finds the lock held by another thread does not wait for it: the block is checked
+ * without the lock, as the medium caches check theirs (in the heap, no gaps; status and keyed cookie; links that
+ * tile), marked freed in its payload's second word, and pushed on a lock-free stack; the next thread to take the
+ * lock frees the stack's blocks first (osm_deferred_drain, from osm_lock), with every check a free makes under the
+ * lock. Blocks one thread allocates and another frees (I/O buffers of 64-256 KiB handed to a worker) otherwise had
+ * the two threads take turns at the lock for every block: 200,000 blocks of 64-256 KiB through a ring of 64
+ * (bench/handoff.c) spent 40% of their time spinning for it.
+ *
+ * The stack's head word is the top block's payload address (below 2^48) with the stack's depth in its top 16
+ * bits: a push is one compare-and-swap, the drain one exchange, and a stack DEFER_MAX deep makes the next free
+ * wait for the lock instead (which drains it), so that what waits stays bounded whoever holds the lock. A link is
+ * the next payload address xor the heap's key, checked (in the heap, carrying the mark) before it is followed: a
+ * program that writes into a block it freed is reported, never followed. The mark is the payload's address keyed
+ * by the heap's key and secret: a second free of the block while it waits is seen (the compare-and-swap that sets
+ * the mark fails, the free takes the lock, and the drain before it has made the block free: "double free"). A
+ * block waiting counts as in use in os_stats until the drain. Never in the classic profile, nor when traced (a
+ * trace records each free where it happens). */
+#define DEFER_MAX 64
+#define DEFER_DEPTH_SHIFT 48
+#define DEFER_PTR_MASK (((uint64_t)1 << DEFER_DEPTH_SHIFT) - 1)
+struct osm_deferred osm_deferred;
+
+static inline uintptr_t defer_link(uintptr_t next) { return next ^ osm_heap.key; }
+
+#ifdef OSMEM_DROPIN /* the medium caches' checks without the lock (internal.h) */
+struct block_meta *osm_defer_check(void *p, size_t min)
+{
+	if (osm_heap.classic || TRACING || !medium_in_heap(p))
+		return NULL;
+	struct block_meta *b = block_of(p);
+	if (!medium_header_ok(b) || !medium_links_ok(b) || b->size < min)
+		return NULL;
+	return b;
+}
+#endif
+
+bool osm_defer_push(struct block_meta *b)
+{
+	void **q = payload(b);
+	uintptr_t m = osm_defer_mark(q), old = __atomic_load_n((uintptr_t *)&q[1], __ATOMIC_RELAXED);
+	if (old == m || !__atomic_compare_exchange_n((uintptr_t *)&q[1], &old, m, false, __ATOMIC_RELAXED,
+						     __ATOMIC_RELAXED))
+		return false; /* freed already, or being freed: the lock's way reports it */
+	uint64_t h = __atomic_load_n(&osm_deferred.head, __ATOMIC_RELAXED), n;
+	do {
+		if ((h >> DEFER_DEPTH_SHIFT) >= DEFER_MAX) {
+			__atomic_store_n((uintptr_t *)&q[1], old, __ATOMIC_RELAXED); /* the caller frees it under the lock */
+			return false;
+		}
+		__atomic_store_n((uintptr_t *)&q[0], defer_link((uintptr_t)(h & DEFER_PTR_MASK)), __ATOMIC_RELAXED);
+		n = ((h >> DEFER_DEPTH_SHIFT) + 1) << DEFER_DEPTH_SHIFT | (uint64_t)(uintptr_t)q;
+	} while (!__atomic_compare_exchange_n(&osm_deferred.head, &h, n, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+	return true;
+}
+
+void osm_deferred_drain(void)
+{
+	uint64_t h = __atomic_exchange_n(&osm_deferred.head, 0, __ATOMIC_ACQUIRE);
+	const char *op = osm_heap.op;
+	osm_heap.op = "free";
+	void *from = NULL; /* the block whose link led here */
+	for (uintptr_t a = (uintptr_t)(h & DEFER_PTR_MASK); a;) {
+		void **q = (void **)a;
+		struct block_meta *b = block_of(q);
+		if ((a & (osm_heap.policy.align - 1)) || !osm_in_heap(b) || !hdr_in_heap(b) || !osm_deferred_marked(q))
+			osm_fatal_pointer("free", "corrupted list of frees waiting for the lock", from ? from : q);
+		uintptr_t next = defer_link((uintptr_t)q[0]);
+		q[0] = q[1] = NULL; /* the link and the mark: malloc hands the block out again */
+		osm_free(osm_user_block(q, "free", false));
+		osm_heap.count.deferred_frees++;
+		from = q;
+		a = next;
+	}
+	osm_heap.op = op;
 }

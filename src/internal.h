@@ -168,6 +168,16 @@ static inline void osm_os_lock_take(int *word, int me)
 	if (!__atomic_compare_exchange_n(word, &v, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		osm_os_lock_slow(word, me);
 }
+/* The same, or false at once when another thread holds it. */
+static inline bool osm_os_lock_try(int *word, int me)
+{
+	if (osm_os_single_threaded() && __atomic_load_n(word, __ATOMIC_RELAXED) == 0) {
+		__atomic_store_n(word, me, __ATOMIC_RELAXED);
+		return true;
+	}
+	int v = 0;
+	return __atomic_compare_exchange_n(word, &v, me, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
 static inline void osm_os_lock_give(int *word)
 {
 	if (osm_os_single_threaded()) { /* no other thread: nobody sleeps on the word */
@@ -300,6 +310,7 @@ struct heap_counters {
 	size_t huge_bytes;               /* heap growth and front segments advised for huge pages (huge.c) */
 	size_t fault_probe_ns;           /* a 4 KiB page fault's cost as huge.c measured it (0: not measured) */
 	size_t decayed_bytes;            /* given back by the decay (heap.c, decay_visit) */
+	size_t deferred_frees;           /* frees that found the lock taken and waited for its next holder */
 };
 
 #define HEAP_SEGS_MAX 32 /* segments of the heap after the first (foreign sbrk, mapped break): at most */
@@ -440,6 +451,32 @@ HIDDEN void osm_policy_keep_mappings(bool on);
  * on a pointer osmem never returned, and on a double free unless allow_free (realloc's rule 3). */
 HIDDEN struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free);
 HIDDEN bool osm_in_heap(const void *p);
+/* Frees that find the lock taken (heap.c, "Frees that find the lock taken"; default profile, not traced).
+ * osm_defer_check: p's block when it is an allocated heap block of at least min bytes whose header and links hold,
+ * read without the lock (medium_block's checks); else NULL (the lock's way decides and reports). osm_defer_push:
+ * marks it freed and pushes it for the lock's next holder, without the lock (two compare-and-swaps); false when
+ * it was freed already or too many wait: the caller frees it under the lock. osm_deferred_drain: under the lock,
+ * frees what waits (osm_lock calls it). osm_deferred_marked: a heap block's payload p carries the mark. */
+struct osm_deferred {
+	_Alignas(64) uint64_t head; /* a line of its own: the freeing threads write it, the lock's holder drains it */
+};
+HIDDEN extern struct osm_deferred osm_deferred;
+HIDDEN struct block_meta *osm_defer_check(void *p, size_t min);
+HIDDEN bool osm_defer_push(struct block_meta *b);
+HIDDEN void osm_deferred_drain(void);
+/* The mark: the payload's address keyed by the heap's key and secret (a multiply). */
+static inline uintptr_t osm_defer_mark(const void *q)
+{
+	return ((uintptr_t)q ^ osm_heap.key) * 0x9E3779B97F4A7C15ull ^ osm_heap.secret;
+}
+static inline bool osm_deferred_marked(const void *p) { return ((void *const *)p)[1] == (void *)osm_defer_mark(p); }
+#ifdef OSMEM_DROPIN
+#define OSM_DEFERS true
+static inline bool osm_deferred_waiting(void) { return __atomic_load_n(&osm_deferred.head, __ATOMIC_RELAXED) != 0; }
+#else /* libosmem.so: os_free always takes the lock */
+#define OSM_DEFERS false
+static inline bool osm_deferred_waiting(void) { return false; }
+#endif
 /* Reports "osmem: <op>(): <what> <payload>" and aborts: a header osmem was about to trust is not one it wrote. */
 HIDDEN _Noreturn void osm_fatal_block(const struct block_meta *b, const char *what);
 HIDDEN void osm_check_free_block(const struct block_meta *b);
@@ -500,6 +537,8 @@ HIDDEN void osm_set_slot_limit(uint32_t n);
 
 /* lock.c (core): the core's lock, taken by every layer above around the core */
 HIDDEN void osm_lock(void);
+/* osm_lock, or false at once when another thread holds the lock (a free that need not wait: osm_defer_push). */
+HIDDEN bool osm_lock_try(void);
 HIDDEN void osm_unlock(void);
 /* Whether the calling thread holds the heap lock (exact, also from a signal handler); a test hook too. */
 HIDDEN bool osm_lock_held_by_self(void);

@@ -1,8 +1,8 @@
 /* lock: the core's lock, which every layer above takes around the core (the API for a request, the front for a
  * batch, strict mode, mallopt), and its part in fork.
  *
- * Core layer: it calls only the core (osm_init), the recorder (the trace's deferred writes) and the OS seam (the
- * lock word, the thread id). The fork handlers themselves are the API's (osmem.c): they order stdio's lock, the
+ * Core layer: it calls only the core (osm_init; osm_deferred_drain, the frees that waited for the lock), the
+ * recorder (the trace's deferred writes) and the OS seam (the lock word, the thread id). The fork handlers themselves are the API's (osmem.c): they order stdio's lock, the
  * front's and this one.
  *
  * The lock is one word (internal.h, osm_os_lock_take): 0 when free, else the owner's thread id, plus
@@ -44,11 +44,25 @@ bool osm_lock_held_by_self(void)
 	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~OSM_LOCK_WAITERS) == my_tid();
 }
 
+/* Taking the lock, its holder first frees the blocks that other threads' frees left waiting while it was taken
+ * (heap.c, osm_deferred_drain): one load of a line those frees write, when none wait. */
 void osm_lock(void)
 {
 	if (!forking)
 		osm_os_lock_take(&heap_lock, my_tid());
 	osm_init(DROPIN);
+	if (osm_deferred_waiting())
+		osm_deferred_drain();
+}
+
+bool osm_lock_try(void)
+{
+	if (!forking && !osm_os_lock_try(&heap_lock, my_tid()))
+		return false;
+	osm_init(DROPIN);
+	if (osm_deferred_waiting())
+		osm_deferred_drain();
+	return true;
 }
 
 void osm_unlock(void)

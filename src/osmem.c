@@ -110,6 +110,7 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->huge_bytes = c->huge_bytes;
 	st->fault_probe_ns = c->fault_probe_ns;
 	st->idle_released = c->decayed_bytes;
+	st->deferred_frees = c->deferred_frees;
 	st->front_cached_blocks = c->kept_maps; /* the kept mappings; the front's caches are added below */
 	st->front_cached_bytes = c->kept_bytes;
 	x->classic = osm_heap.classic;

@@ -115,10 +115,23 @@ EXPORT void *malloc(size_t n)
 	return medium_malloc(n);
 }
 
+/* A core block of another thread's freeing, when the lock is taken: it waits for the lock's next holder (heap.c,
+ * "Frees that find the lock taken"), checked and marked without the lock. Above the medium sizes only: a block
+ * of those sizes may sit in a thread's medium cache, whose freed mark the lock's way must see. */
+static bool free_without_lock(void *p)
+{
+	struct block_meta *b = osm_defer_check(p, MEDIUM_END_BLOCK);
+	return b && osm_defer_push(b);
+}
+
 __attribute__((noinline)) static void core_free(void *p)
 {
 	int saved = errno;
-	osm_lock();
+	if (!osm_lock_try()) {
+		if (free_without_lock(p))
+			return; /* errno untouched */
+		osm_lock();
+	}
 	osm_set_op("free");
 	if (osm_zero_owns(p)) { /* malloc(0)'s address: a double free or a bad pointer is reported */
 		osm_zero_check(p, "free", true);
@@ -326,7 +339,7 @@ static inline bool heap_realloc_keeps(void *p, size_t n)
 		return false;
 	struct block_meta *b = block_of(p);
 	return medium_header_ok(b) && medium_links_ok(b) && ((void **)p)[1] != (void *)front_mark(p) &&
-	       osm_realloc_keeps(b, align_up(n));
+	       !osm_deferred_marked(p) && osm_realloc_keeps(b, align_up(n));
 }
 
 /* realloc's copy of a block the core moved. From MOVE_STREAM bytes up, the destination is written with

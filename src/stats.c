@@ -71,6 +71,7 @@ static void stats_text(struct text *t, const struct os_stats *sp, const struct o
 		line(t, "populate calls", st.populate_calls);
 		line(t, "fault probe ns", st.fault_probe_ns);
 		line(t, "idle bytes given back", st.idle_released);
+		line(t, "frees deferred", st.deferred_frees);
 	}
 	if (st.front_bytes) {
 		line(t, "cache hits", st.cache_hits);
