@@ -2,8 +2,8 @@
  * batch, strict mode, mallopt), and its part in fork.
  *
  * Core layer: it calls only the core (osm_init; osm_deferred_drain, the frees that waited for the lock), the
- * recorder (the trace's deferred writes) and the OS seam (the lock word, the thread id). The fork handlers themselves are the API's (osmem.c): they order stdio's lock, the
- * front's and this one.
+ * recorder (the trace's deferred writes) and the OS seam (the lock word, the thread id). The fork handlers
+ * themselves are the API's (osmem.c): they order stdio's lock, the front's and this one.
  *
  * The lock is one word (internal.h, osm_os_lock_take): 0 when free, else the owner's thread id, plus
  * OSM_LOCK_WAITERS when another thread may sleep on it. Taking it is one compare-and-swap 0 -> tid (a plain store
