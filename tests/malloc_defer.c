@@ -9,6 +9,8 @@
  *    path must not hand it back), is reported as a double free;
  *  - a write into the block after its free (its first word links the waiting blocks, its second is the mark) is
  *    reported where the next holder would follow it, never followed;
+ *  - a fork while a block waits: the child inherits it and frees it at its first request to the core, with a
+ *    heap that checks out;
  *  - blocks one thread allocates and another frees, thousands of them while both threads take the lock, all
  *    come back (bytes in use return to where they were).
  * To hold the lock at a known moment, this program defines sbrk (the executable's definition comes first, so
@@ -253,6 +255,53 @@ static void mark_written_while_waiting(void)
 	v_free(v_malloc(BLOCK));
 }
 
+/* A fork while a free waits: fork's prepare handler takes the lock without freeing what waits, so the child
+ * inherits the waiting block; the child's first request to the core frees it (os_stats takes the lock), its heap
+ * checks out and it can allocate; the parent's too. */
+static void fork_with_free_waiting(void)
+{
+	char *g = v_malloc(BLOCK), *x = v_malloc(BLOCK), *h = v_malloc(BLOCK);
+	struct os_stats s0 = {0}, s1 = {0};
+	os_stats(&s0);
+	pthread_t t;
+	if (!hold_lock(&t)) {
+		check("fork_with_free_waiting", 0, "the holder thread never reached sbrk with the lock held");
+		return;
+	}
+	memset(x, 0, 16);
+	v_free(x);
+	sem_post(&release);
+	pthread_join(t, NULL); /* the holder's malloc ends and lets the lock go; nothing took it since */
+	/* a waiting block carries the mark in its second word; the drain clears it (a read of freed memory, which
+	 * only a test of the allocator may make) */
+	volatile uintptr_t *w = (volatile uintptr_t *)x;
+	int waiting = w[1] != 0;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		os_stats(&s1);
+		int drained = w[1] == 0;
+		char *y = v_malloc(BLOCK);
+		int ok = drained && s1.deferred_frees == s0.deferred_frees + 1 && y && os_heap_check() == 0;
+		v_free(y);
+		_exit(ok ? 0 : 1);
+	}
+	int st = -1;
+	waitpid(pid, &st, 0);
+	os_stats(&s1);
+	v_free(grown);
+	char why[300];
+	snprintf(why, sizeof why,
+		 "block waiting at the fork: %d (want 1); child status %d (want exit 0: the block freed by the child's "
+		 "first lock, counted once, a malloc served, the heap checked); the parent counted %zu deferred frees "
+		 "(want 1) and its heap check %s",
+		 waiting, st, s1.deferred_frees - s0.deferred_frees, os_heap_check() ? "failed" : "passed");
+	check("fork_with_free_waiting", waiting && WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	      s1.deferred_frees == s0.deferred_frees + 1 && os_heap_check() == 0, why);
+	v_free(g);
+	v_free(h);
+}
+
 // ---- many blocks between two threads ----
 
 #define RING 64
@@ -333,6 +382,7 @@ int main(int argc, char **argv)
 				 "corrupted list of frees waiting for the lock");
 	n_fail += !tu_death_case("defer", "", "mark_written_while_waiting", mark_written_while_waiting, "free",
 				 "corrupted list of frees waiting for the lock");
+	fork_with_free_waiting();
 	handoff_frees_not_lost();
 	return n_fail != 0;
 }
