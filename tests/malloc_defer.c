@@ -115,17 +115,28 @@ static void let_go(pthread_t t)
 
 // ---- the cases ----
 
+/* Three blocks side by side (x between two that stay allocated: x stays a block of its own after its free), the
+ * statistics before, and a thread holding the lock; false (the case FAILs with the reason) if it never got there. */
+static bool three_blocks_and_holder(const char *name, char **g, char **x, char **h, struct os_stats *s0, pthread_t *t)
+{
+	*g = v_malloc(BLOCK);
+	*x = v_malloc(BLOCK);
+	*h = v_malloc(BLOCK);
+	os_stats(s0);
+	if (hold_lock(t))
+		return true;
+	check(name, 0, "the holder thread never reached sbrk with the lock held");
+	return false;
+}
+
 static void free_while_lock_taken_does_not_wait(void)
 {
-	char *g1 = v_malloc(BLOCK), *x = v_malloc(BLOCK), *g2 = v_malloc(BLOCK);
-	memset(x, 0x5a, BLOCK);
+	char *g1, *x, *g2;
 	struct os_stats s0 = {0}, s1 = {0};
-	os_stats(&s0);
 	pthread_t t;
-	if (!hold_lock(&t)) {
-		check("free_while_lock_taken_does_not_wait", 0, "the holder thread never reached sbrk with the lock held");
+	if (!three_blocks_and_holder("free_while_lock_taken_does_not_wait", &g1, &x, &g2, &s0, &t))
 		return;
-	}
+	memset(x, 0x5a, BLOCK);
 	v_free(x); /* the lock is held: this returns at once, or waits for the holder's 20 s */
 	int waited = held_too_long;
 	let_go(t);
@@ -260,14 +271,11 @@ static void mark_written_while_waiting(void)
  * checks out and it can allocate; the parent's too. */
 static void fork_with_free_waiting(void)
 {
-	char *g = v_malloc(BLOCK), *x = v_malloc(BLOCK), *h = v_malloc(BLOCK);
+	char *g, *x, *h;
 	struct os_stats s0 = {0}, s1 = {0};
-	os_stats(&s0);
 	pthread_t t;
-	if (!hold_lock(&t)) {
-		check("fork_with_free_waiting", 0, "the holder thread never reached sbrk with the lock held");
+	if (!three_blocks_and_holder("fork_with_free_waiting", &g, &x, &h, &s0, &t))
 		return;
-	}
 	memset(x, 0, 16);
 	v_free(x);
 	sem_post(&release);
