@@ -1682,15 +1682,10 @@ struct osm_deferred osm_deferred;
 
 static inline uintptr_t defer_link(uintptr_t next) { return next ^ osm_heap.key; }
 
-#ifdef OSMEM_DROPIN /* the medium caches' checks without the lock (internal.h) */
+#ifdef OSMEM_DROPIN /* the medium caches' checks without the lock (internal.h, heap_block_unlocked) */
 struct block_meta *osm_defer_check(void *p, size_t min)
 {
-	if (osm_heap.classic || TRACING || !medium_in_heap(p))
-		return NULL;
-	struct block_meta *b = block_of(p);
-	if (!medium_header_ok(b) || !medium_links_ok(b) || b->size < min)
-		return NULL;
-	return b;
+	return osm_heap.classic || TRACING ? NULL : heap_block_unlocked(p, min, SIZE_MAX);
 }
 #endif
 

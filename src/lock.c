@@ -44,24 +44,27 @@ bool osm_lock_held_by_self(void)
 	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~OSM_LOCK_WAITERS) == my_tid();
 }
 
-/* Taking the lock, its holder first frees the blocks that other threads' frees left waiting while it was taken
- * (heap.c, osm_deferred_drain): one load of a line those frees write, when none wait. */
+/* The lock just taken: its holder first frees the blocks that other threads' frees left waiting while it was
+ * taken (heap.c, osm_deferred_drain): one load of a line those frees write, when none wait. */
+static void taken(void)
+{
+	osm_init(DROPIN);
+	if (osm_deferred_waiting())
+		osm_deferred_drain();
+}
+
 void osm_lock(void)
 {
 	if (!forking)
 		osm_os_lock_take(&heap_lock, my_tid());
-	osm_init(DROPIN);
-	if (osm_deferred_waiting())
-		osm_deferred_drain();
+	taken();
 }
 
 bool osm_lock_try(void)
 {
 	if (!forking && !osm_os_lock_try(&heap_lock, my_tid()))
 		return false;
-	osm_init(DROPIN);
-	if (osm_deferred_waiting())
-		osm_deferred_drain();
+	taken();
 	return true;
 }
 

@@ -335,11 +335,11 @@ static inline bool medium_realloc_keeps(void *p, size_t n)
  * lock from 32 KiB to 128 KiB, 8.6 ns here (glibc 7.5). Not traced requests only: a traced one is a line. */
 static inline bool heap_realloc_keeps(void *p, size_t n)
 {
-	if (TRACING || n <= MEDIUM_MAX || !osm_front_dfkey || !medium_in_heap(p)) /* dfkey 0: strict mode, front off */
+	if (TRACING || n <= MEDIUM_MAX || !osm_front_dfkey) /* dfkey 0: strict mode, front off */
 		return false;
-	struct block_meta *b = block_of(p);
-	return medium_header_ok(b) && medium_links_ok(b) && ((void **)p)[1] != (void *)front_mark(p) &&
-	       !osm_deferred_marked(p) && osm_realloc_keeps(b, align_up(n));
+	struct block_meta *b = heap_block_unlocked(p, 0, SIZE_MAX);
+	return b && ((void **)p)[1] != (void *)front_mark(p) && !osm_deferred_marked(p) &&
+	       osm_realloc_keeps(b, align_up(n));
 }
 
 /* realloc's copy of a block the core moved. From MOVE_STREAM bytes up, the destination is written with
