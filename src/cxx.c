@@ -263,8 +263,8 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 		slack = osm_os_page_size();
 	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
 		return true;
-	/* a medium request, aligned or not, may get a larger cached block of its size's bin (front.c, "Medium
-	 * blocks", osm_front_medium_memalign), and a small one aligned beyond FRONT_MAX a block of the first bin */
+	/* a medium request, aligned or not, may get a larger cached block of its size's bin (medium.c,
+	 * osm_front_medium_memalign), and a small one aligned beyond FRONT_MAX a block of the first bin */
 	size_t m = n <= FRONT_MAX && a > FRONT_MAX ? FRONT_MAX + 1 : n;
 	return m > FRONT_MAX && m <= MEDIUM_MAX && n <= b->size &&
 	       b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&

@@ -58,7 +58,7 @@
  * serialised: every request it serves (cache hits included) and each of its decisions (pages taken, given back,
  * abandoned, adopted; remote frees; segments mapped) is a line of the trace (docs/TRACE.md), written under the
  * front lock and then the heap lock, so that front and core lines never interleave. The fast paths are not
- * touched: a traced thread keeps osm_front_tl_heap at empty_heap (its real heap is tl_heap), so its malloc finds
+ * touched: a traced thread keeps osm_front_tl_heap at osm_front_empty_heap (its real heap is tl_heap), so its malloc finds
  * the empty page and its free finds a page of another heap, and both fall into the slow paths, which see the
  * thread's state TL_TRACED. Cost when tracing is off: a load and a branch in some slow paths (free's, realloc's
  * and memalign's entries, and each event site, like the core's). The slow path knows the size class, not the
@@ -143,19 +143,19 @@ static inline struct front_seg_links *seg_links(struct front_seg *s) { return &s
  * yet fall into the slow path at once, and never write here. The empty heap has no stacks below it (struct
  * front_heap_mem): its counts are 0, so nothing reads them. */
 static struct front_page empty_page = { .state = PG_CUR };
-static struct front_heap empty_heap = {
+HIDDEN struct front_heap osm_front_empty_heap = {
 #define E4 &empty_page, &empty_page, &empty_page, &empty_page
 	.cur = { E4, E4, E4, E4, E4, E4, E4, &empty_page },
 #undef E4
 };
-_Static_assert(FRONT_CLASSES == 29, "empty_heap lists 29 classes");
+_Static_assert(FRONT_CLASSES == 29, "osm_front_empty_heap lists 29 classes");
 
-__thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec"))) = &empty_heap;
+__thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec"))) = &osm_front_empty_heap;
 enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF, TL_TRACED };
 static __thread uint8_t tl_state __attribute__((tls_model("initial-exec")));
 static __thread bool tl_in_lock __attribute__((tls_model("initial-exec")));
 static __thread unsigned tl_fork_skips __attribute__((tls_model("initial-exec")));
-/* Traced mode: the thread's heap (osm_front_tl_heap stays &empty_heap), whether it holds both locks for a traced
+/* Traced mode: the thread's heap (osm_front_tl_heap stays &osm_front_empty_heap), whether it holds both locks for a traced
  * request (the nested front_lock and core_lock of the helpers are then no-ops), and the request a memalign or a
  * realloc entry point announced to the slow path that serves it. */
 static __thread struct front_heap *tl_heap __attribute__((tls_model("initial-exec")));
@@ -312,6 +312,12 @@ static void trace_end(void)
 	osm_unlock();
 	front_unlock();
 }
+
+/* The same, for medium.c. */
+void osm_front_lock(void) { front_lock(); }
+void osm_front_unlock(void) { front_unlock(); }
+void osm_front_core_lock(void) { core_lock(); }
+void osm_front_core_unlock(void) { core_unlock(); }
 
 void osm_front_fork_prepare(void)
 {
@@ -595,17 +601,18 @@ static char *range_segment(bool *failed)
 /* Out of memory (a request failed with ENOMEM): the range's released segments still hold their address space,
  * which RLIMIT_AS counts, so they give it back (munmap). The range then ends below the lowest of them: the live
  * segments above it are found through the segment map from then on (free's out-of-line path), their frees
- * become a little dearer, and the range never grows again. Whether any went (the caller then retries once).
- * Front lock held; takes the core's for the system calls. */
-static bool range_give_back(void)
+ * become a little dearer, and the range never grows again. Whether any went (the caller, medium.c's
+ * osm_front_reclaim, then retries once). Takes the front lock, then the core's for the system calls. */
+bool osm_front_range_release(void)
 {
+	front_lock();
 	uintptr_t lo = osm_front_range.lo;
 	size_t used = osm_front_range.span >> FRONT_SEG_SHIFT;
-	if (lo == RANGE_UNSET)
+	size_t first = lo == RANGE_UNSET ? used : range_lowest_released(lo, used);
+	if (first == used) {
+		front_unlock();
 		return false;
-	size_t first = range_lowest_released(lo, used);
-	if (first == used)
-		return false;
+	}
 	range_full = true;
 	__atomic_store_n(&osm_front_range.span, first << FRONT_SEG_SHIFT, __ATOMIC_RELAXED); /* before the holes open */
 	core_lock();
@@ -616,6 +623,7 @@ static bool range_give_back(void)
 	if (TRACING)
 		osm_trace_event("  range_give_back %p %z", (void *)(lo + (first << FRONT_SEG_SHIFT)),
 				(used - first) << FRONT_SEG_SHIFT);
+	front_unlock();
 	return true;
 }
 
@@ -899,7 +907,6 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 // ------------------------------------------------------------------
 
 static void heap_exit(void *arg);
-static void medium_flush_all(struct front_heap *h);
 static void remote_flush(struct front_heap *h);
 static void tc_flush_all(struct front_heap *h);
 
@@ -1005,6 +1012,19 @@ static struct front_heap *heap_init(void)
 	return h;
 }
 
+/* For medium.c: the calling thread's heap, made now if it has none yet; NULL when it cannot have one (the front
+ * off, traced, exiting, out of memory). */
+struct front_heap *osm_front_heap_init(void)
+{
+	return osm_front_tl_heap != &osm_front_empty_heap ? osm_front_tl_heap : heap_init();
+}
+
+/* Whether the calling thread has a heap of its own (not traced, not exiting). */
+bool osm_front_thread_active(void)
+{
+	return tl_state == TL_ACTIVE;
+}
+
 static struct front_heap *heap_init_errno(void)
 {
 	if (tl_state != TL_NEW)
@@ -1055,7 +1075,7 @@ static void heap_exit(void *arg)
 	bool traced = tl_state == TL_TRACED;
 	remote_flush(h);
 	tc_flush_all(h);
-	osm_front_tl_heap = &empty_heap;
+	osm_front_tl_heap = &osm_front_empty_heap;
 	tl_state = TL_DONE;
 	if (traced) {
 		tl_heap = NULL;
@@ -1077,7 +1097,7 @@ static void heap_exit(void *arg)
 	struct front_page *pg;
 	while ((pg = list_pop(&h->empty)))
 		pool_put(pg);
-	medium_flush_all(h);
+	osm_front_medium_flush_all(h);
 	dead.hits += h->hits;
 	dead.mc_hits += h->mc_hits;
 	dead.mc_frees += h->mc_frees;
@@ -1186,7 +1206,7 @@ void *osm_front_malloc_slow(size_t cls)
 	struct front_heap *h = osm_front_tl_heap;
 	int saved = errno; /* a heap or segment that could not be mapped: the core serves, errno stays as it was */
 	void *p;
-	if (h == &empty_heap && !(h = heap_init()))
+	if (h == &osm_front_empty_heap && !(h = heap_init()))
 		p = tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
 	else
 		p = slow_malloc(h, cls);
@@ -1316,7 +1336,7 @@ void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 	h->tc_top[cls] = s;
 }
 
-/* free's slow path for the heap h of the calling thread (&empty_heap: it has none). */
+/* free's slow path for the heap h of the calling thread (&osm_front_empty_heap: it has none). */
 /* Pushes the list head..tail of n slots (linked through encoded links; tail's link not yet set) onto pg's
  * thread-free list, and adds n to its count: one CAS, released, so the owner that takes the list sees every link. */
 static void remote_push(struct front_page *pg, void **head, void **tail, size_t n)
@@ -1389,14 +1409,14 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 	 * per RB_MAX frees, not one each. Traced and heapless threads push at once. */
 	size_t bytes = pg->slot_size;
 	s[1] = (void *)front_mark(s);
-	if (h == &empty_heap && tl_state == TL_NEW && !front_tracing())
-		h = heap_init() ? osm_front_tl_heap : &empty_heap;
-	if (h != &empty_heap && tl_state == TL_ACTIVE) {
+	if (h == &osm_front_empty_heap && tl_state == TL_NEW && !front_tracing())
+		h = heap_init() ? osm_front_tl_heap : &osm_front_empty_heap;
+	if (h != &osm_front_empty_heap && tl_state == TL_ACTIVE) {
 		remote_batch(h, pg, s);
 	} else {
 		remote_push(pg, s, s, 1);
 	}
-	if (h != &empty_heap) {
+	if (h != &osm_front_empty_heap) {
 		__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
 		__atomic_store_n(&h->frees, h->frees + 1, __ATOMIC_RELAXED);
 	} else {
@@ -1415,7 +1435,7 @@ static void traced_free(void *p, struct front_page *pg, const char *api)
 	trace_begin();
 	if (TRACING)
 		osm_trace_event(strncmp(api, "os_", 3) == 0 ? "os_free %p t=%t" : "free %p t=%t", p);
-	slot_free(p, pg, api, tl_state == TL_TRACED ? tl_heap : &empty_heap);
+	slot_free(p, pg, api, tl_state == TL_TRACED ? tl_heap : &osm_front_empty_heap);
 	trace_end();
 	errno = saved;
 }
@@ -1427,438 +1447,6 @@ void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 		return;
 	}
 	slot_free(p, pg, api, osm_front_tl_heap);
-}
-
-// ------------------------------------------------------------------
-// Medium blocks: per-thread caches of core blocks (2 KiB to 64 KiB)
-// ------------------------------------------------------------------
-
-/* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with
- * threads allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in
- * bins by size (internal.h: 21 bins, four per power of two), at most mc_limit a bin (up to MEDIUM_DEPTH blocks)
- * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h,
- * osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic read-modify-write). Requests are rounded
- * up to an eighth of their power of two, so a bin's blocks come in two sizes; a request takes the top block when
- * it fits, else the smallest that does (osm_front_medium_pick). Batches move under the core's lock: a miss takes
- * half a bin's worth of blocks of its size with one lock, a full bin (or a cache over its budget) gives its older
- * half back with one lock; a thread that exits, and malloc_trim, give all back; a thread that meets ENOMEM gives
- * all back and tries again. The core sees a cached block as allocated (the heap map and os_heap_check show it so;
- * os_stats counts it as free, in front_cached_*), so the core never merges it away: nothing else can hand it
- * out. The block keeps its header, checked when it goes in and when it goes back to the core (not when it comes
- * out: internal.h, medium_malloc_with), and a freed mark in its payload's second word (the slots' mark: a double
- * free is caught at once, a write after free when the block comes out), cleared when it goes back to the core.
- * Traced threads and the classic profile never use it (their heap is empty_heap, whose limits are 0).
- * Measured (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock,
- * 0.35 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB now. */
-
-#define MEDIUM_BATCH_MAX ((size_t)32768) /* the bins above this one refill one block at a time (medium_refill) */
-
-/* Slow start (tcmalloc's): bin c may hold two more blocks, up to MEDIUM_DEPTH. */
-static void medium_grow(struct front_heap *h, size_t c)
-{
-	h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2 < MEDIUM_DEPTH ? h->mc_limit[c] + 2 : MEDIUM_DEPTH);
-}
-
-/* A cached block (of a thread or of the transfer cache) back to the core, checked as free checks it. Core lock
- * held. */
-static void medium_to_core(struct block_meta *b)
-{
-	void **q = payload(b);
-	if (q[1] != (void *)front_mark(q))
-		osm_front_medium_bad(q, "free", "write after free");
-	q[1] = NULL;
-	osm_free(osm_user_block(q, "free", false));
-}
-
-/* The k oldest blocks of bin c leave h's stack (the rest move down). */
-static void medium_drop_oldest(struct front_heap *h, size_t c, size_t k)
-{
-	size_t left = h->mc_count[c] - k;
-	memmove(stacks_of(h)->mc[c], stacks_of(h)->mc[c] + k, left * sizeof stacks_of(h)->mc[c][0]);
-	memmove(stacks_of(h)->mc_size[c], stacks_of(h)->mc_size[c] + k, left * sizeof stacks_of(h)->mc_size[c][0]);
-	h->mc_count[c] = (uint8_t)left;
-	h->mc_low[c] = (uint8_t)(h->mc_low[c] > k ? h->mc_low[c] - k : 0); /* the blocks below it moved down */
-}
-
-/* Gives the k oldest blocks of class c back to the core. Core lock held. */
-static void medium_give_back(struct front_heap *h, size_t c, size_t k)
-{
-	for (size_t i = 0; i < k; i++) {
-		h->mc_bytes -= stacks_of(h)->mc_size[c][i]; /* the cache's own record: the header is checked by the core */
-		h->mc_flushed++;
-		medium_to_core(stacks_of(h)->mc[c][i]);
-	}
-	medium_drop_oldest(h, c, k);
-}
-
-/* The transfer cache (tcmalloc's): per bin a stack of medium blocks that threads gave back, shared, under the
- * front lock. A thread whose bin is full puts its older half here before the core; a thread that misses takes
- * half a bin from here before the core. Threads that free what others will ask for (threads-8: eight threads of
- * the same sizes) then pass blocks to each other without the core's lock and its best-fit searches, splits and
- * merges (a splay each): the core sees blocks only when this overflows (XFER_DEPTH a bin, XFER_BUDGET bytes in
- * all), or at malloc_trim and ENOMEM, which give it all back. Its blocks keep their freed mark and stay allocated
- * to the core, as in a thread's cache; os_stats counts them in front_cached_*. */
-#define XFER_DEPTH  32
-#define XFER_BUDGET ((size_t)4 << 20)
-static struct { struct block_meta *b[XFER_DEPTH]; uint32_t size[XFER_DEPTH]; size_t n; } xfer[MEDIUM_CLASSES] LARGE_BSS;
-static size_t xfer_bytes, xfer_blocks, xfer_flushed; /* front lock; xfer_flushed: blocks it gave to the core */
-
-/* A cached block whose header failed the lock-free look (xfer_put), looked at again under the core's lock, where
- * its links cannot be changing: a status, cookie, size (other than the one the cache recorded) or link that still
- * fails is a header the program overwrote. Front lock held (then the core's: the documented order). */
-static void medium_recheck_header(struct block_meta *b, size_t recorded, const char *api)
-{
-	core_lock();
-	bool ok = medium_header_ok(b) && b->size == recorded && medium_links_ok(b);
-	core_unlock();
-	if (!ok)
-		osm_front_medium_bad(payload(b), api, "corrupted header");
-}
-
-/* The k oldest blocks of h's bin c go to the transfer cache, as many as it takes. Front lock held. Returns how
- * many went. Each is checked as free checks it, its whole header too (the cache's pop reads only the mark and
- * `next`: internal.h, medium_malloc_with): a mark or a header the program overwrote while the block was cached is
- * reported here. The size it carries is the cache's own record, never the header's: a header rewritten with a
- * larger size and a matching `next` would otherwise travel on as a larger block (the review of session 25: a
- * 4096-byte block handed out for malloc(4608)). */
-static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
-{
-	size_t m = 0, xn = xfer[c].n;
-	for (; m < k && xn < XFER_DEPTH; m++) {
-		struct block_meta *b = stacks_of(h)->mc[c][m];
-		size_t size = stacks_of(h)->mc_size[c][m];
-		void **q = payload(b);
-		if (q[1] != (void *)front_mark(q))
-			osm_front_medium_bad(q, "free", "write after free");
-		if (!medium_header_ok(b) || b->size != size || !medium_links_ok(b))
-			medium_recheck_header(b, size, "free");
-		if (xfer_bytes + size > XFER_BUDGET)
-			break;
-		xfer[c].b[xn] = b;
-		xfer[c].size[xn++] = (uint32_t)size;
-		xfer_bytes += size;
-		h->mc_bytes -= size;
-	}
-	/* n and the block count are peeked at without the lock (xfer_take, xfer_drain): atomic stores */
-	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);
-	__atomic_store_n(&xfer_blocks, xfer_blocks + m, __ATOMIC_RELAXED);
-	medium_drop_oldest(h, c, m);
-	return m;
-}
-
-/* A miss of n bytes in bin c: up to `want` blocks of the bin move from the transfer cache to h's stack, a block
- * that fits n last (on top), if the transfer cache has one. Returns whether it did. */
-static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
-{
-	if (!__atomic_load_n(&xfer[c].n, __ATOMIC_RELAXED)) /* a racy peek: an empty bin costs no lock */
-		return false;
-	front_lock();
-	size_t fit = SIZE_MAX, room = h->mc_limit[c] - h->mc_count[c], xn = xfer[c].n;
-	for (size_t j = xn; j-- > 0;)
-		if (xfer[c].size[j] >= n) {
-			fit = j;
-			break;
-		}
-	if (fit == SIZE_MAX || room == 0) {
-		front_unlock();
-		return false;
-	}
-	if (want > room)
-		want = room;
-	struct block_meta *top = xfer[c].b[fit]; /* the fitting one out first; the gap filled by the last */
-	uint32_t top_size = xfer[c].size[fit];
-	size_t taken = 1;
-	xn--;
-	xfer[c].b[fit] = xfer[c].b[xn];
-	xfer[c].size[fit] = xfer[c].size[xn];
-	for (; taken < want && xn && h->mc_bytes + xfer[c].size[xn - 1] + top_size <= h->mc_budget; taken++) {
-		xn--;
-		stacks_of(h)->mc[c][h->mc_count[c]] = xfer[c].b[xn];
-		stacks_of(h)->mc_size[c][h->mc_count[c]++] = xfer[c].size[xn];
-		h->mc_bytes += xfer[c].size[xn];
-		xfer_bytes -= xfer[c].size[xn];
-	}
-	stacks_of(h)->mc[c][h->mc_count[c]] = top;
-	stacks_of(h)->mc_size[c][h->mc_count[c]++] = top_size;
-	h->mc_bytes += top_size;
-	xfer_bytes -= top_size;
-	__atomic_store_n(&xfer[c].n, xn, __ATOMIC_RELAXED);
-	__atomic_store_n(&xfer_blocks, xfer_blocks - taken, __ATOMIC_RELAXED);
-	front_unlock();
-	return true;
-}
-
-/* Every block of the transfer cache goes back to the core (malloc_trim, ENOMEM). Returns whether there was any. */
-static bool xfer_drain(void)
-{
-	if (!__atomic_load_n(&xfer_blocks, __ATOMIC_RELAXED))
-		return false;
-	front_lock();
-	core_lock();
-	osm_set_op("free");
-	bool any = xfer_blocks != 0;
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
-		for (size_t i = 0; i < xfer[c].n; i++) {
-			medium_to_core(xfer[c].b[i]);
-			xfer_flushed++;
-		}
-		__atomic_store_n(&xfer[c].n, 0, __ATOMIC_RELAXED);
-	}
-	xfer_bytes = 0;
-	__atomic_store_n(&xfer_blocks, 0, __ATOMIC_RELAXED);
-	core_unlock();
-	front_unlock();
-	return any;
-}
-
-static void medium_flush_all(struct front_heap *h)
-{
-	bool any = false;
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
-		any |= h->mc_count[c] != 0;
-	if (!any)
-		return;
-	core_lock();
-	osm_set_op("free");
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
-		medium_give_back(h, c, h->mc_count[c]);
-	core_unlock();
-}
-
-void osm_front_medium_trim(void)
-{
-	if (tl_state == TL_ACTIVE)
-		medium_flush_all(osm_front_tl_heap);
-	xfer_drain();
-}
-
-_Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what)
-{
-	osm_fatal_pointer(api, what, p);
-}
-
-/* A popped block failed the lock-free checks: the core's checks under its lock decide (a neighbour may have
- * been changing at that moment); the freed mark is the cache's own. */
-void osm_front_medium_recheck(struct block_meta *b)
-{
-	void **q = payload(b);
-	osm_lock();
-	osm_set_op("malloc");
-	(void)osm_user_block(q, "malloc", false);
-	osm_unlock();
-	if (q[1] != (void *)front_mark(q))
-		osm_front_medium_bad(q, "malloc", "write after free");
-}
-
-/* Out of memory: the transfer cache and this thread's medium cache go back to the core, and the range's released
- * segments give their address space back (range_give_back). True when something did
- * and this request has not been retried yet: the caller then tries once more (osm_front_reclaim_end after). Other
- * threads may refill the transfer cache at any moment, so without the flag a failing request could retry without
- * end, each round taking both locks and a failing mmap (a review found 9 rounds for one malloc). */
-static __thread bool tl_reclaim_retry __attribute__((tls_model("initial-exec")));
-bool osm_front_reclaim(void)
-{
-	if (tl_reclaim_retry)
-		return false;
-	bool any = xfer_drain();
-	front_lock();
-	any |= range_give_back();
-	front_unlock();
-	if (tl_state == TL_ACTIVE && osm_front_tl_heap->mc_bytes) {
-		medium_flush_all(osm_front_tl_heap);
-		any = true;
-	}
-	tl_reclaim_retry = any;
-	return any;
-}
-
-void osm_front_reclaim_end(void)
-{
-	tl_reclaim_retry = false;
-}
-
-/* The top block of bin c is too small for n (or there is none): the most recent block that fits (a scan of at
- * most MEDIUM_DEPTH sizes, one cache line) is swapped to the top and popped; else a refill. */
-void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch)
-{
-	size_t k = h->mc_count[c], i = k, best = SIZE_MAX;
-	for (size_t j = k; j-- > 0;) /* the smallest that fits: large blocks stay for large requests */
-		if (stacks_of(h)->mc_size[c][j] >= n && stacks_of(h)->mc_size[c][j] < best)
-			best = stacks_of(h)->mc_size[c][i = j];
-	if (i < k) {
-		struct block_meta *b = stacks_of(h)->mc[c][i];
-		uint32_t sz = stacks_of(h)->mc_size[c][i];
-		stacks_of(h)->mc[c][i] = stacks_of(h)->mc[c][k - 1];
-		stacks_of(h)->mc_size[c][i] = stacks_of(h)->mc_size[c][k - 1];
-		stacks_of(h)->mc[c][k - 1] = b;
-		stacks_of(h)->mc_size[c][k - 1] = sz;
-		return osm_front_medium_malloc(n); /* now a hit at the top */
-	}
-	return osm_front_medium_refill(c, n, batch);
-}
-
-/* memalign, aligned_alloc, posix_memalign and aligned operator new of FRONT_MAX < n <= MEDIUM_MAX with an
- * alignment above malloc's: a block of this thread's medium cache whose payload is aligned to a (most often the
- * one an aligned request of this size freed last), else NULL, and *n rounded as malloc rounds a medium request
- * when the thread has a cache, so that the core's block (osm_memalign), once freed into the cache, serves the next
- * such request. Before, each of them took the core's lock and its index, and each free did too once its bin was
- * full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096) and free in 4 threads ran 30
- * times glibc's time (jemalloc and tcmalloc level with glibc; medium/memalign_served_by_cache). A request of
- * FRONT_MAX or less (its alignment beyond FRONT_MAX) takes a block of the first bin, as jemalloc and tcmalloc
- * give it a page of its own. Cost: a scan of up to MEDIUM_DEPTH addresses of one bin, none of the blocks read. */
-void *osm_front_medium_memalign(size_t a, size_t *n)
-{
-	struct front_heap *h = osm_front_tl_heap;
-	if (h == &empty_heap)
-		return NULL; /* no cache here (yet, or the front is off, or traced): the core, unrounded */
-	size_t r = medium_round(*n > FRONT_MAX ? *n : FRONT_MAX + 1), c = medium_bin(r), k = h->mc_count[c];
-	*n = r;
-	for (size_t j = k; j-- > 0;) {
-		struct block_meta *b = stacks_of(h)->mc[c][j];
-		uint32_t sz = stacks_of(h)->mc_size[c][j];
-		if (sz >= r && ((uintptr_t)payload(b) & (a - 1)) == 0) {
-			stacks_of(h)->mc[c][j] = stacks_of(h)->mc[c][k - 1];
-			stacks_of(h)->mc_size[c][j] = stacks_of(h)->mc_size[c][k - 1];
-			stacks_of(h)->mc[c][k - 1] = b;
-			stacks_of(h)->mc_size[c][k - 1] = sz;
-			return osm_front_medium_malloc(r); /* now a hit at the top, with the pop's checks */
-		}
-	}
-	return NULL;
-}
-
-/* Idle blocks back to the core (tcmalloc's and jemalloc's cache scavenging), in a threaded process. A bin's
- * stack is used at its top: the blocks below its low-water mark since the last look (10 ms or more ago, from this
- * thread's medium slow paths) have not been used since, and all of them go back to the core with one lock (half,
- * tcmalloc's choice, kept 1 MiB more of python3's peak). A thread's idle blocks are memory no other thread can
- * use: python3's threads each held 2.5-2.9 MiB of medium blocks at exit, every bin at or near its limit, after
- * about 12 hits a refill. Cost: a compare and a
- * store of a byte on the pop (internal.h, osm_front_medium_malloc); a clock read on the slow paths.
- * Not in one thread: its cache is the only user of its blocks, so idle ones come back to use, while the core
- * splits blocks given back for other requests (mixed-realloc's growing buffers: +11 MiB of peak RSS). */
-#define SCAVENGE_NS 10000000u /* 10 ms, as the heap's decay (heap.c) */
-static void medium_scavenge(struct front_heap *h)
-{
-	if (osm_os_single_threaded())
-		return;
-	uint64_t now = osm_os_now_ns();
-	if (now - h->mc_look_ns < SCAVENGE_NS)
-		return;
-	h->mc_look_ns = now;
-	size_t idle[MEDIUM_CLASSES], any = 0;
-	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
-		any += idle[c] = h->mc_low[c] < h->mc_count[c] ? h->mc_low[c] : h->mc_count[c];
-	if (any) {
-		int saved = errno;
-		osm_lock();
-		osm_set_op("free");
-		for (size_t c = 0; c < MEDIUM_CLASSES; c++)
-			medium_give_back(h, c, idle[c]);
-		osm_unlock();
-		h->mc_scavenged += any;
-		errno = saved;
-	}
-	memcpy(h->mc_low, h->mc_count, sizeof h->mc_low);
-}
-
-/* A miss: half a stack of blocks of n bytes from the core with one lock, the first for this request. NULL when
- * the thread has no cache (classic profile, front off, traced, exiting) or the core has no memory: the caller
- * asks the core. */
-void *osm_front_medium_refill(size_t c, size_t n, bool batch)
-{
-	struct front_heap *h = osm_front_tl_heap;
-	if (h == &empty_heap && !(h = heap_init()))
-		return NULL;
-	medium_scavenge(h);
-	if (batch)
-		medium_grow(h, c);
-	/* Half a bin's worth, up to the bin of 32 KiB (blocks to 40 KiB); above, the one block asked for (tcmalloc
-	 * moves 2 objects of its largest classes at a time): a batch of 48 KiB blocks is half a megabyte that sits in
-	 * the bin until the program asks for that size again. With batches there, python3's churn.py (4 threads)
-	 * peaked at 64.5-65.3 MiB against 58.6-60.4 before those bins existed, 61.3 without the batches; 33-64 KiB
-	 * blocks handed between two threads (bench/handoff.c) took 0.03-0.08 s and 3.3-10.9 MiB without them (0.04 s
-	 * and 10.9 MiB with; 0.19-0.45 s and 6.0-6.5 MiB before the bins). */
-	size_t want = batch && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
-	if (xfer_take(h, c, n, want))
-		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
-	h->mc_refills++;                        /* a miss: the core serves it */
-	int saved = errno;
-	/* no osm_front_check_heads here, unlike a large request's (override.c, core_malloc, which tst-safe-linking's
-	 * 256 KiB request needs). glibc checks its fast bins at any request above its small bins (1 KiB up) while it
-	 * has fast chunks; here the check of 29 classes was 660 instructions a refill, 4M of the 6M osmem took beyond
-	 * glibc's in frag (callgrind, session 27). What is given up: a write after free into a cached small slot is
-	 * caught when its class takes the slot back, or at the next large request, not at a medium miss. */
-	osm_front_release_spare(n);
-	osm_lock();
-	osm_set_op("malloc");
-	osm_note_request(n);
-	struct block_meta *first = osm_malloc(n, osm_heap.policy.mmap_threshold);
-	for (size_t k = 1; first && first->status == STATUS_ALLOC && k < want; k++) {
-		struct block_meta *b = osm_malloc(n, osm_heap.policy.mmap_threshold);
-		if (!b)
-			break;
-		size_t bc = medium_bin(b->size);
-		if (b->status != STATUS_ALLOC || b->size >= MEDIUM_END_BLOCK || h->mc_count[bc] >= h->mc_limit[bc] ||
-		    h->mc_bytes + b->size > h->mc_budget) {
-			osm_free(b); /* mapped (mallopt lowered the threshold), or no room */
-			break;
-		}
-		void **q = payload(b);
-		q[1] = (void *)front_mark(q);
-		stacks_of(h)->mc_size[bc][h->mc_count[bc]] = (uint32_t)b->size;
-		stacks_of(h)->mc[bc][h->mc_count[bc]++] = b;
-		h->mc_bytes += b->size;
-		h->mc_extra++;
-	}
-	osm_unlock();
-	osm_front_idle_tick();
-	errno = saved;
-	return first ? payload(first) : NULL;
-}
-
-/* A free whose class stack is full (or the thread's first, or a thread without a cache): the older half goes
- * back to the core with one lock. False: no cache, the core frees b. */
-bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
-{
-	struct front_heap *h = osm_front_tl_heap;
-	if (h == &empty_heap && !(h = heap_init()))
-		return false;
-	void **q = payload(b);
-	if (q[1] == (void *)front_mark(q))
-		osm_front_medium_bad(q, api, "double free");
-	medium_scavenge(h);
-	/* Slow start on frees too (tcmalloc's ListTooLong): a thread that only frees (a consumer) never misses, and
-	 * at a limit of 2 would take the lock for nearly every free. */
-	if (h->mc_count[c] >= h->mc_limit[c])
-		medium_grow(h, c);
-	bool full = h->mc_count[c] >= h->mc_limit[c], over = h->mc_bytes + b->size > h->mc_budget;
-	if (full || over) { /* the class's older half; over the budget, every class's older half */
-		int saved = errno;
-		size_t give[MEDIUM_CLASSES];
-		bool core = false;
-		for (size_t k = 0; k < MEDIUM_CLASSES; k++)
-			give[k] = k == c || over ? h->mc_count[k] - (k == c && full ? h->mc_limit[k] / 2 : h->mc_count[k] / 2) : 0;
-		front_lock(); /* the transfer cache first, then the core for what it did not take */
-		for (size_t k = 0; k < MEDIUM_CLASSES; k++) {
-			give[k] -= xfer_put(h, k, give[k]);
-			core |= give[k] != 0;
-		}
-		front_unlock();
-		if (core) {
-			osm_lock();
-			osm_set_op(api);
-			for (size_t k = 0; k < MEDIUM_CLASSES; k++)
-				medium_give_back(h, k, give[k]);
-			osm_unlock();
-		}
-		errno = saved;
-	}
-	q[1] = (void *)front_mark(q);
-	stacks_of(h)->mc_size[c][h->mc_count[c]] = (uint32_t)b->size;
-	stacks_of(h)->mc[c][h->mc_count[c]++] = b;
-	h->mc_bytes += b->size;
-	h->mc_frees++;
-	return true;
 }
 
 // ------------------------------------------------------------------
@@ -1887,7 +1475,7 @@ static void traced_os_realloc(void *p, size_t n, struct front_page *pg, int c, v
 			osm_trace_event("  case %d", c);
 	}
 	if (c == 2)
-		slot_free(p, pg, "os_realloc", tl_state == TL_TRACED ? tl_heap : &empty_heap);
+		slot_free(p, pg, "os_realloc", tl_state == TL_TRACED ? tl_heap : &osm_front_empty_heap);
 	if (TRACING)
 		osm_trace_event("= %p", res);
 	trace_end();
@@ -1985,7 +1573,7 @@ bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	bool released = false, traced = front_tracing();
-	if (h != &empty_heap)
+	if (h != &osm_front_empty_heap)
 		tc_flush_all(h); /* before the lock: it may give a batch of empty pages to the pool, which takes it */
 	if (traced) { /* the front's part of malloc_trim: the core's line `malloc_trim PAD` follows */
 		trace_begin();
@@ -1999,7 +1587,7 @@ bool osm_front_trim(void)
 		return false;
 	}
 	struct front_page *pg;
-	if (h != &empty_heap) {
+	if (h != &osm_front_empty_heap) {
 		remote_flush(h);
 		while ((pg = list_pop(&h->empty)))
 			pool_put(pg);
@@ -2066,9 +1654,7 @@ void osm_front_stats(struct front_stats *fs)
 			fs->tc_bytes += n * class_size[c];
 		}
 	}
-	fs->mc_blocks += xfer_blocks; /* the transfer cache (front lock held) */
-	fs->mc_bytes += xfer_bytes;
-	fs->mc_flushed += xfer_flushed;
+	osm_front_medium_stats(fs); /* the transfer cache (front lock held) */
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = seg_links(s)->next) {
 		fs->segment_bytes += FRONT_SEG_SIZE;

@@ -593,7 +593,7 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
  * cache stays allocated to the core; its payload's second word carries the freed mark.
  * Why 64 KiB (session 33; 32 KiB before): 32-64 KiB buffers that one thread allocates and another frees took the
  * core's lock at every call (200,000 through a ring of 64: 0.19-0.45 s, now 0.03-0.10; mimalloc 0.09, tcmalloc
- * 0.27), and 64 KiB is a common buffer size. The bins above 32 KiB refill one block at a time (front.c,
+ * 0.27), and 64 KiB is a common buffer size. The bins above 32 KiB refill one block at a time (medium.c,
  * MEDIUM_BATCH_MAX). Not 128 KiB: blocks held in caches are allocated in the core's eyes, so the larger blocks
  * around them cannot merge through them: 64-256 KiB handed between threads then took 2.6 times the memory and up
  * to 45% more time, mixed-realloc (8 B-512 KiB) 6% more time and 5% more memory.
@@ -706,7 +706,7 @@ struct front_heap {
 	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
 	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
-	size_t mc_scavenged;                  /* blocks given back unused (front.c, medium_scavenge) */
+	size_t mc_scavenged;                  /* blocks given back unused (medium.c, medium_scavenge) */
 	uint64_t mc_look_ns;                  /* when medium_scavenge last looked */
 };
 
@@ -958,7 +958,7 @@ static inline void osm_front_free(void *p, const char *api)
 		osm_front_tick();
 }
 
-// ---- the medium cache (front.c, "Medium blocks") ----
+// ---- the medium cache (medium.c) ----
 
 /* A size in [2048, MEDIUM_END_BLOCK) -> its bin (the bounds: four per power of two); a bin -> its lower bound.
  * A count of leading zeros and two shifts. */
@@ -1051,7 +1051,7 @@ HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_r
 HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch);
 /* An aligned request of 0 < *n <= MEDIUM_MAX, alignment a (a power of two above 16; above FRONT_MAX when *n is
  * at most FRONT_MAX): a cached block so aligned, else NULL with *n rounded for the core's memalign when the
- * thread has a cache (front.c). */
+ * thread has a cache (medium.c). */
 HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
 
 /* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin
@@ -1095,7 +1095,7 @@ static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, 
 static inline void *osm_front_medium_malloc(size_t n) { return medium_malloc_with(n, true); }
 /* The same for a block that will not be freed back into this cache (threaded realloc's growth, which frees the
  * old block to the core): a miss takes one block, and the bin's limit does not grow. A buffer grown through the
- * bins would otherwise leave a refill's batch idle in each (python3: 4 MiB a thread; front.c). */
+ * bins would otherwise leave a refill's batch idle in each (python3: 4 MiB a thread; medium.c). */
 static inline void *osm_front_medium_malloc_one(size_t n) { return medium_malloc_with(n, false); }
 
 /* p's block when it is an allocated heap block of lo <= size < hi whose header and links hold, read without the
@@ -1183,6 +1183,19 @@ struct front_stats {
 	size_t pool_discarded; /* bytes of pool pages given back after sitting idle (pool_decay) */
 };
 HIDDEN void osm_front_stats(struct front_stats *fs);
+
+/* The front layer is two files: front.c (small slots, pages, segments, the thread heaps, the front lock) and
+ * medium.c (the medium caches and the transfer cache). What each asks of the other: */
+HIDDEN extern struct front_heap osm_front_empty_heap; /* the heap of a thread that has none: every count 0 */
+HIDDEN void osm_front_lock(void);          /* the front lock (no-ops inside a traced request, which holds both) */
+HIDDEN void osm_front_unlock(void);
+HIDDEN void osm_front_core_lock(void);     /* the core's lock, taken from the front (front lock held or not) */
+HIDDEN void osm_front_core_unlock(void);
+HIDDEN struct front_heap *osm_front_heap_init(void); /* this thread's heap, made if need be; NULL: it has none */
+HIDDEN bool osm_front_thread_active(void); /* this thread has a heap of its own (not traced, not exiting) */
+HIDDEN bool osm_front_range_release(void); /* ENOMEM: released segments of the range unmapped; whether any were */
+HIDDEN void osm_front_medium_flush_all(struct front_heap *h); /* every cached block of h back to the core */
+HIDDEN void osm_front_medium_stats(struct front_stats *fs);   /* adds the transfer cache's; front lock held */
 /* fork: called from osmem.c's handlers, after stdio's lock and before the heap lock (order: front, heap). */
 HIDDEN void osm_front_fork_prepare(void);
 HIDDEN void osm_front_fork_parent(void);

@@ -89,7 +89,7 @@ __attribute__((noinline)) static void *small_malloc(size_t n)
 	return p ? p : core_malloc(n);
 }
 
-/* Above FRONT_MAX (and 0): the thread's medium cache (front.c, "Medium blocks"), else the core. Out of line. */
+/* Above FRONT_MAX (and 0): the thread's medium cache (medium.c), else the core. Out of line. */
 __attribute__((noinline)) static void *medium_malloc(size_t n)
 {
 	if (osm_strict_first())

@@ -1,4 +1,4 @@
-/* malloc_front_medium: the medium caches (front.c, "Medium blocks"): per-thread stacks of core blocks of 2 KiB
+/* malloc_front_medium: the medium caches (src/medium.c): per-thread stacks of core blocks of 2 KiB
  * to 64 KiB, kept after free for the thread's next request of that class without the core's lock.
  *
  * Hazards, each a named case:
@@ -167,7 +167,7 @@ static void header_size_written_while_cached(void)
 
 /* the header's size and `next` rewritten together while the block is cached, so that the pop's look at `next`
  * passes: when the bin spills its older half into the transfer cache, the size travelling with the block is the
- * cache's record, and the header is checked whole there (front.c, xfer_put). Before, the forged size travelled
+ * cache's record, and the header is checked whole there (medium.c, xfer_put). Before, the forged size travelled
  * on and malloc(4608) was handed the 4096-byte block: a silent overlap (found by the review of session 25). */
 static void header_size_and_next_written_while_cached(void)
 {
@@ -320,7 +320,7 @@ static void every_size(void)
 /* Hazard: memalign and its kin above the small classes went to the core each time, under its lock, and their
  * frees did too once the bin was full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096)
  * and free in 4 threads ran 30 times glibc's time. Now an aligned request takes a cached block so aligned
- * (front.c, osm_front_medium_memalign) and one of malloc's alignment takes the medium cache as malloc does: after
+ * (medium.c, osm_front_medium_memalign) and one of malloc's alignment takes the medium cache as malloc does: after
  * a first round, 1,000 rounds of each form reach the core for nothing, and every block is aligned and whole.
  * The same for a small request aligned beyond FRONT_MAX (a page-aligned 512-byte buffer), which takes a block of
  * the first medium bin. */
@@ -773,7 +773,7 @@ static void first_request_keeps_errno(void)
 	check("first_request_keeps_errno", !bad, why);
 }
 
-// ---- idle blocks (front.c, medium_scavenge) and threaded growth ----
+// ---- idle blocks (medium.c, medium_scavenge) and threaded growth ----
 
 /* Fills bins 4..11 (4 KiB to 14 KiB) with 6 cached blocks each: returns how many are cached after. */
 static size_t park_blocks(void)
