@@ -337,7 +337,7 @@ static int big_request_case(void)
 	free(z);
 	v_free(guard);
 	/* ... but not past MMAP_THRESHOLD_MAX (32 MiB): such a block always gets a mapping of its own, which the
-	 * mapping cache keeps after its free (README); taken from a hole it would pin the heap under it. A hole of
+	 * mapping cache keeps after its free (docs/DEFAULT.md); taken from a hole it would pin the heap under it. A hole of
 	 * 40 MB (38 MiB) from heap blocks below the threshold (their headers written, their pages never touched) */
 	enum { HOLE_PARTS = 400 };
 	static char *hp[HOLE_PARTS];

@@ -99,7 +99,7 @@ def env_checks(lib):
     n = r.stderr.count("OSMEM_FAIL=nonsense is not understood")
     check("env_not_understood", r.returncode == 0 and n == 1,
           f"exit {r.returncode}, named {n} times on stderr: {r.stderr[:300]!r}")
-    # OSMEM_FAULT_NS (README): taken instead of the probe's measure, or named once and measured. 300 blocks of
+    # OSMEM_FAULT_NS (README, docs/DEFAULT.md): taken instead of the probe's measure, or named once and measured. 300 blocks of
     # 40000 bytes reach the heap's 64th fresh header page, where the probe runs (heap.c, prefault)
     probe = "x = [bytearray(40000) for _ in range(300)]"
     for value, want_ns in (("3000", 3000), ("abc", None)):
