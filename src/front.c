@@ -1,5 +1,5 @@
 /* front: per-thread caches of small slots for libosmem-malloc.so's default profile (mimalloc-style sharding),
- * and per-thread stacks of medium core blocks (2 KiB to 64 KiB; the section "Medium blocks" below).
+ * and the thread heaps that also hold the medium caches of core blocks (2 KiB to 64 KiB: medium.c).
  *
  * What it owns. Requests of at most FRONT_MAX (2 KiB) bytes, rounded up to one of 29 size classes (16-byte steps
  * to 128, then 4 classes per power of two to 1 KiB, 1040, and 8 from 1 KiB to 2 KiB: at most 25% internal waste,
