@@ -1336,7 +1336,6 @@ void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 	h->tc_top[cls] = s;
 }
 
-/* free's slow path for the heap h of the calling thread (&osm_front_empty_heap: it has none). */
 /* Pushes the list head..tail of n slots (linked through encoded links; tail's link not yet set) onto pg's
  * thread-free list, and adds n to its count: one CAS, released, so the owner that takes the list sees every link. */
 static void remote_push(struct front_page *pg, void **head, void **tail, size_t n)
@@ -1387,6 +1386,8 @@ static void remote_batch(struct front_heap *h, struct front_page *pg, void **s)
 	}
 }
 
+/* free's slow path for the heap h of the calling thread (&osm_front_empty_heap: it has none): checks p (check_slot
+ * reports a bad or freed pointer), then frees it into its own page, or gathers it for another thread's. */
 static inline __attribute__((always_inline)) void slot_free(void *p, struct front_page *pg, const char *api,
 							     struct front_heap *h)
 {
@@ -1440,6 +1441,9 @@ static void traced_free(void *p, struct front_page *pg, const char *api)
 	errno = saved;
 }
 
+/* free's fast path did not take p (internal.h, osm_front_free): the thread is traced (its heap is the empty one),
+ * p is in another thread's page, it carries the freed mark (a double free, or data that matches it), or it is no
+ * carved slot (reported). */
 void osm_front_free_slow(void *p, struct front_page *pg, const char *api)
 {
 	if (front_tracing()) {
