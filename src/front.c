@@ -58,7 +58,7 @@
  * serialised: every request it serves (cache hits included) and each of its decisions (pages taken, given back,
  * abandoned, adopted; remote frees; segments mapped) is a line of the trace (docs/TRACE.md), written under the
  * front lock and then the heap lock, so that front and core lines never interleave. The fast paths are not
- * touched: a traced thread keeps osm_front_tl_heap at osm_front_empty_heap (its real heap is tl_heap), so its malloc finds
+ * touched: a traced thread keeps osm_front_tl_heap at the empty heap (its real heap is tl_heap), so its malloc finds
  * the empty page and its free finds a page of another heap, and both fall into the slow paths, which see the
  * thread's state TL_TRACED. Cost when tracing is off: a load and a branch in some slow paths (free's, realloc's
  * and memalign's entries, and each event site, like the core's). The slow path knows the size class, not the
@@ -155,7 +155,7 @@ enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF, TL_TRACED };
 static __thread uint8_t tl_state __attribute__((tls_model("initial-exec")));
 static __thread bool tl_in_lock __attribute__((tls_model("initial-exec")));
 static __thread unsigned tl_fork_skips __attribute__((tls_model("initial-exec")));
-/* Traced mode: the thread's heap (osm_front_tl_heap stays &osm_front_empty_heap), whether it holds both locks for a traced
+/* Traced mode: the thread's heap (osm_front_tl_heap stays at the empty heap), whether it holds both locks for a traced
  * request (the nested front_lock and core_lock of the helpers are then no-ops), and the request a memalign or a
  * realloc entry point announced to the slow path that serves it. */
 static __thread struct front_heap *tl_heap __attribute__((tls_model("initial-exec")));
