@@ -25,7 +25,7 @@
 
 Prints `PASS glibc/<name>` or `FAIL glibc/<name>: <reason>` (plus the output's last lines), then
 `N passed, N failed`; exits 1 on any failure. Every change made to a test is in PATCHES below,
-with its reason; the README's compatibility section lists them.
+with its reason; docs/COMPATIBILITY.md lists them.
 """
 
 import argparse
@@ -85,7 +85,7 @@ TESTS = [
     dict(name="tst-tcfree2", est=0.1),
     dict(name="tst-tcfree3", est=0.1),
     dict(name="tst-compathooks-off", est=0.1),
-    # The program defines malloc and the rest itself (tst-interpose-aux.c, linked in): see README.
+    # The program defines malloc and the rest itself (tst-interpose-aux.c, linked in): see docs/COMPATIBILITY.md.
     dict(name="tst-interpose-nothread", est=0.1,
          extra=["tst-interpose-aux-nothread.c"]),
     dict(name="tst-interpose-thread", est=0.5,
