@@ -801,18 +801,21 @@ void osm_front_release_spare(size_t n)
 }
 
 /* A request reached the core (override.c), a medium refill did, or the caches took FRONT_TICK more frees
- * (osm_front_tick): a pass of pool_decay when a second has gone by
- * since the last, so that a program whose threads went idle still gives its idle pages back at its next such
- * request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
+ * (osm_front_tick): a pass of pool_decay and of the transfer cache's decay (medium.c) when a second has gone by
+ * since the last, so that a program whose threads went idle still gives its idle pages and blocks back at its next
+ * such request. Cost otherwise: a coarse clock read (about 5 ns), a compare, and a call that loads two words.
+ * Neither lock held. */
 void osm_front_idle_tick(void)
 {
 	if (global_state != G_ON || tl_in_lock) /* tl_in_lock: as osm_front_release_spare */
 		return;
 	uint64_t now = osm_os_coarse_ns();
-	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS)
+	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS &&
+	    !osm_front_xfer_due(now))
 		return;
 	bool traced = front_enter();
 	pool_decay(now);
+	osm_front_xfer_decay(now);
 	front_leave(traced);
 }
 
@@ -1023,6 +1026,11 @@ struct front_heap *osm_front_heap_init(void)
 bool osm_front_thread_active(void)
 {
 	return tl_state == TL_ACTIVE;
+}
+
+size_t osm_front_threads(void)
+{
+	return n_live;
 }
 
 static struct front_heap *heap_init_errno(void)

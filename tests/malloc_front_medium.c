@@ -842,6 +842,42 @@ static void idle_blocks_given_back_when_threaded(void)
 	      idle_b.front_cached_blocks + 40 <= idle_a.front_cached_blocks && os_heap_check() == 0, why);
 }
 
+/* Hazard: the transfer cache kept what threads gave it until malloc_trim or ENOMEM: up to its budget (4 MiB, now
+ * 16) of free blocks resident in a program that had stopped asking for them. Now what no thread took for a second
+ * goes back to the core at a tick (a request that reaches the core, or one in 1,024 of the caches' frees).
+ * 100 blocks of 20,000 bytes freed fill one bin, whose older halves go to the transfer cache; then, every 1.1 s, a
+ * request that reaches the core, until the cache holds no more than a thread's bin (16) or 8 s have gone by. A busy
+ * machine only makes the waits longer. Before: the blocks stayed however long the program waited. */
+static void idle_transfer_cache_given_back(void)
+{
+	malloc_trim(0);
+	void *p[100];
+	for (int i = 0; i < 100; i++)
+		p[i] = v_malloc(20000);
+	for (int i = 0; i < 100; i++)
+		v_free(p[i]);
+	struct os_stats a, b;
+	os_stats(&a);
+	struct timespec ts = { 1, 100 * 1000 * 1000 }, t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int looks = 0;
+	do {
+		nanosleep(&ts, NULL);
+		v_free(v_malloc(300000)); /* the core's: osm_front_idle_tick follows it */
+		looks++;
+		os_stats(&b);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while (b.front_cached_blocks > 16 && t1.tv_sec - t0.tv_sec < 8);
+	char why[240];
+	snprintf(why, sizeof why, "100 blocks freed: %zu cached; after %d idle spells of 1.1 s, %zu cached and %zu given "
+		 "back unused (want at most a bin's 16 left, the rest given back)", a.front_cached_blocks, looks,
+		 b.front_cached_blocks, b.front_scavenged - a.front_scavenged);
+	printf("# idle_transfer_cache_given_back: %d idle spells\n", looks);
+	check("idle_transfer_cache_given_back", a.front_cached_blocks >= 40 && b.front_cached_blocks <= 16 &&
+	      b.front_scavenged - a.front_scavenged + 16 >= a.front_cached_blocks && os_heap_check() == 0, why);
+	malloc_trim(0);
+}
+
 /* A buffer grown by realloc from 2 KiB to 32 KiB through 16 bins, in a thread of a threaded process: the old
  * blocks go to the core, so a miss must take the one block it serves, not a batch whose rest sits in each bin.
  * Checked in a new thread (its own cache empty) after malloc_trim (the transfer cache empty). */
@@ -1021,6 +1057,7 @@ int main(void)
 	transfer_between_threads();
 	enomem_retries_once();
 	idle_blocks_given_back_when_threaded();
+	idle_transfer_cache_given_back();
 	threaded_growth_takes_one_block();
 	above_medium_not_cached();
 	large_bins_refill_one_block();
