@@ -767,6 +767,7 @@ static void pool_decay(uint64_t now)
 	if (pool.first && (int64_t)(now - pool.first->pooled.since) >= (int64_t)POOL_DECAY_NS)
 		pool_discarded += pool_chill(false, now);
 	release_spare(true, SIZE_MAX);
+	osm_front_xfer_decay(); /* the medium blocks no thread took since the last pass */
 }
 
 /* For a pass that may write trace lines, from outside any request: the trace's locks (trace_begin) when this
@@ -801,21 +802,18 @@ void osm_front_release_spare(size_t n)
 }
 
 /* A request reached the core (override.c), a medium refill did, or the caches took FRONT_TICK more frees
- * (osm_front_tick): a pass of pool_decay and of the transfer cache's decay (medium.c) when a second has gone by
+ * (osm_front_tick): a pass of pool_decay (with the transfer cache's decay, medium.c) when a second has gone by
  * since the last, so that a program whose threads went idle still gives its idle pages and blocks back at its next
- * such request. Cost otherwise: a coarse clock read (about 5 ns), a compare, and a call that loads two words.
- * Neither lock held. */
+ * such request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
 void osm_front_idle_tick(void)
 {
 	if (global_state != G_ON || tl_in_lock) /* tl_in_lock: as osm_front_release_spare */
 		return;
 	uint64_t now = osm_os_coarse_ns();
-	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS &&
-	    !osm_front_xfer_due(now))
+	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS)
 		return;
 	bool traced = front_enter();
 	pool_decay(now);
-	osm_front_xfer_decay(now);
 	front_leave(traced);
 }
 

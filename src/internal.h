@@ -1197,8 +1197,7 @@ HIDDEN size_t osm_front_threads(void);     /* the threads that have a heap now; 
 HIDDEN bool osm_front_range_release(void); /* ENOMEM: released segments of the range unmapped; whether any were */
 HIDDEN void osm_front_medium_flush_all(struct front_heap *h); /* every cached block of h back to the core */
 HIDDEN void osm_front_medium_stats(struct front_stats *fs);   /* adds the transfer cache's; front lock held */
-HIDDEN bool osm_front_xfer_due(uint64_t now);  /* a look at the transfer cache's idle blocks is due (no lock) */
-HIDDEN void osm_front_xfer_decay(uint64_t now); /* its blocks idle a second back to the core; front lock held */
+HIDDEN void osm_front_xfer_decay(void); /* pool_decay's pass, once a second: the transfer cache's idle blocks back */
 /* fork: called from osmem.c's handlers, after stdio's lock and before the heap lock (order: front, heap). */
 HIDDEN void osm_front_fork_prepare(void);
 HIDDEN void osm_front_fork_parent(void);

@@ -78,9 +78,9 @@ static void medium_give_back(struct front_heap *h, size_t c, size_t k)
  * front lock. A thread whose bin is full puts its older half here before the core; a thread that misses takes
  * half a bin from here before the core. Threads that free what others will ask for (threads-8: eight threads of
  * the same sizes) then pass blocks to each other without the core's lock and its best-fit searches, splits and
- * merges (a splay each): the core sees blocks only when this overflows (XFER_DEPTH a bin, 4-16 MiB in
- * all), or at malloc_trim and ENOMEM, which give it all back. Its blocks keep their freed mark and stay allocated
- * to the core, as in a thread's cache; os_stats counts them in front_cached_*. */
+ * merges (a splay each): the core sees blocks only when this overflows (XFER_DEPTH a bin, 4-16 MiB in all), when
+ * they sat a second unused, or at malloc_trim and ENOMEM, which give it all back. Its blocks keep their freed mark
+ * and stay allocated to the core, as in a thread's cache; os_stats counts them in front_cached_*. */
 /* Its size (session 35): with 32 blocks a bin and 4 MiB in all, 8 threads of 2-32 KiB blocks (threads-8's medium
  * half alone) sent 77,000 blocks through the core's splits and merges in 12M operations and took 1.8 times
  * tcmalloc's time. With 64 a bin and 16 MiB: 16,000 blocks, 0.80 of the time and 75% of the peak RSS (a block
@@ -93,16 +93,14 @@ static void medium_give_back(struct front_heap *h, size_t c, size_t k)
 #define XFER_BUDGET ((size_t)16 << 20)       /* at most */
 #define XFER_BUDGET_MIN ((size_t)4 << 20)    /* at least */
 #define XFER_BUDGET_THREAD ((size_t)2 << 20) /* per thread with a cache, between the two */
-#define XFER_DECAY_NS 1000000000ull
 static struct {
 	struct block_meta *b[XFER_DEPTH];
 	uint32_t size[XFER_DEPTH];
 	size_t n;
-	size_t low; /* the fewest blocks since the last look of osm_front_xfer_decay: those below it sat idle */
+	size_t low; /* the fewest blocks since osm_front_xfer_decay's last pass: those below it sat idle */
 } xfer[MEDIUM_CLASSES] LARGE_BSS;
 static size_t xfer_bytes, xfer_blocks, xfer_flushed; /* front lock; xfer_flushed: blocks it gave to the core */
 static size_t xfer_scavenged;                        /* of xfer_flushed: given back after a second unused */
-static uint64_t xfer_look_ns;                         /* the last look (atomic reads) */
 
 /* A cached block whose header failed the lock-free look (xfer_put), looked at again under the core's lock, where
  * its links cannot be changing: a status, cookie, size (other than the one the cache recorded) or link that still
@@ -216,27 +214,17 @@ static bool xfer_drain(void)
 	return any;
 }
 
-/* Whether a look of osm_front_xfer_decay is due: a second since the last, and blocks to look at. A load or two
- * and a compare, without a lock. */
-bool osm_front_xfer_due(uint64_t now)
-{
-	return __atomic_load_n(&xfer_blocks, __ATOMIC_RELAXED) &&
-	       (int64_t)(now - __atomic_load_n(&xfer_look_ns, __ATOMIC_RELAXED)) >= (int64_t)XFER_DECAY_NS;
-}
-
-/* The transfer cache's blocks that no thread took since the last look, a second or more ago (those below each
+/* The transfer cache's blocks that no thread took since the last pass, a second or more ago (those below each
  * bin's low-water mark: the oldest), go back to the core, whose own decay then gives their memory back (tcmalloc
- * scavenges its caches the same way). Front lock held; takes the core's (the documented order). */
-void osm_front_xfer_decay(uint64_t now)
+ * scavenges its caches the same way). From front.c's pool_decay, once a second, front lock held; it takes the
+ * core's, as pool_decay itself does. */
+void osm_front_xfer_decay(void)
 {
-	if ((int64_t)(now - xfer_look_ns) < (int64_t)XFER_DECAY_NS)
-		return;
-	__atomic_store_n(&xfer_look_ns, now, __ATOMIC_RELAXED);
 	bool locked = false;
 	size_t gone = 0;
 	for (size_t c = 0; c < MEDIUM_CLASSES; c++) {
 		size_t k = xfer[c].low < xfer[c].n ? xfer[c].low : xfer[c].n, left = xfer[c].n - k;
-		xfer[c].low = left; /* the next look's mark starts from what stays */
+		xfer[c].low = left; /* the next pass's mark starts from what stays */
 		if (!k)
 			continue;
 		if (!locked) {
