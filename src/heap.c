@@ -1126,7 +1126,11 @@ static inline bool top_last(void)
 static struct block_meta *fit_below_top(struct block_meta *top)
 {
 	struct block_meta *o = osm_index_best_fit(top->size + 1); /* the smallest key above the top's own */
-	return o ? o : top;
+	if (!o)
+		return top;
+	if (TRACING)
+		osm_trace_event("  top_last %p %z", top, top->size);
+	return o;
 }
 
 /* A free heap block of at least s bytes, taken without growing the heap; NULL when none fits. SPEC's first step;

@@ -571,6 +571,54 @@ int main(void)
 """
 
 
+TOP_LAST_C = r"""
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include "osmem.h"
+#include "test_util.h"
+int main(void)
+{
+	/* core blocks (above the medium caches' 64 KiB, below the 128 KiB threshold): a hole of three below a guard, and
+	 * a free top brought under the hole's size; malloc(70000) fits both, the top being the smaller fit */
+	char *part[3], *guard;
+	for (int i = 0; i < 3; i++)
+		memset(part[i] = malloc(120000), 1, 120000);
+	memset(guard = malloc(120000), 1, 120000);
+	if (tu_free_top_size() < 70032) {
+		char *t1 = malloc(100000), *t2 = malloc(100000);
+		free(t1);
+		free(t2);
+	}
+	while (tu_free_top_size() >= 3 * 120032)
+		memset(malloc(120000), 2, 120000);
+	for (int i = 0; i < 3; i++)
+		free(part[i]);
+	char *p = malloc(70000);
+	return p == part[0] ? 0 : 3;
+}
+"""
+
+
+def top_last_tests(build, out, tmp, cc):
+    """The top as the last resort, seen in the trace and the map: `top_last` names the free top best fit landed on,
+    the `fit` line after it the hole below that was taken instead (default profile, one thread)."""
+    exe, err = build_drop_in(cc, build, tmp, "top_last", TOP_LAST_C, ["-I", os.path.join(ROOT, "tests")])
+    if not check("top_last: the program compiles against libosmem-malloc.so", exe, err.strip()[-400:]):
+        return
+    trace = os.path.join(out, "top_last.trace")
+    rc, _, err, _ = run([exe], env=traced_env(trace))
+    lines = open(trace).read().splitlines() if os.path.exists(trace) else []
+    pairs = [(a.split(), b.split()) for a, b in zip(lines, lines[1:]) if a.startswith("  top_last ")]
+    ok = rc == 0 and len(pairs) >= 1 and all(b[0] == "fit" and b[1] != a[1] and int(b[2]) > int(a[2])
+                                             for a, b in pairs)
+    check("top_last: the trace names the free top skipped, and the fit after it a larger block below (the hole taken)",
+          ok, f"rc={rc} (3: the top was taken) {err.strip()[-200:]}; top_last lines and the next: {pairs[:4]}")
+    rc, _, err, _ = heapmap([trace, "-o", os.path.join(out, "top_last.html"), "-q"])
+    check("top_last: osmem-heapmap draws it without replay warnings", rc == 0 and "warning" not in err,
+          f"rc={rc} {err.strip()[-300:]}")
+
+
 def kept_tests(build, out, tmp, cc, chromium):
     """The mapping cache in the map: a kept mapping is drawn in the mapped lane, as kept, between its free and its
     reuse."""
@@ -936,6 +984,7 @@ def tests(build, out, tmp):
     # ------------------------------------------------------------ the front layer, traced
     front = front_tests(build, out, tmp, cc)
     kept_tests(build, out, tmp, cc, chromium)
+    top_last_tests(build, out, tmp, cc)
 
     # ------------------------------------------------------------ a big trace
     big = os.path.join(out, "big.trace")

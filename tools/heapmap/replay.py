@@ -33,7 +33,8 @@ FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "aban
                 "collect", "page_discard"}
 # Lines that change a policy or start a wait, and move no block: a threshold raised, the decay's delay doubled,
 # a free top waiting for its trim, the front's range shrunk after ENOMEM (its segments were already unmapped).
-POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back", "slack"}
+POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back", "slack",
+                 "top_last"}
 
 
 class TraceError(Exception):
