@@ -590,7 +590,7 @@ int main(void)
 		free(t1);
 		free(t2);
 	}
-	while (tu_free_top_size() >= 3 * 120032)
+	while (tu_free_top_size() >= 3 * 120000)
 		memset(malloc(120000), 2, 120000);
 	for (int i = 0; i < 3; i++)
 		free(part[i]);
