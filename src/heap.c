@@ -1115,7 +1115,8 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
  * decay hands an idle hole's pages back after 10 ms, so a hole is not resident memory going to waste, and a
  * request carving its front every few milliseconds would hide it from the decay (a merged block reads as used): it
  * stayed resident whole (growth/threaded_idle_block_given_back). One thread's decay waits a second, and its holes
- * stay resident meanwhile. The classic profile keeps SPEC.md's rule: the smallest fit, top or not.
+ * stay resident meanwhile. The classic profile keeps SPEC.md's rule: the smallest fit, top or not; so do the seed's
+ * walk and its check against the index (BESTFIT_WALK, _VERIFY) and a heap with blocks outside the index.
  * Cost: when best fit lands on the top, one more search of the index (O(log n)) for the next larger key. */
 static inline bool top_last(void)
 {
