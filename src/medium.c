@@ -165,12 +165,19 @@ static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
 	}
 	if (want > room)
 		want = room;
-	struct block_meta *top = xfer[c].b[fit]; /* the fitting one out first; the gap filled by the last */
+	/* The fitting one out first, the blocks above it moved down one: the bin stays ordered from the oldest put
+	 * to the newest, which the decay's low-water mark relies on (the blocks below it are the ones that sat a
+	 * pass). Filling the gap with the newest block instead put that block below the mark, and the next pass gave
+	 * it back a moment after a thread put it (medium/transfer_cache_decay_spares_recent_blocks). The move is a
+	 * few entries: the fit is the newest block that holds the request, most often at or near the top. */
+	struct block_meta *top = xfer[c].b[fit];
 	uint32_t top_size = xfer[c].size[fit];
 	size_t taken = 1;
 	xn--;
-	xfer[c].b[fit] = xfer[c].b[xn];
-	xfer[c].size[fit] = xfer[c].size[xn];
+	memmove(&xfer[c].b[fit], &xfer[c].b[fit + 1], (xn - fit) * sizeof xfer[c].b[0]);
+	memmove(&xfer[c].size[fit], &xfer[c].size[fit + 1], (xn - fit) * sizeof xfer[c].size[0]);
+	if (fit < xfer[c].low)
+		xfer[c].low--; /* an idle block left: one fewer below the mark */
 	for (; taken < want && xn && h->mc_bytes + xfer[c].size[xn - 1] + top_size <= h->mc_budget; taken++) {
 		xn--;
 		stacks_of(h)->mc[c][h->mc_count[c]] = xfer[c].b[xn];

@@ -21,7 +21,8 @@
  *    thread's miss is served from it, and malloc_trim empties it;
  *  - idle blocks: in a threaded process, blocks a bin has not used for 10 ms go back to the core at the thread's
  *    next medium slow path (python3's threads held megabytes they never used again); with one thread they stay;
- *    a buffer that realloc grows through the bins in a threaded process leaves no batch behind in each.
+ *    a buffer that realloc grows through the bins in a threaded process leaves no batch behind in each; the
+ *    transfer cache gives back the blocks no thread took for a second, never one put a moment before.
  * Death cases run in a forked child; the parent checks the signal and the exact message. Prints `PASS medium/...`
  * or `FAIL medium/...: why`. Default profile only (the caches do not exist in the classic profile). */
 #include <errno.h>
@@ -878,6 +879,121 @@ static void idle_transfer_cache_given_back(void)
 	malloc_trim(0);
 }
 
+/* Hazard: the transfer cache's decay gives back what no thread took for a second: the blocks below each bin's
+ * low-water mark, the oldest, as the bin is ordered from the oldest put to the newest. A take from the middle of
+ * a bin (the newest block that fits, below newer ones too small for the request) filled the gap with the newest
+ * block, below the mark: the next pass gave that block back, put a moment before, with the idle ones (medium.c,
+ * xfer_take; noticed in session 36's review). Here a bin holds old blocks of 18,432 bytes (a thread freed them,
+ * then a pass went by), then newer ones of 16,384 (another thread's frees); a third thread's malloc(18000) takes
+ * the newest old block; the next pass must give back exactly the other old ones and keep every new one.
+ * The passes are forced: a request to the core after 1.1 s (each pass needs a second since the last). Should a
+ * busy machine stretch the steps between the passes past a second (a pass of its own in between), the case is
+ * run again, up to three times. */
+#define DECAY_N 24
+#define DECAY_OLD 18432 /* the blocks of malloc(18000): an eighth of a power of two up (internal.h, medium_round) */
+#define DECAY_NEW 16384 /* malloc(16000)'s */
+static void *decay_blocks[DECAY_N];
+static pthread_mutex_t decay_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t decay_cv = PTHREAD_COND_INITIALIZER;
+static int decay_step;
+
+static void decay_wait(int step)
+{
+	pthread_mutex_lock(&decay_mu);
+	while (decay_step < step)
+		pthread_cond_wait(&decay_cv, &decay_mu);
+	pthread_mutex_unlock(&decay_mu);
+}
+static void decay_go(int step)
+{
+	pthread_mutex_lock(&decay_mu);
+	decay_step = step;
+	pthread_cond_broadcast(&decay_cv);
+	pthread_mutex_unlock(&decay_mu);
+}
+static void *decay_old(void *arg) /* frees 18,432-byte blocks: the old ones, once a pass has gone by */
+{
+	(void)arg;
+	void *p[DECAY_N];
+	for (int i = 0; i < DECAY_N; i++)
+		p[i] = v_malloc(18000);
+	for (int i = 0; i < DECAY_N; i++)
+		v_free(p[i]);
+	return NULL; /* what its own bin kept goes to the core */
+}
+static void *decay_new(void *arg) /* holds 16,384-byte blocks from before the old ones came, frees them on cue */
+{
+	(void)arg;
+	for (int i = 0; i < DECAY_N; i++)
+		decay_blocks[i] = v_malloc(16000);
+	decay_go(1);
+	decay_wait(2);
+	for (int i = 0; i < DECAY_N; i++)
+		v_free(decay_blocks[i]);
+	return NULL;
+}
+static void *decay_taker(void *arg) /* one request that only an old block serves */
+{
+	(void)arg;
+	v_free(v_malloc(18000));
+	return NULL;
+}
+static void decay_pass(void)
+{
+	struct timespec ts = { 1, 100 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	v_free(v_malloc(300000)); /* the core's: osm_front_idle_tick, a pass follows */
+}
+static double decay_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void transfer_cache_decay_spares_recent_blocks(void)
+{
+	char why[400] = "";
+	bool ok = false;
+	for (int attempt = 0; attempt < 3 && !ok; attempt++) {
+		malloc_trim(0);
+		decay_step = 0;
+		pthread_t nt;
+		if (pthread_create(&nt, NULL, decay_new, NULL) != 0) {
+			check("transfer_cache_decay_spares_recent_blocks", 0, "a thread could not be created");
+			return;
+		}
+		decay_wait(1);
+		run_thread(decay_old);
+		struct os_stats s0, s1, s2, s3;
+		os_stats(&s0);
+		decay_pass(); /* the old blocks have sat a pass: the bin's mark counts them */
+		os_stats(&s1);
+		double t0 = decay_now();
+		decay_go(2);
+		pthread_join(nt, NULL); /* the new blocks go to the transfer cache, on top */
+		run_thread(decay_taker);
+		os_stats(&s2);
+		double t1 = decay_now();
+		decay_pass();
+		os_stats(&s3);
+		size_t given = s3.front_scavenged - s2.front_scavenged;
+		size_t bytes = s2.front_cached_bytes - s3.front_cached_bytes;
+		snprintf(why, sizeof why, "the first pass gave back %zu blocks (want 0: none had sat a pass); the second "
+			 "%zu blocks of %zu bytes in all (want one or more, all old: %zu bytes each, none of the %zu-byte "
+			 "new ones put a moment before)", s1.front_scavenged - s0.front_scavenged, given, bytes,
+			 (size_t)DECAY_OLD, (size_t)DECAY_NEW);
+		if (t1 - t0 > 0.9) {
+			printf("# transfer_cache_decay_spares_recent_blocks: %.2f s between the passes, again\n", t1 - t0);
+			continue;
+		}
+		ok = s1.front_scavenged == s0.front_scavenged && given >= 1 && bytes == given * DECAY_OLD;
+		break;
+	}
+	check("transfer_cache_decay_spares_recent_blocks", ok && os_heap_check() == 0, why);
+	malloc_trim(0);
+}
+
 /* A buffer grown by realloc from 2 KiB to 32 KiB through 16 bins, in a thread of a threaded process: the old
  * blocks go to the core, so a miss must take the one block it serves, not a batch whose rest sits in each bin.
  * Checked in a new thread (its own cache empty) after malloc_trim (the transfer cache empty). */
@@ -1058,6 +1174,7 @@ int main(void)
 	enomem_retries_once();
 	idle_blocks_given_back_when_threaded();
 	idle_transfer_cache_given_back();
+	transfer_cache_decay_spares_recent_blocks();
 	threaded_growth_takes_one_block();
 	above_medium_not_cached();
 	large_bins_refill_one_block();
