@@ -9,6 +9,7 @@
  *
  * Every allocator call goes through a volatile function pointer, so the compiler cannot fold malloc/free pairs,
  * assume anything about errno, or warn about the deliberate misuse of sizes: the library itself is what runs. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdarg.h>
@@ -839,6 +840,66 @@ static void t_valloc_pvalloc(void)
 	EXPECT(check == 0, "os_heap_check() with the valloc/pvalloc blocks alive failed");
 }
 
+/* glibc's second names for its allocator (__libc_malloc, __libc_free, ..., and cfree, which only binaries linked
+ * against glibc before 2.26 can reach: looked up with dlsym). Hazard: a program that calls one of them got glibc's
+ * allocator while malloc was osmem's; a block of one freed by the other is glibc's arena corrupted, or osmem's
+ * "invalid pointer" abort. Each must be osmem's own function, and blocks must pass between the two names. */
+extern void *__libc_malloc(size_t);
+extern void __libc_free(void *);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+extern int __libc_mallopt(int, int);
+
+static void *where(void *fn) /* the object that defines the function, for the report */
+{
+	Dl_info info;
+	return fn && dladdr(fn, &info) ? (void *)info.dli_fname : (void *)"nowhere";
+}
+
+static void t_libc_names(void)
+{
+	static const struct { const char *name, *public; } names[] = {
+		{ "__libc_malloc", "malloc" }, { "__libc_free", "free" }, { "cfree", "free" },
+		{ "__libc_calloc", "calloc" }, { "__libc_realloc", "realloc" }, { "__libc_memalign", "memalign" },
+		{ "__libc_valloc", "valloc" }, { "__libc_pvalloc", "pvalloc" }, { "__libc_mallinfo", "mallinfo" },
+		{ "__libc_mallopt", "mallopt" },
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		void *a = dlsym(RTLD_DEFAULT, names[i].name), *b = dlsym(RTLD_DEFAULT, names[i].public);
+		EXPECT(a && a == b, "%s is %p (from %s), %s is %p (from %s): want the same function", names[i].name,
+		       a, (char *)where(a), names[i].public, b, (char *)where(b));
+	}
+	/* and through the program's own links to them */
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	char *p = __libc_malloc(100);
+	EXPECT(p, "__libc_malloc(100) = NULL");
+	memset(p, 0x41, 100);
+	char *z = __libc_calloc(10, 30);
+	EXPECT(z, "__libc_calloc(10, 30) = NULL");
+	for (int i = 0; i < 300; i++)
+		EXPECT(z[i] == 0, "__libc_calloc(10, 30): byte %d is %d", i, z[i]);
+	p = __libc_realloc(p, 5000);
+	EXPECT(p && p[0] == 0x41 && p[99] == 0x41, "__libc_realloc(p, 5000) = %p, or lost the bytes", (void *)p);
+	void *m = __libc_memalign(256, 100), *v = __libc_valloc(10), *pv = __libc_pvalloc(10);
+	EXPECT(m && ((uintptr_t)m & 255) == 0, "__libc_memalign(256, 100) = %p", m);
+	EXPECT(v && pv && ((uintptr_t)v & 4095) == 0 && ((uintptr_t)pv & 4095) == 0,
+	       "__libc_valloc(10) = %p, __libc_pvalloc(10) = %p", v, pv);
+	EXPECT(__libc_mallopt(M_ARENA_MAX, 8) == 1, "__libc_mallopt(M_ARENA_MAX, 8) = 0 (mallopt accepts it)");
+	os_stats(&s1);
+	EXPECT(s1.allocations - s0.allocations >= 6, "6 blocks from the __libc_ names, os_stats counted %zu allocations",
+	       s1.allocations - s0.allocations);
+	v_free(p); /* blocks of one name freed by the other */
+	v_free(z);
+	__libc_free(m);
+	__libc_free(v);
+	__libc_free(pv);
+	__libc_free(v_malloc(40));
+}
+
 // ------------------------------------------------------------------
 // malloc_trim, mallinfo2, malloc_stats
 // ------------------------------------------------------------------
@@ -1162,6 +1223,7 @@ static const struct {
 	{ "memalign", t_memalign },
 	{ "aligned_einval", t_aligned_errors },
 	{ "valloc_pvalloc", t_valloc_pvalloc },
+	{ "libc_names_are_osmem", t_libc_names },
 	{ "malloc_trim", t_malloc_trim },
 	{ "mallinfo2", t_mallinfo2 },
 	{ "malloc_stats", t_malloc_stats },

@@ -50,7 +50,10 @@ INSTALLED = ["lib/libosmem.so", "lib/libosmem.a", "lib/libosmem-malloc.so", "lib
 # carry osmem's prefixes, or it can collide with a name of the program's.
 MALLOC_FAMILY = {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
                  "memalign", "valloc", "pvalloc", "malloc_usable_size", "malloc_trim", "mallinfo",
-                 "mallinfo2", "malloc_stats", "mallopt", "malloc_info"}
+                 "mallinfo2", "malloc_stats", "mallopt", "malloc_info",
+                 # glibc's second names for the same functions, exported as tcmalloc and mimalloc do (override.c)
+                 "__libc_malloc", "__libc_free", "cfree", "__libc_calloc", "__libc_realloc", "__libc_memalign",
+                 "__libc_valloc", "__libc_pvalloc", "__libc_mallinfo", "__libc_mallopt"}
 # C++ operator new and delete in all their forms (Itanium-mangled), exported as tcmalloc and mimalloc do.
 CXX_OPERATORS = {"_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
                  "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
