@@ -202,7 +202,7 @@ static struct front_list abandoned[FRONT_CLASSES];
 static size_t n_abandoned, n_abandoned_cls[FRONT_CLASSES];
 static struct front_heap *live_heaps, *spare_heaps;
 static size_t n_live;
-static struct { size_t hits, misses, frees, remote_freed, collected, mc_hits, mc_frees, mc_refills, mc_extra, mc_flushed, mc_scavenged; } dead; /* the counters of exited threads */
+static struct { size_t hits, misses, frees, remote_freed, collected, mc_hits, mc_frees, mc_refills, mc_flushed, mc_scavenged; } dead; /* the counters of exited threads */
 static size_t orphan_frees; /* frees by threads without a heap (atomic) */
 static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
 
@@ -1108,7 +1108,6 @@ static void heap_exit(void *arg)
 	dead.mc_hits += h->mc_hits;
 	dead.mc_frees += h->mc_frees;
 	dead.mc_refills += h->mc_refills;
-	dead.mc_extra += h->mc_extra;
 	dead.mc_flushed += h->mc_flushed;
 	dead.mc_scavenged += h->mc_scavenged;
 	dead.misses += h->misses;
@@ -1637,7 +1636,6 @@ void osm_front_stats(struct front_stats *fs)
 	fs->mc_hits = dead.mc_hits;
 	fs->mc_frees = dead.mc_frees;
 	fs->mc_refills = dead.mc_refills;
-	fs->mc_extra = dead.mc_extra;
 	fs->mc_flushed = dead.mc_flushed;
 	fs->mc_scavenged = dead.mc_scavenged;
 	fs->pool_discarded = pool_discarded;
@@ -1651,7 +1649,6 @@ void osm_front_stats(struct front_stats *fs)
 		fs->mc_hits += __atomic_load_n(&h->mc_hits, __ATOMIC_RELAXED);
 		fs->mc_frees += __atomic_load_n(&h->mc_frees, __ATOMIC_RELAXED);
 		fs->mc_refills += __atomic_load_n(&h->mc_refills, __ATOMIC_RELAXED);
-		fs->mc_extra += __atomic_load_n(&h->mc_extra, __ATOMIC_RELAXED);
 		fs->mc_flushed += __atomic_load_n(&h->mc_flushed, __ATOMIC_RELAXED);
 		fs->mc_scavenged += __atomic_load_n(&h->mc_scavenged, __ATOMIC_RELAXED);
 		fs->mc_bytes += __atomic_load_n(&h->mc_bytes, __ATOMIC_RELAXED);

@@ -703,7 +703,7 @@ struct front_heap {
 	 * blocks below it have not been used since */
 	uint8_t mc_low[MEDIUM_CLASSES];
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
-	size_t mc_extra, mc_flushed;          /* blocks taken by refills beyond the one asked for; given back */
+	size_t mc_flushed;                    /* blocks given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
 	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
 	size_t mc_scavenged;                  /* blocks given back unused (medium.c, medium_scavenge) */
@@ -1177,7 +1177,7 @@ HIDDEN bool osm_front_trim(void);
 HIDDEN void osm_front_medium_trim(void);
 struct front_stats {
 	size_t hits, misses, frees, segment_bytes, page_bytes, in_use, free_bytes, threads;
-	size_t mc_hits, mc_frees, mc_refills, mc_extra, mc_flushed, mc_bytes, mc_blocks; /* the medium caches */
+	size_t mc_hits, mc_frees, mc_refills, mc_flushed, mc_bytes, mc_blocks; /* the medium caches */
 	size_t mc_scavenged; /* of mc_flushed: given back after sitting unused (medium_scavenge) */
 	size_t tc_slots, tc_bytes; /* the thread caches of small slots */
 	size_t pool_discarded; /* bytes of pool pages given back after sitting idle (pool_decay) */

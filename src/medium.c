@@ -22,9 +22,9 @@
  * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h,
  * osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic read-modify-write). Requests are rounded
  * up to an eighth of their power of two, so a bin's blocks come in two sizes; a request takes the top block when
- * it fits, else the smallest that does (osm_front_medium_pick). Batches move under the core's lock: a miss takes
- * half a bin's worth of blocks of its size with one lock, a full bin (or a cache over its budget) gives its older
- * half back with one lock; a thread that exits, and malloc_trim, give all back; a thread that meets ENOMEM gives
+ * it fits, else the smallest that does (osm_front_medium_pick). A miss takes the one block it serves from the
+ * core under its lock (a producer thread, whose blocks die elsewhere, half a bin's worth from the transfer cache
+ * below), a full bin (or a cache over its budget) gives its older half back with one lock; a thread that exits, and malloc_trim, give all back; a thread that meets ENOMEM gives
  * all back and tries again. The core sees a cached block as allocated (the heap map and os_heap_check show it so;
  * os_stats counts it as free, in front_cached_*), so the core never merges it away: nothing else can hand it
  * out. The block keeps its header, checked when it goes in and when it goes back to the core (not when it comes
@@ -34,7 +34,7 @@
  * Measured (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock,
  * 0.35 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB now. */
 
-#define MEDIUM_BATCH_MAX ((size_t)32768) /* the bins above this one refill one block at a time (medium_refill) */
+#define MEDIUM_BATCH_MAX ((size_t)32768) /* the bins above this one take one block at a time (osm_front_medium_refill) */
 
 /* Slow start (tcmalloc's): bin c may hold two more blocks, up to MEDIUM_DEPTH. */
 static void medium_grow(struct front_heap *h, size_t c)
@@ -403,9 +403,9 @@ static void medium_scavenge(struct front_heap *h)
 	memcpy(h->mc_low, h->mc_count, sizeof h->mc_low);
 }
 
-/* A miss: half a stack of blocks of n bytes from the core with one lock, the first for this request. NULL when
- * the thread has no cache (classic profile, front off, traced, exiting) or the core has no memory: the caller
- * asks the core. */
+/* A miss: blocks of bin c from the transfer cache (a batch for a producer, below), else the one block of n bytes
+ * from the core. NULL when the thread has no cache (classic profile, front off, traced, exiting) or the core has
+ * no memory: the caller asks the core. */
 void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 {
 	struct front_heap *h = osm_front_tl_heap;
@@ -414,13 +414,20 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	medium_scavenge(h);
 	if (batch)
 		medium_grow(h, c);
-	/* Half a bin's worth, up to the bin of 32 KiB (blocks to 40 KiB); above, the one block asked for (tcmalloc
-	 * moves 2 objects of its largest classes at a time): a batch of 48 KiB blocks is half a megabyte that sits in
-	 * the bin until the program asks for that size again. With batches there, python3's churn.py (4 threads)
-	 * peaked at 64.5-65.3 MiB against 58.6-60.4 before those bins existed, 61.3 without the batches; 33-64 KiB
-	 * blocks handed between two threads (bench/handoff.c) took 0.03-0.08 s and 3.3-10.9 MiB without them (0.04 s
-	 * and 10.9 MiB with; 0.19-0.45 s and 6.0-6.5 MiB before the bins). */
-	size_t want = batch && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
+	/* Half a bin's worth from the transfer cache, up to the bin of 32 KiB (blocks to 40 KiB), for a thread that
+	 * allocates medium blocks more than it frees them (a producer: its blocks die in other threads, so its bins
+	 * never refill from its own frees and each of its misses would take the front lock); above 32 KiB, and for
+	 * every other thread, the one block asked for. From the core, always the one block. Carving a batch from the
+	 * core wrote a header into each block, and the blocks waited in the bin: python3's churn.py (4 threads)
+	 * peaked at 67.9 MB with core batches, 63.0 without (7 runs, `/usr/bin/time`), `PYTHONMALLOC=malloc` 68.7
+	 * and 64.8, frag 1,148 and 1,120 MB, threads-8 level (34.8, 34.4), and none of them faster for it (frag
+	 * 0.953 and mixed-realloc 0.958 of the time without, threads-8 1.005: 8-12 paired runs). Blocks handed from
+	 * one thread to another (bench/handoff.c, 2-32 KiB) took 1.35 times as long with single blocks from the
+	 * transfer cache too, hence the batches there for producers. Above 32 KiB a batch is half a megabyte that
+	 * sits in the bin until the program asks for that size again (session 33: python3 64.5-65.3 MiB with them,
+	 * 61.3 without). */
+	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
+	size_t want = batch && producer && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
 	if (xfer_take(h, c, n, want))
 		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
 	h->mc_refills++;                        /* a miss: the core serves it */
@@ -435,23 +442,6 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	osm_set_op("malloc");
 	osm_note_request(n);
 	struct block_meta *first = osm_malloc(n, osm_heap.policy.mmap_threshold);
-	for (size_t k = 1; first && first->status == STATUS_ALLOC && k < want; k++) {
-		struct block_meta *b = osm_malloc(n, osm_heap.policy.mmap_threshold);
-		if (!b)
-			break;
-		size_t bc = medium_bin(b->size);
-		if (b->status != STATUS_ALLOC || b->size >= MEDIUM_END_BLOCK || h->mc_count[bc] >= h->mc_limit[bc] ||
-		    h->mc_bytes + b->size > h->mc_budget) {
-			osm_free(b); /* mapped (mallopt lowered the threshold), or no room */
-			break;
-		}
-		void **q = payload(b);
-		q[1] = (void *)front_mark(q);
-		stacks_of(h)->mc_size[bc][h->mc_count[bc]] = (uint32_t)b->size;
-		stacks_of(h)->mc[bc][h->mc_count[bc]++] = b;
-		h->mc_bytes += b->size;
-		h->mc_extra++;
-	}
 	osm_unlock();
 	osm_front_idle_tick();
 	errno = saved;

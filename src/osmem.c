@@ -131,11 +131,12 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->bytes_in_use += fs.in_use;
 	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
 	st->frees += fs.frees;
-	/* medium caches: the program's requests are the core's, minus the blocks a refill took ahead and the
-	 * blocks a cache gave back, plus the ones the caches served; what they hold is free, not in use */
+	/* medium caches: the program's requests are the core's (a refill takes the one block it serves from the
+	 * core), plus the ones the caches served; its frees, the core's minus the blocks a cache gave back, plus the
+	 * ones the caches took; what they hold is free, not in use */
 	st->cache_hits += fs.mc_hits;
 	st->cache_misses += fs.mc_refills;
-	st->allocations = st->allocations - fs.mc_extra + fs.mc_hits;
+	st->allocations += fs.mc_hits;
 	st->frees = st->frees - fs.mc_flushed + fs.mc_frees;
 	/* read under the front lock, before the core's figures: a cache that gave blocks back since is counted twice */
 	st->bytes_in_use = st->bytes_in_use > fs.mc_bytes ? st->bytes_in_use - fs.mc_bytes : 0;
