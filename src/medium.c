@@ -418,12 +418,13 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	 * allocates medium blocks more than it frees them (a producer: its blocks die in other threads, so its bins
 	 * never refill from its own frees and each of its misses would take the front lock); above 32 KiB, and for
 	 * every other thread, the one block asked for. From the core, always the one block. Carving a batch from the
-	 * core wrote a header into each block, and the blocks waited in the bin: python3's churn.py (4 threads)
-	 * peaked at 67.9 MB with core batches, 63.0 without (7 runs, `/usr/bin/time`), `PYTHONMALLOC=malloc` 68.7
-	 * and 64.8, frag 1,148 and 1,120 MB, threads-8 level (34.8, 34.4), and none of them faster for it (frag
-	 * 0.953 and mixed-realloc 0.958 of the time without, threads-8 1.005: 8-12 paired runs). Blocks handed from
-	 * one thread to another (bench/handoff.c, 2-32 KiB) took 1.35 times as long with single blocks from the
-	 * transfer cache too, hence the batches there for producers. Above 32 KiB a batch is half a megabyte that
+	 * core wrote a header into each block, and the blocks waited in the bin (session 37, 7 runs of
+	 * `/usr/bin/time` each): python3's churn.py (4 threads) peaked at 69.1 MB with core batches, 64.4 without,
+	 * `PYTHONMALLOC=malloc` 68.1 and 63.8, frag 1,148 and 1,120, threads-8 34.5 and 33.7, mixed-realloc 143.7
+	 * and 145.0, sqlite3 level; and none was faster for them (without: frag 0.962 of the time, mixed-realloc
+	 * 0.993, threads-8 1.012, python3 1.005; 8-12 paired runs, none significant). Blocks handed from one thread
+	 * to another (bench/handoff.c, 2-32 KiB) took 1.32-1.38 times as long when the transfer cache too gave one
+	 * block a miss, hence its batches for producers (with them: 1.016 and 0.944, level). Above 32 KiB a batch is half a megabyte that
 	 * sits in the bin until the program asks for that size again (session 33: python3 64.5-65.3 MiB with them,
 	 * 61.3 without). */
 	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
