@@ -884,21 +884,27 @@ EXPORT int malloc_info(int options, FILE *fp)
  * is osmem's, a block would come from one allocator and go back to the other: glibc's free of an osmem block
  * corrupts glibc's arena, osmem's free of a glibc block is reported as an invalid pointer and aborts. tcmalloc and
  * mimalloc export the same names for the same reason. Each is the public function itself (an alias: one address,
- * no extra call; `copy` gives it the attributes glibc's header declares for the original), so every check and the
- * report's name ("free()") are the same. */
-EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
-EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
-EXPORT void cfree(void *p) __attribute__((alias("free"), copy(free)));
-EXPORT void *__libc_calloc(size_t nmemb, size_t size) __attribute__((alias("calloc"), copy(calloc)));
-EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"), copy(realloc)));
-EXPORT void *__libc_memalign(size_t alignment, size_t n) __attribute__((alias("memalign"), copy(memalign)));
-EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc"), copy(valloc)));
-EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc"), copy(pvalloc)));
+ * no extra call), so every check and the report's name ("free()") are the same. */
+#if defined(__GNUC__) && !defined(__clang__) /* GCC asks an alias for its target's attributes (malloc, alloc_size, */
+#pragma GCC diagnostic push                    /* nothrow, ...: glibc's header declares them); clang neither asks */
+#pragma GCC diagnostic ignored "-Wmissing-attributes" /* nor knows `copy`, which would give them */
+#endif
+EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
+EXPORT void __libc_free(void *p) __attribute__((alias("free")));
+EXPORT void cfree(void *p) __attribute__((alias("free")));
+EXPORT void *__libc_calloc(size_t nmemb, size_t size) __attribute__((alias("calloc")));
+EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc")));
+EXPORT void *__libc_memalign(size_t alignment, size_t n) __attribute__((alias("memalign")));
+EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
+EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* mallinfo: glibc's header marks it deprecated */
-EXPORT struct mallinfo __libc_mallinfo(void) __attribute__((alias("mallinfo"), copy(mallinfo)));
+EXPORT struct mallinfo __libc_mallinfo(void) __attribute__((alias("mallinfo")));
 #pragma GCC diagnostic pop
-EXPORT int __libc_mallopt(int param, int value) __attribute__((alias("mallopt"), copy(mallopt)));
+EXPORT int __libc_mallopt(int param, int value) __attribute__((alias("mallopt")));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 /* The library's DT_FINI (the Makefile's -Wl,-fini): nothing to do, osmem's exit work runs from .fini_array
  * (osmem_end). crti's _fini, the default, does nothing either but sits after the cold text, so every exit made

@@ -98,7 +98,9 @@ class Layout:
         text_lo, text_sz = self.secs.get(".text", (0, 0))
         in_text = {n: v for n, v in self.funcs.items() if text_lo <= v[0] < text_lo + text_sz}
         self.hot_in = {n: v for n, v in in_text.items() if n in self.hot}
-        self.cold_in = {n: v for n, v in in_text.items() if n not in self.hot}
+        # a name at the address of a listed function is another name of it (override.c's __libc_malloc: an alias)
+        hot_at = {v[0] for v in self.hot_in.values()}
+        self.cold_in = {n: v for n, v in in_text.items() if n not in self.hot and v[0] not in hot_at}
         self.hot_end = max((a + s for a, s in self.hot_in.values()), default=text_lo)
         self.exec_seg = next((l for l in self.loads if "E" in l[3]), None)
 
