@@ -24,17 +24,19 @@
  * up to an eighth of their power of two, so a bin's blocks come in two sizes; a request takes the top block when
  * it fits, else the smallest that does (osm_front_medium_pick). A miss takes the one block it serves from the
  * core under its lock (a producer thread, whose blocks die elsewhere, half a bin's worth from the transfer cache
- * below), a full bin (or a cache over its budget) gives its older half back with one lock; a thread that exits, and malloc_trim, give all back; a thread that meets ENOMEM gives
- * all back and tries again. The core sees a cached block as allocated (the heap map and os_heap_check show it so;
- * os_stats counts it as free, in front_cached_*), so the core never merges it away: nothing else can hand it
- * out. The block keeps its header, checked when it goes in and when it goes back to the core (not when it comes
- * out: internal.h, medium_malloc_with), and a freed mark in its payload's second word (the slots' mark: a double
+ * below), a full bin (or a cache over its budget) gives its older half back with one lock; a thread that exits,
+ * and malloc_trim, give all back; a thread that meets ENOMEM gives all back and tries again. The core sees a
+ * cached block as allocated (the heap map and os_heap_check show it so; os_stats counts it as free, in
+ * front_cached_*), so the core never merges it away: nothing else can hand it out. The block keeps its header,
+ * checked when it goes in and when it goes back to the core (not when it comes out: internal.h,
+ * medium_malloc_with), and a freed mark in its payload's second word (the slots' mark: a double
  * free is caught at once, a write after free when the block comes out), cleared when it goes back to the core.
  * Traced threads and the classic profile never use it (their heap is the empty heap, whose limits are 0).
  * Measured (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock,
  * 0.35 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB now. */
 
-#define MEDIUM_BATCH_MAX ((size_t)32768) /* the bins above this one take one block at a time (osm_front_medium_refill) */
+/* the bins above this one take one block at a time (osm_front_medium_refill) */
+#define MEDIUM_BATCH_MAX ((size_t)32768)
 
 /* Slow start (tcmalloc's): bin c may hold two more blocks, up to MEDIUM_DEPTH. */
 static void medium_grow(struct front_heap *h, size_t c)
@@ -424,9 +426,9 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	 * and 145.0, sqlite3 level; and none was faster for them (without: frag 0.962 of the time, mixed-realloc
 	 * 0.993, threads-8 1.012, python3 1.005; 8-12 paired runs, none significant). Blocks handed from one thread
 	 * to another (bench/handoff.c, 2-32 KiB) took 1.32-1.38 times as long when the transfer cache too gave one
-	 * block a miss, hence its batches for producers (with them: 1.016 and 0.944, level). Above 32 KiB a batch is half a megabyte that
-	 * sits in the bin until the program asks for that size again (session 33: python3 64.5-65.3 MiB with them,
-	 * 61.3 without). */
+	 * block a miss, hence its batches for producers (with them: 1.016 and 0.944, level). Above 32 KiB a batch
+	 * is half a megabyte that sits in the bin until the program asks for that size again (session 33: python3
+	 * 64.5-65.3 MiB with them, 61.3 without). */
 	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
 	size_t want = batch && producer && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
 	if (xfer_take(h, c, n, want))

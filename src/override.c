@@ -885,9 +885,11 @@ EXPORT int malloc_info(int options, FILE *fp)
  * corrupts glibc's arena, osmem's free of a glibc block is reported as an invalid pointer and aborts. tcmalloc and
  * mimalloc export the same names for the same reason. Each is the public function itself (an alias: one address,
  * no extra call), so every check and the report's name ("free()") are the same. */
-#if defined(__GNUC__) && !defined(__clang__) /* GCC asks an alias for its target's attributes (malloc, alloc_size, */
-#pragma GCC diagnostic push                    /* nothrow, ...: glibc's header declares them); clang neither asks */
-#pragma GCC diagnostic ignored "-Wmissing-attributes" /* nor knows `copy`, which would give them */
+/* GCC wants an alias to repeat its target's attributes (malloc, alloc_size, nothrow: glibc's header declares
+ * them); its `copy` attribute would, but clang, which builds the fuzz targets, knows neither the warning nor it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
 #endif
 EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
 EXPORT void __libc_free(void *p) __attribute__((alias("free")));

@@ -885,7 +885,7 @@ static void idle_transfer_cache_given_back(void)
  * block, below the mark: the next pass gave that block back, put a moment before, with the idle ones (medium.c,
  * xfer_take; noticed in session 36's review). Here a bin holds old blocks of 18,432 bytes (a thread freed them,
  * then a pass went by), then newer ones of 16,384 (another thread's frees); a third thread's malloc(18000) takes
- * the newest old block; the next pass must give back exactly the other old ones and keep every new one.
+ * the newest old block; the next pass must give back old blocks (one or more) and none of the new ones.
  * The passes are forced: a request to the core after 1.1 s (each pass needs a second since the last). Should a
  * busy machine stretch the steps between the passes past a second (a pass of its own in between), the case is
  * run again, up to three times. */
