@@ -956,6 +956,10 @@ static void global_init(void)
 /* Heaps live in 64 KiB chunks of their own (three to a chunk, each below its stacks: struct front_heap_mem) and
  * are reused after their thread exits. A chunk's heaps are handed out in turn, not all linked at once: linking
  * them wrote a page of each, 8 KiB of RSS in a program that has one thread. */
+/* A heap takes one page of its own (internal.h, struct front_heap_mem): at a page start, and within one page */
+_Static_assert(offsetof(struct front_heap_mem, heap) % 4096 == 0 && sizeof(struct front_heap) <= 4096,
+	       "a thread's heap straddles two pages");
+
 static struct front_heap *heap_alloc(void)
 {
 	static struct front_heap_mem *chunk_next, *chunk_end; /* heaps of the last chunk not handed out yet */
@@ -964,7 +968,7 @@ static struct front_heap *heap_alloc(void)
 		spare_heaps = h->next;
 	} else {
 		if (chunk_next == chunk_end) {
-			size_t chunk = 64 * 1024;
+			size_t chunk = 4 * sizeof *chunk_next; /* 96 KiB: four heaps of 24 KiB */
 			core_lock();
 			struct front_heap_mem *hs = osm_os_map(chunk);
 			core_unlock();

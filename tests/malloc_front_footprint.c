@@ -15,7 +15,12 @@
  *   - segment_metadata_one_page: a program with objects of 12 size classes has at most 2 of the 16 pages of its
  *     segment's metadata (the descriptors of 64 pages and the segment's fields) resident, after os_stats and
  *     malloc_info have read the descriptors. Until session 27 a new segment wrote all 63 descriptors (each put on
- *     the pool) and its fields after them: 5 pages, 16 KiB more in every process.
+ *     the pool) and its fields after them: 5 pages, 16 KiB more in every process;
+ *   - idle_transfer_cache_not_written: after the front's first decay pass (due at a process's first request that
+ *     reaches the core), the library's .lbss (the anonymous mapping right after its writable segment) has at most
+ *     12 KiB resident (smaps' Rss, which leaves out the zero page reads map): the first slot chunk's page and the
+ *     segment map's. Until session 38 the pass stored 0 into each empty bin's mark of the transfer cache
+ *     (medium.c, a 16 KiB array): 28 KiB resident in every process, pairs' included.
  * Prints `PASS front/footprint/...` or `FAIL ...: why`. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,6 +72,36 @@ static void find_data(struct data_seg *d)
 		}
 	}
 	fclose(f);
+}
+
+/* The Rss (KiB, from /proc/self/smaps) of the anonymous mapping that starts where the library's last file-backed
+ * writable mapping ends: its .lbss, the big tables. -1 if there is none. */
+static long lbss_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return -1;
+	char line[512];
+	unsigned long lib_end = 0;
+	bool in_lbss = false;
+	long rss = -1;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		int off = 0;
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &off) == 3 && off > 0) {
+			line[strcspn(line, "\n")] = 0;
+			bool anon = line[off] == 0;
+			in_lbss = anon && lib_end && lo == lib_end;
+			if (strstr(line + off, "libosmem-malloc.so") && !strcmp(perms, "rw-p"))
+				lib_end = hi;
+		} else if (in_lbss && !strncmp(line, "Rss:", 4)) {
+			rss = atol(line + 4);
+			in_lbss = false;
+		}
+	}
+	fclose(f);
+	return rss;
 }
 
 /* The size of the section called `name` in the ELF file at path, or -1. */
@@ -165,6 +200,22 @@ int main(void)
 		} else {
 			result("segment_metadata_one_page", NULL);
 		}
+	}
+
+	/* a request for the core (1 MiB: a mapping) runs the front's idle tick, and the first decay pass is due at
+	 * once (none ran before): the transfer cache's decay looks at its bins, all empty in this process */
+	free(malloc((size_t)1 << 20));
+	long lbss = lbss_rss_kib();
+	if (lbss < 0) {
+		result("idle_transfer_cache_not_written", "no anonymous mapping (.lbss) right after the library's "
+		       "writable segment in /proc/self/smaps");
+	} else if (lbss > 12) {
+		snprintf(why, sizeof why, "the library's .lbss has %ld KiB resident (at most 12) in a program that never "
+			 "used a medium block: a table written for nothing (the decay of the transfer cache's empty bins?)",
+			 lbss);
+		result("idle_transfer_cache_not_written", why);
+	} else {
+		result("idle_transfer_cache_not_written", NULL);
 	}
 	for (int i = 0; i < 12; i++)
 		free(keep[i]);
