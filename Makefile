@@ -36,6 +36,7 @@ HARDENED_SRC := $(wildcard tests/hardened/*.c tests/hardened/*.cc)
 HARDENED_BIN := $(basename $(HARDENED_SRC:tests/%=$(BUILD)/tests/%))
 
 all: $(LIBS) $(MALLOC_TEST_BIN) $(BUILD)/osmem-replay $(BUILD)/tests/spec_prog $(BUILD)/tests/footprint_prog $(BUILD)/demo $(TEST_BIN) \
+	$(BUILD)/bench/libpeak.so \
 	$(if $(SAN),,$(HARDENED_BIN))
 
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(BUILD)/obj
@@ -148,6 +149,10 @@ $(BUILD)/bench/wl/%: bench/workloads/%.c bench/workloads/common.h | $(BUILD)/ben
 $(BUILD)/bench/libnoop.so: bench/null/noop.c | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(WARN) -fno-builtin -fPIC -shared $< -o $@
 
+# The peak-RSS probe (bench/peak/peak.c): preloaded into every measured process by bench/run.py.
+$(BUILD)/bench/libpeak.so: bench/peak/peak.c | $(BUILD)/bench
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -fPIC -shared $< -o $@
+
 $(BUILD)/obj $(BUILD)/obj-malloc $(BUILD)/obj-notrace $(BUILD)/tests $(BUILD)/tests/hardened $(BUILD)/bench $(BUILD)/bench/wl:
 	mkdir -p $@
 
@@ -186,7 +191,8 @@ $(BUILD)/libosmem-malloc-notrace.so: $(NOTRACE_OBJ) src/hot.ld
 $(BUILD)/bench/fastpath: bench/fastpath.c | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE $< -o $@
 
-bench-build: $(BENCH_BIN) $(WL_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so $(BUILD)/bench/libnoop.so
+bench-build: $(BENCH_BIN) $(WL_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so $(BUILD)/bench/libnoop.so \
+	$(BUILD)/bench/libpeak.so
 
 # The best-fit index against the walk, then the ranking against glibc, jemalloc, mimalloc and tcmalloc
 # (bench/run.py: about 5 minutes at 5 runs; writes bench/results/latest.md). BENCH_ARGS="--runs 3 --only larson"...

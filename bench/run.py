@@ -8,7 +8,10 @@ programs, all run unchanged under each allocator by LD_PRELOAD.
 Every run is interleaved: for run in 1..N, for each workload, for each allocator (the allocators' order
 rotating from run to run), so that a slow minute on a shared machine hits every allocator rather than one.
 Each measurement is a fresh process: its wall time (start to exit, as a user waits for it) and its peak
-resident set (ru_maxrss, through GNU time: the largest process of the tree). The report takes medians (5 runs by
+resident set: VmHWM as each process of the tree exits (bench/peak/peak.c, preloaded after the allocator; the
+largest process counts), ru_maxrss through GNU time where a process left no such figure. ru_maxrss alone moves
+in steps of 128 KiB on this kernel (peak.c says why), 3-8% of the small workloads' figures; it is kept in the
+samples and its geometric means are reported beside the exact ones. The report takes medians (5 runs by
 default), ratios to glibc and to the best peer (the best of glibc, jemalloc, mimalloc and tcmalloc), and
 geometric means over the workloads; it writes FILE.md (default bench/results/latest.md), FILE.svg (the chart)
 and FILE.json (every sample, for --render).
@@ -51,20 +54,23 @@ COLORS = {"glibc": "#7f7f7f", "osmem": "#d62728", "jemalloc": "#1f77b4", "mimall
 class Sample:
     """One process's measurement: wall seconds, peak RSS (KiB), the checksum, the workload's own figures."""
 
-    def __init__(self, secs=None, rss_kb=None, checksum=None, metrics=None, error=None):
+    def __init__(self, secs=None, rss_kb=None, checksum=None, metrics=None, error=None, maxrss_kb=None):
         self.secs, self.rss_kb, self.checksum = secs, rss_kb, checksum
         self.metrics, self.error = metrics or {}, error
+        self.maxrss_kb = maxrss_kb          # ru_maxrss (GNU time), beside rss_kb (peak.c); None in older runs
 
     def to_json(self):
         return {"secs": self.secs, "rss_kb": self.rss_kb, "checksum": self.checksum, "metrics": self.metrics,
-                "error": self.error}
+                "error": self.error, "maxrss_kb": self.maxrss_kb}
 
 
 class Proc:
-    """A finished process: exit code, output, wall seconds and ru_maxrss of it and its waited-for children."""
+    """A finished process: exit code, output, wall seconds, and the peak RSS of it and its waited-for children
+    (rss_kb: peak.c's, else ru_maxrss; maxrss_kb: ru_maxrss)."""
 
-    def __init__(self, rc, out, err, secs, rss_kb, timed_out):
-        self.rc, self.out, self.err, self.secs, self.rss_kb, self.timed_out = rc, out, err, secs, rss_kb, timed_out
+    def __init__(self, rc, out, err, secs, rss, timed_out):
+        self.rc, self.out, self.err, self.secs, self.timed_out = rc, out, err, secs, timed_out
+        self.rss_kb, self.maxrss_kb = rss
 
     def problem(self):
         if self.timed_out:
@@ -76,6 +82,7 @@ class Proc:
 
 
 TIME = "/usr/bin/time"      # GNU time (Debian package `time`, bench/setup.sh installs it)
+PEAK_LIB = None             # bench/peak/peak.c built (main sets it): preloaded into every measured process
 
 
 def wrapped(rss_path, argv, env):
@@ -83,18 +90,35 @@ def wrapped(rss_path, argv, env):
     set a process had before its exec too, and a child forked from this Python starts with Python's ~20 MiB:
     every small workload would read 20 MiB. GNU time is a small process that forks the program and reports its
     child's ru_maxrss. time itself runs without the preload (a preloaded allocator would set the floor of
-    that figure, differently for each); env(1) puts LD_PRELOAD back for the program and its children."""
+    that figure, differently for each); env(1) puts LD_PRELOAD back for the program and its children, with
+    PEAK_LIB after the allocator: each process appends its VmHWM to rss_path + ".peak" as it exits."""
     env = dict(env)
     pre = env.pop("LD_PRELOAD", None)
+    if PEAK_LIB:
+        pre = (pre + " " + PEAK_LIB) if pre else PEAK_LIB
+        env["OSMEM_BENCH_PEAK"] = rss_path + ".peak"
     return [TIME, "-f", "%M", "-o", rss_path] + (["/usr/bin/env", "LD_PRELOAD=" + pre] if pre else []) + list(argv), env
 
 
 def read_rss(path):
+    """(peak KiB, ru_maxrss KiB) of the process tree run by wrapped(path, ...): the peak is the largest VmHWM
+    that peak.c wrote, ru_maxrss (GNU time's) where no process of the tree wrote one. Removes the .peak file."""
     try:
         lines = open(path).read().split()
-        return int(lines[-1]) if lines else None
+        maxrss = int(lines[-1]) if lines else None
     except (OSError, ValueError):
-        return None
+        maxrss = None
+    peaks = []
+    try:
+        with open(path + ".peak") as f:
+            for line in f:
+                fs = line.split()
+                if len(fs) == 2 and fs[1].isdigit():
+                    peaks.append(int(fs[1]))
+        os.unlink(path + ".peak")
+    except OSError:
+        pass
+    return (max(peaks) if peaks else maxrss), maxrss
 
 
 def spawn(argv, env, timeout, stdin_path=None, cwd=None):
@@ -188,7 +212,7 @@ class CBench(Workload):
         r = spawn([exe, "%g" % scale] + [str(a) for a in self.args], env, self.timeout)
         checksum, metrics = parse_protocol(r.out)
         problem = r.problem() or (None if checksum else "no checksum in its output")
-        return Sample(r.secs, r.rss_kb, checksum, metrics, problem)
+        return Sample(r.secs, r.rss_kb, checksum, metrics, problem, r.maxrss_kb)
 
 
 class Sqlite(Workload):
@@ -206,7 +230,7 @@ class Sqlite(Workload):
         r = spawn(["sqlite3", ":memory:"], env, 300, stdin_path=self.script, cwd=ctx.work)
         ok = r.out.rstrip().endswith(b"\nok")
         problem = r.problem() or (None if ok else "integrity_check did not answer ok")
-        return Sample(r.secs, r.rss_kb, hashlib.md5(r.out).hexdigest()[:16], {}, problem)
+        return Sample(r.secs, r.rss_kb, hashlib.md5(r.out).hexdigest()[:16], {}, problem, r.maxrss_kb)
 
 
 class Python(Workload):
@@ -224,7 +248,7 @@ class Python(Workload):
         r = spawn([PY, os.path.join(ROOT, "tests", "programs", "churn.py"), str(rounds)], e, 300, cwd=ctx.work)
         ok = b"\nall " in r.out
         return Sample(r.secs, r.rss_kb, hashlib.md5(r.out).hexdigest()[:16], {},
-                      r.problem() or (None if ok else "no digest in its output"))
+                      r.problem() or (None if ok else "no digest in its output"), r.maxrss_kb)
 
 
 class Gcc(Workload):
@@ -248,13 +272,13 @@ class Gcc(Workload):
             os.unlink(binary)
         r = spawn(["gcc", "-O2", "-g", "-Wall", "-o", "prog"] + self.srcs, env, 300, cwd=self.dir)
         if r.problem():
-            return Sample(r.secs, r.rss_kb, None, {}, "gcc: " + r.problem())
+            return Sample(r.secs, r.rss_kb, None, {}, "gcc: " + r.problem(), r.maxrss_kb)
         # the program itself runs on glibc, untimed: its output and the binary are the checksum
         p = subprocess.run([binary], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ctx.base_env, timeout=60)
         with open(binary, "rb") as f:
             h = hashlib.md5(f.read() + p.stdout).hexdigest()[:16]
         problem = None if p.returncode == 0 else "the built program exited %d" % p.returncode
-        return Sample(r.secs, r.rss_kb, h, {}, problem)
+        return Sample(r.secs, r.rss_kb, h, {}, problem, r.maxrss_kb)
 
 
 def resp(*args):
@@ -326,7 +350,8 @@ class Redis(Workload):
             shutil.rmtree(d, ignore_errors=True)
         if not problem and srv.returncode != 0:
             problem = "redis-server exited %d" % srv.returncode
-        return Sample(secs, read_rss(rss_path), checksum, {}, problem)
+        peak, maxrss = read_rss(rss_path)
+        return Sample(secs, peak, checksum, {}, problem, maxrss)
 
 
 WORKLOADS = [
@@ -484,7 +509,9 @@ def summarize(data):
             for s in good:
                 for k, v in s.metrics.items():
                     metrics.setdefault(k, []).append(v)
+            mx = [s.maxrss_kb for s in good]
             row[a] = {"secs": median([s.secs for s in good]), "rss_kb": median([s.rss_kb for s in good]),
+                      "maxrss_kb": median(mx) if mx and None not in mx else None,
                       "runs": len(good), "errors": errs,
                       "spread": (max(s.secs for s in good) - min(s.secs for s in good)) / median(
                           [s.secs for s in good]) if len(good) > 1 else 0.0,
@@ -590,8 +617,9 @@ def render_md(data, summary, svg_name):
                           data["load_start"], data["load_end"], data["elapsed"]))
     L.append("")
     L.append("Time is the wall time of the whole process (for redis: of redis-benchmark, the server being the one "
-             "preloaded); peak RSS is the process's maximum resident set (ru_maxrss; gcc: its largest process; "
-             "redis: the server). Ratios are to glibc (below 1: faster or smaller); **bold** is the best of the "
+             "preloaded); peak RSS is the process's maximum resident set, VmHWM read as it exits (`bench/peak/peak.c`; "
+             "gcc: its largest process; redis: the server), which counts every page, where ru_maxrss moves in "
+             "steps of 128 KiB on this kernel (its geometric means are below the summary). Ratios are to glibc (below 1: faster or smaller); **bold** is the best of the "
              "five. *osmem / best peer* divides osmem's figure by the best of the other four. Each preloaded "
              "library is a fresh copy of itself in every run (`fresh_copy`: where a library's pages land in the "
              "page cache once made the same bytes 3.4x slower).")
@@ -655,6 +683,11 @@ def render_md(data, summary, svg_name):
     # The issue's own comparison ("at most 1.0x the best of jemalloc, mimalloc, tcmalloc") read as allocators
     # against allocators: osmem's geometric mean over the fastest (smallest) peer's. The line above is stricter:
     # it picks the best of four, glibc included, workload by workload, an allocator no one can preload.
+    gm = {a: geo("maxrss_kb", a) for a in names}
+    if all(gm.values()):
+        L.append("Peak RSS by ru_maxrss alone (GNU time; per-CPU counters read in 128 KiB steps), geometric means "
+                 "over glibc's: " + ", ".join("%s %.2f" % (a, gm[a]) for a in names if a != "glibc") + ".")
+        L.append("")
     peers = [a for a in names if a not in ("osmem", "glibc")]
     if peers and gt.get("osmem") and gr.get("osmem"):
         ft = min(peers, key=lambda a: gt[a] or 1e9)
@@ -719,7 +752,7 @@ def render_md(data, summary, svg_name):
             w, "%.3f" % m if m is not None else "-", sum(1 for r in rs if r > 1), len(rs),
             "%.3f" % p if p is not None else "-", "**%s**" % v if v == "slower" else v))
     L.append("")
-    table("Peak RSS", "rss_kb", fmt_mib, "MiB, median of ru_maxrss")
+    table("Peak RSS", "rss_kb", fmt_mib, "MiB, median of the peak: VmHWM as the process exits")
 
     # the workloads' own figures
     L.append("## The workloads' own figures (medians)")
@@ -941,7 +974,9 @@ def main():
         return 2
     if not a.no_setup:
         subprocess.run(["sh", os.path.join(HERE, "setup.sh")], timeout=1200)
-    missing = [p for p in [os.path.join(build, "libosmem-malloc.so")] +
+    global PEAK_LIB
+    PEAK_LIB = os.path.join(build, "bench", "libpeak.so")
+    missing = [p for p in [os.path.join(build, "libosmem-malloc.so"), PEAK_LIB] +
                [os.path.join(build, "bench", "wl", w.prog) for w in workloads if isinstance(w, CBench)]
                if not os.path.exists(p)]
     if missing:

@@ -3,9 +3,10 @@
 # The list: the build (gcc, make), pkg-config and git (tests/test_install.py: a clean clone, its make install,
 # pkg-config), strace (the outside witness of system calls), Debian's python3 and matplotlib (osmem-heapmap),
 # chromium (the heap map page test), glibc-source (glibc's malloc tests), valgrind (tests/test_valgrind.py),
-# clang and libFuzzer's runtime (fuzz/, tests/test_fuzz.py) and the real programs of tests/programs/packages.txt.
+# clang and libFuzzer's runtime (fuzz/, tests/test_fuzz.py), GNU time (tests/test_bench_report.py runs bench/run.py's
+# measurement) and the real programs of tests/programs/packages.txt.
 here=$(cd "$(dirname "$0")" && pwd)
-want="gcc make libc6-dev pkg-config git strace python3 python3-matplotlib chromium glibc-source valgrind clang libclang-rt-14-dev $(cat "$here/programs/packages.txt")"
+want="gcc make libc6-dev pkg-config git strace python3 python3-matplotlib chromium glibc-source valgrind clang libclang-rt-14-dev time $(cat "$here/programs/packages.txt")"
 need=""
 for p in $want; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"

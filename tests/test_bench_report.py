@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench/run.py's run-by-run comparison with glibc (its report's "Time, run by run against glibc"), checked on
 made-up samples whose answer is known, and on the committed results; and bench/ab.py, the paired A/B of two
-builds, on `true` and `false`. Runs no benchmark. Prints 'PASS name' /
+builds, on `true` and `false`; and bench/run.py's peak RSS (bench/peak/peak.c) on a program that touches a known
+number of pages. Runs no benchmark. Prints 'PASS name' /
 'FAIL name: why' lines and 'N passed, N failed'; exits 1 on a failure.
 
 The hazard: a busy host moves every allocator's time from run to run by tens of percent (45% in session 18's
@@ -170,8 +171,62 @@ def main():
     check("ab_refuses_library_not_preloaded", r.returncode != 0 and "not mapped under LD_PRELOAD" in r.stderr,
           f"exit {r.returncode}, stderr {r.stderr.strip()[-200:]!r}: want a refusal naming the library not mapped")
 
+    peak_rss_counts_every_page(build)
+
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
+
+
+TOUCH_C = r"""
+#include <stdlib.h>
+#include <sys/mman.h>
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 0;
+	char *m = mmap(0, 256 << 12, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || n > 256)
+		return 1;
+	for (long i = 0; i < n; i++)
+		m[i << 12] = 1;
+	return 0;
+}
+"""
+
+
+def peak_rss_counts_every_page(build):
+    """bench/run.py's peak RSS (bench/peak/peak.c preloaded, VmHWM at exit) counts every page a process touched.
+    Hazard: ru_maxrss, which the report used until session 38, comes from per-CPU counters read 32 pages at a
+    time: a program that touched 4 more pages read 456 KiB, 8 more 584, 12 more 456 again, so the suite's small
+    processes (1.5-4 MiB) were measured in steps of 3-8%. A program touching 0, 8 and 40 pages, with ASLR off
+    (setarch -R) so that its libraries map the same pages every time: the peaks must differ by 32 and 160 KiB."""
+    import subprocess
+    lib = os.path.join(build, "bench", "libpeak.so")
+    if not os.path.exists(lib) or not shutil.which("setarch") or not os.path.exists(bench.TIME):
+        check("peak_rss_counts_every_page", False, f"needs {lib} (make all), setarch and GNU time ({bench.TIME}; "
+              "tests/setup.sh installs the package `time`)")
+        return
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "touch")
+        src = os.path.join(d, "touch.c")
+        with open(src, "w") as f:
+            f.write(TOUCH_C)
+        subprocess.run(["cc", "-O1", src, "-o", exe], check=True)
+        bench.PEAK_LIB = lib
+        env = bench.base_env()
+        peak, runs = {}, {}
+        for n in (0, 8, 40):
+            rs = []
+            for _ in range(3):
+                r = bench.spawn(["setarch", "x86_64", "-R", exe, str(n)], env, 60)
+                rs.append((r.rc, r.rss_kb, r.maxrss_kb))
+            runs[n] = rs
+            good = sorted(x[1] for x in rs if x[0] == 0 and x[1] is not None)
+            peak[n] = good[1] if len(good) == 3 else None
+        bench.PEAK_LIB = None
+    ok = None not in peak.values() and abs(peak[8] - peak[0] - 32) <= 4 and abs(peak[40] - peak[0] - 160) <= 4
+    check("peak_rss_counts_every_page", ok,
+          "runs of a program touching N pages, (exit, peak KiB, ru_maxrss KiB) by N: %s; want peaks 32 and 160 "
+          "KiB above N=0's (within 4)" % runs)
 
 
 if __name__ == "__main__":
