@@ -702,6 +702,9 @@ struct front_heap {
 	/* per class the low-water mark of mc_count since medium_scavenge last looked (tcmalloc's lowater): the
 	 * blocks below it have not been used since */
 	uint8_t mc_low[MEDIUM_CLASSES];
+	/* per class the size (16-byte units) of the last miss: a miss of that size again carves it exactly (medium.c,
+	 * osm_front_medium_refill) */
+	uint32_t mc_last[MEDIUM_CLASSES];
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
 	size_t mc_flushed;                    /* blocks given back */
 	size_t mc_bytes;                      /* payload bytes of the blocks held */
@@ -971,7 +974,8 @@ static inline size_t medium_bin(size_t s)
 }
 static inline size_t medium_size(size_t c) { return (size_t)(4 + (c & 3)) << ((c >> 2) + 9); }
 /* A request rounded up to an eighth of its power of two (2304, 2560, ..., 65536: at most 12.5% more, about 6%
- * on average), so that blocks of a bin come in two sizes and serve each other's requests. */
+ * on average): its bin, and the size of the core's block for it unless the bin's misses repeat its size (medium.c,
+ * osm_front_medium_refill), so that blocks of a bin come in two sizes and serve each other's requests. */
 static inline size_t medium_round(size_t n)
 {
 	unsigned m = 63u - (unsigned)__builtin_clzll((unsigned long long)(n - 1));
@@ -1074,8 +1078,8 @@ HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
  * alone). */
 static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
 {
-	n = medium_round(n);
-	size_t c = medium_bin(n);
+	size_t c = medium_bin(medium_round(n));
+	n = (n + 15) & ~(size_t)15; /* what a block must hold: its bin is the rounded size's, the fit is exact */
 	struct front_heap *h = osm_front_tl_heap;
 	size_t k = h->mc_count[c];
 	struct block_meta *b;

@@ -20,9 +20,10 @@
  * threads allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in
  * bins by size (internal.h: 21 bins, four per power of two), at most mc_limit a bin (up to MEDIUM_DEPTH blocks)
  * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h,
- * osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic read-modify-write). Requests are rounded
- * up to an eighth of their power of two, so a bin's blocks come in two sizes; a request takes the top block when
- * it fits, else the smallest that does (osm_front_medium_pick). A miss takes the one block it serves from the
+ * osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic read-modify-write). The core's blocks are
+ * the requests rounded up to an eighth of their power of two, so a bin's blocks come in two sizes, but for a size
+ * that a bin's misses repeat, carved exactly (osm_front_medium_refill); a request takes the top block when it
+ * holds the request, else the smallest that does (osm_front_medium_pick). A miss takes the one block it serves from the
  * core under its lock (a producer thread, whose blocks die elsewhere, half a bin's worth from the transfer cache
  * below), a full bin (or a cache over its budget) gives its older half back with one lock; a thread that exits,
  * and malloc_trim, give all back; a thread that meets ENOMEM gives all back and tries again. The core sees a
@@ -436,6 +437,17 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	 * block a miss, hence its batches for producers (with them: 1.016 and 0.944, level). Above 32 KiB a batch
 	 * is half a megabyte that sits in the bin until the program asks for that size again (session 33: python3
 	 * 64.5-65.3 MiB with them, 61.3 without). */
+	/* The core's block is the request rounded to an eighth of its power of two, so that it serves the bin's
+	 * other sizes later; but a miss of the size the bin's last miss had is carved exactly, where the bin keeps
+	 * it (the rounded size may lie in the next bin). A program that asks for one odd size again and again gets
+	 * no eighth more each time: sqlite3's page cache asks for 4,368 bytes (a 4 KiB page and its header), which
+	 * rounded to 4,608, 5.5% of its largest use of memory. Rounding every request to 16 bytes only had the same
+	 * effect on sqlite3 but cost threads-8 (sizes drawn at random) 17% more memory and 24% more time: a bin's
+	 * blocks of many sizes served each other's requests less often (docs/TRADEOFFS.md, "Session 38"). */
+	size_t carve = medium_round(n);
+	if (h->mc_last[c] == n && medium_bin(n) == c)
+		carve = n;
+	h->mc_last[c] = (uint32_t)n;
 	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
 	size_t want = batch && producer && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
 	if (xfer_take(h, c, n, want))
@@ -447,11 +459,11 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 	 * has fast chunks; here the check of 29 classes was 660 instructions a refill, 4M of the 6M osmem took beyond
 	 * glibc's in frag (callgrind, session 27). What is given up: a write after free into a cached small slot is
 	 * caught when its class takes the slot back, or at the next large request, not at a medium miss. */
-	osm_front_release_spare(n);
+	osm_front_release_spare(carve);
 	osm_lock();
 	osm_set_op("malloc");
-	osm_note_request(n);
-	struct block_meta *first = osm_malloc(n, osm_heap.policy.mmap_threshold);
+	osm_note_request(carve);
+	struct block_meta *first = osm_malloc(carve, osm_heap.policy.mmap_threshold);
 	osm_unlock();
 	osm_front_idle_tick();
 	errno = saved;

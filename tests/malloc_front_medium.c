@@ -890,8 +890,10 @@ static void idle_transfer_cache_given_back(void)
  * busy machine stretch the steps between the passes past a second (a pass of its own in between), the case is
  * run again, up to three times. */
 #define DECAY_N 24
-#define DECAY_OLD 18432 /* the blocks of malloc(18000): an eighth of a power of two up (internal.h, medium_round) */
-#define DECAY_NEW 16384 /* malloc(16000)'s */
+/* the blocks of malloc(18000) and malloc(18016): an eighth of a power of two up (internal.h, medium_round); the two
+ * sizes alternate, so that no miss repeats the one before (a repeated size is carved exactly: medium.c) */
+#define DECAY_OLD 18432
+#define DECAY_NEW 16384 /* malloc(16000)'s and malloc(16016)'s */
 static void *decay_blocks[DECAY_N];
 static pthread_mutex_t decay_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t decay_cv = PTHREAD_COND_INITIALIZER;
@@ -916,7 +918,7 @@ static void *decay_old(void *arg) /* frees 18,432-byte blocks: the old ones, onc
 	(void)arg;
 	void *p[DECAY_N];
 	for (int i = 0; i < DECAY_N; i++)
-		p[i] = v_malloc(18000);
+		p[i] = v_malloc(18000 + 16 * (size_t)(i & 1));
 	for (int i = 0; i < DECAY_N; i++)
 		v_free(p[i]);
 	return NULL; /* what its own bin kept goes to the core */
@@ -925,7 +927,7 @@ static void *decay_new(void *arg) /* holds 16,384-byte blocks from before the ol
 {
 	(void)arg;
 	for (int i = 0; i < DECAY_N; i++)
-		decay_blocks[i] = v_malloc(16000);
+		decay_blocks[i] = v_malloc(16000 + 16 * (size_t)(i & 1));
 	decay_go(1);
 	decay_wait(2);
 	for (int i = 0; i < DECAY_N; i++)
@@ -1156,6 +1158,51 @@ static void core_refill_takes_one_block(void)
 	refill_case("core_refill_takes_one_block", 3000, 12, "a miss takes the one block it serves from the core");
 }
 
+/* Hazard: every medium block came from the core rounded up to an eighth of its power of two, so a program that
+ * asks again and again for one size just above a power of two paid up to an eighth more each time: sqlite3's page
+ * cache (4 KiB pages and their header, 4,368 bytes) got blocks of 4,608, 5.5% of its peak (medium.c,
+ * osm_front_medium_refill). In a new thread, 8 blocks of 4,368 bytes held at once (each a miss): the first is
+ * rounded (it serves the bin's other sizes later), the next ones must be carved at 4,368 (a block keeps a remainder
+ * under 48 bytes that is not worth a split). Then freed and asked for again: served from the cache. */
+static size_t exact_usable[8];
+static size_t exact_hits;
+static void *hold_repeated_size(void *arg)
+{
+	(void)arg;
+	void *p[8];
+	for (int i = 0; i < 8; i++) {
+		p[i] = v_malloc(4368);
+		exact_usable[i] = malloc_usable_size(p[i]);
+	}
+	for (int i = 0; i < 8; i++)
+		v_free(p[i]);
+	struct os_stats a, b;
+	os_stats(&a);
+	for (int i = 0; i < 8; i++)
+		p[i] = v_malloc(4368);
+	os_stats(&b);
+	exact_hits = b.cache_hits - a.cache_hits;
+	for (int i = 0; i < 8; i++)
+		v_free(p[i]);
+	return NULL;
+}
+static void repeated_size_carved_exactly(void)
+{
+	malloc_trim(0);
+	run_thread(hold_repeated_size);
+	char why[300];
+	int bad = -1;
+	for (int i = 1; i < 8; i++)
+		if (exact_usable[i] < 4368 || exact_usable[i] >= 4368 + 48)
+			bad = i;
+	snprintf(why, sizeof why, "malloc(4368) 8 times in a new thread: usable sizes %zu, %zu, %zu ... %zu (want the "
+		 "first rounded to 4608, the others 4368 up to 4415: a repeated size carved exactly)",
+		 exact_usable[0], exact_usable[1], exact_usable[2], exact_usable[7]);
+	check("repeated_size_carved_exactly", bad < 0 && exact_usable[0] >= 4608, why);
+	snprintf(why, sizeof why, "8 blocks of 4368 bytes freed and asked for again: %zu cache hits (want 8)", exact_hits);
+	check("exact_blocks_served_from_cache", exact_hits == 8, why);
+}
+
 int main(void)
 {
 	if (getenv("MEDIUM_ERRNO_CHILD"))
@@ -1196,6 +1243,7 @@ int main(void)
 	above_medium_not_cached();
 	large_bins_refill_one_block();
 	core_refill_takes_one_block();
+	repeated_size_carved_exactly();
 	handoff_blocks_to_64k_cached();
 	return n_fail ? 1 : 0;
 }
