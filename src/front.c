@@ -953,7 +953,7 @@ static void global_init(void)
 	global_state = G_ON;
 }
 
-/* Heaps live in 64 KiB chunks of their own (three to a chunk, each below its stacks: struct front_heap_mem) and
+/* Heaps live in 96 KiB chunks of their own (four to a chunk, each above its stacks: struct front_heap_mem) and
  * are reused after their thread exits. A chunk's heaps are handed out in turn, not all linked at once: linking
  * them wrote a page of each, 8 KiB of RSS in a program that has one thread. */
 /* A heap takes one page of its own (internal.h, struct front_heap_mem): at a page start, and within one page */

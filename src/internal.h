@@ -702,8 +702,8 @@ struct front_heap {
 	/* per class the low-water mark of mc_count since medium_scavenge last looked (tcmalloc's lowater): the
 	 * blocks below it have not been used since */
 	uint8_t mc_low[MEDIUM_CLASSES];
-	/* per class the size (16-byte units) of the last miss: a miss of that size again carves it exactly (medium.c,
-	 * osm_front_medium_refill) */
+	/* per class the size of the last miss (bytes, a multiple of 16): a miss of that size again carves it exactly
+	 * (medium.c, osm_front_medium_refill) */
 	uint32_t mc_last[MEDIUM_CLASSES];
 	size_t mc_hits, mc_frees, mc_refills; /* plain increments by the owner, like hits */
 	size_t mc_flushed;                    /* blocks given back */
@@ -713,8 +713,8 @@ struct front_heap {
 	uint64_t mc_look_ns;                  /* when medium_scavenge last looked */
 };
 
-/* The stacks of a thread's caches: 18 KiB of a heap's 20, so they sit just below their heap (stacks_of) rather
- * than in it. The empty heap (front.c) is then 2.3 KiB of initialised data, not 20 KiB: it needs no stacks,
+/* The stacks of a thread's caches: 18.5 KiB of a heap's 24 (the heap itself a page: struct front_heap_mem), so
+ * they sit just below their heap (stacks_of) rather than in it. The empty heap (front.c) is then 2.3 KiB of initialised data, not 20 KiB: it needs no stacks,
  * since its counts are all 0 and nothing reads a stack whose count is 0. Those 20 KiB of .data were resident,
  * file-backed pages in every process: the library's writable segment went from 24 to 8 KiB resident (smaps of
  * pairs at exit). Same cost on the fast paths: a heap's stacks are at a constant offset from it, now negative. */
