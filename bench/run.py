@@ -624,12 +624,13 @@ def render_md(data, summary, svg_name):
                           data["load_start"], data["load_end"], data["elapsed"]))
     L.append("")
     L.append("Time is the wall time of the whole process (for redis: of redis-benchmark, the server being the one "
-             "preloaded); peak RSS is the process's maximum resident set, VmHWM read as it exits (`bench/peak/peak.c`; "
-             "gcc: its largest process; redis: the server), which counts every page, where ru_maxrss moves in "
-             "steps of 128 KiB on this kernel (its geometric means are below the summary). Ratios are to glibc (below 1: faster or smaller); **bold** is the best of the "
-             "five. *osmem / best peer* divides osmem's figure by the best of the other four. Each preloaded "
-             "library is a fresh copy of itself in every run (`fresh_copy`: where a library's pages land in the "
-             "page cache once made the same bytes 3.4x slower).")
+             "preloaded); peak RSS is the process's maximum resident set, VmHWM read as it exits "
+             "(`bench/peak/peak.c`; gcc: its largest process; redis: the server), which counts every page, where "
+             "ru_maxrss moves in steps of 128 KiB on this kernel (its geometric means are in the summary). Ratios "
+             "are to glibc (below 1: faster or smaller); **bold** is the best of the five. *osmem / best peer* "
+             "divides osmem's figure by the best of the other four. Each preloaded library is a fresh copy of "
+             "itself in every run (`fresh_copy`: where a library's pages land in the page cache once made the same "
+             "bytes 3.4x slower).")
     L.append("")
     L.append("![time and peak RSS, ratio to glibc](%s)" % svg_name)
     L.append("")

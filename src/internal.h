@@ -713,11 +713,12 @@ struct front_heap {
 	uint64_t mc_look_ns;                  /* when medium_scavenge last looked */
 };
 
-/* The stacks of a thread's caches: 18.5 KiB of a heap's 24 (the heap itself a page: struct front_heap_mem), so
- * they sit just below their heap (stacks_of) rather than in it. The empty heap (front.c) is then 2.3 KiB of initialised data, not 20 KiB: it needs no stacks,
- * since its counts are all 0 and nothing reads a stack whose count is 0. Those 20 KiB of .data were resident,
- * file-backed pages in every process: the library's writable segment went from 24 to 8 KiB resident (smaps of
- * pairs at exit). Same cost on the fast paths: a heap's stacks are at a constant offset from it, now negative. */
+/* The stacks of a thread's caches: 18.5 KiB of a heap's 24 (the heap itself a page: struct front_heap_mem), so they sit
+ * just below their heap (stacks_of) rather than in it. The empty heap (front.c) is then 2.8 KiB of initialised data,
+ * not 20 KiB: it needs no stacks, since its counts are all 0 and nothing reads a stack whose count is 0. Those 20 KiB
+ * of .data were resident, file-backed pages in every process: the library's writable segment went from 24 to 8 KiB
+ * resident (smaps of pairs at exit). Same cost on the fast paths: a heap's stacks are at a constant offset from it, now
+ * negative. */
 struct front_stacks {
 	struct block_meta *mc[MEDIUM_CLASSES][MEDIUM_DEPTH];
 	uint32_t mc_size[MEDIUM_CLASSES][MEDIUM_DEPTH]; /* their sizes: a scan for one that fits reads no header */

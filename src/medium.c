@@ -16,25 +16,25 @@
 
 #include "internal.h"
 
-/* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with
- * threads allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in
- * bins by size (internal.h: 21 bins, four per power of two), at most mc_limit a bin (up to MEDIUM_DEPTH blocks)
- * and mc_budget bytes in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h,
- * osm_front_medium_malloc and osm_front_medium_free: no lock, no atomic read-modify-write). The core's blocks are
- * the requests rounded up to an eighth of their power of two, so a bin's blocks come in two sizes, but for a size
- * that a bin's misses repeat, carved exactly (osm_front_medium_refill); a request takes the top block when it
- * holds the request, else the smallest that does (osm_front_medium_pick). A miss takes the one block it serves from the
- * core under its lock (a producer thread, whose blocks die elsewhere, half a bin's worth from the transfer cache
- * below), a full bin (or a cache over its budget) gives its older half back with one lock; a thread that exits,
- * and malloc_trim, give all back; a thread that meets ENOMEM gives all back and tries again. The core sees a
- * cached block as allocated (the heap map and os_heap_check show it so; os_stats counts it as free, in
- * front_cached_*), so the core never merges it away: nothing else can hand it out. The block keeps its header,
- * checked when it goes in and when it goes back to the core (not when it comes out: internal.h,
- * medium_malloc_with), and a freed mark in its payload's second word (the slots' mark: a double
- * free is caught at once, a write after free when the block comes out), cleared when it goes back to the core.
- * Traced threads and the classic profile never use it (their heap is the empty heap, whose limits are 0).
- * Measured (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock,
- * 0.35 s with these caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB now. */
+/* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with threads
+ * allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in bins by size
+ * (internal.h: 21 bins, four per power of two), at most mc_limit a bin (up to MEDIUM_DEPTH blocks) and mc_budget bytes
+ * in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h, osm_front_medium_malloc and
+ * osm_front_medium_free: no lock, no atomic read-modify-write). The core's blocks are the requests rounded up to an
+ * eighth of their power of two, so a bin's blocks come in two sizes, but for a size that a bin's misses repeat, carved
+ * exactly (osm_front_medium_refill); a request takes the top block when it holds the request, else the smallest that
+ * does (osm_front_medium_pick). A miss takes the one block it serves from the core under its lock (a producer thread,
+ * whose blocks die elsewhere, half a bin's worth from the transfer cache below), a full bin (or a cache over its
+ * budget) gives its older half back with one lock; a thread that exits, and malloc_trim, give all back; a thread that
+ * meets ENOMEM gives all back and tries again. The core sees a cached block as allocated (the heap map and
+ * os_heap_check show it so; os_stats counts it as free, in front_cached_*), so the core never merges it away: nothing
+ * else can hand it out. The block keeps its header, checked when it goes in and when it goes back to the core (not when
+ * it comes out: internal.h, medium_malloc_with), and a freed mark in its payload's second word (the slots' mark: a
+ * double free is caught at once, a write after free when the block comes out), cleared when it goes back to the core.
+ * Traced threads and the classic profile never use it (their heap is the empty heap, whose limits are 0). Measured
+ * (threads-8, 8 threads of 16 B..32 KiB): 1.78 s with every medium request on the core's lock, 0.35 s with these
+ * caches, glibc 0.28 s; sqlite3's peak RSS 100 MB before, 104-106 MB then; 96.6 MiB since a repeated size is carved
+ * exactly (glibc 96.1). */
 
 /* the bins above this one take one block at a time (osm_front_medium_refill) */
 #define MEDIUM_BATCH_MAX ((size_t)32768)
