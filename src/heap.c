@@ -583,7 +583,7 @@ bool osm_trim(size_t pad)
 struct block_meta *find_best_block(size_t size)
 {
 	struct block_meta *best = NULL;
-	for (struct block_meta *b = osm_heap.head; b; b = b->next)
+	for (struct block_meta *b = osm_heap.head; b; b = osm_walk_next(b))
 		if (b->status == STATUS_FREE && b->size >= size && (!best || b->size < best->size))
 			best = b;
 	return best;
@@ -677,7 +677,7 @@ static void merge_run(struct block_meta *b)
 void coalesce_blocks(void)
 {
 	if (osm_heap.unslotted) {
-		for (struct block_meta *b = osm_heap.head; b; b = b->next)
+		for (struct block_meta *b = osm_heap.head; b; b = osm_walk_next(b))
 			if (b->status == STATUS_FREE && (is_free_neighbour(b, b->next) || block_tag(b) == TAG_NOSLOT ||
 							 !(slot_at(free_slot(b))->blk & SLOT_TREE)))
 				merge_run(b);
@@ -1583,7 +1583,7 @@ void osm_free_summary(size_t *largest, size_t *count, size_t *bytes)
 	for (uint32_t r = osm_heap.pending; r; r = slot_at(r)->r)
 		sum_free(slot_block(r), &f);
 	if (osm_heap.unslotted)
-		for (struct block_meta *b = osm_heap.head; b; b = b->next)
+		for (struct block_meta *b = osm_heap.head; b; b = osm_walk_next(b))
 			if (b->status == STATUS_FREE && block_tag(b) == TAG_NOSLOT)
 				sum_free(b, &f);
 	*largest = f.largest;
@@ -1602,6 +1602,19 @@ static inline bool hdr_in_heap(const struct block_meta *p)
 	uintptr_t off = (uintptr_t)p - (uintptr_t)osm_heap.base, span = (uintptr_t)(osm_heap.end - osm_heap.base);
 	return span >= META_SIZE && off <= span - META_SIZE && !(off & 7) &&
 	       (!osm_heap.gaps || in_segments((const char *)p, META_SIZE));
+}
+
+/* The block after b in a walk of the whole list (the seed's best fit, the full coalescing pass, the free-block
+ * summary, malloc_info): the next header lies in the heap, above b, and points back at b, or the walk stops
+ * with the report. The walks visit allocated blocks too, whose headers the program can reach by an overflow,
+ * and nothing else checks those on the way (fuzz_corrupt: a walk followed a rewritten `next` into a wild
+ * address). Two loads and three compares a block, on paths that are O(n) already. */
+struct block_meta *osm_walk_next(const struct block_meta *b)
+{
+	struct block_meta *n = b->next;
+	if (n && (!hdr_in_heap(n) || (const char *)n <= (const char *)b || n->prev != b))
+		osm_fatal_block(b, "corrupted header");
+	return n;
 }
 
 /* b's neighbours point back at it and its size stays inside the room they leave: what the core relies on
@@ -1636,7 +1649,10 @@ void osm_fatal_block(const struct block_meta *b, const char *what)
 void osm_check_free_block(const struct block_meta *b)
 {
 	uint32_t x = b->status == STATUS_FREE ? free_slot(b) : 0;
-	if (b->status != STATUS_FREE || !heap_links_ok(b) || (!x && block_tag(b) != TAG_NOSLOT) ||
+	/* TAG_NOSLOT only while some free block has no slot: a tag the program overwrote with 0xffffffff would
+	 * otherwise pass, leave the block's real slot in the index for a block handed out, and wrap the count of
+	 * unslotted blocks below zero, which sends every later coalesce down the full walk (fuzz_corrupt) */
+	if (b->status != STATUS_FREE || !heap_links_ok(b) || (!x && (block_tag(b) != TAG_NOSLOT || !osm_heap.unslotted)) ||
 	    (x && slot_at(x)->size != b->size) || (b->size & (osm_heap.policy.align - 1)))
 		osm_fatal_block(b, "corrupted header");
 }

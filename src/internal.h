@@ -480,6 +480,8 @@ static inline bool osm_deferred_waiting(void) { return false; }
 /* Reports "osmem: <op>(): <what> <payload>" and aborts: a header osmem was about to trust is not one it wrote. */
 HIDDEN _Noreturn void osm_fatal_block(const struct block_meta *b, const char *what);
 HIDDEN void osm_check_free_block(const struct block_meta *b);
+/* b->next in a walk of the whole heap list, checked (in the heap, above b, pointing back); aborts with the report. */
+HIDDEN struct block_meta *osm_walk_next(const struct block_meta *b);
 
 /* The seed's helpers keep their names and roles in the source; their linker symbols carry the osm_ prefix
  * (OSM_SYM), so a program that links libosmem.a and defines its own find_best_block does not clash. */

@@ -809,7 +809,7 @@ static void info_front(struct info *in)
 /* The core's free blocks, by powers of two of their size: from and to are the smallest and largest in each. */
 static void info_core(struct info *in)
 {
-	for (const struct block_meta *b = osm_heap.head; b; b = b->next) {
+	for (const struct block_meta *b = osm_heap.head; b; b = osm_walk_next(b)) {
 		if (b->status != STATUS_FREE)
 			continue;
 		size_t k = (size_t)(63 - __builtin_clzll((unsigned long long)b->size | 1));
@@ -838,6 +838,7 @@ EXPORT int malloc_info(int options, FILE *fp)
 	memset(&in, 0, sizeof in);
 	os_stats(&in.st);
 	osm_lock();
+	osm_set_op("malloc_info"); /* a corrupted header found by the walk is reported under this name */
 	info_front(&in);
 	info_core(&in);
 	osm_unlock();

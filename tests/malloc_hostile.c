@@ -158,6 +158,19 @@ static void heap_header_next_forged(void)
 		_exit(4);
 }
 
+/* An overflow that rewrote a live block's `next` with an unmapped address, then malloc_info: its walk over the
+ * core's blocks (and the other whole-list walks: best fit's, the full coalescing pass, the free-block summary)
+ * followed `next` unchecked and read the forged address (fuzz_corrupt, session 39, the full coalescing pass) */
+static void walk_follows_forged_next(void)
+{
+	FILE *f = fopen("/dev/null", "w"); /* before the overflow: fopen allocates */
+	char *p = v_malloc(CORE_SIZE), *q = v_malloc(CORE_SIZE);
+	(void)q;
+	((uintptr_t *)p)[-1] = (uintptr_t)0x414141414140;
+	say_addr(p);
+	malloc_info(0, f);
+}
+
 // ------------------------------------------------------------------
 // malloc_trim
 // ------------------------------------------------------------------
@@ -324,6 +337,7 @@ int main(int argc, char **argv)
 	run_case("heap_header_prev_overwritten", heap_header_prev_overwritten, "free", "corrupted header");
 	run_case("heap_header_next_forged", heap_header_next_forged, "free", "corrupted header");
 	run_case("heap_header_size_overwritten", heap_header_size_overwritten, "free", "corrupted header");
+	run_case("walk_follows_forged_next", walk_follows_forged_next, "malloc_info", "corrupted header");
 	run_case("header_next_zeroed_then_big_malloc", header_next_zeroed_then_big_malloc, "free",
 		 "corrupted header");
 	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);

@@ -866,6 +866,24 @@ scenario("corrupted_free_header_named_os_malloc", "a=m 100; b=m 100; f a; w a-8 
     killed by SIGABRT
 """, death=True)
 
+# A freed block's slot tag (the 4 bytes after `status`) overwritten with 0xffffffff, the value that means "no slot"
+# (fuzz_corrupt, session 39): the check took it for a block the side storage could not hold, so the block's real
+# slot stayed in the index for a block handed out, the count of slotless blocks wrapped below zero, and a later
+# full coalescing walk followed a header an overflow had rewritten (SIGSEGV inside osmem). Slotless blocks exist
+# only while the side storage is full, so the tag is a corrupted header whenever none does.
+scenario("forged_noslot_tag_reported", "a=m 100; b=m 100; f a; w a-20 4 255; c=m 100", """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ b=m 100
+    = H+0xa8 size=104 status=1
+    @ f a
+    @ w a-20 4 255
+    @ c=m 100
+    stderr: osmem: os_malloc(): corrupted header {a}
+    killed by SIGABRT
+""", death=True)
+
 scenario("realloc9_absorbed_last_not_grown", "a=m 131032; b=m 100; c=m 100; f c; w b 104 5; e=r b 1000; "
          "v e 104 5; d; k", """
     @ a=m 131032

@@ -23,6 +23,10 @@
  *    an odd amount; the block passes the later check (the size fits its room), and the next block appended at
  *    the break starts on an unaligned address: malloc returns a misaligned pointer (UBSan: misaligned access in
  *    new_block), and the heap is off its 8-byte grid for good.
+ *  forged_noslot_tag: a free block's slot tag overwritten with 0xffffffff (TAG_NOSLOT, "the side storage had no
+ *    slot for it"). The check accepted it with no slotless block in the heap: the block's real slot stayed in the
+ *    index, the count of slotless blocks wrapped to SIZE_MAX, and every later coalescing walked the whole list,
+ *    following links that nothing checked (fuzz_corrupt, session 39: SIGSEGV in osm_coalesce_blocks).
  *
  * Build: cc -std=c11 -D_GNU_SOURCE -Iinclude -Isrc fuzz/crashes/corrupted_headers.c build/libosmem.a -lpthread
  * (the second case shows its UB with the sanitised objects: add -fsanitize=undefined -fno-sanitize-recover=all and
@@ -132,6 +136,15 @@ static int run(const char *name, void (*fn)(void))
 	return 1;
 }
 
+static void forged_noslot_tag(void)
+{
+	char *a = os_malloc(100);
+	os_malloc(100);
+	os_free(a);
+	memset(a - META_SIZE + offsetof(struct block_meta, status) + sizeof(int), 0xff, 4);
+	os_malloc(100);
+}
+
 int main(void)
 {
 	int bad = run("corrupted_prev_near_top", corrupted_prev_near_top);
@@ -139,5 +152,6 @@ int main(void)
 	bad += run("corrupted_tail_next", corrupted_tail_next);
 	bad += run("corrupted_free_size_in_index", corrupted_free_size_in_index);
 	bad += run("corrupted_last_size_moves_break", corrupted_last_size_moves_break);
+	bad += run("forged_noslot_tag", forged_noslot_tag);
 	return bad ? 1 : 0;
 }
