@@ -1617,6 +1617,14 @@ struct block_meta *osm_walk_next(const struct block_meta *b)
 	return n;
 }
 
+/* The whole heap list walked with osm_walk_next, before a reader that trusts the links (os_heap_dump, in the record
+ * layer) follows them: a forged `next` is reported here, not followed there. O(n), lock held. */
+void osm_heap_links_check(void)
+{
+	for (const struct block_meta *b = osm_heap.head; b; b = osm_walk_next(b))
+		;
+}
+
 /* b's neighbours point back at it and its size stays inside the room they leave: what the core relies on
  * before it unlinks, splits or merges b. Cheap: two header loads. */
 static bool heap_links_ok(const struct block_meta *b)

@@ -482,6 +482,8 @@ HIDDEN _Noreturn void osm_fatal_block(const struct block_meta *b, const char *wh
 HIDDEN void osm_check_free_block(const struct block_meta *b);
 /* b->next in a walk of the whole heap list, checked (in the heap, above b, pointing back); aborts with the report. */
 HIDDEN struct block_meta *osm_walk_next(const struct block_meta *b);
+/* Every heap block's next link, checked as osm_walk_next does; aborts with the report. Lock held. */
+HIDDEN void osm_heap_links_check(void);
 
 /* The seed's helpers keep their names and roles in the source; their linker symbols carry the osm_ prefix
  * (OSM_SYM), so a program that links libosmem.a and defines its own find_best_block does not clash. */

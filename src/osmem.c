@@ -176,6 +176,8 @@ int os_heap_dump(int fd, int format)
 		return -1;
 	struct osm_dump d;
 	osm_lock();
+	osm_set_op("os_heap_dump"); /* the dump trusts the links: a forged one is reported first, under this name */
+	osm_heap_links_check();
 	bool built = osm_dump_build(format == OS_DUMP_JSON, &d);
 	osm_unlock();
 	if (!built)

@@ -171,6 +171,18 @@ static void walk_follows_forged_next(void)
 	malloc_info(0, f);
 }
 
+/* The same overflow, then os_heap_dump: the dump (src/dump.c) walks the list without checks of its own, so the
+ * API checks the links first */
+static void dump_follows_forged_next(void)
+{
+	int fd = open("/dev/null", O_WRONLY);
+	char *p = v_malloc(CORE_SIZE), *q = v_malloc(CORE_SIZE);
+	(void)q;
+	((uintptr_t *)p)[-1] = (uintptr_t)0x414141414140;
+	say_addr(p);
+	os_heap_dump(fd, OS_DUMP_TEXT);
+}
+
 // ------------------------------------------------------------------
 // malloc_trim
 // ------------------------------------------------------------------
@@ -338,6 +350,7 @@ int main(int argc, char **argv)
 	run_case("heap_header_next_forged", heap_header_next_forged, "free", "corrupted header");
 	run_case("heap_header_size_overwritten", heap_header_size_overwritten, "free", "corrupted header");
 	run_case("walk_follows_forged_next", walk_follows_forged_next, "malloc_info", "corrupted header");
+	run_case("dump_follows_forged_next", dump_follows_forged_next, "os_heap_dump", "corrupted header");
 	run_case("header_next_zeroed_then_big_malloc", header_next_zeroed_then_big_malloc, "free",
 		 "corrupted header");
 	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);
