@@ -195,7 +195,7 @@ bench-build: $(BENCH_BIN) $(WL_BIN) $(LIBS) $(BUILD)/libosmem-malloc-notrace.so 
 	$(BUILD)/bench/libpeak.so
 
 # The best-fit index against the walk, then the ranking against glibc, jemalloc, mimalloc and tcmalloc
-# (bench/run.py: about 5 minutes at 5 runs; writes bench/results/latest.md). BENCH_ARGS="--runs 3 --only larson"...
+# (bench/run.py: about 8 minutes at 5 runs; writes bench/results/latest.md). BENCH_ARGS="--runs 3 --only larson"...
 bench: bench-build
 	@sh bench/setup.sh
 	$(BUILD)/bench/bestfit

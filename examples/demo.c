@@ -86,7 +86,7 @@ int main(void)
 	setvbuf(stdout, out, _IOLBF, sizeof out);
 	last_brk = sbrk(0);
 
-	puts("osmem demo: the classic allocator (SPEC.md Part 1). H is the heap start.\n");
+	puts("osmem demo: the classic allocator (docs/CLASSIC.md). H is the heap start.\n");
 	void *a = step("os_malloc(1986)         first use: preallocate 128 KiB, split", os_malloc(1986));
 	void *b = step("os_malloc(100)          best fit from the remainder", os_malloc(100));
 	void *c = step("os_malloc(500)", os_malloc(500));

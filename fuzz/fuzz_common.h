@@ -167,7 +167,7 @@ static size_t in_huge(struct fz_in *in)
 }
 
 // ------------------------------------------------------------------
-// Ghosts: freed bytes stay as they were (SPEC.md), tests/test_differential.c's rule with a static table
+// Ghosts: freed bytes stay as they were (docs/CLASSIC.md), tests/test_differential.c's rule with a static table
 // ------------------------------------------------------------------
 
 /* Every freed heap block becomes a ghost: [p, p + n) with the pattern the program left. When a call returns a block,

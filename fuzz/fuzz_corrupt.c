@@ -425,7 +425,7 @@ static void do_corrupt(struct fz_in *in)
 }
 
 /* A pointer osmem never handed out (or took back): free, realloc and malloc_usable_size must report it and
- * abort. os_realloc of a block already free may instead return NULL (SPEC.md rule 3). */
+ * abort. os_realloc of a block already free may instead return NULL (docs/CLASSIC.md rule 3). */
 static void do_bad_pointer(struct fz_in *in)
 {
 	uint8_t k = in_u8(in), how = in_u8(in);

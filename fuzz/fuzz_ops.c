@@ -15,9 +15,10 @@
  *   - contents: every block holds its pattern until it is freed (verified before each free and realloc, and for
  *     all blocks at the end of each input); realloc keeps min(old, new) bytes; calloc reads zero;
  *   - requests nobody can serve (sizes near SIZE_MAX, calloc overflow) give NULL and ENOMEM and change nothing;
- *   - os_realloc of a block just freed gives NULL and changes nothing (SPEC.md rule 3);
+ *   - os_realloc of a block just freed gives NULL and changes nothing (docs/CLASSIC.md rule 3);
  *   - classic API and classic profile: the header says ALLOC or MAPPED as the thresholds decide, with the size
- *     SPEC.md gives, and freed bytes stay as the program left them (ghosts, fuzz_common.h) until handed out again;
+ *     docs/CLASSIC.md gives, and freed bytes stay as the program left them (ghosts, fuzz_common.h) until handed out
+ *     again;
  *   - os_heap_check() == 0 after every operation.
  * Each input ends by verifying and freeing every block, so inputs do not pile up. */
 #include "fuzz_common.h"
@@ -37,7 +38,7 @@ struct slot {
 
 static struct slot table[SLOTS];
 static uint64_t gen;
-static bool classic; /* SPEC.md Part 1's exact headers and ghosts: the os_* API, or OSMEM_PROFILE=classic */
+static bool classic; /* docs/CLASSIC.md's exact headers and ghosts: the os_* API, or OSMEM_PROFILE=classic */
 
 static uint64_t new_seed(int s)
 {
@@ -72,7 +73,7 @@ static void extent(void *p, const unsigned char **lo, const unsigned char **hi)
 }
 
 /* Everything a freshly returned block must satisfy: p for n bytes from `api`, `align` its alignment. self: the
- * slot it goes to (skipped in the overlap check). exact: SPEC.md's header rules apply, with `threshold`. */
+ * slot it goes to (skipped in the overlap check). exact: docs/CLASSIC.md's header rules apply, with `threshold`. */
 static void check_new(void *p, size_t n, size_t align, const char *api, int self, bool exact, size_t threshold)
 {
 	if (!p)
@@ -429,7 +430,7 @@ static void do_realloc(int s, struct fz_in *in)
 	b->n = n;
 }
 
-/* Frees a block, then os_realloc's it: SPEC.md's rule 3 says NULL and no change. Only where the freed block is
+/* Frees a block, then os_realloc's it: docs/CLASSIC.md's rule 3 says NULL and no change. Only where the freed block is
  * still what osmem can recognise: a classic heap block (pending, its header intact) or a front slot. */
 static void do_free_then_realloc(int s, struct fz_in *in)
 {

@@ -1,4 +1,4 @@
-/* The block header: part of osmem's ABI (SPEC.md Part 1).
+/* The block header: part of osmem's ABI (docs/CLASSIC.md).
  * Every block, on the heap or mapped, starts with this header; the payload follows it at +META_SIZE.
  * Programs and graders read it there, so the layout, the meaning of `size` and the status values never change. */
 #ifndef OSMEM_BLOCK_META_H

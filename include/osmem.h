@@ -1,5 +1,5 @@
 /* osmem: a memory allocator you can read and run.
- * The classic API (SPEC.md Part 1). Link with `pkg-config --cflags --libs osmem`. */
+ * The classic API (docs/CLASSIC.md). Link with `pkg-config --cflags --libs osmem`. */
 #ifndef OSMEM_H
 #define OSMEM_H
 
@@ -17,7 +17,7 @@ OSMEM_API void *os_malloc(size_t size);
 OSMEM_API void os_free(void *ptr);
 /* Zeroed memory; NULL with errno = ENOMEM when nmemb * size overflows. */
 OSMEM_API void *os_calloc(size_t nmemb, size_t size);
-/* The nine cases of SPEC.md, in order; realloc of a block already free returns NULL and changes nothing. */
+/* The nine cases of docs/CLASSIC.md, in order; realloc of a block already free returns NULL and changes nothing. */
 OSMEM_API void *os_realloc(void *ptr, size_t size);
 
 /* What the allocator has done and holds, read under the lock (os_stats). Byte counts are payload bytes
@@ -44,7 +44,7 @@ struct os_stats {
 	size_t front_free;        /* free in the front: free slots, cached pages (front_bytes - metadata - in use) */
 	size_t front_threads;     /* threads with a cache */
 	/* What the caches hold, freed by the program and kept for its next request that size: the medium caches
-	 * (stacks of core blocks of 2 KiB to 32 KiB; allocated by the core's own figures), the thread caches of small
+	 * (stacks of core blocks of 2 KiB to 64 KiB; allocated by the core's own figures), the thread caches of small
 	 * slots (used by their pages, in neither front_in_use nor front_free), and the default profile's kept
 	 * mappings (freed blocks of 32 MiB or more, given back after about a second unused or by malloc_trim; in
 	 * neither mapped_* nor free_*; os_stats_print lists them apart). Free here. */

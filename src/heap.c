@@ -1,17 +1,17 @@
-/* heap: the classic allocator of SPEC.md Part 1, over one list of struct block_meta blocks.
+/* heap: the classic allocator of docs/CLASSIC.md, over one list of struct block_meta blocks.
  *
  * Small requests live on the heap at the program break: best fit, split, coalesce, grow the last block,
  * append. Large ones get their own mapping. The seed's design found the best fit by walking every block and
  * coalesced by a pass over the whole heap; here both are kept as observable rules but neither walks:
  *  - free blocks are indexed by (size, address) in index.c, so the best fit is O(log n);
- *  - a freed block goes on a `pending` list instead of being merged at once. SPEC.md coalesces at the next heap
+ *  - a freed block goes on a `pending` list instead of being merged at once. docs/CLASSIC.md coalesces at the next heap
  *    allocation, and realloc's rules see the unmerged neighbours in between, so merging earlier would place
  *    blocks differently. coalesce_blocks() merges only the runs that pending blocks belong to: each free is
  *    paid for once, O(1) amortised, and the result is exactly the full pass of the seed.
  * The drop-in's default profile (heap_policy) adds what a long-running program needs: merging at free, growing
  * the break in chunks, trimming the top, mremap for large reallocs.
  * Neither the index nor the pending list writes into a free block's payload: their links live in side storage
- * (slots, named by the header's spare 4 bytes), so the bytes a program freed stay as it left them (SPEC.md).
+ * (slots, named by the header's spare 4 bytes), so the bytes a program freed stay as it left them (docs/CLASSIC.md).
  * Callers hold the lock (lock.c). The core never calls the kernel except through os.c. */
 #include <errno.h>
 
@@ -117,7 +117,7 @@ static uint32_t slot_new(struct block_meta *b)
 		if (i >> SLOT_CHUNK_BITS >= SLOT_CHUNKS)
 			return 0;
 		if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS]) {
-			/* only the default profile maps more: the classic one makes SPEC.md's system calls, no others */
+			/* only the default profile maps more: the classic one makes docs/CLASSIC.md's system calls, no others */
 			if (osm_heap.classic)
 				return 0;
 			osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
@@ -259,7 +259,7 @@ static void list_remove(struct block_meta *b)
  * that said "given back" would have stood for the merged block too, and n's pages, resident, would never have
  * gone back (8 threads that freed 800 MB of 5000-byte blocks kept a 68 MiB block's 36 MiB so). Only a free b: a
  * realloc grows an allocated one in place here, its payload the program's. The classic profile writes nothing
- * into freed memory (SPEC.md). */
+ * into freed memory (docs/CLASSIC.md). */
 static void absorb_next(struct block_meta *b)
 {
 	struct block_meta *n = b->next;
@@ -479,7 +479,7 @@ static enum grow extend_in_place(size_t len)
 	return GROW_OK;
 }
 
-/* A new block of at least s bytes at the break (SPEC step 5). */
+/* A new block of at least s bytes at the break (docs/CLASSIC.md, step 5). */
 static struct block_meta *heap_append(size_t s)
 {
 	size_t len = grow_size(s + META_SIZE);
@@ -560,8 +560,8 @@ static bool discard_free_pages(struct block_meta *b, void *released)
 
 static bool mapcache_empty(void);
 
-/* The classic profile never gives memory back (SPEC.md: the break never shrinks, freed bytes stay as they were):
- * malloc_trim there returns 0 and changes nothing. The default profile's kept mappings go back too. */
+/* The classic profile never gives memory back (docs/CLASSIC.md: the break never shrinks, freed bytes stay as they
+ * were): malloc_trim there returns 0 and changes nothing. The default profile's kept mappings go back too. */
 bool osm_trim(size_t pad)
 {
 	bool released = mapcache_empty();
@@ -893,7 +893,7 @@ void osm_heap_idle_tick(void)
 	osm_unlock();
 }
 
-/* A heap block becomes free: merged at the next heap allocation (SPEC.md), or at once in the default profile,
+/* A heap block becomes free: merged at the next heap allocation (docs/CLASSIC.md), or at once in the default profile,
  * which may then give the top of the heap back, and the pages of big blocks left idle (decay_tick). */
 static void release_block(struct block_meta *b)
 {
@@ -1115,8 +1115,8 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
  * decay hands an idle hole's pages back after 10 ms, so a hole is not resident memory going to waste, and a
  * request carving its front every few milliseconds would hide it from the decay (a merged block reads as used): it
  * stayed resident whole (growth/threaded_idle_block_given_back). One thread's decay waits a second, and its holes
- * stay resident meanwhile. The classic profile keeps SPEC.md's rule: the smallest fit, top or not; so do the seed's
- * walk and its check against the index (BESTFIT_WALK, _VERIFY) and a heap with blocks outside the index.
+ * stay resident meanwhile. The classic profile keeps docs/CLASSIC.md's rule: the smallest fit, top or not; so do the
+ * seed's walk and its check against the index (BESTFIT_WALK, _VERIFY) and a heap with blocks outside the index.
  * Cost: when best fit lands on the top, one more search of the index (O(log n)) for the next larger key. */
 static inline bool top_last(void)
 {
@@ -1134,9 +1134,9 @@ static struct block_meta *fit_below_top(struct block_meta *top)
 	return o;
 }
 
-/* A free heap block of at least s bytes, taken without growing the heap; NULL when none fits. SPEC's first step;
- * the default profile also asks it first for a request at or above the mmap threshold (below 32 MiB), as glibc
- * takes its bins and top before sysmalloc maps: pages the heap already holds cost nothing to hand out, where a
+/* A free heap block of at least s bytes, taken without growing the heap; NULL when none fits. The classic rules'
+ * first step; the default profile also asks it first for a request at or above the mmap threshold (below 32 MiB), as
+ * glibc takes its bins and top before sysmalloc maps: pages the heap already holds cost nothing to hand out, where a
  * fresh mapping costs two system calls and a page fault per page (about 1.35 us each here, more on a busy host).
  * node: a Buffer 1000 bytes larger than the last, each past the threshold the last one's free raised, was mapped
  * afresh every time: 48,000 faults against glibc's 42,000; 38,800-40,800 with this. Cost: one best-fit search
@@ -1157,7 +1157,7 @@ static struct block_meta *heap_fit(size_t s)
 	return take_block(b, s);
 }
 
-/* SPEC's order of a heap allocation of s (aligned) bytes. */
+/* The classic order of a heap allocation of s (aligned) bytes. */
 static struct block_meta *heap_alloc(size_t s)
 {
 	if (!osm_heap.head && heap_preallocation() < 0)
@@ -1193,7 +1193,7 @@ static struct block_meta *heap_alloc(size_t s)
 
 /* A heap allocation, or in the default profile its own mapping when the break cannot grow (another mapping sits
  * above it, or the kernel refuses): a program keeps running where glibc's would (glibc's sysmalloc falls back to
- * mmap the same way). The classic profile keeps SPEC.md's rule: NULL and ENOMEM. */
+ * mmap the same way). The classic profile keeps docs/CLASSIC.md's rule: NULL and ENOMEM. */
 static struct block_meta *heap_or_map(size_t s)
 {
 	struct block_meta *b = heap_alloc(s);
@@ -1404,7 +1404,7 @@ void osm_realloc_finish(struct block_meta *old)
  * 63 ns against glibc's 7.5 from 32 KiB to 128 KiB, and above the mmap threshold an mremap per call, 75 ns
  * against 12 (realloc/growing_buffer_does_not_call_per_byte). At most an eighth of a block unused, as medium requests'
  * rounding leaves; a real shrink (more than an eighth) still gives the rest back. The classic profile is exact
- * (SPEC.md cases 4 to 8). osm_realloc_keeps (internal.h) is the test. */
+ * (docs/CLASSIC.md cases 4 to 8). osm_realloc_keeps (internal.h) is the test. */
 static inline size_t realloc_slack(size_t s)
 {
 	return osm_heap.classic ? s : align_up(s + s / 8);
@@ -1516,7 +1516,7 @@ void osm_note_request(size_t n)
 	osm_heap.count.requested += n;
 }
 
-/* SPEC.md's cases 4 to 9 (the API handles 1 to 3): b is allocated or mapped, n > 0. */
+/* docs/CLASSIC.md's cases 4 to 9 (the API handles 1 to 3): b is allocated or mapped, n > 0. */
 struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 {
 	size_t s = align_up(n), threshold = osm_heap.policy.mmap_threshold;

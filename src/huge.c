@@ -4,7 +4,7 @@
  * Core layer, beside heap.c, which calls it under the heap lock each time the break grows; front.c uses its parts
  * (osm_huge_env, osm_huge_kernel_ok, osm_huge_dense, osm_huge_advise) for each new segment from the eighth on,
  * under the same lock (front.c, seg_advise). The classic profile (libosmem.so, OSMEM_PROFILE=classic) never
- * comes here: its system calls are SPEC.md's, to the call.
+ * comes here: its system calls are docs/CLASSIC.md's, to the call.
  *
  * Why. This machine's kernel charged about 11 us for each page fault in sessions 16-23, whatever the page (first
  * touch, again after munmap; bench/results and docs/TRADEOFFS.md): a program that writes 1 GiB of heap spent 2.8 s

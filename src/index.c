@@ -1,10 +1,10 @@
 /* index: the best-fit index of coalesced free blocks.
  *
  * A top-down splay tree (Sleator & Tarjan) keyed by (size, address): the best fit for s is the smallest key
- * >= (s, 0), which is exactly SPEC.md's rule (smallest size >= s, lowest address among equal sizes), found in
+ * >= (s, 0), which is exactly docs/CLASSIC.md's rule (smallest size >= s, lowest address among equal sizes), found in
  * amortised O(log n). A splay tree needs only two links per node and no balance bits. The nodes are the free
- * blocks' slots (internal.h): the links never touch the blocks' payload, which SPEC.md keeps as the program left
- * it. Keys must not change while a block is in the tree: callers remove a block before they resize it. */
+ * blocks' slots (internal.h): the links never touch the blocks' payload, which docs/CLASSIC.md keeps as the program
+ * left it. Keys must not change while a block is in the tree: callers remove a block before they resize it. */
 #include "internal.h"
 
 // ------------------------------------------------------------------

@@ -26,7 +26,7 @@ static inline uintptr_t round_up(uintptr_t v, size_t a) { return (v + a - 1) & ~
 static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr_t)(a - 1); }
 
 // ------------------------------------------------------------------
-// Policy constants (SPEC.md Part 1)
+// Policy constants (docs/CLASSIC.md)
 // ------------------------------------------------------------------
 
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
@@ -56,7 +56,7 @@ HIDDEN void osm_os_decommit(void *addr, size_t len);
  * mmap call. */
 HIDDEN int osm_os_map_at(void *addr, size_t len);
 /* 64 random bits from the kernel (getrandom, nonblocking), for the default profile only (the classic profile's
- * system calls are exact to SPEC.md); where it fails, a mix of the clock and addresses. Not the AT_RANDOM bytes
+ * system calls are exact to docs/CLASSIC.md); where it fails, a mix of the clock and addresses. Not the AT_RANDOM bytes
  * (osm_os_random32): glibc keeps its stack and pointer guards there. */
 HIDDEN uint64_t osm_os_random_fresh(void);
 HIDDEN size_t osm_os_page_size(void);
@@ -238,12 +238,12 @@ static inline bool is_free_neighbour(const struct block_meta *a, const struct bl
 // Free-block slots: side storage for the best-fit index and the pending list
 // ------------------------------------------------------------------
 
-/* SPEC.md: nothing writes into the payload of a free block (teaching checkers read freed bytes). So the links of
- * the index (a splay tree) and of the pending list live here, one 24-byte slot per free block (its links and its size, the index's key), named by the
- * block's tag. Slots come from a static array that the loader maps with the library (.bss: no system call, and
- * untouched pages cost nothing); the default profile adds mapped chunks when it is full. The classic profile
- * never maps one: past SLOT_CHUNK free blocks it falls back to the seed's walks (find_best_block, a full
- * coalescing pass), which give the same blocks, slower. */
+/* docs/CLASSIC.md: nothing writes into the payload of a free block (teaching checkers read freed bytes). So the
+ * links of the index (a splay tree) and of the pending list live here, one 24-byte slot per free block (its links
+ * and its size, the index's key), named by the block's tag. Slots come from a static array that the loader maps with
+ * the library (.bss: no system call, and untouched pages cost nothing); the default profile adds mapped chunks when
+ * it is full. The classic profile never maps one: past SLOT_CHUNK free blocks it falls back to the seed's walks
+ * (find_best_block, a full coalescing pass), which give the same blocks, slower. */
 struct fslot {
 	uintptr_t blk;   /* the free block's header | SLOT_TREE when it is in the index; 0 when the slot is unused */
 	size_t size;     /* the block's size when it became free: the index's key, compared with the header before
@@ -268,12 +268,12 @@ static inline struct block_meta *slot_block(uint32_t i) { return (struct block_m
 
 enum bestfit_mode { BESTFIT_INDEX, BESTFIT_WALK, BESTFIT_VERIFY };
 
-/* What the heap does beyond SPEC.md Part 1. The classic API, and the drop-in with OSMEM_PROFILE=classic, set
+/* What the heap does beyond docs/CLASSIC.md. The classic API, and the drop-in with OSMEM_PROFILE=classic, set
  * none of it; the drop-in's default profile sets all of it. */
 struct heap_policy {
 	size_t align;            /* payload granule: 8 for the classic API, 16 for malloc */
 	size_t mmap_threshold;   /* ALIGN(n) + META >= this: own mapping */
-	size_t calloc_threshold; /* the same for calloc: the page size in SPEC.md */
+	size_t calloc_threshold; /* the same for calloc: the page size in docs/CLASSIC.md */
 	bool eager_coalesce;     /* merge at free (no pending list), so the top can be trimmed at once */
 	bool use_mremap;         /* mapped -> mapped realloc moves pages, not bytes */
 	size_t grow_min;         /* 0: grow the break by exactly what is needed; else by at least this */
@@ -323,7 +323,7 @@ struct heap {
 	_Alignas(64) char *base;                     /* start of the first segment: index links are offsets from here */
 	char *end;                      /* end of the last block: where the break is when nobody else moved it */
 	bool gaps;                      /* someone else moved the break between two of our segments */
-	bool classic;                   /* SPEC.md Part 1 to the letter */
+	bool classic;                   /* docs/CLASSIC.md to the letter */
 	uint32_t secret;
 	uint64_t key;                   /* odd, per process: keys block_cookie */
 	struct heap_policy policy;
@@ -1178,7 +1178,7 @@ HIDDEN size_t osm_front_usable(void *p, const char *api);
 HIDDEN void *osm_front_memalign(size_t alignment, size_t n);
 /* Whether a front slot of usable size u stays in place for n bytes (the same size class). */
 HIDDEN bool osm_front_keeps(size_t u, size_t n);
-/* os_realloc on a front slot: SPEC.md's rules 2 and 3 (a free slot: NULL, nothing changes), then realloc's. A
+/* os_realloc on a front slot: docs/CLASSIC.md's rules 2 and 3 (a free slot: NULL, nothing changes), then realloc's. A
  * slot that must move: NULL with *move the bytes to copy, for the API to move it (os_malloc, the copy, the slot
  * freed with osm_front_free); otherwise *move is 0. */
 HIDDEN void *osm_front_os_realloc(void *p, size_t n, size_t *move);

@@ -8,8 +8,8 @@
  * was mapped, so that a header overwritten by the program is seen as corrupted instead of trusted.
  *
  * The table starts in .lbss (zero-initialised, 64 Ki entries, 1 MiB, mapped by the loader: no system call). The
- * default profile maps a larger one when it is 3/4 full; the classic profile makes SPEC.md's system calls and no
- * others, so past that it stops adding and answers "maybe" for pointers it does not hold, and the caller walks
+ * default profile maps a larger one when it is 3/4 full; the classic profile makes the system calls of docs/CLASSIC.md
+ * and no others, so past that it stops adding and answers "maybe" for pointers it does not hold, and the caller walks
  * the list of mappings (exact, O(n), reading only headers osmem wrote).
  * A ring remembers the last 64 headers unmapped, so that a second free of a mapped block is reported as a
  * double free rather than an invalid pointer. Callers hold the heap lock. */

@@ -2,7 +2,7 @@
  *
  * Core layer, beside heap.c: it only writes fields of osm_heap.policy, under the heap lock, after osm_init
  * (osm_lock runs it) so that a setting is never overwritten by the profile's defaults. The classic profile's
- * rules are SPEC.md's and do not move: every setter refuses there. No system call. */
+ * rules are docs/CLASSIC.md's and do not move: every setter refuses there. No system call. */
 #include "internal.h"
 
 /* M_MMAP_MAX 0 keeps the thresholds it replaced, so that a later limit gives them back. */

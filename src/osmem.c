@@ -2,7 +2,7 @@
  *
  * Arguments are checked here (zero sizes, overflow, bad pointers) and the core runs under one lock.
  * Nothing here calls the kernel; errno is ENOMEM whenever NULL stands for a failure. libosmem.so follows
- * SPEC.md Part 1 to the letter; in libosmem-malloc.so (OSMEM_DROPIN) these share malloc's heap and profile. */
+ * docs/CLASSIC.md to the letter; in libosmem-malloc.so (OSMEM_DROPIN) these share malloc's heap and profile. */
 #include <errno.h>
 #include <pthread.h>
 

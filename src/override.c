@@ -270,7 +270,7 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
  * the cache misses), where jemalloc keeps a block within its size class. The server's instructions (callgrind,
  * 30,000 requests of each of set, lpush, lpop and hset): 780.7M -> 763.2M. A block of a larger bin (a real
  * shrink) still goes the core's way, which gives the rest back. The default profile only (osm_front_dfkey: the
- * front is on); the classic profile keeps SPEC.md's split.
+ * front is on); the classic profile keeps docs/CLASSIC.md's split.
  *
  * realloc of a medium block (the medium caches' sizes) to a larger medium size: a block from this thread's medium
  * cache, the copy, and the old block freed. No lock when the cache hits and the process has one thread: about 60
@@ -709,7 +709,7 @@ EXPORT void malloc_stats(void)
 
 /* glibc's options, what osmem does with each (README, "mallopt"). Returns 1 when the option is honoured, or is
  * one osmem can ignore without breaking what the program asked for; 0 for anything else, for a value glibc
- * would refuse, and in the classic profile for every option that would change SPEC.md's rules.
+ * would refuse, and in the classic profile for every option that would change docs/CLASSIC.md's rules.
  * Honoured (default profile): M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX 0 (no mappings); each
  * turns the dynamic threshold off, as in glibc. Accepted and ignored: M_ARENA_MAX, M_ARENA_TEST (one heap plus
  * per-thread caches, whatever the limit), M_CHECK_ACTION (a bad pointer is always reported and aborts),

@@ -1,4 +1,5 @@
-/* malloc_api: the drop-in malloc family of libosmem-malloc.so, one exported function at a time (SPEC.md Part 2).
+/* malloc_api: the drop-in malloc family of libosmem-malloc.so, one exported function at a time (the drop-in's
+ * contract in README.md).
  *
  * Each group prints `PASS name` or `FAIL name: why`, and every group ends with os_heap_check() == 0. The whole
  * suite runs twice: first in the profile the process was started with (the default one, normally), then the
@@ -935,7 +936,7 @@ static void t_malloc_trim(void)
 	for (int i = 0; i < N; i++)
 		v_free(b[i]);
 	/* 4 MiB of free heap: there is something to give back, except in the classic profile, which never gives
-	 * memory back and never changes a freed block's bytes (SPEC.md) */
+	 * memory back and never changes a freed block's bytes (docs/CLASSIC.md) */
 	const char *profile = getenv("OSMEM_PROFILE");
 	bool classic = profile && strcmp(profile, "classic") == 0;
 	rc = v_trim(0);
@@ -1063,7 +1064,7 @@ static void t_malloc_stats(void)
 }
 
 /* The profile really is the one the environment asks for: only the classic one maps a calloc of 4080 bytes
- * (SPEC.md: calloc's threshold is the page size there, 128 KiB in the default profile). */
+ * (docs/CLASSIC.md: calloc's threshold is the page size there, 128 KiB in the default profile). */
 static void t_profile(void)
 {
 	const char *profile = getenv("OSMEM_PROFILE");
@@ -1142,7 +1143,7 @@ static void t_os_api(void)
 		EXPECT(c && verify(c, n, 50) == n, "realloc of an os_realloc'd block");
 		EXPECT(v_os_realloc(c, 0) == NULL, "os_realloc(p, 0) frees");
 	}
-	/* os_realloc of a block already free: NULL, nothing changes (SPEC rule 3) */
+	/* os_realloc of a block already free: NULL, nothing changes (docs/CLASSIC.md, realloc rule 3) */
 	void *l = v_malloc(64), *m = v_malloc(64), *r = v_malloc(64);
 	EXPECT(l && m && r, "malloc");
 	v_free(m);

@@ -1,4 +1,4 @@
-/* malloc_death: bad pointers given to the drop-in free/realloc are reported and abort (SPEC.md Part 1, "Bad
+/* malloc_death: bad pointers given to the drop-in free/realloc are reported and abort (docs/CLASSIC.md, "Bad
  * pointers", and Part 2).
  *
  * Each case runs in a forked child: the child makes the one bad call with its standard error on a pipe; the parent

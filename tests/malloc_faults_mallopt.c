@@ -1,7 +1,7 @@
 /* malloc_faults_mallopt: osmem's own mallopt and malloc_info (before, both fell through to glibc's, which tune
  * and describe an allocator the program no longer uses).
  *  - mallopt's return values: 1 for the options osmem honours or can ignore, 0 for unknown options and values
- *    glibc refuses; in the classic profile, 0 for every option that would change SPEC.md's rules;
+ *    glibc refuses; in the classic profile, 0 for every option that would change docs/CLASSIC.md's rules;
  *  - M_MMAP_THRESHOLD moves the threshold and turns the dynamic one off (os_stats' mapped_count shows which
  *    requests got a mapping); M_TRIM_THRESHOLD -1 stops trimming; M_TOP_PAD sets the break's growth; M_MMAP_MAX 0
  *    maps nothing, and a large limit gives the thresholds back;
@@ -153,7 +153,7 @@ static void classic_profile(void)
 {
 	int r = mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	check("mmap_threshold/refused", r == 0 && !is_mapped(100 * 1024) && is_mapped(128 * 1024),
-	      "mallopt(M_MMAP_THRESHOLD) returned %d, or the threshold moved from SPEC.md's 128 KiB", r);
+	      "mallopt(M_MMAP_THRESHOLD) returned %d, or the threshold moved from docs/CLASSIC.md's 128 KiB", r);
 	check("trim_threshold/refused", mallopt(M_TRIM_THRESHOLD, 0) == 0, "mallopt(M_TRIM_THRESHOLD) did not return 0");
 	check("top_pad/refused", mallopt(M_TOP_PAD, 1 << 20) == 0, "mallopt(M_TOP_PAD) did not return 0");
 	check("mmap_max_0/refused", mallopt(M_MMAP_MAX, 0) == 0 && is_mapped(200 * 1024),

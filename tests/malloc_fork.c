@@ -1,4 +1,5 @@
-/* malloc_fork: fork while other threads allocate (SPEC.md Part 2: fork-safe, the child can allocate).
+/* malloc_fork: fork while other threads allocate (the drop-in's contract in README.md: fork-safe, the child can
+ * allocate).
  *
  * Four threads malloc / calloc / realloc / free in loops (small blocks and blocks past the 128 KiB mmap
  * threshold) for the whole run. Meanwhile:

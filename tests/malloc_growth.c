@@ -365,7 +365,7 @@ static int big_request_case(void)
  * smaller fit. The top's pages past what was ever written are not resident yet, the hole's are: carving the top
  * touches fresh pages while the hole stays resident and idle, and the heap's footprint creeps up (large: 116 MB
  * resident for a 93.5 MB peak of live bytes; glibc, whose top is its last resort, 104). The default profile takes
- * the top only when nothing else fits; the classic profile keeps SPEC.md's rule (the smallest fit, top or not),
+ * the top only when nothing else fits; the classic profile keeps docs/CLASSIC.md's rule (the smallest fit, top or not),
  * which this case checks as well. Core sizes only: above the medium caches (64 KiB), below the threshold. */
 static int hole_before_top_case(int classic)
 {
@@ -389,7 +389,7 @@ static int hole_before_top_case(int classic)
 		v_free(part[i]); /* one hole of 3 parts */
 	const struct block_meta *h = header_of(part[0]);
 	top = tu_free_top_size();
-	/* the classic profile merges free neighbours at the next heap allocation (SPEC.md), the default one at once */
+	/* the classic profile merges free neighbours at the next heap allocation (docs/CLASSIC.md), the default one at once */
 	if (top < WANT + 32 || top >= 3 * PART || h->status != STATUS_FREE || (!classic && h->size < 3 * PART)) {
 		printf("FAIL growth/%s: test setup: a free top of %zu bytes (want %d to %d) and a hole of %zu bytes, %s "
 		       "(want %d, free)\n", name, top, WANT + 32, 3 * PART, h->size,
@@ -405,7 +405,7 @@ static int hole_before_top_case(int classic)
 	else
 		printf("FAIL growth/%s: malloc(%d) with a hole of %zu bytes at %p and a free top of %zu bytes returned %p, "
 		       "%s (want %s)\n", name, WANT, h->size, (void *)part[0], top, (void *)p,
-		       in_hole ? "the hole" : in_top ? "the top" : "neither", classic ? "the top: SPEC's smallest fit" :
+		       in_hole ? "the hole" : in_top ? "the top" : "neither", classic ? "the top: the classic rules' smallest fit" :
 		       "the hole: the top is the last resort");
 	return !ok;
 }
@@ -416,7 +416,7 @@ static int hole_before_top_case(int classic)
  * of each split took threads-8 from 37 to 60 MiB). 256 blocks of 40,000 bytes (above the medium caches, below
  * the mmap threshold: the core carves them from its top), never touched: populate calls about one a block, and
  * the whole pages inside the blocks not resident (mincore), but for a few the heap had touched before. The
- * classic profile makes no such call (SPEC.md's system calls, exactly). */
+ * classic profile makes no such call (docs/CLASSIC.md's system calls, exactly). */
 static int prefault_case(int classic)
 {
 	const char *name = classic ? "classic/no_prefault" : "prefault_only_header_pages";

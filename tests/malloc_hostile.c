@@ -314,7 +314,7 @@ static void zero_size_lifecycle(void)
 		v_free(p[i]);
 	for (int i = 3; i < N; i += 4)
 		v_free(p[i]);
-	char *z = v_malloc(0); /* os_realloc of a freed block: NULL, nothing changes (SPEC.md rule 3) */
+	char *z = v_malloc(0); /* os_realloc of a freed block: NULL, nothing changes (docs/CLASSIC.md rule 3) */
 	os_free(z);
 	if (os_realloc(z, 16) != NULL)
 		_exit(17);

@@ -222,7 +222,7 @@ static int run_case(const char *name)
 		fill(16, 1);
 		os_stats(&st);
 		return report(name, st.huge_bytes == 0 && st.madvise_calls == 0 && heap_huge_kib() == 0,
-			      "no madvise in the classic profile (SPEC.md's system calls only)");
+			      "no madvise in the classic profile (docs/CLASSIC.md's system calls only)");
 	}
 	printf("FAIL hugepage/%s: no such case\n", name);
 	return 1;

@@ -300,7 +300,7 @@ int main(void)
 {
 	const char *profile = getenv("OSMEM_PROFILE");
 	if (profile && strcmp(profile, "classic") == 0) {
-		/* the classic profile keeps nothing: SPEC.md's munmap at every free of a mapped block */
+		/* the classic profile keeps nothing: docs/CLASSIC.md's munmap at every free of a mapped block */
 		struct os_stats s0, s1;
 		char *p = v_malloc(40 * MiB);
 		os_stats(&s0);

@@ -26,7 +26,7 @@
  *                                                  MB of buffers (heap.c, realloc_grow_size).
  *   shrink_to_slot_reports_a_freed_block           realloc(freed medium block, 100) still aborts with `osmem:
  *                                                  realloc(): double free 0x<ptr>`.
- * The default profile's (the classic profile keeps SPEC.md's exact cases: tests/test_spec.py).
+ * The default profile's (the classic profile keeps docs/CLASSIC.md's exact cases: tests/test_spec.py).
  * Prints `PASS realloc/<case>` or `FAIL realloc/<case>: why`. */
 #include <malloc.h>
 #include <stdint.h>

@@ -9,7 +9,7 @@
  * main thread verifies and frees what is left (in the tables and the exchange), and os_heap_check() must be 0;
  * threads also run os_heap_check() now and then while the others allocate.
  *
- * Alignment: 16 bytes for the malloc family; 8 with -DUSE_OS_API (SPEC.md Part 1's granule, which is what
+ * Alignment: 16 bytes for the malloc family; 8 with -DUSE_OS_API (docs/CLASSIC.md's granule, which is what
  * libosmem.a gives; the drop-in's os_* give 16, which satisfies it).
  * Built normally it uses the malloc family (libosmem-malloc.so: malloc is osmem's), including the aligned
  * functions. With -DUSE_OS_API it uses os_malloc / os_calloc / os_realloc / os_free only: that variant is meant
@@ -37,7 +37,7 @@
 #define A_REALLOC(p, n) os_realloc(p, n)
 #define A_FREE(p)       os_free(p)
 #define API_NAME        "os_api"
-/* SPEC.md Part 1: payloads are multiples of 8 in the classic API (libosmem.so/.a); the drop-in's are 16 */
+/* docs/CLASSIC.md: payloads are multiples of 8 in the classic API (libosmem.so/.a); the drop-in's are 16 */
 #define MIN_ALIGN       8
 #else
 #include <malloc.h>

@@ -1,5 +1,5 @@
 /* spec_prog: a tiny script interpreter over the classic osmem API, for the byte-exact specification tests
- * (tests/test_spec.py runs it under strace and compares its trace with SPEC.md Part 1).
+ * (tests/test_spec.py runs it under strace and compares its trace with docs/CLASSIC.md).
  *
  * Usage: spec_prog 'a=m 1986; d; b=m 100; f a; c=r b 300; e=c 10 4; k'
  *
@@ -24,8 +24,8 @@
  * Output (fd 1): "@ <statement>" before each statement; after a statement that returns a pointer,
  * "= 0x<hex> size=<dec> status=<dec>" or "= NULL errno=<name>".
  *
- * With OSMEM_SPEC_GHOSTS=1 (test_spec.py sets it for every scenario) it also checks SPEC.md's "freed bytes stay as
- * they were": the payload of each heap block it frees (or that a realloc moves away from) is copied aside, and
+ * With OSMEM_SPEC_GHOSTS=1 (test_spec.py sets it for every scenario) it also checks docs/CLASSIC.md's "freed bytes
+ * stay as they were": the payload of each heap block it frees (or that a realloc moves away from) is copied aside, and
  * after every statement those bytes must still be there, except where a block has been handed out again (its
  * payload and the 32 bytes on either side, where headers may be written). A change prints
  * "ghost BAD 0x<addr> freed 0x<block>", which no expected trace contains.

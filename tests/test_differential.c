@@ -77,7 +77,7 @@ static uint64_t new_seed(int s)
 }
 
 // ------------------------------------------------------------------
-// What the header must say (SPEC.md Part 1)
+// What the header must say (docs/CLASSIC.md)
 // ------------------------------------------------------------------
 
 static void check_header(const void *p, size_t n, size_t threshold, const char *api)
@@ -117,7 +117,7 @@ static size_t rand_size(void)
 }
 
 // ------------------------------------------------------------------
-// Ghosts: freed bytes stay as they were (SPEC.md)
+// Ghosts: freed bytes stay as they were (docs/CLASSIC.md)
 // ------------------------------------------------------------------
 
 /* The bytes of a freed heap block keep the program's pattern until an allocation hands them out again: osmem

@@ -1,4 +1,4 @@
-/* test_faults: the os_* API (libosmem.a: the classic algorithm, SPEC.md Part 1) with its system calls failing,
+/* test_faults: the os_* API (libosmem.a: the classic algorithm, docs/CLASSIC.md) with its system calls failing,
  * through the os layer's test hook osm_os_fail_after: the workload of test_faults.h in a forked child, with the
  * Nth brk or the Nth mmap failing (once: N = 1, 2, ... up to every call the workload makes, every N up to a
  * bound, then a stride), and with every call from the Nth on failing (the hook turns the failures off again
@@ -64,7 +64,7 @@ static int spawn(const char *config, int kind, size_t n, bool sticky, char *out,
 /* The child of env_case: a fresh process (os.c reads OSMEM_FAIL once, at start) that reports which calls failed. */
 static int env_child(void)
 {
-	/* 131000 bytes: a heap block (ALIGN(n) + 32 < 128 KiB) that fills the preallocation (SPEC.md: no split, 8
+	/* 131000 bytes: a heap block (ALIGN(n) + 32 < 128 KiB) that fills the preallocation (docs/CLASSIC.md: no split, 8
 	 * bytes short of 40) or a new block appended at the break: brk call i+1 serves block i. Then mmap calls
 	 * 1..4 (256 KiB blocks). */
 	size_t fb = 0, fm = 0, i;

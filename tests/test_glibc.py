@@ -67,7 +67,7 @@ TESTS = [
     dict(name="tst-malloc-thread-exit", est=3.1),
     dict(name="tst-malloc-thread-fail", est=30),
     dict(name="tst-mallocfork", est=0.1),
-    dict(name="tst-mallocfork3", est=80),
+    dict(name="tst-mallocfork3", est=12),
     dict(name="tst-malloc-fork-deadlock", est=3.3),
     dict(name="tst-mallocfork2", est=10),
     dict(name="tst-mallinfo2", est=0.1),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tools/osmem-heapmap draws what the heap really was.
 
-- A known heap (SPEC.md's numbers) built with the classic API: the trace's replay and os_heap_dump agree with
+- A known heap (docs/CLASSIC.md's numbers) built with the classic API: the trace's replay and os_heap_dump agree with
   the layout worked out by hand; the page, loaded in headless Chromium (file:// only), shows it: the DOM after
   its scripts ran (no error, the final heap's block count, one SVG rectangle per final block with its offset,
   size and status; what the tooltip says at known points), and the screenshot has the expected colours where
@@ -311,7 +311,7 @@ int main(int argc, char **argv)
 }
 """
 
-# SPEC.md: preallocation of 131072 (one free block of 131040); a = 1992 at H+0x0; the rest after it at
+# docs/CLASSIC.md: preallocation of 131072 (one free block of 131040); a = 1992 at H+0x0; the rest after it at
 # H+0x7e8; b = 104 at H+0x7e8, the rest at H+0x870; c = 304 at H+0x870, the rest at H+0x9c0 of
 # 131040 - (1992 + 32) - (104 + 32) - (304 + 32) = 128544; b is only marked free; d maps 200000 + 32.
 KNOWN_HEAP = [(0x0, 1992, "alloc"), (0x7e8, 104, "free"), (0x870, 304, "alloc"), (0x9c0, 128544, "free")]
@@ -924,7 +924,7 @@ def tests(build, out, tmp):
     if not os.path.exists(trace) or not os.path.exists(dump):
         return
     dheap, dmapped, _ = from_dump(dump)
-    check("known: os_heap_dump shows SPEC.md's layout (the expectation itself)",
+    check("known: os_heap_dump shows docs/CLASSIC.md's layout (the expectation itself)",
           dheap == KNOWN_HEAP and [s for _, s in dmapped] == [KNOWN_MAPPED_SIZE], f"{dheap} {dmapped}")
 
     page, png = os.path.join(out, "known.html"), os.path.join(out, "known.png")
@@ -935,7 +935,7 @@ def tests(build, out, tmp):
     if not os.path.exists(page):
         return
     meta, eheap, emapped, text = embedded(page)
-    check("known: the replayed final heap (in the page's data) is SPEC.md's layout and os_heap_dump's",
+    check("known: the replayed final heap (in the page's data) is docs/CLASSIC.md's layout and os_heap_dump's",
           eheap == KNOWN_HEAP and eheap == dheap and emapped == dmapped, f"{eheap} {emapped} vs {dheap} {dmapped}")
     check("known: the page counts 5 final blocks, 5 requests", meta["final"]["blocks"] == 5 and meta["requests"] == 5,
           f"{meta['final']} requests={meta['requests']}")
@@ -1132,8 +1132,8 @@ def tests(build, out, tmp):
         final = sorted((r["data-band"], int(r["data-off"], 16) if r["data-band"] == "heap" else 0, int(r["data-size"]),
                         r["data-status"]) for r in s["rects"] if r.get("data-final") == "1")
         want = sorted([("heap", o, sz, st) for o, sz, st in KNOWN_HEAP] + [("mapped", 0, KNOWN_MAPPED_SIZE, "mapped")])
-        check("browser: one SVG rect per final block (class blk, data-off/size/status as SPEC.md says)", final == want,
-              f"{final}")
+        check("browser: one SVG rect per final block (class blk, data-off/size/status as docs/CLASSIC.md says)",
+              final == want, f"{final}")
         g = s["geom"]
         try:
             img = png_decode(B)

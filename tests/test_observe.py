@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Statistics and the decision trace agree with what was done.
 
-- os_stats after a known classic sequence gives the numbers worked out by hand from SPEC.md;
+- os_stats after a known classic sequence gives the numbers worked out by hand from docs/CLASSIC.md;
 - the system-call counts in os_stats equal what strace saw (an outside witness);
 - the trace of a known classic sequence is exactly as expected, line for line (docs/TRACE.md).
 Prints PASS/FAIL lines and 'N passed, N failed'."""
@@ -41,7 +41,7 @@ STATS_EXPECTED = [
          coalesces=1, inplace=0, moved=0),
 ]
 
-# The trace of a known sequence (offsets from SPEC.md's worked example):
+# The trace of a known sequence (offsets from docs/CLASSIC.md's worked example):
 # a=m 1986 -> H+0x20 (block H+0x0 1992, rest H+0x7e8 129016); b=m 100 -> block H+0x7e8 104, rest H+0x870 128880;
 # c=m 300 -> block H+0x870 304, rest H+0x9c0 128544; f b; f a (both only marked free);
 # c=r c 5000: case 8, absorbs H+0x9c0 (304 + 32 + 128544 = 128880), splits 5000 + (128880-5000-32 = 123848) at

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Byte-exact specification tests for osmem's classic API (SPEC.md Part 1).
+"""Byte-exact specification tests for osmem's classic API (docs/CLASSIC.md).
 
 Every scenario runs build/tests/spec_prog (tests/spec_prog.c) in a fresh process under
 
@@ -22,9 +22,10 @@ and turns the trace into a normalised event list, which must equal the scenario'
     exit N / killed by SIGxxx   how the process ended (`exit 0` is implied for scenarios that are not death tests)
 
 Everything in the trace before the first `write(1, "@ ...")` is the dynamic loader and libc starting up and is
-ignored, except that a break moved before it is reported (SPEC: nothing touches the break before the first use).
+ignored, except that a break moved before it is reported (docs/CLASSIC.md: nothing touches the break before the
+first use).
 
-Every expected value below was computed by hand from SPEC.md; the comment above each scenario shows the
+Every expected value below was computed by hand from docs/CLASSIC.md; the comment above each scenario shows the
 arithmetic. Never regenerate them by running the library.
 
 Usage: python3 tests/test_spec.py [--build DIR] [--only NAME[,NAME]] [--list] [-v]
@@ -804,7 +805,7 @@ scenario("realloc9_move", "a=m 100; b=m 100; w a 104 8; c=r a 1000; v c 104 8; d
 # but only by absorbing: move.  malloc(1000): no free block, last (b) allocated: brk +1032 @0x20110 (payload
 # 0x20130); ends 0x20110 + 32 + 1000 = 0x20518; b (240) freed.
 # A course checker's view of a moving realloc: the old block is free, and its bytes are still what the program
-# wrote (SPEC.md: freed bytes stay as they were), also after the next allocation coalesced it and split it
+# wrote (docs/CLASSIC.md: freed bytes stay as they were), also after the next allocation coalesced it and split it
 # (e at H+0x20 takes 8 bytes; the remainder's header takes a+8..a+40; the rest is untouched).
 scenario("freed_bytes_kept_after_realloc_move", "a=m 100; b=m 100; w a 104 8; c=r a 1000; v a 104 8; v c 104 8; "
          "e=m 8; v a+40 64 8; k", """

@@ -2,7 +2,7 @@
 """The classic allocator under Valgrind's memcheck: no invalid read or write, no use of uninitialised bytes, in
 osmem or in the tests that drive it.
 
-  - valgrind_test_differential: build/tests/test_differential with a fiftieth of its operations (its second
+  - valgrind_test_differential: build/tests/test_differential with a tenth of its operations (its second
     argument divides every phase's count), every phase passing;
   - valgrind_spec_<scenario>: each scenario of tests/test_spec.py run by build/tests/spec_prog. Valgrind emulates
     the break its own way, so the system calls are not compared here (test_spec.py does that); what counts is

@@ -210,8 +210,8 @@ static int child_main(const char *ops_path, const char *result_path)
 			r.replayed++;
 			continue;
 		case OP_REALLOC_FREED:
-			/* os_realloc of a block already free (SPEC case 3): osmem returns NULL and changes nothing. The
-			 * block is the one this replay freed under that address, if its header (SPEC.md's ABI) inside the
+			/* os_realloc of a block already free (docs/CLASSIC.md, realloc case 3): osmem returns NULL and changes nothing. The
+			 * block is the one this replay freed under that address, if its header (docs/CLASSIC.md's ABI) inside the
 			 * break still says free; other allocators cannot be asked. */
 			if (!os || !p || (uintptr_t)p < r.brk0 + META_SIZE || p >= sbrk(0) ||
 			    ((struct block_meta *)p - 1)->status != STATUS_FREE) {
@@ -1010,7 +1010,7 @@ static void usage(FILE *f)
 		"one thread, in the single order in which the trace recorded them. A trace of the classic API\n"
 		"(os_malloc...; align=8) is replayed with os_* on libosmem.so for the classic column, with os_* on\n"
 		"libosmem-malloc.so for the default column, and with malloc/calloc/realloc/free on glibc (where an\n"
-		"os_realloc of a free block, SPEC.md's case 3, cannot be asked and is skipped). Not replayed:\n"
+		"os_realloc of a free block, docs/CLASSIC.md's case 3, cannot be asked and is skipped). Not replayed:\n"
 		"malloc_trim (it is not a request line), and frees of pointers the trace never returned (a forked\n"
 		"child's trace PATH.PID frees its parent's blocks). A default-profile trace has the front's lines too:\n"
 		"`slot C` (a malloc or calloc of at most C bytes, served from the size class C) is replayed as\n"
