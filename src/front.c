@@ -41,7 +41,8 @@
  *    EMPTY_KEEP empty pages of its own). Lock order: front_mutex before the core's heap lock.
  *  - A thread that exits (pthread key destructor) gives everything back: empty pages to the pool, pages with live
  *    slots become abandoned (heap NULL): other threads still free into them (thread_free) and a thread that needs a
- *    page of that class adopts them; sweeps under the lock return the ones that became empty.
+ *    page of that class adopts them; sweeps under the lock (a thread's slow path, malloc_trim, and each pass of the
+ *    idle decay, up to DECAY_SWEEP pages) return the ones that became empty.
  *
  * Hardening, always on and cheap. Links in free slots are encoded (next ^ (slot >> 12) ^ secret, glibc's safe
  * linking with a per-process secret) and every popped link must decode to a slot of the same page, else
@@ -759,6 +760,7 @@ static size_t pool_chill(bool all, uint64_t now)
  * (heap.c, DECAY_NS_ALONE): pages that come and go within a second stay, and the pool hands out its resident
  * pages before its cold ones. From pool_put, from the requests that reach the core and from one in FRONT_TICK of
  * the frees the caches take (osm_front_idle_tick), at most a pass a second. Front lock held. */
+static void decay_abandoned(void);
 static void pool_decay(uint64_t now)
 {
 	if ((int64_t)(now - pool_decay_last) < (int64_t)POOL_DECAY_NS)
@@ -768,6 +770,7 @@ static void pool_decay(uint64_t now)
 		pool_discarded += pool_chill(false, now);
 	release_spare(true, SIZE_MAX);
 	osm_front_xfer_decay(); /* the medium blocks no thread took since the last pass */
+	decay_abandoned();
 }
 
 /* For a pass that may write trace lines, from outside any request: the trace's locks (trace_begin) when this
@@ -901,6 +904,24 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 		}
 	}
 	return found;
+}
+
+/* The decay's look at abandoned pages: pages of threads that exited, emptied since by other threads' frees, go to
+ * the pool (and from there back to the kernel with its idle pages). Otherwise they waited for a thread that needed a
+ * page of their class, or for malloc_trim: a thread's 24 MiB of 256-byte objects, freed by the main thread after
+ * the thread's exit, stayed resident (front/stranded/idle_decay_returns_abandoned_pages). At most DECAY_SWEEP pages
+ * a pass, starting each pass a class further on, so that one busy class does not keep the others waiting. Cost:
+ * an exchange per page, and a walk of the remote frees of a page that also has free slots; at most once a second,
+ * and only while abandoned pages exist. Front lock held. */
+#define DECAY_SWEEP 256
+static void decay_abandoned(void)
+{
+	static size_t start;
+	if (!n_abandoned)
+		return;
+	start = (start + 1) % FRONT_CLASSES;
+	/* want_cls past the classes: no page is adopted (h NULL), the walk starts at class `start` */
+	abandoned_sweep(NULL, FRONT_CLASSES + start, DECAY_SWEEP, &dead.collected);
 }
 
 // ------------------------------------------------------------------
@@ -1184,13 +1205,14 @@ static struct front_page *find_page(struct front_heap *h, size_t cls)
 /* The slow path proper: the current page has no free slot (or there is none). */
 static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap *h, size_t cls)
 {
-	h->misses++;
 	remote_flush(h); /* what this thread gathered for another's page goes now, not only at the next batch */
 	struct front_page *pg = h->cur[cls];
 	if (pg != &empty_page) {
 		h->collected += (size_t)page_collect(pg) * pg->slot_size;
-		if (pg->free || page_extend(pg))
+		if (pg->free || page_extend(pg)) {
+			h->misses++; /* a request the front served: os_stats counts hits + misses as its allocations */
 			return page_pop(pg);
+		}
 		pg->state = PG_FULL;
 		list_push(&h->full[cls], pg);
 		h->cur[cls] = &empty_page;
@@ -1205,6 +1227,7 @@ static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap
 	pg->state = PG_CUR;
 	h->cur[cls] = pg;
 	h->used_classes |= (uint32_t)1 << cls;
+	h->misses++; /* counted only here and above: a miss the core serves is the core's allocation (os_stats) */
 	return page_pop(pg);
 }
 
@@ -1582,6 +1605,47 @@ void *osm_front_memalign(size_t alignment, size_t n)
 
 /* malloc_trim: the calling thread's empty pages go to the pool, abandoned pages are swept, every fully free
  * segment is unmapped and the pages of the pool are discarded (their memory reads zero when used again). */
+/* malloc_trim's look at the calling thread's own pages: the remote frees waiting on them are collected, and the
+ * pages they empty go to the pool, as heap_exit does when a thread ends. Otherwise only a malloc of the page's
+ * class collected them (a few full pages per miss): a thread whose 24 MiB of 256-byte objects another thread
+ * freed kept all of it through malloc_trim (front/stranded/trim_collects_remote_frees_of_own_pages; glibc's trim
+ * left 2 MB). Owner, front lock held. */
+static void heap_collect_all(struct front_heap *h)
+{
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
+		struct front_page *pg = h->cur[c], *next;
+		if (pg != &empty_page) {
+			h->collected += (size_t)page_collect(pg) * pg->slot_size;
+			if (pg->used == 0) {
+				h->cur[c] = &empty_page;
+				pool_put(pg);
+			}
+		}
+		for (pg = h->full[c].first; pg; pg = next) { /* room again: partial, or empty: the pool */
+			next = pg->next;
+			uint32_t n = page_collect(pg);
+			if (!n)
+				continue;
+			h->collected += (size_t)n * pg->slot_size;
+			list_remove(&h->full[c], pg);
+			if (pg->used == 0) {
+				pool_put(pg);
+			} else {
+				pg->state = PG_PARTIAL;
+				list_push(&h->partial[c], pg);
+			}
+		}
+		for (pg = h->partial[c].first; pg; pg = next) {
+			next = pg->next;
+			h->collected += (size_t)page_collect(pg) * pg->slot_size;
+			if (pg->used == 0) {
+				list_remove(&h->partial[c], pg);
+				pool_put(pg);
+			}
+		}
+	}
+}
+
 bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
@@ -1602,6 +1666,7 @@ bool osm_front_trim(void)
 	struct front_page *pg;
 	if (h != &osm_front_empty_heap) {
 		remote_flush(h);
+		heap_collect_all(h);
 		while ((pg = list_pop(&h->empty)))
 			pool_put(pg);
 		h->n_empty = 0;
