@@ -18,6 +18,9 @@ def run(cmd, timeout):
     return out, rc, time.time() - t0
 
 
+DETAIL = 40  # lines of a failure's explanation shown after its FAIL line
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -50,9 +53,17 @@ def main():
         out, rc, secs = run(cmd, a.timeout)
         p = len(re.findall(r"^PASS ", out, re.M))
         f = len(re.findall(r"^FAIL ", out, re.M))
+        # A failure's explanation may go on over several lines (a program's stderr, a diff): those lines are kept,
+        # up to DETAIL of them, until the next result line. Before session 40 only the FAIL line itself was shown,
+        # and a CI log said "osmem killed by SIGABRT; stdout differs:" with nothing after it.
+        detail = 0
         for line in out.splitlines():
             if line.startswith(("PASS ", "FAIL ")) or "heap check failed" in line:
                 print(f"  {name}: {line}")
+                detail = DETAIL if line.startswith("FAIL ") else 0
+            elif detail and not re.match(r"\s*\d+ passed, \d+ failed", line):
+                print(f"      {line}")
+                detail -= 1
         if rc != 0 and f == 0:
             f = 1
             print(f"  {name}: FAIL exit status {rc}\n" + "\n".join("    " + l for l in out.splitlines()[-20:]))
