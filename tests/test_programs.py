@@ -396,7 +396,7 @@ def check_node(R, work):
     if base.rc != 0 or base.timed_out:
         return
     # The classic profile under strace's record of brk(2). V8 maps its pages at random addresses of the whole
-    # address space, and now and then (2 runs in 80, session 40) one lands right above node's break (node is not
+    # address space, and now and then (6 runs in about 170, session 40) one lands right above node's break (node is not
     # position-independent: its break starts below 1 GiB). The kernel then refuses to move the break, and the
     # classic profile returns NULL as docs/CLASSIC.md says ("When a system call fails"): node throws std::bad_alloc
     # and aborts. That is the address space's draw, not a defect, so such a run is tried again (at most twice more);
@@ -415,7 +415,7 @@ def check_node(R, work):
     if refused:
         return report("node-classic", False, "in 3 runs in a row the kernel refused to move the break (the last: %s) "
                       "and node aborted on std::bad_alloc: a mapping sat right above the break each time (a single run "
-                      "meets this about once in 40)%s" % (refused, describe(c)))
+                      "meets this about once in 30)%s" % (refused, describe(c)))
     compare("node-classic", base, c)
 
 
