@@ -1603,8 +1603,6 @@ void *osm_front_memalign(size_t alignment, size_t n)
 	return s <= FRONT_MAX ? osm_front_malloc(s) : NULL;
 }
 
-/* malloc_trim: the calling thread's empty pages go to the pool, abandoned pages are swept, every fully free
- * segment is unmapped and the pages of the pool are discarded (their memory reads zero when used again). */
 /* malloc_trim's look at the calling thread's own pages: the remote frees waiting on them are collected, and the
  * pages they empty go to the pool, as heap_exit does when a thread ends. Otherwise only a malloc of the page's
  * class collected them (a few full pages per miss): a thread whose 24 MiB of 256-byte objects another thread
@@ -1646,6 +1644,9 @@ static void heap_collect_all(struct front_heap *h)
 	}
 }
 
+/* malloc_trim: the remote frees waiting on the calling thread's pages are collected (heap_collect_all) and its
+ * empty pages go to the pool, abandoned pages are swept, every fully free segment is unmapped and the pages of the
+ * pool are discarded (their memory reads zero when used again). */
 bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
