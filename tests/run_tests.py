@@ -55,7 +55,7 @@ def main():
         f = len(re.findall(r"^FAIL ", out, re.M))
         # A failure's explanation may go on over several lines (a program's stderr, a diff): those lines are kept,
         # up to DETAIL of them, until the next result line. Before session 40 only the FAIL line itself was shown,
-        # and a CI log said "osmem killed by SIGABRT; stdout differs:" with nothing after it.
+        # and a check log said "osmem killed by SIGABRT; stdout differs:" with nothing after it.
         detail = 0
         for line in out.splitlines():
             if line.startswith(("PASS ", "FAIL ")) or "heap check failed" in line:
