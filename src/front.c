@@ -76,7 +76,8 @@
  * back to the kernel (munmap) only when all its pages are free and segs_hold fully free ones are kept (SEGS_KEEP,
  * more once the program builds in rounds: those go at the core's next request, as many as it asks for, or once
  * their pages idled a second). malloc_trim
- * returns every free page (madvise) and every free segment at once. */
+ * returns every free page (madvise), the free 4 KiB inside the caller's and the abandoned pages that still hold
+ * slots in use (page_trim: their free slots there are set aside until needed) and every free segment at once. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -336,11 +337,48 @@ void osm_front_fork_parent(void)
 		front_unlock();
 }
 
+/* A heap leaves the live ones (its thread exited, or does not exist in a fork's child): its counters join the dead
+ * threads'. Front lock held (or the child of a fork, which has one thread). */
+static void heap_unlink(struct front_heap *h)
+{
+	dead.hits += h->hits;
+	dead.mc_hits += h->mc_hits;
+	dead.mc_frees += h->mc_frees;
+	dead.mc_refills += h->mc_refills;
+	dead.mc_flushed += h->mc_flushed;
+	dead.mc_scavenged += h->mc_scavenged;
+	dead.misses += h->misses;
+	dead.frees += h->frees;
+	dead.remote_freed += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
+	dead.collected += h->collected;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		live_heaps = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	n_live--;
+}
+
+/* Only the forking thread lives on in the child: the other heaps leave the list of live heaps, their counters
+ * joining the dead threads', so that os_stats' front_threads and a new thread's share of the medium budget count
+ * the child's threads (until session 41 a child of a program of 5 threads said 5). Their pages stay as they were
+ * (front.c's header, "fork") and still name them as owner, so the structs are not reused (not spare_heaps): a
+ * thread of the child that got one would own pages in whatever state the fork caught them. The front lock was
+ * held across the fork (osm_front_fork_prepare), so the list is whole; the child has one thread, no lock needed. */
 void osm_front_fork_child(void)
 {
 	front_mutex = 0;
 	tl_in_lock = false;
 	tl_fork_skips = 0;
+	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
+	for (struct front_heap *h = live_heaps, *next; h; h = next) {
+		next = h->next;
+		if (h != mine) {
+			heap_unlink(h);
+			h->next = h->prev = NULL;
+		}
+	}
 }
 
 // ------------------------------------------------------------------
@@ -358,6 +396,7 @@ static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
 	pg->span = 0;
 	pg->magic = slot_magic(pg->slot_size);
 	pg->limit = 0;
+	__atomic_store_n(&pg->parked, 0, __ATOMIC_RELAXED);
 	pg->free = NULL;
 	pg->used = 0;
 	__atomic_store_n(&pg->thread_free, 0, __ATOMIC_RELAXED);
@@ -373,15 +412,60 @@ static void page_unformat(struct front_page *pg, uint8_t state)
 	pg->span = 0;
 	pg->magic = 0;
 	pg->limit = 0;
+	__atomic_store_n(&pg->parked, 0, __ATOMIC_RELAXED);
 	pg->free = NULL;
 	pg->used = 0;
 	set_heap(pg, NULL);
 }
 
+/* The mask of the 4 KiB pages (bits 0-15) that the slot at offset off of a page, of size bytes, lies in. */
+static inline uint32_t small_pages_of(uintptr_t off, uint32_t size)
+{
+	unsigned lo = (unsigned)(off >> 12), hi = (unsigned)((off + size - 1) >> 12);
+	return ((2u << hi) - 1) & ~((1u << lo) - 1);
+}
+
+/* Whether slot p of pg lies (in part) in memory malloc_trim gave back (page_trim): it is free, set aside, and its
+ * freed mark is gone with the memory. Any thread. */
+static inline bool slot_parked(const struct front_page *pg, uintptr_t p)
+{
+	uint16_t parked = __atomic_load_n(&pg->parked, __ATOMIC_RELAXED);
+	return parked && (small_pages_of(p & (FRONT_PAGE_SIZE - 1), pg->slot_size) & parked);
+}
+
+/* The slots malloc_trim set aside (page_trim) go back on the free list, marked free, when the page has no other
+ * free slot: their memory faults in again as they are written, at a time the program needs it. The page's free
+ * slow path ends (limit). Owner, or front lock for an abandoned page. */
+static void page_unpark(struct front_page *pg)
+{
+	uint16_t parked = pg->parked;
+	uint32_t size = pg->slot_size, n = 0;
+	void *next = pg->free;
+	for (uint32_t i = pg->capacity; i-- > 0;) {
+		if (!(small_pages_of((uintptr_t)i * size, size) & parked))
+			continue;
+		void **s = (void **)(pg->start + (uintptr_t)i * size);
+		s[0] = (void *)front_enc(s, next);
+		s[1] = (void *)front_mark(s);
+		next = s;
+		n++;
+	}
+	pg->free = next;
+	__atomic_store_n(&pg->parked, 0, __ATOMIC_RELAXED);
+	pg->limit = pg->capacity * (uint32_t)(pg->magic * pg->slot_size);
+	if (TRACING)
+		osm_trace_event("  page_refill %p %z", page_addr(pg), (size_t)n);
+}
+
 /* Carves up to 4 KiB of never-used slots into the free list (at least one slot), so a fresh page faults in its
- * memory as it is used, not at once. Returns false when the page is all carved. */
+ * memory as it is used, not at once; first, the slots malloc_trim set aside come back (page_unpark). Returns false
+ * when the page is all carved and none are set aside. */
 static bool page_extend(struct front_page *pg)
 {
+	if (pg->parked) {
+		page_unpark(pg);
+		return true;
+	}
 	if (pg->capacity == pg->reserved)
 		return false;
 	uint32_t n = 4096 / pg->slot_size, left = pg->reserved - pg->capacity;
@@ -891,7 +975,7 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 				n_abandoned--;
 				n_abandoned_cls[cls]--;
 				pool_put(pg);
-			} else if (!found && cls == want_cls && (pg->free || pg->capacity < pg->reserved)) {
+			} else if (!found && cls == want_cls && (pg->free || pg->parked || pg->capacity < pg->reserved)) {
 				n_abandoned--;
 				n_abandoned_cls[cls]--;
 				set_heap(pg, h);
@@ -1129,23 +1213,7 @@ static void heap_exit(void *arg)
 	while ((pg = list_pop(&h->empty)))
 		pool_put(pg);
 	osm_front_medium_flush_all(h);
-	dead.hits += h->hits;
-	dead.mc_hits += h->mc_hits;
-	dead.mc_frees += h->mc_frees;
-	dead.mc_refills += h->mc_refills;
-	dead.mc_flushed += h->mc_flushed;
-	dead.mc_scavenged += h->mc_scavenged;
-	dead.misses += h->misses;
-	dead.frees += h->frees;
-	dead.remote_freed += __atomic_load_n(&h->remote_freed, __ATOMIC_RELAXED);
-	dead.collected += h->collected;
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		live_heaps = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	n_live--;
+	heap_unlink(h);
 	h->next = spare_heaps;
 	spare_heaps = h;
 	if (traced)
@@ -1287,11 +1355,12 @@ static inline bool slot_is_free(void *s)
 	return (uintptr_t)((void **)s)[1] == front_mark(s);
 }
 
+/* A slot malloc_trim set aside is free, and has no mark (its memory reads zeros): its address tells. */
 static void check_slot(void *p, struct front_page *pg, const char *api)
 {
 	if (!front_is_slot(pg, (uintptr_t)p))
 		osm_fatal_pointer(api, "invalid pointer", p);
-	if (slot_is_free(p))
+	if (slot_parked(pg, (uintptr_t)p) || slot_is_free(p))
 		osm_fatal_pointer(api, "double free", p);
 }
 
@@ -1524,7 +1593,7 @@ void *osm_front_os_realloc(void *p, size_t n, size_t *move)
 	struct front_page *pg = front_page_of(p);
 	if (!front_is_slot(pg, (uintptr_t)p))
 		osm_fatal_pointer("os_realloc", "invalid pointer", p);
-	if (slot_is_free(p)) {
+	if (slot_parked(pg, (uintptr_t)p) || slot_is_free(p)) {
 		if (front_tracing())
 			traced_os_realloc(p, n, pg, 3, NULL);
 		return NULL;                                 /* 3: already free, nothing changes */
@@ -1644,9 +1713,86 @@ static void heap_collect_all(struct front_heap *h)
 	}
 }
 
+/* malloc_trim inside a page that still holds slots in use: every 4 KiB of it in which no slot is in use goes back
+ * to the kernel (madvise, one call per run of them), as glibc's trim gives back the free pages inside its heap.
+ * Without it a page kept all of its 64 KiB for one live slot: 40,000 objects of 1,000 bytes with 49 of 50 freed
+ * kept 40 MB resident through malloc_trim, glibc's 5.8 (front/trim/trim_gives_back_free_pages_inside_used_pages).
+ * A free slot there would lose its link and its freed mark (the memory reads zeros afterwards), so the free list
+ * is rebuilt, in address order, of the free slots that lie wholly in memory that stays; those that overlap given-back
+ * memory are set aside (`parked`), free, until the page has no other free slot (page_extend, page_unpark). While any
+ * are, the page's `limit` is 0: free, realloc and malloc_usable_size of its slots take their slow ways, where
+ * check_slot knows a set-aside slot by its address (a double free). Never-carved 4 KiB (past `span`) go back too,
+ * without being set aside: page_extend writes them afresh. Cost: a walk of the page's free list, a bitmap of 512
+ * bytes and a madvise per run, at malloc_trim only. Returns the bytes given back. Owner (remote frees keep
+ * going to thread_free meanwhile: their slots count as in use here), or front lock for an abandoned page. */
+static size_t page_trim(struct front_page *pg)
+{
+	if (pg->used == 0 || (!pg->free && pg->capacity == pg->reserved))
+		return 0;
+	uint32_t size = pg->slot_size, cap = pg->capacity;
+	uintptr_t span = (uintptr_t)cap * size;
+	uint64_t freed[FRONT_PAGE_SIZE / 16 / 64] = { 0 }; /* bit i: slot i is free (listed or already set aside) */
+	for (void **s = pg->free; s; s = front_dec(s, (uintptr_t)s[0])) {
+		if (!front_is_slot(pg, (uintptr_t)s))
+			osm_front_corrupt(s);
+		size_t i = ((uintptr_t)s - pg->start) / size;
+		if (freed[i / 64] >> (i % 64) & 1) /* a slot listed twice: the list loops */
+			osm_front_corrupt(s);
+		freed[i / 64] |= (uint64_t)1 << (i % 64);
+	}
+	uint16_t parked = pg->parked;
+	for (uint32_t i = 0; parked && i < cap; i++)
+		if (small_pages_of((uintptr_t)i * size, size) & parked)
+			freed[i / 64] |= (uint64_t)1 << (i % 64);
+	uint32_t give = 0, park = 0;
+	for (unsigned j = 0; j < FRONT_PAGE_SIZE / 4096; j++) {
+		uintptr_t lo = (uintptr_t)j << 12, hi = lo + 4096 < span ? lo + 4096 : span;
+		if (parked >> j & 1)
+			continue;
+		bool all = true;
+		for (uintptr_t i = lo / size; lo < span && all && i <= (hi - 1) / size; i++)
+			all = freed[i / 64] >> (i % 64) & 1;
+		if (all)
+			give |= 1u << j;
+		if (all && lo < span)
+			park |= 1u << j;
+	}
+	if (park) {
+		parked |= (uint16_t)park;
+		void *head = NULL;
+		for (uint32_t i = cap; i-- > 0;) {
+			if (!(freed[i / 64] >> (i % 64) & 1) || (small_pages_of((uintptr_t)i * size, size) & parked))
+				continue;
+			void **s = (void **)(pg->start + (uintptr_t)i * size);
+			s[0] = (void *)front_enc(s, head); /* s[1] keeps its freed mark */
+			head = s;
+		}
+		pg->free = head;
+		pg->limit = 0;
+		__atomic_store_n(&pg->parked, parked, __ATOMIC_RELAXED);
+	}
+	size_t bytes = 0;
+	for (unsigned j = 0, e; j < FRONT_PAGE_SIZE / 4096; j = e) {
+		for (e = j; e < FRONT_PAGE_SIZE / 4096 && (give >> e & 1); e++)
+			;
+		if (e == j) {
+			e++;
+			continue;
+		}
+		char *run = (char *)page_addr(pg) + ((size_t)j << 12);
+		if (TRACING)
+			osm_trace_event("  page_release %p %z", (void *)run, (size_t)(e - j) << 12);
+		osm_os_discard(run, (size_t)(e - j) << 12);
+		bytes += (size_t)(e - j) << 12;
+	}
+	return bytes;
+}
+
 /* malloc_trim: the remote frees waiting on the calling thread's pages are collected (heap_collect_all) and its
- * empty pages go to the pool, abandoned pages are swept, every fully free segment is unmapped and the pages of the
- * pool are discarded (their memory reads zero when used again). */
+ * empty pages go to the pool, abandoned pages are swept, the free 4 KiB inside the caller's and the abandoned pages
+ * that still hold slots in use go back (page_trim), every fully free segment is unmapped and the pages of the pool
+ * are discarded (their memory reads zero when used again). Other threads' pages keep their free memory: only its
+ * owner may rebuild a page's free list. */
 bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
@@ -1671,8 +1817,17 @@ bool osm_front_trim(void)
 		while ((pg = list_pop(&h->empty)))
 			pool_put(pg);
 		h->n_empty = 0;
+		for (size_t c = 0; c < FRONT_CLASSES; c++) {
+			if (h->cur[c] != &empty_page)
+				released |= page_trim(h->cur[c]) != 0;
+			for (pg = h->partial[c].first; pg; pg = pg->next)
+				released |= page_trim(pg) != 0;
+		}
 	}
 	abandoned_sweep(NULL, FRONT_CLASSES, SIZE_MAX, &dead.collected);
+	for (size_t c = 0; c < FRONT_CLASSES; c++)
+		for (pg = abandoned[c].first; pg; pg = pg->next)
+			released |= page_trim(pg) != 0;
 	for (struct front_seg *s = segments, *next; s; s = next) {
 		next = seg_links(s)->next;
 		if (seg_links(s)->free_pages == FRONT_PAGES - 1) {

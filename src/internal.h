@@ -638,7 +638,10 @@ struct front_page {
 	void *free;                /* the owner's free list: encoded links (front_enc) */
 	uint32_t used;             /* slots handed out, minus the frees the owner has seen (local or collected) */
 	uint8_t state;             /* PG_*: the list that holds the page; the fast free path only tests PG_CUR */
-	uint8_t unused_[3];
+	uint8_t unused_;
+	/* bit j: the page's 4 KiB number j went back to the kernel at malloc_trim and its free slots are set aside
+	 * (front.c, page_trim); `limit` is 0 meanwhile. Read by other threads' frees (atomic access). */
+	uint16_t parked;
 	struct front_page *next, *prev;
 	/* read by every free of a slot of the page; written when the page is formatted, carved or changes owner */
 	_Alignas(64) uintptr_t start; /* address of slot 0 */
@@ -646,7 +649,8 @@ struct front_page {
 	uint64_t magic;            /* slot_magic(slot_size): off is a multiple of the slot size iff off * magic < magic */
 	struct front_heap *heap;   /* owner (atomic access: remote frees read it); NULL when abandoned or unused */
 	uint32_t slot_size, capacity, reserved; /* slot bytes, slots carved, slots that fit */
-	uint32_t limit;            /* capacity * (slot_size * magic mod 2^64): front_is_page_slot's one compare */
+	uint32_t limit;            /* capacity * (slot_size * magic mod 2^64): front_is_page_slot's one compare;
+				    * 0 while `parked` is set, so that every free of the page's slots takes the slow way */
 	uint8_t cls;
 	/* frees by other threads: an atomic LIFO of slots (encoded links): the head in the low TF_SHIFT bits, how
 	 * many slots it holds above (a page holds at most 4096) */
@@ -788,7 +792,8 @@ static inline bool front_is_slot(const struct front_page *pg, uintptr_t p)
 /* The same for p in pg's own 64 KiB (pg == front_page_of(p), slot 0 at the page's start): its offset is its low
  * 16 bits, and one multiply and one compare decide both questions (slot_magic). Free's fast path: two instructions
  * and a branch fewer than front_is_slot, and no load of `start` before the multiply. A page without slots has
- * limit 0; so do page 0 of a segment (its metadata) and the zeros of a released segment's descriptors. */
+ * limit 0; so do page 0 of a segment (its metadata), the zeros of a released segment's descriptors, and a page
+ * whose free slots malloc_trim set aside (front.c, page_trim: its pointers take the slow ways, which know them). */
 static inline bool front_is_page_slot(const struct front_page *pg, uintptr_t p)
 {
 	return (p & (FRONT_PAGE_SIZE - 1)) * pg->magic < pg->limit;

@@ -308,14 +308,16 @@ static inline void *medium_realloc(void *p, size_t n)
 }
 
 /* realloc of a slot of the front's range to a size of the same class: the slot stays, decided inline (free's
- * checks: a carved slot without the freed mark; anything else takes osm_front_usable's way, which reports). A
- * string grown a byte at a time: 11.7 ns a call through osm_front_usable and osm_front_keeps, glibc 6.8. */
+ * checks: a carved slot without the freed mark, of a page whose limit lets its frees take the fast way, not one
+ * with slots malloc_trim set aside, which have no mark; anything else takes osm_front_usable's way, which
+ * reports). A string grown a byte at a time: 11.7 ns a call through osm_front_usable and osm_front_keeps, glibc
+ * 6.8. */
 static inline bool slot_realloc_keeps(void *p, size_t n)
 {
 	if (TRACING || n - 1 >= FRONT_MAX || !osm_front_in_range(p))
 		return false;
 	struct front_page *pg = front_page_of(p);
-	return front_is_slot(pg, (uintptr_t)p) && ((void **)p)[1] != (void *)front_mark(p) &&
+	return front_is_page_slot(pg, (uintptr_t)p) && ((void **)p)[1] != (void *)front_mark(p) &&
 	       osm_front_class_of[(n + 15) >> 4] == pg->cls;
 }
 
@@ -622,10 +624,12 @@ EXPORT size_t malloc_usable_size(void *p)
 {
 	/* a live slot of a carved page of the front's range: its class's size, inline (redis asks at every malloc and
 	 * free to count its memory). Strict mode has no front segments, and NULL is in none: both go the slow way, as
-	 * do segments outside the range (usable_slow asks the segment map) */
+	 * do segments outside the range (usable_slow asks the segment map) and pages with slots malloc_trim set aside
+	 * (limit 0: such a slot has no freed mark to tell it by) */
 	if (osm_front_in_range(p)) {
 		const struct front_page *pg = front_page_of(p);
-		if (__builtin_expect(front_is_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p), 1))
+		if (__builtin_expect(front_is_page_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p),
+				     1))
 			return pg->slot_size;
 	}
 	return usable_slow(p);
@@ -718,15 +722,15 @@ EXPORT void malloc_stats(void)
 EXPORT int mallopt(int param, int value)
 {
 	switch (param) {
-	case M_MMAP_THRESHOLD: /* glibc's bound: HEAP_MAX_SIZE / 2, the dynamic threshold's ceiling */
-		return value >= 0 && (size_t)value <= MMAP_THRESHOLD_MAX &&
-		       osm_option_set(OPT_MMAP_THRESHOLD, (size_t)value);
+	case M_MMAP_THRESHOLD: /* any value, as glibc 2.36 (a negative one reads as SIZE_MAX: nothing maps for its size;
+				* until session 41 osmem refused a negative one and any above 32 MiB, which glibc takes) */
+		return osm_option_set(OPT_MMAP_THRESHOLD, value < 0 ? SIZE_MAX : (size_t)value);
 	case M_TRIM_THRESHOLD: /* negative: never (glibc reads -1 as SIZE_MAX); 0: whenever a page is free at the top */
 		return osm_option_set(OPT_TRIM_THRESHOLD, value < 0 ? 0 : value == 0 ? 1 : (size_t)value);
 	case M_TOP_PAD:
 		return value >= 0 && osm_option_set(OPT_TOP_PAD, (size_t)value);
-	case M_MMAP_MAX:
-		if (value == 0)
+	case M_MMAP_MAX: /* 0 or negative: nothing is mapped (glibc's count of mappings is never below a negative limit) */
+		if (value <= 0)
 			return osm_option_set(OPT_MMAP_MAX, 0);
 		if (value < 65536)
 			return 0; /* a limit osmem does not count against */

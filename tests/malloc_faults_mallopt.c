@@ -1,7 +1,8 @@
 /* malloc_faults_mallopt: osmem's own mallopt and malloc_info (before, both fell through to glibc's, which tune
  * and describe an allocator the program no longer uses).
  *  - mallopt's return values: 1 for the options osmem honours or can ignore, 0 for unknown options and values
- *    glibc refuses; in the classic profile, 0 for every option that would change docs/CLASSIC.md's rules;
+ *    it cannot honour (README, "mallopt"); in the classic profile, 0 for every option that would change
+ *    docs/CLASSIC.md's rules;
  *  - M_MMAP_THRESHOLD moves the threshold and turns the dynamic one off (os_stats' mapped_count shows which
  *    requests got a mapping); M_TRIM_THRESHOLD -1 stops trimming; M_TOP_PAD sets the break's growth; M_MMAP_MAX 0
  *    maps nothing, and a large limit gives the thresholds back;
@@ -68,10 +69,11 @@ static const struct ret_case ret_cases[] = {
 	{ "perturb", M_PERTURB, 0xa5, 1, 1 },
 	{ "mxfast_0", M_MXFAST, 0, 1, 1 },
 	{ "mxfast_too_large", M_MXFAST, 1000, 0, 0 },
+	{ "mmap_max_negative", M_MMAP_MAX, -1, 1, 0 },
 	{ "mmap_max_65536", M_MMAP_MAX, 65536, 1, 1 },
 	{ "mmap_max_10_not_enforced", M_MMAP_MAX, 10, 0, 0 },
-	{ "mmap_threshold_negative", M_MMAP_THRESHOLD, -1, 0, 0 },
-	{ "mmap_threshold_above_32m", M_MMAP_THRESHOLD, 64 << 20, 0, 0 },
+	{ "mmap_threshold_negative", M_MMAP_THRESHOLD, -1, 1, 0 },
+	{ "mmap_threshold_above_32m", M_MMAP_THRESHOLD, 64 << 20, 1, 0 },
 	{ "top_pad_negative", M_TOP_PAD, -1, 0, 0 },
 	{ "unknown_option", 12345, 1, 0, 0 },
 };
@@ -147,6 +149,22 @@ static void default_profile(void)
 	r = mallopt(M_MMAP_MAX, 65536);
 	check("mmap_max/65536_maps_again", r == 1 && is_mapped(4 << 20),
 	      "mallopt(M_MMAP_MAX, 65536) returned %d, or a 4 MiB request was not mapped", r);
+	/* a negative limit: glibc maps nothing (its count is never below it); then the thresholds come back again */
+	r = mallopt(M_MMAP_MAX, -1);
+	check("mmap_max/negative_maps_nothing", r == 1 && !is_mapped(4 << 20),
+	      "mallopt(M_MMAP_MAX, -1) returned %d, or a 4 MiB request was still mapped", r);
+	mallopt(M_MMAP_MAX, 65536);
+
+	/* thresholds glibc 2.36 takes and osmem refused until session 41: above 32 MiB, and negative (SIZE_MAX) */
+	r = mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	check("mmap_threshold/above_32m_honoured", r == 1 && !is_mapped(40 << 20) && is_mapped(80 << 20),
+	      "with mallopt(M_MMAP_THRESHOLD, 64 MiB) (returned %d), a 40 MiB request must come from the heap and an "
+	      "80 MiB one be mapped", r);
+	r = mallopt(M_MMAP_THRESHOLD, -1);
+	check("mmap_threshold/negative_maps_nothing_for_its_size", r == 1 && !is_mapped(80 << 20),
+	      "with mallopt(M_MMAP_THRESHOLD, -1) (returned %d: glibc reads it as SIZE_MAX), an 80 MiB request must come "
+	      "from the heap", r);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
 static void classic_profile(void)

@@ -807,6 +807,23 @@ def front_tests(build, out, tmp, cc):
               ((advised > 0 and "  hugepage measure " in dtext and ": dense" in dtext) if want else advised == 0),
               f"rc={rc}/{rc2} kernel madvise mode {madvise_mode}, madvise_huge bytes {advised}, page hugeBytes "
               f"{m.group(1) if m else None}; {err2.strip()[-300:]}")
+    # 6. malloc_trim gives back the free 4 KiB inside pages with slots in use (`page_release`), and the slots it set
+    # aside come back when needed (`page_refill`): lines the map must know, with the slots in use unchanged
+    exe, err = build_drop_in(cc, build, tmp, "trim_inside", TRIM_INSIDE_C)
+    if check("trace: the trim-inside-pages program compiles", exe, err.strip()[-400:]):
+        ttrace = os.path.join(out, "trim_inside.trace")
+        rc, _, err, _ = run([exe], env=traced_env(ttrace))
+        tpage = os.path.join(out, "trim_inside.html")
+        rc2, _, err2, _ = heapmap([ttrace, "-o", tpage]) if rc == 0 else (rc, "", err, 0)  # no -q: it hides warnings
+        ttext = open(ttrace).read() if os.path.exists(ttrace) else ""
+        released = [l for l in ttext.splitlines() if l.startswith("  page_release ")]
+        refilled = [l for l in ttext.splitlines() if l.startswith("  page_refill ")]
+        check("trace: a trim inside pages with live slots has `page_release` lines (after `front_trim`) and the "
+              "later mallocs `page_refill` lines; its map is drawn without warnings",
+              rc == 0 and rc2 == 0 and "warning" not in err2 and len(released) >= 9 and len(refilled) >= 9 and
+              ttext.find("front_trim ") < ttext.find("  page_release ") < ttext.find("  page_refill "),
+              f"rc={rc}/{rc2} page_release lines {len(released)}, page_refill lines {len(refilled)} (want 9 or more "
+              f"of each: ten pages, the last one partly carved); {err2.strip()[-300:]}")
     return {"page": page, "addr": paddr, "tend": meta["tEnd"], "voff": mine[0]["voff"] if mine else None}
 
 
@@ -821,6 +838,32 @@ int main(void)
 }
 '''
 
+
+# malloc_trim inside pages that hold slots in use (src/front.c, page_trim): 640 objects of 1,000 bytes (class 1024,
+# ten pages), all but every 16th freed, a trim (`page_release` lines), then 600 more, which use the slots the trim
+# set aside once the pages' other free slots are gone (`page_refill` lines).
+TRIM_INSIDE_C = r"""
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void)
+{
+	static void *p[640], *q[600];
+	for (int i = 0; i < 640; i++)
+		memset(p[i] = malloc(1000), 1, 1000);
+	for (int i = 0; i < 640; i++)
+		if (i % 16)
+			free(p[i]);
+	malloc_trim(0);
+	for (int i = 0; i < 600; i++)
+		memset(q[i] = malloc(1000), 2, 1000);
+	for (int i = 0; i < 600; i++)
+		free(q[i]);
+	for (int i = 0; i < 640; i += 16)
+		free(p[i]);
+	return 0;
+}
+"""
 
 SWING_C = r'''
 #include <stdlib.h>

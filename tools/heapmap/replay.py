@@ -30,7 +30,7 @@ REQUEST_OPS = {"malloc", "calloc", "realloc", "free", "memalign", "malloc_trim",
 FRONT_PAGE = 1 << 16
 FRONT_SEG = 1 << 22
 FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "abandon", "adopt", "remote_free",
-                "collect", "page_discard"}
+                "collect", "page_discard", "page_release", "page_refill"}
 # Lines that change a policy or start a wait, and move no block: a threshold raised, the decay's delay doubled,
 # a free top waiting for its trim, the front's range shrunk after ENOMEM (its segments were already unmapped).
 POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back", "slack",
@@ -330,7 +330,8 @@ def replay_trace(path, keep_text=True):
                 warn(lineno, f"seg_unmap of 0x{addr:x}, a segment not seen before")
             elif s[0] < t:
                 h.segments.append({"t0": s[0], "t1": t, "addr": addr, "voff": s[1]})
-        # remote_free, collect, page_discard: counted; a remote free was counted at its request line
+        # remote_free, collect, page_discard, page_release, page_refill: counted (the slots in use do not change);
+        # a remote free was counted at its request line
 
     def set_brk(v):
         nonlocal brk

@@ -1,0 +1,285 @@
+/* malloc_front_trim_inside_pages: free memory inside front pages that still hold a live slot, kept resident
+ * through malloc_trim.
+ *   - trim_gives_back_free_pages_inside_used_pages: 40,000 objects of 1,000 bytes, 49 of every 50 freed, then
+ *     malloc_trim(0). Before session 41 the trim gave back only wholly empty 64 KiB pages: every page still held a
+ *     live object or two, so all 40 MB stayed resident (glibc's trim: 41.2 -> 5.8 MB). Now every 4 KiB of a page
+ *     that holds no live slot goes back (madvise); what stays is about the 4 KiB pages the live objects touch.
+ *   - live_slots_intact_after_trim, released_slots_reused: the live objects keep their bytes, and allocating the
+ *     freed objects again takes the slots set aside in the given-back memory (no new pages, no overlap with a
+ *     live object).
+ *   - released_slot_double_free_reported, released_slot_realloc_reported, released_slot_usable_size_reported,
+ *     released_slot_remote_double_free_reported: a slot whose memory went back has no freed mark any more (it
+ *     reads as zeros); freeing it again, by the owner or by another thread, or handing it to realloc or
+ *     malloc_usable_size, is still reported with the pointer before anything changes (a free taken as valid
+ *     would hand the slot out twice later).
+ *   - abandoned_released_pages_adopted: a thread trims and exits with such pages (abandoned: they hold live
+ *     slots); another thread that allocates that size adopts them, and the set-aside slots serve it.
+ * Prints `PASS front/trim/...` or `FAIL ...: why`. */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+#define OBJ   1000
+#define N     40000
+#define KEEP  50 /* one object in KEEP stays live */
+#define PAGE  ((uintptr_t)65536)
+#define SMALL ((uintptr_t)4096)
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+static void *objs[N];
+static void *again[N];
+static int failures;
+
+static void result(const char *name, const char *why)
+{
+	if (why) {
+		printf("FAIL front/trim/%s: %s\n", name, why);
+		failures++;
+	} else {
+		printf("PASS front/trim/%s\n", name);
+	}
+	fflush(stdout);
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The distinct 64 KiB pages the objects lie in, sorted into pages[]; returns how many. */
+static size_t pages_of(void **o, size_t n, uintptr_t *pages)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		pages[k++] = (uintptr_t)o[i] & ~(PAGE - 1);
+	qsort(pages, k, sizeof *pages, cmp_ptr);
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++)
+		if (m == 0 || pages[m - 1] != pages[i])
+			pages[m++] = pages[i];
+	return m;
+}
+
+/* Resident bytes of the given 64 KiB pages (mincore). */
+static size_t resident(const uintptr_t *pages, size_t m)
+{
+	unsigned char vec[PAGE / 4096];
+	size_t bytes = 0;
+	for (size_t i = 0; i < m; i++) {
+		if (mincore((void *)pages[i], PAGE, vec) != 0)
+			continue;
+		for (size_t j = 0; j < sizeof vec; j++)
+			bytes += (vec[j] & 1) * 4096;
+	}
+	return bytes;
+}
+
+/* The 4 KiB pages the live objects touch, in bytes: what must stay resident. */
+static size_t live_small_pages(void)
+{
+	static uintptr_t touched[2 * (N / KEEP + 1)];
+	size_t k = 0;
+	for (size_t i = 0; i < N; i += KEEP) {
+		touched[k++] = (uintptr_t)objs[i] & ~(SMALL - 1);
+		touched[k++] = ((uintptr_t)objs[i] + OBJ - 1) & ~(SMALL - 1);
+	}
+	qsort(touched, k, sizeof *touched, cmp_ptr);
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++)
+		if (m == 0 || touched[m - 1] != touched[i])
+			touched[m++] = touched[i];
+	return m * SMALL;
+}
+
+static bool live_intact(void)
+{
+	for (size_t i = 0; i < N; i += KEEP)
+		for (size_t j = 0; j < OBJ; j++)
+			if (((unsigned char *)objs[i])[j] != (unsigned char)(i * 7 + j))
+				return false;
+	return true;
+}
+
+/* Allocates the N objects (each filled with its pattern), frees all but one in KEEP, trims. */
+static bool build_and_trim(void)
+{
+	for (size_t i = 0; i < N; i++) {
+		if (!(objs[i] = v_malloc(OBJ)))
+			return false;
+		for (size_t j = 0; j < OBJ; j++)
+			((unsigned char *)objs[i])[j] = (unsigned char)(i * 7 + j);
+	}
+	for (size_t i = 0; i < N; i++)
+		if (i % KEEP) {
+			v_free(objs[i]);
+			objs[i] = NULL;
+		}
+	malloc_trim(0);
+	return true;
+}
+
+static void *victim; /* set by the parent before the death cases fork */
+
+static void do_double_free(void) { tu_say_addr(victim); v_free(victim); }
+static void do_realloc(void) { tu_say_addr(victim); (void)v_realloc(victim, OBJ + 8); }
+static void do_usable(void) { tu_say_addr(victim); (void)malloc_usable_size(victim); }
+static void *remote_free(void *arg) { v_free(arg); return NULL; }
+static void do_remote_double_free(void)
+{
+	tu_say_addr(victim);
+	pthread_t t;
+	if (pthread_create(&t, NULL, remote_free, victim) == 0)
+		pthread_join(t, NULL);
+}
+
+static void *exiting_thread(void *arg)
+{
+	*(bool *)arg = build_and_trim();
+	return NULL;
+}
+
+int main(void)
+{
+	char why[600];
+	static uintptr_t pages[N];
+
+	/* 1: the free 4 KiB pages of pages that hold live slots go back */
+	static void *all[N];
+	for (size_t i = 0; i < N; i++)
+		all[i] = NULL;
+	if (!build_and_trim()) {
+		result("trim_gives_back_free_pages_inside_used_pages", "malloc(1000) returned NULL (test setup)");
+		return 1;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < N; i += KEEP)
+		all[kept++] = objs[i];
+	size_t m = pages_of(all, kept, pages);
+	size_t res = resident(pages, m), want = live_small_pages() + 2 * PAGE;
+	if (m * PAGE < (size_t)N * OBJ / 2) {
+		snprintf(why, sizeof why, "40,000 objects of 1,000 bytes, one in 50 live, lie in %zu pages of 64 KiB "
+			 "(test setup: want at least 20 MB of them; is the front layer on?)", m);
+		result("trim_gives_back_free_pages_inside_used_pages", why);
+	} else if (res > want) {
+		snprintf(why, sizeof why, "40,000 objects of 1,000 bytes, 49 of every 50 freed, then malloc_trim(0): "
+			 "%zu bytes of their %zu pages of 64 KiB stay resident (want at most %zu: the 4 KiB pages the live "
+			 "objects touch and two pages more; glibc's trim keeps 5.8 MB of 41)", res, m, want);
+		result("trim_gives_back_free_pages_inside_used_pages", why);
+	} else {
+		result("trim_gives_back_free_pages_inside_used_pages", NULL);
+	}
+
+	/* 2: the live objects keep their bytes; allocating the freed ones again reuses the set-aside slots */
+	result("live_slots_intact_after_trim", live_intact() ? NULL :
+	       "a live object's bytes changed after malloc_trim gave back the free 4 KiB pages around it");
+	struct os_stats before, after;
+	os_stats(&before);
+	size_t n_again = 0;
+	bool overlap = false;
+	for (size_t i = 0; i < N; i++)
+		if (i % KEEP) {
+			if (!(again[n_again] = v_malloc(OBJ)))
+				break;
+			memset(again[n_again], 0xa5, OBJ);
+			n_again++;
+		}
+	os_stats(&after);
+	for (size_t i = 0; i < n_again && !overlap; i++)
+		for (size_t k = 0; k < N; k += KEEP)
+			if ((char *)again[i] < (char *)objs[k] + OBJ && (char *)objs[k] < (char *)again[i] + OBJ)
+				overlap = true;
+	if (n_again != N - N / KEEP)
+		snprintf(why, sizeof why, "malloc(1000) returned NULL after %zu of %d (after the trim)", n_again,
+			 N - N / KEEP);
+	else if (overlap || !live_intact())
+		snprintf(why, sizeof why, "a new object overlaps a live one, or a live object's bytes changed, when the "
+			 "slots whose memory the trim gave back were allocated again");
+	else if (after.front_page_bytes > before.front_page_bytes + 4 * PAGE)
+		snprintf(why, sizeof why, "allocating the 39,200 freed objects again took %zu bytes of new pages (want at "
+			 "most 4 pages: the slots set aside in the given-back memory serve them)",
+			 after.front_page_bytes - before.front_page_bytes);
+	else
+		why[0] = 0;
+	result("released_slots_reused", why[0] ? why : NULL);
+	for (size_t i = 0; i < n_again; i++)
+		v_free(again[i]);
+	n_again = 0;
+
+	/* 3: a slot whose memory went back, freed again or passed to realloc or malloc_usable_size: reported.
+	 * After the frees just above, the trim sets aside the same slots again; the victim is a freed object in the
+	 * middle of a run of freed ones (its 4 KiB went back), found by mincore. */
+	malloc_trim(0);
+	victim = NULL;
+	for (size_t i = 0; i + 2 * KEEP < N && !victim; i += KEEP) {
+		uintptr_t pg = (uintptr_t)objs[i] & ~(PAGE - 1);
+		for (uintptr_t p = pg; p < pg + PAGE && !victim; p += 1024) {
+			unsigned char vec[1];
+			bool live = false;
+			for (size_t k = 0; k < N && !live; k += KEEP)
+				live = (uintptr_t)objs[k] == p;
+			if (!live && mincore((void *)(p & ~(SMALL - 1)), SMALL, vec) == 0 && !(vec[0] & 1))
+				victim = (void *)p;
+		}
+	}
+	if (!victim) {
+		const char *names[] = { "released_slot_double_free_reported", "released_slot_realloc_reported",
+					"released_slot_usable_size_reported", "released_slot_remote_double_free_reported" };
+		for (size_t i = 0; i < 4; i++)
+			result(names[i], "no freed object whose 4 KiB page is not resident after malloc_trim(0) (the trim "
+			       "gave back no free memory inside pages with live slots)");
+	} else {
+		failures += !tu_death_case("front/trim", "", "released_slot_double_free_reported", do_double_free, "free",
+					   "double free");
+		failures += !tu_death_case("front/trim", "", "released_slot_realloc_reported", do_realloc, "realloc",
+					   "double free");
+		failures += !tu_death_case("front/trim", "", "released_slot_usable_size_reported", do_usable,
+					   "malloc_usable_size", "double free");
+		failures += !tu_death_case("front/trim", "", "released_slot_remote_double_free_reported",
+					   do_remote_double_free, "free", "double free");
+	}
+	for (size_t i = 0; i < N; i += KEEP)
+		v_free(objs[i]);
+
+	/* 4: a thread trims and exits; its pages, abandoned with memory given back, serve another thread */
+	bool ok = false;
+	pthread_t t;
+	if (pthread_create(&t, NULL, exiting_thread, &ok) != 0 || pthread_join(t, NULL) != 0 || !ok) {
+		result("abandoned_released_pages_adopted", "a thread's 40,000 malloc(1000) failed (test setup)");
+		return 1;
+	}
+	os_stats(&before);
+	for (n_again = 0; n_again < N - N / KEEP; n_again++) {
+		if (!(again[n_again] = v_malloc(OBJ)))
+			break;
+		memset(again[n_again], 0x5a, OBJ);
+	}
+	os_stats(&after);
+	if (n_again != N - N / KEEP)
+		snprintf(why, sizeof why, "malloc(1000) returned NULL after %zu of %d", n_again, N - N / KEEP);
+	else if (!live_intact())
+		snprintf(why, sizeof why, "the exited thread's live objects changed when another thread allocated into "
+			 "its abandoned pages");
+	else if (after.front_page_bytes > before.front_page_bytes + 16 * PAGE)
+		snprintf(why, sizeof why, "the main thread's 39,200 objects took %zu bytes of new pages (want at most 16 "
+			 "pages, the ones its heap keeps empty and a batch: the exited thread's abandoned pages, their "
+			 "given-back slots included, serve the rest)",
+			 after.front_page_bytes - before.front_page_bytes);
+	else if (os_heap_check() != 0)
+		snprintf(why, sizeof why, "os_heap_check() failed");
+	else
+		why[0] = 0;
+	result("abandoned_released_pages_adopted", why[0] ? why : NULL);
+	return failures != 0;
+}
