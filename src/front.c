@@ -115,7 +115,7 @@ static uint64_t seg_released_ns; /* when a segment last went back (the coarse cl
  * same time with 16 (0.426 -> 0.422 s over 15 runs) but 23% slower with 8; larson-2/4/8 unchanged. */
 #define RB_MAX 16
 
-static const uint32_t class_size[FRONT_CLASSES] = {
+const uint32_t osm_front_class_size[FRONT_CLASSES] = {
 	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
 	640, 768, 896, 1024, 1040, 1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048,
 };
@@ -389,7 +389,7 @@ static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
 {
 	size_t idx = (size_t)(pg - seg_of(pg)->pages);
 	pg->cls = (uint8_t)cls;
-	pg->slot_size = class_size[cls];
+	pg->slot_size = osm_front_class_size[cls];
 	pg->reserved = (uint32_t)(FRONT_PAGE_SIZE / pg->slot_size);
 	pg->capacity = 0;
 	pg->start = (uintptr_t)seg_of(pg) + idx * FRONT_PAGE_SIZE;
@@ -1028,12 +1028,12 @@ static void global_init(void)
 		return;
 	}
 	for (size_t c = 0; c < FRONT_CLASSES; c++) { /* the thread cache's depths: 16 KiB of slots, 8 to TC_DEPTH */
-		size_t d = ((size_t)16 << 10) / class_size[c];
+		size_t d = ((size_t)16 << 10) / osm_front_class_size[c];
 		osm_front_tc_max[c] = (uint8_t)(d > TC_DEPTH ? TC_DEPTH : d < 8 ? 8 : d);
 	}
 	for (size_t i = 0; i <= FRONT_MAX / 16; i++) { /* the table matches the classes, or the front stays off */
 		size_t c = osm_front_class_of[i];
-		if (class_size[c] < i * 16 || (c && class_size[c - 1] >= (i ? i * 16 : 16))) {
+		if (osm_front_class_size[c] < i * 16 || (c && osm_front_class_size[c - 1] >= (i ? i * 16 : 16))) {
 			global_state = G_OFF;
 			return;
 		}
@@ -1325,7 +1325,7 @@ static void *traced_malloc(size_t cls)
 		if (tl_req.kind == REQ_MEMALIGN)
 			osm_trace_event("memalign %z %z t=%t", tl_req.a, tl_req.n);
 		else
-			osm_trace_event("slot %z t=%t", (size_t)class_size[cls]);
+			osm_trace_event("slot %z t=%t", (size_t)osm_front_class_size[cls]);
 	}
 	tl_req.kind = REQ_NONE;
 	struct front_page *pg = h->cur[cls];
@@ -1621,7 +1621,7 @@ void *osm_front_os_realloc(void *p, size_t n, size_t *move)
 
 bool osm_front_keeps(size_t u, size_t n)
 {
-	bool keep = n <= u && n <= FRONT_MAX && class_size[osm_front_class_of[(n + 15) >> 4]] == u;
+	bool keep = n <= u && n <= FRONT_MAX && osm_front_class_size[osm_front_class_of[(n + 15) >> 4]] == u;
 	if (front_tracing() && tl_req.kind == REQ_REALLOC) {
 		/* realloc (override.c): osm_front_usable, then here. In place, the request is recorded now; a move is
 		 * recorded as what serves it: the malloc of the new size (`slot C` or the core's `malloc N`), then
@@ -1883,7 +1883,7 @@ void osm_front_stats(struct front_stats *fs)
 			void ***sp = __atomic_load_n(&h->tc_sp[c], __ATOMIC_RELAXED);
 			size_t n = (size_t)(sp - tc_base(h, c));
 			fs->tc_slots += n;
-			fs->tc_bytes += n * class_size[c];
+			fs->tc_bytes += n * osm_front_class_size[c];
 		}
 	}
 	osm_front_medium_stats(fs); /* the transfer cache (front lock held) */

@@ -756,6 +756,9 @@ HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_m
 HIDDEN extern uint64_t osm_front_segmap[FRONT_SEGMAP_SIZE / 64];
 HIDDEN extern size_t osm_front_segmap_lo, osm_front_segmap_hi; /* the lowest and highest index ever set */
 HIDDEN extern const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1]; /* (n + 15) / 16 -> size class */
+HIDDEN extern const uint32_t osm_front_class_size[FRONT_CLASSES];    /* size class -> slot bytes */
+/* The slot bytes of a request of 1 to FRONT_MAX bytes: what malloc_usable_size says of its slot. */
+static inline size_t osm_front_slot_bytes(size_t n) { return osm_front_class_size[osm_front_class_of[(n + 15) >> 4]]; }
 HIDDEN extern uintptr_t osm_front_key;   /* per-process secret of the free-list links */
 HIDDEN extern uintptr_t osm_front_dfkey; /* per-process secret of the freed-slot mark */
 

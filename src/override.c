@@ -187,11 +187,11 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	if (n - 1 < FRONT_MAX) { /* 0: the core's path, as malloc(0) */
 		void *p = osm_front_malloc(n);
 		if (p)
-			return memset(p, 0, n);
+			return memset(p, 0, osm_front_slot_bytes(n));
 	} else if (n - 1 < MEDIUM_MAX) {
 		void *p = osm_front_medium_malloc(n);
 		if (p)
-			return memset(p, 0, n);
+			return memset(p, 0, block_of(p)->size); /* the block's size: malloc_usable_size */
 	}
 	int saved = errno;
 	osm_front_release_spare(n);
@@ -228,14 +228,16 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 }
 
 /* A front slot, zeroed: malloc's hit and a tail call of memset, no stack frame. Strict mode has no front (the hit
- * misses); 0 wraps round to calloc_slow. */
+ * misses); 0 wraps round to calloc_slow. The zeros cover the whole slot, all that malloc_usable_size says the
+ * program may use, as glibc, jemalloc and mimalloc zero theirs (until session 41 only the n bytes asked for:
+ * malloc/calloc/zeroes_usable_size). */
 EXPORT void *calloc(size_t nmemb, size_t size)
 {
 	size_t n;
 	if (!__builtin_mul_overflow(nmemb, size, &n) && n - 1 < FRONT_MAX) {
 		void *p = osm_front_malloc_hit(n);
 		if (__builtin_expect(p != NULL, 1))
-			return memset(p, 0, n);
+			return memset(p, 0, osm_front_slot_bytes(n));
 	}
 	return calloc_slow(nmemb, size);
 }

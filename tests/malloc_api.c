@@ -403,6 +403,26 @@ static bool realloc_walk(const size_t *path, size_t len, unsigned tag)
 	return true;
 }
 
+/* calloc's zeros cover all that malloc_usable_size says the program may use, as glibc's, jemalloc's and mimalloc's
+ * do: a program that grows into its block's slack (a string buffer sized by malloc_usable_size) finds zeros there.
+ * Until session 41 a front slot or a medium block was zeroed for the n bytes asked for only. */
+static void t_calloc_zeroes_usable_size(void)
+{
+	for (size_t i = 0; i < NSIZES; i++) {
+		size_t n = sizes[i];
+		unsigned char *p = v_malloc(n);
+		TRY(good_block(p, n, 16, "malloc"));
+		memset(p, 0xAA, v_usable(p));
+		v_free(p);
+		unsigned char *q = v_calloc(n, 1);
+		EXPECT(q != NULL, "calloc(%zu, 1) = NULL", n);
+		size_t u = v_usable(q), nz = first_nonzero(q, u);
+		EXPECT(nz == u, "calloc(%zu, 1) after a dirty free (0xAA): byte %zu of the %zu usable bytes is 0x%02x (same "
+		       "block: %s)", n, nz, u, q[nz], q == p ? "yes" : "no");
+		v_free(q);
+	}
+}
+
 static void t_realloc_grow_shrink(void)
 {
 	static const size_t up[] = {
@@ -1214,6 +1234,7 @@ static const struct {
 	{ "free_null", t_free_null },
 	{ "usable_size", t_usable_size },
 	{ "calloc_zeroes_reused", t_calloc_zero },
+	{ "calloc_zeroes_usable_size", t_calloc_zeroes_usable_size },
 	{ "realloc_grow_shrink", t_realloc_grow_shrink },
 	{ "realloc_big_move_keeps_bytes", t_realloc_big_move },
 	{ "reallocarray", t_reallocarray },
