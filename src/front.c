@@ -110,6 +110,7 @@
 static size_t segs_hold = SEGS_KEEP;
 #define POOL_DECAY_NS 1000000000ull /* a second: pool pages idle this long go back (pool_decay) */
 static uint64_t seg_released_ns; /* when a segment last went back (the coarse clock) */
+static uint32_t trim_epoch;      /* malloc_trim calls so far (atomic): a thread behind it trims (heap_trim_late) */
 /* Remote frees gathered into one page before one CAS pushes them. The slots of a batch are unusable to the page's
  * owner until it is pushed: prodcon (every free remote) peaked at 3.76 MiB with 32, 3.52 with 16 or 8, in the
  * same time with 16 (0.426 -> 0.422 s over 15 runs) but 23% slower with 8; larson-2/4/8 unchanged. */
@@ -845,6 +846,8 @@ static size_t pool_chill(bool all, uint64_t now)
  * pages before its cold ones. From pool_put, from the requests that reach the core and from one in FRONT_TICK of
  * the frees the caches take (osm_front_idle_tick), at most a pass a second. Front lock held. */
 static void decay_abandoned(void);
+static void heap_trim_late(struct front_heap *h);
+static bool heap_trim_own(struct front_heap *h);
 static void pool_decay(uint64_t now)
 {
 	if ((int64_t)(now - pool_decay_last) < (int64_t)POOL_DECAY_NS)
@@ -914,6 +917,9 @@ void osm_front_tick(void)
 {
 	if (tl_in_lock || tl_hold || osm_lock_held_by_self())
 		return;
+	struct front_heap *h = osm_front_tl_heap;
+	if (h != &osm_front_empty_heap && h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED))
+		heap_trim_late(h);
 	osm_heap_idle_tick();
 	osm_front_idle_tick();
 }
@@ -1088,6 +1094,7 @@ static struct front_heap *heap_alloc(void)
 	 * are not faulted in until used (18 KiB a thread). tc_base(h, c) is the one entry read beyond a count (the
 	 * top a pop of the last slot leaves): nothing ever writes it, so it keeps the mapping's zero (NULL) */
 	memset(h, 0, sizeof *h);
+	h->trim_seen = __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED); /* a new thread has nothing to trim */
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		h->cur[c] = &empty_page;
 		h->tc_sp[c] = tc_base(h, c);
@@ -1306,10 +1313,14 @@ void *osm_front_malloc_slow(size_t cls)
 	struct front_heap *h = osm_front_tl_heap;
 	int saved = errno; /* a heap or segment that could not be mapped: the core serves, errno stays as it was */
 	void *p;
-	if (h == &osm_front_empty_heap && !(h = heap_init()))
+	if (h == &osm_front_empty_heap && !(h = heap_init())) {
 		p = tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
-	else
+	} else {
+		if (__builtin_expect(h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED), 0) && !tl_in_lock &&
+		    !tl_hold && !osm_lock_held_by_self())
+			heap_trim_late(h);
 		p = slow_malloc(h, cls);
+	}
 	errno = saved;
 	return p;
 }
@@ -1328,6 +1339,10 @@ static void *traced_malloc(size_t cls)
 			osm_trace_event("slot %z t=%t", (size_t)osm_front_class_size[cls]);
 	}
 	tl_req.kind = REQ_NONE;
+	if (h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED)) { /* heap_trim_late, under the trace lock */
+		h->trim_seen = __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
+		heap_trim_own(h);
+	}
 	struct front_page *pg = h->cur[cls];
 	void *p;
 	if (pg->free) {
@@ -1788,11 +1803,53 @@ static size_t page_trim(struct front_page *pg)
 	return bytes;
 }
 
+/* A thread's part of malloc_trim, for its own heap h: the remote frees waiting on its pages are collected and the
+ * pages they empty go to the pool, with its empty pages; the free 4 KiB inside its pages that hold slots in use go
+ * back (page_trim). Returns whether memory went back. Owner, front lock held (or traced). */
+static bool heap_trim_own(struct front_heap *h)
+{
+	struct front_page *pg;
+	bool released = false;
+	remote_flush(h);
+	heap_collect_all(h);
+	while ((pg = list_pop(&h->empty)))
+		pool_put(pg);
+	h->n_empty = 0;
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
+		if (h->cur[c] != &empty_page)
+			released |= page_trim(h->cur[c]) != 0;
+		for (pg = h->partial[c].first; pg; pg = pg->next)
+			released |= page_trim(pg) != 0;
+	}
+	return released;
+}
+
+/* malloc_trim ran in another thread since this one last looked (h->trim_seen behind trim_epoch): this thread's
+ * pages get the look that only their owner can give them (heap_trim_own), and the pool the pages it gave back.
+ * Before it, a trim left every other live thread's pages as they were: 40,000 objects of 1,000 bytes that a
+ * worker thread allocated and mostly freed stayed resident through a trim in the main thread
+ * (front/trim/other_threads_trim_at_their_next_slow_path). glibc's trim walks every arena from the caller; osmem
+ * cannot touch a live thread's pages, so this is later: at the thread's next malloc slow path (a page ran out) or
+ * free tick (every FRONT_TICK frees its caches take); a thread that never allocates or frees again keeps its
+ * pages. Cost when no trim ran: a load and a compare, on those paths only. Not in a traced thread's free tick (its
+ * frees never take the fast paths); a traced thread's slow path calls heap_trim_own under its trace lock. */
+static void heap_trim_late(struct front_heap *h)
+{
+	h->trim_seen = __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
+	int saved = errno;
+	tc_flush_all(h); /* before the lock, as in osm_front_trim */
+	front_lock();
+	if (heap_trim_own(h) || pool.first)
+		pool_chill(true, 0);
+	front_unlock();
+	errno = saved;
+}
+
 /* malloc_trim: the remote frees waiting on the calling thread's pages are collected (heap_collect_all) and its
  * empty pages go to the pool, abandoned pages are swept, the free 4 KiB inside the caller's and the abandoned pages
  * that still hold slots in use go back (page_trim), every fully free segment is unmapped and the pages of the pool
- * are discarded (their memory reads zero when used again). Other threads' pages keep their free memory: only its
- * owner may rebuild a page's free list. */
+ * are discarded (their memory reads zero when used again). Only its owner may rebuild a page's free list: every
+ * other live thread trims its own pages at its next malloc slow path or free tick (trim_epoch, heap_trim_late). */
 bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
@@ -1811,18 +1868,10 @@ bool osm_front_trim(void)
 		return false;
 	}
 	struct front_page *pg;
+	uint32_t epoch = __atomic_add_fetch(&trim_epoch, 1, __ATOMIC_RELAXED); /* the other threads' turn comes later */
 	if (h != &osm_front_empty_heap) {
-		remote_flush(h);
-		heap_collect_all(h);
-		while ((pg = list_pop(&h->empty)))
-			pool_put(pg);
-		h->n_empty = 0;
-		for (size_t c = 0; c < FRONT_CLASSES; c++) {
-			if (h->cur[c] != &empty_page)
-				released |= page_trim(h->cur[c]) != 0;
-			for (pg = h->partial[c].first; pg; pg = pg->next)
-				released |= page_trim(pg) != 0;
-		}
+		h->trim_seen = epoch;
+		released |= heap_trim_own(h);
 	}
 	abandoned_sweep(NULL, FRONT_CLASSES, SIZE_MAX, &dead.collected);
 	for (size_t c = 0; c < FRONT_CLASSES; c++)

@@ -704,6 +704,7 @@ struct front_heap {
 	 * remote_batch); rb_any: some class has a batch */
 	struct { struct front_page *page; void **head, **tail; size_t count; } rb[FRONT_CLASSES];
 	bool rb_any;
+	uint32_t trim_seen; /* the malloc_trim calls this heap has answered (front.c, heap_trim_late) */
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
 	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];

@@ -14,6 +14,10 @@
  *     would hand the slot out twice later).
  *   - abandoned_released_pages_adopted: a thread trims and exits with such pages (abandoned: they hold live
  *     slots); another thread that allocates that size adopts them, and the set-aside slots serve it.
+ *   - other_threads_trim_at_their_next_slow_path: a worker thread builds the same objects and frees 49 of 50, the
+ *     main thread calls malloc_trim(0), then the worker makes one request that takes its malloc slow path. Only a
+ *     page's owner may rebuild its free list, so before session 41 the worker's 40 MB stayed resident through the
+ *     trim (glibc's trim walks every arena); now the worker trims its own pages at that slow path.
  * Prints `PASS front/trim/...` or `FAIL ...: why`. */
 #include <malloc.h>
 #include <pthread.h>
@@ -150,6 +154,50 @@ static void *exiting_thread(void *arg)
 	return NULL;
 }
 
+/* The worker of case 5: builds and frees (no trim), then waits for the main thread's trim, then one malloc of a
+ * class it never used (its slow path), and waits again until main has looked. */
+static pthread_mutex_t step_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t step_cond = PTHREAD_COND_INITIALIZER;
+static int step;
+static void step_to(int k)
+{
+	pthread_mutex_lock(&step_lock);
+	step = k;
+	pthread_cond_broadcast(&step_cond);
+	pthread_mutex_unlock(&step_lock);
+}
+static void step_wait(int k)
+{
+	pthread_mutex_lock(&step_lock);
+	while (step < k)
+		pthread_cond_wait(&step_cond, &step_lock);
+	pthread_mutex_unlock(&step_lock);
+}
+static void *worker(void *arg)
+{
+	bool ok = true;
+	for (size_t i = 0; i < N && ok; i++) {
+		if (!(objs[i] = v_malloc(OBJ)))
+			ok = false;
+		else
+			for (size_t j = 0; j < OBJ; j++)
+				((unsigned char *)objs[i])[j] = (unsigned char)(i * 7 + j);
+	}
+	for (size_t i = 0; ok && i < N; i++)
+		if (i % KEEP) {
+			v_free(objs[i]);
+			objs[i] = NULL;
+		}
+	*(bool *)arg = ok;
+	step_to(1);
+	step_wait(2); /* main trimmed */
+	void *q = v_malloc(40); /* class 48: never used by this thread, so its slow path */
+	step_to(3);
+	step_wait(4); /* main looked */
+	v_free(q);
+	return NULL;
+}
+
 int main(void)
 {
 	char why[600];
@@ -281,5 +329,42 @@ int main(void)
 	else
 		why[0] = 0;
 	result("abandoned_released_pages_adopted", why[0] ? why : NULL);
+	for (size_t i = 0; i < n_again; i++)
+		v_free(again[i]);
+	for (size_t i = 0; i < N; i += KEEP)
+		v_free(objs[i]);
+
+	/* 5: a live thread's pages: trimmed at its next slow path after another thread's malloc_trim */
+	ok = false;
+	if (pthread_create(&t, NULL, worker, &ok) != 0) {
+		result("other_threads_trim_at_their_next_slow_path", "pthread_create failed (test setup)");
+		return 1;
+	}
+	step_wait(1);
+	malloc_trim(0);
+	step_to(2);
+	step_wait(3);
+	kept = 0;
+	for (size_t i = 0; ok && i < N; i += KEEP)
+		all[kept++] = objs[i];
+	m = ok ? pages_of(all, kept, pages) : 0;
+	res = resident(pages, m);
+	want = ok ? live_small_pages() + 2 * PAGE : 0;
+	if (!ok)
+		snprintf(why, sizeof why, "the worker's malloc(1000) returned NULL (test setup)");
+	else if (res > want)
+		snprintf(why, sizeof why, "a worker thread built 40,000 objects of 1,000 bytes and freed 49 of 50, the main "
+			 "thread called malloc_trim(0), then the worker made a request that took its slow path: %zu bytes "
+			 "of its %zu pages stay resident (want at most %zu: the worker trims its own pages there)", res, m,
+			 want);
+	else if (!live_intact())
+		snprintf(why, sizeof why, "a live object's bytes changed when the worker trimmed its pages");
+	else
+		why[0] = 0;
+	result("other_threads_trim_at_their_next_slow_path", why[0] ? why : NULL);
+	step_to(4);
+	pthread_join(t, NULL);
+	for (size_t i = 0; ok && i < N; i += KEEP)
+		v_free(objs[i]);
 	return failures != 0;
 }
