@@ -7,7 +7,8 @@
  * pass blocks to each other through one shared exchange guarded by a mutex: the receiver verifies a block it takes
  * and then frees it, reallocs it or keeps it. Each thread stops after OPS ops or TIME_LIMIT seconds. At the end the
  * main thread verifies and frees what is left (in the tables and the exchange), and os_heap_check() must be 0;
- * threads also run os_heap_check() now and then while the others allocate.
+ * threads also run os_heap_check() now and then while the others allocate, and (the malloc family) two of them
+ * malloc_trim(0).
  *
  * Alignment: 16 bytes for the malloc family; 8 with -DUSE_OS_API (docs/CLASSIC.md's granule, which is what
  * libosmem.a gives; the drop-in's os_* give 16, which satisfies it).
@@ -47,6 +48,10 @@
 #define A_FREE(p)       free(p)
 #define API_NAME        "malloc"
 #define MIN_ALIGN       16
+/* malloc_trim now and then from two of the threads: it rebuilds the caller's page free lists around the 4 KiB it
+ * gives back while other threads free into those pages, and every other thread trims its own pages later
+ * (front.c, page_trim, heap_trim_late) */
+#define TRIM_EVERY  15000L
 #endif
 
 #define THREADS     8
@@ -359,6 +364,10 @@ static void *worker_main(void *arg)
 		}
 		if (!ok)
 			break;
+#ifdef TRIM_EVERY
+		if (w->id < 2 && op % TRIM_EVERY == TRIM_EVERY / 2)
+			malloc_trim(0);
+#endif
 		if (op % CHECK_EVERY == CHECK_EVERY - 1) {
 			w->checks++;
 			if (os_heap_check() != 0) {
