@@ -163,6 +163,13 @@ static __thread unsigned tl_fork_skips __attribute__((tls_model("initial-exec"))
  * realloc entry point announced to the slow path that serves it. */
 static __thread struct front_heap *tl_heap __attribute__((tls_model("initial-exec")));
 static __thread bool tl_hold __attribute__((tls_model("initial-exec")));
+/* Requests this thread sends straight to the core because its heap or a segment could not be mapped lately
+ * (RETRY_AFTER after each failure). Without it, a thread under ENOMEM tried the mapping again at every small
+ * request: a failed mmap, and for a segment the front lock too, before the core served it
+ * (front/enomem/heap_mapping_not_retried_every_request, segment_mapping_not_retried_every_request: 100,000
+ * attempts for 100,000 mallocs). */
+static __thread uint16_t tl_map_backoff __attribute__((tls_model("initial-exec")));
+#define RETRY_AFTER 256
 enum { REQ_NONE, REQ_MEMALIGN, REQ_REALLOC };
 static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribute__((tls_model("initial-exec")));
 
@@ -1151,6 +1158,10 @@ static struct front_heap *heap_init_errno(void)
 {
 	if (tl_state != TL_NEW)
 		return NULL;
+	if (tl_map_backoff) { /* the heap could not be mapped lately */
+		tl_map_backoff--;
+		return NULL;
+	}
 	front_lock();
 	if (global_state == G_UNSET)
 		global_init();
@@ -1160,8 +1171,10 @@ static struct front_heap *heap_init_errno(void)
 		tl_state = TL_OFF;
 		return NULL;
 	}
-	if (!h)
+	if (!h) {
+		tl_map_backoff = RETRY_AFTER;
 		return NULL;
+	}
 	pthread_setspecific(exit_key, h); /* a key below 32: no allocation in glibc */
 	if (front_tracing()) { /* the fast paths keep failing: every call takes a traced slow path */
 		tl_heap = h;
@@ -1253,6 +1266,10 @@ static struct front_page *find_page(struct front_heap *h, size_t cls)
 		page_format(pg, h, cls);
 		return pg;
 	}
+	if (tl_map_backoff) { /* a segment could not be mapped lately: the core serves, without the front lock */
+		tl_map_backoff--;
+		return NULL;
+	}
 	front_lock();
 	pg = n_abandoned ? abandoned_sweep(h, cls, ABANDONED_SCAN, &h->collected) : NULL;
 	/* no abandoned page: a batch from the pool, the first for cls, the others kept empty (one lock per BATCH
@@ -1260,8 +1277,11 @@ static struct front_page *find_page(struct front_heap *h, size_t cls)
 	bool batch = !pg;
 	for (size_t k = 0; batch && k < BATCH && h->n_empty < EMPTY_KEEP; k++) {
 		struct front_page *p = pool_take();
-		if (!p)
+		if (!p) {
+			if (k == 0) /* no page, and no segment could be mapped */
+				tl_map_backoff = RETRY_AFTER;
 			break;
+		}
 		if (k == 0) {
 			pg = p;
 			page_format(pg, h, cls);

@@ -313,7 +313,9 @@ static int fault_child(void)
 	}
 	for (size_t i = 0; i < n; i++)
 		v_free(p[i]);
-	if (outside > 16)
+	/* after a failed mapping the thread leaves the next 256 requests to the core (front.c, RETRY_AFTER): those
+	 * are outside; a closed range would put nearly all of them outside */
+	if (outside > 256 + 16)
 		return printf("%zu of %zu 1 KiB objects outside the range: the injected failure closed it\n", outside,
 			      n), 1;
 	return os_heap_check() == 0 ? 0 : (printf("os_heap_check failed\n"), 1);
