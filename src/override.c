@@ -230,7 +230,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 /* A front slot, zeroed: malloc's hit and a tail call of memset, no stack frame. Strict mode has no front (the hit
  * misses); 0 wraps round to calloc_slow. The zeros cover the whole slot, all that malloc_usable_size says the
  * program may use, as glibc, jemalloc and mimalloc zero theirs (until session 41 only the n bytes asked for:
- * malloc/calloc/zeroes_usable_size). */
+ * malloc_api's calloc_zeroes_usable_size). */
 EXPORT void *calloc(size_t nmemb, size_t size)
 {
 	size_t n;
