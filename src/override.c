@@ -190,8 +190,23 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 			return memset(p, 0, osm_front_slot_bytes(n));
 	} else if (n - 1 < MEDIUM_MAX) {
 		void *p = osm_front_medium_malloc(n);
-		if (p)
-			return memset(p, 0, block_of(p)->size); /* the block's size: malloc_usable_size */
+		if (p) {
+			/* the block's size, malloc_usable_size's, once its header holds as free's fast path checks it: the
+			 * cache's pop compares the block's `next` with the size it keeps, not the header's size, which a
+			 * program's overflow may have rewritten (fuzz/crashes, calloc_size_trusted: a memset of that size
+			 * ran past the heap). A header that fails there (or a heap with gaps, where that check does not
+			 * apply) is checked by the core under its lock, which reports a corrupted one. */
+			struct block_meta *b = medium_user_block(p);
+			size_t u;
+			if (b) {
+				u = b->size;
+			} else {
+				osm_lock();
+				u = osm_user_block(p, "calloc", false)->size;
+				osm_unlock();
+			}
+			return memset(p, 0, u);
+		}
 	}
 	int saved = errno;
 	osm_front_release_spare(n);

@@ -166,6 +166,21 @@ static void header_size_written_while_cached(void)
 	v_free(again);
 }
 
+/* the same, then calloc takes the block: calloc zeroes the block's whole usable size since session 41, and took
+ * that size from the header the pop does not check: a memset of the forged size ran past the heap (SIGSEGV; found
+ * by fuzz_corrupt, fuzz/crashes/fuzz_corrupt/calloc_size_trusted-b9025188). Now the header is checked first */
+static void calloc_after_header_size_written_while_cached(void)
+{
+	char *p = v_malloc(4096), *q = v_malloc(4096);
+	(void)q;
+	say_addr(p);
+	v_free(p);
+	((size_t *)p)[-4] = (size_t)1 << 40;
+	void *(*volatile v_calloc)(size_t, size_t) = calloc;
+	char *z = v_calloc(1, 4096);
+	v_free(z);
+}
+
 /* the header's size and `next` rewritten together while the block is cached, so that the pop's look at `next`
  * passes: when the bin spills its older half into the transfer cache, the size travelling with the block is the
  * cache's record, and the header is checked whole there (medium.c, xfer_put). Before, the forged size travelled
@@ -1218,6 +1233,8 @@ int main(void)
 	death("write_after_free_then_malloc", write_after_free_then_malloc, "malloc", "write after free");
 	death("header_next_written_while_cached", header_next_written_while_cached, "malloc", "corrupted header");
 	death("header_size_written_while_cached", header_size_written_while_cached, "free", "corrupted header");
+	death("calloc_after_header_size_written_while_cached", calloc_after_header_size_written_while_cached, "calloc",
+	      "corrupted header");
 	death("header_size_and_next_written_while_cached", header_size_and_next_written_while_cached, "free",
 	      "corrupted header");
 	death("realloc_header_overwritten", realloc_header_overwritten, "realloc", "corrupted header");
