@@ -1767,8 +1767,10 @@ static size_t page_trim(struct front_page *pg)
 	uint32_t size = pg->slot_size, cap = pg->capacity;
 	uintptr_t span = (uintptr_t)cap * size;
 	uint64_t freed[FRONT_PAGE_SIZE / 16 / 64] = { 0 }; /* bit i: slot i is free (listed or already set aside) */
+	/* every listed slot carries its freed mark: a link that decodes to a slot in use would otherwise give that
+	 * slot's memory back under the program's data */
 	for (void **s = pg->free; s; s = front_dec(s, (uintptr_t)s[0])) {
-		if (!front_is_slot(pg, (uintptr_t)s))
+		if (!front_is_slot(pg, (uintptr_t)s) || !slot_is_free(s))
 			osm_front_corrupt(s);
 		size_t i = ((uintptr_t)s - pg->start) / size;
 		if (freed[i / 64] >> (i % 64) & 1) /* a slot listed twice: the list loops */
