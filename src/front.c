@@ -214,6 +214,10 @@ static struct front_heap *live_heaps, *spare_heaps;
 static size_t n_live;
 static struct { size_t hits, misses, frees, remote_freed, collected, mc_hits, mc_frees, mc_refills, mc_flushed, mc_scavenged; } dead; /* the counters of exited threads */
 static size_t orphan_frees; /* frees by threads without a heap (atomic) */
+/* In a fork's child, what the caches of the threads that do not exist there held when it forked (their slots still
+ * counted as used by their pages, their medium blocks allocated in the core's view): cached, and lost to the child,
+ * so os_stats counts them as cached, as before the child's heaps list lost them (osm_front_fork_child). */
+static struct { size_t tc_slots, tc_bytes, mc_blocks, mc_bytes; } ghost;
 static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
 
 // ------------------------------------------------------------------
@@ -382,10 +386,17 @@ void osm_front_fork_child(void)
 	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	for (struct front_heap *h = live_heaps, *next; h; h = next) {
 		next = h->next;
-		if (h != mine) {
-			heap_unlink(h);
-			h->next = h->prev = NULL;
+		if (h == mine)
+			continue;
+		for (size_t c = 0; c < FRONT_CLASSES; c++) {
+			ghost.tc_slots += tc_count(h, c);
+			ghost.tc_bytes += tc_count(h, c) * osm_front_class_size[c];
 		}
+		for (size_t c = 0; c < MEDIUM_CLASSES; c++)
+			ghost.mc_blocks += h->mc_count[c];
+		ghost.mc_bytes += h->mc_bytes;
+		heap_unlink(h);
+		h->next = h->prev = NULL;
 	}
 }
 
@@ -405,6 +416,7 @@ static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
 	pg->magic = slot_magic(pg->slot_size);
 	pg->limit = 0;
 	__atomic_store_n(&pg->parked, 0, __ATOMIC_RELAXED);
+	pg->bare = 0;
 	pg->free = NULL;
 	pg->used = 0;
 	__atomic_store_n(&pg->thread_free, 0, __ATOMIC_RELAXED);
@@ -421,6 +433,7 @@ static void page_unformat(struct front_page *pg, uint8_t state)
 	pg->magic = 0;
 	pg->limit = 0;
 	__atomic_store_n(&pg->parked, 0, __ATOMIC_RELAXED);
+	pg->bare = 0;
 	pg->free = NULL;
 	pg->used = 0;
 	set_heap(pg, NULL);
@@ -441,9 +454,9 @@ static inline bool slot_parked(const struct front_page *pg, uintptr_t p)
 	return parked && (small_pages_of(p & (FRONT_PAGE_SIZE - 1), pg->slot_size) & parked);
 }
 
-/* The slots malloc_trim set aside (page_trim) go back on the free list, marked free, when the page has no other
- * free slot: their memory faults in again as they are written, at a time the program needs it. The page's free
- * slow path ends (limit). Owner, or front lock for an abandoned page. */
+/* The slots malloc_trim set aside (page_trim) go back on the free list, marked free, when the page becomes its
+ * class's current page again (slow_malloc): the program allocates from it now, and the released memory faults in
+ * as the slots are written. The page's frees take the fast path again (limit). Owner. */
 static void page_unpark(struct front_page *pg)
 {
 	uint16_t parked = pg->parked;
@@ -466,14 +479,10 @@ static void page_unpark(struct front_page *pg)
 }
 
 /* Carves up to 4 KiB of never-used slots into the free list (at least one slot), so a fresh page faults in its
- * memory as it is used, not at once; first, the slots malloc_trim set aside come back (page_unpark). Returns false
- * when the page is all carved and none are set aside. */
+ * memory as it is used, not at once. Returns false when the page is all carved. Never on a page with slots set
+ * aside (only the current page is carved, and it has none: page_unpark). */
 static bool page_extend(struct front_page *pg)
 {
-	if (pg->parked) {
-		page_unpark(pg);
-		return true;
-	}
 	if (pg->capacity == pg->reserved)
 		return false;
 	uint32_t n = 4096 / pg->slot_size, left = pg->reserved - pg->capacity;
@@ -1317,6 +1326,8 @@ static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap
 	errno = saved;
 	if (!pg)
 		return NULL;
+	if (pg->parked) /* a partial or adopted page that a trim left with slots set aside serves mallocs again */
+		page_unpark(pg);
 	if (!pg->free && !page_extend(pg))
 		return NULL; /* cannot happen: every page find_page returns has a free slot */
 	pg->state = PG_CUR;
@@ -1754,12 +1765,16 @@ static void heap_collect_all(struct front_heap *h)
  * kept 40 MB resident through malloc_trim, glibc's 5.8 (front/trim/trim_gives_back_free_pages_inside_used_pages).
  * A free slot there would lose its link and its freed mark (the memory reads zeros afterwards), so the free list
  * is rebuilt, in address order, of the free slots that lie wholly in memory that stays; those that overlap given-back
- * memory are set aside (`parked`), free, until the page has no other free slot (page_extend, page_unpark). While any
- * are, the page's `limit` is 0: free, realloc and malloc_usable_size of its slots take their slow ways, where
- * check_slot knows a set-aside slot by its address (a double free). Never-carved 4 KiB (past `span`) go back too,
- * without being set aside: page_extend writes them afresh. Cost: a walk of the page's free list, a bitmap of 512
- * bytes and a madvise per run, at malloc_trim only. Returns the bytes given back. Owner (remote frees keep
- * going to thread_free meanwhile: their slots count as in use here), or front lock for an abandoned page. */
+ * memory are set aside (`parked`), free, until the page becomes its class's current page again (slow_malloc,
+ * page_unpark). While any are, the page's `limit` is 0: free, realloc and malloc_usable_size of its slots take
+ * their slow ways, where check_slot knows a set-aside slot by its address (a double free). Not for a current page
+ * (the callers skip it): its frees would take the slow path for as long as the program allocates from it, since its
+ * free list would never run dry (a malloc/free loop ran at twice its time after one trim: review of session 41).
+ * Never-carved 4 KiB (past `span`) go back too, once (`bare`), without being set aside: page_extend writes them
+ * afresh. Cost: a walk of the page's free list, a bitmap of 512 bytes and a madvise per run (under the core's lock,
+ * as every front system call, for os_stats' count), at malloc_trim only. Returns the bytes given back. Owner
+ * (remote frees keep going to thread_free meanwhile: their slots count as in use here), or front lock for an
+ * abandoned page. */
 static size_t page_trim(struct front_page *pg)
 {
 	if (pg->used == 0 || (!pg->free && pg->capacity == pg->reserved))
@@ -1784,7 +1799,7 @@ static size_t page_trim(struct front_page *pg)
 	uint32_t give = 0, park = 0;
 	for (unsigned j = 0; j < FRONT_PAGE_SIZE / 4096; j++) {
 		uintptr_t lo = (uintptr_t)j << 12, hi = lo + 4096 < span ? lo + 4096 : span;
-		if (parked >> j & 1)
+		if ((parked >> j & 1) || (lo >= span && (pg->bare >> j & 1)))
 			continue;
 		bool all = true;
 		for (uintptr_t i = lo / size; lo < span && all && i <= (hi - 1) / size; i++)
@@ -1794,6 +1809,7 @@ static size_t page_trim(struct front_page *pg)
 		if (all && lo < span)
 			park |= 1u << j;
 	}
+	pg->bare |= (uint16_t)(give & ~park);
 	if (park) {
 		parked |= (uint16_t)park;
 		void *head = NULL;
@@ -1809,6 +1825,8 @@ static size_t page_trim(struct front_page *pg)
 		__atomic_store_n(&pg->parked, parked, __ATOMIC_RELAXED);
 	}
 	size_t bytes = 0;
+	if (give)
+		core_lock();
 	for (unsigned j = 0, e; j < FRONT_PAGE_SIZE / 4096; j = e) {
 		for (e = j; e < FRONT_PAGE_SIZE / 4096 && (give >> e & 1); e++)
 			;
@@ -1822,12 +1840,15 @@ static size_t page_trim(struct front_page *pg)
 		osm_os_discard(run, (size_t)(e - j) << 12);
 		bytes += (size_t)(e - j) << 12;
 	}
+	if (give)
+		core_unlock();
 	return bytes;
 }
 
 /* A thread's part of malloc_trim, for its own heap h: the remote frees waiting on its pages are collected and the
- * pages they empty go to the pool, with its empty pages; the free 4 KiB inside its pages that hold slots in use go
- * back (page_trim). Returns whether memory went back. Owner, front lock held (or traced). */
+ * pages they empty go to the pool, with its empty pages; the free 4 KiB inside its pages that hold slots in use,
+ * other than its current ones, go back (page_trim). Returns whether memory went back. Owner, front lock held (or
+ * traced). */
 static bool heap_trim_own(struct front_heap *h)
 {
 	struct front_page *pg;
@@ -1837,12 +1858,9 @@ static bool heap_trim_own(struct front_heap *h)
 	while ((pg = list_pop(&h->empty)))
 		pool_put(pg);
 	h->n_empty = 0;
-	for (size_t c = 0; c < FRONT_CLASSES; c++) {
-		if (h->cur[c] != &empty_page)
-			released |= page_trim(h->cur[c]) != 0;
+	for (size_t c = 0; c < FRONT_CLASSES; c++) /* not the current pages: page_trim */
 		for (pg = h->partial[c].first; pg; pg = pg->next)
 			released |= page_trim(pg) != 0;
-	}
 	return released;
 }
 
@@ -1868,9 +1886,9 @@ static void heap_trim_late(struct front_heap *h)
 }
 
 /* malloc_trim: the remote frees waiting on the calling thread's pages are collected (heap_collect_all) and its
- * empty pages go to the pool, abandoned pages are swept, the free 4 KiB inside the caller's and the abandoned pages
- * that still hold slots in use go back (page_trim), every fully free segment is unmapped and the pages of the pool
- * are discarded (their memory reads zero when used again). Only its owner may rebuild a page's free list: every
+ * empty pages go to the pool, abandoned pages are swept, the free 4 KiB inside the caller's pages (not its current
+ * ones) and the abandoned pages that still hold slots in use go back (page_trim), every fully free segment is
+ * unmapped and the pages of the pool are discarded (their memory reads zero when used again). Only its owner may rebuild a page's free list: every
  * other live thread trims its own pages at its next malloc slow path or free tick (trim_epoch, heap_trim_late). */
 bool osm_front_trim(void)
 {
@@ -1958,6 +1976,10 @@ void osm_front_stats(struct front_stats *fs)
 		}
 	}
 	osm_front_medium_stats(fs); /* the transfer cache (front lock held) */
+	fs->tc_slots += ghost.tc_slots;
+	fs->tc_bytes += ghost.tc_bytes;
+	fs->mc_blocks += ghost.mc_blocks;
+	fs->mc_bytes += ghost.mc_bytes;
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = seg_links(s)->next) {
 		fs->segment_bytes += FRONT_SEG_SIZE;

@@ -643,6 +643,9 @@ struct front_page {
 	 * (front.c, page_trim); `limit` is 0 meanwhile. Read by other threads' frees (atomic access). */
 	uint16_t parked;
 	struct front_page *next, *prev;
+	/* bit j: the page's 4 KiB number j, past what is carved (`span`), went back at a malloc_trim since the page was
+	 * formatted: the next trim does not give it back again (front.c, page_trim). Owner's. */
+	uint16_t bare;
 	/* read by every free of a slot of the page; written when the page is formatted, carved or changes owner */
 	_Alignas(64) uintptr_t start; /* address of slot 0 */
 	uintptr_t span;            /* bytes of slots carved so far: a valid slot lies in [start, start + span) */

@@ -6,7 +6,10 @@
  * but the child must still free objects that those threads allocated before the fork (remote frees into pages
  * whose owner does not exist in the child), allocate every size class, and need new pages (front lock).
  * 4 threads churn (also freeing each other's objects) while main forks 200 times; each child checks and exits.
- * The child's os_stats count one thread with a cache, its own (child_counts_its_own_threads).
+ * The child's os_stats count one thread with a cache, its own (child_counts_its_own_threads), and the same bytes in
+ * use as the parent did at the fork (child_in_use_as_at_the_fork: the other threads' thread caches, which the child
+ * no longer lists, hold slots that are cached, not in use; before the review of session 41 the child counted
+ * them in use).
  * Prints `PASS front/protect_fork_front/...` or `FAIL ...: why`. */
 #include <pthread.h>
 #include <stdint.h>
@@ -84,6 +87,72 @@ static int child(void)
 	return st.front_threads == 1 ? 0 : 10 + (int)(st.front_threads < 100 ? st.front_threads : 99);
 }
 
+/* child_in_use_as_at_the_fork: threads that allocated 1040-byte objects and freed 9 in 10 (their thread caches
+ * hold some), paused while the main thread forks */
+#define HOLDERS 4
+#define HELD 5000
+static int held_ready, held_go;
+static void *holder(void *arg)
+{
+	void **mine = arg;
+	for (int i = 0; i < HELD; i++)
+		mine[i] = v_malloc(1040);
+	for (int i = 0; i < HELD; i++)
+		if (i % 10) {
+			v_free(mine[i]);
+			mine[i] = NULL;
+		}
+	__atomic_add_fetch(&held_ready, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&held_go, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	for (int i = 0; i < HELD; i++)
+		v_free(mine[i]);
+	return NULL;
+}
+
+static int in_use_at_fork(void)
+{
+	static void *held[HOLDERS][HELD];
+	pthread_t t[HOLDERS];
+	for (int i = 0; i < HOLDERS; i++)
+		if (pthread_create(&t[i], NULL, holder, held[i]) != 0) {
+			printf("FAIL front/protect_fork_front/child_in_use_as_at_the_fork: pthread_create (test setup)\n");
+			return 1;
+		}
+	while (__atomic_load_n(&held_ready, __ATOMIC_ACQUIRE) < HOLDERS)
+		usleep(1000);
+	struct os_stats parent;
+	os_stats(&parent);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct os_stats child;
+		os_stats(&child);
+		if (child.front_in_use != parent.front_in_use) {
+			printf("FAIL front/protect_fork_front/child_in_use_as_at_the_fork: front_in_use %zu in the child, %zu "
+			       "in the parent at the fork (front_cached_bytes %zu and %zu): the other threads' cached slots "
+			       "are cached, not in use\n", child.front_in_use, parent.front_in_use, child.front_cached_bytes,
+			       parent.front_cached_bytes);
+			fflush(stdout); /* _exit does not */
+			_exit(1);
+		}
+		_exit(0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	__atomic_store_n(&held_go, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < HOLDERS; i++)
+		pthread_join(t[i], NULL);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		printf("PASS front/protect_fork_front/child_in_use_as_at_the_fork\n");
+	else if (!WIFEXITED(st))
+		printf("FAIL front/protect_fork_front/child_in_use_as_at_the_fork: the child was killed by signal %d\n",
+		       WTERMSIG(st));
+	else if (WEXITSTATUS(st) != 1) /* 1: the child said why */
+		printf("FAIL front/protect_fork_front/child_in_use_as_at_the_fork: the child exited %d\n", WEXITSTATUS(st));
+	return !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
 	pthread_t t[THREADS];
@@ -135,5 +204,6 @@ int main(void)
 		       miscounted, FORKS - failed, threads_seen);
 	else
 		printf("PASS front/protect_fork_front/child_counts_its_own_threads\n");
-	return failed != 0 || miscounted != 0;
+	int held_failed = in_use_at_fork();
+	return failed != 0 || miscounted != 0 || held_failed;
 }

@@ -14,6 +14,13 @@
  *     would hand the slot out twice later).
  *   - abandoned_released_pages_adopted: a thread trims and exits with such pages (abandoned: they hold live
  *     slots); another thread that allocates that size adopts them, and the set-aside slots serve it.
+ *   - current_page_frees_stay_fast_after_trim: the trim leaves the class's current page alone, so that its frees
+ *     keep the fast path (the thread cache). Before the review of session 41 the current page's free slots were
+ *     set aside too, and its frees took the slow path for as long as the program allocated from it: a
+ *     malloc/free loop ran at twice its time after one trim.
+ *   - repeated_trim_gives_nothing_back_twice: a malloc_trim that follows another, with nothing freed between,
+ *     makes no system call (the never-carved part of a page went back at the first: `bare`); it was given back
+ *     again, and malloc_trim returned 1, at every call.
  *   - other_threads_trim_at_their_next_slow_path: a worker thread builds the same objects and frees 49 of 50, the
  *     main thread calls malloc_trim(0), then the worker makes one request that takes its malloc slow path. Only a
  *     page's owner may rebuild its free list, so before session 41 the worker's 40 MB stayed resident through the
@@ -198,9 +205,32 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int main(void)
+/* 1c's child: a request of 16 bytes (a page of its own class, mostly never carved), then three trims */
+static int repeat_child(void)
+{
+	char *(*volatile m16)(size_t) = (char *(*)(size_t))malloc;
+	char *small = m16(16);
+	malloc_trim(0);
+	malloc_trim(0);
+	struct os_stats a, b;
+	os_stats(&a);
+	int r = malloc_trim(0);
+	os_stats(&b);
+	v_free(small);
+	if (b.madvise_calls != a.madvise_calls || r != 0)
+		printf("a third malloc_trim(0) with nothing freed since the second made %zu madvise calls and returned %d "
+		       "(want 0 and 0: what went back at the first trim is not given back again)\n",
+		       b.madvise_calls - a.madvise_calls, r);
+	else
+		printf("OK\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	char why[600];
+	if (argc > 1 && strcmp(argv[1], "--repeat-child") == 0)
+		return repeat_child();
 	static uintptr_t pages[N];
 
 	/* 1: the free 4 KiB pages of pages that hold live slots go back */
@@ -227,6 +257,34 @@ int main(void)
 		result("trim_gives_back_free_pages_inside_used_pages", why);
 	} else {
 		result("trim_gives_back_free_pages_inside_used_pages", NULL);
+	}
+
+	/* 1b: a malloc and free of the class after the trim: the free goes to the thread cache (fast path) */
+	{
+		struct os_stats a, b;
+		void *q = v_malloc(OBJ);
+		os_stats(&a);
+		v_free(q);
+		os_stats(&b);
+		if (b.front_cached_bytes < a.front_cached_bytes + 1024)
+			snprintf(why, sizeof why, "after malloc_trim(0), a malloc(1000) and its free: the thread caches hold %zu "
+				 "bytes, %zu before the free (want 1024 more: the slot of the class's current page went to the "
+				 "cache, the free's fast path)", b.front_cached_bytes, a.front_cached_bytes);
+		else
+			why[0] = 0;
+		result("current_page_frees_stay_fast_after_trim", why[0] ? why : NULL);
+	}
+	/* 1c: trims with nothing freed between, in a fresh process (this one's core heap has free blocks, whose pages
+	 * the core's trim gives back at every call, as glibc's does) */
+	{
+		char out[512];
+		char *args[] = { "/proc/self/exe", "--repeat-child", NULL };
+		int st = tu_spawn(args, NULL, 0, out, sizeof out);
+		if (st != 0 || strncmp(out, "OK", 2) != 0)
+			snprintf(why, sizeof why, "the child (status %d) said: %.300s", st, out);
+		else
+			why[0] = 0;
+		result("repeated_trim_gives_nothing_back_twice", why[0] ? why : NULL);
 	}
 
 	/* 2: the live objects keep their bytes; allocating the freed ones again reuses the set-aside slots */
