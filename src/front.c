@@ -76,8 +76,9 @@
  * back to the kernel (munmap) only when all its pages are free and segs_hold fully free ones are kept (SEGS_KEEP,
  * more once the program builds in rounds: those go at the core's next request, as many as it asks for, or once
  * their pages idled a second). malloc_trim
- * returns every free page (madvise), the free 4 KiB inside the caller's and the abandoned pages that still hold
- * slots in use (page_trim: their free slots there are set aside until needed) and every free segment at once. */
+ * returns every free page (madvise), the free 4 KiB inside the caller's pages (not its current ones) and the
+ * abandoned pages that still hold slots in use (page_trim: their free slots there are set aside until the page is
+ * current again), and every free segment, at once; other threads trim their own pages later (heap_trim_late). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -214,11 +215,11 @@ static struct front_heap *live_heaps, *spare_heaps;
 static size_t n_live;
 static struct { size_t hits, misses, frees, remote_freed, collected, mc_hits, mc_frees, mc_refills, mc_flushed, mc_scavenged; } dead; /* the counters of exited threads */
 static size_t orphan_frees; /* frees by threads without a heap (atomic) */
+static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
 /* In a fork's child, what the caches of the threads that do not exist there held when it forked (their slots still
  * counted as used by their pages, their medium blocks allocated in the core's view): cached, and lost to the child,
  * so os_stats counts them as cached, as before the child's heaps list lost them (osm_front_fork_child). */
 static struct { size_t tc_slots, tc_bytes, mc_blocks, mc_bytes; } ghost;
-static size_t orphan_remote_freed;                   /* remote frees by threads without a heap (atomic) */
 
 // ------------------------------------------------------------------
 // Lists of pages
@@ -997,7 +998,8 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 				n_abandoned--;
 				n_abandoned_cls[cls]--;
 				pool_put(pg);
-			} else if (!found && cls == want_cls && (pg->free || pg->parked || pg->capacity < pg->reserved)) {
+			} else if (!found && cls == want_cls &&
+				   (pg->free || pg->parked || pg->capacity < pg->reserved)) {
 				n_abandoned--;
 				n_abandoned_cls[cls]--;
 				set_heap(pg, h);
@@ -1347,8 +1349,8 @@ void *osm_front_malloc_slow(size_t cls)
 	if (h == &osm_front_empty_heap && !(h = heap_init())) {
 		p = tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
 	} else {
-		if (__builtin_expect(h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED), 0) && !tl_in_lock &&
-		    !tl_hold && !osm_lock_held_by_self())
+		bool behind = h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
+		if (__builtin_expect(behind, 0) && !tl_in_lock && !tl_hold && !osm_lock_held_by_self())
 			heap_trim_late(h);
 		p = slow_malloc(h, cls);
 	}
@@ -1888,8 +1890,9 @@ static void heap_trim_late(struct front_heap *h)
 /* malloc_trim: the remote frees waiting on the calling thread's pages are collected (heap_collect_all) and its
  * empty pages go to the pool, abandoned pages are swept, the free 4 KiB inside the caller's pages (not its current
  * ones) and the abandoned pages that still hold slots in use go back (page_trim), every fully free segment is
- * unmapped and the pages of the pool are discarded (their memory reads zero when used again). Only its owner may rebuild a page's free list: every
- * other live thread trims its own pages at its next malloc slow path or free tick (trim_epoch, heap_trim_late). */
+ * unmapped and the pages of the pool are discarded (their memory reads zero when used again). Only its owner may
+ * rebuild a page's free list: every other live thread trims its own pages at its next malloc slow path or free tick
+ * (trim_epoch, heap_trim_late). */
 bool osm_front_trim(void)
 {
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;

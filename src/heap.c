@@ -117,7 +117,8 @@ static uint32_t slot_new(struct block_meta *b)
 		if (i >> SLOT_CHUNK_BITS >= SLOT_CHUNKS)
 			return 0;
 		if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS]) {
-			/* only the default profile maps more: the classic one makes docs/CLASSIC.md's system calls, no others */
+			/* only the default profile maps more: the classic one makes docs/CLASSIC.md's system calls, no
+			 * others */
 			if (osm_heap.classic)
 				return 0;
 			osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));

@@ -638,23 +638,27 @@ struct front_page {
 	void *free;                /* the owner's free list: encoded links (front_enc) */
 	uint32_t used;             /* slots handed out, minus the frees the owner has seen (local or collected) */
 	uint8_t state;             /* PG_*: the list that holds the page; the fast free path only tests PG_CUR */
-	uint8_t unused_;
-	/* bit j: the page's 4 KiB number j went back to the kernel at malloc_trim and its free slots are set aside
-	 * (front.c, page_trim); `limit` is 0 meanwhile. Read by other threads' frees (atomic access). */
-	uint16_t parked;
+	uint8_t unused_[3];
 	struct front_page *next, *prev;
-	/* bit j: the page's 4 KiB number j, past what is carved (`span`), went back at a malloc_trim since the page was
-	 * formatted: the next trim does not give it back again (front.c, page_trim). Owner's. */
-	uint16_t bare;
 	/* read by every free of a slot of the page; written when the page is formatted, carved or changes owner */
 	_Alignas(64) uintptr_t start; /* address of slot 0 */
 	uintptr_t span;            /* bytes of slots carved so far: a valid slot lies in [start, start + span) */
 	uint64_t magic;            /* slot_magic(slot_size): off is a multiple of the slot size iff off * magic < magic */
 	struct front_heap *heap;   /* owner (atomic access: remote frees read it); NULL when abandoned or unused */
 	uint32_t slot_size, capacity, reserved; /* slot bytes, slots carved, slots that fit */
-	uint32_t limit;            /* capacity * (slot_size * magic mod 2^64): front_is_page_slot's one compare;
-				    * 0 while `parked` is set, so that every free of the page's slots takes the slow way */
+	/* capacity * (slot_size * magic mod 2^64): front_is_page_slot's one compare; 0 while `parked` is set, so that
+	 * every free of the page's slots takes the slow way */
+	uint32_t limit;
 	uint8_t cls;
+	/* bit j: the page's 4 KiB number j went back to the kernel at malloc_trim and its free slots are set aside
+	 * (front.c, page_trim); `limit` is 0 meanwhile. Read by every free's slow path, another thread's too (atomic
+	 * access): on this line, which those frees read anyway, not on the owner's first one, which its every malloc
+	 * writes (there, every remote free of every page read a line the owner had just written: session 41's
+	 * review) */
+	uint16_t parked;
+	/* bit j: the page's 4 KiB number j, past what is carved (`span`), went back at a malloc_trim since the page was
+	 * formatted: the next trim does not give it back again (front.c, page_trim). Owner's. */
+	uint16_t bare;
 	/* frees by other threads: an atomic LIFO of slots (encoded links): the head in the low TF_SHIFT bits, how
 	 * many slots it holds above (a page holds at most 4096) */
 	_Alignas(64) uintptr_t thread_free;

@@ -191,11 +191,12 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	} else if (n - 1 < MEDIUM_MAX) {
 		void *p = osm_front_medium_malloc(n);
 		if (p) {
-			/* the block's size, malloc_usable_size's, once its header holds as free's fast path checks it: the
-			 * cache's pop compares the block's `next` with the size it keeps, not the header's size, which a
-			 * program's overflow may have rewritten (fuzz/crashes, calloc_size_trusted: a memset of that size
-			 * ran past the heap). A header that fails there (or a heap with gaps, where that check does not
-			 * apply) is checked by the core under its lock, which reports a corrupted one. */
+			/* the block's size, malloc_usable_size's, once its header holds as free's fast path checks
+			 * it: the cache's pop compares the block's `next` with the size it keeps, not the header's
+			 * size, which a program's overflow may have rewritten (fuzz/crashes, calloc_size_trusted: a
+			 * memset of that size ran past the heap). A header that fails there (or a heap with gaps,
+			 * where that check does not apply) is checked by the core under its lock, which reports a
+			 * corrupted one. */
 			struct block_meta *b = medium_user_block(p);
 			size_t u;
 			if (b) {
@@ -645,8 +646,8 @@ EXPORT size_t malloc_usable_size(void *p)
 	 * (limit 0: such a slot has no freed mark to tell it by) */
 	if (osm_front_in_range(p)) {
 		const struct front_page *pg = front_page_of(p);
-		if (__builtin_expect(front_is_page_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p),
-				     1))
+		bool live = front_is_page_slot(pg, (uintptr_t)p) && (uintptr_t)((void **)p)[1] != front_mark(p);
+		if (__builtin_expect(live, 1))
 			return pg->slot_size;
 	}
 	return usable_slow(p);
@@ -739,14 +740,16 @@ EXPORT void malloc_stats(void)
 EXPORT int mallopt(int param, int value)
 {
 	switch (param) {
-	case M_MMAP_THRESHOLD: /* any value, as glibc 2.36 (a negative one reads as SIZE_MAX: nothing maps for its size;
-				* until session 41 osmem refused a negative one and any above 32 MiB, which glibc takes) */
+	/* M_MMAP_THRESHOLD: any value, as glibc 2.36 (a negative one reads as SIZE_MAX: nothing maps for its size;
+	 * until session 41 osmem refused a negative one and any above 32 MiB, which glibc takes) */
+	case M_MMAP_THRESHOLD:
 		return osm_option_set(OPT_MMAP_THRESHOLD, value < 0 ? SIZE_MAX : (size_t)value);
 	case M_TRIM_THRESHOLD: /* negative: never (glibc reads -1 as SIZE_MAX); 0: whenever a page is free at the top */
 		return osm_option_set(OPT_TRIM_THRESHOLD, value < 0 ? 0 : value == 0 ? 1 : (size_t)value);
 	case M_TOP_PAD:
 		return value >= 0 && osm_option_set(OPT_TOP_PAD, (size_t)value);
-	case M_MMAP_MAX: /* 0 or negative: nothing is mapped (glibc's count of mappings is never below a negative limit) */
+	/* M_MMAP_MAX 0 or negative: nothing is mapped (glibc's count of mappings is never below a negative limit) */
+	case M_MMAP_MAX:
 		if (value <= 0)
 			return osm_option_set(OPT_MMAP_MAX, 0);
 		if (value < 65536)

@@ -14,6 +14,9 @@
  *     would hand the slot out twice later).
  *   - abandoned_released_pages_adopted: a thread trims and exits with such pages (abandoned: they hold live
  *     slots); another thread that allocates that size adopts them, and the set-aside slots serve it.
+ *   - abandoned_page_with_only_set_aside_slots_adopted: the same with pages whose live objects fill their first
+ *     4 KiB, so that every free slot is set aside and the page's free list is empty: a thread that needs a page
+ *     of that class must still adopt them (their set-aside slots count as free), not map new pages.
  *   - current_page_frees_stay_fast_after_trim: the trim leaves the class's current page alone, so that its frees
  *     keep the fast path (the thread cache). Before the review of session 41 the current page's free slots were
  *     set aside too, and its frees took the slow path for as long as the program allocated from it: a
@@ -158,6 +161,26 @@ static void do_remote_double_free(void)
 static void *exiting_thread(void *arg)
 {
 	*(bool *)arg = build_and_trim();
+	return NULL;
+}
+
+/* 4b: the objects whose slot lies in its page's first 4 KiB stay (4 of a page's 64 slots of 1024 bytes), the rest
+ * are freed, the thread trims and exits: its pages keep no free slot outside the memory given back */
+static void *exiting_thread_first_4k(void *arg)
+{
+	bool ok = true;
+	for (size_t i = 0; i < N && ok; i++) {
+		ok = (objs[i] = v_malloc(OBJ)) != NULL;
+		if (ok)
+			memset(objs[i], (int)(i & 0xff), OBJ);
+	}
+	for (size_t i = 0; ok && i < N; i++)
+		if (((uintptr_t)objs[i] & (PAGE - 1)) >= SMALL) {
+			v_free(objs[i]);
+			objs[i] = NULL;
+		}
+	malloc_trim(0);
+	*(bool *)arg = ok;
 	return NULL;
 }
 
@@ -390,6 +413,44 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_again; i++)
 		v_free(again[i]);
 	for (size_t i = 0; i < N; i += KEEP)
+		v_free(objs[i]);
+
+	/* 4b: abandoned pages whose free slots are all set aside */
+	ok = false;
+	if (pthread_create(&t, NULL, exiting_thread_first_4k, &ok) != 0 || pthread_join(t, NULL) != 0 || !ok) {
+		result("abandoned_page_with_only_set_aside_slots_adopted", "a thread's 40,000 malloc(1000) failed (test "
+		       "setup)");
+		return 1;
+	}
+	size_t kept4k = 0;
+	for (size_t i = 0; i < N; i++)
+		kept4k += objs[i] != NULL;
+	os_stats(&before);
+	for (n_again = 0; n_again < N - kept4k; n_again++) {
+		if (!(again[n_again] = v_malloc(OBJ)))
+			break;
+		memset(again[n_again], 0x5a, OBJ);
+	}
+	os_stats(&after);
+	bool intact = true;
+	for (size_t i = 0; i < N && intact; i++)
+		for (size_t j = 0; objs[i] && j < OBJ && intact; j++)
+			intact = ((unsigned char *)objs[i])[j] == (unsigned char)(i & 0xff);
+	if (n_again != N - kept4k)
+		snprintf(why, sizeof why, "malloc(1000) returned NULL after %zu of %zu", n_again, N - kept4k);
+	else if (!intact)
+		snprintf(why, sizeof why, "the exited thread's live objects changed when another thread allocated into "
+			 "its abandoned pages");
+	else if (after.front_page_bytes > before.front_page_bytes + 16 * PAGE)
+		snprintf(why, sizeof why, "%zu objects took %zu bytes of new pages (want at most 16 pages: the exited "
+			 "thread's abandoned pages, whose free slots are all set aside, serve the rest)", N - kept4k,
+			 after.front_page_bytes - before.front_page_bytes);
+	else
+		why[0] = 0;
+	result("abandoned_page_with_only_set_aside_slots_adopted", why[0] ? why : NULL);
+	for (size_t i = 0; i < n_again; i++)
+		v_free(again[i]);
+	for (size_t i = 0; i < N; i++)
 		v_free(objs[i]);
 
 	/* 5: a live thread's pages: trimmed at its next slow path after another thread's malloc_trim */

@@ -210,9 +210,10 @@ static int child_main(const char *ops_path, const char *result_path)
 			r.replayed++;
 			continue;
 		case OP_REALLOC_FREED:
-			/* os_realloc of a block already free (docs/CLASSIC.md, realloc case 3): osmem returns NULL and changes nothing. The
-			 * block is the one this replay freed under that address, if its header (docs/CLASSIC.md's ABI) inside the
-			 * break still says free; other allocators cannot be asked. */
+			/* os_realloc of a block already free (docs/CLASSIC.md, realloc case 3): osmem returns NULL and
+			 * changes nothing. The block is the one this replay freed under that address, if its header
+			 * (docs/CLASSIC.md's ABI) inside the break still says free; other allocators cannot be
+			 * asked. */
 			if (!os || !p || (uintptr_t)p < r.brk0 + META_SIZE || p >= sbrk(0) ||
 			    ((struct block_meta *)p - 1)->status != STATUS_FREE) {
 				r.skipped++;
