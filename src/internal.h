@@ -1059,13 +1059,28 @@ static inline MEDIUM_NO_TSAN bool medium_next_ok(const struct block_meta *b, siz
 	return n == end || (!n && end == __atomic_load_n(&osm_heap.end, __ATOMIC_ACQUIRE));
 }
 
+/* Whether the block after b is free in the core and the two hold s bytes: realloc's growth of a medium block
+ * then goes the core's way, which takes the neighbour in (docs/CLASSIC.md's rule 8) instead of a copy. Read without
+ * the lock, as medium_links_ok reads: a hint, which the core decides again under its lock (the neighbour may have
+ * been taken or split meanwhile; then the core moves the block). A block in a medium cache is allocated to the
+ * core, so only blocks the caches gave back, and what splits left, count. */
+static inline MEDIUM_NO_TSAN bool medium_next_free_holds(const struct block_meta *b, size_t s)
+{
+	const struct block_meta *n = *(struct block_meta *const volatile *)&b->next;
+	if ((const char *)n != block_end(b)) /* the last block (NULL), or links the core checks */
+		return false;
+	int status = *(const volatile int *)&n->status;
+	size_t size = *(const volatile size_t *)&n->size;
+	return status == STATUS_FREE && size + META_SIZE >= s - b->size; /* s > b->size: a growth */
+}
+
 /* An allocated heap block whose header osmem wrote: status and keyed cookie (covers the size). */
 static inline bool medium_header_ok(const struct block_meta *b)
 {
 	return b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b);
 }
 
-HIDDEN void *osm_front_medium_refill(size_t cls, size_t n, bool batch);
+HIDDEN void *osm_front_medium_refill(size_t cls, size_t n);
 HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api);
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
@@ -1075,7 +1090,7 @@ HIDDEN void osm_front_medium_recheck(struct block_meta *b);
 HIDDEN bool osm_front_reclaim(void);
 HIDDEN void osm_front_reclaim_end(void); /* after the one retry that osm_front_reclaim allowed */
 
-HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch);
+HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
 /* An aligned request of 0 < *n <= MEDIUM_MAX, alignment a (a power of two above 16; above FRONT_MAX when *n is
  * at most FRONT_MAX): a cached block so aligned, else NULL with *n rounded for the core's memalign when the
  * thread has a cache (medium.c). */
@@ -1095,9 +1110,9 @@ HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
  * word lies on the line before the payload's whenever the payload starts in the first half of a line, and that
  * line is cold by the time the block is asked for again; `next` is off the payload's line only when the payload
  * starts a line. A top block too small: the first that fits below it (a
- * scan of their sizes); a miss takes the core's lock once for a batch of this size (batch false: for this block
- * alone). */
-static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, bool batch)
+ * scan of their sizes); a miss goes to medium.c (osm_front_medium_refill: the transfer cache, else the core's
+ * lock for this block). */
+static inline __attribute__((always_inline)) void *osm_front_medium_malloc(size_t n)
 {
 	size_t c = medium_bin(medium_round(n));
 	n = (n + 15) & ~(size_t)15; /* what a block must hold: its bin is the rounded size's, the fit is exact */
@@ -1105,7 +1120,7 @@ static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, 
 	size_t k = h->mc_count[c];
 	struct block_meta *b;
 	if (__builtin_expect(k == 0 || stacks_of(h)->mc_size[c][k - 1] < n, 0))
-		return osm_front_medium_pick(h, c, n, batch);
+		return osm_front_medium_pick(h, c, n);
 	b = stacks_of(h)->mc[c][k - 1];
 	size_t size = stacks_of(h)->mc_size[c][k - 1];
 	void **q = payload(b);
@@ -1119,11 +1134,6 @@ static inline __attribute__((always_inline)) void *medium_malloc_with(size_t n, 
 	h->mc_hits++;
 	return q;
 }
-static inline void *osm_front_medium_malloc(size_t n) { return medium_malloc_with(n, true); }
-/* The same for a block that will not be freed back into this cache (threaded realloc's growth, which frees the
- * old block to the core): a miss takes one block, and the bin's limit does not grow. A buffer grown through the
- * bins would otherwise leave a refill's batch idle in each (python3: 4 MiB a thread; medium.c). */
-static inline void *osm_front_medium_malloc_one(size_t n) { return medium_malloc_with(n, false); }
 
 /* p's block when it is an allocated heap block of lo <= size < hi whose header and links hold, read without the
  * lock; else NULL (the core's way decides, and reports what is wrong). The size first: the cheapest test. Always

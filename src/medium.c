@@ -331,7 +331,7 @@ void osm_front_reclaim_end(void)
 
 /* The top block of bin c is too small for n (or there is none): the most recent block that fits (a scan of at
  * most MEDIUM_DEPTH sizes, one cache line) is swapped to the top and popped; else a refill. */
-void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch)
+void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
 {
 	size_t k = h->mc_count[c], i = k, best = SIZE_MAX;
 	for (size_t j = k; j-- > 0;) /* the smallest that fits: large blocks stay for large requests */
@@ -346,7 +346,7 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n, bool batch
 		stacks_of(h)->mc_size[c][k - 1] = sz;
 		return osm_front_medium_malloc(n); /* now a hit at the top */
 	}
-	return osm_front_medium_refill(c, n, batch);
+	return osm_front_medium_refill(c, n);
 }
 
 /* memalign, aligned_alloc, posix_memalign and aligned operator new of FRONT_MAX < n <= MEDIUM_MAX with an
@@ -416,14 +416,13 @@ static void medium_scavenge(struct front_heap *h)
 /* A miss: blocks of bin c from the transfer cache (a batch for a producer, below), else the one block of n bytes
  * from the core. NULL when the thread has no cache (classic profile, front off, traced, exiting) or the core has
  * no memory: the caller asks the core. */
-void *osm_front_medium_refill(size_t c, size_t n, bool batch)
+void *osm_front_medium_refill(size_t c, size_t n)
 {
 	struct front_heap *h = osm_front_tl_heap;
 	if (h == &osm_front_empty_heap && !(h = osm_front_heap_init()))
 		return NULL;
 	medium_scavenge(h);
-	if (batch)
-		medium_grow(h, c);
+	medium_grow(h, c);
 	/* Half a bin's worth from the transfer cache, up to the bin of 32 KiB (blocks to 40 KiB), for a thread that
 	 * allocates medium blocks more than it frees them (a producer: its blocks die in other threads, so its bins
 	 * never refill from its own frees and each of its misses would take the front lock); above 32 KiB, and for
@@ -449,7 +448,7 @@ void *osm_front_medium_refill(size_t c, size_t n, bool batch)
 		carve = n;
 	h->mc_last[c] = (uint32_t)n;
 	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
-	size_t want = batch && producer && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
+	size_t want = producer && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
 	if (xfer_take(h, c, n, want))
 		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
 	h->mc_refills++;                        /* a miss: the core serves it */

@@ -281,28 +281,38 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 }
 
 /* realloc of a medium block to a size the block already holds, the block being one that malloc of that size could
- * have returned (the same bin: a quarter of a power of two): the same pointer, nothing written, no lock. The core's
+ * have returned (the same bin: a quarter of a power of two), or more than half the block (mimalloc's rule): the
+ * same pointer, nothing written, no lock. The core's
  * way split such a block down to the request under the lock, so the next small growth found it short and moved
  * it: redis's LPUSH grows a list's listpack by about 130 bytes a push, and each push took the lock with a split and
  * a coalesce (122,000 of each in the benchmark's run; 62,000 now: shrinks into a lower bin, and threaded growths
  * the cache misses), where jemalloc keeps a block within its size class. The server's instructions (callgrind,
- * 30,000 requests of each of set, lpush, lpop and hset): 780.7M -> 763.2M. A block of a larger bin (a real
- * shrink) still goes the core's way, which gives the rest back. The default profile only (osm_front_dfkey: the
- * front is on); the classic profile keeps docs/CLASSIC.md's split.
+ * 30,000 requests of each of set, lpush, lpop and hset): 780.7M -> 763.2M. A shrink to half the block or less
+ * still goes the core's way, which gives the rest back. Above half (session 42): a buffer whose size goes up and
+ * down (64 buffers of 2-64 KiB reallocated at random) was split at each shrink, under the lock, and moved and
+ * copied at the next growth; with this rule and the growth into a free neighbour below, 0.40 s -> 0.097 (glibc
+ * 0.12, mimalloc 0.17, tcmalloc 0.15, jemalloc 0.22; realloc/medium_shrink_to_more_than_half_stays_whole). The
+ * default profile only (osm_front_dfkey: the front is on); the classic profile keeps docs/CLASSIC.md's split.
  *
- * realloc of a medium block (the medium caches' sizes) to a larger medium size: a block from this thread's medium
- * cache, the copy, and the old block freed. No lock when the cache hits and the process has one thread: about 60
- * instructions and the copy. The core's way takes its lock twice around the copy, with a best-fit search and a
- * coalesce (about 1500 cycles more per move on mixed, rdtsc), to grow in place one time in ten: at most 32 KiB of
- * copying saved, so not worth it here. The old block goes into this thread's cache while the process has one
- * thread, and to the core's heap (one lock) once it has more: there any thread's next request can take it, where
- * in a per-thread cache only this one could, and python3's five threads' caches held its extra megabytes
- * (peak RSS 72.4 -> 68.5 MiB, PYTHONMALLOC=malloc 72.9 -> 69.6, times unchanged; into the core with one thread
- * too made mixed-realloc 3% slower). With more than one thread, a miss also takes one block, not a batch: a
- * buffer grown through the bins frees none back into them, so a batch's other blocks would sit unused in each
- * (python3: 67.4 -> 63.4 MiB of peak RSS with this alone; with one thread the chain recycles its own blocks, and
- * one block a miss cost mixed-realloc 4.8 MiB). The same checks as free's fast path, and a freed block (its mark)
- * goes the core's way, which reports it. NULL: the core's way (tracing, other sizes, a miss). */
+ * realloc of a medium block (the medium caches' sizes) to another medium size that it does not keep: a block from
+ * this thread's medium cache, the copy, and the old block freed into the cache. No lock when the cache hits: about
+ * 60 instructions and the copy. The same checks as free's fast path, and a freed block (its mark) goes the core's
+ * way, which reports it.
+ * In a process of one thread, a shrink (to half the block or less) and a growth the free block after it holds go
+ * the core's way instead: the core splits the shrink, and grows the block into the free rest in place (rule 8),
+ * without a copy, under a lock no other thread takes. The look at the neighbour (medium_next_free_holds) is a
+ * lock-free hint the core checks again. 64 buffers of 2-64 KiB reallocated at random, one thread: 0.40 s with a
+ * split at each shrink and a move at each growth, 0.27 with the half rule above alone, 0.155 with the neighbour
+ * alone, 0.097 with both (glibc 0.12, mimalloc 0.17, tcmalloc 0.15, jemalloc 0.22; realloc/medium_growth_takes_
+ * free_neighbour). The cache's way for the shrinks: 0.22.
+ * With more threads, the core's lock is where they meet: four threads doing the same took 1.0 s with the core's
+ * way (most of it waiting for the lock and the index's splay), 0.40 with the cache's (glibc 0.33, mimalloc 0.38,
+ * tcmalloc 0.40, jemalloc 0.52; realloc/threaded_medium_resize_stays_in_caches). Until session 42 a threaded
+ * growth took one block from the cache (no batch) and gave the old block to the core, where any thread could take
+ * it: python3's threads' caches had held its extra megabytes (peak RSS 72.4 -> 68.5 MiB in session 24). Since the
+ * caches give back what sits idle 10 ms (medium.c, medium_scavenge), python3's churn.py peaks level either way
+ * (15 alternated runs: 61.3 -> 61.9 MiB, PYTHONMALLOC=malloc 63.1 -> 62.8, times 1.006 and 0.997).
+ * NULL: the core's way (tracing, other sizes, a miss, and one thread's shrinks and growths in place). */
 static inline void *medium_realloc(void *p, size_t n)
 {
 	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX)
@@ -310,18 +320,14 @@ static inline void *medium_realloc(void *p, size_t n)
 	struct block_meta *b = medium_user_block(p);
 	if (!b)
 		return NULL;
-	if (n <= b->size) /* one of its bin realloc() kept (medium_realloc_keeps); a real shrink: the core's way */
+	if (osm_os_single_threaded() && (n <= b->size || medium_next_free_holds(b, align_up(n))))
 		return NULL;
-	size_t s = b->size;
-	bool alone = osm_os_single_threaded();
-	void *q = alone ? osm_front_medium_malloc(n) : osm_front_medium_malloc_one(n);
+	size_t keep = b->size < n ? b->size : n;
+	void *q = osm_front_medium_malloc(n);
 	if (!q)
 		return NULL;
-	memcpy(q, p, s);
-	if (alone)
-		medium_free(p);
-	else
-		core_free(p); /* the shared heap: see above */
+	memcpy(q, p, keep);
+	medium_free(p);
 	return q;
 }
 
@@ -345,7 +351,7 @@ static inline bool medium_realloc_keeps(void *p, size_t n)
 	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX || !osm_front_dfkey)
 		return false;
 	struct block_meta *b = medium_user_block(p);
-	return b && n <= b->size && medium_bin(b->size) == medium_bin(medium_round(n));
+	return b && n <= b->size && (n > b->size / 2 || medium_bin(b->size) == medium_bin(medium_round(n)));
 }
 
 /* realloc of a heap block above the medium sizes that leaves at most an eighth of it unused (heap.c,

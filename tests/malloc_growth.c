@@ -692,6 +692,87 @@ static int idle_heap_by_cache_hits_case(int unused)
 
 /* fn(arg) in a forked child, whose heap starts as this process's is now (the cases that need a fresh heap, before
  * the others change its thresholds): its exit status, or 1 when it could not run or died. */
+/* Aligned blocks of the large sizes (image tiles, page-aligned I/O buffers: aligned_alloc(4096, 64 KiB..1 MiB)),
+ * allocated, written and freed again and again: the first one freed raises the mmap threshold, as any freed mapped
+ * block does (glibc's too), and the next ones come from the heap. Before (session 42) an aligned mapping left the
+ * threshold alone and osm_memalign mapped every such block afresh, an mmap, two munmaps and a page fault per page
+ * each time: bench/workloads/large with aligned_alloc took 11.8 s against glibc's 0.78. Also in the classic
+ * profile's child of main (its threshold is fixed: every such block maps there, by docs/CLASSIC.md). */
+static int aligned_churn_case(int classic)
+{
+	struct os_stats s0, s1;
+	char *first = aligned_alloc(4096, 1 << 20);
+	if (!first) {
+		printf("FAIL growth/aligned_churn_reuses_heap: aligned_alloc(4096, 1 MiB) returned NULL\n");
+		return 1;
+	}
+	memset(first, 1, 1 << 20);
+	v_free(first);
+	os_stats(&s0);
+	uint64_t r = 12345;
+	int misaligned = 0;
+	for (int i = 0; i < 100; i++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		size_t n = (256 << 10) + (size_t)(r >> 40) % (768 << 10);
+		char *p = aligned_alloc(4096, n);
+		if (!p || ((uintptr_t)p & 4095)) {
+			misaligned++;
+			continue;
+		}
+		memset(p, 3, n);
+		v_free(p);
+	}
+	os_stats(&s1);
+	size_t maps = s1.mmap_calls - s0.mmap_calls;
+	int ok = misaligned == 0 && (classic ? maps == 100 : maps <= 2) && os_heap_check() == 0;
+	if (ok)
+		printf("PASS growth/%saligned_churn_reuses_heap\n", classic ? "classic/" : "");
+	else
+		printf("FAIL growth/%saligned_churn_reuses_heap: 100 aligned_alloc(4096, 256 KiB..1 MiB) + free after a first "
+		       "1 MiB one made %zu mmap calls (want %s), %d of them NULL or not aligned\n", classic ? "classic/" : "",
+		       maps, classic ? "100: a fixed threshold" : "at most 2: the threshold rises past a freed aligned mapping",
+		       misaligned);
+	return !ok;
+}
+
+/* An aligned request at or above the mmap threshold with a free heap block that holds it: the default profile
+ * takes the heap's block first, as malloc does (heap.c, fit_first; glibc's memalign goes through _int_malloc's
+ * bins before it maps). Ten core blocks of 100,000 bytes (above the medium caches, below the 128 KiB threshold)
+ * freed under a live one make a free block of about 1 MB; aligned_alloc(4096, 300000) must come from it, with no
+ * mapping. Before (session 42): a mapping, its pages faulted in afresh. */
+static int aligned_fit_case(int unused)
+{
+	(void)unused;
+	char *blk[10], *guard;
+	for (int i = 0; i < 10; i++)
+		memset(blk[i] = v_malloc(100000), 1, 100000);
+	memset(guard = v_malloc(100000), 1, 100000);
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	for (int i = 0; i < 10; i++) {
+		lo = (uintptr_t)blk[i] < lo ? (uintptr_t)blk[i] : lo;
+		hi = (uintptr_t)blk[i] + 100000 > hi ? (uintptr_t)blk[i] + 100000 : hi;
+		v_free(blk[i]);
+	}
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	char *p = aligned_alloc(4096, 300000);
+	os_stats(&s1);
+	int inside = p && (uintptr_t)p >= lo && (uintptr_t)p + 300000 <= hi;
+	int ok = inside && !((uintptr_t)p & 4095) && s1.mmap_calls == s0.mmap_calls && os_heap_check() == 0;
+	if (p)
+		memset(p, 2, 300000);
+	v_free(p);
+	v_free(guard);
+	if (ok)
+		printf("PASS growth/aligned_request_above_threshold_takes_free_block\n");
+	else
+		printf("FAIL growth/aligned_request_above_threshold_takes_free_block: aligned_alloc(4096, 300000) with a free "
+		       "block of about 1 MB in the heap gave %p (the freed blocks span %#lx-%#lx) and made %zu mmap calls "
+		       "(want an aligned block inside them, no mapping)\n", (void *)p, (unsigned long)lo,
+		       (unsigned long)hi, s1.mmap_calls - s0.mmap_calls);
+	return !ok;
+}
+
 static int in_child(const char *name, int (*fn)(int), int arg)
 {
 	fflush(stdout);
@@ -732,6 +813,10 @@ int main(int argc, char **argv)
 	if (in_child("prefault", prefault_case, classic))
 		return 1;
 	if (in_child("hole_before_free_top", hole_before_top_case, classic))
+		return 1;
+	if (in_child("aligned_churn_reuses_heap", aligned_churn_case, classic))
+		return 1;
+	if (!classic && in_child("aligned_request_above_threshold_takes_free_block", aligned_fit_case, 0))
 		return 1;
 	if (!classic && in_child("lazy_trim", lazy_trim_case, 0))
 		return 1;
