@@ -20,7 +20,7 @@ TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 WL_BIN    := $(patsubst bench/workloads/%.c,$(BUILD)/bench/wl/%,$(wildcard bench/workloads/*.c))
 
-.PHONY: all check setup test test-asan test-tsan bench bench-build bench-quick bench-fastpath demo demo-classic install clean
+.PHONY: all check setup test test-asan test-tsan bench bench-apis bench-build bench-quick bench-fastpath demo demo-classic install clean
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
 MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c)) $(BUILD)/tests/test_stress_os
 # C++ drop-in tests (tests/malloc_cxx*.cpp): each is also built as a plain binary, <name>_preload, that re-runs
@@ -204,6 +204,12 @@ bench: bench-build
 # A smoke run of the ranking: reduced sizes, one run, a minute or two (report in $(BUILD)/bench/quick.md).
 bench-quick: bench-build
 	python3 bench/run.py --build $(BUILD) --quick $(BENCH_ARGS)
+
+# Every entry point of the malloc family at every size range, 1 and 4 threads, against the peers: a scan for the
+# cells where osmem is far behind (bench/apis.py: about 6 minutes; writes bench/results/apis.md).
+bench-apis: bench-build
+	@sh bench/setup.sh
+	python3 bench/apis.py --build $(BUILD) $(BENCH_ARGS)
 
 # malloc/free loops in ns per op, with osmem's classic profile and osmem with tracing compiled out.
 bench-fastpath: bench-build

@@ -2,7 +2,7 @@
 """bench/run.py's run-by-run comparison with glibc (its report's "Time, run by run against glibc"), checked on
 made-up samples whose answer is known, and on the committed results; and bench/ab.py, the paired A/B of two
 builds, on `true` and `false`; and bench/run.py's peak RSS (bench/peak/peak.c) on a program that touches a known
-number of pages. Runs no benchmark. Prints 'PASS name' /
+number of pages; and bench/workloads/apis.c's own checks, under glibc and osmem. Runs no benchmark. Prints 'PASS name' /
 'FAIL name: why' lines and 'N passed, N failed'; exits 1 on a failure.
 
 The hazard: a busy host moves every allocator's time from run to run by tens of percent (45% in session 18's
@@ -190,6 +190,7 @@ def main():
           f"exit {r.returncode}, stderr {r.stderr.strip()[-200:]!r}: want a refusal naming the library not mapped")
 
     peak_rss_counts_every_page(build)
+    apis_workload_checks_every_entry_point(build)
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
@@ -251,6 +252,42 @@ def peak_rss_counts_every_page(build):
     check("peak_rss_counts_every_page", ok,
           "runs of a program touching N pages, (exit, peak KiB, ru_maxrss KiB) by N: %s; want peaks 32 and 160 "
           "KiB above N=0's (within 4). %s" % (runs, status_exact_note()))
+
+
+def apis_workload_checks_every_entry_point(build):
+    """bench/workloads/apis.c (bench/apis.py's scan) under glibc and under osmem, each entry point in one thread
+    and in four, at a tenth of its size: both exit 0 (every block aligned as asked, calloc's zeros, every page
+    byte and realloc's kept bytes checked) with the same checksum. Hazard: a scan whose program misreads a block
+    would rank an allocator that corrupts memory as fast; and the checks are the entry points' own correctness."""
+    import subprocess
+    lib = os.path.join(build, "libosmem-malloc.so")
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "apis")
+        cc = subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", os.path.join(ROOT, "bench", "workloads", "apis.c"),
+                             "-o", exe, "-pthread", "-lm"], capture_output=True, text=True)
+        if cc.returncode != 0 or not os.path.exists(lib):
+            check("apis_workload_checks_every_entry_point", False, "cc: %s; %s %s" % (
+                cc.stderr[-300:], lib, "exists" if os.path.exists(lib) else "is not built (make all)"))
+            return
+        sys.path.insert(0, os.path.join(ROOT, "bench"))
+        import apis
+        bad = []
+        for kind in apis.KINDS:
+            for _, lo, hi in apis.RANGES[:3]:
+                for t in (1, 4):
+                    argv = [exe, "0.1", kind, str(lo), str(hi), str(t)]
+                    sums = []
+                    for pre in (None, lib):
+                        env = dict(bench.base_env(), **({"LD_PRELOAD": pre} if pre else {}))
+                        r = subprocess.run(argv, env=env, capture_output=True, timeout=120)
+                        checksum, _ = bench.parse_protocol(r.stdout)
+                        sums.append(checksum)
+                        if r.returncode != 0 or not checksum:
+                            bad.append("%s under %s: exit %d %s" % (" ".join(argv[1:]), "osmem" if pre else "glibc",
+                                                                    r.returncode, r.stderr.decode()[-200:]))
+                    if sums[0] != sums[1]:
+                        bad.append("%s: checksums %s (glibc) and %s (osmem)" % (" ".join(argv[1:]), *sums))
+    check("apis_workload_checks_every_entry_point", not bad, "; ".join(bad[:5]))
 
 
 def status_exact_note():

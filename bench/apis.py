@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""bench/apis.py: every entry point of the malloc family, at every range of sizes, in one thread and in four,
+under glibc, osmem, jemalloc, mimalloc and tcmalloc: a scan for the cells where osmem is far behind.
+
+The ranked suite (bench/run.py) times a few workloads, each one or two entry points at the sizes it uses; a
+request path that none of them takes can be ten times slower than glibc's and nothing shows it. Session 42 found
+two that way: aligned_alloc of 64 KiB..4 MiB mapped every block afresh (15x glibc's time), and medium reallocs in
+four threads queued on the core's lock (3x). This runs bench/workloads/apis.c for each cell (an entry point, a
+size range, a thread count), the allocators interleaved, and writes bench/results/apis.md: the median time of
+each, its ratio to glibc's, and a mark where osmem takes more than SLOW times glibc's or the fastest peer's.
+
+Usage: python3 bench/apis.py [--build build] [--runs 3] [--only KIND,...] [--quick] [--out FILE]
+(`make bench-apis`: about 6 minutes at 3 runs.)"""
+import argparse, os, statistics, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402  (bench/run.py: allocators, fresh copies, the spawn under GNU time, the protocol)
+
+KINDS = ["malloc", "calloc", "realloc", "aligned64", "posix_memalign64", "memalign256", "aligned4096", "valloc"]
+RANGES = [("16 B-1 KiB", 16, 1024), ("1-64 KiB", 1024, 65536), ("64 KiB-4 MiB", 65536, 4 << 20),
+          ("4-64 MiB", 4 << 20, 64 << 20)]
+THREADS = [1, 4]
+SLOW = 1.5   # a cell is marked when osmem's median is above this times glibc's, or this times the fastest peer's
+SCALE = {"4-64 MiB": 0.25}   # the largest blocks: fewer operations (a cell stays under a second or so)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", help="entry points (comma-separated) of " + ", ".join(KINDS))
+    ap.add_argument("--quick", action="store_true", help="a tenth of the operations, 1 run: a smoke run")
+    ap.add_argument("--out", help="the report (default bench/results/apis.md; --quick: BUILD/bench/apis-quick.md)")
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    prog = os.path.join(build, "bench", "wl", "apis")
+    if not os.path.exists(prog):
+        print("bench/apis.py: %s is not built (make bench-build)" % prog)
+        return 2
+    kinds = a.only.split(",") if a.only else KINDS
+    runs = 1 if a.quick else a.runs
+    out = a.out or (os.path.join(build, "bench", "apis-quick.md") if a.quick
+                    else os.path.join(R.HERE, "results", "apis.md"))
+    allocs = R.allocators(build)
+    env = R.base_env()
+    fresh = os.path.join(build, "bench", "fresh")
+    cells = [(k, r, t) for k in kinds for r in RANGES for t in THREADS]
+    times = {}      # (kind, range name, threads) -> {allocator: [secs]}
+    problems = []
+    start = time.time()
+    for n in range(runs):
+        for kind, (rname, lo, hi), t in cells:
+            scale = SCALE.get(rname, 1.0) * (0.1 if a.quick else 1.0)
+            sums = {}
+            for name, lib in (allocs if n % 2 == 0 else allocs[::-1]):
+                e = dict(env)
+                copy = R.fresh_copy(lib, fresh) if lib else None
+                if copy:
+                    e["LD_PRELOAD"] = copy
+                r = R.spawn([prog, "%g" % scale, kind, str(lo), str(hi), str(t)], e, 300)
+                if copy:
+                    os.unlink(copy)
+                checksum, metrics = R.parse_protocol(r.out)
+                if r.rc != 0 or "secs" not in metrics:
+                    problems.append((name, "%s %s %d threads, %s: exit %s %s" % (
+                        kind, rname, t, name, r.rc, r.err.decode(errors="replace").strip()[-300:])))
+                    continue
+                sums[name] = checksum
+                times.setdefault((kind, rname, t), {}).setdefault(name, []).append(metrics["secs"])
+            if len(set(sums.values())) > 1:
+                problems.append(("osmem", "%s %s %d threads: checksums differ: %s" % (kind, rname, t, sums)))
+        print("apis: run %d of %d done (%.0f s)" % (n + 1, runs, time.time() - start), flush=True)
+    names = [n for n, _ in allocs]
+    peers = [n for n in names if n not in ("osmem", "glibc")]
+    L = ["# Every entry point, every size range: osmem against glibc, jemalloc, mimalloc and tcmalloc", "",
+         "%s; %d run(s) per cell, interleaved, median shown; `python3 bench/apis.py%s` (bench/workloads/apis.c). "
+         "Each cell: 64 blocks a thread, each operation frees a random one (realloc: reallocates it) and "
+         "allocates one of a size drawn log-uniformly from the range, writing a byte in each of its 4 KiB pages. "
+         "Ratios to glibc's time (below 1: faster); **bold**: the fastest; a cell is marked ⚠ where osmem takes "
+         "more than %.1f times glibc's time or the fastest peer's." % (time.strftime("%Y-%m-%d %H:%M"), runs,
+                                                                     " --quick" if a.quick else "", SLOW), ""]
+    if problems:
+        L += ["## Problems", "",
+              "A peer's failure is reported and its cell left empty; osmem's fails the scan. (Debian's mimalloc "
+              "2.0.9 returns blocks aligned to 128 for memalign(256, n) of small n, the `FAIL misaligned block` "
+              "lines below when they appear: microsoft/mimalloc issue 700, fixed after 2.0.9.)", ""]
+        L += ["- " + p for _, p in problems] + [""]
+    L += ["| entry point | sizes | threads | glibc (s) | " + " | ".join(n for n in names if n != "glibc") +
+          " | osmem / fastest peer | |",
+          "| --- | --- | ---: | ---: | " + " | ".join("---:" for n in names if n != "glibc") + " | ---: | --- |"]
+    marked = slower = 0
+    worst = []
+    for kind, (rname, lo, hi), t in cells:
+        med = {n: statistics.median(v) for n, v in times.get((kind, rname, t), {}).items()}
+        if "glibc" not in med or "osmem" not in med:
+            continue
+        best = min(med.values())
+        g = med["glibc"]
+        row = []
+        for n in names:
+            if n != "glibc":
+                s = "%.2f" % (med[n] / g) if n in med else ""
+                row.append("**%s**" % s if n in med and med[n] == best else s)
+        pbest = min((med[n] for n in peers if n in med), default=None)
+        vs_peer = med["osmem"] / pbest if pbest else None
+        bad = med["osmem"] > SLOW * g or (vs_peer is not None and vs_peer > SLOW)
+        marked += bad
+        slower += med["osmem"] > g
+        worst.append((med["osmem"] / g, kind, rname, t))
+        gs = "**%.3f**" % g if g == best else "%.3f" % g
+        L.append("| %s | %s | %d | %s | %s | %s | %s |" % (kind, rname, t, gs, " | ".join(row),
+                                                         "%.2f" % vs_peer if vs_peer else "", "⚠" if bad else ""))
+    worst.sort(reverse=True)
+    L[2:2] = ["**%d of %d cells marked; osmem slower than glibc in %d (by medians).** Its three worst against "
+              "glibc: %s." % (marked, len(cells), slower, "; ".join("%s %s %d thread(s) %.2fx" % (k, r, t, x)
+                                                                     for x, k, r, t in worst[:3])), ""]
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write("\n".join(L) + "\n")
+    ours = [p for who, p in problems if who == "osmem"]
+    print("wrote %s: %d of %d cells marked, %d problem(s), %d of them osmem's" % (out, marked, len(cells),
+                                                                                len(problems), len(ours)))
+    for p in ours:
+        print("apis: " + p)
+    return 1 if ours else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
