@@ -1041,7 +1041,10 @@ static inline MEDIUM_NO_TSAN bool medium_links_ok(const struct block_meta *b)
 	const char *base = __atomic_load_n(&osm_heap.base, __ATOMIC_RELAXED);
 	const struct block_meta *n = *(struct block_meta *const volatile *)&b->next;
 	const struct block_meta *p = *(struct block_meta *const volatile *)&b->prev;
-	if (n ? (const char *)n != block_end(b) : block_end(b) != end)
+	/* a `next` must also lie below the heap's end: the last block's `next` overwritten with its own end passed,
+	 * and realloc's look at the neighbour (medium_next_free_holds) read a header past the heap (session 42's
+	 * review: SIGSEGV where the core reports a corrupted header; medium/last_block_next_written_then_realloc) */
+	if (n ? (const char *)n != block_end(b) || (const char *)n >= end : block_end(b) != end)
 		return false;
 	if (!p)
 		return (const char *)b == base;
@@ -1067,7 +1070,8 @@ static inline MEDIUM_NO_TSAN bool medium_next_ok(const struct block_meta *b, siz
 static inline MEDIUM_NO_TSAN bool medium_next_free_holds(const struct block_meta *b, size_t s)
 {
 	const struct block_meta *n = *(struct block_meta *const volatile *)&b->next;
-	if ((const char *)n != block_end(b)) /* the last block (NULL), or links the core checks */
+	if ((const char *)n != block_end(b) || /* the last block (NULL), or links the core checks */
+	    (const char *)n + META_SIZE > __atomic_load_n(&osm_heap.end, __ATOMIC_ACQUIRE))
 		return false;
 	int status = *(const volatile int *)&n->status;
 	size_t size = *(const volatile size_t *)&n->size;

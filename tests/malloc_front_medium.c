@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "block_meta.h"
 #include "osmem.h"
 #include "test_util.h"
 
@@ -236,6 +237,29 @@ static void realloc_header_overwritten(void)
 	say_addr(p);
 	((size_t *)p)[-4] += 4096; /* the block's size: its cookie no longer matches */
 	(void)v_realloc(p, 6000);
+}
+
+/* The last block of the heap with its `next` overwritten with its own end (where the heap ends), then grown by
+ * realloc: the lock-free checks took the link as the block after it, and realloc's look at that neighbour's header
+ * read past the heap: SIGSEGV inside osmem (session 42's review). The core must report it. */
+static void last_block_next_written_then_realloc(void)
+{
+	char *p = v_malloc(40000);
+	malloc_trim(0);
+	struct block_meta *b = (struct block_meta *)(p - META_SIZE), *n = b->next;
+	if (!n || n->next || n->status != STATUS_FREE) { /* test setup: p is below the free top */
+		printf("# setup: the block after p is not a free top\n");
+		abort();
+	}
+	p = v_realloc(p, b->size + META_SIZE + n->size); /* takes the free top: p is the last block */
+	b = (struct block_meta *)(p - META_SIZE);
+	if (b->next) {
+		printf("# setup: p is not the last block\n");
+		abort();
+	}
+	say_addr(p);
+	b->next = (struct block_meta *)(p + b->size); /* an overflow writes the heap's end there */
+	(void)v_realloc(p, b->size + 4096);
 }
 
 // ---- behaviour ----
@@ -1287,6 +1311,8 @@ int main(void)
 	death("header_size_and_next_written_while_cached", header_size_and_next_written_while_cached, "free",
 	      "corrupted header");
 	death("realloc_header_overwritten", realloc_header_overwritten, "realloc", "corrupted header");
+	death("last_block_next_written_then_realloc", last_block_next_written_then_realloc, "realloc",
+	      "corrupted header");
 	death("header_prev_written_while_cached", header_prev_written_while_cached, "free", "corrupted header");
 	death("header_prev_written_then_freed", header_prev_written_then_freed, "free", "corrupted header");
 	every_size();

@@ -87,17 +87,27 @@ static void *run(void *arg)
 		uint64_t tag = mix64(((uint64_t)w->index << 40) | seq++);
 		if (slot[i] && is_realloc) {
 			w->sum += check_pages(slot[i], size[i]);
+			uint64_t old;
+			memcpy(&old, slot[i], 8);
 			size_t keep = size[i] < n ? size[i] : n;
 			char *q = realloc(slot[i], n);
 			if (!q) {
 				fprintf(stderr, "FAIL realloc(%zu) returned NULL\n", n);
 				exit(1);
 			}
-			/* the bytes kept: the tag and the page bytes below `keep` (the last byte only when n >= size) */
+			/* the bytes kept, against the tag the block had before (not the one the new block holds): its
+			 * first 8, the page bytes below `keep`, and its last byte when the block grew */
+			uint64_t got;
+			memcpy(&got, q, 8);
+			if (got != old)
+				fail("realloc lost the tag", q, old, got);
 			for (size_t j = 4096; j < keep; j += 4096)
-				if (q[j] != page_byte(*(uint64_t *)q, j))
-					fail("realloc lost a page byte", q + j, (unsigned char)page_byte(*(uint64_t *)q, j),
+				if (q[j] != page_byte(old, j))
+					fail("realloc lost a page byte", q + j, (unsigned char)page_byte(old, j),
 					     (unsigned char)q[j]);
+			if (keep == size[i] && keep > 8 && q[keep - 1] != page_byte(old, keep - 1))
+				fail("realloc lost the last byte", q + keep - 1, (unsigned char)page_byte(old, keep - 1),
+				     (unsigned char)q[keep - 1]);
 			slot[i] = q;
 		} else {
 			if (slot[i]) {
