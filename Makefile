@@ -205,8 +205,9 @@ bench: bench-build
 bench-quick: bench-build
 	python3 bench/run.py --build $(BUILD) --quick $(BENCH_ARGS)
 
-# Every entry point of the malloc family at every size range, 1 and 4 threads, against the peers: a scan for the
-# cells where osmem is far behind (bench/apis.py: about 6 minutes; writes bench/results/apis.md).
+# Every entry point of the malloc family at every size range, 1 and 4 threads (and 4 freeing each other's blocks),
+# against the peers: a scan for the cells where osmem is far behind (bench/apis.py: about 5 minutes; writes
+# bench/results/apis.md).
 bench-apis: bench-build
 	@sh bench/setup.sh
 	python3 bench/apis.py --build $(BUILD) $(BENCH_ARGS)

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""bench/apis.py: every entry point of the malloc family, at every range of sizes, in one thread and in four,
-under glibc, osmem, jemalloc, mimalloc and tcmalloc: a scan for the cells where osmem is far behind.
+"""bench/apis.py: every entry point of the malloc family, at every range of sizes, in one thread and in four
+(each its own blocks, or sharing them), under glibc, osmem, jemalloc, mimalloc and tcmalloc: a scan for the cells where osmem is far behind.
 
 The ranked suite (bench/run.py) times a few workloads, each one or two entry points at the sizes it uses; a
 request path that none of them takes can be ten times slower than glibc's and nothing shows it. Session 42 found
-two that way: aligned_alloc of 64 KiB..4 MiB mapped every block afresh (15x glibc's time), and medium reallocs in
-four threads queued on the core's lock (3x). This runs bench/workloads/apis.c for each cell (an entry point, a
-size range, a thread count), the allocators interleaved, and writes bench/results/apis.md: the median time of
+three that way: aligned_alloc of 64 KiB..4 MiB mapped every block afresh (15x glibc's time), a thread calling only
+valloc took the core's lock at every call (18x), and medium reallocs in four threads queued on that lock (3x). This runs bench/workloads/apis.c for each cell (an entry point, a
+size range, one thread, four, or four sharing their blocks so that most frees are remote), the allocators
+interleaved, and writes bench/results/apis.md: the median time of
 each, its ratio to glibc's, and a mark where osmem takes more than SLOW times glibc's or the fastest peer's.
 
 Usage: python3 bench/apis.py [--build build] [--runs 3] [--only KIND,...] [--quick] [--out FILE]
-(`make bench-apis`: about 6 minutes at 3 runs.)"""
+(`make bench-apis`: about 5 minutes at 3 runs.)"""
 import argparse, os, statistics, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,7 +20,7 @@ import run as R  # noqa: E402  (bench/run.py: allocators, fresh copies, the spaw
 KINDS = ["malloc", "calloc", "realloc", "aligned64", "posix_memalign64", "memalign256", "aligned4096", "valloc"]
 RANGES = [("16 B-1 KiB", 16, 1024), ("1-64 KiB", 1024, 65536), ("64 KiB-4 MiB", 65536, 4 << 20),
           ("4-64 MiB", 4 << 20, 64 << 20)]
-THREADS = [1, 4]
+THREADS = ["1", "4", "4r"]   # 4r: four threads sharing one table, most frees remote (bench/workloads/apis.c)
 SLOW = 1.5   # a cell is marked when osmem's median is above this times glibc's, or this times the fastest peer's
 SCALE = {"4-64 MiB": 0.25}   # the largest blocks: fewer operations (a cell stays under a second or so)
 
@@ -57,25 +58,26 @@ def main():
                 copy = R.fresh_copy(lib, fresh) if lib else None
                 if copy:
                     e["LD_PRELOAD"] = copy
-                r = R.spawn([prog, "%g" % scale, kind, str(lo), str(hi), str(t)], e, 300)
+                r = R.spawn([prog, "%g" % scale, kind, str(lo), str(hi), t], e, 300)
                 if copy:
                     os.unlink(copy)
                 checksum, metrics = R.parse_protocol(r.out)
                 if r.rc != 0 or "secs" not in metrics:
-                    problems.append((name, "%s %s %d threads, %s: exit %s %s" % (
+                    problems.append((name, "%s %s %s threads, %s: exit %s %s" % (
                         kind, rname, t, name, r.rc, r.err.decode(errors="replace").strip()[-300:])))
                     continue
                 sums[name] = checksum
                 times.setdefault((kind, rname, t), {}).setdefault(name, []).append(metrics["secs"])
             if len(set(sums.values())) > 1:
-                problems.append(("osmem", "%s %s %d threads: checksums differ: %s" % (kind, rname, t, sums)))
+                problems.append(("osmem", "%s %s %s threads: checksums differ: %s" % (kind, rname, t, sums)))
         print("apis: run %d of %d done (%.0f s)" % (n + 1, runs, time.time() - start), flush=True)
     names = [n for n, _ in allocs]
     peers = [n for n in names if n not in ("osmem", "glibc")]
     L = ["# Every entry point, every size range: osmem against glibc, jemalloc, mimalloc and tcmalloc", "",
          "%s; %d run(s) per cell, interleaved, median shown; `python3 bench/apis.py%s` (bench/workloads/apis.c). "
          "Each cell: 64 blocks a thread, each operation frees a random one (realloc: reallocates it) and "
-         "allocates one of a size drawn log-uniformly from the range, writing a byte in each of its 4 KiB pages. "
+         "allocates one of a size drawn log-uniformly from the range, writing a byte in each of its 4 KiB pages; "
+         "threads `4r`: the four threads share their 256 slots, so that most frees are of another thread's block. "
          "Ratios to glibc's time (below 1: faster); **bold**: the fastest; a cell is marked ⚠ where osmem takes "
          "more than %.1f times glibc's time or the fastest peer's." % (time.strftime("%Y-%m-%d %H:%M"), runs,
                                                                      " --quick" if a.quick else "", SLOW), ""]
@@ -108,11 +110,11 @@ def main():
         slower += med["osmem"] > g
         worst.append((med["osmem"] / g, kind, rname, t))
         gs = "**%.3f**" % g if g == best else "%.3f" % g
-        L.append("| %s | %s | %d | %s | %s | %s | %s |" % (kind, rname, t, gs, " | ".join(row),
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (kind, rname, t, gs, " | ".join(row),
                                                          "%.2f" % vs_peer if vs_peer else "", "⚠" if bad else ""))
     worst.sort(reverse=True)
     L[2:2] = ["**%d of %d cells marked; osmem slower than glibc in %d (by medians).** Its three worst against "
-              "glibc: %s." % (marked, len(cells), slower, "; ".join("%s %s %d thread(s) %.2fx" % (k, r, t, x)
+              "glibc: %s." % (marked, len(cells), slower, "; ".join("%s %s %s threads %.2fx" % (k, r, t, x)
                                                                      for x, k, r, t in worst[:3])), ""]
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:

@@ -255,8 +255,8 @@ def peak_rss_counts_every_page(build):
 
 
 def apis_workload_checks_every_entry_point(build):
-    """bench/workloads/apis.c (bench/apis.py's scan) under glibc and under osmem, each entry point in one thread
-    and in four, at a tenth of its size: both exit 0 (every block aligned as asked, calloc's zeros, every page
+    """bench/workloads/apis.c (bench/apis.py's scan) under glibc and under osmem, each entry point in one thread,
+    in four and in four sharing their blocks (remote frees), at a tenth of its size: both exit 0 (every block aligned as asked, calloc's zeros, every page
     byte and realloc's kept bytes checked) with the same checksum. Hazard: a scan whose program misreads a block
     would rank an allocator that corrupts memory as fast; and the checks are the entry points' own correctness."""
     import subprocess
@@ -274,8 +274,8 @@ def apis_workload_checks_every_entry_point(build):
         bad = []
         for kind in apis.KINDS:
             for _, lo, hi in apis.RANGES[:3]:
-                for t in (1, 4):
-                    argv = [exe, "0.1", kind, str(lo), str(hi), str(t)]
+                for t in apis.THREADS:
+                    argv = [exe, "0.1", kind, str(lo), str(hi), t]
                     sums = []
                     for pre in (None, lib):
                         env = dict(bench.base_env(), **({"LD_PRELOAD": pre} if pre else {}))

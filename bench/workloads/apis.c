@@ -8,6 +8,11 @@
  * its tag in its first 8 bytes, one byte in each 4 KiB page and its last byte (its pages really are used), and
  * checks them all before the block is freed or reallocated (realloc: the bytes the smaller size keeps).
  *
+ * With THREADS written Nr (remote), the N threads share one table of N x LIVE slots instead: an operation swaps its
+ * new block into a random slot (an atomic exchange) and frees (or, for realloc, first takes and reallocates) what
+ * was there, most often a block another thread allocated: every entry point's remote free. Each block then keeps
+ * its size in bytes 8..15, for whoever frees it (sizes from 24 bytes).
+ *
  * Usage: apis SCALE KIND LO HI THREADS
  *   KIND: malloc, calloc (also checks the zeros it writes over), aligned64 (aligned_alloc(64, n rounded up)),
  *         aligned4096, posix_memalign64, memalign256, valloc, realloc
@@ -15,6 +20,7 @@
  * metric secs S: the time of the churn alone. */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "common.h"
 
@@ -73,14 +79,98 @@ struct worker {
 	uint64_t sum;
 };
 
+/* Remote mode (THREADS ending in r): the shared table. */
+static int remote;
+static char *_Atomic *shared;
+
+/* A new block of n bytes, checked as the entry point promises (alignment, calloc's zeros). */
+static char *fresh(size_t n)
+{
+	char *p = get(n);
+	size_t a = alignment();
+	if ((uintptr_t)p & (a - 1))
+		fail("misaligned block", p, a, (uintptr_t)p & (a - 1));
+	if (!strcmp(kind, "calloc"))
+		for (size_t j = 0; j < n; j += 4096)
+			if (p[j] || p[n - 1])
+				fail("calloc's block not zeroed", p + j, 0, (unsigned char)p[j]);
+	return p;
+}
+
+/* The bytes realloc kept of a block that held `size` bytes under tag `old`: its first 8, the page bytes below
+ * `keep`, and its last byte when the block grew. */
+static void check_kept(const char *q, uint64_t old, size_t size, size_t keep)
+{
+	uint64_t got;
+	memcpy(&got, q, 8);
+	if (got != old)
+		fail("realloc lost the tag", q, old, got);
+	for (size_t j = 4096; j < keep; j += 4096)
+		if (q[j] != page_byte(old, j))
+			fail("realloc lost a page byte", q + j, (unsigned char)page_byte(old, j), (unsigned char)q[j]);
+	if (keep == size && keep > 8 && q[keep - 1] != page_byte(old, keep - 1))
+		fail("realloc lost the last byte", q + keep - 1, (unsigned char)page_byte(old, keep - 1),
+		     (unsigned char)q[keep - 1]);
+}
+
+static size_t size_of(const char *p)
+{
+	size_t n;
+	memcpy(&n, p + 8, 8);
+	return n;
+}
+
+/* a block's tag, page bytes and (remote mode) its size in bytes 8..15 */
+static void fill_sized(char *p, size_t n, uint64_t tag)
+{
+	fill(p, n, tag);
+	memcpy(p + 8, &n, 8);
+}
+
+static void *run_remote(void *arg)
+{
+	struct worker *w = arg;
+	uint64_t rng = 0x7e3 + (uint64_t)w->index * 0x9e3779b97f4a7c15ull, seq = 0;
+	int is_realloc = !strcmp(kind, "realloc");
+	size_t slots = (size_t)LIVE * (size_t)nthreads;
+	for (long k = 0; k < ops; k++) {
+		size_t i = (size_t)(rnd(&rng) % slots);
+		size_t n = rnd_log(&rng, lo, hi);
+		n = n < 24 ? 24 : n;
+		uint64_t tag = mix64(((uint64_t)w->index << 40) | seq++);
+		char *q;
+		char *old = is_realloc ? atomic_exchange(&shared[i], NULL) : NULL;
+		if (old) {
+			size_t size = size_of(old);
+			w->sum += check_pages(old, size);
+			uint64_t t;
+			memcpy(&t, old, 8);
+			q = realloc(old, n);
+			if (!q) {
+				fprintf(stderr, "FAIL realloc(%zu) returned NULL\n", n);
+				exit(1);
+			}
+			check_kept(q, t, size, size < n ? size : n);
+		} else {
+			q = fresh(n);
+		}
+		fill_sized(q, n, tag);
+		char *prev = atomic_exchange(&shared[i], q);
+		if (prev) {
+			w->sum += check_pages(prev, size_of(prev));
+			free(prev);
+		}
+	}
+	return NULL;
+}
+
 static void *run(void *arg)
 {
 	struct worker *w = arg;
 	char *slot[LIVE] = { 0 };
 	size_t size[LIVE] = { 0 };
 	uint64_t rng = 0x51ed + (uint64_t)w->index * 0x9e3779b97f4a7c15ull, seq = 0;
-	int is_realloc = !strcmp(kind, "realloc"), is_calloc = !strcmp(kind, "calloc");
-	size_t a = alignment();
+	int is_realloc = !strcmp(kind, "realloc");
 	for (long k = 0; k < ops; k++) {
 		int i = (int)(rnd(&rng) % LIVE);
 		size_t n = rnd_log(&rng, lo, hi);
@@ -89,38 +179,19 @@ static void *run(void *arg)
 			w->sum += check_pages(slot[i], size[i]);
 			uint64_t old;
 			memcpy(&old, slot[i], 8);
-			size_t keep = size[i] < n ? size[i] : n;
 			char *q = realloc(slot[i], n);
 			if (!q) {
 				fprintf(stderr, "FAIL realloc(%zu) returned NULL\n", n);
 				exit(1);
 			}
-			/* the bytes kept, against the tag the block had before (not the one the new block holds): its
-			 * first 8, the page bytes below `keep`, and its last byte when the block grew */
-			uint64_t got;
-			memcpy(&got, q, 8);
-			if (got != old)
-				fail("realloc lost the tag", q, old, got);
-			for (size_t j = 4096; j < keep; j += 4096)
-				if (q[j] != page_byte(old, j))
-					fail("realloc lost a page byte", q + j, (unsigned char)page_byte(old, j),
-					     (unsigned char)q[j]);
-			if (keep == size[i] && keep > 8 && q[keep - 1] != page_byte(old, keep - 1))
-				fail("realloc lost the last byte", q + keep - 1, (unsigned char)page_byte(old, keep - 1),
-				     (unsigned char)q[keep - 1]);
+			check_kept(q, old, size[i], size[i] < n ? size[i] : n);
 			slot[i] = q;
 		} else {
 			if (slot[i]) {
 				w->sum += check_pages(slot[i], size[i]);
 				free(slot[i]);
 			}
-			slot[i] = get(n);
-			if ((uintptr_t)slot[i] & (a - 1))
-				fail("misaligned block", slot[i], a, (uintptr_t)slot[i] & (a - 1));
-			if (is_calloc)
-				for (size_t j = 0; j < n; j += 4096)
-					if (slot[i][j] || slot[i][n - 1])
-						fail("calloc's block not zeroed", slot[i] + j, 0, (unsigned char)slot[i][j]);
+			slot[i] = fresh(n);
 		}
 		size[i] = n;
 		fill(slot[i], n, tag);
@@ -154,18 +225,23 @@ int main(int argc, char **argv)
 	lo = strtoul(argv[3], NULL, 0);
 	hi = strtoul(argv[4], NULL, 0);
 	nthreads = atoi(argv[5]);
+	remote = strchr(argv[5], 'r') != NULL;
 	if (lo < 16 || hi < lo || nthreads < 1 || nthreads > 64) {
 		fprintf(stderr, "FAIL bad arguments\n");
 		return 2;
 	}
 	ops = ops_for(scale);
+	if (remote && !(shared = calloc((size_t)LIVE * (size_t)nthreads, sizeof *shared))) {
+		fprintf(stderr, "FAIL the shared table\n");
+		return 1;
+	}
 	struct worker w[64];
 	pthread_t t[64];
 	double t0 = now_s();
 	for (int i = 0; i < nthreads; i++) {
 		w[i].index = i;
 		w[i].sum = 0;
-		if (pthread_create(&t[i], NULL, run, &w[i])) {
+		if (pthread_create(&t[i], NULL, remote ? run_remote : run, &w[i])) {
 			fprintf(stderr, "FAIL pthread_create\n");
 			return 1;
 		}
@@ -175,6 +251,11 @@ int main(int argc, char **argv)
 		pthread_join(t[i], NULL);
 		sum += w[i].sum;
 	}
+	for (size_t i = 0; remote && i < (size_t)LIVE * (size_t)nthreads; i++)
+		if (shared[i]) {
+			sum += check_pages(shared[i], size_of(shared[i]));
+			free(shared[i]);
+		}
 	double secs = now_s() - t0;
 	print_checksum(sum);
 	printf("metric secs %.4f\n", secs);
