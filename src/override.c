@@ -307,7 +307,7 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
  * free_neighbour). The cache's way for the shrinks: 0.22.
  * With more threads, the core's lock is where they meet: four threads doing the same took 1.0 s with the core's
  * way (most of it waiting for the lock and the index's splay), 0.40 with the cache's (glibc 0.33, mimalloc 0.38,
- * tcmalloc 0.40, jemalloc 0.52; realloc/threaded_medium_resize_stays_in_caches). Until session 42 a threaded
+ * tcmalloc 0.40, jemalloc 0.52; medium/threaded_realloc_stays_in_caches). Until session 42 a threaded
  * growth took one block from the cache (no batch) and gave the old block to the core, where any thread could take
  * it: python3's threads' caches had held its extra megabytes (peak RSS 72.4 -> 68.5 MiB in session 24). Since the
  * caches give back what sits idle 10 ms (medium.c, medium_scavenge), python3's churn.py peaks level either way
