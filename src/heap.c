@@ -1374,7 +1374,7 @@ static struct block_meta *carve_aligned(struct block_meta *b, size_t a, size_t s
  * then a mapping. Aligned mappings raise the dynamic threshold when freed, as glibc's do (raise_mmap_threshold).
  * Before both (session 42), a loop of aligned_alloc(4096, 64 KiB..4 MiB) and free mapped every block afresh,
  * two munmaps and a page fault per page each time: 11.8 s where glibc took 0.78 and malloc 0.2
- * (large/aligned_churn_reuses_heap). */
+ * (growth/aligned_churn_reuses_heap). */
 struct block_meta *osm_memalign(size_t a, size_t n)
 {
 	size_t s = align_up(n);

@@ -329,6 +329,14 @@ void osm_front_reclaim_end(void)
 	tl_reclaim_retry = false;
 }
 
+/* This thread's heap, made at its first medium slow path (a miss, a full bin's free, an aligned request: a thread's
+ * requests may all be of one kind); NULL when it has no cache (classic profile, front off, traced, exiting). */
+static struct front_heap *cache_heap(void)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	return h != &osm_front_empty_heap ? h : osm_front_heap_init();
+}
+
 /* The top block of bin c is too small for n (or there is none): the most recent block that fits (a scan of at
  * most MEDIUM_DEPTH sizes, one cache line) is swapped to the top and popped; else a refill. */
 void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
@@ -360,12 +368,12 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
  * give it a page of its own. Cost: a scan of up to MEDIUM_DEPTH addresses of one bin, none of the blocks read. */
 void *osm_front_medium_memalign(size_t a, size_t *n)
 {
-	struct front_heap *h = osm_front_tl_heap;
 	/* a thread's first request may be this one, and all of them may be (a thread that only calls valloc): its
 	 * heap is made here as at a miss, else every such request and free took the core's lock (session 42: four
 	 * threads of valloc(16..1024) and free, 1.19 s against glibc's 0.067; medium/valloc_only_thread_cached) */
-	if (h == &osm_front_empty_heap && !(h = osm_front_heap_init()))
-		return NULL; /* no cache (the front is off, traced, exiting): the core, unrounded */
+	struct front_heap *h = cache_heap();
+	if (!h)
+		return NULL; /* no cache: the core, unrounded */
 	size_t r = medium_round(*n > FRONT_MAX ? *n : FRONT_MAX + 1), c = medium_bin(r), k = h->mc_count[c];
 	*n = r;
 	for (size_t j = k; j-- > 0;) {
@@ -421,8 +429,8 @@ static void medium_scavenge(struct front_heap *h)
  * no memory: the caller asks the core. */
 void *osm_front_medium_refill(size_t c, size_t n)
 {
-	struct front_heap *h = osm_front_tl_heap;
-	if (h == &osm_front_empty_heap && !(h = osm_front_heap_init()))
+	struct front_heap *h = cache_heap();
+	if (!h)
 		return NULL;
 	medium_scavenge(h);
 	medium_grow(h, c);
@@ -476,8 +484,8 @@ void *osm_front_medium_refill(size_t c, size_t n)
  * back to the core with one lock. False: no cache, the core frees b. */
 bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
 {
-	struct front_heap *h = osm_front_tl_heap;
-	if (h == &osm_front_empty_heap && !(h = osm_front_heap_init()))
+	struct front_heap *h = cache_heap();
+	if (!h)
 		return false;
 	void **q = payload(b);
 	if (q[1] == (void *)front_mark(q))

@@ -280,9 +280,9 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 	return q;
 }
 
-/* realloc of a medium block to a size the block already holds, the block being one that malloc of that size could
- * have returned (the same bin: a quarter of a power of two), or more than half the block (mimalloc's rule): the
- * same pointer, nothing written, no lock. The core's
+/* realloc of a medium block to a size the block already holds and more than half of it (mimalloc's rule; a size
+ * of the block's own bin, a quarter of a power of two, is always more than half): the same pointer, nothing
+ * written, no lock. Until session 42 only a size of the block's bin was kept. The core's
  * way split such a block down to the request under the lock, so the next small growth found it short and moved
  * it: redis's LPUSH grows a list's listpack by about 130 bytes a push, and each push took the lock with a split and
  * a coalesce (122,000 of each in the benchmark's run; 62,000 now: shrinks into a lower bin, and threaded growths
@@ -351,7 +351,7 @@ static inline bool medium_realloc_keeps(void *p, size_t n)
 	if (TRACING || n - (FRONT_MAX + 1) >= MEDIUM_MAX - FRONT_MAX || !osm_front_dfkey)
 		return false;
 	struct block_meta *b = medium_user_block(p);
-	return b && n <= b->size && (n > b->size / 2 || medium_bin(b->size) == medium_bin(medium_round(n)));
+	return b && n <= b->size && n > b->size / 2;
 }
 
 /* realloc of a heap block above the medium sizes that leaves at most an eighth of it unused (heap.c,

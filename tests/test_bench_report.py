@@ -269,8 +269,7 @@ def apis_workload_checks_every_entry_point(build):
             check("apis_workload_checks_every_entry_point", False, "cc: %s; %s %s" % (
                 cc.stderr[-300:], lib, "exists" if os.path.exists(lib) else "is not built (make all)"))
             return
-        sys.path.insert(0, os.path.join(ROOT, "bench"))
-        import apis
+        import apis  # bench/apis.py: bench/ is on the path (run.py's import above)
         bad = []
         for kind in apis.KINDS:
             for _, lo, hi in apis.RANGES[:3]:
