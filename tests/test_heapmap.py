@@ -566,6 +566,9 @@ int main(void)
 	char *q = malloc(40 << 20); /* served by the kept mapping */
 	q[0] = 2;
 	free(q);
+	char *r = malloc(44 << 20); /* longer than the kept mapping: it grows (kept_grow) and serves it */
+	r[0] = 3;
+	free(r);
 	return 0;
 }
 """
@@ -628,8 +631,9 @@ def kept_tests(build, out, tmp, cc, chromium):
     trace = os.path.join(out, "kept.trace")
     rc, _, err, _ = run([exe], env=traced_env(trace))
     text = open(trace).read() if os.path.exists(trace) else ""
-    check("kept: the trace shows the mapping kept at the first free and reused by the second malloc",
-          rc == 0 and re.search(r"^  keep ", text, re.M) and re.search(r"^  reuse ", text, re.M),
+    check("kept: the trace shows the mapping kept at the first free, reused by the second malloc, grown for the third",
+          rc == 0 and len(re.findall(r"^  keep ", text, re.M)) == 3 and len(re.findall(r"^  reuse ", text, re.M)) == 2
+          and len(re.findall(r"^  kept_grow ", text, re.M)) == 1,
           f"rc={rc} {err.strip()[-200:]}; decision lines: {[l for l in text.splitlines() if l.startswith('  ')][:8]}")
     page = os.path.join(out, "kept.html")
     rc, _, err, _ = heapmap([trace, "-o", page, "-q"])
@@ -641,11 +645,12 @@ def kept_tests(build, out, tmp, cc, chromium):
     ms = sorted(json.loads(m.group(1).replace("<\\/", "</"))["mapped"]) if m else []
     kept = [m for m in ms if len(m) > 5 and m[5]]
     live = [m for m in ms if not (len(m) > 5 and m[5])]
-    # the first block [t0, t1), then kept from its free until the reuse, then the second block, then kept to the end
-    ok = len(live) == 2 and len(kept) == 2 and live[0][1] == kept[0][0] and kept[0][1] == live[1][0] and \
-        live[1][1] == kept[1][0] and len({m[2] for m in ms}) == 1
-    check("kept: the map's mapped lane holds block, kept, block, kept, one after the other at one lane offset",
-          ok, f"mapped lane entries {ms}")
+    # each block [t0, t1), then kept from its free until the next request takes it (the third grows it), the last
+    # kept to the end
+    ok = len(live) == 3 and len(kept) == 3 and all(live[i][1] == kept[i][0] for i in range(3)) and \
+        all(kept[i][1] == live[i + 1][0] for i in range(2)) and len({m[2] for m in ms}) == 1
+    check("kept: the map's mapped lane holds block, kept, block, kept, block (grown), kept, one after the other at "
+          "one lane offset", ok, f"mapped lane entries {ms}")
     if not ok or not chromium:
         return
     shot = os.path.join(out, "shot-kept.png")
@@ -662,8 +667,8 @@ def kept_tests(build, out, tmp, cc, chromium):
               not (st["errors"] or "").strip(), f"{pk} {pl} errors={st['errors']!r}")
         lane = sorted((int(r.get("data-t0", "0")), r.get("class"), r.get("data-status")) for r in st["rects"]
                       if r.get("data-band") == "mapped")
-        check("browser: the SVG draws the lane as block, kept, block, kept (class and data-status agree)",
-              [c.split()[1] for _, c, _ in lane] == ["mapped", "kept", "mapped", "kept"] and
+        check("browser: the SVG draws the lane as block, kept, block, kept, block, kept (class and data-status "
+              "agree)", [c.split()[1] for _, c, _ in lane] == ["mapped", "kept"] * 3 and
               all(c.split()[1] == ds for _, c, ds in lane), str(lane))
 
 

@@ -439,6 +439,10 @@ def replay_trace(path, keep_text=True):
                         kept_end(blk - blk % PAGE)
                         map_add(blk, int(p[2]))
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
+                    elif op == "kept_grow":  # `kept_grow ADDR LEN NEWADDR`: a kept mapping grew (mremap), reused next
+                        start, length, new = _addr(p[1])[1], int(p[2]), _addr(p[3])[1]
+                        kept_end(start)
+                        kept[new] = [length - META, t, lane.place(("kept", new), length)]
                     elif op == "release":   # a kept mapping went back to the kernel (or the tail of one, reused next)
                         kept_end(_addr(p[1])[1])
                     elif op == "mremap":
