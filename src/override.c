@@ -345,6 +345,30 @@ static inline bool slot_realloc_keeps(void *p, size_t n)
 	       osm_front_class_of[(n + 15) >> 4] == pg->cls;
 }
 
+/* realloc of a slot that slot_realloc_keeps did not keep, to 1..MAX_REQUEST bytes: the slot, checked as there, moves
+ * by malloc, the copy and free, each its fast path when it hits; anything else (or tracing) is realloc_slow's. A
+ * buffer doubled from 8 bytes to 4 KiB and freed took 250 ns a round through realloc_slow (its checks again,
+ * osm_front_usable, osm_front_keeps, errno saved twice: about 200 instructions a move beyond the copy), glibc
+ * 150 ns (whose top chunk grows in place), tcmalloc 185 (realloc/slot_growth_moves_by_the_fast_paths). */
+static inline bool slot_realloc_moves(void *p, size_t n)
+{
+	if (TRACING || n - 1 >= MAX_REQUEST || !osm_front_in_range(p))
+		return false;
+	struct front_page *pg = front_page_of(p);
+	return front_is_page_slot(pg, (uintptr_t)p) && ((void **)p)[1] != (void *)front_mark(p);
+}
+
+__attribute__((noinline)) static void *slot_move(void *p, size_t n)
+{
+	size_t u = front_page_of(p)->slot_size;
+	void *q = malloc(n);
+	if (q) {
+		memcpy(q, p, u < n ? u : n);
+		free(p);
+	}
+	return q;
+}
+
 /* realloc of a medium block to a size of its bin (medium_realloc's first case), decided inline. */
 static inline bool medium_realloc_keeps(void *p, size_t n)
 {
@@ -511,7 +535,9 @@ EXPORT void *realloc(void *p, size_t n)
 {
 	if (slot_realloc_keeps(p, n) || medium_realloc_keeps(p, n) || heap_realloc_keeps(p, n))
 		return p;
-	return realloc_slow(p, n); /* a tail call */
+	if (slot_realloc_moves(p, n))
+		return slot_move(p, n);
+	return realloc_slow(p, n); /* tail calls */
 }
 
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)

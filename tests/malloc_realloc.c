@@ -35,8 +35,13 @@
  *                                                  rest is free) and grown to 30,000: the same pointer, the free
  *                                                  rest taken back in place (docs/CLASSIC.md's rule 8), where the
  *                                                  medium cache's way moved it and copied it.
+ *   slot_moves_keep_bytes                          every slot size reallocated to every other and to medium, heap
+ *                                                  and mapped sizes: its bytes come along, errno stays, nothing is
+ *                                                  left allocated (a slot's move takes malloc's and free's fast
+ *                                                  paths).
  * The default profile's (the classic profile keeps docs/CLASSIC.md's exact cases: tests/test_spec.py).
  * Prints `PASS realloc/<case>` or `FAIL realloc/<case>: why`. */
+#include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -316,6 +321,50 @@ static int realloc_freed(void)
 	return 0;
 }
 
+/* Every slot size moved by realloc to every other slot size and to a medium, a heap and a mapped size: the bytes
+ * that fit come along, errno stays as it was, and nothing is left behind (realloc's move of a slot by the fast
+ * paths, override.c's slot_move). */
+static int slot_move_case(void)
+{
+	static const size_t to[] = { 16, 32, 48, 64, 100, 128, 200, 256, 500, 512, 1000, 1024, 1040, 1500, 2048,
+				     4096, 30000, 70000, 300000 };
+	size_t n_to = sizeof to / sizeof to[0], moves = 0;
+	struct os_stats a, c;
+	os_stats(&a);
+	for (size_t u = 16; u <= 2048; u += u < 128 ? 16 : u < 1024 ? 64 : 128) {
+		for (size_t k = 0; k < n_to; k++) {
+			unsigned char *p = v_malloc(u);
+			if (!p)
+				return printf("FAIL realloc/slot_moves_keep_bytes: malloc(%zu) returned NULL\n", u), 1;
+			for (size_t i = 0; i < u; i++)
+				p[i] = (unsigned char)(i * 7 + u);
+			errno = EDOM;
+			unsigned char *q = v_realloc(p, to[k]);
+			int e = errno;
+			size_t keep = u < to[k] ? u : to[k], bad = SIZE_MAX;
+			for (size_t i = 0; q && i < keep && bad == SIZE_MAX; i++)
+				if (q[i] != (unsigned char)(i * 7 + u))
+					bad = i;
+			if (!q || bad != SIZE_MAX || e != EDOM || malloc_usable_size(q) < to[k])
+				return printf("FAIL realloc/slot_moves_keep_bytes: realloc(malloc(%zu), %zu): %s, "
+					      "byte %zu lost, errno %d (want a block of at least %zu bytes with the "
+					      "first %zu, errno EDOM as before)\n", u, to[k], q ? "a block" : "NULL",
+					      bad == SIZE_MAX ? 0 : bad, e, to[k], keep), 1;
+			moves += q != p;
+			v_free(q);
+		}
+	}
+	os_stats(&c);
+	if (c.front_in_use != a.front_in_use || c.bytes_in_use != a.bytes_in_use || os_heap_check() != 0 ||
+	    moves == 0)
+		return printf("FAIL realloc/slot_moves_keep_bytes: after every move was freed, front bytes in use "
+			      "%zu -> %zu, bytes in use %zu -> %zu, os_heap_check %s, %zu moves (want both unchanged, "
+			      "a whole heap, moves)\n", a.front_in_use, c.front_in_use, a.bytes_in_use, c.bytes_in_use,
+			      os_heap_check() ? "failed" : "ok", moves), 1;
+	printf("PASS realloc/slot_moves_keep_bytes\n");
+	return 0;
+}
+
 static int in_child(int (*fn)(void))
 {
 	fflush(stdout);
@@ -343,5 +392,6 @@ int main(int argc, char **argv)
 	fails += in_child(freed_case);
 	fails += in_child(medium_half_case);
 	fails += in_child(medium_neighbour_case);
+	fails += in_child(slot_move_case);
 	return fails != 0;
 }
