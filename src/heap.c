@@ -984,19 +984,19 @@ static void unmap_block(struct block_meta *b)
 
 /* A block above MMAP_THRESHOLD_MAX always gets a mapping of its own: the dynamic threshold rises no higher. A
  * program that frees one and asks for another that size (a frame buffer per frame, an array temporary per
- * expression) would map it afresh and fault every page in again: 16,384 faults, about 22 ms here, per 64 MiB
- * (glibc, jemalloc and mimalloc do that; tcmalloc keeps the pages). So the default profile keeps up to
- * MAPCACHE_SLOTS such mappings after their free, MAPCACHE_BYTES in all, and a big request takes the smallest
- * that holds it, whose tail beyond the request goes back (munmap: no page is touched), so that the block is the
- * one a fresh mapping would give; when none holds it, the longest grows to it (mapcache_grow), and a realloc's
- * growth into these sizes takes one that holds it (regrow_kept): memory the program freed is used again before
- * any is mapped beside it. A kept mapping that no request took for MAPCACHE_NS goes back: lazily, at the
- * next request or free that reaches the core (one clock read while any is kept). malloc_trim gives them all back,
- * and so does a mapping the kernel refuses (map_big), before it is tried once more. Never for calloc
- * (osm_malloc_zero: a kept mapping is not zero), nor once mallopt set a threshold (the program asked for glibc's
- * rules), nor in strict mode (strict.c relies on a freed block being unmapped), nor in the classic profile. Aligned
- * requests (up to a page) take them too. The trace says `keep`, `reuse` and `release` (docs/TRACE.md). Costs: a
- * free keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS entries. */
+ * expression) would map it afresh and fault every page in again: 16,384 faults, about 22 ms here, per 64 MiB (glibc,
+ * jemalloc and mimalloc do that; tcmalloc keeps the pages). So the default profile keeps up to MAPCACHE_SLOTS such
+ * mappings after their free, MAPCACHE_BYTES in all, and a big request takes the smallest that holds it, whose tail
+ * beyond the request goes back (munmap: no page is touched), so that the block is the one a fresh mapping would
+ * give; when none holds it, the longest grows to it (mapcache_grow), and a realloc's growth into these sizes takes
+ * one that holds it (regrow_kept): memory the program freed is used again before any is mapped beside it. A kept
+ * mapping that no request took for MAPCACHE_NS goes back: lazily, at the next request or free that reaches the core
+ * (one clock read while any is kept). malloc_trim gives them all back, and so does a mapping the kernel refuses
+ * (map_big), before it is tried once more. calloc takes them too, and zeroes what a freed block left there
+ * (osm_malloc_zero, zero_kept). Not once mallopt set a threshold (the program asked for glibc's rules), nor in
+ * strict mode (strict.c relies on a freed block being unmapped), nor in the classic profile. Aligned requests (up to
+ * a page) take them too. The trace says `keep`, `reuse`, `kept_grow` and `release` (docs/TRACE.md). Costs: a free
+ * keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS entries. */
 #define MAPCACHE_SLOTS 4
 #define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
 #define MAPCACHE_BYTES ((size_t)1 << 30)
@@ -1061,12 +1061,18 @@ static bool mapcache_put(struct block_meta *b)
 	return true;
 }
 
-/* The block of s bytes in the mapping [start, start + len) that left the cache, its payload lead bytes in. */
-static struct block_meta *mapcache_block(char *start, size_t len, bool aligned, size_t lead, size_t s)
+/* What calloc must zero of the block the cache served last (mapcache_block): its payload's first bytes, which may
+ * hold a freed block's data (the pages past them are a fresh mapping's, or the mapping's end). */
+static size_t mapcache_dirty;
+
+/* The block of s bytes in the mapping [start, start + len) that left the cache, its payload lead bytes in; the
+ * mapping's first `old` bytes were a freed block's. */
+static struct block_meta *mapcache_block(char *start, size_t len, size_t old, bool aligned, size_t lead, size_t s)
 {
 	struct block_meta *b = (struct block_meta *)(start + lead - META_SIZE);
 	/* the size map_block or map_aligned would give: malloc_usable_size and a sized delete see the same */
 	b->size = aligned ? len - lead : s;
+	mapcache_dirty = min_size(b->size, old - lead);
 	mapped_link(b);
 	osm_heap.count.allocations++;
 	osm_heap.count.reused_maps++;
@@ -1091,8 +1097,9 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
 		return NULL;
 	if (TRACING)
 		osm_trace_event("  kept_grow %p %z %p", mapcache[i].start, need, start);
+	size_t old = mapcache[i].len;
 	mapcache_remove(i);
-	return mapcache_block(start, need, aligned, lead, s);
+	return mapcache_block(start, need, old, aligned, lead, s);
 }
 
 /* A kept mapping for a block of s bytes whose payload is aligned to a (at most a page; the granule or less: a plain
@@ -1120,7 +1127,7 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 			osm_trace_event("  release %p %z", start + need, len - need);
 		len = need;
 	}
-	return mapcache_block(start, len, aligned, lead, s);
+	return mapcache_block(start, len, len, aligned, lead, s);
 }
 
 // ------------------------------------------------------------------
@@ -1240,12 +1247,12 @@ static struct block_meta *heap_or_map(size_t s)
 static struct block_meta *map_aligned(size_t a, size_t s);
 
 /* A block of s bytes with a mapping of its own, its payload aligned to a (the granule or less: a plain request): a
- * kept mapping when `kept` allows it, else a fresh one; when the kernel refuses that (address space, memory), the
- * kept mappings go back and it is tried once more. */
-static struct block_meta *map_big(size_t a, size_t s, bool kept)
+ * kept mapping when one serves it (mapcache_take), else a fresh one; when the kernel refuses that (address space,
+ * memory), the kept mappings go back and it is tried once more. */
+static struct block_meta *map_big(size_t a, size_t s)
 {
 	bool aligned = a > osm_heap.policy.align;
-	struct block_meta *b = kept && mapcache_n && a <= page_size() ? mapcache_take(a, s, true) : NULL;
+	struct block_meta *b = mapcache_n && a <= page_size() ? mapcache_take(a, s, true) : NULL;
 	for (int tries = 0; !b && tries < 2; tries++) {
 		b = aligned ? map_aligned(a, s) : map_block(s);
 		if (!b && !mapcache_empty())
@@ -1264,20 +1271,20 @@ static bool fit_first(size_t s, size_t threshold)
 	       s + META_SIZE < MMAP_THRESHOLD_MAX;
 }
 
-/* A request of n bytes: a mapping of its own from threshold up (a kept one when `kept` allows it), else the heap. */
-static struct block_meta *alloc_block_now(size_t s, size_t threshold, bool kept)
+/* A request of n bytes: a mapping of its own from threshold up (a kept one if one serves it), else the heap. */
+static struct block_meta *alloc_block_now(size_t s, size_t threshold)
 {
 	if (s + META_SIZE < threshold)
 		return heap_or_map(s);
 	struct block_meta *b = fit_first(s, threshold) ? heap_fit(s) : NULL;
-	return b ? b : map_big(0, s, kept);
+	return b ? b : map_big(0, s);
 }
 
-static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
+static struct block_meta *alloc_block(size_t n, size_t threshold)
 {
 	if (mapcache_n)
 		mapcache_expire();
-	struct block_meta *b = alloc_block_now(align_up(n), threshold, kept);
+	struct block_meta *b = alloc_block_now(align_up(n), threshold);
 	/* a top that waited long enough goes back after the request is served, which may take part of it (then
 	 * kept: trim_used): trimmed first, a request larger than the trim's keep moved the break down and up again */
 	if (osm_heap.trim_since)
@@ -1288,12 +1295,40 @@ static struct block_meta *alloc_block(size_t n, size_t threshold, bool kept)
 
 struct block_meta *osm_malloc(size_t n, size_t threshold)
 {
-	return alloc_block(n, threshold, true);
+	return alloc_block(n, threshold);
 }
 
-struct block_meta *osm_malloc_zero(size_t n, size_t threshold)
+/* calloc's block b took a kept mapping whose payload's first d bytes may hold a freed block's data: how many of them
+ * the caller must still zero, with the lock let go. Zeroing pages that are resident costs a write; a page given
+ * back (madvise) and touched again costs a fault, ten times that here. So the pages of a mostly resident mapping
+ * are the caller's to write; those of a mostly untouched one (a big calloc that the program used sparsely, freed)
+ * are given back here, where writing them would fault them all in and keep them resident: they read as zeros, as
+ * a fresh mapping's, and only the payload's first page is left to zero. */
+static size_t zero_kept(struct block_meta *b, size_t d)
 {
-	return alloc_block(n, threshold, false);
+	char *p = payload(b);
+	uintptr_t lo = round_up((uintptr_t)p, page_size()), hi = round_up((uintptr_t)p + d, page_size());
+	if (!d || hi <= lo || osm_os_resident((void *)lo, hi - lo) * 2 * page_size() >= hi - lo)
+		return d;
+	osm_os_discard((void *)lo, hi - lo);
+	if (TRACING)
+		osm_trace_event("  madvise %p %z", (void *)lo, (size_t)(hi - lo));
+	return min_size(d, lo - (uintptr_t)p);
+}
+
+/* calloc's request (default profile; the classic one keeps no mapping): as malloc's, with *dirty the bytes of the
+ * payload, from its start, that the caller zeroes after the lock when the block is mapped (a kept mapping's:
+ * zero_kept); a block of the heap is zeroed whole, and a fresh mapping not at all. A kept mapping never served
+ * calloc until session 43, and calloc's blocks freed were kept all the same: 40 rounds of calloc, write and free
+ * of 64 MiB held four kept mappings beside each new one (329 MB peak, glibc 67) and faulted every page in afresh
+ * (1.81 s, as glibc; tcmalloc, which zeroes what it reuses, 0.12 s; mapcache/calloc_takes_kept_mapping). */
+struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty)
+{
+	mapcache_dirty = 0;
+	struct block_meta *b = alloc_block(n, threshold);
+	*dirty = b && b->status == STATUS_MAPPED ? zero_kept(b, mapcache_dirty) : 0;
+	mapcache_dirty = 0;
+	return b;
 }
 
 /* glibc's dynamic threshold (default profile): a program that frees a mapped block of some size will likely ask
@@ -1418,7 +1453,7 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 		if (mapcache_n)
 			mapcache_expire();
 		b = room > s && fit_first(room, threshold) ? heap_fit(room) : NULL;
-		return b ? carve_aligned(b, a, s) : map_big(a, s, true);
+		return b ? carve_aligned(b, a, s) : map_big(a, s);
 	}
 	b = heap_alloc(room);
 	if (!b) /* the default profile maps when the break cannot grow, as malloc does (heap_or_map) */

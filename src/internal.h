@@ -433,7 +433,7 @@ HIDDEN bool osm_trim(size_t pad);
 HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
 /* The same for calloc: a mapped block it returns is a fresh mapping (zero), never a kept one. */
-HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold);
+HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
 /* osm_realloc, except that a move returns the new block with the old one still allocated, named in *old (*len

@@ -314,9 +314,10 @@ void *os_calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("os_calloc %z %z t=%t", nmemb, size);
 	osm_note_request(nmemb * size);
-	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold);
-	if (b && b->status != STATUS_MAPPED)
-		memset(payload(b), 0, b->size); /* a reused block is dirty; fresh mappings are already zero */
+	size_t dirty; /* of a kept mapping (the drop-in's default profile): what its freed block may have left */
+	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold, &dirty);
+	if (b) /* a reused block is dirty; fresh mappings are already zero */
+		memset(payload(b), 0, b->status != STATUS_MAPPED ? b->size : dirty);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();

@@ -222,7 +222,8 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_note_request(n);
-	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold);
+	size_t dirty;
+	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold, &dirty);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
@@ -236,9 +237,11 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	if (!b)
 		return fail(ENOMEM);
 	/* zeroed with the lock let go: the block is this thread's alone. Reused blocks are dirty; fresh mappings are
-	 * zero. */
+	 * zero; a kept mapping's are dirty as far as the core says (osm_malloc_zero). */
 	if (b->status != STATUS_MAPPED)
 		memset(payload(b), 0, b->size);
+	else if (dirty)
+		memset(payload(b), 0, dirty);
 	errno = saved;
 	return payload(b);
 }
