@@ -419,6 +419,111 @@ static void growing_requests_grow_kept_mapping(void)
 	empty_cache();
 }
 
+/* Random operations on big blocks (malloc, calloc, posix_memalign, realloc up and down, free; 24-100 MiB, six live
+ * at most), each block's pages tagged densely or one in 32: every kept mapping's path (taken whole or trimmed,
+ * grown by mremap, taken by a realloc's growth, zeroed for calloc by writing or by giving pages back) must hand
+ * out what malloc would: realloc keeps the bytes, calloc reads zero where a freed block wrote, nothing overlaps,
+ * and the heap checks whole after each step. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13, rnd_state ^= rnd_state >> 7, rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+struct big { unsigned char *p; size_t n, stride; unsigned char tag; };
+
+/* Tags every stride-th page of b below upto (and b's last byte) with b's tag; 0 checks instead that they hold it
+ * (or, for a tag of 0, zeros), and returns the first offset that does not, or SIZE_MAX. */
+static size_t big_pages(struct big *b, size_t upto, int write)
+{
+	for (size_t i = 0; i < upto; i += b->stride * 4096) {
+		if (write)
+			b->p[i] = b->tag;
+		else if (b->p[i] != b->tag)
+			return i;
+	}
+	if (write)
+		b->p[b->n - 1] = b->tag;
+	else if (upto == b->n && b->p[b->n - 1] != b->tag)
+		return b->n - 1;
+	return SIZE_MAX;
+}
+
+static void random_big_ops_keep_contents(void)
+{
+	char why[400];
+	empty_cache();
+	struct big v[6] = { { 0 } };
+	size_t ops = 0, reused0 = kept_now().reused, bad = SIZE_MAX;
+	const char *what = "";
+	for (; ops < 300 && bad == SIZE_MAX; ops++) {
+		struct big *b = &v[rnd() % 6];
+		size_t n = (24 + rnd() % 77) * MiB - rnd() % 4096, k = rnd() % 8;
+		if (b->p && k < 3) { /* realloc: the old bytes up to the smaller size stay */
+			unsigned char *q = realloc(b->p, n);
+			if (!q) {
+				what = "realloc returned NULL";
+				bad = 0;
+				break;
+			}
+			b->p = q;
+			size_t keep = n < b->n ? n : b->n;
+			if ((bad = big_pages(b, keep, 0)) != SIZE_MAX) {
+				what = "realloc lost a byte";
+				break;
+			}
+			b->n = n;
+		} else if (b->p) {
+			v_free(b->p);
+			b->p = NULL;
+			continue;
+		} else if (k < 5) { /* calloc: zeros where any freed block wrote */
+			b->p = v_calloc(1, n);
+			b->n = n;
+			b->stride = 1;
+			b->tag = 0;
+			if (b->p && (bad = big_pages(b, n, 0)) != SIZE_MAX) {
+				what = "calloc's block not zero";
+				break;
+			}
+		} else {
+			void *q = NULL;
+			if (k == 5 && posix_memalign(&q, 4096, n) == 0 && ((uintptr_t)q & 4095)) {
+				what = "posix_memalign(4096) misaligned";
+				bad = 0;
+				break;
+			}
+			b->p = k == 5 ? q : v_malloc(n);
+			b->n = n;
+		}
+		if (!b->p) {
+			what = "a request returned NULL";
+			bad = 0;
+			break;
+		}
+		b->stride = rnd() % 2 ? 1 : 32;
+		b->tag = (unsigned char)(1 + ops % 255);
+		big_pages(b, b->n, 1);
+		if (os_heap_check() != 0) {
+			what = "os_heap_check failed";
+			bad = 0;
+			break;
+		}
+	}
+	for (int i = 0; i < 6; i++) /* the last tags still there: no block overlapped another */
+		if (v[i].p && bad == SIZE_MAX && (bad = big_pages(&v[i], v[i].n, 0)) != SIZE_MAX)
+			what = "a block's tag overwritten by another's";
+	for (int i = 0; i < 6; i++)
+		v_free(v[i].p);
+	size_t reused = kept_now().reused - reused0;
+	snprintf(why, sizeof why, "300 random operations on blocks of 24-100 MiB: %s at op %zu, offset %zu; %zu served "
+		 "by a kept mapping (want none wrong, and some served)", bad == SIZE_MAX ? "all right" : what, ops,
+		 bad == SIZE_MAX ? 0 : bad, reused);
+	verdict("random_big_ops_keep_contents", bad == SIZE_MAX && reused > 10, why);
+	empty_cache();
+}
+
 static void double_free_of_kept_block(void)
 {
 	char *p = v_malloc(40 * MiB);
@@ -458,6 +563,7 @@ int main(void)
 	small_mapping_not_kept();
 	growing_buffer_takes_kept_mapping();
 	growing_requests_grow_kept_mapping();
+	random_big_ops_keep_contents(); /* last: the thresholds it leaves behind are its own */
 	if (!tu_death_case("mapcache", "", "double_free_of_kept_block", double_free_of_kept_block, "free", "double free"))
 		failures++;
 	fflush(stdout);
