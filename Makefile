@@ -20,7 +20,7 @@ TEST_BIN  := $(TEST_C:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 WL_BIN    := $(patsubst bench/workloads/%.c,$(BUILD)/bench/wl/%,$(wildcard bench/workloads/*.c))
 
-.PHONY: all check setup test test-asan test-tsan bench bench-apis bench-build bench-quick bench-fastpath demo demo-classic install clean
+.PHONY: all check setup test test-asan test-tsan bench bench-apis bench-patterns bench-build bench-quick bench-fastpath demo demo-classic install clean
 LIBS := $(BUILD)/libosmem.so $(BUILD)/libosmem.a $(BUILD)/libosmem-malloc.so $(BUILD)/libosmem-malloc.a
 MALLOC_TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/malloc_*.c)) $(BUILD)/tests/test_stress_os
 # C++ drop-in tests (tests/malloc_cxx*.cpp): each is also built as a plain binary, <name>_preload, that re-runs
@@ -211,6 +211,12 @@ bench-quick: bench-build
 bench-apis: bench-build
 	@sh bench/setup.sh
 	python3 bench/apis.py --build $(BUILD) $(BENCH_ARGS)
+
+# A program's life over time (big buffers that grow, calloc in a loop, phases, idle periods, threads coming and
+# going) against the peers: time and peak RSS (bench/patterns.py: about 4 minutes; writes bench/results/patterns.md).
+bench-patterns: bench-build
+	@sh bench/setup.sh
+	python3 bench/patterns.py --build $(BUILD) $(BENCH_ARGS)
 
 # malloc/free loops in ns per op, with osmem's classic profile and osmem with tracing compiled out.
 bench-fastpath: bench-build

@@ -52,26 +52,11 @@ def main():
     for n in range(runs):
         for kind, (rname, lo, hi), t in cells:
             scale = SCALE.get(rname, 1.0) * (0.1 if a.quick else 1.0)
-            sums = {}
-            for name, lib in (allocs if n % 2 == 0 else allocs[::-1]):
-                e = dict(env)
-                copy = R.fresh_copy(lib, fresh) if lib else None
-                if copy:
-                    e["LD_PRELOAD"] = copy
-                r = R.spawn([prog, "%g" % scale, kind, str(lo), str(hi), t], e, 300)
-                if copy:
-                    os.unlink(copy)
-                checksum, metrics = R.parse_protocol(r.out)
-                if r.rc != 0 or "secs" not in metrics:
-                    problems.append((name, "%s %s %s threads, %s: exit %s %s" % (
-                        kind, rname, t, name, r.rc, r.err.decode(errors="replace").strip()[-300:])))
-                    continue
-                sums[name] = checksum
+            got, probs = R.scan_cell([prog, "%g" % scale, kind, str(lo), str(hi), t], allocs, env, fresh, n,
+                                     "%s %s %s threads" % (kind, rname, t))
+            problems += probs
+            for name, metrics in got.items():
                 times.setdefault((kind, rname, t), {}).setdefault(name, []).append(metrics["secs"])
-            for name, c in sums.items():   # glibc's checksum is the reference: the one that differs is at fault
-                if "glibc" in sums and c != sums["glibc"]:
-                    problems.append((name, "%s %s %s threads: %s's checksum %s, glibc's %s" % (
-                        kind, rname, t, name, c, sums["glibc"])))
         print("apis: run %d of %d done (%.0f s)" % (n + 1, runs, time.time() - start), flush=True)
     names = [n for n, _ in allocs]
     peers = [n for n in names if n not in ("osmem", "glibc")]
@@ -118,16 +103,7 @@ def main():
     L[2:2] = ["**%d of %d cells marked; osmem slower than glibc in %d (by medians).** Its three worst against "
               "glibc: %s." % (marked, len(cells), slower, "; ".join("%s %s %s threads %.2fx" % (k, r, t, x)
                                                                      for x, k, r, t in worst[:3])), ""]
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        f.write("\n".join(L) + "\n")
-    ours = [p for who, p in problems if who == "osmem"]
-    print("wrote %s: %d of %d cells marked, %d problem(s), %d of them osmem's" % (out, marked, len(cells),
-                                                                                len(problems), len(ours)))
-    for p in ours:
-        print("apis: " + p)
-    return 1 if ours else 0
-
+    return R.write_scan(out, L, problems, "apis", "%d of %d cells marked" % (marked, len(cells)))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -172,6 +172,45 @@ def kill_group(pid):
         pass
 
 
+def scan_cell(argv, allocs, env, fresh, run, label, timeout=300):
+    """One cell of a scan (bench/apis.py, bench/patterns.py): argv under each allocator in turn (in reverse order on
+    odd runs), each preloaded from a fresh copy of its library. Returns ({allocator: metrics}, [(allocator,
+    problem)]): a run that failed or printed no `secs`, and a checksum that differs from glibc's (the allocator
+    that gave it is at fault)."""
+    got, sums, problems = {}, {}, []
+    for name, lib in (allocs if run % 2 == 0 else allocs[::-1]):
+        e = dict(env)
+        copy = fresh_copy(lib, fresh) if lib else None
+        if copy:
+            e["LD_PRELOAD"] = copy
+        r = spawn(argv, e, timeout)
+        if copy:
+            os.unlink(copy)
+        checksum, metrics = parse_protocol(r.out)
+        if r.rc != 0 or "secs" not in metrics:
+            problems.append((name, "%s, %s: exit %s %s" % (label, name, r.rc,
+                                                         r.err.decode(errors="replace").strip()[-300:])))
+            continue
+        sums[name] = checksum
+        got[name] = metrics
+    for name, c in sums.items():
+        if "glibc" in sums and c != sums["glibc"]:
+            problems.append((name, "%s: %s's checksum %s, glibc's %s" % (label, name, c, sums["glibc"])))
+    return got, problems
+
+
+def write_scan(out, lines, problems, tool, summary):
+    """Writes a scan's report and says what it found; returns the exit status: 1 when osmem had a problem."""
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    ours = [p for who, p in problems if who == "osmem"]
+    print("wrote %s: %s, %d problem(s), %d of them osmem's" % (out, summary, len(problems), len(ours)))
+    for p in ours:
+        print("%s: %s" % (tool, p))
+    return 1 if ours else 0
+
+
 def parse_protocol(out):
     """The workloads' protocol (bench/workloads/common.h): `checksum HEX` and `metric NAME VALUE` lines."""
     checksum, metrics = None, {}

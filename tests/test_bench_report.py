@@ -2,7 +2,8 @@
 """bench/run.py's run-by-run comparison with glibc (its report's "Time, run by run against glibc"), checked on
 made-up samples whose answer is known, and on the committed results; and bench/ab.py, the paired A/B of two
 builds, on `true` and `false`; and bench/run.py's peak RSS (bench/peak/peak.c) on a program that touches a known
-number of pages; and bench/workloads/apis.c's own checks, under glibc and osmem. Runs no benchmark. Prints 'PASS name' /
+number of pages; and bench/workloads/apis.c's and patterns.c's own checks, under glibc and osmem. Runs no
+benchmark. Prints 'PASS name' /
 'FAIL name: why' lines and 'N passed, N failed'; exits 1 on a failure.
 
 The hazard: a busy host moves every allocator's time from run to run by tens of percent (45% in session 18's
@@ -191,6 +192,7 @@ def main():
 
     peak_rss_counts_every_page(build)
     apis_workload_checks_every_entry_point(build)
+    patterns_workload_checks_every_pattern(build)
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
@@ -254,6 +256,20 @@ def peak_rss_counts_every_page(build):
           "KiB above N=0's (within 4). %s" % (runs, status_exact_note()))
 
 
+def build_workload(name, d, lib, test):
+    """bench/workloads/NAME.c compiled into d, or None with `test` failed (the compiler's complaint, or the library
+    not built)."""
+    import subprocess
+    exe = os.path.join(d, name)
+    cc = subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", os.path.join(ROOT, "bench", "workloads", name + ".c"),
+                         "-o", exe, "-pthread", "-lm"], capture_output=True, text=True)
+    if cc.returncode != 0 or not os.path.exists(lib):
+        check(test, False, "cc: %s; %s %s" % (cc.stderr[-300:], lib, "exists" if os.path.exists(lib)
+                                              else "is not built (make all)"))
+        return None
+    return exe
+
+
 def apis_workload_checks_every_entry_point(build):
     """bench/workloads/apis.c (bench/apis.py's scan) under glibc and under osmem, each entry point in one thread,
     in four and in four sharing their blocks (remote frees), at a tenth of its size: both exit 0 (every block aligned as asked, calloc's zeros, every page
@@ -262,12 +278,8 @@ def apis_workload_checks_every_entry_point(build):
     import subprocess
     lib = os.path.join(build, "libosmem-malloc.so")
     with tempfile.TemporaryDirectory() as d:
-        exe = os.path.join(d, "apis")
-        cc = subprocess.run(["cc", "-O2", "-D_GNU_SOURCE", os.path.join(ROOT, "bench", "workloads", "apis.c"),
-                             "-o", exe, "-pthread", "-lm"], capture_output=True, text=True)
-        if cc.returncode != 0 or not os.path.exists(lib):
-            check("apis_workload_checks_every_entry_point", False, "cc: %s; %s %s" % (
-                cc.stderr[-300:], lib, "exists" if os.path.exists(lib) else "is not built (make all)"))
+        exe = build_workload("apis", d, lib, "apis_workload_checks_every_entry_point")
+        if not exe:
             return
         import apis  # bench/apis.py: bench/ is on the path (run.py's import above)
         bad = []
@@ -287,6 +299,34 @@ def apis_workload_checks_every_entry_point(build):
                     if sums[0] != sums[1]:
                         bad.append("%s: checksums %s (glibc) and %s (osmem)" % (" ".join(argv[1:]), *sums))
     check("apis_workload_checks_every_entry_point", not bad, "; ".join(bad[:5]))
+
+
+def patterns_workload_checks_every_pattern(build):
+    """bench/workloads/patterns.c (bench/patterns.py) under glibc and under osmem, every pattern at a twentieth of
+    its size: both exit 0 (every block's pages, realloc's kept bytes and calloc's zeros checked) with the same
+    checksum. Hazard: the probes that found session 43's mapping-cache problems first grew a buffer past its end
+    (one realloc a step where the step needed several); a pattern that misuses its memory measures nothing."""
+    import subprocess
+    lib = os.path.join(build, "libosmem-malloc.so")
+    with tempfile.TemporaryDirectory() as d:
+        exe = build_workload("patterns", d, lib, "patterns_workload_checks_every_pattern")
+        if not exe:
+            return
+        names = subprocess.run([exe, "1", "list"], capture_output=True, text=True).stdout.split()
+        bad = [] if len(names) >= 16 else ["`patterns 1 list` named %d patterns: %s" % (len(names), names)]
+        for pat in names:
+            sums = []
+            for pre in (None, lib):
+                env = dict(bench.base_env(), **({"LD_PRELOAD": pre} if pre else {}))
+                r = subprocess.run([exe, "0.05", pat], env=env, capture_output=True, timeout=120)
+                checksum, _ = bench.parse_protocol(r.stdout)
+                sums.append(checksum)
+                if r.returncode != 0 or not checksum:
+                    bad.append("%s under %s: exit %d %s" % (pat, "osmem" if pre else "glibc", r.returncode,
+                                                           r.stderr.decode()[-200:]))
+            if sums[0] != sums[1]:
+                bad.append("%s: checksums %s (glibc) and %s (osmem)" % (pat, *sums))
+    check("patterns_workload_checks_every_pattern", not bad, "; ".join(bad[:5]))
 
 
 def status_exact_note():
