@@ -1521,12 +1521,11 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 
 /* A block b growing to s bytes, in the cache's sizes (MAPCACHE_MIN up), takes a kept mapping that holds it (with
  * realloc's slack), or NULL: the caller copies into it rather than growing b by mremap (case 4) or mapping afresh
- * (case 5, b in the heap). A buffer that
- * grows by doubling and is freed, round after round, grew past its last round's kept mapping by mremap into fresh
- * pages, faulted them all in again, and left the kept one resident beside it: four rounds' buffers (the cache's
- * four slots) were resident at once, 1,050 MB for a 256 MiB buffer where glibc peaks at 263
- * (mapcache/growing_buffer_takes_kept_mapping). The copy is of pages already resident into pages already
- * resident; what mremap saves in copying, the fresh pages' faults cost several times over here. */
+ * (case 5, b in the heap). A buffer that grows by doubling and is freed, round after round, grew past its last
+ * round's kept mapping by mremap into fresh pages, faulted them all in again, and left the kept one resident beside
+ * it: four rounds' buffers (the cache's four slots) were resident at once, 1,050 MB for a 256 MiB buffer where glibc
+ * peaks at 263 (mapcache/growing_buffer_takes_kept_mapping). The copy is of pages already resident into pages
+ * already resident; what mremap saves in copying, the fresh pages' faults cost several times over here. */
 static inline __attribute__((always_inline)) struct block_meta *regrow_kept(struct block_meta *b, size_t s)
 {
 	if (!mapcache_n || s <= b->size || s + META_SIZE < MAPCACHE_MIN || osm_heap.policy.fixed_threshold)

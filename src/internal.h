@@ -432,7 +432,8 @@ HIDDEN bool osm_trim(size_t pad);
 /* The largest free block on the heap, and the number and bytes of free blocks. */
 HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
-/* The same for calloc: a mapped block it returns is a fresh mapping (zero), never a kept one. */
+/* The same for calloc: *dirty is how much of a mapped block's payload, from its start, the caller must zero (a kept
+ * mapping's; 0 for a fresh mapping); a heap block is the caller's to zero whole. */
 HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);

@@ -352,7 +352,7 @@ static inline bool slot_realloc_keeps(void *p, size_t n)
  * by malloc, the copy and free, each its fast path when it hits; anything else (or tracing) is realloc_slow's. A
  * buffer doubled from 8 bytes to 4 KiB and freed took 250 ns a round through realloc_slow (its checks again,
  * osm_front_usable, osm_front_keeps, errno saved twice: about 200 instructions a move beyond the copy), glibc
- * 150 ns (whose top chunk grows in place), tcmalloc 185 (realloc/slot_growth_moves_by_the_fast_paths). */
+ * 150 ns (whose top chunk grows in place), tcmalloc 185 (realloc/slot_moves_keep_bytes checks its bytes). */
 static inline bool slot_realloc_moves(void *p, size_t n)
 {
 	if (TRACING || n - 1 >= MAX_REQUEST || !osm_front_in_range(p))
