@@ -1061,18 +1061,12 @@ static bool mapcache_put(struct block_meta *b)
 	return true;
 }
 
-/* What calloc must zero of the block the cache served last (mapcache_block): its payload's first bytes, which may
- * hold a freed block's data (the pages past them are a fresh mapping's, or the mapping's end). */
-static size_t mapcache_dirty;
-
-/* The block of s bytes in the mapping [start, start + len) that left the cache, its payload lead bytes in; the
- * mapping's first `old` bytes were a freed block's. */
-static struct block_meta *mapcache_block(char *start, size_t len, size_t old, bool aligned, size_t lead, size_t s)
+/* The block of s bytes in the mapping [start, start + len) that left the cache, its payload lead bytes in. */
+static struct block_meta *mapcache_block(char *start, size_t len, bool aligned, size_t lead, size_t s)
 {
 	struct block_meta *b = (struct block_meta *)(start + lead - META_SIZE);
 	/* the size map_block or map_aligned would give: malloc_usable_size and a sized delete see the same */
 	b->size = aligned ? len - lead : s;
-	mapcache_dirty = min_size(b->size, old - lead);
 	mapped_link(b);
 	osm_heap.count.allocations++;
 	osm_heap.count.reused_maps++;
@@ -1097,9 +1091,8 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
 		return NULL;
 	if (TRACING)
 		osm_trace_event("  kept_grow %p %z %p", mapcache[i].start, need, start);
-	size_t old = mapcache[i].len;
 	mapcache_remove(i);
-	return mapcache_block(start, need, old, aligned, lead, s);
+	return mapcache_block(start, need, aligned, lead, s);
 }
 
 /* A kept mapping for a block of s bytes whose payload is aligned to a (at most a page; the granule or less: a plain
@@ -1127,7 +1120,7 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 			osm_trace_event("  release %p %z", start + need, len - need);
 		len = need;
 	}
-	return mapcache_block(start, len, len, aligned, lead, s);
+	return mapcache_block(start, len, aligned, lead, s);
 }
 
 // ------------------------------------------------------------------
@@ -1298,8 +1291,9 @@ struct block_meta *osm_malloc(size_t n, size_t threshold)
 	return alloc_block(n, threshold);
 }
 
-/* calloc's block b took a kept mapping whose payload's first d bytes may hold a freed block's data: how many of them
- * the caller must still zero, with the lock let go. Zeroing pages that are resident costs a write; a page given
+/* calloc's block b took a kept mapping, whose payload may hold a freed block's data (of a mapping grown to serve it,
+ * the growth does not, but its pages are not resident either, which the count below sees): how many of the first
+ * d bytes the caller must still zero, with the lock let go. Zeroing pages that are resident costs a write; a page given
  * back (madvise) and touched again costs a fault, ten times that here. So the pages of a mostly resident mapping
  * are the caller's to write; those of a mostly untouched one (a big calloc that the program used sparsely, freed)
  * are given back here, where writing them would fault them all in and keep them resident: they read as zeros, as
@@ -1324,10 +1318,10 @@ static size_t zero_kept(struct block_meta *b, size_t d)
  * (1.81 s, as glibc; tcmalloc, which zeroes what it reuses, 0.12 s; mapcache/calloc_takes_kept_mapping). */
 struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty)
 {
-	mapcache_dirty = 0;
+	size_t reused = osm_heap.count.reused_maps; /* it moves when the cache serves the request (mapcache_block) */
 	struct block_meta *b = alloc_block(n, threshold);
-	*dirty = b && b->status == STATUS_MAPPED ? zero_kept(b, mapcache_dirty) : 0;
-	mapcache_dirty = 0;
+	bool kept = b && b->status == STATUS_MAPPED && osm_heap.count.reused_maps != reused;
+	*dirty = kept ? zero_kept(b, b->size) : 0;
 	return b;
 }
 

@@ -334,31 +334,34 @@ static inline void *medium_realloc(void *p, size_t n)
 	return q;
 }
 
-/* realloc of a slot of the front's range to a size of the same class: the slot stays, decided inline (free's
- * checks: a carved slot without the freed mark, of a page whose limit lets its frees take the fast way, not one
- * with slots malloc_trim set aside, which have no mark; anything else takes osm_front_usable's way, which
- * reports). A string grown a byte at a time: 11.7 ns a call through osm_front_usable and osm_front_keeps, glibc
- * 6.8. */
-static inline bool slot_realloc_keeps(void *p, size_t n)
+/* p's page when p is a live slot of the front's range, checked as free's fast path checks it (a carved slot without
+ * the freed mark, of a page whose limit lets its frees take the fast way, not one with slots malloc_trim set
+ * aside, which have no mark), and nothing is traced; else NULL: realloc_slow's way, which reports. */
+static inline struct front_page *live_slot_page(void *p)
 {
-	if (TRACING || n - 1 >= FRONT_MAX || !osm_front_in_range(p))
-		return false;
+	if (TRACING || !osm_front_in_range(p))
+		return NULL;
 	struct front_page *pg = front_page_of(p);
-	return front_is_page_slot(pg, (uintptr_t)p) && ((void **)p)[1] != (void *)front_mark(p) &&
-	       osm_front_class_of[(n + 15) >> 4] == pg->cls;
+	return front_is_page_slot(pg, (uintptr_t)p) && ((void **)p)[1] != (void *)front_mark(p) ? pg : NULL;
 }
 
-/* realloc of a slot that slot_realloc_keeps did not keep, to 1..MAX_REQUEST bytes: the slot, checked as there, moves
- * by malloc, the copy and free, each its fast path when it hits; anything else (or tracing) is realloc_slow's. A
+/* realloc of a live slot to a size of the same class: the slot stays, decided inline. A string grown a byte at a
+ * time: 11.7 ns a call through osm_front_usable and osm_front_keeps, glibc 6.8. */
+static inline bool slot_realloc_keeps(void *p, size_t n)
+{
+	struct front_page *pg = n - 1 < FRONT_MAX ? live_slot_page(p) : NULL;
+	return pg && osm_front_class_of[(n + 15) >> 4] == pg->cls;
+}
+
+/* realloc of a slot that slot_realloc_keeps did not keep, to 1..MAX_REQUEST bytes: the slot, checked as there
+ * (live_slot_page), moves by malloc, the copy and free, each its fast path when it hits; anything else (or tracing)
+ * is realloc_slow's. A
  * buffer doubled from 8 bytes to 4 KiB and freed took 250 ns a round through realloc_slow (its checks again,
  * osm_front_usable, osm_front_keeps, errno saved twice: about 200 instructions a move beyond the copy), glibc
  * 150 ns (whose top chunk grows in place), tcmalloc 185 (realloc/slot_moves_keep_bytes checks its bytes). */
 static inline bool slot_realloc_moves(void *p, size_t n)
 {
-	if (TRACING || n - 1 >= MAX_REQUEST || !osm_front_in_range(p))
-		return false;
-	struct front_page *pg = front_page_of(p);
-	return front_is_page_slot(pg, (uintptr_t)p) && ((void **)p)[1] != (void *)front_mark(p);
+	return n - 1 < MAX_REQUEST && live_slot_page(p);
 }
 
 __attribute__((noinline)) static void *slot_move(void *p, size_t n)

@@ -6,6 +6,7 @@
  * malloc_trim asks back, or what no request wants for a second; keep more than four; let a second free of a kept
  * block pass. Prints `PASS mapcache/<case>` or `FAIL mapcache/<case>: why`. */
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,22 +98,35 @@ static void leave_kept(size_t n)
 	v_free(a);
 }
 
+/* A block of `kept` bytes written and freed (its mapping kept), then one of n bytes asked for and every page of it
+ * written, then freed: the cache's figures around the request, and the page faults the writing made. */
+struct reuse { bool got; long faults; struct kept s0, s1; };
+
+static struct reuse reuse_after(size_t kept, size_t n)
+{
+	struct reuse r;
+	leave_kept(kept);
+	r.s0 = kept_now();
+	long f0 = minor_faults();
+	char *b = v_malloc(n);
+	if (b)
+		touch(b, n, 2);
+	r.faults = minor_faults() - f0;
+	r.s1 = kept_now();
+	r.got = b != NULL;
+	v_free(b);
+	return r;
+}
+
 static void big_block_reused_without_faults(void)
 {
 	char why[300];
-	leave_kept(40 * MiB);
-	struct kept s0 = kept_now();
-	long f0 = minor_faults();
-	char *b = v_malloc(40 * MiB);
-	touch(b, 40 * MiB, 2);
-	long faults = minor_faults() - f0;
-	struct kept s1 = kept_now();
-	v_free(b);
+	struct reuse r = reuse_after(40 * MiB, 40 * MiB);
 	snprintf(why, sizeof why, "a 40 MiB block freed and asked for again made %zu mmap calls and %ld page faults, "
 		 "and %zu requests were served by a kept mapping (want 0, fewer than 1000 of its 10240 pages, 1)",
-		 s1.mmaps - s0.mmaps, faults, s1.reused - s0.reused);
+		 r.s1.mmaps - r.s0.mmaps, r.faults, r.s1.reused - r.s0.reused);
 	verdict("big_block_reused_without_faults",
-		b && s1.mmaps == s0.mmaps && faults < 1000 && s1.reused == s0.reused + 1, why);
+		r.got && r.s1.mmaps == r.s0.mmaps && r.faults < 1000 && r.s1.reused == r.s0.reused + 1, why);
 }
 
 /* The first byte of each 512 not zero in [p, p + n), or SIZE_MAX. */
@@ -402,20 +416,13 @@ static void growing_buffer_takes_kept_mapping(void)
 static void growing_requests_grow_kept_mapping(void)
 {
 	char why[400];
-	leave_kept(40 * MiB);
-	struct kept s0 = kept_now();
-	long f0 = minor_faults();
-	char *b = v_malloc(44 * MiB);
-	if (b)
-		touch(b, 44 * MiB, 4);
-	long faults = minor_faults() - f0;
-	struct kept s1 = kept_now();
-	v_free(b);
+	struct reuse r = reuse_after(40 * MiB, 44 * MiB);
 	snprintf(why, sizeof why, "a 44 MiB request after a 40 MiB block was freed: %zu mmap calls, %zu served by a kept "
 		 "mapping, %zu left kept, %ld page faults writing it (want 0, 1, 0, and fewer than 5,000: only the 4 MiB "
-		 "grown fault in, not its 11,264 pages)", s1.mmaps - s0.mmaps, s1.reused - s0.reused, s1.maps, faults);
-	verdict("growing_requests_grow_kept_mapping", b && s1.mmaps == s0.mmaps && s1.reused == s0.reused + 1 &&
-		s1.maps == 0 && faults < 5000, why);
+		 "grown fault in, not its 11,264 pages)", r.s1.mmaps - r.s0.mmaps, r.s1.reused - r.s0.reused, r.s1.maps,
+		 r.faults);
+	verdict("growing_requests_grow_kept_mapping", r.got && r.s1.mmaps == r.s0.mmaps &&
+		r.s1.reused == r.s0.reused + 1 && r.s1.maps == 0 && r.faults < 5000, why);
 	empty_cache();
 }
 
