@@ -255,21 +255,39 @@ static void list_remove(struct block_meta *b)
 	osm_heap.count.heap_blocks--;
 }
 
+/* The decay's sizes (its section, below, says why): blocks it visits, the front of a block it keeps resident, and
+ * that front where page faults are cheap. */
+#define DECAY_MIN        ((size_t)1 << 20)
+#define DECAY_KEEP       ((size_t)1 << 20)
+#define DECAY_KEEP_CHEAP ((size_t)1 << 18)
+static void decay_carry(const struct block_meta *from, const uint64_t w[2], struct block_meta *to, bool merged);
+
 /* b swallows the block after it (which must be free and adjacent), header included. In the default profile b's
  * first payload word, where the decay tags a free block (decay_visit), is cleared: b keeps its header, so a tag
  * that said "given back" would have stood for the merged block too, and n's pages, resident, would never have
- * gone back (8 threads that freed 800 MB of 5000-byte blocks kept a 68 MiB block's 36 MiB so). Only a free b: a
- * realloc grows an allocated one in place here, its payload the program's. The classic profile writes nothing
- * into freed memory (docs/CLASSIC.md). */
+ * gone back (8 threads that freed 800 MB of 5000-byte blocks kept a 68 MiB block's 36 MiB so). Except where b is
+ * small, within the front any decay keeps (DECAY_KEEP_CHEAP), and n is a block the decay has seen idle: the
+ * merged block keeps n's age (decay_carry), since all it holds of recent use lies in that front. A program that
+ * takes a block from an idle one's front now and then and frees it (a request served by best fit, which splits
+ * there) had made the whole block read as used: it never went back (idle_medium in bench/workloads/patterns.c:
+ * 900 MB freed by one thread stayed resident through its idle seconds; growth/idle_block_given_back_despite_
+ * periodic_requests). Only a free b: a realloc grows an allocated one in place here, its payload the program's.
+ * The classic profile writes nothing into freed memory (docs/CLASSIC.md). */
 static void absorb_next(struct block_meta *b)
 {
 	struct block_meta *n = b->next;
+	bool carry = b->status == STATUS_FREE && !osm_heap.classic && META_SIZE + b->size <= DECAY_KEEP_CHEAP;
+	uint64_t nw[2] = { 0, 0 };
+	if (carry)
+		memcpy(nw, payload(n), sizeof nw);
 	free_detach(n);
 	list_remove(n);
 	b->size += META_SIZE + n->size;
 	stamp_block(b);
 	if (b->status == STATUS_FREE && !osm_heap.classic)
 		*(uint64_t *)payload(b) = 0;
+	if (carry)
+		decay_carry(n, nw, b, true);
 	osm_heap.count.coalesces++;
 	if (TRACING)
 		osm_trace_event("  coalesce %p %p %z", b, n, b->size);
@@ -784,15 +802,14 @@ static void trim_due(void)
  * (15 and 11 interleaved runs); the cost is peak RSS, 60.9 -> 67.3 MiB (glibc 56.6; jemalloc 74). A program that
  * frees a big block for good still gets its pages back 10 ms later, until a reuse has doubled the delay: it never
  * shrinks again, as glibc's dynamic thresholds never come down. */
-#define DECAY_MIN      ((size_t)1 << 20)
-#define DECAY_KEEP     ((size_t)1 << 20)
+/* DECAY_MIN and DECAY_KEEP are defined before absorb_next, which reads them. */
 /* Where a page fault is cheap (huge.c's probe, osm_huge_faults_dear: under 4 us; 1.5-2 us on the hosts of sessions
  * 24-26), the numbers above buy little: they were set where a fault cost 10-20 us. There the decay keeps 256 KiB of
  * a block's front and its delay stays at 10 ms (decay_reused): python3 (11 interleaved runs, session 26) 67.9 ->
  * 59.6 MiB at its peak (glibc 57.1), 20,200 -> 27,100 page faults (glibc 24,400), 0.993 -> 1.021 of glibc's time;
  * PYTHONMALLOC=malloc 69.0 -> 60.5 MiB (glibc 63.6), 0.974 -> 0.960 of glibc's time. The 256 KiB alone, with the
  * doubling: 68.1 MiB, nothing gained; no doubling with 1 MiB kept: 62.6. growth/cheap_faults/... */
-#define DECAY_KEEP_CHEAP ((size_t)1 << 18)
+/* DECAY_KEEP_CHEAP: before absorb_next. */
 #define DECAY_NS_MIN   10000000ull   /* 10 ms */
 #define DECAY_NS_MAX   1280000000ull /* 1.28 s: seven doublings */
 #define DECAY_REUSE_NS 1000000000ull /* a block taken again within 1 s of its give-back was given back too soon */
@@ -809,6 +826,29 @@ static uint64_t decay_tag(const struct block_meta *b, uint64_t pass)
 static size_t decay_keep(void)
 {
 	return osm_huge_faults_dear() ? DECAY_KEEP : DECAY_KEEP_CHEAP;
+}
+
+/* A free block `to` made of memory of the free block `from` (its rest after a split, or what it merged into)
+ * takes from's age in the decay: w, from's first two payload words as they were, says whether the last pass or
+ * the one before found it free (its tag) or whether a pass gave it back (tag 0, and when, in w[1]). The rest of a
+ * split block given back stays given back (its resident part lies within the front that block kept); a merged
+ * one is told the last pass found it idle, so that the next pass gives back all but its front again: the small
+ * block in front of it was just used, and only within that front. Cost: up to three multiplies, on the splits of
+ * blocks of DECAY_MIN or more and on the merges of a small block with a larger one. */
+static void decay_carry(const struct block_meta *from, const uint64_t w[2], struct block_meta *to, bool merged)
+{
+	uint64_t pass, *tw = (uint64_t *)payload(to);
+	if (w[0] == decay_tag(from, decay_pass))
+		pass = decay_pass;
+	else if (w[0] == decay_tag(from, decay_pass - 1))
+		pass = decay_pass - 1;
+	else if (w[0] == decay_tag(from, 0))
+		pass = merged ? decay_pass - 1 : 0;
+	else
+		return;
+	tw[0] = decay_tag(to, pass);
+	if (!pass)
+		tw[1] = w[1];
 }
 
 static bool decay_visit(struct block_meta *b, void *arg)
@@ -1130,7 +1170,13 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 /* b, free and out of every structure, serves s bytes. */
 static struct block_meta *take_block(struct block_meta *b, size_t s)
 {
+	uint64_t w[2] = { 0, 0 };
+	bool carry = !osm_heap.classic && b->size >= DECAY_MIN + META_SIZE + s; /* a rest the decay would visit */
+	if (carry)
+		memcpy(w, payload(b), sizeof w);
 	split_blocks(b, s, true); /* b has no free neighbour here: the rest goes straight to the index */
+	if (carry && b->size == s) /* the rest of an idle block is as idle as it was (decay_carry) */
+		decay_carry(b, w, b->next, false);
 	trim_used(block_end(b));
 	mark_alloc(b, STATUS_ALLOC);
 	osm_heap.count.heap_in_use += b->size;

@@ -690,6 +690,54 @@ static int idle_heap_by_cache_hits_case(int unused)
 	return ok && hits_only ? 0 : 1;
 }
 
+/* Hazard: a program of one thread frees a structure of medium blocks, then wakes now and then for a buffer of a
+ * few tens of KiB (a request above the medium caches that best fit serves from the front of the big free block)
+ * and frees it again. The split gave the rest a new header, the free merged it back under the old one, and the
+ * merge cleared the decay's tag (absorb_next): the block read as used at every pass and never went back, unless
+ * the next request had the same size and found the stale tag of the last pass at the same address (the sizes here
+ * differ at each wake). The merged block now keeps the idle block's age (decay_carry). Wakes every 200 ms, for up
+ * to 6 s, for a machine that runs the child late; each buffer must come from the freed span. */
+static int periodic_requests_case(int unused)
+{
+	(void)unused;
+	enum { SZ = 5000, N = 3200, FENCE = 5 };
+	static char *p[N];
+	for (int i = 0; i < FENCE; i++) /* blocks below: the freed span is not the heap's first block */
+		memset(v_malloc(100000), 1, 100000);
+	char *lo;
+	size_t before, span = build_and_free(p, N, SZ, &lo, &before), page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t after_free = resident_span(lo, span), now = after_free;
+	uint64_t t0 = tu_now_ns();
+	double waited = 0;
+	int wakes = 0, inside = 0;
+	while (now * page > (span >> 2) && (waited = (double)(tu_now_ns() - t0) / 1e9) < 6.0) {
+		usleep(200000);
+		size_t n = 70000 + (size_t)(wakes % 8) * 4096; /* above the medium caches, below the mmap threshold */
+		char *b = v_malloc(n);
+		if (!b) {
+			printf("FAIL growth/idle_block_given_back_despite_periodic_requests: malloc(%zu) returned NULL\n", n);
+			return 1;
+		}
+		inside += b >= lo && b + n <= lo + span;
+		memset(b, 3, n);
+		v_free(b);
+		wakes++;
+		now = resident_span(lo, span);
+	}
+	int ok = before * page >= span - span / 8 && now * page <= (span >> 2) && inside == wakes &&
+		 os_heap_check() == 0;
+	if (ok)
+		printf("PASS growth/idle_block_given_back_despite_periodic_requests\n");
+	else
+		printf("FAIL growth/idle_block_given_back_despite_periodic_requests: one thread freed %d blocks of %d bytes "
+		       "(%zu KiB of heap, %zu KiB resident), then took and freed a buffer of 70-99 KB every 200 ms, %d times "
+		       "in %.1f s (%d of them from the freed span: want all, else the test is wrong): %zu KiB stayed "
+		       "resident at once and %zu KiB at the end (want at most a quarter, %zu KiB: the block idle but for "
+		       "its front must go back)\n", N, SZ, span >> 10, before * page >> 10, wakes, waited, inside,
+		       after_free * page >> 10, now * page >> 10, span >> 12);
+	return ok ? 0 : 1;
+}
+
 /* fn(arg) in a forked child, whose heap starts as this process's is now (the cases that need a fresh heap, before
  * the others change its thresholds): its exit status, or 1 when it could not run or died. */
 /* Aligned blocks of the large sizes (image tiles, page-aligned I/O buffers: aligned_alloc(4096, 64 KiB..1 MiB)),
@@ -823,6 +871,8 @@ int main(int argc, char **argv)
 	if (!classic && in_child("one_thread_idle_heap_given_back", one_thread_idle_case, 0))
 		return 1;
 	if (!classic && in_child("idle_heap_given_back_by_cache_hits", idle_heap_by_cache_hits_case, 0))
+		return 1;
+	if (!classic && in_child("idle_block_given_back_despite_periodic_requests", periodic_requests_case, 0))
 		return 1;
 	const char *name = classic ? "classic/realloc_rule7_exact" : "realloc_rule7_in_chunks";
 	int first = classic ? 0 : big_request_case();
