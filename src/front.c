@@ -268,6 +268,13 @@ static inline void *page_addr(struct front_page *pg)
 	return (char *)seg_of(pg) + (size_t)(pg - seg_of(pg)->pages) * FRONT_PAGE_SIZE;
 }
 
+/* The 4 KiB of a carved segment (seg_carve) the front never gives back: its last, whose last 32 bytes are not the
+ * segment's (the header of the heap block after it), as a bit of a page's 4 KiB (page_trim); 0 elsewhere. */
+static inline uint16_t seg_tail_kept(const struct front_page *pg)
+{
+	return seg_links(seg_of(pg))->carved && pg == &seg_of(pg)->pages[FRONT_PAGES - 1] ? (uint16_t)0x8000 : 0;
+}
+
 static inline void set_heap(struct front_page *pg, struct front_heap *h)
 {
 	__atomic_store_n(&pg->heap, h, __ATOMIC_RELAXED);
@@ -410,7 +417,7 @@ static void page_format(struct front_page *pg, struct front_heap *h, size_t cls)
 	size_t idx = (size_t)(pg - seg_of(pg)->pages);
 	pg->cls = (uint8_t)cls;
 	pg->slot_size = osm_front_class_size[cls];
-	pg->reserved = (uint32_t)(FRONT_PAGE_SIZE / pg->slot_size);
+	pg->reserved = (uint32_t)((FRONT_PAGE_SIZE - (seg_tail_kept(pg) ? META_SIZE : 0)) / pg->slot_size);
 	pg->capacity = 0;
 	pg->start = (uintptr_t)seg_of(pg) + idx * FRONT_PAGE_SIZE;
 	pg->span = 0;
@@ -730,16 +737,41 @@ bool osm_front_range_release(void)
 	return true;
 }
 
-/* A segment aligned to its size: from the range, else mapped anywhere (over-map by one segment, then
- * unmap the two ends). The system calls go through os.c under the core's lock (front lock, then heap lock: the
- * documented order), which keeps the counters of system calls exact. */
+/* A segment carved from the heap's free memory (heap.c, osm_heap_carve says why), which the heap gets back when
+ * the segment is released (seg_release): a program that alternates phases of small objects and of medium blocks
+ * reuses one memory for both, as glibc's one heap does, instead of faulting in fresh segments beside the heap's
+ * free pages and then the heap beside the segments (patterns' phases: 231 MB at the peak, glibc 164). Its memory
+ * is not zero: the descriptors are cleared (16 KiB, page 0; PG_POOL is 0), slots need nothing (malloc clears a
+ * slot's two words, page_extend writes links and marks). The block is the segment less its last 32 bytes, where
+ * the next block's header goes: segments carved one after another from one free block lie side by side, no gap
+ * between them; the last page holds a slot fewer where the header would be in it (page_format), and its last
+ * 4 KiB are never given back (seg_tail_kept). Outside the range, its slots are found through the segment map: a
+ * free there takes free's out-of-line path (a call and a bit test more). Front and core locks held. */
+static char *seg_carve(void)
+{
+	struct block_meta *b = osm_heap_carve(FRONT_SEG_SIZE, FRONT_SEG_SIZE - META_SIZE);
+	if (!b)
+		return NULL;
+	memset(payload(b), 0, FRONT_PAGES * sizeof(struct front_page));
+	return payload(b);
+}
+
+/* A segment aligned to its size: carved from the heap's free blocks, else from the range, else mapped anywhere
+ * (over-map by one segment, then unmap the two ends). The system calls go through os.c under the core's lock
+ * (front lock, then heap lock: the documented order), which keeps the counters of system calls exact. */
 static struct front_seg *seg_new(void)
 {
 	core_lock();
 	bool failed = false;
-	char *seg = range_segment(&failed);
-	char *raw = seg || failed ? NULL : osm_os_map(2 * FRONT_SEG_SIZE);
-	if (seg) {
+	char *seg = seg_carve(), *raw = NULL;
+	bool carved = seg != NULL;
+	if (!seg)
+		seg = range_segment(&failed);
+	if (!seg && !failed)
+		raw = osm_os_map(2 * FRONT_SEG_SIZE);
+	if (carved) {
+		/* heap memory: no advice (huge.c advises the heap itself) */
+	} else if (seg) {
 		seg_advise(seg);
 	} else if (raw) {
 		seg = (char *)(((uintptr_t)raw + FRONT_SEG_SIZE - 1) & ~(FRONT_SEG_SIZE - 1));
@@ -757,9 +789,10 @@ static struct front_seg *seg_new(void)
 		segs_hold *= 2; /* mapped again within a second of a give-back: the program builds in rounds */
 	if (TRACING)
 		osm_trace_event("  seg_map %p %z", (void *)seg, FRONT_SEG_SIZE);
-	struct front_seg *s = (struct front_seg *)seg; /* fresh memory: all zero, every page PG_POOL */
+	struct front_seg *s = (struct front_seg *)seg; /* descriptors all zero: every page PG_POOL */
 	struct front_seg_links *l = seg_links(s);
 	l->free_pages = l->fresh = FRONT_PAGES - 1;
+	l->carved = carved;
 	fresh_seg = s; /* a segment is mapped only when no other has a free page */
 	l->next = segments;
 	if (segments)
@@ -791,7 +824,9 @@ static void seg_release(struct front_seg *s)
 	if (TRACING)
 		osm_trace_event("  seg_unmap %p %z", (void *)s, FRONT_SEG_SIZE);
 	core_lock();
-	if (osm_front_in_range(s)) { /* page 0 stays, reading as zeros; the rest back to reserved address space */
+	if (l->carved) {
+		osm_heap_uncarve(block_of(s)); /* the heap's again, pages given back or not */
+	} else if (osm_front_in_range(s)) { /* page 0 stays, reading as zeros; the rest back to reserved space */
 		osm_os_decommit((char *)s + FRONT_PAGE_SIZE, FRONT_SEG_SIZE - FRONT_PAGE_SIZE);
 		osm_os_discard(s, FRONT_PAGE_SIZE);
 	} else {
@@ -824,6 +859,9 @@ static void release_spare(bool cold_only, size_t count)
  * order they entered it). Returns the bytes given back. Front lock held. */
 static void discard_run(char *run, size_t len)
 {
+	struct front_page *last = front_page_of(run + len - 1);
+	if (seg_tail_kept(last) && run + len == (char *)page_addr(last) + FRONT_PAGE_SIZE)
+		len -= 4096; /* the heap's next header lies there */
 	if (TRACING)
 		osm_trace_event("  page_discard %p %z", (void *)run, len);
 	osm_os_discard(run, len);
@@ -953,7 +991,9 @@ static void pool_put(struct front_page *pg)
 	struct front_seg *s = seg_of(pg);
 	if (++seg_links(s)->free_pages == FRONT_PAGES - 1) {
 		__atomic_store_n(&n_free_segments, n_free_segments + 1, __ATOMIC_RELAXED);
-		if (n_free_segments > segs_hold)
+		/* a carved one goes back to the heap at once: kept, it would save no page fault (carving it again
+		 * takes the same resident memory), and the heap's next requests would grow the heap beside it */
+		if (seg_links(s)->carved || n_free_segments > segs_hold)
 			seg_release(s);
 	}
 	pool_decay(now);
@@ -1806,6 +1846,7 @@ static size_t page_trim(struct front_page *pg)
 		bool all = true;
 		for (uintptr_t i = lo / size; lo < span && all && i <= (hi - 1) / size; i++)
 			all = freed[i / 64] >> (i % 64) & 1;
+		all = all && !(seg_tail_kept(pg) >> j & 1);
 		if (all)
 			give |= 1u << j;
 		if (all && lo < span)

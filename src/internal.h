@@ -436,6 +436,10 @@ HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
  * mapping's; 0 for a fresh mapping); a heap block is the caller's to zero whole. */
 HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty);
 HIDDEN void osm_free(struct block_meta *b);
+/* The front's segments carved from the heap's free blocks (heap.c says why): a block of s bytes aligned to a, or
+ * NULL when no free block holds one; and back. Lock held. */
+HIDDEN struct block_meta *osm_heap_carve(size_t a, size_t s);
+HIDDEN void osm_heap_uncarve(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
 /* osm_realloc, except that a move returns the new block with the old one still allocated, named in *old (*len
  * bytes to copy; *old NULL when nothing moved): the caller copies without the lock, then frees the old block with
@@ -676,6 +680,7 @@ struct front_page {
 			struct front_seg *next, *prev; /* the list of segments */
 			uint32_t free_pages; /* pages in the pool or never handed out */
 			uint32_t fresh;      /* pages never handed out: the last `fresh` of the segment */
+			uint32_t carved;     /* a block of the heap's (front.c, seg_carve), not a mapping */
 		} seg;
 	};
 };
@@ -783,6 +788,12 @@ static inline uintptr_t front_enc(void *slot, void *next)
 /* A freed slot's second word holds this mark (glibc's tcache key, bound to the address): a free that finds it
  * is a double free, in O(1). malloc clears it. */
 static inline uintptr_t front_mark(void *slot) { return (uintptr_t)slot ^ osm_front_dfkey; }
+/* A cached medium block's mark (medium.c): the slots' mark with bit 3 flipped, so that it never equals the mark of
+ * any slot (slots are 16-byte aligned, and so is a payload: q ^ 8 is no slot's address). A segment carved from the
+ * heap (front.c, seg_carve) goes back to it with its freed slots' marks in place; a medium block whose payload
+ * lands on such a slot, and whose second word the program never writes, read as cached at its free: a double free
+ * reported for a block freed once (medium/medium_block_over_released_segment_is_not_cached). */
+static inline uintptr_t medium_mark(void *q) { return front_mark(q) ^ 8; }
 
 /* The multiplier of a page's slot test: floor(2^64 / d) + 1, so that d * magic = 2^64 + e with 1 <= e <= d
  * (e = d for a power of two, where UINT64_MAX / d + 1 alone would leave e = 0). For an offset off below 2^16,
@@ -1129,7 +1140,7 @@ static inline __attribute__((always_inline)) void *osm_front_medium_malloc(size_
 	b = stacks_of(h)->mc[c][k - 1];
 	size_t size = stacks_of(h)->mc_size[c][k - 1];
 	void **q = payload(b);
-	if (__builtin_expect(q[1] != (void *)front_mark(q) || !medium_next_ok(b, size), 0))
+	if (__builtin_expect(q[1] != (void *)medium_mark(q) || !medium_next_ok(b, size), 0))
 		osm_front_medium_recheck(b); /* under the core's lock: aborts on a header or mark overwritten */
 	h->mc_count[c] = (uint8_t)(k - 1);
 	if (k - 1 < h->mc_low[c])
@@ -1165,7 +1176,7 @@ static inline struct block_meta *medium_block(void *p)
 static inline struct block_meta *medium_user_block(void *p)
 {
 	struct block_meta *b = medium_block(p);
-	return b && ((void **)p)[1] != (void *)front_mark(p) ? b : NULL;
+	return b && ((void **)p)[1] != (void *)medium_mark(p) ? b : NULL;
 }
 
 /* free's fast path for a pointer the front does not own: true when the medium cache took it. A pointer it does
@@ -1183,9 +1194,9 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0)) /* full, or no cache (empty_heap: limits 0) */
 		return osm_front_medium_free_slow(b, c, api);
 	void **q = p;
-	if (__builtin_expect(q[1] == (void *)front_mark(q), 0))
+	if (__builtin_expect(q[1] == (void *)medium_mark(q), 0))
 		osm_front_medium_bad(p, api, "double free");
-	q[1] = (void *)front_mark(q);
+	q[1] = (void *)medium_mark(q);
 	stacks_of(h)->mc[c][k] = b;
 	stacks_of(h)->mc_size[c][k] = (uint32_t)s;
 	h->mc_count[c] = (uint8_t)(k + 1);
@@ -1200,7 +1211,7 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 static inline bool osm_front_medium_cached(struct block_meta *b)
 {
 	return osm_front_dfkey && b->status == STATUS_ALLOC && b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&
-	       ((void **)payload(b))[1] == (void *)front_mark(payload(b));
+	       ((void **)payload(b))[1] == (void *)medium_mark(payload(b));
 }
 
 /* The slot size of a front pointer, after the same checks as free (aborts on a bad or freed pointer). */

@@ -394,7 +394,7 @@ static inline bool heap_realloc_keeps(void *p, size_t n)
 	if (TRACING || n <= MEDIUM_MAX || !osm_front_dfkey) /* dfkey 0: strict mode, front off */
 		return false;
 	struct block_meta *b = heap_block_unlocked(p, 0, SIZE_MAX);
-	return b && ((void **)p)[1] != (void *)front_mark(p) && !osm_deferred_marked(p) &&
+	return b && ((void **)p)[1] != (void *)medium_mark(p) && !osm_deferred_marked(p) &&
 	       osm_realloc_keeps(b, align_up(n));
 }
 
@@ -822,14 +822,19 @@ struct info {
 /* The front's free slots per size class, from the page descriptors of every segment (osm_front_segmap). Under
  * the heap lock: a segment is mapped and unmapped under it and leaves the map before it is unmapped, so a
  * segment found in the map stays readable until the lock is let go. The counts of pages other threads own
- * are a snapshot. Cost: one pass over the part of the map segments ever used (a bit per 4 MiB) and 63
- * descriptors per segment. */
+ * are a snapshot. Cost: one pass over the part of the map segments ever used (a bit per 4 MiB, a word at a time
+ * where it is empty: from segments carved from the heap, near the program, to the range at 16-32 TiB, up to
+ * 300,000 words, whose untouched pages read as the zero page) and 63 descriptors per segment. */
 static void info_front(struct info *in)
 {
 #ifdef OSMEM_DROPIN
 	size_t lo = __atomic_load_n(&osm_front_segmap_lo, __ATOMIC_ACQUIRE);
 	size_t hi = __atomic_load_n(&osm_front_segmap_hi, __ATOMIC_ACQUIRE);
 	for (size_t i = lo; i <= hi && i < FRONT_SEGMAP_SIZE; i++) {
+		if (!(i & 63) && !__atomic_load_n(&osm_front_segmap[i >> 6], __ATOMIC_ACQUIRE)) {
+			i += 63; /* a word of the map without a segment (carved ones lie far below the range's) */
+			continue;
+		}
 		if (!osm_front_segmap_test(i, __ATOMIC_ACQUIRE))
 			continue;
 		const struct front_page *pages = (const struct front_page *)((uintptr_t)i << FRONT_SEG_SHIFT);

@@ -29,6 +29,10 @@ REQUEST_OPS = {"malloc", "calloc", "realloc", "free", "memalign", "malloc_trim",
 # the front layer (src/front.c): 64 KiB pages in 4 MiB segments whose first page is their metadata
 FRONT_PAGE = 1 << 16
 FRONT_SEG = 1 << 22
+# Where the front's segments carved from the heap (src/front.c, seg_carve; their trace addresses are heap offsets,
+# H+0x...) are placed among the front's absolute addresses: above every user address, at the heap base's
+# alignment, so that their pages and slots are found by address as the others' are.
+HEAP_FRONT = 1 << 50
 FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "abandon", "adopt", "remote_free",
                 "collect", "page_discard", "page_release", "page_refill"}
 # Lines that change a policy or start a wait, and move no block: a threshold raised, the decay's delay doubled,
@@ -172,6 +176,23 @@ def replay_trace(path, keep_text=True):
     segs = {}         # segment address -> [t0, lane offset]
     seg_lane = _Lane()
     req_front = [None]  # the front slot a realloc/os_realloc request names (its P), or None
+    hbase = [None]      # what turns a heap offset into a front address (segments carved from the heap), once seen
+
+    def front_addr(tok):
+        """A front event's address: absolute, or a heap offset placed at HEAP_FRONT (the first one is a seg_map,
+        a segment's start, aligned to FRONT_SEG in the process: so the heap base's alignment is known)."""
+        kind, v = _addr(tok)
+        if kind != "heap":
+            return v
+        if hbase[0] is None:
+            hbase[0] = HEAP_FRONT + (-v) % FRONT_SEG
+        return v + hbase[0]
+
+    def slot_addr(kind, v):
+        """A request's pointer: a slot of a carved segment when its heap offset lies in a page seen, else as is."""
+        if kind == "heap" and hbase[0] is not None and (v + hbase[0]) & ~(FRONT_PAGE - 1) in pages:
+            return "abs", v + hbase[0]
+        return kind, v
     ft0, ft1, fvoff, faddr = h.f_t0, h.f_t1, h.f_voff, h.f_addr
     fslot, fslots, fused, fowner = h.f_slot, h.f_slots, h.f_used, h.f_owner
     fcount = h.front
@@ -300,7 +321,7 @@ def replay_trace(path, keep_text=True):
     def front_event(op, p, lineno):
         fcount[op] = fcount.get(op, 0) + 1
         if op == "page":
-            addr, slot, slots = _addr(p[1])[1], int(p[2]), int(p[3])
+            addr, slot, slots = front_addr(p[1]), int(p[2]), int(p[3])
             if addr in pages:
                 page_end(addr, lineno, "a new format")
             if page_voff(addr) < 0:
@@ -308,20 +329,20 @@ def replay_trace(path, keep_text=True):
             pages[addr] = [slot, slots, 0, tid[0], t]
             h.peak_front_pages = max(h.peak_front_pages, len(pages))
         elif op in ("page_empty", "page_pool"):
-            page_end(_addr(p[1])[1], lineno, op)
+            page_end(front_addr(p[1]), lineno, op)
         elif op == "abandon":
-            addr = _addr(p[1])[1]
+            addr = front_addr(p[1])
             if addr in pages:
                 page_set(addr, owner=0)
         elif op == "adopt":
-            addr = _addr(p[1])[1]
+            addr = front_addr(p[1])
             if addr in pages:
                 page_set(addr, owner=tid[0])
         elif op == "seg_map":
-            addr, length = _addr(p[1])[1], int(p[2])
+            addr, length = front_addr(p[1]), int(p[2])
             segs[addr] = [t, seg_lane.place(addr, length)]
         elif op == "seg_unmap":
-            addr = _addr(p[1])[1]
+            addr = front_addr(p[1])
             for a in [a for a in pages if a & ~(FRONT_SEG - 1) == addr]:
                 page_end(a, lineno, "seg_unmap")
             s = segs.pop(addr, None)
@@ -470,7 +491,7 @@ def replay_trace(path, keep_text=True):
                         h.warnings.append(f"line {lineno}: cannot read {line.strip()!r} ({e})")
                 continue
             if line[0] == "=":
-                kind, v = _addr(line[2:].strip())
+                kind, v = slot_addr(*_addr(line[2:].strip()))
                 if kind == "heap":
                     b = blocks.get(v - META)
                     if b is not None and b[1] != ALLOC:
@@ -499,8 +520,8 @@ def replay_trace(path, keep_text=True):
                     tid[0] = int(p[-1][2:])
                 except ValueError:
                     pass
-            if pages and len(p) >= 3 and p[1].startswith("0x"):
-                ptr = int(p[1], 16)
+            pk, ptr = slot_addr(*_addr(p[1])) if len(p) >= 3 and p[1].startswith(("0x", "H+")) else (None, 0)
+            if pages and pk == "abs":
                 if op in ("free", "os_free"):
                     slot_give(ptr, lineno)
                 elif op in ("realloc", "os_realloc") and slot_page(ptr) is not None:

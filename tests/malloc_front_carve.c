@@ -1,0 +1,325 @@
+/* malloc_front_carve: the front's segments carved from the heap's free memory (front.c, seg_carve).
+ *
+ * Hazard: a program that alternates phases of medium blocks (the heap) and of small objects (the front's
+ * segments) kept both resident: the front mapped fresh segments beside the heap's free, resident pages, and the
+ * next phase of medium blocks faulted the heap in again beside the segments (bench/workloads/patterns.c, phases:
+ * 231 MB at the peak against glibc's 164). Each case runs in a child of its own, whose heap starts as the parent's.
+ *   - small_phase_reuses_freed_heap: 24 MB of 5000-byte blocks freed, then 600,000 objects of 16 bytes (9.6 MB):
+ *     most of them lie in the span the blocks took, and the resident set grows by less than half of them.
+ *   - released_segment_goes_back_to_heap: a thread makes those 16-byte objects, frees them and exits; its
+ *     segments go back to the heap (the front's segment bytes fall back), and medium blocks made next lie where
+ *     the segments were.
+ *   - medium_block_over_released_segment_is_not_cached: those medium blocks, written in their first 8 bytes only
+ *     (not the second word, where a freed slot kept its mark), are freed once each. The first version reported a
+ *     double free: a cached medium block's mark was the slots' mark, which the released segment's memory still
+ *     held at the very addresses the blocks landed on (internal.h, medium_mark).
+ *   - stale_slot_pointer_into_released_segment_reported: a free of one of those 16-byte objects after its segment
+ *     went back to the heap is reported (the child dies by SIGABRT with osmem's message), not taken.
+ *   - last_page_spares_next_header: a carved segment ends 32 bytes short of its 4 MiB, where the heap block after
+ *     it keeps its header; malloc_trim, which gives back the free 4 KiB inside the front's pages, must not give
+ *     back the last 4 KiB of such a segment (front.c, seg_tail_kept): the heap check stays clean and medium blocks
+ *     are still served.
+ * Prints `PASS front/carve/...` or `FAIL ...: why`. */
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "osmem.h"
+
+#define FRONT_SEG_SIZE ((size_t)4 << 20) /* src/internal.h: one segment */
+#define MED 5000
+#define NMED ((24u << 20) / MED)
+#define SMALL 16
+#define NSMALL 600000u
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void (*volatile v_free)(void *) = free;
+static char *med[NMED], *small[NSMALL];
+static char *lo, *hi; /* the span the medium blocks took */
+
+static void result(const char *name, const char *why)
+{
+	if (why)
+		printf("FAIL front/carve/%s: %s\n", name, why);
+	else
+		printf("PASS front/carve/%s\n", name);
+	fflush(stdout);
+}
+
+static long rss_kb(void)
+{
+	long pages = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The medium phase: NMED blocks written whole, then freed; lo and hi bound them. */
+static int medium_phase(void)
+{
+	lo = hi = NULL;
+	for (size_t i = 0; i < NMED; i++) {
+		if (!(med[i] = v_malloc(MED)))
+			return 0;
+		memset(med[i], 1, MED);
+		lo = !lo || med[i] < lo ? med[i] : lo;
+		hi = med[i] + MED > hi ? med[i] + MED : hi;
+	}
+	for (size_t i = 0; i < NMED; i++)
+		v_free(med[i]);
+	return 1;
+}
+
+/* The small phase: NSMALL objects, each written; how many lie in [lo, hi). */
+static size_t small_phase(int *ok)
+{
+	size_t inside = 0;
+	*ok = 1;
+	for (size_t i = 0; i < NSMALL; i++) {
+		if (!(small[i] = v_malloc(SMALL))) {
+			*ok = 0;
+			return inside;
+		}
+		memset(small[i], 2, 8);
+		inside += small[i] >= lo && small[i] < hi;
+	}
+	return inside;
+}
+
+static size_t front_bytes(void)
+{
+	struct os_stats s;
+	os_stats(&s);
+	return s.front_bytes;
+}
+
+static int reuse_case(void)
+{
+	char why[400];
+	if (!medium_phase()) {
+		result("small_phase_reuses_freed_heap", "malloc(5000) returned NULL (test setup)");
+		return 1;
+	}
+	memset(small, 1, sizeof small); /* the test's own 4.8 MB of pointers, resident before the count */
+	long before = rss_kb();
+	int ok;
+	size_t inside = small_phase(&ok);
+	long grew = rss_kb() - before;
+	if (!ok) {
+		result("small_phase_reuses_freed_heap", "malloc(16) returned NULL (test setup)");
+		return 1;
+	}
+	if (inside < NSMALL / 2 || grew > (long)(NSMALL * SMALL / 2 / 1024) || os_heap_check() != 0) {
+		snprintf(why, sizeof why, "24 MB of %d-byte blocks freed, then %u objects of %d bytes: %zu of them lie in "
+			 "the freed span (want at least half) and the resident set grew by %ld KiB (want at most %u: the "
+			 "front's segments come from the heap's free memory), heap check %s", MED, NSMALL, SMALL, inside,
+			 grew, NSMALL * SMALL / 2 / 1024, os_heap_check() == 0 ? "clean" : "failed");
+		result("small_phase_reuses_freed_heap", why);
+		return 1;
+	}
+	result("small_phase_reuses_freed_heap", NULL);
+	return 0;
+}
+
+static size_t thread_inside;
+static int thread_ok;
+
+static void *small_thread(void *arg)
+{
+	(void)arg;
+	thread_inside = small_phase(&thread_ok);
+	for (size_t i = 0; i < NSMALL; i++)
+		v_free(small[i]);
+	return NULL;
+}
+
+/* Whether p lies in a 4 MiB segment that held one of the thread's objects (their segments, by address). */
+static int in_old_segment(const char *p)
+{
+	uintptr_t seg = (uintptr_t)p & ~(FRONT_SEG_SIZE - 1);
+	for (size_t i = 0; i < NSMALL; i += 1024)
+		if (((uintptr_t)small[i] & ~(FRONT_SEG_SIZE - 1)) == seg)
+			return 1;
+	return 0;
+}
+
+static int release_case(void)
+{
+	char why[400];
+	pthread_t t;
+	if (!medium_phase()) {
+		result("released_segment_goes_back_to_heap", "malloc(5000) returned NULL (test setup)");
+		return 1;
+	}
+	size_t seg0 = front_bytes();
+	if (pthread_create(&t, NULL, small_thread, NULL) != 0 || pthread_join(t, NULL) != 0 || !thread_ok) {
+		result("released_segment_goes_back_to_heap", "the thread's malloc(16) failed (test setup)");
+		return 1;
+	}
+	size_t seg1 = front_bytes();
+	/* medium blocks again, the second word left as the memory had it */
+	enum { N = 6000, SZ = 3000 };
+	static char *m[N];
+	size_t over = 0;
+	for (size_t i = 0; i < N; i++) {
+		if (!(m[i] = v_malloc(SZ))) {
+			result("released_segment_goes_back_to_heap", "malloc(3000) returned NULL (test setup)");
+			return 1;
+		}
+		memcpy(m[i], &i, sizeof i);
+		over += in_old_segment(m[i]);
+	}
+	int fail = 0;
+	if (thread_inside < NSMALL / 2 || seg1 > seg0 + FRONT_SEG_SIZE || over < N / 4) {
+		snprintf(why, sizeof why, "a thread made %u objects of %d bytes (%zu of them in the freed span of 24 MB of "
+			 "medium blocks: want at least half), freed them and exited: the front's segments took %zu bytes "
+			 "before it, %zu after (want at most one segment more), and %zu of %d medium blocks made next lie "
+			 "where its segments were (want at least a quarter: the segments went back to the heap)", NSMALL,
+			 SMALL, thread_inside, seg0, seg1, over, N);
+		result("released_segment_goes_back_to_heap", why);
+		fail = 1;
+	} else {
+		result("released_segment_goes_back_to_heap", NULL);
+	}
+	for (size_t i = 0; i < N; i++) /* a stale slot mark read as a cached block's: "double free", and abort */
+		v_free(m[i]);
+	if (os_heap_check() != 0) {
+		result("medium_block_over_released_segment_is_not_cached", "the heap check failed after the frees");
+		return 1;
+	}
+	result("medium_block_over_released_segment_is_not_cached", over ? NULL :
+	       "no medium block landed on the released segments (test setup: see released_segment_goes_back_to_heap)");
+	return fail | !over;
+}
+
+/* In a grandchild: free one of the thread's objects after its segment went back to the heap. */
+static int stale_case(void)
+{
+	pthread_t t;
+	if (!medium_phase() || pthread_create(&t, NULL, small_thread, NULL) != 0 || pthread_join(t, NULL) != 0 ||
+	    !thread_ok) {
+		result("stale_slot_pointer_into_released_segment_reported", "test setup failed");
+		return 1;
+	}
+	char *stale = NULL;
+	for (size_t i = 0; i < NSMALL && !stale; i += 997)
+		if (small[i] >= lo && small[i] < hi)
+			stale = small[i];
+	if (!stale) {
+		result("stale_slot_pointer_into_released_segment_reported", "no object lay in the freed span (test setup)");
+		return 1;
+	}
+	int fd[2];
+	if (pipe(fd) != 0)
+		return 1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd[1], 2);
+		v_free(stale);
+		_exit(0);
+	}
+	close(fd[1]);
+	char msg[300] = "";
+	ssize_t n = read(fd[0], msg, sizeof msg - 1);
+	msg[n > 0 ? n : 0] = 0;
+	close(fd[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || !strstr(msg, "osmem: free()")) {
+		char why[500];
+		snprintf(why, sizeof why, "free(%p), an object of a segment that went back to the heap: the child %s "
+			 "(want SIGABRT and osmem's report), and wrote \"%.200s\"", (void *)stale,
+			 WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited", msg);
+		result("stale_slot_pointer_into_released_segment_reported", why);
+		return 1;
+	}
+	result("stale_slot_pointer_into_released_segment_reported", NULL);
+	return 0;
+}
+
+/* 16-byte objects fill carved segments, every 4 KiB keeps one object but the last 4 KiB of each 64 KiB page,
+ * whose objects are all freed; malloc_trim gives those back, but not where the heap's next header lies. */
+static int tail_case(void)
+{
+	char why[400];
+	if (!medium_phase()) {
+		result("last_page_spares_next_header", "malloc(5000) returned NULL (test setup)");
+		return 1;
+	}
+	int ok;
+	size_t inside = small_phase(&ok);
+	if (!ok || inside < NSMALL / 2) {
+		snprintf(why, sizeof why, "%zu of %u objects of %d bytes in the freed span (test setup: want half)", inside,
+			 NSMALL, SMALL);
+		result("last_page_spares_next_header", why);
+		return 1;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < NSMALL; i++) {
+		uintptr_t a = (uintptr_t)small[i];
+		if ((a & 0xffff) >= 0xf000 || (a & 0xfff) != 0) /* the last 4 KiB of a page go whole; else one a 4 KiB */
+			v_free(small[i]);
+		else
+			kept++;
+	}
+	malloc_trim(0);
+	int clean = os_heap_check() == 0;
+	enum { N = 4000 };
+	static char *m[N];
+	for (size_t i = 0; clean && i < N; i++) {
+		m[i] = v_malloc(MED);
+		clean = m[i] != NULL;
+		if (clean)
+			memset(m[i], 3, MED);
+	}
+	for (size_t i = 0; clean && i < N; i++)
+		v_free(m[i]);
+	clean = clean && os_heap_check() == 0;
+	if (!clean) {
+		snprintf(why, sizeof why, "16-byte objects in carved segments, %zu kept (one a 4 KiB, none in the last 4 KiB "
+			 "of a page), then malloc_trim(0): the heap check or the next medium blocks failed (the trim must "
+			 "keep a carved segment's last 4 KiB, where the next block's header lies)", kept);
+		result("last_page_spares_next_header", why);
+		return 1;
+	}
+	result("last_page_spares_next_header", NULL);
+	return 0;
+}
+
+static int in_child(const char *cases, int (*fn)(void))
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int r = fn();
+		fflush(stdout);
+		_exit(r);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		printf("FAIL front/carve/%s: the case's child %s%s (osmem's report, if any, is on standard error)\n", cases,
+		       pid < 0 ? "could not be forked" : "died of ", pid >= 0 && WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
+		return 1;
+	}
+	return WEXITSTATUS(st);
+}
+
+int main(void)
+{
+	int r = in_child("small_phase_reuses_freed_heap", reuse_case);
+	r |= in_child("released_segment_goes_back_to_heap, medium_block_over_released_segment_is_not_cached",
+		      release_case);
+	r |= in_child("stale_slot_pointer_into_released_segment_reported", stale_case);
+	r |= in_child("last_page_spares_next_header", tail_case);
+	return r;
+}
