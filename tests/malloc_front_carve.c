@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "osmem.h"
+#include "test_util.h"
 
 #define FRONT_SEG_SIZE ((size_t)4 << 20) /* src/internal.h: one segment */
 #define MED 5000
@@ -202,7 +203,15 @@ static int release_case(void)
 	return fail | !over;
 }
 
-/* In a grandchild: free one of the thread's objects after its segment went back to the heap. */
+/* Free one of the thread's objects after its segment went back to the heap (in a child: tu_death_case). */
+static char *stale;
+
+static void free_stale(void)
+{
+	tu_say_addr(stale);
+	v_free(stale);
+}
+
 static int stale_case(void)
 {
 	pthread_t t;
@@ -211,7 +220,6 @@ static int stale_case(void)
 		result("stale_slot_pointer_into_released_segment_reported", "test setup failed");
 		return 1;
 	}
-	char *stale = NULL;
 	for (size_t i = 0; i < NSMALL && !stale; i += 997)
 		if (small[i] >= lo && small[i] < hi)
 			stale = small[i];
@@ -219,32 +227,8 @@ static int stale_case(void)
 		result("stale_slot_pointer_into_released_segment_reported", "no object lay in the freed span (test setup)");
 		return 1;
 	}
-	int fd[2];
-	if (pipe(fd) != 0)
-		return 1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fd[1], 2);
-		v_free(stale);
-		_exit(0);
-	}
-	close(fd[1]);
-	char msg[300] = "";
-	ssize_t n = read(fd[0], msg, sizeof msg - 1);
-	msg[n > 0 ? n : 0] = 0;
-	close(fd[0]);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || !strstr(msg, "osmem: free()")) {
-		char why[500];
-		snprintf(why, sizeof why, "free(%p), an object of a segment that went back to the heap: the child %s "
-			 "(want SIGABRT and osmem's report), and wrote \"%.200s\"", (void *)stale,
-			 WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited", msg);
-		result("stale_slot_pointer_into_released_segment_reported", why);
-		return 1;
-	}
-	result("stale_slot_pointer_into_released_segment_reported", NULL);
-	return 0;
+	return !tu_death_case("front/carve", "", "stale_slot_pointer_into_released_segment_reported", free_stale, "free",
+			      "invalid pointer");
 }
 
 /* 16-byte objects fill carved segments, every 4 KiB keeps one object but the last 4 KiB of each 64 KiB page,
