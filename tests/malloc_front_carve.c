@@ -19,6 +19,10 @@
  *     it keeps its header; malloc_trim, which gives back the free 4 KiB inside the front's pages, must not give
  *     back the last 4 KiB of such a segment (front.c, seg_tail_kept): the heap check stays clean and medium blocks
  *     are still served.
+ *   - kept_segments_go_back_as_heap_grows: 20 MB of 1 KiB objects freed leave SEGS_KEEP empty segments kept for
+ *     the next burst; then 60 MB of medium blocks grow the heap while the front takes nothing. The kept segments
+ *     stayed resident beside the heap (16 MB in patterns' phases); now they go once the heap has grown 32 MiB past
+ *     the front's last use of its pool (front.c, spare_mark): at most two segments are left (the thread's pages).
  * Prints `PASS front/carve/...` or `FAIL ...: why`. */
 #include <malloc.h>
 #include <pthread.h>
@@ -280,6 +284,41 @@ static int tail_case(void)
 	return 0;
 }
 
+static int kept_case(void)
+{
+	char why[400];
+	enum { N1 = (20 << 20) / 1024, N2 = (60 << 20) / MED };
+	static char *o[N1], *m2[N2];
+	for (size_t i = 0; i < N1; i++) {
+		if (!(o[i] = v_malloc(1024))) {
+			result("kept_segments_go_back_as_heap_grows", "malloc(1024) returned NULL (test setup)");
+			return 1;
+		}
+		memset(o[i], 4, 1024);
+	}
+	for (size_t i = 0; i < N1; i++)
+		v_free(o[i]);
+	size_t kept = front_bytes();
+	for (size_t i = 0; i < N2; i++) {
+		if (!(m2[i] = v_malloc(MED))) {
+			result("kept_segments_go_back_as_heap_grows", "malloc(5000) returned NULL (test setup)");
+			return 1;
+		}
+		memset(m2[i], 5, MED);
+	}
+	size_t after = front_bytes();
+	if (kept < 4 * FRONT_SEG_SIZE || after > 2 * FRONT_SEG_SIZE) {
+		snprintf(why, sizeof why, "20 MB of 1 KiB objects freed left %zu bytes of segments (test setup: want the 4 "
+			 "kept and the thread's, at least %zu); 60 MB of medium blocks later, %zu (want at most two segments, "
+			 "%zu: the kept ones go as the heap grows past them)", kept, 4 * FRONT_SEG_SIZE, after,
+			 2 * FRONT_SEG_SIZE);
+		result("kept_segments_go_back_as_heap_grows", why);
+		return 1;
+	}
+	result("kept_segments_go_back_as_heap_grows", NULL);
+	return 0;
+}
+
 static int in_child(const char *cases, int (*fn)(void))
 {
 	fflush(stdout);
@@ -305,5 +344,6 @@ int main(void)
 		      release_case);
 	r |= in_child("stale_slot_pointer_into_released_segment_reported", stale_case);
 	r |= in_child("last_page_spares_next_header", tail_case);
+	r |= in_child("kept_segments_go_back_as_heap_grows", kept_case);
 	return r;
 }
