@@ -939,6 +939,10 @@ static void front_leave(bool traced)
  * go, one per FRONT_SEG_SIZE more (osm_front_release_spare). Written under the front lock, read without it. */
 static uintptr_t spare_mark;
 #define SPARE_GROWTH (2 * SEGS_KEEP * FRONT_SEG_SIZE)
+static void spare_mark_heap_end(void)
+{
+	__atomic_store_n(&spare_mark, (uintptr_t)__atomic_load_n(&osm_heap.end, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
 
 /* Before a request to the core (internal.h): the spare segments past SEGS_KEEP go, as many as the request asks
  * for; the kept ones go too, one per 4 MiB, once the heap has grown by twice their worth while the front took no page
@@ -966,7 +970,8 @@ void osm_front_release_spare(size_t n)
 	release_spare(false, n / FRONT_SEG_SIZE + 1, SEGS_KEEP);
 	if (grown && end >= spare_mark + SPARE_GROWTH) { /* asked again under the lock */
 		release_spare(false, 1, 0);
-		__atomic_store_n(&spare_mark, end - SPARE_GROWTH + FRONT_SEG_SIZE, __ATOMIC_RELAXED); /* next: 4 MiB on */
+		/* the next one 4 MiB on */
+		__atomic_store_n(&spare_mark, end - SPARE_GROWTH + FRONT_SEG_SIZE, __ATOMIC_RELAXED);
 	}
 	front_leave(traced);
 }
@@ -1016,7 +1021,7 @@ static void pool_put(struct front_page *pg)
 	struct front_seg *s = seg_of(pg);
 	if (++seg_links(s)->free_pages == FRONT_PAGES - 1) {
 		__atomic_store_n(&n_free_segments, n_free_segments + 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&spare_mark, (uintptr_t)__atomic_load_n(&osm_heap.end, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+		spare_mark_heap_end();
 		/* a carved one goes back to the heap at once: kept, it would save no page fault (carving it again
 		 * takes the same resident memory), and the heap's next requests would grow the heap beside it */
 		if (seg_links(s)->carved || n_free_segments > segs_hold)
@@ -1046,7 +1051,7 @@ static struct front_page *pool_take(void)
 	struct front_seg_links *l = seg_links(seg_of(pg));
 	if (l->free_pages-- == FRONT_PAGES - 1)
 		__atomic_store_n(&n_free_segments, n_free_segments - 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&spare_mark, (uintptr_t)__atomic_load_n(&osm_heap.end, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+	spare_mark_heap_end();
 	return pg;
 }
 

@@ -308,10 +308,10 @@ static int kept_case(void)
 	}
 	size_t after = front_bytes();
 	if (kept < 4 * FRONT_SEG_SIZE || after > 2 * FRONT_SEG_SIZE) {
-		snprintf(why, sizeof why, "20 MB of 1 KiB objects freed left %zu bytes of segments (test setup: want the 4 "
-			 "kept and the thread's, at least %zu); 60 MB of medium blocks later, %zu (want at most two segments, "
-			 "%zu: the kept ones go as the heap grows past them)", kept, 4 * FRONT_SEG_SIZE, after,
-			 2 * FRONT_SEG_SIZE);
+		snprintf(why, sizeof why, "20 MB of 1 KiB objects freed left %zu bytes of segments (test setup: "
+			 "want the 4 kept and the thread's, at least %zu); 60 MB of medium blocks later, %zu (want at "
+			 "most two segments, %zu: the kept ones go as the heap grows past them)", kept,
+			 4 * FRONT_SEG_SIZE, after, 2 * FRONT_SEG_SIZE);
 		result("kept_segments_go_back_as_heap_grows", why);
 		return 1;
 	}
