@@ -23,6 +23,9 @@
  *     the next burst; then 60 MB of medium blocks grow the heap while the front takes nothing. The kept segments
  *     stayed resident beside the heap (16 MB in patterns' phases); now they go once the heap has grown 32 MiB past
  *     the front's last use of its pool (front.c, spare_mark): at most two segments are left (the thread's pages).
+ *   - threads_carve_and_release_concurrently: four threads, each in turn a phase of medium blocks and one of small
+ *     objects, the neighbour thread freeing half of each phase's blocks: carving and giving back from several
+ *     threads at once, every byte checked, the heap check clean, and some small objects in the heap (carved).
  * Prints `PASS front/carve/...` or `FAIL ...: why`. */
 #include <malloc.h>
 #include <pthread.h>
@@ -319,6 +322,86 @@ static int kept_case(void)
 	return 0;
 }
 
+enum { TT = 4, TN = 40000 };
+static char **tv[TT];
+static size_t *tlen[TT];
+static pthread_barrier_t tbar;
+static int tbad;
+static size_t tin_heap;
+static char *theap_lo; /* the heap's first medium block: the front's range lies far below or above the heap */
+
+static void tcheck(const char *p, size_t len, size_t i)
+{
+	if (p[0] != (char)i || p[len - 1] != (char)i)
+		__atomic_store_n(&tbad, 1, __ATOMIC_RELAXED);
+}
+
+static void *phase_thread(void *arg)
+{
+	size_t id = (size_t)(uintptr_t)arg, next = (id + 1) % TT;
+	uint64_t seed = id * 7919 + 1;
+	for (int round = 0; round < 4; round++) {
+		size_t n = round % 2 ? TN : TN / 16, lo = round % 2 ? 8 : 2048, hi = round % 2 ? 600 : 20000;
+		for (size_t i = 0; i < n; i++) {
+			size_t len = lo + (size_t)(tu_rng(&seed) % (hi - lo));
+			char *p = v_malloc(len);
+			if (!p) {
+				__atomic_store_n(&tbad, 1, __ATOMIC_RELAXED);
+				return NULL;
+			}
+			memset(p, (int)(i & 255), len);
+			tv[id][i] = p;
+			tlen[id][i] = len;
+			if (round % 2 && p >= theap_lo && p < (char *)sbrk(0))
+				__atomic_fetch_add(&tin_heap, 1, __ATOMIC_RELAXED);
+		}
+		pthread_barrier_wait(&tbar);
+		for (size_t i = 1; i < n; i += 2) { /* the neighbour's odd ones: remote frees */
+			tcheck(tv[next][i], tlen[next][i], i);
+			v_free(tv[next][i]);
+		}
+		pthread_barrier_wait(&tbar);
+		for (size_t i = 0; i < n; i += 2) {
+			tcheck(tv[id][i], tlen[id][i], i);
+			v_free(tv[id][i]);
+		}
+		pthread_barrier_wait(&tbar);
+	}
+	return NULL;
+}
+
+static int threads_case(void)
+{
+	char why[300];
+	pthread_t t[TT];
+	/* a heap with free memory to carve from: the first round's medium blocks come after this one's free */
+	if (!medium_phase())
+		return 1;
+	theap_lo = lo;
+	pthread_barrier_init(&tbar, NULL, TT);
+	for (size_t i = 0; i < TT; i++) {
+		tv[i] = malloc(TN * sizeof *tv[i]);
+		tlen[i] = malloc(TN * sizeof *tlen[i]);
+		if (!tv[i] || !tlen[i] || pthread_create(&t[i], NULL, phase_thread, (void *)(uintptr_t)i) != 0) {
+			result("threads_carve_and_release_concurrently", "test setup failed");
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < TT; i++)
+		pthread_join(t[i], NULL);
+	int clean = os_heap_check() == 0;
+	if (tbad || !clean || !tin_heap) {
+		snprintf(why, sizeof why, "four threads in phases of medium blocks and small objects, half freed by "
+			 "the neighbour: %s, heap check %s, %zu small objects in the heap (want some: carved segments)",
+			 tbad ? "a block lost its bytes or malloc failed" : "every byte kept",
+			 clean ? "clean" : "failed", tin_heap);
+		result("threads_carve_and_release_concurrently", why);
+		return 1;
+	}
+	result("threads_carve_and_release_concurrently", NULL);
+	return 0;
+}
+
 static int in_child(const char *cases, int (*fn)(void))
 {
 	fflush(stdout);
@@ -345,5 +428,6 @@ int main(void)
 	r |= in_child("stale_slot_pointer_into_released_segment_reported", stale_case);
 	r |= in_child("last_page_spares_next_header", tail_case);
 	r |= in_child("kept_segments_go_back_as_heap_grows", kept_case);
+	r |= in_child("threads_carve_and_release_concurrently", threads_case);
 	return r;
 }
