@@ -276,7 +276,8 @@ static void decay_carry(const struct block_meta *from, const uint64_t w[2], stru
 static void absorb_next(struct block_meta *b)
 {
 	struct block_meta *n = b->next;
-	bool carry = b->status == STATUS_FREE && !osm_heap.classic && META_SIZE + b->size <= DECAY_KEEP_CHEAP;
+	bool carry = b->status == STATUS_FREE && !osm_heap.classic && META_SIZE + b->size <= DECAY_KEEP_CHEAP &&
+		     n->size >= DECAY_MIN; /* smaller, the decay never tagged it */
 	uint64_t nw[2] = { 0, 0 };
 	if (carry)
 		memcpy(nw, payload(n), sizeof nw);

@@ -832,7 +832,7 @@ static void info_front(struct info *in)
 	size_t hi = __atomic_load_n(&osm_front_segmap_hi, __ATOMIC_ACQUIRE);
 	for (size_t i = lo; i <= hi && i < FRONT_SEGMAP_SIZE; i++) {
 		if (!(i & 63) && !__atomic_load_n(&osm_front_segmap[i >> 6], __ATOMIC_ACQUIRE)) {
-			i += 63; /* a word of the map without a segment (carved ones lie far below the range's) */
+			i += 63; /* a word of the map without a segment (carved ones lie far above the range's) */
 			continue;
 		}
 		if (!osm_front_segmap_test(i, __ATOMIC_ACQUIRE))
