@@ -291,20 +291,30 @@ static int tail_case(void)
 	return 0;
 }
 
+/* mib MiB of 1 KiB objects, each written, then all freed; false (reported under name) if malloc failed. */
+static int kib_burst(size_t mib, const char *name)
+{
+	static char *o[(80 << 20) / 1024];
+	size_t n = (mib << 20) / 1024;
+	for (size_t i = 0; i < n; i++) {
+		if (!(o[i] = v_malloc(1024))) {
+			result(name, "malloc(1024) returned NULL (test setup)");
+			return 0;
+		}
+		memset(o[i], (int)mib, 1024);
+	}
+	for (size_t i = 0; i < n; i++)
+		v_free(o[i]);
+	return 1;
+}
+
 static int kept_case(void)
 {
 	char why[400];
-	enum { N1 = (20 << 20) / 1024, N2 = (60 << 20) / MED };
-	static char *o[N1], *m2[N2];
-	for (size_t i = 0; i < N1; i++) {
-		if (!(o[i] = v_malloc(1024))) {
-			result("kept_segments_go_back_as_heap_grows", "malloc(1024) returned NULL (test setup)");
-			return 1;
-		}
-		memset(o[i], 4, 1024);
-	}
-	for (size_t i = 0; i < N1; i++)
-		v_free(o[i]);
+	enum { N2 = (60 << 20) / MED };
+	static char *m2[N2];
+	if (!kib_burst(20, "kept_segments_go_back_as_heap_grows"))
+		return 1;
 	size_t kept = front_bytes();
 	for (size_t i = 0; i < N2; i++) {
 		if (!(m2[i] = v_malloc(MED))) {
@@ -419,17 +429,8 @@ static int hold_case(void)
 			result("carved_churn_keeps_no_mapped_segments", "test setup failed");
 			return 1;
 		}
-	enum { N = (80 << 20) / 1024 };
-	static char *o[N];
-	for (size_t i = 0; i < N; i++) {
-		if (!(o[i] = v_malloc(1024))) {
-			result("carved_churn_keeps_no_mapped_segments", "malloc(1024) returned NULL (test setup)");
-			return 1;
-		}
-		memset(o[i], 6, 1024);
-	}
-	for (size_t i = 0; i < N; i++)
-		v_free(o[i]);
+	if (!kib_burst(80, "carved_churn_keeps_no_mapped_segments"))
+		return 1;
 	size_t left = front_bytes();
 	if (left > 6 * FRONT_SEG_SIZE) {
 		snprintf(why, sizeof why, "after six threads' segments were carved and given back, 80 MB of 1 KiB "
