@@ -91,6 +91,9 @@
 #define BATCH 4             /* pages moved between a heap and the pool per lock */
 #define FULL_SCAN 8         /* full pages looked at for remote frees before taking a new page */
 #define ABANDONED_SCAN 16   /* abandoned pages looked at per lock */
+/* Slow start for pages: a thread born while more than SLOW_START_THREADS threads have heaps leaves its first
+ * requests of each class to the core (front.c, starter_core). */
+#define SLOW_START_THREADS 16
 /* Fully free segments kept mapped (resident: they were written) rather than unmapped. A program whose small objects
  * come and go in bursts of a few segments otherwise maps them afresh and faults every page in again: sqlite3 with 1
  * kept made 35,500 page faults (glibc 24,400), with 4 29,400, at the same peak RSS (97.4 MiB, 11 runs); with 8,
@@ -1195,6 +1198,7 @@ static struct front_heap *heap_alloc(void)
 	/* 16 blocks in every bin: threads-8 (8 threads of 16 B..32 KiB) took 0.38 s with 8 blocks in the bins above
 	 * 8 KiB and a budget of 2 MiB (less than full bins hold), 0.30 s now (glibc 0.30 s) */
 	size_t threads = n_live + 1;
+	h->slow_start = threads > SLOW_START_THREADS;
 	h->mc_budget = threads <= 8 ? MEDIUM_BUDGET : MEDIUM_BUDGET_ALL / threads;
 	if (h->mc_budget < MEDIUM_BUDGET_MIN)
 		h->mc_budget = MEDIUM_BUDGET_MIN;
@@ -1414,6 +1418,26 @@ static inline __attribute__((always_inline)) void *slow_malloc(struct front_heap
 
 static void *traced_malloc(size_t cls);
 
+/* Slow start for pages (tcmalloc's slow start, applied to memory): whether the core serves this request of class
+ * cls (its block, header and all, lies in the heap every thread shares) instead of a page of the thread's own.
+ * A thread's first object of a class costs a page of its own: a 4 KiB page faulted in, in a 64 KiB page that
+ * class and thread alone use. With many threads that each keep a few objects of many sizes, those pages were most
+ * of the process: 500 threads of 40 objects of 16 B..2 KB (patterns' manythreads) peaked at 61-69 MiB, glibc at
+ * 27, every 4 KiB holding one or two objects. So a thread born while more than SLOW_START_THREADS threads have
+ * heaps takes a page of a class only once the class's objects would fill the first 4 KiB of it as core blocks
+ * (size and header; 85 objects of 16 bytes, 3 of 1 KiB, one of 2 KiB), and until then its requests of the class
+ * go to the core under its lock. A thread that keeps allocating gets its pages after a few dozen requests, and
+ * with fewer threads (every workload of make bench) nothing changes: their first pages cost at most a few
+ * hundred KiB in all. Cost: a load and a test on the slow path; the core's lock for those first requests. */
+static inline bool starter_core(struct front_heap *h, size_t cls)
+{
+	if (!h->slow_start || (h->used_classes >> cls & 1) ||
+	    (uint32_t)(h->starter[cls] + 1) * (osm_front_class_size[cls] + META_SIZE) > 4096)
+		return false;
+	h->starter[cls]++;
+	return true;
+}
+
 void *osm_front_malloc_slow(size_t cls)
 {
 	struct front_heap *h = osm_front_tl_heap;
@@ -1425,7 +1449,7 @@ void *osm_front_malloc_slow(size_t cls)
 		bool behind = h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
 		if (__builtin_expect(behind, 0) && !tl_in_lock && !tl_hold && !osm_lock_held_by_self())
 			heap_trim_late(h);
-		p = slow_malloc(h, cls);
+		p = starter_core(h, cls) ? NULL : slow_malloc(h, cls); /* NULL: the core serves */
 	}
 	errno = saved;
 	return p;
@@ -1436,6 +1460,8 @@ void *osm_front_malloc_slow(size_t cls)
 static void *traced_malloc(size_t cls)
 {
 	struct front_heap *h = tl_heap;
+	if (starter_core(h, cls))
+		return NULL; /* the core's request line records it: `malloc N` at a heap address */
 	int saved = errno;
 	trace_begin();
 	if (TRACING) {

@@ -707,6 +707,10 @@ struct front_heap {
 	void **tc_top[FRONT_CLASSES];
 	void ***tc_sp[FRONT_CLASSES];
 	uint32_t used_classes; /* bit cls: cur[cls] has held a page (only then can tc_top[cls] or a page's list be set) */
+	/* slow start for pages (front.c, starter_core): set at the heap's birth when many threads have heaps; then per
+	 * class, the requests the core served while the thread had no page of the class */
+	bool slow_start;
+	uint8_t starter[FRONT_CLASSES];
 	size_t hits, misses, frees;       /* plain increments by the owner; summed under the front lock */
 	size_t remote_freed, collected;   /* bytes freed into other threads' pages / collected from its own */
 	struct front_list partial[FRONT_CLASSES], full[FRONT_CLASSES];

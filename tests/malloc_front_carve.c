@@ -64,18 +64,6 @@ static void result(const char *name, const char *why)
 	fflush(stdout);
 }
 
-static long rss_kb(void)
-{
-	long pages = 0, res = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (f) {
-		if (fscanf(f, "%ld %ld", &pages, &res) != 2)
-			res = 0;
-		fclose(f);
-	}
-	return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* The medium phase: NMED blocks written whole, then freed; lo and hi bound them. */
 static int medium_phase(void)
 {
@@ -123,10 +111,10 @@ static int reuse_case(void)
 		return 1;
 	}
 	memset(small, 1, sizeof small); /* the test's own 4.8 MB of pointers, resident before the count */
-	long before = rss_kb();
+	long before = tu_rss_kib();
 	int ok;
 	size_t inside = small_phase(&ok);
-	long grew = rss_kb() - before;
+	long grew = tu_rss_kib() - before;
 	if (!ok) {
 		result("small_phase_reuses_freed_heap", "malloc(16) returned NULL (test setup)");
 		return 1;
@@ -443,33 +431,16 @@ static int hold_case(void)
 	return 0;
 }
 
-static int in_child(const char *cases, int (*fn)(void))
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int r = fn();
-		fflush(stdout);
-		_exit(r);
-	}
-	int st = 0;
-	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
-		printf("FAIL front/carve/%s: the case's child %s%s (osmem's report, if any, is on standard error)\n", cases,
-		       pid < 0 ? "could not be forked" : "died of ", pid >= 0 && WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
-		return 1;
-	}
-	return WEXITSTATUS(st);
-}
-
 int main(void)
 {
-	int r = in_child("small_phase_reuses_freed_heap", reuse_case);
-	r |= in_child("released_segment_goes_back_to_heap, medium_block_over_released_segment_is_not_cached",
-		      release_case);
-	r |= in_child("stale_slot_pointer_into_released_segment_reported", stale_case);
-	r |= in_child("last_page_spares_next_header", tail_case);
-	r |= in_child("kept_segments_go_back_as_heap_grows", kept_case);
-	r |= in_child("threads_carve_and_release_concurrently", threads_case);
-	r |= in_child("carved_churn_keeps_no_mapped_segments", hold_case);
+	int r = tu_in_child("front/carve", "small_phase_reuses_freed_heap", reuse_case);
+	r |= tu_in_child("front/carve",
+			 "released_segment_goes_back_to_heap, medium_block_over_released_segment_is_not_cached",
+			 release_case);
+	r |= tu_in_child("front/carve", "stale_slot_pointer_into_released_segment_reported", stale_case);
+	r |= tu_in_child("front/carve", "last_page_spares_next_header", tail_case);
+	r |= tu_in_child("front/carve", "kept_segments_go_back_as_heap_grows", kept_case);
+	r |= tu_in_child("front/carve", "threads_carve_and_release_concurrently", threads_case);
+	r |= tu_in_child("front/carve", "carved_churn_keeps_no_mapped_segments", hold_case);
 	return r;
 }

@@ -89,6 +89,37 @@ static __attribute__((unused)) size_t tu_vm_bytes(void)
 	return (size_t)strtoul(buf, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The resident set now (the second field of /proc/self/statm), in KiB; 0 when unreadable. */
+static __attribute__((unused)) long tu_rss_kib(void)
+{
+	char buf[128], *p = buf;
+	tu_read_file("/proc/self/statm", buf, sizeof buf);
+	strtoul(buf, &p, 10);
+	return (long)strtoul(p, NULL, 10) * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Runs fn in a forked child and returns the child's exit status, fn's result; a child that could not be forked
+ * or did not exit prints `FAIL GROUP/CASES: ...` (CASES: the cases fn reports) and counts as 1. The child's
+ * heap starts as the parent's, and whatever fn leaves behind (threads, memory) goes with it. */
+static __attribute__((unused)) int tu_in_child(const char *group, const char *cases, int (*fn)(void))
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int r = fn();
+		fflush(stdout);
+		_exit(r);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) {
+		printf("FAIL %s/%s: the case's child %s%s (osmem's report, if any, is on standard error)\n", group,
+		       cases, pid < 0 ? "could not be forked" : "died of ",
+		       pid >= 0 && WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
+		return 1;
+	}
+	return WEXITSTATUS(st);
+}
+
 // ------------------------------------------------------------------
 // Crashes: a FAIL line even for a signal (a bad-pointer report is SIGABRT)
 // ------------------------------------------------------------------
