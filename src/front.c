@@ -91,8 +91,8 @@
 #define BATCH 4             /* pages moved between a heap and the pool per lock */
 #define FULL_SCAN 8         /* full pages looked at for remote frees before taking a new page */
 #define ABANDONED_SCAN 16   /* abandoned pages looked at per lock */
-/* Slow start for pages: a thread born while more than SLOW_START_THREADS threads have heaps leaves its first
- * requests of each class to the core (front.c, starter_core). */
+/* Slow start for pages: a thread born while SLOW_START_THREADS or more other threads have heaps leaves its
+ * first requests of each class to the core (front.c, starter_core). */
 #define SLOW_START_THREADS 16
 /* Fully free segments kept mapped (resident: they were written) rather than unmapped. A program whose small objects
  * come and go in bursts of a few segments otherwise maps them afresh and faults every page in again: sqlite3 with 1
@@ -1423,8 +1423,8 @@ static void *traced_malloc(size_t cls);
  * A thread's first object of a class costs a page of its own: a 4 KiB page faulted in, in a 64 KiB page that
  * class and thread alone use. With many threads that each keep a few objects of many sizes, those pages were most
  * of the process: 500 threads of 40 objects of 16 B..2 KB (patterns' manythreads) peaked at 61-69 MiB, glibc at
- * 27, every 4 KiB holding one or two objects. So a thread born while more than SLOW_START_THREADS threads have
- * heaps takes a page of a class only once the class's objects would fill the first 4 KiB of it as core blocks
+ * 27, every 4 KiB holding one or two objects. So a thread born while SLOW_START_THREADS or more other threads
+ * have heaps takes a page of a class only once the class's objects would fill the first 4 KiB of it as core blocks
  * (size and header; 85 objects of 16 bytes, 3 of 1 KiB, one of 2 KiB), and until then its requests of the class
  * go to the core under its lock. A thread that keeps allocating gets its pages after a few dozen requests, and
  * with fewer threads (every workload of make bench) nothing changes: their first pages cost at most a few

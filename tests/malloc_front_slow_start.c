@@ -4,7 +4,7 @@
  * Hazard: a thread's first object of a class took a page of the thread's own, a 4 KiB page faulted in for one or
  * two objects. A program of many threads that each keep a few objects of many sizes paid that page per thread and
  * class: 500 threads of 40 objects of 16 B..2 KB (bench/workloads/patterns.c, manythreads) peaked at 61-69 MiB
- * resident, glibc at 27. Now a thread born while more than 16 threads have heaps (SLOW_START_THREADS) leaves a
+ * resident, glibc at 27. Now a thread born while 16 or more other threads have heaps (SLOW_START_THREADS) leaves a
  * class's first requests to the core, until they would fill 4 KiB, and takes a page only then. Each case runs in
  * a child of its own, after WARM threads that hold objects (so that enough threads have heaps):
  *   - many_threads_take_no_page_for_a_few_objects: NEW threads each make one object in each of CLASSES size
