@@ -365,33 +365,19 @@ static int slot_move_case(void)
 	return 0;
 }
 
-static int in_child(int (*fn)(void))
-{
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		int r = fn();
-		fflush(stdout);
-		_exit(r);
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	return !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "realloc-freed") == 0)
 		return realloc_freed();
 	int fails = 0;
-	fails += in_child(heap_case);
-	fails += in_child(mapped_case);
-	fails += in_child(bytes_case);
-	fails += in_child(shrink_case);
-	fails += in_child(last_block_case);
-	fails += in_child(freed_case);
-	fails += in_child(medium_half_case);
-	fails += in_child(medium_neighbour_case);
-	fails += in_child(slot_move_case);
+	fails += tu_in_child("realloc", "growing_buffer_does_not_call_per_byte/heap", heap_case);
+	fails += tu_in_child("realloc", "growing_buffer_does_not_call_per_byte/mapped", mapped_case);
+	fails += tu_in_child("realloc", "growing_buffer_keeps_its_bytes", bytes_case);
+	fails += tu_in_child("realloc", "shrink_to_slot_leaves_the_heap", shrink_case);
+	fails += tu_in_child("realloc", "last_block_growth_sized_by_the_block", last_block_case);
+	fails += tu_in_child("realloc", "shrink_to_slot_reports_a_freed_block", freed_case);
+	fails += tu_in_child("realloc", "medium_shrink_to_more_than_half_stays_whole", medium_half_case);
+	fails += tu_in_child("realloc", "medium_growth_takes_free_neighbour", medium_neighbour_case);
+	fails += tu_in_child("realloc", "slot_moves_keep_bytes", slot_move_case);
 	return fails != 0;
 }
