@@ -1030,17 +1030,19 @@ static void unmap_block(struct block_meta *b)
  * mappings after their free, MAPCACHE_BYTES in all, and a big request takes the smallest that holds it, whose tail
  * beyond the request goes back (munmap: no page is touched), so that the block is the one a fresh mapping would
  * give; when none holds it, the longest grows to it (mapcache_grow), and a realloc's growth into these sizes takes
- * one that holds it (regrow_kept): memory the program freed is used again before any is mapped beside it. A kept
- * mapping that no request took for MAPCACHE_NS goes back: lazily, at the next request or free that reaches the core
- * (one clock read while any is kept). malloc_trim gives them all back, and so does a mapping the kernel refuses
- * (map_big), before it is tried once more. calloc takes them too, and zeroes what a freed block left there
- * (osm_malloc_zero, zero_kept). Not once mallopt set a threshold (the program asked for glibc's rules), nor in
- * strict mode (strict.c relies on a freed block being unmapped), nor in the classic profile. Aligned requests (up to
- * a page) take them too. The trace says `keep`, `reuse`, `kept_grow` and `release` (docs/TRACE.md). Costs: a free
- * keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS entries. */
+ * one that holds it, with room for one more doubling (regrow_kept): memory the program freed is used again before
+ * any is mapped beside it. A kept mapping that no request took for MAPCACHE_NS goes back: lazily, at the next
+ * request or free that reaches the core (one clock read while any is kept). malloc_trim gives them all back, and so
+ * does a mapping the kernel refuses (map_big), before it is tried once more. calloc takes them too, and zeroes what
+ * a freed block left there (osm_malloc_zero, zero_kept). Not once mallopt set a threshold (the program asked for
+ * glibc's rules), nor in strict mode (strict.c relies on a freed block being unmapped), nor in the classic profile.
+ * Aligned requests (up to a page) take them too. The trace says `keep`, `reuse`, `kept_grow` and `release`
+ * (docs/TRACE.md). Costs: a free keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS
+ * entries. */
 #define MAPCACHE_SLOTS 4
 #define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
 #define MAPCACHE_BYTES ((size_t)1 << 30)
+#define REGROW_KEEP    2                       /* a realloc's growth keeps up to twice its request (regrow_kept) */
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS]; /* oldest first */
 static size_t mapcache_n;
@@ -1153,15 +1155,15 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 	if (best == SIZE_MAX)
 		return grow ? mapcache_grow(shorter, aligned, lead, s, need) : NULL;
 	char *start = mapcache[best].start;
-	size_t len = mapcache[best].len;
+	size_t len = mapcache[best].len, keep = grow ? need : need * REGROW_KEEP;
 	mapcache_remove(best);
-	if (len > need) { /* the tail goes back, untouched: the block is what a fresh mapping would be */
-		osm_os_unmap(start + need, len - need);
+	if (len > keep) { /* the tail goes back, untouched: a request's block is what a fresh mapping would be */
+		osm_os_unmap(start + keep, len - keep);
 		if (TRACING)
-			osm_trace_event("  release %p %z", start + need, len - need);
-		len = need;
+			osm_trace_event("  release %p %z", start + keep, len - keep);
+		len = keep;
 	}
-	return mapcache_block(start, len, aligned, lead, s);
+	return mapcache_block(start, len, aligned || len > need, lead, s);
 }
 
 // ------------------------------------------------------------------
@@ -1407,19 +1409,32 @@ static void raise_mmap_threshold(const struct block_meta *b)
 		osm_trace_event("  threshold %z", p->mmap_threshold);
 }
 
-void osm_free(struct block_meta *b)
+/* b goes back: freed by the program (learn true), or the old block of a realloc that moved (learn false). Only the
+ * program's free teaches the dynamic threshold, as in glibc, whose realloc unmaps a chunk it moved without
+ * touching the threshold (munmap_chunk, not free). A buffer doubled past the threshold moves, at 32 MiB, into a
+ * kept mapping (regrow_kept); the free of its old 16 MiB mapping raised the threshold to 16 MiB, and from then
+ * on every such buffer grew through the break up to 16 MiB: 4 threads each doubling a buffer to 64 MiB, five
+ * rounds (patterns' vecgrow4), left 65 MB of freed heap behind them, resident, and peaked at 285-365 MB where
+ * glibc takes 255 (mapcache/moved_mapping_does_not_raise_threshold). */
+static void free_block(struct block_meta *b, bool learn)
 {
 	osm_heap.count.frees++;
 	if (mapcache_n)
 		mapcache_expire();
 	if (b->status == STATUS_MAPPED) {
-		raise_mmap_threshold(b);
+		if (learn)
+			raise_mmap_threshold(b);
 		if (!mapcache_put(b))
 			unmap_block(b);
 		return;
 	}
 	osm_heap.count.heap_in_use -= b->size;
 	release_block(b);
+}
+
+void osm_free(struct block_meta *b)
+{
+	free_block(b, true);
 }
 
 /* A mapping with a payload aligned to a: map enough to find one, then give back the whole pages on either side. */
@@ -1552,14 +1567,14 @@ static struct block_meta *move_block(struct block_meta *b, struct block_meta *nb
 		return nb;
 	}
 	memcpy(payload(nb), payload(b), min_size(b->size, keep));
-	osm_free(b);
+	free_block(b, false);
 	osm_heap.count.moved_reallocs++;
 	return nb;
 }
 
 void osm_realloc_finish(struct block_meta *old)
 {
-	osm_free(old);
+	free_block(old, false);
 	osm_heap.count.moved_reallocs++;
 }
 
@@ -1604,7 +1619,12 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
  * round's kept mapping by mremap into fresh pages, faulted them all in again, and left the kept one resident beside
  * it: four rounds' buffers (the cache's four slots) were resident at once, 1,050 MB for a 256 MiB buffer where glibc
  * peaks at 263 (mapcache/growing_buffer_takes_kept_mapping). The copy is of pages already resident into pages
- * already resident; what mremap saves in copying, the fresh pages' faults cost several times over here. */
+ * already resident; what mremap saves in copying, the fresh pages' faults cost several times over here.
+ * The block keeps up to REGROW_KEEP times what it asked of the mapping (mapcache_take), not just that: a buffer that
+ * doubled into the cache's sizes will most likely double again, and then grows in place, in pages already resident.
+ * Before, the tail went back at once and the next doubling took another kept mapping (a copy, and the old one kept
+ * beside it) or grew by mremap into fresh pages (mapcache/doubling_buffer_grows_within_kept_mapping). What a block
+ * keeps this way is bounded by what it asked, and a realloc that shrinks it by more than an eighth gives it back. */
 static inline __attribute__((always_inline)) struct block_meta *regrow_kept(struct block_meta *b, size_t s)
 {
 	if (!mapcache_n || s <= b->size || s + META_SIZE < MAPCACHE_MIN || osm_heap.policy.fixed_threshold)
