@@ -71,6 +71,9 @@ HIDDEN void osm_os_discard(void *addr, size_t len);
  * (the write faults as usual). Page-aligned range; keeps errno; counted in madvise calls, and apart in populate
  * calls. */
 HIDDEN void osm_os_populate(void *addr, size_t len);
+/* The same, not counted: for a caller without the lock (calloc's fresh mappings, populated after it), whose count
+ * was taken under the lock when the populate was decided (heap.c, calloc_populate). */
+HIDDEN void osm_os_populate_uncounted(void *addr, size_t len);
 /* What a first-touch page fault costs here: maps 16 pages of its own (counted in os_calls), writes a byte in
  * each, timing each write, unmaps them; the median in ns, 0 when nothing could be measured. OSMEM_FAULT_NS, when
  * set to a positive number, is returned instead, with no mapping (tests). Keeps errno. */
@@ -362,6 +365,12 @@ struct heap {
 					 * for its trim (osm_os_now_ns; 0: none waits; heap.c, trim_due) */
 	const char *trim_high;          /* the highest block end the program used since (trim_used) */
 	enum bestfit_mode bestfit;
+	/* calloc's fresh pages (heap.c, calloc_populate): whether the program touches most of what it asks calloc for,
+	 * as the last sample measured said; the samples (the whole pages of fresh blocks left lazy, and when) waiting to
+	 * be measured; and how many fresh blocks calloc has had */
+	bool zero_dense;
+	struct { uintptr_t lo; size_t len; uint64_t when; } zero_sample[4];
+	size_t zero_fresh;
 };
 
 HIDDEN extern struct heap osm_heap;
@@ -434,7 +443,7 @@ HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
 /* The same for calloc: *dirty is how much of a mapped block's payload, from its start, the caller must zero (a kept
  * mapping's; 0 for a fresh mapping); a heap block is the caller's to zero whole. */
-HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty);
+HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty, size_t *populate);
 HIDDEN void osm_free(struct block_meta *b);
 /* The front's segments carved from the heap's free blocks (heap.c says why): a block of s bytes aligned to a, or
  * NULL when no free block holds one; and back. Lock held. */

@@ -476,17 +476,25 @@ void *osm_os_remap(void *addr, size_t old_len, size_t new_len)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+static bool populate_unknown; /* EINVAL once: a kernel before 5.14 */
+
 void osm_os_populate(void *addr, size_t len)
 {
-	static bool unknown; /* EINVAL once: a kernel before 5.14 */
-	if (__atomic_load_n(&unknown, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&populate_unknown, __ATOMIC_RELAXED))
 		return;
-	int saved = errno;
 	osm_os_calls.madvise++; /* a madvise call (strace counts it so), and one of the populates */
 	osm_os_calls.populate++;
+	osm_os_populate_uncounted(addr, len);
+}
+
+void osm_os_populate_uncounted(void *addr, size_t len)
+{
+	if (__atomic_load_n(&populate_unknown, __ATOMIC_RELAXED))
+		return;
+	int saved = errno;
 	int rc = madvise(addr, len, MADV_POPULATE_WRITE);
 	if (rc != 0 && errno == EINVAL)
-		__atomic_store_n(&unknown, true, __ATOMIC_RELAXED);
+		__atomic_store_n(&populate_unknown, true, __ATOMIC_RELAXED);
 	errno = saved;
 }
 

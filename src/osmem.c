@@ -314,13 +314,17 @@ void *os_calloc(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("os_calloc %z %z t=%t", nmemb, size);
 	osm_note_request(nmemb * size);
-	size_t dirty; /* of a kept mapping (the drop-in's default profile): what its freed block may have left */
-	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold, &dirty);
+	size_t dirty, populate; /* of a kept mapping (the drop-in's default profile): what its freed block may have
+				  * left; of a fresh mapping, what to populate (heap.c, calloc_populate) */
+	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold, &dirty, &populate);
 	if (b) /* a reused block is dirty; fresh mappings are already zero */
 		memset(payload(b), 0, b->status != STATUS_MAPPED ? b->size : dirty);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
+	if (b && populate)
+		osm_os_populate_uncounted((void *)(((uintptr_t)payload(b) + osm_os_page_size() - 1) &
+						   ~(uintptr_t)(osm_os_page_size() - 1)), populate);
 	return b ? payload(b) : fail_enomem();
 }
 

@@ -222,8 +222,8 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_note_request(n);
-	size_t dirty;
-	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold, &dirty);
+	size_t dirty, populate;
+	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold, &dirty, &populate);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
@@ -242,6 +242,9 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 		memset(payload(b), 0, b->size);
 	else if (dirty)
 		memset(payload(b), 0, dirty);
+	else if (populate) /* a fresh mapping of a program that writes what it callocs (heap.c, calloc_populate) */
+		osm_os_populate_uncounted((void *)(((uintptr_t)payload(b) + osm_os_page_size() - 1) &
+						   ~(uintptr_t)(osm_os_page_size() - 1)), populate);
 	errno = saved;
 	return payload(b);
 }

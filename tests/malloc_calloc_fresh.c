@@ -1,0 +1,188 @@
+/* malloc_calloc_fresh: calloc's fresh pages (src/heap.c, calloc_populate). A fresh mapping reads as zeros from the
+ * kernel's zero page; a program that reads its zeros before it writes them takes two faults a page, and in a process
+ * with threads the second one interrupts every other CPU to flush its TLB (this machine: two thirds of the time of
+ * four threads each checking and writing callocs of 4-64 MiB). So once calloc has seen the program touch most of a
+ * fresh block it left lazy (a sample, measured when it is 1 ms old or freed), it populates the next ones at once;
+ * a program that uses its callocs sparsely keeps them lazy. Each case runs in a child of its own, with a second
+ * thread alive, so that the samples and verdicts of one do not reach another. Prints `PASS calloc_fresh/<case>` or
+ * `FAIL calloc_fresh/<case>: why`. */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "osmem.h"
+#include "test_util.h"
+
+#define MiB ((size_t)1 << 20)
+#define PAGE 4096
+
+static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+static void (*volatile v_free)(void *) = free;
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Every `stride`-th page of [p, p + n): read (it must be zero), then written. Returns the first page that was not
+ * zero, or SIZE_MAX. */
+static size_t read_then_write(char *p, size_t n, size_t stride)
+{
+	size_t bad = SIZE_MAX;
+	for (size_t i = 0; i < n; i += PAGE * stride) {
+		if (p[i] != 0 && bad == SIZE_MAX)
+			bad = i / PAGE;
+		p[i] = 1;
+	}
+	return bad;
+}
+
+/* A second thread, alive through the case: the process is a threaded one, as where the faults cost most. */
+static pthread_barrier_t gate;
+static void *idler(void *arg)
+{
+	(void)arg;
+	pthread_barrier_wait(&gate);
+	return NULL;
+}
+
+static bool threaded_case(bool (*fn)(char *why, size_t len), const char *name)
+{
+	char why[400] = "";
+	pthread_t t;
+	pthread_barrier_init(&gate, NULL, 2);
+	pthread_create(&t, NULL, idler, NULL);
+	bool ok = fn(why, sizeof why);
+	pthread_barrier_wait(&gate);
+	pthread_join(t, NULL);
+	if (ok && os_heap_check() == 0) {
+		printf("PASS calloc_fresh/%s\n", name);
+		return true;
+	}
+	printf("FAIL calloc_fresh/%s: %s%s\n", name, ok ? "os_heap_check failed after: " : "", why);
+	return false;
+}
+
+/* A program that reads and writes all of each calloc: after the first (the sample), the next fresh block is
+ * populated, and reading then writing its 2,048 pages takes almost no fault. Before: 2 faults a page, 4,096. */
+static bool dense(char *why, size_t len)
+{
+	char *a = v_calloc(1, 8 * MiB);
+	size_t bad_a = a ? read_then_write(a, 8 * MiB, 1) : 0;
+	sleep_ms(3); /* the sample is old enough to be measured at the next fresh calloc */
+	char *b = v_calloc(1, 8 * MiB);
+	long f0 = minor_faults();
+	size_t bad_b = b ? read_then_write(b, 8 * MiB, 1) : 0;
+	long faults = minor_faults() - f0;
+	snprintf(why, len, "two callocs of 8 MiB, each read then written whole, the second 3 ms after the first: the "
+		 "second took %ld page faults (want fewer than 256 of its 2,048 pages: populated at once), non-zero page "
+		 "%zd in the first, %zd in the second (want none: -1)", faults, bad_a == SIZE_MAX ? -1 : (ssize_t)bad_a,
+		 bad_b == SIZE_MAX ? -1 : (ssize_t)bad_b);
+	bool ok = a && b && faults < 256 && bad_a == SIZE_MAX && bad_b == SIZE_MAX;
+	v_free(a);
+	v_free(b);
+	return ok;
+}
+
+/* A program that touches one page in 16 of each calloc: its next callocs stay lazy, and asking for 32 MiB more
+ * makes almost none of it resident (populated, all 32 MiB would be). */
+static bool sparse(char *why, size_t len)
+{
+	char *a = v_calloc(1, 32 * MiB);
+	size_t bad = a ? read_then_write(a, 32 * MiB, 16) : 0;
+	sleep_ms(3);
+	long r0 = tu_rss_kib();
+	char *b = v_calloc(1, 32 * MiB);
+	long grown = tu_rss_kib() - r0;
+	snprintf(why, len, "a calloc of 32 MiB touched one page in 16, then 3 ms later another of 32 MiB: the resident "
+		 "set grew by %ld KiB at the second (want less than 1,024: left lazy), non-zero page %zd (want none: -1)",
+		 grown, bad == SIZE_MAX ? -1 : (ssize_t)bad);
+	bool ok = a && b && grown < 1024 && bad == SIZE_MAX;
+	v_free(a);
+	v_free(b);
+	return ok;
+}
+
+/* A program dense at first that turns sparse: one fresh block in eight is still a sample, so the verdict turns, and
+ * the callocs after it stay lazy. The blocks are held, not freed: a freed mapped block would raise the dynamic mmap
+ * threshold, and the next callocs would come from the heap, zeroed by writing. */
+static bool dense_then_sparse(char *why, size_t len)
+{
+	char *held[12] = { 0 };
+	for (int i = 0; i < 12; i++) { /* two dense, then ten that touch one page in 64 */
+		held[i] = v_calloc(1, 8 * MiB);
+		if (held[i])
+			read_then_write(held[i], 8 * MiB, i < 2 ? 1 : 64);
+		sleep_ms(2); /* each sample is measured at the next calloc */
+	}
+	long r0 = tu_rss_kib();
+	char *b = v_calloc(1, 32 * MiB);
+	long grown = tu_rss_kib() - r0;
+	snprintf(why, len, "two callocs of 8 MiB used whole, then ten touched one page in 64, then one of 32 MiB: the "
+		 "resident set grew by %ld KiB at it (want less than 1,024: a sample among the ten said sparse)", grown);
+	v_free(b);
+	for (int i = 0; i < 12; i++)
+		v_free(held[i]);
+	return b && grown < 1024;
+}
+
+/* The classic profile populates nothing (docs/CLASSIC.md: its system calls are exact): the dense program's second
+ * calloc makes no madvise call. */
+static bool classic_dense(char *why, size_t len)
+{
+	struct os_stats s0, s1;
+	char *a = v_calloc(1, 8 * MiB);
+	if (a)
+		read_then_write(a, 8 * MiB, 1);
+	sleep_ms(3);
+	os_stats(&s0);
+	char *b = v_calloc(1, 8 * MiB);
+	os_stats(&s1);
+	size_t bad = b ? read_then_write(b, 8 * MiB, 1) : 0;
+	snprintf(why, len, "classic profile, two dense callocs of 8 MiB: %zu madvise calls at the second (want 0), "
+		 "non-zero page %zd (want none: -1)", s1.madvise_calls - s0.madvise_calls,
+		 bad == SIZE_MAX ? -1 : (ssize_t)bad);
+	bool ok = a && b && s1.madvise_calls == s0.madvise_calls && bad == SIZE_MAX;
+	v_free(a);
+	v_free(b);
+	return ok;
+}
+
+static int case_dense(void) { return !threaded_case(dense, "dense_use_populated_after_a_sample"); }
+static int case_sparse(void) { return !threaded_case(sparse, "sparse_use_stays_lazy"); }
+static int case_turns(void) { return !threaded_case(dense_then_sparse, "dense_then_sparse_turns_lazy"); }
+static int case_classic(void) { return !threaded_case(classic_dense, "classic_populates_nothing"); }
+
+int main(void)
+{
+	const char *profile = getenv("OSMEM_PROFILE");
+	int failures = 0;
+	if (profile && strcmp(profile, "classic") == 0) { /* the second run, after the exec below */
+		failures += tu_in_child("calloc_fresh", "classic_populates_nothing", case_classic) != 0;
+		return failures || getenv("CALLOC_FRESH_FAILED") ? 1 : 0;
+	}
+	failures += tu_in_child("calloc_fresh", "dense_use_populated_after_a_sample", case_dense) != 0;
+	failures += tu_in_child("calloc_fresh", "sparse_use_stays_lazy", case_sparse) != 0;
+	failures += tu_in_child("calloc_fresh", "dense_then_sparse_turns_lazy", case_turns) != 0;
+	fflush(stdout);
+	if (failures)
+		setenv("CALLOC_FRESH_FAILED", "1", 1);
+	setenv("OSMEM_PROFILE", "classic", 1);
+	execl("/proc/self/exe", "malloc_calloc_fresh", (char *)NULL);
+	printf("FAIL calloc_fresh/classic_populates_nothing: exec failed\n");
+	return 1;
+}
