@@ -1484,13 +1484,16 @@ static void raise_mmap_threshold(const struct block_meta *b)
 		osm_trace_event("  threshold %z", p->mmap_threshold);
 }
 
-/* b goes back: freed by the program (learn true), or the old block of a realloc that moved (learn false). Only the
- * program's free teaches the dynamic threshold, as in glibc, whose realloc unmaps a chunk it moved without
- * touching the threshold (munmap_chunk, not free). A buffer doubled past the threshold moves, at 32 MiB, into a
- * kept mapping (regrow_kept); the free of its old 16 MiB mapping raised the threshold to 16 MiB, and from then
- * on every such buffer grew through the break up to 16 MiB: 4 threads each doubling a buffer to 64 MiB, five
- * rounds (patterns' vecgrow4), left 65 MB of freed heap behind them, resident, and peaked at 285-365 MB where
- * glibc takes 255 (mapcache/moved_mapping_does_not_raise_threshold). */
+/* b goes back: freed by the program, or the old block of a realloc that moved; learn: whether its size teaches the
+ * dynamic threshold. The old block of a growth does not: the buffer outgrew that size and will not ask for it
+ * again. A buffer doubled past the threshold moves, at 32 MiB, into a kept mapping (regrow_kept); the free of its
+ * old 16 MiB mapping raised the threshold to 16 MiB, and from then on every such buffer grew through the break up
+ * to 16 MiB: 4 threads each doubling a buffer to 64 MiB, five rounds (patterns' vecgrow4), left 65 MB of freed
+ * heap behind them, resident, and peaked at 285-365 MB where glibc takes 255
+ * (mapcache/moved_mapping_does_not_raise_threshold). The old block of a shrink that moved (a mapped block asked
+ * for less than the threshold, moved to the heap) still teaches, as a free would: glibc's realloc teaches nothing
+ * (munmap_chunk, not free), and a program that only reallocs blocks of 64 KiB-4 MiB then maps and faults each
+ * one in again, 5 times the time it took when those moves taught (bench/apis.py, realloc 64 KiB-4 MiB). */
 static void free_block(struct block_meta *b, bool learn)
 {
 	osm_heap.count.frees++;
@@ -1641,17 +1644,18 @@ static struct block_meta *move_block(struct block_meta *b, struct block_meta *nb
 		/* the caller copies with the lock let go, then calls osm_realloc_finish(b) (no copying under a lock) */
 		osm_heap.move_old = b;
 		osm_heap.move_len = min_size(b->size, keep);
+		osm_heap.move_grew = keep > b->size;
 		return nb;
 	}
 	memcpy(payload(nb), payload(b), min_size(b->size, keep));
-	free_block(b, false);
+	free_block(b, keep <= b->size);
 	osm_heap.count.moved_reallocs++;
 	return nb;
 }
 
 void osm_realloc_finish(struct block_meta *old)
 {
-	free_block(old, false);
+	free_block(old, !osm_heap.move_grew);
 	osm_heap.count.moved_reallocs++;
 }
 

@@ -347,6 +347,7 @@ struct heap {
 	bool defer_move;                /* realloc: the caller copies outside the lock (osm_realloc_deferred) */
 	struct block_meta *move_old;
 	size_t move_len;
+	bool move_grew;                 /* ... and whether it grew (heap.c, free_block's learn) */
 	bool brk_refused;               /* default profile: the kernel refused to move the break; the heap goes on in
 					 * a mapped break (vbrk), or failing that maps each block */
 	/* the mapped break (heap.c, vbrk_grow): a reservation of address space (PROT_NONE) above the heap, made
