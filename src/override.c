@@ -242,7 +242,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 		memset(payload(b), 0, b->size);
 	else if (dirty)
 		memset(payload(b), 0, dirty);
-	else if (populate) /* a fresh mapping of a program that writes what it callocs (heap.c, calloc_populate) */
+	if (populate) /* fresh pages of a program that writes what it callocs (heap.c, calloc_populate) */
 		osm_os_populate_uncounted((void *)(((uintptr_t)payload(b) + osm_os_page_size() - 1) &
 						   ~(uintptr_t)(osm_os_page_size() - 1)), populate);
 	errno = saved;
