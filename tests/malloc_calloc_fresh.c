@@ -77,24 +77,32 @@ static bool threaded_case(bool (*fn)(char *why, size_t len), const char *name)
 	return false;
 }
 
+/* A calloc of n bytes read then written whole, with the page faults that took and the first page that was not
+ * zero (SIZE_MAX: none). */
+struct use { char *p; long faults; size_t bad; };
+static struct use calloc_dense(size_t n)
+{
+	struct use u = { v_calloc(1, n), 0, 0 };
+	long f0 = minor_faults();
+	u.bad = u.p ? read_then_write(u.p, n, 1) : 0;
+	u.faults = minor_faults() - f0;
+	return u;
+}
+
 /* A program that reads and writes all of each calloc: after the first (the sample), the next fresh block is
  * populated, and reading then writing its 2,048 pages takes almost no fault. Before: 2 faults a page, 4,096. */
 static bool dense(char *why, size_t len)
 {
-	char *a = v_calloc(1, 8 * MiB);
-	size_t bad_a = a ? read_then_write(a, 8 * MiB, 1) : 0;
+	struct use a = calloc_dense(8 * MiB);
 	sleep_ms(3); /* the sample is old enough to be measured at the next fresh calloc */
-	char *b = v_calloc(1, 8 * MiB);
-	long f0 = minor_faults();
-	size_t bad_b = b ? read_then_write(b, 8 * MiB, 1) : 0;
-	long faults = minor_faults() - f0;
+	struct use b = calloc_dense(8 * MiB);
 	snprintf(why, len, "two callocs of 8 MiB, each read then written whole, the second 3 ms after the first: the "
 		 "second took %ld page faults (want fewer than 256 of its 2,048 pages: populated at once), non-zero page "
-		 "%zd in the first, %zd in the second (want none: -1)", faults, bad_a == SIZE_MAX ? -1 : (ssize_t)bad_a,
-		 bad_b == SIZE_MAX ? -1 : (ssize_t)bad_b);
-	bool ok = a && b && faults < 256 && bad_a == SIZE_MAX && bad_b == SIZE_MAX;
-	v_free(a);
-	v_free(b);
+		 "%zd in the first, %zd in the second (want none: -1)", b.faults, a.bad == SIZE_MAX ? -1 : (ssize_t)a.bad,
+		 b.bad == SIZE_MAX ? -1 : (ssize_t)b.bad);
+	bool ok = a.p && b.p && b.faults < 256 && a.bad == SIZE_MAX && b.bad == SIZE_MAX;
+	v_free(a.p);
+	v_free(b.p);
 	return ok;
 }
 
@@ -103,24 +111,19 @@ static bool dense(char *why, size_t len)
  * zeroed by writing kept the populate from being made (it was counted all the same). */
 static bool dense_kept(char *why, size_t len)
 {
-	char *a = v_calloc(1, 8 * MiB);
-	if (a)
-		read_then_write(a, 8 * MiB, 1);
+	struct use a = calloc_dense(8 * MiB);
 	sleep_ms(3);
 	char *k = malloc(40 * MiB); /* one page written, freed: a kept mapping, mostly not resident */
 	if (k)
 		k[0] = 1;
 	free(k);
-	char *b = v_calloc(1, 40 * MiB);
-	long f0 = minor_faults();
-	size_t bad = b ? read_then_write(b, 40 * MiB, 1) : 0;
-	long faults = minor_faults() - f0;
+	struct use b = calloc_dense(40 * MiB);
 	snprintf(why, len, "after a dense calloc, a 40 MiB block freed with one page written, then a calloc of 40 MiB: "
 		 "reading then writing its 10,240 pages took %ld page faults (want fewer than 1,024: populated), non-zero "
-		 "page %zd (want none: -1)", faults, bad == SIZE_MAX ? -1 : (ssize_t)bad);
-	bool ok = a && b && faults < 1024 && bad == SIZE_MAX;
-	v_free(a);
-	v_free(b);
+		 "page %zd (want none: -1)", b.faults, b.bad == SIZE_MAX ? -1 : (ssize_t)b.bad);
+	bool ok = a.p && b.p && b.faults < 1024 && b.bad == SIZE_MAX;
+	v_free(a.p);
+	v_free(b.p);
 	return ok;
 }
 
