@@ -1359,9 +1359,8 @@ static size_t zero_kept(struct block_meta *b, size_t d)
 	return min_size(d, lo - (uintptr_t)p);
 }
 
-/* calloc's fresh pages, written as they are used or populated at once (default profile). A fresh mapping, or a kept
- * one whose pages zero_kept gave back, reads as zeros from the kernel's one zero page, so calloc leaves it as it
- * is, and glibc and jemalloc do the same. But a program that checks or searches its zeros before it writes them (a
+/* calloc's fresh pages, written as they are used or populated at once (default profile). A fresh mapping reads as
+ * zeros from the kernel's one zero page, so calloc leaves it as it is, and glibc and jemalloc do the same. But a program that checks or searches its zeros before it writes them (a
  * hash table's buckets, a bitmap) takes two faults a page: the read maps the zero page, and the write then copies
  * it. The second fault replaces a mapping that other threads may have cached, so in a process with threads it
  * flushes their TLBs by interrupting every other CPU that runs one, which this virtual machine makes dear: 4
@@ -1444,8 +1443,9 @@ struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty, si
 	struct block_meta *b = alloc_block(n, threshold);
 	bool kept = b && b->status == STATUS_MAPPED && osm_heap.count.reused_maps != reused;
 	*dirty = kept ? zero_kept(b, b->size) : 0;
-	/* fresh pages: a fresh mapping, or a kept one whose pages zero_kept gave back (all but the first are left) */
-	*populate = b && b->status == STATUS_MAPPED && (!kept || *dirty < b->size) ? calloc_populate(b) : 0;
+	/* a fresh mapping only: a kept one whose pages zero_kept gave back was left mostly untouched by the block freed
+	 * there, which says the program uses that size sparsely (mapcache/calloc_of_sparse_kept_mapping_stays_sparse) */
+	*populate = b && b->status == STATUS_MAPPED && !kept ? calloc_populate(b) : 0;
 	return b;
 }
 

@@ -106,27 +106,6 @@ static bool dense(char *why, size_t len)
 	return ok;
 }
 
-/* The same for a kept mapping whose pages calloc gives back because its freed block left them mostly untouched
- * (zero_kept): they are fresh too, and populated once the program is known to be dense. Before: its first page
- * zeroed by writing kept the populate from being made (it was counted all the same). */
-static bool dense_kept(char *why, size_t len)
-{
-	struct use a = calloc_dense(8 * MiB);
-	sleep_ms(3);
-	char *k = malloc(40 * MiB); /* one page written, freed: a kept mapping, mostly not resident */
-	if (k)
-		k[0] = 1;
-	free(k);
-	struct use b = calloc_dense(40 * MiB);
-	snprintf(why, len, "after a dense calloc, a 40 MiB block freed with one page written, then a calloc of 40 MiB: "
-		 "reading then writing its 10,240 pages took %ld page faults (want fewer than 1,024: populated), non-zero "
-		 "page %zd (want none: -1)", b.faults, b.bad == SIZE_MAX ? -1 : (ssize_t)b.bad);
-	bool ok = a.p && b.p && b.faults < 1024 && b.bad == SIZE_MAX;
-	v_free(a.p);
-	v_free(b.p);
-	return ok;
-}
-
 /* A program that touches one page in 16 of each calloc: its next callocs stay lazy, and asking for 32 MiB more
  * makes almost none of it resident (populated, all 32 MiB would be). */
 static bool sparse(char *why, size_t len)
@@ -192,7 +171,6 @@ static bool classic_dense(char *why, size_t len)
 }
 
 static int case_dense(void) { return !threaded_case(dense, "dense_use_populated_after_a_sample"); }
-static int case_kept(void) { return !threaded_case(dense_kept, "dense_use_populates_given_back_kept_pages"); }
 static int case_sparse(void) { return !threaded_case(sparse, "sparse_use_stays_lazy"); }
 static int case_turns(void) { return !threaded_case(dense_then_sparse, "dense_then_sparse_turns_lazy"); }
 static int case_classic(void) { return !threaded_case(classic_dense, "classic_populates_nothing"); }
@@ -206,7 +184,6 @@ int main(void)
 		return failures || getenv("CALLOC_FRESH_FAILED") ? 1 : 0;
 	}
 	failures += tu_in_child("calloc_fresh", "dense_use_populated_after_a_sample", case_dense) != 0;
-	failures += tu_in_child("calloc_fresh", "dense_use_populates_given_back_kept_pages", case_kept) != 0;
 	failures += tu_in_child("calloc_fresh", "sparse_use_stays_lazy", case_sparse) != 0;
 	failures += tu_in_child("calloc_fresh", "dense_then_sparse_turns_lazy", case_turns) != 0;
 	fflush(stdout);
