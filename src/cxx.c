@@ -263,12 +263,15 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 		slack = osm_os_page_size();
 	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
 		return true;
-	/* a medium request, aligned or not, may get a larger cached block of its size's bin (medium.c,
-	 * osm_front_medium_memalign), and a small one aligned beyond FRONT_MAX a block of the first bin */
-	size_t m = n <= FRONT_MAX && a > FRONT_MAX ? FRONT_MAX + 1 : n;
-	return m > FRONT_MAX && m <= MEDIUM_MAX && n <= b->size &&
-	       b->size - MEDIUM_MIN_BLOCK < MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK &&
-	       medium_bin(b->size) == medium_bin(medium_round(m));
+	/* a medium request may get a larger cached block of its size's bin; an aligned one is rounded by
+	 * medium_aligned_round and may get a block of the bin of that size or of that size and a remainder too small to
+	 * split (medium.c, osm_front_medium_memalign), and a small one aligned beyond FRONT_MAX is a medium one */
+	bool aligned = a > MALLOC_ALIGN;
+	if ((n <= FRONT_MAX && !(aligned && a > FRONT_MAX)) || n > MEDIUM_MAX || n > b->size ||
+	    b->size - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK)
+		return false;
+	size_t r = aligned ? medium_aligned_round(a, n) : medium_round(n), bin = medium_bin(b->size);
+	return bin == medium_bin(r) || (aligned && bin == medium_bin(r + 47));
 }
 
 /* The core's delete (also the classic profile's and an exiting thread's): free under the lock, the size checked

@@ -1571,6 +1571,29 @@ static struct block_meta *carve_aligned(struct block_meta *b, size_t a, size_t s
 	return b;
 }
 
+/* The default profile's first try for an aligned heap block: the smallest free block that holds s, when its
+ * payload is aligned already, taken as malloc takes a fit; NULL otherwise. The search for s + a and a header
+ * (heap_alloc, carve_aligned) passes over such a block: aligned medium blocks are sized to tile the heap (internal.h,
+ * medium_aligned_round), so the block after one the core carved, or one the caches gave back, starts aligned, and
+ * was left idle while the next request carved a new block, and a free fragment in front of it, elsewhere
+ * (medium/aligned_blocks_tile_the_heap). Cost: one more best-fit search (O(log n)) when it finds nothing. */
+static struct block_meta *aligned_fit(size_t a, size_t s)
+{
+	if (osm_heap.classic || !osm_heap.head || osm_heap.bestfit != BESTFIT_INDEX)
+		return NULL;
+	coalesce_blocks();
+	if (osm_heap.unslotted)
+		return NULL;
+	struct block_meta *b = osm_index_best_fit(s);
+	if (!b || ((uintptr_t)payload(b) & (a - 1)))
+		return NULL;
+	if (TRACING)
+		osm_trace_event("  fit %p %z", b, b->size);
+	decay_reused(b, s);
+	free_detach(b);
+	return take_block(b, s);
+}
+
 /* A block whose payload is aligned to a (a power of two above the granule). In the order malloc follows: below
  * the mmap threshold the heap (a block with room for the payload at an aligned address and a free block in front
  * of it, carve_aligned), from the threshold up the heap's free blocks first in the default profile (fit_first),
@@ -1591,6 +1614,9 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 		b = room > s && fit_first(room, threshold) ? heap_fit(room) : NULL;
 		return b ? carve_aligned(b, a, s) : map_big(a, s);
 	}
+	b = aligned_fit(a, s);
+	if (b)
+		return b;
 	b = heap_alloc(room);
 	if (!b) /* the default profile maps when the break cannot grow, as malloc does (heap_or_map) */
 		return osm_heap.classic ? NULL : map_aligned(a, s);

@@ -1030,6 +1030,22 @@ static inline size_t medium_round(size_t n)
 	return (n + step - 1) & ~(step - 1);
 }
 
+/* The block size an aligned medium request asks the core for (osm_front_medium_memalign): n rounded as
+ * medium_round rounds it (a request of FRONT_MAX or less as the smallest medium one), then, for an alignment up to
+ * a page, up to a size whose block ends 32 bytes (a header) before a multiple of the alignment: blocks of such
+ * sizes tile the heap, so that each one the core carves after another starts aligned, and a block given back keeps
+ * its payload aligned for the next request of its bin. A page-aligned request costs up to a page more (tcmalloc
+ * and jemalloc give it whole pages too); a larger alignment is not rounded (up to 64 KiB more a block). Blocks of
+ * this size may hold up to 48 bytes more (a remainder too small to split): medium_aligned_bins. */
+static inline size_t medium_aligned_round(size_t a, size_t n)
+{
+	size_t r = medium_round(n > FRONT_MAX ? n : FRONT_MAX + 1);
+	if (a > 4096)
+		return r;
+	size_t t = ((r + META_SIZE + a - 1) & ~(a - 1)) - META_SIZE;
+	return t + 48 <= MEDIUM_END_BLOCK ? t : r;
+}
+
 /* The heap's range and whether it has gaps, as the cache reads them without the lock (the core stores them with
  * atomic stores). A pointer outside, or a heap with gaps, goes the core's way. */
 static inline bool medium_in_heap(const void *p)
@@ -1126,6 +1142,24 @@ HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
  * thread has a cache (medium.c). */
 HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
 
+/* The top block of h's bin c, which holds k blocks (k > 0, the top one large enough): popped, its freed mark and
+ * `next` checked (osm_front_medium_malloc's hit, and medium.c's once it has put the block it chose on top). */
+static inline __attribute__((always_inline)) void *medium_pop(struct front_heap *h, size_t c, size_t k)
+{
+	struct block_meta *b = stacks_of(h)->mc[c][k - 1];
+	size_t size = stacks_of(h)->mc_size[c][k - 1];
+	void **q = payload(b);
+	if (__builtin_expect(q[1] != (void *)medium_mark(q) || !medium_next_ok(b, size), 0))
+		osm_front_medium_recheck(b); /* under the core's lock: aborts on a header or mark overwritten */
+	h->mc_count[c] = (uint8_t)(k - 1);
+	if (k - 1 < h->mc_low[c])
+		h->mc_low[c] = (uint8_t)(k - 1);
+	q[1] = NULL;
+	h->mc_bytes -= size;
+	h->mc_hits++;
+	return q;
+}
+
 /* malloc's fast path for FRONT_MAX < n <= MEDIUM_MAX; NULL: ask the core. Cost on a hit at the top of the bin
  * (the block this size freed last): about 25 instructions, no lock, no atomic read-modify-write, no system call:
  * bin, pop, the freed mark checked and cleared (the payload's second word, on the line the program writes
@@ -1148,22 +1182,11 @@ static inline __attribute__((always_inline)) void *osm_front_medium_malloc(size_
 	n = (n + 15) & ~(size_t)15; /* what a block must hold: its bin is the rounded size's, the fit is exact */
 	struct front_heap *h = osm_front_tl_heap;
 	size_t k = h->mc_count[c];
-	struct block_meta *b;
 	if (__builtin_expect(k == 0 || stacks_of(h)->mc_size[c][k - 1] < n, 0))
 		return osm_front_medium_pick(h, c, n);
-	b = stacks_of(h)->mc[c][k - 1];
-	size_t size = stacks_of(h)->mc_size[c][k - 1];
-	void **q = payload(b);
-	if (__builtin_expect(q[1] != (void *)medium_mark(q) || !medium_next_ok(b, size), 0))
-		osm_front_medium_recheck(b); /* under the core's lock: aborts on a header or mark overwritten */
-	h->mc_count[c] = (uint8_t)(k - 1);
-	if (k - 1 < h->mc_low[c])
-		h->mc_low[c] = (uint8_t)(k - 1);
-	q[1] = NULL;
-	h->mc_bytes -= size;
-	h->mc_hits++;
-	return q;
+	return medium_pop(h, c, k);
 }
+
 
 /* p's block when it is an allocated heap block of lo <= size < hi whose header and links hold, read without the
  * lock; else NULL (the core's way decides, and reports what is wrong). The size first: the cheapest test. Always

@@ -151,15 +151,16 @@ static size_t xfer_put(struct front_heap *h, size_t c, size_t k)
 }
 
 /* A miss of n bytes in bin c: up to `want` blocks of the bin move from the transfer cache to h's stack, a block
- * that fits n last (on top), if the transfer cache has one. Returns whether it did. */
-static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want)
+ * that fits n, its payload aligned to a (1: any), last (on top), if the transfer cache has one. Returns whether it
+ * did. */
+static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want, size_t a)
 {
 	if (!__atomic_load_n(&xfer[c].n, __ATOMIC_RELAXED)) /* a racy peek: an empty bin costs no lock */
 		return false;
 	osm_front_lock();
 	size_t fit = SIZE_MAX, room = h->mc_limit[c] - h->mc_count[c], xn = xfer[c].n;
 	for (size_t j = xn; j-- > 0;)
-		if (xfer[c].size[j] >= n) {
+		if (xfer[c].size[j] >= n && ((uintptr_t)payload(xfer[c].b[j]) & (a - 1)) == 0) {
 			fit = j;
 			break;
 		}
@@ -338,6 +339,19 @@ static struct front_heap *cache_heap(void)
 	return h != &osm_front_empty_heap ? h : osm_front_heap_init();
 }
 
+/* The block at index j of h's bin c, swapped with the top one and popped, with the pop's checks (medium_pop). */
+static void *pop_at(struct front_heap *h, size_t c, size_t j)
+{
+	size_t k = h->mc_count[c];
+	struct block_meta *b = stacks_of(h)->mc[c][j];
+	uint32_t sz = stacks_of(h)->mc_size[c][j];
+	stacks_of(h)->mc[c][j] = stacks_of(h)->mc[c][k - 1];
+	stacks_of(h)->mc_size[c][j] = stacks_of(h)->mc_size[c][k - 1];
+	stacks_of(h)->mc[c][k - 1] = b;
+	stacks_of(h)->mc_size[c][k - 1] = sz;
+	return medium_pop(h, c, k);
+}
+
 /* The top block of bin c is too small for n (or there is none): the most recent block that fits (a scan of at
  * most MEDIUM_DEPTH sizes, one cache line) is swapped to the top and popped; else a refill. */
 void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
@@ -346,27 +360,42 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
 	for (size_t j = k; j-- > 0;) /* the smallest that fits: large blocks stay for large requests */
 		if (stacks_of(h)->mc_size[c][j] >= n && stacks_of(h)->mc_size[c][j] < best)
 			best = stacks_of(h)->mc_size[c][i = j];
-	if (i < k) {
-		struct block_meta *b = stacks_of(h)->mc[c][i];
-		uint32_t sz = stacks_of(h)->mc_size[c][i];
-		stacks_of(h)->mc[c][i] = stacks_of(h)->mc[c][k - 1];
-		stacks_of(h)->mc_size[c][i] = stacks_of(h)->mc_size[c][k - 1];
-		stacks_of(h)->mc[c][k - 1] = b;
-		stacks_of(h)->mc_size[c][k - 1] = sz;
-		return osm_front_medium_malloc(n); /* now a hit at the top */
+	return i < k ? pop_at(h, c, i) : osm_front_medium_refill(c, n);
+}
+
+/* Where a block of bin c (or of the bin after it, cc) at index j of h's stack, aligned to a and of at least r
+ * bytes, lies: the newest such block of the two bins. Returns the bin, or MEDIUM_CLASSES for none. Reads the
+ * stacks' addresses and sizes, none of the blocks. */
+static size_t aligned_in_bins(struct front_heap *h, size_t c, size_t cc, size_t a, size_t r, size_t *at)
+{
+	for (size_t bin = c;; bin = cc) {
+		for (size_t j = h->mc_count[bin]; j-- > 0;)
+			if (stacks_of(h)->mc_size[bin][j] >= r && ((uintptr_t)payload(stacks_of(h)->mc[bin][j]) & (a - 1)) == 0) {
+				*at = j;
+				return bin;
+			}
+		if (bin == cc)
+			return MEDIUM_CLASSES;
 	}
-	return osm_front_medium_refill(c, n);
 }
 
 /* memalign, aligned_alloc, posix_memalign and aligned operator new of FRONT_MAX < n <= MEDIUM_MAX with an
  * alignment above malloc's: a block of this thread's medium cache whose payload is aligned to a (most often the
- * one an aligned request of this size freed last), else NULL, and *n rounded as malloc rounds a medium request
- * when the thread has a cache, so that the core's block (osm_memalign), once freed into the cache, serves the next
- * such request. Before, each of them took the core's lock and its index, and each free did too once its bin was
- * full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096) and free in 4 threads ran 30
- * times glibc's time (jemalloc and tcmalloc level with glibc; medium/memalign_served_by_cache). A request of
- * FRONT_MAX or less (its alignment beyond FRONT_MAX) takes a block of the first bin, as jemalloc and tcmalloc
- * give it a page of its own. Cost: a scan of up to MEDIUM_DEPTH addresses of one bin, none of the blocks read. */
+ * one an aligned request of this size freed last), else one from the transfer cache, else NULL with *n rounded for
+ * the core's memalign (medium_aligned_round) when the thread has a cache, so that the core's block, once freed into
+ * a cache, serves the next such request. Before, each of them took the core's lock and its index, and each free
+ * did too once its bin was full of aligned blocks no request took back: a loop of aligned_alloc(4096, 4096) and
+ * free in 4 threads ran 30 times glibc's time (jemalloc and tcmalloc level with glibc;
+ * medium/memalign_served_by_cache). A request of FRONT_MAX or less (its alignment beyond FRONT_MAX) takes a block
+ * of the first bin, as jemalloc and tcmalloc give it a page of its own.
+ * Why the transfer cache and the tiles (session 47): in 4 threads that free each other's blocks, a thread's
+ * aligned requests found no block in its own bins as often as one in ten (the blocks they freed went to the
+ * freeing thread's bins, and from full bins to the transfer cache, where only malloc's misses looked), and each
+ * such miss took the core's lock, a best fit for the size and the alignment, and left the aligned block's front
+ * in the heap as a free fragment: valloc of 1-64 KiB took 2.8 times tcmalloc's time and 1.5 times its memory
+ * (bench/apis.py; medium/aligned_miss_takes_transfer_cache, medium/aligned_blocks_tile_the_heap).
+ * Cost: a scan of up to 2 x MEDIUM_DEPTH addresses of one or two bins, none of the blocks read; on a miss, a peek at
+ * the transfer cache (its lock when it holds blocks of the bin). */
 void *osm_front_medium_memalign(size_t a, size_t *n)
 {
 	/* a thread's first request may be this one, and all of them may be (a thread that only calls valloc): its
@@ -375,20 +404,21 @@ void *osm_front_medium_memalign(size_t a, size_t *n)
 	struct front_heap *h = cache_heap();
 	if (!h)
 		return NULL; /* no cache: the core, unrounded */
-	size_t r = medium_round(*n > FRONT_MAX ? *n : FRONT_MAX + 1), c = medium_bin(r), k = h->mc_count[c];
+	size_t r = medium_aligned_round(a, *n), c = medium_bin(r), cc = medium_bin(r + 47), j;
 	*n = r;
-	for (size_t j = k; j-- > 0;) {
-		struct block_meta *b = stacks_of(h)->mc[c][j];
-		uint32_t sz = stacks_of(h)->mc_size[c][j];
-		if (sz >= r && ((uintptr_t)payload(b) & (a - 1)) == 0) {
-			stacks_of(h)->mc[c][j] = stacks_of(h)->mc[c][k - 1];
-			stacks_of(h)->mc_size[c][j] = stacks_of(h)->mc_size[c][k - 1];
-			stacks_of(h)->mc[c][k - 1] = b;
-			stacks_of(h)->mc_size[c][k - 1] = sz;
-			return osm_front_medium_malloc(r); /* now a hit at the top, with the pop's checks */
-		}
+	size_t bin = aligned_in_bins(h, c, cc, a, r, &j);
+	if (bin == MEDIUM_CLASSES) {
+		/* the transfer cache's newest block that fits and is aligned, put on top of its bin */
+		medium_grow(h, c);
+		if (xfer_take(h, c, r, 1, a))
+			bin = c;
+		else if (cc != c && xfer_take(h, cc, r, 1, a))
+			bin = cc;
+		else
+			return NULL;
+		j = h->mc_count[bin] - 1;
 	}
-	return NULL;
+	return pop_at(h, bin, j);
 }
 
 /* Idle blocks back to the core (tcmalloc's and jemalloc's cache scavenging), in a threaded process. A bin's
@@ -461,7 +491,7 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	h->mc_last[c] = (uint32_t)n;
 	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
 	size_t want = producer && medium_size(c) <= MEDIUM_BATCH_MAX ? h->mc_limit[c] / 2 : 1;
-	if (xfer_take(h, c, n, want))
+	if (xfer_take(h, c, n, want, 1))
 		return osm_front_medium_malloc(n); /* the fitting block is on top: a hit (counted so), with the usual checks */
 	h->mc_refills++;                        /* a miss: the core serves it */
 	int saved = errno;

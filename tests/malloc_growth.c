@@ -824,6 +824,36 @@ static int aligned_fit_case(int unused)
 	return !ok;
 }
 
+/* An aligned request takes a free heap block that already starts aligned and holds it, as malloc takes its best
+ * fit (heap.c, aligned_fit). The search for the size, the alignment and a header passed over such a block, which
+ * stayed idle while the request carved another block and left a free fragment in front of it. Two page-aligned
+ * blocks of 98,272 bytes (24 pages less a header: above the medium caches, below the mmap threshold) and a guard;
+ * the second freed; the same request again must get the second block back. */
+static int aligned_hole_case(int unused)
+{
+	(void)unused;
+	const size_t n = 24 * 4096 - META_SIZE;
+	char *p = aligned_alloc(4096, n), *q = aligned_alloc(4096, n), *guard = v_malloc(100000);
+	if (!p || !q || !guard) {
+		printf("FAIL growth/aligned_request_takes_aligned_hole: an allocation returned NULL\n");
+		return 1;
+	}
+	memset(q, 1, n);
+	v_free(q);
+	char *r = aligned_alloc(4096, n);
+	int ok = r == q && os_heap_check() == 0;
+	if (ok)
+		printf("PASS growth/aligned_request_takes_aligned_hole\n");
+	else
+		printf("FAIL growth/aligned_request_takes_aligned_hole: aligned_alloc(4096, %zu) after the free of %p, a "
+		       "block of that size at a page-aligned address, gave %p (want the freed block back)\n", n,
+		       (void *)q, (void *)r);
+	v_free(r);
+	v_free(p);
+	v_free(guard);
+	return !ok;
+}
+
 static int in_child(const char *name, int (*fn)(int), int arg)
 {
 	fflush(stdout);
@@ -868,6 +898,8 @@ int main(int argc, char **argv)
 	if (in_child("aligned_churn_reuses_heap", aligned_churn_case, classic))
 		return 1;
 	if (!classic && in_child("aligned_request_above_threshold_takes_free_block", aligned_fit_case, 0))
+		return 1;
+	if (!classic && in_child("aligned_request_takes_aligned_hole", aligned_hole_case, 0))
 		return 1;
 	if (!classic && in_child("lazy_trim", lazy_trim_case, 0))
 		return 1;
