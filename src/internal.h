@@ -370,7 +370,12 @@ struct heap {
 	 * as the last sample measured said; the samples (the whole pages of fresh blocks left lazy, and when) waiting to
 	 * be measured; and how many fresh blocks calloc has had */
 	bool zero_dense;
-	struct { uintptr_t lo; size_t len; uint64_t when; } zero_sample[4];
+	struct {
+		uintptr_t lo;
+		size_t len, seen; /* seen: its pages touched at the last look that found its front filling (0: none) */
+		uint64_t when;
+		bool window; /* a block's end, not a whole block */
+	} zero_sample[4];
 	size_t zero_fresh;
 };
 

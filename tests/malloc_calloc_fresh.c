@@ -148,6 +148,91 @@ static bool dense_then_sparse(char *why, size_t len)
 	return b && grown < 1024;
 }
 
+/* While the verdict is dense, the one fresh block in eight that is the next sample keeps only its last sixteenth
+ * lazy, the rest populated: ten callocs of 8 MiB after the first, each read then written whole, take fewer than
+ * 1,024 page faults in all. Before session 47 the sample was the whole block, 4,096 faults (two a page) each
+ * eighth block (bench/apis.py, calloc of 4-64 MiB in 4 threads: a third of its bytes were such samples). */
+static bool dense_window(char *why, size_t len)
+{
+	struct use first = calloc_dense(8 * MiB);
+	long faults = 0;
+	size_t bad = first.bad;
+	char *held[10] = { 0 };
+	for (int i = 0; i < 10; i++) { /* held: a freed mapped block would raise the threshold (dense_then_sparse) */
+		sleep_ms(2);
+		struct use u = calloc_dense(8 * MiB);
+		held[i] = u.p;
+		faults += u.faults;
+		bad = bad != SIZE_MAX ? bad : u.bad;
+	}
+	snprintf(why, len, "ten callocs of 8 MiB read then written whole, after a first: %ld page faults in all (want "
+		 "fewer than 1,024: the sample among them is its block's last sixteenth), non-zero page %zd (want none: "
+		 "-1)", faults, bad == SIZE_MAX ? -1 : (ssize_t)bad);
+	bool ok = first.p && held[9] && faults < 1024 && bad == SIZE_MAX;
+	v_free(first.p);
+	for (int i = 0; i < 10; i++)
+		v_free(held[i]);
+	return ok;
+}
+
+/* Pages [from, to) of p: read (zero), then written. */
+static size_t fill_range(char *p, size_t from, size_t to)
+{
+	size_t bad = read_then_write(p + from * PAGE, (to - from) * PAGE, 1);
+	return bad == SIZE_MAX ? SIZE_MAX : from + bad;
+}
+
+/* A program that fills its callocs from the front, slowly: a sample looked at while its first pages only are
+ * touched is looked at again at the next fresh calloc, and its front has grown: dense, and the next fresh block is
+ * populated. Before, a 50 MB block read then written page by page was at its 73rd page when measured 1 ms after its
+ * calloc (a host that charged 10 us a fault) and read as sparse, and the blocks after it stayed lazy. */
+static bool front_filling(char *why, size_t len)
+{
+	char *a = v_calloc(1, 32 * MiB), *b = NULL, *c = NULL;
+	size_t bad = a ? fill_range(a, 0, 1024) : 0;
+	sleep_ms(2);
+	b = v_calloc(1, 32 * MiB); /* looks at a: its front, 1,024 of 8,192 pages */
+	if (a && b) {
+		bad = bad != SIZE_MAX ? bad : fill_range(a, 1024, 2048);
+		bad = bad != SIZE_MAX ? bad : fill_range(b, 0, 1024);
+	}
+	sleep_ms(2);
+	struct use u = calloc_dense(8 * MiB); /* looks at a again: grown to 2,048 */
+	c = u.p;
+	snprintf(why, len, "a calloc of 32 MiB filled from its front, 1,024 pages, then 2,048 by the next fresh calloc: "
+		 "the calloc of 8 MiB after that took %ld page faults read then written whole (want fewer than 256: "
+		 "populated), non-zero page %zd (want none: -1)", u.faults, bad == SIZE_MAX ? -1 : (ssize_t)bad);
+	bool ok = a && b && c && u.faults < 256 && bad == SIZE_MAX && u.bad == SIZE_MAX;
+	v_free(a);
+	v_free(b);
+	v_free(c);
+	return ok;
+}
+
+/* The same program that stops at its front (a buffer sized for the most it could hold): the second look finds the
+ * front as it was, sparse, and a calloc of 32 MiB after it stays lazy. */
+static bool front_only(char *why, size_t len)
+{
+	char *a = v_calloc(1, 32 * MiB);
+	size_t bad = a ? fill_range(a, 0, 1024) : 0;
+	sleep_ms(2);
+	char *b = v_calloc(1, 32 * MiB); /* looks at a: its front, 1,024 of 8,192 pages */
+	if (b)
+		bad = bad != SIZE_MAX ? bad : fill_range(b, 0, 1024);
+	sleep_ms(2);
+	long r0 = tu_rss_kib();
+	char *c = v_calloc(1, 32 * MiB); /* looks at a again: still 1,024 */
+	long grown = tu_rss_kib() - r0;
+	snprintf(why, len, "two callocs of 32 MiB of which only the first 1,024 pages are used, then one more: the "
+		 "resident set grew by %ld KiB at it (want less than 1,024: left lazy), non-zero page %zd (want none: -1)",
+		 grown, bad == SIZE_MAX ? -1 : (ssize_t)bad);
+	bool ok = a && b && c && grown < 1024 && bad == SIZE_MAX;
+	v_free(a);
+	v_free(b);
+	v_free(c);
+	return ok;
+}
+
 /* The classic profile populates nothing (docs/CLASSIC.md: its system calls are exact): the dense program's second
  * calloc makes no madvise call. */
 static bool classic_dense(char *why, size_t len)
@@ -173,6 +258,9 @@ static bool classic_dense(char *why, size_t len)
 static int case_dense(void) { return !threaded_case(dense, "dense_use_populated_after_a_sample"); }
 static int case_sparse(void) { return !threaded_case(sparse, "sparse_use_stays_lazy"); }
 static int case_turns(void) { return !threaded_case(dense_then_sparse, "dense_then_sparse_turns_lazy"); }
+static int case_window(void) { return !threaded_case(dense_window, "dense_sample_is_a_window"); }
+static int case_filling(void) { return !threaded_case(front_filling, "front_filling_reads_dense"); }
+static int case_front_only(void) { return !threaded_case(front_only, "front_only_use_reads_sparse"); }
 static int case_classic(void) { return !threaded_case(classic_dense, "classic_populates_nothing"); }
 
 int main(void)
@@ -186,6 +274,9 @@ int main(void)
 	failures += tu_in_child("calloc_fresh", "dense_use_populated_after_a_sample", case_dense) != 0;
 	failures += tu_in_child("calloc_fresh", "sparse_use_stays_lazy", case_sparse) != 0;
 	failures += tu_in_child("calloc_fresh", "dense_then_sparse_turns_lazy", case_turns) != 0;
+	failures += tu_in_child("calloc_fresh", "dense_sample_is_a_window", case_window) != 0;
+	failures += tu_in_child("calloc_fresh", "front_filling_reads_dense", case_filling) != 0;
+	failures += tu_in_child("calloc_fresh", "front_only_use_reads_sparse", case_front_only) != 0;
 	fflush(stdout);
 	if (failures)
 		setenv("CALLOC_FRESH_FAILED", "1", 1);
