@@ -1373,9 +1373,10 @@ static size_t zero_kept(struct block_meta *b, size_t d)
  * calloc), or when it is freed, mincore says whether the program has touched most of its pages
  * (zero_sample_measure). While the last verdict was dense, fresh blocks are populated, one in ZERO_SAMPLE_EVERY
  * but for its last sixteenth, left lazy as the next sample (the end: a program that uses a block's front only
- * reads as sparse there); before any verdict, and while it is sparse, none are, and a sample is a whole block. Returns the bytes from
- * the payload's first whole page that the caller populates (0: none), counted here under the lock. Costs: a clock
- * read per fresh calloc block; a mincore per sample. Not in the classic profile. */
+ * reads as sparse there); before any verdict, and while it is sparse, none are, and a sample is a whole block.
+ * Returns the bytes from the payload's first whole page that the caller populates (0: none), counted here under the
+ * lock. Costs: a clock read per fresh calloc block; a mincore or two per look at a sample. Not in the classic
+ * profile. */
 #define ZERO_SAMPLES      4
 #define ZERO_SAMPLE_EVERY 8
 #define ZERO_SAMPLE_NS    1000000ull /* 1 ms: long enough for a program to write what it asked for */
@@ -1406,9 +1407,10 @@ static void zero_sample_measure(size_t i, bool freed, bool due)
 				return;
 			}
 			dense = resident > seen && seen;
-		} else if (!resident && osm_heap.zero_sample[i].window && !due &&
-			   osm_os_now_ns() - osm_heap.zero_sample[i].when < ZERO_DUE_NS + pages * ZERO_WINDOW * ZERO_PAGE_NS) {
-			return; /* measured again at the next fresh calloc */
+		} else if (!resident && osm_heap.zero_sample[i].window && !due) {
+			uint64_t age = osm_os_now_ns() - osm_heap.zero_sample[i].when;
+			if (age < ZERO_DUE_NS + pages * ZERO_WINDOW * ZERO_PAGE_NS)
+				return; /* measured again at the next fresh calloc */
 		}
 	}
 	osm_heap.zero_sample[i].lo = 0;

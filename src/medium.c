@@ -363,17 +363,18 @@ void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
 	return i < k ? pop_at(h, c, i) : osm_front_medium_refill(c, n);
 }
 
-/* Where a block of bin c (or of the bin after it, cc) at index j of h's stack, aligned to a and of at least r
- * bytes, lies: the newest such block of the two bins. Returns the bin, or MEDIUM_CLASSES for none. Reads the
- * stacks' addresses and sizes, none of the blocks. */
+/* The newest block of h's bin c, else of bin cc, whose payload is aligned to a and which holds r bytes: its bin, and
+ * its index in *at; MEDIUM_CLASSES when there is none. Reads the stacks' addresses and sizes, none of the blocks. */
 static size_t aligned_in_bins(struct front_heap *h, size_t c, size_t cc, size_t a, size_t r, size_t *at)
 {
 	for (size_t bin = c;; bin = cc) {
-		for (size_t j = h->mc_count[bin]; j-- > 0;)
-			if (stacks_of(h)->mc_size[bin][j] >= r && ((uintptr_t)payload(stacks_of(h)->mc[bin][j]) & (a - 1)) == 0) {
+		for (size_t j = h->mc_count[bin]; j-- > 0;) {
+			uintptr_t p = (uintptr_t)payload(stacks_of(h)->mc[bin][j]);
+			if (stacks_of(h)->mc_size[bin][j] >= r && (p & (a - 1)) == 0) {
 				*at = j;
 				return bin;
 			}
+		}
 		if (bin == cc)
 			return MEDIUM_CLASSES;
 	}

@@ -224,8 +224,8 @@ static bool front_only(char *why, size_t len)
 	char *c = v_calloc(1, 32 * MiB); /* looks at a again: still 1,024 */
 	long grown = tu_rss_kib() - r0;
 	snprintf(why, len, "two callocs of 32 MiB of which only the first 1,024 pages are used, then one more: the "
-		 "resident set grew by %ld KiB at it (want less than 1,024: left lazy), non-zero page %zd (want none: -1)",
-		 grown, bad == SIZE_MAX ? -1 : (ssize_t)bad);
+		 "resident set grew by %ld KiB at it (want less than 1,024: left lazy), non-zero page %zd (want none: "
+		 "-1)", grown, bad == SIZE_MAX ? -1 : (ssize_t)bad);
 	bool ok = a && b && c && grown < 1024 && bad == SIZE_MAX;
 	v_free(a);
 	v_free(b);

@@ -845,8 +845,8 @@ static int aligned_hole_case(int unused)
 	if (ok)
 		printf("PASS growth/aligned_request_takes_aligned_hole\n");
 	else
-		printf("FAIL growth/aligned_request_takes_aligned_hole: aligned_alloc(4096, %zu) after the free of %p, a "
-		       "block of that size at a page-aligned address, gave %p (want the freed block back)\n", n,
+		printf("FAIL growth/aligned_request_takes_aligned_hole: aligned_alloc(4096, %zu) after the free of %p, "
+		       "a block of that size at a page-aligned address, gave %p (want the freed block back)\n", n,
 		       (void *)q, (void *)r);
 	v_free(r);
 	v_free(p);
