@@ -271,7 +271,7 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 	    b->size - MEDIUM_MIN_BLOCK >= MEDIUM_END_BLOCK - MEDIUM_MIN_BLOCK)
 		return false;
 	size_t r = aligned ? medium_aligned_round(a, n) : medium_round(n), bin = medium_bin(b->size);
-	return bin == medium_bin(r) || (aligned && bin == medium_bin(r + 47));
+	return bin == medium_bin(r) || (aligned && bin == medium_aligned_bin_hi(r));
 }
 
 /* The core's delete (also the classic profile's and an exiting thread's): free under the lock, the size checked

@@ -1035,21 +1035,30 @@ static inline size_t medium_round(size_t n)
 	return (n + step - 1) & ~(step - 1);
 }
 
+/* A block the core hands out for s bytes holds at most this much more: a remainder smaller than a header and a
+ * granule is not split off (heap.c, split_blocks). */
+#define MEDIUM_UNSPLIT (META_SIZE + 16)
+/* Aligned medium requests are sized to tile the heap up to this alignment (a page): beyond it, the rounding would
+ * cost more than the fragment it saves. */
+#define MEDIUM_TILE_ALIGN ((size_t)4096)
+
 /* The block size an aligned medium request asks the core for (osm_front_medium_memalign): n rounded as
  * medium_round rounds it (a request of FRONT_MAX or less as the smallest medium one), then, for an alignment up to
- * a page, up to a size whose block ends 32 bytes (a header) before a multiple of the alignment: blocks of such
+ * MEDIUM_TILE_ALIGN, up to a size whose block ends a header before a multiple of the alignment: blocks of such
  * sizes tile the heap, so that each one the core carves after another starts aligned, and a block given back keeps
  * its payload aligned for the next request of its bin. A page-aligned request costs up to a page more (tcmalloc
- * and jemalloc give it whole pages too); a larger alignment is not rounded (up to 64 KiB more a block). Blocks of
- * this size may hold up to 48 bytes more (a remainder too small to split): medium_aligned_bins. */
+ * and jemalloc give it whole pages too). A block of this size may hold up to MEDIUM_UNSPLIT - 1 bytes more, so it
+ * lies in the bin of the size or the one after (medium_aligned_bin_hi). */
 static inline size_t medium_aligned_round(size_t a, size_t n)
 {
 	size_t r = medium_round(n > FRONT_MAX ? n : FRONT_MAX + 1);
-	if (a > 4096)
+	if (a > MEDIUM_TILE_ALIGN)
 		return r;
 	size_t t = ((r + META_SIZE + a - 1) & ~(a - 1)) - META_SIZE;
-	return t + 48 <= MEDIUM_END_BLOCK ? t : r;
+	return t + MEDIUM_UNSPLIT <= MEDIUM_END_BLOCK ? t : r;
 }
+/* The last bin a block the core gave for r bytes may lie in. */
+static inline size_t medium_aligned_bin_hi(size_t r) { return medium_bin(r + MEDIUM_UNSPLIT - 1); }
 
 /* The heap's range and whether it has gaps, as the cache reads them without the lock (the core stores them with
  * atomic stores). A pointer outside, or a heap with gaps, goes the core's way. */

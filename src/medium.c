@@ -405,7 +405,7 @@ void *osm_front_medium_memalign(size_t a, size_t *n)
 	struct front_heap *h = cache_heap();
 	if (!h)
 		return NULL; /* no cache: the core, unrounded */
-	size_t r = medium_aligned_round(a, *n), c = medium_bin(r), cc = medium_bin(r + 47), j;
+	size_t r = medium_aligned_round(a, *n), c = medium_bin(r), cc = medium_aligned_bin_hi(r), j;
 	*n = r;
 	size_t bin = aligned_in_bins(h, c, cc, a, r, &j);
 	if (bin == MEDIUM_CLASSES) {
