@@ -1,7 +1,7 @@
 /* footprint_prog: an ordinary program's allocations, for tests/test_footprint.py and tools/hot-list. Linked with
  * nothing of osmem's: libosmem-malloc.so is preloaded. Small pairs, calloc, realloc growth across the mmap
- * threshold, medium and large blocks, the aligned family, a second thread that frees the first one's blocks and
- * exits. Then, with --pages, it prints one line per mapping of the preloaded library:
+ * threshold, medium and large blocks, the aligned family, a second thread that starts with a medium request, frees
+ * the first one's blocks and exits. Then, with --pages, it prints one line per mapping of the preloaded library:
  *
  *     map PERMS FILE_OFFSET PAGES PRESENT FIRST_PRESENT LAST_PRESENT START
  *
@@ -31,6 +31,10 @@ static void check(const unsigned char *p, size_t n, unsigned char v)
 static void *other(void *arg)
 {
 	(void)arg;
+	unsigned char *m = malloc(3000); /* a thread whose first slow path is a medium request makes its heap there */
+	memset(m, 9, 3000);
+	check(m, 3000, 9);
+	free(m);
 	for (int i = 0; i < HANDED; i++) { /* remote frees: the blocks main allocated */
 		check(handed[i], 16, (unsigned char)i);
 		free(handed[i]);
