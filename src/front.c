@@ -1062,9 +1062,14 @@ static struct front_page *pool_take(void)
 /* Collects the thread frees of up to `budget` abandoned pages (rotating through each list) and gives back the
  * ones that became empty. With want_cls < FRONT_CLASSES, returns an abandoned page of that class with a free
  * slot, adopted by h. Collected bytes are added to *collected. */
+static bool sweeping; /* an abandoned_sweep is under way (front lock held) */
 static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls, size_t budget, size_t *collected)
 {
 	struct front_page *found = NULL;
+	/* pool_put below may run the pool's decay, whose decay_abandoned would sweep these lists from inside this
+	 * walk: its counts would then promise pages the lists no longer hold, and list_pop returned NULL (a SIGSEGV
+	 * in page_collect: front/stranded/sweep_survives_decay_inside_it). That decay skips its sweep instead. */
+	sweeping = true;
 	for (size_t c = 0; c < FRONT_CLASSES && budget && n_abandoned; c++) {
 		size_t cls = (want_cls + c) % FRONT_CLASSES;
 		for (size_t k = n_abandoned_cls[cls]; budget && k; k--, budget--) {
@@ -1087,6 +1092,7 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 			}
 		}
 	}
+	sweeping = false;
 	return found;
 }
 
@@ -1101,7 +1107,7 @@ static struct front_page *abandoned_sweep(struct front_heap *h, size_t want_cls,
 static void decay_abandoned(void)
 {
 	static size_t start;
-	if (!n_abandoned)
+	if (!n_abandoned || sweeping)
 		return;
 	start = (start + 1) % FRONT_CLASSES;
 	/* want_cls past the classes: no page is adopted (h NULL), the walk starts at class `start` */

@@ -9,6 +9,12 @@
  *     now without a live slot, stayed with the abandoned ones until another thread needed a page of that class
  *     or malloc_trim ran: the idle decay (front.c, pool_decay), which gives back the pool's idle pages once a
  *     second, never looked at them. Now each pass also sweeps abandoned pages and gives back those that emptied.
+ *   - sweep_survives_decay_inside_it: a thread's 4 MiB of 512-byte objects, abandoned at its exit and all freed by
+ *     the main thread; past a second later a new thread's first malloc(512) sweeps the abandoned pages of its
+ *     class. The first page it looked at was empty and went to the pool, the pool's decay was due and swept the
+ *     abandoned pages itself, inside the first sweep, which then popped from a list the inner one had emptied:
+ *     a NULL page and a SIGSEGV in page_collect (session 49; malloc_front_remote_free_not_lost crashed in 4 of
+ *     60 runs, and once in CI).
  * Prints `PASS front/stranded/...` or `FAIL ...: why`. */
 #include <malloc.h>
 #include <pthread.h>
@@ -76,6 +82,26 @@ static void *allocator(void *arg)
 	return NULL;
 }
 
+#define OBJ3 512
+#define N3   ((4u << 20) / OBJ3)
+static void *objs3[N3];
+static void *allocator3(void *arg)
+{
+	for (size_t i = 0; i < N3; i++)
+		if (!(objs3[i] = v_malloc(OBJ3)))
+			return NULL;
+	*(int *)arg = 1;
+	return NULL;
+}
+static void *first_malloc3(void *arg)
+{
+	unsigned char *p = v_malloc(OBJ3);
+	if (p)
+		memset(p, 0x5a, OBJ3);
+	*(void **)arg = p;
+	return NULL;
+}
+
 int main(void)
 {
 	char why[400];
@@ -139,5 +165,28 @@ int main(void)
 	} else {
 		result("idle_decay_returns_abandoned_pages", NULL);
 	}
+
+	/* 3: a sweep of abandoned pages whose first page, emptied, gives the pool's decay its turn */
+	ok = 0;
+	if (pthread_create(&t, NULL, allocator3, &ok) != 0 || pthread_join(t, NULL) != 0 || !ok) {
+		result("sweep_survives_decay_inside_it", "a thread's 4 MiB of malloc(512) failed (test setup)");
+		return 1;
+	}
+	for (size_t i = 0; i < N3; i++)
+		v_free(objs3[i]);
+	usleep(1100000); /* the decay is due at the next page given to the pool */
+	void *got = NULL;
+	if (pthread_create(&t, NULL, first_malloc3, &got) != 0 || pthread_join(t, NULL) != 0) {
+		result("sweep_survives_decay_inside_it", "pthread_create or pthread_join failed (test setup)");
+		return 1;
+	}
+	if (!got || os_heap_check() != 0) {
+		snprintf(why, sizeof why, "a new thread's first malloc(%d), with the abandoned pages of its class all freed "
+			 "and the decay due: %s", OBJ3, got ? "os_heap_check failed after it" : "NULL");
+		result("sweep_survives_decay_inside_it", why);
+	} else {
+		result("sweep_survives_decay_inside_it", NULL);
+	}
+	v_free(got);
 	return failures != 0;
 }
