@@ -649,7 +649,7 @@ static void t_free_errno(void)
 	}
 	/* frees that give the top of the heap back, and keep errno: the default profile trims a top above its
 	 * threshold once it has waited 100 ms (heap.c, trim_due), at the next free that reaches the core: f's, below
-	 * (g keeps f from merging with the top). The groups before raised the thresholds (up to a 64 MiB trim
+	 * (g keeps f from merging with the top), or one of the loop's when the loop takes longer than the wait. The groups before raised the thresholds (up to a 64 MiB trim
 	 * threshold), so the top here is 80 MiB (never written: nothing faults), in a child, whose heap goes with it;
 	 * the child checks that the trim did happen (os_stats' trims), or the test would test nothing. */
 	fflush(stdout);
@@ -667,14 +667,17 @@ static void t_free_errno(void)
 		for (int i = 0; i < N; i++)
 			if (!(b[i] = v_malloc(80 * KiB)))
 				_exit(3);
+		/* counted from before the frees: in strict mode each free fills its 80 KiB, and on a loaded machine
+		 * charging 10 us a page fault the loop outlasted the 100 ms wait, so the trim came inside it and
+		 * f's free had none left to do (session 49: 1 run in 20 under load failed with 6) */
+		struct os_stats s0, s1;
+		os_stats(&s0);
 		for (int i = N - 1; i >= 0; i--) {
 			errno = 12345;
 			v_free(b[i]);
 			if (errno != 12345)
 				_exit(4);
 		}
-		struct os_stats s0, s1;
-		os_stats(&s0);
 		usleep(150000);
 		errno = 12345;
 		v_free(f);
@@ -683,13 +686,13 @@ static void t_free_errno(void)
 		v_free(g);
 		if (e != 12345)
 			_exit(5);
-		_exit(classic || s1.trims == s0.trims + 1 ? 0 : 6);
+		_exit(classic || s1.trims > s0.trims ? 0 : 6);
 	}
 	int st = 0;
 	EXPECT(waitpid(pid, &st, 0) == pid, "waitpid");
 	EXPECT(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	       "frees through a top trim: the child ended with %d (2, 3: malloc failed; 4: a free of the top set errno; "
-	       "5: the free that trimmed set errno; 6: no trim 150 ms after an 80 MiB top was freed)",
+	       "5: the free that trimmed set errno; 6: no trim, 150 ms after an 80 MiB top was freed)",
 	       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 	/* os_free keeps it too (it shares free's paths) */
 	void *o = v_os_malloc(MiB);
