@@ -9,9 +9,11 @@ failed=0
 jobs=$(nproc 2>/dev/null || echo 2)
 for target in test test-asan test-tsan; do
 	echo "== make $target"
+	t0=$(date +%s)
 	# -j: the builds take a minute less on 2 CPUs (the tests themselves run run_tests.py's --jobs at a time)
 	$make --no-print-directory -j"$jobs" "$target" >"$out" 2>&1
 	cat "$out"
+	echo "== make $target: $(($(date +%s) - t0)) s"
 	# A failure's lines again at the end, next to the summary: CI may keep only the output's last lines.
 	# Each FAIL line with up to 8 lines of its explanation.
 	awk -v t="$target" '/^  [^ ]+: FAIL/ { n = 9 } /^  [^ ]+: PASS/ { n = 0 } n > 0 { print t ": " substr($0, 1, 400); n-- }' "$out" >>"$fails"
