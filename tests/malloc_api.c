@@ -649,9 +649,10 @@ static void t_free_errno(void)
 	}
 	/* frees that give the top of the heap back, and keep errno: the default profile trims a top above its
 	 * threshold once it has waited 100 ms (heap.c, trim_due), at the next free that reaches the core: f's, below
-	 * (g keeps f from merging with the top), or one of the loop's when the loop takes longer than the wait. The groups before raised the thresholds (up to a 64 MiB trim
-	 * threshold), so the top here is 80 MiB (never written: nothing faults), in a child, whose heap goes with it;
-	 * the child checks that the trim did happen (os_stats' trims), or the test would test nothing. */
+	 * (g keeps f from merging with the top), or one of the loop's when the loop takes longer than the wait. The
+	 * groups before raised the thresholds (up to a 64 MiB trim threshold), so the top here is 80 MiB (never
+	 * written: nothing faults), in a child, whose heap goes with it; the child checks that the trim did happen
+	 * (os_stats' trims), or the test would test nothing. */
 	fflush(stdout);
 	pid_t pid = fork();
 	EXPECT(pid >= 0, "fork");
