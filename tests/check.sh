@@ -16,7 +16,8 @@ for target in test test-asan test-tsan; do
 	echo "== make $target: $(($(date +%s) - t0)) s"
 	# A failure's lines again at the end, next to the summary: CI may keep only the output's last lines.
 	# Each FAIL line with up to 8 lines of its explanation.
-	awk -v t="$target" '/^  [^ ]+: FAIL/ { n = 9 } /^  [^ ]+: PASS/ { n = 0 } n > 0 { print t ": " substr($0, 1, 400); n-- }' "$out" >>"$fails"
+	awk -v t="$target" '/^  [^ ]+: FAIL/ { n = 9 } /^  [^ ]+: PASS/ { n = 0 }
+		n > 0 { print t ": " substr($0, 1, 400); n-- }' "$out" >>"$fails"
 	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
 	if [ -z "$summary" ]; then
 		echo "$target: built or ran nothing (counted as one failure)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The libFuzzer harnesses of fuzz/ (fuzz/README.md), as a test: builds them (`make fuzz-build`, clang), replays
 every input kept in fuzz/crashes/<harness>/ (each once: a finding, once fixed, stays fixed), then runs each
-harness for OSMEM_FUZZ_SECONDS seconds (default 15; 30 until session 49, when CI neared its 15 minutes) or OSMEM_FUZZ_RUNS inputs (default 3000), whichever comes
-first, two at a time, with a fixed seed (OSMEM_FUZZ_SEED, default 1) from a fresh working corpus: every machine
+harness for OSMEM_FUZZ_SECONDS seconds (default 15; 30 until session 49, when CI neared its 15 minutes) or
+OSMEM_FUZZ_RUNS inputs (default 3000), whichever comes first, two at a time, with a fixed seed (OSMEM_FUZZ_SEED,
+default 1) from a fresh working corpus: every machine
 tries the same inputs in the same order and none goes further than the runs verified here, so a CI failure is a
 bug, not luck of the draw. `make fuzz` runs them longer, with random seeds. Prints per harness
 'PASS fuzz_<name>: execs=.. cov=.. ft=.. corpus=..' or 'FAIL ...: why', and 'N passed, N failed'.

@@ -705,7 +705,7 @@ def main():
     later = "glibc" in modes and "osmem" in modes and not opts.rebaseline
     jobs = [(t, m) for t in tests if "build_error" not in t for m in modes
             if (t["name"], m) not in results and not (later and m == "glibc")]
-    # Longest first; a test's baseline before its osmem run, and never both at once (two
+    # Longest first; a test's baseline (--rebaseline) before its osmem run, and never both at once (two
     # copies of a fork-heavy test slow each other down more than they gain).
     jobs.sort(key=lambda j: (-j[0]["est"], j[1] != "glibc"))
     runroot = os.path.join(opts.scratch, "run-%d" % os.getpid())

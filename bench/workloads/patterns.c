@@ -326,7 +326,7 @@ static void threadexit(void)
 }
 
 /* The rounds of the four-thread patterns scale too (at least 2 and 3: a block used again, one of each size), so
- * that tests/test_bench_report.py's run at a twentieth costs glibc 6 s of faults where it cost 20 (session 49). */
+ * that tests/test_bench_report.py's run at a twentieth costs glibc 7.5 s of faults where it cost 20 (session 49). */
 static size_t rounds_at_least(double n, size_t least)
 {
 	size_t r = scaled(n);
