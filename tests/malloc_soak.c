@@ -1,4 +1,4 @@
-/* soak: 16 threads of random malloc-family traffic on the drop-in for a long time (not in CI: `make soak`).
+/* soak: 16 threads of random malloc-family traffic on the drop-in: a short run in CI, a long one by `make soak`.
  *
  * Each worker owns a table of blocks and, at random: malloc, calloc (zero checked), realloc (the kept bytes
  * checked), free, memalign / posix_memalign / aligned_alloc (alignment checked), malloc_usable_size (>= the
@@ -9,12 +9,30 @@
  * (blocks whose owner thread exited: the front's abandoned pages). One worker calls os_heap_check() every few
  * thousand operations. Sizes: mostly the front's classes, some core blocks, a few across the mmap threshold.
  *
- * Usage: soak [seconds] (default 600). The profile is the drop-in's (OSMEM_PROFILE). Prints progress each minute,
- * a summary of operations and errors, and PASS soak / FAIL soak: ...; exit status 1 on any error. */
+ * The paths that run by time or by event, not by request, are driven too, because that is where the crash of
+ * session 49 hid (a sweep of the abandoned pages that ran the idle decay, which swept the same lists inside it;
+ * only a second's idleness followed by a thread's first request made it happen):
+ *  - idle phases: every few seconds the workers pause for 1.2 s, longer than the pool's and the core's decay
+ *    periods, and the first requests after it run the decays among live threads, abandoned pages and emptied
+ *    pages (workers end during the pause too, and their successors start after it); two new threads make their
+ *    first requests before the workers wake;
+ *  - bursts: a worker now and then frees its whole table at once (pages and segments empty together); one in
+ *    three ending workers leaves 512 KiB of blocks of one size, which the main thread frees as the next idle
+ *    phase begins (whole abandoned pages emptied by remote frees);
+ *  - malloc_trim(0) from the main thread every few seconds and from a worker now and then, beside the others;
+ *  - fork: the main thread forks while the workers run; the child allocates, checks and frees blocks of every
+ *    kind, in itself and in two new threads, and exits; a child that fails, crashes or hangs (20 s) is an error;
+ *  - os_stats and os_heap_dump (to /dev/null) beside the workers.
+ *
+ * Usage: malloc_soak [seconds] (default 20: CI's run; `make soak` runs 600). The profile is the drop-in's
+ * (OSMEM_PROFILE). Prints progress each minute, a summary of operations and errors, and PASS soak / FAIL soak:
+ * ...; exit status 1 on any error. */
 
 #include <errno.h>
 #include <malloc.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -23,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "osmem.h"
@@ -54,15 +73,25 @@ struct worker {
 };
 
 enum { OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_FREE, OP_ALIGNED, OP_USABLE, OP_SEND, OP_RECV_FREE, OP_RECV_KEEP,
-       OP_CHECK, OP_KINDS };
+       OP_CHECK, OP_BURST, OP_TRIM, OP_IDLE, OP_FORK, OP_STATS, OP_KINDS };
 static const char *const op_name[OP_KINDS] = { "malloc", "calloc", "realloc", "free", "aligned", "usable", "sent",
-					       "cross_thread_free", "adopted", "heap_check" };
+					       "cross_thread_free", "adopted", "heap_check", "burst", "trim",
+					       "idle_phase", "fork", "stats" };
 
 static struct worker workers[THREADS];
 static struct queue queues[THREADS];
 static _Atomic long ops[OP_KINDS];
 static _Atomic long errors, threads_started;
 static _Atomic int stop;
+static _Atomic int idle; /* set by main for an idle phase: the workers sleep until it clears */
+
+/* Blocks a worker leaves behind as it ends, all of one size (the pages they fill become abandoned, every slot in
+ * use); the main thread frees them all at the start of the next idle phase, so that a newcomer's sweep finds
+ * whole pages emptied by remote frees a second earlier. */
+#define ORPHANS 8192
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct blk orphans[ORPHANS];
+static unsigned n_orphans;
 static _Atomic uint64_t gen;
 
 static void error(const char *fmt, ...)
@@ -239,9 +268,22 @@ static void *work(void *arg)
 {
 	struct worker *w = arg;
 	for (long i = 0; w->life > 0 && !atomic_load_explicit(&stop, memory_order_relaxed); i++, w->life--) {
+		while (atomic_load_explicit(&idle, memory_order_relaxed) && !atomic_load(&stop))
+			usleep(20 * 1000);
 		struct blk *b = &w->table[below(w, SLOTS)];
 		if (i % 32 == 0)
 			do_receive(w);
+		if (below(w, 100000) == 0) { /* a burst: the whole table freed at once */
+			for (int s = 0; s < SLOTS; s++)
+				if (w->table[s].p)
+					do_free(w, &w->table[s]);
+			atomic_fetch_add_explicit(&ops[OP_BURST], 1, memory_order_relaxed);
+			continue;
+		}
+		if (below(w, 200000) == 0) {
+			malloc_trim(0);
+			atomic_fetch_add_explicit(&ops[OP_TRIM], 1, memory_order_relaxed);
+		}
 		if (w->id == 0 && i % 5000 == 4999) {
 			if (os_heap_check() != 0)
 				error("os_heap_check() failed (details above)");
@@ -266,8 +308,30 @@ static void *work(void *arg)
 			atomic_fetch_add_explicit(&ops[OP_USABLE], 1, memory_order_relaxed);
 		}
 	}
+	if (!atomic_load(&stop) && below(w, 3) == 0) { /* leave 512 KiB of one size to the main thread */
+		size_t sz = 16 + 16 * below(w, 128);
+		pthread_mutex_lock(&orphan_lock);
+		for (size_t left = 512 * 1024; left >= sz && n_orphans < ORPHANS; left -= sz) {
+			struct blk *b = &orphans[n_orphans];
+			fresh(w, b, malloc(sz), sz, 16, "malloc");
+			if (b->p)
+				n_orphans++;
+		}
+		pthread_mutex_unlock(&orphan_lock);
+	}
 	atomic_store(&w->done, 1);
 	return NULL;
+}
+
+static void free_orphans(void)
+{
+	pthread_mutex_lock(&orphan_lock);
+	for (unsigned i = 0; i < n_orphans; i++) {
+		check(&orphans[i], "left by a thread that ended", 100);
+		free(orphans[i].p);
+	}
+	n_orphans = 0;
+	pthread_mutex_unlock(&orphan_lock);
 }
 
 static void start(struct worker *w)
@@ -279,6 +343,98 @@ static void start(struct worker *w)
 		error("pthread_create failed");
 		exit(1);
 	}
+}
+
+/* A thread born at the end of an idle phase: its first request of each class finds no page of its own and looks
+ * at the abandoned pages, while a second has passed since the last decay (session 49's crash, in the general
+ * case: front/stranded/sweep_survives_decay_inside_it is the exact one). */
+static void *newcomer(void *arg)
+{
+	(void)arg;
+	void *p[40];
+	int n = 0;
+	for (size_t sz = 16; sz <= 2048 && n < 40; sz += sz < 128 ? 16 : sz / 4)
+		if ((p[n] = malloc(sz)) != NULL)
+			memset(p[n++], 0x5a, sz);
+		else
+			error("newcomer: malloc(%zu) returned NULL", sz);
+	while (n)
+		free(p[--n]);
+	return NULL;
+}
+
+/* A fork's child's work: only the forking thread exists there, and the workers' tables are copies taken in the
+ * middle of their changes, so the child leaves them alone and allocates, checks and frees blocks of its own. */
+static void child_rounds(uint64_t seed)
+{
+	struct worker w = { .rng = seed, .id = 99 };
+	static _Thread_local struct blk t[128];
+	for (int r = 0; r < 6000; r++) {
+		struct blk *b = &t[below(&w, 128)];
+		if (!b->p)
+			do_alloc(&w, b);
+		else if (below(&w, 3))
+			do_free(&w, b);
+		else
+			do_realloc(&w, b);
+	}
+	for (int i = 0; i < 128; i++)
+		if (t[i].p)
+			do_free(&w, &t[i]);
+}
+
+static void *child_thread(void *arg)
+{
+	child_rounds((uint64_t)(uintptr_t)arg);
+	return NULL;
+}
+
+/* Forks while the workers run; the child works in itself and in two new threads. The child must exit 0 within
+ * 20 s: a child that hangs is most likely stuck on a lock some worker held at the fork. */
+static void fork_round(unsigned k)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		error("fork failed (errno %d)", errno);
+		return;
+	}
+	if (pid == 0) {
+		long e0 = atomic_load(&errors);
+		child_rounds(0xf0f0 + k);
+		pthread_t th[2];
+		for (uintptr_t i = 0; i < 2; i++)
+			if (pthread_create(&th[i], NULL, child_thread, (void *)(0xc0de + 2 * k + i)) != 0) {
+				error("fork %u: pthread_create failed in the child", k);
+				_exit(1);
+			}
+		for (int i = 0; i < 2; i++)
+			pthread_join(th[i], NULL);
+		_exit(atomic_load(&errors) > e0 ? 1 : 0);
+	}
+	int st = 0;
+	for (int waited = 0;; waited += 10) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0) {
+			error("fork %u: waitpid failed (errno %d)", k, errno);
+			return;
+		}
+		if (waited >= 20000) {
+			error("fork %u: the child (pid %d) still runs after 20 s: deadlocked in the allocator? killed", k,
+			      (int)pid);
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			return;
+		}
+		usleep(10 * 1000);
+	}
+	if (WIFSIGNALED(st))
+		error("fork %u: the child died of signal %d", k, WTERMSIG(st));
+	else if (WEXITSTATUS(st) != 0)
+		error("fork %u: the child exited %d (its errors above)", k, WEXITSTATUS(st));
+	atomic_fetch_add(&ops[OP_FORK], 1);
 }
 
 static long total_ops(void)
@@ -298,7 +454,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-	double seconds = argc > 1 ? atof(argv[1]) : 600;
+	double seconds = argc > 1 ? atof(argv[1]) : 20;
 	const char *profile = getenv("OSMEM_PROFILE");
 	printf("soak: %d threads for %.0f s, profile %s\n", THREADS, seconds, profile && *profile ? profile : "default");
 	fflush(stdout);
@@ -308,9 +464,37 @@ int main(int argc, char **argv)
 		workers[i].rng = 0x50a4 + i * 7919ULL + (uint64_t)time(NULL);
 		start(&workers[i]);
 	}
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	double t0 = now(), next_report = t0 + 60;
-	while (now() - t0 < seconds) {
+	for (unsigned tick = 1; now() - t0 < seconds; tick++) {
 		usleep(200 * 1000);
+		/* the paths that run by time or event (the head comment): each every few seconds, at different ticks */
+		if (tick % 15 == 7) {
+			malloc_trim(0);
+			atomic_fetch_add(&ops[OP_TRIM], 1);
+		}
+		if (tick % 25 == 12)
+			fork_round(tick);
+		if (tick % 5 == 3) {
+			struct os_stats st;
+			os_stats(&st);
+			if (os_heap_dump(devnull, tick % 2 ? OS_DUMP_TEXT : OS_DUMP_JSON) != 0)
+				error("os_heap_dump failed beside the workers");
+			atomic_fetch_add(&ops[OP_STATS], 1);
+		}
+		if (tick % 35 == 20) { /* an idle phase, longer than the decays' second */
+			atomic_store(&idle, 1);
+			free_orphans();
+			usleep(1200 * 1000);
+			pthread_t th[2];
+			for (int i = 0; i < 2; i++)
+				if (pthread_create(&th[i], NULL, newcomer, NULL) != 0)
+					error("pthread_create failed (a newcomer)");
+			for (int i = 0; i < 2; i++)
+				pthread_join(th[i], NULL);
+			atomic_store(&idle, 0);
+			atomic_fetch_add(&ops[OP_IDLE], 1);
+		}
 		for (unsigned i = 0; i < THREADS; i++) {
 			struct worker *w = &workers[i];
 			if (atomic_load(&w->done) && !atomic_load(&stop)) { /* ended: a new thread takes its table */
@@ -328,7 +512,8 @@ int main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	for (unsigned i = 0; i < THREADS; i++)
 		pthread_join(workers[i].th, NULL);
-	/* everything left: the tables, then the queues */
+	/* everything left: the orphans, the tables, then the queues */
+	free_orphans();
 	for (unsigned i = 0; i < THREADS; i++) {
 		for (int s = 0; s < SLOTS; s++)
 			if (workers[i].table[s].p) {
@@ -343,6 +528,8 @@ int main(int argc, char **argv)
 	}
 	if (os_heap_check() != 0)
 		error("os_heap_check() failed at the end");
+	if (atomic_load(&ops[OP_FORK]) == 0 || atomic_load(&ops[OP_IDLE]) == 0)
+		printf("soak: note: %.0f s ran no fork or no idle phase (each comes every 5-7 s)\n", seconds);
 	double secs = now() - t0;
 	printf("soak: %ld operations in %.0f s (%.0f/s), %ld threads started;", total_ops(), secs, total_ops() / secs,
 	       atomic_load(&threads_started));
