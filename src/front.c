@@ -162,6 +162,12 @@ enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF, TL_TRACED };
 static __thread uint8_t tl_state __attribute__((tls_model("initial-exec")));
 static __thread bool tl_in_lock __attribute__((tls_model("initial-exec")));
 static __thread unsigned tl_fork_skips __attribute__((tls_model("initial-exec")));
+/* Set by fork's prepare handler once it holds the front lock, cleared by its parent and child handlers (as
+ * lock.c's `forking` for the core's lock): pthread_atfork handlers registered before osmem's run in between on
+ * this thread, and may allocate. Their requests take no front lock: this thread holds it. Until session 50 they
+ * waited for it, forever, wherever a request needed the lock (a thread's first request, a new page: a child
+ * handler's 4,000 mallocs of 1 KiB; protect_fork/handlers). */
+static __thread bool tl_forking __attribute__((tls_model("initial-exec")));
 /* Traced mode: the thread's heap (osm_front_tl_heap stays at the empty heap), whether it holds both locks for a traced
  * request (the nested front_lock and core_lock of the helpers are then no-ops), and the request a memalign or a
  * realloc entry point announced to the slow path that serves it. */
@@ -289,7 +295,7 @@ static inline void set_heap(struct front_page *pg, struct front_heap *h)
 
 static void front_lock(void)
 {
-	if (tl_hold)
+	if (tl_hold || tl_forking)
 		return;
 	tl_in_lock = true;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -298,7 +304,7 @@ static void front_lock(void)
 
 static void front_unlock(void)
 {
-	if (tl_hold)
+	if (tl_hold || tl_forking)
 		return;
 	osm_os_lock_give(&front_mutex);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -346,18 +352,22 @@ void osm_front_core_unlock(void) { core_unlock(); }
 
 void osm_front_fork_prepare(void)
 {
-	if (tl_in_lock)
+	if (tl_in_lock) {
 		tl_fork_skips++;
-	else
+	} else {
 		front_lock();
+		tl_forking = true;
+	}
 }
 
 void osm_front_fork_parent(void)
 {
-	if (tl_fork_skips)
+	if (tl_fork_skips) {
 		tl_fork_skips--;
-	else
+	} else {
+		tl_forking = false;
 		front_unlock();
+	}
 }
 
 /* A heap leaves the live ones (its thread exited, or does not exist in a fork's child): its counters join the dead
@@ -393,6 +403,7 @@ void osm_front_fork_child(void)
 {
 	front_mutex = 0;
 	tl_in_lock = false;
+	tl_forking = false;
 	tl_fork_skips = 0;
 	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	for (struct front_heap *h = live_heaps, *next; h; h = next) {
@@ -732,10 +743,10 @@ bool osm_front_range_release(void)
 	for (size_t i = first; i < used; i++)
 		if (!osm_front_segmap_test((lo >> FRONT_SEG_SHIFT) + i, __ATOMIC_RELAXED))
 			osm_os_unmap((char *)lo + i * FRONT_SEG_SIZE, FRONT_SEG_SIZE);
-	core_unlock();
-	if (TRACING)
+	if (TRACING) /* under the heap lock, as every trace line (until session 50 after it: a race on the buffer) */
 		osm_trace_event("  range_give_back %p %z", (void *)(lo + (first << FRONT_SEG_SHIFT)),
 				(used - first) << FRONT_SEG_SHIFT);
+	core_unlock();
 	front_unlock();
 	return true;
 }
@@ -1269,15 +1280,23 @@ static struct front_heap *heap_init_errno(void)
 		tl_map_backoff = RETRY_AFTER;
 		return NULL;
 	}
-	pthread_setspecific(exit_key, h); /* a key below 32: no allocation in glibc */
-	if (front_tracing()) { /* the fast paths keep failing: every call takes a traced slow path */
+	/* The state first: for a key of 32 or more (a program made 32 keys before osmem's first small request) glibc's
+	 * pthread_setspecific allocates a second-level array of keys, 512 bytes, which this heap then serves. Set after,
+	 * as until session 50, that calloc made a heap of its own, whose pthread_setspecific made another, to the end
+	 * of the stack (front/keys/heap_made_with_key_past_32). */
+	bool traced = front_tracing();
+	if (traced) { /* the fast paths keep failing: every call takes a traced slow path */
 		tl_heap = h;
 		tl_state = TL_TRACED;
+	} else {
+		osm_front_tl_heap = h;
+		tl_state = TL_ACTIVE;
+	}
+	if (pthread_setspecific(exit_key, h) != 0) { /* no memory for that array: no exit would run for h */
+		heap_exit(h);
 		return NULL;
 	}
-	osm_front_tl_heap = h;
-	tl_state = TL_ACTIVE;
-	return h;
+	return traced ? NULL : h;
 }
 
 static void heap_exit_page(struct front_heap *h, struct front_page *pg)
