@@ -216,6 +216,7 @@ static size_t n_segments, n_free_segments;
 static struct front_list pool;                       /* pages of all segments given back: free, resident */
 static struct front_list pool_cold;                  /* pool pages whose memory went back to the kernel */
 static uint64_t pool_decay_last;                     /* the last pass of pool_decay (atomic reads) */
+static uint64_t reap_last;                           /* the last heaps_reap of osm_front_idle_tick (atomic) */
 static size_t pool_discarded;                        /* bytes pool_decay gave back (os_stats: idle_released) */
 static struct front_seg *fresh_seg;                  /* the segment with pages never handed out, if any */
 static struct front_list abandoned[FRONT_CLASSES];
@@ -406,6 +407,8 @@ void osm_front_fork_child(void)
 	tl_forking = false;
 	tl_fork_skips = 0;
 	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
+	if (mine != &osm_front_empty_heap && mine)
+		mine->tid = osm_os_thread_id(); /* the child's thread: heaps_reap must find it alive */
 	for (struct front_heap *h = live_heaps, *next; h; h = next) {
 		next = h->next;
 		if (h == mine)
@@ -916,6 +919,7 @@ static size_t pool_chill(bool all, uint64_t now)
  * pages before its cold ones. From pool_put, from the requests that reach the core and from one in FRONT_TICK of
  * the frees the caches take (osm_front_idle_tick), at most a pass a second. Front lock held. */
 static void decay_abandoned(void);
+static void heaps_reap(size_t max);
 static void heap_trim_late(struct front_heap *h);
 static bool heap_trim_own(struct front_heap *h);
 static void pool_decay(uint64_t now)
@@ -1000,6 +1004,11 @@ void osm_front_idle_tick(void)
 	if (global_state != G_ON || tl_in_lock) /* tl_in_lock: as osm_front_release_spare */
 		return;
 	uint64_t now = osm_os_coarse_ns();
+	if (__atomic_load_n(&n_live, __ATOMIC_RELAXED) > 1 && /* one heap: this thread's, or a gone one it can wait */
+	    (int64_t)(now - __atomic_load_n(&reap_last, __ATOMIC_RELAXED)) >= (int64_t)POOL_DECAY_NS) {
+		__atomic_store_n(&reap_last, now, __ATOMIC_RELAXED); /* two threads may both look: harmless */
+		heaps_reap(16);
+	}
 	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS)
 		return;
 	bool traced = front_enter();
@@ -1280,6 +1289,7 @@ static struct front_heap *heap_init_errno(void)
 		tl_map_backoff = RETRY_AFTER;
 		return NULL;
 	}
+	h->tid = osm_os_thread_id(); /* for heaps_reap: one system call per thread */
 	/* The state first: for a key of 32 or more (a program made 32 keys before osmem's first small request) glibc's
 	 * pthread_setspecific allocates a second-level array of keys, 512 bytes, which this heap then serves. Set after,
 	 * as until session 50, that calloc made a heap of its own, whose pthread_setspecific made another, to the end
@@ -1317,22 +1327,11 @@ static void heap_exit_page(struct front_heap *h, struct front_page *pg)
 
 /* The thread is exiting (pthread key destructor): every page goes back or is abandoned, the counters join the
  * dead threads', and the heap struct is kept for the next thread. Later calls of this thread use the core. */
-static void heap_exit(void *arg)
+/* h's pages go back (empty ones to the pool) or are abandoned, its medium blocks go to the core, its counters join
+ * the dead threads', and the struct is kept for the next thread. Its thread is this one, exiting, or gone
+ * (heaps_reap). Called with the front lock held (traced: the trace's locks), which it lets go. */
+static void heap_give_back(struct front_heap *h, bool traced)
 {
-	struct front_heap *h = arg;
-	bool traced = tl_state == TL_TRACED;
-	remote_flush(h);
-	tc_flush_all(h);
-	osm_front_tl_heap = &osm_front_empty_heap;
-	tl_state = TL_DONE;
-	if (traced) {
-		tl_heap = NULL;
-		trace_begin();
-		if (TRACING)
-			osm_trace_event("thread_exit t=%t");
-	} else {
-		front_lock();
-	}
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		struct front_page *pg;
 		if (h->cur[c] != &empty_page)
@@ -1354,6 +1353,74 @@ static void heap_exit(void *arg)
 	else
 		front_unlock();
 }
+
+static void heap_exit(void *arg)
+{
+	struct front_heap *h = arg;
+	bool traced = tl_state == TL_TRACED;
+	/* The thread leaves its heap first, then empties its caches: a signal handler's free that interrupts the
+	 * flush then goes to the page's remote list, which heap_give_back collects, not onto a cache being emptied
+	 * (where it was lost, and raced with the flush's writes; found by reading, session 50). */
+	osm_front_tl_heap = &osm_front_empty_heap;
+	tl_state = TL_DONE;
+	remote_flush(h);
+	tc_flush_all(h);
+	if (traced) {
+		tl_heap = NULL;
+		trace_begin();
+		if (TRACING)
+			osm_trace_event("thread_exit t=%t");
+	} else {
+		front_lock();
+	}
+	heap_give_back(h, traced); /* and the locks */
+}
+
+/* Heaps whose thread ended without heap_exit: glibc runs the key destructors in at most 4 rounds, and a thread
+ * whose first small request came in the last round, from another key's destructor run after osmem's, registered
+ * its heap too late for any. Such a heap stayed live for good: its pages and cached slots lost, counted in
+ * front_threads (20 such threads: 21 heaps for 1 thread) and in every new thread's share of the medium budget,
+ * and slow start switched on past 16 (front/keys/heap_made_in_last_destructor_round_given_back). Looks at up to
+ * `max` heaps, from where the last look stopped, and gives back each whose thread is gone (tgkill, signal 0).
+ * From malloc_trim (every heap) and osm_front_idle_tick (16 heaps a second at most). Cost: a system call per
+ * heap looked at. Neither lock held. */
+static void heaps_reap(size_t max)
+{
+	static size_t next_look; /* the place in live_heaps of the next heap to look at (front lock) */
+	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
+	for (size_t looked = 0; looked < max;) {
+		bool traced = front_enter();
+		if (global_state != G_ON || n_live == 0) {
+			front_leave(traced);
+			return;
+		}
+		if (max == SIZE_MAX && looked == 0) /* every heap: from the first */
+			next_look = 0;
+		struct front_heap *gone = NULL, *h = live_heaps;
+		size_t at = next_look < n_live ? next_look : 0;
+		for (size_t i = 0; h && i < at; i++)
+			h = h->next;
+		for (; h && looked < max && !gone; h = h->next, at++, looked++)
+			if (h != mine && !h->reaping && h->tid && osm_os_thread_gone(h->tid))
+				gone = h;
+		next_look = h ? at : 0;
+		if (!gone) {
+			front_leave(traced);
+			if (!h) /* the list's end: a pass of malloc_trim's is over */
+				return;
+			continue;
+		}
+		gone->reaping = true; /* no other reaper takes it while the lock is let go */
+		front_leave(traced);
+		remote_flush(gone); /* as its thread's exit would have: outside the lock, which tc_release may take */
+		tc_flush_all(gone);
+		traced = front_enter();
+		if (TRACING)
+			osm_trace_event("  thread_gone %p", (void *)gone);
+		heap_give_back(gone, traced);
+	}
+}
+
 
 // ------------------------------------------------------------------
 // malloc's slow path
@@ -2020,6 +2087,8 @@ static void heap_trim_late(struct front_heap *h)
  * (trim_epoch, heap_trim_late). */
 bool osm_front_trim(void)
 {
+	if (global_state == G_ON)
+		heaps_reap(SIZE_MAX); /* before the pages are counted: a gone thread's become abandoned or free */
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	bool released = false, traced = front_tracing();
 	if (h != &osm_front_empty_heap)

@@ -128,6 +128,7 @@ HIDDEN void *osm_os_map_buffer(size_t len);
 HIDDEN void osm_os_unmap_buffer(void *addr, size_t len);
 /* The calling thread's kernel id (gettid): never 0, below 2^22. */
 HIDDEN int osm_os_thread_id(void);
+HIDDEN bool osm_os_thread_gone(int tid);
 /* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
@@ -737,6 +738,10 @@ struct front_heap {
 	struct { struct front_page *page; void **head, **tail; size_t count; } rb[FRONT_CLASSES];
 	bool rb_any;
 	uint32_t trim_seen; /* the malloc_trim calls this heap has answered (front.c, heap_trim_late) */
+	/* the owner's kernel thread id, and whether a reaper is giving the heap back because that thread is gone
+	 * without its exit having run (front.c, heaps_reap) */
+	int tid;
+	bool reaping;
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
 	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];

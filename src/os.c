@@ -623,6 +623,16 @@ int osm_os_thread_id(void)
 	return (int)syscall(SYS_gettid);
 }
 
+/* Whether the thread tid of this process has ended: tgkill with signal 0 checks without sending. Only ESRCH says
+ * so; any other failure (a filter that forbids the call) counts as alive. A reused id reads as alive too. */
+bool osm_os_thread_gone(int tid)
+{
+	int saved = errno;
+	bool gone = syscall(SYS_tgkill, (int)getpid(), tid, 0) != 0 && errno == ESRCH;
+	errno = saved;
+	return gone;
+}
+
 void osm_os_futex_wait(int *word, int expected)
 {
 	int saved = errno; /* EAGAIN (the word changed) and EINTR are both "look again" */
