@@ -111,6 +111,9 @@ static void *try_alloc(size_t n, size_t a)
 		if (p)
 			return p;
 	}
+	/* a core that fails on one way and succeeds on the next (the break refused, then a mapping) leaves ENOMEM
+	 * behind: a new that succeeds keeps the caller's errno, as malloc does (cxx/new_keeps_errno_after_fallback) */
+	int saved = errno;
 	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("operator new"); /* the name the core's reports give */
@@ -131,13 +134,17 @@ static void *try_alloc(size_t n, size_t a)
 	osm_unlock();
 	/* out of memory: the medium caches and the released segments go back, then once more */
 	if (!b && osm_front_reclaim()) {
+		errno = saved;
 		void *r = try_alloc(n, a);
 		osm_front_reclaim_end();
 		return r;
 	}
-	if (!b)
+	if (!b) {
 		errno = ENOMEM;
-	return b ? payload(b) : NULL;
+		return NULL;
+	}
+	errno = saved;
+	return payload(b);
 }
 
 /* The standard's nothrow new is "the throwing new, and NULL if it throws": only C++ can catch, so the runtime's

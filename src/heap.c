@@ -1719,9 +1719,12 @@ static struct block_meta *move_block(struct block_meta *b, struct block_meta *nb
 	return nb;
 }
 
-void osm_realloc_finish(struct block_meta *old)
+/* grew: the move's own, which osm_realloc_deferred returned; osm_heap.move_grew is by now another thread's, whose
+ * realloc ran while this one copied (a threaded program's shrinking realloc made a growth's old block teach the
+ * mmap threshold: growth/move_learns_from_its_own_realloc, found by a review in session 50). */
+void osm_realloc_finish(struct block_meta *old, bool grew)
 {
-	free_block(old, !osm_heap.move_grew);
+	free_block(old, !grew);
 	osm_heap.count.moved_reallocs++;
 }
 
@@ -1754,6 +1757,8 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 		mapped_link(b);
 		return NULL;
 	}
+	if (nb != b) /* the old address is gone: free(old) is a double free, not an invalid pointer (session 50) */
+		osm_mapset_moved(b);
 	nb->size = s;
 	mapped_link(nb);
 	osm_heap.count.inplace_reallocs++;
@@ -1845,13 +1850,15 @@ static bool resize_in_place(struct block_meta *b, size_t s, bool *enomem)
 	return false;
 }
 
-struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, struct block_meta **old, size_t *len)
+struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, struct block_meta **old, size_t *len,
+				       bool *grew)
 {
 	osm_heap.defer_move = true;
 	osm_heap.move_old = NULL;
 	struct block_meta *nb = osm_realloc(b, n);
 	*old = osm_heap.move_old;
 	*len = osm_heap.move_len;
+	*grew = osm_heap.move_grew;
 	osm_heap.defer_move = false;
 	osm_heap.move_old = NULL;
 	return nb;

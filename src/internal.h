@@ -458,10 +458,11 @@ HIDDEN struct block_meta *osm_heap_carve(size_t a, size_t s);
 HIDDEN void osm_heap_uncarve(struct block_meta *b);
 HIDDEN struct block_meta *osm_realloc(struct block_meta *b, size_t n);
 /* osm_realloc, except that a move returns the new block with the old one still allocated, named in *old (*len
- * bytes to copy; *old NULL when nothing moved): the caller copies without the lock, then frees the old block with
- * osm_realloc_finish under the lock. */
-HIDDEN struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, struct block_meta **old, size_t *len);
-HIDDEN void osm_realloc_finish(struct block_meta *old);
+ * bytes to copy, *grew whether it grew; *old NULL when nothing moved): the caller copies without the lock, then
+ * frees the old block with osm_realloc_finish(old, grew) under the lock. */
+HIDDEN struct block_meta *osm_realloc_deferred(struct block_meta *b, size_t n, struct block_meta **old, size_t *len,
+					       bool *grew);
+HIDDEN void osm_realloc_finish(struct block_meta *old, bool grew);
 /* Under the lock, for the layers above: the API call being served (the name the core's reports give), and the
  * bytes a request asked for (os_stats' bytes_requested). */
 HIDDEN void osm_set_op(const char *op);
@@ -519,6 +520,7 @@ HIDDEN int heap_preallocation(void) OSM_SYM(heap_preallocation);
 enum mapset_answer { MAPSET_UNKNOWN, MAPSET_LIVE, MAPSET_GONE /* unmapped recently: a double free */ };
 HIDDEN void osm_mapset_add(const struct block_meta *b);
 HIDDEN void osm_mapset_del(const struct block_meta *b, bool unmapped);
+HIDDEN void osm_mapset_moved(const struct block_meta *b);
 HIDDEN enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size);
 
 /* index.c: the free-block index (exact best fit, lowest address among equal sizes), over slots */

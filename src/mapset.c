@@ -115,6 +115,12 @@ void osm_mapset_del(const struct block_meta *b, bool unmapped)
 	ms.t[i].key = 0;
 }
 
+/* b's address was let go by a mapping that moved (mremap): a free of it is a double free, as after an unmap. */
+void osm_mapset_moved(const struct block_meta *b)
+{
+	ms.gone[ms.gone_next++ & 63] = (uintptr_t)b;
+}
+
 enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size)
 {
 	size_t i;

@@ -519,7 +519,8 @@ __attribute__((noinline)) static void *realloc_slow(void *p, size_t n)
 	 * copies under the lock, so its lines stay together. */
 	struct block_meta *old = NULL;
 	size_t len = 0;
-	struct block_meta *nb = TRACING ? osm_realloc(b, n) : osm_realloc_deferred(b, n, &old, &len);
+	bool grew = false;
+	struct block_meta *nb = TRACING ? osm_realloc(b, n) : osm_realloc_deferred(b, n, &old, &len, &grew);
 	if (TRACING)
 		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
@@ -529,7 +530,7 @@ __attribute__((noinline)) static void *realloc_slow(void *p, size_t n)
 		move_copy(payload(nb), payload(old), len);
 		osm_lock();
 		osm_set_op("realloc");
-		osm_realloc_finish(old);
+		osm_realloc_finish(old, grew);
 		osm_unlock();
 	}
 	errno = saved;

@@ -8,11 +8,22 @@
  *                              free(), since it called free).
  *   fatal_flushes_trace        with OSMEM_TRACE set, the events before that report are in the trace file (they
  *                              were in a buffer that abort() dropped).
+ *   moved_mapping_double_free  free(p) after realloc moved p's mapping (mremap) aborts with `osmem: free():
+ *                              double free 0x<p>` (it said invalid pointer: the old address was not noted as
+ *                              gone; session 50).
+ *   threshold_learns_from_its_own_move
+ *                              a 20 MiB mapped block grows to 40 MiB and moves; its copy runs without the lock
+ *                              while another thread's reallocs move 36 MiB blocks down to 64 KiB. The old 20 MiB
+ *                              block must not teach the mmap threshold (a growth's old block never does), and a
+ *                              malloc(24 MiB) after is mapped. The core kept "did the move grow" in one shared
+ *                              field, which the other thread's shrink overwrote during the copy: the threshold
+ *                              rose and the 24 MiB came from the break (session 50).
  * Each case runs in a child process. Prints `PASS protect_realloc/<case>` or `FAIL protect_realloc/<case>: why`. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -187,10 +198,118 @@ static void test_trace_flushed(char *self)
 		report("fatal_flushes_trace", NULL);
 }
 
+static void free_moved_mapping(void *arg)
+{
+	(void)arg;
+	for (int tries = 0; tries < 8; tries++) {
+		char *p = v_malloc(1 << 20);
+		memset(p, 1, 1 << 20);
+		char *q = v_realloc(p, (size_t)64 << 20); /* mremap: moves unless the space above p is free */
+		if (q && q != p) {
+			fprintf(stderr, "moved %p\n", (void *)p);
+			v_free(p);
+			_exit(0);
+		}
+	}
+	_exit(3); /* never moved: test setup */
+}
+
+static void test_moved_mapping(void)
+{
+	char out[512], want[128], why[700];
+	int st = run_capture(free_moved_mapping, NULL, out, sizeof out);
+	unsigned long p = 0;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+		snprintf(why, sizeof why, "test setup: realloc of a 1 MiB mapping to 64 MiB never moved it in 8 tries");
+	} else if (sscanf(out, "moved 0x%lx", &p) != 1) {
+		snprintf(why, sizeof why, "the child (status 0x%x) wrote %s", st, out);
+	} else {
+		snprintf(want, sizeof want, "moved 0x%lx\nosmem: free(): double free 0x%lx\n", p, p);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+			snprintf(why, sizeof why, "the child did not abort (status 0x%x); it wrote %s", st, out);
+		else if (strcmp(out, want) != 0)
+			snprintf(why, sizeof why, "it wrote \"%s\", not \"%s\"", out, want);
+		else
+			why[0] = 0;
+	}
+	report("moved_mapping_double_free", why[0] ? why : NULL);
+}
+
+#define MIB ((size_t)1 << 20)
+static _Atomic int shrink_stop;
+static _Atomic long shrinks;
+
+static void *shrinker(void *arg)
+{
+	(void)arg;
+	while (!shrink_stop) {
+		char *b = v_malloc(36 * MIB); /* above the threshold's cap: mapped, and teaches nothing */
+		if (!b)
+			continue;
+		b[0] = 1;
+		b = v_realloc(b, 65536 + 100); /* mapped -> heap: a move that shrinks */
+		v_free(b);
+		shrinks++;
+	}
+	return NULL;
+}
+
+/* In a child of a process that has made no large request: the threshold is its first. Exit 0: mapped; 1: from the
+ * break; 2: the two threads' moves never overlapped (test setup). */
+static int grew_race_child(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, shrinker, NULL) != 0)
+		return 2;
+	while (shrinks < 3)
+		usleep(100);
+	int overlapped = 0;
+	for (int tries = 0; tries < 20 && overlapped < 3; tries++) {
+		char *p = v_malloc(20 * MIB);
+		memset(p, 7, 20 * MIB);
+		char *q = v_malloc(64 * MIB); /* freed: a kept mapping the growth moves into, its copy without the lock */
+		q[0] = 1;
+		v_free(q);
+		long s0 = shrinks;
+		p = v_realloc(p, 40 * MIB);
+		overlapped += shrinks > s0;
+		v_free(p);
+	}
+	shrink_stop = 1;
+	pthread_join(t, NULL);
+	char *brk0 = sbrk(0);
+	char *p2 = v_malloc(24 * MIB);
+	char *brk1 = sbrk(0);
+	v_free(p2);
+	return brk1 != brk0 ? 1 : overlapped ? 0 : 2;
+}
+
+static void test_grew_race(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(grew_race_child());
+	int st;
+	waitpid(pid, &st, 0);
+	const char *name = "threshold_learns_from_its_own_move";
+	if (!WIFEXITED(st))
+		report(name, "the child crashed");
+	else if (WEXITSTATUS(st) == 1)
+		report(name, "malloc(24 MiB) came from the break: a 20 MiB block's growth taught the mmap threshold "
+			     "(another thread's shrinking realloc ran during its copy)");
+	else if (WEXITSTATUS(st) == 2)
+		report(name, "test setup: the other thread made no realloc during any of 20 copies of 20 MiB");
+	else
+		report(name, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "traced-fatal") == 0)
 		return traced_fatal();
+	test_grew_race(); /* first: no large request made yet, so the threshold is the first one */
+	test_moved_mapping();
 	test_errno();
 	test_realloc_zero();
 	test_trace_flushed(argv[0]);

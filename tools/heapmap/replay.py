@@ -37,9 +37,9 @@ FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "aban
                 "collect", "page_discard", "page_release", "page_refill"}
 # Lines that change a policy or start a wait, and move no block: a threshold raised, the decay's delay doubled,
 # a free top waiting for its trim, the front's range shrunk after ENOMEM (its segments were already unmapped),
-# calloc's fresh pages sampled, measured or populated.
+# calloc's fresh pages sampled, measured or populated; a gone thread's heap found (its pages' own lines follow).
 POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back", "slack",
-                 "top_last", "zero_sample", "zero_density", "populate"}
+                 "top_last", "zero_sample", "zero_density", "populate", "thread_gone"}
 
 
 class TraceError(Exception):
