@@ -1985,6 +1985,11 @@ void osm_heap_links_check(void)
 {
 	for (const struct block_meta *b = osm_heap.head; b; b = osm_walk_next(b))
 		;
+	/* the mappings' list too: a link an underwrite forged sent the dump into unmapped memory, or round a loop
+	 * under the lock for good (death/dump_forged_mapped_link, dump_mapped_link_to_itself; session 50) */
+	for (const struct block_meta *b = osm_heap.mapped; b; b = b->next)
+		if (!mapped_links_ok(b))
+			osm_fatal_block(b, "corrupted header");
 }
 
 /* b's neighbours point back at it and its size stays inside the room they leave: what the core relies on

@@ -46,7 +46,7 @@ static size_t decimal(const char **s)
 {
 	size_t v = 0;
 	for (; **s >= '0' && **s <= '9'; (*s)++)
-		v = v > SIZE_MAX / 10 ? SIZE_MAX : v * 10 + (size_t)(**s - '0');
+		v = v > (SIZE_MAX - (size_t)(**s - '0')) / 10 ? SIZE_MAX : v * 10 + (size_t)(**s - '0');
 	return v;
 }
 

@@ -54,6 +54,24 @@ static _Alignas(64) unsigned char static_array[4096];
 static _Alignas(64) unsigned char forged[256];
 
 static void do_double_free(struct ctx *c) { v_free(c->p); v_free(c->p); }
+/* an underwrite of a mapped block's last header byte (its `next` link), then a dump: the dump follows the links */
+static void dump_to_null(void)
+{
+	FILE *f = fopen("/dev/null", "w");
+	os_heap_dump(f ? fileno(f) : 2, OS_DUMP_TEXT);
+}
+/* past the mmap threshold's cap (32 MiB): mapped whatever the earlier cases taught it (1 MiB is not, by then) */
+static void setup_mapped_40MiB(struct ctx *c)
+{
+	c->p = v_malloc(40 * MiB);
+	memset(c->p, 0x45, 4096);
+}
+static void do_dump_forged_link(struct ctx *c) { ((unsigned char *)c->p)[-1] = 0x55; dump_to_null(); }
+static void do_dump_self_link(struct ctx *c)
+{
+	((struct block_meta **)c->p)[-1] = (struct block_meta *)((char *)c->p - sizeof(struct block_meta));
+	dump_to_null();
+}
 static void do_free(struct ctx *c) { v_free(c->p); }
 static void do_free_then_realloc(struct ctx *c) { v_free(c->p); (void)v_realloc(c->p, 200); }
 static void do_realloc(struct ctx *c) { (void)v_realloc(c->p, 200); }
@@ -268,6 +286,10 @@ static const struct death_case cases[] = {
 	  true },
 	{ "os_free_double_free", setup_small, do_os_double_free, cleanup_small, "os_free", "double free", NULL,
 	  false },
+	{ "dump_forged_mapped_link", setup_mapped_40MiB, do_dump_forged_link, cleanup_mapped, "os_heap_dump",
+	  "corrupted header", NULL, false },
+	{ "dump_mapped_link_to_itself", setup_mapped_40MiB, do_dump_self_link, cleanup_mapped, "os_heap_dump",
+	  "corrupted header", NULL, false },
 };
 
 // ------------------------------------------------------------------
