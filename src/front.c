@@ -1257,6 +1257,13 @@ struct front_heap *osm_front_heap_init(void)
 	return osm_front_tl_heap != &osm_front_empty_heap ? osm_front_tl_heap : heap_init();
 }
 
+/* Whether the calling thread holds or waits for the front lock (a signal handler's exit() that interrupted it
+ * there must not take it: osmem.c, stats_at_exit). */
+bool osm_front_lock_busy(void)
+{
+	return tl_in_lock || tl_hold;
+}
+
 /* Whether the calling thread has a heap of its own (not traced, not exiting). */
 bool osm_front_thread_active(void)
 {

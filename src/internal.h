@@ -1303,6 +1303,7 @@ HIDDEN void osm_front_unlock(void);
 HIDDEN void osm_front_core_lock(void);     /* the core's lock, taken from the front (front lock held or not) */
 HIDDEN void osm_front_core_unlock(void);
 HIDDEN struct front_heap *osm_front_heap_init(void); /* this thread's heap, made if need be; NULL: it has none */
+HIDDEN bool osm_front_lock_busy(void);
 HIDDEN bool osm_front_thread_active(void); /* this thread has a heap of its own (not traced, not exiting) */
 HIDDEN size_t osm_front_threads(void);     /* the threads that have a heap now; front lock held */
 HIDDEN bool osm_front_range_release(void); /* ENOMEM: released segments of the range unmapped; whether any were */

@@ -190,6 +190,16 @@ static void stats_at_exit(void)
 {
 	if (!osm_stats_wanted())
 		return;
+	/* exit() from a signal handler that interrupted this thread holding a lock the figures need: no figures (it
+	 * waited for itself until session 50: protect_exit_signal/stats_at_exit_lock_held) */
+	bool busy = osm_lock_held_by_self();
+#ifdef OSMEM_DROPIN
+	busy |= osm_front_lock_busy();
+#endif
+	if (busy) {
+		osm_os_write_err("osmem: no statistics: the process exited from a signal handler inside the allocator\n");
+		return;
+	}
 	struct os_stats st;
 	struct osm_stats_extra x;
 	stats_gather(&st, &x);

@@ -450,6 +450,9 @@ void osm_strict_flush(const char *api)
 static void strict_at_exit(void *arg)
 {
 	(void)arg;
+	if (osm_lock_held_by_self()) /* exit() from a signal handler inside the allocator: the blocks may be half
+				      * changed, and the lock is this thread's (it waited for itself until session 50) */
+		return;
 	osm_lock();
 	osm_set_op("exit");
 	for (size_t k = 0; k < q_count; k++)

@@ -35,6 +35,51 @@ static char static_data[2][STATIC_CAP] LARGE_BSS;
 static struct chunk static_chunk[2];
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER, io_lock = PTHREAD_MUTEX_INITIALIZER;
+/* This thread holds (or waits for) q_lock / io_lock: exit() or a fatal report from a signal handler that
+ * interrupted it there must not wait for them (it hung in exit until session 50;
+ * protect_exit_signal/trace_write_interrupted). Set before the lock is taken, cleared after it is let go. */
+static __thread bool tl_q __attribute__((tls_model("initial-exec")));
+static __thread bool tl_io __attribute__((tls_model("initial-exec")));
+
+static void q_take(void)
+{
+	tl_q = true;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&q_lock);
+}
+
+static void q_give(void)
+{
+	pthread_mutex_unlock(&q_lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tl_q = false;
+}
+
+static void io_take(void)
+{
+	tl_io = true;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&io_lock);
+}
+
+static bool io_try(void)
+{
+	if (tl_io) /* this thread holds it: a signal handler's request inside its write */
+		return false;
+	tl_io = true;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (pthread_mutex_trylock(&io_lock) == 0)
+		return true;
+	tl_io = false;
+	return false;
+}
+
+static void io_give(void)
+{
+	pthread_mutex_unlock(&io_lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	tl_io = false;
+}
 
 static struct {
 	struct chunk *cur;                  /* being filled: under the heap lock */
@@ -69,10 +114,10 @@ static struct chunk *map_chunk(void)
 	c->cap = MAPPED_SIZE - sizeof *c;
 	c->mapped = true;
 	c->len = 0;
-	pthread_mutex_lock(&q_lock);
+	q_take();
 	c->all = tr.mapped;
 	tr.mapped = c;
-	pthread_mutex_unlock(&q_lock);
+	q_give();
 	return c;
 }
 
@@ -83,7 +128,7 @@ static void drain(void);
 static void seal(void)
 {
 	struct chunk *c = tr.cur, *n;
-	pthread_mutex_lock(&q_lock);
+	q_take();
 	if (c->len) {
 		c->next = NULL;
 		if (tr.tail)
@@ -102,18 +147,18 @@ static void seal(void)
 		tr.spare = n->next;
 		tr.spares--;
 	}
-	pthread_mutex_unlock(&q_lock);
+	q_give();
 	if (!n)
 		n = map_chunk();
 	if (!n) {
-		pthread_mutex_lock(&io_lock);
+		io_take();
 		drain();
-		pthread_mutex_unlock(&io_lock);
-		pthread_mutex_lock(&q_lock);
+		io_give();
+		q_take();
 		n = tr.spare; /* the drain gave every written chunk back, and at least c was queued */
 		tr.spare = n->next;
 		tr.spares--;
-		pthread_mutex_unlock(&q_lock);
+		q_give();
 	}
 	n->len = 0;
 	tr.cur = n;
@@ -133,20 +178,20 @@ static void drain(void)
 		osm_os_open_trace(&tr.file, tr.path, how); /* on failure fd is -1: chunks are dropped */
 	}
 	for (;;) {
-		pthread_mutex_lock(&q_lock);
+		q_take();
 		struct chunk *c = tr.head;
 		if (!c) {
 			__atomic_store_n(&io_pending, 0, __ATOMIC_RELAXED);
-			pthread_mutex_unlock(&q_lock);
+			q_give();
 			return;
 		}
 		tr.head = c->next;
 		if (!tr.head)
 			tr.tail = NULL;
-		pthread_mutex_unlock(&q_lock);
+		q_give();
 		if (tr.file.fd >= 0)
 			osm_os_file_write(&tr.file, c->data, c->len);
-		pthread_mutex_lock(&q_lock);
+		q_take();
 		bool unmap = c->mapped && tr.spares >= 2; /* the backlog is gone: keep two spares, no more */
 		if (unmap) {
 			struct chunk **p = &tr.mapped;
@@ -158,7 +203,7 @@ static void drain(void)
 			tr.spare = c;
 			tr.spares++;
 		}
-		pthread_mutex_unlock(&q_lock);
+		q_give();
 		if (unmap)
 			osm_os_unmap_buffer(c, MAPPED_SIZE);
 	}
@@ -170,34 +215,34 @@ void osm_trace_after_unlock(void)
 		return;
 	/* one writer at a time; the others go on (a chunk queued while the writer finishes waits for the next
 	 * unlock, at the latest for exit) */
-	if (pthread_mutex_trylock(&io_lock) != 0)
+	if (!io_try())
 		return;
 	drain();
-	pthread_mutex_unlock(&io_lock);
+	io_give();
 }
 
 void osm_trace_seal_at_exit(void)
 {
-	if (osm_trace_on)
+	if (osm_trace_on && !tl_q)
 		seal();
 }
 
 void osm_trace_drain_at_exit(void)
 {
-	if (!osm_trace_on)
+	if (!osm_trace_on || tl_io || tl_q) /* a handler's exit() that interrupted this thread's write: end */
 		return;
-	pthread_mutex_lock(&io_lock);
+	io_take();
 	drain();
-	pthread_mutex_unlock(&io_lock);
+	io_give();
 }
 
 _Noreturn void osm_fatal_pointer(const char *api, const char *what, const void *ptr)
 {
 	/* the events just before the report are the ones worth having: write them first (under the heap lock,
 	 * waiting for a writer that is busy: the process ends here) */
-	if (osm_trace_on) {
+	if (osm_trace_on && !tl_io && !tl_q) {
 		seal();
-		pthread_mutex_lock(&io_lock);
+		io_take();
 		drain();
 	}
 	osm_os_fatal_pointer(api, what, ptr);
@@ -330,6 +375,7 @@ void osm_trace_fork_child(void)
 		return;
 	pthread_mutex_init(&q_lock, NULL);
 	pthread_mutex_init(&io_lock, NULL);
+	tl_q = tl_io = false;
 	osm_os_file_close(&tr.file);
 	tr.opened = false;
 	tr.head = tr.tail = NULL;
