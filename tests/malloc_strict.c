@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,18 @@ static void large_block_underwrite(void)
 	v_free(p);
 }
 
+/* Sizes whose body filled the mapping up to its header: 1 MiB - 32 left no canary before the payload at all (p[-1] is
+ * the header's link, which nothing checked), 135120 left 16 bytes (session 50). */
+static void underwrite_large(size_t n, size_t back)
+{
+	char *p = addr(v_malloc(n));
+	p[-(ptrdiff_t)back] = 0;
+	v_free(p);
+}
+static void large_block_underwrite_no_pad(void) { underwrite_large(MiB - 32, 1); }
+static void large_block_underwrite_no_pad_64(void) { underwrite_large(MiB - 32, 64); }
+static void large_block_underwrite_pad_16(void) { underwrite_large(135120, 17); }
+
 /* Past the granule: the guard page, at once. */
 static void large_block_overflow_guard_page(void)
 {
@@ -234,6 +247,19 @@ static void double_free_large(void)
 {
 	char *p = addr(v_malloc(2 * MiB));
 	v_free(p);
+	v_free(p);
+}
+
+/* Aligned to a page: the header lies pages below the payload; the block leaves the quarantine (malloc_trim empties
+ * it) and is unmapped, then freed again (it said invalid pointer until session 50). */
+static void double_free_large_page_aligned(void)
+{
+	void *q = NULL;
+	if (posix_memalign(&q, 4096, MiB) != 0)
+		child_fail("posix_memalign failed");
+	char *p = addr(q);
+	v_free(p);
+	malloc_trim(0);
 	v_free(p);
 }
 
@@ -393,6 +419,9 @@ static const struct strict_case cases[] = {
 	{ "underwrite_8_bytes", underwrite_8_bytes, ABORT, "free", "corrupted header" },
 	{ "underwrite_1_byte", underwrite_1_byte, ABORT, "free", "corrupted header" },
 	{ "large_block_underwrite", large_block_underwrite, ABORT, "free", "buffer underflow" },
+	{ "large_block_underwrite_no_pad", large_block_underwrite_no_pad, ABORT, "free", "buffer underflow" },
+	{ "large_block_underwrite_no_pad_64", large_block_underwrite_no_pad_64, ABORT, "free", "buffer underflow" },
+	{ "large_block_underwrite_pad_16", large_block_underwrite_pad_16, ABORT, "free", "buffer underflow" },
 	{ "large_block_overflow_guard_page", large_block_overflow_guard_page, SEGV, NULL, NULL },
 	{ "large_block_overflow_canary", large_block_overflow_canary, ABORT, "free", "buffer overflow" },
 	{ "write_after_free", write_after_free, ABORT, "free", "write after free" },
@@ -405,6 +434,7 @@ static const struct strict_case cases[] = {
 	{ "double_free", double_free, ABORT, "free", "double free" },
 	{ "double_free_large", double_free_large, ABORT, "free", "double free" },
 	{ "double_free_huge", double_free_huge, ABORT, "free", "double free" },
+	{ "double_free_large_page_aligned", double_free_large_page_aligned, ABORT, "free", "double free" },
 	{ "invalid_free", invalid_free, ABORT, "free", "invalid pointer" },
 	{ "invalid_free_stack", invalid_free_stack, ABORT, "free", "invalid pointer" },
 	{ "realloc_after_free", realloc_after_free, ABORT, "realloc", "double free" },
