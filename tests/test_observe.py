@@ -183,6 +183,37 @@ def main():
                                                        "expected", "trace"))
         check("trace/known_classic_sequence", ok, "the trace differs (diff above)")
 
+        # 4. the same trace into a pipe (a FIFO that a reader drains), and into /dev/null: written as they are. Until
+        # session 50 the truncate a regular file gets failed there, and the trace went to a new file PATH.PID
+        # (/dev/null.PID, fifo.PID) or, for a user who may not create one, nowhere.
+        import threading
+        fifo = os.path.join(tmp, "trace.fifo")
+        os.mkfifo(fifo)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+        reader.start()
+        subprocess.run([prog, TRACE_SCRIPT], capture_output=True, env=dict(os.environ, OSMEM_TRACE=fifo),
+                       timeout=60)
+        reader.join(30)
+        if reader.is_alive():  # the program never opened the FIFO: unblock the reader
+            open(fifo, "w").close()
+            reader.join(5)
+        text = normalise_mapped(got[0]) if got else ""
+        strays = [f for f in os.listdir(tmp) if f.startswith("trace.fifo.")]
+        check("trace/into_a_fifo", text == TRACE_EXPECTED and not strays,
+              f"the reader got {len(text)} bytes ({'as expected' if text == TRACE_EXPECTED else 'not the trace'}), "
+              f"files beside the FIFO: {strays}")
+        before = set(f for f in os.listdir("/dev") if f.startswith("null."))
+        subprocess.run([prog, TRACE_SCRIPT], capture_output=True, env=dict(os.environ, OSMEM_TRACE="/dev/null"),
+                       timeout=60)
+        made = set(f for f in os.listdir("/dev") if f.startswith("null.")) - before
+        for f in made:
+            try:
+                os.unlink(os.path.join("/dev", f))
+            except OSError:
+                pass
+        check("trace/into_dev_null", not made, f"the trace made {sorted(made)} in /dev")
+
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
 
