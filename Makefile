@@ -83,7 +83,8 @@ $(BUILD)/libosmem-malloc.a: $(MALLOC_OBJ)
 
 # exit() from a signal handler inside the allocator: a static link of libosmem-malloc.a, so that the test can hold
 # the heap lock itself (osm_lock, hidden in the shared library).
-$(BUILD)/tests/malloc_protect_exit_signal: tests/malloc_protect_exit_signal.c $(BUILD)/libosmem-malloc.a | $(BUILD)/tests
+$(BUILD)/tests/malloc_protect_exit_signal: tests/malloc_protect_exit_signal.c $(BUILD)/libosmem-malloc.a \
+		| $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ $(BUILD)/libosmem-malloc.a -lpthread
 
 # Drop-in tests link libosmem-malloc.so: malloc itself is osmem's.

@@ -135,6 +135,18 @@ static int run_capture(void (*fn)(void *), void *arg, char *out, size_t cap)
 	return st;
 }
 
+/* The verdict on a child that must abort having written exactly `want`: NULL, or why not (in why). */
+static const char *aborted_with(int st, const char *out, const char *want, char *why, size_t cap)
+{
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
+		snprintf(why, cap, "the child did not abort (status 0x%x); it wrote %s", st, out);
+	else if (strcmp(out, want) != 0)
+		snprintf(why, cap, "it wrote \"%s\", not \"%s\"", out, want);
+	else
+		return NULL;
+	return why;
+}
+
 static void realloc_freed_zero(void *arg)
 {
 	v_free(arg);
@@ -147,13 +159,7 @@ static void test_realloc_zero(void)
 	char out[512], want[128], why[700];
 	int st = run_capture(realloc_freed_zero, p, out, sizeof out);
 	snprintf(want, sizeof want, "osmem: realloc(): double free 0x%lx\n", (unsigned long)p);
-	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
-		snprintf(why, sizeof why, "the child did not abort (status 0x%x); it wrote %s", st, out);
-	else if (strcmp(out, want) != 0)
-		snprintf(why, sizeof why, "it wrote \"%s\", not \"%s\"", out, want);
-	else
-		why[0] = 0;
-	report("realloc_zero_double_free", why[0] ? why : NULL);
+	report("realloc_zero_double_free", aborted_with(st, out, want, why, sizeof why));
 	v_free(p);
 }
 
@@ -219,20 +225,16 @@ static void test_moved_mapping(void)
 	char out[512], want[128], why[700];
 	int st = run_capture(free_moved_mapping, NULL, out, sizeof out);
 	unsigned long p = 0;
+	const char *bad = why;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
 		snprintf(why, sizeof why, "test setup: realloc of a 1 MiB mapping to 64 MiB never moved it in 8 tries");
 	} else if (sscanf(out, "moved 0x%lx", &p) != 1) {
 		snprintf(why, sizeof why, "the child (status 0x%x) wrote %s", st, out);
 	} else {
 		snprintf(want, sizeof want, "moved 0x%lx\nosmem: free(): double free 0x%lx\n", p, p);
-		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT)
-			snprintf(why, sizeof why, "the child did not abort (status 0x%x); it wrote %s", st, out);
-		else if (strcmp(out, want) != 0)
-			snprintf(why, sizeof why, "it wrote \"%s\", not \"%s\"", out, want);
-		else
-			why[0] = 0;
+		bad = aborted_with(st, out, want, why, sizeof why);
 	}
-	report("moved_mapping_double_free", why[0] ? why : NULL);
+	report("moved_mapping_double_free", bad);
 }
 
 #define MIB ((size_t)1 << 20)
