@@ -81,10 +81,10 @@ $(BUILD)/libosmem-malloc.so: $(MALLOC_OBJ) src/hot.ld
 $(BUILD)/libosmem-malloc.a: $(MALLOC_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-# exit() from a signal handler inside the allocator: a static link of libosmem-malloc.a, so that the test can hold
-# the heap lock itself (osm_lock, hidden in the shared library).
-$(BUILD)/tests/malloc_protect_exit_signal: tests/malloc_protect_exit_signal.c $(BUILD)/libosmem-malloc.a \
-		| $(BUILD)/tests
+# exit() or fork() from a signal handler inside the allocator: a static link of libosmem-malloc.a, so that the test
+# can hold osmem's locks itself (osm_lock, osm_front_lock: hidden in the shared library).
+$(BUILD)/tests/malloc_protect_exit_signal $(BUILD)/tests/malloc_protect_fork_waiter: $(BUILD)/tests/malloc_%: \
+		tests/malloc_%.c $(BUILD)/libosmem-malloc.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ $(BUILD)/libosmem-malloc.a -lpthread
 
 # Drop-in tests link libosmem-malloc.so: malloc itself is osmem's.

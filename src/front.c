@@ -294,13 +294,23 @@ static inline void set_heap(struct front_page *pg, struct front_heap *h)
 // The lock (signal-safe against a fork from a handler, like osmem.c's)
 // ------------------------------------------------------------------
 
+/* The word holds its owner's thread id, as the core's lock does: fork's prepare handler (from a signal handler too)
+ * must tell a thread that holds the lock, whose fork cannot wait for it, from one that only waits for it, whose fork
+ * must wait like any other. tl_in_lock, set before the wait, told neither: a fork from a handler that interrupted a
+ * wait skipped the lock and copied a front another thread was changing (until session 50;
+ * protect_fork_waiter/fork_waits_for_front_lock). */
 static void front_lock(void)
 {
 	if (tl_hold || tl_forking)
 		return;
 	tl_in_lock = true;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	osm_os_lock_take(&front_mutex, 1);
+	osm_os_lock_take(&front_mutex, osm_lock_self_id());
+}
+
+static bool front_held_by_self(void)
+{
+	return (__atomic_load_n(&front_mutex, __ATOMIC_RELAXED) & ~OSM_LOCK_WAITERS) == osm_lock_self_id();
 }
 
 static void front_unlock(void)
@@ -351,11 +361,16 @@ void osm_front_unlock(void) { front_unlock(); }
 void osm_front_core_lock(void) { core_lock(); }
 void osm_front_core_unlock(void) { core_unlock(); }
 
+/* A fork from a handler that interrupted this thread's wait for the lock: the wait's tl_in_lock, which the fork's
+ * own lock and unlock overwrite, is put back after them (the wait resumes when the handler returns). */
+static __thread bool tl_fork_in_lock __attribute__((tls_model("initial-exec")));
+
 void osm_front_fork_prepare(void)
 {
-	if (tl_in_lock) {
+	if (front_held_by_self()) {
 		tl_fork_skips++;
 	} else {
+		tl_fork_in_lock = tl_in_lock;
 		front_lock();
 		tl_forking = true;
 	}
@@ -368,6 +383,7 @@ void osm_front_fork_parent(void)
 	} else {
 		tl_forking = false;
 		front_unlock();
+		tl_in_lock = tl_fork_in_lock;
 	}
 }
 
@@ -403,7 +419,7 @@ static void heap_unlink(struct front_heap *h)
 void osm_front_fork_child(void)
 {
 	front_mutex = 0;
-	tl_in_lock = false;
+	tl_in_lock = tl_fork_skips ? false : tl_fork_in_lock;
 	tl_forking = false;
 	tl_fork_skips = 0;
 	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;

@@ -569,6 +569,7 @@ HIDDEN bool osm_lock_try(void);
 HIDDEN void osm_unlock(void);
 /* Whether the calling thread holds the heap lock (exact, also from a signal handler); a test hook too. */
 HIDDEN bool osm_lock_held_by_self(void);
+HIDDEN int osm_lock_self_id(void); /* this thread's kernel id, read once (the owner a lock word holds) */
 /* fork (the handlers are osmem.c's): prepare asks skip (this thread holds the lock: leave it), else takes it
  * (take) after the front's; parent lets it go unless skipped (returns whether it did); the child resets it (a
  * free word, the new thread id), then, after the front's reset, ends the fork (done). */

@@ -39,6 +39,11 @@ static inline int my_tid(void)
 	return self_tid;
 }
 
+int osm_lock_self_id(void)
+{
+	return my_tid();
+}
+
 bool osm_lock_held_by_self(void)
 {
 	return (__atomic_load_n(&heap_lock, __ATOMIC_RELAXED) & ~OSM_LOCK_WAITERS) == my_tid();
