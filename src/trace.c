@@ -345,7 +345,18 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 	tr.base = base;
 	tr.end = end;
 	size_t n = strlen(path), h = strlen(header);
-	if (n >= sizeof tr.path || h >= sizeof tr.header)
+	/* room for ".PID" (os.c, osm_os_open_trace) or no trace, said once: until session 50 a path of 4,073 to
+	 * 4,095 bytes turned tracing on (every front request serialised) and was never written, a longer one was
+	 * dropped in silence (observe/trace/path_too_long_said) */
+	if (n + 24 > sizeof tr.path) {
+		char num[24];
+		osm_os_write_err("osmem: OSMEM_TRACE names a path of ");
+		osm_os_utoa(num, (uintmax_t)n, 10);
+		osm_os_write_err(num);
+		osm_os_write_err(" bytes, longer than the 4072 it may have: no trace\n");
+		return;
+	}
+	if (h >= sizeof tr.header)
 		return;
 	memcpy(tr.path, path, n + 1);
 	memcpy(tr.header, header, h + 1);

@@ -214,6 +214,17 @@ def main():
                 pass
         check("trace/into_dev_null", not made, f"the trace made {sorted(made)} in /dev")
 
+        # 5. a path too long for the trace (4,072 bytes at most: room for ".PID") is said once on stderr, and the
+        # program runs untraced; until session 50 4,073-4,095 bytes turned tracing on and wrote nothing, and a
+        # longer one was dropped in silence
+        for n in (4080, 5000):
+            long_path = os.path.join(tmp, "x" * (n - len(tmp) - 1))
+            r = subprocess.run([prog, TRACE_SCRIPT], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, OSMEM_TRACE=long_path))
+            said = r.stderr.count(f"OSMEM_TRACE names a path of {n} bytes")
+            check(f"trace/path_too_long_said_{n}", r.returncode == 0 and said == 1,
+                  f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
+
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
 
