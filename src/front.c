@@ -1348,8 +1348,6 @@ static void heap_exit_page(struct front_heap *h, struct front_page *pg)
 	n_abandoned_cls[pg->cls]++;
 }
 
-/* The thread is exiting (pthread key destructor): every page goes back or is abandoned, the counters join the
- * dead threads', and the heap struct is kept for the next thread. Later calls of this thread use the core. */
 /* h's pages go back (empty ones to the pool) or are abandoned, its medium blocks go to the core, its counters join
  * the dead threads', and the struct is kept for the next thread. Its thread is this one, exiting, or gone
  * (heaps_reap). Called with the front lock held (traced: the trace's locks), which it lets go. */
@@ -1377,6 +1375,8 @@ static void heap_give_back(struct front_heap *h, bool traced)
 		front_unlock();
 }
 
+/* The thread is exiting (pthread key destructor): its heap goes back (heap_give_back). Later calls of this thread
+ * use the core. */
 static void heap_exit(void *arg)
 {
 	struct front_heap *h = arg;
@@ -1443,7 +1443,6 @@ static void heaps_reap(size_t max)
 		heap_give_back(gone, traced);
 	}
 }
-
 
 // ------------------------------------------------------------------
 // malloc's slow path

@@ -346,7 +346,7 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 	if (n + 24 <= sizeof name && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
 		/* a pipe, a terminal, /dev/null, /dev/stderr: written as it is, by every process that has the setting
 		 * (no lock to take, nothing to truncate, and no PATH.PID beside a device: until session 50 the truncate
-		 * failed there and the trace went to a new file /dev/null.PID, or nowhere; observe/trace_into_a_fifo) */
+		 * failed there and the trace went to a new file /dev/null.PID, or nowhere; trace/into_a_fifo) */
 		fd = open(path, O_WRONLY | O_CLOEXEC);
 		file_set(f, move_high(fd));
 	} else if (n + 24 <= sizeof name) {
