@@ -1019,6 +1019,26 @@ static void unmap_block(struct block_meta *b)
 		osm_trace_event("  munmap %p %z", b, len);
 }
 
+/* With a second thread the dynamic threshold rises no higher than THREADED_MAX, and freed mappings from that size
+ * up are kept (mapcache_min). The threads share one heap: a big block one thread frees leaves a hole that the
+ * others' smaller requests split at once, so its next big request finds no hole that holds it and grows the heap
+ * past it, and the heap's span, resident, climbs with every round. python3's churn (4 threads, each compressing
+ * with bz2, whose buffers are 3.6 MB) peaked at 68-73 MiB with those buffers in the heap (the threshold at 4 MiB),
+ * glibc 58-60 (each thread has an arena of its own, whose top they sit at and are trimmed from); with them in
+ * mappings of their own, kept at their free for the next request they hold, 61-63 MiB and no more page faults
+ * (threads/big_blocks_keep_out_of_shared_heap). Cost: a load of glibc's __libc_single_threaded on the core's
+ * paths that read the threshold. One thread has the heap to itself and keeps glibc's rule: large and
+ * mixed-realloc reuse their holes. */
+#define THREADED_MAX ((size_t)1 << 20)
+
+/* The threshold a request of the default profile meets: threshold (the policy's) capped at THREADED_MAX once the
+ * process has had a second thread, unless the program set it (mallopt) or strict mode asked for mappings (0). */
+static size_t heap_threshold(size_t threshold)
+{
+	return threshold > THREADED_MAX && !osm_heap.policy.fixed_threshold && !osm_os_single_threaded() ? THREADED_MAX
+													     : threshold;
+}
+
 // ------------------------------------------------------------------
 // The mapping cache (default profile): big mappings freed and asked for again
 // ------------------------------------------------------------------
@@ -1046,6 +1066,12 @@ static void unmap_block(struct block_meta *b)
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS]; /* oldest first */
 static size_t mapcache_n;
+
+/* The shortest mapping the mapping cache keeps (below): MAPCACHE_MIN, and THREADED_MAX with a second thread. */
+static size_t mapcache_min(void)
+{
+	return osm_os_single_threaded() ? MAPCACHE_MIN : THREADED_MAX;
+}
 
 /* Entry i leaves the cache (the entries after it move down). */
 static void mapcache_remove(size_t i)
@@ -1089,7 +1115,7 @@ static bool mapcache_put(struct block_meta *b)
 {
 	char *start = (char *)round_down((uintptr_t)b, page_size());
 	size_t len = round_up((size_t)(block_end(b) - start), page_size());
-	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < MAPCACHE_MIN || len > MAPCACHE_BYTES)
+	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < mapcache_min() || len > MAPCACHE_BYTES)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
 	while (mapcache_n == MAPCACHE_SLOTS || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
@@ -1326,7 +1352,7 @@ static struct block_meta *alloc_block(size_t n, size_t threshold)
 {
 	if (mapcache_n)
 		mapcache_expire();
-	struct block_meta *b = alloc_block_now(align_up(n), threshold);
+	struct block_meta *b = alloc_block_now(align_up(n), heap_threshold(threshold));
 	/* a top that waited long enough goes back after the request is served, which may take part of it (then
 	 * kept: trim_used): trimmed first, a request larger than the trim's keep moved the break down and up again */
 	if (osm_heap.trim_since)
@@ -1513,6 +1539,9 @@ static void raise_mmap_threshold(const struct block_meta *b)
 		if (t > MMAP_THRESHOLD_MAX)
 			t = len < MMAP_THRESHOLD_MAX ? MMAP_THRESHOLD_MAX : len + 1;
 	}
+	t = heap_threshold(t);
+	if (t <= p->mmap_threshold)
+		return;
 	p->mmap_threshold = p->calloc_threshold = t;
 	if (p->trim_threshold < 2 * p->mmap_threshold)
 		p->trim_threshold = 2 * p->mmap_threshold;
@@ -1646,7 +1675,7 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 	size_t s = align_up(n);
 	if (a <= osm_heap.policy.align)
 		return osm_malloc(n, osm_heap.policy.mmap_threshold);
-	size_t threshold = osm_heap.policy.mmap_threshold, room = s + a + META_SIZE;
+	size_t threshold = heap_threshold(osm_heap.policy.mmap_threshold), room = s + a + META_SIZE;
 	struct block_meta *b;
 	if (s + META_SIZE >= threshold) {
 		if (mapcache_n)
@@ -1877,7 +1906,7 @@ void osm_note_request(size_t n)
 /* docs/CLASSIC.md's cases 4 to 9 (the API handles 1 to 3): b is allocated or mapped, n > 0. */
 struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 {
-	size_t s = align_up(n), threshold = osm_heap.policy.mmap_threshold;
+	size_t s = align_up(n), threshold = heap_threshold(osm_heap.policy.mmap_threshold);
 	if (osm_realloc_keeps(b, s)) { /* the default profile: at most an eighth unused, kept as it is */
 		if (TRACING)
 			osm_trace_event("  slack %p %z", b, b->size);
