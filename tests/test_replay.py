@@ -10,7 +10,9 @@
     os_stats.fragmentation; the text table has the same rows;
 (c) realloc (including realloc(p, 0) and os_realloc's cases 2 and 3) and the memalign family replay without error;
 (d) a default-profile trace (the front layer traced: `slot C` lines, replayed as malloc(C)) replays too, and on the
-    default column it reproduces itself line for line (front segments and mappings named by their order).
+    default column it reproduces itself line for line (front segments and mappings named by their order);
+(e) the heap bytes are memory: a PROT_NONE mapping (malloc(0)'s reservation, a front segment given back by one laid
+    over it) is not counted, and counts again once an mprotect opens it.
 Run from the source tree: python3 tests/test_replay.py --build build. Prints PASS/FAIL lines and
 'N passed, N failed'; exits 1 on a failure."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile
@@ -389,6 +391,25 @@ def main():
         open(bad, "w").write("osmem-trace 1 profile=classic align=16\nmallok 10 t=1\n= H+0x20\n")
         rb = subprocess.run([tool, bad] + lib_args, capture_output=True, text=True, timeout=30)
         check("errors/unknown_request_refused", rb.returncode == 2 and "unknown request" in rb.stderr, rb.stderr)
+
+        # 7. the heap bytes count memory, not address space: the front gives a free segment's memory back with an
+        # mmap of PROT_NONE laid over its own (MAP_FIXED), and the default profile's malloc(0) reserves 4 MiB of
+        # PROT_NONE; neither is memory. A segment taken again is opened with mprotect: memory again.
+        head = "osmem-trace 1 profile=default align=16\nslot 16 t=1\n= 0x100000000010\nfree 0x100000000010 t=1\n" \
+               "malloc_trim 0 t=1\n"
+        for case, tail, lo, hi, what in (
+                ("prot_none_overlay_and_reservation_not_counted", "malloc 0 t=1\n= H+0x20\n", 0, 1 << 20,
+                 "the segment given back (PROT_NONE over it) or malloc(0)'s PROT_NONE reservation counted as memory"),
+                ("segment_opened_again_counted", "slot 16 t=1\n= 0x100000000010\n", 4 << 20, 5 << 20,
+                 "the segment taken again is not its 4 MiB once: its PROT_NONE overlay counted, or its mprotect not")):
+            path = os.path.join(tmp, f"{case}.trace")
+            open(path, "w").write(head + tail)
+            rr, rep = replay(tool, lib_args, path)
+            c = rep["columns"]["default"] if rep else {}
+            got = c.get("final_mapped_bytes")
+            check(f"mapped_bytes/{case}", rr.returncode == 0 and got is not None and lo <= got < hi,
+                  f"{what}: the default column's final mapped bytes are {got}, expected in [{lo}, {hi}); "
+                  f"{rr.stderr[-300:]}")
     return finish()
 
 

@@ -14,7 +14,9 @@
  *  - system calls, peak and final heap: the child runs under strace; it writes two markers
  *    (write(-1, "osmem-replay:begin", ...) and "...:end") around the replay, and only the brk, mmap, munmap,
  *    mremap and madvise calls between them count. The heap footprint is (break - break at the start) + the
- *    page-rounded bytes of the mappings made since then and still mapped; its maximum is the peak.
+ *    page-rounded bytes of the anonymous mappings made since then, still mapped and accessible (a PROT_NONE
+ *    reservation counts from the mprotect that opens it; a mapping laid over another replaces it); its maximum
+ *    is the peak.
  *  - fragmentation: from mallinfo2() after the replay (see definitions in the output).
  *  - wall time: the replay loop only, in runs without strace or tracing (best of --repeat N).
  * Threads: the trace's requests are replayed in the single order in which they were recorded (they are written
@@ -653,6 +655,117 @@ static bool read_result(const char *path, struct result *r)
 	return n == (ssize_t)sizeof *r && r->magic == RESULT_MAGIC;
 }
 
+/* The anonymous mappings made during the replay, as the strace log shows them: sorted, disjoint ranges, each
+ * accessible or not. Only accessible bytes are memory: a PROT_NONE mapping (the default profile's malloc(0)
+ * reservation, a released front segment) is address space until an mprotect opens it, and a mapping laid over
+ * another (MAP_FIXED: the front gives a segment's memory back by mapping PROT_NONE over it) replaces what was
+ * there instead of adding to it. A plain byte count added every mmap and counted those twice or as memory. */
+struct span { uint64_t lo, hi; bool acc; };
+struct spans { struct span *v; size_t n, cap; uint64_t acc_bytes; };
+
+/* The index of the first range that ends after addr. */
+static size_t spans_find(const struct spans *s, uint64_t addr)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->v[mid].hi <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void spans_insert(struct spans *s, size_t i, struct span x)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof *s->v);
+	}
+	memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof *s->v);
+	s->v[i] = x;
+	s->n++;
+	if (x.acc)
+		s->acc_bytes += x.hi - x.lo;
+}
+
+/* A range that holds addr inside it becomes two that meet there, so that a change can start or end at addr. */
+static void spans_split(struct spans *s, uint64_t addr)
+{
+	size_t i = spans_find(s, addr);
+	if (i == s->n || s->v[i].lo >= addr)
+		return;
+	struct span tail = s->v[i];
+	tail.lo = addr;
+	s->v[i].hi = addr;
+	if (tail.acc)
+		s->acc_bytes -= tail.hi - tail.lo; /* spans_insert adds it back */
+	spans_insert(s, i + 1, tail);
+}
+
+/* Forgets [lo, hi) (munmap, or the place of a new mapping); returns where a range from lo goes. */
+static size_t spans_cut(struct spans *s, uint64_t lo, uint64_t hi)
+{
+	spans_split(s, lo);
+	spans_split(s, hi);
+	size_t i = spans_find(s, lo), j = i;
+	for (; j < s->n && s->v[j].lo < hi; j++)
+		if (s->v[j].acc)
+			s->acc_bytes -= s->v[j].hi - s->v[j].lo;
+	memmove(&s->v[i], &s->v[j], (s->n - j) * sizeof *s->v);
+	s->n -= j - i;
+	return i;
+}
+
+static void spans_map(struct spans *s, uint64_t lo, uint64_t hi, bool acc)
+{
+	if (lo < hi)
+		spans_insert(s, spans_cut(s, lo, hi), (struct span){ lo, hi, acc });
+}
+
+/* mprotect: the known parts of [lo, hi) change; a mapping made before the replay stays uncounted. */
+static void spans_protect(struct spans *s, uint64_t lo, uint64_t hi, bool acc)
+{
+	spans_split(s, lo);
+	spans_split(s, hi);
+	for (size_t i = spans_find(s, lo); i < s->n && s->v[i].lo < hi; i++)
+		if (s->v[i].acc != acc) {
+			s->v[i].acc = acc;
+			if (acc)
+				s->acc_bytes += s->v[i].hi - s->v[i].lo;
+			else
+				s->acc_bytes -= s->v[i].hi - s->v[i].lo;
+		}
+}
+
+/* The range holding addr: 1 accessible, 0 PROT_NONE, -1 not made during the replay. */
+static int spans_at(const struct spans *s, uint64_t addr)
+{
+	size_t i = spans_find(s, addr);
+	return i < s->n && s->v[i].lo <= addr ? s->v[i].acc : -1;
+}
+
+/* The i-th argument of a strace line's call ("mmap(NULL, 4096, PROT_NONE, ..."), NULL past the last. */
+static const char *strace_arg(const char *s, int i)
+{
+	s = strchr(s, '(');
+	for (; s && i > 0; i--)
+		s = strchr(s + 1, ',');
+	if (!s)
+		return NULL;
+	s++;
+	while (*s == ' ')
+		s++;
+	return s;
+}
+
+static uint64_t strace_num(const char *s, int i)
+{
+	const char *a = strace_arg(s, i);
+	return a ? strtoull(a, NULL, 0) : 0; /* NULL reads as 0 */
+}
+
 /* The strace log: count the calls between the markers and follow the footprint. */
 static bool parse_strace(struct column *c, const char *path, uint64_t brk0)
 {
@@ -662,8 +775,8 @@ static bool parse_strace(struct column *c, const char *path, uint64_t brk0)
 	char *line = NULL;
 	size_t cap = 0;
 	int state = 0; /* 0 before begin, 1 inside, 2 after end */
-	uint64_t cur = brk0, mapped = 0;
-	int64_t mapped_signed = 0;
+	uint64_t cur = brk0;
+	struct spans maps = { .v = NULL };
 	while (getline(&line, &cap, f) >= 0 && state < 2) {
 		char *s = line;
 		while (*s >= '0' && *s <= '9') /* the pid column of -f */
@@ -688,32 +801,45 @@ static bool parse_strace(struct column *c, const char *path, uint64_t brk0)
 				cur = ret;
 		} else if (strncmp(s, "mmap(", 5) == 0) {
 			c->mmap++;
-			char *a = strchr(s, ',');
-			if (!failed && a && strstr(s, "MAP_ANONYMOUS"))
-				mapped_signed += (int64_t)page_up(strtoull(a + 1, NULL, 0));
+			const char *prot = strace_arg(s, 2), *flags = strace_arg(s, 3);
+			if (!failed && flags) { /* whatever was there is replaced; only anonymous memory counts */
+				uint64_t end = ret + page_up(strace_num(s, 1));
+				if (strstr(flags, "MAP_ANONYMOUS"))
+					spans_map(&maps, ret, end, strncmp(prot, "PROT_NONE", 9) != 0);
+				else
+					spans_cut(&maps, ret, end);
+			}
 		} else if (strncmp(s, "munmap(", 7) == 0) {
 			c->munmap++;
-			char *a = strchr(s, ',');
-			if (!failed && a)
-				mapped_signed -= (int64_t)page_up(strtoull(a + 1, NULL, 0));
+			uint64_t a = strace_num(s, 0);
+			if (!failed)
+				spans_cut(&maps, a, a + page_up(strace_num(s, 1)));
+		} else if (strncmp(s, "mprotect(", 9) == 0) { /* followed for the footprint, not counted as a call */
+			uint64_t a = strace_num(s, 0);
+			const char *prot = strace_arg(s, 2);
+			if (!failed && prot)
+				spans_protect(&maps, a, a + page_up(strace_num(s, 1)), strncmp(prot, "PROT_NONE", 9) != 0);
 		} else if (strncmp(s, "mremap(", 7) == 0) {
 			c->mremap++;
-			char *a = strchr(s, ','), *b = a ? strchr(a + 1, ',') : NULL;
-			if (!failed && b)
-				mapped_signed += (int64_t)page_up(strtoull(b + 1, NULL, 0)) -
-						 (int64_t)page_up(strtoull(a + 1, NULL, 0));
+			uint64_t a = strace_num(s, 0);
+			int acc = spans_at(&maps, a);
+			if (!failed) {
+				spans_cut(&maps, a, a + page_up(strace_num(s, 1)));
+				if (acc >= 0) /* the pages keep their protection where they go */
+					spans_map(&maps, ret, ret + page_up(strace_num(s, 2)), acc);
+			}
 		} else if (strncmp(s, "madvise(", 8) == 0) {
 			c->madvise++;
 		}
-		mapped = mapped_signed > 0 ? (uint64_t)mapped_signed : 0;
-		uint64_t fp = (cur > brk0 ? cur - brk0 : 0) + mapped;
+		uint64_t fp = (cur > brk0 ? cur - brk0 : 0) + maps.acc_bytes;
 		if (fp > c->peak)
 			c->peak = fp;
 	}
 	free(line);
+	free(maps.v);
 	fclose(f);
 	c->final_brk = cur > brk0 ? cur - brk0 : 0;
-	c->final_mapped = mapped;
+	c->final_mapped = maps.acc_bytes;
 	return state == 2;
 }
 
@@ -786,7 +912,9 @@ static bool frag_exact(const struct column *c) { return c->r.has_osmem; }
 
 static const char *DEF_PEAK =
 	"(program break - break when the replay began) + page-rounded bytes of the anonymous mappings made during "
-	"the replay and still mapped, followed through strace; peak: its maximum over the replay, final: at its end";
+	"the replay, still mapped and accessible, followed through strace (PROT_NONE is address space, not memory: "
+	"it counts from the mprotect that opens it; a mapping laid over another replaces it); peak: its maximum over "
+	"the replay, final: at its end";
 static const char *DEF_FRAG =
 	"1 - largest free block / free bytes, after the replay. osmem: os_stats.fragmentation, exact. glibc, which "
 	"does not report its largest free chunk: from mallinfo2, 1 - max(keepcost, fordblks / (ordblks + smblks)) / "
@@ -1156,7 +1284,7 @@ int main(int argc, char **argv)
 			sv[k++] = "-e";
 			sv[k++] = "signal=none";
 			sv[k++] = "-e";
-			sv[k++] = "trace=brk,mmap,munmap,mremap,madvise,write";
+			sv[k++] = "trace=brk,mmap,munmap,mremap,madvise,mprotect,write";
 			sv[k++] = "-s";
 			sv[k++] = "48";
 			sv[k++] = "-o";
