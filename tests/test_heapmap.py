@@ -14,7 +14,9 @@
   with a hand-computed occupancy (100 mallocs of 48 bytes, every third freed: 66 of 1365 slots in use in one page)
   shows exactly that in the replay's data, in the page's DOM (a slab-page rect, the tooltip) and in its pixels, and
   os_stats agrees (cache hits > 0: the front is on while tracing); a thread that exits with live slots abandons
-  its page, other threads' frees of them are remote frees, and a thread adopts it; sqlite3's page has slab pages.
+  its page, other threads' frees of them are remote frees, and a thread adopts it; sqlite3's page has slab pages;
+- a trace whose last line is cut short (a program killed while it traced) is drawn without that line, said once; the
+  same text in the middle of a trace is refused with a message.
 
 The pages and screenshots stay in BUILD/heapmap-test/ to be looked at.
 Prints PASS/FAIL lines and 'N passed, N failed'; exits 1 when something failed."""
@@ -603,6 +605,41 @@ int main(void)
 """
 
 
+# Two requests of the classic profile, whole; a program killed while it traced ends inside a line (its buffers are
+# written 64 KiB at a time, wherever a line ends)
+TRUNCATED_HEAD = """osmem-trace 1 profile=classic align=8
+malloc 100 t=1
+  brk +135168
+  prealloc H+0x0 135136
+  fit H+0x0 135136
+  split H+0x0 104 H+0x88 135000
+= H+0x20
+malloc 200 t=1
+  fit H+0x88 135000
+  split H+0x88 200 H+0x170 134768
+"""
+
+
+def truncated_tests(out):
+    """A trace whose last line is cut short is drawn, that line dropped with one warning; the same text in the
+    middle of a trace is refused with a message (no traceback)."""
+    for what, cut in (("inside its result ('= H+0x')", "= H+0x"), ("after its indent ('  ')", "  ")):
+        trace = os.path.join(out, f"truncated{len(cut)}.trace")
+        with open(trace, "w") as f:
+            f.write(TRUNCATED_HEAD + cut)
+        rc, _, err, _ = heapmap([trace, "-o", trace + ".html"])  # no -q: it hides warnings
+        warns = [l for l in err.splitlines() if "warning" in l]
+        check(f"truncated: a trace whose last line is cut {what} is drawn, that line dropped with one warning",
+              rc == 0 and len(warns) == 1 and "cut short" in warns[0] and os.path.exists(trace + ".html"),
+              f"rc={rc}, warnings {warns}; {err.strip()[-300:]}")
+        with open(trace, "w") as f:
+            f.write(TRUNCATED_HEAD + cut + "\n= H+0xa8\nfree H+0x20 t=1\n  free H+0x0 104\n")
+        rc, _, err, _ = heapmap([trace, "-o", trace + ".html"])
+        check(f"truncated: the same line cut {what} in the middle of a trace is refused with a message",
+              rc == 1 and "Traceback" not in err and ":11: " in err,
+              f"rc={rc} (want 1, and the line's number, 11), stderr {err.strip()[-300:]!r}")
+
+
 def top_last_tests(build, out, tmp, cc):
     """The top as the last resort, seen in the trace and the map: `top_last` names the free top best fit landed on,
     the `fit` line after it the hole below that was taken instead (default profile, one thread)."""
@@ -995,6 +1032,7 @@ def tests(build, out, tmp):
         first = f.readline().strip()
     check("setup: tools/osmem-heapmap is executable and runs Debian's Python",
           os.access(TOOL, os.X_OK) and first == "#!/usr/bin/python3", f"mode or shebang: {first!r}")
+    truncated_tests(out)
     rc, _, err, _ = run(["/usr/bin/python3", "-c", "import matplotlib"])
     if not check("setup: /usr/bin/python3 has matplotlib", rc == 0, "apt-get install -y python3-matplotlib"):
         return

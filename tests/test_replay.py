@@ -12,7 +12,9 @@
 (d) a default-profile trace (the front layer traced: `slot C` lines, replayed as malloc(C)) replays too, and on the
     default column it reproduces itself line for line (front segments and mappings named by their order);
 (e) the heap bytes are memory: a PROT_NONE mapping (malloc(0)'s reservation, a front segment given back by one laid
-    over it) is not counted, and counts again once an mprotect opens it.
+    over it) is not counted, and counts again once an mprotect opens it;
+(f) a trace whose last line is cut short (a program killed while it traced) replays without that line, said once;
+    the same text in the middle is refused.
 Run from the source tree: python3 tests/test_replay.py --build build. Prints PASS/FAIL lines and
 'N passed, N failed'; exits 1 on a failure."""
 import argparse, json, os, re, shutil, subprocess, sys, tempfile
@@ -391,6 +393,26 @@ def main():
         open(bad, "w").write("osmem-trace 1 profile=classic align=16\nmallok 10 t=1\n= H+0x20\n")
         rb = subprocess.run([tool, bad] + lib_args, capture_output=True, text=True, timeout=30)
         check("errors/unknown_request_refused", rb.returncode == 2 and "unknown request" in rb.stderr, rb.stderr)
+        # a program killed while it traced leaves its last line cut short (the buffers are written 64 KiB at a time,
+        # wherever a line ends): that line is dropped with one warning, the rest replayed; in the middle of a trace
+        # the same text is still refused
+        good = "osmem-trace 1 profile=classic align=16\nmalloc 10 t=1\n= H+0x20\nmalloc 20 t=1\n"
+        for case, cut in (("last_line_cut_in_its_result_dropped", "= H+0x"),
+                          ("last_line_cut_in_a_request_dropped", "malloc 2")):
+            path = os.path.join(tmp, f"{case}.trace")
+            open(path, "w").write(good + ("= H+0x40\n" if case.endswith("request_dropped") else "") + cut)
+            rr, rep = replay(tool, lib_args, path)
+            warns = [l for l in rr.stderr.splitlines() if "warning" in l]
+            total = rep["requests"]["total"] if rep else None
+            check(f"truncated/{case}", rr.returncode == 0 and total == (2 if "request" in case else 1) and
+                  len(warns) == 1 and "cut short" in warns[0],
+                  f"a trace whose last line is {cut!r}: exit {rr.returncode}, {total} requests replayed, warnings "
+                  f"{warns}; stderr {rr.stderr[-300:]!r}")
+        path = os.path.join(tmp, "cut_in_the_middle.trace")
+        open(path, "w").write(good + "= H+0x\nmalloc 30 t=1\n= H+0x60\n")
+        rr, _ = replay(tool, lib_args, path)
+        check("truncated/cut_result_in_the_middle_refused", rr.returncode == 2 and "bad result" in rr.stderr,
+              f"'= H+0x' followed by more lines: exit {rr.returncode} (want 2, 'bad result'); {rr.stderr[-300:]!r}")
 
         # 7. the heap bytes count memory, not address space: the front gives a free segment's memory back with an
         # mmap of PROT_NONE laid over its own (MAP_FIXED), and the default profile's malloc(0) reserves 4 MiB of

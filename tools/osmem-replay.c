@@ -438,20 +438,41 @@ static void finish(struct trace *t, struct pending *pd, uint64_t res)
 	add_op(t, o);
 }
 
+/* A line that cannot be read. A program killed while it traced leaves its last line cut short (its buffers are
+ * written 64 KiB at a time, wherever a line ends: "= H+0x", "mallo"): that line is said once and dropped, the rest
+ * replayed. Anywhere else the trace is not one, and it is refused. Returns (only for the last line) the text of
+ * the warning, which parse_trace completes. */
+static char *bad_line(bool last, const char *path, unsigned lineno, const char *fmt, ...)
+{
+	va_list ap;
+	char *why;
+	va_start(ap, fmt);
+	if (vasprintf(&why, fmt, ap) < 0)
+		die("out of memory");
+	va_end(ap);
+	if (!last)
+		die("%s:%u: %s", path, lineno, why);
+	return why;
+}
+
 static void parse_trace(const char *path, struct trace *t)
 {
 	FILE *f = fopen(path, "r");
 	if (!f)
 		die("%s: %s", path, strerror(errno));
-	char *line = NULL;
+	char *line = NULL, *cut = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	unsigned lineno = 0;
 	struct pending pd = { .on = false };
 	bool after_result = false;
 	strcpy(t->profile, "?");
-	while ((len = getline(&line, &cap, f)) >= 0) {
+	while (!cut && (len = getline(&line, &cap, f)) >= 0) {
 		lineno++;
+		int next = getc(f);
+		bool last = next == EOF;
+		if (!last)
+			ungetc(next, f);
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
 		if (!len)
@@ -475,14 +496,17 @@ static void parse_trace(const char *path, struct trace *t)
 		int n = 0;
 		for (char *s = strtok(line, " "); s && n < 8; s = strtok(NULL, " "))
 			tok[n++] = s;
-		if (n == 2 && strcmp(tok[0], "=") == 0) {
+		if (strcmp(tok[0], "=") == 0) {
 			uint64_t res;
 			if (!pd.on) {
 				warn("line %u: a result with no request", lineno);
 				continue;
 			}
-			if (!parse_addr(tok[1], &res))
-				die("%s:%u: bad result '%s'", path, lineno, tok[1]);
+			if (n != 2 || !parse_addr(tok[1], &res)) {
+				cut = bad_line(last, path, lineno, "bad result '%s'%s", n > 1 ? tok[1] : "",
+					       n > 2 ? " and more" : "");
+				continue;
+			}
 			finish(t, &pd, res);
 			after_result = true;
 			continue;
@@ -492,8 +516,10 @@ static void parse_trace(const char *path, struct trace *t)
 			pd.on = false;
 			t->unfinished++;
 		}
-		if (n < 2 || strncmp(tok[n - 1], "t=", 2) != 0)
-			die("%s:%u: not a trace line (docs/TRACE.md)", path, lineno);
+		if (n < 2 || strncmp(tok[n - 1], "t=", 2) != 0) {
+			cut = bad_line(last, path, lineno, "not a trace line (docs/TRACE.md)");
+			continue;
+		}
 		unsigned tid = (unsigned)strtoul(tok[n - 1] + 2, NULL, 10);
 		if (tid > t->threads)
 			t->threads = tid;
@@ -534,10 +560,13 @@ static void parse_trace(const char *path, struct trace *t)
 			o.kind = OP_MEMALIGN;
 			ok = n == 3 && parse_size(tok[1], &o.a) && parse_size(tok[2], &o.b);
 		} else {
-			die("%s:%u: unknown request '%s'", path, lineno, tok[0]);
+			cut = bad_line(last, path, lineno, "unknown request '%s'", tok[0]);
+			continue;
 		}
-		if (!ok)
-			die("%s:%u: bad arguments to %s", path, lineno, tok[0]);
+		if (!ok) {
+			cut = bad_line(last, path, lineno, "bad arguments to %s", tok[0]);
+			continue;
+		}
 		if (os)
 			t->classic_api = true;
 		else
@@ -566,10 +595,14 @@ static void parse_trace(const char *path, struct trace *t)
 		}
 		pd = (struct pending){ .on = true, .op = o, .in_key = key };
 	}
-	if (pd.on) {
+	if (cut) /* one warning, also for the request whose result it was */
+		warn("line %u, the trace's last, is cut short (%s): a program killed while it traced? Dropped%s", lineno,
+		     cut, pd.on ? ", with the request it ends" : "");
+	else if (pd.on)
 		warn("the request of line %u has no result (a truncated trace?); dropped", pd.op.line);
+	if (pd.on)
 		t->unfinished++;
-	}
+	free(cut);
 	free(line);
 	fclose(f);
 }
@@ -1143,7 +1176,9 @@ static void usage(FILE *f)
 		"malloc_trim (it is not a request line), and frees of pointers the trace never returned (a forked\n"
 		"child's trace PATH.PID frees its parent's blocks). A default-profile trace has the front's lines too:\n"
 		"`slot C` (a malloc or calloc of at most C bytes, served from the size class C) is replayed as\n"
-		"malloc(C); `thread_exit` and `front_trim` are not calls of the program and are skipped.\n"
+		"malloc(C); `thread_exit` and `front_trim` are not calls of the program and are skipped. A last line\n"
+		"cut short (a program killed while it traced) is dropped with a warning; an unreadable line anywhere\n"
+		"else is refused.\n"
 		"\n"
 		"  --json           print the same report as JSON\n"
 		"  --trace-out DIR  the osmem children record DIR/classic.trace and DIR/default.trace\n"

@@ -263,6 +263,14 @@ def replay_trace(path, keep_text=True):
         if len(h.warnings) < 20:
             h.warnings.append(f"line {lineno}: {text}")
 
+    def cut_short(lineno, line, last, why):
+        """A line that cannot be read: the last one is dropped with a warning, any other refused."""
+        text = line.rstrip("\n")
+        if not last:
+            raise TraceError(f"{path}:{lineno}: {text!r}: {why} (docs/TRACE.md)")
+        warn(lineno, f"the trace's last line, {text!r}, is cut short ({why}): a program killed while it traced? "
+             "Dropped")
+
     def page_voff(addr):
         seg = segs.get(addr & ~(FRONT_SEG - 1))
         return seg[1] + (addr & (FRONT_SEG - 1)) if seg else -1
@@ -377,12 +385,21 @@ def replay_trace(path, keep_text=True):
             elif k == "align":
                 h.align = int(v)
         lineno = 1
-        for line in f:
+        # One line ahead: a program killed while it traced leaves its last line cut short (its buffers are written
+        # 64 KiB at a time, wherever a line ends: "= H+0x", or only the indent), and the last line is the one that
+        # is dropped with a warning when it cannot be read, where the same text anywhere else is refused.
+        nxt = f.readline()
+        while nxt:
+            line, nxt = nxt, f.readline()
             lineno += 1
+            last = not nxt
             if not line or line == "\n":
                 continue
             if line[0] == " ":
                 p = line.split()
+                if not p:
+                    cut_short(lineno, line, last, "an indent and no decision")
+                    continue
                 op = p[0]
                 h.events += 1
                 try:
@@ -488,11 +505,17 @@ def replay_trace(path, keep_text=True):
                     elif len(h.warnings) < 20:
                         h.warnings.append(f"line {lineno}: unknown event {op!r}")
                 except (IndexError, ValueError) as e:
-                    if len(h.warnings) < 20:
+                    if last:
+                        cut_short(lineno, line, last, e)
+                    elif len(h.warnings) < 20:
                         h.warnings.append(f"line {lineno}: cannot read {line.strip()!r} ({e})")
                 continue
             if line[0] == "=":
-                kind, v = slot_addr(*_addr(line[2:].strip()))
+                try:
+                    kind, v = slot_addr(*_addr(line[2:].strip()))
+                except ValueError:
+                    cut_short(lineno, line, last, "a bad result")
+                    continue
                 if kind == "heap":
                     b = blocks.get(v - META)
                     if b is not None and b[1] != ALLOC:
