@@ -388,6 +388,24 @@ def main():
             check(f"default/default_column_reproduces_the_trace ({na.count(chr(10))} lines)", na == nb and nb,
                   first_diff(na.splitlines(), nb.splitlines()))
 
+        # the text table's breakdown of the requests adds up to its total, malloc_trim included (it is replayed:
+        # --help said it was not, and the breakdown left it out)
+        path = os.path.join(tmp, "trim.trace")
+        open(path, "w").write("osmem-trace 1 profile=classic align=16\nmalloc 10 t=1\n= H+0x20\nfree H+0x20 t=1\n"
+                              "malloc_trim 0 t=1\n")
+        rt, _ = replay(tool, lib_args, path, json_out=False)
+        m = re.search(r"^  trace: .*?, (\d+) requests \(([^;)]*)", rt.stdout, re.M)
+        parts = dict((k, int(n)) for n, k in re.findall(r"(\d+) ([a-z_ ]+?)(?:,|$)", m.group(2))) if m else {}
+        check("report/text_breakdown_adds_up_to_the_total_with_malloc_trim",
+              m and sum(parts.values()) == int(m.group(1)) == 3 and parts.get("malloc_trim") == 1,
+              f"the breakdown {parts} does not add up to the total of 3 requests, or has no 'malloc_trim': "
+              f"{m.group(0) if m else rt.stdout[:300]!r}")
+        rh = subprocess.run([tool, "--help"], capture_output=True, text=True, timeout=30)
+        said = re.search(r"not replayed:[^.]*malloc_trim", rh.stdout, re.I | re.S)
+        check("report/help_says_malloc_trim_is_replayed", rh.returncode == 0 and not said and
+              "malloc_trim(PAD)" in rh.stdout,
+              f"--help says {said.group(0)!r}" if said else "--help does not say how malloc_trim is replayed")
+
         # 6. bad input is refused with a message, not replayed
         bad = os.path.join(tmp, "bad.trace")
         open(bad, "w").write("osmem-trace 1 profile=classic align=16\nmallok 10 t=1\n= H+0x20\n")

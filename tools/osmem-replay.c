@@ -396,7 +396,7 @@ struct trace {
 	unsigned align, threads;
 	size_t counts[OP_KINDS]; /* by op kind */
 	size_t unknown_ptr;     /* free/realloc of a pointer the trace never returned: not replayed */
-	size_t trims;           /* madvise / brk - lines: malloc_trim, which is not a request line */
+	size_t trims;           /* decision lines outside any request: a trace older than malloc_trim's request line */
 	size_t unfinished;
 	size_t slots;           /* `slot C` lines (front-served malloc/calloc), replayed as malloc(C) */
 	size_t front_skipped;   /* `thread_exit`, `front_trim`: not requests of the program */
@@ -1104,9 +1104,10 @@ static char *c_time(struct column *c) { return fmt("%.3f", (double)c->best_ns / 
 static void print_table(const char *trace_path, const struct trace *t, struct column *cols, int ncols, int repeat)
 {
 	printf("osmem-replay: %s\n", trace_path);
-	printf("  trace: profile=%s align=%u, %zu requests (%zu malloc, %zu calloc, %zu realloc, %zu free, %zu memalign",
-	       t->profile, t->align, t->nops, t->counts[OP_MALLOC], t->counts[OP_CALLOC], t->counts[OP_REALLOC],
-	       t->counts[OP_FREE], t->counts[OP_MEMALIGN]);
+	/* every kind of op_names, so that the parts add up to the total */
+	printf("  trace: profile=%s align=%u, %zu requests (%zu malloc, %zu calloc, %zu realloc, %zu free, %zu memalign, "
+	       "%zu malloc_trim", t->profile, t->align, t->nops, t->counts[OP_MALLOC], t->counts[OP_CALLOC],
+	       t->counts[OP_REALLOC], t->counts[OP_FREE], t->counts[OP_MEMALIGN], t->counts[OP_TRIM]);
 	if (t->counts[OP_REALLOC_FREED])
 		printf(", %zu realloc of a free block", t->counts[OP_REALLOC_FREED]);
 	if (t->unknown_ptr + t->unfinished)
@@ -1172,9 +1173,10 @@ static void usage(FILE *f)
 		"one thread, in the single order in which the trace recorded them. A trace of the classic API\n"
 		"(os_malloc...; align=8) is replayed with os_* on libosmem.so for the classic column, with os_* on\n"
 		"libosmem-malloc.so for the default column, and with malloc/calloc/realloc/free on glibc (where an\n"
-		"os_realloc of a free block, docs/CLASSIC.md's case 3, cannot be asked and is skipped). Not replayed:\n"
-		"malloc_trim (it is not a request line), and frees of pointers the trace never returned (a forked\n"
-		"child's trace PATH.PID frees its parent's blocks). A default-profile trace has the front's lines too:\n"
+		"os_realloc of a free block, docs/CLASSIC.md's case 3, cannot be asked and is skipped). `malloc_trim\n"
+		"PAD` is replayed as malloc_trim(PAD) (a trace older than that line has only its decisions, which are\n"
+		"not: a warning says so). Not replayed: frees of pointers the trace never returned (a forked child's\n"
+		"trace PATH.PID frees its parent's blocks). A default-profile trace has the front's lines too:\n"
 		"`slot C` (a malloc or calloc of at most C bytes, served from the size class C) is replayed as\n"
 		"malloc(C); `thread_exit` and `front_trim` are not calls of the program and are skipped. A last line\n"
 		"cut short (a program killed while it traced) is dropped with a warning; an unreadable line anywhere\n"
