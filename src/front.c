@@ -55,7 +55,8 @@
  * When it is off. libosmem.so never builds this file. The drop-in bypasses it when OSMEM_PROFILE=classic and when
  * OSMEM_FRONT=0: the first slow path of each thread finds it off and every request goes to the core, as before.
  *
- * Traced (OSMEM_TRACE). The front stays on, so that a traced program has the heap it has untraced, but runs
+ * Traced (OSMEM_TRACE). The front stays on, so that a traced program's small requests are served as untraced (its
+ * medium ones are not: the medium caches are off, medium.c, and the core's heap differs: docs/TRACE.md), but runs
  * serialised: every request it serves (cache hits included) and each of its decisions (pages taken, given back,
  * abandoned, adopted; remote frees; segments mapped) is a line of the trace (docs/TRACE.md), written under the
  * front lock and then the heap lock, so that front and core lines never interleave. The fast paths are not

@@ -406,6 +406,30 @@ def main():
               "malloc_trim(PAD)" in rh.stdout,
               f"--help says {said.group(0)!r}" if said else "--help does not say how malloc_trim is replayed")
 
+        # decisions that depend on time (a top's trim 100 ms after its trim_wait, the decay, a kept mapping released
+        # after a second, pool pages discarded after a second) are not reproduced by a replay that has none of the
+        # program's pauses: one note says so; the same lines under a malloc_trim (at once) and a kept mapping's tail
+        # released for a reuse are not of time, and give none
+        timed = ("osmem-trace 1 profile=default align=16\nmalloc 200000 t=1\n  mmap 200736 0x7f0000000000\n"
+                 "= 0x7f0000000020\nfree 0x7f0000000020 t=1\n  munmap 0x7f0000000000 200736\n  trim_wait H+0x0 300000\n"
+                 "malloc 100 t=1\n  trim H+0x0 131040\n  madvise H+0x1000 65536\n  decay_ns 20000000\n"
+                 "  release 0x7f1000000000 33554432\n  page_discard 0x100000010000 65536\n= H+0x20\n")
+        untimed = ("osmem-trace 1 profile=default align=16\nmalloc 40000000 t=1\n  release 0x7f1000000000 4096\n"
+                   "  reuse 0x7f0000000000 40000000 40001536\n= 0x7f0000000020\nmalloc_trim 0 t=1\n"
+                   "  trim H+0x0 131040\n  madvise H+0x1000 65536\n  release 0x7f0000000000 40001536\n"
+                   "  page_discard 0x100000010000 65536\n")
+        for case, text, want in (("note_for_decisions_of_time", timed, 6), ("no_note_for_trims_at_once", untimed, 0)):
+            path = os.path.join(tmp, f"{case}.trace")
+            open(path, "w").write(text)
+            rr, rep = replay(tool, lib_args, path)
+            notes = [l for l in rr.stderr.splitlines() if "note:" in l]
+            got = rep["requests"].get("time_dependent_decisions") if rep else None
+            names = ("trim_wait", "trim", "decay_ns", "madvise", "release", "page_discard")
+            check(f"time/{case}", rr.returncode == 0 and got == want and
+                  (len(notes) == 1 and all(n in notes[0] for n in names) if want else not notes),
+                  f"want {want} decisions of time and {1 if want else 0} note; the report counts {got}, stderr "
+                  f"says {notes}")
+
         # 6. bad input is refused with a message, not replayed
         bad = os.path.join(tmp, "bad.trace")
         open(bad, "w").write("osmem-trace 1 profile=classic align=16\nmallok 10 t=1\n= H+0x20\n")

@@ -20,7 +20,8 @@
  *  - fragmentation: from mallinfo2() after the replay (see definitions in the output).
  *  - wall time: the replay loop only, in runs without strace or tracing (best of --repeat N).
  * Threads: the trace's requests are replayed in the single order in which they were recorded (they are written
- * under the heap lock), by one thread.
+ * under the heap lock), by one thread. Time: the calls follow each other with none of the program's pauses, so the
+ * decisions that depend on time (timed_names) are not reproduced; a note says when the trace has any.
  * The default profile's front (docs/TRACE.md): `slot C` (a malloc or calloc of at most C bytes that the front
  * served; it knows the size class only) is replayed as malloc(C); `thread_exit` and `front_trim` are the
  * allocator's own doings, not calls of the program: they are counted and skipped. */
@@ -388,6 +389,15 @@ static bool parse_size(const char *s, uint64_t *v)
 // Parsing the trace
 // ------------------------------------------------------------------
 
+/* Decisions that depend on time (docs/TRACE.md): a top's trim 100 ms after its trim_wait, the decay's madvise of
+ * idle blocks and its doubled delay, a kept mapping released after a second unused, pool pages discarded after a
+ * second. The replay makes its calls one after another, without the program's pauses, so the default column takes
+ * them at other requests or not at all; its figures may differ from the trace's there. Under a malloc_trim (or
+ * the front's part of it) the same lines come at once, and a release just before a reuse is the tail of the kept
+ * mapping that serves the request: neither depends on time. A calloc's madvise after its reuse neither. */
+enum { TIMED_TRIM_WAIT, TIMED_TRIM, TIMED_DECAY_NS, TIMED_MADVISE, TIMED_RELEASE, TIMED_PAGE_DISCARD, TIMED_KINDS };
+static const char *const timed_names[] = { "trim_wait", "trim", "decay_ns", "madvise", "release", "page_discard" };
+
 struct trace {
 	struct op *ops;
 	size_t nops, cap;
@@ -400,8 +410,47 @@ struct trace {
 	size_t unfinished;
 	size_t slots;           /* `slot C` lines (front-served malloc/calloc), replayed as malloc(C) */
 	size_t front_skipped;   /* `thread_exit`, `front_trim`: not requests of the program */
+	size_t timed[TIMED_KINDS]; /* decisions that depend on time, by kind */
 	bool classic_api, dropin_api;
+	/* while parsing: the current request is a trim; it has had a reuse; a release not yet known for a tail */
+	bool in_trim, reused, release_pending;
 };
+
+/* The request's release that no reuse followed: a kept mapping let go, a second unused (or one too many). */
+static void timed_flush(struct trace *t)
+{
+	if (t->release_pending)
+		t->timed[TIMED_RELEASE]++;
+	t->release_pending = false;
+}
+
+static void timed_decision(struct trace *t, const char *line)
+{
+	const char *name = line + strspn(line, " ");
+	size_t len = strcspn(name, " ");
+	bool reuse = len == 5 && strncmp(name, "reuse", 5) == 0;
+	if (reuse)
+		t->release_pending = false; /* the tail of the kept mapping that serves this request */
+	timed_flush(t);
+	t->reused |= reuse;
+	if (t->in_trim)
+		return;
+	for (size_t k = 0; k < TIMED_KINDS; k++)
+		if (strlen(timed_names[k]) == len && strncmp(name, timed_names[k], len) == 0) {
+			if (k == TIMED_RELEASE)
+				t->release_pending = true;
+			else if (k != TIMED_MADVISE || !t->reused)
+				t->timed[k]++;
+		}
+}
+
+static size_t timed_total(const struct trace *t)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < TIMED_KINDS; k++)
+		n += t->timed[k];
+	return n;
+}
 
 static void add_op(struct trace *t, struct op o)
 {
@@ -481,9 +530,12 @@ static void parse_trace(const char *path, struct trace *t)
 			/* Decisions after a result belong to no request: a trace older than malloc_trim's request line. */
 			if (after_result)
 				t->trims++;
+			else
+				timed_decision(t, line);
 			continue;
 		}
 		after_result = false;
+		timed_flush(t); /* a result or another request: the request's decisions are over */
 		if (strncmp(line, "osmem-trace ", 12) == 0) {
 			char *p = strstr(line, "profile="), *a = strstr(line, "align=");
 			if (p)
@@ -525,6 +577,8 @@ static void parse_trace(const char *path, struct trace *t)
 			t->threads = tid;
 		n--;
 		const char *name = tok[0];
+		t->in_trim = strcmp(name, "malloc_trim") == 0 || strcmp(name, "front_trim") == 0;
+		t->reused = false;
 		if (strcmp(name, "thread_exit") == 0 || strcmp(name, "front_trim") == 0) {
 			t->front_skipped++;
 			continue;
@@ -595,6 +649,7 @@ static void parse_trace(const char *path, struct trace *t)
 		}
 		pd = (struct pending){ .on = true, .op = o, .in_key = key };
 	}
+	timed_flush(t);
 	if (cut) /* one warning, also for the request whose result it was */
 		warn("line %u, the trace's last, is cut short (%s): a program killed while it traced? Dropped%s", lineno,
 		     cut, pd.on ? ", with the request it ends" : "");
@@ -985,8 +1040,9 @@ static void print_json(const char *trace_path, const struct trace *t, struct col
 	printf("  \"requests\": {\"total\": %zu", t->nops);
 	for (size_t k = 0; k < OP_KINDS; k++)
 		printf(", \"%s\": %zu", op_names[k], t->counts[k]);
-	printf(", \"not_replayable\": %zu, \"malloc_trim_events\": %zu, \"front_slots\": %zu, \"front_skipped\": %zu},\n",
-	       t->unknown_ptr + t->unfinished, t->trims, t->slots, t->front_skipped);
+	printf(", \"not_replayable\": %zu, \"malloc_trim_events\": %zu, \"front_slots\": %zu, \"front_skipped\": %zu"
+	       ", \"time_dependent_decisions\": %zu},\n",
+	       t->unknown_ptr + t->unfinished, t->trims, t->slots, t->front_skipped, timed_total(t));
 	printf("  \"replay\": \"single-threaded, in the trace's order, one fresh process per allocator\",\n");
 	printf("  \"timing_runs\": %d,\n  \"columns\": {\n", repeat);
 	for (int i = 0; i < ncols; i++) {
@@ -1180,7 +1236,9 @@ static void usage(FILE *f)
 		"`slot C` (a malloc or calloc of at most C bytes, served from the size class C) is replayed as\n"
 		"malloc(C); `thread_exit` and `front_trim` are not calls of the program and are skipped. A last line\n"
 		"cut short (a program killed while it traced) is dropped with a warning; an unreadable line anywhere\n"
-		"else is refused.\n"
+		"else is refused. The replay has none of the program's pauses: decisions that depend on time (a\n"
+		"trim after its 100 ms wait, the decay, kept mappings or pool pages let go after a second) come at\n"
+		"other requests or not at all, and a note says when the trace has any.\n"
 		"\n"
 		"  --json           print the same report as JSON\n"
 		"  --trace-out DIR  the osmem children record DIR/classic.trace and DIR/default.trace\n"
@@ -1252,6 +1310,18 @@ int main(int argc, char **argv)
 		warn("the trace has %zu decision lines of malloc_trim (madvise, or a trim outside any request), which "
 		     "the trace does not record as a request: the replay cannot call it, and may diverge after it",
 		     t.trims);
+	if (timed_total(&t)) { /* a note, once: the trace is fine, only its replay cannot follow it there */
+		fprintf(stderr, "%s: note: the trace has %zu decision%s that depend%s on time (", prog, timed_total(&t),
+			timed_total(&t) == 1 ? "" : "s", timed_total(&t) == 1 ? "s" : "");
+		for (size_t k = 0, first = 1; k < TIMED_KINDS; k++)
+			if (t.timed[k]) {
+				fprintf(stderr, "%s%zu %s", first ? "" : ", ", t.timed[k], timed_names[k]);
+				first = 0;
+			}
+		fprintf(stderr, "): the replay runs without the program's pauses, so the default column may take such "
+			"decisions at other requests or not at all, and its figures may differ from the trace's there "
+			"(docs/TRACE.md)\n");
+	}
 
 	/* A classic-API trace recorded with libosmem.so (align=8): its classic column preloads libosmem.so. */
 	char *classic_lib = malloc_lib;
