@@ -920,6 +920,10 @@ static void decay_tick(void)
 	osm_index_walk_from(DECAY_MIN, decay_visit, &released);
 }
 
+static bool mapcache_due(uint64_t now);
+static void mapcache_expire(void);
+static size_t mapcache_n;
+
 /* A program whose requests stopped reaching the core (it frees a structure, then lives on what its caches hold)
  * gave nothing back: the passes came only from the core's own frees and allocations. The front calls this every
  * FRONT_TICK frees its caches take (front.c, osm_front_tick), without a lock: a pass when one is due, the lock
@@ -927,10 +931,13 @@ static void decay_tick(void)
  * read and a compare (growth/idle_heap_given_back_by_cache_hits). */
 void osm_heap_idle_tick(void)
 {
-	if (osm_heap.classic || !decay_due(osm_os_coarse_ns()))
+	uint64_t now = osm_os_coarse_ns();
+	if (osm_heap.classic || (!decay_due(now) && !mapcache_due(now)))
 		return;
 	osm_lock();
 	osm_set_op("free"); /* the name a report from the pass would give: it runs in a free */
+	if (mapcache_n)
+		mapcache_expire();
 	decay_tick(); /* asks again, under the lock: another thread may have made the pass meanwhile */
 	osm_unlock();
 }
@@ -1065,7 +1072,21 @@ static size_t heap_threshold(size_t threshold)
 #define REGROW_KEEP    2                       /* a realloc's growth keeps up to twice its request (regrow_kept) */
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS]; /* oldest first */
-static size_t mapcache_n;
+/* when the oldest kept mapping was kept (0: none), for osm_heap_idle_tick, which reads it without the lock */
+static uint64_t mapcache_oldest;
+
+static void mapcache_note_oldest(void)
+{
+	__atomic_store_n(&mapcache_oldest, mapcache_n ? mapcache[0].when : 0, __ATOMIC_RELAXED);
+}
+
+/* Whether the oldest kept mapping is due to go back at `now` (the coarse clock, which may read behind: then a
+ * tick later). Without the lock. */
+static bool mapcache_due(uint64_t now)
+{
+	uint64_t t = __atomic_load_n(&mapcache_oldest, __ATOMIC_RELAXED);
+	return t && (int64_t)(now - t) >= (int64_t)MAPCACHE_NS;
+}
 
 /* The shortest mapping the mapping cache keeps (below): MAPCACHE_MIN, and THREADED_MAX with a second thread. */
 static size_t mapcache_min(void)
@@ -1080,6 +1101,7 @@ static void mapcache_remove(size_t i)
 	osm_heap.count.kept_bytes -= mapcache[i].len;
 	for (mapcache_n--; i < mapcache_n; i++)
 		mapcache[i] = mapcache[i + 1];
+	mapcache_note_oldest();
 }
 
 static void mapcache_release(size_t i)
@@ -1123,6 +1145,7 @@ static bool mapcache_put(struct block_meta *b)
 	mapcache[mapcache_n].start = start;
 	mapcache[mapcache_n].len = len;
 	mapcache[mapcache_n++].when = osm_os_now_ns();
+	mapcache_note_oldest();
 	osm_heap.count.kept_maps++;
 	osm_heap.count.kept_bytes += len;
 	if (TRACING)
@@ -1930,7 +1953,12 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		if (TRACING)
 			osm_trace_event("  case 5");
 		struct block_meta *kept = regrow_kept(b, s);
-		return move_block(b, kept ? kept : map_block(s), s);
+		if (kept || osm_heap.classic) /* docs/CLASSIC.md: a new mapping */
+			return move_block(b, kept ? kept : map_block(s), s);
+		/* malloc's way: a free heap block that holds it first, then a mapping (a kept one, or the kept ones
+		 * given back when the kernel refuses a new one); a mapping alone failed where the heap had room (found by
+		 * a review in session 51: protect_realloc/grow_past_threshold_takes_free_heap_block) */
+		return move_block(b, osm_malloc(n, threshold), s);
 	}
 	size_t before = b->size;
 	bool enomem = false;

@@ -1074,8 +1074,12 @@ static inline bool medium_in_heap(const void *p)
 {
 	const char *base = __atomic_load_n(&osm_heap.base, __ATOMIC_RELAXED);
 	const char *end = __atomic_load_n(&osm_heap.end, __ATOMIC_RELAXED);
-	return !((uintptr_t)p & 15) && base && (const char *)p >= base + META_SIZE &&
-	       (const char *)p + MEDIUM_MIN_BLOCK <= end && !__atomic_load_n(&osm_heap.gaps, __ATOMIC_RELAXED);
+	/* in integers, and p below the top: p + MEDIUM_MIN_BLOCK wrapped for a pointer in the last 2 KiB below 2^64,
+	 * which then read as inside, and free((void *)-16) read a header there (SIGSEGV; found by a review in session
+	 * 51, death/free_at_top_of_address_space) */
+	uintptr_t a = (uintptr_t)p;
+	return !(a & 15) && base && a >= (uintptr_t)base + META_SIZE && a < UINTPTR_MAX - MEDIUM_MIN_BLOCK &&
+	       a + MEDIUM_MIN_BLOCK <= (uintptr_t)end && !__atomic_load_n(&osm_heap.gaps, __ATOMIC_RELAXED);
 }
 
 /* A cached or cacheable block's links, without the lock: blocks tile the heap (no gaps here), so `next` is the

@@ -524,8 +524,17 @@ __attribute__((noinline)) static void *realloc_slow(void *p, size_t n)
 	if (TRACING)
 		osm_trace_event("= %p", nb ? payload(nb) : NULL);
 	osm_unlock();
-	if (!nb)
+	if (!nb) {
+		/* out of memory: the medium caches and the released segments go back, then once more, as malloc's (the
+		 * block is as it was; found by a review in session 51: medium/enomem_reclaims_cached_blocks_for_realloc) */
+		if (osm_front_reclaim()) {
+			errno = saved;
+			void *r = realloc_slow(p, n);
+			osm_front_reclaim_end();
+			return r;
+		}
 		return fail(ENOMEM);
+	}
 	if (old) {
 		move_copy(payload(nb), payload(old), len);
 		osm_lock();

@@ -76,6 +76,7 @@ static void do_free(struct ctx *c) { v_free(c->p); }
 static void do_free_then_realloc(struct ctx *c) { v_free(c->p); (void)v_realloc(c->p, 200); }
 static void do_realloc(struct ctx *c) { (void)v_realloc(c->p, 200); }
 static void do_realloc_grow_big(struct ctx *c) { (void)v_realloc(c->p, 2 * MiB); }
+static void do_realloc_medium(struct ctx *c) { (void)v_realloc(c->p, 5000); }
 static void do_os_double_free(struct ctx *c) { v_os_free(c->p); v_os_free(c->p); }
 static void do_free_stack(struct ctx *c)
 {
@@ -178,6 +179,9 @@ static void setup_mid_mapped_hdr(struct ctx *c)
 }
 static void setup_static(struct ctx *c) { c->p = launder(static_array + 256); }
 static void setup_static_start(struct ctx *c) { c->p = launder(static_array); }
+/* The last 16 bytes below 2^64: the medium caches' range check added a block's size to it and wrapped, so the
+ * pointer read as inside the heap and its header was read (SIGSEGV, found by a review in session 51). */
+static void setup_top(struct ctx *c) { c->p = launder((void *)(uintptr_t)-16); }
 static void setup_forged_alloc(struct ctx *c)
 {
 	struct block_meta h = { .size = 128, .status = STATUS_ALLOC, .prev = NULL, .next = NULL };
@@ -265,6 +269,9 @@ static const struct death_case cases[] = {
 	  false },
 	{ "free_stack_address", setup_none, do_free_stack, cleanup_none, "free", "invalid pointer", NULL, true },
 	{ "free_static_array", setup_static, do_free, cleanup_none, "free", "invalid pointer", NULL, false },
+	{ "free_at_top_of_address_space", setup_top, do_free, cleanup_none, "free", "invalid pointer", NULL, false },
+	{ "realloc_at_top_of_address_space", setup_top, do_realloc_medium, cleanup_none, "realloc", "invalid pointer",
+	  NULL, false },
 	{ "free_static_array_start", setup_static_start, do_free, cleanup_none, "free", "invalid pointer", NULL,
 	  false },
 	{ "free_forged_alloc_header", setup_forged_alloc, do_free, cleanup_none, "free", "invalid pointer", NULL,

@@ -689,8 +689,9 @@ static void trim_gives_back(void)
 /* In a child under RLIMIT_DATA: fill the heap with blocks of 3000 bytes until the core has nothing left, free
  * four neighbours (they stay in this thread's cache), then ask for 9000 bytes, which only the four merged can
  * serve: the core must get them back from the cache rather than fail while they sit idle. */
-static void enomem_reclaims(void)
+static void enomem_reclaims_for(bool by_realloc)
 {
+	const char *name = by_realloc ? "enomem_reclaims_cached_blocks_for_realloc" : "enomem_reclaims_cached_blocks";
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -715,15 +716,25 @@ static void enomem_reclaims(void)
 		os_stats(&st);
 		if (st.front_cached_blocks != cached + 4)
 			_exit(5);
+		/* realloc too (found by a review in session 51: it failed with ENOMEM where malloc reclaimed) */
+		if (by_realloc)
+			_exit(v_realloc(p[i ? 0 : n - 1], 9000) ? 0 : 3);
 		_exit(v_malloc(9000) ? 0 : 3);
 	}
 	int st;
 	waitpid(pid, &st, 0);
-	char why[200];
+	char why[240];
 	snprintf(why, sizeof why, "the child %s %d (2: the heap did not fill; 4: no four neighbours; 5: the four "
-		 "were not cached; 3: malloc(9000) failed while they sat in the cache)",
-		 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	check("enomem_reclaims_cached_blocks", WIFEXITED(st) && WEXITSTATUS(st) == 0, why);
+		 "were not cached; 3: %s to 9000 bytes failed while they sat in the cache)",
+		 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+		 by_realloc ? "realloc of a 3000-byte block" : "malloc");
+	check(name, WIFEXITED(st) && WEXITSTATUS(st) == 0, why);
+}
+
+static void enomem_reclaims(void)
+{
+	enomem_reclaims_for(false);
+	enomem_reclaims_for(true);
 }
 
 /* The medium budget: 4 MiB a thread while at most 8 threads have caches, then 32 MiB shared, at least 1 MiB (else

@@ -306,14 +306,77 @@ static void test_grew_race(void)
 		report(name, NULL);
 }
 
+/* Hazard: a realloc that grows a heap block past the mmap threshold (docs/CLASSIC.md's case 5) asked only for a
+ * fresh mapping, where malloc of the same size takes a free heap block that holds it first: with mappings refused
+ * (a process at its map count, or its address-space limit) it failed with ENOMEM while the heap had 4 MB free
+ * (found by a review in session 51). Run with OSMEM_FAIL=mmap:1+ (every mapping refused): 40 blocks of 100,000
+ * bytes freed between two live ones, then a 100,000-byte block grown to 1 MiB. Exit 0, or 1 with what failed
+ * on standard output. */
+static int mmap_refused(void)
+{
+	char *p = v_malloc(100000), *v[40];
+	for (int i = 0; i < 40; i++)
+		v[i] = v_malloc(100000);
+	char *keep = v_malloc(100000);
+	if (!p || !keep || !v[39]) {
+		printf("the setup's mallocs failed\n");
+		return 1;
+	}
+	memset(p, 0x5a, 100000);
+	for (int i = 0; i < 40; i++)
+		v_free(v[i]);
+	errno = 0;
+	char *q = v_realloc(p, 1 << 20);
+	int e = errno;
+	size_t same = 0;
+	while (q && same < 100000 && q[same] == 0x5a)
+		same++;
+	if (!q || same != 100000) {
+		printf("realloc(p, 1 MiB) = %p, errno %d, %zu of the 100,000 bytes kept\n", (void *)q, e, same);
+		return 1;
+	}
+	return 0;
+}
+
+static void test_mmap_refused(char *self)
+{
+	fflush(stdout);
+	int fds[2];
+	if (pipe(fds) != 0) {
+		report("grow_past_threshold_takes_free_heap_block", "pipe failed (test setup)");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		setenv("OSMEM_FAIL", "mmap:1+", 1);
+		execl(self, self, "mmap-refused", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	char out[300] = "";
+	ssize_t got = read(fds[0], out, sizeof out - 1);
+	out[got > 0 ? got : 0] = 0;
+	close(fds[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	char why[400];
+	snprintf(why, sizeof why, "with every mmap refused, the child %s %d: %s", WIFEXITED(st) ? "exited" : "died of",
+		 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), out);
+	report("grow_past_threshold_takes_free_heap_block", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? NULL : why);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "traced-fatal") == 0)
 		return traced_fatal();
+	if (argc > 1 && strcmp(argv[1], "mmap-refused") == 0)
+		return mmap_refused();
 	test_grew_race(); /* first: no large request made yet, so the threshold is the first one */
 	test_moved_mapping();
 	test_errno();
 	test_realloc_zero();
 	test_trace_flushed(argv[0]);
+	test_mmap_refused(argv[0]);
 	return n_fail != 0;
 }
