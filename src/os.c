@@ -54,8 +54,8 @@ static void fault_env_bad(const char *spec)
 {
 	osm_os_write_err("osmem: OSMEM_FAIL=");
 	osm_os_write_err(spec);
-	osm_os_write_err(" is not understood (kind:N or kind:N+, kinds brk, mmap, mremap, separated by commas); "
-			 "no faults injected\n");
+	osm_os_write_err(" is not understood (kind:N or kind:N+, N from 1, kinds brk, mmap, mremap, separated by "
+			 "commas); no faults injected\n");
 }
 
 /* OSMEM_FAIL=mmap:N,brk:M+,mremap:K: the Nth mmap fails, the Mth brk and every later one, the Kth mremap.
@@ -85,6 +85,10 @@ static void fault_env_read(void)
 			return;
 		}
 		at[k] = decimal(&s);
+		if (!at[k]) { /* calls count from 1: kind:0 armed nothing, and undid an earlier kind:N, in silence */
+			fault_env_bad(spec);
+			return;
+		}
 		if (*s == '+') {
 			sticky[k] = true;
 			s++;

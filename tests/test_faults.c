@@ -184,6 +184,11 @@ int main(void)
 	env_case("mmap_from_3_on", "mmap:3+", 0, 0xc, false);
 	env_case("garbage_ignored", "mmap:x", 0, 0, true);
 	env_case("unknown_kind_ignored", "munmap:1", 0, 0, true);
+	/* calls are counted from 1: a count of 0 is not understood, so nothing is injected and it is named (it armed
+	 * nothing in silence, and mmap:1,mmap:0 undid the mmap:1) */
+	env_case("count_zero_not_understood", "mmap:0", 0, 0, true);
+	env_case("count_zero_sticky_not_understood", "brk:0+", 0, 0, true);
+	env_case("count_zero_after_a_count_not_understood", "mmap:1,mmap:0", 0, 0, true);
 	/* a count past SIZE_MAX saturates (the SIZE_MAX-th call: none here); it wrapped to 1 (session 50) */
 	env_case("count_saturates", "brk:18446744073709551617", 0, 0, false);
 	map_at_success_keeps_errno();
