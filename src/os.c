@@ -41,12 +41,16 @@ static int fault_env_state; /* 0: OSMEM_FAIL not read yet; 1: read */
 
 static const char *const fault_names[OS_FAULT_KINDS] = { "brk", "mmap", "mremap" };
 
-/* The decimal number at *s (saturating at SIZE_MAX), *s moved past its digits: the settings' one parser. */
-static size_t decimal(const char **s)
+/* The decimal number at *s (saturating at SIZE_MAX; *over tells whether it did), *s moved past its digits: the
+ * settings' one parser. */
+static size_t decimal(const char **s, bool *over)
 {
 	size_t v = 0;
-	for (; **s >= '0' && **s <= '9'; (*s)++)
-		v = v > (SIZE_MAX - (size_t)(**s - '0')) / 10 ? SIZE_MAX : v * 10 + (size_t)(**s - '0');
+	*over = false;
+	for (; **s >= '0' && **s <= '9'; (*s)++) {
+		*over |= v > (SIZE_MAX - (size_t)(**s - '0')) / 10;
+		v = *over ? SIZE_MAX : v * 10 + (size_t)(**s - '0');
+	}
 	return v;
 }
 
@@ -84,7 +88,8 @@ static void fault_env_read(void)
 			fault_env_bad(spec);
 			return;
 		}
-		at[k] = decimal(&s);
+		bool over; /* a count past SIZE_MAX: the SIZE_MAX-th call, never (faults/env_count_saturates) */
+		at[k] = decimal(&s, &over);
 		if (!at[k]) { /* calls count from 1: kind:0 armed nothing, and undid an earlier kind:N, in silence */
 			fault_env_bad(spec);
 			return;
@@ -546,10 +551,13 @@ uint64_t osm_os_fault_probe_ns(void)
 	enum { PAGES = 16 };
 	/* OSMEM_FAULT_NS=N: a fault costs N ns, no probe (tests; a host whose first touches the probe misjudges) */
 	const char *set = osm_os_getenv("OSMEM_FAULT_NS");
-	if (set && *set) {
+	if (set) {
+		/* an empty value and one past 2^64 - 1 are named too: they were ignored, and saturated to 584 years a
+		 * fault, in silence (faults/fault_ns_empty_not_understood, fault_ns_overflow_not_understood) */
 		const char *c = set;
-		size_t v = decimal(&c);
-		if (!*c && v)
+		bool over;
+		size_t v = decimal(&c, &over);
+		if (!*c && v && !over)
 			return v;
 		osm_os_write_err("osmem: OSMEM_FAULT_NS=");
 		osm_os_write_err(set);

@@ -7,6 +7,8 @@
   count * to), <total type="fast|rest"> equal to the sums of the sizes, the same totals at the top level, and
   <total type="mmap" count> equal to os_stats' mapped_count (printed after it);
 - faults/env_not_understood: OSMEM_FAIL=nonsense is named on standard error once, and the program runs;
+- faults/fault_ns_*: OSMEM_FAULT_NS=3000 is the fault probe's measure; abc, a number past 2^64 - 1 and an empty value
+  are named on standard error once, and the probe measures;
 - faults/python_brk_refused: OSMEM_FAIL=brk:1 (the kernel refuses the first break move): python3 still runs and
   computes right in the default profile (the heap maps instead);
 - faults/sort_<kind>_<n>: sort(1) on osmem with its Nth brk or mmap failing: it either sorts right or stops with
@@ -102,14 +104,18 @@ def env_checks(lib):
     # OSMEM_FAULT_NS (README, docs/DEFAULT.md): taken instead of the probe's measure, or named once and measured. 300 blocks of
     # 40000 bytes reach the heap's 64th fresh header page, where the probe runs (heap.c, prefault)
     probe = "x = [bytearray(40000) for _ in range(300)]"
-    for value, want_ns in (("3000", 3000), ("abc", None)):
+    # A number past 2^64 - 1 saturated to 584 years a fault, and an empty value was ignored, both in silence: they are
+    # named and measured too.
+    for name, value, want_ns in (("taken", "3000", 3000), ("not_understood", "abc", None),
+                                 ("overflow_not_understood", "99999999999999999999999999", None),
+                                 ("empty_not_understood", "", None)):
         r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                            env=clean_env(LD_PRELOAD=lib, OSMEM_FAULT_NS=value, OSMEM_STATS="1"))
         m = re.search(r"fault probe ns +(\d+)", r.stderr)
         ns = int(m.group(1)) if m else None
         named = r.stderr.count(f"OSMEM_FAULT_NS={value} is not understood")
         ok = r.returncode == 0 and ns is not None and (ns == want_ns and named == 0 if want_ns else ns > 0 and named == 1)
-        check(f"fault_ns_{'taken' if want_ns else 'not_understood'}", ok,
+        check(f"fault_ns_{name}", ok,
               f"OSMEM_FAULT_NS={value}: exit {r.returncode}, fault probe ns {ns} (want {want_ns or 'a measure'}), "
               f"named {named} times on stderr (want {0 if want_ns else 1})")
     code = "import json; print(sum(range(10**6)), len(json.dumps([list(range(1000))] * 200)))"
