@@ -1163,6 +1163,12 @@ static void global_init(void)
 {
 	const char *profile = osm_os_getenv("OSMEM_PROFILE"), *trace = osm_os_getenv("OSMEM_TRACE");
 	const char *front = osm_os_getenv("OSMEM_FRONT");
+	if (front && *front && strcmp(front, "0") != 0 && strcmp(front, "1") != 0) {
+		/* named once (global_init runs once): off, no or false left the front on in silence */
+		osm_os_write_err("osmem: OSMEM_FRONT=");
+		osm_os_write_err(front);
+		osm_os_write_err(" is not a setting (0 or 1); using default\n");
+	}
 	/* strict mode serves every request itself (the API asks osm_strict before the front, so it is known here) */
 	bool off = (profile && strcmp(profile, "classic") == 0) || (front && strcmp(front, "0") == 0) ||
 		   __atomic_load_n(&osm_strict, __ATOMIC_RELAXED) > 0;

@@ -46,6 +46,7 @@ void osm_init(bool dropin)
 		p->trim_keep = 256 * 1024;
 		p->map_cache = true;
 		p->prefault = true;
+		osm_huge_env(); /* read now, not at 32 MiB of heap: a setting not understood is named in any program */
 	}
 	osm_heap.secret = osm_os_random32() | 1;
 	osm_heap.key = ((uint64_t)osm_heap.secret * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)osm_os_random32() << 32) ^

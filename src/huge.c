@@ -68,6 +68,11 @@ enum huge_mode osm_huge_env(void)
 		       : v && v[0] == '1' && !v[1]	  ? HUGE_MODE_FORCED
 		       : v && strcmp(v, "dense") == 0 ? HUGE_MODE_DENSE
 						      : HUGE_MODE_AUTO;
+		if (mode == HUGE_MODE_AUTO && v && *v) { /* named once: off, no or 2 ran the default in silence */
+			osm_os_write_err("osmem: OSMEM_HUGEPAGE=");
+			osm_os_write_err(v);
+			osm_os_write_err(" is not a setting (0, 1 or dense); using default\n");
+		}
 		read = true;
 	}
 	return mode;

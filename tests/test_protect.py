@@ -10,7 +10,9 @@ tests/malloc_protect_*.c and tests/test_protect_*.c programs):
   forked child writes PATH.PID and the parent's PATH keeps everything it recorded before and after the fork;
 - protect_trace/exec_child_keeps_parent_trace: the same when the child runs another program, which starts its own
   trace (PATH is held by the parent: the new program writes PATH.PID);
-- protect_profile/unknown_named: OSMEM_PROFILE=garbage is named on standard error, once.
+- protect_profile/unknown_named: OSMEM_PROFILE=garbage is named on standard error, once;
+- protect_front/unknown_named, protect_hugepage/unknown_named: so are OSMEM_FRONT and OSMEM_HUGEPAGE values that
+  are not settings, and the settings (and an empty value) are quiet.
 
 Usage: test_protect.py --build DIR [--lib PATH] (--lib: the libosmem-malloc.so to test, default DIR's).
 Prints PASS/FAIL lines and 'N passed, N failed'; exits 1 when something failed."""
@@ -197,6 +199,27 @@ def main():
                            text=True, timeout=60)
         check("protect_profile/default_is_quiet", r.returncode == 0 and r.stderr == "",
               f"standard error was {r.stderr!r}")
+
+        # 5. so are OSMEM_FRONT and OSMEM_HUGEPAGE values that are not settings (off, no, false, 00, 2 ran the
+        # default in silence); the settings themselves, and an empty value (unset), say nothing
+        for var, allowed, bad_values in (("OSMEM_FRONT", "0 or 1", ("off", "no", "false", "00")),
+                                         ("OSMEM_HUGEPAGE", "0, 1 or dense", ("off", "no", "2"))):
+            tag = var[len("OSMEM_"):].lower()
+            wrong = []
+            for v in bad_values:
+                r = subprocess.run([prog], env=clean_env(LD_PRELOAD=lib, **{var: v}), capture_output=True, text=True,
+                                   timeout=60)
+                want = f"osmem: {var}={v} is not a setting ({allowed}); using default\n"
+                if r.returncode != 0 or r.stderr != want:
+                    wrong.append(f"{var}={v}: exit {r.returncode}, standard error {r.stderr!r}, not {want!r}")
+            check(f"protect_{tag}/unknown_named", not wrong, "; ".join(wrong))
+            wrong = []
+            for v in allowed.replace(" or", ",").split(", ") + [""]:
+                r = subprocess.run([prog], env=clean_env(LD_PRELOAD=lib, **{var: v}), capture_output=True, text=True,
+                                   timeout=60)
+                if r.returncode != 0 or r.stderr != "":
+                    wrong.append(f"{var}={v}: exit {r.returncode}, standard error {r.stderr!r}")
+            check(f"protect_{tag}/settings_are_quiet", not wrong, "; ".join(wrong))
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
