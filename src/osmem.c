@@ -393,7 +393,9 @@ void *os_realloc(void *ptr, size_t size)
 		osm_unlock();
 		return NULL;
 	}
-	if (size > MAX_REQUEST) {
+	if (size > MAX_REQUEST) { /* after cases 3 and 2, so after the request's line: it ends with its result */
+		if (TRACING)
+			osm_trace_event("= NULL");
 		osm_unlock();
 		return fail_enomem();
 	}

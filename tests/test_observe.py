@@ -3,16 +3,19 @@
 
 - os_stats after a known classic sequence gives the numbers worked out by hand from docs/CLASSIC.md;
 - the system-call counts in os_stats equal what strace saw (an outside witness);
-- the trace of a known classic sequence is exactly as expected, line for line (docs/TRACE.md).
+- the trace of a known classic sequence is exactly as expected, line for line (docs/TRACE.md);
+- a request past the largest one osmem serves ends with its result, on every entry point.
 Prints PASS/FAIL lines and 'N passed, N failed'."""
 import argparse, os, random, re, subprocess, sys, tempfile
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 results = []
 
 
 def check(name, ok, why=""):
     results.append(ok)
     print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
+    return ok
 
 
 def stats_line(out):
@@ -94,6 +97,63 @@ os_realloc H+0x1c38 10 t=1
   case 3
 = NULL
 """
+
+
+# Every entry point asked for more than the largest request (MAX_REQUEST), with a core block, a front slot and a heap
+# block to reallocate. No stdio: the trace holds these calls only.
+OVERFLOW_PROG = r"""
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include "osmem.h"
+int main(void)
+{
+	volatile size_t v = SIZE_MAX - 10; /* not a constant: the compiler would warn of every call */
+	size_t huge = v;
+	void *core = os_malloc(100), *slot = malloc(100), *heap = malloc(100000), *q = NULL;
+	void *r[] = { os_realloc(core, huge), os_realloc(slot, huge), realloc(slot, huge), realloc(heap, huge),
+		      reallocarray(heap, huge, 2), malloc(huge), calloc(huge, 2), os_malloc(huge), os_calloc(huge, 2),
+		      memalign(64, huge), aligned_alloc(64, huge), pvalloc(huge), valloc(huge) };
+	int got = posix_memalign(&q, 64, huge) == 0;
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+		got += r[i] != NULL;
+	os_free(core);
+	free(slot);
+	free(heap);
+	return got;
+}
+"""
+
+ALLOCATING = re.compile(r"^(malloc|calloc|realloc|memalign|slot|os_malloc|os_calloc|os_realloc) .* t=\d+$")
+
+
+def unfinished_requests(text):
+    """The allocating request lines of a trace that do not end with their result (an '= ...' line before the next
+    request line)."""
+    bad, pending = [], None
+    for line in text.splitlines()[1:]:
+        if line.startswith("= "):
+            pending = None
+        elif not line.startswith(" "):
+            if pending:
+                bad.append(pending)
+            pending = line if ALLOCATING.match(line) else None
+    return bad + ([pending] if pending else [])
+
+
+def dropin_program(build, tmp, name, source, asan):
+    """source built against the drop-in (libosmem-malloc.so), or None: under AddressSanitizer, which owns malloc
+    (a note says so), or when it does not compile (a failure)."""
+    if asan:
+        print(f"note: {name}: the drop-in's checks are skipped under AddressSanitizer (it owns malloc)")
+        return None
+    exe, src, build = os.path.join(tmp, name), os.path.join(tmp, name + ".c"), os.path.abspath(build)
+    open(src, "w").write(source)
+    r = subprocess.run(["cc", "-O2", "-fno-builtin", "-std=c11", "-I" + os.path.join(ROOT, "include"), src, "-o", exe,
+                        "-L" + build, "-Wl,--no-as-needed", "-losmem-malloc", "-Wl,-rpath," + build],
+                       capture_output=True, text=True)
+    return exe if check(f"trace/{name}_program_builds", r.returncode == 0, r.stderr[-500:]) else None
 
 
 def normalise_mapped(text):
@@ -224,6 +284,30 @@ def main():
             said = r.stderr.count(f"OSMEM_TRACE names a path of {n} bytes")
             check(f"trace/path_too_long_said_{n}", r.returncode == 0 and said == 1,
                   f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
+
+        # 6. a request larger than the largest one osmem serves ends with its result too: os_realloc's line was
+        # written before the size was checked, and its `= NULL` never came (docs/TRACE.md: every allocating request
+        # ends with its result). The classic API exactly, then every entry point of the drop-in in each profile.
+        path = os.path.join(tmp, "overflow.trace")
+        subprocess.run([prog, "a=m 100; b=r a 18446744073709551605"], capture_output=True, timeout=60,
+                       env=dict(os.environ, OSMEM_TRACE=path))
+        text = open(path).read() if os.path.exists(path) else ""
+        want = "os_realloc H+0x20 18446744073709551605 t=1\n= NULL\n"
+        check("trace/request_past_largest_ends_with_result", text.endswith(want),
+              f"the trace ends {text[-200:]!r}, not with {want!r}")
+        exe = dropin_program(a.build, tmp, "overflow", OVERFLOW_PROG, asan)
+        settings = (("default", "OSMEM_PROFILE", "default"), ("front_off", "OSMEM_FRONT", "0"),
+                    ("classic", "OSMEM_PROFILE", "classic"), ("strict", "OSMEM_CHECK", "strict"))
+        for name, var, value in settings if exe else ():
+            path = os.path.join(tmp, f"overflow-{name}.trace")
+            run = subprocess.run([exe], capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, OSMEM_TRACE=path, **{var: value}))
+            text = open(path).read() if os.path.exists(path) else ""
+            bad = unfinished_requests(text)
+            check(f"trace/request_past_largest_ends_with_result_{name}",
+                  run.returncode == 0 and text.count("\n") > 2 and not bad,
+                  f"exit {run.returncode} (the calls that returned a block), {len(bad)} requests without a result: "
+                  f"{bad[:4]}; {run.stderr[-200:]!r}")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
