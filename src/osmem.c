@@ -295,6 +295,8 @@ void os_free(void *ptr)
 #endif
 	osm_lock();
 	osm_set_op("os_free"); /* the name the core's reports give */
+	if (TRACING)
+		osm_trace_event("os_free %p t=%t", ptr);
 #ifdef OSMEM_DROPIN
 	if (osm_zero_owns(ptr)) { /* malloc(0)'s address (strict.c) */
 		osm_zero_check(ptr, "os_free", true);
@@ -302,8 +304,6 @@ void os_free(void *ptr)
 		return;
 	}
 #endif
-	if (TRACING)
-		osm_trace_event("os_free %p t=%t", ptr);
 	struct block_meta *b = osm_user_block(ptr, "os_free", false);
 #ifdef OSMEM_DROPIN
 	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
@@ -359,6 +359,8 @@ void *os_realloc(void *ptr, size_t size)
 		osm_lock();
 		osm_set_op("os_realloc");
 		bool live = osm_zero_live(ptr, "os_realloc");
+		if (!live && TRACING) /* else the lines of os_malloc and os_free below */
+			osm_trace_event("os_realloc %p %z t=%t\n  case 3\n= NULL", ptr, size);
 		osm_unlock();
 		if (!live)
 			return NULL;

@@ -51,14 +51,16 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("malloc");
+	if (TRACING) /* before zero_alloc: malloc(0) is a request of the program too (it was left out) */
+		osm_trace_event("malloc %z t=%t", n);
 	void *z = zero_alloc(n);
 	if (z) {
+		if (TRACING)
+			osm_trace_event("= %p", z);
 		osm_unlock();
 		errno = saved;
 		return z;
 	}
-	if (TRACING)
-		osm_trace_event("malloc %z t=%t", n);
 	osm_note_request(n);
 	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
 	if (TRACING)
@@ -133,14 +135,14 @@ __attribute__((noinline)) static void core_free(void *p)
 		osm_lock();
 	}
 	osm_set_op("free");
+	if (TRACING)
+		osm_trace_event("free %p t=%t", p);
 	if (osm_zero_owns(p)) { /* malloc(0)'s address: a double free or a bad pointer is reported */
 		osm_zero_check(p, "free", true);
 		osm_unlock();
 		errno = saved;
 		return;
 	}
-	if (TRACING)
-		osm_trace_event("free %p t=%t", p);
 	struct block_meta *b = osm_user_block(p, "free", false);
 	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
 		osm_fatal_pointer("free", "double free", p);
@@ -213,14 +215,16 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("calloc");
+	if (TRACING) /* a calloc of 0 bytes too, as malloc(0) */
+		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	void *z = zero_alloc(n);
 	if (z) {
+		if (TRACING)
+			osm_trace_event("= %p", z);
 		osm_unlock();
 		errno = saved;
 		return z;
 	}
-	if (TRACING)
-		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	osm_note_request(n);
 	size_t dirty, populate;
 	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold, &dirty, &populate);
@@ -265,12 +269,15 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 }
 
 /* realloc of malloc(0)'s address: nothing to copy. Checked first (a freed or bad address is reported, also when
- * the new block cannot be had); given back once the new block is there (realloc(p, 0): at once, NULL). */
+ * the new block cannot be had); given back once the new block is there (realloc(p, 0): at once, NULL). Traced as
+ * a heap block's: realloc(p, 0) is `free P`, a move is the new block's request and result, then `free P`. */
 __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 {
 	int saved = errno;
 	osm_lock();
 	osm_set_op("realloc");
+	if (!n && TRACING)
+		osm_trace_event("free %p t=%t", p);
 	osm_zero_check(p, "realloc", n == 0);
 	osm_unlock();
 	void *q = n ? malloc(n) : NULL;
@@ -279,6 +286,8 @@ __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 	if (n) {
 		osm_lock();
 		osm_set_op("realloc");
+		if (TRACING)
+			osm_trace_event("free %p t=%t", p);
 		osm_zero_check(p, "realloc", true);
 		osm_unlock();
 	}

@@ -659,6 +659,46 @@ def top_last_tests(build, out, tmp, cc):
           f"rc={rc} {err.strip()[-300:]}")
 
 
+ZERO_C = r"""
+#include <stdlib.h>
+int main(void)
+{
+	/* malloc(0) and calloc of 0 bytes (addresses of a PROT_NONE reservation, no block) among slots and blocks */
+	void *z[8], *s = malloc(40), *h = malloc(5000);
+	for (int i = 0; i < 8; i++)
+		z[i] = i % 2 ? calloc(0, 8) : malloc(0);
+	for (int i = 0; i < 7; i++)
+		free(z[i]);
+	z[7] = realloc(z[7], 100);
+	free(z[7]);
+	free(s);
+	free(h);
+	return 0;
+}
+"""
+
+
+def zero_tests(build, out, tmp, cc):
+    """The default profile's malloc(0) and calloc of 0 bytes in the trace (they had no line before; the trace's own
+    test is observe/trace/zero_byte_requests_recorded): the map reads them, every request counted, and warns of
+    nothing (their addresses are no block)."""
+    exe, err = build_drop_in(cc, build, tmp, "zero", ZERO_C)
+    if not check("zero: the program compiles against libosmem-malloc.so", exe, err.strip()[-400:]):
+        return
+    trace = os.path.join(out, "zero.trace")
+    rc, _, err, _ = run([exe], env=traced_env(trace))
+    text = open(trace).read() if os.path.exists(trace) else ""
+    requests = len(re.findall(r"^[a-z_]+ .* t=\d+$", text, re.M))
+    check("zero: the trace has its malloc(0) and calloc(0, 8) lines and their frees",
+          rc == 0 and text.count("\nmalloc 0 t=1\n") == 4 and text.count("\ncalloc 0 8 t=1\n") == 4 and
+          len(re.findall(r"^free 0x[0-9a-f]+ t=1$", text, re.M)) >= 8, f"rc={rc} {err.strip()[-200:]} {text[:300]!r}")
+    rc, so, err, _ = heapmap([trace, "-o", os.path.join(out, "zero.html")])
+    m = re.search(r": (\d+) requests", so)
+    check(f"zero: osmem-heapmap draws it without warnings, all {requests} requests counted",
+          rc == 0 and "warning" not in err and m and int(m.group(1)) == requests, f"rc={rc} {so.strip()[-200:]} "
+          f"{err.strip()[-300:]}")
+
+
 CARVE_C = r"""
 #include <stdlib.h>
 #include <string.h>
@@ -1119,6 +1159,7 @@ def tests(build, out, tmp):
     front = front_tests(build, out, tmp, cc)
     kept_tests(build, out, tmp, cc, chromium)
     top_last_tests(build, out, tmp, cc)
+    zero_tests(build, out, tmp, cc)
     carve_tests(build, out, tmp, cc)
 
     # ------------------------------------------------------------ a big trace

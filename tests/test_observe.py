@@ -4,7 +4,8 @@
 - os_stats after a known classic sequence gives the numbers worked out by hand from docs/CLASSIC.md;
 - the system-call counts in os_stats equal what strace saw (an outside witness);
 - the trace of a known classic sequence is exactly as expected, line for line (docs/TRACE.md);
-- a request past the largest one osmem serves ends with its result, on every entry point.
+- a request past the largest one osmem serves ends with its result, on every entry point;
+- the default profile's malloc(0) and calloc of 0 bytes, and their frees, are in the trace.
 Prints PASS/FAIL lines and 'N passed, N failed'."""
 import argparse, os, random, re, subprocess, sys, tempfile
 
@@ -124,6 +125,73 @@ int main(void)
 	return got;
 }
 """
+
+# malloc(0), calloc of 0 bytes and what becomes of them (free, realloc that moves, realloc to 0, os_free, os_realloc
+# that moves and of one already freed), in the default profile, where each is an address of a PROT_NONE reservation.
+ZERO_PROG = r"""
+#include <stdlib.h>
+#include "osmem.h"
+int main(void)
+{
+	void *a = malloc(0), *b = calloc(0, 8), *c = calloc(8, 0), *d = malloc(0), *e = malloc(0), *f = malloc(0);
+	void *g = malloc(0);
+	free(a);
+	free(b);
+	free(c);
+	d = realloc(d, 100);
+	e = realloc(e, 0);
+	os_free(f);
+	g = os_realloc(g, 50);
+	void *h = os_realloc(a, 10); /* freed already: NULL (docs/CLASSIC.md, case 3) */
+	free(d);
+	os_free(g);
+	return e || h;
+}
+"""
+# Its requests and results (decision lines left out), each address named by its first appearance (A1, A2, ...).
+ZERO_EXPECTED = """\
+malloc 0 t=1
+= A1
+calloc 0 8 t=1
+= A2
+calloc 8 0 t=1
+= A3
+malloc 0 t=1
+= A4
+malloc 0 t=1
+= A5
+malloc 0 t=1
+= A6
+malloc 0 t=1
+= A7
+free A1 t=1
+free A2 t=1
+free A3 t=1
+slot 112 t=1
+= A8
+free A4 t=1
+free A5 t=1
+os_free A6 t=1
+os_malloc 50 t=1
+= A9
+os_free A7 t=1
+os_realloc A1 10 t=1
+= NULL
+free A8 t=1
+os_free A9 t=1
+"""
+
+
+def requests_named(text):
+    """A trace's request and result lines, without its header and decisions, each address named by its first
+    appearance."""
+    names = {}
+
+    def name(m):
+        return names.setdefault(m.group(0), f"A{len(names) + 1}")
+    lines = [l for l in text.splitlines()[1:] if not l.startswith(" ")]
+    return "".join(re.sub(r"(?:H\+)?0x[0-9a-f]+", name, l) + "\n" for l in lines)
+
 
 ALLOCATING = re.compile(r"^(malloc|calloc|realloc|memalign|slot|os_malloc|os_calloc|os_realloc) .* t=\d+$")
 
@@ -308,6 +376,23 @@ def main():
                   run.returncode == 0 and text.count("\n") > 2 and not bad,
                   f"exit {run.returncode} (the calls that returned a block), {len(bad)} requests without a result: "
                   f"{bad[:4]}; {run.stderr[-200:]!r}")
+
+
+        # 7. the default profile's malloc(0) and calloc of 0 bytes are requests like any other: they returned before
+        # their line, so neither they nor their frees were in the trace (nor in a heap map or a replay of it)
+        exe = dropin_program(a.build, tmp, "zero", ZERO_PROG, asan)
+        if exe:
+            path = os.path.join(tmp, "zero.trace")
+            run = subprocess.run([exe], capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, OSMEM_TRACE=path, OSMEM_PROFILE="default"))
+            got = requests_named(open(path).read()) if os.path.exists(path) else ""
+            ok = run.returncode == 0 and got == ZERO_EXPECTED
+            if not ok:
+                import difflib
+                sys.stdout.writelines(difflib.unified_diff(ZERO_EXPECTED.splitlines(True), got.splitlines(True),
+                                                           "expected", "trace"))
+            check("trace/zero_byte_requests_recorded", ok,
+                  f"exit {run.returncode}; the requests and results differ (diff above) {run.stderr[-200:]!r}")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
