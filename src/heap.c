@@ -1027,16 +1027,17 @@ static void unmap_block(struct block_meta *b)
 		osm_trace_event("  munmap %p %z", b, len);
 }
 
-/* With a second thread the dynamic threshold rises no higher than THREADED_MAX, and freed mappings from that size
- * up are kept (mapcache_min). The threads share one heap: a big block one thread frees leaves a hole that the
- * others' smaller requests split at once, so its next big request finds no hole that holds it and grows the heap
- * past it, and the heap's span, resident, climbs with every round. python3's churn (4 threads, each compressing
- * with bz2, whose buffers are 3.6 MB) peaked at 68-73 MiB with those buffers in the heap (the threshold at 4 MiB),
- * glibc 58-60 (each thread has an arena of its own, whose top they sit at and are trimmed from); with them in
- * mappings of their own, kept at their free for the next request they hold, 61-63 MiB and no more page faults
- * (threads/big_blocks_keep_out_of_shared_heap). Cost: a load of glibc's __libc_single_threaded on the core's
- * paths that read the threshold. One thread has the heap to itself and keeps glibc's rule: large and
- * mixed-realloc reuse their holes. */
+/* With a second thread the dynamic threshold rises no higher than THREADED_MAX for any request (heap_threshold),
+ * and the mappings the program frees from that size up are kept (mapcache_min, mapcache_put). The threads share
+ * one heap: a big block one thread frees leaves a hole that the others' smaller requests split at once, so its
+ * next big request finds no hole that holds it and grows the heap past it, and the heap's span, resident, climbs
+ * with every round. python3's churn (4 threads, each compressing with bz2, whose buffers are 3.6 MB) peaked at
+ * 68-73 MiB with those buffers in the heap (the threshold at 4 MiB), glibc 58-60 (each thread has an arena of its
+ * own, whose top they sit at and are trimmed from); with them in mappings of their own, kept at their free for the
+ * next request they hold, 60-64 MiB and no more page faults (growth/big_blocks_keep_out_of_shared_heap). A cap
+ * alone had been tried before: each big block mapped and faulted afresh (growth/threaded_big_block_reused). Cost:
+ * a load of glibc's __libc_single_threaded where the core reads the threshold. One thread has the heap to itself
+ * and keeps glibc's rule: large and mixed-realloc reuse their holes. */
 #define THREADED_MAX ((size_t)1 << 20)
 
 /* The threshold a request of the default profile meets: threshold (the policy's) capped at THREADED_MAX once the
@@ -1133,12 +1134,17 @@ static bool mapcache_empty(void)
 	return any;
 }
 
-/* Mapped block b is being freed: kept (true), or the caller unmaps it. */
-static bool mapcache_put(struct block_meta *b)
+/* Mapped block b is being freed (learn: by the program, not as the old block of a growth that moved): kept
+ * (true), or the caller unmaps it. */
+static bool mapcache_put(struct block_meta *b, bool learn)
 {
 	char *start = (char *)round_down((uintptr_t)b, page_size());
 	size_t len = round_up((size_t)(block_end(b) - start), page_size());
-	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < mapcache_min() || len > MAPCACHE_BYTES)
+	/* the old block of a growth that moved (learn false), from THREADED_MAX up, is not kept: its buffer outgrew
+	 * it, and kept, the old blocks of four threads' doubling buffers (16 MiB each) pushed the 64 MiB their last
+	 * rounds left out of the cache, to be faulted in again (vecgrow4: 158,000 page faults against 140,000) */
+	size_t least = learn ? mapcache_min() : MAPCACHE_MIN;
+	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > MAPCACHE_BYTES)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
 	while (mapcache_n == MAPCACHE_SLOTS || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
@@ -1374,9 +1380,10 @@ static struct block_meta *alloc_block_now(size_t s, size_t threshold)
 
 static struct block_meta *alloc_block(size_t n, size_t threshold)
 {
+	threshold = heap_threshold(threshold);
 	if (mapcache_n)
 		mapcache_expire();
-	struct block_meta *b = alloc_block_now(align_up(n), heap_threshold(threshold));
+	struct block_meta *b = alloc_block_now(align_up(n), threshold);
 	/* a top that waited long enough goes back after the request is served, which may take part of it (then
 	 * kept: trim_used): trimmed first, a request larger than the trim's keep moved the break down and up again */
 	if (osm_heap.trim_since)
@@ -1563,7 +1570,7 @@ static void raise_mmap_threshold(const struct block_meta *b)
 		if (t > MMAP_THRESHOLD_MAX)
 			t = len < MMAP_THRESHOLD_MAX ? MMAP_THRESHOLD_MAX : len + 1;
 	}
-	t = heap_threshold(t);
+	t = heap_threshold(t); /* with threads: no higher than THREADED_MAX, nor the trim's keep above it */
 	if (t <= p->mmap_threshold)
 		return;
 	p->mmap_threshold = p->calloc_threshold = t;
@@ -1597,7 +1604,7 @@ static void free_block(struct block_meta *b, bool learn)
 			raise_mmap_threshold(b);
 		if (osm_heap.zero_fresh)
 			zero_sample_freed(b); /* a sample of calloc's, measured before its pages go */
-		if (!mapcache_put(b))
+		if (!mapcache_put(b, learn))
 			unmap_block(b);
 		return;
 	}
@@ -1956,10 +1963,18 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		struct block_meta *kept = regrow_kept(b, s);
 		if (kept || osm_heap.classic) /* docs/CLASSIC.md: a new mapping */
 			return move_block(b, kept ? kept : map_block(s), s);
-		/* malloc's way: a free heap block that holds it first, then a mapping (a kept one, or the kept ones
-		 * given back when the kernel refuses a new one); a mapping alone failed where the heap had room (found by
-		 * a review in session 51: protect_realloc/grow_past_threshold_takes_free_heap_block) */
-		return move_block(b, osm_malloc(n, threshold), s);
+		/* as malloc's order: a free heap block that holds it first, then a fresh mapping, and when the kernel
+		 * refuses that, once more with the kept mappings given back; a mapping alone failed where the heap had
+		 * room (found by a review in session 51: protect_realloc/grow_past_threshold_takes_free_heap_block). Not
+		 * a kept mapping much longer than s, as malloc's map_big would take and cut: a buffer doubling from the
+		 * threshold up would cut the 64 MiB its last round left kept (regrow_kept takes it at 32 MiB), and
+		 * fault all of it in again (vecgrow4: 296,000 page faults against 140,000). */
+		struct block_meta *nb = fit_first(s, threshold) ? heap_fit(s) : NULL;
+		if (!nb)
+			nb = map_block(s);
+		if (!nb && mapcache_empty())
+			nb = map_block(s);
+		return move_block(b, nb, s);
 	}
 	size_t before = b->size;
 	bool enomem = false;

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "osmem.h"
@@ -508,6 +510,50 @@ static void shrinking_move_raises_threshold(void)
 	v_free(q ? q : p);
 }
 
+static void *nothing(void *arg) { return arg; }
+
+/* Hazard: with a second thread the cache keeps mappings from 1 MiB up (heap.c, THREADED_MAX), and it kept the old
+ * block of a growth that moved too: four threads' doubling buffers left their 16 MiB old blocks in the four slots
+ * and pushed out the 64 MiB mappings their last rounds had left, which the next rounds then faulted in again
+ * (vecgrow4: 158,000 page faults against 140,000). In a child (the thread makes the process threaded for good): a
+ * 16 MiB block grown to 32 MiB takes the kept 64 MiB mapping; its old mapping must go back, not stay kept. */
+static void threaded_growth_old_block_not_kept(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
+			_exit(2);
+		empty_cache();
+		char *b = v_malloc(16 * MiB), *p = v_malloc(64 * MiB);
+		if (!b || !p)
+			_exit(3);
+		touch(b, 16 * MiB, 1);
+		touch(p, 64 * MiB, 1);
+		v_free(p);
+		struct kept s0 = kept_now();
+		char *q = realloc(b, 32 * MiB);
+		struct kept s1 = kept_now();
+		char why[300];
+		snprintf(why, sizeof why, "with a second thread, a kept 64 MiB mapping (%zu kept), then a 16 MiB block "
+			 "grown to 32 MiB: %s, %zu reused, %zu kept after (want 1 reused, 0 kept: the old block goes back)",
+			 s0.maps, q ? "moved" : "realloc failed", s1.reused - s0.reused, s1.maps);
+		verdict("threaded_growth_old_block_not_kept", q && s0.maps == 1 && s1.reused == s0.reused + 1 &&
+			s1.maps == 0, why);
+		v_free(q);
+		fflush(stdout);
+		_exit(failures ? 1 : 0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) > 1)
+		verdict("threaded_growth_old_block_not_kept", 0, "the child died, or its setup failed (2: no thread, "
+			"3: malloc)");
+	else if (WEXITSTATUS(st))
+		failures++;
+}
+
 /* A buffer doubled by realloc into the cache's sizes takes a kept mapping with room for its next doubling (up to
  * twice what it asks), so that next doubling neither copies nor faults. Before: the kept mapping's tail went back at
  * once, the next doubling took another kept mapping (a copy of 32 MiB, and the old one kept beside it) or grew by
@@ -701,6 +747,7 @@ int main(void)
 	growing_buffer_takes_kept_mapping();
 	growing_requests_grow_kept_mapping();
 	doubling_buffer_grows_within_kept_mapping();
+	threaded_growth_old_block_not_kept();
 	random_big_ops_keep_contents(); /* last: the thresholds it leaves behind are its own */
 	if (!tu_death_case("mapcache", "", "double_free_of_kept_block", double_free_of_kept_block, "free", "double free"))
 		failures++;
