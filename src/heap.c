@@ -489,8 +489,11 @@ static enum grow extend_in_place(size_t len)
 		/* lost a race with a foreign sbrk: keep what we got as a free block of its own segment */
 		char *start = adopt_segment(p, &len);
 		if (start && len >= META_SIZE + osm_heap.policy.align) {
-			free_attach(new_block(start, len - META_SIZE), false);
+			struct block_meta *b = new_block(start, len - META_SIZE);
+			free_attach(b, false);
 			__atomic_store_n(&osm_heap.end, start + len, __ATOMIC_RELEASE);
+			if (TRACING) /* the heap map must see the block: it had no line (found by a review in session 51) */
+				osm_trace_event("  segment %p %z", b, b->size);
 		}
 		return GROW_ELSEWHERE;
 	}

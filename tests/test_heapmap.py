@@ -699,6 +699,48 @@ def zero_tests(build, out, tmp, cc):
           f"{err.strip()[-300:]}")
 
 
+WALL_C = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void)
+{
+	/* the break walled in after the heap's first growth: a page mapped right at the kernel's break (glibc's sbrk(0)
+	 * is its own cached value, not osmem's break) */
+	char *first = malloc(5000);
+	char *brk = (char *)syscall(SYS_brk, 0);
+	if (mmap(brk, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) != brk)
+		return 2;
+	static char *v[100];
+	for (int i = 0; i < 100; i++)
+		memset(v[i] = malloc(6000 + i * 10), 1, 6000 + i * 10);
+	for (int i = 0; i < 100; i++)
+		free(v[i]);
+	free(first);
+	return 0;
+}
+"""
+
+
+def wall_tests(build, out, tmp, cc):
+    """Hazard: with the break walled in, the heap goes on in reserved address space, and its first block there was
+    made with no trace line (heap.c, extend_in_place): the map then met a block it had never seen (found by a review
+    in session 51)."""
+    exe, err = build_drop_in(cc, build, tmp, "wall", WALL_C)
+    if not check("wall: the program compiles against libosmem-malloc.so", exe, err.strip()[-400:]):
+        return
+    trace = os.path.join(out, "wall.trace")
+    rc, _, err, _ = run([exe], env=traced_env(trace))
+    text = open(trace).read() if os.path.exists(trace) else ""
+    rc2, so, err2, _ = heapmap([trace, "-o", os.path.join(out, "wall.html")])
+    check("wall: a heap gone on past a walled break is drawn without warnings", rc == 0 and rc2 == 0 and
+          "warning" not in err2, f"rc={rc} (2: the wall could not be mapped) heapmap rc={rc2}: {err2.strip()[-300:]}")
+
+
 CARVE_C = r"""
 #include <stdlib.h>
 #include <string.h>
@@ -1160,6 +1202,7 @@ def tests(build, out, tmp):
     kept_tests(build, out, tmp, cc, chromium)
     top_last_tests(build, out, tmp, cc)
     zero_tests(build, out, tmp, cc)
+    wall_tests(build, out, tmp, cc)
     carve_tests(build, out, tmp, cc)
 
     # ------------------------------------------------------------ a big trace

@@ -61,6 +61,7 @@ class History:
         self.profile = "?"
         self.align = 8
         self.source = ""
+        self.segment_starts = set()   # offsets of the blocks that begin a new segment (`segment`): a gap before each
         # heap block states: parallel arrays (t0, t1, offset, size, status), in closing order
         self.t0 = array("l")
         self.t1 = array("l")
@@ -439,9 +440,11 @@ def replay_trace(path, keep_text=True):
                         off = _addr(p[1])[1]
                         setb(off, int(p[2]), ALLOC)
                         set_brk(off + META + int(p[2]))
-                    elif op == "prealloc":
-                        seen_prealloc = True
+                    elif op in ("prealloc", "segment"):   # segment: a new part of the heap, its first block free
+                        seen_prealloc |= op == "prealloc"
                         off = _addr(p[1])[1]
+                        if op == "segment":
+                            h.segment_starts.add(off)
                         setb(off, int(p[2]), FREE)
                         set_brk(off + META + int(p[2]))
                     elif op == "trim":
@@ -597,10 +600,11 @@ def replay_trace(path, keep_text=True):
 
 
 def _check_tiling(h):
-    """The final heap blocks should tile [first block, break) without gaps or overlaps."""
+    """The final heap blocks should tile [first block, break) without gaps or overlaps, but for the gap before a
+    new segment of the heap (a `segment` line)."""
     pos = None
     for off, size, _ in h.final_heap:
-        if pos is not None and off != pos and len(h.warnings) < 20:
+        if pos is not None and off != pos and not (off > pos and off in h.segment_starts) and len(h.warnings) < 20:
             h.warnings.append(f"final heap: {'gap' if off > pos else 'overlap'} at H+0x{min(off, pos):x}")
         pos = off + META + size
     if pos is not None and pos != h.brk[-1][1] and len(h.warnings) < 20:
