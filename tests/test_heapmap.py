@@ -654,7 +654,7 @@ def top_last_tests(build, out, tmp, cc):
                                              for a, b in pairs)
     check("top_last: the trace names the free top skipped, and the fit after it a larger block below (the hole taken)",
           ok, f"rc={rc} (3: the top was taken) {err.strip()[-200:]}; top_last lines and the next: {pairs[:4]}")
-    rc, _, err, _ = heapmap([trace, "-o", os.path.join(out, "top_last.html"), "-q"])
+    rc, _, err, _ = heapmap([trace, "-o", os.path.join(out, "top_last.html")])
     check("top_last: osmem-heapmap draws it without replay warnings", rc == 0 and "warning" not in err,
           f"rc={rc} {err.strip()[-300:]}")
 
@@ -776,7 +776,7 @@ def carve_tests(build, out, tmp, cc):
           rc == 0 and carved,
           f"rc={rc} {err.strip()[-200:]}; seg_map lines: {re.findall(r'^  seg_map .*', text, re.M)[:4]}")
     page = os.path.join(out, "carve.html")
-    rc, _, err, _ = heapmap([trace, "-o", page, "-q"])
+    rc, _, err, _ = heapmap([trace, "-o", page])
     if not check("carve: osmem-heapmap draws it without replay warnings", rc == 0 and "warning" not in err,
                  f"rc={rc} {err.strip()[-300:]}"):
         return
@@ -803,7 +803,7 @@ def kept_tests(build, out, tmp, cc, chromium):
           and len(re.findall(r"^  kept_grow ", text, re.M)) == 1,
           f"rc={rc} {err.strip()[-200:]}; decision lines: {[l for l in text.splitlines() if l.startswith('  ')][:8]}")
     page = os.path.join(out, "kept.html")
-    rc, _, err, _ = heapmap([trace, "-o", page, "-q"])
+    rc, _, err, _ = heapmap([trace, "-o", page])
     if not check("kept: osmem-heapmap draws it without replay warnings", rc == 0 and "warning" not in err,
                  f"rc={rc} {err.strip()[-300:]}"):
         return
@@ -861,7 +861,7 @@ def front_tests(build, out, tmp, cc):
         check("front: os_stats while tracing counts cache hits (the front is on) and the same numbers as untraced",
               m and int(m.group(1)) > 0 and int(m.group(2)) == 0 and so2 == so, f"traced {so.strip()!r}, untraced {so2.strip()!r}")
         page = os.path.join(out, "front-known.html")
-        rc, _, err, _ = heapmap([trace, "-o", page, "-q"])
+        rc, _, err, _ = heapmap([trace, "-o", page])
         ok = rc == 0 and "warning" not in err
         if ok:
             meta, states, segs = embedded_front(page)
@@ -1184,7 +1184,7 @@ def tests(build, out, tmp):
                 env["OSMEM_PROFILE"] = "classic"
             rc, _, err, _ = run([mix, mdump], env=env)
             mpage = os.path.join(out, f"mix-{profile}.html")
-            rc2, _, err2, _ = heapmap([mtrace, "-o", mpage, "-q"]) if rc == 0 else (rc, "", err, 0)
+            rc2, _, err2, _ = heapmap([mtrace, "-o", mpage]) if rc == 0 else (rc, "", err, 0)
             ok, why = rc == 0 and rc2 == 0 and "warning" not in err2, f"rc={rc}/{rc2} {err.strip()[-200:]} {err2.strip()[-300:]}"
             if ok:
                 with open(mtrace) as f:
