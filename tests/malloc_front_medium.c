@@ -689,9 +689,15 @@ static void trim_gives_back(void)
 /* In a child under RLIMIT_DATA: fill the heap with blocks of 3000 bytes until the core has nothing left, free
  * four neighbours (they stay in this thread's cache), then ask for 9000 bytes, which only the four merged can
  * serve: the core must get them back from the cache rather than fail while they sit idle. */
-static void enomem_reclaims_for(bool by_realloc)
+enum { BY_MALLOC, BY_REALLOC, BY_MEMALIGN };
+
+static void enomem_reclaims_for(int by)
 {
-	const char *name = by_realloc ? "enomem_reclaims_cached_blocks_for_realloc" : "enomem_reclaims_cached_blocks";
+	static const char *const names[] = { "enomem_reclaims_cached_blocks", "enomem_reclaims_cached_blocks_for_realloc",
+					     "enomem_reclaims_cached_blocks_for_memalign" };
+	static const char *const what[] = { "malloc(9000)", "realloc of a 3000-byte block to 9000 bytes",
+					    "memalign(4096, 2049)" };
+	const char *name = names[by];
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -716,25 +722,33 @@ static void enomem_reclaims_for(bool by_realloc)
 		os_stats(&st);
 		if (st.front_cached_blocks != cached + 4)
 			_exit(5);
-		/* realloc too (found by a review in session 51: it failed with ENOMEM where malloc reclaimed) */
-		if (by_realloc)
+		/* realloc too (found by a review in session 51: it failed with ENOMEM where malloc reclaimed); and
+		 * memalign, whose retry asked for its tiled size tiled again (8,160 bytes, where 4,064 fit the four) */
+		if (by == BY_REALLOC)
 			_exit(v_realloc(p[i ? 0 : n - 1], 9000) ? 0 : 3);
+		if (by == BY_MEMALIGN)
+			{
+				void *m = memalign(4096, 2049); /* 4,064 bytes usable, as without the pressure: not 8,160 */
+				_exit(!m ? 3 : malloc_usable_size(m) >= 2 * 4064 ? 6 : 0);
+			}
 		_exit(v_malloc(9000) ? 0 : 3);
 	}
 	int st;
 	waitpid(pid, &st, 0);
 	char why[240];
 	snprintf(why, sizeof why, "the child %s %d (2: the heap did not fill; 4: no four neighbours; 5: the four "
-		 "were not cached; 3: %s to 9000 bytes failed while they sat in the cache)",
+		 "were not cached; 3: %s failed while they sat in the cache; 6: it got 8,160 bytes or more, its size tiled "
+		 "twice)",
 		 WIFEXITED(st) ? "exited" : "was killed by signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-		 by_realloc ? "realloc of a 3000-byte block" : "malloc");
+		 what[by]);
 	check(name, WIFEXITED(st) && WEXITSTATUS(st) == 0, why);
 }
 
 static void enomem_reclaims(void)
 {
-	enomem_reclaims_for(false);
-	enomem_reclaims_for(true);
+	enomem_reclaims_for(BY_MALLOC);
+	enomem_reclaims_for(BY_REALLOC);
+	enomem_reclaims_for(BY_MEMALIGN);
 }
 
 /* The medium budget: 4 MiB a thread while at most 8 threads have caches, then 32 MiB shared, at least 1 MiB (else
