@@ -129,6 +129,7 @@ HIDDEN void osm_os_unmap_buffer(void *addr, size_t len);
 /* The calling thread's kernel id (gettid): never 0, below 2^22. */
 HIDDEN int osm_os_thread_id(void);
 HIDDEN bool osm_os_thread_gone(int tid);
+HIDDEN bool osm_os_membarrier(void); /* a barrier on every thread of the process; false: not available */
 /* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
@@ -747,6 +748,10 @@ struct front_heap {
 	bool reaping;
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
 	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
+	/* another thread's pass may give the bins of a thread idle a second back to the core (front.c,
+	 * steal_idle_caches): the owner marks its uses of them (mc_busy: how many are in progress, a signal handler's
+	 * nested in the thread's; mc_enter) and leaves them alone while a pass has mc_steal set */
+	uint8_t mc_busy, mc_steal;
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];
 	/* per class the low-water mark of mc_count since medium_scavenge last looked (tcmalloc's lowater): the
 	 * blocks below it have not been used since */
@@ -760,6 +765,10 @@ struct front_heap {
 	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
 	size_t mc_scavenged;                  /* blocks given back unused (medium.c, medium_scavenge) */
 	uint64_t mc_look_ns;                  /* when medium_scavenge last looked */
+	/* steal_idle_caches' own (front lock): the owner's count of medium hits, frees and refills at its last pass,
+	 * and whether that pass saw the heap (a heap is idle when two passes a second apart find the same count) */
+	size_t mc_seen;
+	bool mc_seen_set;
 };
 
 /* The stacks of a thread's caches: 18.5 KiB of a heap's 24 (the heap itself a page: struct front_heap_mem), so they sit
@@ -1156,6 +1165,7 @@ HIDDEN void *osm_front_medium_refill(size_t cls, size_t n);
 HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api);
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
+HIDDEN void osm_front_medium_steal(struct front_heap *h); /* all of an idle thread's bins to the core (front lock) */
 /* The core is out of memory: the transfer cache and this thread's medium cache go back to it, and the range's
  * released segments give their address space back. True when any of that happened and the request has not been
  * retried yet (the caller tries once more, then calls osm_front_reclaim_end). */
@@ -1167,6 +1177,39 @@ HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
  * at most FRONT_MAX): a cached block so aligned, else NULL with *n rounded for the core's memalign when the
  * thread has a cache (medium.c). */
 HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
+
+/* The owner's side of giving an idle thread's medium cache back (front.c, steal_idle_caches). Before it reads or
+ * writes its bins a thread counts itself in h->mc_busy, then reads h->mc_steal: set, a pass of another thread is
+ * giving the bins back, and the thread goes to the core as if it had no cache (false). The pass sets mc_steal,
+ * makes every thread of the process run a full barrier (osm_os_membarrier) and then reads mc_busy: so either
+ * the owner's count was visible to it (it leaves the bins alone) or the owner's read of mc_steal comes after the
+ * barrier and finds it set. The owner's side needs no fence and no atomic read-modify-write (liburcu's and
+ * folly's asymmetric fences): two stores and a load of the heap's line, and a compare, since the empty heap (no
+ * cache, shared by the threads that have none) is never counted in. Its mc_steal is never set. */
+HIDDEN extern struct front_heap osm_front_empty_heap;
+static inline __attribute__((always_inline)) bool mc_enter(struct front_heap *h)
+{
+	if (h == &osm_front_empty_heap)
+		return true;
+	__atomic_store_n(&h->mc_busy, (uint8_t)(__atomic_load_n(&h->mc_busy, __ATOMIC_RELAXED) + 1), __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* the store before the load, for the compiler; the barrier does the rest */
+	if (__builtin_expect(__atomic_load_n(&h->mc_steal, __ATOMIC_ACQUIRE) != 0, 0)) {
+		__atomic_store_n(&h->mc_busy, (uint8_t)(h->mc_busy - 1), __ATOMIC_RELEASE);
+		return false;
+	}
+	return true;
+}
+/* The end of a use of h's bins begun with mc_enter(h). A use begun on the empty heap may have made the thread's heap
+ * (a first medium request: medium.c, cache_heap counts it in there), which it leaves. */
+static inline __attribute__((always_inline)) void mc_leave(struct front_heap *h)
+{
+	if (__builtin_expect(h == &osm_front_empty_heap, 0)) {
+		h = osm_front_tl_heap;
+		if (h == &osm_front_empty_heap)
+			return;
+	}
+	__atomic_store_n(&h->mc_busy, (uint8_t)(h->mc_busy - 1), __ATOMIC_RELEASE);
+}
 
 /* The top block of h's bin c, which holds k blocks (k > 0, the top one large enough): popped, its freed mark and
  * `next` checked (osm_front_medium_malloc's hit, and medium.c's once it has put the block it chose on top). */
@@ -1207,10 +1250,16 @@ static inline __attribute__((always_inline)) void *osm_front_medium_malloc(size_
 	size_t c = medium_bin(medium_round(n));
 	n = (n + 15) & ~(size_t)15; /* what a block must hold: its bin is the rounded size's, the fit is exact */
 	struct front_heap *h = osm_front_tl_heap;
+	if (__builtin_expect(!mc_enter(h), 0))
+		return NULL; /* another thread is giving this idle cache back: the core serves */
+	void *p;
 	size_t k = h->mc_count[c];
 	if (__builtin_expect(k == 0 || stacks_of(h)->mc_size[c][k - 1] < n, 0))
-		return osm_front_medium_pick(h, c, n);
-	return medium_pop(h, c, k);
+		p = osm_front_medium_pick(h, c, n);
+	else
+		p = medium_pop(h, c, k);
+	mc_leave(h);
+	return p;
 }
 
 
@@ -1253,9 +1302,15 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 		return false;
 	size_t s = b->size, c = medium_bin(s);
 	struct front_heap *h = osm_front_tl_heap;
+	if (__builtin_expect(!mc_enter(h), 0))
+		return false; /* another thread is giving this idle cache back: the core frees b */
 	size_t k = h->mc_count[c];
-	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0)) /* full, or no cache (empty_heap: limits 0) */
-		return osm_front_medium_free_slow(b, c, api);
+	/* full, or no cache (empty_heap: limits 0) */
+	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0)) {
+		bool cached = osm_front_medium_free_slow(b, c, api);
+		mc_leave(h);
+		return cached;
+	}
 	void **q = p;
 	if (__builtin_expect(q[1] == (void *)medium_mark(q), 0))
 		osm_front_medium_bad(p, api, "double free");
@@ -1264,7 +1319,9 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	stacks_of(h)->mc_size[c][k] = (uint32_t)s;
 	h->mc_count[c] = (uint8_t)(k + 1);
 	h->mc_bytes += s;
-	if (__builtin_expect((++h->mc_frees & (FRONT_TICK - 1)) == 0, 0))
+	bool tick = (++h->mc_frees & (FRONT_TICK - 1)) == 0;
+	mc_leave(h);
+	if (__builtin_expect(tick, 0))
 		osm_front_tick();
 	return true;
 }

@@ -281,10 +281,24 @@ void osm_front_medium_flush_all(struct front_heap *h)
 	osm_front_core_unlock();
 }
 
+/* An idle thread's whole medium cache back to the core, by another thread (front.c, steal_idle_caches, which made
+ * sure that the owner is not using it and will not until it is done). Front lock held. */
+void osm_front_medium_steal(struct front_heap *h)
+{
+	size_t n = 0;
+	for (size_t c = 0; c < MEDIUM_CLASSES; c++)
+		n += h->mc_count[c];
+	osm_front_medium_flush_all(h);
+	h->mc_scavenged += n;
+}
+
 void osm_front_medium_trim(void)
 {
-	if (osm_front_thread_active())
-		osm_front_medium_flush_all(osm_front_tl_heap);
+	struct front_heap *h = osm_front_tl_heap;
+	if (osm_front_thread_active() && mc_enter(h)) { /* else a pass is giving them back */
+		osm_front_medium_flush_all(h);
+		mc_leave(h);
+	}
 	xfer_drain();
 }
 
@@ -318,9 +332,13 @@ bool osm_front_reclaim(void)
 		return false;
 	bool any = xfer_drain();
 	any |= osm_front_range_release();
-	if (osm_front_thread_active() && osm_front_tl_heap->mc_bytes) {
-		osm_front_medium_flush_all(osm_front_tl_heap);
-		any = true;
+	struct front_heap *h = osm_front_tl_heap;
+	if (osm_front_thread_active() && mc_enter(h)) { /* else a pass is giving them back */
+		if (h->mc_bytes) {
+			osm_front_medium_flush_all(h);
+			any = true;
+		}
+		mc_leave(h);
 	}
 	tl_reclaim_retry = any;
 	return any;
@@ -336,7 +354,12 @@ void osm_front_reclaim_end(void)
 static struct front_heap *cache_heap(void)
 {
 	struct front_heap *h = osm_front_tl_heap;
-	return h != &osm_front_empty_heap ? h : osm_front_heap_init();
+	if (h != &osm_front_empty_heap)
+		return h;
+	h = osm_front_heap_init();
+	if (h) /* made within a use of the bins that mc_enter did not count in (the empty heap's): mc_leave counts it out */
+		__atomic_store_n(&h->mc_busy, 1, __ATOMIC_RELAXED);
+	return h;
 }
 
 /* The block at index j of h's bin c, swapped with the top one and popped, with the pop's checks (medium_pop). */
@@ -397,7 +420,18 @@ static size_t aligned_in_bins(struct front_heap *h, size_t c, size_t cc, size_t 
  * (bench/apis.py; medium/aligned_miss_takes_transfer_cache, medium/aligned_blocks_tile_the_heap).
  * Cost: a scan of up to 2 x MEDIUM_DEPTH addresses of one or two bins, none of the blocks read; on a miss, a peek at
  * the transfer cache (its lock when it holds blocks of the bin). */
+static void *medium_memalign(size_t a, size_t *n);
 void *osm_front_medium_memalign(size_t a, size_t *n)
+{
+	struct front_heap *h = osm_front_tl_heap;
+	if (!mc_enter(h))
+		return NULL; /* a pass is giving this idle cache back: the core, unrounded */
+	void *p = medium_memalign(a, n);
+	mc_leave(h);
+	return p;
+}
+
+static void *medium_memalign(size_t a, size_t *n)
 {
 	/* a thread's first request may be this one, and all of them may be (a thread that only calls valloc): its
 	 * heap is made here as at a miss, else every such request and free took the core's lock (session 42: four

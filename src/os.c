@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
@@ -650,6 +651,23 @@ bool osm_os_thread_gone(int tid)
 	bool gone = syscall(SYS_tgkill, (int)getpid(), tid, 0) != 0 && errno == ESRCH;
 	errno = saved;
 	return gone;
+}
+
+/* A full memory barrier on every CPU that runs a thread of this process (membarrier's private expedited command,
+ * Linux 4.14): what lets one thread's plain store and load stand for a fence (front.c, steal_idle_caches; the
+ * asymmetric fences of liburcu and folly). Registered at the first call, and again where the kernel says the
+ * process is not (a child of fork). False where the kernel refuses it (an older kernel, a seccomp filter): the
+ * caller then does without what needed it. Cost: a system call that interrupts the CPUs running the process's
+ * other threads (a few microseconds); once a second at most. */
+bool osm_os_membarrier(void)
+{
+	int saved = errno;
+	bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+	if (!ok && errno == EPERM &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+		ok = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+	errno = saved;
+	return ok;
 }
 
 void osm_os_futex_wait(int *word, int expected)
