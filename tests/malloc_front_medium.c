@@ -1485,6 +1485,78 @@ static void blocked_thread_cache_given_back(void)
 	      "a block a blocked thread kept changed while its cache was given back");
 }
 
+/* Hazard: the pass that gives an idle thread's cache back (src/front.c, steal_idle_caches) and the thread waking up
+ * to use it again must never both use the bins: a block handed out twice, or one lost. Eight threads sleep 0.9 to
+ * 2.1 s, long enough for their caches to be given back, then wake and run a burst through them, each block
+ * written and read back, while the main thread's requests keep the passes coming; the blocks each thread keeps
+ * across its sleeps are read at every wake. */
+static int steal_stop, steal_errors, steal_wakes; /* atomic */
+static void *sleep_and_burst(void *arg)
+{
+	unsigned r = (unsigned)(uintptr_t)arg * 2654435761u + 7;
+	unsigned char tag = (unsigned char)(0x10 + (uintptr_t)arg);
+	char *kept[4];
+	for (int k = 0; k < 4; k++)
+		memset(kept[k] = v_malloc(3000 + 4000 * (size_t)k), tag, 3000 + 4000 * (size_t)k);
+	while (!__atomic_load_n(&steal_stop, __ATOMIC_RELAXED)) {
+		r = r * 1103515245u + 12345u;
+		usleep(900000 + (r >> 8) % 1200000);
+		__atomic_add_fetch(&steal_wakes, 1, __ATOMIC_RELAXED);
+		for (int k = 0; k < 4; k++)
+			for (size_t j = 0; j < 3000 + 4000 * (size_t)k; j += 97)
+				if ((unsigned char)kept[k][j] != tag) {
+					__atomic_add_fetch(&steal_errors, 1, __ATOMIC_RELAXED);
+					break;
+				}
+		char *p[64];
+		size_t n[64];
+		for (int round = 0; round < 20; round++) {
+			for (int i = 0; i < 64; i++) {
+				r = r * 1103515245u + 12345u;
+				n[i] = 2100 + (r >> 8) % 62000;
+				memset(p[i] = v_malloc(n[i]), (i + round) & 0xff, n[i]);
+			}
+			for (int i = 0; i < 64; i++) {
+				if ((unsigned char)p[i][0] != ((i + round) & 0xff) ||
+				    (unsigned char)p[i][n[i] - 1] != ((i + round) & 0xff))
+					__atomic_add_fetch(&steal_errors, 1, __ATOMIC_RELAXED);
+				v_free(p[i]);
+			}
+		}
+	}
+	for (int k = 0; k < 4; k++)
+		v_free(kept[k]);
+	return NULL;
+}
+
+static void steal_races_waking_owner(void)
+{
+	enum { T = 8 };
+	pthread_t t[T];
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	for (int i = 0; i < T; i++)
+		pthread_create(&t[i], NULL, sleep_and_burst, (void *)(uintptr_t)i);
+	uint64_t t0 = tu_now_ns();
+	while (tu_now_ns() - t0 < 6000000000ull) {
+		for (int k = 0; k < 1000; k++)
+			v_free(v_malloc(48));
+		v_free(v_malloc(150000));
+		usleep(2000);
+	}
+	__atomic_store_n(&steal_stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < T; i++)
+		pthread_join(t[i], NULL);
+	os_stats(&s1);
+	char why[240];
+	snprintf(why, sizeof why, "%d blocks changed under %d wakes of 8 threads whose caches went back while they slept "
+		 "(blocks given back unused %zu -> %zu); heap check %s", __atomic_load_n(&steal_errors, __ATOMIC_RELAXED),
+		 __atomic_load_n(&steal_wakes, __ATOMIC_RELAXED), s0.front_scavenged, s1.front_scavenged,
+		 os_heap_check() == 0 ? "passed" : "FAILED");
+	check("steal_races_waking_owner", !__atomic_load_n(&steal_errors, __ATOMIC_RELAXED) && os_heap_check() == 0 &&
+	      s1.front_scavenged > s0.front_scavenged, why);
+}
+
 int main(void)
 {
 	if (getenv("MEDIUM_ERRNO_CHILD"))
@@ -1528,6 +1600,7 @@ int main(void)
 	idle_blocks_given_back_when_threaded();
 	idle_transfer_cache_given_back();
 	blocked_thread_cache_given_back();
+	steal_races_waking_owner();
 	transfer_cache_decay_spares_recent_blocks();
 	threaded_growth_recycles_its_blocks();
 	above_medium_not_cached();
