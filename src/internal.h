@@ -1162,6 +1162,7 @@ static inline bool medium_header_ok(const struct block_meta *b)
 }
 
 HIDDEN void *osm_front_medium_refill(size_t cls, size_t n);
+/* the slow paths of a use of the bins begun with mc_enter, which they end (mc_leave) */
 HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api);
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
@@ -1210,6 +1211,12 @@ static inline __attribute__((always_inline)) void mc_leave(struct front_heap *h)
 	}
 	__atomic_store_n(&h->mc_busy, (uint8_t)(h->mc_busy - 1), __ATOMIC_RELEASE);
 }
+/* The same where h is known to be a thread's own heap (the fast paths, past a bin that holds a block or has room:
+ * the empty heap's hold none and have none). */
+static inline __attribute__((always_inline)) void mc_leave_own(struct front_heap *h)
+{
+	__atomic_store_n(&h->mc_busy, (uint8_t)(h->mc_busy - 1), __ATOMIC_RELEASE);
+}
 
 /* The top block of h's bin c, which holds k blocks (k > 0, the top one large enough): popped, its freed mark and
  * `next` checked (osm_front_medium_malloc's hit, and medium.c's once it has put the block it chose on top). */
@@ -1252,13 +1259,11 @@ static inline __attribute__((always_inline)) void *osm_front_medium_malloc(size_
 	struct front_heap *h = osm_front_tl_heap;
 	if (__builtin_expect(!mc_enter(h), 0))
 		return NULL; /* another thread is giving this idle cache back: the core serves */
-	void *p;
 	size_t k = h->mc_count[c];
 	if (__builtin_expect(k == 0 || stacks_of(h)->mc_size[c][k - 1] < n, 0))
-		p = osm_front_medium_pick(h, c, n);
-	else
-		p = medium_pop(h, c, k);
-	mc_leave(h);
+		return osm_front_medium_pick(h, c, n); /* which ends the use: a tail call */
+	void *p = medium_pop(h, c, k);
+	mc_leave_own(h);
 	return p;
 }
 
@@ -1306,11 +1311,8 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 		return false; /* another thread is giving this idle cache back: the core frees b */
 	size_t k = h->mc_count[c];
 	/* full, or no cache (empty_heap: limits 0) */
-	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0)) {
-		bool cached = osm_front_medium_free_slow(b, c, api);
-		mc_leave(h);
-		return cached;
-	}
+	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0))
+		return osm_front_medium_free_slow(b, c, api); /* which ends the use: a tail call */
 	void **q = p;
 	if (__builtin_expect(q[1] == (void *)medium_mark(q), 0))
 		osm_front_medium_bad(p, api, "double free");
@@ -1320,7 +1322,7 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	h->mc_count[c] = (uint8_t)(k + 1);
 	h->mc_bytes += s;
 	bool tick = (++h->mc_frees & (FRONT_TICK - 1)) == 0;
-	mc_leave(h);
+	mc_leave_own(h);
 	if (__builtin_expect(tick, 0))
 		osm_front_tick();
 	return true;

@@ -377,13 +377,19 @@ static void *pop_at(struct front_heap *h, size_t c, size_t j)
 
 /* The top block of bin c is too small for n (or there is none): the most recent block that fits (a scan of at
  * most MEDIUM_DEPTH sizes, one cache line) is swapped to the top and popped; else a refill. */
-void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
+static void *medium_pick(struct front_heap *h, size_t c, size_t n)
 {
 	size_t k = h->mc_count[c], i = k, best = SIZE_MAX;
 	for (size_t j = k; j-- > 0;) /* the smallest that fits: large blocks stay for large requests */
 		if (stacks_of(h)->mc_size[c][j] >= n && stacks_of(h)->mc_size[c][j] < best)
 			best = stacks_of(h)->mc_size[c][i = j];
 	return i < k ? pop_at(h, c, i) : osm_front_medium_refill(c, n);
+}
+void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
+{
+	void *p = medium_pick(h, c, n);
+	mc_leave(h);
+	return p;
 }
 
 /* The newest block of h's bin c, else of bin cc, whose payload is aligned to a and which holds r bytes: its bin, and
@@ -548,7 +554,16 @@ void *osm_front_medium_refill(size_t c, size_t n)
 
 /* A free whose class stack is full (or the thread's first, or a thread without a cache): the older half goes
  * back to the core with one lock. False: no cache, the core frees b. */
+static __attribute__((noinline)) bool medium_free_slow(struct block_meta *b, size_t c, const char *api);
 bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
+{
+	struct front_heap *h = osm_front_tl_heap; /* the heap the use began on (medium_free_slow may make one) */
+	bool cached = medium_free_slow(b, c, api);
+	mc_leave(h);
+	return cached;
+}
+
+static bool medium_free_slow(struct block_meta *b, size_t c, const char *api)
 {
 	struct front_heap *h = cache_heap();
 	if (!h)
