@@ -102,7 +102,7 @@ static void *try_alloc(size_t n, size_t a)
 		void *p = a <= MALLOC_ALIGN ? osm_front_malloc(n) : osm_front_memalign(a, n);
 		if (p)
 			return p;
-	} else if (n <= MEDIUM_MAX && a <= MALLOC_ALIGN) {
+	} else if (n <= MEDIUM_REQ_MAX && a <= MALLOC_ALIGN) {
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return p;

@@ -635,6 +635,13 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
 #define MEDIUM_DEPTH     16
 #define MEDIUM_MIN_BLOCK (FRONT_MAX + 16)         /* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) are cached */
 #define MEDIUM_END_BLOCK (MEDIUM_MAX + 64)
+/* The largest request malloc, calloc and operator new take to the medium caches: MEDIUM_MAX, and the few just above
+ * it, whose blocks lie in the last bin too. Until session 52 those went to the core while their blocks, freed,
+ * went into the last bin, where no request of their size looked: python3 reads files 64 KiB at a time, a bytes
+ * object of 65,569 bytes, and a thread of http.server sending a 20 MB file filled its bin and the transfer cache
+ * with 80 such blocks, each next read carved anew (5.8 MB more at the peak than glibc's;
+ * medium/just_above_medium_max_reused). Their blocks are carved exactly (medium.c, osm_front_medium_refill). */
+#define MEDIUM_REQ_MAX   (MEDIUM_END_BLOCK - 16)
 _Static_assert(MEDIUM_END_BLOCK - 1 < ((size_t)5 << (63 - __builtin_clzll(MEDIUM_MAX) - 2)) &&
 		       MEDIUM_CLASSES == (63 - __builtin_clzll(MEDIUM_MAX) - 11) * 4 + 1,
 	       "MEDIUM_MAX starts the last bin, and every block below MEDIUM_END_BLOCK lies in it (medium_bin)");

@@ -526,7 +526,7 @@ void *osm_front_medium_refill(size_t c, size_t n)
 	 * rounded to 4,608, 5.5% of its largest use of memory. Rounding every request to 16 bytes only had the same
 	 * effect on sqlite3 but cost threads-8 (sizes drawn at random) 17% more memory and 24% more time: a bin's
 	 * blocks of many sizes served each other's requests less often (docs/TRADEOFFS.md, "Session 38"). */
-	size_t carve = medium_round(n);
+	size_t carve = n > MEDIUM_MAX ? n : medium_round(n); /* above MEDIUM_MAX: exact, to stay in the last bin */
 	if (h->mc_last[c] == n && medium_bin(n) == c)
 		carve = n;
 	h->mc_last[c] = (uint32_t)n;

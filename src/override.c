@@ -96,7 +96,7 @@ __attribute__((noinline)) static void *medium_malloc(size_t n)
 {
 	if (osm_strict_first())
 		return osm_strict_alloc(n, 0, false, "malloc");
-	if (n - 1 < MEDIUM_MAX) {
+	if (n - 1 < MEDIUM_REQ_MAX) {
 		void *p = osm_front_medium_malloc(n);
 		if (p)
 			return p;
@@ -190,7 +190,7 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 		void *p = osm_front_malloc(n);
 		if (p)
 			return memset(p, 0, osm_front_slot_bytes(n));
-	} else if (n - 1 < MEDIUM_MAX) {
+	} else if (n - 1 < MEDIUM_REQ_MAX) {
 		void *p = osm_front_medium_malloc(n);
 		if (p) {
 			/* the block's size, malloc_usable_size's, once its header holds as free's fast path checks
