@@ -555,8 +555,50 @@ static int prefault_case(int classic)
  * still 1 MiB: no trim and no brk call after the first growth (trimmed at once, the first two swings trimmed
  * before the threshold had risen past them). Then the top is left idle for longer than the delay: the next free
  * that reaches the core gives it back, and so does the next core malloc after another idle top.
- * A swing loop that itself took 100 ms (a machine busy elsewhere) cannot tell a lazy trim from an eager one: it
- * is tried again, up to 5 times, and the failure says so if it never ran faster. */
+ * A machine busy elsewhere may stall a swing loop for 100 ms, and then a lazy trim may come too. Until session 52
+ * a loop that took 80 ms was tried again and the case failed after 5 slow tries; now the clock is read around
+ * every swing and a trim is allowed only where the rule allows one: each needs a wait of TRIM_DELAY that started
+ * after the last trim (or after the malloc_trim before the loop), so trims observed in the windows between the
+ * reads must fit such waits (trims_fit), and every brk call after the first swing must come from a trim (a shrink
+ * and the regrowth of at most 3 MB in chunks of at least 256 KiB: TRIM_BRKS). A trim at the free fails at any
+ * speed unless each swing itself took 100 ms. The idle tops are set up afresh until no trim came during their
+ * fills and frees (a stall there lets one of the frees trim the top early), up to 5 times. */
+#define TRIM_DELAY 100000000ull /* ns: heap.c, TRIM_DELAY_NS */
+#define TRIM_BRKS  (1 + (3000000 + (256 << 10) - 1) / (256 << 10) + 1) /* brk calls a trim can cause, at most */
+
+/* Whether the trims counted at n reads (count[k], read between the times from[k] and to[k]; count[0] = 0, at the
+ * run's start) fit the lazy rule: each trim is placed at the earliest time it could come, one after another, and
+ * must still lie before the read that counted it. */
+static int trims_fit(const size_t *count, const uint64_t *from, const uint64_t *to, int n)
+{
+	uint64_t t = from[0]; /* the earliest time a wait could start */
+	for (int k = 1; k < n; k++)
+		for (size_t i = count[k - 1]; i < count[k]; i++) { /* a trim between the reads k - 1 and k */
+			t = t + TRIM_DELAY > from[k - 1] ? t + TRIM_DELAY : from[k - 1];
+			if (t > to[k])
+				return 0;
+		}
+	return 1;
+}
+
+/* n blocks of sz bytes taken (from the top) and freed, top first, until no trim came in between: up to 5 times.
+ * Returns the tries it took, 0 when every one was disturbed. */
+static int idle_top(char **p, int n, size_t sz, int fill)
+{
+	for (int tries = 1; tries <= 5; tries++) {
+		struct os_stats a, b;
+		os_stats(&a);
+		for (int i = 0; i < n; i++)
+			memset(p[i] = v_malloc(sz), fill, sz);
+		for (int i = n - 1; i >= 0; i--)
+			v_free(p[i]);
+		os_stats(&b);
+		if (b.trims == a.trims)
+			return tries;
+	}
+	return 0;
+}
+
 static int lazy_trim_case(int unused)
 {
 	(void)unused;
@@ -568,41 +610,43 @@ static int lazy_trim_case(int unused)
 	char *low = v_malloc(SZ), *fence = v_malloc(SZ);
 	memset(low, 1, SZ);
 	memset(fence, 1, SZ);
-	int fast = 0;
-	size_t trims = 0, brks = 0;
-	for (int attempt = 0; attempt < 5 && !fast; attempt++) {
-		/* a wait the last attempt's frees started ends here (malloc_trim with a pad this large cuts nothing):
-		 * the 100 ms are this attempt's own, however long the machine stalled in between */
-		malloc_trim(SIZE_MAX);
-		os_stats(&s0);
-		uint64_t t0 = tu_now_ns();
-		for (int k = 0; k < SWINGS; k++) {
-			if (k == 1)
-				os_stats(&s1); /* after the first swing's growth */
-			for (int i = 0; i < N; i++)
-				memset(p[i] = v_malloc(SZ), 2, SZ);
-			for (int i = N - 1; i >= 0; i--)
-				v_free(p[i]);
-		}
-		fast = tu_now_ns() - t0 < 80000000ull; /* well inside the 100 ms delay */
-		struct os_stats s2;
-		os_stats(&s2);
-		trims = s2.trims - s0.trims;
-		brks = s2.brk_calls - s1.brk_calls;
+	/* count[k], from[k], to[k]: the trims after swing k - 1, and the clock before and after they were read */
+	size_t count[SWINGS + 1], trims, brks = 0;
+	uint64_t from[SWINGS + 1], to[SWINGS + 1];
+	from[0] = tu_now_ns();
+	malloc_trim(SIZE_MAX); /* ends any wait: every trim below needs one of its own (a pad this large cuts nothing) */
+	os_stats(&s0);
+	to[0] = tu_now_ns();
+	count[0] = 0;
+	for (int k = 0; k < SWINGS; k++) {
+		for (int i = 0; i < N; i++)
+			memset(p[i] = v_malloc(SZ), 2, SZ);
+		for (int i = N - 1; i >= 0; i--)
+			v_free(p[i]);
+		struct os_stats s;
+		from[k + 1] = tu_now_ns();
+		os_stats(&s);
+		to[k + 1] = tu_now_ns();
+		count[k + 1] = s.trims - s0.trims;
+		if (k == 0)
+			s1 = s; /* after the first swing's growth */
+		else
+			brks = s.brk_calls - s1.brk_calls;
 	}
+	trims = count[SWINGS];
+	int fit = trims_fit(count, from, to, SWINGS + 1);
+	uint64_t took = to[SWINGS] - from[0];
 	/* the verdict is printed at the end: stdio's first printf mallocs its buffer, and a malloc that takes from
 	 * the top makes it another top block, whose wait starts again */
 	/* idle longer than the delay: the next free that reaches the core trims */
+	int free_tries = idle_top(p, N, SZ, 2);
 	os_stats(&s0);
 	usleep(150000);
 	v_free(low);
 	os_stats(&s1);
 	int by_free = s1.trims == s0.trims + 1 && s1.heap_size < s0.heap_size;
 	/* and an idle top is given back by the next core malloc too */
-	for (int i = 0; i < N; i++)
-		memset(p[i] = v_malloc(SZ), 3, SZ);
-	for (int i = N - 1; i >= 0; i--)
-		v_free(p[i]);
+	int malloc_tries = idle_top(p, N, SZ, 3);
 	os_stats(&s0);
 	usleep(150000);
 	char *q = v_malloc(SZ);
@@ -630,19 +674,25 @@ static int lazy_trim_case(int unused)
 	size_t shrunk = s0.heap_size > s1.heap_size ? s0.heap_size - s1.heap_size : 0;
 	int light = s1.trims > s0.trims && shrunk >= (size_t)BIG / 2;
 	int ok = 1;
-	if (!fast) {
-		printf("FAIL growth/swinging_top_not_trimmed_at_each_free: 5 tries of 10 swings of 3 MB each took 80 ms or "
-		       "more (a busy machine?): the 100 ms trim delay could not be told from a trim at the free\n");
-		ok = 0;
-	} else if (trims == 0 && brks == 0 && os_heap_check() == 0) {
-		printf("PASS growth/swinging_top_not_trimmed_at_each_free\n");
+	if (fit && brks <= trims * TRIM_BRKS && os_heap_check() == 0) {
+		printf("PASS growth/swinging_top_not_trimmed_at_each_free (%zu trims, %zu brk calls in %llu ms of swings)\n",
+		       trims, brks, (unsigned long long)(took / 1000000));
 	} else {
-		printf("FAIL growth/swinging_top_not_trimmed_at_each_free: 10 swings of 3 MB within 80 ms made %zu trims "
-		       "and, after the first, %zu brk calls (want 0 and 0: the top waits 100 ms before it goes back)\n",
-		       trims, brks);
+		char when[SWINGS * 24 + 1] = "", *w = when;
+		for (int k = 1; k <= SWINGS; k++)
+			w += sprintf(w, " %zu@%llu", count[k], (unsigned long long)((to[k] - from[0]) / 1000000));
+		printf("FAIL growth/swinging_top_not_trimmed_at_each_free: 10 swings of 3 MB in %llu ms made %zu trims "
+		       "and, after the first, %zu brk calls (want no trim that did not wait 100 ms since the last one or "
+		       "the start, and at most %d brk calls a trim; trims@ms after each swing:%s)\n",
+		       (unsigned long long)(took / 1000000), trims, brks, TRIM_BRKS, when);
 		ok = 0;
 	}
-	if (by_free && by_malloc && os_heap_check() == 0) {
+	if (!free_tries || !malloc_tries) {
+		printf("FAIL growth/idle_top_trimmed_after_delay: a trim came during every one of 5 fills and frees of "
+		       "the 3 MB top (a machine that stalls 100 ms within 30 frees?), so the top never idled whole (%s)\n",
+		       !free_tries ? "before the core free" : "before the core malloc");
+		ok = 0;
+	} else if (by_free && by_malloc && os_heap_check() == 0) {
 		printf("PASS growth/idle_top_trimmed_after_delay\n");
 	} else {
 		printf("FAIL growth/idle_top_trimmed_after_delay: a free top of 3 MB idle for 150 ms was %s by the next "
