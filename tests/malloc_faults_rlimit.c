@@ -1,9 +1,11 @@
 /* malloc_faults_rlimit: real out-of-memory, from the kernel. Four threads allocate (mixed sizes, from the front's
  * slots to 1 MiB blocks, plus calloc, realloc and memalign) under a lowered RLIMIT_AS, then under a lowered
  * RLIMIT_DATA, until each has seen 64 failures. Every failure must be NULL with errno ENOMEM, no call may crash
- * or hang (alarm: a deadlock under memory pressure is reported, not waited for), every block keeps its content,
- * os_heap_check() passes, everything frees back to the bytes in use at the start, and once the limit is raised
- * again every thread allocates (up to 40 MiB blocks) without a failure.
+ * or hang, every block keeps its content, os_heap_check() passes, everything frees back to the bytes in use at
+ * the start, and once the limit is raised again every thread allocates (up to 40 MiB blocks) without a failure.
+ * A hang (a deadlock under memory pressure) is reported, not waited for: test_faults.h's watchdog fails a case in
+ * which no thread finished an operation for 60 s (until session 52 the whole case had 60 s, which a loaded
+ * machine could overrun without any hang).
  * Built twice: linked with libosmem-malloc.so (the malloc family; default profile, OSMEM_FRONT=0 and the classic
  * profile, each in a fresh process) and, as tests/test_faults_rlimit.c, with libosmem.a (the os_* API).
  * Prints `PASS rlimit/<config>/<limit>` or `FAIL rlimit/<config>/<limit>: why`. */
@@ -52,17 +54,6 @@ struct worker {
 static struct worker workers[THREADS];
 static pthread_barrier_t start, done, go_free, freed, go_again, again_done;
 static const char *config = "?", *limit_name = "?";
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-	char msg[200];
-	int n = snprintf(msg, sizeof msg, "FAIL rlimit/%s/%s: no progress within 60 s (a deadlock under memory "
-				     "pressure?)\n", config, limit_name);
-	ssize_t w = write(1, msg, (size_t)n);
-	(void)w;
-	_exit(3);
-}
 
 static size_t pick_size(struct fw_state *s, bool huge)
 {
@@ -187,8 +178,13 @@ static int run_case(int resource)
 {
 	tu_test_name = "rlimit";
 	tu_catch_crashes();
-	signal(SIGALRM, on_alarm);
-	alarm(60);
+	/* no operation by any thread for 60 s fails (until session 52: 60 s for the whole case) */
+	static char name[160];
+	static const volatile long *ops[THREADS];
+	snprintf(name, sizeof name, "rlimit/%s/%s", config, limit_name);
+	for (int i = 0; i < THREADS; i++)
+		ops[i] = &workers[i].s.op;
+	fw_watch(name, 60, ops, THREADS, "a deadlock under memory pressure?");
 	pthread_barrier_init(&start, NULL, THREADS + 1);
 	pthread_barrier_init(&done, NULL, THREADS + 1);
 	pthread_barrier_init(&go_free, NULL, THREADS + 1);

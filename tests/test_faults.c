@@ -7,6 +7,8 @@
  * Each child must never crash; every NULL comes with errno ENOMEM and only where a failure happened (one failed
  * call, at most one failed operation); no block loses its content; after everything is freed the bytes and
  * mappings in use are what they were at the start (os_stats) and os_heap_check() passes; then it allocates again.
+ * A child that makes no operation for 30 s is a hang (test_faults.h's watchdog of progress; until session 52
+ * SIGALRM killed it after 30 s of work, too few on a loaded machine).
  * Also: OSMEM_FAIL, the same settings from the environment, parsed by os.c (faults/env_*).
  * Prints `PASS faults/<config>/<kind> (...)` or `FAIL faults/<config>/<kind>: failing call N of M: why`. */
 #include <errno.h>
@@ -31,7 +33,7 @@ static int run_child(int fd, int kind, size_t n, bool sticky)
 {
 	tu_test_name = "faults/child";
 	tu_catch_crashes();
-	alarm(30);
+	fw_watch("faults/child", 30, NULL, 0, "a deadlock?"); /* until session 52: killed after 30 s of work */
 	if (n)
 		osm_os_fail_after(kind == FW_BRK ? OS_FAULT_BRK : kind == FW_MMAP ? OS_FAULT_MMAP : OS_FAULT_MREMAP, n,
 				  sticky);

@@ -233,6 +233,77 @@ FW_UNUSED static void fw_free_all(struct fw_state *s)
 
 
 // ------------------------------------------------------------------
+// The watchdog: a hang becomes a FAIL line, a slow machine does not
+// ------------------------------------------------------------------
+
+/* A watchdog of progress: every fw_watch_secs seconds SIGALRM compares the operations done (the sum of the
+ * counters given, or *tu_op_counter) with the count at the previous alarm. Progress arms the next alarm; none
+ * (a deadlock: no thread gets through an operation) writes "FAIL <name>: no operation done for N s, at op K
+ * (<why>)" and exits 3. Until session 52 these children had 30 s (the rlimit cases 60 s) of wall-clock time for
+ * the whole workload, which a loaded 2-core machine overran without any hang. Async-signal-safe: loads of the
+ * counters, write, alarm and _exit only. */
+#define FW_WATCH_MAX 8
+static const volatile long *fw_watch_ops[FW_WATCH_MAX];
+static int fw_watch_n;
+static unsigned fw_watch_secs;
+static const char *fw_watch_name, *fw_watch_why;
+
+static long fw_watch_count(void)
+{
+	long sum = 0;
+	for (int i = 0; i < fw_watch_n; i++)
+		sum += *fw_watch_ops[i];
+	if (!fw_watch_n && tu_op_counter)
+		sum = *tu_op_counter;
+	return sum;
+}
+
+static void fw_watch_alarm(int sig)
+{
+	(void)sig;
+	static long seen; /* 0: a child that never starts its first operation is a hang too */
+	long now = fw_watch_count();
+	if (now != seen) {
+		seen = now;
+		alarm(fw_watch_secs);
+		return;
+	}
+	char buf[400], *p = buf;
+	p = tu_put(p, "FAIL ");
+	p = tu_put(p, fw_watch_name);
+	p = tu_put(p, ": no operation done for ");
+	p = tu_put_num(p, fw_watch_secs);
+	p = tu_put(p, " s, at op ");
+	p = tu_put_num(p, (unsigned long)now);
+	p = tu_put(p, " (");
+	p = tu_put(p, fw_watch_why);
+	p = tu_put(p, ")\n");
+	ssize_t w = write(STDOUT_FILENO, buf, (size_t)(p - buf));
+	(void)w;
+	_exit(3);
+}
+
+/* Arms the watchdog: name (at most 200 bytes) and why name the FAIL line; ops, n: the counters to sum (NULL, 0:
+ * *tu_op_counter, which fw_child sets). The strings must outlive the process. */
+FW_UNUSED static void fw_watch(const char *name, unsigned secs, const volatile long *const *ops, int n,
+			       const char *why)
+{
+	fw_watch_name = name;
+	fw_watch_why = why;
+	fw_watch_secs = secs;
+	fw_watch_n = n < FW_WATCH_MAX ? n : FW_WATCH_MAX;
+	for (int i = 0; i < fw_watch_n; i++)
+		fw_watch_ops[i] = ops[i];
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = fw_watch_alarm;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(secs);
+}
+
+// ------------------------------------------------------------------
 // One run: the workload with a failure armed, then everything freed, then the workload again
 // ------------------------------------------------------------------
 
