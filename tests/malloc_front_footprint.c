@@ -50,10 +50,10 @@ static void result(const char *name, const char *why)
 	fflush(stdout);
 }
 
-struct data_seg { size_t bytes; bool found; char path[256]; };
+struct data_seg { size_t bytes; bool found; char path[256]; uintptr_t base; };
 
 /* The library's file-backed writable mappings (rw-p, named by its path) in /proc/self/maps: their bytes, and
- * the library's path. */
+ * the library's path; and its load address (the start of its mapping at file offset 0). */
 static void find_data(struct data_seg *d)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
@@ -61,12 +61,14 @@ static void find_data(struct data_seg *d)
 		return;
 	char line[512];
 	while (fgets(line, sizeof line, f)) {
-		unsigned long lo, hi;
+		unsigned long lo, hi, offset;
 		char perms[8];
 		int off = 0;
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &off) != 3 || off == 0)
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &lo, &hi, perms, &offset, &off) != 4 || off == 0)
 			continue;
 		line[strcspn(line, "\n")] = 0;
+		if (!d->base && offset == 0 && strstr(line + off, "libosmem-malloc.so"))
+			d->base = lo;
 		if (strstr(line + off, "libosmem-malloc.so") && !strcmp(perms, "rw-p")) {
 			d->bytes += hi - lo;
 			d->found = true;
@@ -74,25 +76,6 @@ static void find_data(struct data_seg *d)
 		}
 	}
 	fclose(f);
-}
-
-/* The library's load address: the start of its mapping at file offset 0 in /proc/self/maps, or 0. */
-static uintptr_t lib_base(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	if (!f)
-		return 0;
-	char line[512];
-	uintptr_t base = 0;
-	while (!base && fgets(line, sizeof line, f)) {
-		unsigned long lo, hi, offset;
-		int off = 0;
-		if (sscanf(line, "%lx-%lx %*s %lx %*s %*s %n", &lo, &hi, &offset, &off) == 3 && off > 0 &&
-		    offset == 0 && strstr(line + off, "libosmem-malloc.so"))
-			base = lo;
-	}
-	fclose(f);
-	return base;
 }
 
 /* The KiB written in [lo, hi): pages /proc/self/pagemap shows present and mapped by this process alone (bit 63
@@ -178,7 +161,7 @@ int main(void)
 	struct os_stats st;
 	os_stats(&st); /* osmem's: the test links the library (and so it stays linked under --as-needed) */
 
-	struct data_seg d = { 0, false, "" };
+	struct data_seg d = { 0, false, "", 0 };
 	find_data(&d);
 	if (!d.found)
 		result("data_segment_small", "no rw-p mapping of libosmem-malloc.so in /proc/self/maps");
@@ -246,7 +229,7 @@ int main(void)
 	/* a request for the core (1 MiB: a mapping) runs the front's idle tick, and the first decay pass is due at
 	 * once (none ran before): the transfer cache's decay looks at its bins, all empty in this process */
 	free(malloc((size_t)1 << 20));
-	uintptr_t base = lib_base(), at = 0;
+	uintptr_t base = d.base, at = 0;
 	long size = d.found ? section_find(d.path, ".lbss", &at) : -1;
 	if (!base || size <= 0) {
 		snprintf(why, sizeof why, "no .lbss found (load address %#lx, section size %ld, library %s)",

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "osmem.h"
+#include "test_util.h" /* tu_put, tu_put_num: async-signal-safe formatting */
 
 #define BLOCKS 20000
 #define ALLOCS 100000
@@ -59,25 +60,6 @@ static void *allocator(void *arg)
 	return NULL;
 }
 
-static char *put_str(char *p, const char *s)
-{
-	while (*s)
-		*p++ = *s++;
-	return p;
-}
-
-static char *put_num(char *p, long v)
-{
-	char num[24];
-	int k = 0;
-	do
-		num[k++] = (char)('0' + v % 10);
-	while (v /= 10);
-	while (k)
-		*p++ = num[--k];
-	return p;
-}
-
 /* Async-signal-safe (the lock-free atomics, write and alarm only): progress since the last alarm arms the next
  * one; none fails. A dump that kept the heap lock while blocked on the pipe stops every allocation for good. */
 static void on_alarm(int sig)
@@ -99,12 +81,12 @@ static void on_alarm(int sig)
 		  "dump held the heap lock): none for ", " s, after " },
 		{ "FAIL protect_dump/whole_dump: reading the dump hung: no byte read for ", " s, after " },
 	};
-	char msg[300], *p = put_str(msg, what[ph][0]);
-	p = put_str(put_num(p, ALARM), what[ph][1]);
+	char msg[300], *p = tu_put(msg, what[ph][0]);
+	p = tu_put(tu_put_num(p, (unsigned long)ALARM), what[ph][1]);
 	if (ph == 1)
-		p = put_str(put_num(put_str(put_num(p, now), " of "), 3L * ALLOCS), " allocations");
+		p = tu_put(tu_put_num(tu_put(tu_put_num(p, (unsigned long)now), " of "), 3UL * ALLOCS), " allocations");
 	if (ph == 2)
-		p = put_str(put_num(p, now), " bytes");
+		p = tu_put(tu_put_num(p, (unsigned long)now), " bytes");
 	*p++ = '\n';
 	ssize_t n = write(1, msg, (size_t)(p - msg));
 	(void)n;
