@@ -972,8 +972,9 @@ static void steal_idle_caches(void)
 	}
 	if (!idle)
 		return;
-	bool ok = osm_os_membarrier();
-	steal_off = !ok;
+	int mb = osm_os_membarrier();
+	bool ok = mb > 0;
+	steal_off = mb < 0; /* for good; not after a failure of the moment (ENOMEM) */
 	for (struct front_heap *h = live_heaps; h; h = h->next) {
 		if (!__atomic_load_n(&h->mc_steal, __ATOMIC_RELAXED))
 			continue;

@@ -94,7 +94,7 @@ HIDDEN extern struct os_calls osm_os_calls;
  * brk that would shrink the heap returns false), and is counted in osm_os_calls like a real one; with sticky,
  * every later call of that kind fails too. n = 0 turns it off. OSMEM_FAIL=mmap:N,brk:M+,mremap:K sets the
  * same from the environment, read at the heap's first system call (a call of this hook first wins). */
-enum os_fault { OS_FAULT_BRK, OS_FAULT_MMAP, OS_FAULT_MREMAP, OS_FAULT_KINDS };
+enum os_fault { OS_FAULT_BRK, OS_FAULT_MMAP, OS_FAULT_MREMAP, OS_FAULT_MEMBARRIER, OS_FAULT_KINDS };
 HIDDEN void osm_os_fail_after(enum os_fault kind, size_t n, bool sticky);
 /* Calls failed on purpose so far. */
 HIDDEN size_t osm_os_faults_injected(void);
@@ -129,7 +129,9 @@ HIDDEN void osm_os_unmap_buffer(void *addr, size_t len);
 /* The calling thread's kernel id (gettid): never 0, below 2^22. */
 HIDDEN int osm_os_thread_id(void);
 HIDDEN bool osm_os_thread_gone(int tid);
-HIDDEN bool osm_os_membarrier(void); /* a barrier on every thread of the process; false: not available */
+/* a barrier on every thread of the process: 1 done, 0 not this time (the kernel had no memory for it), -1 never
+ * (not available) */
+HIDDEN int osm_os_membarrier(void);
 /* Sleeps while *word == expected (or until woken; may return early). Private futexes: one process. */
 HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
@@ -1168,9 +1170,9 @@ static inline bool medium_header_ok(const struct block_meta *b)
 	return b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b);
 }
 
-HIDDEN void *osm_front_medium_refill(size_t cls, size_t n);
+HIDDEN void *osm_front_medium_refill(struct front_heap *began, size_t cls, size_t n);
 /* the slow paths of a use of the bins begun with mc_enter, which they end (mc_leave) */
-HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api);
+HIDDEN bool osm_front_medium_free_slow(struct block_meta *b, size_t cls, const char *api, struct front_heap *began);
 HIDDEN _Noreturn void osm_front_medium_bad(void *p, const char *api, const char *what);
 HIDDEN void osm_front_medium_recheck(struct block_meta *b);
 HIDDEN void osm_front_medium_steal(struct front_heap *h); /* all of an idle thread's bins to the core (front lock) */
@@ -1207,13 +1209,18 @@ static inline __attribute__((always_inline)) bool mc_enter(struct front_heap *h)
 	}
 	return true;
 }
-/* The end of a use of h's bins begun with mc_enter(h). A use begun on the empty heap may have made the thread's heap
- * (a first medium request: medium.c, cache_heap counts it in there), which it leaves. */
+/* The end of a use of h's bins begun with mc_enter(h). A use begun on the empty heap counted itself in only if it
+ * reached medium.c's cache_heap, which counts it into the thread's heap (one it made, or one a signal handler made
+ * meanwhile); it leaves that heap. Whether it did: the heap's count, 1 or 0, since a handler's uses within this one
+ * have ended (and no use further down this thread's stack can be counted in a heap that did not exist when this one
+ * began). Before, it counted out of whatever heap the thread had by then: a handler that made the heap within a
+ * first medium request took the count from 0 to 255, and the passes then gave the bins back while the owner used
+ * them (medium/signal_handler_makes_heap_within_first_request). */
 static inline __attribute__((always_inline)) void mc_leave(struct front_heap *h)
 {
 	if (__builtin_expect(h == &osm_front_empty_heap, 0)) {
 		h = osm_front_tl_heap;
-		if (h == &osm_front_empty_heap)
+		if (h == &osm_front_empty_heap || __atomic_load_n(&h->mc_busy, __ATOMIC_RELAXED) == 0)
 			return;
 	}
 	__atomic_store_n(&h->mc_busy, (uint8_t)(h->mc_busy - 1), __ATOMIC_RELEASE);
@@ -1319,7 +1326,7 @@ static inline bool osm_front_medium_free(void *p, const char *api)
 	size_t k = h->mc_count[c];
 	/* full, or no cache (empty_heap: limits 0) */
 	if (__builtin_expect(k >= h->mc_limit[c] || h->mc_bytes + s > h->mc_budget, 0))
-		return osm_front_medium_free_slow(b, c, api); /* which ends the use: a tail call */
+		return osm_front_medium_free_slow(b, c, api, h); /* which ends the use: a tail call */
 	void **q = p;
 	if (__builtin_expect(q[1] == (void *)medium_mark(q), 0))
 		osm_front_medium_bad(p, api, "double free");

@@ -350,16 +350,20 @@ void osm_front_reclaim_end(void)
 }
 
 /* This thread's heap, made at its first medium slow path (a miss, a full bin's free, an aligned request: a thread's
- * requests may all be of one kind); NULL when it has no cache (classic profile, front off, traced, exiting). */
-static struct front_heap *cache_heap(void)
+ * requests may all be of one kind), for a use of the bins begun with mc_enter(began); NULL when it has no cache
+ * (classic profile, front off, traced, exiting) or must not use it. A use begun on the empty heap was not counted
+ * in: it counts itself into the heap here, the one it makes or one a signal handler made since it began, and backs
+ * off as mc_enter does when a pass is giving that heap's bins back (the count stays: mc_leave(empty) takes it). */
+static struct front_heap *cache_heap(struct front_heap *began)
 {
 	struct front_heap *h = osm_front_tl_heap;
-	if (h != &osm_front_empty_heap)
+	if (began != &osm_front_empty_heap)
 		return h;
-	h = osm_front_heap_init();
-	if (h) /* made within a use of the bins that mc_enter did not count in (the empty heap's): mc_leave counts it out */
-		__atomic_store_n(&h->mc_busy, 1, __ATOMIC_RELAXED);
-	return h;
+	if (h == &osm_front_empty_heap && !(h = osm_front_heap_init()))
+		return NULL;
+	__atomic_store_n(&h->mc_busy, (uint8_t)(__atomic_load_n(&h->mc_busy, __ATOMIC_RELAXED) + 1), __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST); /* mc_enter's order */
+	return __atomic_load_n(&h->mc_steal, __ATOMIC_ACQUIRE) ? NULL : h;
 }
 
 /* The block at index j of h's bin c, swapped with the top one and popped, with the pop's checks (medium_pop). */
@@ -383,7 +387,7 @@ static void *medium_pick(struct front_heap *h, size_t c, size_t n)
 	for (size_t j = k; j-- > 0;) /* the smallest that fits: large blocks stay for large requests */
 		if (stacks_of(h)->mc_size[c][j] >= n && stacks_of(h)->mc_size[c][j] < best)
 			best = stacks_of(h)->mc_size[c][i = j];
-	return i < k ? pop_at(h, c, i) : osm_front_medium_refill(c, n);
+	return i < k ? pop_at(h, c, i) : osm_front_medium_refill(h, c, n);
 }
 void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n)
 {
@@ -426,23 +430,23 @@ static size_t aligned_in_bins(struct front_heap *h, size_t c, size_t cc, size_t 
  * (bench/apis.py; medium/aligned_miss_takes_transfer_cache, medium/aligned_blocks_tile_the_heap).
  * Cost: a scan of up to 2 x MEDIUM_DEPTH addresses of one or two bins, none of the blocks read; on a miss, a peek at
  * the transfer cache (its lock when it holds blocks of the bin). */
-static void *medium_memalign(size_t a, size_t *n);
+static void *medium_memalign(struct front_heap *began, size_t a, size_t *n);
 void *osm_front_medium_memalign(size_t a, size_t *n)
 {
 	struct front_heap *h = osm_front_tl_heap;
 	if (!mc_enter(h))
 		return NULL; /* a pass is giving this idle cache back: the core, unrounded */
-	void *p = medium_memalign(a, n);
+	void *p = medium_memalign(h, a, n);
 	mc_leave(h);
 	return p;
 }
 
-static void *medium_memalign(size_t a, size_t *n)
+static void *medium_memalign(struct front_heap *began, size_t a, size_t *n)
 {
 	/* a thread's first request may be this one, and all of them may be (a thread that only calls valloc): its
 	 * heap is made here as at a miss, else every such request and free took the core's lock (session 42: four
 	 * threads of valloc(16..1024) and free, 1.19 s against glibc's 0.067; medium/valloc_only_thread_cached) */
-	struct front_heap *h = cache_heap();
+	struct front_heap *h = cache_heap(began);
 	if (!h)
 		return NULL; /* no cache: the core, unrounded */
 	size_t r = medium_aligned_round(a, *n), c = medium_bin(r), cc = medium_aligned_bin_hi(r), j;
@@ -499,9 +503,9 @@ static void medium_scavenge(struct front_heap *h)
 /* A miss: blocks of bin c from the transfer cache (a batch for a producer, below), else the one block of n bytes
  * from the core. NULL when the thread has no cache (classic profile, front off, traced, exiting) or the core has
  * no memory: the caller asks the core. */
-void *osm_front_medium_refill(size_t c, size_t n)
+void *osm_front_medium_refill(struct front_heap *began, size_t c, size_t n)
 {
-	struct front_heap *h = cache_heap();
+	struct front_heap *h = cache_heap(began);
 	if (!h)
 		return NULL;
 	medium_scavenge(h);
@@ -554,18 +558,18 @@ void *osm_front_medium_refill(size_t c, size_t n)
 
 /* A free whose class stack is full (or the thread's first, or a thread without a cache): the older half goes
  * back to the core with one lock. False: no cache, the core frees b. */
-static __attribute__((noinline)) bool medium_free_slow(struct block_meta *b, size_t c, const char *api);
-bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api)
+static __attribute__((noinline)) bool medium_free_slow(struct block_meta *b, size_t c, const char *api,
+							struct front_heap *began);
+bool osm_front_medium_free_slow(struct block_meta *b, size_t c, const char *api, struct front_heap *began)
 {
-	struct front_heap *h = osm_front_tl_heap; /* the heap the use began on (medium_free_slow may make one) */
-	bool cached = medium_free_slow(b, c, api);
-	mc_leave(h);
+	bool cached = medium_free_slow(b, c, api, began);
+	mc_leave(began); /* the heap the use began on (free's fast path's; medium_free_slow may make one) */
 	return cached;
 }
 
-static bool medium_free_slow(struct block_meta *b, size_t c, const char *api)
+static bool medium_free_slow(struct block_meta *b, size_t c, const char *api, struct front_heap *began)
 {
-	struct front_heap *h = cache_heap();
+	struct front_heap *h = cache_heap(began);
 	if (!h)
 		return false;
 	void **q = payload(b);

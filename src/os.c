@@ -40,7 +40,7 @@ static bool fault_sticky[OS_FAULT_KINDS];
 static size_t fault_fired;
 static int fault_env_state; /* 0: OSMEM_FAIL not read yet; 1: read */
 
-static const char *const fault_names[OS_FAULT_KINDS] = { "brk", "mmap", "mremap" };
+static const char *const fault_names[OS_FAULT_KINDS] = { "brk", "mmap", "mremap", "membarrier" };
 
 /* The decimal number at *s (saturating at SIZE_MAX; *over tells whether it did), *s moved past its digits: the
  * settings' one parser. */
@@ -59,11 +59,12 @@ static void fault_env_bad(const char *spec)
 {
 	osm_os_write_err("osmem: OSMEM_FAIL=");
 	osm_os_write_err(spec);
-	osm_os_write_err(" is not understood (kind:N or kind:N+, N from 1, kinds brk, mmap, mremap, separated by "
-			 "commas); no faults injected\n");
+	osm_os_write_err(" is not understood (kind:N or kind:N+, N from 1, kinds brk, mmap, mremap, membarrier, "
+			 "separated by commas); no faults injected\n");
 }
 
-/* OSMEM_FAIL=mmap:N,brk:M+,mremap:K: the Nth mmap fails, the Mth brk and every later one, the Kth mremap.
+/* OSMEM_FAIL=mmap:N,brk:M+,mremap:K: the Nth mmap fails, the Mth brk and every later one, the Kth mremap
+ * (membarrier:N: the Nth membarrier fails with ENOMEM, as the kernel's does when it cannot allocate its CPU mask).
  * Parsed in place (no allocation), all or nothing. */
 static void fault_env_read(void)
 {
@@ -656,18 +657,24 @@ bool osm_os_thread_gone(int tid)
 /* A full memory barrier on every CPU that runs a thread of this process (membarrier's private expedited command,
  * Linux 4.14): what lets one thread's plain store and load stand for a fence (front.c, steal_idle_caches; the
  * asymmetric fences of liburcu and folly). Registered at the first call, and again where the kernel says the
- * process is not (a child of fork). False where the kernel refuses it (an older kernel, a seccomp filter): the
- * caller then does without what needed it. Cost: a system call that interrupts the CPUs running the process's
- * other threads (a few microseconds); once a second at most. */
-bool osm_os_membarrier(void)
+ * process is not (a child of fork). 1 when done; -1 where the kernel refuses it (an older kernel, a seccomp filter):
+ * the caller then does without what needed it; 0 when it failed this time only (ENOMEM: the kernel could not
+ * allocate the mask of CPUs to interrupt, which a kernel with CPUMASK_OFFSTACK does at each call; EINTR, EAGAIN):
+ * the caller tries again later. Before, any failure was taken as for good, and one moment short of memory ended
+ * the giving back of idle caches for the process's life (medium/membarrier_failing_once_keeps_stealing).
+ * Cost: a system call that interrupts the CPUs running the process's other threads (a few microseconds); once a
+ * second at most. */
+int osm_os_membarrier(void)
 {
 	int saved = errno;
-	bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
-	if (!ok && errno == EPERM &&
+	long r = fault_now(OS_FAULT_MEMBARRIER) ? (errno = ENOMEM, -1)
+						 : syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	if (r != 0 && errno == EPERM &&
 	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
-		ok = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+		r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	int done = r == 0 ? 1 : errno == ENOMEM || errno == EINTR || errno == EAGAIN ? 0 : -1;
 	errno = saved;
-	return ok;
+	return done;
 }
 
 void osm_os_futex_wait(int *word, int expected)
