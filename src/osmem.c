@@ -327,8 +327,9 @@ void *os_calloc(size_t nmemb, size_t size)
 	size_t dirty, populate; /* of a kept mapping (the drop-in's default profile): what its freed block may have
 				  * left; of a fresh mapping, what to populate (heap.c, calloc_populate) */
 	struct block_meta *b = osm_malloc_zero(nmemb * size, osm_heap.policy.calloc_threshold, &dirty, &populate);
-	if (b) /* a reused block is dirty; fresh mappings are already zero */
-		memset(payload(b), 0, b->status != STATUS_MAPPED ? b->size : dirty);
+	size_t clear = !b ? 0 : b->status != STATUS_MAPPED ? b->size : dirty;
+	if (clear) /* a reused block is dirty; fresh mappings are already zero, and no memset call is made for them */
+		memset(payload(b), 0, clear);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();

@@ -4,10 +4,11 @@
 # pkg-config), strace (the outside witness of system calls), Debian's python3 and matplotlib (osmem-heapmap),
 # chromium (the heap map page test), glibc-source (glibc's malloc tests), valgrind (tests/test_valgrind.py),
 # clang and libFuzzer's runtime (fuzz/, tests/test_fuzz.py), GNU time (tests/test_bench_report.py runs bench/run.py's
-# measurement), gdb (tests/test_protect_signal_heap.py delivers a signal at a chosen instruction) and the real
-# programs of tests/programs/packages.txt.
+# measurement), gdb (tests/test_protect_signal_heap.py delivers a signal at a chosen instruction), ltrace (the
+# classic library's calls as teaching checkers see them, tests/test_classic_ltrace.py) and the real programs of
+# tests/programs/packages.txt.
 here=$(cd "$(dirname "$0")" && pwd)
-want="gcc make libc6-dev pkg-config git strace python3 python3-matplotlib chromium glibc-source valgrind clang libclang-rt-14-dev time gdb $(cat "$here/programs/packages.txt")"
+want="gcc make libc6-dev pkg-config git strace python3 python3-matplotlib chromium glibc-source valgrind clang libclang-rt-14-dev time gdb ltrace $(cat "$here/programs/packages.txt")"
 need=""
 for p in $want; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need="$need $p"

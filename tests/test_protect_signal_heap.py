@@ -51,18 +51,18 @@ CASES = [("handler_makes_heap_within_first_medium_malloc", "malloc", "osm_front_
          ("handler_makes_heap_within_first_medium_free", "free", "osm_front_medium_free_slow")]
 
 
+results = []
+
+
+def check(name, ok, why):
+    results.append(bool(ok))
+    print(f"PASS protect_signal/{name}" if ok else f"FAIL protect_signal/{name}: {why}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
-    a = ap.parse_args()
-    build = os.path.abspath(a.build)
-    fails = 0
-
-    def check(name, ok, why):
-        nonlocal fails
-        fails += not ok
-        print(f"PASS protect_signal/{name}" if ok else f"FAIL protect_signal/{name}: {why}", flush=True)
-
+    build = os.path.abspath(ap.parse_args().build)
     gdb = shutil.which("gdb")
     if not gdb:
         for name, _, _ in CASES:
@@ -107,7 +107,7 @@ def main():
                                     + out.strip()[-600:]))
             else:
                 check(name, True, "")
-    return 1 if fails else 0
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":
