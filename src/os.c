@@ -112,10 +112,16 @@ static void fault_env_read(void)
 			osm_os_fail_after((enum os_fault)i, at[i], sticky[i]);
 }
 
+/* The environment array the program started with, as glibc passes it to constructors (dynamic and static
+ * programs alike): the auxiliary vector follows it (auxv_get). */
+static char **start_envp;
+
 /* At start too, so that a setting that is not understood is named even in a program that never allocates (a
  * call before this constructor reads it first). Reads the environment only: no allocation, no system call. */
-__attribute__((constructor)) static void fault_start(void)
+__attribute__((constructor)) static void fault_start(int argc, char **argv, char **envp)
 {
+	(void)argc, (void)argv;
+	start_envp = envp;
 	fault_env_read();
 }
 
@@ -827,21 +833,29 @@ const char *osm_os_getenv(const char *name)
 	return NULL;
 }
 
-/* An entry of the auxiliary vector the kernel put on the initial stack after the environment (argc, argv[], NULL,
- * envp[], NULL, then type and value pairs up to AT_NULL), read there rather than with getauxval (osm_os_getenv's
- * reason); getauxval where the stack's end is not known. 0 when there is none. */
+/* An entry of the auxiliary vector (0 when there is none). The classic library reads it where the kernel put it,
+ * after the environment array the program started with (envp[], NULL, then type and value pairs up to AT_NULL),
+ * rather than with getauxval (osm_os_getenv's reason). That array is the one glibc hands the constructors
+ * (start_envp): __libc_stack_end is 8 bytes off argc in a static program, where the walk from it misread the vector
+ * (the review of session 53: a constant cookie with an even number of environment variables). unsetenv shifts the
+ * array's entries down in place and leaves NULLs behind it, so the vector starts at the first word after them
+ * that is not NULL (its first type is never AT_NULL); before, the walk stopped at the first NULL and found nothing.
+ * getauxval before the constructors ran, and in the drop-in, whose calls no checker compares. */
 static unsigned long auxv_get(unsigned long type)
 {
-	if (!__libc_stack_end)
-		return getauxval(type);
-	long *sp = __libc_stack_end;
-	char **p = (char **)(sp + 1 + sp[0] + 1); /* envp[] of the initial stack, whatever environ became since */
-	while (*p)
-		p++;
-	for (unsigned long *a = (unsigned long *)(p + 1); a[0] != AT_NULL; a += 2)
-		if (a[0] == type)
-			return a[1];
-	return 0;
+#ifndef OSMEM_DROPIN
+	char **p = start_envp;
+	if (p) {
+		while (*p)
+			p++;
+		while (!*p)
+			p++;
+		for (unsigned long *a = (unsigned long *)p; a[0] != AT_NULL; a += 2)
+			if (a[0] == type)
+				return a[1];
+	}
+#endif
+	return getauxval(type);
 }
 
 // ------------------------------------------------------------------

@@ -10,12 +10,22 @@ block, and a memset of 0 bytes for a fresh mapping's calloc. Now it makes the te
 
 One program walks the classic paths (docs/CLASSIC.md): the preallocation, a mapped malloc and its free, a mapped
 calloc (no memset: the kernel's pages are zero) and a heap one, realloc's moves (heap to heap, heap to a mapping,
-a mapping to the heap), malloc(0), the last block grown with the break. Under `ltrace -e @libosmem.so` (every
+a mapping to the heap), malloc(0), the last block grown with the break, realloc of NULL. Under `ltrace -e @libosmem.so` (every
 call the library makes through its PLT) the calls must be exactly:
 
-- classic_ltrace/only_textbook_calls: no function but sbrk, mmap, munmap, memset and memcpy;
+- classic_ltrace/only_textbook_calls: no function but sbrk, mmap, munmap, memset and memcpy (and os_malloc, which
+  realloc's case 1 calls through the PLT as the textbook's does);
 - classic_ltrace/calls_in_order: the expected sequence, with their sizes (each munmap the address its mmap
   returned).
+
+The page size and the header cookie's random bytes are read from the auxiliary vector where the kernel put it,
+after the environment array the program started with, not with sysconf and getauxval. The review of that change
+found two ways the first walk misread it (a constant cookie): a static program, whose __libc_stack_end is 8 bytes
+off argc, and a program that unset a variable of its initial environment (glibc shifts that array down in place).
+A program linked with libosmem.a compares osmem's reading with getauxval's:
+
+- classic_ltrace/auxv_read_in_static_program: linked -static, with 0 to 3 environment variables;
+- classic_ltrace/auxv_read_after_unsetenv: dynamic, after unsetenv of two of its three inherited variables.
 
 Needs ltrace (tests/setup.sh installs it). Prints PASS/FAIL lines; exits 1 when something failed."""
 import argparse
@@ -51,15 +61,71 @@ int main(void)
 	char *x = os_malloc(100000), *y = os_malloc(100000); /* the last block grows: sbrk(68992) */
 	os_free(x);
 	os_free(y);
+	os_free(os_realloc(NULL, 100));      /* case 1: os_malloc(100), through the library's own PLT */
 	return 0;
 }
 """
 
+AUXV_PROG = r"""
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+uint32_t osm_os_random32(void); /* hidden in libosmem.so, linkable from libosmem.a */
+size_t osm_os_page_size(void);
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		unsetenv(argv[i]);
+	uint32_t want;
+	memcpy(&want, (char *)getauxval(AT_RANDOM) + 8, sizeof want);
+	uint32_t got = osm_os_random32();
+	size_t page = osm_os_page_size();
+	printf("%s random %08x want %08x page %zu want %lu\n", got == want && page == getauxval(AT_PAGESZ) ? "ok" : "bad",
+	       got, want, page, getauxval(AT_PAGESZ));
+	return 0;
+}
+"""
+
+
+def auxv_checks(tmp, build, check):
+    """The auxiliary vector read by the classic library, against getauxval, in a static program and after unsetenv."""
+    src = os.path.join(tmp, "auxv.c")
+    with open(src, "w") as f:
+        f.write(AUXV_PROG)
+    outs = {}
+    for kind, flags in (("static", ["-static"]), ("dynamic", [])):
+        exe = os.path.join(tmp, "auxv_" + kind)
+        r = subprocess.run(["cc", "-O2", "-std=c11", *flags, src, "-o", exe, os.path.join(build, "libosmem.a")],
+                           capture_output=True, text=True)
+        outs[kind] = exe if r.returncode == 0 else None
+        if r.returncode:
+            check("auxv_read_in_" + kind + "_program" if kind == "static" else "auxv_read_after_unsetenv", False,
+                  f"cannot build the {kind} program: " + r.stderr.strip()[-300:])
+    if outs["static"]:
+        bad = []
+        for n in range(4):
+            env = {f"V{i}": "x" for i in range(n)}
+            out = subprocess.run([outs["static"]], env=env, capture_output=True, text=True).stdout.strip()
+            if not out.startswith("ok"):
+                bad.append(f"{n} variables: {out}")
+        check("auxv_read_in_static_program", not bad, "osmem's reading differs from getauxval's: " + "; ".join(bad))
+    if outs["dynamic"]:
+        env = {"OSMEM_TEST_A": "1", "OSMEM_TEST_B": "2", "OSMEM_TEST_C": "3"}
+        out = subprocess.run([outs["dynamic"], "OSMEM_TEST_A", "OSMEM_TEST_B"], env=env, capture_output=True,
+                             text=True).stdout.strip()
+        check("auxv_read_after_unsetenv", out.startswith("ok"),
+              "after unsetenv of 2 of 3 variables, osmem's reading differs from getauxval's: " + out)
+
+
 # (function, the sizes that identify it): sbrk's increment, mmap's and munmap's length, memset's and memcpy's count
 EXPECTED = [("sbrk", 131072), ("mmap", 131104), ("mmap", 4112), ("memset", 4000), ("memcpy", 1992),
             ("munmap", 131104), ("munmap", 4112), ("mmap", 200032), ("memcpy", 4000), ("memcpy", 104),
-            ("munmap", 200032), ("mmap", 300000), ("munmap", 300000), ("sbrk", 68992)]
-TEXTBOOK = {"sbrk", "mmap", "munmap", "memset", "memcpy"}
+            ("munmap", 200032), ("mmap", 300000), ("munmap", 300000), ("sbrk", 68992), ("os_malloc", 100)]
+# realloc's case 1 calls os_malloc, an exported function, so through the PLT, as a textbook libosmem.so does
+TEXTBOOK = {"sbrk", "mmap", "munmap", "memset", "memcpy", "os_malloc"}
 LINE = re.compile(r"^libosmem\.so->(\w+)\((.*)\)\s+= (\S+)\s*$")
 
 
@@ -73,7 +139,7 @@ def parse(out):
         name, args, ret = m.groups()
         parts = [p.strip() for p in args.split(",")]
         try:
-            if name == "sbrk":
+            if name in ("sbrk", "os_malloc"):
                 size = int(parts[0], 0)
             elif name in ("mmap", "munmap"):
                 size = int(parts[1], 0)
@@ -112,6 +178,8 @@ def main():
         print(f"PASS classic_ltrace/{name}" if ok else f"FAIL classic_ltrace/{name}: {why}", flush=True)
 
     names = ["only_textbook_calls", "calls_in_order"]
+    with tempfile.TemporaryDirectory() as tmp:
+        auxv_checks(tmp, build, check)
     ltrace = shutil.which("ltrace")
     if not ltrace:
         for n in names:
@@ -144,7 +212,7 @@ def main():
             return 1
         other = sorted({c[0] for c in calls} - TEXTBOOK)
         check("only_textbook_calls", not other,
-              "libosmem.so called " + ", ".join(other) + " (want sbrk, mmap, munmap, memset and memcpy only)")
+              "libosmem.so called " + ", ".join(other) + " (want sbrk, mmap, munmap, memset, memcpy and os_malloc only)")
         got = [(c[0], c[1]) for c in calls]
         mapped, bad_unmap = {}, []
         for name, size, parts, ret in calls:
