@@ -10,7 +10,8 @@ block, and a memset of 0 bytes for a fresh mapping's calloc. Now it makes the te
 
 One program walks the classic paths (docs/CLASSIC.md): the preallocation, a mapped malloc and its free, a mapped
 calloc (no memset: the kernel's pages are zero) and a heap one, realloc's moves (heap to heap, heap to a mapping,
-a mapping to the heap), malloc(0), the last block grown with the break, realloc of NULL. Under `ltrace -e @libosmem.so` (every
+a mapping to the heap), malloc(0), the last block grown with the break, realloc of NULL. Under
+`ltrace -e @libosmem.so` (every
 call the library makes through its PLT) the calls must be exactly:
 
 - classic_ltrace/only_textbook_calls: no function but sbrk, mmap, munmap, memset and memcpy (and os_malloc, which
@@ -212,7 +213,8 @@ def main():
             return 1
         other = sorted({c[0] for c in calls} - TEXTBOOK)
         check("only_textbook_calls", not other,
-              "libosmem.so called " + ", ".join(other) + " (want sbrk, mmap, munmap, memset, memcpy and os_malloc only)")
+              "libosmem.so called " + ", ".join(other)
+              + " (want sbrk, mmap, munmap, memset, memcpy and os_malloc only)")
         got = [(c[0], c[1]) for c in calls]
         mapped, bad_unmap = {}, []
         for name, size, parts, ret in calls:
