@@ -11,8 +11,7 @@ block, and a memset of 0 bytes for a fresh mapping's calloc. Now it makes the te
 One program walks the classic paths (docs/CLASSIC.md): the preallocation, a mapped malloc and its free, a mapped
 calloc (no memset: the kernel's pages are zero) and a heap one, realloc's moves (heap to heap, heap to a mapping,
 a mapping to the heap), malloc(0), the last block grown with the break, realloc of NULL. Under
-`ltrace -e @libosmem.so` (every
-call the library makes through its PLT) the calls must be exactly:
+`ltrace -e @libosmem.so` (every call the library makes through its PLT) the calls must be exactly:
 
 - classic_ltrace/only_textbook_calls: no function but sbrk, mmap, munmap, memset and memcpy (and os_malloc, which
   realloc's case 1 calls through the PLT as the textbook's does);
