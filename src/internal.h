@@ -1215,7 +1215,7 @@ static inline __attribute__((always_inline)) bool mc_enter(struct front_heap *h)
  * have ended (and no use further down this thread's stack can be counted in a heap that did not exist when this one
  * began). Before, it counted out of whatever heap the thread had by then: a handler that made the heap within a
  * first medium request took the count from 0 to 255, and the passes then gave the bins back while the owner used
- * them (medium/signal_handler_makes_heap_within_first_request). */
+ * them (protect_signal/handler_makes_heap_within_first_medium_malloc). */
 static inline __attribute__((always_inline)) void mc_leave(struct front_heap *h)
 {
 	if (__builtin_expect(h == &osm_front_empty_heap, 0)) {
