@@ -92,6 +92,7 @@ static _Noreturn void throw_bad_alloc(void)
  * two; 0 and up to 16 are malloc's alignment. */
 static void *try_alloc(size_t n, size_t a)
 {
+	size_t asked = n; /* the out-of-memory retry asks again for this: n may be rounded below (medium_aligned_round) */
 	if (n > MAX_REQUEST || a > MAX_REQUEST - n) {
 		errno = ENOMEM;
 		return NULL;
@@ -135,7 +136,7 @@ static void *try_alloc(size_t n, size_t a)
 	/* out of memory: the medium caches and the released segments go back, then once more */
 	if (!b && osm_front_reclaim()) {
 		errno = saved;
-		void *r = try_alloc(n, a);
+		void *r = try_alloc(asked, a); /* not n, rounded already: rounded twice, its sized delete failed */
 		osm_front_reclaim_end();
 		return r;
 	}
@@ -260,6 +261,15 @@ __attribute__((noinline)) static _Noreturn void bad_delete(void *p, const char *
 	osm_os_fatal_pointer(API, what, p);
 }
 
+/* An aligned medium request rounded for the medium caches (try_alloc, medium_aligned_round) that the core then
+ * mapped (M_MMAP_THRESHOLD at 64 KiB or less, or no heap): the mapping holds the rounded size and up to a page.
+ * Out of the hot text: only programs that set the threshold that low reach it. */
+static __attribute__((noinline)) bool mapped_rounded_fits(const struct block_meta *b, size_t n, size_t a)
+{
+	size_t t = medium_aligned_round(a, n);
+	return t <= b->size && b->size - t < osm_os_page_size();
+}
+
 /* Whether a sized delete of n bytes (allocated with alignment a; 0: malloc's) fits core block b: b holds n,
  * and the split rule would have cut away anything more than a header and a granule; an aligned mapping ends at
  * a page boundary, so it may hold up to a page more. */
@@ -269,6 +279,8 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 	if (b->status == STATUS_MAPPED && a > osm_heap.policy.align)
 		slack = osm_os_page_size();
 	if (n <= b->size && b->size - align_up(n ? n : 1) < slack)
+		return true;
+	if (b->status == STATUS_MAPPED && a > MALLOC_ALIGN && n - 1 < MEDIUM_MAX && mapped_rounded_fits(b, n, a))
 		return true;
 	/* a medium request may get a larger cached block of its size's bin; an aligned one is rounded by
 	 * medium_aligned_round and may get a block of the bin of that size or of that size and a remainder too small to
@@ -294,6 +306,17 @@ __attribute__((noinline)) static void core_delete(void *p, bool sized, size_t n,
 	}
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
+	/* malloc(0)'s address, as free takes it: an operator new replaced by a program with one that calls malloc
+	 * hands the default delete what malloc(0) gave (cxx/delete_of_malloc_zero) */
+	if (osm_zero_owns(p)) {
+		osm_zero_check(p, API, false); /* a double free or a bad pointer is reported, before the size */
+		if (sized && n)
+			osm_os_fatal_pointer(API, "size mismatch", p);
+		osm_zero_check(p, API, true);
+		osm_unlock();
+		errno = saved;
+		return;
+	}
 	struct block_meta *b = osm_user_block(p, API, false);
 	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
 		osm_os_fatal_pointer(API, "double free", p);

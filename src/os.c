@@ -113,15 +113,19 @@ static void fault_env_read(void)
 }
 
 /* The environment array the program started with, as glibc passes it to constructors (dynamic and static
- * programs alike): the auxiliary vector follows it (auxv_get). */
+ * programs alike): the auxiliary vector follows it (auxv_get, the classic library only). */
+#ifndef OSMEM_DROPIN
 static char **start_envp;
+#endif
 
 /* At start too, so that a setting that is not understood is named even in a program that never allocates (a
  * call before this constructor reads it first). Reads the environment only: no allocation, no system call. */
 __attribute__((constructor)) static void fault_start(int argc, char **argv, char **envp)
 {
-	(void)argc, (void)argv;
+	(void)argc, (void)argv, (void)envp;
+#ifndef OSMEM_DROPIN
 	start_envp = envp;
+#endif
 	fault_env_read();
 }
 

@@ -540,6 +540,11 @@ static void bad_double_mapped(void *p) { v_del_sz(p, (size_t)40 << 20); v_del_sz
 static void bad_static_sized(void *p) { v_del_sz(p, 16); }
 static void bad_static_aligned(void *p) { v_del_sz_al(p, 64, align_val_t(64)); }
 
+static void *malloc_zero() { return malloc(0); }
+static void bad_double_delete_zero(void *p) { v_del(p); v_del(p); }
+static void bad_sized_delete_zero(void *p) { v_del_sz(p, 16); }
+static void free_zero(void *p) { free(p); }
+
 static const death deaths[] = {
 	{ "size_mismatch_larger", new100, bad_larger, del100, "size mismatch" },
 	{ "size_mismatch_smaller_class", new100, bad_smaller, del100, "size mismatch" },
@@ -559,6 +564,8 @@ static const death deaths[] = {
 	{ "double_sized_delete_mapped", new40m, bad_double_mapped, del40m, "double free" },
 	{ "invalid_pointer_sized", static_ptr, bad_static_sized, nothing, "invalid pointer" },
 	{ "invalid_pointer_sized_aligned", static_ptr, bad_static_aligned, nothing, "invalid pointer" },
+	{ "double_delete_of_malloc_zero", malloc_zero, bad_double_delete_zero, nothing, "double free" },
+	{ "size_mismatch_malloc_zero", malloc_zero, bad_sized_delete_zero, free_zero, "size mismatch" },
 };
 
 static bool run_death(const death &d)
@@ -757,6 +764,119 @@ static bool aligned_new_served_by_cache()
 	return true;
 }
 
+/* Hazard: the default operator delete refused malloc(0)'s address ("invalid pointer" and abort; session 54's
+ * review), where free takes it. A program may replace operator new alone with one that calls malloc and keep the
+ * default delete, which must then take what malloc(0) gave ([new.delete.single]); glibc's does. */
+static bool delete_of_malloc_zero()
+{
+	size_t before = in_use();
+	for (int i = 0; i < 100; i++) {
+		void *p = malloc(0), *q = malloc(0), *r = malloc(0);
+		CHECK(p && q && r, "malloc(0) returned NULL");
+		v_del(p);
+		v_del_sz(q, 0); /* the size operator new(0) was given */
+		v_del_arr(r);
+	}
+	CHECK(in_use() == before && osm_heap_check() == 0, "300 deletes of malloc(0)'s addresses left %zu bytes in "
+	      "use (was %zu) or a heap that fails its check", in_use(), before);
+	return true;
+}
+
+/* Runs fn in a child process (a setting it makes, mallopt's or a limit, stays there) and checks that it exits 0;
+ * what names the outcome of each other status. */
+static bool in_child(int (*fn)(), const char *what)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGABRT, SIG_DFL);
+		_exit(fn());
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child %s %d (%s)", WIFSIGNALED(st) ? "died of signal" :
+	      "exited", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), what);
+	return true;
+}
+
+static int aligned_sizes_after_threshold()
+{
+	static const size_t thresholds[] = { 4096, 8192, 32768, 65536 };
+	static const size_t aligns[] = { 32, 64, 256, 4096 };
+	for (size_t t : thresholds) {
+		const char *profile = getenv("OSMEM_PROFILE");
+		bool classic = profile && !strcmp(profile, "classic"); /* whose mallopt changes nothing: the sizes all the same */
+		if (mallopt(M_MMAP_THRESHOLD, (int)t) != (classic ? 0 : 1))
+			return 2;
+		for (size_t a : aligns)
+			for (size_t n = 1; n <= 70000; n += n < 2048 ? 509 : 1013) {
+				size_t m = n == 62313 ? 63040 : n == 3559 ? 4000 : n; /* the review's sizes */
+				void *p = v_new_al(m, align_val_t(a));
+				memset(p, 0x6b, m);
+				v_del_sz_al(p, m, align_val_t(a)); /* aborts on a false size mismatch */
+				void *q = v_new_arr_al(m, align_val_t(a));
+				v_del_arr_sz_al(q, m, align_val_t(a));
+			}
+	}
+	return 0;
+}
+
+/* Hazard: an aligned medium request is rounded for the medium caches (medium_aligned_round) before the core
+ * serves it; where the core maps it (M_MMAP_THRESHOLD at 64 KiB or less), the mapping held up to a page more than
+ * the rounded size, past the page of slack the sized delete allowed from the size asked: a correct
+ * `delete` of an alignas(64) type of 63,040 bytes aborted with "size mismatch" (session 54's review). */
+static bool sized_aligned_delete_after_low_mmap_threshold()
+{
+	return in_child(aligned_sizes_after_threshold, "2: mallopt's answer; SIGABRT: a sized aligned delete was "
+			"refused, its message above");
+}
+
+static size_t vm_data()
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t kb = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmData:", 7))
+			kb = strtoul(line + 7, NULL, 10);
+	if (f)
+		fclose(f);
+	return kb * 1024;
+}
+
+static int aligned_new_on_enomem_retry()
+{
+	void *keep[16];
+	for (int i = 0; i < 16; i++)
+		keep[i] = malloc(5000); /* medium blocks, carved from the heap */
+	struct rlimit rl = { vm_data() + (1 << 20), vm_data() + (1 << 20) };
+	if (setrlimit(RLIMIT_DATA, &rl) != 0)
+		return 2;
+	static const size_t fill[] = { 100000, 20000, 9000, 3000 };
+	for (size_t n : fill) /* no free core block left to hold 4 KiB aligned (leaked: the child ends here) */
+		while (v_new_nt(n, std::nothrow))
+			;
+	for (int i = 0; i < 16; i++)
+		free(keep[i]); /* into this thread's medium cache, which the retry gives back to the core */
+	void *p = v_new_al_nt(2049, align_val_t(4096), std::nothrow);
+	if (!p)
+		return 3;
+	if (malloc_usable_size(p) > 6144) /* rounded once: 4,064 usable bytes; twice: 8,160 */
+		return 4;
+	v_del_sz_al(p, 2049, align_val_t(4096));
+	return 0;
+}
+
+/* Hazard: operator new's retry after the core's ENOMEM (the medium caches given back, then once more) asked for
+ * the size it had already rounded for the caches, rounded again: 2049 bytes aligned to 4096 took 8,160 usable
+ * bytes, and the sized delete of 2049 aborted with "size mismatch" (session 54's review; malloc's memalign had
+ * the same bug, fixed in session 51). */
+static bool aligned_new_retry_rounds_once()
+{
+	return in_child(aligned_new_on_enomem_retry, "2: setrlimit; 3: new(2049, align 4096) failed; 4: it took over 6 KiB "
+			"(rounded twice); SIGABRT: its sized delete was refused");
+}
+
 /* Hazard: a core that fails one way and then succeeds another (the break refused, then a mapping: the child run
  * brk_refused, OSMEM_FAIL=brk:2+) left ENOMEM in errno behind a successful operator new, where malloc keeps the
  * caller's errno (session 50's review). Every run checks it; brk_refused makes the fallback happen. */
@@ -816,6 +936,10 @@ int main(int argc, char **argv)
 	run("sized_delete_every_size", sized_delete_every_size);
 	run("sized_aligned_delete_every_size", sized_aligned_delete_every_size);
 	run("stl_workload", stl_workload);
+	run("delete_of_malloc_zero", delete_of_malloc_zero);
+	run("sized_aligned_delete_after_low_mmap_threshold", sized_aligned_delete_after_low_mmap_threshold);
+	if (!child)
+		run("aligned_new_retry_rounds_once", aligned_new_retry_rounds_once); /* the default profile's caches */
 	if (!child) {
 		run("aligned_new_served_by_cache", aligned_new_served_by_cache); /* the default profile's caches */
 		run_deaths();
