@@ -534,6 +534,7 @@ static bool trim_top(size_t keep)
 	uint32_t x = t && t->status == STATUS_FREE ? free_slot(t) : 0;
 	if (!x || !(slot_at(x)->blk & SLOT_TREE))
 		return false;
+	osm_check_free_block(t); /* its size moves the break: one the program overwrote took it below live blocks */
 	if (keep < osm_heap.policy.align)
 		keep = osm_heap.policy.align;
 	if (t->size <= keep)
@@ -565,6 +566,7 @@ static bool trim_top(size_t keep)
  * kernel may drop the pages after it (the index lives in side storage). */
 static size_t discard_past(struct block_meta *b, size_t keep, bool *released)
 {
+	osm_check_free_block(b); /* its size bounds the madvise: one the program overwrote wiped the next block */
 	uintptr_t from = round_up((uintptr_t)payload(b) + keep, page_size());
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
 	if (to <= from)
@@ -744,6 +746,15 @@ static inline void trim_used(const char *end)
 		osm_heap.trim_high = end;
 }
 
+/* The free top t begins its wait now (trim_due). */
+static __attribute__((noinline)) void trim_wait_begin(struct block_meta *t, uint64_t now)
+{
+	osm_heap.trim_since = now | 1; /* never 0: 0 is "no wait" */
+	osm_heap.trim_high = payload(t);
+	if (TRACING)
+		osm_trace_event("  trim_wait %p %z", t, t->size);
+}
+
 static void trim_due(void)
 {
 	struct block_meta *t = osm_heap.tail;
@@ -760,10 +771,7 @@ static void trim_due(void)
 	uint64_t now = osm_os_now_ns();
 	char *from = payload(t);
 	if (!osm_heap.trim_since) {
-		osm_heap.trim_since = now | 1; /* never 0: 0 is "no wait" */
-		osm_heap.trim_high = from;
-		if (TRACING)
-			osm_trace_event("  trim_wait %p %z", t, t->size);
+		trim_wait_begin(t, now);
 		return;
 	}
 	if (now - osm_heap.trim_since < TRIM_DELAY_NS)
@@ -771,9 +779,14 @@ static void trim_due(void)
 	size_t keep = p->trim_keep;
 	if (osm_heap.trim_high > from && (size_t)(osm_heap.trim_high - from) > keep)
 		keep = (size_t)(osm_heap.trim_high - from); /* used during the wait: stays */
-	osm_heap.trim_since = 0; /* the next call starts another wait if the top is still above the threshold */
-	if (trim_top(keep))
-		osm_heap.trim_watch = true;
+	osm_heap.trim_since = 0;
+	if (!trim_top(keep))
+		return;
+	osm_heap.trim_watch = true;
+	/* what the program used during the wait stayed: a top still above the threshold begins another wait at once,
+	 * for the allocations that reach the core, which start none (alloc_block calls here only during a wait) */
+	if (t->size > p->trim_threshold)
+		trim_wait_begin(t, now);
 }
 
 // ------------------------------------------------------------------

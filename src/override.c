@@ -723,6 +723,7 @@ EXPORT int malloc_trim(size_t pad)
 	osm_front_medium_trim(); /* this thread's medium blocks back to the core first, so they can merge and go */
 	bool front = osm_front_trim(); /* front lock before heap lock, never nested the other way */
 	osm_lock();
+	osm_set_op("malloc_trim"); /* the name a report of a corrupted header gives */
 	if (TRACING)
 		osm_trace_event("malloc_trim %z t=%t", pad);
 	bool released = osm_trim(pad);

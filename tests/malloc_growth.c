@@ -599,6 +599,47 @@ static int idle_top(char **p, int n, size_t sz, int fill)
 	return 0;
 }
 
+/* Hazard: a trim keeps what the program used during its wait, and the top it leaves may still be above the trim
+ * threshold; the next wait began only at a free, never at an allocation that reaches the core (alloc_block looks
+ * at the top only while a wait runs), so a program that went on with mallocs alone kept that top for good: 100
+ * blocks of 100,000 bytes freed from the top down (each in use when the wait began, so the first trim keeps
+ * them: 9.2 MB), then a malloc every 150 ms for 1.65 s: 9.3 MB of heap, one trim (the review of session 54).
+ * Now the trim that leaves a top above the threshold begins the next wait itself. Default profile. */
+static int trim_wait_again_case(int unused)
+{
+	(void)unused;
+	enum { N = 100, SZ = 100000, ROUNDS = 6 };
+	static char *p[N], *sink[ROUNDS];
+	malloc_trim(SIZE_MAX); /* ends any wait */
+	for (int i = 0; i < N; i++)
+		memset(p[i] = v_malloc(SZ), 1, SZ);
+	for (int i = N - 1; i >= 0; i--)
+		v_free(p[i]); /* a free top of about 10 MB: its wait begins */
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	uint64_t t0 = tu_now_ns();
+	for (int k = 0; k < ROUNDS; k++) { /* mallocs alone reach the core from here on */
+		usleep(150000);
+		sink[k] = v_malloc(SZ);
+		memset(sink[k], 2, SZ);
+	}
+	os_stats(&s1);
+	uint64_t took = (tu_now_ns() - t0) / 1000000;
+	for (int k = 0; k < ROUNDS; k++)
+		v_free(sink[k]);
+	size_t kept = s1.heap_size > (size_t)ROUNDS * SZ ? s1.heap_size - (size_t)ROUNDS * SZ : 0;
+	if (s1.trims >= s0.trims + 2 && kept < (size_t)3 << 20 && os_heap_check() == 0) {
+		printf("PASS growth/top_above_threshold_after_trim_goes_back_by_mallocs\n");
+		return 0;
+	}
+	printf("FAIL growth/top_above_threshold_after_trim_goes_back_by_mallocs: a heap of %zu bytes, its top free, "
+	       "then %d mallocs of %d bytes 150 ms apart (%llu ms in all): %zu trims, the heap %zu bytes beyond the "
+	       "blocks in use (want 2 trims or more and under 3 MB: the first trim keeps the blocks used during its "
+	       "wait, the next wait gives them back)\n", s0.heap_size, ROUNDS, SZ, (unsigned long long)took,
+	       s1.trims - s0.trims, kept);
+	return 1;
+}
+
 static int lazy_trim_case(int unused)
 {
 	(void)unused;
@@ -1045,6 +1086,8 @@ int main(int argc, char **argv)
 	if (!classic && in_child("aligned_request_takes_aligned_hole", aligned_hole_case, 0))
 		return 1;
 	if (!classic && in_child("lazy_trim", lazy_trim_case, 0))
+		return 1;
+	if (!classic && in_child("top_above_threshold_after_trim_goes_back_by_mallocs", trim_wait_again_case, 0))
 		return 1;
 	if (!classic && in_child("one_thread_idle_heap_given_back", one_thread_idle_case, 0))
 		return 1;

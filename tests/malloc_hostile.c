@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -233,6 +234,75 @@ static void trim_pad_size_max(void)
 		v_free(v_malloc((size_t)i * 1000 + 1));
 }
 
+/* Hazards (the review of session 54): the trim and the decay read a free block's size to know what to give back,
+ * and trusted it where every other path checks a free block against the index first (osm_check_free_block). A
+ * program that ran 8 bytes past a live block into the free block after it rewrote that size: the trim moved the
+ * break down under live blocks (SIGSEGV in osmem, at the top's own header), and the madvise of malloc_trim or of
+ * the decay took the live block after a free one with it (its bytes read as zeros, nothing reported). Each is
+ * now a `corrupted header` before anything changes. Default profile (the classic one gives nothing back). */
+enum { FORGE_SZ = 100000 }; /* core blocks, carved in order (above the medium caches' sizes) */
+static char *forge_p[64];
+
+/* n blocks filled with 0x42, then forge_p[lo..hi] freed (one free block, or the free top when hi is n - 1), and
+ * its size, the 8 bytes past forge_p[lo - 1]'s end, raised by `more`, as an overflow would; the report names the
+ * free block's payload. */
+static void forge_free_run(int n, int lo, int hi, size_t more)
+{
+	for (int i = 0; i < n; i++)
+		memset(forge_p[i] = v_malloc(FORGE_SZ), 0x42, FORGE_SZ);
+	for (int i = hi; i >= lo; i--)
+		v_free(forge_p[i]);
+	size_t *size = (size_t *)(forge_p[lo - 1] + malloc_usable_size(forge_p[lo - 1]));
+	*size += more;
+	say_addr((char *)size + sizeof(struct block_meta));
+}
+
+/* Whether block k still holds forge_free_run's bytes (a madvise that took it reads as zeros). */
+static void forge_check(int k)
+{
+	for (size_t i = 0; i < FORGE_SZ; i++)
+		if (forge_p[k][i] != 0x42)
+			_exit(9);
+}
+
+static void trim_follows_forged_top_size(void)
+{
+	forge_free_run(64, 44, 63, (size_t)4 << 20); /* the free top, after forge_p[43] */
+	(void)v_trim(0);
+	forge_check(20); /* before: the break had moved below it (or osmem crashed first) */
+}
+
+static void trim_discard_follows_forged_free_size(void)
+{
+	forge_free_run(40, 1, 30, (size_t)1 << 20); /* about 3 MB after forge_p[0], live forge_p[31] after it */
+	(void)v_trim(0);
+	forge_check(31); /* before: the live block after it read as zeros */
+}
+
+static void *sleeper(void *arg)
+{
+	usleep(3000000); /* a second thread: the decay's delay is 10 ms */
+	return arg;
+}
+
+static void decay_follows_forged_free_size(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, sleeper, NULL) != 0)
+		_exit(10);
+	forge_free_run(64, 9, 38, (size_t)1 << 20); /* about 3 MB after forge_p[8], live forge_p[39] after it */
+	for (int k = 0; k < 8; k++) { /* frees that reach the core, below: the decay's passes */
+		usleep(20000);
+		v_free(forge_p[k]);
+	}
+	for (int k = 40; k < 64; k++) { /* and more, on a host slow enough that eight did not span its delay */
+		usleep(20000);
+		v_free(forge_p[k]);
+	}
+	forge_check(39); /* before: the live block after it read as zeros */
+	_exit(11); /* no report: the decay never looked, or looked and trusted the size */
+}
+
 // ------------------------------------------------------------------
 // malloc(0) in the default profile: an address of a PROT_NONE reservation (hardened_malloc's read_zero_size and
 // write_zero_size, tests/test_hardened.py)
@@ -355,6 +425,12 @@ int main(int argc, char **argv)
 		 "corrupted header");
 	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);
 	run_case("trim_pad_size_max", trim_pad_size_max, NULL, NULL);
+	if (!*prefix) { /* the classic profile gives nothing back: no trim, no decay */
+		run_case("trim_follows_forged_top_size", trim_follows_forged_top_size, "malloc_trim", "corrupted header");
+		run_case("trim_discard_follows_forged_free_size", trim_discard_follows_forged_free_size, "malloc_trim",
+			 "corrupted header");
+		run_case("decay_follows_forged_free_size", decay_follows_forged_free_size, "free", "corrupted header");
+	}
 	if (!*prefix) { /* the classic profile's malloc(0) is a block of its own (CLASSIC.md) */
 		run_case("zero_size_write_faults", zero_size_write_faults, NULL, FAULTS);
 		run_case("zero_size_calloc_read_faults", zero_size_calloc_read_faults, NULL, FAULTS);
