@@ -1344,7 +1344,7 @@ size_t osm_front_threads(void)
 	return n_live;
 }
 
-static struct front_heap *heap_init_errno(void)
+static ONCE_PATH struct front_heap *heap_init_errno(void)
 {
 	if (tl_state != TL_NEW)
 		return NULL;
@@ -1460,7 +1460,7 @@ static void heap_exit(void *arg)
  * `max` heaps, from where the last look stopped, and gives back each whose thread is gone (tgkill, signal 0).
  * From malloc_trim (every heap) and osm_front_idle_tick (16 heaps a second at most). Cost: a system call per
  * heap looked at. Neither lock held. */
-static void heaps_reap(size_t max)
+static ONCE_PATH void heaps_reap(size_t max)
 {
 	static size_t next_look; /* the place in live_heaps of the next heap to look at (front lock) */
 	struct front_heap *mine = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;

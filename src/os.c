@@ -575,7 +575,7 @@ enum os_thp osm_os_thp_mode(void)
 	return strstr(buf, "[madvise]") ? OS_THP_MADVISE : strstr(buf, "[always]") ? OS_THP_ALWAYS : OS_THP_NEVER;
 }
 
-uint64_t osm_os_fault_probe_ns(void)
+ONCE_PATH uint64_t osm_os_fault_probe_ns(void)
 {
 	enum { PAGES = 16 };
 	/* OSMEM_FAULT_NS=N: a fault costs N ns, no probe (tests; a host whose first touches the probe misjudges) */
