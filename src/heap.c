@@ -409,21 +409,21 @@ static char *brk_grow(size_t len)
  * a new segment, aligned to the granule. Returns the usable start, or NULL when it is unusable. */
 static char *adopt_segment(char *p, size_t *len)
 {
+	if (osm_heap.base && (p < osm_heap.end || osm_heap.n_segs == HEAP_SEGS_MAX))
+		return NULL; /* the heap's blocks are in address order; and the table of segments is full */
+	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
+	/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose. Before the segment is recorded:
+	 * a refusal leaves the table as it was (it recorded a segment that never began, found by a review in session
+	 * 54: the next one then counted the gap twice) */
+	if (pad && brk_grow(pad) != p + *len)
+		return NULL;
 	if (osm_heap.base) {
-		if (p < osm_heap.end || osm_heap.n_segs == HEAP_SEGS_MAX)
-			return NULL; /* the heap's blocks are in address order; and the table of segments is full */
 		/* the segment that ends here, for osm_in_heap: what lies after it is not the heap's */
 		osm_heap.segs[osm_heap.n_segs].lo = osm_heap.seg_lo ? osm_heap.seg_lo : osm_heap.base;
 		osm_heap.segs[osm_heap.n_segs++].hi = osm_heap.end;
 		osm_heap.seg_lo = p;
 		__atomic_store_n(&osm_heap.gaps, true, __ATOMIC_RELAXED); /* not the first segment: the blocks no longer tile one range */
 		osm_heap.gap_bytes += (size_t)(p - osm_heap.end);
-	}
-	size_t pad = (size_t)(-(uintptr_t)p) & (osm_heap.policy.align - 1);
-	if (pad) {
-		/* rare: a foreign sbrk left the break unaligned; ask for the few bytes we lose */
-		if (brk_grow(pad) != p + *len)
-			return NULL;
 	}
 	return p + pad;
 }
@@ -510,7 +510,8 @@ static struct block_meta *heap_append(size_t s)
 	char *p = brk_grow(len);
 	if (!p)
 		return NULL;
-	if (p != osm_heap.end) {
+	bool adopted = p != osm_heap.end;
+	if (adopted) {
 		p = adopt_segment(p, &len);
 		if (!p) {
 			errno = ENOMEM;
@@ -520,7 +521,12 @@ static struct block_meta *heap_append(size_t s)
 	struct block_meta *b = new_block(p, len - META_SIZE); /* checks the tail against the old end */
 	__atomic_store_n(&osm_heap.end, p + len, __ATOMIC_RELEASE);
 	if (TRACING) {
-		osm_trace_event("  brk +%z", len);
+		/* after another sbrk user's bytes, the block starts a segment: its line tells the heap map of the gap (it
+		 * had none, found by a review in session 54), and a `brk +N` would place the break N past the old end */
+		if (adopted)
+			osm_trace_event("  segment %p %z", b, b->size);
+		else
+			osm_trace_event("  brk +%z", len);
 		osm_trace_event("  append %p %z", b, b->size);
 	}
 	return b;

@@ -15,6 +15,8 @@
   shows exactly that in the replay's data, in the page's DOM (a slab-page rect, the tooltip) and in its pixels, and
   os_stats agrees (cache hits > 0: the front is on while tracing); a thread that exits with live slots abandons
   its page, other threads' frees of them are remote frees, and a thread adopts it; sqlite3's page has slab pages;
+- a heap gone on past a walled break, or after another user's sbrk (its block's `segment` line), is drawn without
+  warnings, and a refused alignment brk there records no segment (mallinfo2's arena unchanged);
 - a trace whose last line is cut short (a program killed while it traced) is drawn without that line, said once; the
   same text in the middle of a trace is refused with a message.
 
@@ -741,6 +743,65 @@ def wall_tests(build, out, tmp, cc):
           "warning" not in err2, f"rc={rc} (2: the wall could not be mapped) heapmap rc={rc2}: {err2.strip()[-300:]}")
 
 
+FOREIGN_C = r"""
+#define _DEFAULT_SOURCE
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "osmem.h"
+int main(void)
+{
+	char *a = malloc(100000); /* the heap's preallocation: the first brk */
+	memset(a, 1, 100000);
+	size_t before = mallinfo2().arena;
+	if (sbrk(1000) == (void *)-1) /* another user of the break, and it leaves the break unaligned */
+		return 2;
+	/* past the preallocation: the heap appends after the foreign bytes (its second brk, the alignment pad its
+	 * third), a new segment */
+	char *b = malloc(100000);
+	memset(b, 2, 100000);
+	char *c = malloc(100000);
+	memset(c, 3, 100000);
+	printf("arena %zu %zu check %d\n", before, mallinfo2().arena, os_heap_check());
+	free(a);
+	free(b);
+	free(c);
+	return 0;
+}
+"""
+
+
+def foreign_tests(build, out, tmp, cc):
+    """Hazard: a block appended after another sbrk user's bytes starts a new segment of the heap (heap.c,
+    heap_append), and its trace had `brk +N` and `append` but no `segment` line: the map drew the gap as a hole in
+    the heap ('final heap: gap'), and put the break N past the old end. And when the alignment pad's brk was
+    refused, the segment was recorded anyway, with its gap: the heap's bytes (mallinfo2's arena) fell by the
+    foreign bytes, although no segment began (both found by a review in session 54)."""
+    exe, err = build_drop_in(cc, build, tmp, "foreign", FOREIGN_C)
+    if not check("foreign: the program compiles against libosmem-malloc.so", exe, err.strip()[-400:]):
+        return
+    trace = os.path.join(out, "foreign.trace")
+    rc, so, err, _ = run([exe], env=traced_env(trace))
+    text = open(trace).read() if os.path.exists(trace) else ""
+    segs = re.findall(r"^  segment (H\+0x[0-9a-f]+) (\d+)\n  append (H\+0x[0-9a-f]+) (\d+)$", text, re.M)
+    check("foreign: a block appended after another sbrk user's bytes has its `segment` line",
+          rc == 0 and len(segs) == 1 and segs[0][:2] == segs[0][2:], f"rc={rc} {so.strip()} {err.strip()[-200:]}; "
+          f"segment/append lines: {re.findall(r'^  (?:segment|append|brk) .*', text, re.M)}")
+    rc2, so2, err2, _ = heapmap([trace, "-o", os.path.join(out, "foreign.html")])
+    check("foreign: osmem-heapmap draws the heap after a foreign sbrk without warnings",
+          rc == 0 and rc2 == 0 and "warning" not in err2, f"rc={rc} heapmap rc={rc2}: {err2.strip()[-300:]}")
+    env = traced_env(os.path.join(out, "foreign-padfail.trace"))
+    env["OSMEM_FAIL"] = "brk:3"
+    rc, so, err, _ = run([exe], env=env)
+    m = re.search(r"arena (\d+) (\d+) check (-?\d+)", so)
+    check("foreign: a refused alignment brk records no segment (the heap's bytes unchanged)",
+          rc == 0 and m and m.group(1) == m.group(2) and m.group(3) == "0",
+          f"rc={rc} want 'arena X X check 0' (mallinfo2's arena before the foreign sbrk and after; os_heap_check), "
+          f"got {so.strip()!r} {err.strip()[-200:]}")
+
+
 CARVE_C = r"""
 #include <stdlib.h>
 #include <string.h>
@@ -1203,6 +1264,7 @@ def tests(build, out, tmp):
     top_last_tests(build, out, tmp, cc)
     zero_tests(build, out, tmp, cc)
     wall_tests(build, out, tmp, cc)
+    foreign_tests(build, out, tmp, cc)
     carve_tests(build, out, tmp, cc)
 
     # ------------------------------------------------------------ a big trace
