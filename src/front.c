@@ -74,7 +74,8 @@
  * thread may have been changing at the moment of the fork.
  *
  * Memory goes back lazily: a heap keeps EMPTY_KEEP empty pages, the pool keeps their memory, and a segment goes
- * back to the kernel (munmap) only when all its pages are free and segs_hold fully free ones are kept (SEGS_KEEP,
+ * back to the kernel (decommitted to PROT_NONE in the front's range, unmapped elsewhere: seg_release) only when
+ * all its pages are free and segs_hold fully free ones are kept (SEGS_KEEP,
  * more once the program builds in rounds: those go at the core's next request, as many as it asks for, or once
  * their pages idled a second). malloc_trim
  * returns every free page (madvise), the free 4 KiB inside the caller's pages (not its current ones) and the

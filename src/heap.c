@@ -892,8 +892,8 @@ static bool decay_visit(struct block_meta *b, void *arg)
  * (so its pages fault in again), and that within DECAY_REUSE_NS of the give-back, the delay doubles, unless
  * faults are cheap here (then it never doubles: DECAY_KEEP_CHEAP). Cost: a compare of s, on heap_fit's path; a
  * load of the block's first word for one above 1 MiB; a clock read only for a block so tagged. The probe's
- * verdict is asked last: the give-back that tagged the block took it already (decay_keep), so a process the decay
- * never visited (one thread) makes no probe here. */
+ * verdict is asked last: the give-back that tagged the block took it already (decay_keep), so a process whose
+ * blocks the decay never gave back makes no probe here. */
 static void decay_reused(const struct block_meta *b, size_t s)
 {
 	if (s <= DECAY_KEEP || osm_heap.classic || decay_ns >= DECAY_NS_MAX)

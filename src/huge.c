@@ -73,6 +73,7 @@ enum huge_mode osm_huge_env(void)
 			osm_os_write_err(v);
 			osm_os_write_err(" is not a setting (0, 1 or dense); using default\n");
 		}
+		(void)osm_os_fault_ns_env(); /* the probe's setting, read and judged now too */
 		read = true;
 	}
 	return mode;

@@ -88,6 +88,7 @@ HIDDEN void osm_os_populate_uncounted(void *addr, size_t len);
 /* What a first-touch page fault costs here: maps 16 pages of its own (counted in os_calls), writes a byte in
  * each, timing each write, unmaps them; the median in ns, 0 when nothing could be measured. OSMEM_FAULT_NS, when
  * set to a positive number, is returned instead, with no mapping (tests). Keeps errno. */
+HIDDEN uint64_t osm_os_fault_ns_env(void);
 HIDDEN uint64_t osm_os_fault_probe_ns(void);
 /* Transparent huge pages (huge.c): the kernel's mode (/sys/kernel/mm/transparent_hugepage/enabled, read once by
  * the caller), a madvise(MADV_HUGEPAGE) of a page-aligned range (counted in madvise calls), and how many of the

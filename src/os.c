@@ -575,23 +575,39 @@ enum os_thp osm_os_thp_mode(void)
 	return strstr(buf, "[madvise]") ? OS_THP_MADVISE : strstr(buf, "[always]") ? OS_THP_ALWAYS : OS_THP_NEVER;
 }
 
-ONCE_PATH uint64_t osm_os_fault_probe_ns(void)
+/* OSMEM_FAULT_NS=N: a fault costs N ns, no probe (tests; a host whose first touches the probe misjudges). Read
+ * once, at the heap's start (huge.c, osm_huge_env), so that a value not understood is named in any program, not
+ * only in one that reaches the probe (a program of a few small blocks never does: the value was ignored in silence,
+ * faults/fault_ns_named_without_probe). Returns N, or 0: measure. */
+uint64_t osm_os_fault_ns_env(void)
 {
-	enum { PAGES = 16 };
-	/* OSMEM_FAULT_NS=N: a fault costs N ns, no probe (tests; a host whose first touches the probe misjudges) */
+	static bool read;
+	static uint64_t v;
+	if (read)
+		return v;
+	read = true;
 	const char *set = osm_os_getenv("OSMEM_FAULT_NS");
 	if (set) {
 		/* an empty value and one past 2^64 - 1 are named too: they were ignored, and saturated to 584 years a
 		 * fault, in silence (faults/fault_ns_empty_not_understood, fault_ns_overflow_not_understood) */
 		const char *c = set;
 		bool over;
-		size_t v = decimal(&c, &over);
-		if (!*c && v && !over)
-			return v;
+		size_t n = decimal(&c, &over);
+		if (!*c && n && !over)
+			return v = n;
 		osm_os_write_err("osmem: OSMEM_FAULT_NS=");
 		osm_os_write_err(set);
 		osm_os_write_err(" is not understood (a number of nanoseconds, 1 or more); measuring\n");
 	}
+	return 0;
+}
+
+ONCE_PATH uint64_t osm_os_fault_probe_ns(void)
+{
+	enum { PAGES = 16 };
+	uint64_t set = osm_os_fault_ns_env();
+	if (set)
+		return set;
 	int saved = errno;
 	size_t page = osm_os_page_size();
 	char *p = mmap(NULL, PAGES * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

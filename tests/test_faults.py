@@ -8,7 +8,8 @@
   <total type="mmap" count> equal to os_stats' mapped_count (printed after it);
 - faults/env_not_understood: OSMEM_FAIL=nonsense is named on standard error once, and the program runs;
 - faults/fault_ns_*: OSMEM_FAULT_NS=3000 is the fault probe's measure; abc, a number past 2^64 - 1 and an empty value
-  are named on standard error once, and the probe measures;
+  are named on standard error once, and the probe measures; abc is named in a program that never reaches the probe
+  (echo) too;
 - faults/python_brk_refused: OSMEM_FAIL=brk:1 (the kernel refuses the first break move): python3 still runs and
   computes right in the default profile (the heap maps instead);
 - faults/sort_<kind>_<n>: sort(1) on osmem with its Nth brk or mmap failing: it either sorts right or stops with
@@ -118,6 +119,17 @@ def env_checks(lib):
         check(f"fault_ns_{name}", ok,
               f"OSMEM_FAULT_NS={value}: exit {r.returncode}, fault probe ns {ns} (want {want_ns or 'a measure'}), "
               f"named {named} times on stderr (want {0 if want_ns else 1})")
+    # Read only where the probe ran, a setting not understood went unnamed in a program that never reached it (a
+    # small one: echo's few blocks), where every other setting is named at the heap's start (found by a review in
+    # session 55)
+    r = subprocess.run(["/bin/echo", "hi"], capture_output=True, text=True, timeout=60,
+                       env=clean_env(LD_PRELOAD=lib, OSMEM_FAULT_NS="abc", OSMEM_STATS="1"))
+    n = r.stderr.count("OSMEM_FAULT_NS=abc is not understood")
+    m = re.search(r"fault probe ns +(\d+)", r.stderr)
+    check("fault_ns_named_without_probe", r.returncode == 0 and n == 1 and m and m.group(1) == "0",
+          f"echo with OSMEM_FAULT_NS=abc: exit {r.returncode}, named {n} times on stderr (want once, at the heap's "
+          f"start, as OSMEM_HUGEPAGE is), fault probe ns {m.group(1) if m else None} (want 0: the probe never ran): "
+          f"{r.stderr[:300]!r}")
     code = "import json; print(sum(range(10**6)), len(json.dumps([list(range(1000))] * 200)))"
     want = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env()).stdout
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
