@@ -96,7 +96,7 @@
 /* Slow start for pages: a thread born while SLOW_START_THREADS or more other threads have heaps leaves its
  * first requests of each class to the core (front.c, starter_core). */
 #define SLOW_START_THREADS 16
-#define SLOW_START_BYTES   8192 /* ... until its objects of a class would fill this much as core blocks (starter_core) */
+#define SLOW_START_BYTES   8192 /* ... until its objects of a class would fill this much as core blocks */
 /* Fully free segments kept mapped (resident: they were written) rather than unmapped. A program whose small objects
  * come and go in bursts of a few segments otherwise maps them afresh and faults every page in again: sqlite3 with 1
  * kept made 35,500 page faults (glibc 24,400), with 4 29,400, at the same peak RSS (97.4 MiB, 11 runs); with 8,
@@ -1598,9 +1598,10 @@ static void *traced_malloc(size_t cls);
  * core under its lock. 8 KiB, not the 4 KiB of session 45: at 4 KiB the classes above 1 KiB took their page at a
  * thread's third (or second) object, a 4 KiB page faulted in for one object, two to four pages in each of
  * manythreads' threads: 33 MiB resident with all alive, 30 at 8 KiB (glibc 27), and 0.89 of the time (20 pairs,
- * p 0.004: fewer faults, more of them outside the lock; front/slow_start/few_big_objects_take_no_page). A thread that keeps allocating gets its pages after a few dozen requests, and
- * with fewer threads (every workload of make bench) nothing changes: their first pages cost at most a few
- * hundred KiB in all. Cost: a load and a test on the slow path; the core's lock for those first requests. */
+ * p 0.004: fewer faults, more of them outside the lock; front/slow_start/few_big_objects_take_no_page). A thread
+ * that keeps allocating gets its pages after a few dozen requests (a few hundred of the smallest sizes), and with
+ * fewer threads (every workload of make bench) nothing changes: their first pages cost at most a few hundred KiB
+ * in all. Cost: a load and a test on the slow path; the core's lock for those first requests. */
 static inline bool starter_core(struct front_heap *h, size_t cls)
 {
 	if (!h->slow_start || (h->used_classes >> cls & 1) ||
