@@ -694,8 +694,8 @@ __attribute__((noinline)) static size_t usable_slow(void *p)
 		return 0;
 	}
 	struct block_meta *b = osm_user_block(p, "malloc_usable_size", false);
-	if (osm_front_medium_cached(b))
-		osm_fatal_pointer("malloc_usable_size", "invalid pointer", p);
+	if (osm_front_medium_cached(b)) /* freed already: free, realloc and a released slot's size say so too */
+		osm_fatal_pointer("malloc_usable_size", "double free", p);
 	size_t n = b->size;
 	osm_unlock();
 	return n;
