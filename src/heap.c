@@ -96,9 +96,10 @@ static void count_in_use(void)
 // Slots: the side storage of free blocks (internal.h)
 // ------------------------------------------------------------------
 
-/* .lbss: mapped by the loader, pages touched as slots are first used */
+/* .lbss: mapped by the loader, pages touched as slots are first used; the first chunk is slots0, set at its first
+ * use (the table itself is in .lbss too, untouched by programs that free nothing) */
 static struct fslot slots0[SLOT_CHUNK] LARGE_BSS;
-HIDDEN struct fslot *osm_slot_chunk[SLOT_CHUNKS] = { slots0 };
+HIDDEN struct fslot *osm_slot_chunk[SLOT_CHUNKS] LARGE_BSS;
 
 void osm_set_slot_limit(uint32_t n)
 {
@@ -118,13 +119,17 @@ static uint32_t slot_new(struct block_meta *b)
 		if (i >> SLOT_CHUNK_BITS >= SLOT_CHUNKS)
 			return 0;
 		if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS]) {
-			/* only the default profile maps more: the classic one makes docs/CLASSIC.md's system calls, no
-			 * others */
-			if (osm_heap.classic)
+			if (i >> SLOT_CHUNK_BITS == 0) {
+				osm_slot_chunk[0] = slots0;
+			} else {
+#ifndef OSMEM_DROPIN
+				/* libosmem.so maps no more: it makes docs/CLASSIC.md's system calls, no others */
 				return 0;
-			osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
-			if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS])
-				return 0;
+#endif
+				osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
+				if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS])
+					return 0;
+			}
 		}
 		osm_heap.slot_top = i + 1;
 	}

@@ -260,9 +260,14 @@ static inline bool is_free_neighbour(const struct block_meta *a, const struct bl
 /* docs/CLASSIC.md: nothing writes into the payload of a free block (teaching checkers read freed bytes). So the
  * links of the index (a splay tree) and of the pending list live here, one 24-byte slot per free block (its links
  * and its size, the index's key), named by the block's tag. Slots come from a static array that the loader maps with
- * the library (.bss: no system call, and untouched pages cost nothing); the default profile adds mapped chunks when
- * it is full. The classic profile never maps one: past SLOT_CHUNK free blocks it falls back to the seed's walks
- * (find_best_block, a full coalescing pass), which give the same blocks, slower. */
+ * the library (.bss: no system call, and untouched pages cost nothing); the drop-in adds mapped chunks when it is
+ * full. libosmem.so never maps one: past SLOT_CHUNK free blocks it falls back to the seed's walks (find_best_block,
+ * a full coalescing pass), which give the same blocks, slower.
+ * The drop-in's static chunk is small (16 Ki slots, 384 KiB) and it maps the others in both profiles: a program's
+ * writable segments are what a conservative garbage collector scans for roots at every collection (Boehm's libgc,
+ * under guile, w3m, inkscape), and the 24 MiB chunk made each collection of a program on libgc scan 31 MB of zeros
+ * where glibc's process has 0.3 MB of roots: 65 times glibc's time for a loop of small collections, twice guile's
+ * heap; and `mlockall` locked all of it (a real session-55 soak; tests/test_programs.py, libgc_roots_small). */
 struct fslot {
 	uintptr_t blk;   /* the free block's header | SLOT_TREE when it is in the index; 0 when the slot is unused */
 	size_t size;     /* the block's size when it became free: the index's key, compared with the header before
@@ -270,9 +275,14 @@ struct fslot {
 	uint32_t l, r;   /* index: left and right children; pending list: prev and next; unused: next unused */
 };
 #define SLOT_TREE       ((uintptr_t)1)
-#define SLOT_CHUNK_BITS 20
-#define SLOT_CHUNK      ((uint32_t)1 << SLOT_CHUNK_BITS) /* slots per chunk: 24 MiB */
-#define SLOT_CHUNKS     64                               /* at most 64 Mi free blocks */
+#ifdef OSMEM_DROPIN
+#define SLOT_CHUNK_BITS 14
+#define SLOT_CHUNKS     4096 /* at most 64 Mi free blocks */
+#else
+#define SLOT_CHUNK_BITS 20   /* 24 MiB */
+#define SLOT_CHUNKS     64   /* at most 64 Mi free blocks */
+#endif
+#define SLOT_CHUNK      ((uint32_t)1 << SLOT_CHUNK_BITS) /* slots per chunk */
 HIDDEN extern struct fslot *osm_slot_chunk[SLOT_CHUNKS];
 
 static inline struct fslot *slot_at(uint32_t i)
@@ -819,12 +829,19 @@ static inline struct front_stacks *stacks_of(struct front_heap *h)
 }
 
 HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
-/* One bit per 4 MiB of the 47-bit address space: 1 where a front segment is. 4 MiB of .lbss, of which only the
- * page or two around the segments' addresses is ever written. A byte per segment would save free two
- * instructions, at 32 MiB of address space that RLIMIT_DATA counts: a program limited to 64 MiB could not fill its
- * heap (medium/enomem_reclaims_cached_blocks). */
+/* One bit per 4 MiB of the 47-bit address space: 1 where a front segment is. 4 MiB of address space, mapped before
+ * the front's first segment (front.c, seg_new), of which only the page or two around the segments' addresses is ever
+ * written. A byte per segment would save free two instructions, at 32 MiB of address space that RLIMIT_DATA
+ * counts: a program limited to 64 MiB could not fill its heap (medium/enomem_reclaims_cached_blocks). Not in .lbss
+ * (until session 55): a conservative collector scans every writable segment of every library at each collection
+ * (internal.h, struct fslot). n is 0 until the map is there, then FRONT_SEGMAP_SIZE: the bound free compares with,
+ * loaded with the pointer from one line. */
 #define FRONT_SEGMAP_SIZE ((size_t)1 << (47 - FRONT_SEG_SHIFT))
-HIDDEN extern uint64_t osm_front_segmap[FRONT_SEGMAP_SIZE / 64];
+struct osm_front_segmap {
+	uint64_t *map;
+	size_t n;
+};
+HIDDEN extern struct osm_front_segmap osm_front_segmap;
 HIDDEN extern size_t osm_front_segmap_lo, osm_front_segmap_hi; /* the lowest and highest index ever set */
 HIDDEN extern const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1]; /* (n + 15) / 16 -> size class */
 HIDDEN extern const uint32_t osm_front_class_size[FRONT_CLASSES];    /* size class -> slot bytes */
@@ -879,10 +896,10 @@ static inline bool front_is_page_slot(const struct front_page *pg, uintptr_t p)
 	return (p & (FRONT_PAGE_SIZE - 1)) * pg->magic < pg->limit;
 }
 
-/* Segment number seg's bit in the map (seg < FRONT_SEGMAP_SIZE), loaded with memory order `order`. */
+/* Segment number seg's bit in the map (seg < osm_front_segmap.n, read before), loaded with memory order `order`. */
 static inline bool osm_front_segmap_test(size_t seg, int order)
 {
-	return (__atomic_load_n(&osm_front_segmap[seg >> 6], order) >> (seg & 63)) & 1;
+	return (__atomic_load_n(&osm_front_segmap.map[seg >> 6], order) >> (seg & 63)) & 1;
 }
 
 /* The front's range (front.c, range_segment): segments mapped one after another, [lo, lo + span), and every
@@ -911,7 +928,7 @@ static inline bool osm_front_in_range(const void *p)
 static inline bool osm_front_owns(const void *p)
 {
 	uintptr_t seg = (uintptr_t)p >> FRONT_SEG_SHIFT;
-	return seg < FRONT_SEGMAP_SIZE && osm_front_segmap_test(seg, __ATOMIC_RELAXED);
+	return seg < __atomic_load_n(&osm_front_segmap.n, __ATOMIC_ACQUIRE) && osm_front_segmap_test(seg, __ATOMIC_RELAXED);
 }
 
 /* The descriptor of the page that holds p: its segment's start, or'ed with the page's index times 256 (the

@@ -20,7 +20,11 @@ struct mentry {
 	size_t size;   /* the header's size field when the block was linked */
 };
 
+#ifdef OSMEM_DROPIN
+#define MAPSET_BITS0 12 /* 64 KiB: the drop-in keeps its writable segments small (internal.h, struct fslot) */
+#else
 #define MAPSET_BITS0 16
+#endif
 static struct mentry table0[(size_t)1 << MAPSET_BITS0] LARGE_BSS;
 
 static struct {
