@@ -14,8 +14,8 @@
  * holds the metadata of all 64 pages, so free(p) finds its page with a mask and a shift. The segments are mapped
  * one after another in one range of address space (range_segment), so whether p is ours at all is a subtraction
  * and a compare (osm_front_in_range); segments mapped outside it (where the range could not grow) are found by a bit
- * per segment in a map the front maps before its first segment (osm_front_segmap, 4 MiB of address space per bit,
- * touched only where segments are), which covers all of them: no system call, no lock.
+ * per segment in a two-level map (osm_front_segmap, 4 MiB of address space per bit, a 64 KiB leaf mapped for each
+ * 2 TiB that holds a segment), which covers all of them: no system call, no lock.
  *
  * Who touches what.
  *  - A thread's heap (struct front_heap, reached through an initial-exec TLS pointer) owns pages: only that
@@ -186,7 +186,8 @@ static __thread uint16_t tl_map_backoff __attribute__((tls_model("initial-exec")
 enum { REQ_NONE, REQ_MEMALIGN, REQ_REALLOC };
 static __thread struct { uint8_t kind; void *p; size_t a, n; } tl_req __attribute__((tls_model("initial-exec")));
 
-HIDDEN struct osm_front_segmap osm_front_segmap; /* mapped by seg_new, before the first segment */
+HIDDEN uint64_t *osm_front_segmap[FRONT_SEGMAP_SIZE >> SEGMAP_LEAF_BITS]; /* the leaves (internal.h) */
+static uint64_t *segmap_spare; /* a leaf mapped ahead (seg_new), so that segmap_set never fails; front lock */
 HIDDEN size_t osm_front_segmap_lo = FRONT_SEGMAP_SIZE, osm_front_segmap_hi;
 /* lo starts at 2^63: a reader that sees the first segment's span before its lo (the two stores are apart) still
  * finds no user pointer (below 2^47) in range, NULL included */
@@ -649,11 +650,19 @@ static void segmap_set(uintptr_t seg, bool on)
 		if (i > osm_front_segmap_hi)
 			__atomic_store_n(&osm_front_segmap_hi, i, __ATOMIC_RELAXED);
 	}
+	uint64_t *leaf = osm_front_segmap[i >> SEGMAP_LEAF_BITS];
+	if (!leaf) {
+		if (!on)
+			return;
+		leaf = segmap_spare; /* seg_new mapped it before it took the segment */
+		segmap_spare = NULL;
+		__atomic_store_n(&osm_front_segmap[i >> SEGMAP_LEAF_BITS], leaf, __ATOMIC_RELEASE);
+	}
 	uint64_t bit = (uint64_t)1 << (i & 63);
 	if (on)
-		__atomic_fetch_or(&osm_front_segmap.map[i >> 6], bit, __ATOMIC_RELEASE);
+		__atomic_fetch_or(&leaf[(i & SEGMAP_LEAF_MASK) >> 6], bit, __ATOMIC_RELEASE);
 	else
-		__atomic_fetch_and(&osm_front_segmap.map[i >> 6], ~bit, __ATOMIC_RELEASE);
+		__atomic_fetch_and(&leaf[(i & SEGMAP_LEAF_MASK) >> 6], ~bit, __ATOMIC_RELEASE);
 }
 
 /* Huge pages for segments (src/huge.c says why and what they cost): from the SEG_HUGE_FROM-th segment on, a new
@@ -797,13 +806,10 @@ static char *seg_carve(void)
  * (front lock, then heap lock: the documented order), which keeps the counters of system calls exact. */
 static struct front_seg *seg_new(void)
 {
-	if (!osm_front_segmap.map) { /* the segment map (internal.h), before the first segment; refused: none yet */
-		uint64_t *map = osm_os_map(FRONT_SEGMAP_SIZE / 8);
-		if (!map)
-			return NULL;
-		osm_front_segmap.map = map;
-		__atomic_store_n(&osm_front_segmap.n, FRONT_SEGMAP_SIZE, __ATOMIC_RELEASE);
-	}
+	/* a leaf of the segment map ready for the segment's part of the address space, if it has none (internal.h):
+	 * one mmap of 64 KiB before the first segment, and after each that opened a new part. Refused: no segment */
+	if (!segmap_spare && !(segmap_spare = osm_os_map(SEGMAP_LEAF_BYTES)))
+		return NULL;
 	core_lock();
 	bool failed = false;
 	char *seg = seg_carve(), *raw = NULL;

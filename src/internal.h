@@ -829,19 +829,18 @@ static inline struct front_stacks *stacks_of(struct front_heap *h)
 }
 
 HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
-/* One bit per 4 MiB of the 47-bit address space: 1 where a front segment is. 4 MiB of address space, mapped before
- * the front's first segment (front.c, seg_new), of which only the page or two around the segments' addresses is ever
- * written. A byte per segment would save free two instructions, at 32 MiB of address space that RLIMIT_DATA
- * counts: a program limited to 64 MiB could not fill its heap (medium/enomem_reclaims_cached_blocks). Not in .lbss
- * (until session 55): a conservative collector scans every writable segment of every library at each collection
- * (internal.h, struct fslot). n is 0 until the map is there, then FRONT_SEGMAP_SIZE: the bound free compares with,
- * loaded with the pointer from one line. */
+/* One bit per 4 MiB of the 47-bit address space: 1 where a front segment is. In two levels: 64 leaves of 64 KiB
+ * (2^19 bits, 2 TiB of address space each), each mapped when a segment first lies in its part (front.c,
+ * segmap_set; a spare is mapped ahead, so that setting a bit never fails), and only the page or two around the
+ * segments' addresses ever written. Until session 55 one 4 MiB table in .lbss: a conservative collector (Boehm's
+ * libgc) scans every writable segment of every library at each collection, and mlockall locks them (internal.h,
+ * struct fslot). A byte per segment would save free two instructions, at 32 MiB of address space that RLIMIT_DATA
+ * counts: a program limited to 64 MiB could not fill its heap (medium/enomem_reclaims_cached_blocks). */
 #define FRONT_SEGMAP_SIZE ((size_t)1 << (47 - FRONT_SEG_SHIFT))
-struct osm_front_segmap {
-	uint64_t *map;
-	size_t n;
-};
-HIDDEN extern struct osm_front_segmap osm_front_segmap;
+#define SEGMAP_LEAF_BITS  19
+#define SEGMAP_LEAF_MASK  (((size_t)1 << SEGMAP_LEAF_BITS) - 1)
+#define SEGMAP_LEAF_BYTES (((size_t)1 << SEGMAP_LEAF_BITS) / 8)
+HIDDEN extern uint64_t *osm_front_segmap[FRONT_SEGMAP_SIZE >> SEGMAP_LEAF_BITS];
 HIDDEN extern size_t osm_front_segmap_lo, osm_front_segmap_hi; /* the lowest and highest index ever set */
 HIDDEN extern const uint8_t osm_front_class_of[FRONT_MAX / 16 + 1]; /* (n + 15) / 16 -> size class */
 HIDDEN extern const uint32_t osm_front_class_size[FRONT_CLASSES];    /* size class -> slot bytes */
@@ -896,10 +895,13 @@ static inline bool front_is_page_slot(const struct front_page *pg, uintptr_t p)
 	return (p & (FRONT_PAGE_SIZE - 1)) * pg->magic < pg->limit;
 }
 
-/* Segment number seg's bit in the map (seg < osm_front_segmap.n, read before), loaded with memory order `order`. */
+/* Segment number seg's bit in the map (seg < FRONT_SEGMAP_SIZE), loaded with memory order `order`: its leaf, then
+ * its word (a leaf is zero when it is published). */
 static inline bool osm_front_segmap_test(size_t seg, int order)
 {
-	return (__atomic_load_n(&osm_front_segmap.map[seg >> 6], order) >> (seg & 63)) & 1;
+	const uint64_t *leaf = __atomic_load_n(&osm_front_segmap[seg >> SEGMAP_LEAF_BITS], order);
+	size_t i = seg & SEGMAP_LEAF_MASK;
+	return leaf && ((__atomic_load_n(&leaf[i >> 6], order) >> (i & 63)) & 1);
 }
 
 /* The front's range (front.c, range_segment): segments mapped one after another, [lo, lo + span), and every
@@ -928,7 +930,7 @@ static inline bool osm_front_in_range(const void *p)
 static inline bool osm_front_owns(const void *p)
 {
 	uintptr_t seg = (uintptr_t)p >> FRONT_SEG_SHIFT;
-	return seg < __atomic_load_n(&osm_front_segmap.n, __ATOMIC_ACQUIRE) && osm_front_segmap_test(seg, __ATOMIC_RELAXED);
+	return seg < FRONT_SEGMAP_SIZE && osm_front_segmap_test(seg, __ATOMIC_RELAXED);
 }
 
 /* The descriptor of the page that holds p: its segment's start, or'ed with the page's index times 256 (the

@@ -856,8 +856,13 @@ static void info_front(struct info *in)
 #ifdef OSMEM_DROPIN
 	size_t lo = __atomic_load_n(&osm_front_segmap_lo, __ATOMIC_ACQUIRE);
 	size_t hi = __atomic_load_n(&osm_front_segmap_hi, __ATOMIC_ACQUIRE);
-	for (size_t i = lo; i <= hi && i < __atomic_load_n(&osm_front_segmap.n, __ATOMIC_ACQUIRE); i++) {
-		if (!(i & 63) && !__atomic_load_n(&osm_front_segmap.map[i >> 6], __ATOMIC_ACQUIRE)) {
+	for (size_t i = lo; i <= hi && i < FRONT_SEGMAP_SIZE; i++) {
+		const uint64_t *leaf = __atomic_load_n(&osm_front_segmap[i >> SEGMAP_LEAF_BITS], __ATOMIC_ACQUIRE);
+		if (!leaf) {
+			i |= SEGMAP_LEAF_MASK; /* a part of the address space without a segment */
+			continue;
+		}
+		if (!(i & 63) && !__atomic_load_n(&leaf[(i & SEGMAP_LEAF_MASK) >> 6], __ATOMIC_ACQUIRE)) {
 			i += 63; /* a word of the map without a segment (carved ones lie far above the range's) */
 			continue;
 		}
