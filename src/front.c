@@ -21,7 +21,7 @@
  *  - A thread's heap (struct front_heap, reached through an initial-exec TLS pointer) owns pages: only that
  *    thread pops or pushes their `free` lists, so malloc and a local free take no lock and no atomic operation.
  *  - In front of the pages, the heap's thread cache (tc[], glibc's tcache, in arrays as tcmalloc's per-CPU
- *    caches): a local free pushes the slot on its class's stack (osm_front_tc_max slots, about 16 KiB), malloc
+ *    caches): a local free pushes the slot on its class's stack (osm_front_tc_max slots, about 32 KiB), malloc
  *    pops from it first. The slot freed last is the one handed out next, its line still hot, whichever page it
  *    lives in (without it, a free into a page that is not the current one left malloc a cold slot of the current
  *    page: larson-1 went from 67 to 82 M ops/s with it). Cached slots stay counted as used by their pages
@@ -128,8 +128,12 @@ const uint32_t osm_front_class_size[FRONT_CLASSES] = {
 	640, 768, 896, 1024, 1040, 1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048,
 };
 
-/* How many freed slots a thread caches per class: about 16 KiB of them, 8 to TC_DEPTH (global_init sets them;
- * free's fast path reads them only for a page of a thread that has a heap, so after it). */
+/* How many freed slots a thread caches per class: about 32 KiB of them, 16 to TC_DEPTH (global_init sets them;
+ * free's fast path reads them only for a page of a thread that has a heap, so after it). 16 KiB until session 55:
+ * larson-1 (one thread replacing 1,000 objects of 16..1000 B) took 0.976 of the time at 32 KiB (12 pairs, all
+ * faster; 64 KiB 0.972, 4 KiB 1.087), fewer frees past a full stack and mallocs past an empty one; threads-8,
+ * larson-4, pairs, mixed and prodcon level, peak RSS within the runs' spread (python3 with PYTHONMALLOC=malloc,
+ * pairs, the larsons, threads-8, prodcon). The classes up to 512 bytes were at 63 slots already. */
 uint8_t osm_front_tc_max[FRONT_CLASSES];
 
 /* A segment's first 16 KiB: the descriptors of its 64 pages. pages[0] is this header's own page, with no slots;
@@ -1237,9 +1241,9 @@ static void global_init(void)
 		global_state = G_OFF;
 		return;
 	}
-	for (size_t c = 0; c < FRONT_CLASSES; c++) { /* the thread cache's depths: 16 KiB of slots, 8 to TC_DEPTH */
-		size_t d = ((size_t)16 << 10) / osm_front_class_size[c];
-		osm_front_tc_max[c] = (uint8_t)(d > TC_DEPTH ? TC_DEPTH : d < 8 ? 8 : d);
+	for (size_t c = 0; c < FRONT_CLASSES; c++) { /* the thread cache's depths: 32 KiB of slots, 16 to TC_DEPTH */
+		size_t d = ((size_t)32 << 10) / osm_front_class_size[c];
+		osm_front_tc_max[c] = (uint8_t)(d > TC_DEPTH ? TC_DEPTH : d < 16 ? 16 : d);
 	}
 	for (size_t i = 0; i <= FRONT_MAX / 16; i++) { /* the table matches the classes, or the front stays off */
 		size_t c = osm_front_class_of[i];
