@@ -133,7 +133,7 @@ const uint32_t osm_front_class_size[FRONT_CLASSES] = {
  * larson-1 (one thread replacing 1,000 objects of 16..1000 B) took 0.976 of the time at 32 KiB (12 pairs, all
  * faster; 64 KiB 0.972, 4 KiB 1.087), fewer frees past a full stack and mallocs past an empty one; threads-8,
  * larson-4, pairs, mixed and prodcon level, peak RSS within the runs' spread (python3 with PYTHONMALLOC=malloc,
- * pairs, the larsons, threads-8, prodcon). The classes up to 512 bytes were at 63 slots already. */
+ * pairs, the larsons, threads-8, prodcon). The classes up to 256 bytes were at 63 slots already. */
 uint8_t osm_front_tc_max[FRONT_CLASSES];
 
 /* A segment's first 16 KiB: the descriptors of its 64 pages. pages[0] is this header's own page, with no slots;
