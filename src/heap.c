@@ -122,13 +122,13 @@ static uint32_t slot_new(struct block_meta *b)
 			if (i >> SLOT_CHUNK_BITS == 0) {
 				osm_slot_chunk[0] = slots0;
 			} else {
-#ifndef OSMEM_DROPIN
-				/* libosmem.so maps no more: it makes docs/CLASSIC.md's system calls, no others */
-				return 0;
-#endif
+#ifdef OSMEM_DROPIN
 				osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
 				if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS])
 					return 0;
+#else
+				return 0; /* libosmem.so maps no more: it makes docs/CLASSIC.md's system calls, no others */
+#endif
 			}
 		}
 		osm_heap.slot_top = i + 1;
