@@ -7,9 +7,13 @@
  *
  * where PRESENT counts the pages of the mapping that are in the process's page tables (/proc/self/pagemap, bit
  * 63), the pages that count in its resident set, FIRST/LAST_PRESENT are page indexes within the mapping (-1
- * when none), and START its address (hexadecimal). Exit status 0 when every block read back what was written. */
+ * when none), and START its address (hexadecimal); then `bss PAGES START INDEXES` for the anonymous mapping right
+ * after the library's (its .bss and .lbss: which pages of its tables the program touched). With --small first, the
+ * program makes only small requests of one thread (test_footprint's idle_tables_not_read). Exit status 0 when every
+ * block read back what was written. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,7 +105,24 @@ static void work(void)
 		bad = 1;
 }
 
-/* One line per mapping of the preloaded library (its path contains libosmem-malloc). */
+/* The `bss` line: bss PAGES START INDEXES, INDEXES the present pages' indexes within the mapping, comma-separated
+ * (a page only read is present too: the kernel's zero page), or - for none. */
+static void bss_line(int pm, unsigned long lo, unsigned long hi)
+{
+	printf("bss %lu %lx ", (hi - lo) / 4096, lo);
+	const char *sep = "";
+	for (unsigned long a = lo; a < hi; a += 4096) {
+		uint64_t e = 0;
+		if (pread(pm, &e, sizeof e, (off_t)(a / 4096 * sizeof e)) == (ssize_t)sizeof e && e >> 63) {
+			printf("%s%lu", sep, (a - lo) / 4096);
+			sep = ",";
+		}
+	}
+	printf("%s\n", *sep ? "" : "-");
+}
+
+/* One line per mapping of the preloaded library (its path contains libosmem-malloc), and a `bss` line for the
+ * anonymous mapping that follows the last of them without a gap (the rest of its .bss, and its .lbss). */
 static void pages(void)
 {
 	FILE *maps = fopen("/proc/self/maps", "r");
@@ -111,12 +132,28 @@ static void pages(void)
 		bad = 1;
 		return;
 	}
+	static char buf[8192]; /* stdio's own buffer would be a medium request, which reads the medium tables */
+	setvbuf(maps, buf, _IOFBF, sizeof buf);
 	char line[4096];
+	unsigned long lib_end = 0;
 	while (fgets(line, sizeof line, maps)) {
 		unsigned long lo, hi, off;
-		char perms[8];
-		if (!strstr(line, "libosmem-malloc") || sscanf(line, "%lx-%lx %7s %lx", &lo, &hi, perms, &off) != 4)
+		char perms[8], path[8] = "";
+		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %7s", &lo, &hi, perms, &off, path) < 4)
 			continue;
+		bool bss = false;
+		if (strstr(line, "libosmem-malloc"))
+			lib_end = hi;
+		else if (lib_end && lo == lib_end && !path[0])
+			bss = true, lib_end = 0;
+		else {
+			lib_end = 0;
+			continue;
+		}
+		if (bss) {
+			bss_line(pm, lo, hi);
+			continue;
+		}
 		long present = 0, first = -1, last = -1;
 		for (unsigned long a = lo; a < hi; a += 4096) {
 			uint64_t e = 0;
@@ -136,10 +173,28 @@ static void pages(void)
 	close(pm);
 }
 
+/* --small: only small requests of one thread (pairs, eight in flight), past the first tick of the idle decay */
+static void work_small(void)
+{
+	for (int i = 0; i < 300000; i++) {
+		size_t n = 16 + (size_t)i * 7919 % 241;
+		unsigned char *p = malloc(n);
+		memset(p, (unsigned char)i, n);
+		check(p, n, (unsigned char)i);
+		free(p);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	work();
-	if (argc > 1 && strcmp(argv[1], "--pages") == 0)
+	static char out[8192]; /* as pages' buffer: stdout's own would be a medium request */
+	setvbuf(stdout, out, _IOFBF, sizeof out);
+	bool small = argc > 1 && strcmp(argv[1], "--small") == 0;
+	if (small)
+		work_small();
+	else
+		work();
+	if (argc > 1 + small && strcmp(argv[1 + small], "--pages") == 0)
 		pages();
 	printf("footprint_prog %s\n", bad ? "bad" : "ok");
 	return bad;

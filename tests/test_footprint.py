@@ -27,6 +27,12 @@ read-only data to the first segment (see the Makefile and src/hot.ld).
     of the index's slots and the 4 MiB segment map there (until session 55), a program on libgc had 31 MB of
     roots where glibc's has 0.3 MB, and collected 65 times slower (a soak of real programs found it).
 
+  - footprint/idle_tables_untouched: footprint_prog --small (one thread's small requests, past the idle decay's
+    first pass) touches no page that lies inside one of the library's zero-initialised tables of 4 KiB or more,
+    not even by a read (a read of a never-written page maps the kernel's zero page, at the price of a page fault).
+    The transfer cache's decay read each size class's count, one in each page of its 16 KiB table, at every
+    process's first tick: 5 page faults for a cache no request had used (until session 56).
+
 Plain build only (the sanitised builds run --core-only). Valgrind missing is a failure: tests/setup.sh installs
 it. Prints `PASS footprint/<name>` or `FAIL footprint/<name>: <why>`."""
 import argparse, importlib.machinery, importlib.util, os, re, shutil, subprocess, sys
@@ -246,6 +252,47 @@ def check_mapped(build, lay):
         present, pages, allowed, eh_map[1] if eh_map else 0, total * 4)
 
 
+def bss_tables(lib):
+    """{name: (vaddr, size)} of the library's zero-initialised objects of 4 KiB or more (.bss, .lbss)."""
+    out = subprocess.run(["nm", "-S", "--defined-only", lib], capture_output=True, text=True, check=True).stdout
+    tables = {}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2] in "bB" and int(f[1], 16) >= PAGE:
+            tables[f[3]] = (int(f[0], 16), int(f[1], 16))
+    return tables
+
+
+def check_idle_tables(build, lib):
+    prog = os.path.join(build, "tests", "footprint_prog")
+    p = subprocess.run([prog, "--small", "--pages"], env=dict(os.environ, LD_PRELOAD=lib), capture_output=True,
+                       text=True, timeout=300)
+    if p.returncode != 0 or "footprint_prog ok" not in p.stdout:
+        return False, "footprint_prog --small failed (exit %s): %s" % (p.returncode, (p.stdout + p.stderr)[-400:])
+    base = bss = None
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if f and f[0] == "map" and int(f[2], 16) == 0:
+            base = int(f[7], 16)
+        elif f and f[0] == "bss":
+            bss = (int(f[2], 16), [] if f[3] == "-" else [int(i) for i in f[3].split(",")])
+    if base is None or bss is None:
+        return False, "footprint_prog printed no mapping of the library at offset 0, or no bss line: %s" % p.stdout
+    tables = bss_tables(lib)
+    touched = []
+    for i in bss[1]:
+        lo = bss[0] - base + i * PAGE
+        for name, (a, n) in tables.items():
+            if a <= lo and lo + PAGE <= a + n:
+                touched.append("%s (page %d of %d)" % (name, (lo - a) // PAGE + 1, (n + PAGE - 1) // PAGE))
+    if touched:
+        return False, ("a program of small requests in one thread made %d page(s) of the library's tables present "
+                       "(a read maps the kernel's zero page: a page fault each, in every process): %s"
+                       % (len(touched), ", ".join(sorted(touched))))
+    return True, "none of the %d tables of 4 KiB or more touched (%s); %d page(s) of the mapping present" % (
+        len(tables), " ".join(sorted(tables)), len(bss[1]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -260,7 +307,8 @@ def main():
     for name, fn in (("hot_list_holds_what_programs_run", lambda: check_hot_list(a.build, tool, lay)),
                      ("hot_text_before_cold_text", lambda: check_layout(lay)),
                      ("cold_text_not_mapped", lambda: check_mapped(a.build, lay)),
-                     ("writable_segments_small", lambda: check_writable(lib))):
+                     ("writable_segments_small", lambda: check_writable(lib)),
+                     ("idle_tables_untouched", lambda: check_idle_tables(a.build, lib))):
         ok, why = fn()
         print("%s footprint/%s: %s" % ("PASS" if ok else "FAIL", name, why))
         failed += not ok
