@@ -812,9 +812,11 @@ static struct front_seg *seg_new(void)
 {
 	/* a leaf of the segment map ready for the segment's part of the address space, if it has none (internal.h):
 	 * one mmap of 64 KiB before the first segment, and after each that opened a new part. Refused: no segment */
-	if (!segmap_spare && !(segmap_spare = osm_os_map(SEGMAP_LEAF_BYTES)))
+	core_lock(); /* before the leaf's mmap too: os.c's counters and OSMEM_FAIL's countdown are the core lock's */
+	if (!segmap_spare && !(segmap_spare = osm_os_map(SEGMAP_LEAF_BYTES))) {
+		core_unlock();
 		return NULL;
-	core_lock();
+	}
 	bool failed = false;
 	char *seg = seg_carve(), *raw = NULL;
 	bool carved = seg != NULL;

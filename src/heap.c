@@ -123,9 +123,19 @@ static uint32_t slot_new(struct block_meta *b)
 				osm_slot_chunk[0] = slots0;
 			} else {
 #ifdef OSMEM_DROPIN
-				osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
-				if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS])
+				/* after a refusal, no new try for SLOT_MAP_WAIT_NS: each coalescing pass asks for a slot for
+				 * every block that has none, and each ask made a failing mmap (6.5 million of them for 20,000
+				 * frees and mallocs under an RLIMIT_DATA: 4.6 s against 0.01 s; the review of session 56,
+				 * faults/slot_chunk_refusal_not_retried_at_each_ask). Cost: a coarse clock read an ask. */
+				if (osm_heap.slot_map_refused &&
+				    osm_os_coarse_ns() + 1 - osm_heap.slot_map_refused < SLOT_MAP_WAIT_NS)
 					return 0;
+				osm_slot_chunk[i >> SLOT_CHUNK_BITS] = osm_os_map(SLOT_CHUNK * sizeof(struct fslot));
+				if (!osm_slot_chunk[i >> SLOT_CHUNK_BITS]) {
+					osm_heap.slot_map_refused = osm_os_coarse_ns() + 1;
+					return 0;
+				}
+				osm_heap.slot_map_refused = 0;
 #else
 				return 0; /* libosmem.so maps no more: it makes docs/CLASSIC.md's system calls, no others */
 #endif

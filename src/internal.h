@@ -283,6 +283,7 @@ struct fslot {
 #define SLOT_CHUNKS     64   /* at most 64 Mi free blocks */
 #endif
 #define SLOT_CHUNK      ((uint32_t)1 << SLOT_CHUNK_BITS) /* slots per chunk */
+#define SLOT_MAP_WAIT_NS 10000000u /* 10 ms: after a slot chunk's mmap failed, slots are refused, not tried for */
 HIDDEN extern struct fslot *osm_slot_chunk[SLOT_CHUNKS];
 
 static inline struct fslot *slot_at(uint32_t i)
@@ -365,6 +366,7 @@ struct heap {
 	uint32_t slot_top;              /* slots [1, slot_top) have been used; 0 is "none" */
 	uint32_t slot_free;             /* unused slots below slot_top, linked through l */
 	uint32_t slot_limit;            /* 0, or fewer slots than the storage has (tests of the fallback) */
+	uint64_t slot_map_refused;      /* when a slot chunk's mmap was last refused (coarse clock + 1); 0: not since */
 	uint32_t slots_used;            /* slots holding a free block */
 	size_t unslotted;               /* free blocks without a slot: while any exists, best fit walks */
 	struct block_meta *mapped;      /* mapped blocks, linked through prev/next */

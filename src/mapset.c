@@ -7,10 +7,15 @@
  * hash table (linear probing, backward-shift deletion: no tombstones), with the size its header had when it
  * was mapped, so that a header overwritten by the program is seen as corrupted instead of trusted.
  *
- * The table starts in .lbss (zero-initialised, 64 Ki entries, 1 MiB, mapped by the loader: no system call). The
- * default profile maps a larger one when it is 3/4 full; the classic profile makes the system calls of docs/CLASSIC.md
- * and no others, so past that it stops adding and answers "maybe" for pointers it does not hold, and the caller walks
- * the list of mappings (exact, O(n), reading only headers osmem wrote).
+ * The table starts in .lbss (zero-initialised, mapped by the loader: no system call; 64 Ki entries, 1 MiB, in
+ * libosmem.so, 4 Ki, 64 KiB, in the drop-in) and a larger one is mapped when it is 3/4 full, in both of the
+ * drop-in's profiles. libosmem.so makes the system calls of docs/CLASSIC.md and no others, so past that (49,152
+ * live mappings) it stops adding and answers "maybe" for pointers it does not hold, and the caller walks the list
+ * of mappings (O(n) a lookup, and it follows each header's `next`, which a program that overwrote one has forged);
+ * the drop-in walks only when the larger table cannot be mapped. Until session 56 the drop-in's classic profile
+ * did not grow its (by then 4 Ki-entry) table either: past 3,072 live mappings every free walked the list, 40,000
+ * live 200 KB blocks took 380 s to free in random order instead of 0.8, and a free after a header's `next` was
+ * overwritten followed it into a SIGSEGV (hostile/classic/many_mappings_header_underwrite).
  * A ring remembers the last 64 headers unmapped, so that a second free of a mapped block is reported as a
  * double free rather than an invalid pointer. Callers hold the heap lock. */
 #include "internal.h"
@@ -31,7 +36,7 @@ static struct {
 	struct mentry *t;
 	unsigned bits;
 	size_t count;
-	size_t overflow;           /* live blocks the table could not take (classic only) */
+	size_t overflow;           /* live blocks the table could not take (libosmem.so, or no memory for a larger) */
 	uintptr_t gone[64];        /* recently unmapped headers */
 	unsigned gone_next;
 } ms = { table0, MAPSET_BITS0, 0, 0, { 0 }, 0 };
@@ -50,10 +55,14 @@ static void put(struct mentry *t, unsigned bits, uintptr_t key, size_t size)
 	t[i].size = size;
 }
 
-/* Doubles the table (default profile only). Returns false when it cannot. */
+/* Doubles the table (the drop-in only). Returns false when it cannot. */
 static bool grow(void)
 {
-	if (osm_heap.classic || ms.bits >= 40)
+#ifndef OSMEM_DROPIN
+	if (osm_heap.classic) /* libosmem.so: docs/CLASSIC.md's system calls, no others */
+		return false;
+#endif
+	if (ms.bits >= 40)
 		return false;
 	unsigned bits = ms.bits + 1;
 	struct mentry *t = osm_os_map(sizeof(struct mentry) << bits); /* zero-filled: all empty */
@@ -133,7 +142,7 @@ enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size)
 		return MAPSET_LIVE;
 	}
 	if (ms.overflow) {
-		/* classic past the table: the list of mappings is exact, and every header on it is osmem's */
+		/* past the table: the list of mappings is exact (unless a program overwrote a header's `next`) */
 		for (const struct block_meta *m = osm_heap.mapped; m; m = m->next)
 			if (m == b) {
 				*size = m->size;
