@@ -464,8 +464,10 @@ static void *medium_memalign(struct front_heap *began, size_t a, size_t *n)
 			bin = c;
 		else if (cc != c && xfer_take(h, cc, r, 1, a))
 			bin = cc;
-		else
+		else {
+			h->mc_refills++; /* a miss, which the core serves: os_stats' cache_misses (the review of session 56) */
 			return NULL;
+		}
 		j = h->mc_count[bin] - 1;
 	}
 	return pop_at(h, bin, j);

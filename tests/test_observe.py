@@ -210,6 +210,32 @@ def unfinished_requests(text):
     return bad + ([pending] if pending else [])
 
 
+CACHES_PROG = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "osmem.h"
+int main(void)
+{
+	struct os_stats a, b;
+	free(malloc(5000)); /* the thread's medium cache made */
+	os_stats(&a);
+	for (int i = 0; i < 1000; i++)
+		free(aligned_alloc(64, 4096));
+	os_stats(&b);
+	printf("aligned %zu %zu %zu\n", b.allocations - a.allocations, b.cache_hits - a.cache_hits,
+	       b.cache_misses - a.cache_misses);
+	for (int r = 0; r < 100; r++) { /* medium blocks only: no front segment is ever mapped */
+		void *p[8];
+		for (int i = 0; i < 8; i++)
+			p[i] = malloc(5000 + (size_t)i * 1000);
+		for (int i = 0; i < 8; i++)
+			free(p[i]);
+	}
+	return 0;
+}
+"""
+
+
 def dropin_program(build, tmp, name, source, asan):
     """source built against the drop-in (libosmem-malloc.so), or None: under AddressSanitizer, which owns malloc
     (a note says so), or when it does not compile (a failure)."""
@@ -393,6 +419,25 @@ def main():
                                                            "expected", "trace"))
             check("trace/zero_byte_requests_recorded", ok,
                   f"exit {run.returncode}; the requests and results differ (diff above) {run.stderr[-200:]!r}")
+
+        # 8. the medium caches in the statistics (the observability review of session 56): an aligned request the
+        # caches could not serve was counted as neither a hit nor a miss (medium.c, medium_memalign), and the
+        # printout at exit left the caches' lines out whenever no front segment was mapped (stats.c), as in a
+        # program of medium blocks alone
+        exe = dropin_program(a.build, tmp, "caches", CACHES_PROG, asan)
+        if exe:
+            run = subprocess.run([exe], capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, OSMEM_PROFILE="default", OSMEM_STATS="1"))
+            m = re.search(r"aligned (\d+) (\d+) (\d+)", run.stdout)
+            check("stats/aligned_medium_requests_counted_as_hits_or_misses",
+                  run.returncode == 0 and m and int(m.group(2)) + int(m.group(3)) == int(m.group(1)) == 1000,
+                  f"exit {run.returncode}: 1,000 aligned_alloc(64, 4096) gave (allocations, cache hits, cache "
+                  f"misses) {m.groups() if m else run.stdout!r}: want hits + misses = allocations = 1000")
+            hits = re.search(r"osmem:\s+cache hits\s+(\d+)", run.stderr)
+            check("stats/printout_shows_medium_caches_without_segments",
+                  run.returncode == 0 and hits and int(hits.group(1)) > 0,
+                  f"exit {run.returncode}: a program of medium blocks alone printed no 'cache hits' line "
+                  f"(OSMEM_STATS=1): {run.stderr[-600:]!r}")
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1

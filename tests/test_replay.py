@@ -439,8 +439,11 @@ def main():
         # wherever a line ends): that line is dropped with one warning, the rest replayed; in the middle of a trace
         # the same text is still refused
         good = "osmem-trace 1 profile=classic align=16\nmalloc 10 t=1\n= H+0x20\nmalloc 20 t=1\n"
+        # "= H+0x4" reads as a result: the missing newline alone says that it was cut (it was "= H+0x40"; the
+        # observability review of session 56 found it replayed as a valid address, with no warning)
         for case, cut in (("last_line_cut_in_its_result_dropped", "= H+0x"),
-                          ("last_line_cut_in_a_request_dropped", "malloc 2")):
+                          ("last_line_cut_in_a_request_dropped", "malloc 2"),
+                          ("last_line_cut_where_it_still_reads_dropped", "= H+0x4")):
             path = os.path.join(tmp, f"{case}.trace")
             open(path, "w").write(good + ("= H+0x40\n" if case.endswith("request_dropped") else "") + cut)
             rr, rep = replay(tool, lib_args, path)

@@ -522,6 +522,12 @@ static void parse_trace(const char *path, struct trace *t)
 		bool last = next == EOF;
 		if (!last)
 			ungetc(next, f);
+		if (last && len && line[len - 1] != '\n') {
+			/* a line is written whole with its newline: one without it was cut, even where what is left
+			 * reads as a line ("= H+0xfbea40" of "= H+0xfbea400": the observability review of session 56) */
+			cut = bad_line(true, path, lineno, "no newline at its end");
+			continue;
+		}
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
 		if (!len)

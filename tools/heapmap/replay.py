@@ -335,7 +335,12 @@ def replay_trace(path, keep_text=True):
             if addr in pages:
                 page_end(addr, lineno, "a new format")
             if page_voff(addr) < 0:
-                warn(lineno, f"page 0x{addr:x} outside every segment the trace mapped")
+                # a forked child's trace starts with its parent's segments, whose seg_map lines are the parent's:
+                # the segment is drawn from here (its lane offset was -1, which the packing refused: a crash)
+                seg = addr & ~(FRONT_SEG - 1)
+                h.warnings.insert(0, f"line {lineno}: page 0x{addr:x} outside every segment the trace mapped "
+                                     f"(a forked child's inherited segment?): segment 0x{seg:x} drawn from here")
+                segs[seg] = [t, seg_lane.place(seg, FRONT_SEG)]
             pages[addr] = [slot, slots, 0, tid[0], t]
             h.peak_front_pages = max(h.peak_front_pages, len(pages))
         elif op in ("page_empty", "page_pool"):
@@ -395,6 +400,11 @@ def replay_trace(path, keep_text=True):
             lineno += 1
             last = not nxt
             if not line or line == "\n":
+                continue
+            if last and not line.endswith("\n"):
+                # a line is written whole with its newline: one without it was cut, even where what is left reads
+                # as a line ("= H+0xfbea40" of "= H+0xfbea400": the observability review of session 56)
+                cut_short(lineno, line, last, "no newline at its end")
                 continue
             if line[0] == " ":
                 p = line.split()
