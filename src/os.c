@@ -13,6 +13,7 @@
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/file.h>
@@ -426,6 +427,41 @@ bool osm_os_open_stats(struct os_file *f, const char *spec)
 	return f->fd >= 0;
 }
 
+/* A write to a pipe or a socket whose reader is gone fails with EPIPE and raises SIGPIPE, whose default kills the
+ * program: tracing into a FIFO whose reader stopped (`head -c`) ended a program that ran to its end untraced (exit
+ * 141; the observability review of session 56, observe/trace_into_closed_pipe_spares_program). The signal is held
+ * for the write, and one that the write raised is taken back; one that was pending before stays. Returns whether
+ * every byte went. Costs four system calls a write, to pipes and sockets only. */
+static bool write_pipe(int fd, const char *buf, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	bool ok = true;
+	int cancel = nocancel_begin();
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ok = false;
+			break;
+		}
+		buf += w;
+		len -= (size_t)w;
+	}
+	if (!ok && errno == EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	nocancel_end(cancel);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ok;
+}
+
 bool osm_os_file_write(struct os_file *f, const char *buf, size_t len)
 {
 	int saved = errno;
@@ -435,6 +471,15 @@ bool osm_os_file_write(struct os_file *f, const char *buf, size_t len)
 		f->fd = -1;
 		errno = saved;
 		return false;
+	}
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		bool ok = write_pipe(f->fd, buf, len);
+		if (!ok) { /* its reader is gone (or it failed): nothing more is written there */
+			close(f->fd);
+			f->fd = -1;
+		}
+		errno = saved;
+		return ok;
 	}
 	osm_os_write_fd(f->fd, buf, len);
 	errno = saved;

@@ -210,6 +210,19 @@ def unfinished_requests(text):
     return bad + ([pending] if pending else [])
 
 
+PIPED_PROG = r"""
+#include <stdio.h>
+#include <stdlib.h>
+int main(void)
+{
+	for (int i = 0; i < 200000; i++) /* megabytes of trace: far past the pipe's 64 KiB */
+		free(malloc(1 + (size_t)i % 5000));
+	puts("done");
+	return 0;
+}
+"""
+
+
 CACHES_PROG = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,6 +451,28 @@ def main():
                   run.returncode == 0 and hits and int(hits.group(1)) > 0,
                   f"exit {run.returncode}: a program of medium blocks alone printed no 'cache hits' line "
                   f"(OSMEM_STATS=1): {run.stderr[-600:]!r}")
+
+        # 9. a trace into a pipe whose reader stopped reading: the write's SIGPIPE killed the program (exit 141),
+        # which ran to its end untraced (the observability review of session 56)
+        exe = dropin_program(a.build, tmp, "piped", PIPED_PROG, asan)
+        if exe:
+            fifo = os.path.join(tmp, "trace.fifo")
+            if os.path.lexists(fifo):
+                os.unlink(fifo)
+            os.mkfifo(fifo)
+            reader = subprocess.Popen(["sh", "-c", f"head -c 100 < '{fifo}' > /dev/null"])
+            try:
+                run = subprocess.run([exe], capture_output=True, text=True, timeout=120,
+                                     env=dict(os.environ, OSMEM_TRACE=fifo, OSMEM_PROFILE="default"))
+                check("trace/trace_into_closed_pipe_spares_program", run.returncode == 0 and "done" in run.stdout,
+                      f"exit {run.returncode} (want 0; -13 is SIGPIPE from the trace's write to the pipe whose "
+                      f"reader left after 100 bytes), output {run.stdout[-100:]!r} {run.stderr[-200:]!r}")
+            except subprocess.TimeoutExpired:
+                check("trace/trace_into_closed_pipe_spares_program", False,
+                      "the traced program did not end in 120 s (blocked opening or writing the FIFO?)")
+            finally:
+                reader.kill()
+                reader.wait()
 
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
