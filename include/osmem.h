@@ -25,6 +25,10 @@ OSMEM_API void *os_realloc(void *ptr, size_t size);
 struct os_stats {
 	size_t bytes_requested;   /* asked for by the program, over all calls */
 	size_t bytes_in_use;      /* in allocated blocks now, heap and mapped */
+	/* the most bytes_in_use has been: exact in libosmem.so and in the classic profile. In the drop-in's default
+	 * profile the core's own peak (where a block a thread's medium cache held counted as in use) or the most
+	 * os_stats found in use, whichever is larger: the caches' fast paths keep no global count, so a peak of
+	 * small slots between two calls goes unseen. It never falls from one call to the next. */
 	size_t peak_in_use;
 	size_t heap_size;         /* bytes between the heap start and its end (the break, when nobody else moved it) */
 	size_t mapped_bytes, mapped_count;
@@ -38,7 +42,7 @@ struct os_stats {
 	/* The drop-in's front layer (per-thread caches of small slots; all 0 without it). Its slots in use are also
 	 * in bytes_in_use; allocations and frees count every request, those the caches served included;
 	 * bytes_requested counts the requests that reach the core. */
-	size_t front_bytes;       /* mapped for the front's segments */
+	size_t front_bytes;       /* the front's segments: mapped, or carved from the heap (then in heap_size too) */
 	size_t front_page_bytes;  /* in pages assigned to a size class (owned by a thread or abandoned) */
 	size_t front_in_use;      /* in slots handed out */
 	size_t front_free;        /* free in the front: free slots, cached pages (front_bytes - metadata - in use) */

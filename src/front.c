@@ -2280,6 +2280,8 @@ void osm_front_stats(struct front_stats *fs)
 	fs->threads = n_live;
 	for (struct front_seg *s = segments; s; s = seg_links(s)->next) {
 		fs->segment_bytes += FRONT_SEG_SIZE;
+		if (seg_links(s)->carved)
+			fs->carved_bytes += FRONT_SEG_SIZE;
 		/* pages never handed out hold nothing: their descriptors are not read, so that their pages of metadata
 		 * stay unmapped (a read maps the zero page, and the first write then faults again) */
 		for (size_t i = 1; i < FRONT_PAGES - seg_links(s)->fresh; i++) {

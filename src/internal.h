@@ -612,7 +612,11 @@ struct os_stats;
 struct osm_stats_extra {
 	bool classic;                                /* which profile's heading */
 	size_t kept_maps, kept_bytes, reused_maps;   /* the mapping cache's lines (also in front_cached_*) */
+	size_t front_carved_bytes;                   /* of front_bytes: segments carved from the heap (in heap_size) */
 };
+/* The statistics as os_stats gives them, and the extra figures (osmem.c; API layer: takes the locks itself). */
+HIDDEN void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x);
+
 HIDDEN bool osm_stats_open(void);
 HIDDEN bool osm_stats_wanted(void);
 HIDDEN void osm_stats_print(int fd, const struct os_stats *st, const struct osm_stats_extra *x);
@@ -1401,6 +1405,7 @@ struct front_stats {
 	size_t hits, misses, frees, segment_bytes, page_bytes, in_use, free_bytes, threads;
 	size_t mc_hits, mc_frees, mc_refills, mc_flushed, mc_bytes, mc_blocks; /* the medium caches */
 	size_t mc_scavenged; /* of mc_flushed: given back after sitting unused (medium_scavenge) */
+	size_t carved_bytes; /* of segment_bytes: segments carved from the heap's free blocks */
 	size_t tc_slots, tc_bytes; /* the thread caches of small slots */
 	size_t pool_discarded; /* bytes of pool pages given back after sitting idle (pool_decay) */
 };

@@ -731,13 +731,23 @@ EXPORT int malloc_trim(size_t pad)
 	return released || front;
 }
 
+/* The memory osmem holds from the system, each byte once: the heap, the front's mapped segments (a carved one is
+ * heap), the kept mappings; the live mapped blocks apart (glibc's arena and hblkhd). mallinfo2, malloc_stats and
+ * malloc_info report it: they added the carved segments twice and left the kept mappings out (the observability
+ * review of session 56, stats/mallinfo2_system_bytes_each_once). */
+static size_t system_bytes(const struct os_stats *st, const struct osm_stats_extra *x)
+{
+	return st->heap_size + st->front_bytes - x->front_carved_bytes + x->kept_bytes;
+}
+
 EXPORT struct mallinfo2 mallinfo2(void)
 {
 	struct os_stats st;
+	struct osm_stats_extra x;
 	struct mallinfo2 mi;
-	os_stats(&st);
+	osm_stats_gather(&st, &x);
 	memset(&mi, 0, sizeof mi);
-	mi.arena = st.heap_size + st.front_bytes; /* the front's segments count as arena, like glibc's heaps */
+	mi.arena = system_bytes(&st, &x); /* the front's segments and kept mappings count, as glibc's heaps */
 	mi.ordblks = st.free_blocks;
 	mi.hblks = st.mapped_count;
 	mi.hblkhd = st.mapped_bytes;
@@ -773,9 +783,10 @@ EXPORT void malloc_stats(void)
 	char buf[512];
 	int cancel;
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel); /* the report is whole or not at all (glibc) */
-	os_stats(&st);
+	struct osm_stats_extra x;
+	osm_stats_gather(&st, &x);
 	size_t heap_in_use = st.bytes_in_use - st.mapped_bytes; /* includes the front's slots in use */
-	st.heap_size += st.front_bytes;
+	st.heap_size = system_bytes(&st, &x);
 	snprintf(buf, sizeof buf,
 		 "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
 		 "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
@@ -934,13 +945,14 @@ EXPORT int malloc_info(int options, FILE *fp)
 	}
 	struct info in; /* 2.6 KiB of stack (glibc's takes 4 KiB for its bins) */
 	memset(&in, 0, sizeof in);
-	os_stats(&in.st);
+	struct osm_stats_extra x;
+	osm_stats_gather(&in.st, &x);
 	osm_lock();
 	osm_set_op("malloc_info"); /* a corrupted header found by the walk is reported under this name */
 	info_front(&in);
 	info_core(&in);
 	osm_unlock();
-	size_t sys = in.st.heap_size + in.st.front_bytes;
+	size_t sys = system_bytes(&in.st, &x);
 	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
 	for (size_t c = 0; c < FRONT_CLASSES; c++)
 		if (in.front[c].count)

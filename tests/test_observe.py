@@ -210,6 +210,50 @@ def unfinished_requests(text):
     return bad + ([pending] if pending else [])
 
 
+MALLINFO_PROG = r"""
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* the process's private writable anonymous mappings, the break's included: all that osmem can hold */
+static size_t anon_rw(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	size_t total = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perms[8], path[256] = "";
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &lo, &hi, perms, path) >= 3 && perms[0] == 'r' &&
+		    perms[1] == 'w' && (!path[0] || strcmp(path, "[heap]") == 0))
+			total += hi - lo;
+	}
+	if (f)
+		fclose(f);
+	return total;
+}
+int main(void)
+{
+	enum { NM = 3200, NS = 300000 };
+	static char *m[NM], *s[NS];
+	for (int i = 0; i < NM; i++) /* 16 MB of medium blocks freed: the front's segments are carved from them */
+		memset(m[i] = malloc(5000), 1, 5000);
+	for (int i = 0; i < NM; i++)
+		free(m[i]);
+	for (int i = 0; i < NS; i++)
+		memset(s[i] = malloc(48), 2, 48);
+	struct mallinfo2 a = mallinfo2();
+	printf("carved %zu %zu\n", a.arena, anon_rw());
+	char *big = malloc((size_t)40 << 20); /* a big block freed: its mapping kept for the next one */
+	memset(big, 3, (size_t)40 << 20);
+	free(big);
+	struct mallinfo2 b = mallinfo2();
+	printf("kept %zu %zu %zu\n", b.arena, b.fordblks, anon_rw());
+	return 0;
+}
+"""
+
+
 PIPED_PROG = r"""
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +281,14 @@ int main(void)
 	os_stats(&b);
 	printf("aligned %zu %zu %zu\n", b.allocations - a.allocations, b.cache_hits - a.cache_hits,
 	       b.cache_misses - a.cache_misses);
+	static void *small[10000]; /* 640,000 bytes of small slots, then freed: the peak stays */
+	for (int i = 0; i < 10000; i++)
+		small[i] = malloc(64);
+	os_stats(&a);
+	for (int i = 0; i < 10000; i++)
+		free(small[i]);
+	os_stats(&b);
+	printf("peak %zu %zu %zu\n", a.bytes_in_use, a.peak_in_use, b.peak_in_use);
 	for (int r = 0; r < 100; r++) { /* medium blocks only: no front segment is ever mapped */
 		void *p[8];
 		for (int i = 0; i < 8; i++)
@@ -446,11 +498,35 @@ def main():
                   run.returncode == 0 and m and int(m.group(2)) + int(m.group(3)) == int(m.group(1)) == 1000,
                   f"exit {run.returncode}: 1,000 aligned_alloc(64, 4096) gave (allocations, cache hits, cache "
                   f"misses) {m.groups() if m else run.stdout!r}: want hits + misses = allocations = 1000")
+            pk = re.search(r"peak (\d+) (\d+) (\d+)", run.stdout)
+            check("stats/peak_never_falls",
+                  run.returncode == 0 and pk and int(pk.group(2)) >= int(pk.group(1)) >= 640000 and
+                  int(pk.group(3)) >= int(pk.group(2)),
+                  f"exit {run.returncode}: with 10,000 slots of 64 bytes live (bytes in use, peak) then, after they "
+                  f"were freed, the peak: {pk.groups() if pk else run.stdout!r} (want the peak at least the bytes "
+                  f"in use, and never lower at a later call)")
             hits = re.search(r"osmem:\s+cache hits\s+(\d+)", run.stderr)
             check("stats/printout_shows_medium_caches_without_segments",
                   run.returncode == 0 and hits and int(hits.group(1)) > 0,
                   f"exit {run.returncode}: a program of medium blocks alone printed no 'cache hits' line "
                   f"(OSMEM_STATS=1): {run.stderr[-600:]!r}")
+
+        # 10. mallinfo2's arena is the memory osmem holds, each byte once: the front's segments carved from the
+        # heap were counted in both (46.7 MB for 34 MB of mappings), and a kept mapping was in fordblks but in
+        # neither arena nor hblkhd, so the free bytes exceeded the arena (the observability review of session 56)
+        exe = dropin_program(a.build, tmp, "mallinfo", MALLINFO_PROG, asan)
+        if exe:
+            run = subprocess.run([exe], capture_output=True, text=True, timeout=120,
+                                 env=dict(os.environ, OSMEM_PROFILE="default"))
+            c = re.search(r"carved (\d+) (\d+)", run.stdout)
+            k = re.search(r"kept (\d+) (\d+) (\d+)", run.stdout)
+            check("stats/mallinfo2_system_bytes_each_once",
+                  run.returncode == 0 and c and k and int(c.group(1)) <= int(c.group(2)) and
+                  int(k.group(2)) <= int(k.group(1)) <= int(k.group(3)),
+                  f"exit {run.returncode}: (arena, the process's writable anonymous mappings) with carved segments "
+                  f"{c.groups() if c else None}, and (arena, fordblks, mappings) after a 40 MiB block was freed "
+                  f"{k.groups() if k else None}: want arena within the mappings and fordblks within arena; "
+                  f"{run.stdout[-200:]!r} {run.stderr[-200:]!r}")
 
         # 9. a trace into a pipe whose reader stopped reading: the write's SIGPIPE killed the program (exit 141),
         # which ran to its end untraced (the observability review of session 56)
