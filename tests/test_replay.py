@@ -453,6 +453,22 @@ def main():
                   len(warns) == 1 and "cut short" in warns[0],
                   f"a trace whose last line is {cut!r}: exit {rr.returncode}, {total} requests replayed, warnings "
                   f"{warns}; stderr {rr.stderr[-300:]!r}")
+        # a request the trace says failed (= NULL) and the replay serves: the program never had the block and no
+        # line frees it. A request osmem retried after its caches gave memory back is in the trace twice, the
+        # first with NULL: the replay kept that block, 50 MB in use at its end (the review of session 56)
+        path = os.path.join(tmp, "null_result.trace")
+        open(path, "w").write("osmem-trace 1 profile=default align=16\nmalloc 52428800 t=1\n= NULL\n"
+                              "malloc 52428800 t=1\n  mmap 52428832 0x7f0000000000\n= 0x7f0000000020\n"
+                              "free 0x7f0000000020 t=1\n  munmap 0x7f0000000000 52428832\n")
+        rr, rep = replay(tool, lib_args, path)
+        cols = rep["columns"] if rep else {}
+        held = {n: (c.get("os_stats") or {}).get("bytes_in_use") for n, c in cols.items() if c.get("os_stats")}
+        check("replay/null_result_block_not_kept",
+              rr.returncode == 0 and held and all(v == 0 for v in held.values()) and
+              all(c.get("result_mismatches") == 1 for c in cols.values()),
+              f"a malloc the trace says failed, then the same served and freed: bytes in use at the end {held} "
+              f"(want 0 in each osmem column), mismatches {[c.get('result_mismatches') for c in cols.values()]} "
+              f"(want 1 each); exit {rr.returncode} {rr.stderr[-200:]!r}")
         path = os.path.join(tmp, "cut_in_the_middle.trace")
         open(path, "w").write(good + "= H+0x\nmalloc 30 t=1\n= H+0x60\n")
         rr, _ = replay(tool, lib_args, path)
