@@ -1234,13 +1234,14 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
 /* A kept mapping for a block of s bytes whose payload is aligned to a (at most a page; the granule or less: a plain
  * request), or NULL. When none holds it, `grow` lets the longest shorter one grow to it (mapcache_grow). The
  * block starts in the mapping's first page, as map_block's and map_aligned's do. */
-static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
+static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, size_t most)
 {
 	bool aligned = a > osm_heap.policy.align;
 	size_t lead = aligned && a > META_SIZE ? a : META_SIZE; /* the payload's offset from the mapping's start */
 	size_t need = round_up(lead + s, page_size()), best = SIZE_MAX, shorter = SIZE_MAX;
 	for (size_t i = 0; i < mapcache_n; i++) {
-		if (mapcache[i].len >= need && (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
+		if (mapcache[i].len >= need && mapcache[i].len / most <= need &&
+		    (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
 			best = i;
 		if (mapcache[i].len < need && (shorter == SIZE_MAX || mapcache[i].len > mapcache[shorter].len))
 			shorter = i;
@@ -1257,6 +1258,10 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 		len = keep;
 	}
 	return mapcache_block(start, len, aligned || len > need, lead, s);
+}
+static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
+{
+	return mapcache_take_within(a, s, grow, SIZE_MAX);
 }
 
 // ------------------------------------------------------------------
@@ -1884,6 +1889,22 @@ static inline __attribute__((always_inline)) struct block_meta *regrow_kept(stru
 	return mapcache_n ? mapcache_take(0, realloc_slack(s), false) : NULL;
 }
 
+/* A heap block growing into a mapping (case 5), in a process with threads, from THREADED_MAX up to MAPCACHE_MIN,
+ * where the cache keeps mappings but regrow_kept takes none: a kept mapping at most four times what it needs. The
+ * block moves and is copied either way, so a kept mapping spares the fresh one's page faults. sqlite3's buffers,
+ * grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each mapped afresh while the
+ * four 2 MiB mappings of the rounds before sat kept, resident and unused: two threads of it at 21 MB, glibc's 12-13,
+ * now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). Not a longer one: a buffer doubling
+ * from 1 MiB would cut the 64 MiB its last round left kept and fault it in again (vecgrow4 twice its time). */
+static inline struct block_meta *regrow_kept_threaded(struct block_meta *b, size_t s)
+{
+	if (!mapcache_n || s <= b->size || s + META_SIZE >= MAPCACHE_MIN || s + META_SIZE < mapcache_min() ||
+	    osm_heap.policy.fixed_threshold)
+		return NULL;
+	mapcache_expire();
+	return mapcache_n ? mapcache_take_within(0, realloc_slack(s), false, 4) : NULL;
+}
+
 /* Rule 7's growth: the break moves under b, the heap's last block, until b holds s bytes. In the default profile
  * by a chunk geometric in the block (grow_chunk), not in the heap as a malloc's growth: two threads growing
  * buffers side by side took the free top in turns, each growth that reached the break added an eighth of the
@@ -1998,6 +2019,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		if (TRACING)
 			osm_trace_event("  case 5");
 		struct block_meta *kept = regrow_kept(b, s);
+		if (!kept)
+			kept = regrow_kept_threaded(b, s);
 		if (kept || osm_heap.classic) /* docs/CLASSIC.md: a new mapping */
 			return move_block(b, kept ? kept : map_block(s), s);
 		/* as malloc's order: a free heap block that holds it first, then a fresh mapping, and when the kernel
