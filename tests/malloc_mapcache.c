@@ -542,25 +542,24 @@ static void in_threaded_child(const char *name, void (*fn)(void))
 
 static void old_block_not_kept(void)
 {
-	{
-		char *b = v_malloc(16 * MiB), *p = v_malloc(64 * MiB);
-		if (!b || !p)
-			_exit(3);
-		touch(b, 16 * MiB, 1);
-		touch(p, 64 * MiB, 1);
-		v_free(p);
-		struct kept s0 = kept_now();
-		char *q = realloc(b, 32 * MiB);
-		struct kept s1 = kept_now();
-		char why[300];
-		snprintf(why, sizeof why, "with a second thread, a kept 64 MiB mapping (%zu kept), then a 16 MiB block "
-			 "grown to 32 MiB: %s, %zu reused, %zu kept after (want 1 reused, 0 kept: the old block goes back)",
-			 s0.maps, q ? "moved" : "realloc failed", s1.reused - s0.reused, s1.maps);
-		verdict("threaded_growth_old_block_not_kept", q && s0.maps == 1 && s1.reused == s0.reused + 1 &&
-			s1.maps == 0, why);
-		v_free(q);
-	}
+	char *b = v_malloc(16 * MiB), *p = v_malloc(64 * MiB);
+	if (!b || !p)
+		_exit(3);
+	touch(b, 16 * MiB, 1);
+	touch(p, 64 * MiB, 1);
+	v_free(p);
+	struct kept s0 = kept_now();
+	char *q = realloc(b, 32 * MiB);
+	struct kept s1 = kept_now();
+	char why[300];
+	snprintf(why, sizeof why, "with a second thread, a kept 64 MiB mapping (%zu kept), then a 16 MiB block "
+		 "grown to 32 MiB: %s, %zu reused, %zu kept after (want 1 reused, 0 kept: the old block goes back)",
+		 s0.maps, q ? "moved" : "realloc failed", s1.reused - s0.reused, s1.maps);
+	verdict("threaded_growth_old_block_not_kept", q && s0.maps == 1 && s1.reused == s0.reused + 1 &&
+		s1.maps == 0, why);
+	v_free(q);
 }
+
 static void threaded_growth_old_block_not_kept(void)
 {
 	in_threaded_child("threaded_growth_old_block_not_kept", old_block_not_kept);
@@ -574,28 +573,27 @@ static void threaded_growth_old_block_not_kept(void)
  * 2.2 MiB block was freed must take the kept mapping, not map afresh. */
 static void growth_takes_kept_mapping(void)
 {
-	{
-		char *b = v_malloc(600000), *p = v_malloc(2200000);
-		if (!b || !p)
-			_exit(3);
-		touch(b, 600000, 1);
-		touch(p, 2200000, 1);
-		v_free(p);
-		struct kept s0 = kept_now();
-		struct os_stats a, c;
-		os_stats(&a);
-		char *q = realloc(b, 1100000);
-		os_stats(&c);
-		struct kept s1 = kept_now();
-		char why[300];
-		snprintf(why, sizeof why, "with a second thread, a kept 2.2 MB mapping (%zu kept), then a 600 KB heap "
-			 "block grown to 1.1 MB: %s, %zu reused, %zu mmap calls (want 1 reused, 0 mmap calls)", s0.maps,
-			 q ? "moved" : "realloc failed", s1.reused - s0.reused, c.mmap_calls - a.mmap_calls);
-		verdict("threaded_growth_takes_kept_mapping", q && q[0] == 1 && q[599999] == 1 && s0.maps == 1 &&
-			s1.reused == s0.reused + 1 && c.mmap_calls == a.mmap_calls, why);
-		v_free(q);
-	}
+	char *b = v_malloc(600000), *p = v_malloc(2200000);
+	if (!b || !p)
+		_exit(3);
+	touch(b, 600000, 1);
+	touch(p, 2200000, 1);
+	v_free(p);
+	struct kept s0 = kept_now();
+	struct os_stats a, c;
+	os_stats(&a);
+	char *q = realloc(b, 1100000);
+	os_stats(&c);
+	struct kept s1 = kept_now();
+	char why[300];
+	snprintf(why, sizeof why, "with a second thread, a kept 2.2 MB mapping (%zu kept), then a 600 KB heap "
+		 "block grown to 1.1 MB: %s, %zu reused, %zu mmap calls (want 1 reused, 0 mmap calls)", s0.maps,
+		 q ? "moved" : "realloc failed", s1.reused - s0.reused, c.mmap_calls - a.mmap_calls);
+	verdict("threaded_growth_takes_kept_mapping", q && q[0] == 1 && q[599999] == 1 && s0.maps == 1 &&
+		s1.reused == s0.reused + 1 && c.mmap_calls == a.mmap_calls, why);
+	v_free(q);
 }
+
 static void threaded_growth_takes_kept_mapping(void)
 {
 	in_threaded_child("threaded_growth_takes_kept_mapping", growth_takes_kept_mapping);
