@@ -75,7 +75,7 @@ static void fork_child(void)
 
 /* The figures of every layer, each read under its own lock (the front's first, never nested in the heap's), and the
  * mapping cache's apart for the text. */
-static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
+void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 {
 #ifdef OSMEM_DROPIN
 	struct front_stats fs;
@@ -160,16 +160,11 @@ static void stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 #endif
 }
 
-void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x)
-{
-	stats_gather(st, x);
-}
-
 void os_stats_get(struct os_stats *st, size_t size)
 {
 	struct os_stats all;
 	struct osm_stats_extra x;
-	stats_gather(&all, &x);
+	osm_stats_gather(&all, &x);
 	memcpy(st, &all, size < sizeof all ? size : sizeof all);
 }
 
@@ -183,7 +178,7 @@ void os_stats_print(int fd)
 {
 	struct os_stats st;
 	struct osm_stats_extra x;
-	stats_gather(&st, &x);
+	osm_stats_gather(&st, &x);
 	osm_stats_print(fd, &st, &x);
 }
 
@@ -219,7 +214,7 @@ static void stats_at_exit(void)
 	}
 	struct os_stats st;
 	struct osm_stats_extra x;
-	stats_gather(&st, &x);
+	osm_stats_gather(&st, &x);
 	osm_stats_at_exit(&st, &x);
 }
 
