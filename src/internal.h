@@ -479,6 +479,7 @@ HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
  * mapping's; 0 for a fresh mapping); a heap block is the caller's to zero whole. */
 HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty, size_t *populate);
 HIDDEN void osm_free(struct block_meta *b);
+HIDDEN void osm_heap_count_outside(bool freed); /* a request served outside the heap (malloc(0)): counted */
 /* The front's segments carved from the heap's free blocks (heap.c says why): a block of s bytes aligned to a, or
  * NULL when no free block holds one; and back. Lock held. */
 HIDDEN struct block_meta *osm_heap_carve(size_t a, size_t s);

@@ -669,14 +669,14 @@ EXPORT void *pvalloc(size_t n)
  * and the rest under the lock. Out of line, so that the slot path below saves no register (redis asks at every
  * malloc and free: 1.54M calls in 30,000 requests of each of set, lpush, lpop and hset, where the frame's pushes
  * and pops were 8 of each call's 44 instructions; session 20). */
-__attribute__((noinline)) static size_t usable_slow(void *p)
+__attribute__((noinline)) static size_t usable_slow(void *p, const char *api)
 {
 	if (osm_strict_first())
-		return osm_strict_usable(p, "malloc_usable_size");
+		return osm_strict_usable(p, api);
 	if (!p)
 		return 0;
 	if (osm_front_owns(p))
-		return osm_front_usable(p, "malloc_usable_size");
+		return osm_front_usable(p, api);
 	/* A medium block (2-36 KiB of the heap), checked as free's fast path checks it (header, links, the freed
 	 * mark), without the lock. redis asks at every malloc and free: its listpacks, query buffers and dict tables
 	 * took the lock and the core's checks of the block 99,000 times in 30,000 requests of each of set, lpush,
@@ -689,13 +689,13 @@ __attribute__((noinline)) static size_t usable_slow(void *p)
 	}
 	osm_lock();
 	if (osm_zero_owns(p)) { /* malloc(0)'s address: 0 bytes, once checked */
-		osm_zero_check(p, "malloc_usable_size", false);
+		osm_zero_check(p, api, false);
 		osm_unlock();
 		return 0;
 	}
-	struct block_meta *b = osm_user_block(p, "malloc_usable_size", false);
+	struct block_meta *b = osm_user_block(p, api, false);
 	if (osm_front_medium_cached(b)) /* freed already: free, realloc and a released slot's size say so too */
-		osm_fatal_pointer("malloc_usable_size", "double free", p);
+		osm_fatal_pointer(api, "double free", p);
 	size_t n = b->size;
 	osm_unlock();
 	return n;
@@ -713,7 +713,72 @@ EXPORT size_t malloc_usable_size(void *p)
 		if (__builtin_expect(live, 1))
 			return pg->slot_size;
 	}
-	return usable_slow(p);
+	return usable_slow(p, "malloc_usable_size");
+}
+
+// ------------------------------------------------------------------
+// C23's sized frees
+// ------------------------------------------------------------------
+
+/* free_sized(p, n) and free_aligned_sized(p, a, n): C23's frees that name the block's size (and alignment). glibc
+ * exports them from 2.43, where its own is handed the block without passing through free: a program built there
+ * that calls them by name, or a library such as GLib that calls them when they exist (g_free_sized), would give
+ * osmem's blocks to glibc's free. So the drop-in exports both, as snmalloc does, and they are free with one check
+ * more. The rule is lenient, as glibc's (which ignores the size): the size may be anything up to what the block
+ * holds, since realloc keeps slack (DESIGN.md), an aligned request may take a larger block and a program may
+ * round its sizes down; a size larger than the block says the program believes in bytes it does not have, and is
+ * reported (`osmem: free_sized(): size larger than the block 0x...`) before anything changes, after the checks of
+ * free (a bad pointer or a double free is reported as such first). Strict mode checks the exact size asked for
+ * (docs/STRICT.md), as it does for C++'s sized delete. Cost over free: for a slot of the front's range, a load of
+ * its page's slot size and a compare; otherwise malloc_usable_size's checks first (for a core block, the lock
+ * taken twice). */
+
+/* A sized free of anything but a front slot of the range: strict mode, NULL, medium and core blocks, the classic
+ * profile. Out of line. */
+__attribute__((noinline)) static void free_sized_slow(void *p, size_t n, const char *api)
+{
+	if (osm_strict_first()) {
+		osm_strict_free_sized(p, n, api);
+		return;
+	}
+	if (!p)
+		return;
+	if (n > usable_slow(p, api)) /* which reports a bad pointer or a double free first */
+		osm_os_fatal_pointer(api, "size larger than the block", p);
+	free(p);
+}
+
+/* A front slot whose page's slot size is less than n: p checked as malloc_usable_size checks it (a bad pointer or
+ * a double free is reported as such), then the size reported. */
+__attribute__((noinline)) static _Noreturn void free_sized_bad(void *p, const char *api)
+{
+	(void)usable_slow(p, api);
+	osm_os_fatal_pointer(api, "size larger than the block", p);
+}
+
+static inline void free_sized_with(void *p, size_t n, const char *api)
+{
+	if (osm_front_in_range(p)) { /* a slot of a front page (as malloc_usable_size reads its descriptor) */
+		if (__builtin_expect(n > front_page_of(p)->slot_size, 0))
+			free_sized_bad(p, api);
+		osm_front_free(p, api);
+		return;
+	}
+	free_sized_slow(p, n, api);
+}
+
+EXPORT void free_sized(void *p, size_t n)
+{
+	free_sized_with(p, n, "free_sized");
+}
+
+/* The alignment must be a power of two that p is aligned to (checked first: a mismatch is reported for any
+ * pointer but NULL), then as free_sized. */
+EXPORT void free_aligned_sized(void *p, size_t alignment, size_t n)
+{
+	if (p && (!is_pow2(alignment) || ((uintptr_t)p & (alignment - 1))))
+		osm_os_fatal_pointer("free_aligned_sized", "alignment mismatch", p);
+	free_sized_with(p, n, "free_aligned_sized");
 }
 
 EXPORT int malloc_trim(size_t pad)

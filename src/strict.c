@@ -193,6 +193,7 @@ void *osm_zero_alloc(void)
 	zone_used[w] |= (uint64_t)1 << (i % 64);
 	zone_count++;
 	zone_cursor = (i + 1) % ZERO_SLOTS;
+	osm_heap_count_outside(false); /* a request like any other: os_stats' allocations and frees count each */
 	return osm_zero_zone + i * ZERO_STEP;
 }
 
@@ -217,6 +218,7 @@ void osm_zero_check(void *p, const char *api, bool release)
 		size_t i = (size_t)((char *)p - osm_zero_zone) / ZERO_STEP;
 		zone_live[i / 64] &= ~((uint64_t)1 << (i % 64));
 		zone_count--;
+		osm_heap_count_outside(true);
 	}
 }
 

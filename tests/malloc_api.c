@@ -1093,6 +1093,22 @@ static bool capture_stderr(void (*fn)(void), char *buf, size_t cap)
 
 static void call_malloc_stats(void) { v_malloc_stats(); }
 
+/* malloc(0) is a request like any other: os_stats counts it in allocations and its free in frees, in every
+ * profile (before session 57 the default profile's malloc(0) addresses were counted in neither). */
+static void t_stats_count_malloc0(void)
+{
+	struct os_stats a, b, c;
+	os_stats(&a);
+	void *p = v_malloc(0);
+	os_stats(&b);
+	v_free(p);
+	os_stats(&c);
+	EXPECT(p, "malloc(0) returned NULL");
+	EXPECT(b.allocations == a.allocations + 1, "malloc(0): allocations %zu -> %zu, want one more", a.allocations,
+	       b.allocations);
+	EXPECT(c.frees == b.frees + 1, "free(malloc(0)): frees %zu -> %zu, want one more", b.frees, c.frees);
+}
+
 static void t_malloc_stats(void)
 {
 	static char out[8192];
@@ -1274,6 +1290,7 @@ static const struct {
 	{ "malloc_trim", t_malloc_trim },
 	{ "mallinfo2", t_mallinfo2 },
 	{ "malloc_stats", t_malloc_stats },
+	{ "os_stats_counts_malloc0", t_stats_count_malloc0 },
 	{ "os_api_same_heap", t_os_api },
 	{ "stats_older_header_not_overrun", t_stats_older_header },
 };

@@ -49,6 +49,7 @@ INSTALLED = ["lib/libosmem.so", "lib/libosmem.a", "lib/libosmem-malloc.so", "lib
 # The malloc family libosmem-malloc exports (README); any other global a static archive defines must
 # carry osmem's prefixes, or it can collide with a name of the program's.
 MALLOC_FAMILY = {"malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc",
+                 "free_sized", "free_aligned_sized",
                  "memalign", "valloc", "pvalloc", "malloc_usable_size", "malloc_trim", "mallinfo",
                  "mallinfo2", "malloc_stats", "mallopt", "malloc_info",
                  # glibc's second names for the same functions, exported as tcmalloc and mimalloc do (override.c)
