@@ -18,6 +18,13 @@ a mapping to the heap), malloc(0), the last block grown with the break, realloc 
 - classic_ltrace/calls_in_order: the expected sequence, with their sizes (each munmap the address its mmap
   returned).
 
+The same program under `strace -f` (which `ltrace -S` agrees with), between two getppid calls of its own around the
+os_* calls:
+
+- classic_ltrace/only_textbook_system_calls: no system call but brk, mmap and munmap. The library read its thread
+  id for its lock with one gettid per process, at the first call that allocated (until session 57: a review found
+  it, where a checker compares every call). A process of one thread now needs none (src/lock.c, SOLO_MARK).
+
 The page size and the header cookie's random bytes are read from the auxiliary vector where the kernel put it,
 after the environment array the program started with, not with sysconf and getauxval. The review of that change
 found two ways the first walk misread it (a constant cookie): a static program, whose __libc_stack_end is 8 bytes
@@ -40,9 +47,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROG = r"""
 #include <string.h>
+#include <unistd.h>
 #include "osmem.h"
 int main(void)
 {
+	(void)getppid();                     /* strace's marker: the library's system calls follow */
 	char *a = os_malloc(1986);           /* sbrk(131072) */
 	memset(a, 1, 1986);
 	char *b = os_malloc(131072);         /* mmap of 131104 */
@@ -62,6 +71,7 @@ int main(void)
 	os_free(x);
 	os_free(y);
 	os_free(os_realloc(NULL, 100));      /* case 1: os_malloc(100), through the library's own PLT */
+	(void)getppid();                     /* strace's marker: they ended */
 	return 0;
 }
 """
@@ -165,6 +175,32 @@ def runs(calls):
     return " ".join(t if n == 1 else f"{t} x{n}" for t, n in text)
 
 
+def system_calls(tmp, exe, env):
+    """(ok, why): the system calls between the program's two getppid markers are brk, mmap and munmap alone."""
+    strace = shutil.which("strace")
+    if not strace:
+        return False, "strace is not installed (tests/setup.sh installs it)"
+    log = os.path.join(tmp, "strace.log")
+    try:
+        p = subprocess.run([strace, "-f", "-o", log, exe], env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False, "the program did not finish under strace in 120 s"
+    names = [m.group(1) for m in (re.match(r"(?:\d+\s+)?(\w+)\(", l) for l in open(log)) if m]
+    marks = [i for i, n in enumerate(names) if n == "getppid"]
+    if p.returncode or len(marks) != 2:
+        return False, "the program exited %d with %d getppid markers under strace: %s" % (
+            p.returncode, len(marks), (p.stdout + p.stderr).strip()[-300:])
+    inside = names[marks[0] + 1:marks[1]]
+    other = sorted(set(inside) - {"brk", "mmap", "munmap"})
+    if other:
+        return False, "between the markers libosmem.so made %s (want brk, mmap and munmap only): %s" % (
+            ", ".join(other), " ".join(inside))
+    if not {"brk", "mmap", "munmap"} <= set(inside):
+        return False, "the markers hold no brk, mmap and munmap (%s): the program did not run its calls?" % (
+            " ".join(inside))
+    return True, ""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -177,7 +213,7 @@ def main():
         fails += not ok
         print(f"PASS classic_ltrace/{name}" if ok else f"FAIL classic_ltrace/{name}: {why}", flush=True)
 
-    names = ["only_textbook_calls", "calls_in_order"]
+    names = ["only_textbook_calls", "calls_in_order", "only_textbook_system_calls"]
     with tempfile.TemporaryDirectory() as tmp:
         auxv_checks(tmp, build, check)
     ltrace = shutil.which("ltrace")
@@ -226,6 +262,7 @@ def main():
         check("calls_in_order", got == EXPECTED and not bad_unmap,
               "the library's calls were " + runs(got) + "; want " + runs(EXPECTED)
               + ("; " + "; ".join(bad_unmap) if bad_unmap else ""))
+        check("only_textbook_system_calls", *system_calls(tmp, exe, env))
     return 1 if fails else 0
 
 
