@@ -884,7 +884,8 @@ static void seg_release(struct front_seg *s)
 		osm_heap_uncarve(block_of(s)); /* the heap's again, pages given back or not */
 	} else if (osm_front_in_range(s)) { /* page 0 stays, reading as zeros; the rest back to reserved space */
 		osm_os_decommit((char *)s + FRONT_PAGE_SIZE, FRONT_SEG_SIZE - FRONT_PAGE_SIZE);
-		osm_os_discard(s, FRONT_PAGE_SIZE);
+		if (!osm_os_discard(s, FRONT_PAGE_SIZE)) /* locked pages (mlockall) keep their bytes: zeroed by hand */
+			memset(s, 0, FRONT_PAGE_SIZE);
 	} else {
 		osm_os_unmap(s, FRONT_SEG_SIZE);
 	}

@@ -1236,21 +1236,35 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
  * block starts in the mapping's first page, as map_block's and map_aligned's do. */
 static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, size_t most)
 {
-	bool aligned = a > osm_heap.policy.align;
+	bool aligned = a > osm_heap.policy.align, wide = a > page_size();
 	size_t lead = aligned && a > META_SIZE ? a : META_SIZE; /* the payload's offset from the mapping's start */
-	size_t need = round_up(lead + s, page_size()), best = SIZE_MAX, shorter = SIZE_MAX;
+	size_t need = round_up(lead + s, page_size()), best = SIZE_MAX, shorter = SIZE_MAX, best_lead = lead;
 	for (size_t i = 0; i < mapcache_n; i++) {
-		if (mapcache[i].len >= need && mapcache[i].len / most <= need &&
+		/* aligned beyond a page: the payload's offset in this mapping (whole pages before its header go back) */
+		uintptr_t at = (uintptr_t)mapcache[i].start;
+		size_t li = wide ? round_up(at + META_SIZE, a) - at : lead, ni = round_up(li + s, page_size());
+		if (mapcache[i].len >= ni && mapcache[i].len / most <= ni &&
 		    (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
-			best = i;
+			best = i, best_lead = li;
 		if (mapcache[i].len < need && (shorter == SIZE_MAX || mapcache[i].len > mapcache[shorter].len))
 			shorter = i;
 	}
 	if (best == SIZE_MAX)
-		return grow ? mapcache_grow(shorter, aligned, lead, s, need) : NULL;
+		return grow && !wide ? mapcache_grow(shorter, aligned, lead, s, need) : NULL;
 	char *start = mapcache[best].start;
-	size_t len = mapcache[best].len, keep = grow ? need : need * REGROW_KEEP;
+	size_t len = mapcache[best].len;
 	mapcache_remove(best);
+	if (wide) { /* the whole pages before the header's go back */
+		size_t cut = round_down(best_lead - META_SIZE, page_size());
+		if (cut) {
+			osm_os_unmap(start, cut);
+			if (TRACING) /* the kept mapping ends here (the heap map's reuse finds none at the new start) */
+				osm_trace_event("  release %p %z", start, cut);
+		}
+		start += cut, len -= cut, lead = best_lead - cut;
+		need = round_up(lead + s, page_size());
+	}
+	size_t keep = grow ? need : need * REGROW_KEEP;
 	if (len > keep) { /* the tail goes back, untouched: a request's block is what a fresh mapping would be */
 		osm_os_unmap(start + keep, len - keep);
 		if (TRACING)
@@ -1371,6 +1385,17 @@ static struct block_meta *heap_alloc(size_t s)
 	return b ? take_block(b, s) : NULL;
 }
 
+/* heap_or_map's request that neither the break nor a mapping could serve: when kept mappings held the address
+ * space (RLIMIT_AS, RLIMIT_DATA), they go back and the request is tried once more, else NULL. Out of line: only a
+ * process at its limits comes here (heap_or_map stays inlined in the hot text). */
+static __attribute__((noinline)) struct block_meta *heap_or_map_again(size_t s)
+{
+	if (!mapcache_empty())
+		return NULL;
+	struct block_meta *b = heap_alloc(s);
+	return b ? b : map_block(s);
+}
+
 /* A heap allocation, or in the default profile its own mapping when the break cannot grow (another mapping sits
  * above it, or the kernel refuses): a program keeps running where glibc's would (glibc's sysmalloc falls back to
  * mmap the same way). The classic profile keeps docs/CLASSIC.md's rule: NULL and ENOMEM. */
@@ -1381,7 +1406,8 @@ static struct block_meta *heap_or_map(size_t s)
 		return b;
 	if (TRACING)
 		osm_trace_event("  brk refused: mapped instead");
-	return map_block(s);
+	b = map_block(s);
+	return b ? b : heap_or_map_again(s);
 }
 
 static struct block_meta *map_aligned(size_t a, size_t s);
@@ -1392,7 +1418,7 @@ static struct block_meta *map_aligned(size_t a, size_t s);
 static struct block_meta *map_big(size_t a, size_t s)
 {
 	bool aligned = a > osm_heap.policy.align;
-	struct block_meta *b = mapcache_n && a <= page_size() ? mapcache_take(a, s, true) : NULL;
+	struct block_meta *b = mapcache_n ? mapcache_take(a, s, true) : NULL;
 	for (int tries = 0; !b && tries < 2; tries++) {
 		b = aligned ? map_aligned(a, s) : map_block(s);
 		if (!b && !mapcache_empty())
@@ -1452,7 +1478,8 @@ static size_t zero_kept(struct block_meta *b, size_t d)
 	uintptr_t lo = round_up((uintptr_t)p, page_size()), hi = round_up((uintptr_t)p + d, page_size());
 	if (!d || hi <= lo || osm_os_resident((void *)lo, hi - lo) * 2 * page_size() >= hi - lo)
 		return d;
-	osm_os_discard((void *)lo, hi - lo);
+	if (!osm_os_discard((void *)lo, hi - lo))
+		return d; /* locked pages keep their bytes: the caller writes the zeros */
 	if (TRACING)
 		osm_trace_event("  madvise %p %z", (void *)lo, (size_t)(hi - lo));
 	return min_size(d, lo - (uintptr_t)p);
@@ -1771,9 +1798,15 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 	if (b)
 		return b;
 	b = heap_alloc(room);
-	if (!b) /* the default profile maps when the break cannot grow, as malloc does (heap_or_map) */
-		return osm_heap.classic ? NULL : map_aligned(a, s);
-	return carve_aligned(b, a, s);
+	if (!b && !osm_heap.classic) { /* the default profile maps when the break cannot grow, as malloc does */
+		struct block_meta *m = map_aligned(a, s);
+		if (m || !mapcache_empty())
+			return m;
+		b = heap_alloc(room); /* the kept mappings held the memory: once more without them */
+		if (!b)
+			return map_aligned(a, s);
+	}
+	return b ? carve_aligned(b, a, s) : NULL;
 }
 
 /* The front's segments from the heap's free memory (default profile): a block of s bytes whose payload is aligned

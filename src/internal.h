@@ -76,7 +76,7 @@ HIDDEN bool osm_os_brk_shrink(size_t len);
 /* Moves a mapping to a new length (the kernel may move it); NULL when it cannot. */
 HIDDEN void *osm_os_remap(void *addr, size_t old_len, size_t new_len);
 /* Tells the kernel the pages of [addr, addr + len) hold nothing worth keeping (page-aligned range). */
-HIDDEN void osm_os_discard(void *addr, size_t len);
+HIDDEN bool osm_os_discard(void *addr, size_t len);
 /* Faults in the pages of [addr, addr + len) for writing, in one system call (madvise MADV_POPULATE_WRITE, Linux
  * 5.14), as a hint: a kernel that does not know the advice is never asked again, and a refusal changes nothing
  * (the write faults as usual). Page-aligned range; keeps errno; counted in madvise calls, and apart in populate

@@ -588,12 +588,13 @@ void osm_os_populate_uncounted(void *addr, size_t len)
 	errno = saved;
 }
 
-void osm_os_discard(void *addr, size_t len)
+bool osm_os_discard(void *addr, size_t len)
 {
 	int saved = errno;
 	osm_os_calls.madvise++;
-	madvise(addr, len, MADV_DONTNEED);
+	bool ok = madvise(addr, len, MADV_DONTNEED) == 0; /* EINVAL on locked pages (mlock, mlockall): nothing zeroed */
 	errno = saved;
+	return ok;
 }
 
 // ------------------------------------------------------------------
