@@ -282,6 +282,8 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 		return true;
 	if (b->status == STATUS_MAPPED && a > MALLOC_ALIGN && n - 1 < MEDIUM_MAX && mapped_rounded_fits(b, n, a))
 		return true;
+	if (osm_mapped_size_fits(b, n)) /* with threads, a kept mapping taken whole (heap.c, kept_whole) */
+		return true;
 	/* a medium request may get a larger cached block of its size's bin; an aligned one is rounded by
 	 * medium_aligned_round and may get a block of the bin of that size or of that size and a remainder too small to
 	 * split (medium.c, osm_front_medium_memalign), and a small one aligned beyond FRONT_MAX is a medium one */

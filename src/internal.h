@@ -480,6 +480,9 @@ HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
 HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty, size_t *populate);
 HIDDEN void osm_free(struct block_meta *b);
 HIDDEN void osm_heap_count_outside(bool freed); /* a request served outside the heap (malloc(0)): counted */
+/* Whether mapped block b may be one that took a kept mapping whole for a request of n bytes (heap.c, kept_whole):
+ * up to twice its need, aligned or not (a sized delete's check of the block's size). */
+HIDDEN bool osm_mapped_size_fits(const struct block_meta *b, size_t n);
 /* The front's segments carved from the heap's free blocks (heap.c says why): a block of s bytes aligned to a, or
  * NULL when no free block holds one; and back. Lock held. */
 HIDDEN struct block_meta *osm_heap_carve(size_t a, size_t s);
