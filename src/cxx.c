@@ -19,7 +19,8 @@
  *    anything changes. "Belongs": a front slot must be the slot new would have chosen for that size (and
  *    alignment); a core block must hold the size and be less than one split's worth larger (a header and a
  *    granule: smaller rests stay in the block), or less than a page larger for an aligned mapping (those end at
- *    a page boundary). A bad pointer or a double free is reported as such first.
+ *    a page boundary), or, with threads, up to twice as large for a mapping below 32 MiB (a kept mapping taken
+ *    whole: heap.c, kept_whole). A bad pointer or a double free is reported as such first.
  *
  * What it must never do: call the new_handler or the C++ runtime with the heap lock or the front lock held (a
  * handler may allocate, free or throw), or throw through a frame that holds a lock. */
