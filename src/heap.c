@@ -1197,9 +1197,20 @@ static bool mapcache_put(struct block_meta *b, bool learn)
 	return true;
 }
 
-/* The block of s bytes in the mapping [start, start + len) that left the cache, its payload lead bytes in. */
+/* The block of s bytes in the mapping [start, start + len) that left the cache, its payload lead bytes in, or NULL
+ * (the mapping went back: the caller maps afresh). The mapping is made readable and writable again first: a program
+ * may have protected part of its block (a guard page under a stack or a buffer, mprotect's manual page) and freed
+ * it so, which glibc's munmap at the free forgets and a kept mapping would hand the next request, calloc writing
+ * its zeros into it (session 57's review of the large blocks; `mapcache/protected_kept_mapping_made_writable`).
+ * One mprotect a reuse, about a microsecond, where the reuse saves a fault per page. */
 static struct block_meta *mapcache_block(char *start, size_t len, bool aligned, size_t lead, size_t s)
 {
+	if (!osm_os_protect(start, len, true)) {
+		osm_os_unmap(start, len);
+		if (TRACING)
+			osm_trace_event("  release %p %z", start, len);
+		return NULL;
+	}
 	struct block_meta *b = (struct block_meta *)(start + lead - META_SIZE);
 	/* the size map_block or map_aligned would give: malloc_usable_size and a sized delete see the same */
 	b->size = aligned ? len - lead : s;

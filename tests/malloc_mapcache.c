@@ -735,6 +735,41 @@ static void threaded_random_sizes_keep_mappings_whole(void)
 	in_threaded_child("threaded_random_sizes_keep_mappings_whole", random_sizes_keep_mappings_whole);
 }
 
+/* Hazard (session 57's review of the large blocks): a program that protects part of its block (a guard page) and
+ * frees it so loses nothing under glibc, whose free unmaps the block; a kept mapping handed the protected page to
+ * the next request, and calloc's zeros faulted inside osmem (SIGSEGV) where its program had done nothing wrong.
+ * In a child made threaded (the cache keeps 2 MiB there): a 2 MiB block, written, a page of it PROT_NONE, freed,
+ * then calloc(2 MiB) must take the mapping, read as zeros and take writes everywhere. */
+static void protected_mapping_made_writable(void)
+{
+	char *p = v_malloc(2 * MiB);
+	if (!p)
+		_exit(3);
+	touch(p, 2 * MiB, 7);
+	memset(p, 7, 2 * MiB);
+	char *guard = (char *)(((uintptr_t)p + 65536) & ~(uintptr_t)4095);
+	if (mprotect(guard, 4096, PROT_NONE) != 0)
+		_exit(2);
+	v_free(p);
+	struct kept s0 = kept_now();
+	unsigned char *q = v_calloc(1, 2 * MiB); /* SIGSEGV here, inside osmem, before */
+	struct kept s1 = kept_now();
+	size_t bad = q ? first_dirty(q, 2 * MiB) : SIZE_MAX - 1;
+	if (q)
+		memset(q, 9, 2 * MiB);
+	char why[300];
+	snprintf(why, sizeof why, "with a second thread, a 2 MiB block with a page made PROT_NONE, freed, then calloc(2 "
+		 "MiB): %zu reused, first non-zero byte at %zu (want 1 and none), and every byte written after",
+		 s1.reused - s0.reused, bad);
+	verdict("protected_kept_mapping_made_writable", q && s1.reused == s0.reused + 1 && bad == SIZE_MAX, why);
+	v_free(q);
+}
+
+static void protected_kept_mapping_made_writable(void)
+{
+	in_threaded_child("protected_kept_mapping_made_writable", protected_mapping_made_writable);
+}
+
 /* The price of the above: a block may hold up to twice its request, and a C++ sized delete of it must still pass
  * (cxx.c, core_size_fits, osm_mapped_size_fits). A 1.2 MiB new after a 2 MiB block was freed, in a threaded child. */
 void *osm_test_new(size_t n) __asm__("_Znwm");
@@ -969,6 +1004,7 @@ int main(void)
 	wide_aligned_request_reuses();
 	threaded_growth_takes_kept_mapping();
 	threaded_random_sizes_keep_mappings_whole();
+	protected_kept_mapping_made_writable();
 	threaded_sized_delete_of_whole_kept_mapping();
 	small_mapping_not_kept();
 	growing_buffer_takes_kept_mapping();
