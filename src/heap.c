@@ -361,13 +361,17 @@ static void trim_regrown(void)
  * blocks of 2-30 KiB: 50,000 mmap calls, `brk_blocked/medium_blocks_share_mappings`). The reservation is as large
  * as RLIMIT_AS allows up to VBRK_RESERVE (PROT_NONE: address space, no memory); it must lie above the heap,
  * whose blocks are in address order. Where it cannot be made (RLIMIT_AS, address space) or lies below the heap,
- * the heap maps each block from then on, as before (vbrk_off: one attempt, not up to eleven mmap calls a request). */
+ * the heap maps each block, as before, for a second (vbrk_off_until: up to eleven mmap calls once a second, not at
+ * every request), and then tries again: a limit that was lowered for a while (RLIMIT_AS) left every heap request
+ * of the process mapped one by one until session 57 (its review of the large blocks; a 5,000-byte block then takes
+ * an mmap, 8 KiB and an munmap at its free: `brk_blocked/reservation_tried_again_after_refusal`). */
+#define VBRK_RETRY_NS 1000000000ull
 #define VBRK_RESERVE ((size_t)64 << 30)
 #define VBRK_MIN     ((size_t)64 << 20)
 static char *vbrk_grow(size_t len)
 {
 	if (!osm_heap.vbrk || len > (size_t)(osm_heap.vbrk_end - osm_heap.vbrk)) {
-		if (osm_heap.vbrk_off)
+		if (osm_heap.vbrk_off_until && osm_os_coarse_ns() < osm_heap.vbrk_off_until)
 			return NULL; /* a reservation failed or lay below the heap: not tried again at every request */
 		char *r = NULL;
 		size_t want = VBRK_RESERVE, least = len > VBRK_MIN ? round_up(len, page_size()) : VBRK_MIN;
@@ -379,7 +383,7 @@ static char *vbrk_grow(size_t len)
 			r = NULL;
 		}
 		if (!r) {
-			osm_heap.vbrk_off = true;
+			osm_heap.vbrk_off_until = osm_os_coarse_ns() + VBRK_RETRY_NS;
 			return NULL;
 		}
 		osm_heap.vbrk = r;

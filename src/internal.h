@@ -381,7 +381,7 @@ struct heap {
 	/* the mapped break (heap.c, vbrk_grow): a reservation of address space (PROT_NONE) above the heap, made
 	 * read/write from its start up to vbrk as the heap grows into it, as the break would be */
 	char *vbrk, *vbrk_end;
-	bool vbrk_off;                  /* no reservation could be made above the heap: map each block */
+	uint64_t vbrk_off_until;        /* no reservation could be made above the heap: map each block until then */
 	size_t gap_bytes;               /* address space between the heap's segments: not the heap's (heap_bytes) */
 	/* with gaps, the segments before the last ([lo, hi) each; the last is [seg_lo, end)): what lies between is not
 	 * the heap's, and may be anything (other mappings, unmapped) when the heap went on in a mapped break */

@@ -5,6 +5,7 @@
  * Prints `PASS brk_blocked/<case>` or `FAIL brk_blocked/<case>: why`. */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -161,27 +162,45 @@ static int gap_pointer_reported(void)
 /* Hazard: the break walled in and address space scarce (RLIMIT_AS just above what the process maps): the mapped
  * break's reservation cannot be made, and it was tried again at every request that reached the core, up to eleven
  * failing mmap calls each (64 GiB halved down to 64 MiB) before the block got its mapping. One attempt now
- * (vbrk_off): 100 requests of 5000 bytes made 1,201 mmap calls before, and now one reservation's attempts and a
- * mapping each. In a child, before the parent's heap exists. */
-static void scarce_address_space(void)
+ * (then once a second: vbrk_off_until): 100 requests of 5000 bytes made 1,201 mmap calls before, and now one
+ * reservation's attempts and a mapping each. In a child, before the parent's heap exists. */
+/* A child's setup: the break walled in by a page mapped right above it, and RLIMIT_AS's soft limit (and the hard
+ * one, when `hard`) 24 MiB above what the process maps; the limits before, in *saved. Exits 4 or 5 on failure. */
+static void wall_and_cap(struct rlimit *saved, bool hard)
 {
 	uintptr_t b = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
 	if (mmap((void *)b, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED)
 		_exit(4);
-	struct rlimit rl = { tu_vm_bytes() + ((size_t)24 << 20), RLIM_INFINITY };
-	rl.rlim_max = rl.rlim_cur;
+	if (getrlimit(RLIMIT_AS, saved) != 0)
+		_exit(5);
+	struct rlimit rl = *saved;
+	rl.rlim_cur = tu_vm_bytes() + ((size_t)24 << 20);
+	if (hard)
+		rl.rlim_max = rl.rlim_cur;
 	if (setrlimit(RLIMIT_AS, &rl) != 0)
 		_exit(5);
+}
+
+/* p[from..to) made blocks of 5000 bytes, written: the mmap calls they took (exits 6 on a NULL). */
+static size_t mmaps_for_5000(char **p, int from, int to)
+{
 	struct os_stats s0, s1;
 	os_stats(&s0);
-	static char *p[100];
-	for (int i = 0; i < 100; i++)
+	for (int i = from; i < to; i++)
 		if (!(p[i] = v_malloc(5000)))
 			_exit(6);
 		else
 			memset(p[i], i, 5000);
 	os_stats(&s1);
-	size_t calls = s1.mmap_calls - s0.mmap_calls;
+	return s1.mmap_calls - s0.mmap_calls;
+}
+
+static void scarce_address_space(void)
+{
+	struct rlimit saved;
+	wall_and_cap(&saved, true);
+	static char *p[100];
+	size_t calls = mmaps_for_5000(p, 0, 100);
 	for (int i = 0; i < 100; i++)
 		v_free(p[i]);
 	if (calls > 250) {
@@ -191,9 +210,37 @@ static void scarce_address_space(void)
 	}
 }
 
+/* Hazard (session 57's review of the large blocks): a reservation of the mapped break refused once (address space
+ * scarce for a while) was never tried again, so every heap request of the process got a mapping of its own from
+ * then on, however much address space came back: 1,000 requests of 5000 bytes after the limit was lifted made
+ * 1,000 mmap calls. It is tried again a second later (src/heap.c, VBRK_RETRY_NS). In a child, before the parent's
+ * heap exists: the break walled in, RLIMIT_AS's soft limit 24 MiB above what is mapped, 100 requests, the limit
+ * lifted, a second's wait, then 1,000 requests. */
+static void reservation_tried_again(void)
+{
+	struct rlimit saved;
+	wall_and_cap(&saved, false);
+	static char *p[1100];
+	(void)mmaps_for_5000(p, 0, 100); /* each mapped on its own: the reservation was refused */
+	if (setrlimit(RLIMIT_AS, &saved) != 0)
+		_exit(5);
+	usleep(1100 * 1000);
+	size_t calls = mmaps_for_5000(p, 100, 1100);
+	for (int i = 0; i < 1100; i++)
+		v_free(p[i]);
+	if (calls > 100) {
+		fprintf(stderr, "1,000 requests of 5000 bytes, a second after the address space came back, made %zu mmap "
+			"calls (want at most 100: the mapped break's reservation tried again, then grown)\n", calls);
+		_exit(7);
+	}
+}
+
 int main(void)
 {
 	if (!tu_death_case("brk_blocked", "", "scarce_address_space_tried_once", scarce_address_space, NULL, NULL))
+		return 1;
+	if (!tu_death_case("brk_blocked", "", "reservation_tried_again_after_refusal", reservation_tried_again, NULL,
+			   NULL))
 		return 1;
 	/* a heap block from the break first (the heap then has a segment below the wall, and one above it once it goes
 	 * on in a mapped break: gap_pointer_reported), then the break as it is now and a page mapped right above it */
