@@ -1259,10 +1259,12 @@ static bool kept_whole(size_t s)
 	return s < MAPCACHE_MIN && !osm_os_single_threaded();
 }
 
+/* Not kept_whole(n) itself: a forked child of a threaded process has one thread again, and deletes what its parent's
+ * threads allocated so. The payload starts at most a page into the mapping (an alignment up to a page; beyond it,
+ * the cut leaves less). */
 bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
 {
-	/* the payload starts at most a page into the mapping (an alignment up to a page; beyond, the cut leaves less) */
-	return b->status == STATUS_MAPPED && n <= b->size && kept_whole(n) &&
+	return b->status == STATUS_MAPPED && n <= b->size && n < MAPCACHE_MIN &&
 	       b->size <= REGROW_KEEP * round_up(n + page_size(), page_size());
 }
 
@@ -1422,7 +1424,7 @@ static struct block_meta *heap_alloc(size_t s)
 
 /* heap_or_map's request that neither the break nor a mapping could serve: when kept mappings held the address
  * space (RLIMIT_AS, RLIMIT_DATA), they go back and the request is tried once more, else NULL. Out of line: only a
- * process at its limits comes here (heap_or_map stays inlined in the hot text). */
+ * process at its limits comes here, and heap_or_map, which programs run, stays small in the hot text. */
 static __attribute__((noinline)) struct block_meta *heap_or_map_again(size_t s)
 {
 	if (!mapcache_empty())

@@ -149,7 +149,8 @@ HIDDEN void osm_os_futex_wait(int *word, int expected);
 HIDDEN void osm_os_futex_wake(int *word, int count);
 
 /* Whether the process has never had a second thread: glibc's __libc_single_threaded (2.32 and later), which
- * pthread_create clears before the new thread exists and fork sets again in the child; a thread changes it only
+ * pthread_create clears before the new thread exists (glibc 2.36 leaves it clear in a forked child of a threaded
+ * process, though the child has one thread; a later C library may set it again there); a thread changes it only
  * outside osmem, so a lock taken in one mode is given in the same one. Constant false where the C library does
  * not say. A load, no system call. */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
