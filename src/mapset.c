@@ -149,7 +149,9 @@ enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size)
 				return MAPSET_LIVE;
 			}
 	}
-	for (unsigned k = 0; k < 64; k++)
+	/* b != NULL: the ring's unused entries are 0, and free((void *)32), whose header would be at 0, was reported
+	 * as a double free (session 58's review: mapset/never_allocated_pointer_not_double_free) */
+	for (unsigned k = 0; b && k < 64; k++)
 		if (ms.gone[k] == (uintptr_t)b)
 			return MAPSET_GONE;
 	return MAPSET_UNKNOWN;

@@ -403,7 +403,10 @@ static inline bool medium_realloc_keeps(void *p, size_t n)
  * lock from 32 KiB to 128 KiB, 8.6 ns here (glibc 7.5). Not traced requests only: a traced one is a line. */
 static inline bool heap_realloc_keeps(void *p, size_t n)
 {
-	if (TRACING || n <= MEDIUM_MAX || !osm_front_dfkey) /* dfkey 0: strict mode, front off */
+	/* dfkey 0: strict mode, front off. A front segment carved from the heap (front.c, seg_carve) is an allocated
+	 * heap block whose header holds: its start is no pointer malloc returned, and kept here it handed the program
+	 * the front's page descriptors and slots (front/carve/realloc_of_carved_segment_start_reported) */
+	if (TRACING || n <= MEDIUM_MAX || !osm_front_dfkey || osm_front_owns(p))
 		return false;
 	struct block_meta *b = heap_block_unlocked(p, 0, SIZE_MAX);
 	return b && ((void **)p)[1] != (void *)medium_mark(p) && !osm_deferred_marked(p) &&
@@ -474,6 +477,8 @@ static void *shrink_to_slot(void *p, size_t n)
 	return q;
 }
 
+static size_t usable_slow(void *p, const char *api);
+
 /* Everything but the requests that leave a slot or a heap block where it is. Out of line. */
 __attribute__((noinline)) static void *realloc_slow(void *p, size_t n)
 {
@@ -481,8 +486,12 @@ __attribute__((noinline)) static void *realloc_slow(void *p, size_t n)
 		return osm_strict_realloc(p, n);
 	if (!p)
 		return malloc(n);
-	if (n > MAX_REQUEST)
+	if (n > MAX_REQUEST) { /* the pointer first, as glibc's realloc checks it: a bad one is reported, not ENOMEM */
+		int was = errno;
+		(void)usable_slow(p, "realloc");
+		errno = was;
 		return fail(ENOMEM);
+	}
 	int saved = errno; /* a path that failed on the way (mremap, then a copy that worked) must not show */
 	if (osm_front_owns(p)) { /* the same size class stays in place; else a new block, the front slot freed */
 		size_t u = osm_front_usable(p, "realloc");
@@ -571,8 +580,8 @@ EXPORT void *realloc(void *p, size_t n)
 EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 {
 	size_t n;
-	if (__builtin_mul_overflow(nmemb, size, &n))
-		return fail(ENOMEM);
+	if (__builtin_mul_overflow(nmemb, size, &n)) /* realloc's answer to a size too large: p checked, then ENOMEM */
+		return p ? realloc_slow(p, SIZE_MAX) : fail(ENOMEM);
 	return realloc(p, n);
 }
 

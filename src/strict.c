@@ -498,7 +498,7 @@ __attribute__((constructor)) static void strict_start(void)
 static void check_gone(void *p, const char *api)
 {
 	size_t size;
-	for (unsigned k = 0; k < 64; k++)
+	for (unsigned k = 0; p && k < 64; k++) /* the ring's unused entries are 0 */
 		if (gone_large[k] == (uintptr_t)p)
 			osm_fatal_pointer(api, "double free", p);
 	uintptr_t h = round_down((uintptr_t)p - META_SIZE, osm_os_page_size());
@@ -583,12 +583,12 @@ void *osm_strict_realloc(void *p, size_t n)
 {
 	if (!p)
 		return osm_strict_alloc(n, 0, false, "realloc");
+	int saved = errno;
+	size_t old = live_size(p, "realloc"); /* before the size: a bad pointer is reported, not ENOMEM */
 	if (n > MAX_REQUEST) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	int saved = errno;
-	size_t old = live_size(p, "realloc");
 	void *q = NULL;
 	if (n) { /* glibc: realloc(p, 0) frees p and returns NULL */
 		q = osm_strict_alloc(n, 0, false, "realloc");

@@ -537,6 +537,11 @@ static void bad_alignment_not_pow2(void *p) { v_del_al(p, align_val_t(96)); }
 static void bad_double_sized(void *p) { v_del_sz(p, 100); v_del_sz(p, 100); }
 static void bad_double_then_mismatch(void *p) { v_del_sz(p, 100); v_del_sz(p, 300); }
 static void bad_double_mapped(void *p) { v_del_sz(p, (size_t)40 << 20); v_del_sz(p, (size_t)40 << 20); }
+/* a medium block the first delete put in the thread's cache: the second, of another size, is a double free, not a
+ * size mismatch (session 58's review) */
+static void *new10000() { return v_new(10000); }
+static void del10000(void *p) { v_del_sz(p, 10000); }
+static void bad_double_medium_then_mismatch(void *p) { v_del_sz(p, 10000); v_del_sz(p, 5); }
 static void bad_static_sized(void *p) { v_del_sz(p, 16); }
 static void bad_static_aligned(void *p) { v_del_sz_al(p, 64, align_val_t(64)); }
 
@@ -562,6 +567,8 @@ static const death deaths[] = {
 	{ "double_sized_delete", new100, bad_double_sized, del100, "double free" },
 	{ "double_delete_before_size_mismatch", new100, bad_double_then_mismatch, del100, "double free" },
 	{ "double_sized_delete_mapped", new40m, bad_double_mapped, del40m, "double free" },
+	{ "double_delete_of_cached_medium_before_size_mismatch", new10000, bad_double_medium_then_mismatch, del10000,
+	  "double free" },
 	{ "invalid_pointer_sized", static_ptr, bad_static_sized, nothing, "invalid pointer" },
 	{ "invalid_pointer_sized_aligned", static_ptr, bad_static_aligned, nothing, "invalid pointer" },
 	{ "double_delete_of_malloc_zero", malloc_zero, bad_double_delete_zero, nothing, "double free" },

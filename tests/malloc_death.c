@@ -78,6 +78,13 @@ static void do_realloc(struct ctx *c) { (void)v_realloc(c->p, 200); }
 static void do_realloc_grow_big(struct ctx *c) { (void)v_realloc(c->p, 2 * MiB); }
 static void do_realloc_medium(struct ctx *c) { (void)v_realloc(c->p, 5000); }
 static void do_os_double_free(struct ctx *c) { v_os_free(c->p); v_os_free(c->p); }
+/* a size no request can have: the pointer is still checked first, as glibc checks it (session 58's review: NULL and
+ * ENOMEM came back, the bad pointer unreported) */
+static void do_realloc_too_large(struct ctx *c) { (void)v_realloc(c->p, SIZE_MAX); }
+static void do_free_then_realloc_too_large(struct ctx *c) { v_free(c->p); (void)v_realloc(c->p, SIZE_MAX); }
+static void *(*volatile v_reallocarray)(void *, size_t, size_t) = reallocarray;
+static void do_reallocarray_overflow(struct ctx *c) { (void)v_reallocarray(c->p, SIZE_MAX / 2, 4); }
+static void setup_low_address(struct ctx *c) { c->p = launder((void *)32); } /* its header would be at 0 */
 static void do_free_stack(struct ctx *c)
 {
 	(void)c;
@@ -292,6 +299,16 @@ static const struct death_case cases[] = {
 	{ "realloc_stack_address", setup_none, do_realloc_stack, cleanup_none, "realloc", "invalid pointer", NULL,
 	  true },
 	{ "os_free_double_free", setup_small, do_os_double_free, cleanup_small, "os_free", "double free", NULL,
+	  false },
+	{ "realloc_too_large_static_array", setup_static, do_realloc_too_large, cleanup_none, "realloc",
+	  "invalid pointer", NULL, false },
+	{ "realloc_too_large_freed_small", setup_small, do_free_then_realloc_too_large, cleanup_small, "realloc",
+	  "double free", NULL, false },
+	{ "realloc_too_large_freed_mapped", setup_mapped, do_free_then_realloc_too_large, cleanup_mapped, "realloc",
+	  "double free", "invalid pointer", false },
+	{ "reallocarray_overflow_static_array", setup_static, do_reallocarray_overflow, cleanup_none, "realloc",
+	  "invalid pointer", NULL, false },
+	{ "free_never_allocated_low_address", setup_low_address, do_free, cleanup_none, "free", "invalid pointer", NULL,
 	  false },
 	{ "dump_forged_mapped_link", setup_mapped_40MiB, do_dump_forged_link, cleanup_mapped, "os_heap_dump",
 	  "corrupted header", NULL, false },

@@ -15,6 +15,8 @@
  *     held at the very addresses the blocks landed on (internal.h, medium_mark).
  *   - stale_slot_pointer_into_released_segment_reported: a free of one of those 16-byte objects after its segment
  *     went back to the heap is reported (the child dies by SIGABRT with osmem's message), not taken.
+ *   - realloc_of_carved_segment_start_reported: realloc of a carved segment's start, to a size its block could
+ *     keep, is reported as an invalid pointer, not handed to the program with the front's pages in it.
  *   - last_page_spares_next_header: a carved segment ends 32 bytes short of its 4 MiB, where the heap block after
  *     it keeps its header; malloc_trim, which gives back the free 4 KiB inside the front's pages, must not give
  *     back the last 4 KiB of such a segment (front.c, seg_tail_kept): the heap check stays clean and medium blocks
@@ -230,6 +232,36 @@ static int stale_case(void)
 			      "invalid pointer");
 }
 
+/* A carved segment's start is an allocated heap block with a sound header, and no pointer malloc returned:
+ * realloc of it to a size its block could keep (within an eighth of 4 MiB) took realloc's lock-free way for large
+ * heap blocks, which returned the segment as the program's (two reviews, session 58): the program's writes then
+ * wiped the page descriptors, and a later free of a live slot was reported as invalid. */
+static char *carved_seg;
+
+static void *(*volatile v_realloc)(void *, size_t) = realloc;
+
+static void realloc_seg(void)
+{
+	tu_say_addr(carved_seg);
+	char *q = v_realloc(carved_seg, FRONT_SEG_SIZE - 4096);
+	if (q)
+		memset(q, 0, FRONT_SEG_SIZE - 4096); /* what a program does with what realloc gave */
+}
+
+static int realloc_seg_case(void)
+{
+	int ok;
+	if (!medium_phase() || small_phase(&ok) < NSMALL / 2 || !ok) {
+		result("realloc_of_carved_segment_start_reported", "no small object in the freed heap span (test setup)");
+		return 1;
+	}
+	for (size_t i = 0; i < NSMALL && !carved_seg; i += 997)
+		if (small[i] >= lo && small[i] < hi)
+			carved_seg = (char *)((uintptr_t)small[i] & ~(FRONT_SEG_SIZE - 1));
+	return !tu_death_case("front/carve", "", "realloc_of_carved_segment_start_reported", realloc_seg, "realloc",
+			      "invalid pointer");
+}
+
 /* 16-byte objects fill carved segments, every 4 KiB keeps one object but the last 4 KiB of each 64 KiB page,
  * whose objects are all freed; malloc_trim gives those back, but not where the heap's next header lies. */
 static int tail_case(void)
@@ -438,6 +470,7 @@ int main(void)
 			 "released_segment_goes_back_to_heap, medium_block_over_released_segment_is_not_cached",
 			 release_case);
 	r |= tu_in_child("front/carve", "stale_slot_pointer_into_released_segment_reported", stale_case);
+	r |= tu_in_child("front/carve", "realloc_of_carved_segment_start_reported", realloc_seg_case);
 	r |= tu_in_child("front/carve", "last_page_spares_next_header", tail_case);
 	r |= tu_in_child("front/carve", "kept_segments_go_back_as_heap_grows", kept_case);
 	r |= tu_in_child("front/carve", "threads_carve_and_release_concurrently", threads_case);

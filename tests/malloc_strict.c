@@ -284,6 +284,26 @@ static void invalid_free_stack(void)
 	v_free(addr(buf + 64));
 }
 
+/* The pointer before the size (session 58's review: realloc(p, SIZE_MAX) gave ENOMEM for any p) */
+static void realloc_too_large_after_free(void)
+{
+	char *p = addr(v_malloc(64));
+	v_free(p);
+	(void)v_realloc(p, SIZE_MAX);
+}
+
+static void realloc_too_large_of_stack(void)
+{
+	_Alignas(16) char buf[256];
+	(void)v_realloc(addr(buf + 64), SIZE_MAX);
+}
+
+/* an address whose header and page would lie at 0, where the ring of freed large blocks has its empty entries */
+static void free_low_address(void)
+{
+	v_free(addr((void *)0x1000));
+}
+
 static void realloc_after_free(void)
 {
 	char *p = addr(v_malloc(64));
@@ -438,6 +458,9 @@ static const struct strict_case cases[] = {
 	{ "invalid_free", invalid_free, ABORT, "free", "invalid pointer" },
 	{ "invalid_free_stack", invalid_free_stack, ABORT, "free", "invalid pointer" },
 	{ "realloc_after_free", realloc_after_free, ABORT, "realloc", "double free" },
+	{ "realloc_too_large_after_free", realloc_too_large_after_free, ABORT, "realloc", "double free" },
+	{ "realloc_too_large_of_stack", realloc_too_large_of_stack, ABORT, "realloc", "invalid pointer" },
+	{ "free_low_address", free_low_address, ABORT, "free", "invalid pointer" },
 	{ "sized_delete_mismatch", sized_delete_mismatch, ABORT, "operator delete", "size mismatch" },
 	{ "sized_delete_mismatch_large", sized_delete_mismatch_large, ABORT, "operator delete", "size mismatch" },
 	{ "clean_every_size", clean_every_size, CLEAN, NULL, NULL },

@@ -1182,6 +1182,17 @@ scenario("invalid_free_middle_of_mapping", "a=m 200000; F a+4096", """
     killed by SIGABRT
 """, death=True)
 
+# A pointer whose header would lie at address 0 (free((void *)32)) was reported as a double free: the ring of
+# recently unmapped headers starts as zeros, and 0 matched (session 58's review). Never allocated: invalid.
+scenario("invalid_free_never_allocated_low_address", "a=m 100; F 0x20", """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ F 0x20
+    stderr: osmem: os_free(): invalid pointer 0x20
+    killed by SIGABRT
+""", death=True)
+
 scenario("invalid_free_stack", "a=m 100; s=s; F s", """
     @ a=m 100
     brk +131072
