@@ -794,6 +794,7 @@ struct front_heap {
 	 * steal_idle_caches): the owner marks its uses of them (mc_busy: how many are in progress, a signal handler's
 	 * nested in the thread's; mc_enter) and leaves them alone while a pass has mc_steal set */
 	uint8_t mc_busy, mc_steal;
+	bool mc_shared; /* a block came from the transfer cache: its misses are rounded (medium.c, refill) */
 	uint8_t mc_count[MEDIUM_CLASSES], mc_limit[MEDIUM_CLASSES];
 	/* per class the low-water mark of mc_count since medium_scavenge last looked (tcmalloc's lowater): the
 	 * blocks below it have not been used since */

@@ -198,6 +198,7 @@ static bool xfer_take(struct front_heap *h, size_t c, size_t n, size_t want, siz
 	if (xn < xfer[c].low)
 		xfer[c].low = xn;
 	__atomic_store_n(&xfer_blocks, xfer_blocks - taken, __ATOMIC_RELAXED);
+	h->mc_shared = true; /* its misses keep the rounding (osm_front_medium_refill) */
 	osm_front_unlock();
 	return true;
 }
@@ -536,9 +537,16 @@ void *osm_front_medium_refill(struct front_heap *began, size_t c, size_t n)
 	 * no eighth more each time: sqlite3's page cache asks for 4,368 bytes (a 4 KiB page and its header), which
 	 * rounded to 4,608, 5.5% of its largest use of memory. Rounding every request to 16 bytes only had the same
 	 * effect on sqlite3 but cost threads-8 (sizes drawn at random) 17% more memory and 24% more time: a bin's
-	 * blocks of many sizes served each other's requests less often (docs/TRADEOFFS.md, "Session 38"). */
+	 * blocks of many sizes served each other's requests less often (docs/TRADEOFFS.md, "Session 38").
+	 * A builder's misses are carved exactly too: a thread that has freed fewer than one in eight of the medium
+	 * blocks it took, and never took one from the transfer cache (mc_shared), keeps what it builds, and the
+	 * eighth bought a reuse that never comes: frag's first phase (1 GiB of objects up to 16 KiB, nothing freed)
+	 * peaked at 1,120 MB, glibc 1,073; 1,100 with this (session 58; 1,081 if exact blocks could leave their bin).
+	 * A producer served by the transfer cache keeps the rounding: its blocks come back through other threads,
+	 * and bench/handoff.c peaked 35% higher when it carved exactly (medium/producer_keeps_rounding). */
 	size_t carve = n > MEDIUM_MAX ? n : medium_round(n); /* above MEDIUM_MAX: exact, to stay in the last bin */
-	if (h->mc_last[c] == n && medium_bin(n) == c)
+	bool builder = !h->mc_shared && h->mc_frees * 8 < h->mc_hits + h->mc_refills;
+	if (medium_bin(n) == c && (h->mc_last[c] == n || builder))
 		carve = n;
 	h->mc_last[c] = (uint32_t)n;
 	bool producer = h->mc_frees < (h->mc_hits + h->mc_refills) / 2;
