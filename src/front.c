@@ -43,6 +43,10 @@
  *    slots become abandoned (heap NULL): other threads still free into them (thread_free) and a thread that needs a
  *    page of that class adopts them; sweeps under the lock (a thread's slow path, malloc_trim, and each pass of the
  *    idle decay, up to DECAY_SWEEP pages) return the ones that became empty.
+ *  - A live thread found idle by two passes of the decay a second apart (a pool's worker waiting for work) has its
+ *    pages other than its current ones taken the same way, and malloc_trim takes them from every thread not inside
+ *    a slow path (steal_idle): the owner marks its slow paths (mc_busy), a barrier of every thread makes the mark
+ *    safe to read, and its fast paths touch only its current pages and its thread cache, which stay.
  *
  * Hardening, always on and cheap. Links in free slots are encoded (next ^ (slot >> 12) ^ secret, glibc's safe
  * linking with a per-process secret) and every popped link must decode to a slot of the same page, else
@@ -961,48 +965,129 @@ static void decay_abandoned(void);
 static void heaps_reap(size_t max);
 static void heap_trim_late(struct front_heap *h);
 static bool heap_trim_own(struct front_heap *h);
-/* Idle threads' medium caches back to the core (medium.c): a thread that used medium blocks in a burst and then
- * blocks (a pool's worker waiting for work) held up to its budget of them, 4 MiB, until it ran again, and its
- * blocks, allocated in the core's eyes, kept the free memory between them from merging into runs the heap's decay
- * gives back. Eight workers of a 2-60 KiB burst, blocked: 72 MB resident 3 s later while the main thread ran,
- * glibc 2.7 (its per-thread arenas trim their tops), jemalloc 103, tcmalloc 81
- * (medium/blocked_thread_cache_given_back). A heap whose owner made no medium request or free between two passes
- * (a second apart at least) is idle; its mc_steal is set, every thread runs a barrier (osm_os_membarrier), and if
- * its owner is not inside a use of its bins then (mc_busy, internal.h: mc_enter) the pass gives them all back, the
- * owner going to the core meanwhile. The owner pays two stores and a load per use; the pass a system call when a
- * heap is idle and holds blocks. Not where the kernel has no membarrier (nothing is given back, as before), not
- * traced (no medium caches), not in one thread. From pool_decay, front lock held. */
+/* Idle threads' caches and pages: a thread that used memory in a burst and then blocks (a pool's worker waiting for
+ * work) kept it until it ran again.
+ *  - Its medium cache (medium.c), up to its budget of 4 MiB: its blocks, allocated in the core's eyes, kept the free
+ *    memory between them from merging into runs the heap's decay gives back. Eight workers of a 2-60 KiB burst,
+ *    blocked: 72 MB resident 3 s later while the main thread ran, glibc 2.7 (its per-thread arenas trim their
+ *    tops), jemalloc 103, tcmalloc 81 (medium/blocked_thread_cache_given_back).
+ *  - Its pages of small slots other than its current ones (partial, full, and the empty pages it keeps): only the
+ *    owner collects the frees other threads push onto its pages, so a worker that built objects another thread
+ *    freed kept every page of them. A pool of 8 workers, each in turn building 400,000 objects of 16-315 B that the
+ *    main thread frees: 577 MB resident after 24 jobs, through malloc_trim, glibc 3 (session 58's soak;
+ *    front/stranded/blocked_worker_pages_given_back). They go as the thread's exit would give them (heap_exit_page):
+ *    empty ones to the pool, the others abandoned, for any thread to adopt and for the sweeps to empty. Its current
+ *    pages and its thread cache stay: the owner's fast paths use them without a mark.
+ * A heap whose owner made no request or free between two passes (a second apart at least) is idle; its mc_steal is
+ * set, every thread runs a barrier (osm_os_membarrier), and if its owner is not then inside a use of its bins or of
+ * its pages' lists (mc_busy, internal.h: mc_enter; the small slow paths count themselves in too: own_enter) the
+ * pass takes them, the owner going to the core meanwhile (or, freeing, to its page's remote list). The owner pays
+ * two stores and a load per medium use and per small slow path; the pass a system call when a heap is idle and holds
+ * something. malloc_trim takes them from every other thread that is not inside such a use (all), idle or not, as
+ * glibc's trims every arena. Not where the kernel has no membarrier (nothing is taken, as before), not traced, not
+ * in one thread. From pool_decay and osm_front_trim, front lock held. */
 static bool steal_off; /* membarrier refused: no more passes */
-static void steal_idle_caches(void)
+#define STEAL_BINS  1     /* mc_steal: the pass takes the heap's medium bins */
+#define STEAL_PAGES 2     /* and its pages */
+static bool stealing;  /* a pass is on (a pool_put of its own runs pool_decay, which must not start another) */
+
+/* Whether h holds pages other than its current ones. Front lock; a racy look at an idle owner's lists. */
+static bool heap_holds_pages(const struct front_heap *h)
 {
-	if (steal_off || TRACING || osm_os_single_threaded())
+	if (h->empty.first)
+		return true;
+	for (size_t c = 0; c < FRONT_CLASSES; c++)
+		if (h->partial[c].first || h->full[c].first)
+			return true;
+	return false;
+}
+
+static void heap_exit_page(struct front_heap *h, struct front_page *pg);
+static void pool_put(struct front_page *pg);
+
+/* h's pages other than its current ones go as its exit would give them (heap_exit_page). Its owner is not inside
+ * a slow path (mc_busy was 0 after the barrier, and it waits on mc_steal meanwhile). Front lock held. */
+static void steal_pages(struct front_heap *h)
+{
+	struct front_page *pg;
+	for (size_t c = 0; c < FRONT_CLASSES; c++) {
+		while ((pg = list_pop(&h->partial[c])))
+			heap_exit_page(h, pg);
+		while ((pg = list_pop(&h->full[c])))
+			heap_exit_page(h, pg);
+	}
+	while ((pg = list_pop(&h->empty)))
+		pool_put(pg);
+	h->n_empty = 0; /* not traced: no pass runs while tracing (a traced program's heaps are seen as they are) */
+}
+
+static __attribute__((noinline)) void steal_idle(bool all)
+{
+	if (steal_off || stealing || TRACING || osm_os_single_threaded())
 		return;
+	stealing = true;
 	struct front_heap *mine = osm_front_tl_heap;
 	size_t idle = 0;
 	for (struct front_heap *h = live_heaps; h; h = h->next) {
 		if (h == mine || h->reaping)
 			continue;
+		/* medium bins idle: no medium request or free; the pages: none at all */
 		size_t seen = __atomic_load_n(&h->mc_hits, __ATOMIC_RELAXED) + __atomic_load_n(&h->mc_frees, __ATOMIC_RELAXED) +
 			      __atomic_load_n(&h->mc_refills, __ATOMIC_RELAXED);
-		bool same = h->mc_seen_set && seen == h->mc_seen;
+		size_t seen_small = __atomic_load_n(&h->hits, __ATOMIC_RELAXED) + __atomic_load_n(&h->misses, __ATOMIC_RELAXED) +
+				    __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
+		bool same = h->mc_seen_set && seen == h->mc_seen, same_small = h->mc_seen_set && seen_small == h->sm_seen;
 		h->mc_seen = seen;
+		h->sm_seen = seen_small;
 		h->mc_seen_set = true;
-		if (same && __atomic_load_n(&h->mc_bytes, __ATOMIC_RELAXED)) {
-			__atomic_store_n(&h->mc_steal, 1, __ATOMIC_RELAXED);
+		uint8_t what = (uint8_t)(((same || all) && __atomic_load_n(&h->mc_bytes, __ATOMIC_RELAXED) ? STEAL_BINS : 0) |
+					 ((same && same_small) || all ? (heap_holds_pages(h) ? STEAL_PAGES : 0) : 0));
+		if (what) {
+			__atomic_store_n(&h->mc_steal, what, __ATOMIC_RELAXED);
 			idle++;
 		}
 	}
-	if (!idle)
+	if (!idle) {
+		stealing = false;
 		return;
+	}
 	int mb = osm_os_membarrier();
 	bool ok = mb > 0;
 	steal_off = mb < 0; /* for good; not after a failure of the moment (ENOMEM) */
 	for (struct front_heap *h = live_heaps; h; h = h->next) {
-		if (!__atomic_load_n(&h->mc_steal, __ATOMIC_RELAXED))
+		uint8_t what = __atomic_load_n(&h->mc_steal, __ATOMIC_RELAXED);
+		if (!what)
 			continue;
-		if (ok && __atomic_load_n(&h->mc_busy, __ATOMIC_ACQUIRE) == 0)
-			osm_front_medium_steal(h);
-		__atomic_store_n(&h->mc_steal, 0, __ATOMIC_RELEASE); /* the owner may use its bins again */
+		if (ok && __atomic_load_n(&h->mc_busy, __ATOMIC_ACQUIRE) == 0) {
+			if (what & STEAL_BINS)
+				osm_front_medium_steal(h);
+			if (what & STEAL_PAGES)
+				steal_pages(h);
+		}
+		__atomic_store_n(&h->mc_steal, 0, __ATOMIC_RELEASE); /* the owner may use its bins and lists again */
+	}
+	stealing = false;
+}
+
+/* The owner's side for its small slow paths (steal_idle): counted in h->mc_busy as a use of the medium bins is.
+ * False while a pass is taking h's pages: the caller goes another way (the core, the page's remote list) or waits
+ * (own_enter_wait). The empty heap is never counted in (mc_enter). */
+static inline bool own_enter(struct front_heap *h)
+{
+	return mc_enter(h);
+}
+static inline void own_leave(struct front_heap *h)
+{
+	if (h != &osm_front_empty_heap)
+		mc_leave_own(h);
+}
+/* The same for a path that cannot go another way (the thread's exit, malloc_trim): it waits for the pass, which
+ * holds the front lock throughout. Never called with either lock held (a pass may wait for the core's). */
+static void own_enter_wait(struct front_heap *h)
+{
+	while (!own_enter(h)) {
+		front_lock();
+		front_unlock();
 	}
 }
 
@@ -1015,7 +1100,8 @@ static void pool_decay(uint64_t now)
 		pool_discarded += pool_chill(false, now);
 	release_spare(true, SIZE_MAX, SEGS_KEEP);
 	osm_front_xfer_decay(); /* the medium blocks no thread took since the last pass */
-	steal_idle_caches();    /* and those of threads idle since the last pass */
+	if (__atomic_load_n(&n_live, __ATOMIC_RELAXED) > 1) /* another thread has a heap: out of the hot text */
+		steal_idle(false); /* the caches of threads idle since the last pass, with their pages */
 	decay_abandoned();
 }
 
@@ -1459,6 +1545,7 @@ static void heap_exit(void *arg)
 	/* The thread leaves its heap first, then empties its caches: a signal handler's free that interrupts the
 	 * flush then goes to the page's remote list, which heap_give_back collects, not onto a cache being emptied
 	 * (where it was lost, and raced with the flush's writes; found by reading, session 50). */
+	own_enter_wait(h); /* not while a pass takes its pages (steal_idle); no pass takes them from now on */
 	osm_front_tl_heap = &osm_front_empty_heap;
 	tl_state = TL_DONE;
 	remote_flush(h);
@@ -1638,11 +1725,14 @@ void *osm_front_malloc_slow(size_t cls)
 	void *p;
 	if (h == &osm_front_empty_heap && !(h = heap_init())) {
 		p = tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
+	} else if (!own_enter(h)) { /* another thread's pass is taking this idle thread's pages: the core serves */
+		p = NULL;
 	} else {
 		bool behind = h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
 		if (__builtin_expect(behind, 0) && !tl_in_lock && !tl_hold && !osm_lock_held_by_self())
 			heap_trim_late(h);
 		p = starter_core(h, cls) ? NULL : slow_malloc(h, cls); /* NULL: the core serves */
+		own_leave(h);
 	}
 	errno = saved;
 	return p;
@@ -1730,6 +1820,15 @@ static void free_local_slow(struct front_heap *h, struct front_page *pg)
 	errno = saved;
 }
 
+static void remote_push(struct front_page *pg, void **head, void **tail, size_t n);
+
+/* A slot its owner frees to its page's remote list, as another thread would: its page went while the slot sat in
+ * the thread cache, or a pass is taking the thread's pages (steal_idle). Rare: out of the hot text. */
+static __attribute__((noinline)) void own_free_remote(void **s)
+{
+	remote_push(front_page_of(s), s, s, 1);
+}
+
 /* The oldest k slots of class cls's thread cache (tc_base(h, cls)[1 .. k]) go back to their pages, each checked as
  * malloc checks it. The caller sets tc_sp and tc_top. */
 static void tc_release(struct front_heap *h, size_t cls, size_t k)
@@ -1740,6 +1839,12 @@ static void tc_release(struct front_heap *h, size_t cls, size_t k)
 		if (!tc_slot_marked(s))
 			osm_front_corrupt(s);
 		struct front_page *pg = front_page_of(s);
+		if (__builtin_expect(__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != h, 0)) {
+			/* its page went while the slot sat here (steal_idle took it, abandoned, maybe adopted since): the
+			 * slot is still counted as used there, and goes back as another thread's free would */
+			own_free_remote(s);
+			continue;
+		}
 		s[0] = (void *)front_enc(s, pg->free);
 		pg->free = s;
 		uint32_t used = pg->used - 1;
@@ -1768,6 +1873,10 @@ static void tc_flush_all(struct front_heap *h)
  * (marked) is cached. */
 void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 {
+	if (!own_enter(h)) { /* a pass is taking this idle thread's pages (steal_idle): s goes to its page's remote list */
+		own_free_remote(s);
+		return;
+	}
 	void ***base = tc_base(h, cls);
 	size_t k = tc_count(h, cls), keep = osm_front_tc_max[cls] / 2;
 	tc_release(h, cls, k - keep);
@@ -1775,6 +1884,7 @@ void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 	base[keep + 1] = s;
 	h->tc_sp[cls] = &base[keep + 1];
 	h->tc_top[cls] = s;
+	own_leave(h);
 }
 
 /* Pushes the list head..tail of n slots (linked through encoded links; tail's link not yet set) onto pg's
@@ -1834,15 +1944,21 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 {
 	check_slot(p, pg, api);
 	void **s = p;
-	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h) { /* own page; the mark was the program's data */
-		s[0] = (void *)front_enc(s, pg->free);
-		s[1] = (void *)front_mark(s);
-		pg->free = s;
-		pg->used--;
-		h->frees++;
-		if (pg->state != PG_CUR)
-			free_local_slow(h, pg);
-		return;
+	/* own page (the mark was the program's data), looked at once counted in (own_enter): a pass may be taking this
+	 * idle thread's pages (steal_idle); then the slot goes to the page's remote list, as another thread's would */
+	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h && h != &osm_front_empty_heap && own_enter(h)) {
+		if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h) {
+			s[0] = (void *)front_enc(s, pg->free);
+			s[1] = (void *)front_mark(s);
+			pg->free = s;
+			pg->used--;
+			h->frees++;
+			if (pg->state != PG_CUR)
+				free_local_slow(h, pg);
+			own_leave(h);
+			return;
+		}
+		own_leave(h);
 	}
 	/* Another thread's page (or an abandoned one). The mark is written first: once pushed, the owner may hand
 	 * the slot out again at any moment. A thread that only frees (a consumer) gets a heap of its own at its
@@ -1860,7 +1976,13 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 	}
 	if (h != &osm_front_empty_heap) {
 		__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
-		__atomic_store_n(&h->frees, h->frees + 1, __ATOMIC_RELAXED);
+		size_t f = h->frees + 1;
+		__atomic_store_n(&h->frees, f, __ATOMIC_RELAXED);
+		/* the decay's passes for a thread that only frees others' objects, as free's fast path ticks: without it
+		 * a pool's main thread freeing what its blocked workers built never ran one, and their pages stayed with
+		 * them (steal_idle) */
+		if (__builtin_expect((f & (FRONT_TICK - 1)) == 0, 0) && tl_state == TL_ACTIVE)
+			osm_front_tick();
 	} else {
 		__atomic_fetch_add(&orphan_remote_freed, bytes, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&orphan_frees, 1, __ATOMIC_RELAXED);
@@ -2164,12 +2286,15 @@ static bool heap_trim_own(struct front_heap *h)
  * Before it, a trim left every other live thread's pages as they were: 40,000 objects of 1,000 bytes that a
  * worker thread allocated and mostly freed stayed resident through a trim in the main thread
  * (front/trim/other_threads_trim_at_their_next_slow_path). glibc's trim walks every arena from the caller; osmem
- * cannot touch a live thread's pages, so this is later: at the thread's next malloc slow path (a page ran out) or
- * free tick (every FRONT_TICK frees its caches take); a thread that never allocates or frees again keeps its
- * pages. Cost when no trim ran: a load and a compare, on those paths only. Not in a traced thread's free tick (its
+ * rebuilds a live thread's free lists only in that thread, so this is later: at the thread's next malloc slow path
+ * (a page ran out) or free tick (every FRONT_TICK frees its caches take). The trim itself takes the pages other
+ * than the current ones of every thread not inside a slow path (steal_idle). Cost when no trim ran: a load and a
+ * compare, on those paths only. Not in a traced thread's free tick (its
  * frees never take the fast paths); a traced thread's slow path calls heap_trim_own under its trace lock. */
 static void heap_trim_late(struct front_heap *h)
 {
+	if (!own_enter(h)) /* a pass is taking this idle thread's pages: the trim's look comes at a later call */
+		return;
 	h->trim_seen = __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
 	int saved = errno;
 	tc_flush_all(h); /* before the lock, as in osm_front_trim */
@@ -2178,22 +2303,26 @@ static void heap_trim_late(struct front_heap *h)
 		pool_chill(true, 0);
 	front_unlock();
 	errno = saved;
+	own_leave(h);
 }
 
 /* malloc_trim: the remote frees waiting on the calling thread's pages are collected (heap_collect_all) and its
  * empty pages go to the pool, abandoned pages are swept, the free 4 KiB inside the caller's pages (not its current
  * ones) and the abandoned pages that still hold slots in use go back (page_trim), every fully free segment is
- * unmapped and the pages of the pool are discarded (their memory reads zero when used again). Only its owner may
- * rebuild a page's free list: every other live thread trims its own pages at its next malloc slow path or free tick
- * (trim_epoch, heap_trim_late). */
+ * unmapped and the pages of the pool are discarded (their memory reads zero when used again). The other threads'
+ * pages but their current ones go too, from every thread not inside a slow path (steal_idle: abandoned or pooled,
+ * then swept and trimmed here); only its owner may rebuild a page's free list, so every other live thread trims its
+ * current pages at its next malloc slow path or free tick (trim_epoch, heap_trim_late). */
 bool osm_front_trim(void)
 {
 	if (global_state == G_ON)
 		heaps_reap(SIZE_MAX); /* before the pages are counted: a gone thread's become abandoned or free */
 	struct front_heap *h = tl_state == TL_TRACED ? tl_heap : osm_front_tl_heap;
 	bool released = false, traced = front_tracing();
-	if (h != &osm_front_empty_heap)
+	if (h != &osm_front_empty_heap) {
+		own_enter_wait(h); /* another thread's pass may be taking this heap's pages, if it was idle */
 		tc_flush_all(h); /* before the lock: it may give a batch of empty pages to the pool, which takes it */
+	}
 	if (traced) { /* the front's part of malloc_trim: the core's line `malloc_trim PAD` follows */
 		trace_begin();
 		if (TRACING)
@@ -2203,6 +2332,7 @@ bool osm_front_trim(void)
 	}
 	if (global_state != G_ON) { /* never traced: tracing needs the front on */
 		front_unlock();
+		own_leave(h);
 		return false;
 	}
 	struct front_page *pg;
@@ -2211,6 +2341,9 @@ bool osm_front_trim(void)
 		h->trim_seen = epoch;
 		released |= heap_trim_own(h);
 	}
+	/* the other threads' pages but their current ones, and their medium caches: those of every thread not inside
+	 * a slow path at this moment (steal_idle), which then trim only what is left at their next one */
+	steal_idle(true);
 	abandoned_sweep(NULL, FRONT_CLASSES, SIZE_MAX, &dead.collected);
 	for (size_t c = 0; c < FRONT_CLASSES; c++)
 		for (pg = abandoned[c].first; pg; pg = pg->next)
@@ -2227,6 +2360,7 @@ bool osm_front_trim(void)
 		trace_end();
 	else
 		front_unlock();
+	own_leave(h);
 	return released;
 }
 

@@ -791,7 +791,7 @@ struct front_heap {
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
 	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
 	/* another thread's pass may give the bins of a thread idle a second back to the core (front.c,
-	 * steal_idle_caches): the owner marks its uses of them (mc_busy: how many are in progress, a signal handler's
+	 * steal_idle): the owner marks its uses of them (mc_busy: how many are in progress, a signal handler's
 	 * nested in the thread's; mc_enter) and leaves them alone while a pass has mc_steal set */
 	uint8_t mc_busy, mc_steal;
 	bool mc_shared; /* a block came from the transfer cache: its misses are rounded (medium.c, refill) */
@@ -808,9 +808,9 @@ struct front_heap {
 	size_t mc_budget;                     /* at most (MEDIUM_BUDGET); 0 in empty_heap */
 	size_t mc_scavenged;                  /* blocks given back unused (medium.c, medium_scavenge) */
 	uint64_t mc_look_ns;                  /* when medium_scavenge last looked */
-	/* steal_idle_caches' own (front lock): the owner's count of medium hits, frees and refills at its last pass,
+	/* steal_idle's own (front lock): the owner's count of requests and frees (medium and small) at its last pass,
 	 * and whether that pass saw the heap (a heap is idle when two passes a second apart find the same count) */
-	size_t mc_seen;
+	size_t mc_seen, sm_seen;
 	bool mc_seen_set;
 };
 
@@ -1231,7 +1231,7 @@ HIDDEN void *osm_front_medium_pick(struct front_heap *h, size_t c, size_t n);
  * thread has a cache (medium.c). */
 HIDDEN void *osm_front_medium_memalign(size_t a, size_t *n);
 
-/* The owner's side of giving an idle thread's medium cache back (front.c, steal_idle_caches). Before it reads or
+/* The owner's side of giving an idle thread's medium cache back (front.c, steal_idle). Before it reads or
  * writes its bins a thread counts itself in h->mc_busy, then reads h->mc_steal: set, a pass of another thread is
  * giving the bins back, and the thread goes to the core as if it had no cache (false). The pass sets mc_steal,
  * makes every thread of the process run a full barrier (osm_os_membarrier) and then reads mc_busy: so either

@@ -287,7 +287,7 @@ void osm_front_medium_flush_all(struct front_heap *h)
 	osm_front_core_unlock();
 }
 
-/* An idle thread's whole medium cache back to the core, by another thread (front.c, steal_idle_caches, which made
+/* An idle thread's whole medium cache back to the core, by another thread (front.c, steal_idle, which made
  * sure that the owner is not using it and will not until it is done). Front lock held. */
 void osm_front_medium_steal(struct front_heap *h)
 {

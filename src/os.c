@@ -749,7 +749,7 @@ bool osm_os_thread_gone(int tid)
 }
 
 /* A full memory barrier on every CPU that runs a thread of this process (membarrier's private expedited command,
- * Linux 4.14): what lets one thread's plain store and load stand for a fence (front.c, steal_idle_caches; the
+ * Linux 4.14): what lets one thread's plain store and load stand for a fence (front.c, steal_idle; the
  * asymmetric fences of liburcu and folly). Registered at the first call, and again where the kernel says the
  * process is not (a child of fork). 1 when done; -1 where the kernel refuses it (an older kernel, a seccomp filter):
  * the caller then does without what needed it; 0 when it failed this time only (ENOMEM: the kernel could not

@@ -1567,7 +1567,7 @@ static void recyclers_keep_rounding(void)
  * cache, up to its budget of 4 MiB, until it ran again, and those blocks, allocated in the core's eyes, kept the
  * free memory between them from merging into runs the heap's decay gives back: eight such workers held 72 MB three
  * seconds after their burst while the main thread ran (glibc 2.7 MB). Another thread's pass now gives the bins of a
- * thread idle a second back to the core (src/front.c, steal_idle_caches). Four workers fill their bins and block;
+ * thread idle a second back to the core (src/front.c, steal_idle). Four workers fill their bins and block;
  * the main thread goes on with small requests and a large one now and then: within 10 s what the caches hold falls
  * under 256 KiB, and the workers, woken, find the blocks they kept intact and use their caches again. */
 static pthread_barrier_t steal_full, steal_wake;
@@ -1682,7 +1682,7 @@ static void membarrier_failing_once_keeps_stealing(void)
 	      after < (256u << 10) && sc1 > sc0 && bad == 0, why);
 }
 
-/* Hazard: the pass that gives an idle thread's cache back (src/front.c, steal_idle_caches) and the thread waking up
+/* Hazard: the pass that gives an idle thread's cache back (src/front.c, steal_idle) and the thread waking up
  * to use it again must never both use the bins: a block handed out twice, or one lost. Eight threads sleep 0.9 to
  * 2.1 s, long enough for their caches to be given back, then wake and run a burst through them, each block
  * written and read back, while the main thread's requests keep the passes coming; the blocks each thread keeps

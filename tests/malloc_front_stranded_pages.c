@@ -15,9 +15,25 @@
  *     abandoned pages itself, inside the first sweep, which then popped from a list the inner one had emptied:
  *     a NULL page and a SIGSEGV in page_collect (session 49; malloc_front_remote_free_not_lost crashed in 4 of
  *     60 runs, and once in CI).
+ *   - blocked_worker_pages_given_back: a worker allocates 24 MiB of 256-byte objects and blocks (alive, waiting
+ *     for its next job, as a pool's worker does); the main thread frees them all. Only an owner collected the frees
+ *     on its pages, so they stayed with the worker as long as it waited, through the decay and malloc_trim (a pool
+ *     of 8 workers held 577 MB after 24 jobs, glibc 3: session 58's soak). Now a pass takes an idle thread's pages
+ *     other than its current ones (front.c, steal_idle): within a few idle seconds, each ended by a request to the
+ *     core, at most a worker's current pages stay.
+ *   - trim_takes_blocked_worker_pages: the same, then malloc_trim(0) at once: the trim takes the pages of every
+ *     thread that is not inside a slow path, idle or not.
+ *   - worker_wakes_after_its_pages_went: the worker keeps half of its objects and the slots it freed last in its
+ *     thread cache, blocks, and its pages go (trim); then it wakes, checks every object it kept, frees them, frees
+ *     and allocates more: its cached slots and its frees go to pages it no longer owns (their remote lists), its
+ *     next pages come from the pool or are adopted back; the heap check passes and every byte comes back.
+ *   - passes_race_waking_workers: four workers alternate bursts (allocate, write, free half, keep half, check) and
+ *     short sleeps while the main thread calls malloc_trim(0) again and again for two seconds: each trim takes the
+ *     pages of the workers it finds outside a slow path, at any moment of their bursts. Every byte checked.
  * Prints `PASS front/stranded/...` or `FAIL ...: why`. */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +116,225 @@ static void *first_malloc3(void *arg)
 		memset(p, 0x5a, OBJ3);
 	*(void **)arg = p;
 	return NULL;
+}
+
+/* A worker that allocates N objects of OBJ bytes (objs[]), keeping every `keep`-th for itself, then waits; woken
+ * (stage 2), it checks and frees what it kept, frees a burst of its own and allocates again. */
+static pthread_mutex_t w_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t w_cv = PTHREAD_COND_INITIALIZER;
+static int w_stage, w_keep, w_bad;
+static void w_set(int stage)
+{
+	pthread_mutex_lock(&w_mu);
+	w_stage = stage;
+	pthread_cond_broadcast(&w_cv);
+	pthread_mutex_unlock(&w_mu);
+}
+static void w_wait(int stage)
+{
+	pthread_mutex_lock(&w_mu);
+	while (w_stage < stage)
+		pthread_cond_wait(&w_cv, &w_mu);
+	pthread_mutex_unlock(&w_mu);
+}
+static void *worker(void *arg)
+{
+	(void)arg;
+	if (!alloc_all())
+		w_bad = -1;
+	for (int i = 0; i < 64; i++) /* the slots freed last sit in its thread cache */
+		v_free(v_malloc(OBJ));
+	w_set(1);
+	w_wait(2);
+	if (w_keep) {
+		for (size_t i = 0; i < N; i += (size_t)w_keep) {
+			unsigned char *p = objs[i];
+			for (size_t k = 0; k < OBJ; k++)
+				w_bad += p[k] != (unsigned char)i;
+			v_free(p);
+		}
+		void **more = v_malloc(4096 * sizeof *more);
+		for (int round = 0; more && round < 4; round++) {
+			for (int i = 0; i < 4096; i++)
+				if ((more[i] = v_malloc(16 + (size_t)(i % 200) * 8)))
+					memset(more[i], round, 16);
+			for (int i = 0; i < 4096; i++) {
+				w_bad += more[i] && ((unsigned char *)more[i])[15] != round;
+				v_free(more[i]);
+			}
+		}
+		v_free(more);
+	}
+	return NULL;
+}
+
+/* the worker's objects freed here, but those it keeps */
+static void free_all_but(int keep)
+{
+	for (size_t i = 0; i < N; i++)
+		if (!keep || i % (size_t)keep)
+			v_free(objs[i]);
+}
+
+static int blocked_worker_case(const char *name, int trim)
+{
+	char why[500];
+	pthread_t t;
+	w_stage = 0;
+	w_keep = 0;
+	w_bad = 0;
+	if (pthread_create(&t, NULL, worker, NULL) != 0) {
+		result(name, "pthread_create failed (test setup)");
+		return 1;
+	}
+	w_wait(1);
+	size_t held = page_bytes();
+	free_all_but(0);
+	int rounds = 0;
+	size_t after;
+	if (trim) {
+		malloc_trim(0);
+		after = page_bytes();
+	} else {
+		after = page_bytes();
+		while (rounds < 6 && after > LEFT) {
+			usleep(1100000); /* a pass needs the worker idle between two of them, a second apart */
+			void *q = v_malloc(100000);
+			v_free(q);
+			rounds++;
+			after = page_bytes();
+		}
+	}
+	w_set(2);
+	pthread_join(t, NULL);
+	if (w_bad || held < (N * OBJ) / 2) {
+		snprintf(why, sizeof why, "the worker's 24 MiB of 256-byte objects took %zu bytes of front pages, its "
+			 "malloc %s (test setup: want at least 12 MiB)", held, w_bad ? "failed" : "worked");
+		result(name, why);
+		return 1;
+	}
+	if (after > LEFT) {
+		snprintf(why, sizeof why, "a live worker blocked after allocating 24 MiB of 256-byte objects, which the main "
+			 "thread freed: %zu bytes stayed in pages of a size class %s (%zu before; want at most %zu: its pages "
+			 "but its current ones go)", after, trim ? "after malloc_trim(0)" : "after idle seconds", held, LEFT);
+		result(name, why);
+		return 1;
+	}
+	result(name, NULL);
+	return 0;
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, rss = 0;
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The worker keeps one object in 64 (one in four 4 KiB of its pages holds one): its pages, taken by the trim, are
+ * abandoned with slots in use, and the trim gives back the free 4 KiB inside abandoned pages (page_trim), about
+ * three quarters of 24 MiB, which stayed resident while the pages were the worker's. */
+#define WOKEN_KEEP 64
+static int woken_worker_case(void)
+{
+	char why[500];
+	pthread_t t;
+	w_stage = 0;
+	w_keep = WOKEN_KEEP;
+	w_bad = 0;
+	struct os_stats s0, s1;
+	malloc_trim(0);
+	os_stats(&s0);
+	if (pthread_create(&t, NULL, worker, NULL) != 0) {
+		result("worker_wakes_after_its_pages_went", "pthread_create failed (test setup)");
+		return 1;
+	}
+	w_wait(1);
+	free_all_but(WOKEN_KEEP);
+	long before = rss_kib();
+	malloc_trim(0);
+	long dropped = before - rss_kib();
+	w_set(2);
+	pthread_join(t, NULL);
+	malloc_trim(0);
+	os_stats(&s1);
+	int check = os_heap_check();
+	if (w_bad || check != 0 || s1.front_in_use > s0.front_in_use || dropped < 12 * 1024) {
+		snprintf(why, sizeof why, "a blocked worker's pages, one object in %d still its, taken by a trim: the resident "
+			 "set fell by %ld KiB (want 12 MiB or more: the free 4 KiB of its pages given back); then it woke: "
+			 "%d bytes of its kept objects lost, heap check %d, front bytes in use %zu after all was freed (%zu "
+			 "before it)", WOKEN_KEEP, dropped, w_bad, check, s1.front_in_use, s0.front_in_use);
+		result("worker_wakes_after_its_pages_went", why);
+		return 1;
+	}
+	result("worker_wakes_after_its_pages_went", NULL);
+	return 0;
+}
+
+#define RACERS 4
+#define RACE_N 3000
+static volatile int race_stop;
+static size_t race_bad;
+static void *racer(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	unsigned char *keep[RACE_N];
+	size_t bad = 0, n = 0;
+	while (!race_stop) {
+		for (size_t i = 0; i < RACE_N; i++) {
+			size_t sz = 16 + (i * 37 + id * 11 + n) % 1000;
+			keep[i] = v_malloc(sz);
+			if (keep[i])
+				memset(keep[i], (int)(i + id), 16);
+		}
+		for (size_t i = 0; i < RACE_N; i += 2) {
+			v_free(keep[i]);
+			keep[i] = NULL;
+		}
+		usleep((useconds_t)(id * 700 % 3000));
+		for (size_t i = 1; i < RACE_N; i += 2) {
+			for (size_t k = 0; keep[i] && k < 16; k++)
+				bad += keep[i][k] != (unsigned char)(i + id);
+			v_free(keep[i]);
+		}
+		n++;
+	}
+	__atomic_fetch_add(&race_bad, bad, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static int race_case(void)
+{
+	char why[300];
+	pthread_t t[RACERS];
+	race_stop = 0;
+	for (uintptr_t i = 0; i < RACERS; i++)
+		if (pthread_create(&t[i], NULL, racer, (void *)i) != 0) {
+			result("passes_race_waking_workers", "pthread_create failed (test setup)");
+			return 1;
+		}
+	int trims = 0;
+	for (; trims < 400; trims++) {
+		malloc_trim(0);
+		usleep(5000);
+	}
+	race_stop = 1;
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(t[i], NULL);
+	int check = os_heap_check();
+	if (race_bad || check != 0) {
+		snprintf(why, sizeof why, "%d trims while 4 workers ran bursts: %zu bytes of their objects changed, heap check "
+			 "%d", trims, race_bad, check);
+		result("passes_race_waking_workers", why);
+		return 1;
+	}
+	result("passes_race_waking_workers", NULL);
+	return 0;
 }
 
 int main(void)
@@ -188,5 +423,11 @@ int main(void)
 		result("sweep_survives_decay_inside_it", NULL);
 	}
 	v_free(got);
+
+	/* 4-7: the pages of a live thread that waits */
+	blocked_worker_case("blocked_worker_pages_given_back", 0);
+	blocked_worker_case("trim_takes_blocked_worker_pages", 1);
+	woken_worker_case();
+	race_case();
 	return failures != 0;
 }
