@@ -1037,9 +1037,11 @@ static __attribute__((noinline)) void steal_idle(bool all)
 		size_t seen_small = __atomic_load_n(&h->hits, __ATOMIC_RELAXED) + __atomic_load_n(&h->misses, __ATOMIC_RELAXED) +
 				    __atomic_load_n(&h->frees, __ATOMIC_RELAXED);
 		bool same = h->mc_seen_set && seen == h->mc_seen, same_small = h->mc_seen_set && seen_small == h->sm_seen;
-		h->mc_seen = seen;
-		h->sm_seen = seen_small;
-		h->mc_seen_set = true;
+		if (!all) { /* a trim's pass leaves the decay's look as it was: idle is two of its passes, a second apart */
+			h->mc_seen = seen;
+			h->sm_seen = seen_small;
+			h->mc_seen_set = true;
+		}
 		uint8_t what = (uint8_t)(((same || all) && __atomic_load_n(&h->mc_bytes, __ATOMIC_RELAXED) ? STEAL_BINS : 0) |
 					 ((same && same_small) || all ? (heap_holds_pages(h) ? STEAL_PAGES : 0) : 0));
 		if (what) {
@@ -1824,9 +1826,14 @@ static void remote_push(struct front_page *pg, void **head, void **tail, size_t 
 
 /* A slot its owner frees to its page's remote list, as another thread would: its page went while the slot sat in
  * the thread cache, or a pass is taking the thread's pages (steal_idle). Rare: out of the hot text. */
-static __attribute__((noinline)) void own_free_remote(void **s)
+static __attribute__((noinline)) void own_free_remote(struct front_heap *h, void **s)
 {
-	remote_push(front_page_of(s), s, s, 1);
+	struct front_page *pg = front_page_of(s);
+	uint32_t bytes = pg->slot_size;
+	remote_push(pg, s, s, 1);
+	/* counted as slot_free counts a remote free: os_stats' frees in flight are what was pushed less what was
+	 * collected, and the collector counts this one (stranded/taken_page_cached_slot_counted_once) */
+	__atomic_store_n(&h->remote_freed, h->remote_freed + bytes, __ATOMIC_RELAXED);
 }
 
 /* The oldest k slots of class cls's thread cache (tc_base(h, cls)[1 .. k]) go back to their pages, each checked as
@@ -1842,7 +1849,7 @@ static void tc_release(struct front_heap *h, size_t cls, size_t k)
 		if (__builtin_expect(__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) != h, 0)) {
 			/* its page went while the slot sat here (steal_idle took it, abandoned, maybe adopted since): the
 			 * slot is still counted as used there, and goes back as another thread's free would */
-			own_free_remote(s);
+			own_free_remote(h, s);
 			continue;
 		}
 		s[0] = (void *)front_enc(s, pg->free);
@@ -1874,7 +1881,7 @@ static void tc_flush_all(struct front_heap *h)
 void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 {
 	if (!own_enter(h)) { /* a pass is taking this idle thread's pages (steal_idle): s goes to its page's remote list */
-		own_free_remote(s);
+		own_free_remote(h, s);
 		return;
 	}
 	void ***base = tc_base(h, cls);
