@@ -150,7 +150,7 @@ enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size)
 			}
 	}
 	/* b != NULL: the ring's unused entries are 0, and free((void *)32), whose header would be at 0, was reported
-	 * as a double free (session 58's review: mapset/never_allocated_pointer_not_double_free) */
+	 * as a double free (session 58's review: death/free_never_allocated_low_address, strict/free_low_address) */
 	for (unsigned k = 0; b && k < 64; k++)
 		if (ms.gone[k] == (uintptr_t)b)
 			return MAPSET_GONE;
