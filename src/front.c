@@ -980,7 +980,7 @@ static bool heap_trim_own(struct front_heap *h);
  *    pages and its thread cache stay: the owner's fast paths use them without a mark.
  * A heap whose owner made no request or free between two passes (a second apart at least) is idle; its mc_steal is
  * set, every thread runs a barrier (osm_os_membarrier), and if its owner is not then inside a use of its bins or of
- * its pages' lists (mc_busy, internal.h: mc_enter; the small slow paths count themselves in too: own_enter) the
+ * its pages' lists (mc_busy, internal.h: mc_enter; the small slow paths count themselves in too) the
  * pass takes them, the owner going to the core meanwhile (or, freeing, to its page's remote list). The owner pays
  * two stores and a load per medium use and per small slow path; the pass a system call when a heap is idle and holds
  * something. malloc_trim takes them from every other thread that is not inside such a use (all), idle or not, as
@@ -1071,13 +1071,9 @@ static __attribute__((noinline)) void steal_idle(bool all)
 	stealing = false;
 }
 
-/* The owner's side for its small slow paths (steal_idle): counted in h->mc_busy as a use of the medium bins is.
- * False while a pass is taking h's pages: the caller goes another way (the core, the page's remote list) or waits
- * (own_enter_wait). The empty heap is never counted in (mc_enter). */
-static inline bool own_enter(struct front_heap *h)
-{
-	return mc_enter(h);
-}
+/* The owner's side for its small slow paths (steal_idle) is mc_enter (internal.h), the medium bins' own: counted
+ * in h->mc_busy; false while a pass is taking h's pages, and the caller goes another way (the core, the page's
+ * remote list) or waits (own_enter_wait). Its end, own_leave: the empty heap is never counted in. */
 static inline void own_leave(struct front_heap *h)
 {
 	if (h != &osm_front_empty_heap)
@@ -1085,9 +1081,9 @@ static inline void own_leave(struct front_heap *h)
 }
 /* The same for a path that cannot go another way (the thread's exit, malloc_trim): it waits for the pass, which
  * holds the front lock throughout. Never called with either lock held (a pass may wait for the core's). */
-static void own_enter_wait(struct front_heap *h)
+static inline __attribute__((always_inline)) void own_enter_wait(struct front_heap *h)
 {
-	while (!own_enter(h)) {
+	while (!mc_enter(h)) {
 		front_lock();
 		front_unlock();
 	}
@@ -1727,7 +1723,7 @@ void *osm_front_malloc_slow(size_t cls)
 	void *p;
 	if (h == &osm_front_empty_heap && !(h = heap_init())) {
 		p = tl_state == TL_TRACED ? traced_malloc(cls) : NULL;
-	} else if (!own_enter(h)) { /* another thread's pass is taking this idle thread's pages: the core serves */
+	} else if (!mc_enter(h)) { /* another thread's pass is taking this idle thread's pages: the core serves */
 		p = NULL;
 	} else {
 		bool behind = h->trim_seen != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
@@ -1880,7 +1876,7 @@ static void tc_flush_all(struct front_heap *h)
  * (marked) is cached. */
 void osm_front_tc_overflow(struct front_heap *h, size_t cls, void **s)
 {
-	if (!own_enter(h)) { /* a pass is taking this idle thread's pages (steal_idle): s goes to its page's remote list */
+	if (!mc_enter(h)) { /* a pass is taking this idle thread's pages (steal_idle): s goes to its page's remote list */
 		own_free_remote(h, s);
 		return;
 	}
@@ -1951,9 +1947,9 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 {
 	check_slot(p, pg, api);
 	void **s = p;
-	/* own page (the mark was the program's data), looked at once counted in (own_enter): a pass may be taking this
+	/* own page (the mark was the program's data), looked at once counted in (mc_enter): a pass may be taking this
 	 * idle thread's pages (steal_idle); then the slot goes to the page's remote list, as another thread's would */
-	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h && h != &osm_front_empty_heap && own_enter(h)) {
+	if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h && h != &osm_front_empty_heap && mc_enter(h)) {
 		if (__atomic_load_n(&pg->heap, __ATOMIC_RELAXED) == h) {
 			s[0] = (void *)front_enc(s, pg->free);
 			s[1] = (void *)front_mark(s);
@@ -2300,7 +2296,7 @@ static bool heap_trim_own(struct front_heap *h)
  * frees never take the fast paths); a traced thread's slow path calls heap_trim_own under its trace lock. */
 static void heap_trim_late(struct front_heap *h)
 {
-	if (!own_enter(h)) /* a pass is taking this idle thread's pages: the trim's look comes at a later call */
+	if (!mc_enter(h)) /* a pass is taking this idle thread's pages: the trim's look comes at a later call */
 		return;
 	h->trim_seen = __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
 	int saved = errno;
