@@ -11,6 +11,9 @@
  *   f P / F P    os_free(P)
  *   d            dump the heap: one line "blk 0x<addr> <size> <status>" per block, walking `next` from the
  *                heap start, then "end 0x<end of the last block>"
+ *   h P          the 32 bytes at P - 32 read as a header, whether or not a block starts there any more (an
+ *                absorbed header keeps its bytes): "hdr 0x<addr> size=<dec> status=<dec> prev=0x<..> next=0x<..>"
+ *                (a NULL link prints as '-'; header bytes 12..15, osmem's spare bytes, are not shown)
  *   k            os_heap_check(): "check 0" / "check -1"
  *   S            os_stats(): one line "stats name=value ..." (fragmentation in parts per million)
  *   z P N        the first N bytes at P are zero: "zero ok" / "zero BAD"
@@ -510,6 +513,26 @@ static void run(const char *stmt, size_t len, char *stack_buf)
 		expect_end(&c);
 		dump();
 		return;
+	case 'h': {
+		const struct block_meta *b = (const struct block_meta *)((const char *)parse_ptr(&c) - META_SIZE);
+		expect_end(&c);
+		put_str("hdr ");
+		put_hex((uintptr_t)b);
+		put_str(" size=");
+		put_dec(b->size);
+		put_str(" status=");
+		put_sdec(b->status);
+		const struct block_meta *link[2] = { b->prev, b->next };
+		for (int i = 0; i < 2; i++) {
+			put_str(i ? " next=" : " prev=");
+			if (link[i])
+				put_hex((uintptr_t)link[i]);
+			else
+				put_str("-");
+		}
+		flush_line();
+		return;
+	}
 	case 'S': {
 		expect_end(&c);
 		struct os_stats st;

@@ -912,6 +912,175 @@ scenario("realloc9_absorbed_last_not_grown", "a=m 131032; b=m 100; c=m 100; f c;
     check 0
 """)
 
+# ---- realloc 9 into a run that coalesces below the block: p @0x0, q @0x88, a @0x110, b @0x198 (104 each), free
+# 130496 @0x220.  free p, q (two blocks until a heap allocation).  a -> 200 (208): b is allocated, nothing to
+# absorb: move.  malloc(200) coalesces first: p + q = 104 + 32 + 104 = 240 @0x0; best fit of 240 and 130496: 240;
+# 240 - 200 = 40: split (exactly the least that holds a header and 8 bytes), free @0x0 + 32 + 200 = 0xe8 of 8;
+# copy a's 104 bytes; a freed (its neighbours are allocated: nothing merges until the next heap allocation).
+scenario("realloc9_move_into_coalesced_run_below", "p=m 100; q=m 100; a=m 100; b=m 100; f p; f q; w a 104 8; "
+         "c=r a 200; v c 104 8; v a 104 8; d; k", """
+    @ p=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ q=m 100
+    = H+0xa8 size=104 status=1
+    @ a=m 100
+    = H+0x130 size=104 status=1
+    @ b=m 100
+    = H+0x1b8 size=104 status=1
+    @ f p
+    @ f q
+    @ w a 104 8
+    @ c=r a 200
+    = H+0x20 size=200 status=1
+    @ v c 104 8
+    pat ok
+    @ v a 104 8
+    pat ok
+    @ d
+    blk H+0x0 200 1
+    blk H+0xe8 8 0
+    blk H+0x110 104 0
+    blk H+0x198 104 1
+    blk H+0x220 130496 0
+    end H+0x20000
+    @ k
+    check 0
+""")
+
+# ---- realloc 4 with a heap already there, into a run that coalesces: p @0x0, q @0x88, b @0x110 (104 each), free
+# 130632 @0x198; free p, q.  a = 200000 is mapped (200032).  a -> 150 (152 + 32 < 131072): the heap serves it
+# first (coalesce p + q = 240 @0x0; best fit 240; 240 - 152 = 88 >= 40: split, free @0x0 + 32 + 152 = 0xb8 of
+# 240 - 152 - 32 = 56), 152 bytes copied, then the mapping goes.
+scenario("realloc4_mapped_into_coalesced_run", "p=m 100; q=m 100; b=m 100; f p; f q; a=m 200000; w a 200000 7; "
+         "c=r a 150; v c 152 7; d; k", """
+    @ p=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ q=m 100
+    = H+0xa8 size=104 status=1
+    @ b=m 100
+    = H+0x130 size=104 status=1
+    @ f p
+    @ f q
+    @ a=m 200000
+    mmap 200032
+    = M1+0x20 size=200000 status=2
+    @ w a 200000 7
+    @ c=r a 150
+    munmap M1 200032
+    = H+0x20 size=152 status=1
+    @ v c 152 7
+    pat ok
+    @ d
+    blk H+0x0 152 1
+    blk H+0xb8 56 0
+    blk H+0x110 104 1
+    blk H+0x198 130632 0
+    end H+0x20000
+    @ k
+    check 0
+""")
+
+# ---- realloc 8 absorbing without a split: a @0x0, b @0x88, c @0x110 (104 each), free 130632 @0x198; free b.
+# a -> 210 (216): a + b = 104 + 32 + 104 = 240 >= 216; 240 - 216 = 24 < 40: no split, a keeps 240.
+scenario("realloc8_absorb_without_split", "a=m 100; b=m 100; c=m 100; f b; w a 104 5; g=r a 210; v g 104 5; d; k",
+         """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ b=m 100
+    = H+0xa8 size=104 status=1
+    @ c=m 100
+    = H+0x130 size=104 status=1
+    @ f b
+    @ w a 104 5
+    @ g=r a 210
+    = H+0x20 size=240 status=1
+    @ v g 104 5
+    pat ok
+    @ d
+    blk H+0x0 240 1
+    blk H+0x110 104 1
+    blk H+0x198 130632 0
+    end H+0x20000
+    @ k
+    check 0
+""")
+
+# ---- os_free changes its own block's status and no other header: a @0x0, b @0x88, c @0x110 (104 each), free
+# 130632 @0x198.  The headers of a, b, c before and after free(b): b's status 1 -> 0, its size and links as they
+# were; a's and c's untouched (osmem's spare bytes 12..15 are not shown: docs/CLASSIC.md, section 1).
+scenario("free_writes_only_its_own_header", "a=m 100; b=m 100; c=m 100; h a; h b; h c; f b; h a; h b; h c; d; k",
+         """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ b=m 100
+    = H+0xa8 size=104 status=1
+    @ c=m 100
+    = H+0x130 size=104 status=1
+    @ h a
+    hdr H+0x0 size=104 status=1 prev=- next=H+0x88
+    @ h b
+    hdr H+0x88 size=104 status=1 prev=H+0x0 next=H+0x110
+    @ h c
+    hdr H+0x110 size=104 status=1 prev=H+0x88 next=H+0x198
+    @ f b
+    @ h a
+    hdr H+0x0 size=104 status=1 prev=- next=H+0x88
+    @ h b
+    hdr H+0x88 size=104 status=0 prev=H+0x0 next=H+0x110
+    @ h c
+    hdr H+0x110 size=104 status=1 prev=H+0x88 next=H+0x198
+    @ d
+    blk H+0x0 104 1
+    blk H+0x88 104 0
+    blk H+0x110 104 1
+    blk H+0x198 130632 0
+    end H+0x20000
+    @ k
+    check 0
+""")
+
+# ---- What a coalesced run of three leaves in the headers it absorbed (docs/CLASSIC.md, section 5): a @0x0,
+# b @0x88, c @0x110, e @0x198, g @0x220 (104 each), free 130360 @0x2a8.  free b, c, e; t = malloc(8) merges the run
+# into b one neighbour at a time: b + c (b.next = e, e.prev = b), then + e: 376 @0x88 (b.next = g, g.prev = b).
+# c's old header is as free(c) left it (prev b, next e); e's has prev = b, written by the first merge.  Best fit
+# of 376 and 130360: 376; 376 - 8 = 368 >= 40: split, free @0x88 + 32 + 8 = 0xb0 of 376 - 8 - 32 = 336.
+scenario("coalesce_run_leaves_absorbed_headers", "a=m 100; b=m 100; c=m 100; e=m 100; g=m 100; f b; f c; f e; "
+         "t=m 8; h c; h e; d; k", """
+    @ a=m 100
+    brk +131072
+    = H+0x20 size=104 status=1
+    @ b=m 100
+    = H+0xa8 size=104 status=1
+    @ c=m 100
+    = H+0x130 size=104 status=1
+    @ e=m 100
+    = H+0x1b8 size=104 status=1
+    @ g=m 100
+    = H+0x240 size=104 status=1
+    @ f b
+    @ f c
+    @ f e
+    @ t=m 8
+    = H+0xa8 size=8 status=1
+    @ h c
+    hdr H+0x110 size=104 status=0 prev=H+0x88 next=H+0x198
+    @ h e
+    hdr H+0x198 size=104 status=0 prev=H+0x88 next=H+0x220
+    @ d
+    blk H+0x0 104 1
+    blk H+0x88 8 1
+    blk H+0xb0 336 0
+    blk H+0x220 104 1
+    blk H+0x2a8 130360 0
+    end H+0x20000
+    @ k
+    check 0
+""")
+
 # ---- calloc overflow: 2^62 * 4 = 2^64, 2^32 * 2^32 = 2^64, SIZE_MAX * 2: NULL, ENOMEM, no system call; the
 # heap is then still untouched: c(2,2) = 4 -> s = 8 triggers the preallocation.
 scenario("calloc_overflow", "a=c 4611686018427387904 4; b=c 4 4611686018427387904; c=c 18446744073709551615 2; "
