@@ -360,11 +360,15 @@ static void trace_begin(void)
 	tl_hold = true;
 }
 
+/* The front lock goes first: osm_unlock writes the queued trace (lock.c, osm_trace_after_unlock), and a write
+ * that blocks (a pipe nobody reads fast enough, a slow disk) must stall this thread only. Released the other way
+ * round, every thread's next small request waited for the front lock behind that write
+ * (observe: trace/blocked_writer_stalls_no_other_thread). */
 static void trace_end(void)
 {
 	tl_hold = false;
-	osm_unlock();
 	front_unlock();
+	osm_unlock();
 }
 
 /* The same, for medium.c. */

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -395,11 +396,15 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 			fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 			if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && ftruncate(fd, 0) == 0) {
 				how = TRACE_PATH;
-			} else {
-				if (fd >= 0)
-					close(fd);
+			} else if (fd >= 0) { /* held by another process: PATH.PID */
+				close(fd);
 				fd = -1;
 				how = TRACE_PATH_PID;
+			} else { /* path itself cannot be opened (a directory, no permission): no PATH.PID beside it either,
+				  * where a directory's trace went to DIR.PID (trace/unwritable_path_said) */
+				nocancel_end(cancel);
+				errno = saved;
+				return false;
 			}
 		}
 		if (how == TRACE_PATH_PID) {
@@ -413,6 +418,40 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 	nocancel_end(cancel);
 	errno = saved;
 	return f->fd >= 0;
+}
+
+/* Why a trace could not be written at path, checked when tracing starts (without opening: the open waits for the
+ * first writer, outside the heap lock, and a FIFO's open blocks until it has a reader): NULL if it can. A path that
+ * exists must be writable and not a directory; a new one needs a writable directory. */
+const char *osm_os_trace_unwritable(const char *path)
+{
+	int saved = errno;
+	const char *why = NULL;
+	struct stat st;
+	char dir[4096];
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			why = "a directory";
+		else if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0)
+			why = "not writable";
+	} else if (errno != ENOENT) {
+		why = errno == EACCES ? "not reachable (permission denied)" : "not reachable";
+	} else {
+		const char *slash = strrchr(path, '/');
+		size_t n = slash ? (size_t)(slash - path) : 0;
+		if (slash && n == 0)
+			n = 1; /* "/name": the root */
+		if (n >= sizeof dir)
+			n = sizeof dir - 1;
+		memcpy(dir, slash ? path : ".", slash ? n : 1);
+		dir[slash ? n : 1] = 0;
+		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+			why = "in a directory that does not exist";
+		else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
+			why = "in a directory that is not writable";
+	}
+	errno = saved;
+	return why;
 }
 
 bool osm_os_open_stats(struct os_file *f, const char *spec)

@@ -358,6 +358,18 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 	}
 	if (h >= sizeof tr.header)
 		return;
+	/* a path that cannot be written, said once, and no trace: until session 59 tracing went on (every front
+	 * request serialised and formatted, 12x the time) and the open failed at the first write in silence
+	 * (observe/trace/unwritable_path_said) */
+	const char *why = osm_os_trace_unwritable(path);
+	if (why) {
+		osm_os_write_err("osmem: OSMEM_TRACE names ");
+		osm_os_write_err(path);
+		osm_os_write_err(", ");
+		osm_os_write_err(why);
+		osm_os_write_err(": no trace\n");
+		return;
+	}
 	memcpy(tr.path, path, n + 1);
 	memcpy(tr.header, header, h + 1);
 	/* osmem-run names the owner (its pid, which exec keeps); else the first process to hold path owns it, and

@@ -7,7 +7,7 @@
 - a request past the largest one osmem serves ends with its result, on every entry point;
 - the default profile's malloc(0) and calloc of 0 bytes, and their frees, are in the trace.
 Prints PASS/FAIL lines and 'N passed, N failed'."""
-import argparse, os, random, re, subprocess, sys, tempfile
+import argparse, os, random, re, select, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 results = []
@@ -301,6 +301,50 @@ int main(void)
 """
 
 
+# Two threads of small requests, traced into a FIFO that nobody reads until this program says whether one of them
+# finished within 30 s (trace/blocked_writer_stalls_no_other_thread). Its own output: write(2), no stdio.
+STALL_PROG = r"""
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic int finished;
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20000; i++) {
+		char *p = malloc(16 + (size_t)(i % 200));
+		if (!p)
+			abort();
+		p[0] = 1;
+		free(p);
+	}
+	finished++;
+	return NULL;
+}
+
+int main(void)
+{
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, worker, NULL);
+	struct timespec tick = {0, 10000000};
+	for (int k = 0; k < 3000 && !finished; k++)
+		nanosleep(&tick, NULL);
+	const char *say = finished ? "one finished\n" : "none finished in 30 s\n";
+	if (write(1, say, strlen(say)) < 0)
+		return 2;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	return 0;
+}
+"""
+
+
 def dropin_program(build, tmp, name, source, asan):
     """source built against the drop-in (libosmem-malloc.so), or None: under AddressSanitizer, which owns malloc
     (a note says so), or when it does not compile (a failure)."""
@@ -443,6 +487,52 @@ def main():
             said = r.stderr.count(f"OSMEM_TRACE names a path of {n} bytes")
             check(f"trace/path_too_long_said_{n}", r.returncode == 0 and said == 1,
                   f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
+
+        # 5b. a path that cannot be written (no such directory, a directory itself) is said once on stderr and the
+        # program runs untraced; until session 59 tracing stayed on (every small request serialised, 12x the
+        # time) and wrote nothing, and a directory's trace went to a new file DIR.PID beside it
+        for what, bad in (("no_directory", os.path.join(tmp, "no-such-dir", "x.trace")),
+                          ("a_directory", os.path.join(tmp, "tracedir"))):
+            if what == "a_directory":
+                os.makedirs(bad, exist_ok=True)
+            before = set(os.listdir(tmp))
+            r = subprocess.run([prog, TRACE_SCRIPT], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, OSMEM_TRACE=bad))
+            said = r.stderr.count(f"osmem: OSMEM_TRACE names {bad}, ")
+            made = sorted(set(os.listdir(tmp)) - before)
+            check(f"trace/unwritable_path_said_{what}", r.returncode == 0 and said == 1 and not made,
+                  f"exit {r.returncode}, said {said} times (want 1), files made beside it {made}: "
+                  f"{r.stderr[-300:]!r}")
+
+        # 5c. a trace writer that blocks (a pipe nobody reads) stalls its own thread only: two threads make small
+        # requests into a FIFO that is not read; one blocks in the write, the other must finish. Until session 59
+        # the writer held the front lock through the write, and the other thread waited for it as long
+        exe = dropin_program(a.build, tmp, "stall", STALL_PROG, asan)
+        if exe:
+            fifo = os.path.join(tmp, "stall.fifo")
+            os.mkfifo(fifo)
+            rd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so that the library's open does not wait
+            proc = subprocess.Popen([exe], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=dict(os.environ, OSMEM_TRACE=fifo))
+            ready, _, _ = select.select([proc.stdout], [], [], 120)
+            line = proc.stdout.readline().decode() if ready else "(nothing in 120 s)"
+            # now read the FIFO, so that the blocked thread finishes too
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline:
+                r_, _, _ = select.select([rd], [], [], 0.2)
+                if r_:
+                    try:
+                        os.read(rd, 1 << 16)
+                    except BlockingIOError:
+                        pass
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            os.close(rd)
+            check("trace/blocked_writer_stalls_no_other_thread",
+                  line.startswith("one finished") and proc.returncode == 0,
+                  f"with the trace's reader stopped, {line.strip()!r} (want: one of the two threads finished within "
+                  f"30 s); exit {proc.returncode}: {proc.stderr.read().decode()[-300:]!r}")
 
         # 6. a request larger than the largest one osmem serves ends with its result too: os_realloc's line was
         # written before the size was checked, and its `= NULL` never came (docs/TRACE.md: every allocating request
