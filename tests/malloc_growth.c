@@ -3,6 +3,7 @@
  * 100 such reallocs; osmem before the fix: one per realloc). The classic profile grows by the exact difference
  * (docs/CLASSIC.md): one brk per realloc, which this test checks too.
  * Prints `PASS growth/<case>` or `FAIL growth/<case>: why`. */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1038,6 +1040,44 @@ static int aligned_hole_case(int unused)
 	return !ok;
 }
 
+/* Out of room under RLIMIT_DATA right after a big free: 50 MB of 40000-byte blocks freed leave a free top that
+ * waits 100 ms for its trim (heap.c, trim_due), and a request the limit then refuses must have that top given back
+ * and be tried again (medium.c, osm_front_reclaim), as malloc_trim(0) would: glibc trims at the free and serves it.
+ * Until session 59 malloc(64 MiB) returned NULL here (a review's finding). */
+static int enomem_waiting_top_case(int unused)
+{
+	(void)unused;
+	enum { N = 1250, SZ = 40000 };
+	static char *p[N];
+	struct rlimit rl = { (rlim_t)100 << 20, (rlim_t)100 << 20 };
+	if (setrlimit(RLIMIT_DATA, &rl) != 0) {
+		printf("FAIL growth/enomem_gives_back_waiting_top: setrlimit refused (test setup)\n");
+		return 1;
+	}
+	for (int i = 0; i < N; i++) {
+		p[i] = v_malloc(SZ);
+		if (!p[i]) {
+			printf("FAIL growth/enomem_gives_back_waiting_top: block %d of %d refused under the limit (test "
+			       "setup)\n", i, N);
+			return 1;
+		}
+		memset(p[i], 1, SZ);
+	}
+	for (int i = 0; i < N; i++)
+		v_free(p[i]);
+	errno = 0;
+	char *big = v_malloc((size_t)64 << 20);
+	int err = errno;
+	if (big)
+		big[0] = big[((size_t)64 << 20) - 1] = 2;
+	printf(big ? "PASS growth/enomem_gives_back_waiting_top\n"
+		   : "FAIL growth/enomem_gives_back_waiting_top: malloc(64 MiB) returned NULL (errno %d) under an "
+		     "RLIMIT_DATA of 100 MiB right after 50 MB of 40000-byte blocks were freed: their free top, waiting "
+		     "for its trim, kept the room\n", err);
+	v_free(big);
+	return !big;
+}
+
 static int in_child(const char *name, int (*fn)(int), int arg)
 {
 	fflush(stdout);
@@ -1086,6 +1126,8 @@ int main(int argc, char **argv)
 	if (!classic && in_child("aligned_request_takes_aligned_hole", aligned_hole_case, 0))
 		return 1;
 	if (!classic && in_child("lazy_trim", lazy_trim_case, 0))
+		return 1;
+	if (!classic && in_child("enomem_gives_back_waiting_top", enomem_waiting_top_case, 0))
 		return 1;
 	if (!classic && in_child("top_above_threshold_after_trim_goes_back_by_mallocs", trim_wait_again_case, 0))
 		return 1;
