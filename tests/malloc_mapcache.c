@@ -506,6 +506,36 @@ static void small_mapping_not_kept(void)
 	verdict("small_mapping_not_kept", p && s1.maps == 0 && s1.munmaps == s0.munmaps + 1, why);
 }
 
+/* open_memstream's fclose: a mapped buffer of 34 MiB cut by realloc to 20 MiB after a free of that size had raised
+ * the mmap threshold above 20 MiB. The block stays where it is (mremap gives the tail back), with its bytes: it
+ * moved into the heap, a copy faulted in beside the old mapping, which the cache then kept resident (peak 54 MB,
+ * glibc 34; a review in session 59). */
+static void mapped_shrink_stays_in_place(void)
+{
+	char why[300];
+	empty_cache();
+	const size_t big = 34 * MiB, cut = 20 * MiB;
+	char *p = v_malloc(big);
+	if (p)
+		memset(p, 1, big);
+	v_free(p); /* the threshold rises to 32 MiB */
+	char *q = v_malloc(big), *r = NULL;
+	size_t bad = SIZE_MAX;
+	if (q) {
+		for (size_t n = 0; n < big; n += 4096)
+			q[n] = (char)(n >> 12);
+		r = realloc(q, cut);
+		for (size_t n = 0; r && n < cut && bad == SIZE_MAX; n += 4096)
+			if (r[n] != (char)(n >> 12))
+				bad = n;
+	}
+	snprintf(why, sizeof why, "a mapped block of 34 MiB cut to 20 MiB %s, a lost byte at %zu (want: the same "
+		 "address, nothing lost)", !q || !r ? "failed" : r == q ? "stayed" : "moved", bad == SIZE_MAX ? 0 : bad);
+	verdict("mapped_shrink_stays_in_place", q && r == q && bad == SIZE_MAX, why);
+	v_free(r ? r : q);
+	empty_cache();
+}
+
 /* A buffer grown by doubling realloc to 40 MiB, every page written, then freed, round after round: from the
  * second round on, the growth into the cache's sizes takes the kept mapping (copying what the buffer held), so one
  * mapping stays kept between rounds. Before: each round grew by mremap into fresh pages beside the kept one, and
@@ -1020,6 +1050,7 @@ int main(void)
 	threaded_sized_delete_of_whole_kept_mapping();
 	small_mapping_not_kept();
 	growing_buffer_takes_kept_mapping();
+	mapped_shrink_stays_in_place();
 	growing_requests_grow_kept_mapping();
 	doubling_buffer_grows_within_kept_mapping();
 	threaded_growth_old_block_not_kept();
