@@ -469,6 +469,32 @@ def main():
               f"a malloc the trace says failed, then the same served and freed: bytes in use at the end {held} "
               f"(want 0 in each osmem column), mismatches {[c.get('result_mismatches') for c in cols.values()]} "
               f"(want 1 each); exit {rr.returncode} {rr.stderr[-200:]!r}")
+        # a realloc the trace says failed (= NULL) leaves the program its old block, and its later requests name it
+        # (a retry, a free); the replay's realloc, served, freed that block. The replay kept the new block, which no
+        # line frees, and marked the old id dead, so the retry and the free were skipped (a reviewer's finding). The
+        # reverse: the trace's realloc served, the replay's failed (a size no allocator serves): the old block must
+        # stand in for the new one, which the program frees, not stay in use to the end.
+        head = "osmem-trace 1 profile=classic align=16\nmalloc 1000 t=1\n= H+0x20\nmalloc 2000 t=1\n= H+0x420\n"
+        for case, tail in (
+                ("failed_realloc_keeps_old_block_live",
+                 "realloc H+0x20 52428800 t=1\n= NULL\nrealloc H+0x20 52428800 t=1\n  mmap 52432896 0x7f0000000000\n"
+                 "= 0x7f0000000020\nfree 0x7f0000000020 t=1\nrealloc H+0x420 52428800 t=1\n= NULL\nfree H+0x420 t=1\n"),
+                ("realloc_failed_in_the_replay_frees_old_block",
+                 "realloc H+0x20 4611686018427387904 t=1\n= 0x7f0000000020\nfree 0x7f0000000020 t=1\n"
+                 "free H+0x420 t=1\n")):
+            path = os.path.join(tmp, f"{case}.trace")
+            open(path, "w").write(head + tail)
+            rr, rep = replay(tool, lib_args, path)
+            cols = rep["columns"] if rep else {}
+            total = request_count(head + tail)
+            held = {n: (c.get("os_stats") or {}).get("bytes_in_use") for n, c in cols.items() if c.get("os_stats")}
+            counts = {n: (c.get("requests_replayed"), c.get("requests_skipped"), c.get("result_mismatches"),
+                          c.get("live_bytes")) for n, c in cols.items()}
+            want = (total, 0, 2 if case.startswith("failed") else 1, 0)
+            check(f"replay/{case}", rr.returncode == 0 and len(cols) == 3 and len(held) == 2 and
+                  all(v == 0 for v in held.values()) and all(v == want for v in counts.values()),
+                  f"(replayed, skipped, mismatches, live bytes) {counts}, want {want}; bytes in use at the end {held} "
+                  f"(want 0); exit {rr.returncode} {rr.stderr[-200:]!r}")
         path = os.path.join(tmp, "cut_in_the_middle.trace")
         open(path, "w").write(good + "= H+0x\nmalloc 30 t=1\n= H+0x60\n")
         rr, _ = replay(tool, lib_args, path)
