@@ -1962,12 +1962,17 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
  * Before, the tail went back at once and the next doubling took another kept mapping (a copy, and the old one kept
  * beside it) or grew by mremap into fresh pages (mapcache/doubling_buffer_grows_within_kept_mapping). What a block
  * keeps this way is bounded by what it asked, and a realloc that shrinks it by more than an eighth gives it back. */
+static __attribute__((noinline)) struct block_meta *regrow_take(size_t s)
+{
+	mapcache_expire();
+	return mapcache_n ? mapcache_take(0, realloc_slack(s), false) : NULL;
+}
+
 static inline __attribute__((always_inline)) struct block_meta *regrow_kept(struct block_meta *b, size_t s)
 {
 	if (!mapcache_n || s <= b->size || s + META_SIZE < MAPCACHE_MIN || osm_heap.policy.fixed_threshold)
 		return NULL;
-	mapcache_expire();
-	return mapcache_n ? mapcache_take(0, realloc_slack(s), false) : NULL;
+	return regrow_take(s); /* out of line: realloc's cases 4 and 5 inline the test alone (hot text) */
 }
 
 /* A heap block growing into a mapping (case 5), in a process with threads, from THREADED_MAX up to MAPCACHE_MIN,
@@ -2120,16 +2125,15 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		 * in turn (gawk's strings appended to one after the other) moved at every call, each into the hole another
 		 * had left, copying 128-320 KB every 16 bytes (1.5 s for 64 buffers to 625 KB, glibc 0.08; a review in
 		 * session 59: realloc/buffers_grown_in_turn_move_geometrically). With the slack, every eighth. */
-		size_t want = s > b->size ? realloc_slack(s) : s;
-		struct block_meta *nb = fit_first(want, threshold) ? heap_fit(want) : NULL;
-		if (!nb)
-			nb = map_block(want);
-		if (!nb && want > s && fit_first(s, threshold)) /* no room for the slack: the exact size, as before */
-			nb = heap_fit(s);
-		if (!nb && want > s)
-			nb = map_block(s);
-		if (!nb && mapcache_empty())
-			nb = map_block(s);
+		struct block_meta *nb = NULL;
+		size_t want = realloc_slack(s); /* a shrink (by more than an eighth) keeps an eighth too, as in place */
+		for (int k = 0; !nb && k < 3; k++, want = s) { /* no room for the slack: s; then the kept mappings go */
+			if (k == 2 && !mapcache_empty())
+				break;
+			nb = fit_first(want, threshold) ? heap_fit(want) : NULL;
+			if (!nb)
+				nb = map_block(want);
+		}
 		return move_block(b, nb, s);
 	}
 	size_t before = b->size;
