@@ -475,6 +475,8 @@ HIDDEN struct block_meta *osm_memalign(size_t alignment, size_t n);
 /* Gives free memory back: the top of the heap beyond pad, and the pages inside large free blocks.
  * Returns true when anything went back. */
 HIDDEN bool osm_trim(size_t pad);
+/* The free top and the kept mappings back, for a request ENOMEM refused (heap.c); true when anything went. */
+HIDDEN bool osm_trim_for_retry(void);
 /* The largest free block on the heap, and the number and bytes of free blocks. */
 HIDDEN void osm_free_summary(size_t *largest, size_t *count, size_t *bytes);
 HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);

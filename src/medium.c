@@ -347,11 +347,11 @@ bool osm_front_reclaim(void)
 		mc_leave(h);
 	}
 	/* last, with the cached blocks back in the core (one at the top kept the free top below it): the core's free
-	 * top waiting for its lazy trim (heap.c, trim_due) and its kept mappings, as malloc_trim(0). Until session 59 a
-	 * free top of 50 MB held RLIMIT_DATA's room for 100 ms after the frees, and malloc(64 MiB) failed where glibc,
-	 * which trims at the free, served it (growth/enomem_gives_back_waiting_top) */
+	 * top waiting for its lazy trim (heap.c, trim_due) and its kept mappings (osm_trim_for_retry). Until session 59
+	 * a free top of 50 MB held RLIMIT_DATA's room for 100 ms after the frees, and malloc(64 MiB) failed where
+	 * glibc, which trims at the free, served it (growth/enomem_gives_back_waiting_top) */
 	osm_lock();
-	any |= osm_trim(0);
+	any |= osm_trim_for_retry();
 	osm_unlock();
 	tl_reclaim_retry = any;
 	return any;
