@@ -611,17 +611,26 @@ static bool discard_free_pages(struct block_meta *b, void *released)
 
 static bool mapcache_empty(void);
 
-/* The classic profile never gives memory back (docs/CLASSIC.md: the break never shrinks, freed bytes stay as they
- * were): malloc_trim there returns 0 and changes nothing. The default profile's kept mappings go back too. */
-bool osm_trim(size_t pad)
+/* The kept mappings, and the free top of the heap beyond pad: what malloc_trim and a refused request's retry
+ * share. True when anything went back. */
+static bool trim_kept_and_top(size_t pad)
 {
 	bool released = mapcache_empty();
 	if (!osm_heap.head || osm_heap.classic)
 		return released;
 	coalesce_blocks();
 	osm_heap.trim_since = 0;
-	released |= trim_top(pad);
-	osm_index_walk(discard_free_pages, &released);
+	return trim_top(pad) || released;
+}
+
+/* The classic profile never gives memory back (docs/CLASSIC.md: the break never shrinks, freed bytes stay as they
+ * were): malloc_trim there returns 0 and changes nothing. The default profile's kept mappings go back too, and the
+ * pages of its free blocks. */
+bool osm_trim(size_t pad)
+{
+	bool released = trim_kept_and_top(pad);
+	if (osm_heap.head && !osm_heap.classic)
+		osm_index_walk(discard_free_pages, &released);
 	return released;
 }
 
@@ -633,12 +642,7 @@ bool osm_trim(size_t pad)
  * anything went back. */
 bool osm_trim_for_retry(void)
 {
-	bool released = mapcache_empty();
-	if (!osm_heap.head || osm_heap.classic)
-		return released;
-	coalesce_blocks();
-	osm_heap.trim_since = 0;
-	return trim_top(0) || released;
+	return trim_kept_and_top(0);
 }
 
 // ------------------------------------------------------------------
