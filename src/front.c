@@ -169,6 +169,7 @@ HIDDEN struct front_heap osm_front_empty_heap = {
 _Static_assert(FRONT_CLASSES == 29, "osm_front_empty_heap lists 29 classes");
 
 __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec"))) = &osm_front_empty_heap;
+__thread struct osm_mapkeep osm_front_tl_mapkeep __attribute__((tls_model("initial-exec")));
 enum { TL_NEW, TL_ACTIVE, TL_DONE, TL_OFF, TL_TRACED };
 static __thread uint8_t tl_state __attribute__((tls_model("initial-exec")));
 static __thread bool tl_in_lock __attribute__((tls_model("initial-exec")));

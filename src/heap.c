@@ -1060,6 +1060,8 @@ static void mapped_unlink(struct block_meta *b, bool unmapped)
 	if (b->next)
 		b->next->prev = b->prev;
 	osm_mapset_del(b, unmapped);
+	/* every thread's osm_mapkeep entries are stale now: b may be one of them */
+	__atomic_store_n(&osm_heap.mapped_gen, osm_heap.mapped_gen + 1, __ATOMIC_RELAXED);
 	osm_heap.count.mapped_bytes -= b->size;
 	osm_heap.count.mapped_count--;
 }
@@ -2285,32 +2287,40 @@ void osm_check_free_block(const struct block_meta *b)
 		osm_fatal_block(b, "corrupted header");
 }
 
+/* A heap address whose header is not an allocated block's that holds: a free block (returned when allow_free: the
+ * classic realloc's rule 3), else reported. Out of line: a correct program's requests never come here, and the
+ * hot text has no room for it (tests/test_footprint.py). */
+static __attribute__((noinline)) struct block_meta *user_block_odd(void *ptr, struct block_meta *b, const char *api,
+								   bool allow_free)
+{
+	if (!hdr_in_heap(b))
+		osm_fatal_pointer(api, "invalid pointer", ptr);
+	/* a block of the list whose size, status or cookie the program overwrote: not a foreign pointer */
+	if (b->prev ? hdr_in_heap(b->prev) && b->prev->next == b : osm_heap.head == b)
+		if (b->next ? hdr_in_heap(b->next) && b->next->prev == b : osm_heap.tail == b)
+			if (b->status != STATUS_FREE || (!free_slot(b) && block_tag(b) != TAG_NOSLOT))
+				osm_fatal_pointer(api, "corrupted header", ptr);
+	if (b->status == STATUS_FREE && (free_slot(b) || block_tag(b) == TAG_NOSLOT)) {
+		if (allow_free)
+			return b;
+		osm_fatal_pointer(api, "double free", ptr);
+	}
+	osm_fatal_pointer(api, "invalid pointer", ptr);
+}
+
 struct block_meta *osm_user_block(void *ptr, const char *api, bool allow_free)
 {
 	struct block_meta *b = block_of(ptr);
 	if ((uintptr_t)ptr & (osm_heap.policy.align - 1))
 		osm_fatal_pointer(api, "invalid pointer", ptr);
 	if (osm_in_heap(b)) {
-		if (!hdr_in_heap(b))
-			osm_fatal_pointer(api, "invalid pointer", ptr);
-		if (b->status == STATUS_ALLOC && block_tag(b) == block_cookie(b)) {
-			if (!heap_links_ok(b))
-				osm_fatal_pointer(api, "corrupted header", ptr);
-			if (OSM_DEFERS && !osm_heap.classic && osm_deferred_marked(ptr)) /* freed, waiting for the lock */
-				osm_fatal_pointer(api, "double free", ptr);
-			return b;
-		}
-		/* a block of the list whose size, status or cookie the program overwrote: not a foreign pointer */
-		if (b->prev ? hdr_in_heap(b->prev) && b->prev->next == b : osm_heap.head == b)
-			if (b->next ? hdr_in_heap(b->next) && b->next->prev == b : osm_heap.tail == b)
-				if (b->status != STATUS_FREE || (!free_slot(b) && block_tag(b) != TAG_NOSLOT))
-					osm_fatal_pointer(api, "corrupted header", ptr);
-		if (b->status == STATUS_FREE && (free_slot(b) || block_tag(b) == TAG_NOSLOT)) {
-			if (allow_free)
-				return b;
+		if (!hdr_in_heap(b) || b->status != STATUS_ALLOC || block_tag(b) != block_cookie(b))
+			return user_block_odd(ptr, b, api, allow_free);
+		if (!heap_links_ok(b))
+			osm_fatal_pointer(api, "corrupted header", ptr);
+		if (OSM_DEFERS && !osm_heap.classic && osm_deferred_marked(ptr)) /* freed, waiting for the lock */
 			osm_fatal_pointer(api, "double free", ptr);
-		}
-		osm_fatal_pointer(api, "invalid pointer", ptr);
+		return b;
 	}
 	/* Not on the heap: one of osmem's mappings, or not ours. The set of live mappings answers without reading
 	 * the memory, so an unmapped, PROT_NONE or file-backed address is reported, never touched. */

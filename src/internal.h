@@ -360,6 +360,10 @@ struct heap {
 	uint32_t secret;
 	uint64_t key;                   /* odd, per process: keys block_cookie */
 	struct heap_policy policy;
+	/* one more at every mapped block's unlink (heap.c, mapped_unlink: freed, moved, remapped), written under the
+	 * lock, read without it by realloc's keep of a mapped block (osm_mapkeep): a line of its own, as mapped
+	 * blocks come and go while other threads read the lines around it */
+	_Alignas(64) uint64_t mapped_gen;
 	/* written under the lock */
 	_Alignas(64) struct block_meta *head, *tail; /* heap blocks in address order */
 	char *touched;                  /* pages below this were written once (heap.c, prefault); the break's frontier */
@@ -845,6 +849,34 @@ static inline struct front_stacks *stacks_of(struct front_heap *h)
 }
 
 HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_model("initial-exec")));
+/* The mapped blocks this thread's reallocs last kept or remapped under the lock (the last MAPKEEP_WAYS), valid
+ * while no mapped block anywhere has been unlinked since (gen == osm_heap.mapped_gen): then each is still live
+ * and its header is osmem's to read without the lock, where finding it otherwise takes the lock and the mapping
+ * set (osm_user_block). A string grown a byte at a time past the mmap threshold: override.c,
+ * mapped_realloc_keeps. Filled under the lock (osm_mapkeep_note), by the default profile untraced. */
+#define MAPKEEP_WAYS 4
+struct osm_mapkeep {
+	uint64_t gen;
+	void *p[MAPKEEP_WAYS];
+	unsigned next; /* the entry the next new block replaces */
+};
+HIDDEN extern __thread struct osm_mapkeep osm_front_tl_mapkeep __attribute__((tls_model("initial-exec")));
+/* p is one of them (NULL never is asked: realloc(NULL) is malloc's). Four compares of one line. */
+static inline bool osm_mapkeep_has(const struct osm_mapkeep *k, const void *p)
+{
+	return (k->p[0] == p) | (k->p[1] == p) | (k->p[2] == p) | (k->p[3] == p);
+}
+static inline void osm_mapkeep_note(void *p, uint64_t gen)
+{
+	struct osm_mapkeep *k = &osm_front_tl_mapkeep;
+	if (k->gen != gen) {
+		for (size_t i = 0; i < MAPKEEP_WAYS; i++)
+			k->p[i] = NULL;
+		k->gen = gen;
+	}
+	if (!osm_mapkeep_has(k, p))
+		k->p[k->next++ % MAPKEEP_WAYS] = p;
+}
 /* One bit per 4 MiB of the 47-bit address space: 1 where a front segment is. In two levels: 64 leaves of 64 KiB
  * (2^19 bits, 2 TiB of address space each), each mapped when a segment first lies in its part (front.c,
  * segmap_set; a spare is mapped ahead, so that setting a bit never fails), and only the page or two around the

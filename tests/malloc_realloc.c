@@ -41,6 +41,16 @@
  *                                                  move had left, exactly its size (16,919 moves for gawk's four
  *                                                  strings, 1.5 s for 64 buffers where glibc takes 0.08); a move
  *                                                  now takes realloc's slack too, so a buffer moves once an eighth.
+ *   mapped_buffers_grown_in_turn_keep_without_lock four mapped buffers grown 16 bytes a call in turn, from 200,000
+ *                                                  to 400,000 bytes (gawk appending to four strings): a call that
+ *                                                  leaves the block as it is no longer takes the core's lock and
+ *                                                  mapping set (each was one of the core's in-place reallocs: 50,000
+ *                                                  for 50,000 calls, gawk at 1.8x glibc's time); every byte kept.
+ *   mapped_keep_forgets_freed_block                a mapped block kept by realloc twice, then freed: realloc of it
+ *                                                  still aborts with `double free` (the thread's entry of kept
+ *                                                  mapped blocks goes stale at any mapped block's free).
+ *   mapped_keep_checks_header                      the same with the block's header size overwritten before the
+ *                                                  third realloc: `corrupted header`, not a keep.
  *   slot_moves_keep_bytes                          every slot size reallocated to every other and to medium, heap
  *                                                  and mapped sizes: its bytes come along, errno stays, nothing is
  *                                                  left allocated (a slot's move takes malloc's and free's fast
@@ -327,6 +337,91 @@ static int realloc_freed(void)
 	return 0;
 }
 
+/* Four mapped buffers grown in turn, 16 bytes a call: the core's in-place reallocs count the calls that took its
+ * lock, which a keep of a mapped block decided without it does not (override.c, mapped_realloc_keeps). */
+static int mapped_in_turn_case(void)
+{
+	enum { BUFS = 4, FROM = 200000, TO = 400000, STEP = 16 };
+	unsigned char *b[BUFS];
+	for (int k = 0; k < BUFS; k++) {
+		b[k] = v_malloc(FROM);
+		if (!b[k])
+			return printf("FAIL realloc/mapped_buffers_grown_in_turn_keep_without_lock: malloc(%d) returned "
+				      "NULL\n", FROM), 1;
+		b[k][FROM - 1] = (unsigned char)k;
+	}
+	struct os_stats a, c;
+	os_stats(&a);
+	size_t calls = 0;
+	for (size_t n = FROM + STEP; n <= TO; n += STEP)
+		for (int k = 0; k < BUFS; k++) {
+			unsigned char *q = v_realloc(b[k], n);
+			if (!q)
+				return printf("FAIL realloc/mapped_buffers_grown_in_turn_keep_without_lock: realloc(%zu) "
+					      "returned NULL\n", n), 1;
+			b[k] = q;
+			b[k][n - 1] = (unsigned char)(n * 3 + (size_t)k);
+			calls++;
+		}
+	os_stats(&c);
+	size_t locked = c.inplace_reallocs - a.inplace_reallocs;
+	for (int k = 0; k < BUFS; k++) {
+		for (size_t n = FROM + STEP; n <= TO; n += STEP)
+			if (b[k][n - 1] != (unsigned char)(n * 3 + (size_t)k))
+				return printf("FAIL realloc/mapped_buffers_grown_in_turn_keep_without_lock: buffer %d lost "
+					      "its byte %zu\n", k, n - 1), 1;
+		v_free(b[k]);
+	}
+	if (c.mapped_count - a.mapped_count != 0 || locked > calls / 20)
+		return printf("FAIL realloc/mapped_buffers_grown_in_turn_keep_without_lock: %zu of %zu calls that left a "
+			      "mapped block as it was took the core's lock (in-place reallocs; want at most %zu: one "
+			      "per remap, not one per call); mapped blocks %zu -> %zu\n", locked, calls, calls / 20,
+			      a.mapped_count, c.mapped_count), 1;
+	printf("PASS realloc/mapped_buffers_grown_in_turn_keep_without_lock (%zu calls, %zu under the lock)\n", calls,
+	       locked);
+	return 0;
+}
+
+/* The children of the two cases below: a mapped block kept by realloc twice (the second keep needs no lock),
+ * then freed, or its header's size word overwritten, then reallocated once more. */
+static int mapped_keep_child(int corrupt)
+{
+	unsigned char *p = v_malloc(300000);
+	p = v_realloc(p, 300016);
+	p = v_realloc(p, 300032);
+	p = v_realloc(p, 300048);
+	if (corrupt)
+		((size_t *)p)[-4] ^= 4096; /* struct block_meta's size, the header's first word */
+	else
+		v_free(p);
+	p = v_realloc(p, 300064);
+	printf("realloc returned %p\n", (void *)p);
+	return 0;
+}
+
+static int mapped_keep_death(const char *name, const char *arg, const char *want)
+{
+	char out[512];
+	char *argv[] = { "/proc/self/exe", (char *)arg, NULL };
+	int status = tu_spawn(argv, NULL, 1, out, sizeof out);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT || !strstr(out, want)) {
+		printf("FAIL realloc/%s: status 0x%x and \"%.200s\" (expected SIGABRT and `%s...`)\n", name, status, out,
+		       want);
+		return 1;
+	}
+	printf("PASS realloc/%s\n", name);
+	return 0;
+}
+static int mapped_freed_case(void)
+{
+	return mapped_keep_death("mapped_keep_forgets_freed_block", "mapped-keep-freed", "osmem: realloc(): double free 0x");
+}
+static int mapped_corrupt_case(void)
+{
+	return mapped_keep_death("mapped_keep_checks_header", "mapped-keep-corrupt",
+				 "osmem: realloc(): corrupted header 0x");
+}
+
 /* Every slot size moved by realloc to every other slot size and to a medium, a heap and a mapped size: the bytes
  * that fit come along, errno stays as it was, and nothing is left behind (realloc's move of a slot by the fast
  * paths, override.c's slot_move). */
@@ -412,6 +507,10 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "realloc-freed") == 0)
 		return realloc_freed();
+	if (argc > 1 && strcmp(argv[1], "mapped-keep-freed") == 0)
+		return mapped_keep_child(0);
+	if (argc > 1 && strcmp(argv[1], "mapped-keep-corrupt") == 0)
+		return mapped_keep_child(1);
 	int fails = 0;
 	fails += tu_in_child("realloc", "growing_buffer_does_not_call_per_byte/heap", heap_case);
 	fails += tu_in_child("realloc", "growing_buffer_does_not_call_per_byte/mapped", mapped_case);
@@ -422,6 +521,9 @@ int main(int argc, char **argv)
 	fails += tu_in_child("realloc", "medium_shrink_to_more_than_half_stays_whole", medium_half_case);
 	fails += tu_in_child("realloc", "medium_growth_takes_free_neighbour", medium_neighbour_case);
 	fails += tu_in_child("realloc", "buffers_grown_in_turn_move_geometrically", in_turn_case);
+	fails += tu_in_child("realloc", "mapped_buffers_grown_in_turn_keep_without_lock", mapped_in_turn_case);
+	fails += tu_in_child("realloc", "mapped_keep_forgets_freed_block", mapped_freed_case);
+	fails += tu_in_child("realloc", "mapped_keep_checks_header", mapped_corrupt_case);
 	fails += tu_in_child("realloc", "slot_moves_keep_bytes", slot_move_case);
 	return fails != 0;
 }
