@@ -250,6 +250,9 @@ install: $(LIBS) $(BUILD)/osmem-replay
 	install -m 644 include/osmem.h include/block_meta.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem.pc
 	sed -e 's|@PREFIX@|$(PREFIX)|' osmem-malloc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/osmem-malloc.pc
+	@# the loader's cache, so that a program linked against the new libraries finds them (a prefix the loader
+	@# searches, such as /usr/local/lib; root only, not into a DESTDIR staging tree)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

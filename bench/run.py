@@ -1017,7 +1017,7 @@ def write_outputs(data, out_md):
 # ---------------------------------------------------------------------------------------------- main
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build", help="the build directory (libosmem-malloc.so, bench/wl/)")
     ap.add_argument("--runs", type=int, help="runs per cell (default 5; 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="reduced sizes, 1 run: a smoke run of a minute or two")

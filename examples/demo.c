@@ -1,7 +1,8 @@
 /* demo: the classic allocator, one step at a time.
  *
- * Each step calls one os_* function, then shows the system calls it made (read from the program break and
- * from the block headers, which are osmem's ABI) and a map of the heap. stdout gets a static buffer so that
+ * Each step calls one os_* function, then shows the system calls it made (worked out from the program break and
+ * from the block headers, which are osmem's ABI: strace shows the same) and a map of the heap. Offsets are the
+ * headers', H+0x... as docs/CLASSIC.md and the trace write them; a payload starts 32 bytes after its header. stdout gets a static buffer so that
  * glibc's own malloc never runs and never moves the break under us. */
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +44,7 @@ static void show_heap(void)
 		for (struct block_meta *b = (struct block_meta *)heap_start; b; b = b->next) {
 			size_t off = (size_t)((char *)b - heap_start);
 			if (pass)
-				printf("    H+0x%06zx  %-5s %7zu bytes\n", off + META_SIZE,
+				printf("    H+0x%06zx  %-5s %7zu bytes\n", off,
 				       b->status == STATUS_FREE ? "free" : "alloc", b->size);
 			if ((b->status == STATUS_FREE) != (pass == 0))
 				continue;
@@ -64,7 +65,8 @@ static void *step(const char *label, void *p)
 	else {
 		if (!heap_start || (char *)p - META_SIZE < heap_start)
 			heap_start = (char *)p - META_SIZE;
-		printf("H+0x%tx (block of %zu bytes)\n", (char *)p - heap_start, meta(p)->size);
+		printf("block at H+0x%tx, payload at H+0x%tx (%zu bytes)\n", (char *)p - META_SIZE - heap_start,
+		       (char *)p - heap_start, meta(p)->size);
 	}
 	show_syscalls(label, p, 0);
 	show_heap();

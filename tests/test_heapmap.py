@@ -1286,6 +1286,19 @@ def tests(build, out, tmp):
         ok = dh == KNOWN_HEAP and dm == dmapped and dmeta["final"]["blocks"] == 5
     check("dump: osmem-heapmap --dump DUMP.json draws the same snapshot", ok, f"rc={rc} {err.strip()[-300:]}")
 
+    # --png without matplotlib (only tools/demo.sh installs it): a sentence naming the package, not a traceback; a
+    # matplotlib that fails to import stands in for a missing one
+    fake = os.path.join(tmp, "no-matplotlib", "matplotlib")
+    os.makedirs(fake, exist_ok=True)
+    with open(os.path.join(fake, "__init__.py"), "w") as f:
+        f.write("raise ImportError('No module named matplotlib (test_heapmap)')\n")
+    npage, npng = os.path.join(tmp, "nompl.html"), os.path.join(tmp, "nompl.png")
+    rc, so, err, _ = run([TOOL, trace, "-o", npage, "--png", npng],
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(fake)))
+    check("png_without_matplotlib_says_so: osmem-heapmap --png names python3-matplotlib, exits 1, keeps the HTML",
+          rc == 1 and "python3-matplotlib" in err and "Traceback" not in err and os.path.exists(npage)
+          and not os.path.exists(npng), f"rc={rc} {err.strip()[-300:]}")
+
     # ------------------------------------------------------------ the drop-in's profiles: replay == dump
     src = os.path.join(tmp, "mix.c")
     with open(src, "w") as f:
