@@ -2,8 +2,8 @@
  *
  * Each step calls one os_* function, then shows the system calls it made (worked out from the program break and
  * from the block headers, which are osmem's ABI: strace shows the same) and a map of the heap. Offsets are the
- * headers', H+0x... as docs/CLASSIC.md and the trace write them; a payload starts 32 bytes after its header. stdout gets a static buffer so that
- * glibc's own malloc never runs and never moves the break under us. */
+ * headers', H+0x... as docs/CLASSIC.md and the trace write them; a payload starts 32 bytes after its header.
+ * stdout gets a static buffer so that glibc's own malloc never runs and never moves the break under us. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
