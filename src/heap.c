@@ -1496,13 +1496,30 @@ static bool fit_first(size_t s, size_t threshold)
 	       s + META_SIZE < MMAP_THRESHOLD_MAX;
 }
 
+/* A request of s bytes at or above the threshold that no mapping could serve (the kernel refused: RLIMIT_AS, the
+ * map count, OSMEM_FAIL): the heap, its free blocks first, then the break, as glibc's sysmalloc falls back to its
+ * top. After mallopt had fixed the threshold (or from 32 MiB, which always maps first), a free heap block of 1.5
+ * MiB left malloc(200000) NULL where glibc served it (a soak of session 60: growth/map_refused_takes_heap). The
+ * default profile only: strict mode (threshold 0) demands a mapping, and the classic rules say NULL. Out of line:
+ * only a process at its limits comes here. */
+static __attribute__((noinline)) struct block_meta *map_refused(size_t s, size_t threshold)
+{
+	if (!threshold || osm_heap.classic)
+		return NULL;
+	if (TRACING)
+		osm_trace_event("  map_refused %z: the heap instead", s);
+	return heap_alloc(s);
+}
+
 /* A request of n bytes: a mapping of its own from threshold up (a kept one if one serves it), else the heap. */
 static struct block_meta *alloc_block_now(size_t s, size_t threshold)
 {
 	if (s + META_SIZE < threshold)
 		return heap_or_map(s);
 	struct block_meta *b = fit_first(s, threshold) ? heap_fit(s) : NULL;
-	return b ? b : map_big(0, s);
+	if (!b)
+		b = map_big(0, s);
+	return b ? b : map_refused(s, threshold);
 }
 
 static struct block_meta *alloc_block(size_t n, size_t threshold)
@@ -1851,7 +1868,12 @@ struct block_meta *osm_memalign(size_t a, size_t n)
 		if (mapcache_n)
 			mapcache_expire();
 		b = room > s && fit_first(room, threshold) ? heap_fit(room) : NULL;
-		return b ? carve_aligned(b, a, s) : map_big(a, s);
+		if (b)
+			return carve_aligned(b, a, s);
+		struct block_meta *m = map_big(a, s);
+		if (m || room <= s || !(b = map_refused(room, threshold)))
+			return m;
+		return carve_aligned(b, a, s);
 	}
 	b = aligned_fit(a, s);
 	if (b)

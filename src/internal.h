@@ -127,8 +127,12 @@ struct os_file { int fd; uint64_t dev, ino; };
  * lasts while the owner runs), else `path.PID`. */
 enum os_trace_name { TRACE_PATH, TRACE_PATH_PID, TRACE_PATH_IF_FREE };
 HIDDEN bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how);
-/* Why the trace file at path could not be written (a directory, no permission, no such directory), or NULL. */
-HIDDEN const char *osm_os_trace_unwritable(const char *path);
+/* Why a file of osmem's at path (the trace, the statistics) could not be written (a directory, no permission, no
+ * such directory), or NULL. */
+HIDDEN const char *osm_os_path_unwritable(const char *path);
+/* path made absolute in out (cap bytes) from the current directory, if it is relative; false (out untouched) when
+ * the directory cannot be read or the result does not fit. */
+HIDDEN bool osm_os_absolute(char *out, size_t cap, const char *path);
 /* The statistics' file: a private copy of standard error for "1", else the file `spec` (appended). */
 HIDDEN bool osm_os_open_stats(struct os_file *f, const char *spec);
 /* Writes all of buf to f, unless f's descriptor no longer refers to the file osmem opened (the program closed

@@ -423,7 +423,7 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 /* Why a trace could not be written at path, checked when tracing starts (without opening: the open waits for the
  * first writer, outside the heap lock, and a FIFO's open blocks until it has a reader): NULL if it can. A path that
  * exists must be writable and not a directory; a new one needs a writable directory. */
-const char *osm_os_trace_unwritable(const char *path)
+const char *osm_os_path_unwritable(const char *path)
 {
 	int saved = errno;
 	const char *why = NULL;
@@ -452,6 +452,27 @@ const char *osm_os_trace_unwritable(const char *path)
 	}
 	errno = saved;
 	return why;
+}
+
+bool osm_os_absolute(char *out, size_t cap, const char *path)
+{
+	int saved = errno;
+	size_t n = strlen(path);
+	bool ok = false;
+	if (path[0] == '/') {
+		ok = n < cap;
+		if (ok)
+			memcpy(out, path, n + 1);
+	} else if (cap > n + 2 && getcwd(out, cap - n - 1)) {
+		size_t d = strlen(out);
+		if (d + 1 + n < cap) {
+			out[d] = '/';
+			memcpy(out + d + 1, path, n + 1);
+			ok = true;
+		}
+	}
+	errno = saved;
+	return ok;
 }
 
 bool osm_os_open_stats(struct os_file *f, const char *spec)

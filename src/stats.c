@@ -106,7 +106,19 @@ static struct os_file stats_file = { .fd = -1 };
 bool osm_stats_open(void)
 {
 	const char *v = osm_os_getenv("OSMEM_STATS");
-	return v && *v && strcmp(v, "0") != 0 && osm_os_open_stats(&stats_file, v);
+	if (!v || !*v || strcmp(v, "0") == 0)
+		return false;
+	if (osm_os_open_stats(&stats_file, v))
+		return true;
+	/* said once, as OSMEM_TRACE's path is: until session 60 a path that could not be opened gave no statistics
+	 * and no word (observe/stats/unwritable_path_said) */
+	const char *why = osm_os_path_unwritable(v);
+	osm_os_write_err("osmem: OSMEM_STATS names ");
+	osm_os_write_err(v);
+	osm_os_write_err(", ");
+	osm_os_write_err(why ? why : "which could not be opened");
+	osm_os_write_err(": no statistics\n");
+	return false;
 }
 
 bool osm_stats_wanted(void)

@@ -91,6 +91,7 @@ static struct {
 	bool opened;                        /* under io_lock: the open was tried */
 	const char *const *base, *const *end; /* the heap's bounds, owned by the core */
 	unsigned next_tid;                  /* under the heap lock */
+	bool after_result;                  /* under the heap lock: the last line written was a result (`= ...`) */
 	long owner;                         /* the pid that owns `path` (OSMEM_TRACE_PID), or 0: not named */
 	long started;                       /* the pid that started this trace (a forked child's is its parent's) */
 	char path[4096], header[64];
@@ -298,6 +299,19 @@ static unsigned trace_thread(void)
 /* fmt: %s string, %z size_t, %d int, %p address (heap offsets as H+0x..), %t the calling thread's number. */
 void osm_trace_event(const char *fmt, ...)
 {
+	/* A decision after a result belongs to no request: a pass that runs after a request has ended, outside its
+	 * lock section (the front's and the medium caches' idle passes: front.c, osm_front_idle_tick). It gets a line
+	 * of its own first, `idle t=T`, so that a request ends with its result (docs/TRACE.md) and the tools do not
+	 * take its lines for malloc_trim's: until session 60 they followed the result of whatever request came
+	 * before, and osmem-replay warned of a malloc_trim the program never called (observe/trace/idle_pass_has_its_line). */
+	if (fmt[0] != ' ') {
+		tr.after_result = fmt[0] == '=';
+	} else if (tr.after_result) {
+		tr.after_result = false;
+		put_str("idle t=");
+		put_uint(trace_thread(), 10);
+		put_char('\n');
+	}
 	va_list ap;
 	va_start(ap, fmt);
 	for (const char *f = fmt; *f; f++) {
@@ -344,6 +358,12 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 {
 	tr.base = base;
 	tr.end = end;
+	/* a relative path is taken from the directory the process starts in: a forked child opens PATH.PID at its
+	 * first write, and one that had changed directory first (to one it cannot write) lost its trace in silence
+	 * (a soak of session 60: observe/trace/relative_path_kept_after_chdir) */
+	static char abs_path[sizeof tr.path];
+	if (path[0] != '/' && osm_os_absolute(abs_path, sizeof abs_path, path))
+		path = abs_path;
 	size_t n = strlen(path), h = strlen(header);
 	/* room for ".PID" (os.c, osm_os_open_trace) or no trace, said once: until session 50 a path of 4,073 to
 	 * 4,095 bytes turned tracing on (every front request serialised) and was never written, a longer one was
@@ -361,7 +381,7 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 	/* a path that cannot be written, said once, and no trace: until session 59 tracing went on (every front
 	 * request serialised and formatted, 12x the time) and the open failed at the first write in silence
 	 * (observe/trace/unwritable_path_said) */
-	const char *why = osm_os_trace_unwritable(path);
+	const char *why = osm_os_path_unwritable(path);
 	if (why) {
 		osm_os_write_err("osmem: OSMEM_TRACE names ");
 		osm_os_write_err(path);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "test_util.h"
@@ -415,6 +416,42 @@ static void clean_quarantine_churn(void)
 	exit(0);
 }
 
+/* A program at its address-space limit frees what it holds and asks again: the freed blocks wait in the
+ * quarantine (up to 16 MiB), and a request that fails empties it and is tried once more, as the default mode gives
+ * its caches back. Before the fix, malloc(56 MiB) after 63 blocks of 1 MiB were freed returned NULL, where glibc
+ * and the default mode served it (a soak of session 60; glibc's tst-dynarray-fail). */
+static void clean_enomem_empties_the_quarantine(void)
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f || fscanf(f, "%lu", &pages) != 1)
+		child_fail("/proc/self/statm unreadable (test setup)");
+	fclose(f);
+	struct rlimit rl = { (rlim_t)pages * 4096 + 64 * MiB, RLIM_INFINITY };
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		child_fail("setrlimit refused (test setup)");
+	static char *held[128];
+	int n = 0;
+	while (n < 128 && (held[n] = v_malloc(MiB)) != NULL)
+		memset(held[n++], 1, 4096);
+	if (n < 32)
+		child_fail("fewer than 32 blocks of 1 MiB fit under the limit (test setup)");
+	for (int i = 0; i < n; i++)
+		v_free(held[i]);
+	for (int k = 0; k < 3; k++) {
+		char *p = v_malloc(56 * MiB);
+		if (!p) {
+			char why[160];
+			snprintf(why, sizeof why, "malloc(56 MiB) #%d returned NULL after %d blocks of 1 MiB were freed "
+				 "(the quarantine kept them)", k, n);
+			child_fail(why);
+		}
+		memset(p, 2, 4096);
+		v_free(p);
+	}
+	exit(0);
+}
+
 // ------------------------------------------------------------------
 // The cases
 // ------------------------------------------------------------------
@@ -465,6 +502,7 @@ static const struct strict_case cases[] = {
 	{ "sized_delete_mismatch_large", sized_delete_mismatch_large, ABORT, "operator delete", "size mismatch" },
 	{ "clean_every_size", clean_every_size, CLEAN, NULL, NULL },
 	{ "clean_quarantine_churn", clean_quarantine_churn, CLEAN, NULL, NULL },
+	{ "clean_enomem_empties_the_quarantine", clean_enomem_empties_the_quarantine, CLEAN, NULL, NULL },
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -345,6 +345,80 @@ int main(void)
 """
 
 
+# A process that changes to a directory it cannot write (/proc) and then forks: the child's trace is PATH.PID, which
+# must land beside PATH as the process named it at its start, not in /proc. Prints the child's pid.
+CHDIR_FORK_PROG = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void)
+{
+    free(malloc(100));
+    if (chdir("/proc") != 0)
+        return 2;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 100; i++)
+            free(malloc(200 + i));
+        exit(0); /* not _exit: that drops the lines still buffered (docs/TRACE.md) */
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    printf("%d\n", (int)pid);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
+}
+"""
+
+
+# Threads free their pages to the pool, then the main thread idles a second and makes a request that reaches the core:
+# its idle pass (front.c, osm_front_idle_tick) gives the pool's pages back after the request's result line.
+IDLE_PROG = r"""
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#define N 4000
+static void *blks[3][N];
+static void *worker(void *a)
+{
+    void **blk = a;
+    for (int i = 0; i < N; i++) {
+        blk[i] = malloc(64 + (i % 16) * 64);
+        memset(blk[i], 1, 64);
+    }
+    for (int i = 0; i < N; i++)
+        free(blk[i]);
+    for (int i = 0; i < N; i++)
+        blk[i] = malloc(48);
+    return NULL;
+}
+int main(void)
+{
+    for (int round = 0; round < 2; round++) {
+        pthread_t t[2], keep;
+        for (int k = 0; k < 2; k++)
+            pthread_create(&t[k], NULL, worker, blks[k]);
+        for (int k = 0; k < 2; k++)
+            pthread_join(t[k], NULL);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < N; i += 2) {
+                free(blks[k][i]);
+                blks[k][i] = NULL;
+            }
+        pthread_create(&keep, NULL, worker, blks[2]);
+        usleep(1200 * 1000);
+        free(malloc(300000));
+        pthread_join(keep, NULL);
+    }
+    return 0;
+}
+"""
+
+
 def dropin_program(build, tmp, name, source, asan):
     """source built against the drop-in (libosmem-malloc.so), or None: under AddressSanitizer, which owns malloc
     (a note says so), or when it does not compile (a failure)."""
@@ -503,6 +577,53 @@ def main():
             check(f"trace/unwritable_path_said_{what}", r.returncode == 0 and said == 1 and not made,
                   f"exit {r.returncode}, said {said} times (want 1), files made beside it {made}: "
                   f"{r.stderr[-300:]!r}")
+
+        # 5b'. a relative OSMEM_TRACE, and a process that changes directory before it forks: the child writes
+        # PATH.PID beside PATH as named at the start; until session 60 it opened it in its new directory (/proc
+        # here, where it cannot write), and the trace was lost without a word
+        exe = dropin_program(a.build, tmp, "chdir_fork", CHDIR_FORK_PROG, asan)
+        if exe:
+            r = subprocess.run([exe], capture_output=True, text=True, timeout=60, cwd=tmp,
+                               env=dict(os.environ, OSMEM_TRACE="rel.trace"))
+            child = r.stdout.strip()
+            want = os.path.join(tmp, f"rel.trace.{child}")
+            ok = r.returncode == 0 and child.isdigit() and os.path.exists(want) and \
+                len(open(want).read().splitlines()) > 100
+            check("trace/relative_path_kept_after_chdir", ok,
+                  f"exit {r.returncode}, child {child!r}: {want} {'exists' if os.path.exists(want) else 'missing'}, "
+                  f"files beside it {sorted(f for f in os.listdir(tmp) if f.startswith('rel.trace'))}; "
+                  f"{r.stderr[-300:]!r}")
+
+        # 5b''. OSMEM_STATS naming a path that cannot be opened is said once, as OSMEM_TRACE's is; until session 60
+        # there were no statistics and no word
+        for what, bad in (("no_directory", os.path.join(tmp, "no-such-dir", "x.stats")),
+                          ("a_directory", os.path.join(tmp, "statsdir"))):
+            if what == "a_directory":
+                os.makedirs(bad, exist_ok=True)
+            r = subprocess.run([prog, TRACE_SCRIPT], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, OSMEM_STATS=bad))
+            said = r.stderr.count(f"osmem: OSMEM_STATS names {bad}, ")
+            check(f"stats/unwritable_path_said_{what}", r.returncode == 0 and said == 1,
+                  f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
+
+        # 5b'''. the decisions of a pass that runs after a request ended (the idle pass) come under a line of their
+        # own, `idle t=T`: a request ends with its result (docs/TRACE.md). Until session 60 they followed the result
+        # of the request before, and osmem-replay warned of a malloc_trim the program never called
+        exe = dropin_program(a.build, tmp, "idle_pass", IDLE_PROG, asan)
+        if exe:
+            trace = os.path.join(tmp, "idle.trace")
+            r = subprocess.run([exe], capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, OSMEM_TRACE=trace))
+            lines = open(trace).read().splitlines() if os.path.exists(trace) else []
+            orphans = [f"{i + 1}: {l}" for i, l in enumerate(lines)
+                       if i and l.startswith("  ") and lines[i - 1].startswith("= ")]
+            idles = sum(1 for l in lines if l.startswith("idle t="))
+            rp = subprocess.run([os.path.join(a.build, "osmem-replay"), trace, "--no-strace"], capture_output=True,
+                                text=True, timeout=300)
+            check("trace/idle_pass_has_its_line",
+                  r.returncode == 0 and lines and not orphans and idles >= 1 and "malloc_trim" not in rp.stderr,
+                  f"exit {r.returncode}, {len(lines)} lines, {idles} idle lines (want at least 1: the pass ran), "
+                  f"decisions right after a result: {orphans[:3]}; osmem-replay: {rp.stderr[-300:]!r}")
 
         # 5c. a trace writer that blocks (a pipe nobody reads) stalls its own thread only: two threads make small
         # requests into a FIFO that is not read; one blocks in the write, the other must finish. Until session 59

@@ -23,7 +23,7 @@
  * under the heap lock), by one thread. Time: the calls follow each other with none of the program's pauses, so the
  * decisions that depend on time (timed_names) are not reproduced; a note says when the trace has any.
  * The default profile's front (docs/TRACE.md): `slot C` (a malloc or calloc of at most C bytes that the front
- * served; it knows the size class only) is replayed as malloc(C); `thread_exit` and `front_trim` are the
+ * served; it knows the size class only) is replayed as malloc(C); `thread_exit`, `front_trim` and `idle` are the
  * allocator's own doings, not calls of the program: they are counted and skipped. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -438,7 +438,7 @@ struct trace {
 	size_t trims;           /* decision lines outside any request: a trace older than malloc_trim's request line */
 	size_t unfinished;
 	size_t slots;           /* `slot C` lines (front-served malloc/calloc), replayed as malloc(C) */
-	size_t front_skipped;   /* `thread_exit`, `front_trim`: not requests of the program */
+	size_t front_skipped;   /* `thread_exit`, `front_trim`, `idle`: not requests of the program */
 	size_t timed[TIMED_KINDS]; /* decisions that depend on time, by kind */
 	bool classic_api, dropin_api;
 	/* while parsing: the current request is a trim; it has had a reuse; a release not yet known for a tail */
@@ -614,7 +614,7 @@ static void parse_trace(const char *path, struct trace *t)
 		const char *name = tok[0];
 		t->in_trim = strcmp(name, "malloc_trim") == 0 || strcmp(name, "front_trim") == 0;
 		t->reused = false;
-		if (strcmp(name, "thread_exit") == 0 || strcmp(name, "front_trim") == 0) {
+		if (strcmp(name, "thread_exit") == 0 || strcmp(name, "front_trim") == 0 || strcmp(name, "idle") == 0) {
 			t->front_skipped++;
 			continue;
 		}
@@ -1269,7 +1269,7 @@ static void usage(FILE *f)
 		"not: a warning says so). Not replayed: frees of pointers the trace never returned (a forked child's\n"
 		"trace PATH.PID frees its parent's blocks). A default-profile trace has the front's lines too:\n"
 		"`slot C` (a malloc or calloc of at most C bytes, served from the size class C) is replayed as\n"
-		"malloc(C); `thread_exit` and `front_trim` are not calls of the program and are skipped. A last line\n"
+		"malloc(C); `thread_exit`, `front_trim` and `idle` are not calls of the program and are skipped. A last line\n"
 		"cut short (a program killed while it traced) is dropped with a warning; an unreadable line anywhere\n"
 		"else is refused. The replay has none of the program's pauses: decisions that depend on time (a\n"
 		"trim after its 100 ms wait, the decay, kept mappings or pool pages let go after a second) come at\n"

@@ -24,7 +24,8 @@ STATUS_NAMES = ("free", "alloc", "mapped")
 
 # requests start at the left margin and end with the thread (t=N); these are the ones TRACE.md lists
 REQUEST_OPS = {"malloc", "calloc", "realloc", "free", "memalign", "malloc_trim",
-               "os_malloc", "os_calloc", "os_realloc", "os_free", "slot", "thread_exit", "front_trim"}
+               "os_malloc", "os_calloc", "os_realloc", "os_free", "slot", "thread_exit", "front_trim",
+               "idle"}
 
 # the front layer (src/front.c): 64 KiB pages in 4 MiB segments whose first page is their metadata
 FRONT_PAGE = 1 << 16
@@ -39,7 +40,7 @@ FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "aban
 # a free top waiting for its trim, the front's range shrunk after ENOMEM (its segments were already unmapped),
 # calloc's fresh pages sampled, measured or populated; a gone thread's heap found (its pages' own lines follow).
 POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back", "slack",
-                 "top_last", "zero_sample", "zero_density", "populate", "thread_gone"}
+                 "top_last", "zero_sample", "zero_density", "populate", "thread_gone", "map_refused"}
 
 
 class TraceError(Exception):
