@@ -1118,7 +1118,7 @@ static size_t heap_threshold(size_t threshold)
 /* A block above MMAP_THRESHOLD_MAX always gets a mapping of its own: the dynamic threshold rises no higher. A
  * program that frees one and asks for another that size (a frame buffer per frame, an array temporary per
  * expression) would map it afresh and fault every page in again: 16,384 faults, about 22 ms here, per 64 MiB (glibc,
- * jemalloc and mimalloc do that; tcmalloc keeps the pages). So the default profile keeps up to MAPCACHE_SLOTS such
+ * jemalloc and mimalloc do that; tcmalloc keeps the pages). So the default profile keeps up to mapcache_slots() such
  * mappings after their free, MAPCACHE_BYTES in all, and a big request takes the smallest that holds it, whose tail
  * beyond the request goes back (munmap: no page is touched), so that the block is the one a fresh mapping would
  * give; when none holds it, the longest grows to it (mapcache_grow), and a realloc's growth into these sizes takes
@@ -1131,7 +1131,19 @@ static size_t heap_threshold(size_t threshold)
  * Aligned requests (up to a page) take them too. The trace says `keep`, `reuse`, `kept_grow` and `release`
  * (docs/TRACE.md). Costs: a free keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS
  * entries. */
-#define MAPCACHE_SLOTS 4
+#define MAPCACHE_SLOTS 16
+/* The slots in use: 4 in a process of one thread, whose cache keeps mappings of 32 MiB up; MAPCACHE_SLOTS with a
+ * second thread, whose cache keeps them from THREADED_MAX (1 MiB), where every block of that size has a mapping of
+ * its own: two threads churning 64 live blocks of 1-8 MB, 256 bytes written in each, made a system call or two
+ * under the lock at every request with four slots (a kept mapping grown by mremap, or a fresh mmap, and an munmap
+ * of the one pushed out), 0.92 s where glibc's arenas take 0.21; with 16, 0.38 s, and 4,400 munmaps and 4,000
+ * mremaps instead of 18,000 each per 100,000 requests (a review in session 60:
+ * mapcache/threaded_churn_reuses_kept_mappings). Bounded in bytes by MAPCACHE_BYTES, and each goes back after a
+ * second unused, as with one thread. */
+static size_t mapcache_slots(void)
+{
+	return osm_os_single_threaded() ? 4 : MAPCACHE_SLOTS;
+}
 #define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
 #define MAPCACHE_BYTES ((size_t)1 << 30)
 #define REGROW_KEEP    2                       /* a realloc's growth keeps up to twice its request (regrow_kept) */
@@ -1210,7 +1222,7 @@ static bool mapcache_put(struct block_meta *b, bool learn)
 	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > MAPCACHE_BYTES)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
-	while (mapcache_n == MAPCACHE_SLOTS || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
+	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
 		mapcache_release(0);
 	mapcache[mapcache_n].start = start;
 	mapcache[mapcache_n].len = len;
