@@ -2190,7 +2190,13 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 			if (!nb)
 				nb = map_block(want);
 		}
-		return move_block(b, nb, s);
+		if (nb)
+			return move_block(b, nb, s);
+		/* no mapping (the kernel refused one): the heap's own ways below, in place or a move within it, as
+		 * malloc's map_refused serves such a request from the heap (found by the review of session 60's
+		 * changes: growth/map_refused_takes_heap, realloc of a heap block) */
+		if (TRACING)
+			osm_trace_event("  map_refused %z: the heap instead", s);
 	}
 	size_t before = b->size;
 	bool enomem = false;

@@ -362,7 +362,7 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 	 * first write, and one that had changed directory first (to one it cannot write) lost its trace in silence
 	 * (a soak of session 60: observe/trace/relative_path_kept_after_chdir) */
 	static char abs_path[sizeof tr.path];
-	if (path[0] != '/' && osm_os_absolute(abs_path, sizeof abs_path, path))
+	if (path[0] != '/' && osm_os_absolute(abs_path, sizeof tr.path - 24, path)) /* else kept relative: a long cwd */
 		path = abs_path;
 	size_t n = strlen(path), h = strlen(header);
 	/* room for ".PID" (os.c, osm_os_open_trace) or no trace, said once: until session 50 a path of 4,073 to

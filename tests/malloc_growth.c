@@ -1121,17 +1121,19 @@ static int failed_requests_case(int unused)
 /* A request at or above the mmap threshold that the kernel refuses to map (RLIMIT_AS at the process's size) while
  * a free heap block of 1.5 MiB holds it: served from the heap, as glibc's malloc falls back to its top. Before the
  * fix, once mallopt had fixed the threshold (mode 1: M_MMAP_THRESHOLD, 2: M_TOP_PAD), malloc returned NULL, and so
- * did aligned_alloc (3) and realloc of a mapped block (4). */
+ * did aligned_alloc (3), realloc of a mapped block (4) and realloc of a heap block to the threshold or more (5: found
+ * by the review of the fix). */
 static int map_refused_case(int mode)
 {
 	static const char *what[] = { "", "malloc after M_MMAP_THRESHOLD", "malloc after M_TOP_PAD",
-				      "aligned_alloc(4096) after M_MMAP_THRESHOLD", "realloc of a mapped block" };
+				      "aligned_alloc(4096) after M_MMAP_THRESHOLD", "realloc of a mapped block",
+				      "realloc of a heap block after M_MMAP_THRESHOLD" };
 	mallopt(mode == 2 ? M_TOP_PAD : M_MMAP_THRESHOLD, 128 * 1024);
 	enum { N = 150, PIECE = 10000, WANT = 400000 };
 	static char *b[N];
-	char *mapped = mode == 4 ? v_malloc(300000) : NULL;
+	char *mapped = mode == 4 ? v_malloc(300000) : mode == 5 ? v_malloc(5000) : NULL;
 	if (mapped)
-		memset(mapped, 9, 300000);
+		memset(mapped, 9, mode == 4 ? 300000 : 5000);
 	for (int i = 0; i < N; i++) {
 		b[i] = v_malloc(PIECE);
 		if (!b[i])
@@ -1152,7 +1154,8 @@ static int map_refused_case(int mode)
 	if (setrlimit(RLIMIT_AS, &rl) != 0)
 		return printf("FAIL growth/map_refused_takes_heap: setrlimit refused (test setup)\n"), 1;
 	errno = 0;
-	char *p = mode == 3 ? aligned_alloc(4096, WANT) : mode == 4 ? v_realloc(mapped, 2 * 300000) : v_malloc(WANT);
+	char *p = mode == 3 ? aligned_alloc(4096, WANT) : mode == 4 ? v_realloc(mapped, 2 * 300000) :
+		  mode == 5 ? v_realloc(mapped, WANT) : v_malloc(WANT);
 	int e = errno;
 	size_t n = mode == 4 ? 2 * 300000 : WANT;
 	if (!p)
@@ -1161,8 +1164,8 @@ static int map_refused_case(int mode)
 			      N * PIECE), 1;
 	if (mode == 3 && ((uintptr_t)p & 4095))
 		return printf("FAIL growth/map_refused_takes_heap: %s returned %p, not aligned\n", what[mode], (void *)p), 1;
-	if (mode == 4)
-		for (size_t i = 0; i < 300000; i += 997)
+	if (mode >= 4)
+		for (size_t i = 0; i < (mode == 4 ? 300000u : 5000u); i += 997)
 			if (p[i] != 9)
 				return printf("FAIL growth/map_refused_takes_heap: %s lost byte %zu\n", what[mode], i), 1;
 	memset(p, 3, n);
@@ -1223,7 +1226,7 @@ int main(int argc, char **argv)
 		return 1;
 	if (!classic && in_child("failed_requests_make_no_madvise", failed_requests_case, 0))
 		return 1;
-	for (int mode = 1; mode <= 4; mode++)
+	for (int mode = 1; mode <= 5; mode++)
 		if (!classic && in_child("map_refused_takes_heap", map_refused_case, mode))
 			return 1;
 	if (!classic && in_child("top_above_threshold_after_trim_goes_back_by_mallocs", trim_wait_again_case, 0))

@@ -594,6 +594,20 @@ def main():
                   f"files beside it {sorted(f for f in os.listdir(tmp) if f.startswith('rel.trace'))}; "
                   f"{r.stderr[-300:]!r}")
 
+        # and a relative path in a directory whose own path is long: the absolute one would pass the 4,072 bytes a
+        # trace path may have, and the relative one is kept (a review of the change found it refused)
+        deep = tmp
+        while len(deep) < 4070 - 201:
+            deep = os.path.join(deep, "d" * 200)
+        deep = os.path.join(deep, "e" * (4070 - len(deep) - 1))
+        os.makedirs(deep, exist_ok=True)
+        r = subprocess.run([os.path.abspath(prog), TRACE_SCRIPT], capture_output=True, text=True, timeout=60,
+                           cwd=deep, env=dict(os.environ, OSMEM_TRACE="t.trace"))
+        made = os.path.exists(os.path.join(deep, "t.trace"))
+        check("trace/relative_path_in_a_deep_directory", r.returncode == 0 and made and "osmem:" not in r.stderr,
+              f"exit {r.returncode}, trace in the {len(deep)}-byte directory {'made' if made else 'missing'}: "
+              f"{r.stderr[-300:]!r}")
+
         # 5b''. OSMEM_STATS naming a path that cannot be opened is said once, as OSMEM_TRACE's is; until session 60
         # there were no statistics and no word
         for what, bad in (("no_directory", os.path.join(tmp, "no-such-dir", "x.stats")),
