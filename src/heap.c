@@ -2190,13 +2190,11 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 			if (!nb)
 				nb = map_block(want);
 		}
-		if (nb)
-			return move_block(b, nb, s);
-		/* no mapping (the kernel refused one): the heap's own ways below, in place or a move within it, as
-		 * malloc's map_refused serves such a request from the heap (found by the review of session 60's
-		 * changes: growth/map_refused_takes_heap, realloc of a heap block) */
-		if (TRACING)
-			osm_trace_event("  map_refused %z: the heap instead", s);
+		/* no mapping (the kernel refused one): a heap block, as malloc's map_refused serves such a request
+		 * (found by the review of session 60's changes: growth/map_refused_takes_heap, realloc of a heap
+		 * block). Not b's own growth in place, whose rule 8 absorbs its free neighbours before it knows
+		 * whether they suffice: a realloc that fails leaves its block as it was (malloc_api/overflow_enomem) */
+		return move_block(b, nb ? nb : map_refused(s, threshold), s);
 	}
 	size_t before = b->size;
 	bool enomem = false;
