@@ -295,14 +295,15 @@ void *osm_strict_alloc(size_t n, size_t a, bool zero, const char *api)
 		return NULL;
 	}
 	int saved = errno;
-	uint32_t flags = E_LIVE;
+	uint32_t flags;
 	char *p = NULL;
 	/* Out of memory with blocks in the quarantine: they go back (each checked as it leaves, as malloc_trim's
 	 * flush checks them), with the heap's waiting top, and the request is tried once more, as the default mode
 	 * gives its caches back (medium.c, osm_front_reclaim). 63 MiB freed, then malloc(56 MiB) under RLIMIT_AS
 	 * returned NULL where glibc and the default mode served it, and glibc's tst-dynarray-fail failed (a soak of
-	 * session 60: strict/enomem_empties_the_quarantine). */
+	 * session 60: strict/clean_enomem_empties_the_quarantine). */
 	for (int tries = 0;; tries++) {
+		flags = E_LIVE; /* what a try that failed set is not this block's */
 		osm_lock();
 		osm_set_op(api);
 		osm_policy_keep_mappings(false); /* a freed large block must be unmapped (a touch then faults); at each
