@@ -130,8 +130,8 @@ HIDDEN bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace
 /* Why a file of osmem's at path (the trace, the statistics) could not be written (a directory, no permission, no
  * such directory), or NULL. */
 HIDDEN const char *osm_os_path_unwritable(const char *path);
-/* path made absolute in out (cap bytes) from the current directory, if it is relative; false (out untouched) when
- * the directory cannot be read or the result does not fit. */
+/* A relative path made absolute in out (cap bytes) from the current directory; false when the directory cannot be
+ * read or the result does not fit. */
 HIDDEN bool osm_os_absolute(char *out, size_t cap, const char *path);
 /* The statistics' file: a private copy of standard error for "1", else the file `spec` (appended). */
 HIDDEN bool osm_os_open_stats(struct os_file *f, const char *spec);
@@ -856,8 +856,8 @@ HIDDEN extern __thread struct front_heap *osm_front_tl_heap __attribute__((tls_m
 /* The mapped blocks this thread's reallocs last kept or remapped under the lock (the last MAPKEEP_WAYS), valid
  * while no mapped block anywhere has been unlinked since (gen == osm_heap.mapped_gen): then each is still live
  * and its header is osmem's to read without the lock, where finding it otherwise takes the lock and the mapping
- * set (osm_user_block). A string grown a byte at a time past the mmap threshold: override.c,
- * mapped_realloc_keeps. Filled under the lock (osm_mapkeep_note), by the default profile untraced. */
+ * set (osm_user_block). A string grown a byte at a time past the mmap threshold: override.c, mapped_keeps.
+ * Filled under the lock (osm_mapkeep_note), by the default profile untraced. */
 #define MAPKEEP_WAYS 4
 struct osm_mapkeep {
 	uint64_t gen;
@@ -866,6 +866,7 @@ struct osm_mapkeep {
 };
 HIDDEN extern __thread struct osm_mapkeep osm_front_tl_mapkeep __attribute__((tls_model("initial-exec")));
 /* p is one of them (NULL never is asked: realloc(NULL) is malloc's). Four compares of one line. */
+_Static_assert(MAPKEEP_WAYS == 4, "osm_mapkeep_has compares four entries");
 static inline bool osm_mapkeep_has(const struct osm_mapkeep *k, const void *p)
 {
 	return (k->p[0] == p) | (k->p[1] == p) | (k->p[2] == p) | (k->p[3] == p);

@@ -459,11 +459,7 @@ bool osm_os_absolute(char *out, size_t cap, const char *path)
 	int saved = errno;
 	size_t n = strlen(path);
 	bool ok = false;
-	if (path[0] == '/') {
-		ok = n < cap;
-		if (ok)
-			memcpy(out, path, n + 1);
-	} else if (cap > n + 2 && getcwd(out, cap - n - 1)) {
+	if (cap > n + 2 && getcwd(out, cap - n - 1)) {
 		size_t d = strlen(out);
 		if (d + 1 + n < cap) {
 			out[d] = '/';

@@ -338,7 +338,7 @@ static int realloc_freed(void)
 }
 
 /* Four mapped buffers grown in turn, 16 bytes a call: the core's in-place reallocs count the calls that took its
- * lock, which a keep of a mapped block decided without it does not (override.c, mapped_realloc_keeps). */
+ * lock, which a keep of a mapped block decided without it does not (override.c, mapped_keeps). */
 static int mapped_in_turn_case(void)
 {
 	enum { BUFS = 4, FROM = 200000, TO = 400000, STEP = 16 };
