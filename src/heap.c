@@ -415,8 +415,14 @@ static char *brk_grow(size_t len)
 		if (p)
 			osm_huge_grown(p, len); /* default profile only: it returns at once in the classic one */
 		else if (!osm_heap.classic && len <= ((size_t)32 << 20)) {
-			osm_heap.brk_refused = true; /* a modest growth refused: the break is walled in (not one huge request) */
+			/* a modest growth refused: the break is walled in, or an address-space limit was met. Only a
+			 * mapped break that serves it makes the refusal final: under RLIMIT_AS (where no reservation fits
+			 * either) the break grows again once memory is freed. It was final at once, and every later heap
+			 * block took a page mapping of its own: glibc's tst-dynarray-fail ran out after its first 2 MiB
+			 * request (growth/refused_growth_is_not_a_wall). Cost there: a failing brk call per growth. */
 			p = vbrk_grow(len);
+			if (p)
+				osm_heap.brk_refused = true;
 		}
 	}
 	if (p && osm_heap.trim_watch)

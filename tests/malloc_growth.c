@@ -1173,6 +1173,54 @@ static int map_refused_case(int mode)
 	return 0;
 }
 
+/* Hazard (session 61, glibc's tst-dynarray-fail run by hand): under an RLIMIT_AS a little above what the process
+ * maps, a request too large for what is left was refused by mmap, then by the break (map_refused takes the heap),
+ * and that one refusal marked the break walled in for good: every later heap block, however small, took a mapping
+ * of its own (a page for 12 bytes), and the program ran out of memory a few hundred strings later with its heap
+ * free. A refused growth is now final only when the mapped break serves it instead. Here: the limit 2 MiB above the
+ * process, malloc(8 MiB) refused, then 200 blocks of 5000 bytes (1 MB, above the front's slots) must come from the
+ * break: a few mmap calls at most (they took 200). */
+static int refused_growth_case(int unused)
+{
+	(void)unused;
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f || fscanf(f, "%lu", &pages) != 1)
+		return printf("FAIL growth/refused_growth_is_not_a_wall: /proc/self/statm unreadable (test setup)\n"), 1;
+	fclose(f);
+	struct rlimit rl = { (rlim_t)pages * 4096 + (2 << 20), RLIM_INFINITY };
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return printf("FAIL growth/refused_growth_is_not_a_wall: setrlimit refused (test setup)\n"), 1;
+	errno = 0;
+	char *big = v_malloc((size_t)8 << 20);
+	if (big)
+		return printf("FAIL growth/refused_growth_is_not_a_wall: malloc(8 MiB) succeeded 2 MiB below the "
+			      "limit (test setup)\n"), 1;
+	if (errno != ENOMEM)
+		return printf("FAIL growth/refused_growth_is_not_a_wall: malloc(8 MiB) NULL with errno %d\n", errno), 1;
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	static char *b[200];
+	for (int i = 0; i < 200; i++) {
+		b[i] = v_malloc(5000);
+		if (!b[i])
+			return printf("FAIL growth/refused_growth_is_not_a_wall: block %d of 200 (5000 bytes) NULL, errno "
+				      "%d: the heap no longer grows after one refused request\n", i, errno), 1;
+		memset(b[i], i, 5000);
+	}
+	os_stats(&s1);
+	size_t maps = s1.mmap_calls - s0.mmap_calls;
+	for (int i = 0; i < 200; i++)
+		v_free(b[i]);
+	if (maps > 20)
+		return printf("FAIL growth/refused_growth_is_not_a_wall: 200 blocks of 5000 bytes after one refused "
+			      "request made %zu mmap calls (want at most 20: the break grows again; each block had a "
+			      "mapping of its own)\n", maps), 1;
+	printf("PASS growth/refused_growth_is_not_a_wall (%zu mmap calls, %zu brk calls)\n", maps,
+	       s1.brk_calls - s0.brk_calls);
+	return 0;
+}
+
 static int in_child(const char *name, int (*fn)(int), int arg)
 {
 	fflush(stdout);
@@ -1229,6 +1277,8 @@ int main(int argc, char **argv)
 	for (int mode = 1; mode <= 5; mode++)
 		if (!classic && in_child("map_refused_takes_heap", map_refused_case, mode))
 			return 1;
+	if (!classic && in_child("refused_growth_is_not_a_wall", refused_growth_case, 0))
+		return 1;
 	if (!classic && in_child("top_above_threshold_after_trim_goes_back_by_mallocs", trim_wait_again_case, 0))
 		return 1;
 	if (!classic && in_child("one_thread_idle_heap_given_back", one_thread_idle_case, 0))
