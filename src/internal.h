@@ -119,10 +119,14 @@ HIDDEN _Noreturn void osm_os_fatal_pointer(const char *api, const char *what, co
 HIDDEN size_t osm_os_utoa(char *out, uintmax_t v, unsigned base);
 /* Writes a message to standard error with write(2). */
 HIDDEN void osm_os_write_err(const char *msg);
-/* Writes all of buf to fd (write(2), retried on short writes; never a cancellation point). */
-HIDDEN void osm_os_write_fd(int fd, const char *buf, size_t len);
-/* One of osmem's own files: a descriptor at a high number, close-on-exec, and what it was opened on. */
-struct os_file { int fd; uint64_t dev, ino; };
+/* Writes all of buf to fd (write(2), retried on short writes; never a cancellation point). Returns 0, or the errno
+ * of the write that failed (EIO for one that wrote nothing). */
+HIDDEN int osm_os_write_fd(int fd, const char *buf, size_t len);
+/* errno's description, without gettext or allocation (strerrordesc_np) */
+HIDDEN const char *osm_os_error_text(int e);
+/* One of osmem's own files: a descriptor at a high number, close-on-exec, and what it was opened on; err: the errno
+ * of the last write that failed there (a full disk, /dev/full), 0 if none. */
+struct os_file { int fd; int err; uint64_t dev, ino; };
 /* Opens (truncates) a trace file: `path`, `path.PID`, or `path` if no other process holds it (an flock that
  * lasts while the owner runs), else `path.PID`. */
 enum os_trace_name { TRACE_PATH, TRACE_PATH_PID, TRACE_PATH_IF_FREE };
@@ -136,7 +140,8 @@ HIDDEN bool osm_os_absolute(char *out, size_t cap, const char *path);
 /* The statistics' file: a private copy of standard error for "1", else the file `spec` (appended). */
 HIDDEN bool osm_os_open_stats(struct os_file *f, const char *spec);
 /* Writes all of buf to f, unless f's descriptor no longer refers to the file osmem opened (the program closed
- * the number and reused it): then f is dropped (fd -1) and nothing is written. */
+ * the number and reused it): then f is dropped (fd -1) and nothing is written. False when not every byte went;
+ * f->err then says why if the write itself failed. */
 HIDDEN bool osm_os_file_write(struct os_file *f, const char *buf, size_t len);
 /* Closes f's descriptor if it is still the file osmem opened. */
 HIDDEN void osm_os_file_close(struct os_file *f);

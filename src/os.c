@@ -324,14 +324,15 @@ static void nocancel_end(int old)
 	pthread_setcancelstate(old, NULL);
 }
 
-void osm_os_write_fd(int fd, const char *msg, size_t len)
+int osm_os_write_fd(int fd, const char *msg, size_t len)
 {
-	int saved = errno, cancel = nocancel_begin();
+	int saved = errno, cancel = nocancel_begin(), err = 0;
 	while (len) {
 		ssize_t w = write(fd, msg, len);
 		if (w <= 0) {
 			if (w < 0 && errno == EINTR)
 				continue;
+			err = w < 0 ? errno : EIO;
 			break;
 		}
 		msg += w;
@@ -339,6 +340,13 @@ void osm_os_write_fd(int fd, const char *msg, size_t len)
 	}
 	nocancel_end(cancel);
 	errno = saved;
+	return err;
+}
+
+const char *osm_os_error_text(int e)
+{
+	const char *d = strerrordesc_np(e);
+	return d ? d : "unknown error";
 }
 
 // ------------------------------------------------------------------
@@ -537,9 +545,9 @@ bool osm_os_file_write(struct os_file *f, const char *buf, size_t len)
 		errno = saved;
 		return ok;
 	}
-	osm_os_write_fd(f->fd, buf, len);
+	f->err = osm_os_write_fd(f->fd, buf, len);
 	errno = saved;
-	return true;
+	return !f->err;
 }
 
 void osm_os_file_close(struct os_file *f)

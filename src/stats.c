@@ -132,6 +132,11 @@ void osm_stats_at_exit(const struct os_stats *st, const struct osm_stats_extra *
 		return;
 	struct text t = { .len = 0 };
 	stats_text(&t, st, x);
-	osm_os_file_write(&stats_file, t.buf, t.len);
+	/* a write that failed is said (OSMEM_STATS=/dev/full, a full disk): until session 61 it lost them in silence */
+	if (!osm_os_file_write(&stats_file, t.buf, t.len) && stats_file.err) {
+		osm_os_write_err("osmem: OSMEM_STATS: the statistics could not be written: ");
+		osm_os_write_err(osm_os_error_text(stats_file.err));
+		osm_os_write_err("\n");
+	}
 	stats_file.fd = -1; /* once */
 }

@@ -190,8 +190,14 @@ static void drain(void)
 		if (!tr.head)
 			tr.tail = NULL;
 		q_give();
-		if (tr.file.fd >= 0)
-			osm_os_file_write(&tr.file, c->data, c->len);
+		/* a write that failed (a full disk) ends the trace where it is, said once: a trace with a hole in it would
+		 * mislead the heap map and replay more than one cut short (until session 61 the loss was silent) */
+		if (tr.file.fd >= 0 && !osm_os_file_write(&tr.file, c->data, c->len) && tr.file.err) {
+			osm_os_write_err("osmem: OSMEM_TRACE: writing the trace failed (");
+			osm_os_write_err(osm_os_error_text(tr.file.err));
+			osm_os_write_err("): it ends here\n");
+			osm_os_file_close(&tr.file);
+		}
 		q_take();
 		bool unmap = c->mapped && tr.spares >= 2; /* the backlog is gone: keep two spares, no more */
 		if (unmap) {

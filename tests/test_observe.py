@@ -620,6 +620,17 @@ def main():
             check(f"stats/unwritable_path_said_{what}", r.returncode == 0 and said == 1,
                   f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
 
+        # 5b'''. a write that fails (a full disk: /dev/full) is said once, for the statistics and for the trace (which
+        # then ends there); until session 61 both were lost in silence
+        if os.path.exists("/dev/full"):
+            for what, var, want in (("stats", "OSMEM_STATS", "osmem: OSMEM_STATS: the statistics could not be written"),
+                                    ("trace", "OSMEM_TRACE", "osmem: OSMEM_TRACE: writing the trace failed")):
+                r = subprocess.run([prog, TRACE_SCRIPT], capture_output=True, text=True, timeout=60,
+                                   env=dict(os.environ, **{var: "/dev/full"}))
+                said = r.stderr.count(want)
+                check(f"{what}/write_failure_said", r.returncode == 0 and said == 1,
+                      f"{var}=/dev/full: exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
+
         # 5b'''. the decisions of a pass that runs after a request ended (the idle pass) come under a line of their
         # own, `idle t=T`: a request ends with its result (docs/TRACE.md). Until session 60 they followed the result
         # of the request before, and osmem-replay warned of a malloc_trim the program never called
