@@ -495,7 +495,7 @@ static void medium_scavenge(struct front_heap *h)
 {
 	if (osm_os_single_threaded())
 		return;
-	uint64_t now = osm_os_now_ns();
+	uint64_t now = osm_os_coarse_ns();
 	if (now - h->mc_look_ns < SCAVENGE_NS)
 		return;
 	h->mc_look_ns = now;
