@@ -694,9 +694,11 @@ static void seg_advise(char *seg)
 	enum huge_mode m = osm_huge_env();
 	if (seg_huge < 0 || (m != HUGE_MODE_FORCED && n_segments + 1 < SEG_HUGE_FROM))
 		return;
-	if (m == HUGE_MODE_OFF || !osm_huge_kernel_ok()) {
-		seg_huge = -1;
-		return;
+	int k = m == HUGE_MODE_OFF ? 0 : osm_huge_kernel_ok();
+	if (k <= 0) {
+		if (!k)
+			seg_huge = -1;
+		return; /* -1: not known yet, asked again at the next segment */
 	}
 	if (!seg_huge && (m == HUGE_MODE_FORCED || (segments && osm_huge_dense(segments, (char *)segments + FRONT_SEG_SIZE))))
 		seg_huge = osm_huge_pays() ? 1 : -1; /* dense, and faults dear enough here (huge.c) */

@@ -368,29 +368,68 @@ static void trim_regrown(void)
 #define VBRK_RETRY_NS 1000000000ull
 #define VBRK_RESERVE ((size_t)64 << 30)
 #define VBRK_MIN     ((size_t)64 << 20)
+#define VBRK_HINT_GAP ((uintptr_t)1 << 30)
+/* A reservation for the mapped break that holds len more bytes: the current one continued, or a new one above the
+ * heap. False when none can be had (then not asked for again for VBRK_RETRY_NS). Rare: out of the hot text. */
+static __attribute__((noinline)) bool vbrk_reserve(size_t len, bool *fresh)
+{
+	if (osm_heap.vbrk_off_until && osm_os_coarse_ns() < osm_heap.vbrk_off_until)
+		return false; /* a reservation failed or lay below the heap: not tried again at every request */
+	char *r = NULL;
+	size_t want, least = len > VBRK_MIN ? round_up(len, page_size()) : VBRK_MIN;
+	/* a reservation used up goes on where it ends, the same segment: a new one anywhere lands below the
+	 * heap (mappings are placed top-down) and was refused, so after a first reservation that a lowered
+	 * RLIMIT_AS had cut to 64 MiB, every heap block took a mapping of its own for good (session 61's review:
+	 * 907 mmap calls for 1,500 blocks; brk_blocked/used_up_reservation_goes_on) */
+	for (want = VBRK_RESERVE; osm_heap.vbrk && !r && want >= least; want /= 2)
+		r = osm_os_reserve_at(osm_heap.vbrk_end, want) ? osm_heap.vbrk_end : NULL;
+	if (r) {
+		osm_heap.vbrk_end += want * 2; /* the loop halved it once more after the reservation it took */
+		return true;
+	}
+	/* a gigabyte or so above the heap's end (past a wall of less than that), in the gap between the break and
+	 * the mappings, which grow down from the top: there the reservation can go on when used up. Where that
+	 * range is taken, the kernel places it as it would any mapping */
+	uintptr_t top = (uintptr_t)(osm_heap.base ? osm_heap.end : (char *)osm_os_brk_current());
+	char *hint = (char *)(round_up(top, VBRK_HINT_GAP) + VBRK_HINT_GAP);
+	for (want = VBRK_RESERVE; !r && want >= least; want /= 2)
+		r = osm_os_reserve(want, hint);
+	want *= 2;
+	if (r && osm_heap.base && r < osm_heap.end) {
+		osm_os_unmap(r, want);
+		r = NULL;
+	}
+	if (!r) {
+		osm_heap.vbrk_off_until = osm_os_coarse_ns() + VBRK_RETRY_NS;
+		return false;
+	}
+	*fresh = !osm_heap.vbrk;
+	osm_heap.vbrk = r;
+	osm_heap.vbrk_end = r + want;
+	return true;
+}
+
+/* The first reservation, and its commit refused (RLIMIT_DATA counts what is committed, not what is reserved):
+ * given back. Kept, it stood for the break (brk_current) while the heap still grew by brk, and no trim or growth
+ * in place matched the break again (session 61's review: 54 MB never trimmed;
+ * brk_blocked/refused_commit_gives_reservation_back). */
+static __attribute__((noinline)) void vbrk_unreserve(void)
+{
+	osm_os_unmap(osm_heap.vbrk, (size_t)(osm_heap.vbrk_end - osm_heap.vbrk));
+	osm_heap.vbrk = osm_heap.vbrk_end = NULL;
+	osm_heap.vbrk_off_until = osm_os_coarse_ns() + VBRK_RETRY_NS;
+}
+
 static char *vbrk_grow(size_t len)
 {
-	if (!osm_heap.vbrk || len > (size_t)(osm_heap.vbrk_end - osm_heap.vbrk)) {
-		if (osm_heap.vbrk_off_until && osm_os_coarse_ns() < osm_heap.vbrk_off_until)
-			return NULL; /* a reservation failed or lay below the heap: not tried again at every request */
-		char *r = NULL;
-		size_t want = VBRK_RESERVE, least = len > VBRK_MIN ? round_up(len, page_size()) : VBRK_MIN;
-		for (; !r && want >= least; want /= 2)
-			r = osm_os_reserve(want);
-		want *= 2; /* the loop halved it once more after the reservation it took */
-		if (r && osm_heap.base && r < osm_heap.end) {
-			osm_os_unmap(r, want);
-			r = NULL;
-		}
-		if (!r) {
-			osm_heap.vbrk_off_until = osm_os_coarse_ns() + VBRK_RETRY_NS;
-			return NULL;
-		}
-		osm_heap.vbrk = r;
-		osm_heap.vbrk_end = r + want;
-	}
-	if (!osm_os_commit(osm_heap.vbrk, len))
+	bool fresh = false;
+	if ((!osm_heap.vbrk || len > (size_t)(osm_heap.vbrk_end - osm_heap.vbrk)) && !vbrk_reserve(len, &fresh))
 		return NULL;
+	if (!osm_os_commit(osm_heap.vbrk, len)) {
+		if (fresh)
+			vbrk_unreserve();
+		return NULL;
+	}
 	char *p = osm_heap.vbrk;
 	osm_heap.vbrk += len;
 	return p;
@@ -399,7 +438,7 @@ static char *vbrk_grow(size_t len)
 /* Where the heap's break is: the mapped one once it is in use. */
 static char *brk_current(void)
 {
-	return osm_heap.vbrk ? osm_heap.vbrk : (char *)osm_os_brk_current();
+	return osm_heap.brk_refused && osm_heap.vbrk ? osm_heap.vbrk : (char *)osm_os_brk_current();
 }
 
 /* Moves the break up by len. Once the kernel has refused a modest growth, the default profile stops asking (one
@@ -573,7 +612,7 @@ static bool trim_top(size_t keep)
 	size_t cut = round_down(t->size - keep, page_size());
 	if (!cut || brk_current() != osm_heap.end)
 		return false;
-	if (osm_heap.vbrk) { /* the mapped break: its top goes back to reserved address space */
+	if (osm_heap.brk_refused && osm_heap.vbrk) { /* the mapped break: its top goes back to reserved address space */
 		osm_heap.vbrk -= cut;
 		osm_os_decommit(osm_heap.vbrk, cut);
 	} else if (!osm_os_brk_shrink(cut)) {
@@ -709,7 +748,9 @@ static inline void prefault(const void *h)
 	osm_heap.touched = pg + page_size();
 	if (osm_huge_heap_advised(pg))
 		return;
-	if (++osm_heap.prefaults == PREFAULT_PROBE_AT && !osm_huge_faults_dear()) {
+	/* from the 64th on, not at it alone: a probe that could not measure (its mapping refused) is made again a
+	 * second later, where one refusal kept the populates for good (session 61's review) */
+	if (++osm_heap.prefaults >= PREFAULT_PROBE_AT && !osm_huge_faults_dear()) {
 		osm_heap.policy.prefault = false; /* faults are cheap here: the write's own fault is cheaper */
 		return;
 	}

@@ -81,11 +81,31 @@ enum huge_mode osm_huge_env(void)
 
 /* The kernel's mode is read when first needed (a heap of HUGE_FROM, the front's eighth segment, or
  * OSMEM_HUGEPAGE=1), so that the system calls of a small program are not touched. */
-bool osm_huge_kernel_ok(void)
+/* A question that could not be answered for now (no descriptor, no memory for the probe's mapping) is asked again
+ * after this long, not at every call, and not never: both verdicts were kept for good from one transient failure
+ * (session 61's review: a probe refused under RLIMIT_AS made every later header page a madvise call). */
+#define HUGE_ASK_AGAIN_NS 1000000000ull
+
+static bool ask_later(uint64_t *after)
+{
+	uint64_t now = osm_os_coarse_ns();
+	if (*after && now < *after)
+		return true;
+	*after = now + HUGE_ASK_AGAIN_NS;
+	return false;
+}
+
+int osm_huge_kernel_ok(void)
 {
 	static int ok = -1;
+	static uint64_t after;
 	if (ok < 0) {
-		ok = osm_os_thp_mode() == OS_THP_MADVISE;
+		if (ask_later(&after))
+			return -1;
+		enum os_thp m = osm_os_thp_mode();
+		if (m == OS_THP_UNKNOWN)
+			return -1; /* no madvise this time; asked again a second later */
+		ok = m == OS_THP_MADVISE;
 		if (TRACING)
 			osm_trace_event("  hugepage %s", ok ? "madvise" : "unavailable");
 	}
@@ -103,13 +123,19 @@ bool osm_huge_kernel_ok(void)
 
 bool osm_huge_faults_dear(void)
 {
-	static int dear = -1; /* the probe's verdict, once */
+	static int dear = -1; /* the probe's verdict, once it measured */
+	static uint64_t after;
 	if (dear < 0) {
+		if (ask_later(&after))
+			return true; /* nothing measured yet: as before the probe */
 		uint64_t ns = osm_os_fault_probe_ns();
-		dear = !ns || ns >= HUGE_FAULT_NS; /* nothing measured: as before the probe */
 		osm_heap.count.fault_probe_ns = ns ? (size_t)ns : 1;
 		if (TRACING)
-			osm_trace_event("  hugepage probe %z ns a fault: %s", (size_t)ns, dear ? "dear" : "cheap");
+			osm_trace_event("  hugepage probe %z ns a fault: %s", (size_t)ns, !ns ? "not measured" :
+					ns >= HUGE_FAULT_NS ? "dear" : "cheap");
+		if (!ns)
+			return true; /* the probe's mapping refused (RLIMIT_AS): measured again a second later */
+		dear = ns >= HUGE_FAULT_NS;
 	}
 	return dear;
 }
@@ -171,7 +197,10 @@ void osm_huge_grown(char *p, size_t len)
 		}
 		if (m != HUGE_MODE_FORCED && (size_t)(p - osm_heap.base) < next_check)
 			return;
-		state = !osm_huge_kernel_ok() ? HUGE_OFF : m == HUGE_MODE_FORCED ? HUGE_ON : HUGE_WATCH;
+		int k = osm_huge_kernel_ok();
+		if (k < 0)
+			return; /* not known yet: asked again at a later growth */
+		state = !k ? HUGE_OFF : m == HUGE_MODE_FORCED ? HUGE_ON : HUGE_WATCH;
 	}
 	if (state == HUGE_WATCH) {
 		size_t size = (size_t)(p - osm_heap.base);

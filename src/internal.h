@@ -93,7 +93,7 @@ HIDDEN uint64_t osm_os_fault_probe_ns(void);
 /* Transparent huge pages (huge.c): the kernel's mode (/sys/kernel/mm/transparent_hugepage/enabled, read once by
  * the caller), a madvise(MADV_HUGEPAGE) of a page-aligned range (counted in madvise calls), and how many of the
  * pages of [addr, addr + len) are resident (mincore, one call per 16 MiB; not counted). */
-enum os_thp { OS_THP_NEVER, OS_THP_MADVISE, OS_THP_ALWAYS };
+enum os_thp { OS_THP_NEVER, OS_THP_MADVISE, OS_THP_ALWAYS, OS_THP_UNKNOWN /* no descriptor or memory for now */ };
 HIDDEN enum os_thp osm_os_thp_mode(void);
 HIDDEN void osm_os_advise_huge(void *addr, size_t len);
 HIDDEN size_t osm_os_resident(const void *addr, size_t len);
@@ -229,9 +229,12 @@ HIDDEN bool osm_os_at_exit_last(void (*fn)(void *), bool pin);
 /* Makes [addr, addr + len) (page-aligned) inaccessible (access false: a touch faults) or read/write again.
  * Returns false when the kernel refuses (the count of mappings is at its limit). Not counted in osm_os_calls. */
 HIDDEN bool osm_os_protect(void *addr, size_t len, bool access);
-/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL. A heap mmap as
- * far as the program can see (malloc(0)'s addresses): counted in osm_os_calls, and OSMEM_FAIL=mmap fails it. */
-HIDDEN void *osm_os_reserve(size_t len);
+/* len bytes of address space that fault on any access (PROT_NONE, no memory reserved), or NULL; at hint if that
+ * range is free (a hint only: elsewhere otherwise; NULL for none). A heap mmap as far as the program can see
+ * (malloc(0)'s addresses): counted in osm_os_calls, and OSMEM_FAIL=mmap fails it. */
+HIDDEN void *osm_os_reserve(size_t len, void *hint);
+/* The same at addr exactly (MAP_FIXED_NOREPLACE): false when anything is there or the kernel refuses. */
+HIDDEN bool osm_os_reserve_at(void *addr, size_t len);
 
 // ------------------------------------------------------------------
 // Block helpers
@@ -441,7 +444,7 @@ static inline size_t osm_heap_bytes(void)
 enum huge_mode { HUGE_MODE_OFF, HUGE_MODE_AUTO, HUGE_MODE_DENSE, HUGE_MODE_FORCED };
 HIDDEN void osm_huge_grown(char *p, size_t len);
 HIDDEN enum huge_mode osm_huge_env(void);
-HIDDEN bool osm_huge_kernel_ok(void);
+HIDDEN int osm_huge_kernel_ok(void); /* 1 yes, 0 no, -1 not known yet (asked again later) */
 /* Whether huge pages pay on this machine: true unless the mode is auto and a 4 KiB page fault, measured once
  * (osm_os_fault_probe_ns, on the first call), costs less than HUGE_FAULT_NS. */
 HIDDEN bool osm_huge_pays(void);

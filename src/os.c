@@ -666,19 +666,24 @@ bool osm_os_discard(void *addr, size_t len)
 // ------------------------------------------------------------------
 
 /* Read once per process, when the heap first reaches huge.c's size or the front its eighth segment: open, read,
- * close. Anything unreadable or unexpected counts as "never": no madvise is then made. */
+ * close. Anything unreadable or unexpected counts as "never": no madvise is then made. An open refused for want
+ * of a descriptor or of memory (EMFILE under a low RLIMIT_NOFILE) says nothing of the kernel: OS_THP_UNKNOWN, and
+ * the caller asks again later (it took it for "never", for good: session 61's review). */
 enum os_thp osm_os_thp_mode(void)
 {
 	int saved = errno, old = nocancel_begin();
 	char buf[96];
 	ssize_t n = -1;
 	int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+	bool transient = fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EINTR);
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof buf - 1);
 		close(fd);
 	}
 	nocancel_end(old);
 	errno = saved;
+	if (transient)
+		return OS_THP_UNKNOWN;
 	if (n <= 0)
 		return OS_THP_NEVER;
 	buf[n] = 0;
@@ -1000,12 +1005,27 @@ bool osm_os_protect(void *addr, size_t len, bool access)
 	return ok;
 }
 
-void *osm_os_reserve(size_t len)
+void *osm_os_reserve(size_t len, void *hint)
 {
 	int saved = errno;
 	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
-					   : mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+					   : mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	osm_os_calls.mmap++;
 	errno = saved;
 	return p == MAP_FAILED ? NULL : p;
+}
+
+bool osm_os_reserve_at(void *addr, size_t len)
+{
+	int saved = errno;
+	void *p = fault_now(OS_FAULT_MMAP) ? MAP_FAILED
+					   : mmap(addr, len, PROT_NONE,
+						  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	osm_os_calls.mmap++;
+	if (p != MAP_FAILED && p != addr) { /* a kernel before 4.17 took the flag for a hint and put it elsewhere */
+		munmap(p, len);
+		osm_os_calls.munmap++;
+	}
+	errno = saved;
+	return p == addr;
 }

@@ -235,12 +235,107 @@ static void reservation_tried_again(void)
 	}
 }
 
+/* Hazard (session 61's review of transient failures): the break walled in while RLIMIT_AS was lowered, so the
+ * mapped break's reservation was cut to 64 MiB. Once that was used up, a new reservation landed below the heap
+ * (mappings are placed top-down), was given back, and every heap block took a mapping of its own for good: 907
+ * mmap calls for 1,500 blocks of 100 KB, long after the limit was lifted. The reservation now goes on where it
+ * ends (it is placed in the gap above the heap, where nothing comes to sit). Here: the limit 100 MiB above what is
+ * mapped for 10 requests, lifted, then 1,000 blocks of 100 KB (100 MB, past the 64 MiB): a few mmap calls. */
+static void used_up_reservation(void)
+{
+	struct rlimit saved;
+	uintptr_t b = ((uintptr_t)sbrk(0) + 4095) & ~(uintptr_t)4095;
+	if (mmap((void *)b, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED)
+		_exit(4);
+	if (getrlimit(RLIMIT_AS, &saved) != 0)
+		_exit(5);
+	struct rlimit rl = saved;
+	rl.rlim_cur = tu_vm_bytes() + ((size_t)100 << 20);
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		_exit(5);
+	static char *p[1000];
+	for (int i = 0; i < 10; i++)
+		if (!(p[i] = v_malloc(100000)))
+			_exit(6);
+	if (setrlimit(RLIMIT_AS, &saved) != 0)
+		_exit(5);
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	for (int i = 10; i < 1000; i++)
+		if (!(p[i] = v_malloc(100000)))
+			_exit(6);
+		else
+			memset(p[i], i, 100000);
+	os_stats(&s1);
+	for (int i = 0; i < 1000; i++)
+		v_free(p[i]);
+	size_t calls = s1.mmap_calls - s0.mmap_calls;
+	if (calls > 30) {
+		fprintf(stderr, "990 blocks of 100 KB after a reservation cut to 64 MiB made %zu mmap calls (want at most "
+			"30: the mapped break goes on where it ends, not a mapping a block)\n", calls);
+		_exit(7);
+	}
+}
+
+/* Hazard (the same review, of this session's first change): RLIMIT_DATA, which counts what is committed and not
+ * what is reserved, refused the commit of a fresh reservation of the mapped break; the reservation stayed and
+ * stood for the break, though the heap went on growing by brk, so no trim or growth in place ever matched the
+ * break again: 54 MB kept after malloc_trim(0). Now a refused commit gives a fresh reservation back. Here:
+ * RLIMIT_DATA 64 KiB above what is used, 64 requests of 100 KB refused, the limit lifted, 50 MB of blocks come and
+ * go, malloc_trim(0): the heap must shrink back below 1 MiB. */
+static void refused_commit(void)
+{
+	struct rlimit saved;
+	void *warm = v_malloc(100);
+	v_free(warm);
+	if (getrlimit(RLIMIT_DATA, &saved) != 0)
+		_exit(5);
+	struct os_stats s;
+	os_stats(&s);
+	char buf[4096] = "";
+	tu_read_file("/proc/self/status", buf, sizeof buf);
+	char *d = strstr(buf, "VmData:");
+	if (!d)
+		_exit(5);
+	struct rlimit rl = saved;
+	rl.rlim_cur = (strtoul(d + 7, NULL, 10) + 64) * 1024;
+	if (setrlimit(RLIMIT_DATA, &rl) != 0)
+		_exit(5);
+	static char *p[500];
+	for (int i = 0; i < 64; i++)
+		p[i] = v_malloc(100000);
+	for (int i = 0; i < 64; i++)
+		v_free(p[i]);
+	if (setrlimit(RLIMIT_DATA, &saved) != 0)
+		_exit(5);
+	for (int r = 0; r < 3; r++) {
+		for (int i = 0; i < 500; i++)
+			if (!(p[i] = v_malloc(100000)))
+				_exit(6);
+			else
+				memset(p[i], 1, 100000);
+		for (int i = 499; i >= 0; i--)
+			v_free(p[i]);
+	}
+	malloc_trim(0);
+	os_stats(&s);
+	if (s.heap_size > ((size_t)1 << 20)) {
+		fprintf(stderr, "after a commit refused under RLIMIT_DATA, 50 MB of blocks freed and malloc_trim(0) left a "
+			"heap of %zu bytes (want under 1 MiB: the break no longer matched the heap's end)\n", s.heap_size);
+		_exit(7);
+	}
+}
+
 int main(void)
 {
 	if (!tu_death_case("brk_blocked", "", "scarce_address_space_tried_once", scarce_address_space, NULL, NULL))
 		return 1;
 	if (!tu_death_case("brk_blocked", "", "reservation_tried_again_after_refusal", reservation_tried_again, NULL,
 			   NULL))
+		return 1;
+	if (!tu_death_case("brk_blocked", "", "used_up_reservation_goes_on", used_up_reservation, NULL, NULL))
+		return 1;
+	if (!tu_death_case("brk_blocked", "", "refused_commit_gives_reservation_back", refused_commit, NULL, NULL))
 		return 1;
 	/* a heap block from the break first (the heap then has a segment below the wall, and one above it once it goes
 	 * on in a mapped break: gap_pointer_reported), then the break as it is now and a page mapped right above it */

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,6 +549,91 @@ static int prefault_case(int classic)
 	       classic ? "0" : cheap ? "32 to 64: faults are cheap here" : "one a block", s1.fault_probe_ns,
 	       resident, thp_always ? "; not checked: transparent huge pages are always on" : "");
 	return 1;
+}
+
+/* Hazard (session 61's review of transient failures): huge.c's probe of a fault's cost runs at the heap's 64th
+ * fresh header page, with a mapping of its own; refused (RLIMIT_AS at what the process maps for that one request),
+ * it measured nothing, and "nothing measured" stayed the verdict for good: every later fresh header page took a
+ * madvise call, where the host's cheap faults had stopped them. Now an unmeasured probe is made again a second
+ * later. Here: 40,000-byte blocks up to 63 populate calls, the limit set for the 64th, lifted, then 1.1 s later
+ * more blocks: os_stats' fault_probe_ns must then hold a measure (not 1, "none"). */
+static int probe_retry_case(int unused)
+{
+	(void)unused;
+	static char *p[3000];
+	int k = 0;
+	struct os_stats s;
+	for (os_stats(&s); s.populate_calls < 63 && k < 1000; os_stats(&s))
+		p[k++] = v_malloc(40000);
+	if (s.populate_calls != 63 || s.fault_probe_ns)
+		return printf("PASS growth/unmeasured_fault_probe_made_again (not run: %zu populate calls, probe %zu ns "
+			      "before the 64th fresh page: this host's heap does not populate as expected)\n",
+			      s.populate_calls, s.fault_probe_ns), 0;
+	struct rlimit saved, rl;
+	getrlimit(RLIMIT_AS, &saved);
+	rl = saved;
+	rl.rlim_cur = tu_vm_bytes();
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return printf("FAIL growth/unmeasured_fault_probe_made_again: setrlimit refused (test setup)\n"), 1;
+	p[k++] = v_malloc(40000); /* its header's page is the 64th: the probe's mapping is refused */
+	setrlimit(RLIMIT_AS, &saved);
+	os_stats(&s);
+	size_t first = s.fault_probe_ns;
+	usleep(1100 * 1000);
+	for (int i = 0; i < 200 && k < 3000; i++)
+		p[k++] = v_malloc(40000);
+	os_stats(&s);
+	for (int i = 0; i < k; i++)
+		v_free(p[i]);
+	if (s.fault_probe_ns <= 1)
+		return printf("FAIL growth/unmeasured_fault_probe_made_again: the probe refused under RLIMIT_AS (fault_probe_ns "
+			      "%zu) was never made again: %zu a second later and 200 fresh pages on\n", first,
+			      s.fault_probe_ns), 1;
+	printf("PASS growth/unmeasured_fault_probe_made_again (%zu, then %zu ns)\n", first, s.fault_probe_ns);
+	return 0;
+}
+
+/* Hazard (session 61's review): malloc(0)'s addresses come from a reservation of address space that faults on any
+ * access (strict.c, osm_zero_alloc); refused once (RLIMIT_AS close above the process at its first malloc(0)), it
+ * was never asked for again, and every later malloc(0) got a heap block, which a write does not fault on. Now it
+ * is asked for again a second later. Here: the limit 1 MiB above the process for the first malloc(0), lifted,
+ * 1.1 s, then a malloc(0) whose pointer must fault when written. */
+static sigjmp_buf zero_jb;
+static void zero_segv(int sig)
+{
+	(void)sig;
+	siglongjmp(zero_jb, 1);
+}
+
+static int zero_retry_case(int unused)
+{
+	(void)unused;
+	free(v_malloc(100));
+	struct rlimit saved, rl;
+	getrlimit(RLIMIT_AS, &saved);
+	rl = saved;
+	rl.rlim_cur = tu_vm_bytes() + (1 << 20);
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return printf("FAIL growth/zero_reservation_asked_again: setrlimit refused (test setup)\n"), 1;
+	void *first = v_malloc(0);
+	setrlimit(RLIMIT_AS, &saved);
+	v_free(first);
+	usleep(1100 * 1000);
+	char *volatile z = v_malloc(0);
+	if (!z)
+		return printf("FAIL growth/zero_reservation_asked_again: malloc(0) returned NULL\n"), 1;
+	signal(SIGSEGV, zero_segv);
+	if (!sigsetjmp(zero_jb, 1)) {
+		*z = 1;
+		signal(SIGSEGV, SIG_DFL);
+		return printf("FAIL growth/zero_reservation_asked_again: a write through malloc(0)'s pointer %p did not fault "
+			      "a second after the reservation was refused once (want: asked for again, as without the "
+			      "refusal)\n", (void *)z), 1;
+	}
+	signal(SIGSEGV, SIG_DFL);
+	v_free(z);
+	printf("PASS growth/zero_reservation_asked_again\n");
+	return 0;
 }
 
 /* The default profile trims a free top lazily (heap.c, trim_due): the top goes back once it has stayed free and
@@ -1278,6 +1365,10 @@ int main(int argc, char **argv)
 		if (!classic && in_child("map_refused_takes_heap", map_refused_case, mode))
 			return 1;
 	if (!classic && in_child("refused_growth_is_not_a_wall", refused_growth_case, 0))
+		return 1;
+	if (!classic && in_child("unmeasured_fault_probe_made_again", probe_retry_case, 0))
+		return 1;
+	if (!classic && in_child("zero_reservation_asked_again", zero_retry_case, 0))
 		return 1;
 	if (!classic && in_child("top_above_threshold_after_trim_goes_back_by_mallocs", trim_wait_again_case, 0))
 		return 1;
