@@ -79,8 +79,6 @@ enum huge_mode osm_huge_env(void)
 	return mode;
 }
 
-/* The kernel's mode is read when first needed (a heap of HUGE_FROM, the front's eighth segment, or
- * OSMEM_HUGEPAGE=1), so that the system calls of a small program are not touched. */
 /* A question that could not be answered for now (no descriptor, no memory for the probe's mapping) is asked again
  * after this long, not at every call, and not never: both verdicts were kept for good from one transient failure
  * (session 61's review: a probe refused under RLIMIT_AS made every later header page a madvise call). */
@@ -95,6 +93,8 @@ static bool ask_later(uint64_t *after)
 	return false;
 }
 
+/* The kernel's mode is read when first needed (a heap of HUGE_FROM, the front's eighth segment, or
+ * OSMEM_HUGEPAGE=1), so that the system calls of a small program are not touched. */
 int osm_huge_kernel_ok(void)
 {
 	static int ok = -1;
