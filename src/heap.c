@@ -441,9 +441,10 @@ static char *brk_current(void)
 	return osm_heap.brk_refused && osm_heap.vbrk ? osm_heap.vbrk : (char *)osm_os_brk_current();
 }
 
-/* Moves the break up by len. Once the kernel has refused a modest growth, the default profile stops asking (one
- * failed system call, not one per malloc) and grows the mapped break instead (vbrk_grow), or when that fails
- * serves what the heap cannot from mappings (heap_or_map). */
+/* Moves the break up by len. Once the kernel has refused a modest growth that the mapped break then served, the
+ * default profile stops asking (one failed system call, not one per malloc) and grows the mapped break instead
+ * (vbrk_grow); where neither grows, heap_or_map serves what the heap cannot from mappings, and the break is asked
+ * again at the next growth. */
 static char *brk_grow(size_t len)
 {
 	char *p;

@@ -395,8 +395,8 @@ struct heap {
 	struct block_meta *move_old;
 	size_t move_len;
 	bool move_grew;                 /* ... and whether it grew (heap.c, free_block's learn) */
-	bool brk_refused;               /* default profile: the kernel refused to move the break; the heap goes on in
-					 * a mapped break (vbrk), or failing that maps each block */
+	bool brk_refused;               /* default profile: the kernel refused to move the break and the heap went on
+					 * in a mapped break (vbrk); a refusal nothing served leaves it false */
 	/* the mapped break (heap.c, vbrk_grow): a reservation of address space (PROT_NONE) above the heap, made
 	 * read/write from its start up to vbrk as the heap grows into it, as the break would be */
 	char *vbrk, *vbrk_end;

@@ -551,6 +551,22 @@ static int prefault_case(int classic)
 	return 1;
 }
 
+/* RLIMIT_AS's soft limit set `extra` bytes above what the process maps now (its hard limit untouched); the limit
+ * before in *saved, when saved is not NULL. Prints `FAIL growth/<name>: ... (test setup)` and returns false when it
+ * cannot be set. */
+static bool limit_as_above(const char *name, size_t extra, struct rlimit *saved)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) != 0)
+		return printf("FAIL growth/%s: getrlimit refused (test setup)\n", name), false;
+	if (saved)
+		*saved = rl;
+	rl.rlim_cur = tu_vm_bytes() + extra;
+	if (setrlimit(RLIMIT_AS, &rl) != 0)
+		return printf("FAIL growth/%s: setrlimit refused (test setup)\n", name), false;
+	return true;
+}
+
 /* Hazard (session 61's review of transient failures): huge.c's probe of a fault's cost runs at the heap's 64th
  * fresh header page, with a mapping of its own; refused (RLIMIT_AS at what the process maps for that one request),
  * it measured nothing, and "nothing measured" stayed the verdict for good: every later fresh header page took a
@@ -566,15 +582,13 @@ static int probe_retry_case(int unused)
 	for (os_stats(&s); s.populate_calls < 63 && k < 1000; os_stats(&s))
 		p[k++] = v_malloc(40000);
 	if (s.populate_calls != 63 || s.fault_probe_ns)
-		return printf("PASS growth/unmeasured_fault_probe_made_again (not run: %zu populate calls, probe %zu ns "
-			      "before the 64th fresh page: this host's heap does not populate as expected)\n",
-			      s.populate_calls, s.fault_probe_ns), 0;
-	struct rlimit saved, rl;
-	getrlimit(RLIMIT_AS, &saved);
-	rl = saved;
-	rl.rlim_cur = tu_vm_bytes();
-	if (setrlimit(RLIMIT_AS, &rl) != 0)
-		return printf("FAIL growth/unmeasured_fault_probe_made_again: setrlimit refused (test setup)\n"), 1;
+		return printf("FAIL growth/unmeasured_fault_probe_made_again: %zu populate calls and a probe of %zu ns after "
+			      "%d blocks of 40,000 bytes (test setup: want 63 and none yet, one populate a fresh header page "
+			      "before the probe at the 64th, as growth/prefault_only_header_pages checks)\n",
+			      s.populate_calls, s.fault_probe_ns, k), 1;
+	struct rlimit saved;
+	if (!limit_as_above("unmeasured_fault_probe_made_again", 0, &saved))
+		return 1;
 	p[k++] = v_malloc(40000); /* its header's page is the 64th: the probe's mapping is refused */
 	setrlimit(RLIMIT_AS, &saved);
 	os_stats(&s);
@@ -609,12 +623,9 @@ static int zero_retry_case(int unused)
 {
 	(void)unused;
 	free(v_malloc(100));
-	struct rlimit saved, rl;
-	getrlimit(RLIMIT_AS, &saved);
-	rl = saved;
-	rl.rlim_cur = tu_vm_bytes() + (1 << 20);
-	if (setrlimit(RLIMIT_AS, &rl) != 0)
-		return printf("FAIL growth/zero_reservation_asked_again: setrlimit refused (test setup)\n"), 1;
+	struct rlimit saved;
+	if (!limit_as_above("zero_reservation_asked_again", 1 << 20, &saved))
+		return 1;
 	void *first = v_malloc(0);
 	setrlimit(RLIMIT_AS, &saved);
 	v_free(first);
@@ -1231,15 +1242,9 @@ static int map_refused_case(int mode)
 	memset(fence, 2, 100000);
 	for (int i = 0; i < N; i++)
 		v_free(b[i]);
-	unsigned long pages = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f || fscanf(f, "%lu", &pages) != 1)
-		return printf("FAIL growth/map_refused_takes_heap: /proc/self/statm unreadable (test setup)\n"), 1;
-	fclose(f);
 	/* 128 KiB more than the process has now: no mapping of WANT bytes fits */
-	struct rlimit rl = { (rlim_t)pages * 4096 + (128 << 10), RLIM_INFINITY };
-	if (setrlimit(RLIMIT_AS, &rl) != 0)
-		return printf("FAIL growth/map_refused_takes_heap: setrlimit refused (test setup)\n"), 1;
+	if (!limit_as_above("map_refused_takes_heap", 128 << 10, NULL))
+		return 1;
 	errno = 0;
 	char *p = mode == 3 ? aligned_alloc(4096, WANT) : mode == 4 ? v_realloc(mapped, 2 * 300000) :
 		  mode == 5 ? v_realloc(mapped, WANT) : v_malloc(WANT);
@@ -1270,14 +1275,8 @@ static int map_refused_case(int mode)
 static int refused_growth_case(int unused)
 {
 	(void)unused;
-	unsigned long pages = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (!f || fscanf(f, "%lu", &pages) != 1)
-		return printf("FAIL growth/refused_growth_is_not_a_wall: /proc/self/statm unreadable (test setup)\n"), 1;
-	fclose(f);
-	struct rlimit rl = { (rlim_t)pages * 4096 + (2 << 20), RLIM_INFINITY };
-	if (setrlimit(RLIMIT_AS, &rl) != 0)
-		return printf("FAIL growth/refused_growth_is_not_a_wall: setrlimit refused (test setup)\n"), 1;
+	if (!limit_as_above("refused_growth_is_not_a_wall", 2 << 20, NULL))
+		return 1;
 	errno = 0;
 	char *big = v_malloc((size_t)8 << 20);
 	if (big)
