@@ -1155,11 +1155,17 @@ static void unmap_block(struct block_meta *b)
 #define THREADED_MAX ((size_t)1 << 20)
 
 /* The threshold a request of the default profile meets: threshold (the policy's) capped at THREADED_MAX once the
- * process has had a second thread, unless the program set it (mallopt) or strict mode asked for mappings (0). */
+ * process has had a second thread, unless the program set it (mallopt) or strict mode asked for mappings (0).
+ * With mallopt's M_MMAP_MAX n, once n mapped blocks are live nothing more is mapped for its size, as in glibc
+ * (whose count of mappings meets the limit in sysmalloc); until session 62 osmem refused any n below 65536 (0
+ * from mallopt). A set limit turns the dynamic threshold off, so raise_mmap_threshold never sees this. Cost: a
+ * test of a policy field the threshold's load brings in. */
 static size_t heap_threshold(size_t threshold)
 {
-	return threshold > THREADED_MAX && !osm_heap.policy.fixed_threshold && !osm_os_single_threaded() ? THREADED_MAX
-													     : threshold;
+	const struct heap_policy *p = &osm_heap.policy;
+	if (__builtin_expect(p->mmap_max != 0, 0) && osm_heap.count.mapped_count >= p->mmap_max)
+		return SIZE_MAX;
+	return threshold > THREADED_MAX && !p->fixed_threshold && !osm_os_single_threaded() ? THREADED_MAX : threshold;
 }
 
 // ------------------------------------------------------------------

@@ -325,6 +325,7 @@ struct heap_policy {
 	size_t trim_threshold;   /* 0: the break never shrinks; else trim a free top larger than this */
 	size_t trim_keep;        /* what a trim leaves at the top */
 	bool fixed_threshold;    /* mallopt set a threshold, the top pad or a mapping limit: no dynamic threshold */
+	size_t mmap_max;         /* 0: no limit; else at most this many mapped blocks live at once (M_MMAP_MAX) */
 	bool map_cache;          /* keep big freed mappings for reuse (heap.c, "The mapping cache") */
 	bool prefault;           /* fault in a fresh page a header goes to with one system call (heap.c, prefault) */
 };
@@ -335,7 +336,7 @@ struct heap_policy {
  *                      calloc); OPT_TRIM_THRESHOLD: trim the top when more than value bytes are free at it (0:
  *                      never); OPT_TOP_PAD: grow the break by at least value bytes, and keep that much at a
  *                      trim; OPT_MMAP_MAX: 0 maps nothing (the thresholds go to SIZE_MAX), any other value gives
- *                      the thresholds back. */
+ *                      the thresholds back and caps the mapped blocks live at once (heap_threshold). */
 enum osm_option { OPT_MMAP_THRESHOLD, OPT_TRIM_THRESHOLD, OPT_TOP_PAD, OPT_MMAP_MAX };
 HIDDEN bool osm_option_set(enum osm_option opt, size_t value);
 HIDDEN void osm_option_get(struct heap_policy *out, bool *classic);

@@ -41,6 +41,7 @@ bool osm_option_set(enum osm_option opt, size_t value)
 				p->calloc_threshold = saved_calloc_threshold;
 				no_mmap = false;
 			}
+			p->mmap_max = value;
 			break;
 		}
 		p->fixed_threshold = true; /* as glibc: any of these turns the dynamic threshold off */

@@ -924,10 +924,12 @@ EXPORT void malloc_stats(void)
  * one osmem can ignore without breaking what the program asked for; 0 for anything else, for a value glibc
  * would refuse, and in the classic profile for every option that would change docs/CLASSIC.md's rules.
  * Honoured (default profile): M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX 0 (no mappings); each
- * turns the dynamic threshold off, as in glibc. Accepted and ignored: M_ARENA_MAX, M_ARENA_TEST (one heap plus
+ * turns the dynamic threshold off, as in glibc; M_MMAP_MAX n > 0 (at most n mapped blocks live: the next request
+ * above the threshold comes from the heap). Accepted and ignored: M_ARENA_MAX, M_ARENA_TEST (one heap plus
  * per-thread caches, whatever the limit), M_CHECK_ACTION (a bad pointer is always reported and aborts),
- * M_MXFAST (no fastbins; the front's classes are fixed), M_PERTURB (no filling: a debugging aid), an M_MMAP_MAX
- * of 65536 or more (no tighter than the kernel's own limit of mappings, vm.max_map_count's 65530). */
+ * M_MXFAST (no fastbins; the front's classes are fixed), M_PERTURB (no filling: a debugging aid). In the classic
+ * profile an M_MMAP_MAX of 65536 or more (no tighter than the kernel's own limit of mappings,
+ * vm.max_map_count's 65530). */
 EXPORT int mallopt(int param, int value)
 {
 	switch (param) {
@@ -943,14 +945,9 @@ EXPORT int mallopt(int param, int value)
 	case M_MMAP_MAX:
 		if (value <= 0)
 			return osm_option_set(OPT_MMAP_MAX, 0);
-		if (value < 65536)
-			return 0; /* a limit osmem does not count against */
-		{
-			bool classic;
-			struct heap_policy p;
-			osm_option_get(&p, &classic);
-			return classic || osm_option_set(OPT_MMAP_MAX, (size_t)value);
-		}
+		if (osm_option_set(OPT_MMAP_MAX, (size_t)value))
+			return 1;
+		return value >= 65536; /* classic: refused, but a limit no tighter than the kernel's changes nothing */
 	case M_ARENA_MAX:
 	case M_ARENA_TEST:
 	case M_CHECK_ACTION:

@@ -5,7 +5,7 @@
  *    docs/CLASSIC.md's rules;
  *  - M_MMAP_THRESHOLD moves the threshold and turns the dynamic one off (os_stats' mapped_count shows which
  *    requests got a mapping); M_TRIM_THRESHOLD -1 stops trimming; M_TOP_PAD sets the break's growth; M_MMAP_MAX 0
- *    maps nothing, and a large limit gives the thresholds back;
+ *    maps nothing, n > 0 caps the mapped blocks live at once, and a large limit gives the thresholds back;
  *  - malloc_info: glibc's XML (checked here for its frame and numbers; tests/test_faults.py parses it), EINVAL and
  *    -1 for options != 0 and for no stream.
  * Runs the default profile, then itself again with OSMEM_PROFILE=classic. With --info it only prints
@@ -71,7 +71,8 @@ static const struct ret_case ret_cases[] = {
 	{ "mxfast_too_large", M_MXFAST, 1000, 0, 0 },
 	{ "mmap_max_negative", M_MMAP_MAX, -1, 1, 0 },
 	{ "mmap_max_65536", M_MMAP_MAX, 65536, 1, 1 },
-	{ "mmap_max_10_not_enforced", M_MMAP_MAX, 10, 0, 0 },
+	{ "mmap_max_10", M_MMAP_MAX, 10, 1, 0 },
+	{ "mmap_max_65536_again", M_MMAP_MAX, 65536, 1, 1 }, /* the limit of 10 goes */
 	{ "mmap_threshold_negative", M_MMAP_THRESHOLD, -1, 1, 0 },
 	{ "mmap_threshold_above_32m", M_MMAP_THRESHOLD, 64 << 20, 1, 0 },
 	{ "top_pad_negative", M_TOP_PAD, -1, 0, 0 },
@@ -153,6 +154,25 @@ static void default_profile(void)
 	r = mallopt(M_MMAP_MAX, -1);
 	check("mmap_max/negative_maps_nothing", r == 1 && !is_mapped(4 << 20),
 	      "mallopt(M_MMAP_MAX, -1) returned %d, or a 4 MiB request was still mapped", r);
+	mallopt(M_MMAP_MAX, 65536);
+
+	/* M_MMAP_MAX n: at most n mapped blocks live; the next request above the threshold comes from the heap, and a
+	 * mapped block freed makes room again (until session 62 osmem refused any n below 65536) */
+	struct os_stats m0, m1;
+	os_stats(&m0);
+	r = mallopt(M_MMAP_MAX, (int)m0.mapped_count + 2);
+	void *big[4];
+	for (int i = 0; i < 4; i++)
+		big[i] = v_malloc(4 << 20);
+	os_stats(&m1);
+	check("mmap_max/limit_counts_live_mappings", r == 1 && big[2] && big[3] && m1.mapped_count == m0.mapped_count + 2,
+	      "mallopt(M_MMAP_MAX, %zu) returned %d, and 4 requests of 4 MiB made %zu mapped blocks (want 2; the "
+	      "others from the heap)", m0.mapped_count + 2, r, m1.mapped_count - m0.mapped_count);
+	v_free(big[0]);
+	check("mmap_max/freed_mapping_makes_room", is_mapped(4 << 20),
+	      "with one of the limit's mapped blocks freed, a 4 MiB request was not mapped");
+	for (int i = 1; i < 4; i++)
+		v_free(big[i]);
 	mallopt(M_MMAP_MAX, 65536);
 
 	/* thresholds glibc 2.36 takes and osmem refused until session 41: above 32 MiB, and negative (SIZE_MAX) */
