@@ -455,6 +455,8 @@ const char *osm_os_path_unwritable(const char *path)
 		dir[slash ? n : 1] = 0;
 		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 			why = "in a directory that does not exist";
+		else if (st.st_nlink == 0) /* removed while a process had it as its working directory: no file goes in */
+			why = "in a directory that was removed";
 		else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
 			why = "in a directory that is not writable";
 	}
