@@ -274,9 +274,16 @@ static __attribute__((noinline)) bool mapped_rounded_fits(const struct block_met
 	return t <= b->size && b->size - t < osm_os_page_size();
 }
 
+/* A heap block of PAGE_ROUND_MIN or more fills whole pages (heap.c, page_round): up to a page more than n. */
+static __attribute__((noinline)) bool heap_rounded_fits(const struct block_meta *b, size_t n)
+{
+	return b->status != STATUS_MAPPED && !osm_heap.classic && n <= b->size &&
+	       b->size - n < osm_os_page_size() + META_SIZE + osm_heap.policy.align;
+}
+
 /* Whether a sized delete of n bytes (allocated with alignment a; 0: malloc's) fits core block b: b holds n,
  * and the split rule would have cut away anything more than a header and a granule; an aligned mapping ends at
- * a page boundary, so it may hold up to a page more. */
+ * a page boundary, so it may hold up to a page more, as may a heap block of PAGE_ROUND_MIN or more. */
 static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 {
 	size_t slack = META_SIZE + osm_heap.policy.align;
@@ -287,6 +294,8 @@ static bool core_size_fits(const struct block_meta *b, size_t n, size_t a)
 	if (b->status == STATUS_MAPPED && a > MALLOC_ALIGN && n - 1 < MEDIUM_MAX && mapped_rounded_fits(b, n, a))
 		return true;
 	if (osm_mapped_size_fits(b, n)) /* with threads, a kept mapping taken whole (heap.c, kept_whole) */
+		return true;
+	if (n >= PAGE_ROUND_MIN - MALLOC_ALIGN && heap_rounded_fits(b, n))
 		return true;
 	/* a medium request may get a larger cached block of its size's bin; an aligned one is rounded by
 	 * medium_aligned_round and may get a block of the bin of that size or of that size and a remainder too small to

@@ -42,6 +42,7 @@ static inline uintptr_t round_down(uintptr_t v, size_t a) { return v & ~(uintptr
 
 #define MMAP_THRESHOLD  ((size_t)128 * 1024) /* ALIGN(n) + META >= this: own mapping (malloc, realloc) */
 #define MMAP_THRESHOLD_MAX ((size_t)32 << 20) /* the default profile's dynamic threshold rises no higher */
+#define PAGE_ROUND_MIN ((size_t)256 << 10) /* default profile: heap blocks from here up fill whole pages (heap.c) */
 #define PREALLOC_SIZE   ((size_t)128 * 1024) /* the first sbrk of the heap */
 #define MAX_REQUEST     ((size_t)PTRDIFF_MAX - (size_t)(1 << 20)) /* larger: ENOMEM, never a wrapped size */
 

@@ -1307,6 +1307,41 @@ static int refused_growth_case(int unused)
 	return 0;
 }
 
+/* Heap blocks of 256 KiB and up fill whole pages, header included (default profile; heap.c, page_round): big
+ * blocks carved one after the other start at one offset of their pages, and a program writing a byte per page of
+ * them ran faster (large: 0.18 -> 0.15 s, session 62). Blocks of 262,144, 300,000 and 1,000,000 bytes from the
+ * heap (the threshold set to 4 MiB): each one's header and usable size make whole pages, at most a page more than
+ * asked; one of 200,000 bytes keeps its size to the granule. */
+static int page_round_case(int unused)
+{
+	(void)unused;
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	const size_t n[4] = { 262144, 300000, 1000000, 200000 };
+	char *p[4];
+	struct os_stats a, b;
+	os_stats(&a);
+	for (int i = 0; i < 4; i++)
+		p[i] = v_malloc(n[i]);
+	os_stats(&b);
+	if (b.mapped_count != a.mapped_count || !p[0] || !p[1] || !p[2] || !p[3])
+		return printf("FAIL growth/big_heap_block_fills_whole_pages: setup: %zu of the blocks were mapped, or one "
+			      "was refused\n", b.mapped_count - a.mapped_count), 1;
+	for (int i = 0; i < 4; i++) {
+		size_t u = malloc_usable_size(p[i]);
+		bool whole = (u + sizeof(struct block_meta)) % 4096 == 0;
+		bool ok = u >= n[i] && (n[i] >= (256 << 10) ? whole && u - n[i] < 4096 : u - n[i] < 16);
+		if (!ok)
+			return printf("FAIL growth/big_heap_block_fills_whole_pages: malloc(%zu) has %zu usable bytes: with "
+				      "its %zu-byte header %s whole pages (want: %s)\n", n[i], u, sizeof(struct block_meta),
+				      whole ? "makes" : "does not make", n[i] >= (256 << 10) ? "whole pages, at most a page "
+				      "more than asked" : "the size asked, to the granule"), 1;
+	}
+	for (int i = 0; i < 4; i++)
+		v_free(p[i]);
+	printf("PASS growth/big_heap_block_fills_whole_pages\n");
+	return 0;
+}
+
 static int in_child(const char *name, int (*fn)(int), int arg)
 {
 	fflush(stdout);
@@ -1363,6 +1398,8 @@ int main(int argc, char **argv)
 	for (int mode = 1; mode <= 5; mode++)
 		if (!classic && in_child("map_refused_takes_heap", map_refused_case, mode))
 			return 1;
+	if (!classic && in_child("big_heap_block_fills_whole_pages", page_round_case, 0))
+		return 1;
 	if (!classic && in_child("refused_growth_is_not_a_wall", refused_growth_case, 0))
 		return 1;
 	if (!classic && in_child("unmeasured_fault_probe_made_again", probe_retry_case, 0))
