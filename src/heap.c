@@ -1159,13 +1159,17 @@ static void unmap_block(struct block_meta *b)
  * With mallopt's M_MMAP_MAX n, once n mapped blocks are live nothing more is mapped for its size, as in glibc
  * (whose count of mappings meets the limit in sysmalloc); until session 62 osmem refused any n below 65536 (0
  * from mallopt). A set limit turns the dynamic threshold off, so raise_mmap_threshold never sees this. Cost: a
- * test of a policy field the threshold's load brings in. */
+ * call (one copy for its five callers, out of the hot text's way) and a test of a policy field. */
+/* At the limit nothing more maps for its size; a threshold of 0 (strict mode: a mapping and its guard page, every
+ * time; docs/STRICT.md) stays 0: from the heap, strict mode's guard page fell on the next block's header (a
+ * review of session 62: strict/clean_mmap_max_keeps_guarded_mappings). Below the limit the threshold as set
+ * (mallopt fixed it: no cap for threads). */
 static __attribute__((noinline)) size_t threshold_at_limit(size_t threshold)
 {
-	return osm_heap.count.mapped_count >= osm_heap.policy.mmap_max ? SIZE_MAX : threshold; /* fixed: no cap */
+	return threshold && osm_heap.count.mapped_count >= osm_heap.policy.mmap_max ? SIZE_MAX : threshold;
 }
 
-static size_t heap_threshold(size_t threshold)
+static __attribute__((noinline)) size_t heap_threshold(size_t threshold)
 {
 	const struct heap_policy *p = &osm_heap.policy;
 	if (__builtin_expect(p->mmap_max != 0, 0))
@@ -2230,6 +2234,11 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 	if (b->status == STATUS_MAPPED) {                          /* 4 */
 		if (TRACING)
 			osm_trace_event("  case 4");
+		/* M_MMAP_MAX counts the block itself: at the limit it is resized where it is, as glibc's mremap of a
+		 * mapped chunk is, not copied into the heap and mapped again at the next growth (every realloc copied
+		 * the whole buffer: a review of session 62, mallopt/default/mmap_max/mapped_growth_stays_mapped) */
+		if (osm_heap.policy.mmap_max)
+			threshold = osm_heap.policy.mmap_threshold;
 		struct block_meta *kept = regrow_kept(b, s);
 		if (kept)
 			return move_block(b, kept, s);

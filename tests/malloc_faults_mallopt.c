@@ -173,6 +173,34 @@ static void default_profile(void)
 	      "with one of the limit's mapped blocks freed, a 4 MiB request was not mapped");
 	for (int i = 1; i < 4; i++)
 		v_free(big[i]);
+
+	/* ... and a mapped block at the limit grows where it is (mremap), as glibc's does: the limit counted the block
+	 * itself, so each growth copied it into the heap and the next mapped it again (a review of session 62: 50
+	 * moves for 255 growths by 1 MiB, 2.7 s; glibc 8 moves) */
+	os_stats(&m0);
+	mallopt(M_MMAP_MAX, (int)m0.mapped_count + 1);
+	char *g = v_malloc(1 << 20);
+	int moves = 0, steps = 63;
+	if (g)
+		g[0] = 7;
+	for (int i = 2; g && i <= steps + 1; i++) {
+		char *ng = realloc(g, (size_t)i << 20);
+		if (!ng) {
+			v_free(g);
+			g = NULL;
+			break;
+		}
+		moves += ng != g;
+		g = ng;
+		g[((size_t)i << 20) - 1] = 7;
+	}
+	os_stats(&m1);
+	check("mmap_max/mapped_growth_stays_mapped", g && g[0] == 7 && moves <= steps / 4 &&
+	      m1.mapped_count <= m0.mapped_count + 1,
+	      "a mapped block grown by 1 MiB %d times at a limit of one more mapping moved %d times (want at most %d), "
+	      "%zu mapped blocks more (want at most 1)%s", steps, moves, steps / 4, m1.mapped_count - m0.mapped_count,
+	      g ? "" : ", or a realloc failed");
+	v_free(g);
 	mallopt(M_MMAP_MAX, 65536);
 
 	/* thresholds glibc 2.36 takes and osmem refused until session 41: above 32 MiB, and negative (SIZE_MAX) */

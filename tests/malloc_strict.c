@@ -452,6 +452,30 @@ static void clean_enomem_empties_the_quarantine(void)
 	exit(0);
 }
 
+/* mallopt(M_MMAP_MAX, 2): strict mode's large blocks still get a mapping and its guard page each (docs/STRICT.md:
+ * whatever M_MMAP_MAX says). Session 62's limit turned strict mode's "always map" into "from the heap" at the
+ * limit, whose guard page fell on the next block's header: the next malloc crashed (a review of session 62). */
+static void clean_mmap_max_keeps_guarded_mappings(void)
+{
+	if (mallopt(M_MMAP_MAX, 2) != 1)
+		child_fail("mallopt(M_MMAP_MAX, 2) refused");
+	static char *big[6];
+	for (int i = 0; i < 6; i++) {
+		big[i] = v_malloc(200000);
+		if (!big[i])
+			child_fail("malloc(200000) returned NULL");
+		memset(big[i], 0x5a, 200000);
+	}
+	char *small = v_malloc(1000);
+	if (!small)
+		child_fail("malloc(1000) returned NULL");
+	memset(small, 1, 1000);
+	for (int i = 0; i < 6; i++)
+		v_free(big[i]);
+	v_free(small);
+	exit(0);
+}
+
 // ------------------------------------------------------------------
 // The cases
 // ------------------------------------------------------------------
@@ -503,6 +527,7 @@ static const struct strict_case cases[] = {
 	{ "clean_every_size", clean_every_size, CLEAN, NULL, NULL },
 	{ "clean_quarantine_churn", clean_quarantine_churn, CLEAN, NULL, NULL },
 	{ "clean_enomem_empties_the_quarantine", clean_enomem_empties_the_quarantine, CLEAN, NULL, NULL },
+	{ "clean_mmap_max_keeps_guarded_mappings", clean_mmap_max_keeps_guarded_mappings, CLEAN, NULL, NULL },
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
