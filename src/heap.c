@@ -1154,12 +1154,6 @@ static void unmap_block(struct block_meta *b)
  * and keeps glibc's rule: large and mixed-realloc reuse their holes. */
 #define THREADED_MAX ((size_t)1 << 20)
 
-/* The threshold a request of the default profile meets: threshold (the policy's) capped at THREADED_MAX once the
- * process has had a second thread, unless the program set it (mallopt) or strict mode asked for mappings (0).
- * With mallopt's M_MMAP_MAX n, once n mapped blocks are live nothing more is mapped for its size, as in glibc
- * (whose count of mappings meets the limit in sysmalloc); until session 62 osmem refused any n below 65536 (0
- * from mallopt). A set limit turns the dynamic threshold off, so raise_mmap_threshold never sees this. Cost: a
- * call (one copy for its five callers, out of the hot text's way) and a test of a policy field. */
 /* At the limit nothing more maps for its size; a threshold of 0 (strict mode: a mapping and its guard page, every
  * time; docs/STRICT.md) stays 0: from the heap, strict mode's guard page fell on the next block's header (a
  * review of session 62: strict/clean_mmap_max_keeps_guarded_mappings). Below the limit the threshold as set
@@ -1169,6 +1163,12 @@ static __attribute__((noinline)) size_t threshold_at_limit(size_t threshold)
 	return threshold && osm_heap.count.mapped_count >= osm_heap.policy.mmap_max ? SIZE_MAX : threshold;
 }
 
+/* The threshold a request of the default profile meets: threshold (the policy's) capped at THREADED_MAX once the
+ * process has had a second thread, unless the program set it (mallopt) or strict mode asked for mappings (0).
+ * With mallopt's M_MMAP_MAX n, once n mapped blocks are live nothing more is mapped for its size, as in glibc
+ * (whose count of mappings meets the limit in sysmalloc); until session 62 osmem refused any n below 65536 (0
+ * from mallopt). A set limit turns the dynamic threshold off, so raise_mmap_threshold never sees this. Cost: a
+ * call (one copy for its five callers, out of the hot text's way) and a test of a policy field. */
 static __attribute__((noinline)) size_t heap_threshold(size_t threshold)
 {
 	const struct heap_policy *p = &osm_heap.policy;
@@ -1419,7 +1419,6 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 // Allocation
 // ------------------------------------------------------------------
 
-/* b, free and out of every structure, serves s bytes. */
 /* Heap blocks of PAGE_ROUND_MIN and up take whole pages, header included (default profile): blocks carved one
  * after the other then start at one offset of their pages, and a program that touches a word per page of them runs
  * faster. large (64 KiB-4 MiB blocks, a byte written and read per page of each): 0.18 -> 0.15 s (medians of 7
@@ -1439,6 +1438,7 @@ static __attribute__((noinline)) size_t page_round(const struct block_meta *b, s
 	return r < b->size ? r : b->size;
 }
 
+/* b, free and out of every structure, serves s bytes. */
 static struct block_meta *take_block(struct block_meta *b, size_t s)
 {
 	if (s >= PAGE_ROUND_MIN)
