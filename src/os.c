@@ -428,6 +428,15 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 	return f->fd >= 0;
 }
 
+/* A directory reached by name with no links left is the working directory, removed (a lookup by name finds no
+ * removed one); getcwd then fails with ENOENT, where a live one fits or not in two bytes (ERANGE). The second test
+ * keeps a file system that reports no links for a live directory from losing the trace (a review of session 62). */
+static bool removed_cwd(void)
+{
+	char probe[2];
+	return !getcwd(probe, sizeof probe) && errno == ENOENT;
+}
+
 /* Why a trace could not be written at path, checked when tracing starts (without opening: the open waits for the
  * first writer, outside the heap lock, and a FIFO's open blocks until it has a reader): NULL if it can. A path that
  * exists must be writable and not a directory; a new one needs a writable directory. */
@@ -455,7 +464,7 @@ const char *osm_os_path_unwritable(const char *path)
 		dir[slash ? n : 1] = 0;
 		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 			why = "in a directory that does not exist";
-		else if (st.st_nlink == 0) /* removed while a process had it as its working directory: no file goes in */
+		else if (st.st_nlink == 0 && removed_cwd()) /* the working directory, removed: no file goes in */
 			why = "in a directory that was removed";
 		else if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0)
 			why = "in a directory that is not writable";
