@@ -964,8 +964,25 @@ static char **initial_environ(void)
 	return (char **)(sp + 1 + argc + 1);
 }
 
+/* A variable set in a privileged program (osm_os_getenv): said once, and ignored. */
+static __attribute__((noinline)) const char *secure_ignored(void)
+{
+	static int said;
+	if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+		osm_os_write_err("osmem: the program runs with privileges (setuid, setgid or capabilities): "
+				 "OSMEM_ settings are ignored\n");
+	return NULL;
+}
+
 /* The value of `name=` in the environment, compared byte by byte here, not with strlen and strncmp: libc calls a
- * teaching checker's ltrace would list (osm_os_thread_id). */
+ * teaching checker's ltrace would list (osm_os_thread_id).
+ * None in a program that runs with privileges its user does not have (setuid, setgid, file capabilities: the
+ * kernel's AT_SECURE, which glibc's secure_getenv reads): there every OSMEM_ variable is ignored, as glibc ignores
+ * its malloc tunables and jemalloc its MALLOC_CONF. OSMEM_TRACE and OSMEM_STATS name files osmem creates and
+ * appends to, and OSMEM_FAIL fails allocations where it says: a setgid program run with them wrote a file of the
+ * caller's choosing, group-owned by the program's group, until session 63 (secure/ tests). Said once on standard
+ * error, so that a user who set one knows why nothing came of it. Cost: a walk of the auxiliary vector, only for
+ * a variable that is set. */
 const char *osm_os_getenv(const char *name)
 {
 	char **env = initial_environ();
@@ -974,7 +991,7 @@ const char *osm_os_getenv(const char *name)
 		while (*n && *e == *n)
 			e++, n++;
 		if (!*n && *e == '=')
-			return e + 1;
+			return auxv_get(AT_SECURE) ? secure_ignored() : e + 1;
 	}
 	return NULL;
 }
