@@ -100,6 +100,8 @@ HIDDEN void osm_os_advise_huge(void *addr, size_t len);
 HIDDEN size_t osm_os_resident(const void *addr, size_t len);
 /* The value of environment variable `name` (read without allocating, also before libc has set environ). */
 HIDDEN const char *osm_os_getenv(const char *name);
+/* A setting's number: digits only, at least one, below 2^64 (os.c's one parser). False for anything else. */
+HIDDEN bool osm_os_parse_count(const char *s, size_t *out);
 /* System calls made so far, counted where they are made. */
 struct os_calls { size_t brk, mmap, munmap, mremap, madvise, populate; };
 HIDDEN extern struct os_calls osm_os_calls;
@@ -596,6 +598,8 @@ HIDDEN extern int osm_trace_on;
 #define TRACING __builtin_expect(osm_trace_on, 0)
 #endif
 HIDDEN void osm_trace_start(const char *path, const char *const *base, const char *const *end, const char *header);
+/* From the library's constructor: a relative OSMEM_TRACE is made absolute where the process starts (trace.c). */
+HIDDEN void osm_trace_note_start(const char *path);
 HIDDEN void osm_trace_event(const char *fmt, ...);
 /* Writes what filled up while the heap lock was held; called with no lock held, right after releasing it. */
 HIDDEN void osm_trace_after_unlock(void);

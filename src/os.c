@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
@@ -57,6 +58,14 @@ static size_t decimal(const char **s, bool *over)
 	return v;
 }
 
+bool osm_os_parse_count(const char *s, size_t *out)
+{
+	bool over;
+	const char *c = s;
+	*out = decimal(&c, &over);
+	return c != s && !*c && !over;
+}
+
 static void fault_env_bad(const char *spec)
 {
 	osm_os_write_err("osmem: OSMEM_FAIL=");
@@ -88,7 +97,9 @@ static void fault_env_read(void)
 				break;
 			}
 		}
-		if (k < 0 || *s < '0' || *s > '9') {
+		/* a kind named twice is not understood: its count was the last one's and its `+` any one's, in silence
+		 * (mmap:1+,mmap:3 armed mmap:3+; the review of session 63, faults/env_kind_twice_not_understood) */
+		if (k < 0 || at[k] || *s < '0' || *s > '9') {
 			fault_env_bad(spec);
 			return;
 		}
@@ -102,7 +113,7 @@ static void fault_env_read(void)
 			sticky[k] = true;
 			s++;
 		}
-		if (*s == ',')
+		if (*s == ',' && s[1]) /* a comma ends nothing: mmap:1, was taken, in silence */
 			s++;
 		else if (*s) {
 			fault_env_bad(spec);
@@ -115,10 +126,17 @@ static void fault_env_read(void)
 }
 
 /* The environment array the program started with, as glibc passes it to constructors (dynamic and static
- * programs alike): the auxiliary vector follows it (auxv_get, the classic library only). */
+ * programs alike): the auxiliary vector follows it (auxv_get, the classic library only). Only when it is the one
+ * on the initial stack, right after argv: a library loaded with dlopen is handed the environment of that moment,
+ * which after a setenv lies in the heap, and the walk past its end read the program's data as the vector (a
+ * setgid program that set a variable to "\x17" was taken for an unprivileged one: secure/dlopen/...; the
+ * review of session 63). Otherwise NULL, and auxv_get asks getauxval. */
 #ifndef OSMEM_DROPIN
 static char **start_envp;
 #endif
+/* Whether libc has set `environ` (seen set, or our constructor ran): from then on a NULL environ is a cleared
+ * environment (clearenv), not one libc has yet to set (initial_environ). */
+static bool environ_set;
 
 /* At start too, so that a setting that is not understood is named even in a program that never allocates (a
  * call before this constructor reads it first). Reads the environment only: no allocation, no system call. */
@@ -126,8 +144,10 @@ __attribute__((constructor)) static void fault_start(int argc, char **argv, char
 {
 	(void)argc, (void)argv, (void)envp;
 #ifndef OSMEM_DROPIN
-	start_envp = envp;
+	if (argv && envp == argv + argc + 1)
+		start_envp = envp;
 #endif
+	__atomic_store_n(&environ_set, true, __ATOMIC_RELAXED);
 	fault_env_read();
 }
 
@@ -384,14 +404,49 @@ static void file_set(struct os_file *f, int fd)
 	}
 }
 
+/* The program's own descriptor that a trace path names when that is a regular file: N of /dev/fd/N or
+ * /proc/self/fd/N, else standard error or output (/dev/stderr, or the file itself by its name), or -1. Opened
+ * anew, such a file was locked and truncated, and the trace written from its start over the program's lines:
+ * `OSMEM_TRACE=/dev/stderr prog 2>>app.log` left app.log holding the trace alone, and a forked child made
+ * /dev/stderr.PID (the review of session 63; env/trace_into_programs_own_log_keeps_it). */
+static int own_fd_named(const char *path, const struct stat *st)
+{
+	static const char *const prefix[] = { "/dev/fd/", "/proc/self/fd/" };
+	int named = -1;
+	for (size_t i = 0; i < 2; i++) {
+		size_t k = strlen(prefix[i]);
+		if (strncmp(path, prefix[i], k) == 0 && path[k]) {
+			const char *c = path + k;
+			bool over;
+			size_t v = decimal(&c, &over);
+			if (!*c && !over && v < INT_MAX)
+				named = (int)v;
+		}
+	}
+	int candidates[3] = { named, STDERR_FILENO, STDOUT_FILENO };
+	for (size_t i = 0; i < 3; i++) {
+		struct stat o;
+		if (candidates[i] >= 0 && fstat(candidates[i], &o) == 0 && o.st_dev == st->st_dev && o.st_ino == st->st_ino)
+			return candidates[i];
+	}
+	return -1;
+}
+
 bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how)
 {
-	int saved = errno, cancel = nocancel_begin(), fd = -1;
+	int saved = errno, cancel = nocancel_begin(), fd = -1, own = -1;
 	char name[4096];
 	size_t n = strlen(path);
 	f->fd = -1;
 	struct stat st;
-	if (n + 24 <= sizeof name && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+	bool found = n + 24 <= sizeof name && stat(path, &st) == 0;
+	if (found && S_ISREG(st.st_mode))
+		own = own_fd_named(path, &st);
+	if (own >= 0) {
+		/* the program's own output: written through a copy of its descriptor (the same offset, its O_APPEND), by
+		 * every process, nothing truncated and no PATH.PID, as for a pipe */
+		file_set(f, move_high(fcntl(own, F_DUPFD_CLOEXEC, 3)));
+	} else if (found && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
 		/* a pipe, a terminal, /dev/null, /dev/stderr: written as it is, by every process that has the setting
 		 * (no lock to take, nothing to truncate, and no PATH.PID beside a device: until session 50 the truncate
 		 * failed there and the trace went to a new file /dev/null.PID, or nowhere; trace/into_a_fifo) */
@@ -415,12 +470,29 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 				return false;
 			}
 		}
+		int nofollow = 0;
 		if (how == TRACE_PATH_PID) {
 			name[n++] = '.';
 			osm_os_utoa(name + n, (uintmax_t)getpid(), 10);
+			/* a name osmem made up: never through a symbolic link, which another user could have planted for a
+			 * pid to come in a shared directory, and the trace would have truncated the file it points to (the
+			 * review of session 63; env/trace_pid_file_not_through_a_link) */
+			nofollow = O_NOFOLLOW;
 		}
-		if (fd < 0)
-			fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | nofollow, 0644);
+			if (fd < 0 && nofollow) { /* said: the process's trace is lost (PATH itself was checked at start) */
+				int err = errno;
+				osm_os_write_err("osmem: OSMEM_TRACE: ");
+				osm_os_write_err(name);
+				osm_os_write_err(err == ELOOP ? " is a symbolic link" : " could not be made (");
+				if (err != ELOOP) {
+					osm_os_write_err(osm_os_error_text(err));
+					osm_os_write_err(")");
+				}
+				osm_os_write_err(": this process is not traced\n");
+			}
+		}
 		file_set(f, move_high(fd));
 	}
 	nocancel_end(cancel);
@@ -495,8 +567,16 @@ bool osm_os_open_stats(struct os_file *f, const char *spec)
 	int saved = errno, cancel = nocancel_begin();
 	if (strcmp(spec, "1") == 0)
 		file_set(f, move_high(fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)));
-	else
-		file_set(f, move_high(open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)));
+	else {
+		/* without waiting for a reader: a FIFO that had none held the program in this constructor, before main,
+		 * for good (the review of session 63; env/stats_fifo_without_reader_said); its open fails ENXIO */
+		int fd = open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+		int err = errno;
+		if (fd >= 0)
+			fcntl(fd, F_SETFL, O_APPEND); /* writes wait again, as the program's own would */
+		file_set(f, move_high(fd));
+		f->err = fd < 0 ? err : 0;
+	}
 	nocancel_end(cancel);
 	errno = saved;
 	return f->fd >= 0;
@@ -952,15 +1032,25 @@ extern char **environ;
 extern void *__libc_stack_end;
 
 /* environ is set by libc's initialisation; a preloaded allocator can be called before that (by ld.so), so
- * fall back to the initial stack: argc, argv[], NULL, envp[], NULL. */
+ * fall back to the initial stack: argc, argv[], NULL, envp[], NULL. Only before libc has set it: a program that
+ * cleared its environment (clearenv, environ = NULL) has none, where the fallback read the one it started with
+ * (the review of session 63: OSMEM_TRACE still traced after clearenv). And only where the stack reads as that
+ * layout (argv[argc] NULL): in a static program __libc_stack_end is not at argc, and the fallback read argv as
+ * the environment (an argument OSMEM_TRACE=PATH made a trace; env/ tests in tests/test_environment.py). */
 static char **initial_environ(void)
 {
-	if (environ)
-		return environ;
-	if (!__libc_stack_end)
+	char **env = environ;
+	if (env) {
+		if (!__atomic_load_n(&environ_set, __ATOMIC_RELAXED))
+			__atomic_store_n(&environ_set, true, __ATOMIC_RELAXED);
+		return env;
+	}
+	if (__atomic_load_n(&environ_set, __ATOMIC_RELAXED) || !__libc_stack_end)
 		return NULL;
 	long *sp = __libc_stack_end;
 	long argc = sp[0];
+	if (argc < 0 || argc > (1 << 20) || sp[1 + argc] != 0)
+		return NULL;
 	return (char **)(sp + 1 + argc + 1);
 }
 
@@ -980,9 +1070,9 @@ static __attribute__((noinline)) const char *secure_ignored(void)
  * kernel's AT_SECURE, which glibc's secure_getenv reads): there every OSMEM_ variable is ignored, as glibc ignores
  * its malloc tunables and jemalloc its MALLOC_CONF. OSMEM_TRACE and OSMEM_STATS name files osmem creates and
  * appends to, and OSMEM_FAIL fails allocations where it says: a setgid program run with them wrote a file of the
- * caller's choosing, group-owned by the program's group, until session 63 (secure/ tests). Said once on standard
- * error, so that a user who set one knows why nothing came of it. Cost: a walk of the auxiliary vector, only for
- * a variable that is set. */
+ * caller's choosing, group-owned by the program's group, until session 63 (tests/test_environment.py). Said once
+ * on standard error, so that a user who set one knows why nothing came of it. Cost: a walk of the auxiliary
+ * vector, only for a variable that is set. */
 const char *osm_os_getenv(const char *name)
 {
 	char **env = initial_environ();

@@ -254,6 +254,8 @@ __attribute__((constructor)) static void osmem_start(void)
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	bool stats = osm_stats_open();
 	const char *trace = osm_os_getenv("OSMEM_TRACE");
+	if (trace && *trace)
+		osm_trace_note_start(trace);
 	if (stats || (trace && *trace))
 		exit_last = osm_os_at_exit_last(at_last_exit, !DROPIN);
 }

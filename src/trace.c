@@ -13,6 +13,7 @@
  * instructions, never across a system call but the mapping of a new buffer); io_lock (the file; held across
  * write(2)) then q_lock. The heap lock is never taken under io_lock except at exit (sealing the last buffer,
  * before io_lock) and io_lock under the heap lock only on the fatal path, which ends the process. */
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 
@@ -350,12 +351,31 @@ void osm_trace_event(const char *fmt, ...)
 // Start, fork
 // ------------------------------------------------------------------
 
+/* OSMEM_TRACE_PID: a process id, or 0 (none named). Anything else is said once and ignored: trailing text
+ * (1x named pid 1), a value past a long (it wrapped, and could name the running process), or none at all (taken
+ * as unset) were all taken in silence (the review of session 63; env/trace_pid_not_understood_said). */
 static long parse_pid(const char *s)
 {
-	long v = 0;
-	for (; s && *s >= '0' && *s <= '9'; s++)
-		v = v * 10 + (*s - '0');
-	return v;
+	size_t v;
+	if (osm_os_parse_count(s, &v) && v > 0 && v <= (size_t)INT_MAX)
+		return (long)v;
+	osm_os_write_err("osmem: OSMEM_TRACE_PID=");
+	osm_os_write_err(s);
+	osm_os_write_err(" is not understood (a process id); the first process to write the trace owns it\n");
+	return 0;
+}
+
+/* A relative OSMEM_TRACE as the library's constructor found it, and made absolute there: the first allocation
+ * may come after the program changed directory (a daemon's chdir("/") in main), and the trace then went where it
+ * had gone, not where the process started, as OSMEM_STATS does (the review of session 63;
+ * env/relative_trace_path_from_start_directory). */
+static char start_rel[sizeof tr.path], start_abs[sizeof tr.path];
+
+void osm_trace_note_start(const char *path)
+{
+	size_t n = path ? strlen(path) : 0;
+	if (n && path[0] != '/' && n < sizeof start_rel && osm_os_absolute(start_abs, sizeof tr.path - 24, path))
+		memcpy(start_rel, path, n + 1);
 }
 
 /* Under the heap lock, at the first allocation: memory only. The file is opened by the first writer, after
@@ -364,11 +384,13 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 {
 	tr.base = base;
 	tr.end = end;
-	/* a relative path is taken from the directory the process starts in: a forked child opens PATH.PID at its
-	 * first write, and one that had changed directory first (to one it cannot write) lost its trace in silence
-	 * (a soak of session 60: observe/trace/relative_path_kept_after_chdir) */
+	/* a relative path is taken from the directory the process starts in (above, or now if this comes first): a
+	 * forked child opens PATH.PID at its first write, and one that had changed directory first (to one it cannot
+	 * write) lost its trace in silence (a soak of session 60: observe/trace/relative_path_kept_after_chdir) */
 	static char abs_path[sizeof tr.path];
-	if (path[0] != '/' && osm_os_absolute(abs_path, sizeof tr.path - 24, path)) /* else kept relative: a long cwd */
+	if (path[0] != '/' && start_rel[0] && strcmp(path, start_rel) == 0)
+		path = start_abs;
+	else if (path[0] != '/' && osm_os_absolute(abs_path, sizeof tr.path - 24, path)) /* else kept relative */
 		path = abs_path;
 	size_t n = strlen(path), h = strlen(header);
 	/* room for ".PID" (os.c, osm_os_open_trace) or no trace, said once: until session 50 a path of 4,073 to

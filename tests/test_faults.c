@@ -191,6 +191,10 @@ int main(void)
 	env_case("count_zero_not_understood", "mmap:0", 0, 0, true);
 	env_case("count_zero_sticky_not_understood", "brk:0+", 0, 0, true);
 	env_case("count_zero_after_a_count_not_understood", "mmap:1,mmap:0", 0, 0, true);
+	/* a kind named twice, and a comma that ends nothing, are not understood: mmap:1+,mmap:3 armed mmap:3+ and
+	 * mmap:1, was taken, in silence (session 63's review) */
+	env_case("kind_twice_not_understood", "brk:1+,brk:3", 0, 0, true);
+	env_case("trailing_comma_not_understood", "brk:1,", 0, 0, true);
 	/* a count past SIZE_MAX saturates (the SIZE_MAX-th call: none here); it wrapped to 1 (session 50) */
 	env_case("count_saturates", "brk:18446744073709551617", 0, 0, false);
 	map_at_success_keeps_errno();
