@@ -22,6 +22,8 @@ HIDDEN struct heap osm_heap = {
 	.classic = true,
 };
 
+static void idle_env(void);
+
 void osm_init(bool dropin)
 {
 	if (osm_heap.secret)
@@ -47,6 +49,7 @@ void osm_init(bool dropin)
 		p->map_cache = true;
 		p->prefault = true;
 		osm_huge_env(); /* read now, not at 32 MiB of heap: a setting not understood is named in any program */
+		idle_env();
 	}
 	osm_heap.secret = osm_os_random32() | 1;
 	osm_heap.key = ((uint64_t)osm_heap.secret * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)osm_os_random32() << 32) ^
@@ -996,6 +999,95 @@ static void decay_reused(const struct block_meta *b, size_t s)
 		osm_trace_event("  decay_ns %z", (size_t)decay_ns);
 }
 
+// ------------------------------------------------------------------
+// Idle holes: smaller free blocks that stay idle go back too (default profile; after 5 to 10 s)
+// ------------------------------------------------------------------
+
+/* The decay above takes blocks of DECAY_MIN (1 MiB) or more. A program whose working set shrank (a server after a
+ * peak, a build that freed its tables) leaves its heap holed: its frees coalesce into free blocks of tens of KiB
+ * between the blocks still live, which only a request of their size reuses. They stayed resident for good: 512 MiB
+ * of 16 B..16 KiB objects, 90% freed at random, then 12 s of light use, kept 529 MiB resident (glibc 518,
+ * mimalloc 560, tcmalloc 569; jemalloc, whose dirty pages decay over 10 s, 137; /tmp programs of session 63,
+ * docs/TRADEOFFS.md). So a sweep, every idle_ns (5 s; OSMEM_IDLE_MS), visits the free blocks of IDLE_MIN to
+ * DECAY_MIN in the index's order and tags each with the sweep's number, as the decay tags its blocks (the first
+ * payload word; a merge clears it, a split's rest and a used block's payload hold no tag); a block that still
+ * holds the last sweep's tag was neither used, merged nor split for a whole period, and its whole pages past the
+ * tag go back (madvise). So a hole goes back 5 to 10 s after it last changed, and one that changes more often never
+ * does: the benchmark's workloads, which reuse their holes within milliseconds and end within seconds, make the
+ * same page faults as before. The sweep walks a few blocks at each tick (IDLE_BATCH: at the frees and allocations
+ * that reach the core, and at the front's ticks, osm_heap_idle_tick), from where it stopped (osm_index_next), so
+ * no call waits on a walk of every free block. Not in the classic profile, whose freed bytes stay as they were. */
+#define IDLE_MIN        ((size_t)8192) /* holds a whole page past the tag */
+#define IDLE_BATCH      64
+#define IDLE_NS_DEFAULT 5000000000ull
+static uint64_t idle_ns = IDLE_NS_DEFAULT; /* 0: never (OSMEM_IDLE_MS=0); set at osm_init */
+/* When the next sweep begins: 0 while one is under way, UINT64_MAX when there is none (the classic profile, or
+ * OSMEM_IDLE_MS=0): idle_due is one compare */
+static uint64_t idle_next_ns = UINT64_MAX;
+static uint64_t idle_start_ns, idle_pass = 1;
+static size_t idle_at_size;   /* the sweep's place: the key of the last block it visited */
+static uintptr_t idle_at_addr;
+
+/* The decay's tag with passes of their own (bit 62), so that neither mistakes the other's for its own. */
+static uint64_t idle_tag(const struct block_meta *b, uint64_t pass)
+{
+	return decay_tag(b, pass | (uint64_t)1 << 62);
+}
+
+/* A sweep is under way, or one is due at `now`. An atomic load: osm_heap_idle_tick asks without the lock. */
+static inline bool idle_due(uint64_t now)
+{
+	return now >= __atomic_load_n(&idle_next_ns, __ATOMIC_RELAXED);
+}
+
+/* IDLE_BATCH steps of the sweep, a new one begun when due. Heap lock held. Cost: a splay and a load of the block's
+ * first payload word a step, and a madvise for a block that goes back. */
+static __attribute__((noinline)) void idle_step(uint64_t now)
+{
+	if (idle_next_ns) { /* a sweep begins */
+		idle_start_ns = now;
+		__atomic_store_n(&idle_next_ns, 0, __ATOMIC_RELAXED);
+		idle_pass++;
+		idle_at_size = IDLE_MIN - 1;
+		idle_at_addr = UINTPTR_MAX - 1;
+	}
+	bool released = false;
+	for (int k = 0; k < IDLE_BATCH; k++) {
+		struct block_meta *b = osm_index_next(idle_at_size, idle_at_addr);
+		if (!b || b->size >= DECAY_MIN) { /* done: the next one a period after this one began */
+			__atomic_store_n(&idle_next_ns, idle_start_ns + idle_ns, __ATOMIC_RELAXED);
+			return;
+		}
+		idle_at_size = b->size;
+		idle_at_addr = (uintptr_t)b;
+		uint64_t *w = (uint64_t *)payload(b);
+		if (w[0] == idle_tag(b, idle_pass - 1)) { /* tagged by the last sweep, untouched since */
+			osm_heap.count.decayed_bytes += discard_past(b, sizeof w[0], &released);
+			w[0] = idle_tag(b, 0);
+		} else if (w[0] != idle_tag(b, 0)) {
+			w[0] = idle_tag(b, idle_pass);
+		}
+	}
+}
+
+/* OSMEM_IDLE_MS: the sweep's period in milliseconds (0: no sweep), read at the heap's start (default profile).
+ * Anything else is said once, and the default holds. */
+static void idle_env(void)
+{
+	const char *v = osm_os_getenv("OSMEM_IDLE_MS");
+	size_t ms;
+	if (v && *v && osm_os_parse_count(v, &ms) && ms <= 86400000) {
+		idle_ns = (uint64_t)ms * 1000000;
+	} else if (v && *v) {
+		osm_os_write_err("osmem: OSMEM_IDLE_MS=");
+		osm_os_write_err(v);
+		osm_os_write_err(" is not understood (milliseconds, 0 to 86400000; 0: never); using 5000\n");
+	}
+	/* the first sweep a period after the heap's start: a program that ends sooner never runs one */
+	if (idle_ns)
+		__atomic_store_n(&idle_next_ns, osm_os_coarse_ns() + idle_ns, __ATOMIC_RELAXED);
+}
+
 /* One thread: a pass at most every DECAY_NS_ALONE. Its heap has no other thread's blocks above a hole, but it
  * has its own medium cache's: a program that builds a structure of medium blocks and frees it all (a phase over)
  * leaves the blocks its cache keeps last at the top of the heap, above everything it freed, which the trim
@@ -1025,6 +1117,8 @@ static void decay_tick(void)
 	if (osm_heap.classic)
 		return;
 	uint64_t now = osm_os_coarse_ns();
+	if (idle_due(now))
+		idle_step(now);
 	if (!decay_due(now))
 		return;
 	__atomic_store_n(&decay_last_ns, now, __ATOMIC_RELAXED);
@@ -1045,7 +1139,7 @@ static size_t mapcache_n;
 void osm_heap_idle_tick(void)
 {
 	uint64_t now = osm_os_coarse_ns();
-	if (osm_heap.classic || (!decay_due(now) && !mapcache_due(now)))
+	if (osm_heap.classic || (!decay_due(now) && !mapcache_due(now) && !idle_due(now)))
 		return;
 	osm_lock();
 	osm_set_op("free"); /* the name a report from the pass would give: it runs in a free */

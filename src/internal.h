@@ -134,6 +134,9 @@ struct os_file { int fd; int err; uint64_t dev, ino; };
  * lasts while the owner runs), else `path.PID`. */
 enum os_trace_name { TRACE_PATH, TRACE_PATH_PID, TRACE_PATH_IF_FREE };
 HIDDEN bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how);
+/* Why a file of osmem's could not be opened at path, given the open's errno: a FIFO with no reader, a socket, or
+ * osm_os_path_unwritable's reasons; NULL if none is known. */
+HIDDEN const char *osm_os_open_failure(const char *path, int err);
 /* Why a file of osmem's at path (the trace, the statistics) could not be written (a directory, no permission, no
  * such directory), or NULL. */
 HIDDEN const char *osm_os_path_unwritable(const char *path);
@@ -588,6 +591,9 @@ HIDDEN struct block_meta *osm_index_best_fit(size_t size);
 HIDDEN size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
 /* The same for the blocks of at least min bytes only (the visit must not change the index). */
 HIDDEN size_t osm_index_walk_from(size_t min, bool (*visit)(struct block_meta *b, void *arg), void *arg);
+/* The free block with the smallest key (size, address) above (size, addr), or NULL: a walk one block at a time
+ * that other calls may change between steps (heap.c, the idle sweep). Amortised O(log n); splays. */
+HIDDEN struct block_meta *osm_index_next(size_t size, uintptr_t addr);
 
 /* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md. Events are recorded under the heap lock
  * into memory only; the file is written after the lock is released. */

@@ -432,6 +432,40 @@ static int own_fd_named(const char *path, const struct stat *st)
 	return -1;
 }
 
+/* PATH.PID, a name osmem made up, opened (and truncated) only as a regular file of this user, reached without a
+ * symbolic link and without waiting: a link, a FIFO or another user's file planted at a pid to come in a shared
+ * directory had the trace overwrite the file it pointed to, or its malloc wait for a reader for good (the review
+ * of session 63; env/trace_pid_file_not_through_a_link). Anything else is said, and this process runs untraced
+ * (PATH itself was checked at the start). */
+static int open_pid_file(const char *name)
+{
+	int fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644), err = errno;
+	struct stat st;
+	const char *why = NULL;
+	if (fd < 0)
+		why = err == ELOOP ? "is a symbolic link" : NULL;
+	else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		why = "is not a file of this user";
+	else if (ftruncate(fd, 0) != 0 || fcntl(fd, F_SETFL, 0) != 0)
+		why = "could not be emptied";
+	else
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	osm_os_write_err("osmem: OSMEM_TRACE: ");
+	osm_os_write_err(name);
+	if (why) {
+		osm_os_write_err(" ");
+		osm_os_write_err(why);
+	} else {
+		osm_os_write_err(" could not be made (");
+		osm_os_write_err(osm_os_error_text(err));
+		osm_os_write_err(")");
+	}
+	osm_os_write_err(": this process is not traced\n");
+	return -1;
+}
+
 bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name how)
 {
 	int saved = errno, cancel = nocancel_begin(), fd = -1, own = -1;
@@ -443,10 +477,25 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 	if (found && S_ISREG(st.st_mode))
 		own = own_fd_named(path, &st);
 	if (own >= 0) {
-		/* the program's own output: written through a copy of its descriptor (the same offset, its O_APPEND), by
-		 * every process, nothing truncated and no PATH.PID, as for a pipe */
-		file_set(f, move_high(fcntl(own, F_DUPFD_CLOEXEC, 3)));
-	} else if (found && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+		/* the program's own output: written through a copy of its descriptor (the same offset, its O_APPEND),
+		 * nothing truncated. The copy shares the file's lock with the descriptor it copies: the process that
+		 * takes it, and its children that inherited that descriptor, write there; a process whose descriptor is
+		 * another (an exec'd child whose output went elsewhere, another program) finds the lock taken and writes
+		 * PATH.PID, as for any file (it took the free lock and truncated the program's log: the review of
+		 * session 63, env/trace_into_own_log_kept_from_other_processes) */
+		fd = fcntl(own, F_DUPFD_CLOEXEC, 3);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			file_set(f, move_high(fd));
+			nocancel_end(cancel);
+			errno = saved;
+			return f->fd >= 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		how = TRACE_PATH_PID;
+	}
+	if (own < 0 && found && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
 		/* a pipe, a terminal, /dev/null, /dev/stderr: written as it is, by every process that has the setting
 		 * (no lock to take, nothing to truncate, and no PATH.PID beside a device: until session 50 the truncate
 		 * failed there and the trace went to a new file /dev/null.PID, or nowhere; trace/into_a_fifo) */
@@ -470,28 +519,12 @@ bool osm_os_open_trace(struct os_file *f, const char *path, enum os_trace_name h
 				return false;
 			}
 		}
-		int nofollow = 0;
 		if (how == TRACE_PATH_PID) {
 			name[n++] = '.';
 			osm_os_utoa(name + n, (uintmax_t)getpid(), 10);
-			/* a name osmem made up: never through a symbolic link, which another user could have planted for a
-			 * pid to come in a shared directory, and the trace would have truncated the file it points to (the
-			 * review of session 63; env/trace_pid_file_not_through_a_link) */
-			nofollow = O_NOFOLLOW;
-		}
-		if (fd < 0) {
-			fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | nofollow, 0644);
-			if (fd < 0 && nofollow) { /* said: the process's trace is lost (PATH itself was checked at start) */
-				int err = errno;
-				osm_os_write_err("osmem: OSMEM_TRACE: ");
-				osm_os_write_err(name);
-				osm_os_write_err(err == ELOOP ? " is a symbolic link" : " could not be made (");
-				if (err != ELOOP) {
-					osm_os_write_err(osm_os_error_text(err));
-					osm_os_write_err(")");
-				}
-				osm_os_write_err(": this process is not traced\n");
-			}
+			fd = open_pid_file(name);
+		} else if (fd < 0) {
+			fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		}
 		file_set(f, move_high(fd));
 	}
@@ -560,6 +593,19 @@ bool osm_os_absolute(char *out, size_t cap, const char *path)
 	}
 	errno = saved;
 	return ok;
+}
+
+const char *osm_os_open_failure(const char *path, int err)
+{
+	int saved = errno;
+	struct stat st;
+	const char *why = NULL;
+	if (err == ENXIO && stat(path, &st) == 0) /* a FIFO with no reader, a socket, a device with none behind it */
+		why = S_ISFIFO(st.st_mode) ? "a FIFO with no reader at the start"
+		      : S_ISSOCK(st.st_mode) ? "a socket, which cannot be opened"
+					     : "a device with none behind it";
+	errno = saved;
+	return why ? why : osm_os_path_unwritable(path);
 }
 
 bool osm_os_open_stats(struct os_file *f, const char *spec)
@@ -1064,6 +1110,13 @@ static __attribute__((noinline)) const char *secure_ignored(void)
 	return NULL;
 }
 
+/* A variable's value v, unless the program runs with privileges (below). Out of line: only a variable that is set
+ * comes here, and a program's start finds none of them (the hot text's 64 KiB, tests/test_footprint.py). */
+static __attribute__((noinline)) const char *setting(const char *v)
+{
+	return auxv_get(AT_SECURE) ? secure_ignored() : v;
+}
+
 /* The value of `name=` in the environment, compared byte by byte here, not with strlen and strncmp: libc calls a
  * teaching checker's ltrace would list (osm_os_thread_id).
  * None in a program that runs with privileges its user does not have (setuid, setgid, file capabilities: the
@@ -1081,7 +1134,7 @@ const char *osm_os_getenv(const char *name)
 		while (*n && *e == *n)
 			e++, n++;
 		if (!*n && *e == '=')
-			return auxv_get(AT_SECURE) ? secure_ignored() : e + 1;
+			return setting(e + 1);
 	}
 	return NULL;
 }

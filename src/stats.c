@@ -3,8 +3,6 @@
  * Record layer: formats figures the API gathered (osmem.c, os_stats: the front's and the core's, each under its
  * own lock) without stdio or allocation, and writes them through the OS seam. It takes no lock and calls no
  * layer above it. */
-#include <errno.h>
-
 #include "internal.h"
 #include "osmem.h"
 
@@ -114,7 +112,7 @@ bool osm_stats_open(void)
 		return true;
 	/* said once, as OSMEM_TRACE's path is: until session 60 a path that could not be opened gave no statistics
 	 * and no word (observe/stats/unwritable_path_said) */
-	const char *why = stats_file.err == ENXIO ? "a FIFO with no reader at the start" : osm_os_path_unwritable(v);
+	const char *why = osm_os_open_failure(v, stats_file.err);
 	osm_os_write_err("osmem: OSMEM_STATS names ");
 	osm_os_write_err(v);
 	osm_os_write_err(", ");

@@ -35,16 +35,27 @@
 
 int osm_strict = -1;
 
-bool osm_strict_init(void)
+/* OSMEM_CHECK set: its mode, and a value that is not one said. Out of line: a program's start, which runs
+ * osm_strict_init, mostly has no OSMEM_CHECK, and the hot text has no room for this (tests/test_footprint.py). */
+static __attribute__((noinline)) void strict_setting(const char *v)
 {
-	const char *v = osm_os_getenv("OSMEM_CHECK");
-	int on = v && strcmp(v, "strict") == 0, unknown = -1;
-	if (__atomic_compare_exchange_n(&osm_strict, &unknown, on, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
-	    v && *v && !on && strcmp(v, "default") != 0) {
+	int on = strcmp(v, "strict") == 0, unknown = -1;
+	if (__atomic_compare_exchange_n(&osm_strict, &unknown, on, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED) && !on &&
+	    strcmp(v, "default") != 0) {
 		osm_os_write_err("osmem: OSMEM_CHECK="); /* once: only the thread that set the mode writes */
 		osm_os_write_err(v);
 		osm_os_write_err(" is not a mode (default or strict); using default\n");
 	}
+}
+
+bool osm_strict_init(void)
+{
+	const char *v = osm_os_getenv("OSMEM_CHECK");
+	int unknown = -1;
+	if (v && *v)
+		strict_setting(v);
+	else
+		__atomic_compare_exchange_n(&osm_strict, &unknown, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	return __atomic_load_n(&osm_strict, __ATOMIC_RELAXED) > 0;
 }
 

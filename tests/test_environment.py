@@ -289,6 +289,19 @@ def trace_pid_file_not_through_a_link(build, tmp):
     check("env/trace_pid_file_not_through_a_link", p.returncode == 0 and kept and "is a symbolic link" in err,
           f"exit {p.returncode}; the file the link at t.trace.{pid} points to was "
           f"{'kept' if kept else 'overwritten'}; stderr {err[-300:]!r} (want the loss said)")
+    # a FIFO planted there: the open waited for a reader inside the program's malloc, for good
+    p = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=tmp, env=dict(base, OSMEM_TRACE=os.path.join(shared, "t.trace"), OSMEM_TRACE_PID="1"))
+    pid = p.stdout.readline().strip()
+    os.mkfifo(os.path.join(shared, f"t.trace.{pid}"))
+    try:
+        out, err = p.communicate("go\n", timeout=20)
+        ok, why = p.returncode == 0 and "this process is not traced" in err, f"exit {p.returncode}: {err[-300:]!r}"
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        ok, why = False, f"the program waited 20 s in its malloc for a reader of the FIFO at t.trace.{pid}"
+    check("env/trace_pid_file_not_a_planted_fifo", ok, why)
 
 
 CHDIR = r"""#include <stdlib.h>
@@ -361,6 +374,119 @@ def stats_fifo_without_reader(build, tmp):
     except subprocess.TimeoutExpired:
         ok, why = False, "the program did not end in 20 s: it waits for a reader of the FIFO"
     check("env/stats_fifo_without_reader_said", ok, why)
+    # a socket fails its open the same way (ENXIO): it is named as a socket, not as a FIFO
+    import socket
+    a, b = socket.socketpair()
+    try:
+        r = subprocess.run([exe], stdout=subprocess.DEVNULL, stderr=a.fileno(), timeout=20, cwd=tmp,
+                           env=dict(base, OSMEM_STATS="/dev/stderr"))
+        a.close()
+        said = b.recv(65536).decode(errors="replace")
+    finally:
+        b.close()
+    check("env/stats_socket_named_as_a_socket", r.returncode == 0 and "a socket" in said and "FIFO" not in said,
+          f"exit {r.returncode}, standard error (a socket) said {said[-300:]!r}")
+
+
+EXEC_QUIET = r"""#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/wait.h>
+/* writes a line, runs a helper whose output goes to /dev/null (exec), writes another; argv[1]: the helper */
+int main(int argc, char **argv)
+{
+	char *p = malloc(100);
+	free(p);
+	fprintf(stderr, "parent line 1\n");
+	pid_t c = fork();
+	if (c == 0) {
+		int n = open("/dev/null", O_WRONLY);
+		dup2(n, 1);
+		dup2(n, 2);
+		execl(argv[argc - 1], argv[argc - 1], "helper", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(c, NULL, 0);
+	fprintf(stderr, "parent line 2\n");
+	p = malloc(300);
+	free(p);
+	return 0;
+}
+"""
+
+
+def trace_into_own_log_kept_from_other_processes(build, tmp):
+    """The trace path is the program's own log, by name: the program writes through a copy of its descriptor and
+    holds the file's lock with it, so a process exec'd with its output elsewhere (a quiet helper) writes PATH.PID.
+    Without the lock that process took the path, truncated the log and wrote its trace over the program's lines."""
+    exe = build_prog(tmp, "env/exec_quiet", EXEC_QUIET, [os.path.join(build, "libosmem-malloc.a"), "-lpthread"])
+    helper = os.path.join(tmp, "env", "own_log")  # any program that allocates, forks, writes to stderr
+    if not exe or not os.path.exists(helper):
+        return
+    log = os.path.join(tmp, "named.log")
+    with open(log, "w") as f:
+        f.write("yesterday's line 1\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    with open(log, "a") as f:
+        r = subprocess.run([exe, helper], stdout=subprocess.DEVNULL, stderr=f, timeout=60, cwd=tmp,
+                           env=dict(base, OSMEM_TRACE=log))
+    text = open(log).read()
+    pids = [n for n in os.listdir(tmp) if n.startswith("named.log.")]
+    lost = [l for l in ("yesterday's line 1", "parent line 1", "parent line 2") if l not in text]
+    check("env/trace_into_own_log_kept_from_other_processes",
+          r.returncode == 0 and not lost and "osmem-trace 1" in text and pids,
+          f"exit {r.returncode}; lines lost from the log {lost}; trace header in it: {'osmem-trace 1' in text}; "
+          f"PATH.PID files of the other processes {pids} (want the helper's)")
+
+
+def secure_programs(build, tmp, gid):
+    """Each library's program run plain (the control) and setgid (AT_SECURE)."""
+    for lib, (source, archive) in PROGRAMS.items():
+        src, exe = os.path.join(tmp, lib + ".c"), os.path.join(tmp, lib)
+        open(src, "w").write(source)
+        b = subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "include"), src,
+                            "-o", exe, os.path.join(build, archive), "-lpthread"], capture_output=True, text=True)
+        if not check(f"secure/{lib}/program_builds", b.returncode == 0, b.stderr[-500:]):
+            continue
+        stats, trace = os.path.join(tmp, lib + ".stats"), os.path.join(tmp, lib + ".trace")
+        files = {"OSMEM_STATS": stats, "OSMEM_TRACE": trace}
+        fail = {"OSMEM_FAIL": "mmap:1+,brk:1+"}
+
+        # the control: the same binary, no privileges: the files are written and the faults injected
+        r, f = run(exe, tmp, files)
+        made = [k for k, p in files.items() if os.path.exists(p)]
+        check(f"secure/{lib}/unprivileged_program_takes_settings",
+              r.returncode == 0 and f.get("secure") == "0" and len(made) == 2,
+              f"exit {r.returncode}, {r.stdout.strip()!r}, files made by {made} (want both): {r.stderr[-300:]!r}")
+        r, f = run(exe, tmp, fail)
+        check(f"secure/{lib}/unprivileged_program_takes_faults", f.get("small") == "0" and f.get("large") == "0",
+              f"with {fail}: {r.stdout.strip()!r} (want both allocations to fail): {r.stderr[-300:]!r}")
+        for p in files.values():
+            if os.path.exists(p):
+                os.unlink(p)
+
+        # setgid to a group the caller is not running as: AT_SECURE
+        os.chown(exe, -1, gid)
+        os.chmod(exe, 0o2755)
+        r, f = run(exe, tmp, dict(files, **fail))
+        if not check(f"secure/{lib}/setgid_program_is_secure", f.get("secure") == "1",
+                     f"the setgid copy (group {gid}) ran with {r.stdout.strip()!r}: the file system may be "
+                     f"mounted nosuid ({tmp}); {r.stderr[-300:]!r}"):
+            continue
+        made = [k for k, p in files.items() if os.path.exists(p)]
+        check(f"secure/{lib}/privileged_program_writes_no_file", not made,
+              f"{made} named files that the setgid program created: {[files[k] for k in made]}")
+        check(f"secure/{lib}/privileged_program_takes_no_fault", f.get("small") == "1" and f.get("large") == "1",
+              f"with {fail}: {r.stdout.strip()!r} (want both allocations served)")
+        said = r.stderr.count(MESSAGE)
+        check(f"secure/{lib}/privileged_program_says_settings_ignored_once", r.returncode == 0 and said == 1,
+              f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
+        # no OSMEM_ variable set: nothing to say
+        r, f = run(exe, tmp, {})
+        check(f"secure/{lib}/privileged_program_silent_without_settings",
+              r.returncode == 0 and f.get("small") == "1" and "osmem:" not in r.stderr,
+              f"exit {r.returncode}, {r.stdout.strip()!r}: {r.stderr[-300:]!r}")
 
 
 def main():
@@ -369,62 +495,19 @@ def main():
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     gid = other_group()
-    if gid is None:
-        # not root and no supplementary group: no setgid program can be made here (CI runs as root)
-        print("note: secure/: not root and no supplementary group, so no program with AT_SECURE can be made here")
-        print("0 passed, 0 failed")
-        return 0
     # in the build directory, not /tmp: /tmp may be mounted nosuid, which would leave AT_SECURE 0
     tmp = tempfile.mkdtemp(prefix="secure.", dir=build)
     try:
-        for lib, (source, archive) in PROGRAMS.items():
-            src, exe = os.path.join(tmp, lib + ".c"), os.path.join(tmp, lib)
-            open(src, "w").write(source)
-            b = subprocess.run(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-I" + os.path.join(ROOT, "include"), src,
-                                "-o", exe, os.path.join(build, archive), "-lpthread"], capture_output=True, text=True)
-            if not check(f"secure/{lib}/program_builds", b.returncode == 0, b.stderr[-500:]):
-                continue
-            stats, trace = os.path.join(tmp, lib + ".stats"), os.path.join(tmp, lib + ".trace")
-            files = {"OSMEM_STATS": stats, "OSMEM_TRACE": trace}
-            fail = {"OSMEM_FAIL": "mmap:1+,brk:1+"}
-
-            # the control: the same binary, no privileges: the files are written and the faults injected
-            r, f = run(exe, tmp, files)
-            made = [k for k, p in files.items() if os.path.exists(p)]
-            check(f"secure/{lib}/unprivileged_program_takes_settings",
-                  r.returncode == 0 and f.get("secure") == "0" and len(made) == 2,
-                  f"exit {r.returncode}, {r.stdout.strip()!r}, files made by {made} (want both): {r.stderr[-300:]!r}")
-            r, f = run(exe, tmp, fail)
-            check(f"secure/{lib}/unprivileged_program_takes_faults", f.get("small") == "0" and f.get("large") == "0",
-                  f"with {fail}: {r.stdout.strip()!r} (want both allocations to fail): {r.stderr[-300:]!r}")
-            for p in files.values():
-                if os.path.exists(p):
-                    os.unlink(p)
-
-            # setgid to a group the caller is not running as: AT_SECURE
-            os.chown(exe, -1, gid)
-            os.chmod(exe, 0o2755)
-            r, f = run(exe, tmp, dict(files, **fail))
-            if not check(f"secure/{lib}/setgid_program_is_secure", f.get("secure") == "1",
-                         f"the setgid copy (group {gid}) ran with {r.stdout.strip()!r}: the file system may be "
-                         f"mounted nosuid ({tmp}); {r.stderr[-300:]!r}"):
-                continue
-            made = [k for k, p in files.items() if os.path.exists(p)]
-            check(f"secure/{lib}/privileged_program_writes_no_file", not made,
-                  f"{made} named files that the setgid program created: {[files[k] for k in made]}")
-            check(f"secure/{lib}/privileged_program_takes_no_fault", f.get("small") == "1" and f.get("large") == "1",
-                  f"with {fail}: {r.stdout.strip()!r} (want both allocations served)")
-            said = r.stderr.count(MESSAGE)
-            check(f"secure/{lib}/privileged_program_says_settings_ignored_once", r.returncode == 0 and said == 1,
-                  f"exit {r.returncode}, said {said} times (want 1): {r.stderr[-300:]!r}")
-            # no OSMEM_ variable set: nothing to say
-            r, f = run(exe, tmp, {})
-            check(f"secure/{lib}/privileged_program_silent_without_settings",
-                  r.returncode == 0 and f.get("small") == "1" and "osmem:" not in r.stderr,
-                  f"exit {r.returncode}, {r.stdout.strip()!r}: {r.stderr[-300:]!r}")
-        secure_dlopen(build, tmp, gid)
+        if gid is None:
+            # not root and no supplementary group: no setgid program can be made here (CI runs as root)
+            print("note: secure/: not root and no supplementary group, so no program with AT_SECURE can be made "
+                  "here; the env/ checks run")
+        else:
+            secure_programs(build, tmp, gid)
+            secure_dlopen(build, tmp, gid)
         env_cleared(build, tmp)
         trace_into_own_log(build, tmp)
+        trace_into_own_log_kept_from_other_processes(build, tmp)
         trace_pid_file_not_through_a_link(build, tmp)
         relative_trace_from_start_directory(build, tmp)
         trace_pid_not_understood_said(build, tmp)
