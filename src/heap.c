@@ -280,6 +280,7 @@ static void list_remove(struct block_meta *b)
 #define DECAY_KEEP       ((size_t)1 << 20)
 #define DECAY_KEEP_CHEAP ((size_t)1 << 18)
 static void decay_carry(const struct block_meta *from, const uint64_t w[2], struct block_meta *to, bool merged);
+static struct block_meta *idle_at;
 
 /* b swallows the block after it (which must be free and adjacent), header included. In the default profile b's
  * first payload word, where the decay tags a free block (decay_visit), is cleared: b keeps its header, so a tag
@@ -302,6 +303,8 @@ static void absorb_next(struct block_meta *b)
 		memcpy(nw, payload(n), sizeof nw);
 	free_detach(n);
 	list_remove(n);
+	if (idle_at == n) /* the idle sweep's place (its section, below) */
+		idle_at = b;
 	b->size += META_SIZE + n->size;
 	stamp_block(b);
 	if (b->status == STATUS_FREE && !osm_heap.classic)
@@ -1009,24 +1012,31 @@ static void decay_reused(const struct block_meta *b, size_t s)
  * of 16 B..16 KiB objects, 90% freed at random, then 12 s of light use, kept 529 MiB resident (glibc 518,
  * mimalloc 560, tcmalloc 569; jemalloc, whose dirty pages decay over 10 s, 137; /tmp programs of session 63,
  * docs/TRADEOFFS.md). So a sweep, every idle_ns (5 s; OSMEM_IDLE_MS), visits the free blocks of IDLE_MIN to
- * DECAY_MIN in the index's order and tags each with the sweep's number, as the decay tags its blocks (the first
- * payload word; a merge clears it, a split's rest and a used block's payload hold no tag); a block that still
- * holds the last sweep's tag was neither used, merged nor split for a whole period, and its whole pages past the
- * tag go back (madvise). So a hole goes back 5 to 10 s after it last changed, and one that changes more often never
- * does: the benchmark's workloads, which reuse their holes within milliseconds and end within seconds, make the
- * same page faults as before. The sweep walks a few blocks at each tick (IDLE_BATCH: at the frees and allocations
- * that reach the core, and at the front's ticks, osm_heap_idle_tick), from where it stopped (osm_index_next), so
- * no call waits on a walk of every free block. Not in the classic profile, whose freed bytes stay as they were. */
+ * DECAY_MIN in the heap's order and tags each with the sweep's number, as the decay tags its blocks (the first
+ * payload word; a merge clears it, a used block's payload is the program's); a block that still holds the last
+ * sweep's tag was neither used nor merged for a whole period, and its whole pages past the tag go back (madvise).
+ * So a hole goes back 5 to 10 s after it last changed, and one that changes more often never does: the benchmark's
+ * workloads, which reuse their holes within milliseconds and end within seconds, make the same page faults as
+ * before. (The rest of a split made at the same address as the last sweep's rest holds that rest's tag; it is
+ * free, and goes back a period early.)
+ * The sweep walks the heap's list (checked links, osm_walk_next) IDLE_BATCH headers at each tick (at the frees and
+ * allocations that reach the core, and at the front's ticks, osm_heap_idle_tick), giving back at most
+ * IDLE_DISCARDS blocks, from where it stopped: no call waits on a walk of every block. A walk of the best-fit
+ * index in its order, splaying each block it visited, left the tree a chain, and the next sweep's first step
+ * walked all of it: 66,000 steps and 10-13 ms in one call with 500,000 holes (the review of session 63). Where the
+ * heap is advised for huge pages nothing goes back: a hole is smaller than a huge page, a discard inside one breaks
+ * it up, and the kernel's khugepaged fills it in again (the same review: 207 MB to 35 and back to 208 in 130 s).
+ * Not in the classic profile, whose freed bytes stay as they were. */
 #define IDLE_MIN        ((size_t)8192) /* holds a whole page past the tag */
-#define IDLE_BATCH      64
+#define IDLE_BATCH      256
+#define IDLE_DISCARDS   32
 #define IDLE_NS_DEFAULT 5000000000ull
 static uint64_t idle_ns = IDLE_NS_DEFAULT; /* 0: never (OSMEM_IDLE_MS=0); set at osm_init */
 /* When the next sweep begins: 0 while one is under way, UINT64_MAX when there is none (the classic profile, or
  * OSMEM_IDLE_MS=0): idle_due is one compare */
 static uint64_t idle_next_ns = UINT64_MAX;
 static uint64_t idle_start_ns, idle_pass = 1;
-static size_t idle_at_size;   /* the sweep's place: the key of the last block it visited */
-static uintptr_t idle_at_addr;
+/* idle_at: the next block the sweep looks at (declared above absorb_next, which moves it off a block it merges) */
 
 /* The decay's tag with passes of their own (bit 62), so that neither mistakes the other's for its own. */
 static uint64_t idle_tag(const struct block_meta *b, uint64_t pass)
@@ -1040,34 +1050,34 @@ static inline bool idle_due(uint64_t now)
 	return now >= __atomic_load_n(&idle_next_ns, __ATOMIC_RELAXED);
 }
 
-/* IDLE_BATCH steps of the sweep, a new one begun when due. Heap lock held. Cost: a splay and a load of the block's
- * first payload word a step, and a madvise for a block that goes back. */
+/* A step of the sweep, a new one begun when due. Heap lock held. Cost: IDLE_BATCH header loads (and their links
+ * checked), a load of a free block's first payload word, and a madvise for each block that goes back. */
 static __attribute__((noinline)) void idle_step(uint64_t now)
 {
 	if (idle_next_ns) { /* a sweep begins */
 		idle_start_ns = now;
 		__atomic_store_n(&idle_next_ns, 0, __ATOMIC_RELAXED);
 		idle_pass++;
-		idle_at_size = IDLE_MIN - 1;
-		idle_at_addr = UINTPTR_MAX - 1;
+		idle_at = osm_heap.head;
 	}
 	bool released = false;
-	for (int k = 0; k < IDLE_BATCH; k++) {
-		struct block_meta *b = osm_index_next(idle_at_size, idle_at_addr);
-		if (!b || b->size >= DECAY_MIN) { /* done: the next one a period after this one began */
-			__atomic_store_n(&idle_next_ns, idle_start_ns + idle_ns, __ATOMIC_RELAXED);
-			return;
-		}
-		idle_at_size = b->size;
-		idle_at_addr = (uintptr_t)b;
+	size_t discards = 0;
+	for (size_t k = 0; k < IDLE_BATCH && idle_at && discards < IDLE_DISCARDS; k++) {
+		struct block_meta *b = idle_at;
+		idle_at = osm_walk_next(b);
+		if (b->status != STATUS_FREE || b->size < IDLE_MIN || b->size >= DECAY_MIN || osm_huge_heap_advised(b))
+			continue;
 		uint64_t *w = (uint64_t *)payload(b);
 		if (w[0] == idle_tag(b, idle_pass - 1)) { /* tagged by the last sweep, untouched since */
 			osm_heap.count.decayed_bytes += discard_past(b, sizeof w[0], &released);
 			w[0] = idle_tag(b, 0);
+			discards++;
 		} else if (w[0] != idle_tag(b, 0)) {
 			w[0] = idle_tag(b, idle_pass);
 		}
 	}
+	if (!idle_at) /* done: the next one a period after this one began */
+		__atomic_store_n(&idle_next_ns, idle_start_ns + idle_ns, __ATOMIC_RELAXED);
 }
 
 /* OSMEM_IDLE_MS: the sweep's period in milliseconds (0: no sweep), read at the heap's start (default profile).

@@ -141,24 +141,6 @@ struct block_meta *osm_index_best_fit(size_t size)
 	return slot_block(n);
 }
 
-struct block_meta *osm_index_next(size_t size, uintptr_t addr)
-{
-	if (!osm_heap.root)
-		return NULL;
-	/* after splaying for (size, addr + 1) the root is that key's predecessor or successor; no block sits at
-	 * address addr + 1, so "at least" is "above" */
-	uint32_t t = splay(osm_heap.root, size, addr + 1);
-	osm_heap.root = t;
-	if (!key_less(key_size(t), key_addr(t), size, addr + 1))
-		return slot_block(t);
-	uint32_t n = right(t);
-	if (!n)
-		return NULL;
-	while (left(n))
-		n = left(n);
-	return slot_block(n);
-}
-
 /* Morris in-order traversal of the subtree at cur: no stack, so a degenerate (deep) tree is fine; the tree is
  * restored as it goes. *go turns false at a callback that returns false (the walk still restores the links). */
 static size_t morris(uint32_t cur, bool (*visit)(struct block_meta *b, void *arg), void *arg, bool *go)

@@ -591,9 +591,6 @@ HIDDEN struct block_meta *osm_index_best_fit(size_t size);
 HIDDEN size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);
 /* The same for the blocks of at least min bytes only (the visit must not change the index). */
 HIDDEN size_t osm_index_walk_from(size_t min, bool (*visit)(struct block_meta *b, void *arg), void *arg);
-/* The free block with the smallest key (size, address) above (size, addr), or NULL: a walk one block at a time
- * that other calls may change between steps (heap.c, the idle sweep). Amortised O(log n); splays. */
-HIDDEN struct block_meta *osm_index_next(size_t size, uintptr_t addr);
 
 /* trace.c: the decision recorder (OSMEM_TRACE); see docs/TRACE.md. Events are recorded under the heap lock
  * into memory only; the file is written after the lock is released. */
