@@ -38,32 +38,23 @@ def check(name, ok, why=""):
     return ok
 
 
-PROGRAMS = {
-    # (source, archive): what each prints is the same line, so one parser reads both
-    "dropin": ("""#include <stdio.h>
+# one program for each library (its archive, and the calls that reach it): the same line printed, one parser
+SECURE_PROG = r"""#include <stdio.h>
 #include <stdlib.h>
-#include <sys/auxv.h>
-int main(void)
-{
-	void *small = malloc(100), *large = malloc(1 << 20);
-	printf("secure=%lu small=%d large=%d\\n", getauxval(AT_SECURE), small != NULL, large != NULL);
-	free(small);
-	free(large);
-	return 0;
-}
-""", "libosmem-malloc.a"),
-    "classic": ("""#include <stdio.h>
 #include <sys/auxv.h>
 #include "osmem.h"
 int main(void)
 {
-	void *small = os_malloc(100), *large = os_malloc(1 << 20);
-	printf("secure=%lu small=%d large=%d\\n", getauxval(AT_SECURE), small != NULL, large != NULL);
-	os_free(small);
-	os_free(large);
+	void *small = ALLOC(100), *large = ALLOC(1 << 20);
+	printf("secure=%lu small=%d large=%d\n", getauxval(AT_SECURE), small != NULL, large != NULL);
+	FREE(small);
+	FREE(large);
 	return 0;
 }
-""", "libosmem.a"),
+"""
+PROGRAMS = {
+    "dropin": ("#define ALLOC malloc\n#define FREE free\n" + SECURE_PROG, "libosmem-malloc.a"),
+    "classic": ("#define ALLOC os_malloc\n#define FREE os_free\n" + SECURE_PROG, "libosmem.a"),
 }
 
 MESSAGE = "osmem: the program runs with privileges (setuid, setgid or capabilities): OSMEM_ settings are ignored"
@@ -84,10 +75,15 @@ def other_group():
     return next((g for g in os.getgroups() if g != mine), None)
 
 
-def run(exe, tmp, extra):
+def clean_env(**extra):
+    """The test's environment without osmem's settings or a preload, and with `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
     env.update(extra)
-    r = subprocess.run([exe], capture_output=True, text=True, timeout=60, env=env, cwd=tmp)
+    return env
+
+
+def run(exe, tmp, extra):
+    r = subprocess.run([exe], capture_output=True, text=True, timeout=60, env=clean_env(**extra), cwd=tmp)
     fields = dict(kv.split("=", 1) for kv in r.stdout.split() if "=" in kv)
     return r, fields
 
@@ -133,8 +129,7 @@ def secure_dlopen(build, tmp, gid):
     os.chmod(exe, 0o2755)
     stats = os.path.join(tmp, "dlopen.stats")
     for value in ("plain", "\x17"):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
-        env.update(OSMEM_STATS=stats, OSMEM_FAIL="mmap:1+,brk:1+")
+        env = clean_env(OSMEM_STATS=stats, OSMEM_FAIL="mmap:1+,brk:1+")
         r = subprocess.run([exe, os.path.join(build, "libosmem.so"), value], capture_output=True, text=True,
                            timeout=60, env=env, cwd=tmp)
         name = "plain" if value == "plain" else "x17"
@@ -170,7 +165,7 @@ def env_cleared(build, tmp):
     """A program that cleared its environment has no OSMEM_ settings: the drop-in read the environment it started
     with (from the stack) after clearenv; a static program of the classic library read its arguments as one."""
     os.makedirs(os.path.join(tmp, "env"), exist_ok=True)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     trace = os.path.join(tmp, "cleared.trace")
     exe = build_prog(tmp, "env/cleared_dropin", "#define USE_OS 0\n" + CLEARED,
                      [os.path.join(build, "libosmem-malloc.a"), "-lpthread"])
@@ -225,7 +220,7 @@ def trace_into_own_log(build, tmp):
     exe = build_prog(tmp, "env/own_log", OWN_LOG, [os.path.join(build, "libosmem-malloc.a"), "-lpthread"])
     if not exe:
         return
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     for path in ("/dev/stderr", "/proc/self/fd/2"):
         log = os.path.join(tmp, "app.log")
         with open(log, "w") as f:
@@ -278,7 +273,7 @@ def trace_pid_file_not_through_a_link(build, tmp):
     os.makedirs(shared, exist_ok=True)
     with open(victim, "w") as f:
         f.write("precious data\n")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     # the owner named is pid 1, so this process writes PATH.PID
     p = subprocess.Popen([exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=tmp, env=dict(base, OSMEM_TRACE=os.path.join(shared, "t.trace"), OSMEM_TRACE_PID="1"))
@@ -326,7 +321,7 @@ def relative_trace_from_start_directory(build, tmp):
     exe = build_prog(tmp, "env/chdir_first", CHDIR, [os.path.join(build, "libosmem-malloc.a"), "-lpthread"])
     if not exe:
         return
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     r = subprocess.run([exe], capture_output=True, text=True, timeout=60, cwd=tmp,
                        env=dict(base, OSMEM_TRACE="rel.trace", OSMEM_STATS="rel.stats"))
     where = {name: [d for d in (".", "sub") if os.path.exists(os.path.join(tmp, d, name))]
@@ -343,7 +338,7 @@ def trace_pid_not_understood_said(build, tmp):
     exe = os.path.join(tmp, "env", "chdir_first")  # any program of one process that allocates
     if not os.path.exists(exe):
         return
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     for value in ("1x", "garbage", str(2 ** 64 + os.getpid())):
         trace = os.path.join(tmp, "pid.trace")
         r = subprocess.run([exe], capture_output=True, text=True, timeout=60, cwd=tmp,
@@ -366,7 +361,7 @@ def stats_fifo_without_reader(build, tmp):
         return
     fifo = os.path.join(tmp, "stats.fifo")
     os.mkfifo(fifo)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     try:
         r = subprocess.run([exe], capture_output=True, text=True, timeout=20, cwd=tmp,
                            env=dict(base, OSMEM_STATS=fifo))
@@ -427,7 +422,7 @@ def trace_into_own_log_kept_from_other_processes(build, tmp):
     log = os.path.join(tmp, "named.log")
     with open(log, "w") as f:
         f.write("yesterday's line 1\n")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
+    base = clean_env()
     with open(log, "a") as f:
         r = subprocess.run([exe, helper], stdout=subprocess.DEVNULL, stderr=f, timeout=60, cwd=tmp,
                            env=dict(base, OSMEM_TRACE=log))
