@@ -700,8 +700,13 @@ static void seg_advise(char *seg)
 			seg_huge = -1;
 		return; /* -1: not known yet, asked again at the next segment */
 	}
-	if (!seg_huge && (m == HUGE_MODE_FORCED || (segments && osm_huge_dense(segments, (char *)segments + FRONT_SEG_SIZE))))
-		seg_huge = osm_huge_pays() ? 1 : -1; /* dense, and faults dear enough here (huge.c) */
+	if (!seg_huge &&
+	    (m == HUGE_MODE_FORCED || (segments && osm_huge_dense(segments, (char *)segments + FRONT_SEG_SIZE)))) {
+		int pays = osm_huge_pays(); /* dense, and faults dear enough here (huge.c) */
+		if (pays < 0)
+			return; /* the probe could not measure: asked again at the next segment */
+		seg_huge = pays ? 1 : -1;
+	}
 	if (seg_huge > 0) /* the upper half only: see above */
 		osm_huge_advise(seg + FRONT_SEG_SIZE / 2, FRONT_SEG_SIZE / 2);
 }

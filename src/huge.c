@@ -51,11 +51,15 @@
 static enum { HUGE_UNKNOWN, HUGE_WATCH, HUGE_ON, HUGE_OFF } state; /* the heap's */
 static size_t next_check = HUGE_FROM; /* heap size at which the next measure is taken */
 static const char *measured;          /* heap bytes below this were measured (and found sparse) */
-static const char *advised_from;      /* the heap's growths from here up are advised (NULL: none yet) */
+static bool found_dense;              /* measured dense; the fault probe's verdict not known yet */
+/* the heap's growths in [advised_from, advised_to) are advised (NULL: none yet): a range, not a floor, since the
+ * break can be trimmed below where the advice began and grow again from there (advised too), and the heap can go
+ * on in a mapped break above it (heap.c, vbrk_grow), which is never advised */
+static const char *advised_from, *advised_to;
 
 bool osm_huge_heap_advised(const void *p)
 {
-	return advised_from && (const char *)p >= advised_from;
+	return advised_from && (const char *)p >= advised_from && (const char *)p < advised_to;
 }
 
 enum huge_mode osm_huge_env(void)
@@ -121,9 +125,10 @@ int osm_huge_kernel_ok(void)
  * Between the two, 4 us. */
 #define HUGE_FAULT_NS 4000
 
+static int dear = -1; /* the probe's verdict, once it measured */
+
 bool osm_huge_faults_dear(void)
 {
-	static int dear = -1; /* the probe's verdict, once it measured */
 	static uint64_t after;
 	if (dear < 0) {
 		if (ask_later(&after))
@@ -140,9 +145,12 @@ bool osm_huge_faults_dear(void)
 	return dear;
 }
 
-bool osm_huge_pays(void)
+int osm_huge_pays(void)
 {
-	return osm_huge_env() != HUGE_MODE_AUTO || osm_huge_faults_dear();
+	if (osm_huge_env() != HUGE_MODE_AUTO)
+		return 1;
+	bool yes = osm_huge_faults_dear();
+	return dear < 0 ? -1 : yes; /* refused: "dear" for now (as before the probe), not a verdict to keep */
 }
 
 bool osm_huge_dense(const void *from, const void *to)
@@ -182,6 +190,28 @@ static bool heap_dense(const char *old_end)
 	return osm_huge_dense(from, to);
 }
 
+/* The heap is watched (HUGE_WATCH) and grew from p: whether it is advised from now on (HUGE_ON). Out of line: a
+ * program's heap reaches it only past HUGE_FROM, and osm_huge_grown lies in the hot text (src/hot.list). */
+static __attribute__((noinline)) bool watch(char *p)
+{
+	size_t size = (size_t)(p - osm_heap.base);
+	if (!found_dense) {
+		if (size < next_check)
+			return false;
+		next_check = size * 2;
+		if (!heap_dense(p))
+			return false;
+		found_dense = true;
+	}
+	int pays = osm_huge_pays();
+	if (!pays) /* faults are cheap here: small pages (osm_huge_pays) */
+		state = HUGE_OFF;
+	else if (pays > 0)
+		state = HUGE_ON;
+	/* else the probe could not measure (its mapping refused): asked again at a later growth */
+	return state == HUGE_ON;
+}
+
 void osm_huge_grown(char *p, size_t len)
 {
 	/* a heap in segments (a foreign sbrk, a mapped break: heap.c, vbrk_grow) is not advised: its size and the
@@ -202,22 +232,13 @@ void osm_huge_grown(char *p, size_t len)
 			return; /* not known yet: asked again at a later growth */
 		state = !k ? HUGE_OFF : m == HUGE_MODE_FORCED ? HUGE_ON : HUGE_WATCH;
 	}
-	if (state == HUGE_WATCH) {
-		size_t size = (size_t)(p - osm_heap.base);
-		if (size < next_check)
-			return;
-		next_check = size * 2;
-		if (!heap_dense(p))
-			return;
-		if (!osm_huge_pays()) { /* faults are cheap here: small pages (osm_huge_pays) */
-			state = HUGE_OFF;
-			return;
-		}
-		state = HUGE_ON;
-	}
+	if (state == HUGE_WATCH && !watch(p))
+		return;
 	if (state == HUGE_ON) {
-		if (!advised_from)
+		if (!advised_from || p < advised_from)
 			advised_from = p;
+		if (p + len > advised_to)
+			advised_to = p + len;
 		osm_huge_advise(p, len);
 	}
 }

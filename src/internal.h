@@ -452,9 +452,10 @@ enum huge_mode { HUGE_MODE_OFF, HUGE_MODE_AUTO, HUGE_MODE_DENSE, HUGE_MODE_FORCE
 HIDDEN void osm_huge_grown(char *p, size_t len);
 HIDDEN enum huge_mode osm_huge_env(void);
 HIDDEN int osm_huge_kernel_ok(void); /* 1 yes, 0 no, -1 not known yet (asked again later) */
-/* Whether huge pages pay on this machine: true unless the mode is auto and a 4 KiB page fault, measured once
- * (osm_os_fault_probe_ns, on the first call), costs less than HUGE_FAULT_NS. */
-HIDDEN bool osm_huge_pays(void);
+/* Whether huge pages pay on this machine: 1 unless the mode is auto and a 4 KiB page fault, measured once
+ * (osm_os_fault_probe_ns, on the first call), costs less than HUGE_FAULT_NS (0); -1 when the probe could not
+ * measure (its mapping refused): not known yet, asked again a second later, so not a verdict to keep. */
+HIDDEN int osm_huge_pays(void);
 /* Whether a 4 KiB page fault costs HUGE_FAULT_NS or more here (the probe, once; true when it measured nothing). */
 HIDDEN bool osm_huge_faults_dear(void);
 HIDDEN bool osm_huge_dense(const void *from, const void *to);

@@ -537,9 +537,18 @@ __attribute__((constructor)) static void strict_start(void)
 static void check_gone(void *p, const char *api)
 {
 	size_t size;
+	/* p's header is a live mapping's: an os_malloc block (outside the side table) that the kernel may have mapped
+	 * where one of our large blocks was unmapped (p is then live again, and the ring below is about the block that
+	 * was there before), or one of our blocks, whose pointer is not p (a stale or forged one, which the core must
+	 * not free behind the side table). A scan of the table, on this rare path only. */
+	bool mapped = p && !osm_in_heap(p) && osm_mapset_find(block_of(p), &size) == MAPSET_LIVE, mine = false;
+	for (size_t i = 0; mapped && tab && i <= tab_mask && !mine; i++)
+		mine = tab[i].p && tab[i].b == block_of(p);
 	for (unsigned k = 0; p && k < 64; k++) /* the ring's unused entries are 0 */
-		if (gone_large[k] == (uintptr_t)p)
+		if (gone_large[k] == (uintptr_t)p && (!mapped || mine))
 			osm_fatal_pointer(api, "double free", p);
+	if (mine)
+		osm_fatal_pointer(api, "invalid pointer", p);
 	uintptr_t h = round_down((uintptr_t)p - META_SIZE, osm_os_page_size());
 	if (!osm_in_heap(p) && osm_mapset_find((const struct block_meta *)h, &size) == MAPSET_GONE)
 		osm_fatal_pointer(api, "double free", p);

@@ -11,18 +11,21 @@
  * The decision is made once per process, so main runs each case in a process of its own (itself, re-executed
  * with the case's name and environment).
  * Prints `PASS hugepage/<case>` or `FAIL hugepage/<case>: why`. */
+#include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "osmem.h"
 #include "test_util.h"
 
 #define MiB ((size_t)1 << 20)
+#define SEG ((size_t)4 << 20) /* a front segment */
 #define BLOCK ((size_t)64 << 10) /* heap blocks: above the medium caches, below the mmap threshold */
 
 static void *(*volatile v_malloc)(size_t) = malloc;
@@ -104,6 +107,50 @@ static void fill_small(size_t mib)
 	}
 }
 
+/* mib MiB of heap blocks written whole, kept in blk[] (freed by the caller); returns how many. */
+static char *blk[4096];
+static int fill_kept(size_t mib)
+{
+	int n = 0;
+	for (size_t done = 0; done < mib * MiB && n < 4096; done += BLOCK, n++) {
+		blk[n] = v_malloc(BLOCK);
+		if (!blk[n]) {
+			printf("FAIL hugepage/setup: malloc(%zu) returned NULL\n", BLOCK);
+			exit(1);
+		}
+		memset(blk[n], 0x5a, BLOCK);
+	}
+	return n;
+}
+
+static struct os_stats stats_now(void)
+{
+	struct os_stats st = { 0 };
+	os_stats(&st);
+	return st;
+}
+
+static size_t vm_size(void)
+{
+	char buf[8192];
+	tu_read_file("/proc/self/status", buf, sizeof buf);
+	const char *v = strstr(buf, "VmSize:");
+	return v ? strtoul(v + 7, NULL, 10) << 10 : 0;
+}
+
+/* Small objects written whole until the front holds `bytes` of segments (or a request fails: returns false). */
+static bool fill_segments(size_t bytes)
+{
+	while (stats_now().front_bytes < bytes)
+		for (int i = 0; i < 1000; i++) {
+			char *p = v_malloc(1024);
+			if (!p)
+				return false;
+			memset(p, 1, 1024);
+		}
+	return true;
+}
+
 static int report(const char *name, int ok, const char *want)
 {
 	struct os_stats st = { 0 };
@@ -170,6 +217,79 @@ static int run_case(const char *name)
 		return report(name, km ? st.huge_bytes >= 8 * MiB && pops == 0 : st.huge_bytes == 0 && pops > 0,
 			      km ? "the heap advised and no populate call in it"
 				 : "nothing advised, and the fresh header pages populated");
+	}
+	if (strcmp(name, "regrowth_after_trim_not_populated") == 0) {
+		/* huge.c kept the advised part of the heap as a floor (from its first advised growth up). A heap trimmed
+		 * below that floor grows again advised, yet heap.c took the regrowth for small pages and populated each
+		 * fresh header page in it (session 64's review: 246 populate calls in 24 MiB of regrowth). Faults taken
+		 * as dear (OSMEM_FAULT_NS=20000): 96 MiB dense, all freed and trimmed, 24 MiB again */
+		int n = fill_kept(96);
+		for (int i = n - 1; i >= 0; i--)
+			free(blk[i]);
+		malloc_trim(0);
+		struct os_stats s0 = stats_now();
+		fill_kept(24);
+		st = stats_now();
+		size_t pops = st.populate_calls - s0.populate_calls, adv = st.huge_bytes - s0.huge_bytes;
+		if (km && (pops || !adv))
+			printf("  (regrowth of 24 MiB: %zu bytes advised, %zu populate calls; heap trimmed to %zu MiB)\n",
+			       adv, pops, s0.heap_size >> 20);
+		return report(name, km ? adv >= 8 * MiB && pops == 0 : st.huge_bytes == 0,
+			      km ? "the regrowth advised, and no populate call in it"
+				 : "nothing advised (the kernel would not honour it)");
+	}
+	if (strcmp(name, "refused_probe_asked_again") == 0) {
+		/* The fault probe maps 16 pages of its own. Refused (a tight RLIMIT_AS) when the front's eighth segment
+		 * is found dense, it answers "dear" for the moment; front.c kept that answer for good and advised every
+		 * later segment, on a host whose faults are cheap (session 64's review: 18 MiB advised, fault_probe_ns
+		 * 1 to the end). Now the probe runs again at a later segment, a second on, and its verdict decides.
+		 * A child per limit tried: the limit must let the eighth segment be mapped and refuse the probe. */
+		if (!fill_segments(7 * SEG))
+			return report(name, 0, "7 segments of small objects (setup)");
+		for (size_t d = 0; d < 512 * 1024; d += 4096) {
+			fflush(stdout);
+			pid_t pid = fork();
+			if (pid == 0) {
+				struct rlimit rl = { vm_size() + SEG + d, RLIM_INFINITY };
+				if (setrlimit(RLIMIT_AS, &rl) != 0)
+					_exit(2);
+				for (int i = 0; i < 200000 && stats_now().front_bytes < 8 * SEG; i++) {
+					char *p = v_malloc(1024);
+					if (!p)
+						break;
+					memset(p, 1, 1024);
+				}
+				if (stats_now().front_bytes < 8 * SEG || stats_now().fault_probe_ns != 1)
+					_exit(3); /* not this limit: the segment refused, or the probe not refused */
+				rl.rlim_cur = RLIM_INFINITY;
+				setrlimit(RLIMIT_AS, &rl);
+				usleep(1200 * 1000); /* the probe is asked again a second after a refusal */
+				if (!fill_segments(16 * SEG))
+					_exit(4);
+				st = stats_now();
+				size_t ns = st.fault_probe_ns;
+				int dear = ns >= 4000;
+				printf("  (probe refused at the eighth segment; at the sixteenth it measured %zu ns: %s)\n", ns,
+				       ns == 1 ? "never measured again" : dear ? "dear" : "cheap");
+				int r = report(name, ns != 1 && (dear ? st.huge_bytes > 0 : st.huge_bytes == 0),
+					       "the probe run again, and segments advised if and only if it found faults dear");
+				fflush(stdout);
+				_exit(r);
+			}
+			int status = 0;
+			if (pid < 0 || waitpid(pid, &status, 0) != pid)
+				return report(name, 0, "a child to try a limit in (setup)");
+			if (WIFEXITED(status) && (WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 1))
+				return WEXITSTATUS(status);
+			if (!WIFEXITED(status) || WEXITSTATUS(status) == 4)
+				return report(name, 0, "16 segments once the limit was lifted (the child died or malloc "
+						       "failed)");
+		}
+		/* no limit refused the probe: where the kernel does not take the advice, it is never run for segments */
+		st = stats_now();
+		return report(name, !km && st.huge_bytes == 0,
+			      km ? "a limit that refuses the probe and not the eighth segment (setup)"
+				 : "nothing advised (the kernel would not honour it)");
 	}
 	if (strcmp(name, "auto_advises_only_where_faults_are_dear") == 0) {
 		/* the default: the density tests, then huge.c's probe of what a 4 KiB fault costs; at 4 us or more the
@@ -259,6 +379,8 @@ int main(int argc, char **argv)
 		{ "advised_heap_not_populated_per_page", "OSMEM_HUGEPAGE", "dense" },
 		{ "kernel_mode_read_again_after_emfile", "OSMEM_HUGEPAGE", "dense" },
 		{ "auto_advises_only_where_faults_are_dear", NULL, NULL },
+		{ "regrowth_after_trim_not_populated", "OSMEM_FAULT_NS", "20000" },
+		{ "refused_probe_asked_again", NULL, NULL },
 		{ "sparse_heap_keeps_small_pages", "OSMEM_HUGEPAGE", "dense" },
 		{ "small_heap_keeps_small_pages", "OSMEM_HUGEPAGE", "dense" },
 		{ "dense_small_objects_in_huge_pages", "OSMEM_HUGEPAGE", "dense" },
@@ -275,6 +397,7 @@ int main(int argc, char **argv)
 		if (pid == 0) {
 			unsetenv("OSMEM_HUGEPAGE");
 			unsetenv("OSMEM_PROFILE");
+			unsetenv("OSMEM_FAULT_NS");
 			if (cases[i].env)
 				setenv(cases[i].env, cases[i].value, 1);
 			execl("/proc/self/exe", "malloc_hugepage", cases[i].name, (char *)NULL);

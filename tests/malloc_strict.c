@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "osmem.h"
 #include "test_util.h"
 
 #define MiB ((size_t)1024 * 1024)
@@ -272,6 +273,52 @@ static void double_free_huge(void)
 	v_free(p);
 }
 
+/* A large block's pointer freed twice, after 64 other large blocks went (strict.c's ring of gone pointers no longer
+ * holds it) and a new large block was mapped where it was, its header at the stale pointer's header position (the
+ * kernel hands the same range back: the new block's payload lies a page higher). The second free took that live
+ * header for the stale pointer's own and unmapped the new block under the program (session 64's review: a write
+ * to it then died of SIGSEGV). Now the pointer inside a live block of ours is named. */
+static void double_free_of_forgotten_large_block(void)
+{
+	size_t n = 40 * MiB - 32;
+	char *p = v_malloc(n);
+	v_free(p);
+	for (int i = 0; i < 64; i++) { /* other large blocks come and go: the ring forgets p */
+		v_free(v_malloc(200000));
+		malloc_trim(0);
+	}
+	char *q = v_malloc(n - 4096);
+	if (q != p + 4096) {
+		char why[160];
+		snprintf(why, sizeof why, "setup: the new block is at %p, not a page above the stale pointer %p (the "
+			 "kernel placed the mapping elsewhere)", (void *)q, (void *)p);
+		child_fail(why);
+	}
+	v_free(addr(p));
+}
+
+/* The same ring, the other way: a pointer it holds becomes live again as an os_malloc block (the os_* API shares
+ * the drop-in's heap, and free takes its blocks: docs/STRICT.md), which the kernel mapped where the large block
+ * was. Its free was reported as a double free. */
+static void clean_os_malloc_block_at_a_gone_pointer(void)
+{
+	size_t n = 40 * MiB - 32; /* larger than the quarantine: unmapped at once */
+	char *p = v_malloc(n);
+	v_free(p);
+	malloc_trim(0);
+	for (size_t m = n; m < n + 3 * 4096; m += 16) {
+		char *q = os_malloc(m);
+		if (q == p) {
+			v_free(q);
+			exit(0);
+		}
+		os_free(q);
+	}
+	char why[120];
+	snprintf(why, sizeof why, "setup: no os_malloc block of %zu..%zu bytes landed at %p", n, n + 3 * 4096, (void *)p);
+	child_fail(why);
+}
+
 static void invalid_free(void)
 {
 	char *p = v_malloc(64);
@@ -517,6 +564,8 @@ static const struct strict_case cases[] = {
 	{ "double_free_huge", double_free_huge, ABORT, "free", "double free" },
 	{ "double_free_large_page_aligned", double_free_large_page_aligned, ABORT, "free", "double free" },
 	{ "invalid_free", invalid_free, ABORT, "free", "invalid pointer" },
+	{ "double_free_of_forgotten_large_block", double_free_of_forgotten_large_block, ABORT, "free",
+	  "invalid pointer" },
 	{ "invalid_free_stack", invalid_free_stack, ABORT, "free", "invalid pointer" },
 	{ "realloc_after_free", realloc_after_free, ABORT, "realloc", "double free" },
 	{ "realloc_too_large_after_free", realloc_too_large_after_free, ABORT, "realloc", "double free" },
@@ -528,6 +577,7 @@ static const struct strict_case cases[] = {
 	{ "clean_quarantine_churn", clean_quarantine_churn, CLEAN, NULL, NULL },
 	{ "clean_enomem_empties_the_quarantine", clean_enomem_empties_the_quarantine, CLEAN, NULL, NULL },
 	{ "clean_mmap_max_keeps_guarded_mappings", clean_mmap_max_keeps_guarded_mappings, CLEAN, NULL, NULL },
+	{ "clean_os_malloc_block_at_a_gone_pointer", clean_os_malloc_block_at_a_gone_pointer, CLEAN, NULL, NULL },
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
