@@ -68,8 +68,10 @@ struct os_stats {
 	size_t fault_probe_ns;
 	/* Bytes the default profile gave back (madvise) because they sat free and unused, not at malloc_trim: free
 	 * heap blocks of 1 MiB or more past their front, idle 10 ms with a second thread and a second in one thread
-	 * (src/heap.c, the decay), and the front's pool pages idle a second (src/front.c, pool_decay). The same pages
-	 * may be counted again after they were used and left idle once more. */
+	 * (src/heap.c, the decay), free heap blocks of 8 KiB to 1 MiB past their first 8 bytes, unchanged over two of
+	 * the idle sweeps (OSMEM_IDLE_MS; heap.c, "Idle holes"), and the front's pool pages idle a second (src/front.c,
+	 * pool_decay). Pages the kernel would not give back (locked by mlock) are not counted. The same pages may be
+	 * counted again after they were used and left idle once more. */
 	size_t idle_released;
 	/* Frees that found the heap's lock held by another thread and left their block for the lock's next holder to
 	 * free, instead of waiting (the default profile's blocks above the medium caches' sizes; src/heap.c, "Frees

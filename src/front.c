@@ -930,14 +930,15 @@ static void release_spare(bool cold_only, size_t count, size_t keep)
 /* Moves pool pages to the cold pool and gives their memory back (madvise, one call per run of adjacent pages):
  * all of them (malloc_trim), or those that entered the pool POOL_DECAY_NS or more before now (the pool is in the
  * order they entered it). Returns the bytes given back. Front lock held. */
-static void discard_run(char *run, size_t len)
+static size_t discard_run(char *run, size_t len)
 {
 	struct front_page *last = front_page_of(run + len - 1);
+	size_t all = len;
 	if (seg_tail_kept(last) && run + len == (char *)page_addr(last) + FRONT_PAGE_SIZE)
 		len -= 4096; /* the heap's next header lies there */
 	if (TRACING)
 		osm_trace_event("  page_discard %p %z", (void *)run, len);
-	osm_os_discard(run, len);
+	return osm_os_discard(run, len) ? all : 0; /* locked pages (mlockall) stay: not counted as given back */
 }
 
 static size_t pool_chill(bool all, uint64_t now)
@@ -950,18 +951,17 @@ static size_t pool_chill(bool all, uint64_t now)
 		list_remove(&pool, pg);
 		pg->pooled.cold = true;
 		list_push(&pool_cold, pg);
-		bytes += FRONT_PAGE_SIZE;
 		if (run && (char *)page_addr(pg) == run + run_len) {
 			run_len += FRONT_PAGE_SIZE;
 			continue;
 		}
 		if (run)
-			discard_run(run, run_len);
+			bytes += discard_run(run, run_len);
 		run = page_addr(pg);
 		run_len = FRONT_PAGE_SIZE;
 	}
 	if (run)
-		discard_run(run, run_len);
+		bytes += discard_run(run, run_len);
 	core_unlock();
 	return bytes;
 }

@@ -279,6 +279,7 @@ static void list_remove(struct block_meta *b)
 #define DECAY_MIN        ((size_t)1 << 20)
 #define DECAY_KEEP       ((size_t)1 << 20)
 #define DECAY_KEEP_CHEAP ((size_t)1 << 18)
+#define IDLE_MIN         ((size_t)8192) /* the idle sweep's smallest block: holds a whole page past the tag */
 static void decay_carry(const struct block_meta *from, const uint64_t w[2], struct block_meta *to, bool merged);
 static struct block_meta *idle_at;
 
@@ -648,7 +649,8 @@ static size_t discard_past(struct block_meta *b, size_t keep, bool *released)
 	uintptr_t to = round_down((uintptr_t)block_end(b), page_size());
 	if (to <= from)
 		return 0;
-	osm_os_discard((void *)from, to - from);
+	if (!osm_os_discard((void *)from, to - from))
+		return 0; /* locked pages (mlock, mlockall) refuse it and keep their bytes: nothing went back */
 	if (TRACING)
 		osm_trace_event("  madvise %p %z", (void *)from, (size_t)(to - from));
 	*released = true;
@@ -1013,8 +1015,11 @@ static void decay_reused(const struct block_meta *b, size_t s)
  * mimalloc 560, tcmalloc 569; jemalloc, whose dirty pages decay over 10 s, 137; /tmp programs of session 63,
  * docs/TRADEOFFS.md). So a sweep, every idle_ns (5 s; OSMEM_IDLE_MS), visits the free blocks of IDLE_MIN to
  * DECAY_MIN in the heap's order and tags each with the sweep's number, as the decay tags its blocks (the first
- * payload word; a merge clears it, a used block's payload is the program's); a block that still holds the last
- * sweep's tag was neither used nor merged for a whole period, and its whole pages past the tag go back (madvise).
+ * payload word; a merge clears it, and take_block clears it in a block it hands out); a block that still holds the
+ * last sweep's tag was neither used nor merged for a whole period, and its whole pages past the tag go back
+ * (madvise). The next sweep begins a period after the last one ended (not began: a sweep that outlasted its period,
+ * few calls reaching the core, was followed at once by the next, which gave back holes tagged right after their
+ * last change; session 64's review, idle/hole_kept_a_period_after_a_long_sweep).
  * So a hole goes back 5 to 10 s after it last changed, and one that changes more often never does: the benchmark's
  * workloads, which reuse their holes within milliseconds and end within seconds, make the same page faults as
  * before. (The rest of a split made at the same address as the last sweep's rest holds that rest's tag; it is
@@ -1027,7 +1032,6 @@ static void decay_reused(const struct block_meta *b, size_t s)
  * heap is advised for huge pages nothing goes back: a hole is smaller than a huge page, a discard inside one breaks
  * it up, and the kernel's khugepaged fills it in again (the same review: 207 MB to 35 and back to 208 in 130 s).
  * Not in the classic profile, whose freed bytes stay as they were. */
-#define IDLE_MIN        ((size_t)8192) /* holds a whole page past the tag */
 #define IDLE_BATCH      256
 #define IDLE_DISCARDS   32
 #define IDLE_NS_DEFAULT 5000000000ull
@@ -1035,7 +1039,7 @@ static uint64_t idle_ns = IDLE_NS_DEFAULT; /* 0: never (OSMEM_IDLE_MS=0); set at
 /* When the next sweep begins: 0 while one is under way, UINT64_MAX when there is none (the classic profile, or
  * OSMEM_IDLE_MS=0): idle_due is one compare */
 static uint64_t idle_next_ns = UINT64_MAX;
-static uint64_t idle_start_ns, idle_pass = 1;
+static uint64_t idle_pass = 1;
 /* idle_at: the next block the sweep looks at (declared above absorb_next, which moves it off a block it merges) */
 
 /* The decay's tag with passes of their own (bit 62), so that neither mistakes the other's for its own. */
@@ -1055,7 +1059,6 @@ static inline bool idle_due(uint64_t now)
 static __attribute__((noinline)) void idle_step(uint64_t now)
 {
 	if (idle_next_ns) { /* a sweep begins */
-		idle_start_ns = now;
 		__atomic_store_n(&idle_next_ns, 0, __ATOMIC_RELAXED);
 		idle_pass++;
 		idle_at = osm_heap.head;
@@ -1076,8 +1079,12 @@ static __attribute__((noinline)) void idle_step(uint64_t now)
 			w[0] = idle_tag(b, idle_pass);
 		}
 	}
-	if (!idle_at) /* done: the next one a period after this one began */
-		__atomic_store_n(&idle_next_ns, idle_start_ns + idle_ns, __ATOMIC_RELAXED);
+	/* done: the next one a period after this one ended, not began. A sweep that outlasted the period (few calls
+	 * reach the core) was followed at once by the next, which gave back the holes the last one had tagged right
+	 * after their last change, a few milliseconds later (scratch/overrun.c): a hole is seen unchanged a whole
+	 * period apart only if the next sweep begins a period after the last one's last visit */
+	if (!idle_at)
+		__atomic_store_n(&idle_next_ns, now + idle_ns, __ATOMIC_RELAXED);
 }
 
 /* OSMEM_IDLE_MS: the sweep's period in milliseconds (0: no sweep), read at the heap's start (default profile).
@@ -1551,11 +1558,17 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
 	if (s >= PAGE_ROUND_MIN)
 		s = page_round(b, s);
 	uint64_t w[2] = { 0, 0 };
-	bool carry = !osm_heap.classic && b->size >= DECAY_MIN + META_SIZE + s; /* a rest the decay would visit */
-	if (carry)
+	/* a block of a size the decay or the idle sweep tags (its first payload word): the tag stays with the free
+	 * memory, not with the block handed out. Left there, a block the program freed without having written its first
+	 * word read as given back already, and stayed resident for good (scratch/tag_left.c) */
+	size_t before = b->size;
+	bool tagged = !osm_heap.classic && before >= IDLE_MIN;
+	if (tagged) {
 		memcpy(w, payload(b), sizeof w);
+		*(uint64_t *)payload(b) = 0;
+	}
 	split_blocks(b, s, true); /* b has no free neighbour here: the rest goes straight to the index */
-	if (carry && b->size == s) /* the rest of an idle block is as idle as it was (decay_carry) */
+	if (tagged && before >= DECAY_MIN + META_SIZE + s) /* a rest the decay visits is as idle as b was */
 		decay_carry(b, w, b->next, false);
 	trim_used(block_end(b));
 	mark_alloc(b, STATUS_ALLOC);

@@ -361,7 +361,7 @@ struct heap_counters {
 	size_t reused_maps;              /* requests it served */
 	size_t huge_bytes;               /* heap growth and front segments advised for huge pages (huge.c) */
 	size_t fault_probe_ns;           /* a 4 KiB page fault's cost as huge.c measured it (0: not measured) */
-	size_t decayed_bytes;            /* given back by the decay (heap.c, decay_visit) */
+	size_t decayed_bytes;            /* given back by the decay and the idle sweep (heap.c, discard_past) */
 	size_t deferred_frees;           /* frees that found the lock taken and waited for its next holder */
 };
 

@@ -156,10 +156,3 @@ enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *size)
 			return MAPSET_GONE;
 	return MAPSET_UNKNOWN;
 }
-
-void osm_mapset_resize(const struct block_meta *b)
-{
-	size_t i;
-	if (find_index((uintptr_t)b, &i))
-		ms.t[i].size = b->size;
-}

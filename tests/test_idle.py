@@ -19,6 +19,15 @@ survivors), then lives on small cache hits, measuring with mincore how much of t
   whole), then its break walled in by a mapping: the heap goes on in a mapped break, never advised. Its holes must go
   back as any others: huge.c took every address above the advised part's start for advised, so the sweep skipped
   them for good (session 64's review: 1,040 of their pages resident 1.5 s on, 19 with OSMEM_HUGEPAGE=0);
+- idle/hole_kept_a_period_after_a_long_sweep: a sweep that outlasts its period (a big heap, few calls reaching the
+  core: OSMEM_FRONT=0, OSMEM_IDLE_MS=1000, 10,000 headers passed 512 a tick, a tick every 100 ms) must not be
+  followed at once by the next: the next one gave back a hole the last one had tagged right after its last change,
+  milliseconds after it (session 64's review). The next sweep now begins a period after the last one ends;
+- idle/hole_taken_whole_goes_back_again: a given-back hole taken whole by a request of its size, written but for
+  its first 8 bytes and freed, goes back again: the give-back's tag in its first word was handed out with it and
+  read as "given back already" when it was freed, so it stayed resident for good (session 64's review);
+- idle/locked_pages_not_counted: under mlockall the kernel refuses to give pages back (madvise fails): os_stats'
+  idle_released must not count them (it counted 24 MB that stayed resident);
 - idle/not_understood_said: OSMEM_IDLE_MS=soon is said once, and the default (5 s) holds;
 - idle/classic_keeps_freed_bytes: the classic profile gives nothing back (docs/CLASSIC.md).
 
@@ -40,7 +49,9 @@ def check(name, ok, why=""):
     return ok
 
 
-PROG = r"""#define _GNU_SOURCE
+# What every program below begins with: its headers, and a clock
+PRELUDE = r"""#define _GNU_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +68,9 @@ static double now(void)
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+"""
 
+PROG = PRELUDE + r"""
 static size_t resident(const char *lo, size_t span)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 0;
@@ -125,25 +138,9 @@ int main(int argc, char **argv)
 
 
 # The break walled in past a heap advised for huge pages; the holes of the mapped break that follows it
-PROG_WALL = r"""#define _GNU_SOURCE
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
-#include "osmem.h"
-
+PROG_WALL = PRELUDE + r"""
 #define MiB ((size_t)1 << 20)
 #define BLOCK ((size_t)100 << 10)
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static char *hi[400], *wall;
 static int nhi;
@@ -199,6 +196,135 @@ int main(int argc, char **argv)
 }
 """
 
+# The sweep's timing and tags, and what it counts: one program, a case per argument
+PROG_CASES = PRELUDE + r"""
+/* resident pages of [p, p + len), the first (partial) page left out: the sweep keeps a hole's first 8 bytes */
+static size_t resident(const char *p, size_t len)
+{
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, e = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+	unsigned char v[256];
+	size_t n = 0;
+	if (e <= a || (e - a) / 4096 > sizeof v || mincore((void *)a, e - a, v) != 0)
+		return 0;
+	for (size_t i = 0; i < (e - a) / 4096; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/* n pairs of calls of `size` bytes, us apart: with OSMEM_FRONT=0 or above the medium caches (64 KiB), calls that
+ * reach the core, a step of the sweep each */
+static void ticks(int n, size_t size, useconds_t us)
+{
+	for (int k = 0; k < n; k++) {
+		free(malloc(size));
+		if (us)
+			usleep(us);
+	}
+}
+
+/* OSMEM_FRONT=0 OSMEM_IDLE_MS=1000. X, a hole near the end of a list of 10,000 headers, is taken and freed every 100
+ * ms (each pair two calls that reach the core, two steps of the sweep: the sweep outlasts its period) until the
+ * sweep tags it right after such a change (its first word no longer the program's). Then a burst of calls. */
+static int overrun(void)
+{
+	enum { LIVE = 10000, X = 100000 };
+	double t0 = now();
+	static char *live[LIVE];
+	for (int i = 0; i < LIVE; i++)
+		memset(live[i] = malloc(3000), 1, 3000);
+	char *x = malloc(X), *after = malloc(3000), *spare = malloc(20000), *end = malloc(3000);
+	free(spare); /* the burst's small requests are carved from this hole (best fit), not from X */
+	memset(x, 2, X);
+	size_t full = resident(x, X);
+	free(x);
+	while (now() - t0 < 1.3) /* the first sweep begins a period after the heap's start */
+		usleep(10000);
+	const uint64_t mine = 0x0202020202020202ull;
+	uint64_t w = mine;
+	int tick = 0;
+	for (; tick < 100 && w == mine; tick++) {
+		char *q = malloc(X);
+		if (q != x) {
+			printf("setup_failed=1 (the hole was not reused: %p, not %p)\n", (void *)q, (void *)x);
+			return 0;
+		}
+		memset(q, 2, X);
+		free(q);
+		memcpy(&w, x, sizeof w); /* the sweep's tag, once its free's step passed X */
+		if (w == mine)
+			usleep(100000);
+	}
+	size_t tagged = resident(x, X);
+	double changed = now();
+	ticks(30, 64, 0); /* a burst: with the period counted from the sweep's start, the next began here and reached X */
+	printf("ticks=%d pages=%zu tagged_pages=%zu burst_pages=%zu ms_after_change=%.0f check=%d\n", w == mine ? -1 : tick,
+	       full, tagged, resident(x, X), (now() - changed) * 1000, os_heap_check());
+	free(after);
+	free(end);
+	return 0;
+}
+
+/* OSMEM_IDLE_MS=200 */
+static int retaken(void)
+{
+	enum { H = 100000 };
+	char *a = malloc(3000), *h = malloc(H), *b = malloc(3000), *spare = malloc(80000), *c = malloc(3000);
+	free(spare); /* the ticks' requests (70,000 bytes) fit here best, not in the hole */
+	memset(h, 1, H);
+	free(h);
+	double t0 = now();
+	while (resident(h, H) > 1 && now() - t0 < 5) /* given back: two sweeps */
+		ticks(1, 70000, 20000);
+	size_t first = resident(h, H);
+	char *again = malloc(H); /* the hole taken whole */
+	memset(again + 8, 2, H - 8);
+	size_t written = resident(h, H);
+	free(again);
+	t0 = now();
+	while (resident(h, H) > 1 && now() - t0 < 3)
+		ticks(1, 70000, 20000);
+	printf("same=%d first_pages=%zu written_pages=%zu last_pages=%zu seconds=%.2f check=%d\n", again == h, first,
+	       written, resident(h, H), now() - t0, os_heap_check());
+	free(a), free(b), free(c);
+	return 0;
+}
+
+/* OSMEM_IDLE_MS=200: mlockall, then holes and an idle big block */
+static int locked(void)
+{
+	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+	setrlimit(RLIMIT_MEMLOCK, &rl);
+	if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+		printf("mlockall_errno=%d\n", errno);
+		return 0;
+	}
+	enum { N = 400 };
+	static char *p[N];
+	for (int i = 0; i < N; i++)
+		memset(p[i] = malloc(100000), 1, 100000);
+	for (int i = 0; i < N; i++)
+		if (i % 2 == 0 || i < N / 2)
+			free(p[i]); /* one block of 20 MB and holes of 100 KB */
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	for (int k = 0; k < 20; k++) {
+		usleep(100000);
+		free(malloc(70000)); /* calls that reach the core: decay passes and sweeps run */
+	}
+	os_stats(&s1);
+	printf("released_kb=%zu madvise_calls=%zu check=%d\n", (s1.idle_released - s0.idle_released) >> 10,
+	       s1.madvise_calls - s0.madvise_calls, os_heap_check());
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	const char *c = argc > 1 ? argv[1] : "";
+	return !strcmp(c, "overrun") ? overrun() : !strcmp(c, "retaken") ? retaken() : !strcmp(c, "locked") ? locked() : 2;
+}
+"""
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -214,8 +340,8 @@ def main():
                                 "-Wl,-rpath," + build], capture_output=True, text=True)
             return exe if check(name + "_program_builds", b.returncode == 0, b.stderr[-500:]) else None
 
-        exe, wexe = build_prog("holes", PROG), build_prog("wall", PROG_WALL)
-        if not exe or not wexe:
+        exe, wexe, cexe = build_prog("holes", PROG), build_prog("wall", PROG_WALL), build_prog("cases", PROG_CASES)
+        if not exe or not wexe or not cexe:
             return 1
         base = {k: v for k, v in os.environ.items() if not k.startswith("OSMEM_") and k != "LD_PRELOAD"}
 
@@ -248,6 +374,34 @@ def main():
               f"exit {r.returncode}, {r.stdout.strip()!r}: want the holes of the heap's mapped part (past the wall "
               f"on its break) down to a third of their pages within 5 s of light use, a heap below advised for "
               f"huge pages or not; {r.stderr[-300:]!r}")
+
+        r, f = run({"OSMEM_FRONT": "0", "OSMEM_IDLE_MS": "1000"}, "overrun", prog=cexe)
+        check("hole_kept_a_period_after_a_long_sweep", r.returncode == 0 and f.get("check") == 0 and
+              f.get("ticks", -1) >= 10 and f.get("tagged_pages", -1) == f.get("pages") and
+              f.get("burst_pages", -1) == f.get("pages"),
+              f"exit {r.returncode}, {r.stdout.strip()!r}: a hole changed every 100 ms, then tagged right after a "
+              f"change by a sweep that outlasted its period (1 s: ticks 10 or more), must keep its pages through a "
+              f"burst of calls right after (the next sweep a period after the last one ended, not began; ticks -1: "
+              f"never tagged); {r.stderr[-300:]!r}")
+
+        r, f = run({"OSMEM_IDLE_MS": "200"}, "retaken", prog=cexe)
+        check("hole_taken_whole_goes_back_again", r.returncode == 0 and f.get("check") == 0 and
+              f.get("same") == 1 and f.get("first_pages", 9) <= 1 and f.get("written_pages", 0) >= 20 and
+              f.get("last_pages", 99) <= 1,
+              f"exit {r.returncode}, {r.stdout.strip()!r}: a given-back hole of 100,000 bytes, taken whole, written "
+              f"but for its first 8 bytes and freed, must go back again within 3 s (OSMEM_IDLE_MS=200); "
+              f"{r.stderr[-300:]!r}")
+
+        r, f = run({"OSMEM_IDLE_MS": "200"}, "locked", prog=cexe)
+        if "mlockall_errno" in f:
+            print(f"  (idle/locked_pages_not_counted not run: mlockall failed, errno {f['mlockall_errno']:.0f}; "
+                  f"it needs root or CAP_IPC_LOCK)")
+        else:
+            check("locked_pages_not_counted", r.returncode == 0 and f.get("check") == 0 and
+                  f.get("madvise_calls", 0) > 0 and f.get("released_kb", 1) == 0,
+                  f"exit {r.returncode}, {r.stdout.strip()!r}: under mlockall madvise gives nothing back, and "
+                  f"os_stats' idle_released must count nothing (the sweep and the decay must have tried: "
+                  f"madvise_calls > 0); {r.stderr[-300:]!r}")
 
         r, f = run({"OSMEM_IDLE_MS": "0"}, "1.5", "0")
         check("holes_kept_when_off", r.returncode == 0 and f.get("last_kb", 0) >= 2 * f.get("span_kb", 1e18) / 3,
