@@ -641,6 +641,23 @@ static void t_overflow(void)
 	EXPECT(os_heap_check() == 0, "heap check after the huge alignment");
 }
 
+/* Hazard: memalign(a, n) where a and n each pass the size check but their sum passes what any request may be
+ * (MAX_REQUEST): the answer is ENOMEM before any system call. Passed on to the core, the request asked the kernel
+ * for a mapping of 2^63 bytes (a doomed mmap, counted in os_stats) before it failed. */
+static void t_memalign_sum_too_large(void)
+{
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	errno = 0;
+	void *p = v_memalign((size_t)1 << 62, (size_t)1 << 62);
+	int e = errno;
+	os_stats(&s1);
+	EXPECT(p == NULL && e == ENOMEM, "memalign(2^62, 2^62) = %p, errno %d (want NULL, ENOMEM)", p, e);
+	EXPECT(s1.brk_calls == s0.brk_calls && s1.mmap_calls == s0.mmap_calls,
+	       "memalign(2^62, 2^62) made %zu brk and %zu mmap calls (want none: the sum is too large before anything "
+	       "is asked of the kernel)", s1.brk_calls - s0.brk_calls, s1.mmap_calls - s0.mmap_calls);
+}
+
 // ------------------------------------------------------------------
 // errno
 // ------------------------------------------------------------------
@@ -1280,6 +1297,7 @@ static const struct {
 	{ "realloc_big_move_keeps_bytes", t_realloc_big_move },
 	{ "reallocarray", t_reallocarray },
 	{ "overflow_enomem", t_overflow },
+	{ "memalign_sum_too_large_no_system_call", t_memalign_sum_too_large },
 	{ "free_keeps_errno", t_free_errno },
 	{ "posix_memalign", t_posix_memalign },
 	{ "aligned_alloc", t_aligned_alloc },

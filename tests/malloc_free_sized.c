@@ -210,6 +210,13 @@ static void *block_said(size_t n)
 	return p;
 }
 static void d_larger_slot(void) { v_free_sized(block_said(100), 200); }
+/* one byte past what the slot holds: the bound is the slot's size exactly, not the next class's (a bound a class too
+ * large lets a program free a block it overran, or free_sized with another object's size, unseen) */
+static void d_larger_slot_by_one(void)
+{
+	void *p = block_said(100);
+	v_free_sized(p, malloc_usable_size(p) + 1);
+}
 static void d_larger_medium(void) { v_free_sized(block_said(3000), 20000); }
 static void d_larger_core(void) { v_free_sized(block_said(100000), 300000); }
 static void d_larger_mapped(void) { v_free_sized(block_said(40 * MiB), 41 * MiB); }
@@ -262,6 +269,8 @@ struct death {
 
 static const struct death deaths[] = {
 	{ "larger_than_slot_reported", d_larger_slot, "free_sized", "size larger than the block", "size mismatch" },
+	{ "larger_than_slot_by_one_reported", d_larger_slot_by_one, "free_sized", "size larger than the block",
+	  "size mismatch" },
 	{ "larger_than_medium_block_reported", d_larger_medium, "free_sized", "size larger than the block",
 	  "size mismatch" },
 	{ "larger_than_core_block_reported", d_larger_core, "free_sized", "size larger than the block",

@@ -124,18 +124,30 @@ static void overwrite_then_large(void)
 	(void)v_malloc(256 * 1024);
 }
 
+/* Slots of 16 bytes, more than the thread cache of their class holds (64): freed all, they overflow it, and its
+ * older half goes back to the pages. */
+#define MANY_SLOTS 200
+static void *slots16[MANY_SLOTS];
+static void take_slots16(void)
+{
+	for (int i = 0; i < MANY_SLOTS; i++)
+		slots16[i] = v_malloc(16);
+}
+static void free_slots16(void)
+{
+	for (int i = 0; i < MANY_SLOTS; i++)
+		v_free(slots16[i]);
+}
+
 /* 7: a link overwritten deep in the thread cache (front.c, tc_release): the slot freed first, then enough frees of
  * its class to overflow the cache, whose older half goes back to the pages through a walk of its links */
 static void overwrite_link_thread_cache_overflow(void)
 {
-	void *more[200]; /* the cache of the 16-byte class holds 64 */
-	for (int i = 0; i < 200; i++)
-		more[i] = v_malloc(16);
+	take_slots16();
 	announce(v_malloc(16));
 	v_free(victim);
 	memset(victim, 0x41, 8);
-	for (int i = 0; i < 200; i++)
-		v_free(more[i]);
+	free_slots16();
 }
 
 /* 8: the freed mark (the slot's second word) overwritten, then the slot freed again: the mark can no longer tell
@@ -153,6 +165,20 @@ static void double_free_after_mark_overwritten(void)
 		dprintf(2, "the slot was handed out twice\n");
 }
 
+/* 9: a link overwritten on its page's own free list, not in the thread cache: 200 slots freed, so that the cache
+ * gives its older half back to the page, the slot freed first among them; malloc's fast path
+ * pops the page's list and must check each popped link (internal.h, front_malloc_with), else it follows the
+ * overwritten link to a wild address (SIGSEGV in malloc, or a slot handed out anywhere the program chose) */
+static void overwrite_link_page_free_list(void)
+{
+	take_slots16();
+	announce(slots16[0]);
+	free_slots16();
+	memset(victim, 0x41, 8);
+	for (int i = 0; i < 1000; i++)
+		(void)v_malloc(16);
+}
+
 static const struct { const char *name; void (*run)(void); const char *msg; } cases[] = {
 	{ "double_free_after_mark_overwritten", double_free_after_mark_overwritten,
 	  "osmem: malloc(): corrupted free list" },
@@ -160,6 +186,7 @@ static const struct { const char *name; void (*run)(void); const char *msg; } ca
 	  "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link_then_large_request", overwrite_then_large, "osmem: malloc(): corrupted free list" },
 	{ "overwritten_link", overwrite_link, "osmem: malloc(): corrupted free list" },
+	{ "overwritten_link_page_free_list", overwrite_link_page_free_list, "osmem: malloc(): corrupted free list" },
 	{ "plain_pointer_link", plain_pointer, "osmem: malloc(): corrupted free list" },
 	{ "remote_list_link", remote_list, "osmem: malloc(): corrupted free list" },
 	{ "double_free_local", double_free_local, "osmem: free(): double free" },
@@ -198,8 +225,11 @@ int main(void)
 		const char *m = strstr(out, want);
 		unsigned long addr = m ? strtoul(m + strlen(want), NULL, 16) : 0;
 		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT) {
-			printf("FAIL front/corrupted_free_list/%s: the child did not die of SIGABRT (status %d); stderr: "
-			       "\"%.200s\"\n", cases[c].name, st, out);
+			int segv = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+			printf("FAIL front/corrupted_free_list/%s: the child did not die of SIGABRT (%s %d%s); stderr: "
+			       "\"%.200s\"\n", cases[c].name, WIFSIGNALED(st) ? "killed by signal" : "exit status",
+			       WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+			       segv ? ", SIGSEGV: osmem followed a wild address" : "", out);
 			failures++;
 		} else if (!m || !addr || addr != slot) {
 			printf("FAIL front/corrupted_free_list/%s: expected \"%s 0x%lx\", got \"%.200s\"\n", cases[c].name,

@@ -118,6 +118,41 @@ static void realloc_of_cached(void)
 	(void)v_realloc(p, 6000);
 }
 
+/* After a second free that should have been reported: the next two requests of the size, where one that was
+ * accepted shows (the cache holds the block and the core freed it: a report that names malloc, or one block handed
+ * out twice), so that the failure says what the missing report let through. */
+static void say_if_handed_out_twice(size_t n)
+{
+	char *a = v_malloc(n), *b = v_malloc(n);
+	if (a == b)
+		fprintf(stderr, "the second free was accepted: malloc(%zu) handed %p out twice\n", n, (void *)a);
+}
+
+/* realloc(p, 0) of a cached block: glibc's realloc to 0 is a free, and the block is freed already. realloc's
+ * way to 0 (override.c, realloc_to_zero) must see the freed mark, else the core frees the block while the cache
+ * still holds it: two owners of one block at the next two requests. */
+static void realloc_to_zero_of_cached(void)
+{
+	char *p = v_malloc(5000);
+	say_addr(p);
+	v_free(p);
+	(void)v_realloc(p, 0);
+	say_if_handed_out_twice(5000);
+}
+
+/* A second free of a cached block, in a heap with a gap (test_util.h, tu_heap_with_gap): there the medium caches
+ * leave every free to the core, so only the core's free can see the freed mark (override.c, core_free). Passed
+ * over, the core frees the block while the cache still holds it, and two requests get one pointer. */
+static void double_free_of_cached_in_heap_with_gap(void)
+{
+	char *p = v_malloc(5000);
+	say_addr(p);
+	v_free(p);
+	tu_heap_with_gap();
+	v_free(p);
+	say_if_handed_out_twice(5000);
+}
+
 static void usable_size_of_cached(void)
 {
 	char *p = v_malloc(3000);
@@ -142,6 +177,32 @@ static void write_after_free_then_malloc(void)
 	v_free(p);
 	memset(p, 0x41, 64);
 	(void)v_malloc(12000);
+}
+
+/* the freed mark overwritten, then malloc_trim gives the cache back to the core: the block must be checked as it
+ * leaves the cache (medium.c, medium_to_core), else the write after free goes unseen for good (the core clears the
+ * mark and takes the block back as if nothing had happened) */
+static void write_after_free_then_trim(void)
+{
+	char *p = v_malloc(5000);
+	say_addr(p);
+	v_free(p);
+	((uintptr_t *)p)[1] = 0x4141414141414141ull;
+	malloc_trim(0);
+}
+
+/* the same, then the bin fills and spills its older half, this block first, into the shared transfer cache: the
+ * mark is checked there (medium.c, xfer_put), else the block travels on to another thread with the write unseen */
+static void write_after_free_then_bin_spills(void)
+{
+	char *p[40];
+	for (int i = 0; i < 40; i++)
+		p[i] = v_malloc(5000);
+	say_addr(p[0]);
+	v_free(p[0]);
+	((uintptr_t *)p[0])[1] = 0x4141414141414141ull;
+	for (int i = 1; i < 40; i++)
+		v_free(p[i]);
 }
 
 /* glibc's tst-malloc-backtrace, in a medium size: the word before the payload (the header's `next`) written after
@@ -1804,11 +1865,15 @@ int main(void)
 	death("double_free_after_another", double_free_after_another, "free", "double free");
 	death("double_free_in_transfer_cache", double_free_in_transfer_cache, "free", "double free");
 	death("realloc_of_cached", realloc_of_cached, "realloc", "double free");
+	death("realloc_to_zero_of_cached", realloc_to_zero_of_cached, "realloc", "double free");
+	death("double_free_of_cached_in_heap_with_gap", double_free_of_cached_in_heap_with_gap, "free", "double free");
 	/* "invalid pointer" until session 55, where every other entry point says a cached block was freed already (a
 	 * review's finding) */
 	death("usable_size_of_cached", usable_size_of_cached, "malloc_usable_size", "double free");
 	death("os_free_of_cached", os_free_of_cached, "os_free", "double free");
 	death("write_after_free_then_malloc", write_after_free_then_malloc, "malloc", "write after free");
+	death("write_after_free_then_trim", write_after_free_then_trim, "free", "write after free");
+	death("write_after_free_then_bin_spills", write_after_free_then_bin_spills, "free", "write after free");
 	death("header_next_written_while_cached", header_next_written_while_cached, "malloc", "corrupted header");
 	death("header_size_written_while_cached", header_size_written_while_cached, "free", "corrupted header");
 	death("calloc_after_header_size_written_while_cached", calloc_after_header_size_written_while_cached, "calloc",

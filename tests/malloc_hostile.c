@@ -170,6 +170,36 @@ static void heap_header_size_overwritten(void)
 	v_free(p);
 }
 
+/* Hazard: the size of the block before a live one shrunk (an underwrite of that block's header, or a write past
+ * the block before it): the free of the next block must not trust it. A size too large is caught by the room the
+ * neighbours leave; a smaller one only by the rule that blocks tile the heap (heap.c, heap_links_ok: without gaps,
+ * the block before must end exactly where this one starts). Passed over, the free goes through and the heap no
+ * longer tiles: the 4 KiB after the shrunk block belong to no block, and the heap no longer checks out. */
+static void heap_header_prev_size_shrunk(void)
+{
+	char *g = v_malloc(CORE_SIZE), *p = v_malloc(CORE_SIZE), *h = v_malloc(CORE_SIZE);
+	(void)h;
+	((size_t *)g)[-4] -= 4096;
+	say_addr(p);
+	v_free(p);
+}
+
+/* Hazard: a free block's size shrunk after its free, in a heap with a gap (the program moved the break itself and
+ * the heap grew past it), where sizes need not tile and the room check alone lets a smaller size pass: the best
+ * fit that takes the block must still see that its size is not the one the free index holds for it
+ * (osm_check_free_block: the index slot's size). Passed over, the block is taken on the size the index holds and
+ * its header no longer does, and the heap no longer checks out. */
+static void free_size_shrunk_in_heap_with_gap(void)
+{
+	tu_heap_with_gap();
+	char *g = v_malloc(CORE_SIZE), *p = v_malloc(CORE_SIZE), *h = v_malloc(CORE_SIZE);
+	(void)g, (void)h;
+	v_free(p);
+	((size_t *)p)[-4] -= 4096;
+	say_addr(p);
+	(void)v_malloc(CORE_SIZE);
+}
+
 /* The row of issue 9's table where osmem used to hand out overlapping blocks: p[-1] = 0 (the header's `next`),
  * the neighbour freed, then malloc(131000). The neighbour's links no longer agree: it is reported when it is
  * checked, at its free (both profiles: free checks that the block's neighbours point back), never handed out. */
@@ -221,6 +251,26 @@ static void dump_follows_forged_next(void)
 	os_heap_dump(fd, OS_DUMP_TEXT);
 }
 
+/* Hazard: links forged into a loop, each pointing back at the other (the last block's `next` at the first block,
+ * whose `prev` at the last): every link is in the heap and agrees with its neighbour's, so only the rule that a
+ * walk moves forward (heap.c, osm_walk_next: the next header lies above this one) stops the check before the dump.
+ * Without it, os_heap_dump went round the heap for good with the lock held (the case's alarm: "hung"). */
+static void dump_follows_backward_link(void)
+{
+	int fd = open("/dev/null", O_WRONLY);
+	char *p = v_malloc(CORE_SIZE);
+	struct block_meta *head = (struct block_meta *)(p - sizeof(struct block_meta)), *tail = head;
+	while (head->prev)
+		head = head->prev;
+	while (tail->next)
+		tail = tail->next;
+	alarm(10);
+	tail->next = head;
+	head->prev = tail;
+	say_addr(tail + 1);
+	os_heap_dump(fd, OS_DUMP_TEXT);
+}
+
 // ------------------------------------------------------------------
 // malloc_trim
 // ------------------------------------------------------------------
@@ -269,6 +319,34 @@ static void trim_pad_size_max(void)
 	v_free(c);
 	for (int i = 0; i < 100; i++)
 		v_free(v_malloc((size_t)i * 1000 + 1));
+}
+
+/* Hazard: the program moved the break itself (sbrk: a page of its own, above the heap's end), and malloc_trim then
+ * gave the heap's free top back with sbrk(-cut): from the break where the program had left it, so the cut took the
+ * program's page with it. The trim must see that the break is not at the heap's end and leave the break alone
+ * (heap.c, trim_top). Passed over, the program's next read of its own memory is SIGSEGV. */
+static void trim_after_program_sbrk_keeps_its_page(void)
+{
+	char *blocks[20];
+	for (int i = 0; i < 20; i++)
+		memset(blocks[i] = v_malloc(100000), 0x42, 100000);
+	char *mine = sbrk(4096);
+	if (mine == (void *)-1)
+		_exit(98);
+	strcpy(mine, "x");
+	for (int i = 0; i < 20; i++)
+		v_free(blocks[i]);
+	(void)v_trim(0);
+	char *brk_now = sbrk(0);
+	if (brk_now < mine + 4096) {
+		fprintf(stderr, "malloc_trim moved the break below the program's own sbrk page at %p (the break is at "
+			"%p): the page is gone\n", (void *)mine, (void *)brk_now);
+		_exit(12);
+	}
+	if (strcmp(mine, "x") != 0) {
+		fprintf(stderr, "the program's sbrk page no longer holds what it wrote\n");
+		_exit(13);
+	}
 }
 
 /* Hazards (the review of session 54): the trim and the decay read a free block's size to know what to give back,
@@ -459,12 +537,16 @@ int main(int argc, char **argv)
 	run_case("heap_header_prev_overwritten", heap_header_prev_overwritten, "free", "corrupted header");
 	run_case("heap_header_next_forged", heap_header_next_forged, "free", "corrupted header");
 	run_case("heap_header_size_overwritten", heap_header_size_overwritten, "free", "corrupted header");
+	run_case("heap_header_prev_size_shrunk", heap_header_prev_size_shrunk, "free", "corrupted header");
+	run_case("free_size_shrunk_in_heap_with_gap", free_size_shrunk_in_heap_with_gap, "malloc", "corrupted header");
 	run_case("walk_follows_forged_next", walk_follows_forged_next, "malloc_info", "corrupted header");
 	run_case("dump_follows_forged_next", dump_follows_forged_next, "os_heap_dump", "corrupted header");
+	run_case("dump_follows_backward_link", dump_follows_backward_link, "os_heap_dump", "corrupted header");
 	run_case("header_next_zeroed_then_big_malloc", header_next_zeroed_then_big_malloc, "free",
 		 "corrupted header");
 	run_case("trim_page_multiple_top", trim_page_multiple_top, NULL, NULL);
 	run_case("trim_pad_size_max", trim_pad_size_max, NULL, NULL);
+	run_case("trim_after_program_sbrk_keeps_its_page", trim_after_program_sbrk_keeps_its_page, NULL, NULL);
 	if (!*prefix) { /* the classic profile gives nothing back: no trim, no decay */
 		run_case("trim_follows_forged_top_size", trim_follows_forged_top_size, "malloc_trim", "corrupted header");
 		run_case("trim_discard_follows_forged_free_size", trim_discard_follows_forged_free_size, "malloc_trim",

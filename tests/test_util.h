@@ -276,6 +276,28 @@ static __attribute__((unused)) size_t tu_free_top_size(void)
 	}
 	return top;
 }
+/* A heap with a gap (the core's gaps: its blocks no longer tile one range): the program moves the break itself, a
+ * page of its own past the heap's end, then the heap grows past that page, by blocks of 100,000 bytes (above the
+ * medium caches' sizes, below the mmap threshold) allocated and kept until heap_size grows. From then on the medium
+ * caches leave the blocks to the core (internal.h, medium_in_heap), and the core's checks of a header may no longer
+ * ask for sizes that tile. Returns the program's page; exits 98 when the break would not move or the heap never
+ * grew. */
+static __attribute__((unused)) char *tu_heap_with_gap(void)
+{
+	static void *volatile kept; /* the blocks stay allocated: the compiler must not drop the requests */
+	char *mine = (char *)sbrk(4096);
+	struct os_stats s0, s;
+	os_stats(&s0);
+	for (int i = 0; mine != (void *)-1 && i < 100000; i++) {
+		if (!(kept = malloc(100000)))
+			break;
+		os_stats(&s);
+		if (s.heap_size > s0.heap_size)
+			return mine;
+	}
+	_exit(98);
+}
+
 // ------------------------------------------------------------------
 // Death cases (programs that include osmem.h first): a hazard run in a forked child, its end checked
 // ------------------------------------------------------------------
@@ -341,7 +363,9 @@ static __attribute__((unused)) bool tu_death_case(const char *group, const char 
 	int st;
 	waitpid(pid, &st, 0);
 	char why[600] = "";
-	const char *how = WIFEXITED(st) ? "exited" : "was killed by signal";
+	/* SIGALRM: the alarm above (or a shorter one of the case's own) ended a child that hung */
+	const char *how = WIFEXITED(st) ? "exited" : WTERMSIG(st) == SIGALRM ? "hung (SIGALRM), signal" :
+			  "was killed by signal";
 	int code = WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st);
 	if (!want_what) {
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
