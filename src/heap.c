@@ -1081,8 +1081,8 @@ static __attribute__((noinline)) void idle_step(uint64_t now)
 	}
 	/* done: the next one a period after this one ended, not began. A sweep that outlasted the period (few calls
 	 * reach the core) was followed at once by the next, which gave back the holes the last one had tagged right
-	 * after their last change, a few milliseconds later (scratch/overrun.c): a hole is seen unchanged a whole
-	 * period apart only if the next sweep begins a period after the last one's last visit */
+	 * after their last change, a few milliseconds later (idle/hole_kept_a_period_after_a_long_sweep): a hole is
+	 * seen unchanged a whole period apart only if the next sweep begins a period after the last one's last visit */
 	if (!idle_at)
 		__atomic_store_n(&idle_next_ns, now + idle_ns, __ATOMIC_RELAXED);
 }
@@ -1560,7 +1560,7 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
 	uint64_t w[2] = { 0, 0 };
 	/* a block of a size the decay or the idle sweep tags (its first payload word): the tag stays with the free
 	 * memory, not with the block handed out. Left there, a block the program freed without having written its first
-	 * word read as given back already, and stayed resident for good (scratch/tag_left.c) */
+	 * word read as given back already, and stayed resident for good (idle/hole_taken_whole_goes_back_again) */
 	size_t before = b->size;
 	bool tagged = !osm_heap.classic && before >= IDLE_MIN;
 	if (tagged) {

@@ -292,7 +292,7 @@ static struct block_meta *alloc_large(size_t n, size_t a, char **out, uint32_t *
 	size_t pad = min_size((size_t)(p - (char *)payload(b)), PAD_CANARY);
 	memset(p - pad, CANARY_BYTE, pad);
 	/* below the checked pad, the block's own pointer: check_gone tells a stale pointer at payload(b) for one of
-	 * ours in O(1) (p and payload(b) are 16 apart at least, so the word is all pad canary or all below it) */
+	 * ours in O(1) (p - payload(b) is a multiple of 16: the word is all pad canary, or all below the pad) */
 	if ((size_t)(p - (char *)payload(b)) >= PAD_CANARY + sizeof(uintptr_t))
 		*(uintptr_t *)payload(b) = (uintptr_t)p;
 	memset(p + n, CANARY_BYTE, min_size((size_t)(guard - p) - n, TAIL_CANARY));
