@@ -1103,14 +1103,19 @@ static inline __attribute__((always_inline)) void own_enter_wait(struct front_he
 
 static void pool_decay(uint64_t now)
 {
-	if ((int64_t)(now - pool_decay_last) < (int64_t)POOL_DECAY_NS)
+	uint64_t last = pool_decay_last;
+	if ((int64_t)(now - last) < (int64_t)POOL_DECAY_NS)
 		return;
 	__atomic_store_n(&pool_decay_last, now, __ATOMIC_RELAXED);
 	if (pool.first && (int64_t)(now - pool.first->pooled.since) >= (int64_t)POOL_DECAY_NS)
 		pool_discarded += pool_chill(false, now);
 	release_spare(true, SIZE_MAX, SEGS_KEEP);
 	osm_front_xfer_decay(); /* the medium blocks no thread took since the last pass */
-	if (__atomic_load_n(&n_live, __ATOMIC_RELAXED) > 1) /* another thread has a heap: out of the hot text */
+	/* another thread has a heap, and this is not the process's first pass: steal_idle is cold text, and its first
+	 * call only takes each thread's counts, which the first pass (a multi-threaded program's first tick) can leave
+	 * to the next. Called there, it mapped the text's second 64 KiB in every short program with threads: 56 KiB of
+	 * larson-1's 2.8 MiB (front/segments/first_pass_maps_no_cold_text) */
+	if (last && __atomic_load_n(&n_live, __ATOMIC_RELAXED) > 1)
 		steal_idle(false); /* the caches of threads idle since the last pass, with their pages */
 	decay_abandoned();
 }
@@ -1323,16 +1328,30 @@ static void heap_exit(void *arg);
 static void remote_flush(struct front_heap *h);
 static void tc_flush_all(struct front_heap *h);
 
+/* global_init's rare parts, out of line: every process runs global_init, so what it carries sits in the hot
+ * text's 64 KiB window (test_footprint.py), and a warning or a traced start does not need to */
+static __attribute__((noinline)) void front_setting_unknown(const char *front)
+{
+	/* named once (global_init runs once): off, no or false left the front on in silence */
+	osm_os_write_err("osmem: OSMEM_FRONT=");
+	osm_os_write_err(front);
+	osm_os_write_err(" is not a setting (0 or 1); using default\n");
+}
+static __attribute__((noinline)) void front_trace_start(void)
+{
+	/* the heap lock starts the trace (osm_init) if no request has yet; a trace that could not be opened leaves
+	 * the front untraced */
+	osm_lock();
+	__atomic_store_n(&front_traced, TRACING, __ATOMIC_RELAXED);
+	osm_unlock();
+}
+
 static void global_init(void)
 {
 	const char *profile = osm_os_getenv("OSMEM_PROFILE"), *trace = osm_os_getenv("OSMEM_TRACE");
 	const char *front = osm_os_getenv("OSMEM_FRONT");
-	if (front && *front && strcmp(front, "0") != 0 && strcmp(front, "1") != 0) {
-		/* named once (global_init runs once): off, no or false left the front on in silence */
-		osm_os_write_err("osmem: OSMEM_FRONT=");
-		osm_os_write_err(front);
-		osm_os_write_err(" is not a setting (0 or 1); using default\n");
-	}
+	if (front && *front && strcmp(front, "0") != 0 && strcmp(front, "1") != 0)
+		front_setting_unknown(front);
 	/* strict mode serves every request itself (the API asks osm_strict before the front, so it is known here) */
 	bool off = (profile && strcmp(profile, "classic") == 0) || (front && strcmp(front, "0") == 0) ||
 		   __atomic_load_n(&osm_strict, __ATOMIC_RELAXED) > 0;
@@ -1361,13 +1380,8 @@ static void global_init(void)
 		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
 		*(i ? &osm_front_dfkey : &osm_front_key) = (uintptr_t)(z ^ (z >> 31)) | (uintptr_t)i; /* dfkey != 0: on */
 	}
-	if (trace && *trace) {
-		/* the heap lock starts the trace (osm_init) if no request has yet; a trace that could not be opened
-		 * leaves the front untraced */
-		osm_lock();
-		__atomic_store_n(&front_traced, TRACING, __ATOMIC_RELAXED);
-		osm_unlock();
-	}
+	if (trace && *trace)
+		front_trace_start();
 	global_state = G_ON;
 }
 

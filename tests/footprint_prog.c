@@ -9,8 +9,9 @@
  * 63), the pages that count in its resident set, FIRST/LAST_PRESENT are page indexes within the mapping (-1
  * when none), and START its address (hexadecimal); then `bss PAGES START INDEXES` for the anonymous mapping right
  * after the library's (its .bss and .lbss: which pages of its tables the program touched). With --small first, the
- * program makes only small requests of one thread (test_footprint's idle_tables_not_read). Exit status 0 when every
- * block read back what was written. */
+ * program makes only small requests of one thread (test_footprint's idle_tables_not_read); with --threaded, the same
+ * in a second thread while main holds a block (test_footprint's threads_first_tick_maps_no_cold_text). Exit status
+ * 0 when every block read back what was written. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -185,15 +186,41 @@ static void work_small(void)
 	}
 }
 
+static void *small_thread(void *arg)
+{
+	(void)arg;
+	work_small();
+	return NULL;
+}
+
+/* --threaded: a short program with threads (larson, prodcon): main holds a small block, so it has a cache, while a
+ * second thread's small requests reach the first tick of the idle decay: a pass with two threads that have caches */
+static void work_threaded(void)
+{
+	char *keep = malloc(32);
+	memset(keep, 5, 32);
+	pthread_t t;
+	if (pthread_create(&t, NULL, small_thread, NULL) == 0)
+		pthread_join(t, NULL);
+	else
+		bad = 1;
+	check((unsigned char *)keep, 32, 5);
+	free(keep);
+}
+
 int main(int argc, char **argv)
 {
 	static char out[8192]; /* as pages' buffer: stdout's own would be a medium request */
 	setvbuf(stdout, out, _IOFBF, sizeof out);
 	bool small = argc > 1 && strcmp(argv[1], "--small") == 0;
+	bool threaded = argc > 1 && strcmp(argv[1], "--threaded") == 0;
 	if (small)
 		work_small();
+	else if (threaded)
+		work_threaded();
 	else
 		work();
+	small |= threaded;
 	if (argc > 1 + small && strcmp(argv[1 + small], "--pages") == 0)
 		pages();
 	printf("footprint_prog %s\n", bad ? "bad" : "ok");

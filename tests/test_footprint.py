@@ -21,6 +21,11 @@ read-only data to the first segment (see the Makefile and src/hot.ld).
     time, so that no large page-cache folio maps more than fault-around does), finds no page of its text mapped
     past the first fault-around window (or past the window after a 2 MiB boundary that cut the first one short),
     and none of the unwind tables' segment;
+  - footprint/threads_first_tick_maps_no_cold_text: the same with footprint_prog --threaded, a short program with
+    threads (main holds a block while a second thread's small requests reach the idle decay's first pass). That pass
+    called steal_idle (cold: it only took each thread's counts there), and every short threaded program of the
+    bench mapped the text's second window: 56 KiB more of larson-1's 2.8 MiB, prodcon's and falseshare's (until
+    session 65);
   - footprint/writable_segments_small: the library's writable LOAD segments (data, .bss, .lbss) span less than
     1 MiB of memory. A conservative garbage collector (Boehm's libgc: guile, w3m, inkscape) scans every writable
     segment of every library for roots at each collection, and mlockall locks them: with the 24 MiB first chunk
@@ -206,7 +211,7 @@ def copy_in_pages(src, dst):
     os.chmod(dst, 0o755)
 
 
-def check_mapped(build, lay):
+def check_mapped(build, lay, mode=None):
     lib = os.path.join(build, "libosmem-malloc.so")
     prog = os.path.join(build, "tests", "footprint_prog")
     work = os.path.join(build, "tests", "footprint")
@@ -214,7 +219,8 @@ def check_mapped(build, lay):
     copy = os.path.join(work, "libosmem-malloc.so")
     copy_in_pages(lib, copy)
     env = dict(os.environ, LD_PRELOAD=copy)
-    p = subprocess.run([prog, "--pages"], env=env, capture_output=True, text=True, timeout=300)
+    p = subprocess.run([prog] + ([mode] if mode else []) + ["--pages"], env=env, capture_output=True, text=True,
+                       timeout=300)
     if p.returncode != 0 or "footprint_prog ok" not in p.stdout:
         return False, "footprint_prog failed (exit %s): %s" % (p.returncode, (p.stdout + p.stderr)[-400:])
     maps = {}
@@ -307,6 +313,7 @@ def main():
     for name, fn in (("hot_list_holds_what_programs_run", lambda: check_hot_list(a.build, tool, lay)),
                      ("hot_text_before_cold_text", lambda: check_layout(lay)),
                      ("cold_text_not_mapped", lambda: check_mapped(a.build, lay)),
+                     ("threads_first_tick_maps_no_cold_text", lambda: check_mapped(a.build, lay, "--threaded")),
                      ("writable_segments_small", lambda: check_writable(lib)),
                      ("idle_tables_untouched", lambda: check_idle_tables(a.build, lib))):
         ok, why = fn()
