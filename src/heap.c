@@ -1308,15 +1308,19 @@ static __attribute__((noinline)) size_t heap_threshold(size_t threshold)
  * Aligned requests (up to a page) take them too. The trace says `keep`, `reuse`, `kept_grow` and `release`
  * (docs/TRACE.md). Costs: a free keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS
  * entries. */
-#define MAPCACHE_SLOTS 16
+#define MAPCACHE_SLOTS 64
 /* The slots in use: 4 in a process of one thread, whose cache keeps mappings of 32 MiB up; MAPCACHE_SLOTS with a
  * second thread, whose cache keeps them from THREADED_MAX (1 MiB), where every block of that size has a mapping of
  * its own: two threads churning 64 live blocks of 1-8 MB, 256 bytes written in each, made a system call or two
  * under the lock at every request with four slots (a kept mapping grown by mremap, or a fresh mmap, and an munmap
  * of the one pushed out), 0.92 s where glibc's arenas take 0.21; with 16, 0.38 s, and 4,400 munmaps and 4,000
  * mremaps instead of 18,000 each per 100,000 requests (a review in session 60:
- * mapcache/threaded_churn_reuses_kept_mappings). Bounded in bytes by MAPCACHE_BYTES, and each goes back after a
- * second unused, as with one thread. */
+ * mapcache/threaded_churn_reuses_kept_mappings). 64 since session 65: threads whose buffers of 1-3 MB are written
+ * whole and freed more than 16 at a time (python3's bytearrays in two threads) pushed the oldest kept mappings out
+ * and mapped their next buffers afresh, every page faulted in again: 1.2-1.35x glibc's time and twice its page
+ * faults; 0.92 of that time with 64 (12 paired runs; mapcache/threaded_burst_of_frees_kept). Bounded in bytes by
+ * MAPCACHE_BYTES, and each goes back after a second unused, as with one thread. A request scans the slots in use:
+ * 64 compares, for a block of a MiB or more. */
 static size_t mapcache_slots(void)
 {
 	return osm_os_single_threaded() ? 4 : MAPCACHE_SLOTS;
@@ -1325,7 +1329,8 @@ static size_t mapcache_slots(void)
 #define MAPCACHE_BYTES ((size_t)1 << 30)
 #define REGROW_KEEP    2                       /* a realloc's growth keeps up to twice its request (regrow_kept) */
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
-static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS]; /* oldest first */
+/* oldest first; in .lbss: 1.5 KiB that only programs with big blocks write (tests/malloc_front_footprint.c) */
+static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS] LARGE_BSS;
 /* when the oldest kept mapping was kept (0: none), for osm_heap_idle_tick, which reads it without the lock */
 static uint64_t mapcache_oldest;
 

@@ -813,7 +813,10 @@ struct front_heap {
 	 * remote_batch); rb_any: some class has a batch */
 	struct { struct front_page *page; void **head, **tail; size_t count; } rb[FRONT_CLASSES];
 	bool rb_any;
-	uint32_t trim_seen; /* the malloc_trim calls this heap has answered (front.c, heap_trim_late) */
+	/* the malloc_trim calls this heap has answered, twice (front.c, heap_trim_late); bit 0: a pass of the decay asks
+	 * this busy thread to collect the frees on its pages but its current ones (steal_idle). Atomic access: the
+	 * owner stores it, a pass sets the bit */
+	uint32_t trim_seen;
 	/* the owner's kernel thread id, and whether a reaper is giving the heap back because that thread is gone
 	 * without its exit having run (front.c, heaps_reap) */
 	int tid;

@@ -23,6 +23,9 @@
  *     core, at most a worker's current pages stay.
  *   - trim_takes_blocked_worker_pages: the same, then malloc_trim(0) at once: the trim takes the pages of every
  *     thread that is not inside a slow path, idle or not.
+ *   - busy_worker_pages_given_back: the same, but the worker stays busy with requests of another size: each pass of
+ *     the decay asks it to collect the frees on its pages but its current ones, at its next free tick (session 65:
+ *     before, 24 MiB stayed with it for its whole life).
  *   - worker_wakes_after_its_pages_went: the worker keeps half of its objects and the slots it freed last in its
  *     thread cache, blocks, and its pages go (trim); then it wakes, checks every object it kept, frees them, frees
  *     and allocates more: its cached slots and its frees go to pages it no longer owns (their remote lists), its
@@ -341,6 +344,77 @@ static int skew_case(void)
 	return 0;
 }
 
+/* A worker that allocates N objects of OBJ bytes, then stays busy with requests of another size (never idle, never a
+ * slow path of OBJ's class) until the main thread says stop. */
+static volatile int busy_stop;
+static void *busy_worker(void *arg)
+{
+	(void)arg;
+	if (!alloc_all())
+		w_bad = -1;
+	w_set(1);
+	void *v[32];
+	for (unsigned k = 0; !busy_stop; k++) {
+		for (int i = 0; i < 32; i++)
+			v[i] = v_malloc(1000);
+		for (int i = 0; i < 32; i++)
+			v_free(v[i]);
+		if (k % 1000 == 999)
+			usleep(1000);
+	}
+	return NULL;
+}
+
+/* Hazard (session 65's review of the front's lifecycle): only a page's owner collects the frees other threads push
+ * onto it, and a thread busy with other sizes never looked at the pages of a class it no longer allocates: its
+ * 24 MiB of 256-byte objects, all freed by the main thread, stayed in its pages for its whole life (no slow path of
+ * the class, no idle second for a pass to take them, no trim, no exit). Now each pass of the decay asks such a
+ * thread to collect its pages but its current ones at its next free tick or slow path (steal_idle), and those that
+ * empty go to the pool. */
+static int busy_worker_case(void)
+{
+	char why[500];
+	pthread_t t;
+	w_stage = 0;
+	w_bad = 0;
+	busy_stop = 0;
+	if (pthread_create(&t, NULL, busy_worker, NULL) != 0) {
+		result("busy_worker_pages_given_back", "pthread_create failed (test setup)");
+		return 1;
+	}
+	w_wait(1);
+	size_t held = page_bytes();
+	free_all();
+	size_t after = page_bytes();
+	int rounds = 0;
+	while (rounds < 6 && after > LEFT) {
+		usleep(1100000); /* a pass a second, at a request that reaches the core; then the worker's next free tick */
+		void *q = v_malloc(100000);
+		v_free(q);
+		usleep(20000);
+		rounds++;
+		after = page_bytes();
+	}
+	busy_stop = 1;
+	pthread_join(t, NULL);
+	if (w_bad || held < (N * OBJ) / 2) {
+		snprintf(why, sizeof why, "the worker's 24 MiB of 256-byte objects took %zu bytes of front pages, its "
+			 "malloc %s (test setup: want at least 12 MiB)", held, w_bad ? "failed" : "worked");
+		result("busy_worker_pages_given_back", why);
+		return 1;
+	}
+	if (after > LEFT) {
+		snprintf(why, sizeof why, "a worker allocated 24 MiB of 256-byte objects, which the main thread freed, and "
+			 "stayed busy with 1000-byte requests: %zu bytes stayed in pages of a size class after %d passes of "
+			 "the decay (%zu before; want at most %zu: the pass asks a busy thread to collect its other pages)",
+			 after, rounds, held, LEFT);
+		result("busy_worker_pages_given_back", why);
+		return 1;
+	}
+	result("busy_worker_pages_given_back", NULL);
+	return 0;
+}
+
 #define RACERS 4
 #define RACE_N 3000
 static volatile int race_stop;
@@ -492,6 +566,7 @@ int main(void)
 	/* 4-7: the pages of a live thread that waits */
 	blocked_worker_case("blocked_worker_pages_given_back", 0);
 	blocked_worker_case("trim_takes_blocked_worker_pages", 1);
+	busy_worker_case();
 	woken_worker_case();
 	skew_case();
 	race_case();
