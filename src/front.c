@@ -35,7 +35,7 @@
  *    list with one exchange in its slow path (page_collect). Never blocked, never lost. A thread with a heap
  *    gathers its frees into another thread's page per size class and pushes up to RB_MAX with one CAS
  *    (remote_batch; flushed at its exit, its slow path and malloc_trim): that CAS, on a line the owner takes
- *    with its exchange, was most of a remote free's cost.
+ *    with its exchange, was most of a remote free's cost. A free into an abandoned page is pushed at once.
  *  - Pages move between a heap and the global pool, segments are mapped and unmapped, and pages of dead threads
  *    are abandoned and adopted, all under front_mutex, in batches (BATCH pages at a time; a heap keeps up to
  *    EMPTY_KEEP empty pages of its own). Lock order: front_mutex before the core's heap lock.
@@ -2011,12 +2011,15 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 	 * the slot out again at any moment. A thread that only frees (a consumer) gets a heap of its own at its
 	 * first free: its counters are then plain stores to its own line, not atomic adds to one global line that
 	 * every consumer fights over, and it can gather its frees into one page in a batch (remote_batch): one CAS
-	 * per RB_MAX frees, not one each. Traced and heapless threads push at once. */
+	 * per RB_MAX frees, not one each. Traced and heapless threads push at once, and so does a free into an abandoned
+	 * page (its owner exited: no owner takes that line, and a batch left there by a thread that then blocks kept the
+	 * page from emptying through the decay and malloc_trim, only this thread pushing it: consumers that freed an
+	 * exited producer's objects held 3.4 MB so; front/stranded/idle_consumers_batches_pushed_by_trim). */
 	size_t bytes = pg->slot_size;
 	s[1] = (void *)front_mark(s);
 	if (h == &osm_front_empty_heap && tl_state == TL_NEW && !front_tracing())
 		h = heap_init() ? osm_front_tl_heap : &osm_front_empty_heap;
-	if (h != &osm_front_empty_heap && tl_state == TL_ACTIVE) {
+	if (h != &osm_front_empty_heap && tl_state == TL_ACTIVE && __atomic_load_n(&pg->heap, __ATOMIC_RELAXED)) {
 		remote_batch(h, pg, s);
 	} else {
 		remote_push(pg, s, s, 1);

@@ -26,6 +26,9 @@
  *   - busy_worker_pages_given_back: the same, but the worker stays busy with requests of another size: each pass of
  *     the decay asks it to collect the frees on its pages but its current ones, at its next free tick (session 65:
  *     before, 24 MiB stayed with it for its whole life).
+ *   - idle_consumers_keep_no_pages_of_exited_producer: consumers free an exited producer's objects and block; the
+ *     frees into its abandoned pages are not batched, and malloc_trim gives the pages back (session 65: 3.4 MB
+ *     stayed before, in the consumers' last remote-free batches).
  *   - worker_wakes_after_its_pages_went: the worker keeps half of its objects and the slots it freed last in its
  *     thread cache, blocks, and its pages go (trim); then it wakes, checks every object it kept, frees them, frees
  *     and allocates more: its cached slots and its frees go to pages it no longer owns (their remote lists), its
@@ -415,6 +418,77 @@ static int busy_worker_case(void)
 	return 0;
 }
 
+/* Hazard (session 65's review of the front's lifecycle): a thread that frees into other threads' pages gathers up to
+ * RB_MAX frees per size class before one CAS pushes them (remote_batch), and only it pushes its last batches, at its
+ * next slow path, trim or exit. Consumers that freed an exited producer's objects and then blocked kept their last
+ * batches, and those kept the producer's abandoned pages from emptying through malloc_trim: 8 consumers of 8 sizes,
+ * 3.4 MB of front pages after the trim. Now a free into an abandoned page is pushed at once (slot_free). */
+#define BC 8       /* consumers */
+#define BS 8       /* sizes */
+#define BPER 1000  /* objects of each size for each consumer */
+static void *batch_objs[BC][BS][BPER];
+static pthread_barrier_t batch_b;
+static void *batch_producer(void *arg)
+{
+	for (int c = 0; c < BC; c++)
+		for (int k = 0; k < BS; k++)
+			for (int i = 0; i < BPER; i++) {
+				if (!(batch_objs[c][k][i] = v_malloc(24 + (size_t)k * 200))) {
+					*(int *)arg = 0;
+					return NULL;
+				}
+				memset(batch_objs[c][k][i], 1, 24);
+			}
+	*(int *)arg = 1;
+	return NULL;
+}
+static void *batch_consumer(void *arg)
+{
+	uintptr_t c = (uintptr_t)arg;
+	for (int k = 0; k < BS; k++)
+		for (int i = 0; i < BPER; i++)
+			v_free(batch_objs[c][k][i]);
+	pthread_barrier_wait(&batch_b); /* 1: all freed */
+	pthread_barrier_wait(&batch_b); /* 2: blocked until the main thread has trimmed and looked */
+	return NULL;
+}
+
+static int idle_batches_case(void)
+{
+	char why[400];
+	pthread_t p, t[BC];
+	int ok = 0;
+	malloc_trim(0);
+	if (pthread_create(&p, NULL, batch_producer, &ok) != 0 || pthread_join(p, NULL) != 0 || !ok ||
+	    pthread_barrier_init(&batch_b, NULL, BC + 1) != 0) {
+		result("idle_consumers_keep_no_pages_of_exited_producer", "the producer's malloc or pthread failed (test setup)");
+		return 1;
+	}
+	size_t held = page_bytes();
+	for (uintptr_t c = 0; c < BC; c++)
+		if (pthread_create(&t[c], NULL, batch_consumer, (void *)c) != 0) {
+			result("idle_consumers_keep_no_pages_of_exited_producer", "pthread_create failed (test setup)");
+			return 1;
+		}
+	pthread_barrier_wait(&batch_b);
+	malloc_trim(0);
+	size_t after = page_bytes();
+	pthread_barrier_wait(&batch_b);
+	for (int c = 0; c < BC; c++)
+		pthread_join(t[c], NULL);
+	pthread_barrier_destroy(&batch_b);
+	if (after > (size_t)1 << 20) {
+		snprintf(why, sizeof why, "an exited producer's %d objects of %d sizes (front pages %zu bytes), freed by "
+			 "%d consumers that then blocked, and malloc_trim(0): %zu bytes stayed in pages of a size class (want at "
+			 "most 1 MiB: frees into an exited thread's pages are pushed at once, not left in batches)", BC * BS * BPER, BS, held,
+			 BC, after);
+		result("idle_consumers_keep_no_pages_of_exited_producer", why);
+		return 1;
+	}
+	result("idle_consumers_keep_no_pages_of_exited_producer", NULL);
+	return 0;
+}
+
 #define RACERS 4
 #define RACE_N 3000
 static volatile int race_stop;
@@ -567,6 +641,7 @@ int main(void)
 	blocked_worker_case("blocked_worker_pages_given_back", 0);
 	blocked_worker_case("trim_takes_blocked_worker_pages", 1);
 	busy_worker_case();
+	idle_batches_case();
 	woken_worker_case();
 	skew_case();
 	race_case();
