@@ -480,8 +480,8 @@ static int idle_batches_case(void)
 	if (after > (size_t)1 << 20) {
 		snprintf(why, sizeof why, "an exited producer's %d objects of %d sizes (front pages %zu bytes), freed by "
 			 "%d consumers that then blocked, and malloc_trim(0): %zu bytes stayed in pages of a size class (want at "
-			 "most 1 MiB: frees into an exited thread's pages are pushed at once, not left in batches)", BC * BS * BPER, BS, held,
-			 BC, after);
+			 "most 1 MiB: frees into an exited thread's pages are pushed at once, not left in batches)",
+			 BC * BS * BPER, BS, held, BC, after);
 		result("idle_consumers_keep_no_pages_of_exited_producer", why);
 		return 1;
 	}
