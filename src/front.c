@@ -1128,7 +1128,7 @@ static void pool_decay(uint64_t now)
 	/* another thread has a heap, and this is not the process's first pass: steal_idle is cold text, and its first
 	 * call only takes each thread's counts, which the first pass (a multi-threaded program's first tick) can leave
 	 * to the next. Called there, it mapped the text's second 64 KiB in every short program with threads: 56 KiB of
-	 * larson-1's 2.8 MiB (front/segments/first_pass_maps_no_cold_text) */
+	 * larson-1's 2.8 MiB (footprint/threads_first_tick_maps_no_cold_text) */
 	if (last && __atomic_load_n(&n_live, __ATOMIC_RELAXED) > 1)
 		steal_idle(false); /* the caches of threads idle since the last pass, with their pages */
 	decay_abandoned();
@@ -1769,7 +1769,8 @@ void *osm_front_malloc_slow(size_t cls)
 		p = NULL;
 	} else {
 		/* atomic: a pass may set bit 0 (steal_idle) */
-		bool behind = __atomic_load_n(&h->trim_seen, __ATOMIC_RELAXED) != __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
+		bool behind = __atomic_load_n(&h->trim_seen, __ATOMIC_RELAXED) !=
+			      __atomic_load_n(&trim_epoch, __ATOMIC_RELAXED);
 		if (__builtin_expect(behind, 0) && !tl_in_lock && !tl_hold && !osm_lock_held_by_self())
 			heap_trim_late(h);
 		p = starter_core(h, cls) ? NULL : slow_malloc(h, cls); /* NULL: the core serves */
@@ -2014,7 +2015,7 @@ static inline __attribute__((always_inline)) void slot_free(void *p, struct fron
 	 * per RB_MAX frees, not one each. Traced and heapless threads push at once, and so does a free into an abandoned
 	 * page (its owner exited: no owner takes that line, and a batch left there by a thread that then blocks kept the
 	 * page from emptying through the decay and malloc_trim, only this thread pushing it: consumers that freed an
-	 * exited producer's objects held 3.4 MB so; front/stranded/idle_consumers_batches_pushed_by_trim). */
+	 * exited producer's objects held 3.4 MB so; front/stranded/idle_consumers_keep_no_pages_of_exited_producer). */
 	size_t bytes = pg->slot_size;
 	s[1] = (void *)front_mark(s);
 	if (h == &osm_front_empty_heap && tl_state == TL_NEW && !front_tracing())
