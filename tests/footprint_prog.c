@@ -174,10 +174,10 @@ static void pages(void)
 	close(pm);
 }
 
-/* --small: only small requests of one thread (pairs, eight in flight), past the first tick of the idle decay */
-static void work_small(void)
+/* count pairs of small requests, each block written and read back */
+static void small_pairs(int count)
 {
-	for (int i = 0; i < 300000; i++) {
+	for (int i = 0; i < count; i++) {
 		size_t n = 16 + (size_t)i * 7919 % 241;
 		unsigned char *p = malloc(n);
 		memset(p, (unsigned char)i, n);
@@ -186,19 +186,19 @@ static void work_small(void)
 	}
 }
 
+/* --small: only small requests of one thread (pairs, eight in flight), past the first tick of the idle decay */
+static void work_small(void)
+{
+	small_pairs(300000);
+}
+
 /* 4,096 pairs: four free ticks (FRONT_TICK, 1,024 frees), the first of which makes the decay's first pass, all well
  * within the second after which a second pass would look for idle threads (steal_idle, cold text) even on a busy
  * host, where work_small's 300,000 could take that long */
 static void *small_thread(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < 4096; i++) {
-		size_t n = 16 + (size_t)i * 7919 % 241;
-		unsigned char *p = malloc(n);
-		memset(p, (unsigned char)i, n);
-		check(p, n, (unsigned char)i);
-		free(p);
-	}
+	small_pairs(4096);
 	return NULL;
 }
 
