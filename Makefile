@@ -82,8 +82,10 @@ $(BUILD)/libosmem-malloc.a: $(MALLOC_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 # exit() or fork() from a signal handler inside the allocator: a static link of libosmem-malloc.a, so that the test
-# can hold osmem's locks itself (osm_lock, osm_front_lock: hidden in the shared library).
-$(BUILD)/tests/malloc_protect_exit_signal $(BUILD)/tests/malloc_protect_fork_waiter: $(BUILD)/tests/malloc_%: \
+# can hold osmem's locks itself (osm_lock, osm_front_lock: hidden in the shared library), or ask which addresses are
+# malloc(0)'s (osm_zero_owns).
+$(BUILD)/tests/malloc_protect_exit_signal $(BUILD)/tests/malloc_protect_fork_waiter $(BUILD)/tests/malloc_zero: \
+		$(BUILD)/tests/malloc_%: \
 		tests/malloc_%.c $(BUILD)/libosmem-malloc.a | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(TESTFLAGS) $< -o $@ $(BUILD)/libosmem-malloc.a -lpthread
 

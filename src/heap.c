@@ -1953,17 +1953,6 @@ static void raise_mmap_threshold(const struct block_meta *b)
 		osm_trace_event("  threshold %z", p->mmap_threshold);
 }
 
-/* A request the core never sees: malloc(0)'s address from strict.c's reservation (freed: its free). Counted here,
- * so that os_stats' allocations and frees count every request (before session 57 they counted neither). Heap lock
- * held. */
-void osm_heap_count_outside(bool freed)
-{
-	if (freed)
-		osm_heap.count.frees++;
-	else
-		osm_heap.count.allocations++;
-}
-
 /* b goes back: freed by the program, or the old block of a realloc that moved; learn: whether its size teaches the
  * dynamic threshold. The old block of a growth does not: the buffer outgrew that size and will not ask for it
  * again. A buffer doubled past the threshold moves, at 32 MiB, into a kept mapping (regrow_kept); the free of its

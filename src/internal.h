@@ -508,7 +508,6 @@ HIDDEN struct block_meta *osm_malloc(size_t n, size_t threshold);
  * mapping's; 0 for a fresh mapping); a heap block is the caller's to zero whole. */
 HIDDEN struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty, size_t *populate);
 HIDDEN void osm_free(struct block_meta *b);
-HIDDEN void osm_heap_count_outside(bool freed); /* a request served outside the heap (malloc(0)): counted */
 /* Whether mapped block b may be one that took a kept mapping whole for a request of n bytes (heap.c, kept_whole):
  * up to twice its need, aligned or not (a sized delete's check of the block's size). */
 HIDDEN bool osm_mapped_size_fits(const struct block_meta *b, size_t n);
@@ -1533,9 +1532,9 @@ HIDDEN void osm_strict_flush(const char *api);
 /* malloc(0)'s addresses (strict.c): strict mode's, and the default profile's (not the classic profile's, whose
  * malloc(0) is a block of its own). Each is a unique, 16-aligned address in a 4 MiB PROT_NONE reservation, so a
  * read or write through it faults at once; a bit per address says it is live, so a second free is reported.
- * 262144 live addresses at most; past that (or if the reservation cannot be had) osm_zero_alloc returns NULL and
- * the caller serves a block instead. osm_zero_alloc and osm_zero_check run under the heap lock; osm_zero_owns is
- * a load and a compare, no lock. */
+ * 229,376 live addresses at most; past that (or if the reservation cannot be had) osm_zero_alloc returns NULL and
+ * the caller serves a block instead. None takes a lock (atomics on the reservation's bitmap, strict.c);
+ * osm_zero_owns is a load and a compare. */
 #define ZERO_STEP  ((size_t)16)
 #define ZERO_SLOTS ((size_t)1 << 18)
 HIDDEN extern char *osm_zero_zone;
@@ -1550,6 +1549,8 @@ HIDDEN void *osm_zero_alloc(void);
 HIDDEN void osm_zero_check(void *p, const char *api, bool release);
 /* p in the reservation: live (true) or freed (false); an address never handed out is reported for api. */
 HIDDEN bool osm_zero_live(const void *p, const char *api);
+/* os_stats: adds the malloc(0)s served and their frees to *allocs and *frees. */
+HIDDEN void osm_zero_counts(size_t *allocs, size_t *frees);
 
 #endif /* OSMEM_DROPIN */
 

@@ -133,6 +133,7 @@ void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	st->bytes_in_use += fs.in_use;
 	st->allocations += fs.hits + fs.misses; /* every request the front served (a miss is served in its slow path) */
 	st->frees += fs.frees;
+	osm_zero_counts(&st->allocations, &st->frees); /* malloc(0)'s addresses, which no layer below serves */
 	/* medium caches: the program's requests are the core's (a refill takes the one block it serves from the
 	 * core), plus the ones the caches served; its frees, the core's minus the blocks a cache gave back, plus the
 	 * ones the caches took; what they hold is free, not in use */

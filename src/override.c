@@ -31,13 +31,61 @@ static inline bool is_pow2(size_t a) { return a && !(a & (a - 1)); }
 // malloc, free, calloc, realloc
 // ------------------------------------------------------------------
 
-/* The default profile's malloc(0) and calloc of 0 bytes: an address that faults at any access (strict.c's
- * reservation, as hardened_malloc does), so a program that writes through it is stopped at the write. NULL when
- * the classic profile runs (its malloc(0) is a block of its own, as CLASSIC.md says) or no address is left: the
- * caller then serves a block. Under the heap lock; costs what a core request costs. */
-static inline void *zero_alloc(size_t n)
+/* The default profile's malloc(0) and calloc of 0 bytes (calloc: its factors, for the trace): an address that
+ * faults at any access (strict.c's reservation, as hardened_malloc does), so a program that writes through it is
+ * stopped at the write. Without the heap lock while the front is on (neither the classic profile nor strict mode)
+ * and no trace runs: until session 66 every one took the lock, and a loop where a third of the requests were
+ * malloc(0) ran 1.8x glibc's time in one thread, 12x in four (zero/threads_do_not_take_the_heap_lock). Traced,
+ * under the lock with the request's lines. The classic profile, or no address left: a block of its own, as for 1
+ * byte (CLASSIC.md), with no second try after the caches give memory back, as a larger request has. Out of line,
+ * out of the hot text: core_malloc and calloc_slow only branch here. */
+static __attribute__((noinline)) void *zero_request(bool zeroed, size_t nmemb, size_t size)
 {
-	return n || osm_heap.classic ? NULL : osm_zero_alloc();
+	int saved = errno; /* a success leaves errno as it was */
+	if (!TRACING && osm_front_dfkey) {
+		void *z = osm_zero_alloc();
+		if (z)
+			return z;
+	}
+	osm_lock();
+	osm_set_op(zeroed ? "calloc" : "malloc");
+	if (TRACING && zeroed)
+		osm_trace_event("calloc %z %z t=%t", nmemb, size);
+	else if (TRACING)
+		osm_trace_event("malloc %z t=%t", (size_t)0);
+	void *z = osm_heap.classic ? NULL : osm_zero_alloc();
+	struct block_meta *b = NULL;
+	size_t dirty = 0, populate = 0;
+	if (!z) {
+		osm_note_request(0);
+		b = zeroed ? osm_malloc_zero(1, osm_heap.policy.calloc_threshold, &dirty, &populate)
+			   : osm_malloc(1, osm_heap.policy.mmap_threshold);
+		z = b ? payload(b) : NULL;
+	}
+	if (TRACING)
+		osm_trace_event("= %p", z);
+	osm_unlock();
+	if (!z)
+		return fail(ENOMEM);
+	if (b && zeroed) /* with the lock let go, as calloc_slow's */
+		memset(z, 0, b->status != STATUS_MAPPED ? b->size : dirty);
+	errno = saved;
+	return z;
+}
+
+/* free of malloc(0)'s address: a second free or a bad pointer is reported. Traced, under the lock, with its line.
+ * Out of line, as zero_request: out of the hot text (tests/test_footprint.py). */
+static __attribute__((noinline)) void zero_free(void *p)
+{
+	if (!TRACING) {
+		osm_zero_check(p, "free", true);
+		return;
+	}
+	osm_lock();
+	osm_set_op("free");
+	osm_trace_event("free %p t=%t", p);
+	osm_zero_check(p, "free", true);
+	osm_unlock();
 }
 
 /* The core's malloc: requests the front does not serve (0 bytes, large, front off, thread exiting). Out of line,
@@ -46,23 +94,17 @@ __attribute__((noinline)) static void *core_malloc(size_t n)
 {
 	if (n > MAX_REQUEST)
 		return fail(ENOMEM);
+	if (!n)
+		return zero_request(false, 0, 0);
 	int saved = errno; /* a success leaves errno as it was, whatever failed on the way */
 	osm_front_check_heads();
 	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("malloc");
-	if (TRACING) /* before zero_alloc: malloc(0) is a request of the program too (it was left out) */
+	if (TRACING)
 		osm_trace_event("malloc %z t=%t", n);
-	void *z = zero_alloc(n);
-	if (z) {
-		if (TRACING)
-			osm_trace_event("= %p", z);
-		osm_unlock();
-		errno = saved;
-		return z;
-	}
 	osm_note_request(n);
-	struct block_meta *b = osm_malloc(n ? n : 1, osm_heap.policy.mmap_threshold);
+	struct block_meta *b = osm_malloc(n, osm_heap.policy.mmap_threshold);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
@@ -107,7 +149,7 @@ __attribute__((noinline)) static void *medium_malloc(size_t n)
 EXPORT void *malloc(size_t n)
 {
 	/* 1 to FRONT_MAX: the front layer's fast path (front.c); NULL: no free slot at hand, off, or strict mode: the
-	 * slow path. 0 wraps round to the core's path (zero_alloc): the same compare as n <= FRONT_MAX */
+	 * slow path. 0 wraps round to the core's path (zero_request): the same compare as n <= FRONT_MAX */
 	if (n - 1 < FRONT_MAX) {
 		void *p = osm_front_malloc_hit(n);
 		if (__builtin_expect(p != NULL, 1))
@@ -128,6 +170,10 @@ static bool free_without_lock(void *p)
 
 __attribute__((noinline)) static void core_free(void *p)
 {
+	if (osm_zero_owns(p)) { /* malloc(0)'s address: errno untouched (no system call) */
+		zero_free(p);
+		return;
+	}
 	int saved = errno;
 	if (!osm_lock_try()) {
 		if (free_without_lock(p))
@@ -137,12 +183,6 @@ __attribute__((noinline)) static void core_free(void *p)
 	osm_set_op("free");
 	if (TRACING)
 		osm_trace_event("free %p t=%t", p);
-	if (osm_zero_owns(p)) { /* malloc(0)'s address: a double free or a bad pointer is reported */
-		osm_zero_check(p, "free", true);
-		osm_unlock();
-		errno = saved;
-		return;
-	}
 	struct block_meta *b = osm_user_block(p, "free", false);
 	if (osm_front_medium_cached(b)) /* in a thread's medium cache: freed already */
 		osm_fatal_pointer("free", "double free", p);
@@ -211,23 +251,17 @@ __attribute__((noinline)) static void *calloc_slow(size_t nmemb, size_t size)
 			return memset(p, 0, u);
 		}
 	}
+	if (!n)
+		return zero_request(true, nmemb, size);
 	int saved = errno;
 	osm_front_release_spare(n);
 	osm_lock();
 	osm_set_op("calloc");
-	if (TRACING) /* a calloc of 0 bytes too, as malloc(0) */
+	if (TRACING)
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
-	void *z = zero_alloc(n);
-	if (z) {
-		if (TRACING)
-			osm_trace_event("= %p", z);
-		osm_unlock();
-		errno = saved;
-		return z;
-	}
 	osm_note_request(n);
 	size_t dirty, populate;
-	struct block_meta *b = osm_malloc_zero(n ? n : 1, osm_heap.policy.calloc_threshold, &dirty, &populate);
+	struct block_meta *b = osm_malloc_zero(n, osm_heap.policy.calloc_threshold, &dirty, &populate);
 	if (TRACING)
 		osm_trace_event("= %p", b ? payload(b) : NULL);
 	osm_unlock();
@@ -274,6 +308,15 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 __attribute__((noinline)) static void *zero_realloc(void *p, size_t n)
 {
 	int saved = errno;
+	if (!TRACING) { /* no lock: the reservation's bits are atomic (strict.c) */
+		osm_zero_check(p, "realloc", n == 0);
+		void *q = n ? malloc(n) : NULL;
+		if (!q)
+			return n ? NULL : (errno = saved, NULL); /* ENOMEM, p still allocated; or p freed */
+		osm_zero_check(p, "realloc", true);
+		errno = saved;
+		return q;
+	}
 	osm_lock();
 	osm_set_op("realloc");
 	if (!n && TRACING)

@@ -173,67 +173,160 @@ static void erase(struct sentry *e)
 // malloc(0): unique addresses in a PROT_NONE reservation (strict mode, and the default profile's malloc(0))
 // ------------------------------------------------------------------
 
-char *osm_zero_zone;        /* ZERO_SLOTS * ZERO_STEP bytes that fault on any access; set once, under the lock */
+/* No lock: the default profile's malloc(0) and its free come here straight from the API (override.c), strict mode
+ * under its lock. Until session 66 every malloc(0) and its free took the heap lock for a bitmap: a loop where a
+ * third of the requests were malloc(0) ran 1.8x glibc's time in one thread and 12x in four
+ * (zero/threads_do_not_take_the_heap_lock). Now the reservation is read in lines of ZERO_LINE addresses, a cache
+ * line of state each (struct zero_line): seven words of bits, one per address (set: live), and a count of frees
+ * for os_stats. A thread takes addresses from a line of its own (tl_zero_next), in order, with a compare-and-swap
+ * of one word, and moves on to the next line of the round (zone_next) at the line's end; any thread's free clears its
+ * bit with one atomic AND, which also tells a second free (the bit was clear) before anything changes. So a freed
+ * address is handed out again only once the round comes back to its line, after ZERO_LINES lines: a stale pointer
+ * freed twice in between is still reported. Two threads share a line only when the round comes round while one is
+ * still in it: the compare-and-swap keeps that correct. Costs: a malloc(0) is a compare-and-swap on a line no
+ * other thread writes in the common case, and one atomic add on a shared word per 448 of them; a free an atomic
+ * AND and an atomic add on the address's line. */
+#define ZERO_LINE       ((size_t)512)            /* addresses per line; ZERO_WORDS * 64 of them are handed out */
+#define ZERO_WORDS      7
+#define ZERO_LINES      (ZERO_SLOTS / ZERO_LINE)
+#define ZERO_FULL_SKIP  1024u                    /* malloc(0)s a thread serves with a block after finding none */
+struct zero_line {
+	uint64_t live[ZERO_WORDS];
+	uint64_t frees; /* os_stats' count; its allocations are these frees and the live bits (osm_zero_counts) */
+};
+_Static_assert(sizeof(struct zero_line) == 64, "a line's state is one cache line");
+_Static_assert(ZERO_WORDS * 64 <= ZERO_LINE, "a line's bits cover its addresses");
+
+char *osm_zero_zone;        /* ZERO_SLOTS * ZERO_STEP bytes that fault on any access; set once */
 #define ZERO_RETRY_NS 1000000000ull
 static uint64_t zone_refused; /* when the reservation was last refused (coarse clock, + 1), 0 if never */
-static size_t zone_cursor;  /* next fit: a freed address is reused only after a whole round */
-static size_t zone_count;   /* live addresses: a full reservation is known at once, not by a scan */
-static uint64_t zone_live[ZERO_SLOTS / 64] LARGE_BSS, zone_used[ZERO_SLOTS / 64] LARGE_BSS;
+static uint64_t zone_next;    /* the round: the next line a thread takes (modulo ZERO_LINES) */
+static struct zero_line zone_lines[ZERO_LINES] LARGE_BSS __attribute__((aligned(64)));
+/* which addresses were ever handed out (a free of one never handed out is an invalid pointer) */
+static uint64_t zone_used[ZERO_LINES][ZERO_WORDS] LARGE_BSS;
+/* this thread's next address to try, + 1 (0: no line; take the next of the round) */
+static __thread uint32_t tl_zero_next __attribute__((tls_model("initial-exec")));
+static __thread uint16_t tl_zero_skip __attribute__((tls_model("initial-exec")));
 
-/* A unique address, or NULL when the reservation cannot be had or is full (the caller serves a block instead).
- * Under the heap lock. Next fit, 64 addresses per word looked at: a word or two in the common case, at most the
- * 4096 words of the bitmap when the live addresses are dense. */
+/* The reservation, made at the first malloc(0); a refused one (RLIMIT_AS) is asked for again a second later, not
+ * at every malloc(0) and not never: one refusal served every later malloc(0) a block for good (session 61's review:
+ * 10.9 MB for 200,000 live ones, and a write through one no longer faulted; growth/zero_reservation_asked_again).
+ * Two threads may both map one: the first published stays, the other goes back. */
+static __attribute__((noinline)) char *zone_make(void)
+{
+	uint64_t refused = __atomic_load_n(&zone_refused, __ATOMIC_RELAXED);
+	if (refused && osm_os_coarse_ns() + 1 - refused < ZERO_RETRY_NS)
+		return NULL;
+	char *z = osm_os_reserve(ZERO_SLOTS * ZERO_STEP, NULL), *none = NULL;
+	if (!z) {
+		__atomic_store_n(&zone_refused, osm_os_coarse_ns() + 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	if (!__atomic_compare_exchange_n(&osm_zero_zone, &none, z, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		osm_os_unmap(z, ZERO_SLOTS * ZERO_STEP);
+		return none;
+	}
+	__atomic_store_n(&zone_refused, 0, __ATOMIC_RELAXED);
+	return z;
+}
+
+/* A unique address, or NULL when the reservation cannot be had or has no free address (the caller serves a block
+ * instead; this thread then does so for its next ZERO_FULL_SKIP malloc(0)s without looking again, as a full
+ * reservation, 229,376 live addresses, is found by a look at every line). */
 void *osm_zero_alloc(void)
 {
-	/* a refused reservation (RLIMIT_AS) is asked for again a second later, not at every malloc(0) and not never:
-	 * one refusal served every later malloc(0) a block for good (session 61's review: 10.9 MB for 200,000 live
-	 * ones, and a write through one no longer faulted; growth/zero_reservation_asked_again) */
-	if (!osm_zero_zone && (!zone_refused || osm_os_coarse_ns() + 1 - zone_refused >= ZERO_RETRY_NS)) {
-		char *z = osm_os_reserve(ZERO_SLOTS * ZERO_STEP, NULL);
-		zone_refused = z ? 0 : osm_os_coarse_ns() + 1;
-		__atomic_store_n(&osm_zero_zone, z, __ATOMIC_RELEASE); /* osm_zero_owns reads it without the lock */
-	}
-	if (!osm_zero_zone || zone_count == ZERO_SLOTS)
+	char *z = __atomic_load_n(&osm_zero_zone, __ATOMIC_ACQUIRE);
+	if (!z && !(z = zone_make()))
 		return NULL;
-	size_t w = zone_cursor / 64;
-	uint64_t free_bits = ~zone_live[w] & (~(uint64_t)0 << (zone_cursor % 64)); /* from the cursor on */
-	for (size_t k = 0; !free_bits; k++) {
-		w = (w + 1) % (ZERO_SLOTS / 64);
-		free_bits = ~zone_live[w];
-		if (k == ZERO_SLOTS / 64) /* cannot be: zone_count says one is free (the cursor's own word, below it) */
-			return NULL;
+	if (tl_zero_skip) {
+		tl_zero_skip--;
+		return NULL;
 	}
-	size_t i = w * 64 + (size_t)__builtin_ctzll(free_bits);
-	zone_live[w] |= (uint64_t)1 << (i % 64);
-	zone_used[w] |= (uint64_t)1 << (i % 64);
-	zone_count++;
-	zone_cursor = (i + 1) % ZERO_SLOTS;
-	osm_heap_count_outside(false); /* a request like any other: os_stats' allocations and frees count each */
-	return osm_zero_zone + i * ZERO_STEP;
+	size_t i = tl_zero_next, lines = 0;
+	for (;;) {
+		if (!i) { /* the next line of the round */
+			if (lines++ == ZERO_LINES) {
+				tl_zero_skip = ZERO_FULL_SKIP;
+				return NULL;
+			}
+			i = __atomic_fetch_add(&zone_next, 1, __ATOMIC_RELAXED) % ZERO_LINES * ZERO_LINE + 1;
+		}
+		size_t a = i - 1, line = a / ZERO_LINE, w = a % ZERO_LINE / 64;
+		if (w >= ZERO_WORDS) { /* the line's last address was handed out last */
+			i = 0;
+			continue;
+		}
+		uint64_t *word = &zone_lines[line].live[w];
+		uint64_t bits = __atomic_load_n(word, __ATOMIC_RELAXED), free_bits;
+		do
+			free_bits = ~bits & (~(uint64_t)0 << (a % 64));
+		while (free_bits && !__atomic_compare_exchange_n(word, &bits, bits | (free_bits & -free_bits), true,
+								 __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+		if (!free_bits) { /* the word's next; past the line's words, the next line */
+			i = w + 1 < ZERO_WORDS ? line * ZERO_LINE + (w + 1) * 64 + 1 : 0;
+			continue;
+		}
+		uint64_t bit = free_bits & -free_bits;
+		a = line * ZERO_LINE + w * 64 + (size_t)__builtin_ctzll(bit);
+		if (!(__atomic_load_n(&zone_used[line][w], __ATOMIC_RELAXED) & bit))
+			__atomic_fetch_or(&zone_used[line][w], bit, __ATOMIC_RELAXED);
+		tl_zero_next = (uint32_t)(a + 2); /* the line's end finds no free bit past it, and moves on */
+		return z + a * ZERO_STEP;
+	}
+}
+
+/* p is in the reservation: its line, word and bit; an address malloc(0) never returned is reported (`invalid
+ * pointer` for api) and aborts. */
+static uint64_t *zero_word(const void *p, const char *api, uint64_t *bit, size_t *line)
+{
+	size_t off = (size_t)((const char *)p - osm_zero_zone), a = off / ZERO_STEP, w = a % ZERO_LINE / 64;
+	*line = a / ZERO_LINE;
+	*bit = (uint64_t)1 << (a % 64);
+	if (off % ZERO_STEP || w >= ZERO_WORDS || !(__atomic_load_n(&zone_used[*line][w], __ATOMIC_RELAXED) & *bit))
+		osm_fatal_pointer(api, "invalid pointer", (void *)p);
+	return &zone_lines[*line].live[w];
 }
 
 /* p is in the reservation: whether it is live (false: freed); an address malloc(0) never returned is reported
- * (`invalid pointer` for api) and aborts. Under the heap lock. */
+ * (`invalid pointer` for api) and aborts. */
 bool osm_zero_live(const void *p, const char *api)
 {
-	size_t off = (size_t)((const char *)p - osm_zero_zone), i = off / ZERO_STEP;
-	uint64_t bit = (uint64_t)1 << (i % 64);
-	if (off % ZERO_STEP || !(zone_used[i / 64] & bit))
-		osm_fatal_pointer(api, "invalid pointer", (void *)p);
-	return zone_live[i / 64] & bit;
+	uint64_t bit;
+	size_t line;
+	return __atomic_load_n(zero_word(p, api, &bit, &line), __ATOMIC_RELAXED) & bit;
 }
 
 /* p is in the reservation: it must be a live address of it (else `invalid pointer` or `double free` for api, and
- * abort). Clears it when `release`. Under the heap lock. */
+ * abort, nothing changed). Clears it when `release`: one atomic AND, whose old value tells a second free. */
 void osm_zero_check(void *p, const char *api, bool release)
 {
-	if (!osm_zero_live(p, api))
+	uint64_t bit;
+	size_t line;
+	uint64_t *word = zero_word(p, api, &bit, &line);
+	if (!release) {
+		if (!(__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
+			osm_fatal_pointer(api, "double free", p);
+		return;
+	}
+	if (!(__atomic_fetch_and(word, ~bit, __ATOMIC_RELAXED) & bit))
 		osm_fatal_pointer(api, "double free", p);
-	if (release) {
-		size_t i = (size_t)((char *)p - osm_zero_zone) / ZERO_STEP;
-		zone_live[i / 64] &= ~((uint64_t)1 << (i % 64));
-		zone_count--;
-		osm_heap_count_outside(true);
+	__atomic_fetch_add(&zone_lines[line].frees, 1, __ATOMIC_RELAXED);
+}
+
+/* os_stats: the malloc(0)s served and their frees, added to *allocs and *frees. An allocation is not counted
+ * as it is made (a second atomic operation on malloc(0)'s path): the allocations are the frees and the addresses
+ * live now, a count of the live bits (28 KiB read). Each line's words move on their own while they are read: a
+ * request made mid-way may be counted at the next call. */
+void osm_zero_counts(size_t *allocs, size_t *frees)
+{
+	if (!__atomic_load_n(&osm_zero_zone, __ATOMIC_ACQUIRE))
+		return;
+	for (size_t l = 0; l < ZERO_LINES; l++) {
+		size_t f = __atomic_load_n(&zone_lines[l].frees, __ATOMIC_RELAXED), live = 0;
+		for (size_t w = 0; w < ZERO_WORDS; w++)
+			live += (size_t)__builtin_popcountll(__atomic_load_n(&zone_lines[l].live[w], __ATOMIC_RELAXED));
+		*frees += f;
+		*allocs += f + live;
 	}
 }
 
