@@ -42,7 +42,8 @@ static inline bool is_pow2(size_t a) { return a && !(a & (a - 1)); }
 static __attribute__((noinline)) void *zero_request(bool zeroed, size_t nmemb, size_t size)
 {
 	int saved = errno; /* a success leaves errno as it was */
-	if (!TRACING && osm_front_dfkey) {
+	bool tried = !TRACING && osm_front_dfkey;
+	if (tried) {
 		void *z = osm_zero_alloc();
 		if (z)
 			return z;
@@ -53,7 +54,7 @@ static __attribute__((noinline)) void *zero_request(bool zeroed, size_t nmemb, s
 		osm_trace_event("calloc %z %z t=%t", nmemb, size);
 	else if (TRACING)
 		osm_trace_event("malloc %z t=%t", (size_t)0);
-	void *z = osm_heap.classic ? NULL : osm_zero_alloc();
+	void *z = osm_heap.classic || tried ? NULL : osm_zero_alloc(); /* tried: full or refused, not asked twice */
 	struct block_meta *b = NULL;
 	size_t dirty = 0, populate = 0;
 	if (!z) {

@@ -181,11 +181,13 @@ static void erase(struct sentry *e)
  * for os_stats. A thread takes addresses from a line of its own (tl_zero_next), in order, with a compare-and-swap
  * of one word, and moves on to the next line of the round (zone_next) at the line's end; any thread's free clears its
  * bit with one atomic AND, which also tells a second free (the bit was clear) before anything changes. So a freed
- * address is handed out again only once the round comes back to its line, after ZERO_LINES lines: a stale pointer
- * freed twice in between is still reported. Two threads share a line only when the round comes round while one is
- * still in it: the compare-and-swap keeps that correct. Costs: a malloc(0) is a compare-and-swap on a line no
- * other thread writes in the common case, and one atomic add on a shared word per 448 of them; a free an atomic
- * AND and an atomic add on the address's line. */
+ * address is mostly handed out again once the round comes back to its line, after ZERO_LINES lines, and a stale
+ * pointer freed twice in between is reported; but a thread that stopped inside a line goes on where it stopped,
+ * and may take an address freed there just before (the old next fit under the lock kept 262,144 requests between
+ * reuses: the second free of a stale pointer is caught at best effort either way). Two threads share a line only
+ * when the round comes round while one is still in it: the compare-and-swap keeps that correct. Costs: a
+ * malloc(0) is a compare-and-swap on a line no other thread writes in the common case, and one atomic add on a
+ * shared word per 448 of them; a free an atomic AND and an atomic add on the address's line. */
 #define ZERO_LINE       ((size_t)512)            /* addresses per line; ZERO_WORDS * 64 of them are handed out */
 #define ZERO_WORDS      7
 #define ZERO_LINES      (ZERO_SLOTS / ZERO_LINE)
@@ -245,11 +247,18 @@ void *osm_zero_alloc(void)
 	size_t i = tl_zero_next, lines = 0;
 	for (;;) {
 		if (!i) { /* the next line of the round */
-			if (lines++ == ZERO_LINES) {
+			if (lines < ZERO_LINES) {
+				i = __atomic_fetch_add(&zone_next, 1, __ATOMIC_RELAXED) % ZERO_LINES * ZERO_LINE + 1;
+			} else if (lines < 2 * ZERO_LINES) {
+				/* ZERO_LINES takes of the round need not be every line: other threads take from it too,
+				 * and a line one of them took may still hold free addresses. Before the reservation is
+				 * called full, every line once, in order, not through the round */
+				i = (lines - ZERO_LINES) * ZERO_LINE + 1;
+			} else {
 				tl_zero_skip = ZERO_FULL_SKIP;
 				return NULL;
 			}
-			i = __atomic_fetch_add(&zone_next, 1, __ATOMIC_RELAXED) % ZERO_LINES * ZERO_LINE + 1;
+			lines++;
 		}
 		size_t a = i - 1, line = a / ZERO_LINE, w = a % ZERO_LINE / 64;
 		if (w >= ZERO_WORDS) { /* the line's last address was handed out last */
