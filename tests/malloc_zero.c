@@ -54,7 +54,7 @@ static void result(const char *name, const char *why)
 // threads_do_not_take_the_heap_lock
 // ------------------------------------------------------------------
 
-static int go[2], done[2];
+static int ready[2], go[2], done[2];
 
 static void *zero_worker(void *arg)
 {
@@ -62,8 +62,8 @@ static void *zero_worker(void *arg)
 	void *w = v_malloc(0); /* this thread's first requests before the lock is held: its heap, its line */
 	v_free(v_malloc(16));
 	v_free(w);
-	char c;
-	if (read(go[0], &c, 1) != 1)
+	char c = 'r';
+	if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
 		return NULL;
 	long bad = 0;
 	for (int i = 0; i < 10000; i++) {
@@ -82,7 +82,7 @@ static void *zero_worker(void *arg)
 static void t_lock_free(void)
 {
 	char why[200] = "";
-	if (pipe(go) || pipe(done)) {
+	if (pipe(ready) || pipe(go) || pipe(done)) {
 		result("threads_do_not_take_the_heap_lock", "pipe failed");
 		return;
 	}
@@ -92,9 +92,13 @@ static void t_lock_free(void)
 		result("threads_do_not_take_the_heap_lock", "pthread_create failed");
 		return;
 	}
-	usleep(100000); /* the worker's first requests, which may take the lock (its heap), are done by then */
+	char c;
+	if (read(ready[0], &c, 1) != 1) { /* the worker's first requests, which may take the lock (its heap), are done */
+		result("threads_do_not_take_the_heap_lock", "the worker's ready byte did not come");
+		return;
+	}
 	osm_lock();
-	char c = 'g';
+	c = 'g';
 	if (write(go[1], &c, 1) != 1)
 		snprintf(why, sizeof why, "write to the worker failed");
 	/* 30 s for 10,000 rounds that take milliseconds: a busy machine does not make this fail, a lock does */
