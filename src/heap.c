@@ -1382,8 +1382,9 @@ static void mapcache_expire(void)
 		mapcache_release(0);
 }
 
-/* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. */
-static bool mapcache_empty(void)
+/* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. Out of line: inlined into map_big,
+ * it took 119 bytes of the hot text for a path only a process at its limits runs. */
+static __attribute__((noinline)) bool mapcache_empty(void)
 {
 	bool any = mapcache_n != 0;
 	while (mapcache_n)
@@ -1449,6 +1450,24 @@ static struct block_meta *mapcache_block(char *start, size_t len, bool aligned, 
  * beside the kept ones that could not hold it: 1,046 MB resident for a 246 MiB block, 1.57 s, where glibc
  * takes 252 MB and 1.10 s, tcmalloc (whose freed spans merge with the heap's growth) 260 MB and 0.29 s
  * (mapcache/growing_requests_grow_kept_mapping). */
+/* A request of need bytes (from MAPCACHE_MIN up) that no kept mapping held grew the longest of them: in a process
+ * of one thread, the other kept mappings shorter than it go back. The program's big blocks are growing past them,
+ * and kept beside the grown one they stay resident while its new pages fault in: ImageMagick's convert (an image
+ * resized, blurred and rotated: blocks of 32, 48, 72, 72 and 112 MB) kept a 72 MB mapping beside the 112 MB one
+ * grown from the other, 40 MB above glibc's peak (mapcache/grown_request_drops_shorter_kept). Not with threads:
+ * there the shorter ones are other threads' next blocks (patterns' callocbig4, four threads taking 40, 44 and 48
+ * MiB in turn, took them again within milliseconds, and dropped they were faulted in again: 13% of its time; an
+ * idle time of 50 ms before a drop spared it, but missed convert's, kept a few milliseconds before). Below
+ * MAPCACHE_MIN (a threaded process's band of 1-32 MiB) nothing changes. */
+static __attribute__((noinline)) void mapcache_drop_shorter(size_t need) /* out of line: mapcache_take is hot */
+{
+	if (need < MAPCACHE_MIN || !osm_os_single_threaded())
+		return;
+	for (size_t i = mapcache_n; i-- > 0;)
+		if (mapcache[i].len < need && mapcache[i].len >= MAPCACHE_MIN)
+			mapcache_release(i);
+}
+
 static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, size_t s, size_t need)
 {
 	if (i == SIZE_MAX)
@@ -1459,6 +1478,7 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
 	if (TRACING)
 		osm_trace_event("  kept_grow %p %z %p", mapcache[i].start, need, start);
 	mapcache_remove(i);
+	mapcache_drop_shorter(need);
 	return mapcache_block(start, need, aligned, lead, s);
 }
 
@@ -1735,11 +1755,32 @@ static __attribute__((noinline)) struct block_meta *map_refused(size_t s, size_t
 	return heap_alloc(s);
 }
 
+/* A big request below the threshold (8 MiB up) that no free heap block holds, while a kept mapping does: that
+ * mapping serves it, cut to its size (the tail goes back), rather than the break growing by as much beside it.
+ * ImageMagick's convert (an image resized, blurred, rotated, then encoded in three 28 MB buffers) kept a 72 MB
+ * mapping idle for its second while the heap grew by 84 MB: 275 MB at its peak, glibc 221
+ * (mapcache/heap_request_takes_kept_mapping). The pages it reuses are resident already; what is cut goes back at
+ * once. NULL: the heap as before. Out of line: only requests of 8 MiB or more while mappings are kept come here. */
+#define KEPT_FOR_HEAP_MIN (MAPCACHE_MIN / 4)
+static __attribute__((noinline)) struct block_meta *kept_for_heap(size_t s)
+{
+	size_t need = round_up(META_SIZE + s, page_size());
+	bool held = false;
+	for (size_t i = 0; i < mapcache_n && !held; i++)
+		held = mapcache[i].len >= need;
+	if (!held || !osm_heap.head || osm_heap.policy.fixed_threshold)
+		return NULL;
+	struct block_meta *b = heap_fit(s);
+	return b ? b : mapcache_take(0, s, true); /* one holds it: taken and cut, never grown */
+}
+
 /* A request of n bytes: a mapping of its own from threshold up (a kept one if one serves it), else the heap. */
 static struct block_meta *alloc_block_now(size_t s, size_t threshold)
 {
-	if (s + META_SIZE < threshold)
-		return heap_or_map(s);
+	if (s + META_SIZE < threshold) {
+		struct block_meta *k = s >= KEPT_FOR_HEAP_MIN && mapcache_n ? kept_for_heap(s) : NULL;
+		return k ? k : heap_or_map(s);
+	}
 	struct block_meta *b = fit_first(s, threshold) ? heap_fit(s) : NULL;
 	if (!b)
 		b = map_big(0, s);

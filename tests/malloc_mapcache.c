@@ -997,6 +997,61 @@ static void growing_requests_grow_kept_mapping(void)
 	empty_cache();
 }
 
+/* Hazard (session 66, a soak: ImageMagick's convert peaked at 275 MB, glibc 221): in a process of one thread, a
+ * request longer than every kept mapping grew the longest of them, and the others, shorter than the request and of
+ * no use to it, stayed resident beside it until their second was up. Now they go back. Here: two 72 MiB blocks
+ * written and freed (both kept), then a 112 MiB request. */
+static void grown_request_drops_shorter_kept(void)
+{
+	empty_cache();
+	char *a = v_malloc(72 * MiB), *b = v_malloc(72 * MiB);
+	if (a)
+		touch(a, 72 * MiB, 1);
+	if (b)
+		touch(b, 72 * MiB, 1);
+	v_free(a);
+	v_free(b);
+	struct kept s0 = kept_now();
+	char *c = v_malloc(112 * MiB);
+	struct kept s1 = kept_now();
+	char why[300];
+	snprintf(why, sizeof why, "two 72 MiB blocks freed (%zu kept), then a 112 MiB request: %zu mappings still kept "
+		 "(want 2, then 0: the one not grown goes back)", s0.maps, s1.maps);
+	verdict("grown_request_drops_shorter_kept", a && b && c && s0.maps == 2 && s1.maps == 0, why);
+	v_free(c);
+	empty_cache();
+}
+
+/* Hazard (the same soak): a request below the mmap threshold (convert's three 28 MB buffers, the threshold at 32
+ * MiB) grew the break by its size while a kept mapping that held it sat idle, resident, beside the heap. From 8 MiB
+ * up such a request now takes the kept mapping (its pages resident already) and the tail beyond goes back. Here: a
+ * 31 MiB mapped block freed (the threshold rises to it), then a 72 MiB one kept, then a 24 MiB request. */
+static void heap_request_takes_kept_mapping(void)
+{
+	fflush(stdout);
+	pid_t pid = fork(); /* the raised threshold stays in the child (small_mapping_not_kept wants it below 20 MiB) */
+	if (pid == 0) {
+		empty_cache();
+		char *t = v_malloc(31 * MiB);
+		v_free(t);
+		struct reuse r = reuse_after(72 * MiB, 24 * MiB);
+		char why[400];
+		snprintf(why, sizeof why, "a 24 MiB request (below the threshold) after a 72 MiB block was freed: %zu "
+			 "served by a kept mapping, %zu left kept, %ld page faults writing it (want 1, 0, and fewer than "
+			 "1,000 of its 6,144 pages)", r.s1.reused - r.s0.reused, r.s1.maps, r.faults);
+		verdict("heap_request_takes_kept_mapping", r.got && r.s1.reused == r.s0.reused + 1 && r.s1.maps == 0 &&
+			r.faults < 1000, why);
+		fflush(stdout);
+		_exit(failures ? 1 : 0);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) > 1)
+		verdict("heap_request_takes_kept_mapping", 0, "the child died");
+	else if (WEXITSTATUS(st))
+		failures++;
+}
+
 /* Random operations on big blocks (malloc, calloc, posix_memalign, realloc up and down, free; 24-100 MiB, six live
  * at most), each block's pages tagged densely or one in 32: every kept mapping's path (taken whole or trimmed,
  * grown by mremap, taken by a realloc's growth, zeroed for calloc by writing or by giving pages back) must hand
@@ -1145,6 +1200,8 @@ int main(void)
 	heap_request_fails_then_kept_go("failed_aligned_heap_request_gives_kept_back", 4096);
 	calloc_of_locked_kept_mapping_zeroed();
 	wide_aligned_request_reuses();
+	grown_request_drops_shorter_kept(); /* before the threaded cases: a process of one thread */
+	heap_request_takes_kept_mapping();
 	threaded_growth_takes_kept_mapping();
 	threaded_random_sizes_keep_mappings_whole();
 	threaded_churn_reuses_kept_mappings();
