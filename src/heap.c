@@ -1309,6 +1309,14 @@ static __attribute__((noinline)) size_t heap_threshold(size_t threshold)
  * (docs/TRACE.md). Costs: a free keeps a mapping with one clock read; a request scans at most MAPCACHE_SLOTS
  * entries. */
 #define MAPCACHE_SLOTS 64
+/* The newest big mapping handed out (map_big) and still live, when it was the longest handed out so far: what
+ * tells a buffer grown by copy (a std::vector's push_back, a string's append: a new block twice the size, the old
+ * one copied into it and freed) from a block freed to be asked for again (outgrown). Cleared at its free; moved
+ * with it by remap_block. big_longest: the longest big block handed out since the cache was last empty (its
+ * mappings unused for a second, or malloc_trim) or a request asked for under half of it: a growth's next round (a
+ * vector built again from its first 32 MiB) starts a record of its own. */
+static struct block_meta *newest_big;
+static size_t newest_big_len, big_longest;
 /* The slots in use: 4 in a process of one thread, whose cache keeps mappings of 32 MiB up; MAPCACHE_SLOTS with a
  * second thread, whose cache keeps them from THREADED_MAX (1 MiB), where every block of that size has a mapping of
  * its own: two threads churning 64 live blocks of 1-8 MB, 256 bytes written in each, made a system call or two
@@ -1379,7 +1387,8 @@ static void mapcache_expire(void)
 {
 	uint64_t now = osm_os_coarse_ns();
 	while (mapcache_n && now - mapcache[0].when >= MAPCACHE_NS)
-		mapcache_release(0);
+		if (mapcache_release(0), !mapcache_n)
+			big_longest = 0; /* the cache idled out: a later growth starts a record of its own (outgrown) */
 }
 
 /* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. Out of line: inlined into map_big,
@@ -1389,7 +1398,39 @@ static __attribute__((noinline)) bool mapcache_empty(void)
 	bool any = mapcache_n != 0;
 	while (mapcache_n)
 		mapcache_release(0);
+	big_longest = 0;
 	return any;
+}
+
+static __attribute__((noinline)) void note_big(struct block_meta *b) /* out of line: map_big is hot */
+{
+	if (b->size < big_longest / 2)
+		big_longest = 0; /* a request under half the record: a growth starting over (its next round) */
+	newest_big = b->size > big_longest ? b : NULL;
+	if (newest_big)
+		newest_big_len = big_longest = b->size;
+}
+
+/* Whether mapped block b (len bytes of mapping, 32 MiB or more) was outgrown: the newest big mapping, taken after
+ * it, still live, and longer than any before it, is half as long again or longer. Its copy is done, and the next
+ * request of the growth is longer still: kept, b would sit resident beside the growing buffer for its second, to
+ * serve only as the first part of the next one. A std::vector pushed to 30 M longs peaked at 369 MB (glibc 265):
+ * its freed 128 MiB buffer kept while the 256 MiB one filled (mapcache/outgrown_buffer_not_kept). A loop of two
+ * buffers (an input of 40 MiB, an output of 64) gives its first input back and keeps both from its second round
+ * on: the output is no longer the longest yet (mapcache/loop_of_two_buffers_keeps_both). With threads the newest
+ * may be another thread's, and a block so judged is mapped afresh at its next request, as glibc maps every one;
+ * below 32 MiB, where threads keep their mappings from 1 MiB (mapcache_min), none is judged: random sizes of 1-8
+ * MB in two threads would set records by the halving rule at every turn. Cost: a compare at a big free. */
+static __attribute__((noinline)) bool outgrown(const struct block_meta *b, size_t len) /* out of line, as note_big */
+{
+	if (b == newest_big) {
+		newest_big = NULL;
+		return false;
+	}
+	bool out = newest_big_len >= len + len / 2 && len >= MAPCACHE_MIN;
+	if (out && TRACING)
+		osm_trace_event("  outgrown %p %z", b, len);
+	return out;
 }
 
 /* Mapped block b is being freed (learn: by the program, not as the old block of a growth that moved): kept
@@ -1402,7 +1443,8 @@ static bool mapcache_put(struct block_meta *b, bool learn)
 	 * it, and kept, the old blocks of four threads' doubling buffers (16 MiB each) pushed the 64 MiB their last
 	 * rounds left out of the cache, to be faulted in again (vecgrow4: 158,000 page faults against 140,000) */
 	size_t least = learn ? mapcache_min() : MAPCACHE_MIN;
-	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > MAPCACHE_BYTES)
+	bool out = newest_big && outgrown(b, len);
+	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > MAPCACHE_BYTES || out)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
 	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
@@ -1727,6 +1769,8 @@ static struct block_meta *map_big(size_t a, size_t s)
 		if (!b && !mapcache_empty())
 			break;
 	}
+	if (b && s >= MAPCACHE_MIN)
+		note_big(b);
 	return b;
 }
 
@@ -2240,6 +2284,8 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 	}
 	if (nb != b) /* the old address is gone: free(old) is a double free, not an invalid pointer (session 50) */
 		osm_mapset_moved(b);
+	if (b == newest_big)
+		newest_big = nb;
 	nb->size = s;
 	mapped_link(nb);
 	osm_heap.count.inplace_reallocs++;

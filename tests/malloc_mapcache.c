@@ -1022,6 +1022,96 @@ static void grown_request_drops_shorter_kept(void)
 	empty_cache();
 }
 
+/* Hazard: a buffer grown by copy (a std::vector's push_back: a block twice the size, the old one copied into it and
+ * freed) had its old block kept, resident, while the new one filled: a vector of 30 M longs peaked at 369 MB where
+ * glibc peaks at 265, its freed 128 MiB kept beside the 256 MiB it was growing into. A block freed while a newer
+ * big block half as long again or longer is live is now given back at once; one freed to be asked for again (the
+ * newest) is still kept. Here: a 40 MiB block, then a 64 MiB one it is copied into, then the 40 MiB one freed; then
+ * two rounds of a buffer grown from 33 to 140 MiB, each old block copied and freed (a vector built again). */
+static void outgrown_one(const char *name, const char *who)
+{
+	empty_cache();
+	char *a = v_malloc(40 * MiB), *b = v_malloc(64 * MiB);
+	if (a && b)
+		memcpy(b, a, 4096); /* the copy's first page */
+	v_free(a);
+	struct kept s0 = kept_now();
+	v_free(b);
+	struct kept s1 = kept_now();
+	char why[300];
+	snprintf(why, sizeof why, "%s, a 40 MiB block copied into a 64 MiB one and freed: %zu mappings kept (want 0: it "
+		 "was outgrown); then the 64 MiB one freed: %zu kept (want 1: the newest is kept)", who, s0.maps, s1.maps);
+	verdict(name, a && b && s0.maps == 0 && s1.maps == 1, why);
+	empty_cache();
+}
+
+static void outgrown_buffer_not_kept(void)
+{
+	outgrown_one("outgrown_buffer_not_kept", "one thread");
+	char why[300];
+	size_t most = 0;
+	int ok = 1;
+	for (int round = 0; round < 2; round++) {
+		char *old = NULL;
+		for (size_t n = 33 * MiB; n <= 140 * MiB; n *= 2) {
+			char *p = v_malloc(n);
+			if (!p)
+				ok = 0;
+			else if (old)
+				memcpy(p, old, 4096); /* the copy's first page: enough to read as a growth */
+			v_free(old);
+			struct kept k = kept_now();
+			most = k.maps > most && old ? k.maps : most;
+			old = p;
+		}
+		v_free(old);
+	}
+	snprintf(why, sizeof why, "two rounds of a buffer grown 33 -> 66 -> 132 MiB, each old block freed after its "
+		 "copy: at most %zu mappings kept after such a free (want 0)", most);
+	verdict("outgrown_buffer_not_kept_next_round", ok && most == 0, why);
+	empty_cache();
+}
+
+/* Hazard (of the rule above): a loop of two buffers (an input of 40 MiB read into, an output of 64 MiB written,
+ * both freed each round) must not read as a growing buffer: its output is half as long again as its input, so the
+ * first round gives the input back, but from the second round on the output is no longer the longest block yet
+ * and both stay kept, served again without a page fault. Here: four rounds, each block written whole. */
+static void loop_of_two_buffers_keeps_both(void)
+{
+	empty_cache();
+	struct kept s0 = kept_now();
+	long faults = 0;
+	int ok = 1;
+	for (int round = 0; round < 4; round++) {
+		long f0 = minor_faults();
+		char *in = v_malloc(40 * MiB), *out = v_malloc(64 * MiB);
+		if (!in || !out)
+			ok = 0;
+		else {
+			touch(in, 40 * MiB, 1);
+			touch(out, 64 * MiB, 1);
+		}
+		v_free(in);
+		v_free(out);
+		if (round >= 2)
+			faults += minor_faults() - f0;
+	}
+	struct kept s1 = kept_now();
+	char why[300];
+	snprintf(why, sizeof why, "4 rounds of a 40 MiB and a 64 MiB block, written and freed: %zu reuses of kept "
+		 "mappings (want 5 or more), %ld page faults in the last two rounds (want under 1000: each block served "
+		 "from a kept mapping, not mapped afresh)", s1.reused - s0.reused, faults);
+	verdict("loop_of_two_buffers_keeps_both", ok && s1.reused - s0.reused >= 5 && faults < 1000, why);
+	empty_cache();
+}
+
+/* The same hazard in a process with threads (run after the first thread started): from 32 MiB, a block freed while
+ * a newer, longest, big block half as long again is live goes back at once. */
+static void threaded_outgrown_buffer_not_kept(void)
+{
+	outgrown_one("threaded_outgrown_buffer_not_kept", "with threads");
+}
+
 /* Hazard (the same soak): a request below the mmap threshold (convert's three 28 MB buffers, the threshold at 32
  * MiB) grew the break by its size while a kept mapping that held it sat idle, resident, beside the heap. From 8 MiB
  * up such a request now takes the kept mapping (its pages resident already) and the tail beyond goes back. Here: a
@@ -1201,8 +1291,11 @@ int main(void)
 	calloc_of_locked_kept_mapping_zeroed();
 	wide_aligned_request_reuses();
 	grown_request_drops_shorter_kept(); /* before the threaded cases: a process of one thread */
+	outgrown_buffer_not_kept();
+	loop_of_two_buffers_keeps_both();
 	heap_request_takes_kept_mapping();
 	threaded_growth_takes_kept_mapping();
+	threaded_outgrown_buffer_not_kept();
 	threaded_random_sizes_keep_mappings_whole();
 	threaded_churn_reuses_kept_mappings();
 	threaded_burst_of_frees_kept();

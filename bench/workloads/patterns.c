@@ -89,6 +89,32 @@ static void vecgrow(void)
 	}
 }
 
+/* A buffer grown as a std::vector grows by push_back: a new block twice the size, the contents copied, the old block
+ * freed (no realloc), every byte written, from 1 KiB to 240 MB; 4 rounds. Each doubling's old block, kept, would sit
+ * resident beside the one being filled (session 67). */
+static void vecpush(void)
+{
+	for (size_t r = 0; r < scaled(4); r++) {
+		size_t cap = 1024, top = 240000000;
+		char *p = xmalloc(cap);
+		for (size_t n = 0; n < top; n += 4096) {
+			while (n + 4096 > cap) {
+				char *q = xmalloc(cap * 2);
+				memcpy(q, p, n);
+				free(p);
+				p = q;
+				cap *= 2;
+			}
+			memset(p + n, (int)(n >> 12), 4096);
+		}
+		for (size_t n = 0; n < top; n += 4096)
+			if (p[n + 4095] != (char)(n >> 12))
+				fail("a copy lost a byte", p + n + 4095, (unsigned char)(n >> 12), (unsigned char)p[n + 4095]);
+		free(p);
+		sum += top;
+	}
+}
+
 /* Requests from 40 MiB up by a tenth each, every page written, checked, freed: a buffer per file read, each file
  * larger. */
 static void growmalloc(void)
@@ -405,8 +431,8 @@ static void zero4(void) { four(zero_thread); }
 // ---------------------------------------------------------------------------------------------- the table
 
 static const struct { const char *name; void (*fn)(void); } PATTERNS[] = {
-	{ "vecgrow", vecgrow },           { "growmalloc", growmalloc },   { "alternate", alternate },
-	{ "callocbig", callocbig },       { "callocbig_sparse", callocbig_sparse },
+	{ "vecgrow", vecgrow },           { "vecpush", vecpush },         { "growmalloc", growmalloc },
+	{ "alternate", alternate },       { "callocbig", callocbig },     { "callocbig_sparse", callocbig_sparse },
 	{ "shrinkbig", shrinkbig },       { "vecgrow_small", vecgrow_small }, { "phases", phases },
 	{ "idle_small", idle_small },     { "idle_medium", idle_medium }, { "medium_set", medium_set },
 	{ "manythreads", manythreads },   { "threadchurn", threadchurn }, { "threadexit", threadexit },

@@ -38,9 +38,11 @@ FRONT_EVENTS = {"seg_map", "seg_unmap", "page", "page_empty", "page_pool", "aban
                 "collect", "page_discard", "page_release", "page_refill"}
 # Lines that change a policy or start a wait, and move no block: a threshold raised, the decay's delay doubled,
 # a free top waiting for its trim, the front's range shrunk after ENOMEM (its segments were already unmapped),
-# calloc's fresh pages sampled, measured or populated; a gone thread's heap found (its pages' own lines follow).
+# calloc's fresh pages sampled, measured or populated; a gone thread's heap found (its pages' own lines follow);
+# a freed big block not kept, outgrown by a newer one (its munmap line follows).
 POLICY_EVENTS = {"nofit", "threshold", "trim_threshold", "decay_ns", "trim_wait", "range_give_back", "slack",
-                 "top_last", "zero_sample", "zero_density", "populate", "thread_gone", "map_refused"}
+                 "top_last", "zero_sample", "zero_density", "populate", "thread_gone", "map_refused",
+                 "outgrown"}
 
 
 class TraceError(Exception):
