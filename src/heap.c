@@ -1317,6 +1317,9 @@ static __attribute__((noinline)) size_t heap_threshold(size_t threshold)
  * vector built again from its first 32 MiB) starts a record of its own. */
 static struct block_meta *newest_big;
 static size_t newest_big_len, big_longest;
+/* The shortest request a kept mapping was looked for since the cache was last empty: a tail shorter than that
+ * serves none of the program's requests (mapcache_tail). */
+static size_t big_shortest = SIZE_MAX;
 /* The slots in use: 4 in a process of one thread, whose cache keeps mappings of 32 MiB up; MAPCACHE_SLOTS with a
  * second thread, whose cache keeps them from THREADED_MAX (1 MiB), where every block of that size has a mapping of
  * its own: two threads churning 64 live blocks of 1-8 MB, 256 bytes written in each, made a system call or two
@@ -1387,8 +1390,8 @@ static void mapcache_expire(void)
 {
 	uint64_t now = osm_os_coarse_ns();
 	while (mapcache_n && now - mapcache[0].when >= MAPCACHE_NS)
-		if (mapcache_release(0), !mapcache_n)
-			big_longest = 0; /* the cache idled out: a later growth starts a record of its own (outgrown) */
+		if (mapcache_release(0), !mapcache_n) /* the cache idled out: later requests start records of their own */
+			big_longest = 0, big_shortest = SIZE_MAX;
 }
 
 /* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. Out of line: inlined into map_big,
@@ -1399,6 +1402,7 @@ static __attribute__((noinline)) bool mapcache_empty(void)
 	while (mapcache_n)
 		mapcache_release(0);
 	big_longest = 0;
+	big_shortest = SIZE_MAX;
 	return any;
 }
 
@@ -1525,16 +1529,19 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
 }
 
 /* Whether a request of s bytes that takes a kept mapping keeps it whole when it is at most REGROW_KEEP times its need
- * (the tail beyond goes back otherwise): with threads, below MAPCACHE_MIN, the band of sizes that the cache keeps
- * only then. Blocks of random sizes there (a thread's buffers of 1-2 MiB, each written and freed) took the smallest
- * kept mapping that held them and gave its tail back, and the next larger request grew a kept one by mremap into
- * fresh pages: two threads of 2,000 such blocks each took 0.45 s and 176,000 page faults, glibc 0.06 s and 4,100
- * (its arenas reuse the memory), 8 threads of 4-8 MiB 0.84 s against 0.19 (session 57's review of the large
- * blocks). Kept whole, the mappings settle at the largest sizes asked for. What it costs: a block may hold up to
- * twice its need (malloc_usable_size says so; osm_mapped_size_fits lets a sized delete of it pass). */
+ * (the tail beyond is cut otherwise, mapcache_tail): with threads, from THREADED_MAX to MAPCACHE_MIN, the band of
+ * sizes that the cache keeps only then. Blocks of random sizes there (a thread's buffers of 1-2 MiB, each written
+ * and freed) took the smallest kept mapping that held them and gave its tail back, and the next larger request grew
+ * a kept one by mremap into fresh pages: two threads of 2,000 such blocks each took 0.45 s and 176,000 page faults,
+ * glibc 0.06 s and 4,100 (its arenas reuse the memory), 8 threads of 4-8 MiB 0.84 s against 0.19 (session 57's
+ * review of the large blocks). Kept whole, the mappings settle at the largest sizes asked for. What it costs: a
+ * block may hold up to twice its need (malloc_usable_size says so; osm_mapped_size_fits lets a sized delete of it
+ * pass). Not below the band (a mapped request under a threshold mallopt set low): there an aligned medium request,
+ * rounded up for the medium caches, took twice its rounded size from a kept tail, more than a sized delete of the
+ * size asked allows (found by cxx/sized_aligned_delete_after_low_mmap_threshold once tails were kept, session 67). */
 static bool kept_whole(size_t s)
 {
-	return s < MAPCACHE_MIN && !osm_os_single_threaded();
+	return s >= THREADED_MAX && s < MAPCACHE_MIN && !osm_os_single_threaded();
 }
 
 /* Not kept_whole(n) itself: a forked child of a threaded process has one thread again, and deletes what its parent's
@@ -1546,6 +1553,39 @@ bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
 	       b->size <= REGROW_KEEP * round_up(n + page_size(), page_size());
 }
 
+/* The tail [start, start + len) of a kept mapping that a shorter request took: kept on its own, in the place its
+ * age gives it (when: the mapping's), when it is long enough to be kept (mapcache_min) and to serve the shortest
+ * request looked for (big_shortest); else it goes back (munmap).
+ * A thread's buffer grown by copy, round after round (a std::vector built to 16 MiB and destroyed, 40 times), took
+ * its first big request from the 8 MiB mapping the last round left, and its next from the 16 MiB one, cut each to
+ * its size, and grew the cut mappings back by mremap into fresh pages: 179,000 page faults and 0.57 s where glibc's
+ * arena reuses its memory, 16,200 and 0.18 s. Kept, the tails serve the next requests with their pages resident
+ * (mapcache/cut_tail_serves_next_request). What it costs: the tail stays resident until a request takes it or its
+ * second is up, as the whole mapping would have. Four threads that calloc 40, 44 and 48 MiB in turn (patterns'
+ * callocbig4) kept their tails of 4-8 MiB, which none of their requests fits in, and peaked at 231 MB instead of 180:
+ * hence big_shortest. */
+static void mapcache_tail(char *start, size_t len, uint64_t when)
+{
+	if (len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots()) {
+		osm_os_unmap(start, len);
+		if (TRACING)
+			osm_trace_event("  release %p %z", start, len);
+		return;
+	}
+	size_t i = mapcache_n;
+	for (; i > 0 && mapcache[i - 1].when > when; i--)
+		mapcache[i] = mapcache[i - 1];
+	mapcache[i].start = start;
+	mapcache[i].len = len;
+	mapcache[i].when = when;
+	mapcache_n++;
+	mapcache_note_oldest();
+	osm_heap.count.kept_maps++;
+	osm_heap.count.kept_bytes += len;
+	if (TRACING)
+		osm_trace_event("  kept_tail %p %z", start, len);
+}
+
 /* A kept mapping for a block of s bytes whose payload is aligned to a (at most a page; the granule or less: a plain
  * request), or NULL. When none holds it, `grow` lets the longest shorter one grow to it (mapcache_grow). The
  * block starts in the mapping's first page, as map_block's and map_aligned's do. */
@@ -1554,6 +1594,7 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 	bool aligned = a > osm_heap.policy.align, wide = a > page_size();
 	size_t lead = aligned && a > META_SIZE ? a : META_SIZE; /* the payload's offset from the mapping's start */
 	size_t need = round_up(lead + s, page_size()), best = SIZE_MAX, shorter = SIZE_MAX, best_lead = lead;
+	big_shortest = need < big_shortest ? need : big_shortest;
 	for (size_t i = 0; i < mapcache_n; i++) {
 		/* aligned beyond a page: the payload's offset in this mapping (whole pages before its header go back) */
 		uintptr_t at = (uintptr_t)mapcache[i].start;
@@ -1568,6 +1609,7 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 		return grow && !wide ? mapcache_grow(shorter, aligned, lead, s, need) : NULL;
 	char *start = mapcache[best].start;
 	size_t len = mapcache[best].len;
+	uint64_t when = mapcache[best].when;
 	mapcache_remove(best);
 	if (wide) { /* the whole pages before the header's go back */
 		size_t cut = round_down(best_lead - META_SIZE, page_size());
@@ -1580,13 +1622,12 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 		need = round_up(lead + s, page_size());
 	}
 	size_t keep = grow && !kept_whole(s) ? need : need * REGROW_KEEP;
-	if (len > keep) { /* the tail goes back, untouched: a request's block is what a fresh mapping would be */
-		osm_os_unmap(start + keep, len - keep);
-		if (TRACING)
-			osm_trace_event("  release %p %z", start + keep, len - keep);
-		len = keep;
-	}
-	return mapcache_block(start, len, aligned || len > need, lead, s);
+	if (len <= keep)
+		return mapcache_block(start, len, aligned || len > need, lead, s);
+	/* the block is what a fresh mapping would be; the tail stays kept, or goes back (traced after the reuse) */
+	struct block_meta *b = mapcache_block(start, keep, aligned || keep > need, lead, s);
+	mapcache_tail(start + keep, len - keep, when);
+	return b;
 }
 static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 {

@@ -498,7 +498,10 @@ def replay_trace(path, keep_text=True):
                         start, length, new = _addr(p[1])[1], int(p[2]), _addr(p[3])[1]
                         kept_end(start)
                         kept[new] = [length - META, t, lane.place(("kept", new), length)]
-                    elif op == "release":   # a kept mapping went back to the kernel (or the tail of one, reused next)
+                    elif op == "kept_tail":  # `kept_tail ADDR LEN`: the tail of the mapping just reused stays kept
+                        start, length = _addr(p[1])[1], int(p[2])
+                        kept[start] = [length - META, t, lane.place(("kept", start), length)]
+                    elif op == "release":   # a kept mapping went back to the kernel (or the tail of one, reused)
                         kept_end(_addr(p[1])[1])
                     elif op == "mremap":
                         map_del(_addr(p[1])[1], lineno)
