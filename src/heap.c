@@ -1184,6 +1184,10 @@ static void release_block(struct block_meta *b)
 // Mapped blocks
 // ------------------------------------------------------------------
 
+/* The most bytes of mapped blocks live at once since the mapping cache was last empty: what bounds the cache's
+ * bytes (mapcache_budget). */
+static size_t mapped_hwm;
+
 static void mapped_link(struct block_meta *b)
 {
 	b->prev = NULL;
@@ -1195,6 +1199,8 @@ static void mapped_link(struct block_meta *b)
 	osm_mapset_add(b);
 	osm_heap.count.mapped_bytes += b->size;
 	osm_heap.count.mapped_count++;
+	if (osm_heap.count.mapped_bytes > mapped_hwm)
+		mapped_hwm = osm_heap.count.mapped_bytes;
 	if (osm_heap.count.mapped_bytes > osm_heap.count.mapped_peak_bytes)
 		osm_heap.count.mapped_peak_bytes = osm_heap.count.mapped_bytes;
 	if (osm_heap.count.mapped_count > osm_heap.count.mapped_peak_count)
@@ -1339,6 +1345,16 @@ static size_t mapcache_slots(void)
 #define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
 #define MAPCACHE_BYTES ((size_t)1 << 30)
 #define REGROW_KEEP    2                       /* a realloc's growth keeps up to twice its request (regrow_kept) */
+/* What the cache may hold: twice the most mapped bytes the program had live at once since the cache was last empty,
+ * and MAPCACHE_BYTES at most. A thread's temporary buffers of random sizes (64 KiB-8 MiB, a quarter written, one
+ * live at a time) left 64 kept mappings and their tails, 121 MB, where one buffer is live: 31.6 MB resident and
+ * 90,000 page faults where glibc takes 9.8 MB and 6,300; a buffer grown by realloc in a thread, read from a file of
+ * random size up to 16 MiB, kept 64 of its final buffers, 736 MB resident against glibc's 34
+ * (mapcache/kept_bytes_bounded_by_live_mapped). */
+static size_t mapcache_budget(void)
+{
+	return 2 * mapped_hwm < MAPCACHE_BYTES ? 2 * mapped_hwm : MAPCACHE_BYTES;
+}
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 /* oldest first; in .lbss: 1.5 KiB that only programs with big blocks write (tests/malloc_front_footprint.c) */
 static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS] LARGE_BSS;
@@ -1391,7 +1407,7 @@ static void mapcache_expire(void)
 	uint64_t now = osm_os_coarse_ns();
 	while (mapcache_n && now - mapcache[0].when >= MAPCACHE_NS)
 		if (mapcache_release(0), !mapcache_n) /* the cache idled out: later requests start records of their own */
-			big_longest = 0, big_shortest = SIZE_MAX;
+			big_longest = 0, big_shortest = SIZE_MAX, mapped_hwm = osm_heap.count.mapped_bytes;
 }
 
 /* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. Out of line: inlined into map_big,
@@ -1403,6 +1419,7 @@ static __attribute__((noinline)) bool mapcache_empty(void)
 		mapcache_release(0);
 	big_longest = 0;
 	big_shortest = SIZE_MAX;
+	mapped_hwm = osm_heap.count.mapped_bytes;
 	return any;
 }
 
@@ -1451,7 +1468,7 @@ static bool mapcache_put(struct block_meta *b, bool learn)
 	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > MAPCACHE_BYTES || out)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
-	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > MAPCACHE_BYTES)
+	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > mapcache_budget())
 		mapcache_release(0);
 	mapcache[mapcache_n].start = start;
 	mapcache[mapcache_n].len = len;
@@ -1566,7 +1583,8 @@ bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
  * hence big_shortest. */
 static void mapcache_tail(char *start, size_t len, uint64_t when)
 {
-	if (len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots()) {
+	if (len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
+	    osm_heap.count.kept_bytes + len > mapcache_budget()) {
 		osm_os_unmap(start, len);
 		if (TRACING)
 			osm_trace_event("  release %p %z", start, len);
@@ -2360,14 +2378,17 @@ static inline __attribute__((always_inline)) struct block_meta *regrow_kept(stru
 	return regrow_take(s); /* out of line: realloc's cases 4 and 5 inline the test alone (hot text) */
 }
 
-/* A heap block growing into a mapping (case 5), in a process with threads, from THREADED_MAX up to MAPCACHE_MIN,
- * where the cache keeps mappings but regrow_kept takes none: a kept mapping at most four times what it needs. The
- * block moves and is copied either way, so a kept mapping spares the fresh one's page faults. sqlite3's buffers,
+/* A heap block growing into a mapping (case 5), or a mapped block growing (case 4, since session 67), in a process
+ * with threads, from THREADED_MAX up to MAPCACHE_MIN, where the cache keeps mappings but regrow_kept takes none: a
+ * kept mapping at most four times what it needs. The block moves and is copied either way, so a kept mapping spares
+ * the fresh one's page faults; a mapped block's mremap spares the copy but faults its growth in beside the kept
+ * mapping, resident and unused (a thread's buffer grown by realloc to random sizes up to 16 MiB: 736 MB resident
+ * with the cache bound alone at 1 GiB; mapcache/threaded_mapped_growth_takes_kept_mapping). sqlite3's buffers,
  * grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each mapped afresh while the
  * four 2 MiB mappings of the rounds before sat kept, resident and unused: two threads of it at 21 MB, glibc's 12-13,
  * now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). Not a longer one: a buffer doubling
  * from 1 MiB would cut the 64 MiB its last round left kept and fault it in again (vecgrow4 twice its time). */
-static inline struct block_meta *regrow_kept_threaded(struct block_meta *b, size_t s)
+static __attribute__((noinline)) struct block_meta *regrow_kept_threaded(struct block_meta *b, size_t s)
 {
 	if (!mapcache_n || s <= b->size || s + META_SIZE >= MAPCACHE_MIN || s + META_SIZE < mapcache_min() ||
 	    osm_heap.policy.fixed_threshold)
@@ -2482,6 +2503,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		if (osm_heap.policy.mmap_max)
 			threshold = osm_heap.policy.mmap_threshold;
 		struct block_meta *kept = regrow_kept(b, s);
+		if (!kept)
+			kept = regrow_kept_threaded(b, s);
 		if (kept)
 			return move_block(b, kept, s);
 		/* a shrink that leaves the block at least the static threshold stays where it is too: mremap hands the

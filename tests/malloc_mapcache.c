@@ -1146,6 +1146,80 @@ static void cut_tail_serves_next_request(void)
 	verdict("cut_tail_serves_next_request", ok && faults < 1500, why);
 }
 
+/* Hazard (session 67's hunt of idioms): in a process with threads, where every block from 1 MiB has a mapping of
+ * its own and the cache keeps 64 of them, up to 1 GiB, a thread's buffers of random sizes, one live at a time,
+ * filled the cache with mappings and tails it barely reused: a buffer grown by realloc to a random size up to 16
+ * MiB (a file read whole) kept 64 final buffers, 736 MB resident where glibc takes 34; temporary buffers of 64
+ * KiB-8 MiB, a quarter written, 121 MB kept. The cache now holds at most twice the most mapped bytes live at once
+ * since it was last empty. Here (in a threaded child): 300 buffers grown by realloc from 4 KiB to 256 KiB-16 MiB,
+ * each written and freed, then 1,000 temporaries of 64 KiB-8 MiB. */
+static void kept_bytes_bounded_by_live_mapped(void)
+{
+	unsigned x = 7;
+	size_t most = 0;
+	char chunk[4096];
+	memset(chunk, 'c', sizeof chunk);
+	for (int i = 0; i < 300; i++) {
+		x = x * 1103515245u + 12345u;
+		size_t total = 262144 + (x >> 4) % (16 * MiB), len = 0, cap = 4096;
+		char *b = v_malloc(cap);
+		while (b && len < total) {
+			if (len + 4096 > cap)
+				b = realloc(b, cap *= 2);
+			if (b)
+				memcpy(b + len, chunk, 4096);
+			len += 4096;
+		}
+		v_free(b);
+		struct kept k = kept_now();
+		most = k.bytes > most ? k.bytes : most;
+	}
+	size_t most_tmp = 0;
+	for (int i = 0; i < 1000; i++) {
+		x = x * 1103515245u + 12345u;
+		size_t n = 65536 + (x >> 4) % (8 * MiB);
+		char *b = v_malloc(n);
+		if (b)
+			memset(b, 1, n / 4);
+		v_free(b);
+		struct kept k = kept_now();
+		most_tmp = k.bytes > most_tmp ? k.bytes : most_tmp;
+	}
+	char why[300];
+	snprintf(why, sizeof why, "with threads, one buffer live at a time: at most %zu MiB kept after 300 buffers grown "
+		 "by realloc to up to 16 MiB (want at most 64: twice the live buffer and its copy), %zu MiB after 1,000 of "
+		 "64 KiB-8 MiB (want at most 64)", most >> 20, most_tmp >> 20);
+	verdict("kept_bytes_bounded_by_live_mapped", most <= 64 * MiB && most_tmp <= 64 * MiB, why);
+}
+
+/* Hazard (the same hunt): with threads, a mapped block of 1-32 MiB that realloc grew went by mremap into fresh
+ * pages while a kept mapping that held it sat resident beside it (a kept one was taken only from 32 MiB). It now
+ * takes a kept mapping at most four times its need, as a heap block growing into these sizes does. */
+static void threaded_mapped_growth_takes_kept_mapping(void)
+{
+	char *k = v_malloc(9 * MiB);
+	if (k)
+		touch(k, 9 * MiB, 1);
+	char *p = v_malloc(2 * MiB);
+	if (p)
+		memset(p, 7, 2 * MiB);
+	v_free(k);
+	struct kept s0 = kept_now();
+	long f0 = minor_faults();
+	char *q = p ? realloc(p, 4 * MiB) : NULL;
+	if (q)
+		memset(q + 2 * MiB, 8, 2 * MiB);
+	long faults = minor_faults() - f0;
+	struct kept s1 = kept_now();
+	int same = q && q[0] == 7 && q[2 * MiB - 1] == 7;
+	char why[300];
+	snprintf(why, sizeof why, "with threads, a 2 MiB block grown to 4 MiB beside a kept 9 MiB mapping: %zu reuses, "
+		 "%ld page faults writing its new half (want 1 and under 100), contents %s", s1.reused - s0.reused, faults,
+		 same ? "kept" : "LOST");
+	verdict("threaded_mapped_growth_takes_kept_mapping", same && s1.reused == s0.reused + 1 && faults < 100, why);
+	v_free(q);
+}
+
 /* Hazard (the same soak): a request below the mmap threshold (convert's three 28 MB buffers, the threshold at 32
  * MiB) grew the break by its size while a kept mapping that held it sat idle, resident, beside the heap. From 8 MiB
  * up such a request now takes the kept mapping (its pages resident already) and the tail beyond goes back. Here: a
@@ -1332,6 +1406,8 @@ int main(void)
 	threaded_growth_takes_kept_mapping();
 	threaded_outgrown_buffer_not_kept();
 	in_threaded_child("cut_tail_serves_next_request", cut_tail_serves_next_request);
+	in_threaded_child("kept_bytes_bounded_by_live_mapped", kept_bytes_bounded_by_live_mapped);
+	in_threaded_child("threaded_mapped_growth_takes_kept_mapping", threaded_mapped_growth_takes_kept_mapping);
 	threaded_random_sizes_keep_mappings_whole();
 	threaded_churn_reuses_kept_mappings();
 	threaded_burst_of_frees_kept();
