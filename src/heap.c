@@ -1465,10 +1465,12 @@ static bool mapcache_put(struct block_meta *b, bool learn)
 	 * rounds left out of the cache, to be faulted in again (vecgrow4: 158,000 page faults against 140,000) */
 	size_t least = learn ? mapcache_min() : MAPCACHE_MIN;
 	bool out = newest_big && outgrown(b, len);
-	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > MAPCACHE_BYTES || out)
+	/* not longer than the budget (at most MAPCACHE_BYTES): the loop below would empty the cache and go on */
+	size_t budget = mapcache_budget();
+	if (!osm_heap.policy.map_cache || osm_heap.policy.fixed_threshold || len < least || len > budget || out)
 		return false;
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
-	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > mapcache_budget())
+	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > budget)
 		mapcache_release(0);
 	mapcache[mapcache_n].start = start;
 	mapcache[mapcache_n].len = len;
