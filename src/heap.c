@@ -1582,10 +1582,12 @@ bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
  * (mapcache/cut_tail_serves_next_request). What it costs: the tail stays resident until a request takes it or its
  * second is up, as the whole mapping would have. Four threads that calloc 40, 44 and 48 MiB in turn (patterns'
  * callocbig4) kept their tails of 4-8 MiB, which none of their requests fits in, and peaked at 231 MB instead of 180:
- * hence big_shortest. */
-static void mapcache_tail(char *start, size_t len, uint64_t when)
+ * hence big_shortest. Not the tail of a mapping a realloc's growth took (may_keep false): the buffer grows on, and a
+ * buffer doubled by realloc to 256 MiB, 8 rounds (patterns' vecgrow), then kept its old 64 MiB block beside the
+ * tail it grew into: 345 MB at its peak against glibc's 257 (with the tails going back, 272). */
+static void mapcache_tail(char *start, size_t len, uint64_t when, bool may_keep)
 {
-	if (len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
+	if (!may_keep || len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
 	    osm_heap.count.kept_bytes + len > mapcache_budget()) {
 		osm_os_unmap(start, len);
 		if (TRACING)
@@ -1646,7 +1648,7 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 		return mapcache_block(start, len, aligned || len > need, lead, s);
 	/* the block is what a fresh mapping would be; the tail stays kept, or goes back (traced after the reuse) */
 	struct block_meta *b = mapcache_block(start, keep, aligned || keep > need, lead, s);
-	mapcache_tail(start + keep, len - keep, when);
+	mapcache_tail(start + keep, len - keep, when, grow);
 	return b;
 }
 static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)

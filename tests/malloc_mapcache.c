@@ -1073,6 +1073,30 @@ static void outgrown_buffer_not_kept(void)
 	empty_cache();
 }
 
+/* Hazard (of kept tails): a realloc's growth that took a kept mapping kept the mapping's tail too, and the buffer,
+ * growing on, moved out past it and left its old block kept as well: a buffer doubled by realloc to 256 MiB, 8
+ * rounds (patterns' vecgrow), peaked at 345 MB where glibc takes 257. A growth's tail goes back. Here: a 128 MiB
+ * mapping kept, then a buffer doubled by realloc from 4 KiB to 64 MiB. */
+static void regrow_tail_not_kept(void)
+{
+	empty_cache();
+	char *k = v_malloc(128 * MiB);
+	if (k)
+		touch(k, 128 * MiB, 1);
+	v_free(k);
+	size_t cap = 4096;
+	char *p = v_malloc(cap);
+	while (p && cap < 64 * MiB)
+		p = realloc(p, cap *= 2);
+	struct kept s1 = kept_now();
+	char why[300];
+	snprintf(why, sizeof why, "a buffer doubled by realloc to 64 MiB over a kept 128 MiB mapping: %zu mappings "
+		 "left kept, %zu MiB (want 0: the growth took it, and its tail went back)", s1.maps, s1.bytes >> 20);
+	verdict("regrow_tail_not_kept", p && s1.maps == 0, why);
+	v_free(p);
+	empty_cache();
+}
+
 /* Hazard (of the rule above): a loop of two buffers (an input of 40 MiB read into, an output of 64 MiB written,
  * both freed each round) must not read as a growing buffer: its output is half as long again as its input, so the
  * first round gives the input back, but from the second round on the output is no longer the longest block yet
@@ -1402,6 +1426,7 @@ int main(void)
 	grown_request_drops_shorter_kept(); /* before the threaded cases: a process of one thread */
 	outgrown_buffer_not_kept();
 	loop_of_two_buffers_keeps_both();
+	regrow_tail_not_kept();
 	heap_request_takes_kept_mapping();
 	threaded_growth_takes_kept_mapping();
 	threaded_outgrown_buffer_not_kept();

@@ -395,6 +395,116 @@ static void four(void *(*fn)(void *))
 	sum += 4;
 }
 
+/* A worker thread reads "files" of random sizes (256 KiB-16 MiB) into a buffer grown by realloc from 4 KiB, doubling
+ * (a slurp()), each page written, checked and freed, 300 times (session 67's hunt: 13.8x glibc's time and 21x its
+ * peak before the cache's budget; what is left is in docs/TRADEOFFS.md). */
+static void *growbuf_thread(void *arg)
+{
+	(void)arg;
+	uint64_t s = 11;
+	for (size_t r = 0, rounds = rounds_at_least(300, 20); r < rounds; r++) {
+		size_t total = rnd_range(&s, 256 * 1024, 16 * MiB), cap = 4096;
+		char *p = xmalloc(cap);
+		for (size_t n = 0; n < total; n += 4096) {
+			if (n + 4096 > cap && !(p = realloc(p, cap *= 2)))
+				fail("realloc returned NULL", NULL, cap, 0);
+			memset(p + n, (int)(r + (n >> 12)), 4096);
+		}
+		for (size_t n = 0; n < total; n += 4096)
+			if (p[n + 4095] != (char)(r + (n >> 12)))
+				fail("realloc lost a byte", p + n + 4095, (unsigned char)(r + (n >> 12)), (unsigned char)p[n + 4095]);
+		sum += total;
+		free(p);
+	}
+	return NULL;
+}
+
+static void growbuf(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, growbuf_thread, NULL);
+	pthread_join(t, NULL);
+}
+
+/* A producer thread mallocs batches of 5,000 messages of 100 B-16 KiB, each written; a consumer checks and frees
+ * each batch while the producer fills the next (two batches live at most); 200 batches (session 67's hunt: 1.6-2x
+ * glibc's time, most medium requests missing the caches). */
+static pthread_mutex_t hand_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hand_cv = PTHREAD_COND_INITIALIZER;
+static char **hand_full;
+static int hand_done;
+#define HAND_B 5000
+
+static void *handoff_consumer(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&hand_mu);
+		while (!hand_full && !hand_done)
+			pthread_cond_wait(&hand_cv, &hand_mu);
+		char **batch = hand_full;
+		hand_full = NULL;
+		pthread_cond_broadcast(&hand_cv);
+		pthread_mutex_unlock(&hand_mu);
+		if (!batch)
+			return NULL;
+		for (int i = 0; i < HAND_B; i++) {
+			if (batch[i][0] != (char)i)
+				fail("a message changed", batch[i], (unsigned char)i, (unsigned char)batch[i][0]);
+			free(batch[i]);
+		}
+		free(batch);
+	}
+}
+
+static void handoff(void)
+{
+	pthread_t t;
+	pthread_create(&t, NULL, handoff_consumer, NULL);
+	uint64_t s = 13;
+	for (size_t k = 0, n = scaled(200); k < n; k++) {
+		char **batch = xmalloc(HAND_B * sizeof *batch);
+		for (int i = 0; i < HAND_B; i++) {
+			size_t len = rnd_range(&s, 100, 16384);
+			batch[i] = xmalloc(len);
+			memset(batch[i], (char)i, len);
+			sum += len;
+		}
+		pthread_mutex_lock(&hand_mu);
+		while (hand_full)
+			pthread_cond_wait(&hand_cv, &hand_mu);
+		hand_full = batch;
+		pthread_cond_broadcast(&hand_cv);
+		pthread_mutex_unlock(&hand_mu);
+	}
+	pthread_mutex_lock(&hand_mu);
+	while (hand_full)
+		pthread_cond_wait(&hand_cv, &hand_mu);
+	hand_done = 1;
+	pthread_cond_broadcast(&hand_cv);
+	pthread_mutex_unlock(&hand_mu);
+	pthread_join(t, NULL);
+}
+
+/* One thread, 200 rounds: 5,000 blocks of 100 B-16 KiB made and written, then all freed (a request's or a frame's
+ * objects; session 67's hunt: 1.3-1.4x glibc's time, the core's index). */
+static void batch(void)
+{
+	uint64_t s = 17;
+	char **v = xmalloc(HAND_B * sizeof *v);
+	size_t *len = xmalloc(HAND_B * sizeof *len);
+	for (size_t r = 0, n = scaled(200); r < n; r++) {
+		for (int i = 0; i < HAND_B; i++)
+			v[i] = make(len[i] = rnd_range(&s, 100, 16384), r + i);
+		for (int i = 0; i < HAND_B; i++) {
+			check(v[i], len[i]);
+			free(v[i]);
+		}
+	}
+	free(v);
+	free(len);
+}
+
 /* 4 threads, each a buffer doubled by realloc to 64 MiB five times; 4 threads, each ten callocs of 40-48 MiB. */
 static void vecgrow4(void) { four(vecgrow_thread); }
 static void callocbig4(void) { four(callocbig_thread); }
@@ -437,6 +547,7 @@ static const struct { const char *name; void (*fn)(void); } PATTERNS[] = {
 	{ "idle_small", idle_small },     { "idle_medium", idle_medium }, { "medium_set", medium_set },
 	{ "manythreads", manythreads },   { "threadchurn", threadchurn }, { "threadexit", threadexit },
 	{ "vecgrow4", vecgrow4 },         { "callocbig4", callocbig4 },   { "zero4", zero4 },
+	{ "growbuf", growbuf },           { "handoff", handoff },         { "batch", batch },
 };
 
 int main(int argc, char **argv)
