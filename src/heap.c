@@ -1355,6 +1355,14 @@ static size_t mapcache_budget(void)
 {
 	return 2 * mapped_hwm < MAPCACHE_BYTES ? 2 * mapped_hwm : MAPCACHE_BYTES;
 }
+/* The cache emptied (its mappings idle for a second, malloc_trim, ENOMEM): the records that steer it start over from
+ * what is live now (outgrown's longest, mapcache_tail's shortest, mapcache_budget's high-water mark). */
+static void mapcache_records_reset(void)
+{
+	big_longest = 0;
+	big_shortest = SIZE_MAX;
+	mapped_hwm = osm_heap.count.mapped_bytes;
+}
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 /* oldest first; in .lbss: 1.5 KiB that only programs with big blocks write (tests/malloc_front_footprint.c) */
 static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS] LARGE_BSS;
@@ -1407,7 +1415,7 @@ static void mapcache_expire(void)
 	uint64_t now = osm_os_coarse_ns();
 	while (mapcache_n && now - mapcache[0].when >= MAPCACHE_NS)
 		if (mapcache_release(0), !mapcache_n) /* the cache idled out: later requests start records of their own */
-			big_longest = 0, big_shortest = SIZE_MAX, mapped_hwm = osm_heap.count.mapped_bytes;
+			mapcache_records_reset();
 }
 
 /* Every kept mapping goes back (malloc_trim, ENOMEM). Returns whether any did. Out of line: inlined into map_big,
@@ -1417,9 +1425,7 @@ static __attribute__((noinline)) bool mapcache_empty(void)
 	bool any = mapcache_n != 0;
 	while (mapcache_n)
 		mapcache_release(0);
-	big_longest = 0;
-	big_shortest = SIZE_MAX;
-	mapped_hwm = osm_heap.count.mapped_bytes;
+	mapcache_records_reset();
 	return any;
 }
 
