@@ -28,7 +28,7 @@ static const char *check_list(size_t *in_tree, size_t *pending, size_t *unslotte
 	struct block_meta *prev = NULL;
 	*in_tree = *pending = *unslotted = 0;
 	if (!h->head)
-		return h->tail || h->root || h->pending ? "blocks without a heap" : NULL;
+		return h->tail || !osm_index_empty() || h->pending ? "blocks without a heap" : NULL;
 	if ((char *)h->head != h->base)
 		return "the first block is not at the heap start";
 	for (struct block_meta *b = h->head; b; prev = b, b = b->next) {

@@ -369,7 +369,7 @@ struct heap_counters {
 struct heap {
 	/* Read without the lock (the medium caches' fast paths and realloc's keeps: medium_in_heap, medium_links_ok,
 	 * block_cookie, align_up) and written rarely (start-up, a growth of the break, a threshold that adapts): lines
-	 * of their own. Among the fields below, which the lock's holder writes at every operation (root at each splay,
+	 * of their own. Among the fields below, which the lock's holder writes at every operation (the counters,
 	 * op at each call), every write took the line from the other cores' readers: 4 threads growing buffers by
 	 * realloc spent a third of their time in the keep test's loads of base and end (session 31). */
 	_Alignas(64) char *base;                     /* start of the first segment: index links are offsets from here */
@@ -387,7 +387,6 @@ struct heap {
 	_Alignas(64) struct block_meta *head, *tail; /* heap blocks in address order */
 	char *touched;                  /* pages below this were written once (heap.c, prefault); the break's frontier */
 	size_t prefaults;               /* fresh header pages seen by prefault, up to PREFAULT_PROBE_AT */
-	uint32_t root;                  /* size-ordered index of coalesced free blocks (splay tree of slots) */
 	uint32_t pending;               /* free blocks not yet coalesced, doubly linked through their slots */
 	uint32_t slot_top;              /* slots [1, slot_top) have been used; 0 is "none" */
 	uint32_t slot_free;             /* unused slots below slot_top, linked through l */
@@ -586,6 +585,7 @@ HIDDEN enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *si
 HIDDEN void osm_index_insert(uint32_t slot);
 HIDDEN void osm_index_remove(uint32_t slot);
 HIDDEN struct block_meta *osm_index_best_fit(size_t size);
+HIDDEN bool osm_index_empty(void); /* no free block in the index */
 /* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback
  * that returns false. */
 HIDDEN size_t osm_index_walk(bool (*visit)(struct block_meta *b, void *arg), void *arg);

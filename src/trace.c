@@ -368,8 +368,9 @@ static long parse_pid(const char *s)
 /* A relative OSMEM_TRACE as the library's constructor found it, and made absolute there: the first allocation
  * may come after the program changed directory (a daemon's chdir("/") in main), and the trace then went where it
  * had gone, not where the process started, as OSMEM_STATS does (the review of session 63;
- * env/relative_trace_path_from_start_directory). */
-static char start_rel[sizeof tr.path], start_abs[sizeof tr.path];
+ * env/relative_trace_path_from_start_directory). In .lbss: 8 KiB that only a traced process touches, out of the
+ * library's .bss, whose small globals every process shares a few pages of (malloc_front_footprint, bss_small). */
+static char start_rel[sizeof tr.path] LARGE_BSS, start_abs[sizeof tr.path] LARGE_BSS; /* traced processes only */
 
 void osm_trace_note_start(const char *path)
 {
@@ -387,7 +388,7 @@ void osm_trace_start(const char *path, const char *const *base, const char *cons
 	/* a relative path is taken from the directory the process starts in (above, or now if this comes first): a
 	 * forked child opens PATH.PID at its first write, and one that had changed directory first (to one it cannot
 	 * write) lost its trace in silence (a soak of session 60: observe/trace/relative_path_kept_after_chdir) */
-	static char abs_path[sizeof tr.path];
+	static char abs_path[sizeof tr.path] LARGE_BSS;
 	if (path[0] != '/' && start_rel[0] && strcmp(path, start_rel) == 0)
 		path = start_abs;
 	else if (path[0] != '/' && osm_os_absolute(abs_path, sizeof tr.path - 24, path)) /* else kept relative */
