@@ -1365,7 +1365,9 @@ static void mapcache_records_reset(void)
 }
 #define MAPCACHE_NS    1000000000ull           /* 1 s unused: given back */
 /* oldest first; in .lbss: 1.5 KiB that only programs with big blocks write (tests/malloc_front_footprint.c) */
-static struct { char *start; size_t len; uint64_t when; } mapcache[MAPCACHE_SLOTS] LARGE_BSS;
+/* tail: the mapping is the tail of a kept one that a request took the front of (mapcache_tail): the block freed
+ * in front of it joins it (mapcache_put) */
+static struct { char *start; size_t len; uint64_t when; bool tail; } mapcache[MAPCACHE_SLOTS] LARGE_BSS;
 /* when the oldest kept mapping was kept (0: none), for osm_heap_idle_tick, which reads it without the lock */
 static uint64_t mapcache_oldest;
 
@@ -1478,14 +1480,26 @@ static bool mapcache_put(struct block_meta *b, bool learn)
 	mapped_unlink(b, true); /* a second free of it is a double free, as after munmap */
 	while (mapcache_n >= mapcache_slots() || osm_heap.count.kept_bytes + len > budget)
 		mapcache_release(0);
+	if (TRACING)
+		osm_trace_event("  keep %p %z", b, len);
+	/* the kept tail this block was cut from joins it: one mapping again, which the next round's first big request
+	 * takes and cuts, and its growth takes back in place (regrow_adjacent). Not any kept neighbour: mappings of
+	 * their own, side by side, stay apart (the cache counts them, and mremap moves one mapping, not two) */
+	for (size_t i = 0; i < mapcache_n; i++)
+		if (mapcache[i].tail && mapcache[i].start == start + len) {
+			len += mapcache[i].len;
+			mapcache_remove(i); /* its bytes are counted again below, in len */
+			if (TRACING)
+				osm_trace_event("  kept_join %p %z", start, len);
+			break;
+		}
 	mapcache[mapcache_n].start = start;
 	mapcache[mapcache_n].len = len;
+	mapcache[mapcache_n].tail = false;
 	mapcache[mapcache_n++].when = osm_os_coarse_ns();
 	mapcache_note_oldest();
 	osm_heap.count.kept_maps++;
 	osm_heap.count.kept_bytes += len;
-	if (TRACING)
-		osm_trace_event("  keep %p %z", b, len);
 	return true;
 }
 
@@ -1588,12 +1602,14 @@ bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
  * (mapcache/cut_tail_serves_next_request). What it costs: the tail stays resident until a request takes it or its
  * second is up, as the whole mapping would have. Four threads that calloc 40, 44 and 48 MiB in turn (patterns'
  * callocbig4) kept their tails of 4-8 MiB, which none of their requests fits in, and peaked at 231 MB instead of 180:
- * hence big_shortest. Not the tail of a mapping a realloc's growth took (may_keep false): the buffer grows on, and a
- * buffer doubled by realloc to 256 MiB, 8 rounds (patterns' vecgrow), then kept its old 64 MiB block beside the
- * tail it grew into: 345 MB at its peak against glibc's 257 (with the tails going back, 272). */
-static void mapcache_tail(char *start, size_t len, uint64_t when, bool may_keep)
+ * hence big_shortest. The tail of a mapping a realloc's growth took too, since session 68: the buffer's next growths
+ * take it in place (regrow_adjacent), and its free joins them again (mapcache_put). In session 67 such a tail went
+ * back: a buffer doubled by realloc to 256 MiB, 8 rounds (patterns' vecgrow), grew by mremap out past it and kept its
+ * old 64 MiB block beside it, 345 MB at its peak against glibc's 257 (272 with the tails going back, 0.74 s; 280 MB
+ * and 0.18 s taken in place). */
+static void mapcache_tail(char *start, size_t len, uint64_t when)
 {
-	if (!may_keep || len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
+	if (len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
 	    osm_heap.count.kept_bytes + len > mapcache_budget()) {
 		osm_os_unmap(start, len);
 		if (TRACING)
@@ -1606,6 +1622,7 @@ static void mapcache_tail(char *start, size_t len, uint64_t when, bool may_keep)
 	mapcache[i].start = start;
 	mapcache[i].len = len;
 	mapcache[i].when = when;
+	mapcache[i].tail = true;
 	mapcache_n++;
 	mapcache_note_oldest();
 	osm_heap.count.kept_maps++;
@@ -1654,7 +1671,7 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 		return mapcache_block(start, len, aligned || len > need, lead, s);
 	/* the block is what a fresh mapping would be; the tail stays kept, or goes back (traced after the reuse) */
 	struct block_meta *b = mapcache_block(start, keep, aligned || keep > need, lead, s);
-	mapcache_tail(start + keep, len - keep, when, grow);
+	mapcache_tail(start + keep, len - keep, when);
 	return b;
 }
 static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
@@ -2363,6 +2380,42 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 	return nb;
 }
 
+/* A mapped block b growing to s bytes takes, in place, the kept mapping that begins where its own mapping ends: the
+ * part its growth needs (with realloc's slack), the rest staying kept (mapcache_tail); the whole of it when that is
+ * still short, and mremap grows b on from there. No copy, no page fault, no system call but the mprotect that makes
+ * the taken pages writable (mapcache_block's, for a block freed with a page protected). Such a neighbour is the tail
+ * of a kept mapping that b was cut from, or a block freed beside it (mapcache_put joins them). A thread's buffer
+ * grown by realloc to a random size up to 16 MiB, 300 rounds (patterns' growbuf): each round mapped its 1 MiB step
+ * afresh, grew by mremap into fresh pages beside the kept mappings and cut those to size, 13.9x glibc's time, whose
+ * thread arena grows the buffer at its top in pages already resident. Returns whether b holds s now. */
+static __attribute__((noinline)) bool regrow_adjacent(struct block_meta *b, size_t s)
+{
+	if ((uintptr_t)b & (page_size() - 1) || osm_heap.policy.fixed_threshold)
+		return false; /* an aligned block: its mapping does not start at its header */
+	mapcache_expire();
+	char *end = (char *)round_up((uintptr_t)block_end(b), page_size());
+	size_t have = (size_t)(end - (char *)b), want = round_up(realloc_slack(s) + META_SIZE, page_size());
+	for (size_t i = 0; i < mapcache_n && want > have; i++) {
+		if (mapcache[i].start != end)
+			continue;
+		size_t len = mapcache[i].len, take = want - have < len ? want - have : len;
+		uint64_t when = mapcache[i].when;
+		if (!osm_os_protect(end, take, true))
+			return false;
+		mapcache_remove(i);
+		mapped_unlink(b, false);
+		b->size = have + take - META_SIZE;
+		mapped_link(b);
+		osm_heap.count.inplace_reallocs++;
+		if (TRACING)
+			osm_trace_event("  kept_absorb %p %z %p %z", b, b->size, end, take);
+		if (len > take)
+			mapcache_tail(end + take, len - take, when);
+		return b->size >= s;
+	}
+	return false;
+}
+
 /* A block b growing to s bytes, in the cache's sizes (MAPCACHE_MIN up), takes a kept mapping that holds it (with
  * realloc's slack), or NULL: the caller copies into it rather than growing b by mremap (case 4) or mapping afresh
  * (case 5, b in the heap). A buffer that grows by doubling and is freed, round after round, grew past its last
@@ -2389,22 +2442,25 @@ static inline __attribute__((always_inline)) struct block_meta *regrow_kept(stru
 }
 
 /* A heap block growing into a mapping (case 5), or a mapped block growing (case 4, since session 67), in a process
- * with threads, from THREADED_MAX up to MAPCACHE_MIN, where the cache keeps mappings but regrow_kept takes none: a
- * kept mapping at most four times what it needs. The block moves and is copied either way, so a kept mapping spares
+ * with threads, from THREADED_MAX up to MAPCACHE_MIN, where the cache keeps mappings but regrow_kept takes none: the
+ * smallest kept mapping that holds it (with realloc's slack). The block moves and is copied either way, so a kept mapping spares
  * the fresh one's page faults; a mapped block's mremap spares the copy but faults its growth in beside the kept
  * mapping, resident and unused (a thread's buffer grown by realloc to random sizes up to 16 MiB: 736 MB resident
  * with the cache bound alone at 1 GiB; mapcache/threaded_mapped_growth_takes_kept_mapping). sqlite3's buffers,
  * grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each mapped afresh while the
  * four 2 MiB mappings of the rounds before sat kept, resident and unused: two threads of it at 21 MB, glibc's 12-13,
- * now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). Not a longer one: a buffer doubling
- * from 1 MiB would cut the 64 MiB its last round left kept and fault it in again (vecgrow4 twice its time). */
+ * now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). A longer one is cut, its tail kept
+ * beside the block, which the buffer's next growths take in place (regrow_adjacent). Until session 68 no mapping
+ * over four times the need was taken, as the cut tail went back: a buffer doubling from 1 MiB would have cut the
+ * 64 MiB its last round left and faulted it in again (vecgrow4 twice its time). patterns' growbuf then mapped each
+ * round's 1 MiB step afresh: 0.67 s, now 0.05 (glibc 0.05; vecgrow4 0.17 -> 0.09 s, 278 -> 233 MB). */
 static __attribute__((noinline)) struct block_meta *regrow_kept_threaded(struct block_meta *b, size_t s)
 {
 	if (!mapcache_n || s <= b->size || s + META_SIZE >= MAPCACHE_MIN || s + META_SIZE < mapcache_min() ||
 	    osm_heap.policy.fixed_threshold)
 		return NULL;
 	mapcache_expire();
-	return mapcache_n ? mapcache_take_within(0, realloc_slack(s), false, 4) : NULL;
+	return mapcache_n ? mapcache_take_within(0, realloc_slack(s), false, SIZE_MAX) : NULL;
 }
 
 /* Rule 7's growth: the break moves under b, the heap's last block, until b holds s bytes. In the default profile
@@ -2512,6 +2568,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		 * the whole buffer: a review of session 62, mallopt/default/mmap_max/mapped_growth_stays_mapped) */
 		if (osm_heap.policy.mmap_max)
 			threshold = osm_heap.policy.mmap_threshold;
+		if (mapcache_n && s > b->size && regrow_adjacent(b, s))
+			return b;
 		struct block_meta *kept = regrow_kept(b, s);
 		if (!kept)
 			kept = regrow_kept_threaded(b, s);

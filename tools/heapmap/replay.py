@@ -501,6 +501,17 @@ def replay_trace(path, keep_text=True):
                     elif op == "kept_tail":  # `kept_tail ADDR LEN`: the tail of the mapping just reused stays kept
                         start, length = _addr(p[1])[1], int(p[2])
                         kept[start] = [length - META, t, lane.place(("kept", start), length)]
+                    elif op == "kept_absorb":  # `kept_absorb BLOCK SIZE ADDR LEN`: a growth took the kept mapping
+                        blk, size, start = _addr(p[1])[1], int(p[2]), _addr(p[3])[1]   # beside it, in place
+                        kept_end(start)
+                        map_del(blk, lineno)
+                        map_add(blk, size)
+                        h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
+                    elif op == "kept_join":  # `kept_join ADDR LEN`: the block just kept joined its kept tail
+                        start, length = _addr(p[1])[1], int(p[2])
+                        for k in [k for k in kept if start <= k < start + length]:
+                            kept_end(k)
+                        kept[start] = [length - META, t, lane.place(("kept", start), length)]
                     elif op == "release":   # a kept mapping went back to the kernel (or the tail of one, reused)
                         kept_end(_addr(p[1])[1])
                     elif op == "mremap":
