@@ -2445,9 +2445,9 @@ static inline __attribute__((always_inline)) struct block_meta *regrow_kept(stru
  * with threads, from THREADED_MAX up to MAPCACHE_MIN, where the cache keeps mappings but regrow_kept takes none: the
  * smallest kept mapping that holds it (with realloc's slack). The block moves and is copied either way, so a kept
  * mapping spares the fresh one's page faults; a mapped block's mremap spares the copy but faults its growth in
- * beside the kept mapping, resident and unused (a thread's buffer grown by realloc to random sizes up to 16 MiB: 736 MB resident
- * with the cache bound alone at 1 GiB; mapcache/threaded_mapped_growth_takes_kept_mapping). sqlite3's buffers,
- * grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each mapped afresh while the
+ * beside the kept mapping, resident and unused (a thread's buffer grown by realloc to random sizes up to 16 MiB:
+ * 736 MB resident with the cache bound alone at 1 GiB; mapcache/threaded_mapped_growth_takes_kept_mapping).
+ * sqlite3's buffers, grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each mapped afresh while the
  * four 2 MiB mappings of the rounds before sat kept, resident and unused: two threads of it at 21 MB, glibc's 12-13,
  * now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). A longer one is cut, its tail kept
  * beside the block, which the buffer's next growths take in place (regrow_adjacent). Until session 68 no mapping
