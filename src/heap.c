@@ -1070,6 +1070,10 @@ static __attribute__((noinline)) void idle_step(uint64_t now)
 		idle_at = osm_walk_next(b);
 		if (b->status != STATUS_FREE || b->size < IDLE_MIN || b->size >= DECAY_MIN || osm_huge_heap_advised(b))
 			continue;
+		/* a block that reads free is one before its payload is written: an allocated block whose status the
+		 * program overwrote had its first word tagged, then its pages given back (found by session 68's fuzzing:
+		 * fuzz_corrupt's silent class; idle/corrupted_status_reported) */
+		osm_check_free_block(b);
 		uint64_t *w = (uint64_t *)payload(b);
 		if (w[0] == idle_tag(b, idle_pass - 1)) { /* tagged by the last sweep, untouched since */
 			osm_heap.count.decayed_bytes += discard_past(b, sizeof w[0], &released);

@@ -28,6 +28,9 @@ survivors), then lives on small cache hits, measuring with mincore how much of t
   read as "given back already" when it was freed, so it stayed resident for good (session 64's review);
 - idle/locked_pages_not_counted: under mlockall the kernel refuses to give pages back (madvise fails): os_stats'
   idle_released must not count them (it counted 24 MB that stayed resident);
+- idle/corrupted_status_reported: an allocated block of 20,000 bytes whose header's status the program overwrote to
+  "free" is reported (corrupted header, its address) before the sweep writes its tag into it and gives its pages
+  back, which it did until session 68 (found by fuzz_corrupt, one of its silent results);
 - idle/not_understood_said: OSMEM_IDLE_MS=soon is said once, and the default (5 s) holds;
 - idle/classic_keeps_freed_bytes: the classic profile gives nothing back (docs/CLASSIC.md).
 
@@ -317,11 +320,32 @@ static int locked(void)
 	return 0;
 }
 
+/* OSMEM_IDLE_MS=50: an allocated block of 20,000 bytes whose status the program overwrote to free (a write before
+ * its payload, out of bounds), then calls that reach the core for up to 2 s. Prints where the block's payload was
+ * (before the sweeps: the report names it), then whether its first bytes changed. */
+static int corrupt(void)
+{
+	char *a = malloc(3000), *v = malloc(20000), *b = malloc(3000);
+	memset(v, 7, 20000);
+	printf("payload=%p\n", (void *)v);
+	memset(v - 32 + 8, 0, sizeof(int)); /* the header's status field: STATUS_FREE */
+	uint64_t w;
+	double t0 = now();
+	do {
+		ticks(1, 70000, 20000);
+		memcpy(&w, v, sizeof w);
+	} while (w == 0x0707070707070707ull && now() - t0 < 2);
+	printf("changed=%d\n", w != 0x0707070707070707ull);
+	free(a), free(b);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
 	const char *c = argc > 1 ? argv[1] : "";
-	return !strcmp(c, "overrun") ? overrun() : !strcmp(c, "retaken") ? retaken() : !strcmp(c, "locked") ? locked() : 2;
+	return !strcmp(c, "overrun") ? overrun() : !strcmp(c, "retaken") ? retaken() : !strcmp(c, "locked") ? locked()
+	       : !strcmp(c, "corrupt") ? corrupt() : 2;
 }
 """
 
@@ -402,6 +426,17 @@ def main():
                   f"exit {r.returncode}, {r.stdout.strip()!r}: under mlockall madvise gives nothing back, and "
                   f"os_stats' idle_released must count nothing (the sweep and the decay must have tried: "
                   f"madvise_calls > 0); {r.stderr[-300:]!r}")
+
+        # an allocated block whose status the program overwrote to free must be reported before the sweep writes
+        # into it: the sweep tagged its first word and gave its pages back (session 68's fuzzing)
+        r = subprocess.run([cexe, "corrupt"], capture_output=True, text=True, timeout=120,
+                           env=dict(base, OSMEM_IDLE_MS="50"))
+        where = r.stdout.split("payload=")[1].split()[0] if "payload=" in r.stdout else "?"
+        check("corrupted_status_reported", r.returncode == -6 and "corrupted header" in r.stderr and
+              where in r.stderr and "changed=" not in r.stdout,
+              f"exit {r.returncode} (want SIGABRT, -6), stdout {r.stdout.strip()!r}, stderr {r.stderr[-300:]!r}: an "
+              f"allocated block at {where} whose header's status was overwritten to free must be reported as a "
+              f"corrupted header, with its address, before the idle sweep changes its payload (changed=1 in stdout)")
 
         r, f = run({"OSMEM_IDLE_MS": "0"}, "1.5", "0")
         check("holes_kept_when_off", r.returncode == 0 and f.get("last_kb", 0) >= 2 * f.get("span_kb", 1e18) / 3,
