@@ -1638,7 +1638,7 @@ static void mapcache_tail(char *start, size_t len, uint64_t when)
 /* A kept mapping for a block of s bytes whose payload is aligned to a (at most a page; the granule or less: a plain
  * request), or NULL. When none holds it, `grow` lets the longest shorter one grow to it (mapcache_grow). The
  * block starts in the mapping's first page, as map_block's and map_aligned's do. */
-static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, size_t most)
+static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 {
 	bool aligned = a > osm_heap.policy.align, wide = a > page_size();
 	size_t lead = aligned && a > META_SIZE ? a : META_SIZE; /* the payload's offset from the mapping's start */
@@ -1648,8 +1648,7 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 		/* aligned beyond a page: the payload's offset in this mapping (whole pages before its header go back) */
 		uintptr_t at = (uintptr_t)mapcache[i].start;
 		size_t li = wide ? round_up(at + META_SIZE, a) - at : lead, ni = round_up(li + s, page_size());
-		if (mapcache[i].len >= ni && mapcache[i].len / most <= ni &&
-		    (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
+		if (mapcache[i].len >= ni && (best == SIZE_MAX || mapcache[i].len < mapcache[best].len))
 			best = i, best_lead = li;
 		if (mapcache[i].len < need && (shorter == SIZE_MAX || mapcache[i].len > mapcache[shorter].len))
 			shorter = i;
@@ -1677,10 +1676,6 @@ static struct block_meta *mapcache_take_within(size_t a, size_t s, bool grow, si
 	struct block_meta *b = mapcache_block(start, keep, aligned || keep > need, lead, s);
 	mapcache_tail(start + keep, len - keep, when);
 	return b;
-}
-static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
-{
-	return mapcache_take_within(a, s, grow, SIZE_MAX);
 }
 
 // ------------------------------------------------------------------
@@ -2387,14 +2382,15 @@ static struct block_meta *remap_block(struct block_meta *b, size_t s)
 /* A mapped block b growing to s bytes takes, in place, the kept mapping that begins where its own mapping ends: the
  * part its growth needs (with realloc's slack), the rest staying kept (mapcache_tail); the whole of it when that is
  * still short, and mremap grows b on from there. No copy, no page fault, no system call but the mprotect that makes
- * the taken pages writable (mapcache_block's, for a block freed with a page protected). Such a neighbour is the tail
- * of a kept mapping that b was cut from, or a block freed beside it (mapcache_put joins them). A thread's buffer
- * grown by realloc to a random size up to 16 MiB, 300 rounds (patterns' growbuf): each round mapped its 1 MiB step
- * afresh, grew by mremap into fresh pages beside the kept mappings and cut those to size, 13.9x glibc's time, whose
- * thread arena grows the buffer at its top in pages already resident. Returns whether b holds s now. */
+ * the taken pages writable (mapcache_block's, for a block freed with a page protected). Such a neighbour is most
+ * often the tail of the kept mapping b was cut from (mapcache_tail), which b's free joins again (mapcache_put). A
+ * thread's buffer grown by realloc to a random size up to 16 MiB, 300 rounds (patterns' growbuf): each round mapped
+ * its 1 MiB step afresh, grew by mremap into fresh pages beside the kept mappings and cut those to size, 13.9x
+ * glibc's time, whose thread arena grows the buffer at its top in pages already resident. Returns whether b holds s
+ * now. */
 static __attribute__((noinline)) bool regrow_adjacent(struct block_meta *b, size_t s)
 {
-	if ((uintptr_t)b & (page_size() - 1) || osm_heap.policy.fixed_threshold)
+	if (((uintptr_t)b & (page_size() - 1)) || osm_heap.policy.fixed_threshold)
 		return false; /* an aligned block: its mapping does not start at its header */
 	mapcache_expire();
 	char *end = (char *)round_up((uintptr_t)block_end(b), page_size());
@@ -2451,20 +2447,21 @@ static inline __attribute__((always_inline)) struct block_meta *regrow_kept(stru
  * mapping spares the fresh one's page faults; a mapped block's mremap spares the copy but faults its growth in
  * beside the kept mapping, resident and unused (a thread's buffer grown by realloc to random sizes up to 16 MiB:
  * 736 MB resident with the cache bound alone at 1 GiB; mapcache/threaded_mapped_growth_takes_kept_mapping).
- * sqlite3's buffers, grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each mapped afresh while the
- * four 2 MiB mappings of the rounds before sat kept, resident and unused: two threads of it at 21 MB, glibc's 12-13,
- * now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). A longer one is cut, its tail kept
- * beside the block, which the buffer's next growths take in place (regrow_adjacent). Until session 68 no mapping
- * over four times the need was taken, as the cut tail went back: a buffer doubling from 1 MiB would have cut the
- * 64 MiB its last round left and faulted it in again (vecgrow4 twice its time). patterns' growbuf then mapped each
- * round's 1 MiB step afresh: 0.67 s, now 0.05 (glibc 0.05; vecgrow4 0.17 -> 0.09 s, 278 -> 233 MB). */
+ * sqlite3's buffers, grown from the heap to 1 MiB (then to 2 MiB by mremap) and freed, round after round, each
+ * mapped afresh while the four 2 MiB mappings of the rounds before sat kept, resident and unused: two threads of it
+ * at 21 MB, glibc's 12-13, now 13 (a soak of session 56; mapcache/threaded_growth_takes_kept_mapping). A longer
+ * one is cut, its tail kept beside the block, which the buffer's next growths take in place (regrow_adjacent).
+ * Until session 68 no mapping over four times the need was taken, as the cut tail went back: a buffer doubling from
+ * 1 MiB would have cut the 64 MiB its last round left and faulted it in again (vecgrow4 twice its time). patterns'
+ * growbuf then mapped each round's 1 MiB step afresh: 0.67 s, now 0.05 (glibc 0.05; vecgrow4 0.17 -> 0.09 s,
+ * 278 -> 233 MB). */
 static __attribute__((noinline)) struct block_meta *regrow_kept_threaded(struct block_meta *b, size_t s)
 {
 	if (!mapcache_n || s <= b->size || s + META_SIZE >= MAPCACHE_MIN || s + META_SIZE < mapcache_min() ||
 	    osm_heap.policy.fixed_threshold)
 		return NULL;
 	mapcache_expire();
-	return mapcache_n ? mapcache_take_within(0, realloc_slack(s), false, SIZE_MAX) : NULL;
+	return mapcache_n ? mapcache_take(0, realloc_slack(s), false) : NULL;
 }
 
 /* Rule 7's growth: the break moves under b, the heap's last block, until b holds s bytes. In the default profile

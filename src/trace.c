@@ -370,7 +370,7 @@ static long parse_pid(const char *s)
  * had gone, not where the process started, as OSMEM_STATS does (the review of session 63;
  * env/relative_trace_path_from_start_directory). In .lbss: 8 KiB that only a traced process touches, out of the
  * library's .bss, whose small globals every process shares a few pages of (malloc_front_footprint, bss_small). */
-static char start_rel[sizeof tr.path] LARGE_BSS, start_abs[sizeof tr.path] LARGE_BSS; /* traced processes only */
+static char start_rel[sizeof tr.path] LARGE_BSS, start_abs[sizeof tr.path] LARGE_BSS;
 
 void osm_trace_note_start(const char *path)
 {
