@@ -24,7 +24,7 @@ HIDDEN struct heap osm_heap = {
 
 static void idle_env(void);
 
-void osm_init(bool dropin)
+ONCE_PATH void osm_init(bool dropin)
 {
 	if (osm_heap.secret)
 		return;
@@ -220,6 +220,18 @@ static void free_insert(struct block_meta *b, bool to_index)
 		osm_index_insert(x);
 	else
 		pending_push(x);
+}
+
+/* Checks free block b, about to be taken, and gives its slot when it is in the index, where it stays for now
+ * (take_block_from passes the slot on to the rest of a split); else takes b out of whatever holds it: 0. */
+static uint32_t index_keep(struct block_meta *b)
+{
+	osm_check_free_block(b);
+	uint32_t x = free_slot(b);
+	if (x && (slot_at(x)->blk & SLOT_TREE))
+		return x;
+	free_detach(b);
+	return 0;
 }
 
 /* A block becomes free: status, then the index or the pending list. Only the header changes. */
@@ -500,7 +512,7 @@ static char *adopt_segment(char *p, size_t *len)
 	return p + pad;
 }
 
-int heap_preallocation(void)
+ONCE_PATH int heap_preallocation(void)
 {
 	size_t len = PREALLOC_SIZE;
 	char *p = brk_grow(len);
@@ -766,22 +778,30 @@ static inline void prefault(const void *h)
 	osm_os_populate(pg, page_size());
 }
 
-/* Cuts b down to size when what is left can hold a header and a granule (40 bytes in the classic API);
- * the rest becomes a free block right after it. */
-void split_blocks(struct block_meta *b, size_t size, bool to_index)
+/* split_blocks' cut, the rest not yet free: the rest's header, or NULL when b stays whole. */
+static struct block_meta *split_rest(struct block_meta *b, size_t size)
 {
 	if (b->size - size < META_SIZE + osm_heap.policy.align)
-		return;
+		return NULL;
 	struct block_meta *r = (struct block_meta *)((char *)b + META_SIZE + size);
 	prefault(r);
 	r->size = b->size - size - META_SIZE;
 	b->size = size;
 	stamp_block(b);
 	list_insert_after(b, r);
-	free_attach(r, to_index);
 	osm_heap.count.splits++;
 	if (TRACING)
 		osm_trace_event("  split %p %z %p %z", b, b->size, r, r->size);
+	return r;
+}
+
+/* Cuts b down to size when what is left can hold a header and a granule (40 bytes in the classic API);
+ * the rest becomes a free block right after it. */
+void split_blocks(struct block_meta *b, size_t size, bool to_index)
+{
+	struct block_meta *r = split_rest(b, size);
+	if (r)
+		free_attach(r, to_index);
 }
 
 /* The first block of b's run of adjacent free blocks, merged with the rest of the run, in the index. */
@@ -1093,7 +1113,7 @@ static __attribute__((noinline)) void idle_step(uint64_t now)
 
 /* OSMEM_IDLE_MS: the sweep's period in milliseconds (0: no sweep), read at the heap's start (default profile).
  * Anything else is said once, and the default holds. */
-static void idle_env(void)
+static ONCE_PATH void idle_env(void)
 {
 	const char *v = osm_os_getenv("OSMEM_IDLE_MS");
 	size_t ms;
@@ -1704,8 +1724,9 @@ static __attribute__((noinline)) size_t page_round(const struct block_meta *b, s
 	return r < b->size ? r : b->size;
 }
 
-/* b, free and out of every structure, serves s bytes. */
-static struct block_meta *take_block(struct block_meta *b, size_t s)
+/* b, free and out of every structure (x 0), or in the index under slot x, serves s bytes. With x, the rest of a
+ * split takes b's slot and its place in the index (osm_index_rekey). */
+static struct block_meta *take_block_from(struct block_meta *b, size_t s, uint32_t x)
 {
 	if (s >= PAGE_ROUND_MIN)
 		s = page_round(b, s);
@@ -1719,7 +1740,17 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
 		memcpy(w, payload(b), sizeof w);
 		*(uint64_t *)payload(b) = 0;
 	}
-	split_blocks(b, s, true); /* b has no free neighbour here: the rest goes straight to the index */
+	struct block_meta *r = split_rest(b, s); /* b has no free neighbour here: the rest goes straight to the index */
+	if (x && r) {
+		r->status = STATUS_FREE;
+		set_block_tag(r, x);
+		osm_index_rekey(x, r);
+	} else if (x) {
+		osm_index_remove(x);
+		slot_release(x);
+	} else if (r) {
+		free_attach(r, true);
+	}
 	if (tagged && before >= DECAY_MIN + META_SIZE + s) /* a rest the decay visits is as idle as b was */
 		decay_carry(b, w, b->next, false);
 	trim_used(block_end(b));
@@ -1728,6 +1759,11 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
 	osm_heap.count.allocations++;
 	count_in_use();
 	return b;
+}
+
+static struct block_meta *take_block(struct block_meta *b, size_t s)
+{
+	return take_block_from(b, s, 0);
 }
 
 /* The top is the last resort (default profile, one thread), as glibc's top chunk, which serves a request only when
@@ -1777,8 +1813,7 @@ static struct block_meta *heap_fit(size_t s)
 	if (TRACING)
 		osm_trace_event("  fit %p %z", b, b->size);
 	decay_reused(b, s);
-	free_detach(b);
-	return take_block(b, s);
+	return take_block_from(b, s, index_keep(b));
 }
 
 /* The classic order of a heap allocation of s (aligned) bytes. */
@@ -2229,8 +2264,7 @@ static struct block_meta *aligned_fit(size_t a, size_t s)
 	if (TRACING)
 		osm_trace_event("  fit %p %z", b, b->size);
 	decay_reused(b, s);
-	free_detach(b);
-	return take_block(b, s);
+	return take_block_from(b, s, index_keep(b));
 }
 
 /* A block whose payload is aligned to a (a power of two above the granule). In the order malloc follows: below

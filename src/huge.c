@@ -62,7 +62,7 @@ bool osm_huge_heap_advised(const void *p)
 	return advised_from && (const char *)p >= advised_from && (const char *)p < advised_to;
 }
 
-enum huge_mode osm_huge_env(void)
+ONCE_PATH enum huge_mode osm_huge_env(void)
 {
 	static bool read;
 	static enum huge_mode mode;

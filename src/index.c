@@ -218,6 +218,26 @@ void osm_index_remove(uint32_t x)
 	slot_at(x)->blk &= ~SLOT_TREE;
 }
 
+/* x's block, in the index, was split: its rest r (a smaller size at a higher address, its header written) takes
+ * its place. When the key stays in its bin and x is the bin's root with no smaller key, the order holds with the
+ * slot rewritten in place: no splay, no bitmap, no slot given back and taken again. That is the case of a program
+ * that carves a run of blocks off one big free block (bench/patterns' `batch`: best fit splays that block to its
+ * bin's root, and it is most often the bin's only one). Otherwise a removal under the old key and an insertion
+ * under the new one. */
+void osm_index_rekey(uint32_t x, struct block_meta *r)
+{
+	struct fslot *sl = slot_at(x);
+	size_t i = bin_of(sl->size), rs = r->size;
+	if (*root_at(i) == x && !left(x) && bin_of(rs) == i) {
+		sl->blk = (uintptr_t)r | SLOT_TREE;
+		sl->size = rs;
+		return;
+	}
+	osm_index_remove(x);
+	sl->blk = (uintptr_t)r;
+	osm_index_insert(x);
+}
+
 /* Bin i's smallest key >= (size, 0), or 0; bin i holds a block. */
 static uint32_t bin_fit(size_t i, size_t size)
 {

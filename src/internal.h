@@ -25,7 +25,8 @@
  * (src/hot.list, the 64 KiB window a program maps): compiled for size, which keeps the window's room for the
  * paths that run at every call (session 54: heap_init_errno, heaps_reap and the fault probe, 3.3 KiB at -O2 with
  * what they inlined, 2.1 KiB so, which now calls global_init, front_enter and front_leave, listed too: the hot
- * text 63.9 -> 63.2 KiB). */
+ * text 63.9 -> 63.2 KiB; session 69: the per-process set-up, osm_init, heap_preallocation, the environment's readers
+ * and osmem_start, 0.3 KiB less, the room osm_index_rekey's split path took). */
 #ifdef __clang__ /* which has no such attribute (the fuzzing build): nothing, there is no hot list to fit */
 #define ONCE_PATH
 #else
@@ -584,6 +585,8 @@ HIDDEN enum mapset_answer osm_mapset_find(const struct block_meta *b, size_t *si
 /* index.c: the free-block index (exact best fit, lowest address among equal sizes), over slots */
 HIDDEN void osm_index_insert(uint32_t slot);
 HIDDEN void osm_index_remove(uint32_t slot);
+/* slot's block, in the index, was split: the rest r takes its slot and place, in O(1) when the order allows */
+HIDDEN void osm_index_rekey(uint32_t slot, struct block_meta *r);
 HIDDEN struct block_meta *osm_index_best_fit(size_t size);
 HIDDEN bool osm_index_empty(void); /* no free block in the index */
 /* In-order visit without recursion (the tree may be deep); returns the number of nodes or stops at a callback

@@ -77,7 +77,7 @@ static void fault_env_bad(const char *spec)
 /* OSMEM_FAIL=mmap:N,brk:M+,mremap:K: the Nth mmap fails, the Mth brk and every later one, the Kth mremap
  * (membarrier:N: the Nth membarrier fails with ENOMEM, as the kernel's does when it cannot allocate its CPU mask).
  * Parsed in place (no allocation), all or nothing. */
-static void fault_env_read(void)
+static ONCE_PATH void fault_env_read(void)
 {
 	if (__atomic_load_n(&fault_env_state, __ATOMIC_ACQUIRE))
 		return;
@@ -275,7 +275,7 @@ bool osm_os_commit(void *addr, size_t len)
 	return ok;
 }
 
-uint64_t osm_os_random_fresh(void)
+ONCE_PATH uint64_t osm_os_random_fresh(void)
 {
 	int saved = errno;
 	uint64_t r = 0;
@@ -831,7 +831,7 @@ enum os_thp osm_os_thp_mode(void)
  * once, at the heap's start (huge.c, osm_huge_env), so that a value not understood is named in any program, not
  * only in one that reaches the probe (a program of a few small blocks never does: the value was ignored in silence,
  * faults/fault_ns_named_without_probe). Returns N, or 0: measure. */
-uint64_t osm_os_fault_ns_env(void)
+ONCE_PATH uint64_t osm_os_fault_ns_env(void)
 {
 	static bool read;
 	static uint64_t v;
@@ -1126,7 +1126,7 @@ static __attribute__((noinline)) const char *setting(const char *v)
  * caller's choosing, group-owned by the program's group, until session 63 (tests/test_environment.py). Said once
  * on standard error, so that a user who set one knows why nothing came of it. Cost: a walk of the auxiliary
  * vector, only for a variable that is set. */
-const char *osm_os_getenv(const char *name)
+ONCE_PATH const char *osm_os_getenv(const char *name)
 {
 	char **env = initial_environ();
 	for (; env && *env; env++) {

@@ -249,7 +249,7 @@ static void at_last_exit(void *arg)
 
 static bool exit_last; /* at_last_exit will run */
 
-__attribute__((constructor)) static void osmem_start(void)
+__attribute__((constructor)) static ONCE_PATH void osmem_start(void)
 {
 	/* registers handlers and opens the statistics' file only: no allocation, and the break is not touched */
 	pthread_atfork(fork_prepare, fork_parent, fork_child);

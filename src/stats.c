@@ -103,7 +103,7 @@ void osm_stats_print(int fd, const struct os_stats *st, const struct osm_stats_e
  * very end of exit() (osmem.c), so frees made by destructors that run after osmem's count. */
 static struct os_file stats_file = { .fd = -1 };
 
-bool osm_stats_open(void)
+ONCE_PATH bool osm_stats_open(void)
 {
 	const char *v = osm_os_getenv("OSMEM_STATS");
 	if (!v || !*v || strcmp(v, "0") == 0)

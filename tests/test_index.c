@@ -14,7 +14,11 @@
  *   - index/equal_sizes_lowest_address_first: three free blocks of one size, the middle one the root of their bin;
  *   - index/walk_from_visits_keys_at_least_min_in_order: osm_index_walk_from(min) for the same sizes visits
  *     exactly the free blocks of min bytes or more, in (size, address) order; osm_index_walk visits all;
- *   - index/taken_blocks_leave_a_sound_heap: the blocks taken again by os_malloc, os_heap_check after each.
+ *   - index/taken_blocks_leave_a_sound_heap: the blocks taken again by os_malloc, os_heap_check after each;
+ *   - index/split_rests_keep_the_order: splits whose rest takes the block's slot (osm_index_rekey, session 69), in
+ *     place within a coarse bin and moved out of it, and in an exact bin, the index against the walk after each;
+ *   - index/rekey_moves_a_rest_below_its_bin_s_keys: osm_index_rekey on a hand-made split whose rest falls below
+ *     another key of its bin, with the block at the bin's root and below it: moved, not rewritten in place.
  * Prints one PASS/FAIL line each. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -208,6 +212,136 @@ static const char *taken_again(void)
 	return NULL;
 }
 
+/* The index after each step, against the walk and a sort of the heap, and the heap itself. */
+static const char *index_exact(const char *step)
+{
+	const char *why = best_fit_matches();
+	for (struct block_meta *b = osm_heap.head; b && !why; b = b->next) /* and each free block's size, and 1 more */
+		for (size_t q = b->status == STATUS_FREE ? b->size : 0; q && q <= b->size + 1 && !why; q++) {
+			struct block_meta *want = find_best_block(q), *got = osm_index_best_fit(q);
+			if (want != got) {
+				snprintf(msg, sizeof msg, "best fit for %zu: the index says %p, the walk %p", q, (void *)got,
+					 (void *)want);
+				why = msg;
+			}
+		}
+	if (!why)
+		why = walks_match();
+	if (!why && os_heap_check())
+		why = "os_heap_check failed";
+	if (why) {
+		static char at[400];
+		snprintf(at, sizeof at, "after %s: %s", step, why);
+		return at;
+	}
+	return NULL;
+}
+
+/* Blocks of the given sizes in a row at the heap's end, then an 8-byte spacer: the caller frees some of them. Every
+ * free block is taken first (whole: best fit gives a block of exactly its size), so that the row is carved from the
+ * break in order. */
+static const char *row(void **p, const size_t *n, size_t k)
+{
+	coalesce_blocks();
+	for (struct block_meta *b = osm_heap.head; b; b = b->next)
+		if (b->status == STATUS_FREE && !os_malloc(b->size))
+			return "os_malloc returned NULL";
+	for (size_t i = 0; i < k; i++) {
+		if (!(p[i] = os_malloc(n[i])))
+			return "os_malloc returned NULL";
+		if (i && (char *)p[i] != (char *)p[i - 1] + ((n[i - 1] + 7) & ~(size_t)7) + sizeof(struct block_meta))
+			return "a row's blocks are not adjacent: the test's premise broke";
+	}
+	return os_malloc(8) ? NULL : "os_malloc returned NULL";
+}
+
+static const char *free_now(void *p, const char *step)
+{
+	os_free(p);
+	coalesce_blocks();
+	return index_exact(step);
+}
+
+/* A split leaves its rest at a higher address with a smaller size, and the rest takes the block's slot: rewritten in
+ * place (osm_index_rekey) when the key stays in its bin and the block is the bin's root with no smaller key, moved
+ * (removed, inserted) otherwise. In the coarse bins, where both happen, and the exact ones (a mutation that drops the
+ * bin's test fails here; the root's and the left child's are for the next test):
+ *   - a block alone in [81920, 90112), split three times within its bin (in place) and then past its lower end;
+ *   - a bin holding 99,000 and 100,000 bytes, the larger split for 99,008 (its rest leaves the bin);
+ *   - a block of 60,000 bytes (an exact bin) split by 40 and by 30,000 bytes;
+ * then merges and best fit across all of it. */
+static const char *split_rests_keep_the_order(void)
+{
+	void *p[5];
+	const char *why;
+	if ((why = row(p, (size_t[]){ 90000, 8, 99000, 8, 100000 }, 5)) || (why = free_now(p[0], "90,000 bytes freed")) ||
+	    (why = free_now(p[2], "99,000 bytes freed")) || (why = free_now(p[4], "100,000 bytes freed")))
+		return why;
+	static const size_t take[] = { 40, 1000, 64, 4000, 99008 };
+	for (size_t k = 0; k < sizeof take / sizeof take[0]; k++) {
+		static char step[64];
+		snprintf(step, sizeof step, "os_malloc(%zu)", take[k]);
+		if (!os_malloc(take[k]))
+			return "os_malloc returned NULL";
+		if ((why = index_exact(step)))
+			return why;
+	}
+	if ((why = row(p, (size_t[]){ 60000 }, 1)) || (why = free_now(p[0], "60,000 bytes freed")))
+		return why;
+	for (size_t n = 40; n <= 30000; n += 29960) {
+		static char step[64];
+		snprintf(step, sizeof step, "os_malloc(%zu) of an exact bin", n);
+		if (!os_malloc(n))
+			return "os_malloc returned NULL";
+		if ((why = index_exact(step)))
+			return why;
+	}
+	return free_now(p[1], "neighbours merged");
+}
+
+/* osm_index_rekey itself, on a split best fit never makes (there a rest that stays in its bin is the bin's least
+ * key, since the request was larger than every key below the block's own): 99,000 and 100,000 bytes in one bin, cut
+ * by hand 1,000 bytes into the larger, whose rest of 98,968 bytes is then the bin's least key. Rewritten in place, the
+ * rest would sit above the 99,000 bytes in the tree. Twice: the larger block the bin's root with the smaller as its
+ * left child, then the smaller the root with the larger as its right child (no left child, not the root). */
+static const char *rekey_moves_a_rest_below_its_bin_s_keys(void)
+{
+	void *p[3];
+	const char *why;
+	if ((why = row(p, (size_t[]){ 99000, 8, 100000 }, 3)) || (why = free_now(p[0], "99,000 bytes freed")) ||
+	    (why = free_now(p[2], "100,000 bytes freed")))
+		return why;
+	struct block_meta *x = meta(p[2]), *r = (struct block_meta *)((char *)p[2] + 1000);
+	uint32_t sx = free_slot(x);
+	/* splays for (100,008, 0) and (99,000, 0): their predecessor, the larger block, and then their successor, the
+	 * smaller one, end at the root */
+	static const size_t splay_for[] = { 100008, 99000 };
+	for (size_t k = 0; k < 2 && !why; k++) {
+		(void)osm_index_best_fit(splay_for[k]);
+		r->size = x->size - 1000 - sizeof(struct block_meta);
+		osm_index_rekey(sx, r);
+		struct seen w = { { 0 }, 0 };
+		osm_index_walk(collect, &w);
+		for (size_t i = 1; i < w.n && i < MAXB && !why; i++)
+			if (key_cmp(&w.b[i - 1], &w.b[i]) >= 0) {
+				snprintf(msg, sizeof msg, "rekey after a splay for %zu: the index walks %zu bytes at %p before "
+					 "%zu bytes at %p", splay_for[k], w.b[i - 1]->size, (void *)w.b[i - 1], w.b[i]->size,
+					 (void *)w.b[i]);
+				why = msg;
+			}
+		struct block_meta *got = osm_index_best_fit(r->size);
+		if (!why && got != r) {
+			snprintf(msg, sizeof msg, "rekey after a splay for %zu: best fit for the rest's %zu bytes gave %p, "
+				 "want the rest, %p", splay_for[k], r->size, (void *)got, (void *)r);
+			why = msg;
+		}
+		osm_index_remove(sx); /* the block as it was */
+		slot_at(sx)->blk = (uintptr_t)x;
+		osm_index_insert(sx);
+	}
+	return why ? why : index_exact("the block put back");
+}
+
 int main(void)
 {
 	tu_test_name = "index/crash";
@@ -222,5 +356,7 @@ int main(void)
 	result("best_fit_skips_the_smaller_keys_of_its_bin", skips_smaller_keys());
 	result("walk_from_visits_keys_at_least_min_in_order", walks_match());
 	result("taken_blocks_leave_a_sound_heap", taken_again());
+	result("split_rests_keep_the_order", split_rests_keep_the_order());
+	result("rekey_moves_a_rest_below_its_bin_s_keys", rekey_moves_a_rest_below_its_bin_s_keys());
 	return failed != 0;
 }
