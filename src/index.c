@@ -18,7 +18,8 @@
  * per node and no balance bits, and a program that keeps taking one end of a bin's sizes finds it at the root. The
  * nodes are the free blocks' slots (internal.h): the links never touch the blocks' payload, which docs/CLASSIC.md
  * keeps as the program left it. Keys must not change while a block is in the index: callers remove a block before
- * they resize it. */
+ * they resize it, or, for a split's rest, hand the new key to osm_index_rekey (the slot keeps the old key until
+ * then, so the tree stays sound while the headers change). */
 #include "internal.h"
 
 // ------------------------------------------------------------------
