@@ -1400,14 +1400,14 @@ static ONCE_PATH void global_init(void)
 	global_state = G_ON;
 }
 
-/* Heaps live in 96 KiB chunks of their own (four to a chunk, each above its stacks: struct front_heap_mem) and
+/* Heaps live in 144 KiB chunks of their own (four to a chunk, each above its stacks: struct front_heap_mem) and
  * are reused after their thread exits. A chunk's heaps are handed out in turn, not all linked at once: linking
  * them wrote a page of each, 8 KiB of RSS in a program that has one thread. */
 /* A heap takes one page of its own (internal.h, struct front_heap_mem): at a page start, and within one page */
 _Static_assert(offsetof(struct front_heap_mem, heap) % 4096 == 0 && sizeof(struct front_heap) <= 4096,
 	       "a thread's heap straddles two pages");
 
-static struct front_heap *heap_alloc(void)
+static ONCE_PATH struct front_heap *heap_alloc(void)
 {
 	static struct front_heap_mem *chunk_next, *chunk_end; /* heaps of the last chunk not handed out yet */
 	struct front_heap *h = spare_heaps;
@@ -1415,7 +1415,7 @@ static struct front_heap *heap_alloc(void)
 		spare_heaps = h->next;
 	} else {
 		if (chunk_next == chunk_end) {
-			size_t chunk = 4 * sizeof *chunk_next; /* 96 KiB: four heaps of 24 KiB */
+			size_t chunk = 4 * sizeof *chunk_next; /* 144 KiB: four heaps of 36 KiB */
 			core_lock();
 			struct front_heap_mem *hs = osm_os_map(chunk);
 			core_unlock();
@@ -1427,7 +1427,7 @@ static struct front_heap *heap_alloc(void)
 		h = &chunk_next++->heap;
 	}
 	/* the stacks (mc, mc_size, tc) need no zeros, their counts say what is in them: left untouched, their pages
-	 * are not faulted in until used (18 KiB a thread). tc_base(h, c) is the one entry read beyond a count (the
+	 * are not faulted in until used (30 KiB a thread). tc_base(h, c) is the one entry read beyond a count (the
 	 * top a pop of the last slot leaves): nothing ever writes it, so it keeps the mapping's zero (NULL) */
 	memset(h, 0, sizeof *h);
 	/* a new thread has nothing to trim */
@@ -1552,7 +1552,7 @@ static void heap_exit_page(struct front_heap *h, struct front_page *pg)
 /* h's pages go back (empty ones to the pool) or are abandoned, its medium blocks go to the core, its counters join
  * the dead threads', and the struct is kept for the next thread. Its thread is this one, exiting, or gone
  * (heaps_reap). Called with the front lock held (traced: the trace's locks), which it lets go. */
-static void heap_give_back(struct front_heap *h, bool traced)
+static ONCE_PATH void heap_give_back(struct front_heap *h, bool traced)
 {
 	for (size_t c = 0; c < FRONT_CLASSES; c++) {
 		struct front_page *pg;

@@ -26,7 +26,8 @@
  * paths that run at every call (session 54: heap_init_errno, heaps_reap and the fault probe, 3.3 KiB at -O2 with
  * what they inlined, 2.1 KiB so, which now calls global_init, front_enter and front_leave, listed too: the hot
  * text 63.9 -> 63.2 KiB; session 69: the per-process set-up, osm_init, heap_preallocation, the environment's readers
- * and osmem_start, 0.3 KiB less, the room osm_index_rekey's split path took). */
+ * and osmem_start, 0.3 KiB less, the room osm_index_rekey's split path took; session 70: a thread's heap_alloc and
+ * heap_give_back, 0.3 KiB, the room the one-thread medium bins' depth took). */
 #ifdef __clang__ /* which has no such attribute (the fuzzing build): nothing, there is no hot list to fit */
 #define ONCE_PATH
 #else
@@ -699,7 +700,10 @@ HIDDEN void osm_dump_write(int fd, struct osm_dump *d);     /* and gives the buf
  * (medium/above_medium_not_cached). */
 #define MEDIUM_MAX       ((size_t)65536)
 #define MEDIUM_CLASSES   21                       /* bins: [2048, 2560), ..., [57344, 65536), [65536, 65600) */
-#define MEDIUM_DEPTH     16
+/* Blocks a bin holds at most: MEDIUM_DEPTH while the process has one thread, MEDIUM_DEPTH_THREADED once it has more
+ * (medium.c, medium_depth). */
+#define MEDIUM_DEPTH          64
+#define MEDIUM_DEPTH_THREADED 16
 #define MEDIUM_MIN_BLOCK (FRONT_MAX + 16)         /* blocks of [MEDIUM_MIN_BLOCK, MEDIUM_END_BLOCK) are cached */
 #define MEDIUM_END_BLOCK (MEDIUM_MAX + 64)
 /* The largest request malloc, calloc and operator new take to the medium caches: MEDIUM_MAX, and the few just above
@@ -824,7 +828,7 @@ struct front_heap {
 	int tid;
 	bool reaping;
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
-	 * starts at 2 and grows by 2 with each miss or full bin, up to MEDIUM_DEPTH: tcmalloc's slow start) */
+	 * starts at 2 and grows by 2 with each miss or full bin, up to medium_depth: tcmalloc's slow start) */
 	/* another thread's pass may give the bins of a thread idle a second back to the core (front.c,
 	 * steal_idle): the owner marks its uses of them (mc_busy: how many are in progress, a signal handler's
 	 * nested in the thread's; mc_enter) and leaves them alone while a pass has mc_steal set */
@@ -849,13 +853,15 @@ struct front_heap {
 	bool mc_seen_set;
 };
 
-/* The stacks of a thread's caches: 18.5 KiB of a heap's 24 (the heap itself a page: struct front_heap_mem), so they sit
+/* The stacks of a thread's caches: 30.5 KiB of a heap's 36 (the heap itself a page: struct front_heap_mem), so they sit
  * just below their heap (stacks_of) rather than in it. The empty heap (front.c) is then 2.8 KiB of initialised data,
  * not 20 KiB: it needs no stacks, since its counts are all 0 and nothing reads a stack whose count is 0. Those 20 KiB
  * of .data were resident, file-backed pages in every process: the library's writable segment went from 24 to 8 KiB
  * resident (smaps of pairs at exit). Same cost on the fast paths: a heap's stacks are at a constant offset from it, now
  * negative. */
 struct front_stacks {
+	/* the medium bins (16 KiB): a threaded process uses the first 16 entries of each row (medium_depth), so a
+	 * thread's bins touch 4 pages at most, where rows of 16 took 1 */
 	struct block_meta *mc[MEDIUM_CLASSES][MEDIUM_DEPTH];
 	uint32_t mc_size[MEDIUM_CLASSES][MEDIUM_DEPTH]; /* their sizes: a scan for one that fits reads no header */
 	/* the thread cache's stacks: class cls uses tc[cls][TC_ROW - osm_front_tc_max[cls] .. TC_ROW - 1], and the
@@ -864,7 +870,7 @@ struct front_stacks {
 	_Alignas(TC_ROW * sizeof(void *)) void **tc[FRONT_CLASSES][TC_ROW];
 };
 /* How a heap is laid out in memory: its stacks, then the heap (front.c, heap_alloc). The heap (2.7 KiB) starts a
- * page: right after the stacks (18.5 KiB) it straddled two, both resident in every thread (smaps of pairs: the
+ * page: right after the stacks (18.5 KiB then) it straddled two, both resident in every thread (smaps of pairs: the
  * thread's heap 16 KiB resident, now 12, the two pages of the classes it uses and the heap's one). */
 struct front_heap_mem {
 	struct front_stacks stacks;

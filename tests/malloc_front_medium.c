@@ -54,6 +54,8 @@ static int n_fail;
 
 /* The largest request the medium caches serve (internal.h, MEDIUM_MAX). */
 #define MEDIUM_MAX ((size_t)65536)
+/* The blocks a bin holds while the process has one thread (internal.h, MEDIUM_DEPTH; medium.c, medium_depth). */
+#define MEDIUM_DEPTH 64
 
 #define say_addr tu_say_addr
 
@@ -192,16 +194,18 @@ static void write_after_free_then_trim(void)
 }
 
 /* the same, then the bin fills and spills its older half, this block first, into the shared transfer cache: the
- * mark is checked there (medium.c, xfer_put), else the block travels on to another thread with the write unseen */
+ * mark is checked there (medium.c, xfer_put), else the block travels on to another thread with the write unseen.
+ * The process has one thread here, where a bin holds MEDIUM_DEPTH blocks (medium.c, medium_depth): more are freed. */
 static void write_after_free_then_bin_spills(void)
 {
-	char *p[40];
-	for (int i = 0; i < 40; i++)
+	enum { N = MEDIUM_DEPTH + 16 };
+	char *p[N];
+	for (int i = 0; i < N; i++)
 		p[i] = v_malloc(5000);
 	say_addr(p[0]);
 	v_free(p[0]);
 	((uintptr_t *)p[0])[1] = 0x4141414141414141ull;
-	for (int i = 1; i < 40; i++)
+	for (int i = 1; i < N; i++)
 		v_free(p[i]);
 }
 
@@ -251,7 +255,7 @@ static void calloc_after_header_size_written_while_cached(void)
  * on and malloc(4608) was handed the 4096-byte block: a silent overlap (found by the review of session 25). */
 static void header_size_and_next_written_while_cached(void)
 {
-	enum { N = 20 };
+	enum { N = MEDIUM_DEPTH + 4 }; /* one thread: a bin spills past MEDIUM_DEPTH blocks (medium.c, medium_depth) */
 	char *p[N];
 	for (int i = 0; i < N; i++)
 		p[i] = v_malloc(4096);
@@ -1088,6 +1092,65 @@ static void single_thread_keeps_idle_blocks(void)
 	malloc_trim(0);
 }
 
+/* Hazard: a one-thread program that frees a few thousand medium blocks at a time and then asks again (patterns'
+ * batch) found each bin full at 16 blocks: it spilled halves into the transfer cache (64 a bin), and the rest went
+ * back to the core, its next requests through the core's best fit, splits and merges (1.20 of glibc's time). While
+ * the process has one thread a bin now holds 64 (medium.c, medium_depth). 128 blocks of 3000 bytes freed: the bin
+ * fills at 64, spills 32 twice into the transfer cache, and a third 32 to the core: 97 of them cached (with 16 a
+ * bin, at most 16 + 64), and 31 misses when the 128 are asked for again (at least 48 with 16). */
+enum { BATCH = 128 };
+static void *batch_blocks[BATCH];
+static void one_thread_bin_holds_64(void)
+{
+	struct os_stats a, b, c;
+	malloc_trim(0); /* the bins and the transfer cache empty */
+	for (int i = 0; i < BATCH; i++)
+		batch_blocks[i] = v_malloc(3000);
+	os_stats(&a);
+	for (int i = 0; i < BATCH; i++)
+		v_free(batch_blocks[i]);
+	os_stats(&b);
+	for (int i = 0; i < BATCH; i++)
+		batch_blocks[i] = v_malloc(3000);
+	os_stats(&c);
+	for (int i = 0; i < BATCH; i++)
+		v_free(batch_blocks[i]);
+	size_t kept = b.front_cached_blocks - a.front_cached_blocks, misses = c.cache_misses - b.cache_misses;
+	char why[200];
+	snprintf(why, sizeof why, "one thread freed %d blocks of 3000 bytes: %zu cached (want at least 96), and asking "
+		 "for them again missed %zu times (want at most 32)", BATCH, kept, misses);
+	check("one_thread_bin_holds_64", kept >= 96 && misses <= 32, why);
+	malloc_trim(0);
+}
+
+/* Hazard: a bin filled while the process had one thread kept its 64 blocks once threads came, idle memory no
+ * other thread can use (threads-8: +13% of peak RSS with 64 a bin). The thread's first scavenge after the second
+ * thread appears brings each bin down to 16 (medium.c, medium_scavenge); the low-water rule alone gives back
+ * nothing at a first look. Sets its bin up while the process has one thread, then makes the first thread. */
+static void *no_op(void *arg) { return arg; }
+static void threads_bring_bins_back_to_16(void)
+{
+	struct os_stats a, b;
+	malloc_trim(0);
+	for (int i = 0; i < 64; i++)
+		batch_blocks[i] = v_malloc(3000);
+	for (int i = 0; i < 64; i++) /* the bin holds all 64: the process has one thread */
+		v_free(batch_blocks[i]);
+	os_stats(&a);
+	run_thread(no_op); /* the process is threaded from here on */
+	struct timespec ts = { 0, 15 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	v_free(v_malloc(bin_request(15))); /* a miss in a bin nothing else uses: one look of the scavenger */
+	os_stats(&b);
+	size_t given = b.front_scavenged - a.front_scavenged;
+	char why[200];
+	snprintf(why, sizeof why, "64 blocks of 3000 bytes cached before a thread was made: %zu given back at the first "
+		 "scavenge after it, %zu -> %zu cached (want 48 given back)", given, a.front_cached_blocks,
+		 b.front_cached_blocks);
+	check("threads_bring_bins_back_to_16", given == 48 && os_heap_check() == 0, why);
+	malloc_trim(0);
+}
+
 static struct os_stats idle_a, idle_b;
 static size_t idle_parked;
 static void *idle_in_thread(void *arg)
@@ -1860,6 +1923,7 @@ int main(void)
 	if (getenv("MEDIUM_STEAL_CHILD"))
 		return steal_child();
 	single_thread_keeps_idle_blocks(); /* first: no thread created yet */
+	one_thread_bin_holds_64();         /* no thread yet either */
 	first_request_keeps_errno();
 	death("double_free", double_free, "free", "double free");
 	death("double_free_after_another", double_free_after_another, "free", "double free");
@@ -1885,6 +1949,7 @@ int main(void)
 	      "corrupted header");
 	death("header_prev_written_while_cached", header_prev_written_while_cached, "free", "corrupted header");
 	death("header_prev_written_then_freed", header_prev_written_then_freed, "free", "corrupted header");
+	threads_bring_bins_back_to_16(); /* the first thread of the process */
 	every_size();
 	memalign_served_by_cache();
 	valloc_only_thread_cached();
