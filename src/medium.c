@@ -53,12 +53,15 @@ static inline size_t medium_depth(void)
 	return osm_os_single_threaded() ? MEDIUM_DEPTH : MEDIUM_DEPTH_THREADED;
 }
 
-/* Slow start (tcmalloc's): bin c may hold two more blocks, up to medium_depth. Out of line: its three callers'
- * copies cost the 64 KiB hot window 60 bytes more (src/hot.ld). */
+/* Slow start (tcmalloc's): bin c may hold two more blocks, up to medium_depth. Never below what the bin holds: a
+ * bin filled to 64 while the process had one thread keeps its count until the thread's next scavenge gives the
+ * excess back, and a limit under the count made the room (limit - count) wrap round, a block pushed past the row
+ * (medium/aligned_miss_before_first_scavenge_keeps_bins_apart). Out of line: its three callers' copies cost the
+ * 64 KiB hot window 60 bytes more (src/hot.ld). */
 static __attribute__((noinline)) void medium_grow(struct front_heap *h, size_t c)
 {
-	size_t depth = medium_depth();
-	h->mc_limit[c] = (uint8_t)(h->mc_limit[c] + 2u < depth ? h->mc_limit[c] + 2u : depth);
+	size_t depth = medium_depth(), limit = h->mc_limit[c] + 2u < depth ? h->mc_limit[c] + 2u : depth;
+	h->mc_limit[c] = (uint8_t)(limit > h->mc_count[c] ? limit : h->mc_count[c]);
 }
 
 /* A cached block (of a thread or of the transfer cache) back to the core, checked as free checks it. Core lock
