@@ -828,7 +828,8 @@ struct front_heap {
 	int tid;
 	bool reaping;
 	/* the medium cache: per class a LIFO of core blocks (mc_count of at most mc_limit, 0 in empty_heap; the limit
-	 * starts at 2 and grows by 2 with each miss or full bin, up to medium_depth: tcmalloc's slow start) */
+	 * starts at 2 and grows by 2 with each miss or full bin, up to medium_depth: tcmalloc's slow start; above it
+	 * only where the bin filled while the process had one thread, until the thread's next scavenge) */
 	/* another thread's pass may give the bins of a thread idle a second back to the core (front.c,
 	 * steal_idle): the owner marks its uses of them (mc_busy: how many are in progress, a signal handler's
 	 * nested in the thread's; mc_enter) and leaves them alone while a pass has mc_steal set */

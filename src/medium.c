@@ -18,7 +18,7 @@
 
 /* Requests above FRONT_MAX up to MEDIUM_MAX would each take the core's lock and a splay of its index; with threads
  * allocating at once, that lock is where they meet. So a thread keeps the medium blocks it frees in bins by size
- * (internal.h: 21 bins, four per power of two), at most mc_limit a bin (up to medium_depth blocks) and mc_budget bytes
+ * (internal.h: 21 bins, four per power of two), at most mc_limit a bin (medium_depth blocks) and mc_budget bytes
  * in all (4 MiB, less past 8 threads), and serves its requests from them (internal.h, osm_front_medium_malloc and
  * osm_front_medium_free: no lock, no atomic read-modify-write). The core's blocks are the requests rounded up to an
  * eighth of their power of two, so a bin's blocks come in two sizes, but for a size that a bin's misses repeat, carved
