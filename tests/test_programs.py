@@ -8,13 +8,16 @@ Programs: python3 (a 4-thread churn script and CPython's own regression tests), 
 run under osmem too: LD_PRELOAD goes to the children), git, perl, lua5.4, sort and gzip on a 50 MB file, and a
 redis-server of our own on a free loopback port (redis-benchmark plus a 20k-key round trip), node (V8's
 buffers across the mmap threshold, zlib, Maps, worker threads handing buffers to the main thread), and a program on
-Boehm's libgc, whose roots (every library's writable segments, scanned at each collection) must stay near glibc's.
+Boehm's libgc, whose roots (every library's writable segments, scanned at each collection) must stay near glibc's,
+a PostgreSQL server (tests/programs/workload_pg.sql, then pgbench's four backends, forked by the postmaster; its
+programs run as the postgres user when we are root) and the JVM (javac, then tests/programs/Churn.java).
 
 Missing Debian packages (tests/programs/packages.txt) are installed first when we are root. Prints
 'PASS prog/NAME' or 'FAIL prog/NAME: why' per check and ends with 'N passed, N failed'; exits 1 on a failure.
 Standard library only."""
 import argparse
 import difflib
+import glob
 import hashlib
 import os
 import random
@@ -687,6 +690,16 @@ def redis_roundtrip(port):
     return "\n".join(lines) + "\n"
 
 
+def wait_or_kill(srv, secs, why, problems):
+    """Waits secs for a server that was asked to stop; past that, notes why and kills its session."""
+    try:
+        srv.wait(timeout=secs)
+    except subprocess.TimeoutExpired:
+        problems.append(why)
+        os.killpg(srv.pid, signal.SIGKILL)
+        srv.wait()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -747,12 +760,7 @@ def redis_side(R, side, work):
             c.close()
         except OSError:
             pass
-        try:
-            srv.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            problems.append("redis-server did not exit after SHUTDOWN NOSAVE")
-            os.killpg(srv.pid, signal.SIGKILL)
-            srv.wait()
+        wait_or_kill(srv, 15, "redis-server did not exit after SHUTDOWN NOSAVE", problems)
         if srv.returncode not in (0, None) and not problems:
             problems.append("redis-server exited with %s" % srv.returncode)
         logf.seek(0)
@@ -781,9 +789,190 @@ def check_redis(R, work):
     report("redis", not problems, "; ".join(problems))
 
 
+
+# ---------------------------------------------------------------------------------------------- PostgreSQL
+
+PG_CONSISTENT = ("SELECT 'pgbench', (SELECT count(*) FROM pgbench_history), "
+                 "(SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history) "
+                 "AND (SELECT sum(tbalance) FROM pgbench_tellers) = (SELECT sum(delta) FROM pgbench_history) "
+                 "AND (SELECT sum(bbalance) FROM pgbench_branches) = (SELECT sum(delta) FROM pgbench_history), "
+                 "(SELECT count(*) FROM pgbench_accounts)")
+PG_CLIENTS, PG_TXNS = 4, 250            # pgbench: 4 connections (4 backends forked at once), 250 transactions each
+
+
+def pg_bindir():
+    """Debian's PostgreSQL server programs, the newest major version installed, or None."""
+    found = []
+    for exe in glob.glob("/usr/lib/postgresql/*/bin/postgres"):
+        v = exe.split("/")[4]
+        if v.isdigit():
+            found.append((int(v), os.path.dirname(exe)))
+    return max(found)[1] if found else None
+
+
+def pg_side(R, side, work, bindir):
+    """One cluster under SIDE: initdb, a postmaster, the SQL workload and pgbench through it, a fast shutdown.
+    As root the server's programs run as the postgres user (the server refuses root), with LD_PRELOAD kept by
+    runuser; the library is copied where that user can read it. Returns (output, problems, (secs, cpu))."""
+    d = os.path.join(work, "pg-" + side)
+    os.makedirs(d)
+    root = os.geteuid() == 0
+    lib = R.lib
+    if root:
+        import pwd
+        pw = pwd.getpwnam("postgres")
+        os.chmod(work, 0o711)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+        lib = os.path.join(d, "libosmem-malloc.so")
+        shutil.copy(R.lib, lib)
+        os.chmod(lib, 0o755)
+
+    def server_argv(cmd):
+        as_pg = ["runuser", "-u", "postgres", "--"] if root else []
+        if side == "glibc" or R.no_preload:
+            return as_pg + cmd
+        return [LAUNCHER] + (["--classic"] if side == "classic" else []) + ["--lib", lib, "--"] + as_pg + cmd
+
+    t0, ru0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    data, port, problems, out = os.path.join(d, "data"), free_port(), [], b""
+    conn = ["-h", d, "-p", str(port), "-U", "postgres"]
+    init = subprocess.run(server_argv([os.path.join(bindir, "initdb"), "-D", data, "-U", "postgres", "--auth=trust",
+                                       "--locale=C", "-E", "UTF8", "--no-sync"]),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=R.env, timeout=300)
+    if init.returncode != 0:
+        problems.append("initdb exited %d:\n%s" % (init.returncode, tail(init.stdout)))
+        return out, problems, (time.time() - t0, 0)
+    if osmem_lines(init.stdout):
+        problems.append("osmem diagnostics from initdb: " + " | ".join(osmem_lines(init.stdout)[:3]))
+    logf = open(os.path.join(d, "server.log"), "w+b")
+    srv = subprocess.Popen(server_argv([os.path.join(bindir, "postgres"), "-D", data, "-p", str(port), "-k", d,
+                                        "-c", "listen_addresses=", "-c", "fsync=off", "-c", "shared_buffers=32MB"]),
+                           stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=R.env,
+                           start_new_session=True)
+    pm = None
+    try:
+        deadline = time.time() + 60
+        while True:
+            ready = subprocess.run([os.path.join(bindir, "pg_isready"), "-q"] + conn, env=R.env, timeout=30)
+            if ready.returncode == 0:
+                break
+            if srv.poll() is not None or time.time() > deadline:
+                raise RuntimeError("the server did not come up (%s)" % (
+                    "exit %s" % srv.returncode if srv.poll() is not None else "not ready in 60 s"))
+            time.sleep(0.2)
+        pm = int(open(os.path.join(data, "postmaster.pid")).readline())
+        maps = open("/proc/%d/maps" % pm).read()
+        if (side != "glibc" and not R.no_preload) != ("libosmem-malloc" in maps):
+            problems.append("the postmaster (pid %d) %s libosmem-malloc.so mapped" % (
+                pm, "has" if side == "glibc" else "does not have"))
+        sql = R.run(side, [os.path.join(bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                           "-f", os.path.join(PROGS, "workload_pg.sql")] + conn + ["postgres"], 300, cwd=d)
+        if sql.rc != 0 or sql.out.count(b"\n") < 15:
+            problems.append("psql workload_pg.sql: %s%s\n    its output:\n%s" % (sql.status(), describe(sql, side),
+                                                                                 tail(sql.out, 6)))
+        out += sql.out
+        pb = os.path.join(bindir, "pgbench")
+        bi = R.run(side, [pb, "-i", "-q", "-s", "2"] + conn + ["postgres"], 300, cwd=d)
+        bt = R.run(side, [pb, "-n", "-c", str(PG_CLIENTS), "-j", "2", "-t", str(PG_TXNS)] + conn + ["postgres"],
+                   300, cwd=d) if bi.rc == 0 else bi
+        chk = R.run(side, [os.path.join(bindir, "psql"), "-X", "-A", "-t", "-c", PG_CONSISTENT] + conn +
+                    ["postgres"], 120, cwd=d) if bt.rc == 0 else bt
+        if bt.rc != 0 or chk.rc != 0:
+            problems.append("pgbench: %s%s" % (chk.status(), describe(chk, side)))
+        out += chk.out
+        for r in (sql, bi, bt, chk):
+            if osmem_lines(r.err):
+                problems.append("osmem diagnostics from %s: %s" % (os.path.basename(r.argv[-1 - len(conn) - 1]),
+                                                                    " | ".join(osmem_lines(r.err)[:3])))
+    except Exception as e:              # noqa: BLE001 - any failure here is the finding
+        problems.append("%s: %s" % (type(e).__name__, e))
+    finally:
+        # a fast shutdown (SIGINT to the postmaster: every backend ends, a shutdown checkpoint); then a kill
+        try:
+            if pm:
+                os.kill(pm, signal.SIGINT)
+            else:
+                os.killpg(srv.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        wait_or_kill(srv, 60, "the server did not stop within 60 s of a fast shutdown", problems)
+        if srv.returncode != 0 and not problems:
+            problems.append("the server exited %s" % srv.returncode)
+        logf.seek(0)
+        log = logf.read()
+        logf.close()
+        bad = [l for l in log.decode(errors="replace").splitlines()
+               if re.search(r"osmem: |terminated by signal|PANIC|server process .* exited with exit code", l)]
+        if bad:
+            problems.append("the server's log: " + " | ".join(bad[:3]))
+        if problems:
+            problems.append("server: %s (exit %s)\n    server log (last lines):\n%s" % (
+                shlex.join(srv.args), srv.returncode, tail(log, 10)))
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return out, problems, (time.time() - t0, ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
+
+
+def check_postgres(R, work):
+    """A PostgreSQL server on each side: the postmaster forks a backend for every connection (pgbench's four at
+    once, from one thread), and each backend's palloc takes its memory from malloc in blocks of 8 KiB to several
+    MiB and gives whole contexts back at the end of each query."""
+    bindir = pg_bindir()
+    if not bindir:
+        return report("postgres", False, "no /usr/lib/postgresql/*/bin/postgres (tests/programs/packages.txt: "
+                      "postgresql)")
+    res = {side: pg_side(R, side, work, bindir) for side in sides(True)}
+    timings.append(("postgres", {s: v[2] for s, v in res.items()}))
+    base, bprob, _ = res["glibc"]
+    want = "pgbench|%d|t|200000" % (PG_CLIENTS * PG_TXNS)
+    if not bprob and want not in base.decode(errors="replace"):
+        bprob = ["the consistency line is not %r:\n%s" % (want, tail(base, 3))]
+    for side in sides(True)[1:]:
+        name = "postgres" + ("-classic" if side == "classic" else "")
+        if bprob:
+            report(name, False, "the glibc baseline failed: " + "; ".join(bprob))
+            continue
+        out, problems, _ = res[side]
+        if not problems and out != base:
+            problems = ["the results differ:\n" + short_diff(base, out)]
+        report(name, not problems, "; ".join(problems))
+
+
+# ---------------------------------------------------------------------------------------------- Java
+
+def check_java(R, work):
+    """OpenJDK's JVM: javac (a large Java program: the JIT compilers and the class loader allocate natively from
+    several threads) compiles tests/programs/Churn.java, and the program's threads malloc direct ByteBuffers of
+    1 KiB-1 MiB, which the JVM's cleaner thread frees after each collection (a 96 MiB cap forces them), and
+    zlib's streams. The JVM also takes SIGSEGV on purpose (its implicit null checks) inside the program."""
+    d = os.path.join(work, "java")
+    os.makedirs(d)
+    res = {}
+    for side in sides(True):
+        cls = os.path.join(d, side)
+        os.makedirs(cls)
+        c = R.run(side, ["javac", "-d", cls, os.path.join(PROGS, "Churn.java")], 300, cwd=d)
+        r = R.run(side, ["java", "-Xmx256m", "-XX:MaxDirectMemorySize=96m", "-cp", cls, "Churn"], 300,
+                  cwd=d) if c.rc == 0 else c
+        r.secs, r.cpu = r.secs + (c.secs if r is not c else 0), r.cpu + (c.cpu if r is not c else 0)
+        if c.rc != 0:
+            r.out = b"javac failed: " + c.err[-400:]
+        res[side] = r
+    timings.append(("java", {s: (r.secs, r.cpu) for s, r in res.items()}))
+    base = res["glibc"]
+    if base.rc != 0 or b"tasks 48 total " not in base.out:
+        for side in sides(True)[1:]:
+            report("java" + ("-classic" if side == "classic" else ""), False,
+                   "the glibc baseline failed (%s):\n%s%s" % (base.status(), tail(base.out, 4),
+                                                              describe(base, "glibc")))
+        return
+    for side in sides(True)[1:]:
+        compare("java" + ("-classic" if side == "classic" else ""), base, res[side])
+
+
 CHECKS = [("preload", None), ("python3-churn", check_python_churn), ("python3-regrtest", check_python_regrtest),
           ("sqlite3", check_sqlite), ("gcc", check_gcc), ("git", check_git), ("perl-lua", check_perl_lua),
-          ("sort-gzip", check_sort_gzip), ("redis", check_redis), ("node", check_node), ("libgc", check_libgc)]
+          ("sort-gzip", check_sort_gzip), ("redis", check_redis), ("node", check_node), ("libgc", check_libgc),
+          ("postgres", check_postgres), ("java", check_java)]
 
 
 def main():
