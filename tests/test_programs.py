@@ -880,10 +880,9 @@ def pg_side(R, side, work, bindir):
         if bt.rc != 0 or chk.rc != 0:
             problems.append("pgbench: %s%s" % (chk.status(), describe(chk, side)))
         out += chk.out
-        for r in (sql, bi, bt, chk):
+        for what, r in (("psql workload_pg.sql", sql), ("pgbench -i", bi), ("pgbench", bt), ("psql", chk)):
             if osmem_lines(r.err):
-                problems.append("osmem diagnostics from %s: %s" % (os.path.basename(r.argv[-1 - len(conn) - 1]),
-                                                                    " | ".join(osmem_lines(r.err)[:3])))
+                problems.append("osmem diagnostics from %s: %s" % (what, " | ".join(osmem_lines(r.err)[:3])))
     except Exception as e:              # noqa: BLE001 - any failure here is the finding
         problems.append("%s: %s" % (type(e).__name__, e))
     finally:
