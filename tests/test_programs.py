@@ -831,7 +831,14 @@ def pg_side(R, side, work, bindir):
         as_pg = ["runuser", "-u", "postgres", "--"] if root else []
         if side == "glibc" or R.no_preload:
             return as_pg + cmd
-        return [LAUNCHER] + (["--classic"] if side == "classic" else []) + ["--lib", lib, "--"] + as_pg + cmd
+        strict = ["env", "OSMEM_CHECK=strict"] if side == "strict" else []
+        return [LAUNCHER] + (["--classic"] if side == "classic" else []) + ["--lib", lib, "--"] + strict + as_pg + cmd
+
+    def client(cmd, timeout):
+        """psql or pgbench under the side (strict: the default profile with OSMEM_CHECK=strict)"""
+        if side == "strict":
+            return R.run("osmem", cmd, timeout, cwd=d, env={"OSMEM_CHECK": "strict"})
+        return R.run(side, cmd, timeout, cwd=d)
 
     t0, ru0 = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     data, port, problems, out = os.path.join(d, "data"), free_port(), [], b""
@@ -865,18 +872,20 @@ def pg_side(R, side, work, bindir):
         if (side != "glibc" and not R.no_preload) != ("libosmem-malloc" in maps):
             problems.append("the postmaster (pid %d) %s libosmem-malloc.so mapped" % (
                 pm, "has" if side == "glibc" else "does not have"))
-        sql = R.run(side, [os.path.join(bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                           "-f", os.path.join(PROGS, "workload_pg.sql")] + conn + ["postgres"], 300, cwd=d)
+        if side == "strict" and b"OSMEM_CHECK=strict" not in open("/proc/%d/environ" % pm, "rb").read().split(b"\0"):
+            problems.append("the postmaster (pid %d) runs without OSMEM_CHECK=strict in its environment" % pm)
+        sql = client([os.path.join(bindir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                      "-f", os.path.join(PROGS, "workload_pg.sql")] + conn + ["postgres"], 300)
         if sql.rc != 0 or sql.out.count(b"\n") < 15:
             problems.append("psql workload_pg.sql: %s%s\n    its output:\n%s" % (sql.status(), describe(sql, side),
                                                                                  tail(sql.out, 6)))
         out += sql.out
         pb = os.path.join(bindir, "pgbench")
-        bi = R.run(side, [pb, "-i", "-q", "-s", "2"] + conn + ["postgres"], 300, cwd=d)
-        bt = R.run(side, [pb, "-n", "-c", str(PG_CLIENTS), "-j", "2", "-t", str(PG_TXNS)] + conn + ["postgres"],
-                   300, cwd=d) if bi.rc == 0 else bi
-        chk = R.run(side, [os.path.join(bindir, "psql"), "-X", "-A", "-t", "-c", PG_CONSISTENT] + conn +
-                    ["postgres"], 120, cwd=d) if bt.rc == 0 else bt
+        bi = client([pb, "-i", "-q", "-s", "2"] + conn + ["postgres"], 300)
+        bt = client([pb, "-n", "-c", str(PG_CLIENTS), "-j", "2", "-t", str(PG_TXNS)] + conn + ["postgres"],
+                    300) if bi.rc == 0 else bi
+        chk = client([os.path.join(bindir, "psql"), "-X", "-A", "-t", "-c", PG_CONSISTENT] + conn + ["postgres"],
+                     120) if bt.rc == 0 else bt
         if bt.rc != 0 or chk.rc != 0:
             problems.append("pgbench: %s%s" % (chk.status(), describe(chk, side)))
         out += chk.out
@@ -914,19 +923,21 @@ def pg_side(R, side, work, bindir):
 def check_postgres(R, work):
     """A PostgreSQL server on each side: the postmaster forks a backend for every connection (pgbench's four at
     once, from one thread), and each backend's palloc takes its memory from malloc in blocks of 8 KiB to several
-    MiB and gives whole contexts back at the end of each query."""
+    MiB and gives whole contexts back at the end of each query. Also under OSMEM_CHECK=strict (docs/STRICT.md):
+    canaries, guard pages and the quarantine in every process, forked ones included, must report nothing."""
     bindir = pg_bindir()
     if not bindir:
         return report("postgres", False, "no /usr/lib/postgresql/*/bin/postgres (tests/programs/packages.txt: "
                       "postgresql)")
-    res = {side: pg_side(R, side, work, bindir) for side in sides(True)}
+    pg_sides = sides(True) + ["strict"]     # strict: OSMEM_CHECK=strict, every block checked across the forks
+    res = {side: pg_side(R, side, work, bindir) for side in pg_sides}
     timings.append(("postgres", {s: v[2] for s, v in res.items()}))
     base, bprob, _ = res["glibc"]
     want = "pgbench|%d|t|200000" % (PG_CLIENTS * PG_TXNS)
     if not bprob and want not in base.decode(errors="replace"):
         bprob = ["the consistency line is not %r:\n%s" % (want, tail(base, 3))]
-    for side in sides(True)[1:]:
-        name = "postgres" + ("-classic" if side == "classic" else "")
+    for side in pg_sides[1:]:
+        name = "postgres" + ("" if side == "osmem" else "-" + side)
         if bprob:
             report(name, False, "the glibc baseline failed: " + "; ".join(bprob))
             continue
