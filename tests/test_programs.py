@@ -789,7 +789,6 @@ def check_redis(R, work):
     report("redis", not problems, "; ".join(problems))
 
 
-
 # ---------------------------------------------------------------------------------------------- PostgreSQL
 
 PG_CONSISTENT = ("SELECT 'pgbench', (SELECT count(*) FROM pgbench_history), "
@@ -953,7 +952,8 @@ def check_java(R, work):
     """OpenJDK's JVM: javac (a large Java program: the JIT compilers and the class loader allocate natively from
     several threads) compiles tests/programs/Churn.java, and the program's threads malloc direct ByteBuffers of
     1 KiB-1 MiB, which the JVM's cleaner thread frees after each collection (a 96 MiB cap forces them), and
-    zlib's streams. The JVM also takes SIGSEGV on purpose (its implicit null checks) inside the program."""
+    zlib's streams. The JVM also takes SIGSEGV on purpose: its safepoint polls read a page it protects to stop
+    the threads for a collection."""
     d = os.path.join(work, "java")
     os.makedirs(d)
     res = {}
