@@ -953,16 +953,20 @@ def check_java(R, work):
     several threads) compiles tests/programs/Churn.java, and the program's threads malloc direct ByteBuffers of
     1 KiB-1 MiB, which the JVM's cleaner thread frees after each collection (a 96 MiB cap forces them), and
     zlib's streams. The JVM also takes SIGSEGV on purpose: its safepoint polls read a page it protects to stop
-    the threads for a collection."""
+    the threads for a collection. Also under OSMEM_CHECK=strict, whose statistics must show no cache hit (the
+    front bypassed: the setting reached the JVM)."""
     d = os.path.join(work, "java")
     os.makedirs(d)
     res = {}
-    for side in sides(True):
+    java_sides = sides(True) + ["strict"]   # strict: the default profile with OSMEM_CHECK=strict
+    for side in java_sides:
         cls = os.path.join(d, side)
         os.makedirs(cls)
-        c = R.run(side, ["javac", "-d", cls, os.path.join(PROGS, "Churn.java")], 300, cwd=d)
-        r = R.run(side, ["java", "-Xmx256m", "-XX:MaxDirectMemorySize=96m", "-cp", cls, "Churn"], 300,
-                  cwd=d) if c.rc == 0 else c
+        run_side, env = ("osmem", {"OSMEM_CHECK": "strict"}) if side == "strict" else (side, None)
+        stats = os.path.join(d, "stats-" + side)
+        c = R.run(run_side, ["javac", "-d", cls, os.path.join(PROGS, "Churn.java")], 300, cwd=d, env=env)
+        r = R.run(run_side, ["java", "-Xmx256m", "-XX:MaxDirectMemorySize=96m", "-cp", cls, "Churn"], 300,
+                  cwd=d, env=dict(env or {}, OSMEM_STATS=stats)) if c.rc == 0 else c
         r.secs, r.cpu = r.secs + (c.secs if r is not c else 0), r.cpu + (c.cpu if r is not c else 0)
         if c.rc != 0:
             r.out = b"javac failed: " + c.err[-400:]
@@ -970,13 +974,22 @@ def check_java(R, work):
     timings.append(("java", {s: (r.secs, r.cpu) for s, r in res.items()}))
     base = res["glibc"]
     if base.rc != 0 or b"tasks 48 total " not in base.out:
-        for side in sides(True)[1:]:
-            report("java" + ("-classic" if side == "classic" else ""), False,
+        for side in java_sides[1:]:
+            report("java" + ("" if side == "osmem" else "-" + side), False,
                    "the glibc baseline failed (%s):\n%s%s" % (base.status(), tail(base.out, 4),
                                                               describe(base, "glibc")))
         return
-    for side in sides(True)[1:]:
-        compare("java" + ("-classic" if side == "classic" else ""), base, res[side])
+    for side in java_sides[1:]:
+        name = "java" + ("" if side == "osmem" else "-" + side)
+        # strict mode serves every request in the core: its statistics count no cache hit (the default's do)
+        st = open(os.path.join(d, "stats-" + side)).read() if os.path.exists(os.path.join(d, "stats-" + side)) else ""
+        if side in ("osmem", "strict") and not R.no_preload and (
+                "statistics" not in st or ("cache hits" in st) != (side == "osmem")):
+            report(name, False, "java's statistics (OSMEM_STATS) %s: strict mode was %s" % (
+                "missing" if "statistics" not in st else "with%s cache hits" % ("out" if side == "osmem" else ""),
+                "expected" if side == "strict" else "not expected"))
+            continue
+        compare(name, base, res[side])
 
 
 CHECKS = [("preload", None), ("python3-churn", check_python_churn), ("python3-regrtest", check_python_regrtest),
