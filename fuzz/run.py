@@ -16,13 +16,16 @@ HARNESSES = ["fuzz_ops", "fuzz_ops_malloc", "fuzz_ops_malloc_classic", "fuzz_bes
 MAX_LEN = 2048
 
 
-def run_one(d, name, seconds, seed=0, runs=0):
+def run_one(d, name, seconds, seed=0, runs=0, root=None):
+    """Runs harness d/name; its working corpus, artifacts and log go under root (d unless given: tests/test_fuzz.py
+    gives its own, so that `make check` never touches the corpora of a longer run going on in d)."""
     binary = os.path.join(d, name)
     if not os.access(binary, os.X_OK):
         return False, f"FAIL {name}: {binary} is not built (make fuzz-build)"
-    work = os.path.join(d, "corpus", name)
-    arts = os.path.join(d, "artifacts", name) + "/"
-    logs = os.path.join(d, "logs")
+    root = root or d
+    work = os.path.join(root, "corpus", name)
+    arts = os.path.join(root, "artifacts", name) + "/"
+    logs = os.path.join(root, "logs")
     for p in (work, arts, logs):
         os.makedirs(p, exist_ok=True)
     log = os.path.join(logs, name + ".log")

@@ -8,9 +8,10 @@ tries the same inputs in the same order and none goes further than the runs veri
 bug, not luck of the draw. `make fuzz` runs them longer, with random seeds. Prints per harness
 'PASS fuzz_<name>: execs=.. cov=.. ft=.. corpus=..' or 'FAIL ...: why', and 'N passed, N failed'.
 
-The harnesses live in BUILD-fuzz (build -> build-fuzz), with their working corpora, artifacts and logs; a failing
-harness names its artifact there. Plain build only: tests/run_tests.py runs no script but test_spec and test_observe
-in the sanitizer builds. clang or libFuzzer missing is a failure, not a skip: tests/setup.sh installs them."""
+The harnesses live in BUILD-fuzz (build -> build-fuzz); the short runs' working corpora, artifacts and logs in
+BUILD-fuzz/check, apart from those of `make fuzz` (a failing harness names its artifact there). Plain build only:
+tests/run_tests.py runs no script but test_spec and test_observe in the sanitizer builds. clang or libFuzzer
+missing is a failure, not a skip: tests/setup.sh installs them."""
 import argparse, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,13 +100,37 @@ def main():
                 report(False, f"FAIL {name}: fuzz/crashes/{harness}/{f} still fails: {why}"
                               + (f" [{where}]" if where and where not in why else ""))
 
+    # The short runs work in BUILD-fuzz/check, not in BUILD-fuzz's own corpus/ and logs/, which `make fuzz` and
+    # fuzz/run.py keep between runs: a `make check` during a long fuzz run deleted that run's working corpora, and
+    # the fuzzers stopped ("No such file or directory: build-fuzz/corpus/fuzz_ops; exiting", session 71).
+    # protect_long_fuzz_run: a marker in BUILD-fuzz/corpus/ (no harness reads that directory itself) and the logs
+    # there must be as they were after the short runs.
     names = fuzz_run.HARNESSES
     import shutil
-    shutil.rmtree(os.path.join(fdir, "corpus"), ignore_errors=True)  # fresh: the same start everywhere
+    marker = os.path.join(fdir, "corpus", ".protect_long_fuzz_run")
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    open(marker, "w").close()
+    logdir = os.path.join(fdir, "logs")
+
+    def logs_state():
+        return {f: os.stat(os.path.join(logdir, f)).st_mtime_ns for f in sorted(os.listdir(logdir))} \
+            if os.path.isdir(logdir) else {}
+
+    logs_before = logs_state()
+    root = os.path.join(fdir, "check")
+    shutil.rmtree(os.path.join(root, "corpus"), ignore_errors=True)  # fresh: the same start everywhere
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        for ok, line in ex.map(lambda n: fuzz_run.run_one(fdir, n, a.seconds, a.seed, a.runs), names):
+        for ok, line in ex.map(lambda n: fuzz_run.run_one(fdir, n, a.seconds, a.seed, a.runs, root), names):
             report(ok, line)
+    changed = [f for f, t in logs_state().items() if logs_before.get(f, t) != t]
+    report(os.path.exists(marker) and not changed,
+           "PASS fuzz/protect_long_fuzz_run" if os.path.exists(marker) and not changed else
+           "FAIL fuzz/protect_long_fuzz_run: the short runs " +
+           ("deleted %s, the working corpora of `make fuzz`" % os.path.dirname(marker) if not os.path.exists(marker)
+            else "rewrote %s in %s, a longer run's logs" % (", ".join(changed), logdir)))
+    if os.path.exists(marker):
+        os.unlink(marker)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 
