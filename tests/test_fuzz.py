@@ -103,33 +103,30 @@ def main():
     # The short runs work in BUILD-fuzz/check, not in BUILD-fuzz's own corpus/ and logs/, which `make fuzz` and
     # fuzz/run.py keep between runs: a `make check` during a long fuzz run deleted that run's working corpora, and
     # the fuzzers stopped ("No such file or directory: build-fuzz/corpus/fuzz_ops; exiting", session 71).
-    # protect_long_fuzz_run: a marker in BUILD-fuzz/corpus/ (no harness reads that directory itself) and the logs
-    # there must be as they were after the short runs.
+    # protect_long_fuzz_run: a marker in BUILD-fuzz/corpus/ (no harness reads that directory itself) must survive
+    # the short runs, and their logs must be in BUILD-fuzz/check/logs, written now. (Not the mtimes of the logs in
+    # BUILD-fuzz/logs: a long run going on writes them itself.)
     names = fuzz_run.HARNESSES
-    import shutil
+    import shutil, time
     marker = os.path.join(fdir, "corpus", ".protect_long_fuzz_run")
     os.makedirs(os.path.dirname(marker), exist_ok=True)
     open(marker, "w").close()
-    logdir = os.path.join(fdir, "logs")
-
-    def logs_state():
-        return {f: os.stat(os.path.join(logdir, f)).st_mtime_ns for f in sorted(os.listdir(logdir))} \
-            if os.path.isdir(logdir) else {}
-
-    logs_before = logs_state()
     root = os.path.join(fdir, "check")
     shutil.rmtree(os.path.join(root, "corpus"), ignore_errors=True)  # fresh: the same start everywhere
+    started = time.time() - 1
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
         for ok, line in ex.map(lambda n: fuzz_run.run_one(fdir, n, a.seconds, a.seed, a.runs, root), names):
             report(ok, line)
-    changed = [f for f, t in logs_state().items() if logs_before.get(f, t) != t]
-    report(os.path.exists(marker) and not changed,
-           "PASS fuzz/protect_long_fuzz_run" if os.path.exists(marker) and not changed else
+    logs = [os.path.join(root, "logs", n + ".log") for n in names]
+    stale = [l for l in logs if not os.path.exists(l) or os.stat(l).st_mtime < started]
+    kept = os.path.exists(marker)
+    report(kept and not stale, "PASS fuzz/protect_long_fuzz_run" if kept and not stale else
            "FAIL fuzz/protect_long_fuzz_run: the short runs " +
-           ("deleted %s, the working corpora of `make fuzz`" % os.path.dirname(marker) if not os.path.exists(marker)
-            else "rewrote %s in %s, a longer run's logs" % (", ".join(changed), logdir)))
-    if os.path.exists(marker):
+           ("deleted %s, the working corpora of `make fuzz`" % os.path.dirname(marker) if not kept else
+            "wrote no log in %s (%s): they wrote where a longer run keeps its own" % (
+                os.path.join(root, "logs"), ", ".join(os.path.basename(l) for l in stale))))
+    if kept:
         os.unlink(marker)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
