@@ -982,7 +982,8 @@ def check_java(R, work):
     for side in java_sides[1:]:
         name = "java" + ("" if side == "osmem" else "-" + side)
         # strict mode serves every request in the core: its statistics count no cache hit (the default's do)
-        st = open(os.path.join(d, "stats-" + side)).read() if os.path.exists(os.path.join(d, "stats-" + side)) else ""
+        path = os.path.join(d, "stats-" + side)
+        st = open(path).read() if os.path.exists(path) else ""
         if side in ("osmem", "strict") and not R.no_preload and (
                 "statistics" not in st or ("cache hits" in st) != (side == "osmem")):
             report(name, False, "java's statistics (OSMEM_STATS) %s: strict mode was %s" % (
