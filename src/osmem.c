@@ -37,10 +37,18 @@ static void _IO_list_resetlock(void) {}
  * front's lock, the heap's. A fork from a signal handler that interrupted this very thread while it held the lock
  * cannot wait for itself: the lock is left alone, and that child's heap may be half-changed (README: after such a
  * fork the child may only call async-signal-safe functions, as with glibc). A thread that was only waiting for
- * the lock does not hold it: its fork waits like any other. */
+ * the lock does not hold it: its fork waits like any other.
+ * stdio's list lock only while the process has threads, as glibc's fork takes it: it is there for another thread
+ * that holds a FILE's lock, and it is not safe against a signal. It is recursive by owner, but between taking its
+ * low-level lock and writing the owner (and between clearing the owner and letting go) a signal whose handler forks
+ * waits for itself forever: glibc's tst-mallocfork2 (a one-thread process forking from SIGUSR1 handlers) hung so
+ * once in session 71's `make check` (tests/malloc_protect_fork_stdio.c). Whether the process has threads does not
+ * change between a fork's prepare handler and its parent or child one (no thread is made meanwhile, and a child of
+ * a threaded process still counts as threaded). */
 static void fork_prepare(void)
 {
-	_IO_list_lock();
+	if (!osm_os_single_threaded())
+		_IO_list_lock();
 	if (osm_lock_fork_skip())
 		return;
 #ifdef OSMEM_DROPIN
@@ -56,12 +64,14 @@ static void fork_parent(void)
 		osm_front_fork_parent();
 #endif
 	}
-	_IO_list_unlock();
+	if (!osm_os_single_threaded())
+		_IO_list_unlock();
 }
 
 static void fork_child(void)
 {
-	_IO_list_resetlock();
+	if (!osm_os_single_threaded())
+		_IO_list_resetlock();
 	osm_lock_fork_child(); /* one thread, with a new id: a free lock, whatever the parent's threads left in it */
 #ifdef OSMEM_DROPIN
 	osm_front_fork_child();
