@@ -12,7 +12,8 @@ TESTFLAGS:= $(WARN) -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 CORE_SRC := src/os.c src/trace.c src/index.c src/mapset.c src/heap.c src/huge.c src/options.c src/check.c src/lock.c src/osmem.c src/stats.c src/dump.c
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 # libosmem-malloc: the same core built with OSMEM_DROPIN (16-byte granule, profiles), plus the malloc family
-MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o $(BUILD)/obj-malloc/front.o $(BUILD)/obj-malloc/medium.o $(BUILD)/obj-malloc/cxx.o $(BUILD)/obj-malloc/strict.o
+MALLOC_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj-malloc/%.o) $(BUILD)/obj-malloc/override.o $(BUILD)/obj-malloc/front.o \
+              $(BUILD)/obj-malloc/medium.o $(BUILD)/obj-malloc/cxx.o $(BUILD)/obj-malloc/strict.o $(BUILD)/obj-malloc/background.o
 HDRS     := $(wildcard include/*.h src/*.h)
 
 TEST_C    := $(wildcard tests/test_*.c)
@@ -279,7 +280,8 @@ FUZZ_LIBFLAGS:= $(WARN) -fPIC -fvisibility=hidden -Iinclude -fsanitize=fuzzer-no
 FUZZ_HFLAGS  := $(WARN) -fno-builtin -Wno-unused-function -D_GNU_SOURCE -Iinclude -Isrc -Itests
 FUZZ_OBJ     := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_MOBJ    := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj-malloc/%.o) $(FUZZ_BUILD)/obj-malloc/override.o \
-                $(FUZZ_BUILD)/obj-malloc/front.o $(FUZZ_BUILD)/obj-malloc/medium.o $(FUZZ_BUILD)/obj-malloc/strict.o
+                $(FUZZ_BUILD)/obj-malloc/front.o $(FUZZ_BUILD)/obj-malloc/medium.o $(FUZZ_BUILD)/obj-malloc/strict.o \
+                $(FUZZ_BUILD)/obj-malloc/background.o
 FUZZ_HDRS    := $(HDRS) fuzz/fuzz_common.h tests/test_util.h
 FUZZ_BIN     := $(addprefix $(FUZZ_BUILD)/,fuzz_ops fuzz_ops_malloc fuzz_ops_malloc_classic fuzz_bestfit \
                 fuzz_corrupt fuzz_corrupt_classic)

@@ -3,6 +3,9 @@
 
     python3 bench/ab.py [--pairs N] LIB_A LIB_B -- PROG ARGS...
     python3 bench/ab.py /tmp/old/libosmem-malloc.so build/libosmem-malloc.so -- build/bench/wl/pairs 1
+    python3 bench/ab.py --env-b OSMEM_BACKGROUND=1 build/libosmem-malloc.so build/libosmem-malloc.so -- ...
+
+The same library twice with --env-a/--env-b (NAME=VALUE, repeatable) compares two settings.
 
 Runs A and B one after the other N times (the order flipped every pair: A first in the even ones), each run from
 a fresh copy of its library (bench/run.py, fresh_copy: where a library's pages land in the page cache once made the
@@ -26,8 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run as R  # noqa: E402  (fresh_copy, signed_rank_p)
 
 
-def timed(lib, cmd, work):
+def timed(lib, cmd, work, extra=()):
     env = dict(os.environ)
+    env.update(kv.split("=", 1) for kv in extra)
     env["LD_PRELOAD"] = R.fresh_copy(lib, work)
     t = time.perf_counter()
     p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -43,6 +47,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=30, help="pairs of runs (default 30, at least 5 for a p)")
     ap.add_argument("--build", default=os.path.join(R.ROOT, "build"),
                     help="where the fresh copies go (default build/; not /tmp, which may be noexec)")
+    ap.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE", help="set for A's runs only")
+    ap.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE", help="set for B's runs only")
     ap.add_argument("lib_a")
     ap.add_argument("lib_b")
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command")
@@ -55,6 +61,9 @@ def main():
     for lib in (a.lib_a, a.lib_b):
         if not os.path.isfile(lib):
             ap.error("no such library: %s" % lib)
+    for kv in a.env_a + a.env_b:
+        if "=" not in kv or kv.startswith("="):
+            ap.error("not NAME=VALUE: %s" % kv)
     os.makedirs(a.build, exist_ok=True)
     work = tempfile.mkdtemp(prefix="ab-", dir=a.build)
     ta, tb = [], []
@@ -64,11 +73,11 @@ def main():
             sys.exit("ab: " + "; ".join(bad))
         for i in range(a.pairs):
             if i % 2:
-                tb.append(timed(a.lib_b, cmd, work))
-                ta.append(timed(a.lib_a, cmd, work))
+                tb.append(timed(a.lib_b, cmd, work, a.env_b))
+                ta.append(timed(a.lib_a, cmd, work, a.env_a))
             else:
-                ta.append(timed(a.lib_a, cmd, work))
-                tb.append(timed(a.lib_b, cmd, work))
+                ta.append(timed(a.lib_a, cmd, work, a.env_a))
+                tb.append(timed(a.lib_b, cmd, work, a.env_b))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ratios = [b / x for x, b in zip(ta, tb)]

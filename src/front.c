@@ -1234,6 +1234,36 @@ void osm_front_tick(void)
 	osm_front_idle_tick();
 }
 
+#define BG_SWEEP_STEPS 64 /* 16,384 headers a wake */
+
+/* The background thread's wake (background.c): the passes a free tick makes, from a thread that holds no heap and
+ * no lock. Cost when nothing is due: three coarse clock reads and their compares. */
+HIDDEN bool osm_front_alone_bg; /* written by background.c's thread alone (and a fork's child) */
+static uint64_t bg_steal_last;
+
+void osm_front_background_tick(void)
+{
+	size_t live = __atomic_load_n(&n_live, __ATOMIC_RELAXED);
+	__atomic_store_n(&osm_front_alone_bg, live <= 1, __ATOMIC_RELAXED);
+	/* pool_decay takes idle threads' caches only where a second heap lives (the thread that runs it has one of
+	 * them, or waits on a gone one). This thread holds none: the program's only thread's caches too, once idle
+	 * two looks a second apart (steal_idle skips the heap of the thread that runs it). */
+	uint64_t now = osm_os_coarse_ns();
+	if (live == 1 && global_state == G_ON && (int64_t)(now - bg_steal_last) >= (int64_t)POOL_DECAY_NS) {
+		bg_steal_last = now;
+		bool traced = front_enter();
+		steal_idle(false);
+		front_leave(traced);
+	}
+	osm_heap_background_tick();
+	/* the core's sweep of idle holes walks IDLE_BATCH headers a tick (heap.c, idle_step), a tick per request that
+	 * reaches the core: at a tick a wake, a heap of 60,000 blocks took 23 s a sweep, and a hole two sweeps to go
+	 * back. Here it goes on to its end, up to BG_SWEEP_STEPS steps a wake, the lock let go between two. */
+	for (size_t k = 0; k < BG_SWEEP_STEPS && osm_heap_idle_sweeping(); k++)
+		osm_heap_background_tick();
+	osm_front_idle_tick();
+}
+
 static void pool_put(struct front_page *pg)
 {
 	if (TRACING)

@@ -1111,6 +1111,13 @@ static __attribute__((noinline)) void idle_step(uint64_t now)
 		__atomic_store_n(&idle_next_ns, now + idle_ns, __ATOMIC_RELAXED);
 }
 
+/* A sweep is under way: background.c's wake carries it on (front.c, osm_front_background_tick), since an idle
+ * process makes no call that would. An atomic load. */
+bool osm_heap_idle_sweeping(void)
+{
+	return __atomic_load_n(&idle_next_ns, __ATOMIC_RELAXED) == 0;
+}
+
 /* OSMEM_IDLE_MS: the sweep's period in milliseconds (0: no sweep), read at the heap's start (default profile).
  * Anything else is said once, and the default holds. */
 static ONCE_PATH void idle_env(void)
@@ -1177,17 +1184,31 @@ static size_t mapcache_n;
  * FRONT_TICK frees its caches take (front.c, osm_front_tick), without a lock: a pass when one is due, the lock
  * taken only then (at most once a decay_ns, a second in a process of one thread). Cost otherwise: a coarse clock
  * read and a compare (growth/idle_heap_given_back_by_cache_hits). */
-void osm_heap_idle_tick(void)
+static inline __attribute__((always_inline)) void idle_tick(bool background)
 {
 	uint64_t now = osm_os_coarse_ns();
 	if (osm_heap.classic || (!decay_due(now) && !mapcache_due(now) && !idle_due(now)))
 		return;
 	osm_lock();
-	osm_set_op("free"); /* the name a report from the pass would give: it runs in a free */
+	/* the name a report from the pass gives: it runs in a free, or in osmem's own thread */
+	osm_set_op(background ? "background pass" : "free");
+	if (background && TRACING)
+		osm_trace_idle_begin();
 	if (mapcache_n)
 		mapcache_expire();
 	decay_tick(); /* asks again, under the lock: another thread may have made the pass meanwhile */
 	osm_unlock();
+}
+
+void osm_heap_idle_tick(void)
+{
+	idle_tick(false);
+}
+
+/* The same from background.c's thread, which makes no request: its decisions get a trace line of their own. */
+void osm_heap_background_tick(void)
+{
+	idle_tick(true);
 }
 
 /* A heap block becomes free: merged at the next heap allocation (docs/CLASSIC.md), or at once in the default profile,

@@ -50,7 +50,7 @@
  * back at its next scavenge (medium_scavenge). Cost: a load of a global the C library keeps, on a slow path. */
 static inline size_t medium_depth(void)
 {
-	return osm_os_single_threaded() ? MEDIUM_DEPTH : MEDIUM_DEPTH_THREADED;
+	return osm_front_program_alone() ? MEDIUM_DEPTH : MEDIUM_DEPTH_THREADED;
 }
 
 /* Slow start (tcmalloc's): bin c may hold two more blocks, up to medium_depth. Never below what the bin holds: a
@@ -512,7 +512,7 @@ static void *medium_memalign(struct front_heap *began, size_t a, size_t *n)
 #define SCAVENGE_NS 10000000u /* 10 ms, as the heap's decay (heap.c) */
 static void medium_scavenge(struct front_heap *h)
 {
-	if (osm_os_single_threaded())
+	if (osm_front_program_alone())
 		return;
 	uint64_t now = osm_os_coarse_ns();
 	if (now - h->mc_look_ns < SCAVENGE_NS)

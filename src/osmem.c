@@ -75,6 +75,7 @@ static void fork_child(void)
 	osm_lock_fork_child(); /* one thread, with a new id: a free lock, whatever the parent's threads left in it */
 #ifdef OSMEM_DROPIN
 	osm_front_fork_child();
+	osm_background_fork_child();
 #endif
 	osm_lock_fork_child_done();
 }
@@ -128,8 +129,11 @@ void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	x->kept_maps = c->kept_maps;
 	x->kept_bytes = c->kept_bytes;
 	x->reused_maps = c->reused_maps;
+	x->background = false;
+	x->background_wakes = 0;
 	osm_unlock();
 #ifdef OSMEM_DROPIN
+	x->background = osm_background_running(&x->background_wakes);
 	st->cache_hits = fs.hits;
 	st->cache_misses = fs.misses;
 	st->front_bytes = fs.segment_bytes;
@@ -269,12 +273,22 @@ __attribute__((constructor)) static ONCE_PATH void osmem_start(void)
 		osm_trace_note_start(trace);
 	if (stats || (trace && *trace))
 		exit_last = osm_os_at_exit_last(at_last_exit, !DROPIN);
+#ifdef OSMEM_DROPIN
+	/* OSMEM_BACKGROUND=1: last, with the handlers in place and no lock held; the test inline (hot text, every
+	 * process), the start out of it */
+	const char *bg = osm_os_getenv("OSMEM_BACKGROUND");
+	if (bg && *bg)
+		osm_background_start(bg);
+#endif
 }
 
 /* The trace is flushed here too, in case a later destructor ends the process with _exit; the statistics print
  * once: at the end, or here when the end could not be reached. */
 __attribute__((destructor)) static void osmem_end(void)
 {
+#ifdef OSMEM_DROPIN
+	__atomic_store_n(&osm_background_stop, true, __ATOMIC_RELEASE); /* its thread makes no pass from now on */
+#endif
 	trace_at_exit();
 	if (!exit_last)
 		stats_at_exit();

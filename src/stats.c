@@ -72,6 +72,8 @@ static void stats_text(struct text *t, const struct os_stats *sp, const struct o
 		line(t, "fault probe ns", st.fault_probe_ns);
 		line(t, "idle bytes given back", st.idle_released);
 		line(t, "frees deferred", st.deferred_frees);
+		if (x->background)
+			line(t, "background wakes", x->background_wakes);
 	}
 	/* the caches' lines wherever they served or hold anything: a program of medium blocks alone maps no
 	 * segment, and malloc_trim unmaps them all, and the lines vanished with front_bytes (the review of session

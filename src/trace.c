@@ -303,6 +303,15 @@ static unsigned trace_thread(void)
 	return thread_id;
 }
 
+/* The decisions that follow, until the next request line, are a pass of a thread that makes no request
+ * (background.c's): they get an `idle t=T` line of their own, where they would otherwise come under whatever
+ * request another thread wrote last, a free with no result line (and the tools would take them for its). Heap lock
+ * held. */
+void osm_trace_idle_begin(void)
+{
+	tr.after_result = true;
+}
+
 /* fmt: %s string, %z size_t, %d int, %p address (heap offsets as H+0x..), %t the calling thread's number. */
 void osm_trace_event(const char *fmt, ...)
 {

@@ -21,7 +21,8 @@ def run(cmd, timeout):
 # The programs that take longest (seconds on a 2-CPU machine charging 10 us a page fault): started first.
 LONG = ["test_programs", "test_fuzz", "test_bench_report", "test_glibc", "malloc_faults", "test_heapmap",
         "malloc_soak", "test_differential", "test_valgrind", "test_strict", "test_hardened", "malloc_mapcache",
-        "malloc_growth", "test_faults", "malloc_front_protect_fork_front", "test_protect_fork_signal"]
+        "malloc_growth", "test_faults", "malloc_front_protect_fork_front", "test_protect_fork_signal",
+        "malloc_background"]
 DETAIL = 40  # lines of a failure's explanation shown after its FAIL line
 
 

@@ -22,7 +22,7 @@ SRC = os.path.join(HERE, "..", "src")
 LAYERS = [
     ("api", ["osmem.c", "override.c", "cxx.c"]),
     ("strict", ["strict.c"]),
-    ("front", ["front.c", "medium.c"]),
+    ("front", ["front.c", "medium.c", "background.c"]),
     ("core", ["heap.c", "huge.c", "index.c", "mapset.c", "check.c", "options.c", "lock.c"]),
     ("record", ["trace.c", "stats.c", "dump.c"]),
     ("os", ["os.c"]),
