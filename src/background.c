@@ -15,9 +15,10 @@
  * passes (front.c, steal_idle), as a second program thread's pass would.
  *
  * What it costs (docs/DEFAULT.md): the process has a second thread from its start. Its locks then take an atomic
- * compare-and-swap where a one-thread process stores (internal.h, osm_os_lock_take), its medium bins hold 16 blocks
- * a bin, not 64, and the core's decay waits decay_ns, not a second (heap.c, DECAY_NS_ALONE): what a program with
- * threads gets anyway. A wake every 100 ms: a clock read and a compare or two when nothing is due.
+ * compare-and-swap where a one-thread process stores (internal.h, osm_os_lock_take), and the core's decay waits
+ * decay_ns, not a second (heap.c, DECAY_NS_ALONE): what a program with threads gets anyway. The medium caches do
+ * not count this thread (internal.h, osm_front_program_alone). A wake every 100 ms: a clock read and a compare or
+ * two when nothing is due.
  * Where it is not: libosmem.so, the classic profile (which gives nothing back), and a fork's child (as jemalloc's
  * background threads: a child that execs needs none, and making one in every child would tax fork-then-exec
  * programs; the child's passes run on its calls, as without the setting).

@@ -789,6 +789,113 @@ def check_redis(R, work):
     report("redis", not problems, "; ".join(problems))
 
 
+def vm_rss_kib(pid):
+    """The resident set of process PID in KiB (its /proc status), or None once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def check_redis_idle(R, work):
+    """OSMEM_BACKGROUND=1 (docs/DEFAULT.md, "An idle process"): a redis-server filled with 150,000 keys of 16-600
+    bytes, flushed, then idle: its resident set must fall back near where it started, which without the thread
+    it never does (the passes ran on the program's calls: session 71's 64 MiB after FLUSHALL). The server must
+    run the thread (a task named osmem-bg) and keep every key until the flush."""
+    if R.no_preload:
+        return report("redis-idle", True, "skipped with --no-preload")
+    port = free_port()
+    d = os.path.join(work, "redis-idle")
+    os.makedirs(d)
+    argv = R.argv("osmem", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                            "--appendonly", "no", "--dir", d, "--logfile", "", "--daemonize", "no",
+                            "--protected-mode", "yes"])
+    env = dict(R.env)
+    env["OSMEM_BACKGROUND"] = "1"
+    logf = open(os.path.join(d, "server.log"), "w+b")
+    srv = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                           start_new_session=True)
+    problems, seen = [], []
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                c = Redis(port, timeout=2)
+                if c.call("PING") == b"PONG":
+                    c.close()
+                    break
+                c.close()
+            except OSError:
+                pass
+            if srv.poll() is not None or time.time() > deadline:
+                raise RuntimeError("redis-server did not come up")
+            time.sleep(0.1)
+        names = []
+        for t in glob.glob("/proc/%d/task/*/comm" % srv.pid):
+            try:
+                names.append(open(t).read().strip())
+            except OSError:
+                pass
+        if "osmem-bg" not in names:
+            problems.append("no osmem-bg thread in the server (its threads: %s)" % ", ".join(sorted(names)))
+        base = vm_rss_kib(srv.pid)
+        c = Redis(port, timeout=30)
+        rnd = random.Random(1)
+        n = 150000
+        for lo in range(0, n, 10000):
+            r = c.pipeline([("SET", "k%d" % i, b"x" * rnd.randint(16, 600)) for i in range(lo, min(n, lo + 10000))])
+            if any(x != b"OK" for x in r):
+                raise AssertionError("a SET did not answer OK")
+        size = c.call("DBSIZE")
+        if size != n:
+            problems.append("DBSIZE %r after %d SETs" % (size, n))
+        full = vm_rss_kib(srv.pid)
+        c.call("FLUSHALL")
+        c.close()
+        time.sleep(0.2)
+        flushed = vm_rss_kib(srv.pid)
+        # back within 35% of what the keys took above the start: 2 s here (without the thread, 45% of it stays)
+        want = base + 0.35 * (full - base)
+        t0, last = time.time(), flushed
+        while time.time() - t0 < 20 and last is not None and last > want:
+            time.sleep(0.25)
+            last = vm_rss_kib(srv.pid)
+        seen = "VmRSS at start %d KiB, full %d, right after FLUSHALL %d, after %.1f s idle %s (wanted <= %d)" % (
+            base, full, flushed, time.time() - t0, last, want)
+        if last is None or last > want:
+            problems.append("the idle server kept its memory: " + seen)
+    except Exception as e:              # noqa: BLE001
+        problems.append("%s: %s" % (type(e).__name__, e))
+    finally:
+        try:
+            c = Redis(port, timeout=5)
+            c.s.sendall(Redis.encode("SHUTDOWN", "NOSAVE"))
+            try:
+                c.reply()
+            except (OSError, ConnectionError, ValueError):
+                pass
+            c.close()
+        except OSError:
+            pass
+        wait_or_kill(srv, 15, "redis-server did not exit after SHUTDOWN NOSAVE", problems)
+        logf.seek(0)
+        log = logf.read()
+        logf.close()
+        diag = osmem_lines(log)
+        if diag:
+            problems.append("osmem diagnostics in the server's output: " + " | ".join(diag[:3]))
+        if problems:
+            problems.append("server: %s (exit %s)\n    server log (last lines):\n%s" % (
+                shlex.join(argv), srv.returncode, tail(log, 10)))
+    if not problems:
+        print("  redis-idle: " + seen)
+    report("redis-idle", not problems, "; ".join(problems))
+
+
 # ---------------------------------------------------------------------------------------------- PostgreSQL
 
 PG_CONSISTENT = ("SELECT 'pgbench', (SELECT count(*) FROM pgbench_history), "
@@ -995,7 +1102,8 @@ def check_java(R, work):
 
 CHECKS = [("preload", None), ("python3-churn", check_python_churn), ("python3-regrtest", check_python_regrtest),
           ("sqlite3", check_sqlite), ("gcc", check_gcc), ("git", check_git), ("perl-lua", check_perl_lua),
-          ("sort-gzip", check_sort_gzip), ("redis", check_redis), ("node", check_node), ("libgc", check_libgc),
+          ("sort-gzip", check_sort_gzip), ("redis", check_redis), ("redis-idle", check_redis_idle),
+          ("node", check_node), ("libgc", check_libgc),
           ("postgres", check_postgres), ("java", check_java)]
 
 
