@@ -21,7 +21,12 @@
  * two when nothing is due.
  * Where it is not: libosmem.so, the classic profile (which gives nothing back), and a fork's child (as jemalloc's
  * background threads: a child that execs needs none, and making one in every child would tax fork-then-exec
- * programs; the child's passes run on its calls, as without the setting).
+ * programs). The child's passes run on its calls; glibc counts it as threaded still, so it keeps the threaded
+ * rules, where the child of a one-thread program without the setting would have the one-thread ones.
+ * What it breaks: a program of one thread that forks from a signal handler (glibc's tst-mallocfork2). glibc's fork
+ * takes its own locks once the process has a second thread, and a handler's fork then waits for the one it
+ * interrupted: any second thread does so, one that blocks every signal and never allocates included (session 72's
+ * review: the same hang with glibc's malloc and an idle thread).
  *
  * Front layer: it calls the front (and, for the profile, the core's options); the API starts it from its
  * constructor, where no lock of osmem's is held (pthread_create may call malloc). */
@@ -40,7 +45,7 @@ static void *bg_main(void *arg)
 	(void)arg;
 	for (;;) {
 		osm_os_sleep_ns(BG_PERIOD_NS);
-		if (__atomic_load_n(&osm_background_stop, __ATOMIC_ACQUIRE))
+		if (osm_background_stopping())
 			continue; /* exiting: it sleeps until the process ends */
 		__atomic_store_n(&bg_wakes, __atomic_load_n(&bg_wakes, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 		osm_front_background_tick();

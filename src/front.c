@@ -1199,7 +1199,7 @@ void osm_front_release_spare(size_t n)
  * (osm_front_tick): a pass of pool_decay (with the transfer cache's decay, medium.c) when a second has gone by
  * since the last, so that a program whose threads went idle still gives its idle pages and blocks back at its next
  * such request. Cost otherwise: a coarse clock read (about 5 ns) and a compare. Neither lock held. */
-void osm_front_idle_tick(void)
+static inline __attribute__((always_inline)) void idle_tick_front(bool background)
 {
 	if (global_state != G_ON || tl_in_lock) /* tl_in_lock: as osm_front_release_spare */
 		return;
@@ -1212,8 +1212,15 @@ void osm_front_idle_tick(void)
 	if ((int64_t)(now - __atomic_load_n(&pool_decay_last, __ATOMIC_RELAXED)) < (int64_t)POOL_DECAY_NS)
 		return;
 	bool traced = front_enter();
+	if (background && traced)
+		osm_trace_idle_begin(); /* the heap lock is held (trace_begin): the pass's lines get their own idle line */
 	pool_decay(now);
 	front_leave(traced);
+}
+
+void osm_front_idle_tick(void)
+{
+	idle_tick_front(false);
 }
 
 /* Every FRONT_TICK-th free a thread's caches take (osm_front_free, osm_front_medium_free: a test of the count they
@@ -1251,17 +1258,19 @@ void osm_front_background_tick(void)
 	uint64_t now = osm_os_coarse_ns();
 	if (live == 1 && global_state == G_ON && (int64_t)(now - bg_steal_last) >= (int64_t)POOL_DECAY_NS) {
 		bg_steal_last = now;
-		bool traced = front_enter();
+		front_lock(); /* steal_idle does nothing while tracing: no line to write */
 		steal_idle(false);
-		front_leave(traced);
+		front_unlock();
 	}
 	osm_heap_background_tick();
 	/* the core's sweep of idle holes walks IDLE_BATCH headers a tick (heap.c, idle_step), a tick per request that
 	 * reaches the core: at a tick a wake, a heap of 60,000 blocks took 23 s a sweep, and a hole two sweeps to go
-	 * back. Here it goes on to its end, up to BG_SWEEP_STEPS steps a wake, the lock let go between two. */
-	for (size_t k = 0; k < BG_SWEEP_STEPS && osm_heap_idle_sweeping(); k++)
+	 * back. Here it goes on to its end, up to BG_SWEEP_STEPS steps a wake, the lock let go between two; it stops
+	 * where the process began to exit (osm_background_stop), whose statistics and trace then see no pass begin */
+	for (size_t k = 0; k < BG_SWEEP_STEPS && osm_heap_idle_sweeping() && !osm_background_stopping(); k++)
 		osm_heap_background_tick();
-	osm_front_idle_tick();
+	if (!osm_background_stopping())
+		idle_tick_front(true);
 }
 
 static void pool_put(struct front_page *pg)

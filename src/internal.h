@@ -1519,6 +1519,10 @@ HIDDEN void osm_front_fork_child(void);
  * a fork's child; its wake runs osm_front_background_tick (front.c). */
 HIDDEN void osm_background_start(const char *setting);
 HIDDEN extern bool osm_background_stop;
+static inline bool osm_background_stopping(void)
+{
+	return __atomic_load_n(&osm_background_stop, __ATOMIC_ACQUIRE);
+}
 HIDDEN void osm_background_fork_child(void);
 HIDDEN bool osm_background_running(size_t *wakes);
 HIDDEN void osm_front_background_tick(void);
