@@ -484,6 +484,24 @@ def secure_programs(build, tmp, gid):
               f"exit {r.returncode}, {r.stdout.strip()!r}: {r.stderr[-300:]!r}")
 
 
+def osmem_run_background(build, tmp):
+    """`osmem-run --background` runs the program with osmem's background thread (OSMEM_BACKGROUND=1): a task named
+    osmem-bg in it; without the option, none (docs/DEFAULT.md, "An idle process")."""
+    prog = ("import os\n"
+            "print(' '.join(sorted(open('/proc/self/task/%s/comm' % t).read().strip() for t in os.listdir('/proc/self/task'))))")
+    tool = os.path.join(ROOT, "tools", "osmem-run")
+    lib = os.path.join(build, "libosmem-malloc.so")
+    seen = {}
+    for opt in ("--background", None):
+        argv = [tool] + ([opt] if opt else []) + ["--lib", lib, "--", sys.executable, "-c", prog]
+        p = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=60)
+        seen[opt] = (p.returncode, p.stdout.split(), p.stderr.strip()[-300:])
+    ok = (seen["--background"][0] == 0 and "osmem-bg" in seen["--background"][1] and seen[None][0] == 0
+          and "osmem-bg" not in seen[None][1])
+    check("env/osmem_run_background_starts_the_thread", ok,
+          "tasks with --background: %s; without: %s" % (seen["--background"], seen[None]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -507,6 +525,7 @@ def main():
         relative_trace_from_start_directory(build, tmp)
         trace_pid_not_understood_said(build, tmp)
         stats_fifo_without_reader(build, tmp)
+        osmem_run_background(build, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     failed = results.count(False)
