@@ -706,6 +706,51 @@ def free_port():
         return s.getsockname()[1]
 
 
+def redis_wait_up(port, srv):
+    """Until the server at PORT answers PING; raises when it exits or has not answered in 20 s."""
+    deadline = time.time() + 20
+    while True:
+        try:
+            c = Redis(port, timeout=2)
+            pong = c.call("PING")
+            c.close()
+            if pong == b"PONG":
+                return
+        except OSError:
+            pass
+        if srv.poll() is not None or time.time() > deadline:
+            raise RuntimeError("redis-server did not come up (%s)" % (
+                "exit %s" % srv.returncode if srv.poll() is not None else "no PONG in 20 s"))
+        time.sleep(0.1)
+
+
+def redis_stop(port, srv, logf, argv, problems):
+    """Always stops the server: SHUTDOWN NOSAVE, then a kill of that one process if it does not exit. Adds to
+    PROBLEMS a bad exit and any osmem line of its log, and with any problem the log's last lines."""
+    try:
+        c = Redis(port, timeout=5)
+        c.s.sendall(Redis.encode("SHUTDOWN", "NOSAVE"))
+        try:
+            c.reply()
+        except (OSError, ConnectionError, ValueError):
+            pass                    # the server closes the connection: the expected answer
+        c.close()
+    except OSError:
+        pass
+    wait_or_kill(srv, 15, "redis-server did not exit after SHUTDOWN NOSAVE", problems)
+    if srv.returncode not in (0, None) and not problems:
+        problems.append("redis-server exited with %s" % srv.returncode)
+    logf.seek(0)
+    log = logf.read()
+    logf.close()
+    diag = osmem_lines(log)
+    if diag:
+        problems.append("osmem diagnostics in the server's output: " + " | ".join(diag[:3]))
+    if problems:
+        problems.append("server: %s (exit %s)\n    server log (last lines):\n%s" % (
+            shlex.join(argv), srv.returncode, tail(log, 10)))
+
+
 def redis_side(R, side, work):
     """One redis-server under SIDE: benchmark, round trip, shutdown. Returns (summary, problems, secs)."""
     port = free_port()
@@ -720,20 +765,7 @@ def redis_side(R, side, work):
                            start_new_session=True)
     problems, summary = [], ""
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                c = Redis(port, timeout=2)
-                pong = c.call("PING")
-                c.close()
-                if pong == b"PONG":
-                    break
-            except OSError:
-                pass
-            if srv.poll() is not None or time.time() > deadline:
-                raise RuntimeError("redis-server did not come up (%s)" % (
-                    "exit %s" % srv.returncode if srv.poll() is not None else "no PONG in 20 s"))
-            time.sleep(0.1)
+        redis_wait_up(port, srv)
         b = R.run(side, ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-q", "-n", "20000",
                          "-t", "set,get,lpush,lpop,incr"], 120)
         text = b.out.decode(errors="replace").replace("\r", "\n")
@@ -749,29 +781,7 @@ def redis_side(R, side, work):
     except Exception as e:              # noqa: BLE001
         problems.append(str(e))
     finally:
-        # always stop the server: SHUTDOWN NOSAVE, then a kill of that one process if it does not exit
-        try:
-            c = Redis(port, timeout=5)
-            c.s.sendall(Redis.encode("SHUTDOWN", "NOSAVE"))
-            try:
-                c.reply()
-            except (OSError, ConnectionError, ValueError):
-                pass                    # the server closes the connection: the expected answer
-            c.close()
-        except OSError:
-            pass
-        wait_or_kill(srv, 15, "redis-server did not exit after SHUTDOWN NOSAVE", problems)
-        if srv.returncode not in (0, None) and not problems:
-            problems.append("redis-server exited with %s" % srv.returncode)
-        logf.seek(0)
-        log = logf.read()
-        logf.close()
-        diag = osmem_lines(log)
-        if diag:
-            problems.append("osmem diagnostics in the server's output: " + " | ".join(diag[:3]))
-        if problems:
-            problems.append("server: %s (exit %s)\n    server log (last lines):\n%s" % (
-                shlex.join(argv), srv.returncode, tail(log, 10)))
+        redis_stop(port, srv, logf, argv, problems)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return summary, problems, (time.time() - t0, ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime)
 
@@ -819,21 +829,9 @@ def check_redis_idle(R, work):
     logf = open(os.path.join(d, "server.log"), "w+b")
     srv = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                            start_new_session=True)
-    problems, seen = [], []
+    problems, seen = [], ""
     try:
-        deadline = time.time() + 20
-        while True:
-            try:
-                c = Redis(port, timeout=2)
-                if c.call("PING") == b"PONG":
-                    c.close()
-                    break
-                c.close()
-            except OSError:
-                pass
-            if srv.poll() is not None or time.time() > deadline:
-                raise RuntimeError("redis-server did not come up")
-            time.sleep(0.1)
+        redis_wait_up(port, srv)
         names = []
         for t in glob.glob("/proc/%d/task/*/comm" % srv.pid):
             try:
@@ -871,26 +869,7 @@ def check_redis_idle(R, work):
     except Exception as e:              # noqa: BLE001
         problems.append("%s: %s" % (type(e).__name__, e))
     finally:
-        try:
-            c = Redis(port, timeout=5)
-            c.s.sendall(Redis.encode("SHUTDOWN", "NOSAVE"))
-            try:
-                c.reply()
-            except (OSError, ConnectionError, ValueError):
-                pass
-            c.close()
-        except OSError:
-            pass
-        wait_or_kill(srv, 15, "redis-server did not exit after SHUTDOWN NOSAVE", problems)
-        logf.seek(0)
-        log = logf.read()
-        logf.close()
-        diag = osmem_lines(log)
-        if diag:
-            problems.append("osmem diagnostics in the server's output: " + " | ".join(diag[:3]))
-        if problems:
-            problems.append("server: %s (exit %s)\n    server log (last lines):\n%s" % (
-                shlex.join(argv), srv.returncode, tail(log, 10)))
+        redis_stop(port, srv, logf, argv, problems)
     if not problems:
         print("  redis-idle: " + seen)
     report("redis-idle", not problems, "; ".join(problems))
