@@ -1243,11 +1243,11 @@ void osm_front_tick(void)
 
 #define BG_SWEEP_STEPS 64 /* 16,384 headers a wake */
 
-/* The background thread's wake (background.c): the passes a free tick makes, from a thread that holds no heap and
- * no lock. Cost when nothing is due: three coarse clock reads and their compares. */
 HIDDEN bool osm_front_alone_bg; /* written by background.c's thread alone (and a fork's child) */
 static uint64_t bg_steal_last;
 
+/* The background thread's wake (background.c): the passes a free tick makes, from a thread that holds no heap and
+ * no lock. Cost when nothing is due: four coarse clock reads and their compares. */
 void osm_front_background_tick(void)
 {
 	size_t live = __atomic_load_n(&n_live, __ATOMIC_RELAXED);
