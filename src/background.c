@@ -36,7 +36,7 @@
 
 #define BG_PERIOD_NS 100000000ull /* 100 ms: the core's decay waits 10 ms at least, the front's passes a second */
 
-HIDDEN bool osm_background_on; /* the thread exists in this process (not in a fork's child); set before it starts */
+static bool bg_on; /* the thread exists in this process (not in a fork's child); set before it starts */
 HIDDEN bool osm_background_stop; /* the process is exiting (osmem.c's destructor): no pass from now on */
 static size_t bg_wakes;
 
@@ -73,9 +73,9 @@ void osm_background_start(const char *v)
 		osm_os_write_err("osmem: OSMEM_BACKGROUND=1 ignored: the classic profile gives no memory back\n");
 		return;
 	}
-	__atomic_store_n(&osm_background_on, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&bg_on, true, __ATOMIC_RELAXED);
 	if (!osm_os_thread_start(bg_main, "osmem-bg")) {
-		__atomic_store_n(&osm_background_on, false, __ATOMIC_RELAXED);
+		__atomic_store_n(&bg_on, false, __ATOMIC_RELAXED);
 		osm_os_write_err("osmem: OSMEM_BACKGROUND=1: no background thread could be made\n");
 	}
 }
@@ -83,7 +83,7 @@ void osm_background_start(const char *v)
 /* A fork's child has no such thread (fork copies the calling thread alone). */
 void osm_background_fork_child(void)
 {
-	__atomic_store_n(&osm_background_on, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&bg_on, false, __ATOMIC_RELAXED);
 	__atomic_store_n(&osm_front_alone_bg, false, __ATOMIC_RELAXED); /* the child's glibc flag says it */
 }
 
@@ -91,5 +91,5 @@ void osm_background_fork_child(void)
 bool osm_background_running(size_t *wakes)
 {
 	*wakes = __atomic_load_n(&bg_wakes, __ATOMIC_RELAXED);
-	return __atomic_load_n(&osm_background_on, __ATOMIC_RELAXED);
+	return __atomic_load_n(&bg_on, __ATOMIC_RELAXED);
 }

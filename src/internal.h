@@ -1526,7 +1526,6 @@ static inline bool osm_background_stopping(void)
 HIDDEN void osm_background_fork_child(void);
 HIDDEN bool osm_background_running(size_t *wakes);
 HIDDEN void osm_front_background_tick(void);
-HIDDEN extern bool osm_background_on; /* its thread runs in this process (not in a fork's child) */
 /* Whether the program runs one thread: glibc's flag says so, or OSMEM_BACKGROUND's thread is the other one and at
  * most one heap lives (that thread holds none; its wake sets osm_front_alone_bg, front.c). The medium caches size
  * their bins by it (medium.c: medium_depth, medium_scavenge): with the thread counted as a program's, patterns'
