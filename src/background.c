@@ -15,14 +15,16 @@
  * passes (front.c, steal_idle), as a second program thread's pass would.
  *
  * What it costs (docs/DEFAULT.md): the process has a second thread from its start. Its locks then take an atomic
- * compare-and-swap where a one-thread process stores (internal.h, osm_os_lock_take), and the core's decay waits
- * decay_ns, not a second (heap.c, DECAY_NS_ALONE): what a program with threads gets anyway. The medium caches do
- * not count this thread (internal.h, osm_front_program_alone). A wake every 100 ms: a clock read and a compare or
- * two when nothing is due.
+ * compare-and-swap where a one-thread process stores (internal.h, osm_os_lock_take). The rules made for a program
+ * of one thread do not count this thread: the heap's (the decay's second, the mmap threshold's rise, the mapping
+ * cache's band, the top taken last: heap.c, alone_check) and the medium caches' (internal.h,
+ * osm_front_program_alone). Counted, large took 1.08 of its time and mixed-realloc 1.13 (session 73). Both are
+ * named before the thread starts, so that the program's first requests meet them too. A wake every 100 ms: a
+ * clock read and a compare or two when nothing is due.
  * Where it is not: libosmem.so, the classic profile (which gives nothing back), and a fork's child (as jemalloc's
  * background threads: a child that execs needs none, and making one in every child would tax fork-then-exec
- * programs). The child's passes run on its calls; glibc counts it as threaded still, so it keeps the threaded
- * rules, where the child of a one-thread program without the setting would have the one-thread ones.
+ * programs). The child's passes run on its calls. glibc counts the child as threaded still; the child of a
+ * program of one thread keeps the one-thread rules all the same (osm_heap_alone_fork_child).
  * What it breaks: a program of one thread that forks from a signal handler (glibc's tst-mallocfork2). glibc's fork
  * takes its own locks once the process has a second thread, and a handler's fork then waits for the one it
  * interrupted: any second thread does so, one that blocks every signal and never allocates included (session 72's
@@ -43,6 +45,7 @@ static size_t bg_wakes;
 static void *bg_main(void *arg)
 {
 	(void)arg;
+	osm_heap_alone_helper(osm_lock_self_id()); /* before its first pass, which asks the heap's rules */
 	for (;;) {
 		osm_os_sleep_ns(BG_PERIOD_NS);
 		if (osm_background_stopping())
@@ -73,9 +76,18 @@ void osm_background_start(const char *v)
 		osm_os_write_err("osmem: OSMEM_BACKGROUND=1 ignored: the classic profile gives no memory back\n");
 		return;
 	}
+	/* a program of one thread keeps its one-thread rules: the heap's (heap.c, alone_check) and the medium caches'
+	 * (osm_front_alone_bg), both named before the thread exists, while glibc's flag still says one thread */
+	bool alone = osm_os_single_threaded();
+	if (alone) {
+		osm_heap_alone_claim(osm_os_thread_id());
+		__atomic_store_n(&osm_front_alone_bg, true, __ATOMIC_RELAXED);
+	}
 	__atomic_store_n(&bg_on, true, __ATOMIC_RELAXED);
 	if (!osm_os_thread_start(bg_main, "osmem-bg")) {
 		__atomic_store_n(&bg_on, false, __ATOMIC_RELAXED);
+		osm_heap_alone_claim(0);
+		__atomic_store_n(&osm_front_alone_bg, false, __ATOMIC_RELAXED);
 		osm_os_write_err("osmem: OSMEM_BACKGROUND=1: no background thread could be made\n");
 	}
 }
@@ -84,7 +96,9 @@ void osm_background_start(const char *v)
 void osm_background_fork_child(void)
 {
 	__atomic_store_n(&bg_on, false, __ATOMIC_RELAXED);
-	__atomic_store_n(&osm_front_alone_bg, false, __ATOMIC_RELAXED); /* the child's glibc flag says it */
+	/* one thread; glibc's flag stays clear in it: the one-thread rules where the parent's program had one thread
+	 * (a second live heap in the child clears the medium caches' flag as it is made, front.c) */
+	__atomic_store_n(&osm_front_alone_bg, osm_heap_alone_fork_child(), __ATOMIC_RELAXED);
 }
 
 /* For the statistics: whether the thread runs in this process, and how often it woke. */

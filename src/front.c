@@ -1243,15 +1243,19 @@ void osm_front_tick(void)
 
 #define BG_SWEEP_STEPS 64 /* 16,384 headers a wake */
 
-HIDDEN bool osm_front_alone_bg; /* written by background.c's thread alone (and a fork's child) */
+HIDDEN bool osm_front_alone_bg; /* background.c's start and its wakes, a second live heap, a fork's child */
 static uint64_t bg_steal_last;
 
 /* The background thread's wake (background.c): the passes a free tick makes, from a thread that holds no heap and
  * no lock. Cost when nothing is due: four coarse clock reads and their compares. */
 void osm_front_background_tick(void)
 {
-	size_t live = __atomic_load_n(&n_live, __ATOMIC_RELAXED);
+	/* under the lock, where a new heap counts itself and clears the flag: a look taken before that must not set it
+	 * again after */
+	front_lock();
+	size_t live = n_live;
 	__atomic_store_n(&osm_front_alone_bg, live <= 1, __ATOMIC_RELAXED);
+	front_unlock();
 	/* pool_decay takes idle threads' caches only where a second heap lives (the thread that runs it has one of
 	 * them, or waits on a gone one). This thread holds none: the program's only thread's caches too, once idle
 	 * two looks a second apart (steal_idle skips the heap of the thread that runs it). */
@@ -1489,6 +1493,8 @@ static ONCE_PATH struct front_heap *heap_alloc(void)
 		live_heaps->prev = h;
 	live_heaps = h;
 	n_live++;
+	if (n_live > 1) /* a second program thread: the medium caches' threaded rules at once (internal.h) */
+		__atomic_store_n(&osm_front_alone_bg, false, __ATOMIC_RELAXED);
 	return h;
 }
 

@@ -1136,6 +1136,57 @@ static ONCE_PATH void idle_env(void)
 		__atomic_store_n(&idle_next_ns, osm_os_coarse_ns() + idle_ns, __ATOMIC_RELAXED);
 }
 
+/* The one-thread rules below (the decay's second, the threshold's rise past THREADED_MAX, the mapping cache's four
+ * slots and band, the top taken last) follow glibc's __libc_single_threaded, which pthread_create clears for good.
+ * osmem's background thread (OSMEM_BACKGROUND=1, background.c) clears it from the library's constructor on, and a
+ * program of one thread then ran by the threaded rules: large took 1.08 of its time and 141 MiB at its peak
+ * instead of 108, mixed-realloc 1.13 of its time (session 73, bench/ab.py --env-b). That thread holds no block:
+ * the heap still has one user. So the background thread names the program's thread before it starts
+ * (osm_heap_alone_claim) and itself once it runs (osm_heap_alone_helper), and the rules stay the one-thread ones
+ * until a third thread comes to them: then, as glibc's flag, for good (alone_tid 0). */
+static int alone_tid;  /* the program's only thread while no other has come to the rules (0: no claim) */
+static int helper_tid; /* the background thread's */
+
+void osm_heap_alone_claim(int program_tid)
+{
+	__atomic_store_n(&helper_tid, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&alone_tid, program_tid, __ATOMIC_RELAXED);
+}
+
+void osm_heap_alone_helper(int tid)
+{
+	__atomic_store_n(&helper_tid, tid, __ATOMIC_RELAXED);
+}
+
+/* A fork's child has its forking thread alone and no background thread: the child of a program whose claim held
+ * keeps the one-thread rules under its own id (glibc's flag stays clear in it), and true; any other, false. */
+bool osm_heap_alone_fork_child(void)
+{
+	__atomic_store_n(&helper_tid, 0, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&alone_tid, __ATOMIC_RELAXED))
+		return false;
+	__atomic_store_n(&alone_tid, osm_lock_self_id(), __ATOMIC_RELAXED);
+	return true;
+}
+
+/* A claim holds: the calling thread is the program's or the helper; any other ends it. Cost: a kernel id read
+ * from thread-local storage and two compares, only where a claim was made. */
+static __attribute__((noinline)) bool alone_check(void)
+{
+	int a = __atomic_load_n(&alone_tid, __ATOMIC_RELAXED), me = osm_lock_self_id();
+	if (a && (me == a || me == __atomic_load_n(&helper_tid, __ATOMIC_RELAXED)))
+		return true;
+	__atomic_store_n(&alone_tid, 0, __ATOMIC_RELAXED);
+	return false;
+}
+
+/* Whether the heap has one user thread (the rules below). Cost: glibc's flag, and where it is clear a load of
+ * alone_tid (0 unless the background thread runs). */
+static inline bool one_thread(void)
+{
+	return osm_os_single_threaded() || (__atomic_load_n(&alone_tid, __ATOMIC_RELAXED) && alone_check());
+}
+
 /* One thread: a pass at most every DECAY_NS_ALONE. Its heap has no other thread's blocks above a hole, but it
  * has its own medium cache's: a program that builds a structure of medium blocks and frees it all (a phase over)
  * leaves the blocks its cache keeps last at the top of the heap, above everything it freed, which the trim
@@ -1152,7 +1203,7 @@ static ONCE_PATH void idle_env(void)
 static bool decay_due(uint64_t now)
 {
 	uint64_t ns = __atomic_load_n(&decay_ns, __ATOMIC_RELAXED);
-	uint64_t wait = osm_os_single_threaded() && ns < DECAY_NS_ALONE ? DECAY_NS_ALONE : ns;
+	uint64_t wait = one_thread() && ns < DECAY_NS_ALONE ? DECAY_NS_ALONE : ns;
 	/* signed: the coarse clock may read behind the last pass */
 	return (int64_t)(now - __atomic_load_n(&decay_last_ns, __ATOMIC_RELAXED)) >= (int64_t)wait;
 }
@@ -1336,7 +1387,7 @@ static __attribute__((noinline)) size_t heap_threshold(size_t threshold)
 	const struct heap_policy *p = &osm_heap.policy;
 	if (__builtin_expect(p->mmap_max != 0, 0))
 		return threshold_at_limit(threshold);
-	return threshold > THREADED_MAX && !p->fixed_threshold && !osm_os_single_threaded() ? THREADED_MAX : threshold;
+	return threshold > THREADED_MAX && !p->fixed_threshold && !one_thread() ? THREADED_MAX : threshold;
 }
 
 // ------------------------------------------------------------------
@@ -1385,7 +1436,7 @@ static size_t big_shortest = SIZE_MAX;
  * 64 compares, for a block of a MiB or more. */
 static size_t mapcache_slots(void)
 {
-	return osm_os_single_threaded() ? 4 : MAPCACHE_SLOTS;
+	return one_thread() ? 4 : MAPCACHE_SLOTS;
 }
 #define MAPCACHE_MIN   MMAP_THRESHOLD_MAX      /* mappings this long or longer: no threshold takes them in */
 #define MAPCACHE_BYTES ((size_t)1 << 30)
@@ -1432,7 +1483,7 @@ static bool mapcache_due(uint64_t now)
 /* The shortest mapping the mapping cache keeps (below): MAPCACHE_MIN, and THREADED_MAX with a second thread. */
 static size_t mapcache_min(void)
 {
-	return osm_os_single_threaded() ? MAPCACHE_MIN : THREADED_MAX;
+	return one_thread() ? MAPCACHE_MIN : THREADED_MAX;
 }
 
 /* Entry i leaves the cache (the entries after it move down). */
@@ -1591,7 +1642,7 @@ static struct block_meta *mapcache_block(char *start, size_t len, bool aligned, 
  * MAPCACHE_MIN (a threaded process's band of 1-32 MiB) nothing changes. */
 static __attribute__((noinline)) void mapcache_drop_shorter(size_t need) /* out of line: mapcache_take is hot */
 {
-	if (need < MAPCACHE_MIN || !osm_os_single_threaded())
+	if (need < MAPCACHE_MIN || !one_thread())
 		return;
 	for (size_t i = mapcache_n; i-- > 0;)
 		if (mapcache[i].len < need && mapcache[i].len >= MAPCACHE_MIN)
@@ -1625,7 +1676,7 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
  * size asked allows (found by cxx/sized_aligned_delete_after_low_mmap_threshold once tails were kept, session 67). */
 static bool kept_whole(size_t s)
 {
-	return s >= THREADED_MAX && s < MAPCACHE_MIN && !osm_os_single_threaded();
+	return s >= THREADED_MAX && s < MAPCACHE_MIN && !one_thread();
 }
 
 /* Not kept_whole(n) itself: a forked child of a threaded process has one thread again, and deletes what its parent's
@@ -1802,7 +1853,7 @@ static struct block_meta *take_block(struct block_meta *b, size_t s)
 static inline bool top_last(void)
 {
 	return !osm_heap.classic && osm_heap.bestfit == BESTFIT_INDEX && !osm_heap.unslotted &&
-	       osm_os_single_threaded();
+	       one_thread();
 }
 
 static struct block_meta *fit_below_top(struct block_meta *top)

@@ -1089,6 +1089,12 @@ HIDDEN void osm_front_tick(void);
 HIDDEN void osm_heap_idle_tick(void);
 HIDDEN void osm_heap_background_tick(void); /* the same from background.c's thread (front.c) */
 HIDDEN bool osm_heap_idle_sweeping(void); /* the sweep of idle holes is under way (heap.c) */
+/* The heap's one-thread rules with OSMEM_BACKGROUND's thread (heap.c, alone_check): the program's thread named
+ * before that thread starts (0: no claim), that thread's once it runs, and a fork's child's (its lock's new id,
+ * where the parent's claim still held; after osm_lock_fork_child). */
+HIDDEN void osm_heap_alone_claim(int program_tid);
+HIDDEN void osm_heap_alone_helper(int tid);
+HIDDEN bool osm_heap_alone_fork_child(void);
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):
@@ -1527,12 +1533,11 @@ HIDDEN void osm_background_fork_child(void);
 HIDDEN bool osm_background_running(size_t *wakes);
 HIDDEN void osm_front_background_tick(void);
 /* Whether the program runs one thread: glibc's flag says so, or OSMEM_BACKGROUND's thread is the other one and at
- * most one heap lives (that thread holds none; its wake sets osm_front_alone_bg, front.c). The medium caches size
- * their bins by it (medium.c: medium_depth, medium_scavenge): with the thread counted as a program's, patterns'
- * `batch` took 1.25 of its time (10 pairs, p 0.01): 16 blocks a bin, and a scavenge every 10 ms. A second program
- * thread is seen within a wake (100 ms); the first one's next scavenge gives the excess back then, as when a
- * second thread starts in a process without it. Cost: a load of glibc's flag; with threads, one more. Slow paths
- * only. */
+ * most one heap lives (that thread holds none). background.c sets osm_front_alone_bg before the thread starts, a
+ * second live heap clears it as it is made, and the thread's wake sets it again once one heap is left (front.c).
+ * The medium caches size their bins by it (medium.c: medium_depth, medium_scavenge): with the thread counted as a
+ * program's, patterns' `batch` took 1.25 of its time (10 pairs, p 0.01): 16 blocks a bin, and a scavenge every
+ * 10 ms. Cost: a load of glibc's flag; with threads, one more. Slow paths only. */
 HIDDEN extern bool osm_front_alone_bg;
 static inline bool osm_front_program_alone(void)
 {

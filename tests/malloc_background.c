@@ -23,6 +23,10 @@
  *   - fork_child_has_no_thread: a fork's child has one thread and allocates; the parent keeps its two;
  *   - classic_profile_makes_no_thread, bad_setting_named: no thread, and a line on standard error that says why;
  *   - stats_count_wakes: OSMEM_STATS prints "background wakes" with the thread, and no such line without it;
+ *   - one_thread_rules_kept_beside_the_thread, second_program_thread_ends_one_thread_rules: the heap's rules for a
+ *     program of one thread (a big block freed lifts the mmap threshold past 1 MiB) hold beside the thread, in a
+ *     fork's child too, and end when a second program thread comes to the heap (with the thread counted as the
+ *     program's, large took 1.08 of its time and mixed-realloc 1.13);
  *   - idle_threads_caches_taken_while_owners_wake: four threads keep 3,000 objects each, written, and sleep 2.5 s
  *     (two passes apart: the pass takes their bins and pages) then check every byte, free and make them again,
  *     three rounds, the main thread too; os_heap_check clean at the end;
@@ -308,6 +312,58 @@ static int child_fork(void)
 	return 0;
 }
 
+/* Whether a block of n bytes made now is a mapping of its own (os_stats' count of live mapped blocks moves). */
+static int big_block_mapped(size_t n)
+{
+	struct os_stats s0, s1;
+	os_stats(&s0);
+	char *p = malloc(n);
+	if (!p)
+		return -1;
+	memset(p, 1, n);
+	os_stats(&s1);
+	free(p);
+	return s1.mapped_count > s0.mapped_count;
+}
+
+static void *thread_big(void *arg)
+{
+	*(int *)arg = big_block_mapped(5 << 20);
+	return NULL;
+}
+
+/* The heap's one-thread rules beside the background thread. A block of 8 MiB is mapped at first and freed, which
+ * lifts the dynamic threshold to 8 MiB: with one thread, the blocks of 3.6 MB, 5 and 6 MiB that come next are the
+ * heap's (none fits a hole: each extends the top). With threads the threshold stops at 1 MiB (heap.c,
+ * THREADED_MAX) and they are mapped. Exit bits: 1 the main thread's 3.6 MB block mapped, 2 a fork's child's 5 MiB
+ * block mapped (both want the heap: the program has one thread), 4 a second program thread's 5 MiB block from the
+ * heap, 8 the main thread's 6 MiB after that thread from the heap (both want a mapping: the program has two threads
+ * now); 64 and more: the test could not run. */
+static int child_rules(void)
+{
+	int bits = 0;
+	if (big_block_mapped(8 << 20) != 1) /* mapped: above the threshold's start of 128 KiB */
+		return 64;
+	bits |= big_block_mapped(3600000) != 0;
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(big_block_mapped(5 << 20) != 0);
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+		return 65;
+	bits |= WEXITSTATUS(st) ? 2 : 0;
+	pthread_t t;
+	int in_thread = -1;
+	if (pthread_create(&t, NULL, thread_big, &in_thread) != 0 || pthread_join(t, NULL) != 0 || in_thread < 0)
+		return 66;
+	bits |= in_thread != 1 ? 4 : 0;
+	bits |= big_block_mapped(6 << 20) != 1 ? 8 : 0;
+	printf("main's 3.6 MB block %s, the fork child's 5 MiB %s, a second thread's 5 MiB %s, main's 6 MiB after it "
+	       "%s\n", bits & 1 ? "mapped" : "in the heap", bits & 2 ? "mapped" : "in the heap",
+	       bits & 4 ? "in the heap" : "mapped", bits & 8 ? "in the heap" : "mapped");
+	return bits;
+}
+
 static int child_stats(void)
 {
 	void *p = malloc(100);
@@ -520,6 +576,8 @@ int main(int argc, char **argv)
 			return child_fork();
 		if (!strcmp(c, "stats"))
 			return child_stats();
+		if (!strcmp(c, "rules"))
+			return child_rules();
 		if (!strcmp(c, "steal"))
 			return child_steal(4);
 		if (!strcmp(c, "steal_main"))
@@ -601,6 +659,14 @@ int main(int argc, char **argv)
 
 	rc = run_case("fork", (const char *const[]){ "OSMEM_BACKGROUND=1", NULL }, out, sizeof out, 60);
 	result("fork_child_has_no_thread", rc == 0, "see below", out);
+
+	rc = run_case("rules", (const char *const[]){ "OSMEM_BACKGROUND=1", NULL }, out, sizeof out, 60);
+	snprintf(why, sizeof why, "exit %d (1: the main thread's 3.6 MB block was mapped, 2: a fork child's 5 MiB one was; "
+				  "the thread counted as the program's: large took 1.08 of its time; 64+: set-up)", rc);
+	result("one_thread_rules_kept_beside_the_thread", rc >= 0 && (rc & ~12) == 0, why, out);
+	snprintf(why, sizeof why, "exit %d (4: a second program thread's 5 MiB block came from the shared heap, 8: the "
+				  "main thread's 6 MiB one after it did; 64+: set-up)", rc);
+	result("second_program_thread_ends_one_thread_rules", rc >= 0 && (rc & ~3) == 0, why, out);
 
 	rc = run_case("stats", (const char *const[]){ "OSMEM_BACKGROUND=1", "OSMEM_STATS=1", NULL }, out, sizeof out, 60);
 	const char *w = strstr(out, "background wakes");
