@@ -51,6 +51,9 @@ ONCE_PATH void osm_init(bool dropin)
 		osm_huge_env(); /* read now, not at 32 MiB of heap: a setting not understood is named in any program */
 		idle_env();
 	}
+#ifdef OSMEM_DROPIN
+	(void)osm_os_copy_streams(); /* OSMEM_STREAM, read and judged now (realloc's big copies, both profiles) */
+#endif
 	osm_heap.secret = osm_os_random32() | 1;
 	osm_heap.key = ((uint64_t)osm_heap.secret * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)osm_os_random32() << 32) ^
 		       (uint64_t)(uintptr_t)&osm_heap;

@@ -159,6 +159,8 @@ HIDDEN void *osm_os_map_buffer(size_t len);
 HIDDEN void osm_os_unmap_buffer(void *addr, size_t len);
 /* The calling thread's kernel id (gettid): never 0, below 2^22. */
 HIDDEN int osm_os_thread_id(void);
+/* Whether realloc's big copies stream (OSMEM_STREAM, else the processor's maker: os.c). */
+HIDDEN bool osm_os_copy_streams(void);
 HIDDEN bool osm_os_thread_gone(int tid);
 /* a barrier on every thread of the process: 1 done, 0 not this time (the kernel had no memory for it), -1 never
  * (not available) */
@@ -657,9 +659,13 @@ struct osm_stats_extra {
 	size_t front_carved_bytes;                   /* of front_bytes: segments carved from the heap (in heap_size) */
 	bool background;                             /* OSMEM_BACKGROUND's thread runs (background.c) */
 	size_t background_wakes;
+	size_t streamed_moves;                       /* realloc's copies written with streaming stores (override.c) */
 };
 /* The statistics as os_stats gives them, and the extra figures (osmem.c; API layer: takes the locks itself). */
 HIDDEN void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x);
+#ifdef OSMEM_DROPIN
+HIDDEN extern size_t osm_streamed_moves; /* override.c, move_copy */
+#endif
 
 HIDDEN bool osm_stats_open(void);
 HIDDEN bool osm_stats_wanted(void);

@@ -132,8 +132,10 @@ void osm_stats_gather(struct os_stats *st, struct osm_stats_extra *x)
 	x->background = false;
 	x->background_wakes = 0;
 	osm_unlock();
+	x->streamed_moves = 0;
 #ifdef OSMEM_DROPIN
 	x->background = osm_background_running(&x->background_wakes);
+	x->streamed_moves = __atomic_load_n(&osm_streamed_moves, __ATOMIC_RELAXED);
 	st->cache_hits = fs.hits;
 	st->cache_misses = fs.misses;
 	st->front_bytes = fs.segment_bytes;

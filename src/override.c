@@ -479,23 +479,28 @@ static __attribute__((noinline)) void mapped_note(void *p)
 	osm_mapkeep_note(p, osm_heap.mapped_gen);
 }
 
-/* realloc's copy of a block the core moved. From MOVE_STREAM bytes up, the destination is written with
- * non-temporal stores: a moved block's new place is most often memory freed a while ago, not in any cache, and
- * an ordinary store reads each destination line from memory before it overwrites it. Streaming stores skip that
- * read, and leave the cache to what the program uses next (a buffer grown by realloc is written at its end).
- * glibc streams only above its non-temporal threshold, which it puts at 288 MiB on this machine (it counts the
- * host's cache as shared), so its copies never stream here. mixed-realloc: 1.329 -> 1.269 s (11 runs; from
- * 128 KiB: 1.302, from 512 KiB: 1.275, from 1 MiB: no gain), python3 unchanged. Below MOVE_STREAM, or for the
- * unaligned head and the tail, memcpy. Cost: one pass of 16-byte loads and streaming stores, and a fence so
- * that the bytes are visible before the pointer is returned. The two blocks never overlap (the old one stays
- * allocated until the copy is done). */
+/* realloc's copy of a block the core moved. From MOVE_STREAM bytes up, on AMD processors (os.c,
+ * osm_os_copy_streams; OSMEM_STREAM), the destination is written with non-temporal stores: a moved block's new
+ * place is most often memory freed a while ago, not in any cache, and there glibc's memcpy copies what exceeds
+ * the L2 cache with ordinary stores, each of which reads its line from memory before it overwrites it. Streaming
+ * stores skip that read, and leave the cache to what the program uses next (a buffer grown by realloc is written
+ * at its end). glibc streams only above its non-temporal threshold, 288 MiB on the AMD EPYC hosts (it counts the
+ * host's cache as shared), so its copies never stream there. mixed-realloc: 1.329 -> 1.269 s (11 runs; from
+ * 128 KiB: 1.302, from 512 KiB: 1.275, from 1 MiB: no gain), python3 unchanged. On Intel memcpy's `rep movsb`
+ * writes whole lines without reading them, into the cache: streaming there made mixed-realloc 1.18x slower
+ * (session 73). Below MOVE_STREAM, elsewhere, or for the unaligned head and the tail, memcpy. Cost: one pass of
+ * 16-byte loads and streaming stores, and a fence so that the bytes are visible before the pointer is returned;
+ * a count for the statistics. The two blocks never overlap (the old one stays allocated until the copy is
+ * done). */
 #define MOVE_STREAM ((size_t)256 << 10)
+size_t osm_streamed_moves;
 static void move_copy(void *dst, const void *src, size_t n)
 {
-	if (n < MOVE_STREAM) {
+	if (n < MOVE_STREAM || !osm_os_copy_streams()) {
 		memcpy(dst, src, n);
 		return;
 	}
+	__atomic_fetch_add(&osm_streamed_moves, 1, __ATOMIC_RELAXED);
 	char *d = dst;
 	const char *s = src;
 	size_t head = (16 - ((uintptr_t)d & 15)) & 15; /* 0 for the default profile's 16-byte payloads */

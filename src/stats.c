@@ -63,6 +63,8 @@ static void stats_text(struct text *t, const struct os_stats *sp, const struct o
 	line(t, "in-place reallocs", st.inplace_reallocs);
 	line(t, "moved reallocs", st.moved_reallocs);
 	line(t, "trims", st.trims);
+	if (x->streamed_moves) /* OSMEM_STREAM, or an AMD processor (os.c, osm_os_copy_streams) */
+		line(t, "streamed moves", x->streamed_moves);
 	if (!x->classic) { /* the mapping cache (heap.c), also in front_cached_*: listed apart here */
 		line(t, "kept mappings", x->kept_maps);
 		line(t, "kept mapping bytes", x->kept_bytes);

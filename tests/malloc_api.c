@@ -1313,8 +1313,68 @@ static const struct {
 	{ "stats_older_header_not_overrun", t_stats_older_header },
 };
 
+/* The streamed copy is the AMD processors' (os.c, osm_os_copy_streams), memcpy the others': each host runs one
+ * of realloc's two copies by default, so the big move is checked under both settings, in fresh processes (the
+ * setting is read at the heap's start). Also that the statistics count what was streamed: "streamed moves" with
+ * OSMEM_STREAM=1, no such line with 0 (where a copy that should not stream did, or the other way round). */
+static void t_streamed_moves_counted(void)
+{
+	const char *v = getenv("OSMEM_STREAM");
+	char path[] = "/tmp/malloc_api_stats.XXXXXX";
+	int fd = mkstemp(path);
+	EXPECT(fd >= 0, "mkstemp: %s", strerror(errno));
+	unlink(path);
+	os_stats_print(fd);
+	char text[8192];
+	ssize_t n = pread(fd, text, sizeof text - 1, 0);
+	close(fd);
+	EXPECT(n > 0, "os_stats_print wrote nothing");
+	text[n] = 0;
+	const char *line = strstr(text, "streamed moves");
+	long count = line ? strtol(line + strlen("streamed moves"), NULL, 10) : 0;
+	if (v && !strcmp(v, "1"))
+		EXPECT(count >= 3, "OSMEM_STREAM=1, and the statistics count %ld streamed moves after 3 or more big moves",
+		       count);
+	else
+		EXPECT(!line, "OSMEM_STREAM=%s, and the statistics count %ld streamed moves", v ? v : "(unset)", count);
+}
+
+/* The child of stream_runs: the big move and its count, under OSMEM_STREAM=argv[2]; its failures as its status. */
+static int stream_child(const char *v)
+{
+	static char name[32];
+	snprintf(name, sizeof name, "stream%s/", v);
+	prefix = name;
+	run("realloc_big_move_keeps_bytes", t_realloc_big_move);
+	run("streamed_moves_counted", t_streamed_moves_counted);
+	return n_fail;
+}
+
+static void stream_runs(const char *self)
+{
+	for (int v = 0; v <= 1; v++) {
+		char val[2] = { (char)('0' + v), 0 };
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid == 0) {
+			setenv("OSMEM_STREAM", val, 1);
+			execl(self, self, "--stream", val, (char *)NULL);
+			printf("FAIL stream%s/rerun: execl: %s\n", val, strerror(errno));
+			_exit(1);
+		}
+		int st = 0;
+		if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			if (pid < 0 || !WIFEXITED(st))
+				printf("FAIL stream%s/rerun: the child did not end by itself (status %d)\n", val, st);
+			n_fail++; /* the child printed its own FAIL lines */
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && strcmp(argv[1], "--stream") == 0)
+		return stream_child(argv[2]) ? 1 : 0;
 	const char *profile = getenv("OSMEM_PROFILE");
 	bool classic = profile && strcmp(profile, "classic") == 0;
 	bool rerun = argc >= 3 && strcmp(argv[1], "--classic-rerun") == 0;
@@ -1326,6 +1386,7 @@ int main(int argc, char **argv)
 		run(groups[i].name, groups[i].fn);
 
 	if (!classic) {
+		stream_runs("/proc/self/exe");
 		/* the classic profile is chosen at the first allocation: a fresh process */
 		char failures[16];
 		snprintf(failures, sizeof failures, "%d", n_fail);

@@ -353,6 +353,22 @@ def trace_pid_not_understood_said(build, tmp):
                 os.unlink(os.path.join(tmp, f))
 
 
+def stream_setting_not_understood_said(build, tmp):
+    """OSMEM_STREAM (realloc's big copies: streaming stores or memcpy) takes 0, 1, or nothing (the processor
+    decides). Anything else is said once, at the heap's start, in any program: not only in one that moves a block
+    of 256 KiB, where it would have been taken in silence. An empty value is as unset: nothing said."""
+    exe = os.path.join(tmp, "env", "chdir_first")
+    if not os.path.exists(exe):
+        return
+    base = clean_env()
+    for value, want in (("yes", 1), ("2", 1), ("", 0), ("0", 0), ("1", 0)):
+        r = subprocess.run([exe], capture_output=True, text=True, timeout=60, cwd=tmp,
+                           env=dict(base, OSMEM_STREAM=value))
+        said = r.stderr.count(f"OSMEM_STREAM={value} is not 0 or 1")
+        check(f"env/stream_setting_not_understood_said ({value or 'empty'})", r.returncode == 0 and said == want,
+              f"exit {r.returncode}, said {said} times (want {want}): {r.stderr[-300:]!r}")
+
+
 def stats_fifo_without_reader(build, tmp):
     """OSMEM_STATS naming a FIFO that nobody reads: its open, in the library's constructor, waited for a reader
     before main, for good. Now the program runs, and the missing statistics are said."""
@@ -524,6 +540,7 @@ def main():
         trace_pid_file_not_through_a_link(build, tmp)
         relative_trace_from_start_directory(build, tmp)
         trace_pid_not_understood_said(build, tmp)
+        stream_setting_not_understood_said(build, tmp)
         stats_fifo_without_reader(build, tmp)
         osmem_run_background(build, tmp)
     finally:
