@@ -1693,7 +1693,8 @@ bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
 
 /* The tail [start, start + len) of a kept mapping that a shorter request took: kept on its own, in the place its
  * age gives it (when: the mapping's), when it is long enough to be kept (mapcache_min) and to serve the shortest
- * request looked for (big_shortest); else it goes back (munmap).
+ * request looked for (big_shortest; own: a shrunk block's own tail, kept for its growth whatever that is); else it
+ * goes back (munmap).
  * A thread's buffer grown by copy, round after round (a std::vector built to 16 MiB and destroyed, 40 times), took
  * its first big request from the 8 MiB mapping the last round left, and its next from the 16 MiB one, cut each to
  * its size, and grew the cut mappings back by mremap into fresh pages: 179,000 page faults and 0.57 s where glibc's
@@ -1706,9 +1707,9 @@ bool osm_mapped_size_fits(const struct block_meta *b, size_t n)
  * back: a buffer doubled by realloc to 256 MiB, 8 rounds (patterns' vecgrow), grew by mremap out past it and kept its
  * old 64 MiB block beside it, 345 MB at its peak against glibc's 257 (272 with the tails going back, 0.74 s; 280 MB
  * and 0.18 s taken in place). */
-static void mapcache_tail(char *start, size_t len, uint64_t when)
+static void mapcache_tail(char *start, size_t len, uint64_t when, bool own)
 {
-	if (len < big_shortest || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
+	if ((len < big_shortest && !own) || len < mapcache_min() || mapcache_n >= mapcache_slots() ||
 	    osm_heap.count.kept_bytes + len > mapcache_budget()) {
 		osm_os_unmap(start, len);
 		if (TRACING)
@@ -1769,7 +1770,7 @@ static struct block_meta *mapcache_take(size_t a, size_t s, bool grow)
 		return mapcache_block(start, len, aligned || len > need, lead, s);
 	/* the block is what a fresh mapping would be; the tail stays kept, or goes back (traced after the reuse) */
 	struct block_meta *b = mapcache_block(start, keep, aligned || keep > need, lead, s);
-	mapcache_tail(start + keep, len - keep, when);
+	mapcache_tail(start + keep, len - keep, when, false);
 	return b;
 }
 
@@ -2519,10 +2520,42 @@ static __attribute__((noinline)) bool regrow_adjacent(struct block_meta *b, size
 		if (TRACING)
 			osm_trace_event("  kept_absorb %p %z %p %z", b, b->size, end, take);
 		if (len > take)
-			mapcache_tail(end + take, len - take, when);
+			mapcache_tail(end + take, len - take, when, false);
 		return b->size >= s;
 	}
 	return false;
+}
+
+/* A mapped block b shrinking in place to s bytes, with threads: its tail becomes a kept mapping of its own for
+ * SHRINK_TAIL_NS (mapcache_tail, which gives it back at once when it is too short to keep), where mremap gave its
+ * pages back. The block's next growth takes it again in place (regrow_adjacent), or another request takes it, with
+ * its pages resident. Random reallocs of 64 KiB-4 MiB in a threaded process shrank their mappings by mremap and
+ * faulted the pages in again at the next growth: 172,000 page faults where tcmalloc, whose page heap keeps freed
+ * spans, takes 28,500 (bench/apis.py; mapcache/threaded_shrink_keeps_tail); 86,000 and 0.19 s instead of 0.39 now.
+ * Not the cache's second: python3's churn cuts its compressed buffers to size once, and kept a second their tails
+ * raised its peak from 63-66 to 71-75 MiB; kept 10 ms, the threads' decay time, its peak is level (66.2 against 66.5
+ * MiB, medians of 8; 20 ms: 66.4 against 64.7; mapcache/threaded_shrink_tail_not_kept_long). One thread keeps its
+ * blocks below 32 MiB in the heap, and no such tail. Returns whether b holds s bytes now. */
+#define SHRINK_TAIL_NS 10000000ull
+static __attribute__((noinline)) bool shrink_keep_tail(struct block_meta *b, size_t s)
+{
+	if (((uintptr_t)b & (page_size() - 1)) || osm_heap.policy.fixed_threshold || !osm_heap.policy.map_cache ||
+	    one_thread())
+		return false; /* an aligned block: its mapping does not start at its header */
+	char *end = (char *)round_up((uintptr_t)block_end(b), page_size());
+	char *cut = (char *)b + round_up(s + META_SIZE, page_size());
+	if (cut >= end)
+		return false;
+	mapped_unlink(b, false);
+	b->size = (size_t)(cut - (char *)b) - META_SIZE;
+	mapped_link(b);
+	osm_heap.count.inplace_reallocs++;
+	if (TRACING)
+		osm_trace_event("  kept_cut %p %z", b, b->size);
+	/* kept as if since a second less SHRINK_TAIL_NS: mapcache_expire gives it back SHRINK_TAIL_NS from now. Whatever
+	 * the shortest request looked for (big_shortest): the block's own growth is the one it waits for */
+	mapcache_tail(cut, (size_t)(end - cut), osm_os_coarse_ns() - MAPCACHE_NS + SHRINK_TAIL_NS, true);
+	return true;
 }
 
 /* A block b growing to s bytes, in the cache's sizes (MAPCACHE_MIN up), takes a kept mapping that holds it (with
@@ -2691,6 +2724,8 @@ struct block_meta *osm_realloc(struct block_meta *b, size_t n)
 		 * 34 MB cut to 20 MB, peaked at 54 MB, glibc at 34 (a review in session 59:
 		 * mapcache/mapped_shrink_stays_in_place) */
 		bool shrink = s < b->size && s + META_SIZE >= MMAP_THRESHOLD;
+		if (shrink && shrink_keep_tail(b, s))
+			return b;
 		if (osm_heap.policy.use_mremap && (s + META_SIZE >= threshold || shrink)) {
 			struct block_meta *nb = remap_block(b, s > b->size ? realloc_slack(s) : s);
 			if (nb)

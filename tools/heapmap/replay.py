@@ -507,6 +507,10 @@ def replay_trace(path, keep_text=True):
                         map_del(blk, lineno)
                         map_add(blk, size)
                         h.peak_mapped = max(h.peak_mapped, sum(m[0] for m in mapped.values()))
+                    elif op == "kept_cut":  # `kept_cut BLOCK SIZE`: a shrink left the block SIZE bytes in place;
+                        blk, size = _addr(p[1])[1], int(p[2])  # its tail (kept_tail or release) follows
+                        map_del(blk, lineno)
+                        map_add(blk, size)
                     elif op == "kept_join":  # `kept_join ADDR LEN`: the block just kept joined its kept tail
                         start, length = _addr(p[1])[1], int(p[2])
                         for k in [k for k in kept if start <= k < start + length]:
