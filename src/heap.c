@@ -1150,6 +1150,7 @@ static ONCE_PATH void idle_env(void)
 static int alone_tid;  /* the program's only thread while no other has come to the rules (0: no claim) */
 static int helper_tid; /* the background thread's */
 
+#ifdef OSMEM_DROPIN /* only background.c makes a claim; in libosmem.so alone_tid stays 0 */
 void osm_heap_alone_claim(int program_tid)
 {
 	__atomic_store_n(&helper_tid, 0, __ATOMIC_RELAXED);
@@ -1171,6 +1172,7 @@ bool osm_heap_alone_fork_child(void)
 	__atomic_store_n(&alone_tid, osm_lock_self_id(), __ATOMIC_RELAXED);
 	return true;
 }
+#endif
 
 /* A claim holds: the calling thread is the program's or the helper; any other ends it. Cost: a kernel id read
  * from thread-local storage and two compares, only where a claim was made. */
@@ -2541,7 +2543,7 @@ static __attribute__((noinline)) bool shrink_keep_tail(struct block_meta *b, siz
 {
 	if (((uintptr_t)b & (page_size() - 1)) || osm_heap.policy.fixed_threshold || !osm_heap.policy.map_cache ||
 	    one_thread())
-		return false; /* an aligned block: its mapping does not start at its header */
+		return false; /* aligned: its mapping starts before its header; one thread: its blocks live in the heap */
 	char *end = (char *)round_up((uintptr_t)block_end(b), page_size());
 	char *cut = (char *)b + round_up(s + META_SIZE, page_size());
 	if (cut >= end)

@@ -159,8 +159,10 @@ HIDDEN void *osm_os_map_buffer(size_t len);
 HIDDEN void osm_os_unmap_buffer(void *addr, size_t len);
 /* The calling thread's kernel id (gettid): never 0, below 2^22. */
 HIDDEN int osm_os_thread_id(void);
+#ifdef OSMEM_DROPIN
 /* Whether realloc's big copies stream (OSMEM_STREAM, else the processor's maker: os.c). */
 HIDDEN bool osm_os_copy_streams(void);
+#endif
 HIDDEN bool osm_os_thread_gone(int tid);
 /* a barrier on every thread of the process: 1 done, 0 not this time (the kernel had no memory for it), -1 never
  * (not available) */
@@ -1098,9 +1100,11 @@ HIDDEN bool osm_heap_idle_sweeping(void); /* the sweep of idle holes is under wa
 /* The heap's one-thread rules with OSMEM_BACKGROUND's thread (heap.c, alone_check): the program's thread named
  * before that thread starts (0: no claim), that thread's once it runs, and a fork's child's (its lock's new id,
  * where the parent's claim still held; after osm_lock_fork_child). */
+#ifdef OSMEM_DROPIN /* background.c's */
 HIDDEN void osm_heap_alone_claim(int program_tid);
 HIDDEN void osm_heap_alone_helper(int tid);
 HIDDEN bool osm_heap_alone_fork_child(void);
+#endif
 HIDDEN void osm_front_free_slow(void *p, struct front_page *pg, const char *api);
 
 /* malloc's fast path for n <= FRONT_MAX; NULL when the front cannot serve (off, thread exiting, no memory):

@@ -855,6 +855,7 @@ ONCE_PATH uint64_t osm_os_fault_ns_env(void)
 	return 0;
 }
 
+#ifdef OSMEM_DROPIN /* the drop-in's realloc alone copies so (override.c) */
 /* Whether realloc's copies of a moved big block write with streaming stores (override.c, move_copy). OSMEM_STREAM=1:
  * always, 0: never; unset, on processors made by AMD or Hygon only. The reason is glibc's memmove, which a copy
  * otherwise is: on AMD it copies what exceeds the L2 cache with ordinary stores, each of which reads its line
@@ -896,6 +897,7 @@ bool osm_os_copy_streams(void)
 	}
 	return v == 2;
 }
+#endif
 
 ONCE_PATH uint64_t osm_os_fault_probe_ns(void)
 {
