@@ -1234,6 +1234,7 @@ static void decay_tick(void)
 static bool mapcache_due(uint64_t now);
 static void mapcache_expire(void);
 static size_t mapcache_n;
+static size_t mapcache_grows; /* kept mappings grown (mremap) to serve a request: osm_malloc_zero asks */
 
 /* A program whose requests stopped reaching the core (it frees a structure, then lives on what its caches hold)
  * gave nothing back: the passes came only from the core's own frees and allocations. The front calls this every
@@ -1663,6 +1664,7 @@ static struct block_meta *mapcache_grow(size_t i, bool aligned, size_t lead, siz
 		return NULL;
 	if (TRACING)
 		osm_trace_event("  kept_grow %p %z %p", mapcache[i].start, need, start);
+	mapcache_grows++;
 	mapcache_remove(i);
 	mapcache_drop_shorter(need);
 	return mapcache_block(start, need, aligned, lead, s);
@@ -2219,6 +2221,38 @@ static void zero_sample_freed(struct block_meta *b)
 			zero_sample_measure(i, true, true);
 }
 
+/* calloc's block b, a kept mapping grown by mremap to serve it, whose pages zero_kept gave back (most of them were the
+ * growth's, not resident): the bytes from the payload's first whole page that the caller populates, while the
+ * verdict on calloc's fresh blocks is dense (calloc_populate), else 0 (left lazy, as a fresh mapping of a sparse
+ * program is). Left lazy, a program that reads its zeros before it writes them took two faults a page, the second a
+ * copy of the zero page that interrupts every other CPU running one of its threads to flush their TLBs: calloc of
+ * 4-64 MiB in four threads freeing each other's blocks (bench/apis.py), 18 of 72 requests served by a kept mapping
+ * grown, 6 of them given back whole, spent 60% of its time in those interrupts (perf: do_wp_page ->
+ * flush_tlb_mm_range -> x2apic_send_IPI). Cost: none past a compare, but for such blocks. */
+static size_t kept_grown_populate(struct block_meta *b)
+{
+	uintptr_t lo = round_up((uintptr_t)payload(b), page_size()), hi = round_down((uintptr_t)block_end(b), page_size());
+	if (!osm_heap.zero_dense || hi <= lo)
+		return 0;
+	osm_os_calls.madvise++; /* the populate the caller makes after the lock */
+	osm_os_calls.populate++;
+	if (TRACING)
+		osm_trace_event("  populate %p %z", (void *)lo, (size_t)(hi - lo));
+	return (size_t)(hi - lo);
+}
+
+/* calloc's block b, a kept mapping (grown by mremap to serve it when `grew`): the bytes the caller zeroes
+ * (zero_kept), and in *populate those it populates. Populated only when it grew: a kept mapping that zero_kept
+ * gave back was left mostly untouched by the block freed there, which says the program uses that size sparsely
+ * (mapcache/calloc_of_sparse_kept_mapping_stays_sparse); one that grew was mostly fresh pages, which say nothing of
+ * the program, and the verdict on its fresh blocks holds for them. Out of line: only calloc's reuses come here. */
+static __attribute__((noinline)) size_t zero_kept_block(struct block_meta *b, bool grew, size_t *populate)
+{
+	size_t dirty = zero_kept(b, b->size);
+	*populate = grew && dirty < b->size ? kept_grown_populate(b) : 0;
+	return dirty;
+}
+
 /* calloc's request (default profile; the classic one keeps no mapping): as malloc's, with *dirty the bytes of the
  * payload, from its start, that the caller zeroes after the lock when the block is mapped (a kept mapping's:
  * zero_kept); a block of the heap is zeroed whole, and a fresh mapping not at all. A kept mapping never served
@@ -2228,12 +2262,15 @@ static void zero_sample_freed(struct block_meta *b)
 struct block_meta *osm_malloc_zero(size_t n, size_t threshold, size_t *dirty, size_t *populate)
 {
 	size_t reused = osm_heap.count.reused_maps; /* it moves when the cache serves the request (mapcache_block) */
+	size_t grows = mapcache_grows;
 	struct block_meta *b = alloc_block(n, threshold);
 	bool kept = b && b->status == STATUS_MAPPED && osm_heap.count.reused_maps != reused;
-	*dirty = kept ? zero_kept(b, b->size) : 0;
-	/* a fresh mapping only: a kept one whose pages zero_kept gave back was left mostly untouched by the block freed
-	 * there, which says the program uses that size sparsely (mapcache/calloc_of_sparse_kept_mapping_stays_sparse) */
-	*populate = b && b->status == STATUS_MAPPED && !kept ? calloc_populate(b) : 0;
+	if (kept) {
+		*dirty = zero_kept_block(b, mapcache_grows != grows, populate);
+		return b;
+	}
+	*dirty = 0;
+	*populate = b && b->status == STATUS_MAPPED ? calloc_populate(b) : 0;
 	return b;
 }
 
