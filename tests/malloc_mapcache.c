@@ -141,6 +141,22 @@ static size_t first_dirty(const unsigned char *p, size_t n)
 	return SIZE_MAX;
 }
 
+/* How many of the len bytes' pages from p's first whole page are resident (mincore), or SIZE_MAX when it cannot
+ * tell (p NULL, len above 99 MiB, mincore refused). */
+static size_t resident_pages(const unsigned char *p, size_t len)
+{
+	static unsigned char vec[99 * MiB / 4096];
+	if (!p || len > 99 * MiB)
+		return SIZE_MAX;
+	char *lo = (char *)(((uintptr_t)p + 4095) & ~(uintptr_t)4095);
+	if (mincore(lo, len, vec) != 0)
+		return SIZE_MAX;
+	size_t n = 0;
+	for (size_t i = 0; i < len / 4096; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
 /* calloc takes a kept mapping too and zeroes what the freed block left: written, when its pages are resident
  * (a fresh mapping would fault every one in again), given back, when most were never touched (writing them would
  * fault them all in). Before session 43 calloc never took one, and the blocks it freed were kept all the same:
@@ -202,16 +218,7 @@ static void calloc_of_sparse_kept_mapping_stays_sparse(void)
 	struct kept s0 = kept_now();
 	unsigned char *c = v_calloc(1, 40 * MiB);
 	struct kept s1 = kept_now();
-	size_t resident = SIZE_MAX; /* before the zeros are read: a read maps the zero page, which counts */
-	if (c) {
-		static unsigned char vec[40 * MiB / 4096];
-		char *lo = (char *)(((uintptr_t)c + 4095) & ~(uintptr_t)4095);
-		if (mincore(lo, 39 * MiB, vec) == 0) {
-			resident = 0;
-			for (size_t i = 0; i < 39 * MiB / 4096; i++)
-				resident += vec[i] & 1;
-		}
-	}
+	size_t resident = resident_pages(c, 39 * MiB); /* before the zeros are read: a read maps the zero page */
 	size_t bad = c ? first_dirty(c, 40 * MiB) : 0;
 	v_free(c);
 	snprintf(why, sizeof why, "calloc(1, 40 MiB) after a 40 MiB block with one page in 16 written was freed: %s at "
@@ -244,16 +251,7 @@ static void calloc_of_grown_kept_mapping(const char *name, bool dense)
 	struct kept s0 = kept_now();
 	unsigned char *c = v_calloc(1, 100 * MiB);
 	struct kept s1 = kept_now();
-	size_t resident = SIZE_MAX, pages = 99 * MiB / 4096;
-	if (c) {
-		static unsigned char vec[100 * MiB / 4096];
-		char *lo = (char *)(((uintptr_t)c + 4095) & ~(uintptr_t)4095);
-		if (mincore(lo, 99 * MiB, vec) == 0) {
-			resident = 0;
-			for (size_t i = 0; i < pages; i++)
-				resident += vec[i] & 1;
-		}
-	}
+	size_t pages = 99 * MiB / 4096, resident = resident_pages(c, 99 * MiB);
 	size_t bad = c ? first_dirty(c, 100 * MiB) : 0;
 	v_free(c);
 	snprintf(why, sizeof why, "calloc(1, 40 MiB) with %s written and freed, then calloc(1, 100 MiB): %s at byte "
