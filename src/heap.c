@@ -1817,8 +1817,13 @@ static struct block_meta *take_block_from(struct block_meta *b, size_t s, uint32
 	size_t before = b->size;
 	bool tagged = !osm_heap.classic && before >= IDLE_MIN;
 	if (tagged) {
-		memcpy(w, payload(b), sizeof w);
-		*(uint64_t *)payload(b) = 0;
+		/* read by a write (xchg): a payload whose page the program never touched (a block carved at a page, its
+		 * header at the end of the page before) took a read fault that mapped the zero page here, then a second
+		 * fault for the store, whose copy of the zero page interrupts every other CPU running one of the
+		 * program's threads to flush their TLBs (apis, aligned_alloc(4096) of 1-64 KiB in four threads: 9% of
+		 * its time in those interrupts). A write faults the page in once, fresh and zeroed */
+		w[0] = __atomic_exchange_n((uint64_t *)payload(b), 0, __ATOMIC_RELAXED);
+		w[1] = ((const uint64_t *)payload(b))[1];
 	}
 	struct block_meta *r = split_rest(b, s); /* b has no free neighbour here: the rest goes straight to the index */
 	if (x && r) {
