@@ -1019,8 +1019,11 @@ static void decay_reused(const struct block_meta *b, size_t s)
 {
 	if (s <= DECAY_KEEP || osm_heap.classic || decay_ns >= DECAY_NS_MAX)
 		return;
-	const uint64_t *w = (const uint64_t *)payload((struct block_meta *)b);
-	if (w[0] != decay_tag(b, 0) || osm_os_now_ns() - w[1] >= DECAY_REUSE_NS || !osm_huge_faults_dear())
+	uint64_t *w = (uint64_t *)payload((struct block_meta *)b);
+	/* read by a write that changes nothing (lock xadd of 0): take_block_from's store follows, and a plain read of a
+	 * page never touched would map the zero page for that store to copy (take_block_from says why that is dear) */
+	if (__atomic_fetch_add(&w[0], 0, __ATOMIC_RELAXED) != decay_tag(b, 0) ||
+	    osm_os_now_ns() - w[1] >= DECAY_REUSE_NS || !osm_huge_faults_dear())
 		return;
 	__atomic_store_n(&decay_ns, decay_ns * 2, __ATOMIC_RELAXED);
 	if (TRACING)
