@@ -2229,35 +2229,28 @@ static void zero_sample_freed(struct block_meta *b)
 			zero_sample_measure(i, true, true);
 }
 
-/* calloc's block b, a kept mapping grown by mremap to serve it, whose pages zero_kept gave back (most of them were the
- * growth's, not resident): the bytes from the payload's first whole page that the caller populates, while the
- * verdict on calloc's fresh blocks is dense (calloc_populate), else 0 (left lazy, as a fresh mapping of a sparse
- * program is). Left lazy, a program that reads its zeros before it writes them took two faults a page, the second a
- * copy of the zero page that interrupts every other CPU running one of its threads to flush their TLBs: calloc of
- * 4-64 MiB in four threads freeing each other's blocks (bench/apis.py), 18 of 72 requests served by a kept mapping
- * grown, 6 of them given back whole, spent 60% of its time in those interrupts (perf: do_wp_page ->
- * flush_tlb_mm_range -> x2apic_send_IPI). Cost: none past a compare, but for such blocks. */
-static size_t kept_grown_populate(struct block_meta *b)
+/* calloc's block b, a kept mapping (grown by mremap to serve it when `grew`): the bytes the caller zeroes
+ * (zero_kept), and in *populate those it populates from the payload's first whole page. A kept mapping that
+ * zero_kept gave back was left mostly untouched by the block freed there, which says the program uses that size
+ * sparsely (mapcache/calloc_of_sparse_kept_mapping_stays_sparse), and stays lazy. One that grew was mostly fresh
+ * pages, which say nothing of the program: the verdict on its fresh blocks holds (calloc_populate), and while it is
+ * dense the pages given back are populated. Left lazy, a program that reads its zeros before it writes them took
+ * two faults a page, the second a copy of the zero page that interrupts every other CPU running one of its threads
+ * to flush their TLBs: calloc of 4-64 MiB in four threads freeing each other's blocks (bench/apis.py), 18 of 72
+ * requests served by a kept mapping grown, 6 of them given back whole, spent 60% of its time in those interrupts
+ * (perf: do_wp_page -> flush_tlb_mm_range -> x2apic_send_IPI). Out of line: only calloc's reuses come here. */
+static __attribute__((noinline)) size_t zero_kept_block(struct block_meta *b, bool grew, size_t *populate)
 {
+	size_t dirty = zero_kept(b, b->size);
 	uintptr_t lo = round_up((uintptr_t)payload(b), page_size()), hi = round_down((uintptr_t)block_end(b), page_size());
-	if (!osm_heap.zero_dense || hi <= lo)
-		return 0;
+	*populate = 0;
+	if (!grew || dirty >= b->size || !osm_heap.zero_dense || hi <= lo)
+		return dirty;
 	osm_os_calls.madvise++; /* the populate the caller makes after the lock */
 	osm_os_calls.populate++;
 	if (TRACING)
 		osm_trace_event("  populate %p %z", (void *)lo, (size_t)(hi - lo));
-	return (size_t)(hi - lo);
-}
-
-/* calloc's block b, a kept mapping (grown by mremap to serve it when `grew`): the bytes the caller zeroes
- * (zero_kept), and in *populate those it populates. Populated only when it grew: a kept mapping that zero_kept
- * gave back was left mostly untouched by the block freed there, which says the program uses that size sparsely
- * (mapcache/calloc_of_sparse_kept_mapping_stays_sparse); one that grew was mostly fresh pages, which say nothing of
- * the program, and the verdict on its fresh blocks holds for them. Out of line: only calloc's reuses come here. */
-static __attribute__((noinline)) size_t zero_kept_block(struct block_meta *b, bool grew, size_t *populate)
-{
-	size_t dirty = zero_kept(b, b->size);
-	*populate = grew && dirty < b->size ? kept_grown_populate(b) : 0;
+	*populate = (size_t)(hi - lo);
 	return dirty;
 }
 

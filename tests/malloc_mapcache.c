@@ -238,7 +238,7 @@ static void calloc_of_sparse_kept_mapping_stays_sparse(void)
  * lazy, as if the program were sparse: a program that reads its zeros before it writes them then takes two faults a
  * page, the second a copy of the zero page that interrupts every other CPU running one of its threads (calloc of
  * 4-64 MiB in four threads freeing each other's blocks: 1.00 s, tcmalloc 0.37). Now the grown block is populated
- * while the verdict is dense (heap.c, kept_grown_populate): its pages are resident before the program reads them.
+ * while the verdict is dense (heap.c, zero_kept_block): its pages are resident before the program reads them.
  * And a program that wrote one page in 16 of its first block (verdict: sparse) still gets the grown one lazy. */
 static void calloc_of_grown_kept_mapping(const char *name, bool dense)
 {
