@@ -203,8 +203,8 @@ static inline void *new_fast(size_t n, const char *nothrow_name)
 	return new_slow(n, false, 0, nothrow_name);
 }
 
-/* Aligned forms: alignments up to 16 are malloc's; up to 2 KiB (with n up to 2 KiB) a power-of-two front slot,
- * aligned to its size (one call into front.c, then malloc's fast path); larger: the core's memalign under the
+/* Aligned forms: alignments up to 16 are malloc's; up to 2 KiB (with n up to 2 KiB) a front slot of a class the
+ * alignment divides (one call into front.c, then malloc's fast path); larger: the core's memalign under the
  * lock. */
 static inline void *new_aligned_fast(size_t n, size_t a, const char *nothrow_name)
 {
@@ -342,12 +342,11 @@ __attribute__((noinline)) static void core_delete(void *p, bool sized, size_t n,
 	errno = saved;
 }
 
-/* The slot osm_front_memalign(a, n) takes for 16 < a <= FRONT_MAX: the smallest power of two from 32 that holds n
- * and a. Kept in step with front.c; tests/malloc_cxx.cpp deletes every size and alignment it serves. */
+/* The slot osm_front_memalign(a, n) takes for 16 < a <= FRONT_MAX (internal.h, osm_front_aligned_class);
+ * tests/malloc_cxx.cpp deletes every size and alignment it serves. */
 static inline size_t front_aligned_slot(size_t n, size_t a)
 {
-	size_t s = n <= 32 ? 32 : (size_t)1 << (64 - __builtin_clzll((unsigned long long)(n - 1)));
-	return s > a ? s : a;
+	return osm_front_class_size[osm_front_aligned_class(n, a)];
 }
 
 /* Whether front slot p is the one new(n) (a: 0 or up to 16) or new(n, align a) would have taken. */

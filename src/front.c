@@ -7,7 +7,8 @@
  * a power of two and a few bytes are common there (sqlite3's 1032-byte blocks, 87,000 of them, 25,000 alive at its
  * peak), and took 1280 bytes; 1152 with the 8 classes, which cut sqlite3's peak RSS by 2.7% and threads-8's by 4%;
  * 1040 with the class of its own (glibc's chunk for it), 100.6 -> 97.4 MiB (glibc 93.9), the other workloads
- * unchanged. The power-of-two classes stay: memalign takes its slots from them (aligned to their size). Finer
+ * unchanged. An aligned request takes the smallest class that holds it and whose size the alignment divides (its
+ * slots are then aligned: internal.h, osm_front_aligned_class), which every power of two up to 2 KiB has. Finer
  * classes below 1 KiB were tried and cost more than they saved: each class a thread uses has a page of its own,
  * and small programs (larson, prodcon) grew by 8-15%.
  * A slot lives in a 64 KiB page of equal slots; pages come from 4 MiB segments aligned to 4 MiB whose first page
@@ -137,6 +138,18 @@ static uint32_t trim_epoch;
 const uint32_t osm_front_class_size[FRONT_CLASSES] = {
 	16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
 	640, 768, 896, 1024, 1040, 1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048,
+};
+
+/* internal.h, osm_front_aligned_class: rows for alignments 32, 64, ..., 2048 (tests/malloc_front_size_classes.c
+ * checks every entry against the sizes above) */
+const uint8_t osm_front_align_up[7][FRONT_CLASSES] = {
+	{ 1, 1, 3, 3, 5, 5, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 21, 22, 23, 24, 25, 26, 27, 28 },
+	{ 3, 3, 3, 3, 7, 7, 7, 7, 9, 9, 11, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 21, 22, 23, 24, 25, 26, 27, 28 },
+	{ 7, 7, 7, 7, 7, 7, 7, 7, 11, 11, 11, 11, 13, 13, 15, 15, 16, 17, 18, 19, 21, 21, 22, 23, 24, 25, 26, 27, 28 },
+	{ 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 15, 15, 15, 15, 17, 17, 19, 19, 22, 22, 22, 24, 24, 26, 26, 28, 28 },
+	{ 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 19, 19, 19, 19, 24, 24, 24, 24, 24, 28, 28, 28, 28 },
+	{ 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 19, 28, 28, 28, 28, 28, 28, 28, 28, 28 },
+	{ 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28 },
 };
 
 /* How many freed slots a thread caches per class: about 32 KiB of them, 16 to TC_DEPTH (global_init sets them;
@@ -2204,10 +2217,9 @@ static void *traced_memalign(size_t alignment, size_t n)
 {
 	size_t s = n;
 	if (alignment > 16) {
-		for (s = 32; s < n || s < alignment;)
-			s <<= 1;
-		if (s > FRONT_MAX)
+		if (n > FRONT_MAX || alignment > FRONT_MAX)
 			return NULL;
+		s = osm_front_class_size[osm_front_aligned_class(n, alignment)];
 	}
 	tl_req.kind = REQ_MEMALIGN;
 	tl_req.a = alignment;
@@ -2217,17 +2229,18 @@ static void *traced_memalign(size_t alignment, size_t n)
 	return p;
 }
 
-/* Slots of a power-of-two class are aligned to their size: pages start at multiples of 64 KiB. */
+/* A class whose size the alignment divides has aligned slots: pages start at multiples of 64 KiB. */
 void *osm_front_memalign(size_t alignment, size_t n)
 {
 	if (front_tracing())
 		return traced_memalign(alignment, n);
-	if (alignment <= 16)
-		return osm_front_malloc(n); /* every class is a multiple of 16 */
-	size_t s = 32;
-	while (s < n || s < alignment)
-		s <<= 1;
-	return s <= FRONT_MAX ? osm_front_malloc(s) : NULL;
+	size_t s = n; /* alignment 16: any class (every class is a multiple of 16) */
+	if (alignment > 16) {
+		if (n > FRONT_MAX || alignment > FRONT_MAX)
+			return NULL;
+		s = osm_front_class_size[osm_front_aligned_class(n, alignment)];
+	}
+	return osm_front_malloc(s); /* one copy of malloc's path in the hot text, not two */
 }
 
 /* malloc_trim's look at the calling thread's own pages: the remote frees waiting on them are collected, and the

@@ -680,18 +680,19 @@ EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
 // The aligned family
 // ------------------------------------------------------------------
 
-static void *aligned(size_t alignment, size_t n)
+static void *aligned(size_t alignment, size_t n);
+
+/* Past the front's slots: strict mode, the medium cache, the core. Out of line, so that the slots' way below saves
+ * no registers (it was half of aligned_alloc(64, 16..1024)'s instructions). */
+__attribute__((noinline)) static void *aligned_rest(size_t alignment, size_t n)
 {
 	if (osm_strict_first())
 		return osm_strict_alloc(n, alignment, false, "memalign");
 	if (n > MAX_REQUEST || alignment > MAX_REQUEST - n)
 		return fail(ENOMEM);
 	size_t asked = n; /* the medium cache's try below sets n to its tiled size */
-	if (alignment <= FRONT_MAX && n <= FRONT_MAX) { /* power-of-two slots are aligned to their size */
-		void *p = osm_front_memalign(alignment, n);
-		if (p)
-			return p;
-	} else if (n - 1 < MEDIUM_MAX) { /* the medium cache (up to FRONT_MAX: an alignment beyond it) */
+	/* the medium cache (up to FRONT_MAX: an alignment beyond it); the front's slots were tried (aligned) */
+	if ((alignment > FRONT_MAX || n > FRONT_MAX) && n - 1 < MEDIUM_MAX) {
 		void *p = alignment <= 16 ? osm_front_medium_malloc(n) : osm_front_medium_memalign(alignment, &n);
 		if (p)
 			return p;
@@ -716,6 +717,18 @@ static void *aligned(size_t alignment, size_t n)
 		return r;
 	}
 	return b ? (errno = saved, payload(b)) : fail(ENOMEM);
+}
+
+/* alignment: a power of two from 16. Up to FRONT_MAX bytes aligned up to FRONT_MAX: a slot of a class the alignment
+ * divides (front.c, osm_front_memalign); strict mode's front is off, so that it misses there. */
+static void *aligned(size_t alignment, size_t n)
+{
+	if (alignment <= FRONT_MAX && n <= FRONT_MAX && !osm_strict_first()) {
+		void *p = osm_front_memalign(alignment, n);
+		if (p)
+			return p;
+	}
+	return aligned_rest(alignment, n);
 }
 
 /* glibc 2.36: an alignment that is not a power of two is rounded up to one; one too large is EINVAL. */

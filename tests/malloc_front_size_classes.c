@@ -120,6 +120,57 @@ int main(void)
 		}
 	result("memalign", ok);
 
+	/* An aligned request takes the smallest class that holds it and whose size the alignment divides, as glibc's
+	 * chunk for it is the size rounded to 16 bytes: aligned_alloc(64, 300) took a 512-byte slot (the next power of
+	 * two) until session 75, not the 320-byte one, whose slots are as aligned (pages start at 64 KiB). The
+	 * classes are what malloc_usable_size says of malloc(1..2048); 300 slots of each request stay alive, so that
+	 * slots past a page's first are checked too. */
+	static size_t classes[64];
+	size_t nclasses = 0;
+	for (size_t n = 1; n <= 2048; n++) {
+		void *q = v_malloc(n);
+		size_t u = malloc_usable_size(q);
+		if (!nclasses || classes[nclasses - 1] != u)
+			classes[nclasses++] = u;
+		v_free(q);
+	}
+	ok = nclasses > 20 && classes[nclasses - 1] == 2048;
+	if (!ok)
+		snprintf(why, sizeof why, "%zu classes read from malloc_usable_size, the last %zu", nclasses,
+			 nclasses ? classes[nclasses - 1] : 0);
+	static void *live[300];
+	for (size_t a = 32; a <= 2048 && ok; a *= 2)
+		for (size_t n = 0; n <= 2048 && ok; n += n < 64 ? 1 : 7) {
+			size_t m = n > a ? n : a, want = 0;
+			for (size_t c = 0; c < nclasses && !want; c++)
+				if (classes[c] >= m && classes[c] % a == 0)
+					want = classes[c];
+			size_t k = n % 37 == 0 ? 300 : 1; /* 300 alive at once now and then: slots past the first */
+			for (size_t i = 0; i < k && ok; i++) {
+				void *q = NULL;
+				if (n % 3 == 0)
+					q = v_memalign(a, n);
+				else if (n % 3 == 1)
+					q = aligned_alloc(a, n);
+				else if (posix_memalign(&q, a, n))
+					q = NULL;
+				size_t u = q ? malloc_usable_size(q) : 0;
+				if (!q || (uintptr_t)q % a || u != want) {
+					snprintf(why, sizeof why, "align %zu, %zu bytes (%zu alive): %p, usable %zu, want %zu", a, n,
+						 i, q, u, want);
+					ok = false;
+				}
+				if (q)
+					memset(q, 0x5a, n);
+				live[i] = q;
+			}
+			for (size_t i = 0; i < k; i++) {
+				v_free(live[i]);
+				live[i] = NULL;
+			}
+		}
+	result("aligned_takes_smallest_aligned_class", ok);
+
 	/* A power of two and a small header (sqlite3's 1032-byte page-cache blocks): as tight as glibc's chunk for
 	 * it (1040), not the next class (1152: 11% more); 1024 itself keeps its own class (memalign's 1024-aligned
 	 * slots come from it). */
