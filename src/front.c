@@ -141,7 +141,8 @@ const uint32_t osm_front_class_size[FRONT_CLASSES] = {
 };
 
 /* internal.h, osm_front_aligned_class: rows for alignments 32, 64, ..., 2048 (tests/malloc_front_size_classes.c
- * checks every entry against the sizes above) */
+ * checks every entry a request reaches against the sizes above; a row's entries below its alignment's class are
+ * never read) */
 const uint8_t osm_front_align_up[7][FRONT_CLASSES] = {
 	{ 1, 1, 3, 3, 5, 5, 7, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 21, 22, 23, 24, 25, 26, 27, 28 },
 	{ 3, 3, 3, 3, 7, 7, 7, 7, 9, 9, 11, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 21, 22, 23, 24, 25, 26, 27, 28 },
@@ -2212,15 +2213,10 @@ bool osm_front_keeps(size_t u, size_t n)
 	return keep;
 }
 
-/* memalign traced: the slow path that serves it writes `memalign A N` instead of `slot C`. */
-static void *traced_memalign(size_t alignment, size_t n)
+/* memalign traced, served from the slot of s bytes: the slow path that serves it writes `memalign A N` instead of
+ * `slot C`. */
+static void *traced_memalign(size_t alignment, size_t n, size_t s)
 {
-	size_t s = n;
-	if (alignment > 16) {
-		if (n > FRONT_MAX || alignment > FRONT_MAX)
-			return NULL;
-		s = osm_front_class_size[osm_front_aligned_class(n, alignment)];
-	}
 	tl_req.kind = REQ_MEMALIGN;
 	tl_req.a = alignment;
 	tl_req.n = n;
@@ -2232,14 +2228,14 @@ static void *traced_memalign(size_t alignment, size_t n)
 /* A class whose size the alignment divides has aligned slots: pages start at multiples of 64 KiB. */
 void *osm_front_memalign(size_t alignment, size_t n)
 {
-	if (front_tracing())
-		return traced_memalign(alignment, n);
 	size_t s = n; /* alignment 16: any class (every class is a multiple of 16) */
 	if (alignment > 16) {
 		if (n > FRONT_MAX || alignment > FRONT_MAX)
 			return NULL;
 		s = osm_front_class_size[osm_front_aligned_class(n, alignment)];
 	}
+	if (front_tracing())
+		return traced_memalign(alignment, n, s);
 	return osm_front_malloc(s); /* one copy of malloc's path in the hot text, not two */
 }
 

@@ -120,8 +120,8 @@ int main(void)
 		}
 	result("memalign", ok);
 
-	/* An aligned request takes the smallest class that holds it and whose size the alignment divides, as glibc's
-	 * chunk for it is the size rounded to 16 bytes: aligned_alloc(64, 300) took a 512-byte slot (the next power of
+	/* An aligned request takes the smallest class that holds it and whose size the alignment divides:
+	 * aligned_alloc(64, 300) took a 512-byte slot (the next power of
 	 * two) until session 75, not the 320-byte one, whose slots are as aligned (pages start at 64 KiB). The
 	 * classes are what malloc_usable_size says of malloc(1..2048); 300 slots of each request stay alive, so that
 	 * slots past a page's first are checked too. */
